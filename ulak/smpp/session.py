@@ -1,0 +1,439 @@
+"""The SMPP session state machine, sans-IO (in the manner of h11).
+
+Feed it bytes with :meth:`Session.receive_data`, take events with :meth:`Session.next_event` (or all
+at once with :meth:`Session.events`), and turn PDUs into bytes with :meth:`Session.send`. It keeps:
+
+* the bind state (open → binding → bound → unbinding → closed) for either side of the bind;
+* sequence numbers for the requests it sends;
+* the *window*: requests sent and not yet answered. :class:`ResponseReceived` names the request a
+  response answers (and the caller's ``context`` for it), and :meth:`Session.close` hands back what was
+  still in flight when the connection went away, so the caller knows exactly which messages have an
+  unknown fate.
+
+It never raises on bad input from the peer: malformed or out-of-state PDUs become
+:class:`ProtocolError` events carrying the reply SMPP prescribes. It raises
+:class:`LocalProtocolError` when *our* code asks for something SMPP forbids.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from ulak.smpp.codec import decode, encode
+from ulak.smpp.constants import HEADER_SIZE, MAX_PDU_SIZE, CommandId, CommandStatus
+from ulak.smpp.errors import LocalProtocolError, PduError, WindowFull
+from ulak.smpp.pdu import (
+    BindReceiver,
+    BindReceiverResp,
+    BindTransceiver,
+    BindTransceiverResp,
+    BindTransmitter,
+    BindTransmitterResp,
+    DeliverSm,
+    EnquireLink,
+    GenericNack,
+    Pdu,
+    Response,
+    SubmitSm,
+    Unbind,
+    UnbindResp,
+    reply_to,
+)
+
+
+class Role(Enum):
+    ESME = "esme"  # the client: Ulak's connection actors
+    SMSC = "smsc"  # the server: our simulator
+
+
+class State(Enum):
+    OPEN = "open"
+    BINDING = "binding"
+    BOUND_TX = "bound_tx"
+    BOUND_RX = "bound_rx"
+    BOUND_TRX = "bound_trx"
+    UNBINDING = "unbinding"
+    CLOSED = "closed"
+
+    @property
+    def is_bound(self) -> bool:
+        return self in (State.BOUND_TX, State.BOUND_RX, State.BOUND_TRX)
+
+
+_BOUND_STATE = {
+    CommandId.BIND_TRANSMITTER: State.BOUND_TX,
+    CommandId.BIND_RECEIVER: State.BOUND_RX,
+    CommandId.BIND_TRANSCEIVER: State.BOUND_TRX,
+}
+_CAN_SUBMIT = (State.BOUND_TX, State.BOUND_TRX)
+_CAN_DELIVER = (State.BOUND_RX, State.BOUND_TRX)
+_BINDS = (BindTransmitter, BindReceiver, BindTransceiver)
+_SUBMIT_SM_RESP = int(CommandId.SUBMIT_SM_RESP)
+_BIND_RESPS = (BindTransmitterResp, BindReceiverResp, BindTransceiverResp)
+
+
+@dataclass(slots=True)
+class Outstanding:
+    """A request we sent that has no response yet."""
+
+    sequence: int
+    pdu: Pdu
+    context: Any
+    sent_at: float
+
+
+# ------------------------------------------------------------------------------------------------ events
+
+
+@dataclass(frozen=True, slots=True)
+class RequestReceived:
+    """The peer sent a request; the application must answer it (``session.send(response)``)."""
+
+    pdu: Pdu
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseReceived:
+    """The peer answered ``request`` (which we sent with ``context``) with ``response``."""
+
+    response: Response
+    request: Pdu
+    context: Any
+    sent_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolError:
+    """The peer sent something invalid. Send ``reply`` if it is set; close the connection if ``fatal``.
+
+    ``outstanding`` is our request that a malformed response was meant to answer, if it could be told.
+    """
+
+    status: int
+    detail: str
+    command_id: int = 0
+    sequence: int = 0
+    reply: Pdu | None = None
+    fatal: bool = False
+    outstanding: Outstanding | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    """The peer closed the connection. ``in_flight`` lists requests whose fate is now unknown."""
+
+    in_flight: tuple[Outstanding, ...] = field(default=())
+
+
+Event = RequestReceived | ResponseReceived | ProtocolError | ConnectionClosed
+
+
+# ----------------------------------------------------------------------------------------------- session
+
+
+class Session:
+    """One side of one SMPP connection."""
+
+    def __init__(
+        self,
+        role: Role,
+        *,
+        window: int = 10,
+        response_timeout: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if window < 1:
+            raise ValueError("window must be at least 1")
+        self.role = role
+        self.window = window
+        self.response_timeout = response_timeout
+        self.state = State.OPEN
+        self._clock = clock
+        self._buffer = bytearray()
+        self._events: deque[Event] = deque()
+        self._outstanding: dict[int, Outstanding] = {}
+        self._next_sequence = 1
+        self._pending_bind: int | None = None  # command_id of the bind in progress
+        now = clock()
+        self.last_received_at = now
+        self.last_sent_at = now
+
+    # ------------------------------------------------------------------------------------------ window
+
+    @property
+    def in_flight(self) -> list[Outstanding]:
+        """Requests sent and not yet answered, oldest first."""
+        return list(self._outstanding.values())
+
+    @property
+    def window_available(self) -> int:
+        return self.window - len(self._outstanding)
+
+    def next_deadline(self) -> float | None:
+        """When the oldest outstanding request times out (for the I/O layer's timer)."""
+        for item in self._outstanding.values():
+            return item.sent_at + self.response_timeout
+        return None
+
+    def expire(self) -> list[Outstanding]:
+        """Remove and return requests that have waited longer than ``response_timeout``."""
+        cutoff = self._clock() - self.response_timeout
+        expired = [o for o in self._outstanding.values() if o.sent_at <= cutoff]
+        for o in expired:
+            del self._outstanding[o.sequence]
+        return expired
+
+    def idle_for(self) -> float:
+        """Seconds since the peer last sent us anything (drives enquire_link)."""
+        return self._clock() - self.last_received_at
+
+    # ------------------------------------------------------------------------------------------ output
+
+    def send(self, pdu: Pdu, *, context: Any = None) -> bytes:
+        """Return the bytes for *pdu*, assigning a sequence number to requests.
+
+        Requests take a window slot until answered; ``context`` comes back with the response.
+        """
+        state = self.state
+        if state is State.CLOSED:
+            raise LocalProtocolError("the session is closed; open a new connection")
+        now = self._clock()
+        self.last_sent_at = now
+        cls = type(pdu)
+        if cls is SubmitSm or cls is DeliverSm:  # the hot path, checked first
+            if state not in (_CAN_SUBMIT if cls is SubmitSm else _CAN_DELIVER):
+                raise LocalProtocolError(f"cannot send {cls.__name__} in state {state.value}")
+        elif pdu.command_id & 0x80000000:
+            self._before_send_response(pdu)  # type: ignore[arg-type]
+            return encode(pdu)
+        else:
+            self._before_send_request(pdu)
+        outstanding = self._outstanding
+        if len(outstanding) >= self.window:
+            raise WindowFull(f"window of {self.window} requests is full; wait for responses")
+        seq = self._next_sequence
+        self._next_sequence = 1 if seq >= 0x7FFFFFFF else seq + 1
+        outstanding[seq] = Outstanding(seq, pdu, context, now)
+        return encode(pdu, seq)
+
+    def send_many(self, pdus: list[Pdu], contexts: list[Any] | None = None) -> bytes:
+        """Send several PDUs at once (one write for a batch)."""
+        if contexts is None:
+            return b"".join([self.send(p) for p in pdus])
+        return b"".join([self.send(p, context=c) for p, c in zip(pdus, contexts, strict=True)])
+
+    def _before_send_request(self, pdu: Pdu) -> None:
+        state = self.state
+        if isinstance(pdu, _BINDS):
+            if self.role is not Role.ESME or state is not State.OPEN:
+                raise LocalProtocolError(f"cannot send a bind in state {state.value} as {self.role.value}")
+            self.state = State.BINDING
+            self._pending_bind = pdu.command_id
+        elif isinstance(pdu, Unbind):
+            if not state.is_bound:
+                raise LocalProtocolError(f"cannot unbind in state {state.value}")
+            self.state = State.UNBINDING
+
+    def _before_send_response(self, pdu: Response) -> None:
+        if isinstance(pdu, _BIND_RESPS):
+            if self.role is not Role.SMSC or self.state is not State.BINDING:
+                raise LocalProtocolError(f"no bind to answer in state {self.state.value}")
+            if pdu.status == CommandStatus.ESME_ROK and self._pending_bind is not None:
+                self.state = _BOUND_STATE[CommandId(self._pending_bind)]
+            else:
+                self.state = State.OPEN
+            self._pending_bind = None
+        elif isinstance(pdu, UnbindResp) and self.state is State.UNBINDING:
+            self.state = State.CLOSED
+
+    # ------------------------------------------------------------------------------------------- input
+
+    def receive_data(self, data: bytes) -> None:
+        """Feed bytes read from the connection; ``b""`` means the peer closed it."""
+        if not data:
+            if self.state is not State.CLOSED:
+                self._events.append(ConnectionClosed(tuple(self.close())))
+            return
+        if self.state is State.CLOSED:
+            return
+        self.last_received_at = self._clock()
+        buf = self._buffer
+        buf += data
+        pos = 0
+        end = len(buf)
+        events = self._events
+        while True:
+            if end - pos < 4:
+                break
+            length = int.from_bytes(buf[pos : pos + 4], "big")
+            if length < HEADER_SIZE or length > MAX_PDU_SIZE:
+                exc = PduError(
+                    f"command_length {length} is outside {HEADER_SIZE}..{MAX_PDU_SIZE}",
+                    CommandStatus.ESME_RINVCMDLEN,
+                    fatal=True,
+                )
+                events.append(
+                    ProtocolError(
+                        exc.status,
+                        exc.message,
+                        reply=GenericNack(sequence=0, status=exc.status),
+                        fatal=True,
+                    )
+                )
+                self.state = State.CLOSED
+                buf.clear()
+                return
+            if pos + length > end:
+                break
+            frame = bytes(buf[pos : pos + length])
+            pos += length
+            try:
+                pdu = decode(frame)
+            except PduError as exc:
+                events.append(self._decode_failed(exc))
+                continue
+            self._dispatch(pdu)
+        if pos:
+            del buf[:pos]
+
+    def _decode_failed(self, exc: PduError) -> ProtocolError:
+        outstanding = None
+        reply: Pdu | None = None
+        if exc.command_id & 0x80000000:
+            # A response we cannot read still answers (and frees) the request with its sequence.
+            outstanding = self._outstanding.pop(exc.sequence, None)
+        elif exc.status == CommandStatus.ESME_RINVCMDID:
+            reply = GenericNack(sequence=exc.sequence, status=exc.status)
+        else:
+            reply = reply_to(exc.command_id, exc.sequence, exc.status)
+        return ProtocolError(
+            exc.status,
+            exc.message,
+            command_id=exc.command_id,
+            sequence=exc.sequence,
+            reply=reply,
+            fatal=exc.fatal,
+            outstanding=outstanding,
+        )
+
+    def _dispatch(self, pdu: Pdu) -> None:
+        if pdu.command_id & 0x80000000:
+            self._on_response(pdu)  # type: ignore[arg-type]
+            return
+        state = self.state
+        cls = type(pdu)
+        if (cls is SubmitSm and state in _CAN_SUBMIT and self.role is Role.SMSC) or (
+            cls is DeliverSm and state in _CAN_DELIVER and self.role is Role.ESME
+        ):
+            self._events.append(RequestReceived(pdu))  # the hot path
+            return
+        rejection: int | None = None
+        if isinstance(pdu, SubmitSm):
+            if self.role is not Role.SMSC or state not in _CAN_SUBMIT:
+                rejection = CommandStatus.ESME_RINVBNDSTS
+        elif isinstance(pdu, DeliverSm):
+            if self.role is not Role.ESME or state not in _CAN_DELIVER:
+                rejection = CommandStatus.ESME_RINVBNDSTS
+        elif isinstance(pdu, _BINDS):
+            if self.role is not Role.SMSC:
+                rejection = CommandStatus.ESME_RINVCMDID
+            elif state is not State.OPEN:
+                rejection = CommandStatus.ESME_RALYBND
+            else:
+                self.state = State.BINDING
+                self._pending_bind = pdu.command_id
+        elif isinstance(pdu, Unbind):
+            if not state.is_bound:
+                rejection = CommandStatus.ESME_RINVBNDSTS
+            else:
+                self.state = State.UNBINDING
+        if rejection is not None:
+            self._events.append(
+                ProtocolError(
+                    rejection,
+                    f"{type(pdu).__name__} not allowed in state {state.value} as {self.role.value}",
+                    command_id=pdu.command_id,
+                    sequence=pdu.sequence,
+                    reply=reply_to(pdu.command_id, pdu.sequence, rejection),
+                )
+            )
+            return
+        self._events.append(RequestReceived(pdu))
+
+    def _on_response(self, pdu: Response) -> None:
+        outstanding = self._outstanding.pop(pdu.sequence, None)
+        if outstanding is not None and pdu.command_id == _SUBMIT_SM_RESP and type(outstanding.pdu) is SubmitSm:
+            # the hot path: a submit_sm_resp answering a submit_sm
+            self._events.append(ResponseReceived(pdu, outstanding.pdu, outstanding.context, outstanding.sent_at))
+            return
+        if outstanding is None:
+            self._events.append(
+                ProtocolError(
+                    CommandStatus.ESME_RINVCMDID,
+                    f"{type(pdu).__name__} with sequence {pdu.sequence} answers no request of ours",
+                    command_id=pdu.command_id,
+                    sequence=pdu.sequence,
+                )
+            )
+            return
+        expected = outstanding.pdu.command_id | 0x80000000
+        if pdu.command_id != expected and not isinstance(pdu, GenericNack):
+            self._events.append(
+                ProtocolError(
+                    CommandStatus.ESME_RINVCMDID,
+                    f"{type(pdu).__name__} answers a {type(outstanding.pdu).__name__}",
+                    command_id=pdu.command_id,
+                    sequence=pdu.sequence,
+                    outstanding=outstanding,
+                )
+            )
+            return
+        request = outstanding.pdu
+        if isinstance(request, _BINDS):
+            if pdu.status == CommandStatus.ESME_ROK and not isinstance(pdu, GenericNack):
+                self.state = _BOUND_STATE[CommandId(request.command_id)]
+            else:
+                self.state = State.OPEN
+            self._pending_bind = None
+        elif isinstance(request, Unbind):
+            self.state = State.CLOSED
+        self._events.append(ResponseReceived(pdu, request, outstanding.context, outstanding.sent_at))
+
+    # ------------------------------------------------------------------------------------------ events
+
+    def next_event(self) -> Event | None:
+        return self._events.popleft() if self._events else None
+
+    def events(self) -> Iterator[Event]:
+        """Drain all pending events."""
+        events = self._events
+        while events:
+            yield events.popleft()
+
+    def close(self) -> list[Outstanding]:
+        """Mark the connection gone; return (and forget) every request still in flight."""
+        self.state = State.CLOSED
+        in_flight = list(self._outstanding.values())
+        self._outstanding.clear()
+        self._buffer.clear()
+        return in_flight
+
+
+
+
+__all__ = [
+    "ConnectionClosed",
+    "Event",
+    "Outstanding",
+    "ProtocolError",
+    "RequestReceived",
+    "ResponseReceived",
+    "Role",
+    "Session",
+    "State",
+]
