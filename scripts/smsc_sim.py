@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ulak.smpp.codec import encode
-from ulak.smpp.constants import CommandStatus, MessageState, status_name
+from ulak.smpp.constants import CommandStatus, status_name
 from ulak.smpp.pdu import (
     BindReceiver,
     BindTransceiver,
@@ -270,18 +270,43 @@ class Simulator:
         body = b""
         if fmt in ("text", "both"):
             body = format_receipt_text(
-                message_id=rid, status=r.status, error=err, submit_date=r.submit_date,
-                done_date=self.stamp(), text=r.text,
-            ).encode("ascii")  # fmt: skip
+                message_id=rid,
+                status=r.status,
+                error=err,
+                submit_date=r.submit_date,
+                done_date=self.stamp(),
+                text=r.text,
+            ).encode("ascii")
         tlv = fmt in ("tlv", "both")
         return _MAKE_DELIVER_SM(  # type: ignore[no-any-return]
-            0, "", 1, 1, r.source, 5, 0, r.dest, 0x04, 0, 0, "", "", 0, 0, 0, 0, body,
-            None, None, None, None, None,
+            0,
+            "",
+            1,
+            1,
+            r.source,
+            5,
+            0,
+            r.dest,
+            0x04,
+            0,
+            0,
+            "",
+            "",
+            0,
+            0,
+            0,
+            0,
+            body,
+            None,
+            None,
+            None,
+            None,
+            None,
             rid if tlv else None,
             int(STATUS_TO_STATE[r.status]) if tlv else None,
             bytes((3, 0, 0 if r.status is ReceiptStatus.DELIVRD else 1)) if tlv else None,
             (),
-        )  # fmt: skip
+        )
 
     async def _pump_receipts(self) -> None:
         while True:
@@ -292,7 +317,9 @@ class Simulator:
                     self._deliver(system_id, queue, now)
 
     def _deliver(self, system_id: str, queue: deque[PendingReceipt], now: float) -> None:
-        receivers = [c for c in self.connections if c.system_id == system_id and c.session.state in _RECEIVING]
+        receivers = [
+            c for c in self.connections if c.system_id == system_id and c.session.state in _RECEIVING
+        ]
         for conn in receivers:
             if not queue or queue[0].due > now:
                 return
@@ -330,10 +357,22 @@ class Simulator:
         else:
             body, dc = text.encode("utf-16-be"), 0x08
         esm = 0x40 if body.startswith(b"\x03\x24") else 0
-        pdu = DeliverSm(source_addr_ton=1, source_addr_npi=1, source_addr=source, dest_addr_ton=5,
-                        destination_addr=dest, esm_class=esm, data_coding=dc, short_message=body)  # fmt: skip
+        pdu = DeliverSm(
+            source_addr_ton=1,
+            source_addr_npi=1,
+            source_addr=source,
+            dest_addr_ton=5,
+            destination_addr=dest,
+            esm_class=esm,
+            data_coding=dc,
+            short_message=body,
+        )
         for conn in self.connections:
-            if conn.system_id == system_id and conn.session.state in _RECEIVING and conn.session.window_available:
+            if (
+                conn.system_id == system_id
+                and conn.session.state in _RECEIVING
+                and conn.session.window_available
+            ):
                 conn.write(conn.session.send(pdu))
                 self.stats.counts["mo_sent"] += 1
                 return
@@ -357,7 +396,9 @@ class Simulator:
             self.flush_record()
             return {"ok": True, "stats": self.stats.as_dict()}
         if op == "mo":
-            self.inject_mo(system_id=cmd["system_id"], source=cmd["source"], dest=cmd["dest"], text=cmd["text"])
+            self.inject_mo(
+                system_id=cmd["system_id"], source=cmd["source"], dest=cmd["dest"], text=cmd["text"]
+            )
             return {"ok": True}
         if op == "drop":
             n = len(self.connections)
@@ -369,8 +410,14 @@ class Simulator:
             return {"ok": True}
         if op == "set":
             for key, value in cmd.get("values", {}).items():
-                if key not in ("tps", "msgqful_rate", "error_rate", "drop_after", "dlr_before_resp_rate",
-                               "duplicate_dlr_rate"):  # fmt: skip
+                if key not in (
+                    "tps",
+                    "msgqful_rate",
+                    "error_rate",
+                    "drop_after",
+                    "dlr_before_resp_rate",
+                    "duplicate_dlr_rate",
+                ):
                     raise KeyError(f"{key} cannot be changed at run time")
                 setattr(self.config, key, value)
             return {"ok": True}
@@ -510,13 +557,16 @@ class SmscConnection(asyncio.Protocol):
         stats.last_submit = now
         sim.record_submit(self, pdu, message_id, now)
         resp = self.session.send(SubmitSmResp(sequence=pdu.sequence, message_id=message_id))
-        if cfg.dlr_before_resp_rate and sim.random.random() < cfg.dlr_before_resp_rate and (
-            self.session.state in _RECEIVING and self.session.window_available
+        if (
+            cfg.dlr_before_resp_rate
+            and sim.random.random() < cfg.dlr_before_resp_rate
+            and (self.session.state in _RECEIVING and self.session.window_available)
         ):
             # The receipt overtakes its own submit_sm_resp on the wire.
             stats.counts["receipts_before_resp"] += 1
-            receipt = PendingReceipt(now, message_id, pdu.destination_addr, pdu.source_addr,
-                                     ReceiptStatus.DELIVRD, sim.stamp(), "")  # fmt: skip
+            receipt = PendingReceipt(
+                now, message_id, pdu.destination_addr, pdu.source_addr, ReceiptStatus.DELIVRD, sim.stamp(), ""
+            )
             out.append(self.session.send(sim.receipt_pdu(receipt)))
             stats.receipts[ReceiptStatus.DELIVRD.value] += 1
             out.append(resp)
@@ -559,17 +609,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=2775, help="0 picks a free port")
     p.add_argument("--port-file", type=Path, help="write the listening port here once ready")
     p.add_argument("--control-port", type=int, help="JSON-lines control port (0 = free port)")
-    p.add_argument("--account", action="append", default=[], metavar="SYSTEM_ID:PASSWORD",
-                   help="accepted credentials (repeat); none given = accept any")  # fmt: skip
+    p.add_argument(
+        "--account",
+        action="append",
+        default=[],
+        metavar="SYSTEM_ID:PASSWORD",
+        help="accepted credentials (repeat); none given = accept any",
+    )
     p.add_argument("--tps", type=float, help="per-bind submit_sm cap over a sliding 1 s window")
     p.add_argument("--msgqful-rate", type=float, default=0.0, help="fraction answered ESME_RMSGQFUL")
-    p.add_argument("--reject-prefix", action="append", default=[], metavar="PREFIX[:STATUS]",
-                   help="reject destinations starting with PREFIX (default status ESME_RINVDSTADR)")  # fmt: skip
+    p.add_argument(
+        "--reject-prefix",
+        action="append",
+        default=[],
+        metavar="PREFIX[:STATUS]",
+        help="reject destinations starting with PREFIX (default status ESME_RINVDSTADR)",
+    )
     p.add_argument("--error-rate", type=float, default=0.0, help="fraction rejected with --error-status")
     p.add_argument("--error-status", type=_parse_status, default=int(CommandStatus.ESME_RSUBMITFAIL))
     p.add_argument("--dlr-delay", default="0", metavar="SECONDS[:MAX]", help="receipt delay (or range)")
-    p.add_argument("--dlr-mix", type=_parse_mix, default=((ReceiptStatus.DELIVRD, 1.0),),
-                   metavar="DELIVRD=0.9,UNDELIV=0.05,...")  # fmt: skip
+    p.add_argument(
+        "--dlr-mix",
+        type=_parse_mix,
+        default=((ReceiptStatus.DELIVRD, 1.0),),
+        metavar="DELIVRD=0.9,UNDELIV=0.05,...",
+    )
     p.add_argument("--dlr-format", choices=["text", "tlv", "both"], default="both")
     p.add_argument("--id-format", choices=["hex", "dec"], default="hex")
     p.add_argument("--dlr-id-format", choices=["same", "hex", "dec"], default="same")
@@ -603,15 +667,30 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         reject[prefix] = _parse_status(code) if code else int(CommandStatus.ESME_RINVDSTADR)
     low, _, high = args.dlr_delay.partition(":")
     return SimConfig(
-        host=args.host, port=args.port, accounts=accounts, tps=args.tps, msgqful_rate=args.msgqful_rate,
-        reject_prefixes=reject, error_rate=args.error_rate, error_status=args.error_status,
-        dlr_delay=(float(low), float(high or low)), dlr_mix=args.dlr_mix, dlr_format=args.dlr_format,
-        id_format=args.id_format, dlr_id_format=args.dlr_id_format, dlr_id_upper=args.dlr_id_upper,
-        dlr_before_resp_rate=args.dlr_before_resp_rate, duplicate_dlr_rate=args.duplicate_dlr_rate,
-        enquire_link_interval=args.enquire_link_interval, drop_after=args.drop_after,
-        refuse_binds_for=args.refuse_binds_for, window=args.window, record=args.record, seed=args.seed,
+        host=args.host,
+        port=args.port,
+        accounts=accounts,
+        tps=args.tps,
+        msgqful_rate=args.msgqful_rate,
+        reject_prefixes=reject,
+        error_rate=args.error_rate,
+        error_status=args.error_status,
+        dlr_delay=(float(low), float(high or low)),
+        dlr_mix=args.dlr_mix,
+        dlr_format=args.dlr_format,
+        id_format=args.id_format,
+        dlr_id_format=args.dlr_id_format,
+        dlr_id_upper=args.dlr_id_upper,
+        dlr_before_resp_rate=args.dlr_before_resp_rate,
+        duplicate_dlr_rate=args.duplicate_dlr_rate,
+        enquire_link_interval=args.enquire_link_interval,
+        drop_after=args.drop_after,
+        refuse_binds_for=args.refuse_binds_for,
+        window=args.window,
+        record=args.record,
+        seed=args.seed,
         packed=args.packed,
-    )  # fmt: skip
+    )
 
 
 async def serve(args: argparse.Namespace) -> Simulator:

@@ -82,15 +82,23 @@ class RedisServer:
         log = self.data_dir / "redis.log"
         args = [
             binary,
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--dir", str(self.data_dir),
-            "--appendonly", "yes" if self.appendonly else "no",
-            "--save", "" if not self.appendonly else "3600 1",
-            "--logfile", str(log),
-            "--daemonize", "no",
-            "--protected-mode", "yes",
-        ]  # fmt: skip
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.data_dir),
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+            "--save",
+            "" if not self.appendonly else "3600 1",
+            "--logfile",
+            str(log),
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "yes",
+        ]
         self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + self.startup_timeout
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)

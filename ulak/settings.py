@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from ulak.smpp.receipt import MessageIdFormat
@@ -98,7 +106,9 @@ class RedisConfig(_Model):
 
 
 class RayConfig(_Model):
-    address: str | None = Field(default=None, description="existing cluster ('auto', 'ray://…'); unset = local")
+    address: str | None = Field(
+        default=None, description="existing cluster ('auto', 'ray://…'); unset = local"
+    )
     num_cpus: int | None = Field(default=None, ge=1)
     namespace: str = "ulak"
 

@@ -33,9 +33,11 @@ class Totals:
         self.done = done
 
     def check(self) -> None:
-        if self.acked + self.failed == self.messages and (
-            not self.want_receipts or self.receipts >= self.acked
-        ) and not self.done.done():
+        if (
+            self.acked + self.failed == self.messages
+            and (not self.want_receipts or self.receipts >= self.acked)
+            and not self.done.done()
+        ):
             self.done.set_result(None)
 
 
@@ -118,7 +120,9 @@ class LoadClient(asyncio.Protocol):
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
     loop = asyncio.get_running_loop()
-    per_bind = [args.messages // args.binds + (1 if i < args.messages % args.binds else 0) for i in range(args.binds)]
+    per_bind = [
+        args.messages // args.binds + (1 if i < args.messages % args.binds else 0) for i in range(args.binds)
+    ]
     text = args.text.encode("ascii")
     clients: list[LoadClient] = []
     totals = Totals(args.messages, not args.no_receipts, loop.create_future())

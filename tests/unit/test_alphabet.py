@@ -24,14 +24,39 @@ SPEC_DEFAULT = (
     "pqrstuvwxyzäöñüà"
 )
 # Section 6.2.1.1: the default extension table.
-SPEC_EXTENSION = {0x0A: "\x0c", 0x14: "^", 0x28: "{", 0x29: "}", 0x2F: "\\", 0x3C: "[", 0x3D: "~", 0x3E: "]",
-                  0x40: "|", 0x65: "€"}  # fmt: skip
+SPEC_EXTENSION = {
+    0x0A: "\x0c",
+    0x14: "^",
+    0x28: "{",
+    0x29: "}",
+    0x2F: "\\",
+    0x3C: "[",
+    0x3D: "~",
+    0x3E: "]",
+    0x40: "|",
+    0x65: "€",
+}
 # Annex A.3.1: the Turkish locking shift table differs from the default in these positions.
 SPEC_TURKISH_LOCKING = dict(enumerate(SPEC_DEFAULT)) | {
-    0x04: "€", 0x07: "ı", 0x0B: "Ğ", 0x0C: "ğ", 0x1C: "Ş", 0x1D: "ş", 0x40: "İ", 0x60: "ç",
-}  # fmt: skip
+    0x04: "€",
+    0x07: "ı",
+    0x0B: "Ğ",
+    0x0C: "ğ",
+    0x1C: "Ş",
+    0x1D: "ş",
+    0x40: "İ",
+    0x60: "ç",
+}
 # Annex A.2.1: the Turkish single shift table adds these to the default extension characters.
-SPEC_TURKISH_SHIFT = SPEC_EXTENSION | {0x47: "Ğ", 0x49: "İ", 0x53: "Ş", 0x63: "ç", 0x67: "ğ", 0x69: "ı", 0x73: "ş"}
+SPEC_TURKISH_SHIFT = SPEC_EXTENSION | {
+    0x47: "Ğ",
+    0x49: "İ",
+    0x53: "Ş",
+    0x63: "ç",
+    0x67: "ğ",
+    0x69: "ı",
+    0x73: "ş",
+}
 
 
 def _table(lang: int, kind: str) -> dict[int, str]:
@@ -78,7 +103,11 @@ def test_every_table_round_trips(lock: int, shift: int) -> None:
     assert table.decode(septets) == chars
 
 
-@given(st.text(st.sampled_from(SPEC_DEFAULT.replace("\x1b", "") + "".join(SPEC_TURKISH_SHIFT.values())), max_size=300))
+@given(
+    st.text(
+        st.sampled_from(SPEC_DEFAULT.replace("\x1b", "") + "".join(SPEC_TURKISH_SHIFT.values())), max_size=300
+    )
+)
 def test_matches_gsmcodecs(text: str) -> None:
     ours = alphabet(0, TURKISH).to_septets(text)
     assert ours == codecs.encode(text, "gsm23.038_0_1")

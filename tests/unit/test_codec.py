@@ -50,7 +50,10 @@ def test_submit_sm_exact_bytes() -> None:
 
 
 def test_submit_sm_resp_exact_bytes() -> None:
-    assert encode(SubmitSmResp(sequence=9, message_id="1a2b")) == struct.pack(">IIII", 21, 0x80000004, 0, 9) + b"1a2b\0"
+    assert (
+        encode(SubmitSmResp(sequence=9, message_id="1a2b"))
+        == struct.pack(">IIII", 21, 0x80000004, 0, 9) + b"1a2b\0"
+    )
 
 
 def test_enquire_link_is_header_only() -> None:
@@ -75,7 +78,13 @@ ROUND_TRIP = [
         data_coding=8,
         short_message=b"\x05\x00\x03\x01\x02\x01\x00A",
     ),
-    SubmitSm(sequence=5, message_payload=b"x" * 1000, sar_msg_ref_num=258, sar_total_segments=3, sar_segment_seqnum=2),
+    SubmitSm(
+        sequence=5,
+        message_payload=b"x" * 1000,
+        sar_msg_ref_num=258,
+        sar_total_segments=3,
+        sar_segment_seqnum=2,
+    ),
     SubmitSm(sequence=6, user_message_reference=65535, other_tlvs=((0x1501, b""), (0x1502, b"\x01\x02"))),
     SubmitSmResp(sequence=4, message_id="abc"),
     SubmitSmResp(sequence=5, status=CommandStatus.ESME_RTHROTTLED),

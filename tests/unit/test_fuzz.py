@@ -12,12 +12,31 @@ from ulak.smpp.codec import decode, encode
 from ulak.smpp.pdu import BindTransceiver, DeliverSm, SubmitSm, SubmitSmResp
 from ulak.smpp.session import ProtocolError, Role, Session
 
-COMMAND_IDS = [0x1, 0x2, 0x4, 0x5, 0x6, 0x9, 0x15, 0x80000000, 0x80000001, 0x80000004, 0x80000005, 0x80000009,
-               0x80000015, 0x80000006, 0x21, 0x103, 0x7FFFFFFF]  # fmt: skip
+COMMAND_IDS = [
+    0x1,
+    0x2,
+    0x4,
+    0x5,
+    0x6,
+    0x9,
+    0x15,
+    0x80000000,
+    0x80000001,
+    0x80000004,
+    0x80000005,
+    0x80000009,
+    0x80000015,
+    0x80000006,
+    0x21,
+    0x103,
+    0x7FFFFFFF,
+]
 
 VALID = [
     encode(SubmitSm(sequence=1, destination_addr="905321234567", short_message=b"hello", sar_msg_ref_num=1)),
-    encode(DeliverSm(sequence=2, esm_class=4, receipted_message_id="ab", message_state=2, short_message=b"id:ab")),
+    encode(
+        DeliverSm(sequence=2, esm_class=4, receipted_message_id="ab", message_state=2, short_message=b"id:ab")
+    ),
     encode(SubmitSmResp(sequence=3, message_id="abc")),
     encode(BindTransceiver(sequence=4, system_id="sys", password="pw")),
 ]

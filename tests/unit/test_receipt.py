@@ -14,7 +14,10 @@ from ulak.smpp.receipt import (
     parse_receipt_text,
 )
 
-TEXT = "id:0A1B2C sub:001 dlvrd:001 submit date:2611231200 done date:2611231201 stat:DELIVRD err:000 text:Merhaba"
+TEXT = (
+    "id:0A1B2C sub:001 dlvrd:001 submit date:2611231200 done date:2611231201 stat:DELIVRD err:000 "
+    "text:Merhaba"
+)
 
 
 def test_text_receipt() -> None:
@@ -27,8 +30,13 @@ def test_text_receipt() -> None:
 
 
 def test_tlvs_win_over_text() -> None:
-    pdu = DeliverSm(esm_class=0x04, short_message=TEXT.encode(), receipted_message_id="ff", message_state=5,
-                    network_error_code=b"\x03\x00\x22")  # fmt: skip
+    pdu = DeliverSm(
+        esm_class=0x04,
+        short_message=TEXT.encode(),
+        receipted_message_id="ff",
+        message_state=5,
+        network_error_code=b"\x03\x00\x22",
+    )
     receipt = parse_receipt(pdu)
     assert receipt is not None
     assert (receipt.message_id, receipt.status, receipt.error) == ("ff", ReceiptStatus.UNDELIV, "34")
@@ -84,7 +92,9 @@ def test_text_field_keeps_colons() -> None:
         ("6699", MessageIdFormat.DEC, "00001A2B", MessageIdFormat.HEX),
     ],
 )
-def test_ids_normalise_to_the_same_key(resp: str, resp_fmt: MessageIdFormat, dlr: str, dlr_fmt: MessageIdFormat) -> None:
+def test_ids_normalise_to_the_same_key(
+    resp: str, resp_fmt: MessageIdFormat, dlr: str, dlr_fmt: MessageIdFormat
+) -> None:
     assert normalize_message_id(resp, resp_fmt) == normalize_message_id(dlr, dlr_fmt)
 
 
@@ -93,7 +103,18 @@ def test_distinct_ids_stay_distinct() -> None:
 
 
 def test_format_and_parse_agree() -> None:
-    text = format_receipt_text(message_id="ab", status=ReceiptStatus.EXPIRED, error="001", submit_date="2611231200",
-                               done_date="2611231300", text="x" * 30)  # fmt: skip
+    text = format_receipt_text(
+        message_id="ab",
+        status=ReceiptStatus.EXPIRED,
+        error="001",
+        submit_date="2611231200",
+        done_date="2611231300",
+        text="x" * 30,
+    )
     fields = parse_receipt_text(text)
-    assert (fields["id"], fields["stat"], fields["dlvrd"], fields["text"]) == ("ab", "EXPIRED", "000", "x" * 20)
+    assert (fields["id"], fields["stat"], fields["dlvrd"], fields["text"]) == (
+        "ab",
+        "EXPIRED",
+        "000",
+        "x" * 20,
+    )

@@ -70,7 +70,9 @@ def test_refused_bind_returns_to_open() -> None:
     smsc = Session(Role.SMSC)
     smsc.receive_data(esme.send(BindTransceiver(system_id="a", password="wrong")))
     (req,) = drain(smsc)
-    esme.receive_data(smsc.send(BindTransceiverResp(sequence=req.pdu.sequence, status=CommandStatus.ESME_RINVPASWD)))  # type: ignore[union-attr]
+    esme.receive_data(
+        smsc.send(BindTransceiverResp(sequence=req.pdu.sequence, status=CommandStatus.ESME_RINVPASWD))
+    )  # type: ignore[union-attr]
     (resp,) = drain(esme)
     assert isinstance(resp, ResponseReceived)
     assert resp.response.status == CommandStatus.ESME_RINVPASWD
@@ -121,7 +123,7 @@ def test_submit_in_open_state_is_answered_with_invbndsts() -> None:
 
 
 def test_second_bind_gets_alybnd() -> None:
-    esme, smsc, _ = bound_pair()
+    _, smsc, _ = bound_pair()
     from ulak.smpp.codec import encode
 
     smsc.receive_data(encode(BindTransceiver(sequence=77, system_id="a")))

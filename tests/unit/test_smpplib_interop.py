@@ -65,9 +65,15 @@ def _as_str(value: Any) -> Any:
     return value.decode("latin-1") if isinstance(value, bytes) else value
 
 
-@given(st.fixed_dictionaries(FIELDS), st.fixed_dictionaries(TLVS), st.binary(min_size=1, max_size=254),
-       st.integers(1, 0x7FFFFFFF))  # fmt: skip
-def test_smpplib_reads_our_submit_sm(fields: dict[str, Any], tlvs: dict[str, Any], sm: bytes, seq: int) -> None:
+@given(
+    st.fixed_dictionaries(FIELDS),
+    st.fixed_dictionaries(TLVS),
+    st.binary(min_size=1, max_size=254),
+    st.integers(1, 0x7FFFFFFF),
+)
+def test_smpplib_reads_our_submit_sm(
+    fields: dict[str, Any], tlvs: dict[str, Any], sm: bytes, seq: int
+) -> None:
     ours = SubmitSm(sequence=seq, short_message=sm, **fields, **tlvs)
     theirs = parse(encode(ours))
     assert theirs.command == "submit_sm"
@@ -79,8 +85,12 @@ def test_smpplib_reads_our_submit_sm(fields: dict[str, Any], tlvs: dict[str, Any
     assert theirs.short_message == sm
 
 
-@given(st.fixed_dictionaries(FIELDS), st.fixed_dictionaries(TLVS), st.binary(min_size=1, max_size=254),
-       st.integers(1, 0x7FFFFFFF))  # fmt: skip
+@given(
+    st.fixed_dictionaries(FIELDS),
+    st.fixed_dictionaries(TLVS),
+    st.binary(min_size=1, max_size=254),
+    st.integers(1, 0x7FFFFFFF),
+)
 def test_we_read_smpplib_submit_sm(fields: dict[str, Any], tlvs: dict[str, Any], sm: bytes, seq: int) -> None:
     present = {k: v for k, v in tlvs.items() if v is not None}
     theirs = make("submit_sm", sequence=seq, short_message=sm, **fields, **present)
@@ -88,27 +98,46 @@ def test_we_read_smpplib_submit_sm(fields: dict[str, Any], tlvs: dict[str, Any],
     assert ours == SubmitSm(sequence=seq, short_message=sm, **fields, **tlvs)
 
 
-@given(ascii_text.filter(bool), st.sampled_from(["DELIVRD", "UNDELIV"]), st.integers(1, 8), st.integers(1, 1000))
+@given(
+    ascii_text.filter(bool), st.sampled_from(["DELIVRD", "UNDELIV"]), st.integers(1, 8), st.integers(1, 1000)
+)
 def test_we_read_smpplib_receipts(message_id: str, stat: str, state: int, seq: int) -> None:
-    text = f"id:{message_id} sub:001 dlvrd:001 submit date:2611231200 done date:2611231201 stat:{stat} err:000"
+    text = (
+        f"id:{message_id} sub:001 dlvrd:001 submit date:2611231200 done date:2611231201 stat:{stat} err:000"
+    )
     theirs = make(
-        "deliver_sm", sequence=seq, esm_class=4, short_message=text.encode(),
-        receipted_message_id=message_id, message_state=state,
-    )  # fmt: skip
+        "deliver_sm",
+        sequence=seq,
+        esm_class=4,
+        short_message=text.encode(),
+        receipted_message_id=message_id,
+        message_state=state,
+    )
     ours = decode(theirs.generate())
     assert isinstance(ours, DeliverSm)
-    assert (ours.receipted_message_id, ours.message_state, ours.short_message) == (message_id, state, text.encode())
+    assert (ours.receipted_message_id, ours.message_state, ours.short_message) == (
+        message_id,
+        state,
+        text.encode(),
+    )
 
 
 @given(ascii_text.filter(bool), st.integers(1, 0x7FFFFFFF))
 def test_smpplib_reads_our_receipt(message_id: str, seq: int) -> None:
-    ours = DeliverSm(sequence=seq, esm_class=4, short_message=b"id:x stat:DELIVRD", receipted_message_id=message_id,
-                     message_state=2)  # fmt: skip
+    ours = DeliverSm(
+        sequence=seq,
+        esm_class=4,
+        short_message=b"id:x stat:DELIVRD",
+        receipted_message_id=message_id,
+        message_state=2,
+    )
     theirs = parse(encode(ours))
     assert (theirs.receipted_message_id.decode(), theirs.message_state) == (message_id, 2)
 
 
-@given(st.text(st.characters(min_codepoint=0x30, max_codepoint=0x7A), max_size=64), st.integers(1, 0x7FFFFFFF))
+@given(
+    st.text(st.characters(min_codepoint=0x30, max_codepoint=0x7A), max_size=64), st.integers(1, 0x7FFFFFFF)
+)
 def test_submit_sm_resp_both_ways(message_id: str, seq: int) -> None:
     theirs = parse(encode(SubmitSmResp(sequence=seq, message_id=message_id)))
     assert (_as_str(theirs.message_id) or "", theirs.sequence) == (message_id, seq)
@@ -116,14 +145,29 @@ def test_submit_sm_resp_both_ways(message_id: str, seq: int) -> None:
     assert decode(back.generate()) == SubmitSmResp(sequence=seq, message_id=message_id)
 
 
-@given(st.text(st.characters(min_codepoint=0x41, max_codepoint=0x7A), min_size=1, max_size=15),
-       st.text(st.characters(min_codepoint=0x41, max_codepoint=0x7A), min_size=1, max_size=8),
-       st.integers(1, 0x7FFFFFFF))  # fmt: skip
+@given(
+    st.text(st.characters(min_codepoint=0x41, max_codepoint=0x7A), min_size=1, max_size=15),
+    st.text(st.characters(min_codepoint=0x41, max_codepoint=0x7A), min_size=1, max_size=8),
+    st.integers(1, 0x7FFFFFFF),
+)
 def test_bind_both_ways(system_id: str, password: str, seq: int) -> None:
     theirs = parse(encode(BindTransceiver(sequence=seq, system_id=system_id, password=password)))
-    assert (_as_str(theirs.system_id), _as_str(theirs.password), theirs.interface_version) == (system_id, password, 0x34)
-    back = make("bind_transceiver", sequence=seq, system_id=system_id, password=password,
-                                 system_type="", interface_version=0x34, addr_ton=0, addr_npi=0, address_range="")  # fmt: skip
+    assert (_as_str(theirs.system_id), _as_str(theirs.password), theirs.interface_version) == (
+        system_id,
+        password,
+        0x34,
+    )
+    back = make(
+        "bind_transceiver",
+        sequence=seq,
+        system_id=system_id,
+        password=password,
+        system_type="",
+        interface_version=0x34,
+        addr_ton=0,
+        addr_npi=0,
+        address_range="",
+    )
     assert decode(back.generate()) == BindTransceiver(sequence=seq, system_id=system_id, password=password)
 
 

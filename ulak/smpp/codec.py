@@ -333,9 +333,7 @@ class _Reader(_LazyFail):
 
 def _int_tlv(r: _LazyFail, tag: int, value: bytes, size: int) -> int:
     if len(value) != size:
-        raise r.fail(
-            f"TLV 0x{tag:04X} has length {len(value)}, SMPP says {size}", _S_INVPARLEN
-        )
+        raise r.fail(f"TLV 0x{tag:04X} has length {len(value)}, SMPP says {size}", _S_INVPARLEN)
     return int.from_bytes(value, "big")
 
 
@@ -530,7 +528,7 @@ def decode(frame: bytes) -> Pdu:
         )
     try:
         # The three PDUs of the hot path first, without allocating a reader.
-        if command_id == _C_SUBMIT_SM_RESP or command_id == _C_DELIVER_SM_RESP:
+        if command_id in (_C_SUBMIT_SM_RESP, _C_DELIVER_SM_RESP):
             return _decode_message_id_resp(frame, command_id, sequence, _STATUS.get(status, status))
         if command_id == _C_DELIVER_SM:
             return _decode_short_message(_MAKE_DELIVER_SM, frame, command_id, sequence)

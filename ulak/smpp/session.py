@@ -35,7 +35,6 @@ from ulak.smpp.pdu import (
     BindTransmitter,
     BindTransmitterResp,
     DeliverSm,
-    EnquireLink,
     GenericNack,
     Pdu,
     Response,
@@ -367,9 +366,15 @@ class Session:
 
     def _on_response(self, pdu: Response) -> None:
         outstanding = self._outstanding.pop(pdu.sequence, None)
-        if outstanding is not None and pdu.command_id == _SUBMIT_SM_RESP and type(outstanding.pdu) is SubmitSm:
+        if (
+            outstanding is not None
+            and pdu.command_id == _SUBMIT_SM_RESP
+            and type(outstanding.pdu) is SubmitSm
+        ):
             # the hot path: a submit_sm_resp answering a submit_sm
-            self._events.append(ResponseReceived(pdu, outstanding.pdu, outstanding.context, outstanding.sent_at))
+            self._events.append(
+                ResponseReceived(pdu, outstanding.pdu, outstanding.context, outstanding.sent_at)
+            )
             return
         if outstanding is None:
             self._events.append(
@@ -422,8 +427,6 @@ class Session:
         self._outstanding.clear()
         self._buffer.clear()
         return in_flight
-
-
 
 
 __all__ = [

@@ -71,8 +71,10 @@ class Alphabet:
         return text
 
     def __str__(self) -> str:
-        return f"GSM 7-bit (locking {LANGUAGE_NAMES.get(self.locking, self.locking)}, "\
+        return (
+            f"GSM 7-bit (locking {LANGUAGE_NAMES.get(self.locking, self.locking)}, "
             f"single shift {LANGUAGE_NAMES.get(self.single_shift, self.single_shift)})"
+        )
 
 
 @cache
@@ -84,13 +86,13 @@ def alphabet(locking: int = DEFAULT, single_shift: int = DEFAULT) -> Alphabet:
         raise ValueError(f"3GPP TS 23.038 has no locking shift table for language {locking}")
     if shift is None:
         raise ValueError(f"3GPP TS 23.038 has no single shift table for language {single_shift}")
-    encode: dict[int, str] = {cp: _UNMAPPED for cp in range(0x80)}
+    encode: dict[int, str] = dict.fromkeys(range(128), _UNMAPPED)
     for cp, septet in shift["encode"].items():
         if septet != ESCAPE:  # 0x1B in a shift table is "reserved for another extension"
             encode[cp] = _ESC + chr(septet)
     for cp, septet in lock["encode"].items():
         encode[cp] = chr(septet)  # the locking table wins: one septet beats two
-    decode = {septet: _BAD for septet in range(0x100)}
+    decode = dict.fromkeys(range(256), _BAD)
     decode.update({septet: chr(cp) for septet, cp in lock["decode"].items() if septet != ESCAPE})
     escaped = {code: chr(cp) for code, cp in shift["decode"].items() if code != ESCAPE}
     return Alphabet(locking, single_shift, encode, decode, escaped)

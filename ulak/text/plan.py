@@ -214,7 +214,9 @@ def _units(text: str, encoding: Encoding) -> tuple[bytes, int]:
         return utf16, len(utf16) // 2
     septets = alphabet(encoding.locking, encoding.single_shift).to_septets(text)
     if septets is None:
-        bad = sorted({c for c in text if alphabet(encoding.locking, encoding.single_shift).to_septets(c) is None})
+        bad = sorted(
+            {c for c in text if alphabet(encoding.locking, encoding.single_shift).to_septets(c) is None}
+        )
         raise ValueError(f"{encoding.name} cannot represent {''.join(bad)!r}")
     return septets, len(septets)
 

@@ -46,9 +46,7 @@ def parse_udh(udh: bytes) -> dict[int, bytes]:
     return ies
 
 
-def decode_user_data(
-    data: bytes, *, data_coding: int, esm_class: int = 0, packed: bool = False
-) -> UserData:
+def decode_user_data(data: bytes, *, data_coding: int, esm_class: int = 0, packed: bool = False) -> UserData:
     """Split *data* (short_message or message_payload) into its UDH and decoded text.
 
     GSM text is decoded with the national tables its UDH announces. Raises ValueError on data that is

@@ -1,0 +1,1 @@
+"""The FastAPI control plane (jobs, progress, reports), built on the cluster layer."""

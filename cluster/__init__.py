@@ -1,0 +1,1 @@
+"""Starting and joining the cluster: local Ray, the embedded Redis, the configured binds."""

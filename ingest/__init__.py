@@ -1,0 +1,1 @@
+"""Campaign ingest: CSV/Parquet/XLSX read by Ray Data into validated, planned, routed Arrow partitions."""

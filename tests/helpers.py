@@ -1,0 +1,225 @@
+"""Test helpers: polling with a deadline, the simulator as a subprocess, and a small asyncio ESME."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ulak.smpp.pdu import (
+    BindReceiver,
+    BindTransceiver,
+    BindTransmitter,
+    DeliverSm,
+    DeliverSmResp,
+    EnquireLink,
+    EnquireLinkResp,
+    Pdu,
+    SubmitSm,
+)
+from ulak.smpp.session import (
+    ConnectionClosed,
+    Outstanding,
+    ProtocolError,
+    RequestReceived,
+    ResponseReceived,
+    Role,
+    Session,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+SIMULATOR = ROOT / "scripts" / "smsc_sim.py"
+
+
+def wait_for(
+    predicate: Callable[[], Any], *, timeout: float = 10.0, interval: float = 0.02, what: str = ""
+) -> Any:
+    """Poll *predicate* until it returns something truthy; fail after *timeout* seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+async def async_wait_for(predicate: Callable[[], Any], *, timeout: float = 10.0, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        await asyncio.sleep(0.01)
+
+
+class SimProcess:
+    """The bundled SMSC simulator, started as a real process on a free port."""
+
+    def __init__(self, workdir: Path, *args: str) -> None:
+        self.workdir = workdir
+        self.port_file = workdir / "sim.port"
+        self.record = workdir / "record.jsonl"
+        self.stats_file = workdir / "stats.json"
+        cmd = [
+            sys.executable,
+            str(SIMULATOR),
+            "--port",
+            "0",
+            "--port-file",
+            str(self.port_file),
+            "--control-port",
+            "0",
+            "--record",
+            str(self.record),
+            "--stats-file",
+            str(self.stats_file),
+            *args,
+        ]
+        self.log = (workdir / "sim.log").open("w")
+        self.process = subprocess.Popen(
+            cmd,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        ports = wait_for(self._ports, timeout=30, what="the simulator to listen")
+        self.port, self.control_port = ports
+
+    def _ports(self) -> tuple[int, int] | None:
+        if self.process.poll() is not None:
+            raise AssertionError(f"simulator exited: {(self.workdir / 'sim.log').read_text()}")
+        if not self.port_file.exists():
+            return None
+        lines = self.port_file.read_text().split()
+        return int(lines[0]), int(lines[1])
+
+    def control(self, **command: Any) -> dict[str, Any]:
+        with socket.create_connection(("127.0.0.1", self.control_port), timeout=10) as sock:
+            sock.sendall(json.dumps(command).encode() + b"\n")
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        reply: dict[str, Any] = json.loads(data)
+        if not reply.get("ok"):
+            raise AssertionError(f"control command {command} failed: {reply}")
+        return reply
+
+    def stats(self) -> dict[str, Any]:
+        return self.control(op="stats")["stats"]  # type: ignore[no-any-return]
+
+    def records(self) -> list[dict[str, Any]]:
+        self.stats()  # flushes the record file
+        if not self.record.exists():
+            return []
+        return [json.loads(line) for line in self.record.read_text(encoding="utf-8").splitlines()]
+
+    def stop(self) -> dict[str, Any]:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            self.process.wait(timeout=30)
+        self.log.close()
+        return json.loads(self.stats_file.read_text()) if self.stats_file.exists() else {}
+
+
+class Esme:
+    """A minimal ESME for tests: one connection, our sans-IO session, everything recorded."""
+
+    def __init__(self, *, window: int = 100, answer_enquire_link: bool = True) -> None:
+        self.session = Session(Role.ESME, window=window)
+        self.responses: list[ResponseReceived] = []
+        self.requests: list[Pdu] = []  # deliver_sm and enquire_link from the SMSC, in arrival order
+        self.events: list[Any] = []  # everything, in arrival order
+        self.errors: list[ProtocolError] = []
+        self.closed: ConnectionClosed | None = None
+        self.answer_enquire_link = answer_enquire_link
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None  # kept referenced: an unreferenced writer closes
+        self._task: asyncio.Task[None] | None = None
+
+    async def connect(self, port: int) -> None:
+        self._reader, self._writer = await asyncio.open_connection("127.0.0.1", port)
+        self._task = asyncio.create_task(self._read_loop())
+
+    async def _read_loop(self) -> None:
+        assert self._reader is not None
+        while True:
+            data = await self._reader.read(65536)
+            self.session.receive_data(data)
+            for event in self.session.events():
+                self.events.append(event)
+                if isinstance(event, ResponseReceived):
+                    self.responses.append(event)
+                elif isinstance(event, RequestReceived):
+                    self.requests.append(event.pdu)
+                    if isinstance(event.pdu, DeliverSm):
+                        self.write(self.session.send(DeliverSmResp(sequence=event.pdu.sequence)))
+                    elif isinstance(event.pdu, EnquireLink) and self.answer_enquire_link:
+                        self.write(self.session.send(EnquireLinkResp(sequence=event.pdu.sequence)))
+                elif isinstance(event, ProtocolError):
+                    self.errors.append(event)
+                elif isinstance(event, ConnectionClosed):
+                    self.closed = event
+            if not data:
+                return
+
+    def write(self, data: bytes) -> None:
+        assert self._writer is not None
+        self._writer.write(data)
+
+    async def bind(
+        self, system_id: str = "test", password: str = "secret", kind: str = "trx"
+    ) -> ResponseReceived:
+        cls = {"trx": BindTransceiver, "tx": BindTransmitter, "rx": BindReceiver}[kind]
+        before = len(self.responses)
+        self.write(self.session.send(cls(system_id=system_id, password=password)))
+        await async_wait_for(lambda: len(self.responses) > before or self.closed, what="bind_resp")
+        return self.responses[before]
+
+    async def submit(self, pdus: list[SubmitSm], *, timeout: float = 30.0) -> list[ResponseReceived]:
+        """Send all *pdus* (respecting the window), wait for every response, return them in send order."""
+        before = len(self.responses)
+        pending = list(enumerate(pdus))
+        while pending and not self.closed:
+            free = self.session.window_available
+            if free:
+                batch, pending = pending[:free], pending[free:]
+                self.write(b"".join(self.session.send(p, context=i) for i, p in batch))
+            await asyncio.sleep(0)
+            if self.closed:
+                break
+            if not self.session.window_available:
+                await async_wait_for(lambda: self.session.window_available or self.closed, timeout=timeout)
+        await async_wait_for(
+            lambda: len(self.responses) - before + len(self.in_flight_lost()) >= len(pdus) or self.closed,
+            timeout=timeout,
+            what="all submit_sm_resp",
+        )
+        return sorted(self.responses[before:], key=lambda r: r.context)
+
+    def in_flight_lost(self) -> tuple[Outstanding, ...]:
+        return self.closed.in_flight if self.closed else ()
+
+    def receipts(self) -> list[DeliverSm]:
+        return [p for p in self.requests if isinstance(p, DeliverSm) and p.esm_class & 0x04]
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        if self._task is not None:
+            self._task.cancel()
