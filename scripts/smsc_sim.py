@@ -147,6 +147,9 @@ class Simulator:
         self._control: asyncio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._mix_statuses = [s for s, _ in config.dlr_mix]
+        self._rewrite_ids = config.dlr_id_upper or config.dlr_id_format not in ("same", config.id_format)
+        self._receipt_text = config.dlr_format in ("text", "both")
+        self._receipt_tlvs = config.dlr_format in ("tlv", "both")
         self._mix_weights = [w for _, w in config.dlr_mix]
 
     # -------------------------------------------------------------------------------------- lifecycle
@@ -263,21 +266,20 @@ class Simulator:
         for _ in range(copies):
             queue.append(receipt)
 
-    def receipt_pdu(self, r: PendingReceipt) -> DeliverSm:
-        rid = self.receipt_id(r.message_id)
-        fmt = self.config.dlr_format
+    def receipt_pdu(self, r: PendingReceipt, done_date: str) -> DeliverSm:
+        rid = self.receipt_id(r.message_id) if self._rewrite_ids else r.message_id
         err = "000" if r.status is ReceiptStatus.DELIVRD else "001"
         body = b""
-        if fmt in ("text", "both"):
+        if self._receipt_text:
             body = format_receipt_text(
                 message_id=rid,
                 status=r.status,
                 error=err,
                 submit_date=r.submit_date,
-                done_date=self.stamp(),
+                done_date=done_date,
                 text=r.text,
             ).encode("ascii")
-        tlv = fmt in ("tlv", "both")
+        tlv = self._receipt_tlvs
         return _MAKE_DELIVER_SM(  # type: ignore[no-any-return]
             0,
             "",
@@ -325,10 +327,14 @@ class Simulator:
                 return
             out = []
             session = conn.session
+            stamp = self.stamp()
+            sent: Counter[ReceiptStatus] = Counter()
             while queue and queue[0].due <= now and session.window_available > 0:
                 receipt = queue.popleft()
-                out.append(session.send(self.receipt_pdu(receipt)))
-                self.stats.receipts[receipt.status.value] += 1
+                out.append(session.send(self.receipt_pdu(receipt, stamp)))
+                sent[receipt.status] += 1
+            for status, n in sent.items():
+                self.stats.receipts[status.value] += n
             if out:
                 conn.write(b"".join(out))
 
@@ -567,7 +573,7 @@ class SmscConnection(asyncio.Protocol):
             receipt = PendingReceipt(
                 now, message_id, pdu.destination_addr, pdu.source_addr, ReceiptStatus.DELIVRD, sim.stamp(), ""
             )
-            out.append(self.session.send(sim.receipt_pdu(receipt)))
+            out.append(self.session.send(sim.receipt_pdu(receipt, receipt.submit_date)))
             stats.receipts[ReceiptStatus.DELIVRD.value] += 1
             out.append(resp)
             return

@@ -72,7 +72,7 @@ _BOUND_STATE = {
 _CAN_SUBMIT = (State.BOUND_TX, State.BOUND_TRX)
 _CAN_DELIVER = (State.BOUND_RX, State.BOUND_TRX)
 _BINDS = (BindTransmitter, BindReceiver, BindTransceiver)
-_SUBMIT_SM_RESP = int(CommandId.SUBMIT_SM_RESP)
+_HOT_RESPONSE = {SubmitSm: int(CommandId.SUBMIT_SM_RESP), DeliverSm: int(CommandId.DELIVER_SM_RESP)}
 _BIND_RESPS = (BindTransmitterResp, BindReceiverResp, BindTransceiverResp)
 
 
@@ -366,12 +366,8 @@ class Session:
 
     def _on_response(self, pdu: Response) -> None:
         outstanding = self._outstanding.pop(pdu.sequence, None)
-        if (
-            outstanding is not None
-            and pdu.command_id == _SUBMIT_SM_RESP
-            and type(outstanding.pdu) is SubmitSm
-        ):
-            # the hot path: a submit_sm_resp answering a submit_sm
+        if outstanding is not None and pdu.command_id == _HOT_RESPONSE.get(type(outstanding.pdu)):
+            # the hot path: a submit_sm_resp answering a submit_sm, a deliver_sm_resp a deliver_sm
             self._events.append(
                 ResponseReceived(pdu, outstanding.pdu, outstanding.context, outstanding.sent_at)
             )

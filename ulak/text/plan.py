@@ -23,6 +23,7 @@ UTF-16 surrogate pair.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 
@@ -88,6 +89,22 @@ class Encoding:
 
 GSM7 = Encoding()
 UCS2 = Encoding(ucs2=True)
+
+
+class _NationalEncodings(dict[int, tuple[Encoding, Encoding, Encoding]]):
+    """Per language: single shift, locking shift, both (built once per language)."""
+
+    def __missing__(self, lang: int) -> tuple[Encoding, Encoding, Encoding]:
+        value = (
+            Encoding(single_shift=lang),
+            Encoding(locking=lang),
+            Encoding(locking=lang, single_shift=lang),
+        )
+        self[lang] = value
+        return value
+
+
+_NATIONAL = _NationalEncodings()
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,26 +238,28 @@ def _units(text: str, encoding: Encoding) -> tuple[bytes, int]:
     return septets, len(septets)
 
 
-def _choose(text: str, concat: Concat, languages: tuple[int, ...]) -> tuple[Encoding, bytes, int, int]:
+def _candidates(text: str, languages: tuple[int, ...]) -> Iterator[tuple[Encoding, bytes]]:
+    """Encodings that can represent *text*, simplest first (the order breaks ties)."""
     septets = alphabet().to_septets(text)
-    if septets is not None and len(septets) <= _SMS_SEPTETS:
-        return GSM7, septets, len(septets), 1  # one part with no header: nothing beats it
-    candidates: list[tuple[Encoding, bytes]] = []
     if septets is not None:
-        candidates.append((GSM7, septets))
+        yield GSM7, septets
     for lang in languages:
-        for lock, shift in ((DEFAULT, lang), (lang, DEFAULT), (lang, lang)):
-            found = alphabet(lock, shift).to_septets(text)
+        for encoding in _NATIONAL[lang]:
+            found = alphabet(encoding.locking, encoding.single_shift).to_septets(text)
             if found is not None:
-                candidates.append((Encoding(locking=lock, single_shift=shift), found))
-    utf16 = text.encode("utf-16-be")
-    candidates.append((UCS2, utf16))
+                yield encoding, found
+    yield UCS2, text.encode("utf-16-be")
+
+
+def _choose(text: str, concat: Concat, languages: tuple[int, ...]) -> tuple[Encoding, bytes, int, int]:
     best: tuple[int, Encoding, bytes, int] | None = None
-    for encoding, units in candidates:
+    for encoding, units in _candidates(text, languages):
         length = len(units) // 2 if encoding.ucs2 else len(units)
         parts = _part_count(encoding, units, length, concat)
         if best is None or parts < best[0]:
             best = (parts, encoding, units, length)
+            if parts == 1:
+                break  # nothing beats one part, and later candidates lose ties
     assert best is not None
     return best[1], best[2], best[3], best[0]
 
