@@ -26,6 +26,7 @@ import asyncio
 import json
 import random
 import signal
+import struct
 import sys
 import time
 from collections import Counter, deque
@@ -33,8 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from ulak.smpp.codec import encode
-from ulak.smpp.constants import CommandStatus, status_name
+from ulak.smpp.codec import decode, encode
+from ulak.smpp.constants import MAX_PDU_SIZE, CommandId, CommandStatus, Tag, status_name
+from ulak.smpp.errors import PduError
 from ulak.smpp.pdu import (
     BindReceiver,
     BindTransceiver,
@@ -44,15 +46,12 @@ from ulak.smpp.pdu import (
     EnquireLink,
     EnquireLinkResp,
     SubmitSm,
-    SubmitSmResp,
     Unbind,
     UnbindResp,
-    fast_constructor,
     reply_to,
 )
 from ulak.smpp.receipt import STATUS_TO_STATE, ReceiptStatus, format_receipt_text
 from ulak.smpp.session import (
-    ConnectionClosed,
     ProtocolError,
     RequestReceived,
     ResponseReceived,
@@ -64,8 +63,22 @@ from ulak.text.alphabet import TURKISH, alphabet
 from ulak.text.plan import DATA_CODING_DEFAULT
 from ulak.text.udh import decode_user_data
 
-_MAKE_DELIVER_SM = fast_constructor(DeliverSm)
 _OK = int(CommandStatus.ESME_ROK)
+_THROTTLED = int(CommandStatus.ESME_RTHROTTLED)
+_MSGQFUL = int(CommandStatus.ESME_RMSGQFUL)
+_SUBMIT_SM = int(CommandId.SUBMIT_SM)
+_SUBMIT_SM_RESP = int(CommandId.SUBMIT_SM_RESP)
+_DELIVER_SM = int(CommandId.DELIVER_SM)
+_DELIVER_SM_RESP = int(CommandId.DELIVER_SM_RESP)
+_TAG_RECEIPTED_MESSAGE_ID = int(Tag.RECEIPTED_MESSAGE_ID)
+_TAG_MESSAGE_STATE = int(Tag.MESSAGE_STATE)
+_TAG_NETWORK_ERROR_CODE = int(Tag.NETWORK_ERROR_CODE)
+_STATE = {status: int(state) for status, state in STATUS_TO_STATE.items()}
+_RESP_HEADER = struct.Struct(">IIII")
+_TLV_HEAD = struct.Struct(">HH")
+_TLV_U8 = struct.Struct(">HHB")
+_RECEIPT_SEQ_FIRST = 0x40000000
+_SUBMITTING = (State.BOUND_TX, State.BOUND_TRX)
 _RECEIVING = (State.BOUND_RX, State.BOUND_TRX)
 
 
@@ -210,7 +223,7 @@ class Simulator:
             value = f"{int(message_id):x}"
         return value.upper() if self.config.dlr_id_upper else value
 
-    def record_submit(self, conn: SmscConnection, pdu: SubmitSm, message_id: str, now: float) -> None:
+    def record_submit(self, conn: SmscConnection, pdu: Submit, message_id: str, now: float) -> None:
         if self._record is None:
             return
         try:
@@ -222,8 +235,8 @@ class Simulator:
             concat = decoded.concat
         except (ValueError, UnicodeDecodeError):
             text, udh, concat = None, "", None
-        if pdu.sar_msg_ref_num is not None:
-            concat = (pdu.sar_msg_ref_num, pdu.sar_total_segments or 0, pdu.sar_segment_seqnum or 0)
+        if pdu.sar is not None:
+            concat = pdu.sar
         self._record.write(
             json.dumps(
                 {
@@ -238,7 +251,7 @@ class Simulator:
                     "esm": pdu.esm_class,
                     "udh": udh,
                     "concat": concat,
-                    "payload": pdu.message_payload is not None,
+                    "payload": pdu.payload,
                     "text": text,
                     "raw": None if text is not None else pdu.body.hex(),
                 },
@@ -247,7 +260,7 @@ class Simulator:
             + "\n"
         )
 
-    def schedule_receipt(self, conn: SmscConnection, pdu: SubmitSm, message_id: str, now: float) -> None:
+    def schedule_receipt(self, conn: SmscConnection, pdu: Submit, message_id: str, now: float) -> None:
         if not pdu.registered_delivery & 0x03:
             return
         if len(self._mix_statuses) == 1:
@@ -266,49 +279,33 @@ class Simulator:
         for _ in range(copies):
             queue.append(receipt)
 
-    def receipt_pdu(self, r: PendingReceipt, done_date: str) -> DeliverSm:
-        rid = self.receipt_id(r.message_id) if self._rewrite_ids else r.message_id
-        err = "000" if r.status is ReceiptStatus.DELIVRD else "001"
-        body = b""
+    def receipt_bytes(self, r: PendingReceipt, done_date: str, sequence: int) -> bytes:
+        """The deliver_sm for a receipt, encoded from a template (checked against the codec in tests)."""
+        rid = (self.receipt_id(r.message_id) if self._rewrite_ids else r.message_id).encode("ascii")
+        delivered = r.status is ReceiptStatus.DELIVRD
+        text = b""
         if self._receipt_text:
-            body = format_receipt_text(
-                message_id=rid,
+            text = format_receipt_text(
+                message_id=rid.decode(),
                 status=r.status,
-                error=err,
+                error="000" if delivered else "001",
                 submit_date=r.submit_date,
                 done_date=done_date,
                 text=r.text,
             ).encode("ascii")
-        tlv = self._receipt_tlvs
-        return _MAKE_DELIVER_SM(  # type: ignore[no-any-return]
-            0,
-            "",
-            1,
-            1,
-            r.source,
-            5,
-            0,
-            r.dest,
-            0x04,
-            0,
-            0,
-            "",
-            "",
-            0,
-            0,
-            0,
-            0,
-            body,
-            None,
-            None,
-            None,
-            None,
-            None,
-            rid if tlv else None,
-            int(STATUS_TO_STATE[r.status]) if tlv else None,
-            bytes((3, 0, 0 if r.status is ReceiptStatus.DELIVRD else 1)) if tlv else None,
-            (),
+        body = b"\0\x01\x01%b\0\x05\x00%b\0\x04\x00\x00\0\0\x00\x00\x00\x00%c%b" % (
+            r.source.encode("latin-1"),
+            r.dest.encode("latin-1"),
+            len(text),
+            text,
         )
+        if self._receipt_tlvs:
+            body += _TLV_HEAD.pack(_TAG_RECEIPTED_MESSAGE_ID, len(rid) + 1) + rid + b"\0"
+            body += _TLV_U8.pack(_TAG_MESSAGE_STATE, 1, _STATE[r.status])
+            body += _TLV_HEAD.pack(_TAG_NETWORK_ERROR_CODE, 3) + (
+                b"\x03\x00\x00" if delivered else b"\x03\x00\x01"
+            )
+        return _RESP_HEADER.pack(16 + len(body), _DELIVER_SM, 0, sequence) + body
 
     async def _pump_receipts(self) -> None:
         while True:
@@ -326,13 +323,14 @@ class Simulator:
             if not queue or queue[0].due > now:
                 return
             out = []
-            session = conn.session
             stamp = self.stamp()
             sent: Counter[ReceiptStatus] = Counter()
-            while queue and queue[0].due <= now and session.window_available > 0:
+            free = conn.receipt_window
+            while queue and queue[0].due <= now and free > 0:
                 receipt = queue.popleft()
-                out.append(session.send(self.receipt_pdu(receipt, stamp)))
+                out.append(conn.send_receipt(receipt, stamp))
                 sent[receipt.status] += 1
+                free -= 1
             for status, n in sent.items():
                 self.stats.receipts[status.value] += n
             if out:
@@ -444,6 +442,11 @@ class SmscConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.pdus_received = 0
         self.window: deque[float] = deque()  # accept times of the last second's submits (TPS cap)
+        self.buffer = bytearray()
+        # Receipts are sent from byte templates with sequence numbers of their own (from 2**30 up, far
+        # from the session's), and tracked here until their deliver_sm_resp arrives.
+        self.receipts_out: dict[int, PendingReceipt] = {}
+        self.receipt_seq = _RECEIPT_SEQ_FIRST
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -455,6 +458,11 @@ class SmscConnection(asyncio.Protocol):
         self.sim.connections.discard(self)
         self.session.close()
         self.transport = None
+        if self.receipts_out:
+            # Like an SMSC, keep receipts the ESME never acknowledged and deliver them again later.
+            queue = self.sim.receipts.setdefault(self.system_id, deque())
+            queue.extendleft(reversed(list(self.receipts_out.values())))
+            self.receipts_out.clear()
 
     def transport_close(self) -> None:
         if self.transport is not None:
@@ -465,23 +473,72 @@ class SmscConnection(asyncio.Protocol):
             self.transport.write(data)
 
     def data_received(self, data: bytes) -> None:
+        """Frame the stream; submit_sm and deliver_sm_resp take the lean path, the rest the session.
+
+        The two PDUs that carry the load are handled from their bytes (see ``peek_submit``): building
+        and encoding full PDU dataclasses for them cost half the simulator's CPU. Anything unusual (not
+        bound, malformed, unknown sequence) goes through the sans-IO session, which answers as SMPP
+        prescribes, so the lean path changes speed, not behaviour.
+        """
+        buf = self.buffer
+        buf += data
         session = self.session
-        session.receive_data(data)
+        session.last_received_at = now = time.monotonic()
         out: list[bytes] = []
+        pos, end = 0, len(buf)
+        while end - pos >= 16:
+            length = int.from_bytes(buf[pos : pos + 4], "big")
+            if length < 16 or length > MAX_PDU_SIZE:
+                self._to_session(bytes(buf[pos:]), out)  # the session reports the corrupt length
+                buf.clear()
+                return
+            if pos + length > end:
+                break
+            frame = bytes(buf[pos : pos + length])
+            pos += length
+            command_id = int.from_bytes(frame[4:8], "big")
+            if command_id == _DELIVER_SM_RESP:
+                receipt = self.receipts_out.pop(int.from_bytes(frame[12:16], "big"), None)
+                if receipt is not None:
+                    self.sim.stats.counts["deliver_sm_resp"] += 1
+                    continue
+            elif command_id == _SUBMIT_SM and session.state in _SUBMITTING:
+                submit = peek_submit(frame)
+                if submit is not None:
+                    if self._count_request(out):
+                        return
+                    self._on_submit(submit, out, now)
+                    continue
+            if not self._to_session(frame, out):
+                return
+        del buf[:pos]
+        if out:
+            self.write(b"".join(out))
+
+    def _count_request(self, out: list[bytes]) -> bool:
+        """Count a request PDU; True if the drop-after fault fires (the connection is gone)."""
+        self.pdus_received += 1
+        drop_after = self.sim.config.drop_after
+        if drop_after is not None and self.pdus_received >= drop_after:
+            self.sim.stats.counts["connections_dropped"] += 1
+            if out:
+                self.write(b"".join(out))
+            self.transport_close()
+            return True
+        return False
+
+    def _to_session(self, frame: bytes, out: list[bytes]) -> bool:
+        """Let the session handle *frame*; False once the connection is closing."""
+        session = self.session
+        session.receive_data(frame)
         sim = self.sim
-        drop_after = sim.config.drop_after
         for event in session.events():
             if type(event) is RequestReceived:
-                self.pdus_received += 1
-                if drop_after is not None and self.pdus_received >= drop_after:
-                    sim.stats.counts["connections_dropped"] += 1
-                    if out:
-                        self.write(b"".join(out))
-                    self.transport_close()
-                    return
+                if self._count_request(out):
+                    return False
                 pdu = event.pdu
                 if type(pdu) is SubmitSm:
-                    self._on_submit(pdu, out)
+                    self._on_submit(Submit.of(pdu), out, time.monotonic())
                 elif type(pdu) is EnquireLink:
                     out.append(session.send(EnquireLinkResp(sequence=pdu.sequence)))
                 elif isinstance(pdu, (BindTransmitter, BindReceiver, BindTransceiver)):
@@ -491,7 +548,7 @@ class SmscConnection(asyncio.Protocol):
                     self.write(b"".join(out))
                     if self.transport is not None:
                         self.transport.close()
-                    return
+                    return False
             elif type(event) is ResponseReceived:
                 if type(event.response) is DeliverSmResp:
                     sim.stats.counts["deliver_sm_resp"] += 1
@@ -503,11 +560,18 @@ class SmscConnection(asyncio.Protocol):
                     self.write(b"".join(out))
                     if self.transport is not None:
                         self.transport.close()
-                    return
-            elif type(event) is ConnectionClosed:
-                return
-        if out:
-            self.write(b"".join(out))
+                    return False
+        return True
+
+    def send_receipt(self, receipt: PendingReceipt, done_date: str) -> bytes:
+        seq = self.receipt_seq
+        self.receipt_seq = _RECEIPT_SEQ_FIRST if seq >= 0x7FFFFFFF else seq + 1
+        self.receipts_out[seq] = receipt
+        return self.sim.receipt_bytes(receipt, done_date, seq)
+
+    @property
+    def receipt_window(self) -> int:
+        return self.sim.config.window - len(self.receipts_out)
 
     def _on_bind(self, pdu: BindTransmitter | BindReceiver | BindTransceiver, out: list[bytes]) -> None:
         sim = self.sim
@@ -527,12 +591,11 @@ class SmscConnection(asyncio.Protocol):
             sim.stats.counts["binds_refused"] += 1
         out.append(self.session.send(resp_cls(sequence=pdu.sequence, status=status, system_id="ulaksim")))  # type: ignore[call-arg]
 
-    def _on_submit(self, pdu: SubmitSm, out: list[bytes]) -> None:
+    def _on_submit(self, submit: Submit, out: list[bytes], now: float) -> None:
         sim = self.sim
         cfg = sim.config
         stats = sim.stats
         stats.counts["submit_sm"] += 1
-        now = time.monotonic()
         status = _OK
         if cfg.tps is not None:
             window = self.window
@@ -540,19 +603,19 @@ class SmscConnection(asyncio.Protocol):
             while window and window[0] <= cutoff:
                 window.popleft()
             if len(window) >= cfg.tps:
-                status = CommandStatus.ESME_RTHROTTLED
+                status = _THROTTLED
         if status == _OK and cfg.msgqful_rate and sim.random.random() < cfg.msgqful_rate:
-            status = CommandStatus.ESME_RMSGQFUL
+            status = _MSGQFUL
         if status == _OK and cfg.reject_prefixes:
             for prefix, code in cfg.reject_prefixes.items():
-                if pdu.destination_addr.startswith(prefix):
+                if submit.destination_addr.startswith(prefix):
                     status = code
                     break
         if status == _OK and cfg.error_rate and sim.random.random() < cfg.error_rate:
             status = cfg.error_status
         if status != _OK:
             stats.rejected[status_name(status)] += 1
-            out.append(self.session.send(SubmitSmResp(sequence=pdu.sequence, status=status)))
+            out.append(_RESP_HEADER.pack(17, _SUBMIT_SM_RESP, status, submit.sequence) + b"\0")
             return
         if cfg.tps is not None:
             self.window.append(now)
@@ -561,24 +624,126 @@ class SmscConnection(asyncio.Protocol):
         if stats.first_submit is None:
             stats.first_submit = now
         stats.last_submit = now
-        sim.record_submit(self, pdu, message_id, now)
-        resp = self.session.send(SubmitSmResp(sequence=pdu.sequence, message_id=message_id))
+        sim.record_submit(self, submit, message_id, now)
+        mid = message_id.encode("ascii")
+        resp = _RESP_HEADER.pack(17 + len(mid), _SUBMIT_SM_RESP, 0, submit.sequence) + mid + b"\0"
         if (
             cfg.dlr_before_resp_rate
             and sim.random.random() < cfg.dlr_before_resp_rate
-            and (self.session.state in _RECEIVING and self.session.window_available)
+            and self.session.state in _RECEIVING
+            and self.receipt_window > 0
         ):
             # The receipt overtakes its own submit_sm_resp on the wire.
             stats.counts["receipts_before_resp"] += 1
+            stamp = sim.stamp()
             receipt = PendingReceipt(
-                now, message_id, pdu.destination_addr, pdu.source_addr, ReceiptStatus.DELIVRD, sim.stamp(), ""
+                now, message_id, submit.destination_addr, submit.source_addr, ReceiptStatus.DELIVRD, stamp, ""
             )
-            out.append(self.session.send(sim.receipt_pdu(receipt, receipt.submit_date)))
+            out.append(self.send_receipt(receipt, stamp))
             stats.receipts[ReceiptStatus.DELIVRD.value] += 1
             out.append(resp)
             return
         out.append(resp)
-        sim.schedule_receipt(self, pdu, message_id, now)
+        sim.schedule_receipt(self, submit, message_id, now)
+
+
+class Submit:
+    """What the simulator needs of a submit_sm, read from its bytes (or from a decoded SubmitSm)."""
+
+    __slots__ = (
+        "body",
+        "data_coding",
+        "destination_addr",
+        "esm_class",
+        "payload",
+        "registered_delivery",
+        "sar",
+        "sequence",
+        "source_addr",
+    )
+
+    def __init__(  # noqa: PLR0917 - a plain record, built positionally on the hot path
+        self,
+        sequence: int,
+        source_addr: str,
+        destination_addr: str,
+        esm_class: int,
+        registered_delivery: int,
+        data_coding: int,
+        body: bytes,
+        sar: tuple[int, int, int] | None = None,
+        payload: bool = False,
+    ) -> None:
+        self.sequence = sequence
+        self.source_addr = source_addr
+        self.destination_addr = destination_addr
+        self.esm_class = esm_class
+        self.registered_delivery = registered_delivery
+        self.data_coding = data_coding
+        self.body = body
+        self.sar = sar
+        self.payload = payload
+
+    @classmethod
+    def of(cls, pdu: SubmitSm) -> Submit:
+        sar = None
+        if pdu.sar_msg_ref_num is not None:
+            sar = (pdu.sar_msg_ref_num, pdu.sar_total_segments or 0, pdu.sar_segment_seqnum or 0)
+        return cls(
+            pdu.sequence,
+            pdu.source_addr,
+            pdu.destination_addr,
+            pdu.esm_class,
+            pdu.registered_delivery,
+            pdu.data_coding,
+            pdu.body,
+            sar,
+            pdu.message_payload is not None,
+        )
+
+
+def peek_submit(frame: bytes) -> Submit | None:
+    """Read a submit_sm without building a PDU; None if it is not a plain, well-formed one.
+
+    A submit_sm with TLVs is decoded by the full codec (still no session round trip); a malformed one
+    returns None so the session answers it with the status SMPP prescribes.
+    """
+    find = frame.find
+    n = len(frame)
+    p = find(b"\0", 16)  # service_type
+    if p < 0 or p + 3 > n:
+        return None
+    q = find(b"\0", p + 3)  # source_addr
+    if q < 0 or q + 3 > n:
+        return None
+    r = find(b"\0", q + 3)  # destination_addr
+    if r < 0 or r + 4 > n:
+        return None
+    t = find(b"\0", r + 4)  # schedule_delivery_time
+    if t < 0:
+        return None
+    u = find(b"\0", t + 1)  # validity_period
+    if u < 0 or u + 6 > n:
+        return None
+    sm_length = frame[u + 5]
+    stop = u + 6 + sm_length
+    if stop != n:
+        if stop > n:
+            return None
+        try:
+            pdu = decode(frame)
+        except PduError:
+            return None
+        return Submit.of(pdu) if type(pdu) is SubmitSm else None
+    return Submit(
+        int.from_bytes(frame[12:16], "big"),
+        frame[p + 3 : q].decode("latin-1"),
+        frame[q + 3 : r].decode("latin-1"),
+        frame[r + 1],
+        frame[u + 1],
+        frame[u + 3],
+        frame[u + 6 : stop],
+    )
 
 
 # ------------------------------------------------------------------------------------------------- CLI

@@ -140,7 +140,9 @@ class SimProcess:
 class Esme:
     """A minimal ESME for tests: one connection, our sans-IO session, everything recorded."""
 
-    def __init__(self, *, window: int = 100, answer_enquire_link: bool = True) -> None:
+    def __init__(
+        self, *, window: int = 100, answer_enquire_link: bool = True, answer_receipts: bool = True
+    ) -> None:
         self.session = Session(Role.ESME, window=window)
         self.responses: list[ResponseReceived] = []
         self.requests: list[Pdu] = []  # deliver_sm and enquire_link from the SMSC, in arrival order
@@ -148,6 +150,7 @@ class Esme:
         self.errors: list[ProtocolError] = []
         self.closed: ConnectionClosed | None = None
         self.answer_enquire_link = answer_enquire_link
+        self.answer_receipts = answer_receipts
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None  # kept referenced: an unreferenced writer closes
         self._task: asyncio.Task[None] | None = None
@@ -167,7 +170,7 @@ class Esme:
                     self.responses.append(event)
                 elif isinstance(event, RequestReceived):
                     self.requests.append(event.pdu)
-                    if isinstance(event.pdu, DeliverSm):
+                    if isinstance(event.pdu, DeliverSm) and self.answer_receipts:
                         self.write(self.session.send(DeliverSmResp(sequence=event.pdu.sequence)))
                     elif isinstance(event.pdu, EnquireLink) and self.answer_enquire_link:
                         self.write(self.session.send(EnquireLinkResp(sequence=event.pdu.sequence)))

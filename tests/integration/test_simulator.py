@@ -360,3 +360,23 @@ def test_stats_summary_on_exit(sim: SimProcess) -> None:
     assert stats["submit_sm"] == stats["submit_sm_accepted"] == 25
     assert stats["receipts"] == {ReceiptStatus.DELIVRD.value: 25}
     assert stats["deliver_sm_resp"] == 25
+
+
+def test_unacknowledged_receipts_are_delivered_again_after_reconnect(sim: SimProcess) -> None:
+    async def scenario() -> tuple[set[str], set[str]]:
+        first = Esme(answer_receipts=False)
+        await first.connect(sim.port)
+        await first.bind()
+        responses = await first.submit(submits("x", 5))
+        await async_wait_for(lambda: len(first.receipts()) >= 5, what="5 unanswered receipts")
+        await first.close()
+        second = Esme()
+        await second.connect(sim.port)
+        await second.bind()
+        await async_wait_for(lambda: len(second.receipts()) >= 5, what="the receipts again")
+        await second.close()
+        ids = {r.response.message_id for r in responses}  # type: ignore[union-attr]
+        return ids, {parse_receipt(r).message_id for r in second.receipts()}  # type: ignore[union-attr]
+
+    acked, redelivered = run(scenario())
+    assert redelivered == acked

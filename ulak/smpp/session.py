@@ -72,7 +72,10 @@ _BOUND_STATE = {
 _CAN_SUBMIT = (State.BOUND_TX, State.BOUND_TRX)
 _CAN_DELIVER = (State.BOUND_RX, State.BOUND_TRX)
 _BINDS = (BindTransmitter, BindReceiver, BindTransceiver)
-_HOT_RESPONSE = {SubmitSm: int(CommandId.SUBMIT_SM_RESP), DeliverSm: int(CommandId.DELIVER_SM_RESP)}
+_HOT_RESPONSE: dict[type, int] = {
+    SubmitSm: int(CommandId.SUBMIT_SM_RESP),
+    DeliverSm: int(CommandId.DELIVER_SM_RESP),
+}
 _BIND_RESPS = (BindTransmitterResp, BindReceiverResp, BindTransceiverResp)
 
 
