@@ -1,0 +1,113 @@
+"""An operator's speed limit, counted in PDUs and shared by all its binds through leases.
+
+The SMSC counts PDUs over a *sliding* one-second window and answers ESME_RTHROTTLED past its cap, so a
+token bucket (which allows a burst on top of its rate) is not enough. :class:`SlidingWindowLimiter`
+keeps a ledger of leases instead. A lease grants a bind some tokens to spend within ``hold`` seconds;
+the ledger charges them from the grant until the last PDU of the lease was sent, plus the window and a
+small margin. A new lease is granted only while the charged total stays within the cap, so no
+one-second window anywhere can see more than ``rate`` PDUs, whichever binds send them.
+
+Why leases: a bind asks for ~50 ms of tokens at a time, so the limiter (one Ray actor per operator) is
+called tens of times a second rather than once per PDU. Unused tokens come back with
+:meth:`SlidingWindowLimiter.settle`, which also reports *when* the last PDU went out, as an offset from
+the moment the lease arrived: offsets are measured on one clock, so binds on other nodes never compare
+their clocks with the limiter's.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Tokens a bind may spend, each on one PDU, before ``hold`` seconds have passed since it arrived."""
+
+    lease_id: int
+    tokens: int
+    hold: float
+    retry_after: float = 0.0  # when tokens == 0: how long to wait before asking again
+
+
+@dataclass(slots=True)
+class _Charge:
+    start: float
+    end: float  # the latest moment a PDU of this lease may have been sent
+    tokens: int
+
+
+class SlidingWindowLimiter:
+    """At most ``rate`` PDUs in any ``window``-second span, shared by every caller."""
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        window: float = 1.0,
+        margin: float = 0.01,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.window = window
+        self.margin = margin
+        self._clock = clock
+        self._ledger: dict[int, _Charge] = {}
+        self._next_id = 1
+        self.set_rate(rate)
+
+    def set_rate(self, rate: float) -> None:
+        """Change the cap (operator config reload); leases already granted stay valid."""
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.rate = rate
+        self._capacity = int(rate * self.window)
+
+    def _charged(self, now: float) -> int:
+        horizon = now - self.window - self.margin
+        expired = [lease_id for lease_id, c in self._ledger.items() if c.end <= horizon]
+        for lease_id in expired:
+            del self._ledger[lease_id]
+        return sum(c.tokens for c in self._ledger.values())
+
+    def available(self) -> int:
+        return max(0, self._capacity - self._charged(self._clock()))
+
+    def acquire(self, want: int, *, hold: float = 0.05) -> Lease:
+        """Lease up to *want* tokens to spend within *hold* seconds (none: wait ``retry_after``)."""
+        if want < 1:
+            raise ValueError("want at least one token")
+        now = self._clock()
+        free = self._capacity - self._charged(now)
+        tokens = min(want, free)
+        if tokens <= 0:
+            return Lease(0, 0, hold, retry_after=self._retry_after(now))
+        lease_id = self._next_id
+        self._next_id += 1
+        self._ledger[lease_id] = _Charge(now, now + hold, tokens)
+        return Lease(lease_id, tokens, hold)
+
+    def settle(self, lease_id: int, *, used: int, last_sent_after: float | None) -> None:
+        """Report what a lease spent: *used* tokens, the last one *last_sent_after* seconds after it arrived.
+
+        Unused tokens return to the pool at once; the used ones stay charged until a window after the
+        last send. Settling an unknown or already expired lease is harmless.
+        """
+        charge = self._ledger.get(lease_id)
+        if charge is None:
+            return
+        if used <= 0 or last_sent_after is None:
+            del self._ledger[lease_id]
+            return
+        charge.tokens = min(used, charge.tokens)
+        charge.end = min(charge.end, charge.start + max(0.0, last_sent_after))
+
+    def _retry_after(self, now: float) -> float:
+        # The earliest moment a charge falls out of the window and frees tokens.
+        horizon = self.window + self.margin
+        ends = [c.end for c in self._ledger.values()]
+        if not ends:
+            return 0.0
+        return max(0.001, min(ends) + horizon - now)
