@@ -46,3 +46,9 @@ def ray_session() -> Iterator[Any]:
     ray.init(num_cpus=2, include_dashboard=False, namespace="ulak-tests", log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def redis_server_url(redis_server: RedisServer) -> str:
+    """The session's private Redis URL (for tests that flush it themselves, e.g. under hypothesis)."""
+    return redis_server.url

@@ -1,0 +1,127 @@
+-- The job ledger's rules (see ledger.py), applied atomically to one batch of events.
+-- ARGV: counters/rows/parts/message-id/early-receipt key templates, receipt-stats key, message TTL,
+-- then 8 values per event: kind, job, row, part, parts, x1, x2, x3.
+local ctpl, rtpl, ptpl, mtpl, etpl, stats = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local ttl = tonumber(ARGV[7])
+
+local OUTCOME = {DELIVRD = 'delivered', UNDELIV = 'undelivered', EXPIRED = 'expired',
+                 REJECTD = 'rejected', DELETED = 'deleted', UNKNOWN = 'receipt_unknown',
+                 ENROUTE = false, ACCEPTD = false}
+
+local function outcome_of(status)
+  local o = OUTCOME[status]
+  if o == nil then return 'receipt_unknown' end
+  return o
+end
+
+local function finish(job, row, parts)
+  local rk = string.format(rtpl, job)
+  if redis.call('HEXISTS', rk, row .. ':o') == 1 then return end
+  local out = redis.call('HGET', rk, row .. ':n')
+  if not out then
+    local d = tonumber(redis.call('HGET', rk, row .. ':d') or '0')
+    if d ~= parts then return end
+    out = 'delivered'
+  end
+  redis.call('HSET', rk, row .. ':o', out)
+  redis.call('HINCRBY', string.format(ctpl, job), out, 1)
+end
+
+local function mark_sent(ck, rk, row)
+  if redis.call('HSETNX', rk, row, 's') == 1 then
+    redis.call('HINCRBY', ck, 'submitted', 1)
+  end
+end
+
+local function apply_receipt(job, row, part, parts, status)
+  local ck = string.format(ctpl, job)
+  redis.call('HINCRBY', ck, 'receipts', 1)
+  local out = outcome_of(status)
+  if out == false then return end
+  if redis.call('HSETNX', string.format(ptpl, job), row .. ':' .. part .. ':r', status) == 0 then
+    redis.call('HINCRBY', ck, 'receipts_duplicate', 1)
+    return
+  end
+  local rk = string.format(rtpl, job)
+  if out == 'delivered' then
+    redis.call('HINCRBY', rk, row .. ':d', 1)
+  else
+    redis.call('HSETNX', rk, row .. ':n', out)
+  end
+  if redis.call('HGET', rk, row) == 'a' then finish(job, row, parts) end
+end
+
+local function split_status(value)
+  local bar = string.find(value, '|', 1, true)
+  return string.sub(value, 1, bar - 1)
+end
+
+for i = 8, #ARGV, 8 do
+  local kind, job, row, part = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local parts = tonumber(ARGV[i + 4])
+  if kind == 'R' then
+    local smsc, id, value = ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
+    local target = redis.call('GET', string.format(mtpl, smsc, id))
+    local status = split_status(value)
+    if target then
+      local j, r, p, n = string.match(target, '^(.*)|(%d+)|(%d+)|(%d+)$')
+      apply_receipt(j, r, p, tonumber(n), status)
+    else
+      local ek = string.format(etpl, smsc, id)
+      local exists = redis.call('EXISTS', ek)
+      if exists == 0 or outcome_of(status) ~= false then
+        if exists == 0 then redis.call('HINCRBY', stats, 'held', 1) end
+        redis.call('SET', ek, value, 'EX', ttl)
+      end
+    end
+  else
+    local ck, rk, pk = string.format(ctpl, job), string.format(rtpl, job), string.format(ptpl, job)
+    local field = row .. ':' .. part
+    local state = redis.call('HGET', pk, field)
+    if kind == 'S' then
+      if not state then
+        redis.call('HSET', pk, field, 's')
+        redis.call('HINCRBY', ck, 'parts_sent', 1)
+      end
+      mark_sent(ck, rk, row)
+    else
+      if (not state) or state == 's' then
+        if not state then
+          redis.call('HINCRBY', ck, 'parts_sent', 1)
+          mark_sent(ck, rk, row)
+        end
+        if kind == 'A' then
+          redis.call('HSET', pk, field, 'a')
+          redis.call('HINCRBY', ck, 'parts_acked', 1)
+          local acked = redis.call('HINCRBY', rk, row .. ':a', 1)
+          if acked == parts and redis.call('HGET', rk, row) == 's' then
+            redis.call('HSET', rk, row, 'a')
+            redis.call('HINCRBY', ck, 'acked', 1)
+            finish(job, row, parts)
+          end
+        else
+          local terminal = (kind == 'F') and 'f' or 'u'
+          redis.call('HSET', pk, field, terminal)
+          redis.call('HINCRBY', ck, (kind == 'F') and 'parts_failed' or 'parts_unknown', 1)
+          if redis.call('HGET', rk, row) == 's' then
+            redis.call('HSET', rk, row, terminal)
+            redis.call('HINCRBY', ck, (kind == 'F') and 'failed' or 'unknown', 1)
+          end
+        end
+      end
+      if kind == 'A' then
+        local smsc, id = ARGV[i + 5], ARGV[i + 6]
+        redis.call('SET', string.format(mtpl, smsc, id), job .. '|' .. row .. '|' .. part .. '|' .. parts,
+                   'EX', ttl)
+        local ek = string.format(etpl, smsc, id)
+        local held = redis.call('GET', ek)
+        if held then
+          redis.call('DEL', ek)
+          redis.call('HINCRBY', stats, 'matched_late', 1)
+          apply_receipt(job, row, part, parts, split_status(held))
+        end
+      end
+    end
+  end
+end
+return #ARGV

@@ -1,0 +1,273 @@
+"""The job ledger: what happened to every part and row, and counters that always add up.
+
+Connection actors report *events* in batches: a part was sent, acknowledged (with the SMSC's message
+id), failed permanently, lost with an unknown fate, or a delivery receipt arrived. The ledger turns them
+into per-row states and per-job counters. :class:`MemoryLedger` is the reference model, plain Python;
+:class:`RedisLedger` applies the same rules atomically inside Redis, one Lua call per batch (one round
+trip however many events). ``tests/integration/test_ledger.py`` holds the two to the same results over
+random event orders.
+
+Rules (per row of a job; a row is one logical message of ``parts`` PDUs):
+
+* ``submitted`` counts rows with at least one part sent; a resent part is not counted again.
+* A row is ``acked`` once every part is acknowledged, ``failed`` once any part fails permanently,
+  ``unknown`` once any part's fate is lost (at-most-once after a disconnect); the first of these wins
+  and a row is never in two. So ``submitted = acked + failed + unknown + in flight`` at all times.
+* Receipts count only for acked rows, once per row: ``delivered`` when every part is delivered, else
+  the first negative receipt (``undelivered``, ``expired``, ``rejected``, ``deleted``,
+  ``receipt_unknown``). A duplicate receipt for a part is counted in ``receipts_duplicate`` and changes
+  nothing else.
+* A receipt whose message id is not known yet (it overtook its submit_sm_resp) is held and applied
+  when the acknowledgement records the id; held receipts are counted, never dropped silently.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ulak import keys
+
+# Cumulative per-job counters (messages unless the name says parts).
+COUNTERS = (
+    "submitted",
+    "acked",
+    "failed",
+    "unknown",
+    "delivered",
+    "undelivered",
+    "expired",
+    "rejected",
+    "deleted",
+    "receipt_unknown",
+    "parts_sent",
+    "parts_acked",
+    "parts_failed",
+    "parts_unknown",
+    "receipts",
+    "receipts_duplicate",
+)
+
+# Receipt status (SMPP appendix B text) → the counter a row's outcome goes to; None = not final.
+OUTCOME = {
+    "DELIVRD": "delivered",
+    "UNDELIV": "undelivered",
+    "EXPIRED": "expired",
+    "REJECTD": "rejected",
+    "DELETED": "deleted",
+    "UNKNOWN": "receipt_unknown",
+    "ENROUTE": None,
+    "ACCEPTD": None,
+}
+
+
+def outcome_of(status: str) -> str | None:
+    """The counter a final receipt status goes to (unrecognised ones count as ``receipt_unknown``)."""
+    return OUTCOME.get(status, "receipt_unknown")
+
+
+@dataclass(frozen=True, slots=True)
+class PartSent:
+    job: str
+    row: int
+    part: int
+    parts: int
+
+
+@dataclass(frozen=True, slots=True)
+class PartAcked:
+    job: str
+    row: int
+    part: int
+    parts: int
+    smsc: str  # the bind's SMSC identity: message ids are unique only per SMSC
+    message_id: str  # normalised (ulak.smpp.receipt.normalize_message_id)
+
+
+@dataclass(frozen=True, slots=True)
+class PartFailed:
+    job: str
+    row: int
+    part: int
+    parts: int
+    status: int  # the SMPP command_status
+
+
+@dataclass(frozen=True, slots=True)
+class PartUnknown:
+    job: str
+    row: int
+    part: int
+    parts: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptSeen:
+    smsc: str
+    message_id: str  # normalised
+    status: str  # DELIVRD, UNDELIV, …
+    error: str = ""
+
+
+Event = PartSent | PartAcked | PartFailed | PartUnknown | ReceiptSeen
+
+
+class MemoryLedger:
+    """The reference model of the rules above, in plain Python."""
+
+    def __init__(self) -> None:
+        self.counters: dict[str, Counter[str]] = defaultdict(Counter)
+        self.rows: dict[tuple[str, int], dict[str, Any]] = {}
+        self.parts: dict[tuple[str, int, int], dict[str, Any]] = {}
+        self.message_ids: dict[tuple[str, str], tuple[str, int, int, int]] = {}
+        self.early: dict[tuple[str, str], tuple[str, str]] = {}
+        self.receipt_stats: Counter[str] = Counter()
+
+    def apply(self, events: list[Event]) -> None:
+        for event in events:
+            if isinstance(event, ReceiptSeen):
+                self._receipt(event.smsc, event.message_id, event.status, event.error)
+                continue
+            job, row, part, parts = event.job, event.row, event.part, event.parts
+            c = self.counters[job]
+            r = self.rows.setdefault((job, row), {"state": None, "acked": 0, "delivered": 0})
+            p = self.parts.setdefault((job, row, part), {"state": None, "receipt": None})
+            if isinstance(event, PartSent):
+                if p["state"] is None:
+                    p["state"] = "s"
+                    c["parts_sent"] += 1
+                if r["state"] is None:
+                    r["state"] = "s"
+                    c["submitted"] += 1
+            elif isinstance(event, PartAcked):
+                if p["state"] in (None, "s"):
+                    if p["state"] is None:  # an ack implies the send
+                        c["parts_sent"] += 1
+                        if r["state"] is None:
+                            r["state"] = "s"
+                            c["submitted"] += 1
+                    p["state"] = "a"
+                    c["parts_acked"] += 1
+                    r["acked"] += 1
+                    if r["acked"] == parts and r["state"] == "s":
+                        r["state"] = "a"
+                        c["acked"] += 1
+                        self._outcome(job, row, parts)
+                self.message_ids[(event.smsc, event.message_id)] = (job, row, part, parts)
+                held = self.early.pop((event.smsc, event.message_id), None)
+                if held is not None:
+                    self.receipt_stats["matched_late"] += 1
+                    self._apply_receipt((job, row, part, parts), held[0])
+            else:
+                terminal = "f" if isinstance(event, PartFailed) else "u"
+                if p["state"] in (None, "s"):
+                    if p["state"] is None:
+                        c["parts_sent"] += 1
+                        if r["state"] is None:
+                            r["state"] = "s"
+                            c["submitted"] += 1
+                    p["state"] = terminal
+                    c["parts_failed" if terminal == "f" else "parts_unknown"] += 1
+                    if r["state"] == "s":
+                        r["state"] = terminal
+                        c["failed" if terminal == "f" else "unknown"] += 1
+
+    def _receipt(self, smsc: str, message_id: str, status: str, error: str) -> None:
+        target = self.message_ids.get((smsc, message_id))
+        if target is None:
+            if (smsc, message_id) not in self.early or outcome_of(status) is not None:
+                if (smsc, message_id) not in self.early:
+                    self.receipt_stats["held"] += 1
+                self.early[(smsc, message_id)] = (status, error)
+            return
+        self._apply_receipt(target, status)
+
+    def _apply_receipt(self, target: tuple[str, int, int, int], status: str) -> None:
+        job, row, part, parts = target
+        c = self.counters[job]
+        c["receipts"] += 1
+        outcome = outcome_of(status)
+        if outcome is None:
+            return
+        p = self.parts.setdefault((job, row, part), {"state": None, "receipt": None})
+        if p["receipt"] is not None:
+            c["receipts_duplicate"] += 1
+            return
+        p["receipt"] = status
+        r = self.rows.setdefault((job, row), {"state": None, "acked": 0, "delivered": 0})
+        if outcome == "delivered":
+            r["delivered"] += 1
+        elif "negative" not in r:
+            r["negative"] = outcome
+        if r["state"] == "a":
+            self._outcome(job, row, parts)
+
+    def _outcome(self, job: str, row: int, parts: int) -> None:
+        r = self.rows[(job, row)]
+        if "outcome" in r:
+            return
+        if "negative" in r:
+            r["outcome"] = r["negative"]
+        elif r["delivered"] == parts:
+            r["outcome"] = "delivered"
+        else:
+            return
+        self.counters[job][r["outcome"]] += 1
+
+
+_SCRIPT = (Path(__file__).with_name("ledger.lua")).read_text(encoding="utf-8")
+
+
+def _flatten(events: list[Event]) -> list[str | int]:
+    args: list[str | int] = []
+    for e in events:
+        if isinstance(e, PartSent):
+            args += ["S", e.job, e.row, e.part, e.parts, "", "", ""]
+        elif isinstance(e, PartAcked):
+            args += ["A", e.job, e.row, e.part, e.parts, e.smsc, e.message_id, ""]
+        elif isinstance(e, PartFailed):
+            args += ["F", e.job, e.row, e.part, e.parts, e.status, "", ""]
+        elif isinstance(e, PartUnknown):
+            args += ["U", e.job, e.row, e.part, e.parts, "", "", ""]
+        else:
+            args += ["R", "", 0, 0, 0, e.smsc, e.message_id, f"{e.status}|{e.error}"]
+    return args
+
+
+class RedisLedger:
+    """The ledger in Redis: one atomic Lua call per batch of events.
+
+    Works with ``redis.Redis`` (``apply``) and ``redis.asyncio.Redis`` (``apply_async``).
+    ``message_ttl`` bounds how long a message id stays matchable: the validity period plus a margin.
+    """
+
+    def __init__(self, client: Any, *, message_ttl: int = 3 * 86400) -> None:
+        self._client = client
+        self._script = client.register_script(_SCRIPT)
+        self.message_ttl = message_ttl
+
+    def _args(self, events: list[Event]) -> list[str | int]:
+        return [
+            keys.JOB_COUNTERS_TEMPLATE,
+            keys.JOB_ROWS_TEMPLATE,
+            keys.JOB_PARTS_TEMPLATE,
+            keys.MESSAGE_ID_TEMPLATE,
+            keys.EARLY_RECEIPT_TEMPLATE,
+            keys.RECEIPT_STATS,
+            self.message_ttl,
+            *_flatten(events),
+        ]
+
+    def apply(self, events: list[Event]) -> None:
+        if events:
+            self._script(keys=[], args=self._args(events))
+
+    async def apply_async(self, events: list[Event]) -> None:
+        if events:
+            await self._script(keys=[], args=self._args(events))
+
+    def counters(self, job: str) -> dict[str, int]:
+        raw = self._client.hgetall(keys.job_counters(job))
+        return {k.decode(): int(v) for k, v in raw.items()}

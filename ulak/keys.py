@@ -1,0 +1,58 @@
+"""Every Redis key Ulak uses, named in one place (in the manner of arq's ``constants.py``).
+
+Each function documents what its key holds and when it expires. Nothing else in the code base builds
+a key string by hand; Lua scripts receive these names (or the templates below) as arguments.
+"""
+
+from __future__ import annotations
+
+PREFIX = "ulak"
+
+
+def job(job_id: str) -> str:
+    """Hash: the job record (state, timestamps, options). Lives as long as the job is kept."""
+    return f"{PREFIX}:job:{job_id}"
+
+
+def job_counters(job_id: str) -> str:
+    """Hash: the job's counters (see ``ulak.dispatch.ledger.COUNTERS``), in messages and parts."""
+    return f"{PREFIX}:job:{job_id}:counters"
+
+
+def job_rows(job_id: str) -> str:
+    """Hash: per row, its state (``<row>``), parts acknowledged (``<row>:a``), parts delivered
+    (``<row>:d``) and first negative receipt (``<row>:r``)."""
+    return f"{PREFIX}:job:{job_id}:rows"
+
+
+def job_parts(job_id: str) -> str:
+    """Hash: per part (``<row>:<part>``) its submit state, and its receipt status (``<row>:<part>:r``)."""
+    return f"{PREFIX}:job:{job_id}:parts"
+
+
+# Templates for the Lua ledger script, which handles events of many jobs in one call: ``%s`` is the job id.
+JOB_COUNTERS_TEMPLATE = f"{PREFIX}:job:%s:counters"
+JOB_ROWS_TEMPLATE = f"{PREFIX}:job:%s:rows"
+JOB_PARTS_TEMPLATE = f"{PREFIX}:job:%s:parts"
+
+
+def message_id(smsc: str, normalized_id: str) -> str:
+    """String ``job|row|part|parts``: which part an SMSC message id belongs to. Written when the
+    submit_sm_resp arrives; expires after the validity period plus a day (receipts cannot come later)."""
+    return f"{PREFIX}:msg:{smsc}:{normalized_id}"
+
+
+def early_receipt(smsc: str, normalized_id: str) -> str:
+    """String ``status|error``: a receipt that arrived before its submit_sm_resp was recorded. Matched
+    (and deleted) when the id is recorded; expires with the message-id map's TTL."""
+    return f"{PREFIX}:early:{smsc}:{normalized_id}"
+
+
+MESSAGE_ID_TEMPLATE = f"{PREFIX}:msg:%s:%s"
+EARLY_RECEIPT_TEMPLATE = f"{PREFIX}:early:%s:%s"
+
+RECEIPT_STATS = f"{PREFIX}:receipts:stats"
+"""Hash: receipts held early, matched late, and those that matched nothing yet. Never expires."""
+
+OPTOUT = f"{PREFIX}:optout"
+"""Set: E.164 numbers that opted out. Never expires."""
