@@ -111,3 +111,16 @@ class SlidingWindowLimiter:
         if not ends:
             return 0.0
         return max(0.001, min(ends) + horizon - now)
+
+
+class LocalTokenSource:
+    """A limiter in this process, behind the async interface binds use (the Ray actor has the same)."""
+
+    def __init__(self, limiter: SlidingWindowLimiter) -> None:
+        self.limiter = limiter
+
+    async def acquire(self, want: int, *, hold: float) -> Lease:
+        return self.limiter.acquire(want, hold=hold)
+
+    async def settle(self, lease_id: int, *, used: int, last_sent_after: float | None) -> None:
+        self.limiter.settle(lease_id, used=used, last_sent_after=last_sent_after)

@@ -1,0 +1,499 @@
+"""One persistent SMPP bind: the logic behind ``SmppConnectionActor``, testable without Ray.
+
+``BindClient`` connects, binds, and sends the parts queued on it through a window, spending tokens
+leased from the operator's limiter. It keeps the bind alive (enquire_link, dead-peer detection),
+reconnects with exponential backoff and full jitter, and turns everything that happens to a part into
+ledger events, flushed in batches:
+
+* ``submit_sm_resp`` OK → ``PartAcked`` with the normalised message id;
+* ESME_RTHROTTLED / ESME_RMSGQFUL → not the message's fault: the part goes back to the *front* of the
+  queue in its original order and the whole bind pauses, then ramps back (multiplicative back-off);
+* any other error → ``PartFailed`` with the status;
+* connection lost or response timed out → the parts in flight become ``PartUnknown`` (at-most-once,
+  the default) or are queued again (at-least-once), never silently lost or duplicated;
+* ``deliver_sm`` receipt → ``ReceiptSeen``, matched by the ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Protocol
+
+import structlog
+
+from ulak.dispatch.ledger import Event, PartAcked, PartFailed, PartSent, PartUnknown, ReceiptSeen
+from ulak.dispatch.throttle import Lease
+from ulak.settings import BindConfig, OperatorConfig
+from ulak.smpp.codec import encode
+from ulak.smpp.constants import CommandStatus, status_name
+from ulak.smpp.pdu import (
+    BindReceiver,
+    BindTransceiver,
+    BindTransmitter,
+    DeliverSm,
+    DeliverSmResp,
+    EnquireLink,
+    EnquireLinkResp,
+    SubmitSm,
+    SubmitSmResp,
+    Unbind,
+    UnbindResp,
+)
+from ulak.smpp.receipt import normalize_message_id, parse_receipt
+from ulak.smpp.session import (
+    ConnectionClosed,
+    Outstanding,
+    ProtocolError,
+    RequestReceived,
+    ResponseReceived,
+    Role,
+    Session,
+    State,
+)
+
+log = structlog.get_logger("ulak.bind")
+
+_BIND_PDU: dict[str, type[BindTransceiver | BindTransmitter | BindReceiver]] = {
+    "transceiver": BindTransceiver,
+    "transmitter": BindTransmitter,
+    "receiver": BindReceiver,
+}
+_TRANSIENT = (CommandStatus.ESME_RTHROTTLED, CommandStatus.ESME_RMSGQFUL)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundPart:
+    """One PDU to submit, and which part of which row of which job it is."""
+
+    job: str
+    row: int
+    part: int
+    parts: int
+    pdu: SubmitSm
+
+
+class TokenSource(Protocol):
+    """The operator's limiter as a bind sees it (local object or Ray actor handle behind an adapter)."""
+
+    def acquire(self, want: int, *, hold: float) -> Awaitable[Lease]: ...
+
+    def settle(self, lease_id: int, *, used: int, last_sent_after: float | None) -> Awaitable[None]: ...
+
+
+EventSink = Callable[[list[Event]], Awaitable[None]]
+
+
+class BindState(Enum):
+    CONNECTING = "connecting"
+    BOUND = "bound"
+    THROTTLED = "throttled"
+    RECONNECTING = "reconnecting"
+    CLOSED = "closed"
+
+
+@dataclass
+class BindStats:
+    connects: int = 0
+    binds_refused: int = 0
+    disconnects: int = 0
+    submitted: int = 0
+    throttled: int = 0
+    receipts: int = 0
+    mo: int = 0
+    protocol_errors: int = 0
+    last_error: str = ""
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with full jitter (AWS architecture blog's "full jitter")."""
+
+    base: float = 0.2
+    cap: float = 10.0
+    attempt: int = 0
+    rng: random.Random = field(default_factory=random.Random)
+
+    def next_delay(self) -> float:
+        delay = self.rng.uniform(0, min(self.cap, self.base * 2**self.attempt))
+        self.attempt += 1
+        return delay
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class _Wire(asyncio.Protocol):
+    """One TCP connection; it carries its own session so a late callback never touches the next one."""
+
+    def __init__(self, client: BindClient, session: Session) -> None:
+        self.client = client
+        self.session = session
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.client._on_data(self.session, data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.client._on_data(self.session, b"")
+
+
+class BindClient:
+    """Holds one bind for as long as it runs (see the module docstring)."""
+
+    def __init__(
+        self,
+        bind: BindConfig,
+        operator: OperatorConfig,
+        *,
+        tokens: TokenSource,
+        sink: EventSink,
+        lease_seconds: float = 0.05,
+        flush_interval: float = 0.05,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.bind = bind
+        self.operator = operator
+        self.smsc = f"{bind.host}:{bind.port}/{bind.system_id}"
+        self.tokens = tokens
+        self.sink = sink
+        self.lease_seconds = lease_seconds
+        self.flush_interval = flush_interval
+        self.at_least_once = operator.delivery_semantics == "at-least-once"
+        self.state = BindState.CONNECTING
+        self.stats = BindStats()
+        self.queue: deque[OutboundPart] = deque()
+        self._events: list[Event] = []
+        self._session: Session | None = None
+        self._wire: _Wire | None = None
+        self._wakeup = asyncio.Event()
+        self._bound = asyncio.Event()
+        self._lost = asyncio.Event()
+        self._stopping = False
+        self._pause_until = 0.0
+        self._throttle_level = 0  # consecutive throttled responses: how hard the bind backs off
+        self._rng = rng or random.Random()
+        self._backoff = Backoff(rng=self._rng)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._flush_lock = asyncio.Lock()
+        self._flush_done = False
+        self._log = log.bind(operator=operator.name, bind=bind.name)
+
+    # ------------------------------------------------------------------------------------ public API
+
+    def enqueue(self, parts: list[OutboundPart]) -> None:
+        """Queue parts to send (the caller bounds how much it queues: ``queued`` says how much waits)."""
+        self.queue.extend(parts)
+        self._wakeup.set()
+
+    @property
+    def queued(self) -> int:
+        return len(self.queue)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._session.in_flight) if self._session is not None else 0
+
+    def describe(self) -> dict[str, object]:
+        """State for diagnostics and the operators API."""
+        session = self._session
+        return {
+            "state": self.state.value,
+            "queued": len(self.queue),
+            "in_flight": [type(o.pdu).__name__ for o in session.in_flight] if session else [],
+            "session": session.state.value if session else None,
+            "lost": self._lost.is_set(),
+            "paused_for": max(0.0, round(self._pause_until - time.monotonic(), 3)),
+            "tasks": [t.get_name() + (":done" if t.done() else "") for t in self._tasks],
+            **self.stats.__dict__,
+        }
+
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._run(), name=f"bind-{self.bind.name}"),
+            asyncio.create_task(self._flusher(), name=f"flush-{self.bind.name}"),
+        ]
+
+    async def wait_bound(self, timeout: float) -> None:
+        await asyncio.wait_for(self._bound.wait(), timeout)
+
+    async def drain(self, timeout: float) -> None:
+        """Wait until nothing is queued or in flight, then flush the events."""
+        deadline = time.monotonic() + timeout
+        while self.queue or self.in_flight:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.bind.name} did not drain: {self.describe()}")
+            await asyncio.sleep(0.01)
+        await self.flush()
+
+    async def stop(self) -> None:
+        """Unbind politely, account for anything still in flight, and stop."""
+        self._stopping = True
+        session, wire = self._session, self._wire
+        if session is not None and wire is not None and wire.transport is not None and session.state.is_bound:
+            wire.transport.write(session.send(Unbind()))
+            try:
+                await asyncio.wait_for(self._lost.wait(), 2.0)
+            except TimeoutError:
+                wire.transport.close()
+        elif wire is not None and wire.transport is not None:
+            wire.transport.close()
+        run, flusher = self._tasks
+        run.cancel()
+        await asyncio.gather(run, return_exceptions=True)
+        # The flusher is never cancelled mid-write (that would lose a batch of ledger events and can
+        # leave the Redis connection unusable): it is told to finish and does one last flush.
+        self._flush_done = True
+        await flusher
+        self.state = BindState.CLOSED
+
+    async def flush(self) -> None:
+        """Write pending ledger events (serialised; a failed write keeps them for the next try)."""
+        async with self._flush_lock:
+            if not self._events:
+                return
+            events, self._events = self._events, []
+            try:
+                await self.sink(events)
+            except BaseException:
+                self._events[:0] = events
+                raise
+
+    # ----------------------------------------------------------------------------------- connection
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._stopping:
+            self.state = BindState.CONNECTING if self.stats.connects == 0 else BindState.RECONNECTING
+            try:
+                await self._connect(loop)
+                await self._pump()
+            except (OSError, TimeoutError, ConnectionError) as exc:
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                self._log.warning("bind.lost", error=self.stats.last_error)
+            finally:
+                self._teardown()
+            if self._stopping:
+                return
+            delay = self._backoff.next_delay()
+            self._log.info("bind.reconnecting", delay=round(delay, 3))
+            await asyncio.sleep(delay)
+
+    async def _connect(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._lost.clear()
+        self._bound.clear()
+        session = Session(Role.ESME, window=self.bind.window, response_timeout=self.bind.response_timeout)
+        self._session = session
+        _, wire = await asyncio.wait_for(
+            loop.create_connection(lambda: _Wire(self, session), self.bind.host, self.bind.port), 10
+        )
+        self._wire = wire  # referenced for the connection's lifetime
+        self.stats.connects += 1
+        pdu = _BIND_PDU[self.bind.bind_type](
+            system_id=self.bind.system_id,
+            password=self.bind.password.get_secret_value(),
+            system_type=self.bind.system_type,
+        )
+        self._write(session.send(pdu))
+        bound = asyncio.ensure_future(self._bound.wait())
+        lost = asyncio.ensure_future(self._lost.wait())
+        done, pending = await asyncio.wait(
+            {bound, lost}, timeout=self.bind.response_timeout, return_when="FIRST_COMPLETED"
+        )
+        for f in pending:
+            f.cancel()
+        if bound not in done:
+            raise ConnectionError(self.stats.last_error or "bind not answered")
+        self._backoff.reset()
+        self.state = BindState.BOUND
+        self._log.info("bind.established", smsc=self.smsc)
+
+    def _teardown(self) -> None:
+        wire = self._wire
+        if wire is not None and wire.transport is not None:
+            wire.transport.abort()
+        if self._session is not None and self._session.state is not State.CLOSED:
+            self._account_lost(self._session.close())
+        self._wire = None
+
+    def _write(self, data: bytes) -> None:
+        if self._wire is not None and self._wire.transport is not None:
+            self._wire.transport.write(data)
+
+    # ------------------------------------------------------------------------------------- sending
+
+    async def _pump(self) -> None:
+        session = self._session
+        assert session is not None
+        enquire_interval = self.bind.enquire_link_interval
+        while not self._lost.is_set():
+            now = time.monotonic()
+            self._check_liveness(session, now, enquire_interval)
+            if now < self._pause_until:
+                self.state = BindState.THROTTLED
+                await self._sleep_or_lost(self._pause_until - now)
+                continue
+            self.state = BindState.BOUND
+            want = min(session.window_available, len(self.queue), self._lease_size())
+            if want <= 0:
+                self._wakeup.clear()
+                await self._sleep_or_lost(min(1.0, enquire_interval / 4), wake=True)
+                continue
+            lease = await self.tokens.acquire(want, hold=self.lease_seconds)
+            if not lease.tokens:
+                await self._sleep_or_lost(min(lease.retry_after, 1.0))
+                continue
+            received = time.monotonic()
+            used = self._send(session, lease.tokens)
+            await self.tokens.settle(
+                lease.lease_id, used=used, last_sent_after=(time.monotonic() - received) if used else None
+            )
+
+    def _lease_size(self) -> int:
+        base = max(1, int(self.operator.tps * self.lease_seconds))
+        return max(1, base >> min(self._throttle_level, 6))
+
+    def _send(self, session: Session, n: int) -> int:
+        if self._lost.is_set() or not session.state.is_bound:
+            return 0
+        out = []
+        events = self._events
+        for _ in range(min(n, len(self.queue), session.window_available)):
+            item = self.queue.popleft()
+            out.append(session.send(item.pdu, context=item))
+            events.append(PartSent(item.job, item.row, item.part, item.parts))
+        self._write(b"".join(out))
+        self.stats.submitted += len(out)
+        return len(out)
+
+    def _check_liveness(self, session: Session, now: float, interval: float) -> None:
+        expired = session.expire()
+        if expired:
+            # No response in time: the SMSC may or may not have the message. Treat as lost in flight.
+            self._log.warning("submit.timeout", count=len(expired))
+            self._account_lost(expired)
+        if session.idle_for() >= interval and session.state.is_bound:
+            if any(isinstance(o.pdu, EnquireLink) for o in session.in_flight):
+                if session.idle_for() >= interval + self.bind.response_timeout:
+                    self._log.warning("bind.dead_peer", idle=round(session.idle_for(), 1))
+                    self._lost.set()
+            elif session.window_available:
+                self._write(session.send(EnquireLink()))
+
+    async def _sleep_or_lost(self, seconds: float, *, wake: bool = False) -> None:
+        waiters = [asyncio.ensure_future(self._lost.wait())]
+        if wake:
+            waiters.append(asyncio.ensure_future(self._wakeup.wait()))
+        _, pending = await asyncio.wait(waiters, timeout=max(0.0, seconds), return_when="FIRST_COMPLETED")
+        for f in pending:
+            f.cancel()
+
+    async def _flusher(self) -> None:
+        while not self._flush_done:
+            await asyncio.sleep(self.flush_interval)
+            try:
+                await self.flush()
+            except Exception as exc:  # Redis unreachable: keep the events, retry on the next tick
+                self._log.error("ledger.write_failed", error=f"{type(exc).__name__}: {exc}")
+        await self.flush()
+
+    # ------------------------------------------------------------------------------------- receiving
+
+    def _on_data(self, session: Session, data: bytes) -> None:
+        if session is not self._session:
+            return  # a callback from a connection we already gave up on
+        session.receive_data(data)
+        out: list[bytes] = []
+        for event in session.events():
+            if type(event) is ResponseReceived:
+                self._on_response(event, out)
+            elif type(event) is RequestReceived:
+                self._on_request(event.pdu, out)
+            elif type(event) is ProtocolError:
+                self.stats.protocol_errors += 1
+                self._log.warning("smpp.protocol_error", status=event.status, detail=event.detail)
+                if event.outstanding is not None:
+                    self._account_lost([event.outstanding])
+                if event.reply is not None:
+                    out.append(encode(event.reply))
+                if event.fatal:
+                    self._lost.set()
+            elif type(event) is ConnectionClosed:
+                self._account_lost(list(event.in_flight))
+                self.stats.disconnects += 1
+                self._lost.set()
+        if out:
+            self._write(b"".join(out))
+
+    def _on_response(self, event: ResponseReceived, out: list[bytes]) -> None:
+        resp, item = event.response, event.context
+        if isinstance(item, OutboundPart):
+            status = resp.status
+            if status == CommandStatus.ESME_ROK and type(resp) is SubmitSmResp:
+                self._throttle_level = max(0, self._throttle_level - 1) if self._throttle_level else 0
+                message_id = normalize_message_id(resp.message_id, self.bind.resp_id_format)
+                self._events.append(
+                    PartAcked(item.job, item.row, item.part, item.parts, self.smsc, message_id)
+                )
+            elif status in _TRANSIENT:
+                self._throttled(item)
+            else:
+                self._events.append(PartFailed(item.job, item.row, item.part, item.parts, int(status)))
+            self._wakeup.set()
+            return
+        request = event.request
+        if isinstance(request, (BindTransceiver, BindTransmitter, BindReceiver)):
+            if resp.status == CommandStatus.ESME_ROK:
+                self._bound.set()
+            else:
+                self.stats.binds_refused += 1
+                self.stats.last_error = f"bind refused: {status_name(resp.status)}"
+                self._log.error("bind.refused", status=self.stats.last_error)
+                self._lost.set()
+        elif isinstance(request, Unbind):
+            self._lost.set()
+
+    def _throttled(self, item: OutboundPart) -> None:
+        # The SMSC says "slow down": resend this part first, in order, and pause the whole bind.
+        self.stats.throttled += 1
+        self.queue.appendleft(item)
+        self._throttle_level = min(self._throttle_level + 1, 6)
+        pause = min(2.0, 0.05 * 2 ** (self._throttle_level - 1)) * self._rng.uniform(0.8, 1.2)
+        self._pause_until = max(self._pause_until, time.monotonic() + pause)
+
+    def _on_request(self, pdu: object, out: list[bytes]) -> None:
+        session = self._session
+        assert session is not None
+        if isinstance(pdu, DeliverSm):
+            receipt = parse_receipt(pdu)
+            if receipt is not None:
+                self.stats.receipts += 1
+                message_id = normalize_message_id(receipt.message_id, self.bind.receipt_id_format)
+                self._events.append(ReceiptSeen(self.smsc, message_id, receipt.status.value, receipt.error))
+            else:
+                self.stats.mo += 1
+            out.append(session.send(DeliverSmResp(sequence=pdu.sequence)))
+        elif isinstance(pdu, EnquireLink):
+            out.append(session.send(EnquireLinkResp(sequence=pdu.sequence)))
+        elif isinstance(pdu, Unbind):
+            out.append(session.send(UnbindResp(sequence=pdu.sequence)))
+            self._lost.set()
+
+    def _account_lost(self, outstanding: list[Outstanding]) -> None:
+        lost = [o.context for o in outstanding if isinstance(o.context, OutboundPart)]
+        if not lost:
+            return
+        if self.at_least_once:
+            self.queue.extendleft(reversed(lost))  # resend, in their original order, first
+        else:
+            self._events.extend(PartUnknown(i.job, i.row, i.part, i.parts) for i in lost)
+        self._log.warning("submit.in_flight_lost", count=len(lost), resend=self.at_least_once)
