@@ -1,5 +1,4 @@
-"""Ray actors: ThrottleActor and SmppConnectionActor (dispatch core, coming with the dispatch issue).
+"""Ray actors, thin wrappers over plain classes in ``ulak.dispatch``.
 
-Actors here stay thin: each owns one piece of I/O or shared state and delegates to plain classes in
-``ulak`` that are tested without Ray.
+``actors.factories`` applies ``ray.remote`` options (names, restarts, concurrency) in one place.
 """

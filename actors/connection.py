@@ -1,0 +1,53 @@
+"""SmppConnectionActor: one per bind, an async actor that holds the bind for the life of the cluster.
+
+All the logic lives in ``ulak.dispatch.bind.BindClient``; this actor only gives it a Redis client for
+the ledger and a handle to the operator's ThrottleActor, and takes work in batches.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis.asyncio
+
+from actors.throttle import RayTokenSource
+from ulak.dispatch.bind import BindClient, OutboundPart
+from ulak.dispatch.ledger import RedisLedger
+from ulak.logging import configure_logging
+from ulak.settings import BindConfig, OperatorConfig
+
+
+class SmppConnectionActor:
+    def __init__(self, bind: BindConfig, operator: OperatorConfig, redis_url: str, throttle: Any) -> None:
+        configure_logging(json=True)
+        self._redis = redis.asyncio.Redis.from_url(redis_url)
+        ledger = RedisLedger(self._redis)
+        self.client = BindClient(bind, operator, tokens=RayTokenSource(throttle), sink=ledger.apply_async)
+        self._started = False
+
+    async def start(self, bind_timeout: float = 30.0) -> dict[str, Any]:
+        if not self._started:
+            self._started = True
+            await self.client.start()
+        await self.client.wait_bound(bind_timeout)
+        return self.client.describe()
+
+    async def enqueue(self, parts: list[OutboundPart]) -> int:
+        """Queue a batch; returns how many parts now wait here (the caller's back-pressure signal)."""
+        self.client.enqueue(parts)
+        return self.client.queued
+
+    async def backlog(self) -> int:
+        return self.client.queued + self.client.in_flight
+
+    async def drain(self, timeout: float) -> dict[str, Any]:
+        await self.client.drain(timeout)
+        return self.client.describe()
+
+    async def describe(self) -> dict[str, Any]:
+        return self.client.describe()
+
+    async def stop(self) -> dict[str, Any]:
+        await self.client.stop()
+        await self._redis.aclose()
+        return self.client.describe()

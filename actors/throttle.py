@@ -1,0 +1,41 @@
+"""ThrottleActor: one per operator, the shared holder of its speed limit (see ulak.dispatch.throttle)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ulak.dispatch.throttle import Lease, SlidingWindowLimiter
+
+
+class ThrottleActor:
+    """Leases PDU tokens to the operator's binds, wherever in the cluster they run."""
+
+    def __init__(self, operator: str, rate: float) -> None:
+        self.operator = operator
+        self.limiter = SlidingWindowLimiter(rate)
+
+    def acquire(self, want: int, hold: float) -> Lease:
+        return self.limiter.acquire(want, hold=hold)
+
+    def settle(self, lease_id: int, used: int, last_sent_after: float | None) -> None:
+        self.limiter.settle(lease_id, used=used, last_sent_after=last_sent_after)
+
+    def set_rate(self, rate: float) -> None:
+        self.limiter.set_rate(rate)
+
+    def describe(self) -> dict[str, Any]:
+        return {"operator": self.operator, "rate": self.limiter.rate, "available": self.limiter.available()}
+
+
+class RayTokenSource:
+    """What a bind needs of the limiter (``ulak.dispatch.bind.TokenSource``), over a ThrottleActor handle."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+
+    async def acquire(self, want: int, *, hold: float) -> Lease:
+        lease: Lease = await self.handle.acquire.remote(want, hold)
+        return lease
+
+    async def settle(self, lease_id: int, *, used: int, last_sent_after: float | None) -> None:
+        await self.handle.settle.remote(lease_id, used, last_sent_after)
