@@ -1,8 +1,8 @@
 """The ``ulak`` command line.
 
-Today: ``ulak plan`` (how a text will be encoded and split), ``ulak config`` (validate the
-configuration), ``ulak sim`` (the bundled SMSC simulator) and ``ulak demo``. Job submission, progress
-and reports arrive with the dispatch core and the control plane.
+``ulak demo`` (a generated campaign through the whole stack and the bundled simulator), ``ulak plan``
+(how a text will be encoded and split), ``ulak config`` (validate the configuration), ``ulak sim`` (the
+bundled SMSC simulator). Job submission over HTTP arrives with the control plane.
 """
 
 from __future__ import annotations
@@ -71,18 +71,10 @@ def _sim(argv: list[str]) -> int:
     return 0
 
 
-def _demo(console: Console) -> int:
-    console.print(
-        "[bold]Ulak demo:[/bold] not yet. The end-to-end campaign demo (local Ray, embedded Redis, the\n"
-        "bundled simulator, a generated campaign, a progress bar and a report) arrives with the dispatch\n"
-        "core. What works today:\n"
-        "  ulak plan 'Şubat kampanyası: %20 indirim'   how a text is encoded and split into parts\n"
-        "  ulak config                               validate configs/*.yaml\n"
-        "  ulak sim --port 2775 --stats              run the bundled SMSC simulator\n"
-        "  python scripts/bench/bench_codec.py       codec and text-planning benchmarks\n"
-        "  python scripts/bench/bench_smsc.py        simulator throughput with receipts"
-    )
-    return 0
+def _demo(args: argparse.Namespace) -> int:
+    from cluster.demo import run_demo  # noqa: PLC0415 - imports Ray, which the other commands do not need
+
+    return run_demo(args.rows, no_cap=args.no_cap)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,14 +92,16 @@ def main(argv: list[str] | None = None) -> int:
     p_config = sub.add_parser("config", help="validate and summarise the configuration")
     p_config.add_argument("--config-dir", type=Path, default=None)
     sub.add_parser("sim", help="run the bundled SMSC simulator (see `ulak sim --help`)")
-    sub.add_parser("demo", help="run the end-to-end demo")
+    p_demo = sub.add_parser("demo", help="send a generated campaign through the bundled simulator")
+    p_demo.add_argument("--rows", type=int, default=10_000, help="messages to generate (default 10,000)")
+    p_demo.add_argument("--no-cap", action="store_true", help="ignore the operators' speed limits")
     args = parser.parse_args(argv)
     console = Console()
     if args.command == "plan":
         return _plan(args, console)
     if args.command == "config":
         return _config(args, console)
-    return _demo(console)
+    return _demo(args)
 
 
 if __name__ == "__main__":
