@@ -47,13 +47,29 @@ def generate(rows: int, prefixes: list[str], seed: int = 1) -> pa.Table:
     return pa.table({"phone": phones, "text": texts})
 
 
-def _start_simulator(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
+DEMO_SIMULATOR_ARGS = (
+    "--dlr-delay",
+    "0.2:2",
+    "--dlr-mix",
+    "DELIVRD=0.93,UNDELIV=0.04,EXPIRED=0.02,REJECTD=0.01",
+)
+
+
+def start_simulator(workdir: Path, *args: str) -> tuple[subprocess.Popen[bytes], int]:
+    """The bundled simulator on a free port (extra *args* go to it); returns the process and port."""
     port_file = workdir / "sim.port"
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "scripts" / "smsc_sim.py"), "--port", "0", "--port-file", str(port_file),
-         "--dlr-delay", "0.2:2", "--dlr-mix", "DELIVRD=0.93,UNDELIV=0.04,EXPIRED=0.02,REJECTD=0.01"],
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "smsc_sim.py"),
+            "--port",
+            "0",
+            "--port-file",
+            str(port_file),
+            *args,
+        ],
         stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+    )
     deadline = time.monotonic() + 30
     while not port_file.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -83,7 +99,7 @@ def run_demo(rows: int, *, no_cap: bool = False) -> int:
     console = Console()
     with tempfile.TemporaryDirectory(prefix="ulak-demo-") as tmp:
         workdir = Path(tmp)
-        sim, port = _start_simulator(workdir)
+        sim, port = start_simulator(workdir, *DEMO_SIMULATOR_ARGS)
         try:
             settings = demo_settings(port, no_cap=no_cap)
             prefixes = [p for op in settings.operators for p in op.prefixes]
@@ -95,9 +111,13 @@ def run_demo(rows: int, *, no_cap: bool = False) -> int:
             console.print("starting Redis, Ray and one actor per bind …")
             with Cluster(settings, redis_dir=workdir / "redis") as cluster:
                 with Progress(
-                    TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), console=console,
-                ) as progress:  # fmt: skip
+                    TextColumn("[bold]{task.description}"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TextColumn("{task.fields[detail]}"),
+                    TimeElapsedColumn(),
+                    console=console,
+                ) as progress:
                     sent = progress.add_task("acked", total=rows, detail="")
                     started = time.monotonic()
 
@@ -144,5 +164,7 @@ def _report(console: Console, c: dict[str, int], elapsed: float) -> None:
         table.add_row(name, f"{value:,}" if isinstance(value, int) else value)
     console.print(table)
     in_flight = c["submitted"] - c["acked"] - c["failed"] - c["unknown"]
-    console.print(f"submitted = acked + failed + unknown + in flight: {c['submitted']:,} = {c['acked']:,} + "
-                  f"{c['failed']:,} + {c['unknown']:,} + {in_flight:,}")  # fmt: skip
+    console.print(
+        f"submitted = acked + failed + unknown + in flight: {c['submitted']:,} = {c['acked']:,} + "
+        f"{c['failed']:,} + {c['unknown']:,} + {in_flight:,}"
+    )

@@ -183,9 +183,16 @@ def test_refused_binds_are_retried(sim: SimProcess, redis_client: redis.Redis, r
 
 
 @pytest.mark.sim_args(
-    "--id-format", "hex", "--dlr-id-format", "dec", "--dlr-id-upper",
-    "--dlr-before-resp-rate", "0.3", "--duplicate-dlr-rate", "0.3",
-)  # fmt: skip
+    "--id-format",
+    "hex",
+    "--dlr-id-format",
+    "dec",
+    "--dlr-id-upper",
+    "--dlr-before-resp-rate",
+    "0.3",
+    "--duplicate-dlr-rate",
+    "0.3",
+)
 def test_receipt_variants_all_match(
     sim: SimProcess, redis_client: redis.Redis, redis_server_url: str
 ) -> None:

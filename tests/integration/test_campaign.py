@@ -25,8 +25,15 @@ TEXTS = [
 
 def settings_for(sim: SimProcess, redis_url: str) -> Settings:
     def bind(name: str) -> BindConfig:
-        return BindConfig(name=name, host="127.0.0.1", port=sim.port, system_id="test", password_env="UNUSED",
-                          password=SecretStr("secret"), window=50)  # fmt: skip
+        return BindConfig(
+            name=name,
+            host="127.0.0.1",
+            port=sim.port,
+            system_id="test",
+            password_env="UNUSED",
+            password=SecretStr("secret"),
+            window=50,
+        )
 
     return Settings(
         redis=RedisConfig(url=redis_url),

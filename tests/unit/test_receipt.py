@@ -118,3 +118,16 @@ def test_format_and_parse_agree() -> None:
         "000",
         "x" * 20,
     )
+
+
+def test_fast_path_agrees_with_the_full_parse() -> None:
+    pdu = DeliverSm(
+        esm_class=0x04,
+        short_message=TEXT.encode(),
+        receipted_message_id="0A1B2C",
+        message_state=5,
+        network_error_code=b"\x03\x00\x22",
+    )
+    fast, full = parse_receipt(pdu, full=False), parse_receipt(pdu)
+    assert fast is not None and full is not None
+    assert (fast.message_id, fast.status, fast.error) == (full.message_id, full.status, full.error)

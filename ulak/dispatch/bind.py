@@ -474,7 +474,7 @@ class BindClient:
         session = self._session
         assert session is not None
         if isinstance(pdu, DeliverSm):
-            receipt = parse_receipt(pdu)
+            receipt = parse_receipt(pdu, full=False)
             if receipt is not None:
                 self.stats.receipts += 1
                 message_id = normalize_message_id(receipt.message_id, self.bind.receipt_id_format)

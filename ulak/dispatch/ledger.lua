@@ -1,6 +1,7 @@
 -- The job ledger's rules (see ledger.py), applied atomically to one batch of events.
 -- ARGV: counters/rows/parts/message-id/early-receipt key templates, receipt-stats key, message TTL,
--- then 8 values per event: kind, job, row, part, parts, x1, x2, x3.
+-- and the batch: events separated by \30 (RS), each 8 fields separated by \31 (US):
+-- kind, job, row, part, parts, x1, x2, x3.
 local ctpl, rtpl, ptpl, mtpl, etpl, stats = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local ttl = tonumber(ARGV[7])
 
@@ -56,11 +57,15 @@ local function split_status(value)
   return string.sub(value, 1, bar - 1)
 end
 
-for i = 8, #ARGV, 8 do
-  local kind, job, row, part = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local parts = tonumber(ARGV[i + 4])
+local count = 0
+for record in string.gmatch(ARGV[8], '[^\30]+') do
+  local f = {}
+  for value in string.gmatch(record .. '\31', '([^\31]*)\31') do f[#f + 1] = value end
+  count = count + 1
+  local kind, job, row, part = f[1], f[2], f[3], f[4]
+  local parts = tonumber(f[5])
   if kind == 'R' then
-    local smsc, id, value = ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
+    local smsc, id, value = f[6], f[7], f[8]
     local target = redis.call('GET', string.format(mtpl, smsc, id))
     local status = split_status(value)
     if target then
@@ -110,7 +115,7 @@ for i = 8, #ARGV, 8 do
         end
       end
       if kind == 'A' then
-        local smsc, id = ARGV[i + 5], ARGV[i + 6]
+        local smsc, id = f[6], f[7]
         redis.call('SET', string.format(mtpl, smsc, id), job .. '|' .. row .. '|' .. part .. '|' .. parts,
                    'EX', ttl)
         local ek = string.format(etpl, smsc, id)
@@ -124,4 +129,4 @@ for i = 8, #ARGV, 8 do
     end
   end
 end
-return #ARGV
+return count

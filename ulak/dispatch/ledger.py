@@ -220,20 +220,26 @@ class MemoryLedger:
 _SCRIPT = (Path(__file__).with_name("ledger.lua")).read_text(encoding="utf-8")
 
 
-def _flatten(events: list[Event]) -> list[str | int]:
-    args: list[str | int] = []
+# One batch travels as a single string (fields joined by US, events by RS): encoding 8 arguments per
+# event cost the connection actor a fifth of its CPU in redis-py's command packing.
+_US, _RS = "\x1f", "\x1e"
+
+
+def _pack(events: list[Event]) -> str:
+    out = []
     for e in events:
         if isinstance(e, PartSent):
-            args += ["S", e.job, e.row, e.part, e.parts, "", "", ""]
+            fields: tuple[object, ...] = ("S", e.job, e.row, e.part, e.parts, "", "", "")
         elif isinstance(e, PartAcked):
-            args += ["A", e.job, e.row, e.part, e.parts, e.smsc, e.message_id, ""]
+            fields = ("A", e.job, e.row, e.part, e.parts, e.smsc, e.message_id, "")
         elif isinstance(e, PartFailed):
-            args += ["F", e.job, e.row, e.part, e.parts, e.status, "", ""]
+            fields = ("F", e.job, e.row, e.part, e.parts, e.status, "", "")
         elif isinstance(e, PartUnknown):
-            args += ["U", e.job, e.row, e.part, e.parts, "", "", ""]
+            fields = ("U", e.job, e.row, e.part, e.parts, "", "", "")
         else:
-            args += ["R", "", 0, 0, 0, e.smsc, e.message_id, f"{e.status}|{e.error}"]
-    return args
+            fields = ("R", "", 0, 0, 0, e.smsc, e.message_id, f"{e.status}|{e.error}")
+        out.append(_US.join(map(str, fields)))
+    return _RS.join(out)
 
 
 class RedisLedger:
@@ -257,7 +263,7 @@ class RedisLedger:
             keys.EARLY_RECEIPT_TEMPLATE,
             keys.RECEIPT_STATS,
             self.message_ttl,
-            *_flatten(events),
+            _pack(events),
         ]
 
     def apply(self, events: list[Event]) -> None:

@@ -74,6 +74,7 @@ _STATE_TO_STATUS = {
     MessageState.REJECTED: ReceiptStatus.REJECTD,
 }
 STATUS_TO_STATE = {v: k for k, v in _STATE_TO_STATUS.items()}
+_STATE_BY_INT = {int(k): v for k, v in _STATE_TO_STATUS.items()}
 
 # Spellings seen in the wild for the stat field, mapped to the SMPP 3.4 appendix B names.
 _STAT_ALIASES = {
@@ -131,14 +132,26 @@ def _status_from_text(stat: str) -> ReceiptStatus | None:
         return _STAT_ALIASES.get(key)
 
 
-def parse_receipt(pdu: ShortMessage) -> Receipt | None:
+def parse_receipt(pdu: ShortMessage, *, full: bool = True) -> Receipt | None:
     """The receipt carried by *pdu*, or None if it is not a receipt or names no message id.
 
     A receipt with an unreadable state is reported as ``UNKNOWN`` rather than dropped: the caller counts
-    it against the message it names.
+    it against the message it names. With ``full=False`` the text is not parsed when the TLVs already
+    give the id, the state and the error (the dispatch hot path needs nothing else).
     """
     if not is_receipt(pdu):
         return None
+    if (
+        not full
+        and pdu.receipted_message_id
+        and pdu.message_state in _STATE_BY_INT
+        and pdu.network_error_code is not None
+    ):
+        return Receipt(
+            message_id=pdu.receipted_message_id,
+            status=_STATE_BY_INT[pdu.message_state],
+            error=str(int.from_bytes(pdu.network_error_code[1:], "big")),
+        )
     body = pdu.body.decode("latin-1")
     fields = parse_receipt_text(body)
     message_id = pdu.receipted_message_id or fields.get("id", "")

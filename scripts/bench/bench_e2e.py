@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""End-to-end dispatch benchmark: N messages, 1 operator, 4 binds, no cap, with receipts.
+
+Everything real: the bundled simulator (no record) on a free port, Ulak's own Redis, local Ray, one
+SmppConnectionActor per bind, the ledger in Redis. Prints msgs/s, the CPU seconds and peak RSS of the
+whole stack (this process and all its descendants: Ray workers, Redis, the simulator).
+
+    python scripts/bench/bench_e2e.py --messages 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import platform
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pyarrow as pa
+from pydantic import SecretStr
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from cluster.campaign import run_campaign  # noqa: E402
+from cluster.demo import start_simulator  # noqa: E402
+from cluster.local import Cluster  # noqa: E402
+from ulak.settings import BindConfig, OperatorConfig, RayConfig, RedisConfig, Settings  # noqa: E402
+
+
+class TreeSampler(threading.Thread):
+    """Samples the RSS of this process and its descendants; CPU is read from the tree at the end."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak_rss = 0
+        self.stop = threading.Event()
+
+    def tree(self) -> list[psutil.Process]:
+        me = psutil.Process()
+        return [me, *me.children(recursive=True)]
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            total = 0
+            for p in self.tree():
+                with contextlib.suppress(psutil.Error):
+                    total += p.memory_info().rss
+            self.peak_rss = max(self.peak_rss, total)
+            time.sleep(0.5)
+
+    def cpu_by_process(self) -> dict[str, float]:
+        """CPU seconds per kind of process in the tree (driver, Ray workers, redis, simulator, …)."""
+        found: dict[str, float] = {}
+        for p in self.tree():
+            with contextlib.suppress(psutil.Error):
+                cmd = " ".join(p.cmdline())
+                if "smsc_sim" in cmd:
+                    kind = "simulator"
+                elif "redis-server" in cmd:
+                    kind = "redis"
+                elif p.pid == psutil.Process().pid:
+                    kind = "driver"
+                elif cmd.startswith("ray::"):
+                    kind = cmd.split()[0]  # ray::SmppConnectionActor, ray::ThrottleActor, ray::IDLE
+                else:
+                    kind = "ray-system (raylet, gcs, …)"
+                t = p.cpu_times()
+                found[kind] = found.get(kind, 0.0) + t.user + t.system
+        return found
+
+    def cpu_seconds(self) -> float:
+        return sum(self.cpu_by_process().values())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--messages", type=int, default=1_000_000)
+    parser.add_argument("--binds", type=int, default=4)
+    parser.add_argument("--window", type=int, default=100)
+    args = parser.parse_args()
+    sampler = TreeSampler()
+    sampler.start()
+    with tempfile.TemporaryDirectory(prefix="ulak-bench-") as tmp:
+        sim, port = start_simulator(Path(tmp))
+        try:
+            binds = tuple(
+                BindConfig(
+                    name=f"b{i}",
+                    host="127.0.0.1",
+                    port=port,
+                    system_id="bench",
+                    password_env="UNUSED",
+                    password=SecretStr("bench"),
+                    window=args.window,
+                )
+                for i in range(args.binds)
+            )
+            op = OperatorConfig(name="op", prefixes=("90",), tps=10_000_000, binds=binds)
+            settings = Settings(redis=RedisConfig(url=None), ray=RayConfig(num_cpus=2), operators=(op,))
+            text = "Kampanya: tum urunlerde %20 indirim, detaylar icin https://ulak.example/k/Ab3"
+            table = pa.table(
+                {"phone": [f"90532{i:07d}" for i in range(args.messages)], "text": [text] * args.messages}
+            )
+            with Cluster(settings, redis_dir=Path(tmp) / "redis") as cluster:
+                cpu0 = sampler.cpu_by_process()
+                t0 = time.perf_counter()
+                counters = run_campaign(cluster, table, job_id="bench", receipt_wait=120)
+                elapsed = time.perf_counter() - t0
+                cpu1 = sampler.cpu_by_process()
+                by_kind = {k: round(v - cpu0.get(k, 0.0), 1) for k, v in cpu1.items()}
+                cpu = sum(by_kind.values())
+        finally:
+            sim.terminate()
+            sim.wait(timeout=10)
+    sampler.stop.set()
+    result = {
+        "messages": args.messages,
+        "binds": args.binds,
+        "window": args.window,
+        "acked": counters["acked"],
+        "delivered": counters["delivered"],
+        "failed": counters["failed"],
+        "unknown": counters["unknown"],
+        "seconds": round(elapsed, 2),
+        "msgs_per_second": round(args.messages / elapsed),
+        "stack_cpu_seconds": round(cpu, 1),
+        "cpu_seconds_by_process": by_kind,
+        "stack_peak_rss_mib": round(sampler.peak_rss / 2**20),
+        "machine": f"{psutil.cpu_count()} cpu, {round(psutil.virtual_memory().total / 2**30)} GiB, "
+        f"python {platform.python_version()}",
+    }
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
