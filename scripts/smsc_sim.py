@@ -89,6 +89,7 @@ class SimConfig:
     port: int = 2775
     accounts: dict[str, str] | None = None  # None: any system_id/password binds
     tps: float | None = None  # per-bind cap on submit_sm over a sliding 1 s window
+    account_tps: float | None = None  # the same cap counted over all binds of an account
     msgqful_rate: float = 0.0
     reject_prefixes: dict[str, int] = field(default_factory=dict)
     error_rate: float = 0.0
@@ -150,6 +151,7 @@ class Simulator:
         self.random = random.Random(config.seed)
         self.connections: set[SmscConnection] = set()
         self.receipts: dict[str, deque[PendingReceipt]] = {}  # per system_id
+        self.account_windows: dict[str, deque[float]] = {}  # per system_id: accept times (account_tps)
         self.mo_queue: dict[str, deque[DeliverSm]] = {}
         self.started_at = time.monotonic()
         self.refuse_binds_until = self.started_at + config.refuse_binds_for
@@ -588,12 +590,12 @@ class SmscConnection(asyncio.Protocol):
         stats = sim.stats
         stats.counts["submit_sm"] += 1
         status = _OK
-        if cfg.tps is not None:
-            window = self.window
-            cutoff = now - 1.0
-            while window and window[0] <= cutoff:
-                window.popleft()
-            if len(window) >= cfg.tps:
+        if cfg.tps is not None and _over_cap(self.window, now, cfg.tps):
+            status = _THROTTLED
+        account_window = None
+        if cfg.account_tps is not None:
+            account_window = sim.account_windows.setdefault(self.system_id, deque())
+            if status == _OK and _over_cap(account_window, now, cfg.account_tps):
                 status = _THROTTLED
         if status == _OK and cfg.msgqful_rate and sim.random.random() < cfg.msgqful_rate:
             status = _MSGQFUL
@@ -610,6 +612,8 @@ class SmscConnection(asyncio.Protocol):
             return
         if cfg.tps is not None:
             self.window.append(now)
+        if account_window is not None:
+            account_window.append(now)
         message_id = sim.next_message_id()
         stats.counts["submit_sm_accepted"] += 1
         if stats.first_submit is None:
@@ -636,6 +640,14 @@ class SmscConnection(asyncio.Protocol):
             return
         out.append(resp)
         sim.schedule_receipt(self, submit, message_id, now)
+
+
+def _over_cap(window: deque[float], now: float, cap: float) -> bool:
+    """Sliding one-second window: drop what is older than a second, then compare with the cap."""
+    cutoff = now - 1.0
+    while window and window[0] <= cutoff:
+        window.popleft()
+    return len(window) >= cap
 
 
 class Submit:
@@ -779,6 +791,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="accepted credentials (repeat); none given = accept any",
     )
     p.add_argument("--tps", type=float, help="per-bind submit_sm cap over a sliding 1 s window")
+    p.add_argument("--account-tps", type=float, help="the same cap over all binds of one system_id")
     p.add_argument("--msgqful-rate", type=float, default=0.0, help="fraction answered ESME_RMSGQFUL")
     p.add_argument(
         "--reject-prefix",
@@ -833,6 +846,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         port=args.port,
         accounts=accounts,
         tps=args.tps,
+        account_tps=args.account_tps,
         msgqful_rate=args.msgqful_rate,
         reject_prefixes=reject,
         error_rate=args.error_rate,
