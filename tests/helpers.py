@@ -14,6 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
+from ulak.settings import BindConfig
 from ulak.smpp.pdu import (
     BindReceiver,
     BindTransceiver,
@@ -36,6 +39,22 @@ from ulak.smpp.session import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def sim_bind(sim: SimProcess, name: str, **fields: Any) -> BindConfig:
+    """A bind to the test simulator's ``test:secret`` account (extra BindConfig *fields* override)."""
+    values: dict[str, Any] = {"window": 50, **fields}
+    return BindConfig(
+        name=name,
+        host="127.0.0.1",
+        port=sim.port,
+        system_id="test",
+        password_env="UNUSED",
+        password=SecretStr("secret"),
+        **values,
+    )
+
+
 SIMULATOR = ROOT / "scripts" / "smsc_sim.py"
 
 

@@ -10,9 +10,8 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio
-from pydantic import SecretStr
 
-from tests.helpers import SimProcess
+from tests.helpers import SimProcess, sim_bind
 from ulak.dispatch.bind import BindClient, OutboundPart
 from ulak.dispatch.ledger import RedisLedger
 from ulak.dispatch.message import plan_for, submit_pdus
@@ -33,16 +32,7 @@ def operator_for(sim: SimProcess, **overrides: Any) -> OperatorConfig:
     bind_fields = {
         k: overrides.pop(k) for k in list(overrides) if k in BindConfig.model_fields and k not in ("name",)
     }
-    bind = BindConfig(
-        name="b1",
-        host="127.0.0.1",
-        port=sim.port,
-        system_id="test",
-        password_env="UNUSED",
-        password=SecretStr("secret"),
-        window=20,
-        **bind_fields,
-    )
+    bind = sim_bind(sim, "b1", **{"window": 20, **bind_fields})
     return OperatorConfig(
         name="op", prefixes=("90",), tps=overrides.pop("tps", 5000), binds=(bind,), **overrides
     )
