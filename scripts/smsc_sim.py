@@ -152,7 +152,6 @@ class Simulator:
         self.connections: set[SmscConnection] = set()
         self.receipts: dict[str, deque[PendingReceipt]] = {}  # per system_id
         self.account_windows: dict[str, deque[float]] = {}  # per system_id: accept times (account_tps)
-        self.mo_queue: dict[str, deque[DeliverSm]] = {}
         self.started_at = time.monotonic()
         self.refuse_binds_until = self.started_at + config.refuse_binds_for
         self._next_id = 1

@@ -439,7 +439,7 @@ class BindClient:
         if isinstance(item, OutboundPart):
             status = resp.status
             if status == CommandStatus.ESME_ROK and type(resp) is SubmitSmResp:
-                self._throttle_level = max(0, self._throttle_level - 1) if self._throttle_level else 0
+                self._throttle_level = max(0, self._throttle_level - 1)  # ramp back per success
                 message_id = normalize_message_id(resp.message_id, self.bind.resp_id_format)
                 self._events.append(
                     PartAcked(item.job, item.row, item.part, item.parts, self.smsc, message_id)

@@ -14,7 +14,7 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from ulak.smpp.constants import HEADER_SIZE, MAX_PDU_SIZE, CommandId, CommandStatus, Tag
+from ulak.smpp.constants import HEADER_SIZE, CommandId, CommandStatus, Tag
 from ulak.smpp.errors import PduError
 from ulak.smpp.pdu import (
     BindReceiver,
@@ -350,10 +350,10 @@ def _decode_bind(cls: type[_Bind], r: _Reader) -> Pdu:
     system_id = r.cstr("system_id", _S_INVSYSID)
     password = r.cstr("password", _S_INVPASWD)
     system_type = r.cstr("system_type", _S_INVSYSTYP)
-    version, ton, npi = _BBB.unpack(r.octets(3, "interface_version/addr_ton/addr_npi", _BAD_LEN))
+    version, ton, npi = _BBB.unpack(r.octets(3, "interface_version/addr_ton/addr_npi", _S_INVCMDLEN))
     address_range = r.cstr("address_range", _S_INVPARLEN)
     if r.pos != r.end:
-        raise r.fail("unexpected octets after address_range", _BAD_LEN)
+        raise r.fail("unexpected octets after address_range", _S_INVCMDLEN)
     return cls(  # type: ignore[return-value]
         sequence=r.sequence,
         system_id=system_id,
@@ -383,9 +383,6 @@ def _decode_bind_resp(cls: type[_BindResp], r: _Reader, status: int) -> Pdu:
         sc_interface_version=version,
         other_tlvs=tuple(other),
     )
-
-
-_BAD_LEN = _S_INVCMDLEN
 
 
 def _decode_short_message(make: Any, buf: bytes, command_id: int, sequence: int) -> Pdu:
@@ -516,12 +513,12 @@ def decode(frame: bytes) -> Pdu:
     """Decode one complete PDU; raise :class:`PduError` (and nothing else) on malformed input."""
     n = len(frame)
     if n < HEADER_SIZE:
-        raise PduError(f"PDU of {n} octets is shorter than the header", _BAD_LEN, fatal=True)
+        raise PduError(f"PDU of {n} octets is shorter than the header", _S_INVCMDLEN, fatal=True)
     length, command_id, status, sequence = _HEADER.unpack_from(frame)
     if length != n:
         raise PduError(
             f"command_length {length} does not match the {n} octets framed",
-            _BAD_LEN,
+            _S_INVCMDLEN,
             command_id,
             sequence,
             fatal=True,
@@ -546,9 +543,7 @@ def decode(frame: bytes) -> Pdu:
 def _decode_body(r: _Reader, command_id: int, status: int) -> Pdu:
     header_only = _HEADER_ONLY.get(command_id)
     if header_only is not None:
-        if r.end != HEADER_SIZE:
-            # Lenient: some SMSCs pad enquire_link with a NUL; the header is what matters.
-            pass
+        # Any body is ignored: some SMSCs pad enquire_link with a NUL; the header is what matters.
         if header_only in (EnquireLink, Unbind):
             return header_only(sequence=r.sequence)
         return header_only(sequence=r.sequence, status=_STATUS.get(status, status))  # type: ignore[call-arg]
@@ -583,18 +578,3 @@ _BIND_RESPS: dict[int, type[_BindResp]] = {
     _C_BIND_RECEIVER_RESP: BindReceiverResp,
     _C_BIND_TRANSCEIVER_RESP: BindTransceiverResp,
 }
-
-
-def frame_length(buf: bytes | bytearray | memoryview, pos: int = 0) -> int | None:
-    """The ``command_length`` of the PDU starting at *pos*, or None if fewer than 4 octets are there.
-
-    Raises a fatal :class:`PduError` (ESME_RINVCMDLEN) for a length no valid PDU can have.
-    """
-    if len(buf) - pos < 4:
-        return None
-    length = int.from_bytes(buf[pos : pos + 4], "big")
-    if length < HEADER_SIZE or length > MAX_PDU_SIZE:
-        raise PduError(
-            f"command_length {length} is outside {HEADER_SIZE}..{MAX_PDU_SIZE}", _BAD_LEN, fatal=True
-        )
-    return length

@@ -223,12 +223,6 @@ class Session:
         outstanding[seq] = Outstanding(seq, pdu, context, now)
         return encode(pdu, seq)
 
-    def send_many(self, pdus: list[Pdu], contexts: list[Any] | None = None) -> bytes:
-        """Send several PDUs at once (one write for a batch)."""
-        if contexts is None:
-            return b"".join([self.send(p) for p in pdus])
-        return b"".join([self.send(p, context=c) for p, c in zip(pdus, contexts, strict=True)])
-
     def _before_send_request(self, pdu: Pdu) -> None:
         state = self.state
         if isinstance(pdu, _BINDS):
