@@ -220,3 +220,9 @@ def test_every_boundary_offset(concat: Concat, filler: str, pair: str) -> None:
             for s in p.segments
         )
         assert decoded == text, (k, p.encoding.name)
+
+
+def test_language_without_locking_table_uses_its_single_shift() -> None:
+    # Spanish (2) defines only a single-shift table: plan() must not ask for its locking table.
+    message = plan("aç" * 100 + "ú", languages=(2,))
+    assert message.encoding.name == "gsm7+spanish-shift"

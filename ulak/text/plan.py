@@ -27,8 +27,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 
+from gsmcodecs.charmaps import GSMCHARMAPS
+
 from ulak.smpp.constants import ESM_CLASS_UDHI
-from ulak.text.alphabet import DEFAULT, ESCAPE, LANGUAGE_NAMES, TURKISH, alphabet, pack_septets
+from ulak.text.alphabet import (
+    DEFAULT,
+    ESCAPE,
+    LANGUAGE_NAMES,
+    TURKISH,
+    alphabet,
+    pack_septets,
+)
 
 MAX_PARTS = 255
 _SMS_OCTETS = 140
@@ -91,14 +100,22 @@ GSM7 = Encoding()
 UCS2 = Encoding(ucs2=True)
 
 
-class _NationalEncodings(dict[int, tuple[Encoding, Encoding, Encoding]]):
-    """Per language: single shift, locking shift, both (built once per language)."""
+class _NationalEncodings(dict[int, tuple[Encoding, ...]]):
+    """Per language: single shift, locking shift, both (built once per language), leaving out what
+    TS 23.038 does not define (Spanish has a single-shift table but no locking table)."""
 
-    def __missing__(self, lang: int) -> tuple[Encoding, Encoding, Encoding]:
-        value = (
-            Encoding(single_shift=lang),
-            Encoding(locking=lang),
-            Encoding(locking=lang, single_shift=lang),
+    def __missing__(self, lang: int) -> tuple[Encoding, ...]:
+        tables = GSMCHARMAPS.get(lang, {})
+        if "singleShift" not in tables and "locking" not in tables:
+            raise ValueError(f"3GPP TS 23.038 has no national language tables for language {lang}")
+        value = tuple(
+            encoding
+            for encoding, needs in (
+                (Encoding(single_shift=lang), ("singleShift",)),
+                (Encoding(locking=lang), ("locking",)),
+                (Encoding(locking=lang, single_shift=lang), ("locking", "singleShift")),
+            )
+            if all(name in tables for name in needs)
         )
         self[lang] = value
         return value

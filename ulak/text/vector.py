@@ -1,0 +1,159 @@
+"""``plan()``'s encoding and part count for a whole Arrow column at once.
+
+Ingest needs the encoding and part count of every row (the cost preview, the part limit) but not the
+PDU payloads, and a million calls to :func:`ulak.text.plan.plan` cost 8–18 s. This module gets the same
+answer from a few RE2 passes per candidate encoding:
+
+* a character class per alphabet tells whether a text is representable and how many of its characters
+  cost two septets (an escape plus the character);
+* with no two-unit item (escape or surrogate pair) the split is pure arithmetic:
+  ``1 if units <= single-part capacity else ceil(units / per-part capacity)``;
+* with two-unit items a split point may move back by one, so ``p`` parts hold between
+  ``p * capacity - (p - 1)`` and ``p * capacity`` units; where both bounds give the same ``p`` it is exact;
+* only the rest (a length within a few units of a part boundary, and only if the encoding choice depends
+  on it) goes to ``plan()``, once per distinct text.
+
+Candidates are tried in ``plan()``'s order with its tie rule (fewest parts, first listed wins, stop at one
+part), so the result equals ``plan()``'s on every row; ``tests/unit/test_vector_plan.py`` checks that.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ulak.text.alphabet import TURKISH, alphabet
+from ulak.text.plan import (
+    _NATIONAL,
+    GSM7,
+    MAX_PARTS,
+    UCS2,
+    Concat,
+    Encoding,
+    MessageTooLong,
+    _capacity,
+    _concat_ie_len,
+    _udh_len,
+    plan,
+)
+
+_ESCAPE = "\x1b"
+_ASTRAL = "[\U00010000-\U0010ffff]"
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    encoding: Encoding
+    allowed: str  # RE2 pattern: the whole text is made of representable characters
+    double: str | None  # RE2 class of characters that cost two units (None: there are none)
+    single_capacity: int
+    part_capacity: int
+
+
+def _char_class(chars: set[str]) -> str:
+    return "[" + "".join(re.escape(c) if c not in "-]\\^" else "\\" + c for c in sorted(chars)) + "]"
+
+
+@cache
+def _candidates(concat: Concat, languages: tuple[int, ...]) -> tuple[_Candidate, ...]:
+    encodings = [GSM7] + [enc for lang in languages for enc in _NATIONAL[lang]] + [UCS2]
+    out = []
+    for enc in encodings:
+        single = _capacity(enc, _udh_len(enc.language_ies()))
+        multi = _capacity(enc, 1 + len(enc.language_ies()) + _concat_ie_len(concat))
+        if enc.ucs2:
+            out.append(_Candidate(enc, r"(?s)^.*$", _ASTRAL, single, multi))
+            continue
+        table = alphabet(enc.locking, enc.single_shift).encode_table
+        ones = {chr(cp) for cp, s in table.items() if len(s) == 1 and s.isascii()}
+        twos = {chr(cp) for cp, s in table.items() if len(s) == 2 and s[0] == _ESCAPE}
+        out.append(
+            _Candidate(
+                enc, "^" + _char_class(ones | twos) + "*$", _char_class(twos) if twos else None, single, multi
+            )
+        )
+    return tuple(out)
+
+
+def plan_columns(
+    texts: pa.Array | pa.ChunkedArray,
+    *,
+    concat: Concat = Concat.UDH8,
+    languages: tuple[int, ...] = (TURKISH,),
+) -> tuple[pa.Array, npt.NDArray[np.int32]]:
+    """Per text: the encoding ``plan()`` would choose (dictionary-encoded names) and its part count.
+
+    Null texts get a null encoding and 0 parts. Part counts are not capped: compare them with the
+    operator's limit yourself (``plan()`` would raise :class:`MessageTooLong`).
+    """
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    n = len(texts)
+    candidates = _candidates(concat, languages)
+    names = [c.encoding.name for c in candidates]
+    best_parts = np.full(n, np.iinfo(np.int32).max, dtype=np.int32)
+    best_enc = np.full(n, -1, dtype=np.int8)
+    undecided = np.zeros(n, dtype=bool)
+    valid = ~np.asarray(texts.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    lengths = np.asarray(pc.fill_null(pc.utf8_length(texts), 0).to_numpy(), dtype=np.int64)
+
+    todo = np.flatnonzero(valid)
+    for index, cand in enumerate(candidates):
+        if todo.size == 0:
+            break
+        sub = texts.take(pa.array(todo)) if todo.size < n else texts
+        ok = np.asarray(pc.match_substring_regex(sub, cand.allowed).to_numpy(zero_copy_only=False), bool)
+        rows = todo[ok]
+        if rows.size == 0:
+            continue
+        sub_ok = sub.filter(pa.array(ok)) if not ok.all() else sub
+        units = lengths[rows]
+        if cand.double is not None:
+            doubles = np.asarray(pc.count_substring_regex(sub_ok, cand.double).to_numpy(), dtype=np.int64)
+            units = units + doubles
+        else:
+            doubles = np.zeros(rows.size, dtype=np.int64)
+        one = units <= cand.single_capacity
+        lower = np.where(one, 1, -(-units // cand.part_capacity)).astype(np.int32)
+        # A pair never splits, so each boundary wastes at most one unit: p parts hold at least
+        # p * capacity - (p - 1) units. Where that bound and the plain one agree, the count is exact.
+        upper = np.where(one, 1, -(-(units - 1) // (cand.part_capacity - 1))).astype(np.int32)
+        exact = one | (doubles == 0) | (lower == upper)
+        current = best_parts[rows]
+        # A known count wins if it is smaller; an unknown one (pairs to keep together) only matters if
+        # its lower bound could beat the best so far: then only plan() can tell.
+        wins = exact & (lower < current)
+        best_parts[rows[wins]] = lower[wins]
+        best_enc[rows[wins]] = index
+        undecided[rows[~exact & (lower < current)]] = True
+        # Rows at one part are settled: later candidates can only tie, and ties go to the earlier one.
+        settled = np.zeros(n, dtype=bool)
+        settled[rows[wins & (lower == 1)]] = True
+        todo = todo[~settled[todo]]
+
+    parts = np.where(valid, best_parts, 0).astype(np.int32)
+    enc_codes = best_enc.copy()
+    redo = np.flatnonzero(undecided)
+    if redo.size:
+        by_text: dict[str, tuple[int, int]] = {}
+        code_of = {name: i for i, name in enumerate(names)}
+        for row, text in zip(redo, texts.take(pa.array(redo)).to_pylist(), strict=True):
+            found = by_text.get(text)
+            if found is None:
+                try:
+                    planned = plan(text, concat=concat, languages=languages, max_parts=MAX_PARTS)
+                    found = (code_of[planned.encoding.name], planned.parts)
+                except MessageTooLong as exc:
+                    found = (int(best_enc[row]), exc.parts)
+                by_text[text] = found
+            enc_codes[row], parts[row] = found
+    encodings = pa.DictionaryArray.from_arrays(
+        pa.array(enc_codes, type=pa.int8(), mask=enc_codes < 0), pa.array(names, type=pa.string())
+    )
+    return encodings, parts
