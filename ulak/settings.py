@@ -113,6 +113,19 @@ class RayConfig(_Model):
     namespace: str = "ulak"
 
 
+class IngestConfig(_Model):
+    """How uploads are read and checked."""
+
+    default_region: str = Field(
+        default="TR", min_length=2, max_length=2, description="region for numbers written without +/00"
+    )
+    max_file_bytes: int = Field(default=2 << 30, ge=1, description="larger uploads are refused (413)")
+    max_rows: int = Field(default=10_000_000, ge=1, description="more rows are refused (413)")
+    csv_encoding: str = Field(default="auto", description="'auto' = UTF-8 if the file decodes, else fallback")
+    fallback_encoding: str = Field(default="cp1254", description="Turkish Excel exports are Windows-1254")
+    sample_messages: int = Field(default=5, ge=0, le=100, description="rendered examples in the preview")
+
+
 _ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("ulak_settings_environ", default=None)
 
 
@@ -135,6 +148,7 @@ class Settings(BaseSettings):
 
     redis: RedisConfig = RedisConfig()
     ray: RayConfig = RayConfig()
+    ingest: IngestConfig = IngestConfig()
     operators: tuple[OperatorConfig, ...] = ()
 
     @classmethod

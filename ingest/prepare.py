@@ -1,0 +1,550 @@
+"""Turn an uploaded file into routed, planned rows ready to send, plus a report of the rows refused.
+
+Flow (``docs/ARCHITECTURE.md`` draws it)::
+
+    open_source()        recognise the file, read its header, refuse a bad upload (ingest.errors)
+    Ray Data read        one task streams the file as Arrow blocks of text columns, numbering rows
+    prepare_block()      per block, in parallel, all vectorised: E.164 numbers, operator, text
+                         (template or text column), encoding and parts, opt-outs (one Redis call)
+    materialize          the blocks stay in Ray's object store, each row once
+    _Collector (driver)  de-duplicates numbers across the whole upload (first row wins), counts
+
+Row-level problems never fail the upload: each refused row keeps its original values and gets one
+reason from :data:`REASONS` (the first that applies, in that order).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import ray
+import ray.data
+import redis
+
+from ingest.errors import ColumnNotFound, IngestError, NoPhoneColumn, TemplateError
+from ingest.numbers import NumberNormalizer, as_uint64
+from ingest.sources import MALFORMED, ROW, Format, Source, open_source
+from ingest.template import Template
+from ulak import keys
+from ulak.dispatch.routing import Router, router_from_operators
+from ulak.settings import IngestConfig, OperatorConfig
+from ulak.text.vector import plan_columns
+
+REASONS = (
+    "malformed_row",  # a CSV line whose fields do not match the header
+    "invalid_number",
+    "not_mobile",
+    "unknown_operator",  # no configured (or allowed) operator serves the number
+    "empty_text",
+    "template_error",  # a template field is empty in this row
+    "too_many_parts",  # more parts than the operator's max_parts
+    "opted_out",
+    "duplicate",  # the same number on an earlier row
+)
+
+PHONE_NAMES = (
+    "phone",
+    "msisdn",
+    "gsm",
+    "telefon",
+    "numara",
+    "mobile",
+    "cep",
+    "tel",
+    "phone_number",
+    "phonenumber",
+    "mobile_number",
+    "cep_telefonu",
+    "cep telefonu",
+    "telefon_no",
+    "telefon no",
+    "gsm_no",
+    "gsm no",
+    "number",
+    "numarası",
+    "telefon numarası",
+)
+
+# Columns each prepared block adds to the file's own.
+MSISDN, OPERATOR, TEXT, ENCODING, PARTS, REASON, DETAIL = (
+    "__msisdn",
+    "__operator",
+    "__text",
+    "__encoding",
+    "__parts",
+    "__reason",
+    "__detail",
+)
+
+
+@dataclass(frozen=True)
+class CampaignSpec:
+    """What the user asked for: which column holds numbers, and the text (a template or a column)."""
+
+    template: str | None = None
+    text_column: str | None = None
+    phone_column: str | None = None
+    sheet: str | int | None = None
+    encoding: str | None = None  # overrides ingest.csv_encoding
+    operators: tuple[str, ...] | None = None  # allowed operators; None = all configured
+
+    def __post_init__(self) -> None:
+        if (self.template is None) == (self.text_column is None):
+            raise TemplateError(
+                "give either a message template or the name of a text column, not both or neither",
+                field="template",
+            )
+
+
+def find_phone_column(columns: Sequence[str], wanted: str | None) -> str:
+    if wanted is not None:
+        if wanted in columns:
+            return wanted
+        folded = [c for c in columns if c.strip().casefold() == wanted.strip().casefold()]
+        if len(folded) == 1:
+            return folded[0]
+        raise ColumnNotFound(
+            f"there is no column {wanted!r}; the columns are: {', '.join(columns)}", field="phone_column"
+        )
+    by_name = {c.strip().casefold(): c for c in columns}
+    for name in PHONE_NAMES:
+        if name in by_name:
+            return by_name[name]
+    raise NoPhoneColumn(
+        "no phone number column found (looked for "
+        + ", ".join(PHONE_NAMES[:8])
+        + ", …); the columns are: "
+        + ", ".join(columns)
+        + "; name it with phone_column",
+        field="phone_column",
+    )
+
+
+@dataclass
+class _BlockPreparer:
+    """Everything a worker needs to prepare a block; built once in the driver, shipped with the task."""
+
+    phone: str
+    template: Template | None
+    text_column: str | None
+    region: str
+    operators: tuple[OperatorConfig, ...]
+    router: Router
+    optouts: Any  # ObjectRef of the opt-out snapshot (pa.Array), None when nobody opted out
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        n = table.num_rows
+        reason = pc.if_else(
+            pc.is_null(table.column(MALFORMED)), pa.scalar(None, pa.string()), pa.scalar("malformed_row")
+        )
+        detail = table.column(MALFORMED).combine_chunks()
+
+        normalized = _normalizer(self.region).normalize(table.column(self.phone))
+        reason = pc.coalesce(reason, normalized.reason)
+        msisdn = normalized.e164
+        routes = self.router.route(msisdn)
+        reason = pc.coalesce(
+            reason,
+            pc.if_else(pc.is_null(routes), pa.scalar("unknown_operator"), pa.scalar(None, pa.string())),
+        )
+
+        if self.template is not None:
+            text, missing = self.template.render(table)
+            reason = pc.coalesce(
+                reason,
+                pc.if_else(pc.is_null(missing), pa.scalar(None, pa.string()), pa.scalar("template_error")),
+            )
+            detail = pc.coalesce(detail, pc.binary_join_element_wise("no value for {", missing, "}", ""))
+        else:
+            text = table.column(self.text_column).combine_chunks()
+            empty = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(text), ""), True)
+            reason = pc.coalesce(
+                reason, pc.if_else(empty, pa.scalar("empty_text"), pa.scalar(None, pa.string()))
+            )
+
+        encoding, parts, limit = self._plan(text, routes, reason)
+        too_long = pa.array(parts > limit)
+        reason = pc.coalesce(
+            reason, pc.if_else(too_long, pa.scalar("too_many_parts"), pa.scalar(None, pa.string()))
+        )
+        detail = pc.coalesce(
+            detail,
+            pc.if_else(
+                too_long,
+                pc.binary_join_element_wise(
+                    pa.array(parts).cast(pa.string()),
+                    " parts; the operator allows ",
+                    pa.array(limit).cast(pa.string()),
+                    "",
+                ),
+                pa.scalar(None, pa.string()),
+            ),
+        )
+        reason = pc.coalesce(reason, self._opted_out(msisdn, reason))
+
+        names = pa.array([op.name for op in self.operators], pa.string())
+        return (
+            table.append_column(MSISDN, msisdn)
+            .append_column(OPERATOR, pc.take(names, routes))
+            .append_column(TEXT, pc.cast(text, pa.string()))
+            .append_column(ENCODING, encoding)
+            .append_column(PARTS, pa.array(parts, pa.int32()))
+            .append_column(REASON, reason)
+            .append_column(DETAIL, pc.cast(detail, pa.string()) if n else pa.nulls(0, pa.string()))
+        )
+
+    def _plan(
+        self, text: pa.Array, routes: pa.Array, reason: pa.Array
+    ) -> tuple[pa.Array, np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        """Encoding and parts of each still-valid row, planned the way its operator concatenates."""
+        n = len(text)
+        parts = np.zeros(n, dtype=np.int32)
+        limit = np.full(n, np.iinfo(np.int32).max, dtype=np.int32)
+        encoding = pa.nulls(n, pa.string())
+        ok = np.asarray(pc.is_null(reason).to_numpy(zero_copy_only=False), dtype=bool)
+        op_index = np.asarray(pc.fill_null(routes, -1).to_numpy(zero_copy_only=False), dtype=np.int32)
+        for concat in {op.concatenation for op in self.operators}:
+            members = [i for i, op in enumerate(self.operators) if op.concatenation is concat]
+            rows = np.flatnonzero(ok & np.isin(op_index, members))
+            if rows.size == 0:
+                continue
+            enc, planned = plan_columns(text.take(pa.array(rows)), concat=concat)
+            parts[rows] = planned
+            encoding = pc.replace_with_mask(
+                encoding, pa.array(np.isin(np.arange(n), rows)), enc.cast(pa.string())
+            )
+        for i, op in enumerate(self.operators):
+            limit[op_index == i] = op.max_parts
+        return encoding, parts, limit
+
+    def _opted_out(self, msisdn: pa.Array, reason: pa.Array) -> pa.Array:
+        if self.optouts is None:
+            return pa.nulls(len(msisdn), pa.string())
+        out = pc.and_(pc.is_null(reason), pc.is_in(msisdn, value_set=_fetch(self.optouts)))
+        return pc.if_else(out, pa.scalar("opted_out"), pa.scalar(None, pa.string()))
+
+
+def optout_snapshot(client: redis.Redis) -> pa.Array:
+    """The opt-out set as it is now, as one Arrow array. Checking a block against it is one vectorised
+    ``is_in``; asking Redis per number (even batched) costs more than the rest of ingest together."""
+    numbers: list[Any] = []
+    cursor = 0
+    while True:
+        cursor, chunk = client.sscan(keys.OPTOUT, cursor, count=10_000)
+        numbers.extend(chunk)
+        if cursor == 0:
+            break
+    return pa.array([n.decode() for n in numbers], pa.string())
+
+
+_FETCHED: dict[str, pa.Array] = {}
+
+
+def _fetch(ref: Any) -> pa.Array:
+    key = ref.hex()
+    if key not in _FETCHED:
+        _FETCHED.clear()  # one upload at a time per worker is what matters
+        _FETCHED[key] = ray.get(ref)
+    return _FETCHED[key]
+
+
+@functools.cache
+def _normalizer(region: str) -> NumberNormalizer:
+    return NumberNormalizer(region)
+
+
+@dataclass
+class Preview:
+    """The cost preview: what would be sent, what was refused and why. Numbers add up:
+    ``rows == accepted + sum(rejected.values())``."""
+
+    rows: int = 0
+    accepted: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    operators: dict[str, dict[str, int]] = field(default_factory=dict)  # name -> messages, parts
+    encodings: dict[str, int] = field(default_factory=dict)
+    parts: int = 0
+    samples: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "accepted": self.accepted,
+            "rejected": dict(self.rejected),
+            "parts": self.parts,
+            "operators": self.operators,
+            "encodings": self.encodings,
+            "samples": self.samples,
+        }
+
+
+@dataclass
+class PreparedCampaign:
+    """A prepared upload: blocks in Ray's object store, the duplicate rows, and the preview."""
+
+    source: Source
+    columns: tuple[str, ...]
+    blocks: list[Any]  # ObjectRef[pa.Table]
+    duplicates: dict[int, int]  # row -> the earlier row with the same number
+    preview: Preview
+
+    def accepted(self) -> Iterator[pa.Table]:
+        """Rows to send, in file order: ``row, msisdn, operator, text, parts, encoding``."""
+        dup = pa.array(sorted(self.duplicates), pa.int64())
+        for ref in self.blocks:
+            table: pa.Table = ray.get(ref)
+            keep = pc.and_(pc.is_null(table.column(REASON)), pc.invert(pc.is_in(table.column(ROW), dup)))
+            chosen = table.filter(keep)
+            yield pa.table(
+                {
+                    "row": chosen.column(ROW),
+                    "msisdn": chosen.column(MSISDN),
+                    "operator": chosen.column(OPERATOR),
+                    "text": chosen.column(TEXT),
+                    "parts": chosen.column(PARTS),
+                    "encoding": chosen.column(ENCODING),
+                }
+            )
+
+    def accepted_table(self) -> pa.Table:
+        return pa.concat_tables(self.accepted())
+
+    def rejected(self) -> Iterator[pa.Table]:
+        """Refused rows, in file order: ``row, reason, detail`` and the row's original values."""
+        dup_rows = pa.array(sorted(self.duplicates), pa.int64())
+        for ref in self.blocks:
+            table: pa.Table = ray.get(ref)
+            is_dup = pc.and_(pc.is_null(table.column(REASON)), pc.is_in(table.column(ROW), dup_rows))
+            chosen = table.filter(pc.or_(pc.is_valid(table.column(REASON)), is_dup))
+            if chosen.num_rows == 0:
+                continue
+            rows = chosen.column(ROW).to_pylist()
+            dup_detail = pa.array(
+                [f"same number as row {self.duplicates[r]}" if r in self.duplicates else None for r in rows],
+                pa.string(),
+            )
+            reason = pc.coalesce(chosen.column(REASON), pa.scalar("duplicate"))
+            detail = pc.coalesce(chosen.column(DETAIL), dup_detail)
+            yield pa.table(
+                {
+                    "row": chosen.column(ROW),
+                    "reason": reason,
+                    "detail": detail,
+                    **{c: chosen.column(c) for c in self.columns},
+                }
+            )
+
+    def write_rejected(self, path: Path) -> int:
+        """Write the rejected-rows report as CSV or Parquet (by *path*'s suffix); return its row count."""
+        schema = pa.schema(
+            [("row", pa.int64()), ("reason", pa.string()), ("detail", pa.string())]
+            + [(c, pa.string()) for c in self.columns]
+        )
+        written = 0
+        writer: Any
+        if path.suffix.lower() == ".parquet":
+            writer = pq.ParquetWriter(path, schema)
+        else:
+            writer = pacsv.CSVWriter(path, schema)
+        with writer:
+            for table in self.rejected():
+                writer.write_table(table.cast(schema))
+                written += table.num_rows
+        return written
+
+
+def prepare(
+    path: Path,
+    spec: CampaignSpec,
+    *,
+    config: IngestConfig,
+    operators: Sequence[OperatorConfig],
+    redis_url: str,
+    name: str | None = None,
+) -> PreparedCampaign:
+    """Read, check and prepare *path* on the running Ray cluster (see the module docstring).
+
+    Raises an :class:`ingest.errors.IngestError` for a bad upload, before any row is processed (for a
+    spreadsheet, after it has been read: its header is inside the file's compressed XML).
+    """
+    source = open_source(
+        path,
+        name=name,
+        max_bytes=config.max_file_bytes,
+        max_rows=config.max_rows,
+        encoding=spec.encoding or config.csv_encoding,
+        fallback_encoding=config.fallback_encoding,
+        sheet=spec.sheet,
+    )
+    allowed = tuple(op for op in operators if spec.operators is None or op.name in spec.operators)
+    if spec.operators is not None:
+        unknown = sorted(set(spec.operators) - {op.name for op in operators})
+        if unknown:
+            raise ColumnNotFound(
+                f"unknown operators {unknown}; configured: {[op.name for op in operators]}", field="operators"
+            )
+    ctx = ray.data.DataContext.get_current()
+    ctx.execution_options.preserve_order = True  # the reports list rows in file order
+    ctx.enable_progress_bars = False
+    # Blocks of a few MB: the file is read by one task, and its blocks are what spreads over the CPUs.
+    ctx.target_max_block_size = 2 << 20
+    dataset = _unwrap(lambda: source.dataset(max_rows=config.max_rows))
+    columns = source.columns
+    if source.format in (Format.XLSX, Format.XLS, Format.ODS):
+        # The header is inside the workbook: read it (once, into the object store), then check.
+        dataset = _unwrap(dataset.materialize)
+        columns = tuple(n for n in dataset.schema().names if n not in (ROW, MALFORMED))
+    preparer = _BlockPreparer(
+        phone=find_phone_column(columns, spec.phone_column),
+        template=Template.parse(spec.template).bind(columns) if spec.template is not None else None,
+        text_column=_text_column(columns, spec.text_column),
+        region=config.default_region,
+        operators=allowed,
+        router=router_from_operators(allowed),
+        optouts=_optouts_ref(redis_url),
+    )
+    prepared = _unwrap(
+        lambda: dataset.map_batches(preparer, batch_format="pyarrow", batch_size=None).materialize()
+    )
+    blocks = list(prepared.to_arrow_refs())
+    return _collect(source, columns, blocks, allowed, samples=config.sample_messages)
+
+
+def _optouts_ref(redis_url: str) -> Any:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        snapshot = optout_snapshot(client)
+    except redis.RedisError as exc:
+        raise RuntimeError(f"cannot read the opt-out list from Redis at {redis_url}: {exc}") from exc
+    finally:
+        client.close()
+    return ray.put(snapshot) if len(snapshot) else None
+
+
+def _text_column(columns: Sequence[str], wanted: str | None) -> str | None:
+    if wanted is None:
+        return None
+    if wanted in columns:
+        return wanted
+    raise ColumnNotFound(
+        f"there is no text column {wanted!r}; the columns are: {', '.join(columns)}", field="text_column"
+    )
+
+
+def _unwrap(run: Any) -> Any:
+    """Run a Ray Data step; an upload error raised inside a task comes out as itself."""
+    try:
+        return run()
+    except ray.exceptions.RayTaskError as exc:
+        cause = exc.cause if hasattr(exc, "cause") else None
+        while cause is not None and not isinstance(cause, IngestError):
+            cause = getattr(cause, "cause", None) or cause.__cause__
+        if isinstance(cause, IngestError):
+            raise type(cause)(cause.message, cause.field) from None
+        raise
+    except Exception as exc:  # Ray Data may wrap task errors in its own types
+        cause = exc.__cause__
+        while cause is not None and not isinstance(cause, IngestError):
+            cause = getattr(cause, "cause", None) or cause.__cause__
+        if isinstance(cause, IngestError):
+            raise type(cause)(cause.message, cause.field) from None
+        raise
+
+
+def _collect(
+    source: Source,
+    columns: tuple[str, ...],
+    blocks: list[Any],
+    operators: Sequence[OperatorConfig],
+    *,
+    samples: int,
+) -> PreparedCampaign:
+    """One pass over the blocks' small columns: duplicates across the upload, and the preview."""
+    op_names = [op.name for op in operators]
+    preview = Preview()
+    reasons: Counter[str] = Counter()
+    numbers: list[np.ndarray[Any, Any]] = []
+    rows: list[np.ndarray[Any, Any]] = []
+    ops: list[np.ndarray[Any, Any]] = []
+    parts: list[np.ndarray[Any, Any]] = []
+    encs: list[pa.Array] = []
+    for ref in blocks:
+        table: pa.Table = ray.get(ref)
+        preview.rows += table.num_rows
+        reasons.update(
+            {
+                d["values"]: d["counts"]
+                for d in pc.value_counts(pc.drop_null(table.column(REASON))).to_pylist()
+            }
+        )
+        ok = table.filter(pc.is_null(table.column(REASON)))
+        numbers.append(as_uint64(ok.column(MSISDN).combine_chunks()))
+        rows.append(ok.column(ROW).to_numpy())
+        ops.append(
+            np.asarray(
+                pc.index_in(ok.column(OPERATOR), value_set=pa.array(op_names, pa.string())).to_numpy(
+                    zero_copy_only=False
+                ),
+                dtype=np.int32,
+            )
+            if ok.num_rows
+            else np.zeros(0, np.int32)
+        )
+        parts.append(ok.column(PARTS).to_numpy())
+        encs.append(ok.column(ENCODING).combine_chunks())
+        if len(preview.samples) < samples:
+            for row in ok.slice(0, samples - len(preview.samples)).to_pylist():
+                preview.samples.append(
+                    {
+                        "row": row[ROW],
+                        "msisdn": row[MSISDN],
+                        "operator": row[OPERATOR],
+                        "text": row[TEXT],
+                        "parts": row[PARTS],
+                        "encoding": row[ENCODING],
+                    }
+                )
+    all_numbers = np.concatenate(numbers) if numbers else np.zeros(0, np.uint64)
+    all_rows = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    all_ops = np.concatenate(ops) if ops else np.zeros(0, np.int32)
+    all_parts = np.concatenate(parts) if parts else np.zeros(0, np.int32)
+    order = np.lexsort((all_rows, all_numbers))
+    sorted_numbers = all_numbers[order]
+    repeat = np.zeros(order.size, dtype=bool)
+    repeat[1:] = sorted_numbers[1:] == sorted_numbers[:-1]
+    # The first row of each run of equal numbers: carried forward over the repeats.
+    first_pos = np.where(repeat, 0, np.arange(order.size))
+    first_pos = np.maximum.accumulate(first_pos) if order.size else first_pos
+    dup_rows = all_rows[order][repeat]
+    first_rows = all_rows[order][first_pos][repeat]
+    duplicates = dict(zip(dup_rows.tolist(), first_rows.tolist(), strict=True))
+    keep = np.ones(all_rows.size, dtype=bool)
+    keep[order[repeat]] = False
+
+    reasons["duplicate"] = len(duplicates)
+    preview.rejected = {r: reasons[r] for r in REASONS if reasons.get(r)}
+    preview.accepted = int(keep.sum())
+    messages = np.bincount(all_ops[keep], minlength=len(op_names))
+    op_parts = np.bincount(all_ops[keep], weights=all_parts[keep], minlength=len(op_names))
+    preview.operators = {
+        name: {"messages": int(messages[i]), "parts": int(op_parts[i])}
+        for i, name in enumerate(op_names)
+        if messages[i]
+    }
+    preview.parts = int(op_parts.sum())
+    if encs:
+        kept = pa.concat_arrays(encs).filter(pa.array(keep))
+        preview.encodings = {d["values"]: d["counts"] for d in pc.value_counts(kept).to_pylist()}
+    if duplicates:
+        preview.samples = [s for s in preview.samples if s["row"] not in duplicates]
+    return PreparedCampaign(source, columns, blocks, duplicates, preview)

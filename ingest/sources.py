@@ -1,0 +1,400 @@
+"""Read a campaign file (CSV, Parquet, XLSX/XLS/ODS) as Ray Data blocks of string columns.
+
+Every block carries ``__row``, the 1-based number of the data row in the file (the header is not
+counted: in a spreadsheet, sheet row ``n`` is data row ``n - 1``), so a rejected row can be found in the
+original. Every other column is read as text: phone numbers keep their leading ``0`` and ``+``, and a
+template renders values as the file wrote them.
+
+The file's format is recognised by its content (magic bytes), and must agree with its name's extension.
+Problems with the file as a whole raise :mod:`ingest.errors` before any row is processed.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import math
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import ray.data
+from python_calamine import CalamineError, CalamineWorkbook, PasswordError
+from ray.data import Datasource, ReadTask
+from ray.data.block import BlockMetadata
+
+from ingest.errors import (
+    CorruptFile,
+    EmptyFile,
+    EncryptedFile,
+    FileTooLarge,
+    FormatMismatch,
+    NoRows,
+    NotText,
+    TooManyRows,
+    UnsupportedFormat,
+)
+
+ROW = "__row"
+MALFORMED = "__malformed"  # for a CSV line that could not be split into the header's columns
+BLOCK_ROWS = 65_536
+_SNIFF_BYTES = 1 << 20
+_OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
+
+class Format(Enum):
+    CSV = "csv"
+    PARQUET = "parquet"
+    XLSX = "xlsx"
+    XLS = "xls"
+    ODS = "ods"
+
+
+_EXTENSIONS = {
+    ".csv": Format.CSV,
+    ".txt": Format.CSV,
+    ".tsv": Format.CSV,
+    ".parquet": Format.PARQUET,
+    ".pq": Format.PARQUET,
+    ".xlsx": Format.XLSX,
+    ".xlsm": Format.XLSX,
+    ".xls": Format.XLS,
+    ".ods": Format.ODS,
+}
+
+
+@dataclass(frozen=True)
+class Source:
+    """A recognised file: its format, column names (in file order) and how to read it."""
+
+    path: Path
+    format: Format
+    columns: tuple[str, ...]
+    encoding: str = "utf-8"
+    delimiter: str = ","
+    rows: int | None = None  # known up front for Parquet; counted while reading otherwise
+    sheet: str | int = 0
+
+    def dataset(self, *, max_rows: int) -> Any:
+        """A lazy ``ray.data.Dataset`` of the file (string columns plus ``__row``)."""
+        # Its own CPU share keeps Ray Data from fusing the read with the per-block work: fused, the one
+        # read task would do everything and the other CPUs would idle.
+        return ray.data.read_datasource(_FileDatasource(self, max_rows), override_num_blocks=1, num_cpus=0.5)
+
+
+def open_source(
+    path: Path,
+    *,
+    name: str | None = None,
+    max_bytes: int,
+    max_rows: int,
+    encoding: str = "auto",
+    fallback_encoding: str = "cp1254",
+    sheet: str | int | None = None,
+) -> Source:
+    """Recognise *path* (uploaded as *name*, whose extension must match) and read its header."""
+    size = path.stat().st_size
+    shown = name or path.name
+    if size == 0:
+        raise EmptyFile(f"{shown} is empty")
+    if size > max_bytes:
+        raise FileTooLarge(
+            f"{shown} is {size:,} bytes; the limit is {max_bytes:,} (ingest.max_file_bytes)", field="file"
+        )
+    with path.open("rb") as f:
+        head = f.read(_SNIFF_BYTES)
+    found = _sniff_format(head, path)
+    extension = Path(shown).suffix.lower()
+    if extension:
+        expected = _EXTENSIONS.get(extension)
+        if expected is None:
+            raise UnsupportedFormat(
+                f"{shown}: {extension} files are not supported; upload CSV, Parquet, XLSX, XLS or ODS",
+                field="file",
+            )
+        # A password-protected .xlsx is an OLE2 file like .xls: let the encryption check name it.
+        encrypted_xlsx = expected is Format.XLSX and found is Format.XLS and _encrypted(path)
+        if expected is not found and not encrypted_xlsx:
+            raise FormatMismatch(
+                f"{shown} is named {extension} but its content is {found.value.upper()}; rename it or "
+                "export it again",
+                field="file",
+            )
+    if found is Format.CSV:
+        return _csv_source(path, head, shown, encoding=encoding, fallback=fallback_encoding, size=size)
+    if found is Format.PARQUET:
+        return _parquet_source(path, shown, max_rows=max_rows)
+    if _encrypted(path):
+        raise EncryptedFile(f"{shown} is password-protected; save it without a password", field="file")
+    return Source(path, found, (), sheet=0 if sheet is None else sheet)
+
+
+def _sniff_format(head: bytes, path: Path) -> Format:
+    if head.startswith(b"PAR1"):
+        return Format.PARQUET
+    if head.startswith(_OLE2):
+        return Format.XLS
+    if head.startswith(b"PK\x03\x04"):
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = set(zf.namelist())
+                if "mimetype" in names and b"opendocument.spreadsheet" in zf.read("mimetype"):
+                    return Format.ODS
+                if any(n.startswith("xl/") for n in names):
+                    return Format.XLSX
+        except zipfile.BadZipFile:
+            raise CorruptFile(f"{path.name} looks like an XLSX (ZIP) file but is damaged", "file") from None
+        raise UnsupportedFormat(f"{path.name} is a ZIP archive, not a spreadsheet", field="file")
+    if b"\x00" in head[:65536]:
+        raise NotText(
+            f"{path.name} is not text (it holds NUL bytes) and not a spreadsheet or Parquet file",
+            field="file",
+        )
+    return Format.CSV
+
+
+def _encrypted(path: Path) -> bool:
+    """An encrypted OOXML file is an OLE2 compound file holding an ``EncryptionInfo`` stream."""
+    with path.open("rb") as f:
+        head = f.read(8)
+        if head != _OLE2:
+            return False
+        data = f.read(4 << 20)
+    return "EncryptionInfo".encode("utf-16-le") in data
+
+
+def _detect_encoding(path: Path, head: bytes, shown: str, fallback: str) -> str:
+    """UTF-8 if the whole file decodes as UTF-8 (checked in streamed chunks), else *fallback*."""
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with path.open("rb") as f:
+            while chunk := f.read(8 << 20):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return fallback
+    return "utf-8"
+
+
+def _csv_source(path: Path, head: bytes, shown: str, *, encoding: str, fallback: str, size: int) -> Source:
+    if encoding == "auto":
+        encoding = _detect_encoding(path, head, shown, fallback)
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise UnsupportedFormat(f"unknown text encoding {encoding!r}", field="encoding") from None
+    text = head.decode(encoding, errors="replace")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    lines = text.splitlines()
+    if size > len(head) and len(lines) > 1:
+        lines = lines[:-1]  # the sample may end mid-line
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    if not lines:
+        raise EmptyFile(f"{shown} holds no text", field="file")
+    header_line = lines[0]
+    counts = {d: header_line.count(d) for d in (";", ",", "\t", "|")}
+    delimiter = max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
+    header = next(csv.reader(io.StringIO(header_line), delimiter=delimiter))
+    columns = _column_names(header)
+    if not any(line.strip() for line in lines[1:]):
+        raise NoRows(f"{shown} has a header but no rows", field="file")
+    return Source(path, Format.CSV, columns, encoding=encoding, delimiter=delimiter)
+
+
+def _parquet_source(path: Path, shown: str, *, max_rows: int) -> Source:
+    try:
+        meta = pq.ParquetFile(path).metadata
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise CorruptFile(f"{shown} is not a readable Parquet file: {exc}", field="file") from None
+    if meta.num_rows == 0:
+        raise NoRows(f"{shown} has columns but no rows", field="file")
+    if meta.num_rows > max_rows:
+        raise TooManyRows(
+            f"{shown} has {meta.num_rows:,} rows; the limit is {max_rows:,} (ingest.max_rows)", field="file"
+        )
+    return Source(path, Format.PARQUET, tuple(meta.schema.to_arrow_schema().names), rows=meta.num_rows)
+
+
+def _column_names(header: list[Any]) -> tuple[str, ...]:
+    """Header cells as unique, non-empty column names (``column_3`` for a blank third cell)."""
+    names: list[str] = []
+    seen: set[str] = set()
+    for i, cell in enumerate(header, 1):
+        name = _cell_text(cell).strip() or f"column_{i}"
+        base, n = name, 2
+        while name in seen:
+            name, n = f"{base}_{n}", n + 1
+        seen.add(name)
+        names.append(name)
+    return tuple(names)
+
+
+def _cell_text(value: Any) -> str:
+    """A spreadsheet cell as the text a person sees (``5321234567``, not ``5321234567.0``)."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if math.isfinite(value) and value == int(value) and abs(value) < 1e17:
+            return str(int(value))
+        return repr(value)
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    return str(value)
+
+
+class _FileDatasource(Datasource):
+    """One read task that streams the file in order, so ``__row`` is exact."""
+
+    def __init__(self, source: Source, max_rows: int) -> None:
+        self._source = source
+        self._max_rows = max_rows
+
+    def estimate_inmemory_data_size(self) -> int | None:
+        return self._source.path.stat().st_size * 2
+
+    def get_read_tasks(
+        self, parallelism: int, per_task_row_limit: int | None = None, data_context: Any = None
+    ) -> list[ReadTask]:
+        source, max_rows = self._source, self._max_rows
+        meta = BlockMetadata(
+            num_rows=source.rows, size_bytes=None, exec_stats=None, input_files=(str(source.path),)
+        )
+        return [ReadTask(lambda: _read(source, max_rows), meta, per_task_row_limit=per_task_row_limit)]
+
+    def get_name(self) -> str:
+        return f"Read{self._source.format.value.upper()}"
+
+
+def _read(source: Source, max_rows: int) -> Iterator[pa.Table]:
+    reader = {Format.CSV: _read_csv, Format.PARQUET: _read_parquet}.get(source.format, _read_sheet)
+    offset = 0
+    data_rows = 0
+    for block in reader(source):
+        if block.num_rows == 0:
+            continue
+        table = block
+        if ROW not in table.column_names:
+            rows = pa.array(range(offset + 1, offset + table.num_rows + 1), pa.int64())
+            offset += table.num_rows
+            table = table.append_column(ROW, rows)
+        if MALFORMED not in table.column_names:
+            table = table.append_column(MALFORMED, pa.nulls(table.num_rows, pa.string()))
+        data_rows += table.num_rows
+        if data_rows > max_rows:
+            raise TooManyRows(
+                f"{source.path.name} has more than {max_rows:,} rows (ingest.max_rows)", field="file"
+            )
+        yield table
+    if data_rows == 0:
+        raise NoRows(f"{source.path.name} has a header but no rows", field="file")
+
+
+def _read_csv(source: Source) -> Iterator[pa.Table]:
+    names = list(source.columns)
+    malformed: list[str] = []
+
+    def skip_malformed(row: Any) -> str:
+        # A line with too many or too few fields is a row-level problem: report it, read on.
+        malformed.append(f"{row.actual_columns} fields, {row.expected_columns} expected: {row.text[:200]}")
+        return "skip"
+
+    try:
+        reader = pacsv.open_csv(
+            source.path,
+            read_options=pacsv.ReadOptions(
+                column_names=names, skip_rows=1, encoding=source.encoding, block_size=1 << 20
+            ),
+            parse_options=pacsv.ParseOptions(
+                delimiter=source.delimiter, newlines_in_values=True, invalid_row_handler=skip_malformed
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in names}, strings_can_be_null=False
+            ),
+        )
+        for batch in reader:
+            yield pa.Table.from_batches([batch])
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise CorruptFile(
+            f"{source.path.name} cannot be read as {source.encoding} text separated by "
+            f"{source.delimiter!r}: {exc}",
+            field="file",
+        ) from None
+    if malformed:
+        n = len(malformed)
+        columns: dict[str, pa.Array] = {name: pa.nulls(n, pa.string()) for name in names}
+        columns[ROW] = pa.nulls(n, pa.int64())
+        columns[MALFORMED] = pa.array(malformed, pa.string())
+        yield pa.table(columns)
+
+
+def _read_parquet(source: Source) -> Iterator[pa.Table]:
+    for batch in pq.ParquetFile(source.path).iter_batches(batch_size=BLOCK_ROWS):
+        table = pa.Table.from_batches([batch])
+        yield pa.table({n: _as_text(table.column(n)) for n in table.column_names})
+
+
+def _as_text(column: pa.ChunkedArray) -> pa.Array:
+    if pa.types.is_string(column.type):
+        return column.combine_chunks()
+    if pa.types.is_floating(column.type):
+        return pa.array([_cell_text(v) for v in column.to_pylist()], pa.string())
+    return column.cast(pa.string()).combine_chunks()
+
+
+def _read_sheet(source: Source) -> Iterator[pa.Table]:
+    name = source.path.name
+    try:
+        book = CalamineWorkbook.from_path(str(source.path))
+        if isinstance(source.sheet, str):
+            if source.sheet not in book.sheet_names:
+                raise CorruptFile(
+                    f"{name} has no sheet {source.sheet!r}; its sheets are: " + ", ".join(book.sheet_names),
+                    field="sheet",
+                )
+            sheet = book.get_sheet_by_name(source.sheet)
+        else:
+            sheet = book.get_sheet_by_index(source.sheet)
+        rows = sheet.iter_rows()
+        header = next(rows, None)
+    except PasswordError:
+        raise EncryptedFile(f"{name} is password-protected; save it without a password", "file") from None
+    except (CalamineError, ValueError, OSError) as exc:
+        raise CorruptFile(f"{name} cannot be read as a spreadsheet: {exc}", field="file") from None
+    if header is None or not any(_cell_text(v).strip() for v in header):
+        raise EmptyFile(f"{name}: the sheet is empty", field="file")
+    names = _column_names(header)
+    chunk: list[list[Any]] = []
+    numbers: list[int] = []
+    for number, row in enumerate(rows, 1):
+        if not any(v not in ("", None) for v in row):
+            continue  # a blank sheet row is not a campaign row
+        chunk.append(row)
+        numbers.append(number)
+        if len(chunk) == BLOCK_ROWS:
+            yield _sheet_block(chunk, numbers, names)
+            chunk, numbers = [], []
+    if chunk:
+        yield _sheet_block(chunk, numbers, names)
+
+
+def _sheet_block(rows: list[list[Any]], numbers: list[int], names: tuple[str, ...]) -> pa.Table:
+    columns: dict[str, pa.Array] = {}
+    for i, column_name in enumerate(names):
+        values = [r[i] if i < len(r) else None for r in rows]
+        if all(type(v) is str for v in values):
+            columns[column_name] = pa.array(values, pa.string())
+        else:
+            columns[column_name] = pa.array([_cell_text(v) for v in values], pa.string())
+    columns[ROW] = pa.array(numbers, pa.int64())
+    return pa.table(columns)

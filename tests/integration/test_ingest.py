@@ -1,0 +1,263 @@
+"""Ingest against real files, real Ray Data and a real Redis: every reader, reason and bad upload."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+import redis
+import xlsxwriter
+
+from ingest import errors
+from ingest.prepare import CampaignSpec, PreparedCampaign, prepare
+from ulak import keys
+from ulak.settings import BindConfig, IngestConfig, OperatorConfig
+
+BIND = BindConfig(name="b", host="127.0.0.1", port=2775, system_id="x", password_env="X")
+OPERATORS = (
+    OperatorConfig(name="tcell", prefixes=("90532", "90533"), tps=100, binds=(BIND,), max_parts=2),
+    OperatorConfig(name="voda", prefixes=("90542",), tps=100, binds=(BIND,), concatenation="sar"),
+)
+TEMPLATE = "Merhaba {ad}, {tutar} TL borcunuz var."
+
+
+@pytest.fixture
+def run(ray_session: Any, redis_client: redis.Redis, redis_server_url: str) -> Any:
+    def go(path: Path, spec: CampaignSpec | None = None, **config: Any) -> PreparedCampaign:
+        return prepare(
+            path,
+            spec or CampaignSpec(template=TEMPLATE),
+            config=IngestConfig(**config),
+            operators=OPERATORS,
+            redis_url=redis_server_url,
+        )
+
+    return go
+
+
+def write_csv(path: Path, rows: list[list[str]], *, delimiter: str = ",", encoding: str = "utf-8") -> Path:
+    buf = io.StringIO()
+    csv.writer(buf, delimiter=delimiter, lineterminator="\n").writerows(rows)
+    path.write_bytes(buf.getvalue().encode(encoding))
+    return path
+
+
+def accepted(prepared: PreparedCampaign) -> list[dict[str, Any]]:
+    return prepared.accepted_table().to_pylist()
+
+
+def rejected(prepared: PreparedCampaign) -> list[tuple[int | None, str]]:
+    return [(r["row"], r["reason"]) for t in prepared.rejected() for r in t.to_pylist()]
+
+
+def test_csv_utf8_bom_semicolons(tmp_path: Path, run: Any) -> None:
+    path = tmp_path / "kampanya.csv"
+    rows = [
+        ["Telefon", "ad", "tutar"],
+        ["0532 111 22 33", "Ayşe", "1.250,00"],
+        ["+905421112233", "Çağrı", "99"],
+    ]
+    write_csv(path, rows, delimiter=";", encoding="utf-8-sig")
+    prepared = run(path)
+    got = accepted(prepared)
+    assert [(r["row"], r["msisdn"], r["operator"], r["text"]) for r in got] == [
+        (1, "905321112233", "tcell", "Merhaba Ayşe, 1.250,00 TL borcunuz var."),
+        (2, "905421112233", "voda", "Merhaba Çağrı, 99 TL borcunuz var."),
+    ]
+    assert {r["encoding"] for r in got} == {"gsm7+turkish-shift"}
+    assert prepared.preview.as_dict()["operators"] == {
+        "tcell": {"messages": 1, "parts": 1},
+        "voda": {"messages": 1, "parts": 1},
+    }
+
+
+def test_cp1254_csv_with_turkish_names(tmp_path: Path, run: Any) -> None:
+    path = write_csv(
+        tmp_path / "excel-export.csv",
+        [["gsm", "ad", "tutar"], ["05321112233", "Şükrü Iğdır", "10"], ["05331112233", "İpek Öztürk", "20"]],
+        delimiter=";",
+        encoding="cp1254",
+    )
+    got = accepted(run(path))
+    assert [r["text"] for r in got] == [
+        "Merhaba Şükrü Iğdır, 10 TL borcunuz var.",
+        "Merhaba İpek Öztürk, 20 TL borcunuz var.",
+    ]
+
+
+def test_parquet_with_integer_phone_column(tmp_path: Path, run: Any) -> None:
+    path = tmp_path / "list.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "msisdn": pa.array([5321112233, 905421112233], pa.int64()),
+                "ad": ["A", "B"],
+                "tutar": [1.5, 2.0],
+            }
+        ),
+        path,
+    )
+    got = accepted(run(path))
+    assert [(r["row"], r["msisdn"], r["text"]) for r in got] == [
+        (1, "905321112233", "Merhaba A, 1.5 TL borcunuz var."),
+        (2, "905421112233", "Merhaba B, 2 TL borcunuz var."),
+    ]
+
+
+def test_xlsx_numeric_cells_named_sheet_and_blank_rows(tmp_path: Path, run: Any) -> None:
+    path = tmp_path / "liste.xlsx"
+    book = xlsxwriter.Workbook(str(path))
+    book.add_worksheet("Notlar").write(0, 0, "bu sayfa değil")
+    sheet = book.add_worksheet("Müşteriler")
+    for r, row in enumerate(
+        [["Cep Telefonu", "Ad", "Tutar"], [5321112233, "Ayşe", 1250], [], ["0542 111 22 33", "Ali", 7.5]]
+    ):
+        for c, value in enumerate(row):
+            sheet.write(r, c, value)
+    book.close()
+    got = accepted(run(path, CampaignSpec(template=TEMPLATE, sheet="Müşteriler")))
+    assert [(r["row"], r["msisdn"], r["text"]) for r in got] == [
+        (1, "905321112233", "Merhaba Ayşe, 1250 TL borcunuz var."),
+        (3, "905421112233", "Merhaba Ali, 7.5 TL borcunuz var."),
+    ]
+
+
+def test_every_rejection_reason_and_the_report(tmp_path: Path, run: Any, redis_client: redis.Redis) -> None:
+    redis_client.sadd(keys.OPTOUT, "905330000007")
+    lines = [
+        "phone,ad,tutar",
+        "05321112233,Ayşe,10",  # 1 ok
+        "12345,Ali,10",  # 2 invalid_number
+        "0212 111 22 33,Ali,10",  # 3 not_mobile (landline)
+        "05051112233,Ali,10",  # 4 unknown_operator
+        "05321112234,,10",  # 5 template_error (empty {ad})
+        f"05321112235,{'ş' * 400},10",  # 6 too_many_parts (tcell allows 2)
+        "05330000007,Opt,10",  # 7 opted_out
+        "+90 532 111 22 33,Dup,10",  # 8 duplicate of row 1
+        "05421112233,Voda,10,extra",  # malformed_row (4 fields)
+        "05421112299,Son,5",  # ok
+    ]
+    path = tmp_path / "mixed.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    prepared = run(path)
+    assert [r["row"] for r in accepted(prepared)] == [1, 9]
+    got = rejected(prepared)
+    assert sorted(got, key=lambda x: (x[0] is None, x[0] or 0)) == [
+        (2, "invalid_number"),
+        (3, "not_mobile"),
+        (4, "unknown_operator"),
+        (5, "template_error"),
+        (6, "too_many_parts"),
+        (7, "opted_out"),
+        (8, "duplicate"),
+        (None, "malformed_row"),
+    ]
+    preview = prepared.preview
+    assert preview.rows == preview.accepted + sum(preview.rejected.values()) == 10
+    report = tmp_path / "rejected.csv"
+    assert prepared.write_rejected(report) == 8
+    table = pacsv.read_csv(report, convert_options=pacsv.ConvertOptions(column_types={"phone": pa.string()}))
+    by_row = {r["row"]: r for r in table.to_pylist()}
+    assert by_row[8]["detail"] == "same number as row 1"
+    assert by_row[8]["phone"] == "+90 532 111 22 33"  # the original value, as written
+    assert by_row[5]["detail"] == "no value for {ad}"
+    assert by_row[6]["detail"] == "3 parts; the operator allows 2"
+    assert pq.read_table(prepared_parquet(prepared, tmp_path)).num_rows == 8
+
+
+def prepared_parquet(prepared: PreparedCampaign, tmp_path: Path) -> Path:
+    path = tmp_path / "rejected.parquet"
+    prepared.write_rejected(path)
+    return path
+
+
+def test_text_column_and_empty_text(tmp_path: Path, run: Any) -> None:
+    path = write_csv(
+        tmp_path / "t.csv", [["msisdn", "mesaj"], ["05321112233", "Selam"], ["05331112233", "  "]]
+    )
+    prepared = run(path, CampaignSpec(text_column="mesaj"))
+    assert [r["text"] for r in accepted(prepared)] == ["Selam"]
+    assert rejected(prepared) == [(2, "empty_text")]
+
+
+def test_duplicates_across_blocks_first_row_wins(tmp_path: Path, run: Any) -> None:
+    n = 150_000  # several Ray Data blocks
+    numbers = [f"90532{i:07d}" for i in range(n)]
+    numbers[n - 1] = numbers[0]  # the last row repeats the first, blocks apart
+    numbers[n - 2] = numbers[70_000]
+    pacsv.write_csv(pa.table({"phone": numbers, "ad": ["x"] * n, "tutar": ["1"] * n}), tmp_path / "big.csv")
+    prepared = run(tmp_path / "big.csv")
+    assert len(prepared.blocks) > 1
+    assert prepared.duplicates == {n: 1, n - 1: 70_001}
+    assert prepared.preview.accepted == n - 2
+    assert prepared.preview.rejected == {"duplicate": 2}
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "error", "words"),
+    [
+        ("empty.csv", b"", errors.EmptyFile, "is empty"),
+        ("header.csv", b"phone,ad,tutar\n", errors.NoRows, "no rows"),
+        ("blank.csv", b"\n\n  \n", errors.EmptyFile, "no text"),
+        ("list.pdf", b"%PDF-1.4", errors.UnsupportedFormat, ".pdf files are not supported"),
+        (
+            "list.xlsx",
+            b"phone,ad\n05321112233,x\n",
+            errors.FormatMismatch,
+            "named .xlsx but its content is CSV",
+        ),
+        ("list.csv", b"\x00\x01\x02binary\x00", errors.NotText, "not text"),
+        ("list.xlsx", b"PK\x03\x04garbage", errors.CorruptFile, "damaged"),
+        ("names.csv", b"isim,soyisim\nAli,Veli\n", errors.NoPhoneColumn, "no phone number column"),
+    ],
+)
+def test_bad_uploads(tmp_path: Path, run: Any, name: str, content: bytes, error: type, words: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(error, match=words):
+        run(path)
+
+
+def test_template_field_no_column_has(tmp_path: Path, run: Any) -> None:
+    path = write_csv(tmp_path / "t.csv", [["phone", "ad"], ["05321112233", "x"]])
+    with pytest.raises(errors.TemplateError, match=r"\{tutar\} but no column .* the columns are: phone, ad"):
+        run(path)
+
+
+def test_limits(tmp_path: Path, run: Any) -> None:
+    path = write_csv(tmp_path / "t.csv", [["phone", "ad", "tutar"]] + [["05321112233", "x", "1"]] * 20)
+    with pytest.raises(errors.FileTooLarge, match="the limit is 100"):
+        run(path, max_file_bytes=100)
+    with pytest.raises(errors.TooManyRows, match="more than 10 rows"):
+        run(path, max_rows=10)
+
+
+def test_empty_header_only_parquet_and_sheet(tmp_path: Path, run: Any) -> None:
+    pq.write_table(pa.table({"phone": pa.array([], pa.string())}), tmp_path / "e.parquet")
+    with pytest.raises(errors.NoRows):
+        run(tmp_path / "e.parquet")
+    book = xlsxwriter.Workbook(str(tmp_path / "h.xlsx"))
+    book.add_worksheet().write_row(0, 0, ["phone", "ad", "tutar"])
+    book.close()
+    with pytest.raises(errors.NoRows, match="no rows"):
+        run(tmp_path / "h.xlsx")
+
+
+def test_password_protected_xlsx(tmp_path: Path, run: Any) -> None:
+    from msoffcrypto.format.ooxml import OOXMLFile
+
+    plain = tmp_path / "plain.xlsx"
+    book = xlsxwriter.Workbook(str(plain))
+    book.add_worksheet().write_row(0, 0, ["phone"])
+    book.close()
+    locked = tmp_path / "locked.xlsx"
+    with plain.open("rb") as src, locked.open("wb") as dst:
+        OOXMLFile(src).encrypt("parola", dst)
+    with pytest.raises(errors.EncryptedFile, match="password-protected"):
+        run(locked)
