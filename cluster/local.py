@@ -28,7 +28,9 @@ class Cluster:
         self.throttles: dict[str, Any] = {}
         self.binds: dict[str, list[Any]] = {}
 
-    def start(self, *, bind_timeout: float = 30.0) -> Cluster:
+    def start(self, *, bind_timeout: float = 30.0, binds: bool = True) -> Cluster:
+        """Start Redis (or use the configured one), Ray, and unless *binds* is false the operators'
+        throttle and connection actors (a dry run needs none)."""
         if self.settings.redis.url:
             self.redis_url = self.settings.redis.url
         else:
@@ -43,7 +45,7 @@ class Cluster:
                 log_to_driver=False,
             )
             self._started_ray = True
-        for op in self.settings.operators:
+        for op in self.settings.operators if binds else ():
             self.throttles[op.name] = throttle_actor(op, namespace=self.namespace)
             self.binds[op.name] = [
                 connection_actor(

@@ -1,7 +1,8 @@
 """The ``ulak`` command line.
 
 ``ulak demo`` (a generated campaign through the whole stack and the bundled simulator), ``ulak plan``
-(how a text will be encoded and split), ``ulak config`` (validate the configuration), ``ulak sim`` (the
+(how a text will be encoded and split), ``ulak ingest FILE`` (dry run of an upload: the cost preview
+and the rejected-rows report), ``ulak config`` (validate the configuration), ``ulak sim`` (the
 bundled SMSC simulator). Job submission over HTTP arrives with the control plane.
 """
 
@@ -77,6 +78,29 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(args.rows, no_cap=args.no_cap)
 
 
+def _ingest(args: argparse.Namespace, console: Console) -> int:
+    from cluster.preview import preview_file  # noqa: PLC0415 - imports Ray
+    from ingest.errors import IngestError  # noqa: PLC0415
+    from ingest.prepare import CampaignSpec  # noqa: PLC0415
+
+    try:
+        settings = load_settings(args.config_dir)
+        spec = CampaignSpec(
+            template=args.template,
+            text_column=args.text_column,
+            phone_column=args.phone_column,
+            sheet=args.sheet,
+            encoding=args.encoding,
+        )
+    except (ConfigError, IngestError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 2
+    if not args.file.is_file():
+        console.print(f"[red]{args.file}: no such file[/red]")
+        return 2
+    return preview_file(settings, args.file, spec, rejected=args.rejected, console=console)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "sim":
@@ -95,8 +119,22 @@ def main(argv: list[str] | None = None) -> int:
     p_demo = sub.add_parser("demo", help="send a generated campaign through the bundled simulator")
     p_demo.add_argument("--rows", type=int, default=10_000, help="messages to generate (default 10,000)")
     p_demo.add_argument("--no-cap", action="store_true", help="ignore the operators' speed limits")
+    p_ingest = sub.add_parser(
+        "ingest", help="dry run: read a campaign file, show what would be sent and what is refused"
+    )
+    p_ingest.add_argument("file", type=Path, help="CSV, Parquet, XLSX, XLS or ODS")
+    text = p_ingest.add_mutually_exclusive_group(required=True)
+    text.add_argument("--template", help="message template, e.g. 'Merhaba {ad}, {tutar} TL …'")
+    text.add_argument("--text-column", help="column holding each row's own text")
+    p_ingest.add_argument("--phone-column", help="column of numbers (default: detected by name)")
+    p_ingest.add_argument("--sheet", help="spreadsheet sheet name (default: the first)")
+    p_ingest.add_argument("--encoding", help="CSV text encoding (default: UTF-8, else cp1254)")
+    p_ingest.add_argument("--rejected", type=Path, help="write the rejected-rows report (.csv or .parquet)")
+    p_ingest.add_argument("--config-dir", type=Path, default=None)
     args = parser.parse_args(argv)
     console = Console()
+    if args.command == "ingest":
+        return _ingest(args, console)
     if args.command == "plan":
         return _plan(args, console)
     if args.command == "config":
