@@ -91,6 +91,19 @@ def _patterns(ccs: tuple[str, ...]) -> tuple[str, str]:
     return "^(?:" + ("|".join(general) or never) + ")$", "^(?:" + ("|".join(mobile) or never) + ")$"
 
 
+@cache
+def _trunk_prefix(cc: str) -> str:
+    """The national prefix of the country code's main region, when it is plain digits."""
+    region = _COUNTRY_CODES[cc][0]
+    meta = _metadata(region, cc)
+    if meta is None or meta.national_prefix_transform_rule:
+        return ""
+    for prefix in (meta.national_prefix_for_parsing, meta.national_prefix):
+        if prefix and prefix.isdigit():
+            return prefix
+    return ""
+
+
 class NumberNormalizer:
     """Normalise phone numbers written as people write them, with *default_region* for national ones."""
 
@@ -179,10 +192,7 @@ class NumberNormalizer:
             stripped = pc.replace_substring_regex(digits, self._national_prefix, "", max_replacements=1)
             prefixed = pc.and_(
                 pc.and_(national, pc.match_substring_regex(digits, self._national_prefix)),
-                pc.or_(
-                    pc.match_substring_regex(stripped, self._general_national),
-                    pc.invert(pc.match_substring_regex(digits, self._general_national)),
-                ),
+                pc.or_(self._national_number(stripped), pc.invert(self._national_number(digits))),
             )
             nsn = pc.if_else(prefixed, stripped, nsn)
             plain = pc.and_(national, pc.invert(prefixed))
@@ -191,10 +201,7 @@ class NumberNormalizer:
         after_cc = pc.utf8_slice_codeunits(digits, len(self.country_code))
         cc_form = pc.and_(
             pc.and_(plain, pc.starts_with(digits, self.country_code)),
-            pc.and_(
-                pc.match_substring_regex(after_cc, self._general_national),
-                pc.invert(pc.match_substring_regex(digits, self._general_national)),
-            ),
+            pc.and_(self._national_number(after_cc), pc.invert(self._national_number(digits))),
         )
         nsn = pc.if_else(cc_form, after_cc, nsn)
         e164 = pc.if_else(
@@ -203,6 +210,7 @@ class NumberNormalizer:
             pc.if_else(idd, pc.utf8_slice_codeunits(digits, len(self._idd)), digits),
         )
         e164 = pc.if_else(well_formed, e164, pa.scalar(None, pa.string()))
+        e164 = self._strip_trunk_prefix(e164, international=pc.invert(national))
 
         general_re, mobile_re = _patterns(self._country_codes(e164))
         valid = pc.fill_null(pc.match_substring_regex(e164, general_re), False)
@@ -213,6 +221,31 @@ class NumberNormalizer:
             pc.if_else(valid, pa.scalar(NOT_MOBILE), pa.scalar(INVALID)),
         )
         return pc.if_else(mobile, e164, pa.scalar(None, pa.string())), reason
+
+    def _strip_trunk_prefix(self, e164: pa.Array, *, international: pa.Array) -> pa.Array:
+        """``+90 (0)532…``: an international number that keeps its country's national prefix. As
+        phonenumbers does, drop that prefix when the number is valid only without it."""
+        for cc in self._country_codes(e164):
+            prefix = _trunk_prefix(cc)
+            if not prefix:
+                continue
+            general_re = _patterns((cc,))[0]
+            candidate = pc.binary_join_element_wise(
+                cc, pc.utf8_slice_codeunits(e164, len(cc) + len(prefix)), ""
+            )
+            use = pc.and_(
+                pc.and_(international, pc.fill_null(pc.starts_with(e164, cc + prefix), False)),
+                pc.and_(
+                    pc.fill_null(pc.match_substring_regex(candidate, general_re), False),
+                    pc.invert(pc.fill_null(pc.match_substring_regex(e164, general_re), False)),
+                ),
+            )
+            e164 = pc.if_else(use, candidate, e164)
+        return e164
+
+    def _national_number(self, values: pa.Array) -> pa.Array:
+        """Whether each value matches the default region's general pattern for national numbers."""
+        return pc.match_substring_regex(values, self._general_national)
 
     @staticmethod
     def _country_codes(e164: pa.Array) -> tuple[str, ...]:

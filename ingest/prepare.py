@@ -442,22 +442,18 @@ def _text_column(columns: Sequence[str], wanted: str | None) -> str | None:
 
 
 def _unwrap(run: Any) -> Any:
-    """Run a Ray Data step; an upload error raised inside a task comes out as itself."""
+    """Run a Ray Data step; an upload error raised inside a task comes out as itself, not wrapped."""
     try:
         return run()
-    except ray.exceptions.RayTaskError as exc:
-        cause = exc.cause if hasattr(exc, "cause") else None
-        while cause is not None and not isinstance(cause, IngestError):
-            cause = getattr(cause, "cause", None) or cause.__cause__
-        if isinstance(cause, IngestError):
-            raise type(cause)(cause.message, cause.field) from None
-        raise
-    except Exception as exc:  # Ray Data may wrap task errors in its own types
-        cause = exc.__cause__
-        while cause is not None and not isinstance(cause, IngestError):
-            cause = getattr(cause, "cause", None) or cause.__cause__
-        if isinstance(cause, IngestError):
-            raise type(cause)(cause.message, cause.field) from None
+    except Exception as exc:
+        cause: BaseException | None = exc
+        while cause is not None:
+            if isinstance(cause, ray.exceptions.RayTaskError):  # it also subclasses the cause's type
+                cause = cause.cause
+            elif isinstance(cause, IngestError):
+                raise type(cause)(cause.message, cause.field) from None
+            else:
+                cause = cause.__cause__
         raise
 
 

@@ -97,3 +97,8 @@ def test_agrees_with_phonenumbers(values: list[str]) -> None:
 def test_unknown_region_is_a_clear_error() -> None:
     with pytest.raises(UnknownRegion, match="use an ISO 3166 code"):
         NumberNormalizer("XX")
+
+
+def test_international_number_that_keeps_its_national_prefix() -> None:
+    # People write "+90 (0532) …": phonenumbers drops the 0, and so do we.
+    check(["+90 (0532) 111 22 33", "0090 0532 111 22 33", "+2520100000", "+44 (0) 7911 123456"])
