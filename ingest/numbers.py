@@ -160,11 +160,24 @@ class NumberNormalizer:
         subset = pc.replace_substring_regex(pc.filter(trimmed, messy), _FORMATTING, "")
         return pc.replace_with_mask(trimmed, messy, subset)
 
-    def _obvious(self, cleaned: pa.Array) -> pa.Array:
+    def _forms(self, cleaned: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
+        """The digits, and which rows are written with the international prefix or nationally."""
         digits = pc.utf8_ltrim(cleaned, "+")
         plus = pc.starts_with(cleaned, "+")
         idd = pc.and_(pc.invert(plus), pc.starts_with(digits, self._idd))
-        national = pc.invert(pc.or_(plus, idd))
+        return digits, idd, pc.invert(pc.or_(plus, idd))
+
+    def _e164(self, digits: pa.Array, *, idd: pa.Array, national: pa.Array, nsn: pa.Array) -> pa.Array:
+        """National rows: country code + national number; international ones: the digits after the
+        '+' or the international prefix."""
+        return pc.if_else(
+            national,
+            pc.binary_join_element_wise(self.country_code, nsn, ""),
+            pc.if_else(idd, pc.utf8_slice_codeunits(digits, len(self._idd)), digits),
+        )
+
+    def _obvious(self, cleaned: pa.Array) -> pa.Array:
+        digits, idd, national = self._forms(cleaned)
         nsn = digits
         if self._literal_prefix:
             nsn = pc.if_else(
@@ -172,18 +185,11 @@ class NumberNormalizer:
                 pc.utf8_slice_codeunits(digits, len(self._literal_prefix)),
                 digits,
             )
-        return pc.if_else(
-            national,
-            pc.binary_join_element_wise(self.country_code, nsn, ""),
-            pc.if_else(idd, pc.utf8_slice_codeunits(digits, len(self._idd)), digits),
-        )
+        return self._e164(digits, idd=idd, national=national, nsn=nsn)
 
     def _exact(self, cleaned: pa.Array) -> tuple[pa.Array, pa.Array]:
         well_formed = pc.fill_null(pc.match_substring_regex(cleaned, r"^\+*[0-9]{3,20}$"), False)
-        plus = pc.starts_with(cleaned, "+")
-        digits = pc.utf8_ltrim(cleaned, "+")
-        idd = pc.and_(pc.invert(plus), pc.starts_with(digits, self._idd))
-        national = pc.invert(pc.or_(plus, idd))
+        digits, idd, national = self._forms(cleaned)
 
         nsn = digits
         plain = national  # national rows written without the national prefix
@@ -204,15 +210,12 @@ class NumberNormalizer:
             pc.and_(self._national_number(after_cc), pc.invert(self._national_number(digits))),
         )
         nsn = pc.if_else(cc_form, after_cc, nsn)
-        e164 = pc.if_else(
-            national,
-            pc.binary_join_element_wise(self.country_code, nsn, ""),
-            pc.if_else(idd, pc.utf8_slice_codeunits(digits, len(self._idd)), digits),
-        )
+        e164 = self._e164(digits, idd=idd, national=national, nsn=nsn)
         e164 = pc.if_else(well_formed, e164, pa.scalar(None, pa.string()))
-        e164 = self._strip_trunk_prefix(e164, international=pc.invert(national))
+        ccs = self._country_codes(e164)  # dropping a trunk prefix keeps the country code
+        e164 = self._strip_trunk_prefix(e164, ccs, international=pc.invert(national))
 
-        general_re, mobile_re = _patterns(self._country_codes(e164))
+        general_re, mobile_re = _patterns(ccs)
         valid = pc.fill_null(pc.match_substring_regex(e164, general_re), False)
         mobile = pc.fill_null(pc.match_substring_regex(e164, mobile_re), False)
         reason = pc.if_else(
@@ -222,10 +225,12 @@ class NumberNormalizer:
         )
         return pc.if_else(mobile, e164, pa.scalar(None, pa.string())), reason
 
-    def _strip_trunk_prefix(self, e164: pa.Array, *, international: pa.Array) -> pa.Array:
+    def _strip_trunk_prefix(
+        self, e164: pa.Array, ccs: tuple[str, ...], *, international: pa.Array
+    ) -> pa.Array:
         """``+90 (0)532…``: an international number that keeps its country's national prefix. As
         phonenumbers does, drop that prefix when the number is valid only without it."""
-        for cc in self._country_codes(e164):
+        for cc in ccs:
             prefix = _trunk_prefix(cc)
             if not prefix:
                 continue

@@ -15,6 +15,7 @@ reason from :data:`REASONS` (the first that applies, in that order).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -34,7 +35,7 @@ import redis
 from ingest.errors import ColumnNotFound, IngestError, NoPhoneColumn, TemplateError
 from ingest.numbers import NumberNormalizer, as_uint64
 from ingest.sources import MALFORMED, ROW, Format, Source, open_source
-from ingest.template import Template
+from ingest.template import Template, match_column
 from ulak import keys
 from ulak.dispatch.routing import Router, router_from_operators
 from ulak.settings import IngestConfig, OperatorConfig
@@ -87,6 +88,17 @@ MSISDN, OPERATOR, TEXT, ENCODING, PARTS, REASON, DETAIL = (
 )
 
 
+# What a row to send carries (and a preview sample shows): public name -> prepared block's column.
+ACCEPTED_COLUMNS = {
+    "row": ROW,
+    "msisdn": MSISDN,
+    "operator": OPERATOR,
+    "text": TEXT,
+    "parts": PARTS,
+    "encoding": ENCODING,
+}
+
+
 @dataclass(frozen=True)
 class CampaignSpec:
     """What the user asked for: which column holds numbers, and the text (a template or a column)."""
@@ -108,11 +120,9 @@ class CampaignSpec:
 
 def find_phone_column(columns: Sequence[str], wanted: str | None) -> str:
     if wanted is not None:
-        if wanted in columns:
-            return wanted
-        folded = [c for c in columns if c.strip().casefold() == wanted.strip().casefold()]
-        if len(folded) == 1:
-            return folded[0]
+        found = match_column(columns, wanted)
+        if found is not None:
+            return found
         raise ColumnNotFound(
             f"there is no column {wanted!r}; the columns are: {', '.join(columns)}", field="phone_column"
         )
@@ -144,39 +154,27 @@ class _BlockPreparer:
 
     def __call__(self, table: pa.Table) -> pa.Table:
         n = table.num_rows
-        reason = pc.if_else(
-            pc.is_null(table.column(MALFORMED)), pa.scalar(None, pa.string()), pa.scalar("malformed_row")
-        )
+        reason = _where(pc.is_valid(table.column(MALFORMED)), "malformed_row")
         detail = table.column(MALFORMED).combine_chunks()
 
         normalized = _normalizer(self.region).normalize(table.column(self.phone))
         reason = pc.coalesce(reason, normalized.reason)
         msisdn = normalized.e164
         routes = self.router.route(msisdn)
-        reason = pc.coalesce(
-            reason,
-            pc.if_else(pc.is_null(routes), pa.scalar("unknown_operator"), pa.scalar(None, pa.string())),
-        )
+        reason = pc.coalesce(reason, _where(pc.is_null(routes), "unknown_operator"))
 
         if self.template is not None:
             text, missing = self.template.render(table)
-            reason = pc.coalesce(
-                reason,
-                pc.if_else(pc.is_null(missing), pa.scalar(None, pa.string()), pa.scalar("template_error")),
-            )
+            reason = pc.coalesce(reason, _where(pc.is_valid(missing), "template_error"))
             detail = pc.coalesce(detail, pc.binary_join_element_wise("no value for {", missing, "}", ""))
         else:
             text = table.column(self.text_column).combine_chunks()
             empty = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(text), ""), True)
-            reason = pc.coalesce(
-                reason, pc.if_else(empty, pa.scalar("empty_text"), pa.scalar(None, pa.string()))
-            )
+            reason = pc.coalesce(reason, _where(empty, "empty_text"))
 
         encoding, parts, limit = self._plan(text, routes, reason)
         too_long = pa.array(parts > limit)
-        reason = pc.coalesce(
-            reason, pc.if_else(too_long, pa.scalar("too_many_parts"), pa.scalar(None, pa.string()))
-        )
+        reason = pc.coalesce(reason, _where(too_long, "too_many_parts"))
         detail = pc.coalesce(
             detail,
             pc.if_else(
@@ -220,9 +218,9 @@ class _BlockPreparer:
                 continue
             enc, planned = plan_columns(text.take(pa.array(rows)), concat=concat)
             parts[rows] = planned
-            encoding = pc.replace_with_mask(
-                encoding, pa.array(np.isin(np.arange(n), rows)), enc.cast(pa.string())
-            )
+            planned_here = np.zeros(n, dtype=bool)
+            planned_here[rows] = True
+            encoding = pc.replace_with_mask(encoding, pa.array(planned_here), enc.cast(pa.string()))
         for i, op in enumerate(self.operators):
             limit[op_index == i] = op.max_parts
         return encoding, parts, limit
@@ -230,8 +228,14 @@ class _BlockPreparer:
     def _opted_out(self, msisdn: pa.Array, reason: pa.Array) -> pa.Array:
         if self.optouts is None:
             return pa.nulls(len(msisdn), pa.string())
-        out = pc.and_(pc.is_null(reason), pc.is_in(msisdn, value_set=_fetch(self.optouts)))
-        return pc.if_else(out, pa.scalar("opted_out"), pa.scalar(None, pa.string()))
+        return _where(
+            pc.and_(pc.is_null(reason), pc.is_in(msisdn, value_set=_fetch(self.optouts))), "opted_out"
+        )
+
+
+def _where(mask: pa.Array, reason: str) -> pa.Array:
+    """*reason* where *mask* holds, null elsewhere: one rule's verdict, to coalesce with earlier ones."""
+    return pc.if_else(mask, pa.scalar(reason), pa.scalar(None, pa.string()))
 
 
 def optout_snapshot(client: redis.Redis) -> pa.Array:
@@ -277,15 +281,7 @@ class Preview:
     samples: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "rows": self.rows,
-            "accepted": self.accepted,
-            "rejected": dict(self.rejected),
-            "parts": self.parts,
-            "operators": self.operators,
-            "encodings": self.encodings,
-            "samples": self.samples,
-        }
+        return dataclasses.asdict(self)
 
 
 @dataclass
@@ -299,22 +295,13 @@ class PreparedCampaign:
     preview: Preview
 
     def accepted(self) -> Iterator[pa.Table]:
-        """Rows to send, in file order: ``row, msisdn, operator, text, parts, encoding``."""
+        """Rows to send, in file order, with :data:`ACCEPTED_COLUMNS`."""
         dup = pa.array(sorted(self.duplicates), pa.int64())
         for ref in self.blocks:
             table: pa.Table = ray.get(ref)
             keep = pc.and_(pc.is_null(table.column(REASON)), pc.invert(pc.is_in(table.column(ROW), dup)))
             chosen = table.filter(keep)
-            yield pa.table(
-                {
-                    "row": chosen.column(ROW),
-                    "msisdn": chosen.column(MSISDN),
-                    "operator": chosen.column(OPERATOR),
-                    "text": chosen.column(TEXT),
-                    "parts": chosen.column(PARTS),
-                    "encoding": chosen.column(ENCODING),
-                }
-            )
+            yield pa.table({name: chosen.column(column) for name, column in ACCEPTED_COLUMNS.items()})
 
     def accepted_table(self) -> pa.Table:
         return pa.concat_tables(self.accepted())
@@ -467,6 +454,7 @@ def _collect(
 ) -> PreparedCampaign:
     """One pass over the blocks' small columns: duplicates across the upload, and the preview."""
     op_names = [op.name for op in operators]
+    op_array = pa.array(op_names, pa.string())
     preview = Preview()
     reasons: Counter[str] = Counter()
     numbers: list[np.ndarray[Any, Any]] = []
@@ -488,28 +476,15 @@ def _collect(
         rows.append(ok.column(ROW).to_numpy())
         ops.append(
             np.asarray(
-                pc.index_in(ok.column(OPERATOR), value_set=pa.array(op_names, pa.string())).to_numpy(
-                    zero_copy_only=False
-                ),
+                pc.index_in(ok.column(OPERATOR), value_set=op_array).to_numpy(zero_copy_only=False),
                 dtype=np.int32,
             )
-            if ok.num_rows
-            else np.zeros(0, np.int32)
         )
         parts.append(ok.column(PARTS).to_numpy())
         encs.append(ok.column(ENCODING).combine_chunks())
         if len(preview.samples) < samples:
             for row in ok.slice(0, samples - len(preview.samples)).to_pylist():
-                preview.samples.append(
-                    {
-                        "row": row[ROW],
-                        "msisdn": row[MSISDN],
-                        "operator": row[OPERATOR],
-                        "text": row[TEXT],
-                        "parts": row[PARTS],
-                        "encoding": row[ENCODING],
-                    }
-                )
+                preview.samples.append({name: row[column] for name, column in ACCEPTED_COLUMNS.items()})
     all_numbers = np.concatenate(numbers) if numbers else np.zeros(0, np.uint64)
     all_rows = np.concatenate(rows) if rows else np.zeros(0, np.int64)
     all_ops = np.concatenate(ops) if ops else np.zeros(0, np.int32)
@@ -520,7 +495,7 @@ def _collect(
     repeat[1:] = sorted_numbers[1:] == sorted_numbers[:-1]
     # The first row of each run of equal numbers: carried forward over the repeats.
     first_pos = np.where(repeat, 0, np.arange(order.size))
-    first_pos = np.maximum.accumulate(first_pos) if order.size else first_pos
+    first_pos = np.maximum.accumulate(first_pos)
     dup_rows = all_rows[order][repeat]
     first_rows = all_rows[order][first_pos][repeat]
     duplicates = dict(zip(dup_rows.tolist(), first_rows.tolist(), strict=True))

@@ -111,6 +111,8 @@ def open_source(
     with path.open("rb") as f:
         head = f.read(_SNIFF_BYTES)
     found = _sniff_format(head, path)
+    # A password-protected .xlsx is an OLE2 compound file, like .xls.
+    encrypted = found is Format.XLS and _encrypted(path)
     extension = Path(shown).suffix.lower()
     if extension:
         expected = _EXTENSIONS.get(extension)
@@ -119,9 +121,7 @@ def open_source(
                 f"{shown}: {extension} files are not supported; upload CSV, Parquet, XLSX, XLS or ODS",
                 field="file",
             )
-        # A password-protected .xlsx is an OLE2 file like .xls: let the encryption check name it.
-        encrypted_xlsx = expected is Format.XLSX and found is Format.XLS and _encrypted(path)
-        if expected is not found and not encrypted_xlsx:
+        if expected is not found and not (expected is Format.XLSX and encrypted):
             raise FormatMismatch(
                 f"{shown} is named {extension} but its content is {found.value.upper()}; rename it or "
                 "export it again",
@@ -131,7 +131,7 @@ def open_source(
         return _csv_source(path, head, shown, encoding=encoding, fallback=fallback_encoding, size=size)
     if found is Format.PARQUET:
         return _parquet_source(path, shown, max_rows=max_rows)
-    if _encrypted(path):
+    if encrypted:
         raise EncryptedFile(f"{shown} is password-protected; save it without a password", field="file")
     return Source(path, found, (), sheet=0 if sheet is None else sheet)
 
@@ -163,14 +163,11 @@ def _sniff_format(head: bytes, path: Path) -> Format:
 def _encrypted(path: Path) -> bool:
     """An encrypted OOXML file is an OLE2 compound file holding an ``EncryptionInfo`` stream."""
     with path.open("rb") as f:
-        head = f.read(8)
-        if head != _OLE2:
-            return False
         data = f.read(4 << 20)
     return "EncryptionInfo".encode("utf-16-le") in data
 
 
-def _detect_encoding(path: Path, head: bytes, shown: str, fallback: str) -> str:
+def _detect_encoding(path: Path, head: bytes, fallback: str) -> str:
     """UTF-8 if the whole file decodes as UTF-8 (checked in streamed chunks), else *fallback*."""
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16"
@@ -187,7 +184,7 @@ def _detect_encoding(path: Path, head: bytes, shown: str, fallback: str) -> str:
 
 def _csv_source(path: Path, head: bytes, shown: str, *, encoding: str, fallback: str, size: int) -> Source:
     if encoding == "auto":
-        encoding = _detect_encoding(path, head, shown, fallback)
+        encoding = _detect_encoding(path, head, fallback)
     try:
         codecs.lookup(encoding)
     except LookupError:

@@ -58,41 +58,44 @@ class Template:
         return tuple(dict.fromkeys(name for is_field, name in self.pieces if is_field))
 
     def bind(self, columns: Sequence[str]) -> Template:
-        """The template with each field resolved to a column name (exact, else case-insensitive)."""
-        by_fold: dict[str, list[str]] = {}
-        for column in columns:
-            by_fold.setdefault(column.strip().casefold(), []).append(column)
+        """The template with each field resolved to a column name (see :func:`match_column`)."""
         resolved: list[tuple[bool, str]] = []
         for is_field, value in self.pieces:
-            if not is_field or value in columns:
+            if not is_field:
                 resolved.append((is_field, value))
                 continue
-            matches = by_fold.get(value.casefold(), [])
-            if len(matches) != 1:
+            column = match_column(columns, value)
+            if column is None:
                 raise TemplateError(
                     f"the template uses {{{value}}} but no column is named {value!r}; the columns are: "
                     + ", ".join(columns),
                     field="template",
                 )
-            resolved.append((True, matches[0]))
+            resolved.append((True, column))
         return Template(self.source, tuple(resolved))
 
     def render(self, table: pa.Table) -> tuple[pa.Array, pa.Array]:
         """Per row, the text (null where a field is empty) and the first empty field's name (or null)."""
-        args: list[pa.Array | pa.Scalar] = []
+        columns = {name: table.column(name).combine_chunks() for name in self.fields}
         missing = pa.nulls(table.num_rows, pa.string())
-        for is_field, value in reversed(self.pieces):
-            if not is_field:
-                continue
-            column = table.column(value).combine_chunks()
-            empty = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(column), ""), True)
-            missing = pc.if_else(empty, pa.scalar(value), missing)
-        for is_field, value in self.pieces:
-            if is_field:
-                column = table.column(value).combine_chunks()
-                args.append(pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column))
-            else:
-                args.append(pa.scalar(value))
+        for name in reversed(self.fields):  # the first empty field in the template wins
+            empty = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(columns[name]), ""), True)
+            missing = pc.if_else(empty, pa.scalar(name), missing)
+        args: list[pa.Array | pa.Scalar] = [
+            pc.if_else(pc.equal(columns[value], ""), pa.scalar(None, pa.string()), columns[value])
+            if is_field
+            else pa.scalar(value)
+            for is_field, value in self.pieces
+        ]
         if not any(is_field for is_field, _ in self.pieces):
             return pa.array([self.source] * table.num_rows, pa.string()), missing
         return pc.binary_join_element_wise(*args, ""), missing
+
+
+def match_column(columns: Sequence[str], wanted: str) -> str | None:
+    """The column named *wanted*: exactly, else the one column equal to it ignoring case and surrounding
+    spaces; None when there is none or more than one."""
+    if wanted in columns:
+        return wanted
+    folded = [c for c in columns if c.strip().casefold() == wanted.strip().casefold()]
+    return folded[0] if len(folded) == 1 else None
