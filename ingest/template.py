@@ -87,8 +87,10 @@ class Template:
             else pa.scalar(value)
             for is_field, value in self.pieces
         ]
-        if not any(is_field for is_field, _ in self.pieces):
-            return pa.array([self.source] * table.num_rows, pa.string()), missing
+        if not self.fields:  # the literal pieces hold the text with {{ and }} already unescaped
+            return pa.array(
+                ["".join(value for _, value in self.pieces)] * table.num_rows, pa.string()
+            ), missing
         return pc.binary_join_element_wise(*args, ""), missing
 
 
