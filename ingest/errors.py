@@ -77,3 +77,9 @@ class TemplateError(IngestError):
 
 class ColumnNotFound(IngestError):
     code = "column_not_found"
+
+
+class UnknownOperator(IngestError):
+    """The job allows an operator that is not configured."""
+
+    code = "unknown_operator"

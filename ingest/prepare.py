@@ -32,7 +32,7 @@ import ray
 import ray.data
 import redis
 
-from ingest.errors import ColumnNotFound, IngestError, NoPhoneColumn, TemplateError
+from ingest.errors import ColumnNotFound, IngestError, NoPhoneColumn, TemplateError, UnknownOperator
 from ingest.numbers import NumberNormalizer, as_uint64
 from ingest.sources import MALFORMED, ROW, Format, Source, open_source
 from ingest.template import Template, match_column
@@ -377,7 +377,7 @@ def prepare(
     if spec.operators is not None:
         unknown = sorted(set(spec.operators) - {op.name for op in operators})
         if unknown:
-            raise ColumnNotFound(
+            raise UnknownOperator(
                 f"unknown operators {unknown}; configured: {[op.name for op in operators]}", field="operators"
             )
     ctx = ray.data.DataContext.get_current()

@@ -261,3 +261,14 @@ def test_password_protected_xlsx(tmp_path: Path, run: Any) -> None:
         OOXMLFile(src).encrypt("parola", dst)
     with pytest.raises(errors.EncryptedFile, match="password-protected"):
         run(locked)
+
+
+def test_allowed_operators(tmp_path: Path, run: Any) -> None:
+    path = write_csv(
+        tmp_path / "t.csv", [["phone", "ad", "tutar"], ["05321112233", "a", "1"], ["05421112233", "b", "2"]]
+    )
+    prepared = run(path, CampaignSpec(template=TEMPLATE, operators=("voda",)))
+    assert [r["operator"] for r in accepted(prepared)] == ["voda"]
+    assert rejected(prepared) == [(1, "unknown_operator")]
+    with pytest.raises(errors.UnknownOperator, match=r"unknown operators \['nope'\]"):
+        run(path, CampaignSpec(template=TEMPLATE, operators=("nope",)))
