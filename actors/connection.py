@@ -37,6 +37,16 @@ class SmppConnectionActor:
         self.client.enqueue(parts)
         return self.client.queued
 
+    async def withdraw(self, job: str) -> list[OutboundPart]:
+        """Take back *job*'s queued parts and write the ledger events so far, so that afterwards the
+        ledger holds every part of *job* this bind has sent."""
+        parts = self.client.withdraw(job)
+        await self.client.flush()
+        return parts
+
+    async def pending(self, job: str) -> int:
+        return self.client.pending_of(job)
+
     async def backlog(self) -> int:
         return self.client.queued + self.client.in_flight
 

@@ -7,24 +7,53 @@ from typing import Any
 import ray
 
 from actors.connection import SmppConnectionActor
+from actors.job import JobActor
 from actors.throttle import ThrottleActor
-from ulak.settings import BindConfig, OperatorConfig
+from ulak.settings import BindConfig, OperatorConfig, Settings
 
 
-def throttle_actor(operator: OperatorConfig, *, namespace: str) -> Any:
+def throttle_actor(operator: OperatorConfig, *, namespace: str, detached: bool = False) -> Any:
     """The operator's ThrottleActor: named so every bind finds the same one; restarted if it dies
     (a restart forgets outstanding leases, which errs on the side of sending less for a second)."""
     cls: Any = ray.remote(num_cpus=0, max_restarts=-1)(ThrottleActor)
-    options = {"name": f"throttle:{operator.name}", "namespace": namespace, "get_if_exists": True}
+    options: dict[str, Any] = {
+        "name": f"throttle:{operator.name}",
+        "namespace": namespace,
+        "get_if_exists": True,
+    }
+    if detached:
+        options["lifetime"] = "detached"
     return cls.options(max_concurrency=1, **options).remote(operator.name, operator.tps)
 
 
 def connection_actor(
-    bind: BindConfig, operator: OperatorConfig, *, redis_url: str, throttle: Any, namespace: str
+    bind: BindConfig,
+    operator: OperatorConfig,
+    *,
+    redis_url: str,
+    throttle: Any,
+    namespace: str,
+    detached: bool = False,
 ) -> Any:
     """The bind's SmppConnectionActor: an async actor (one event loop holds the socket), not restarted
     automatically: a dead bind's in-flight parts are accounted by the ledger, and the runner makes a
     new actor."""
     cls: Any = ray.remote(num_cpus=0, max_restarts=0)(SmppConnectionActor)
-    options = {"name": f"bind:{operator.name}:{bind.name}", "namespace": namespace, "get_if_exists": True}
+    options: dict[str, Any] = {
+        "name": f"bind:{operator.name}:{bind.name}",
+        "namespace": namespace,
+        "get_if_exists": True,
+    }
+    if detached:  # the control plane's binds outlive the process that created them (an API restart)
+        options["lifetime"] = "detached"
     return cls.options(max_concurrency=64, **options).remote(bind, operator, redis_url, throttle)
+
+
+def job_actor(job_id: str, *, settings: Settings, redis_url: str, namespace: str) -> Any:
+    """The job's actor: detached (it outlives the API process that created it) and restarted by Ray
+    whenever its process dies (it resumes from Redis). It takes no CPU: its ingest runs as Ray Data
+    tasks, its sending is waiting on binds."""
+    cls: Any = ray.remote(num_cpus=0, max_restarts=-1)(JobActor)
+    return cls.options(
+        name=f"job:{job_id}", namespace=namespace, lifetime="detached", get_if_exists=True, max_concurrency=4
+    ).remote(job_id, settings, redis_url, namespace)

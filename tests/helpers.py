@@ -245,3 +245,51 @@ class Esme:
             self._writer.close()
         if self._task is not None:
             self._task.cancel()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class ApiProcess:
+    """The control plane (``python -m api``) as a real process serving HTTP on a free port."""
+
+    def __init__(
+        self, workdir: Path, config_dir: Path, env: dict[str, str], *, port: int | None = None
+    ) -> None:
+        import httpx
+
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = workdir / f"api-{self.port}.log"
+        self.log = self.log_path.open("a")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "api", "--config-dir", str(config_dir), "--port", str(self.port)],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+        )
+
+        def up() -> bool:
+            if self.process.poll() is not None:
+                raise AssertionError(f"API exited: {self.log_path.read_text()[-3000:]}")
+            try:
+                return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(up, timeout=60, interval=0.2, what="the API to answer /healthz")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()

@@ -26,7 +26,9 @@ def job_rows(job_id: str) -> str:
 
 
 def job_parts(job_id: str) -> str:
-    """Hash: per part (``<row>:<part>``) its submit state, and its receipt status (``<row>:<part>:r``)."""
+    """Hash: per part (``<row>:<part>``) its submit state (s, a, f, u); for the report, its message id
+    and ack time (``<row>:<part>:m`` = ``id|unix_ms``), failure status (``<row>:<part>:e``) and receipt
+    (``<row>:<part>:r`` = ``status|error|unix_ms``). Kept as long as the job."""
     return f"{PREFIX}:job:{job_id}:parts"
 
 
@@ -56,3 +58,24 @@ RECEIPT_STATS = f"{PREFIX}:receipts:stats"
 
 OPTOUT = f"{PREFIX}:optout"
 """Set: E.164 numbers that opted out. Never expires."""
+
+
+JOBS = f"{PREFIX}:jobs"
+"""Sorted set: every job id, scored by creation time (unix seconds). Entries live as long as the job."""
+
+
+def job_samples(job_id: str) -> str:
+    """List: the job's recent progress samples (``t|submitted|parts_sent``), newest first, trimmed to
+    the last few; rates are computed from them. Expires with the job's counters."""
+    return f"{PREFIX}:job:{job_id}:samples"
+
+
+def idempotency(key_digest: str) -> str:
+    """String: the job id a POST with this ``Idempotency-Key`` (sha256, per API key) created.
+    Expires after a day."""
+    return f"{PREFIX}:idem:{key_digest}"
+
+
+API_KEYS = f"{PREFIX}:apikeys"
+"""Hash: sha256 of an API key's token -> JSON (id, name, scope, created). Never expires; the token
+itself is never stored."""

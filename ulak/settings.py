@@ -126,6 +126,38 @@ class IngestConfig(_Model):
     sample_messages: int = Field(default=5, ge=0, le=100, description="rendered examples in the preview")
 
 
+class JobsConfig(_Model):
+    """How jobs run: where their files live and how long they wait for the network."""
+
+    data_dir: Path | None = Field(
+        default=None,
+        description="uploads and prepared rows, one directory per job (default: state dir/jobs); "
+        "on a multi-node cluster every node must see it (a shared mount)",
+    )
+    receipt_wait: float = Field(
+        default=60.0, ge=0, description="seconds a job waits for receipts after its last ack before 'done'"
+    )
+    drain_timeout: float = Field(
+        default=600.0, gt=0, description="seconds the binds may take to answer a job's last parts"
+    )
+    batch_rows: int = Field(default=2000, ge=1, description="rows handed to a bind per batch")
+    max_backlog: int = Field(
+        default=4000, ge=1, description="parts queued per bind before a job holds back (bounds pause latency)"
+    )
+
+
+class ApiConfig(_Model):
+    """The HTTP control plane."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    uri_root: Path | None = Field(
+        default=None, description="local files a job may name by path must be under this directory; "
+        "unset = local paths are refused (URIs with a scheme pyarrow reads are allowed)"
+    )
+    auth: bool = Field(default=True, description="require an API key (create one with `ulak keys create`)")
+
+
 _ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("ulak_settings_environ", default=None)
 
 
@@ -149,6 +181,8 @@ class Settings(BaseSettings):
     redis: RedisConfig = RedisConfig()
     ray: RayConfig = RayConfig()
     ingest: IngestConfig = IngestConfig()
+    jobs: JobsConfig = JobsConfig()
+    api: ApiConfig = ApiConfig()
     operators: tuple[OperatorConfig, ...] = ()
 
     @classmethod

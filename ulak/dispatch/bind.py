@@ -195,6 +195,24 @@ class BindClient:
         self.queue.extend(parts)
         self._wakeup.set()
 
+    def withdraw(self, job: str) -> list[OutboundPart]:
+        """Take *job*'s queued parts back, in order (pause and cancel: nothing more of it is sent)."""
+        taken = [p for p in self.queue if p.job == job]
+        if taken:
+            self.queue = deque(p for p in self.queue if p.job != job)
+        return taken
+
+    def pending_of(self, job: str) -> int:
+        """*job*'s parts here: queued, or sent and awaiting their response."""
+        queued = sum(1 for p in self.queue if p.job == job)
+        session = self._session
+        flying = 0
+        if session is not None:
+            flying = sum(
+                1 for o in session.in_flight if isinstance(o.context, OutboundPart) and o.context.job == job
+            )
+        return queued + flying
+
     @property
     def queued(self) -> int:
         return len(self.queue)
@@ -440,9 +458,18 @@ class BindClient:
             status = resp.status
             if status == CommandStatus.ESME_ROK and type(resp) is SubmitSmResp:
                 self._throttle_level = max(0, self._throttle_level - 1)  # ramp back per success
-                message_id = normalize_message_id(resp.message_id, self.bind.resp_id_format)
+                raw = resp.message_id
+                message_id = normalize_message_id(raw, self.bind.resp_id_format)
                 self._events.append(
-                    PartAcked(item.job, item.row, item.part, item.parts, self.smsc, message_id)
+                    PartAcked(
+                        item.job,
+                        item.row,
+                        item.part,
+                        item.parts,
+                        self.smsc,
+                        message_id,
+                        raw if raw != message_id else "",
+                    )
                 )
             elif status in _TRANSIENT:
                 self._throttled(item)

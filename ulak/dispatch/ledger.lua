@@ -2,6 +2,9 @@
 -- ARGV: counters/rows/parts/message-id/early-receipt key templates, receipt-stats key, message TTL,
 -- and the batch: events separated by \30 (RS), each 8 fields separated by \31 (US):
 -- kind, job, row, part, parts, x1, x2, x3.
+-- Besides the rules, the parts hash keeps what the row-level report shows: per part the message id and
+-- ack time ('<row>:<part>:m' = 'id as the SMSC wrote it|unix_ms'), the failure status ('<row>:<part>:e'), and the receipt
+-- ('<row>:<part>:r' = 'status|error|unix_ms').
 local ctpl, rtpl, ptpl, mtpl, etpl, stats = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local ttl = tonumber(ARGV[7])
 
@@ -34,12 +37,25 @@ local function mark_sent(ck, rk, row)
   end
 end
 
-local function apply_receipt(job, row, part, parts, status)
+local function split_status(value)
+  local bar = string.find(value, '|', 1, true)
+  return string.sub(value, 1, bar - 1)
+end
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- value is 'status|error'; the part's receipt field keeps 'status|error|unix_ms' for the report.
+local function apply_receipt(job, row, part, parts, value)
+  local status = split_status(value)
   local ck = string.format(ctpl, job)
   redis.call('HINCRBY', ck, 'receipts', 1)
   local out = outcome_of(status)
   if out == false then return end
-  if redis.call('HSETNX', string.format(ptpl, job), row .. ':' .. part .. ':r', status) == 0 then
+  local stamped = value .. '|' .. now_ms()
+  if redis.call('HSETNX', string.format(ptpl, job), row .. ':' .. part .. ':r', stamped) == 0 then
     redis.call('HINCRBY', ck, 'receipts_duplicate', 1)
     return
   end
@@ -50,11 +66,6 @@ local function apply_receipt(job, row, part, parts, status)
     redis.call('HSETNX', rk, row .. ':n', out)
   end
   if redis.call('HGET', rk, row) == 'a' then finish(job, row, parts) end
-end
-
-local function split_status(value)
-  local bar = string.find(value, '|', 1, true)
-  return string.sub(value, 1, bar - 1)
 end
 
 local count = 0
@@ -70,7 +81,7 @@ for record in string.gmatch(ARGV[8], '[^\30]+') do
     local status = split_status(value)
     if target then
       local j, r, p, n = string.match(target, '^(.*)|(%d+)|(%d+)|(%d+)$')
-      apply_receipt(j, r, p, tonumber(n), status)
+      apply_receipt(j, r, p, tonumber(n), value)
     else
       local ek = string.format(etpl, smsc, id)
       local exists = redis.call('EXISTS', ek)
@@ -107,6 +118,7 @@ for record in string.gmatch(ARGV[8], '[^\30]+') do
         else
           local terminal = (kind == 'F') and 'f' or 'u'
           redis.call('HSET', pk, field, terminal)
+          if kind == 'F' then redis.call('HSET', pk, field .. ':e', f[6]) end
           redis.call('HINCRBY', ck, (kind == 'F') and 'parts_failed' or 'parts_unknown', 1)
           if redis.call('HGET', rk, row) == 's' then
             redis.call('HSET', rk, row, terminal)
@@ -116,6 +128,9 @@ for record in string.gmatch(ARGV[8], '[^\30]+') do
       end
       if kind == 'A' then
         local smsc, id = f[6], f[7]
+        local shown = id
+        if f[8] ~= '' then shown = f[8] end
+        redis.call('HSET', pk, field .. ':m', shown .. '|' .. now_ms())
         redis.call('SET', string.format(mtpl, smsc, id), job .. '|' .. row .. '|' .. part .. '|' .. parts,
                    'EX', ttl)
         local ek = string.format(etpl, smsc, id)
@@ -123,7 +138,7 @@ for record in string.gmatch(ARGV[8], '[^\30]+') do
         if held then
           redis.call('DEL', ek)
           redis.call('HINCRBY', stats, 'matched_late', 1)
-          apply_receipt(job, row, part, parts, split_status(held))
+          apply_receipt(job, row, part, parts, held)
         end
       end
     end

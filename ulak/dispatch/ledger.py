@@ -84,6 +84,7 @@ class PartAcked:
     parts: int
     smsc: str  # the bind's SMSC identity: message ids are unique only per SMSC
     message_id: str  # normalised (ulak.smpp.receipt.normalize_message_id)
+    raw_id: str = ""  # as the SMSC wrote it, when that differs (the report shows this one)
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +232,7 @@ def _pack(events: list[Event]) -> str:
         if isinstance(e, PartSent):
             fields: tuple[object, ...] = ("S", e.job, e.row, e.part, e.parts, "", "", "")
         elif isinstance(e, PartAcked):
-            fields = ("A", e.job, e.row, e.part, e.parts, e.smsc, e.message_id, "")
+            fields = ("A", e.job, e.row, e.part, e.parts, e.smsc, e.message_id, e.raw_id)
         elif isinstance(e, PartFailed):
             fields = ("F", e.job, e.row, e.part, e.parts, e.status, "", "")
         elif isinstance(e, PartUnknown):

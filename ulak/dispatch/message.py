@@ -8,22 +8,32 @@ from ulak.text.plan import MessagePlan, plan
 
 
 def submit_pdus(
-    message: MessagePlan, *, destination: str, bind: BindConfig, registered_delivery: int = 1
+    message: MessagePlan,
+    *,
+    destination: str,
+    bind: BindConfig,
+    registered_delivery: int = 1,
+    source_addr: str | None = None,
+    validity_period: str = "",
 ) -> list[SubmitSm]:
-    """One SubmitSm per segment: UDH in short_message, SAR TLVs, or a single message_payload."""
+    """One SubmitSm per segment: UDH in short_message, SAR TLVs, or a single message_payload.
+
+    *source_addr* overrides the bind's sender (as an alphanumeric one); *validity_period* is SMPP's
+    time format (see :func:`relative_validity`)."""
     pdus = []
     for segment in message.segments:
         sar = segment.sar
         pdus.append(
             SubmitSm(
-                source_addr_ton=bind.source_addr_ton,
-                source_addr_npi=bind.source_addr_npi,
-                source_addr=bind.source_addr,
+                source_addr_ton=bind.source_addr_ton if source_addr is None else 5,
+                source_addr_npi=bind.source_addr_npi if source_addr is None else 0,
+                source_addr=bind.source_addr if source_addr is None else source_addr,
                 dest_addr_ton=bind.dest_addr_ton,
                 dest_addr_npi=bind.dest_addr_npi,
                 destination_addr=destination,
                 esm_class=segment.esm_class,
                 registered_delivery=registered_delivery,
+                validity_period=validity_period,
                 data_coding=message.data_coding,
                 short_message=b"" if segment.in_payload else segment.data,
                 message_payload=segment.data if segment.in_payload else None,
@@ -44,3 +54,9 @@ def plan_for(text: str, operator: OperatorConfig, *, reference: int) -> MessageP
         max_parts=operator.max_parts,
         packed=operator.packed_gsm,
     )
+
+
+def relative_validity(minutes: int) -> str:
+    """SMPP 3.4 relative time (section 7.1.1, ``YYMMDDhhmmss000R``) for *minutes* from submission."""
+    days, rest = divmod(minutes, 24 * 60)
+    return f"0000{days:02d}{rest // 60:02d}{rest % 60:02d}00000R"

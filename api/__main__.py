@@ -1,0 +1,55 @@
+"""Serve the control plane: ``python -m api`` joins a running Ray and Redis and serves HTTP.
+
+It needs ``ray.address`` and ``redis.url`` (``ulak up`` starts both and runs this with them set).
+The binds and jobs are detached Ray actors: stopping or restarting this process does not stop them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import ray
+import uvicorn
+
+from api.main import create_app
+from cluster.plane import ControlPlane
+from ulak.logging import configure_logging
+from ulak.settings import ConfigError, load_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m api", description=__doc__)
+    parser.add_argument("--config-dir", type=Path, default=None)
+    parser.add_argument("--host", default=None, help="default: api.host")
+    parser.add_argument("--port", type=int, default=None, help="default: api.port")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(args.config_dir)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if not settings.redis.url or not settings.ray.address:
+        print(
+            "the API joins a running stack: set ULAK_REDIS__URL and ULAK_RAY__ADDRESS, or run `ulak up`",
+            file=sys.stderr,
+        )
+        return 2
+    configure_logging(json=not sys.stderr.isatty())
+    ray.init(address=settings.ray.address, namespace=settings.ray.namespace, log_to_driver=False)
+    plane = ControlPlane(settings, redis_url=settings.redis.url)
+    plane.ensure_dispatch()
+    uvicorn.run(
+        create_app(plane),
+        host=args.host or settings.api.host,
+        port=args.port if args.port is not None else settings.api.port,
+        log_level="warning",
+        access_log=False,
+    )
+    plane.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,346 @@
+"""/v1/jobs: submit a campaign, follow it, steer it, read its reports."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import ValidationError
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from api.deps import Key, Plane, WriteKey
+from api.errors import ApiError, validation_error
+from api.schemas import ErrorBody, JobCreated, JobList, JobUri, JobView, Links
+from cluster.jobs import JobOptions, JobState
+from cluster.plane import ControlPlane
+from cluster.report import (
+    REPORT_SCHEMA,
+    as_csv,
+    as_parquet,
+    rejected_batches,
+    rejected_schema,
+    report_batches,
+)
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "no or unknown API key"},
+    404: {"model": ErrorBody, "description": "no such job"},
+}
+
+_UPLOAD_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        **{
+                            name: {"type": "string", "description": field.description or ""}
+                            for name, field in JobOptions.model_fields.items()
+                        },
+                    },
+                }
+            },
+            "application/json": {"schema": {"$ref": "#/components/schemas/JobUri"}},
+        },
+    }
+}
+
+_COPY_CHUNK = 1 << 20
+_FORM_FIELDS = set(JobOptions.model_fields)
+
+
+def _links(job_id: str) -> Links:
+    base = f"/v1/jobs/{job_id}"
+    return Links(
+        self=base,
+        events=f"{base}/events",
+        report=f"{base}/report",
+        rejected=f"{base}/rejected",
+        pause=f"{base}/pause",
+        resume=f"{base}/resume",
+        cancel=f"{base}/cancel",
+    )
+
+
+def _options(values: dict[str, Any]) -> JobOptions:
+    try:
+        return JobOptions.model_validate(values)
+    except ValidationError as exc:
+        raise validation_error(exc, code="invalid_options") from None
+
+
+def _form_options(form: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, value in form.multi_items():
+        if name == "file":
+            continue
+        if name not in _FORM_FIELDS:
+            raise ApiError(422, "invalid_options", f"{name}: unknown option", field=name)
+        if isinstance(value, UploadFile):
+            raise ApiError(422, "invalid_options", f"{name}: expected text, got a file", field=name)
+        if name == "operators":
+            values.setdefault("operators", []).extend(v.strip() for v in value.split(",") if v.strip())
+        elif value != "":
+            values[name] = value
+    return values
+
+
+def _copy_limited(src: Any, dest: Path, limit: int) -> int:
+    size = 0
+    with dest.open("wb") as out:
+        while chunk := src.read(_COPY_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(
+                    413,
+                    "file_too_large",
+                    f"the upload exceeds {limit:,} bytes (ingest.max_file_bytes)",
+                    field="file",
+                )
+            out.write(chunk)
+    return size
+
+
+def _fetch_uri(plane: ControlPlane, uri: str, dest_dir: Path) -> tuple[Path, str]:
+    """Copy the file a job names into its directory (local paths only under ``api.uri_root``)."""
+    limit = plane.settings.ingest.max_file_bytes
+    if "://" not in uri or uri.startswith("file://"):
+        root = plane.settings.api.uri_root
+        local = Path(uri.removeprefix("file://"))
+        if root is None:
+            raise ApiError(
+                403,
+                "uri_not_allowed",
+                "local paths are disabled: set api.uri_root, or upload the file",
+                field="uri",
+            )
+        resolved = local.resolve()
+        if not resolved.is_relative_to(Path(root).resolve()):
+            raise ApiError(403, "uri_not_allowed", f"{uri} is outside api.uri_root ({root})", field="uri")
+        if not resolved.is_file():
+            raise ApiError(422, "uri_not_found", f"{uri}: no such file", field="uri")
+        dest = dest_dir / ("upload" + resolved.suffix.lower())
+        with resolved.open("rb") as src:
+            _copy_limited(src, dest, limit)
+        return dest, resolved.name
+    try:
+        fs, path = pafs.FileSystem.from_uri(uri)
+        name = Path(path).name
+        dest = dest_dir / ("upload" + Path(name).suffix.lower())
+        with fs.open_input_stream(path) as src:
+            _copy_limited(src, dest, limit)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise ApiError(422, "uri_unreadable", f"cannot read {uri}: {exc}", field="uri") from None
+    return dest, name
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=JobCreated,
+    summary="Submit a campaign (multipart file upload, or JSON naming a URI)",
+    openapi_extra=_UPLOAD_DOC,
+    responses={
+        **_ERRORS,
+        403: {"model": ErrorBody},
+        413: {"model": ErrorBody},
+        415: {"model": ErrorBody},
+        422: {"model": ErrorBody},
+    },
+)
+async def create_job(
+    request: Request,
+    plane: Plane,
+    key: WriteKey,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> JobCreated:
+    """Starts a job: 202 with its id and links. Ingest runs in the cluster; the upload's format and
+    header are checked first (4xx before anything starts). A repeated ``Idempotency-Key`` (per API key,
+    kept a day) returns the job the first request created."""
+    digest = hashlib.sha256(f"{key.id}:{idempotency_key}".encode()).hexdigest() if idempotency_key else None
+    earlier = await run_in_threadpool(plane.existing, digest)
+    if earlier is not None:
+        return JobCreated(id=earlier, state=plane.store.state(earlier).value, links=_links(earlier))
+    limit = plane.settings.ingest.max_file_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit + (1 << 20):
+        raise ApiError(
+            413, "file_too_large", f"the upload exceeds {limit:,} bytes (ingest.max_file_bytes)", field="file"
+        )
+    content_type = request.headers.get("content-type", "")
+    job_id, directory = await run_in_threadpool(plane.new_job_dir)
+    try:
+        if content_type.startswith("multipart/form-data"):
+            form = await request.form(max_files=1, max_fields=len(_FORM_FIELDS) + 10)
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                raise ApiError(
+                    422, "missing_file", "send the campaign as the multipart field 'file'", field="file"
+                )
+            options = _options(_form_options(form))
+            filename = Path(upload.filename or "upload.csv").name
+            path = directory / ("upload" + Path(filename).suffix.lower())
+            await run_in_threadpool(_copy_limited, upload.file, path, limit)
+            await upload.close()
+            source = f"upload:{filename}"
+        elif content_type.startswith("application/json"):
+            try:
+                raw = await request.json()
+            except ValueError:
+                raise ApiError(400, "bad_json", "the body is not valid JSON") from None
+            if not isinstance(raw, dict):
+                raise ApiError(422, "invalid_options", "the body must be a JSON object")
+            try:
+                spec = JobUri.model_validate(raw)
+            except ValidationError as exc:
+                raise validation_error(exc, code="invalid_options") from None
+            options = JobOptions.model_validate(spec.model_dump(exclude={"uri"}))
+            path, filename = await run_in_threadpool(_fetch_uri, plane, spec.uri, directory)
+            source = spec.uri
+        else:
+            raise ApiError(
+                415,
+                "unsupported_media_type",
+                "send multipart/form-data with a 'file' field, or application/json with a 'uri'",
+            )
+        await run_in_threadpool(plane.check_upload, path, options, filename=filename)
+        job_id, _ = await run_in_threadpool(
+            lambda: plane.submit(
+                job_id=job_id,
+                directory=directory,
+                upload=path,
+                filename=filename,
+                source=source,
+                options=options,
+                idempotency_digest=digest,
+            )
+        )
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+    return JobCreated(id=job_id, state=plane.store.state(job_id).value, links=_links(job_id))
+
+
+@router.get("", response_model=JobList, responses=_ERRORS)
+def list_jobs(
+    plane: Plane,
+    key: Key,
+    state: JobState | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    before: Annotated[float | None, Query(description="paging cursor from 'next'")] = None,
+) -> JobList:
+    """Jobs, newest first."""
+    ids = plane.store.ids(state=state, limit=limit + 1, before=before)
+    page = ids[:limit]
+    nxt = str(plane.store.created_at(page[-1])) if len(ids) > limit and page else None
+    return JobList(jobs=[JobView.model_validate(plane.store.view(i)) for i in page], next=nxt)
+
+
+@router.get("/{job_id}", response_model=JobView, responses=_ERRORS)
+def get_job(job_id: str, plane: Plane, key: Key) -> dict[str, Any]:
+    """State, counts (which add up), rates over the last 10 s, ETA, per-operator plan, times."""
+    return plane.store.view(job_id)
+
+
+@router.post("/{job_id}/pause", response_model=JobView, responses={**_ERRORS, 409: {"model": ErrorBody}})
+def pause_job(job_id: str, plane: Plane, key: WriteKey) -> dict[str, Any]:
+    """Stop sending within a second (messages already started are finished); resume continues."""
+    plane.pause(job_id)
+    return plane.store.view(job_id)
+
+
+@router.post("/{job_id}/resume", response_model=JobView, responses={**_ERRORS, 409: {"model": ErrorBody}})
+def resume_job(job_id: str, plane: Plane, key: WriteKey) -> dict[str, Any]:
+    plane.resume(job_id)
+    return plane.store.view(job_id)
+
+
+@router.post("/{job_id}/cancel", response_model=JobView, responses={**_ERRORS, 409: {"model": ErrorBody}})
+def cancel_job(job_id: str, plane: Plane, key: WriteKey) -> dict[str, Any]:
+    """Send nothing more: what was submitted stays recorded, the rest becomes ``cancelled``."""
+    plane.cancel(job_id)
+    return plane.store.view(job_id)
+
+
+def _stream(batches: Iterator[Any], schema: pa.Schema, fmt: str, filename: str) -> StreamingResponse:
+    if fmt == "parquet":
+        chunks, media = as_parquet(batches, schema), "application/vnd.apache.parquet"
+    else:
+        chunks, media = as_csv(batches, schema), "text/csv; charset=utf-8"
+    return StreamingResponse(
+        iterate_in_threadpool(chunks),
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="{filename}.{fmt}"'},
+    )
+
+
+@router.get(
+    "/{job_id}/report",
+    responses={**_ERRORS, 200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}}},
+)
+def job_report(
+    job_id: str, plane: Plane, key: Key, format: Literal["csv", "parquet"] = "csv"
+) -> StreamingResponse:
+    """Every accepted row: number, operator, parts, submit status, receipt, error, message ids, times."""
+    record = plane.store.record(job_id)
+    state = JobState(record["state"])
+    if record.get("prepared") != "1":
+        raise ApiError(409, "not_ready", f"job {job_id} is {state.value}: its rows are not prepared yet")
+    batches = report_batches(plane.client, job_id, Path(record["dir"]), state=state)
+    return _stream(batches, REPORT_SCHEMA, format, f"{job_id}-report")
+
+
+@router.get(
+    "/{job_id}/rejected",
+    responses={**_ERRORS, 200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}}},
+)
+def job_rejected(
+    job_id: str, plane: Plane, key: Key, format: Literal["csv", "parquet"] = "csv"
+) -> StreamingResponse:
+    """The rows refused at ingest: row number, reason, detail, and the row's original values."""
+    record = plane.store.record(job_id)
+    directory = Path(record["dir"])
+    schema = rejected_schema(directory) if record.get("prepared") == "1" else None
+    if schema is None:
+        raise ApiError(409, "not_ready", f"job {job_id} is {record['state']}: its rows are not prepared yet")
+    return _stream(rejected_batches(directory), schema, format, f"{job_id}-rejected")
+
+
+@router.get("/{job_id}/events", responses={**_ERRORS, 200: {"content": {"text/event-stream": {}}}})
+async def job_events(
+    job_id: str,
+    request: Request,
+    plane: Plane,
+    key: Key,
+    interval: Annotated[float, Query(ge=0.2, le=60)] = 1.0,
+) -> StreamingResponse:
+    """Server-sent events: a ``progress`` event (the job's view) every *interval* seconds, and ``end``
+    with the final view when the job is done, failed or cancelled."""
+    await run_in_threadpool(plane.store.record, job_id)  # 404 before the stream starts
+
+    async def events() -> AsyncIterator[str]:
+        while True:
+            view = await run_in_threadpool(plane.store.view, job_id)
+            final = JobState(view["state"]).terminal
+            yield f"event: {'end' if final else 'progress'}\ndata: {json.dumps(view)}\n\n"
+            if final or await request.is_disconnected():
+                return
+            await asyncio.sleep(interval)
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})

@@ -1,0 +1,132 @@
+"""Request and response models of the HTTP API (they are the OpenAPI schema users read)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from cluster.jobs import JobOptions
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="stable machine-readable code, e.g. no_phone_column, invalid_state")
+    message: str = Field(description="what is wrong and what to do")
+    field: str | None = Field(default=None, description="the option, header or form field at fault")
+
+
+class JobUri(JobOptions):
+    """A job whose file the cluster reads itself (instead of a multipart upload)."""
+
+    uri: str = Field(
+        description="a local path under api.uri_root, or a URI pyarrow's filesystems read (s3://, gs://, …)"
+    )
+
+
+class Links(BaseModel):
+    self: str
+    events: str
+    report: str
+    rejected: str
+    pause: str
+    resume: str
+    cancel: str
+
+
+class JobCreated(BaseModel):
+    id: str
+    state: str
+    links: Links
+
+
+class Counts(BaseModel):
+    """Messages (rows); they add up: rows = accepted + rejected; accepted = pending + cancelled +
+    submitted; submitted = in_flight + acked + failed + unknown."""
+
+    rows: int
+    accepted: int
+    rejected: int = Field(description="refused at ingest (see /rejected)")
+    pending: int
+    cancelled: int
+    submitted: int
+    in_flight: int
+    acked: int
+    failed: int
+    unknown: int = Field(description="fate unknown: the connection was lost before the SMSC answered")
+
+
+class PartCounts(BaseModel):
+    total: int
+    sent: int
+    acked: int
+    failed: int
+    unknown: int
+
+
+class Receipts(BaseModel):
+    """Delivery receipts of acked messages: acked = awaiting + delivered + undelivered + expired +
+    rejected + deleted + receipt_unknown."""
+
+    awaiting: int
+    delivered: int
+    undelivered: int
+    expired: int
+    rejected: int
+    deleted: int
+    receipt_unknown: int
+    received: int = Field(description="receipt PDUs received (a long message has one per part)")
+    duplicates: int
+
+
+class Rates(BaseModel):
+    messages_per_second: float = Field(description="over the last 10 s")
+    parts_per_second: float
+
+
+class JobView(BaseModel):
+    id: str
+    state: str = Field(
+        description="queued, ingesting, scheduled, sending, paused, draining, cancelling, done, …"
+    )
+    options: dict[str, Any]
+    source: str | None
+    error: ErrorBody | None
+    counts: Counts
+    parts: PartCounts
+    receipts: Receipts
+    delivery_rate: float | None = Field(description="delivered / acked")
+    rates: Rates
+    eta_seconds: float | None
+    operators: dict[str, dict[str, int]] = Field(description="planned messages and parts per operator")
+    rejected_reasons: dict[str, int]
+    times: dict[str, str] = Field(description="when the job entered each state (ISO 8601, UTC)")
+
+
+class JobList(BaseModel):
+    jobs: list[JobView]
+    next: str | None = Field(description="pass as ?before= for the next page; null on the last")
+
+
+class BindView(BaseModel):
+    bind: str
+    state: str = Field(description="connecting, bound, throttled, reconnecting, closed, missing")
+    window: int
+    in_flight: int = 0
+    queued: int = 0
+    submitted: int = 0
+    throttled: int = 0
+    connects: int = 0
+    disconnects: int = 0
+    receipts: int = 0
+    last_error: str = ""
+
+
+class OperatorView(BaseModel):
+    name: str
+    tps: float = Field(description="the operator's cap in parts per second, across its binds")
+    binds: list[BindView]
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, Any] = {}

@@ -1,0 +1,359 @@
+"""Jobs as Redis records: the state machine, the options a job was submitted with, and its progress view.
+
+The job record lives in Redis, not in any process, so that the control plane and the job actor can
+both restart without losing a job. Every state change is one atomic check-and-set (a Lua script):
+the API moves a job to ``paused`` or ``cancelling``, the job's actor sees that within its poll interval
+and acts; the actor moves it along the rest of the way::
+
+    queued → ingesting → scheduled → sending → draining → done
+                 │            │   ↕        │
+                 │            └─ paused ───┤
+                 └──────→ failed           └──→ cancelling → cancelled
+
+The figures in :meth:`JobStore.view` add up by construction from the ledger's counters:
+``rows = accepted + rejected``, ``accepted = submitted + pending + cancelled``, and
+``submitted = acked + failed + unknown + in_flight``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import time
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import redis
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ulak import keys
+from ulak.dispatch.ledger import COUNTERS
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    INGESTING = "ingesting"
+    SCHEDULED = "scheduled"
+    SENDING = "sending"
+    PAUSED = "paused"
+    DRAINING = "draining"
+    CANCELLING = "cancelling"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
+
+
+ACTIVE = tuple(s for s in JobState if not s.terminal)
+# From where pause and cancel are allowed (the API's 409 names the job's state otherwise).
+PAUSABLE = (JobState.QUEUED, JobState.INGESTING, JobState.SCHEDULED, JobState.SENDING)
+CANCELLABLE = (*PAUSABLE, JobState.PAUSED)
+
+RECEIPT_OUTCOMES = ("delivered", "undelivered", "expired", "rejected", "deleted", "receipt_unknown")
+# Set by the job runner in the same hash as the ledger's (which has its own "rejected": a receipt outcome).
+INGEST_COUNTERS = ("rows", "accepted", "rows_rejected", "parts_total", "cancelled")
+
+_WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+
+
+class JobOptions(BaseModel):
+    """What a job was asked to do (the POST's options, kept in the job record)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str | None = Field(default=None, max_length=200, description="a label for lists and reports")
+    template: str | None = Field(default=None, description="message template, e.g. 'Merhaba {ad}'")
+    text_column: str | None = Field(default=None, description="column holding each row's own text")
+    phone_column: str | None = Field(default=None, description="column of numbers (default: detected)")
+    sheet: str | None = Field(default=None, description="spreadsheet sheet (default: the first)")
+    encoding: str | None = Field(default=None, description="CSV encoding (default: UTF-8, else cp1254)")
+    operators: tuple[str, ...] | None = Field(default=None, description="allowed operators (default: all)")
+    sender: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=11,
+        pattern=r"^[A-Za-z0-9 ._-]+$",
+        description="sender id (alphanumeric, up to 11 characters; default: the bind's)",
+    )
+    send_at: datetime | None = Field(default=None, description="do not send before (ISO 8601 with zone)")
+    send_window: str | None = Field(
+        default=None, description="daily hours to send in, 'HH:MM-HH:MM' in window_timezone, e.g. 09:00-20:00"
+    )
+    window_timezone: str = Field(default="Europe/Istanbul", description="IANA zone of send_window")
+    validity_minutes: int | None = Field(
+        default=None, ge=1, le=7 * 24 * 60, description="the network drops an undelivered message after this"
+    )
+    dry_run: bool = Field(default=False, description="prepare and report, send nothing")
+
+    @field_validator("send_window")
+    @classmethod
+    def _window(cls, value: str | None) -> str | None:
+        if value is not None and not _WINDOW.match(value):
+            raise ValueError("send_window must look like 09:00-20:00 (24-hour clock)")
+        return value
+
+    @field_validator("window_timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name such as Europe/Istanbul"
+            ) from None
+        return value
+
+    @field_validator("send_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("send_at needs a time zone, e.g. 2026-11-24T09:00:00+03:00")
+        return value
+
+    @model_validator(mode="after")
+    def _text(self) -> JobOptions:
+        if (self.template is None) == (self.text_column is None):
+            raise ValueError("give either template or text_column, not both or neither")
+        return self
+
+    def window_open(self, now: datetime) -> bool:
+        """Whether *now* is inside the daily send window (always, when there is none)."""
+        if self.send_window is None:
+            return True
+        m = _WINDOW.match(self.send_window)
+        assert m is not None
+        start = int(m[1]) * 60 + int(m[2])
+        end = int(m[3]) * 60 + int(m[4])
+        local = now.astimezone(ZoneInfo(self.window_timezone))
+        minute = local.hour * 60 + local.minute
+        if start <= end:
+            return start <= minute < end
+        return minute >= start or minute < end  # a window across midnight, e.g. 22:00-02:00
+
+    def may_send(self, now: datetime) -> bool:
+        return (self.send_at is None or now >= self.send_at) and self.window_open(now)
+
+
+_TRANSITION = """
+local cur = redis.call('HGET', KEYS[1], 'state')
+if not cur then return {0, ''} end
+for i = 3, #ARGV do
+  if cur == ARGV[i] then
+    redis.call('HSET', KEYS[1], 'state', ARGV[1], ARGV[1] .. '_at', ARGV[2], 'updated_at', ARGV[2])
+    if ARGV[1] == 'paused' then redis.call('HSET', KEYS[1], 'paused_from', cur) end
+    return {1, cur}
+  end
+end
+return {0, cur}
+"""
+
+
+class JobNotFound(LookupError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidTransition(RuntimeError):
+    """The job is not in a state the change is allowed from (the API answers 409)."""
+
+    def __init__(self, message: str, state: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.state = state
+
+
+def _now() -> float:
+    return round(time.time(), 3)
+
+
+def _iso(ts: str | None) -> str | None:
+    if not ts:
+        return None
+    return datetime.fromtimestamp(float(ts), UTC).isoformat().replace("+00:00", "Z")
+
+
+class JobStore:
+    """Job records in Redis (synchronous client: used by the job actor and by the API's threads)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self._transition = client.register_script(_TRANSITION)
+
+    # ---------------------------------------------------------------------------------- records
+
+    def create(self, job_id: str, *, options: JobOptions, source: str, directory: Path) -> None:
+        now = _now()
+        pipe = self.client.pipeline()
+        pipe.hset(
+            keys.job(job_id),
+            mapping={
+                "id": job_id,
+                "state": JobState.QUEUED.value,
+                "options": options.model_dump_json(exclude_none=True),
+                "source": source,
+                "dir": str(directory),
+                "created_at": now,
+                "queued_at": now,
+                "updated_at": now,
+            },
+        )
+        pipe.zadd(keys.JOBS, {job_id: now})
+        pipe.execute()
+
+    def record(self, job_id: str) -> dict[str, str]:
+        raw: dict[bytes, bytes] = self.client.hgetall(keys.job(job_id))  # type: ignore[assignment]
+        if not raw:
+            raise JobNotFound(f"no job {job_id!r}")
+        return {k.decode(): v.decode() for k, v in raw.items()}
+
+    def state(self, job_id: str) -> JobState:
+        value = self.client.hget(keys.job(job_id), "state")
+        if value is None:
+            raise JobNotFound(f"no job {job_id!r}")
+        return JobState(value.decode())  # type: ignore[union-attr]
+
+    def options(self, job_id: str) -> JobOptions:
+        return JobOptions.model_validate_json(self.record(job_id)["options"])
+
+    def update(self, job_id: str, **fields: str | int | float) -> None:
+        mapping: dict[str, str | int | float] = {**fields, "updated_at": _now()}
+        self.client.hset(keys.job(job_id), mapping=mapping)  # type: ignore[arg-type]
+
+    def ids(
+        self, *, state: JobState | None = None, limit: int = 50, before: float | None = None
+    ) -> list[str]:
+        """Job ids, newest first; *before* is the paging cursor (a creation time)."""
+        high: float | str = f"({before}" if before is not None else "+inf"
+        found: list[str] = []
+        cursor_high = high
+        while len(found) < limit:
+            batch: list[tuple[bytes, float]] = self.client.zrevrangebyscore(  # type: ignore[assignment]
+                keys.JOBS, cursor_high, "-inf", start=0, num=200, withscores=True
+            )
+            if not batch:
+                break
+            for raw_id, _score in batch:
+                job_id = raw_id.decode()
+                if state is None or self.client.hget(keys.job(job_id), "state") == state.value.encode():
+                    found.append(job_id)
+                    if len(found) == limit:
+                        break
+            cursor_high = f"({batch[-1][1]}"
+        return found
+
+    def created_at(self, job_id: str) -> float:
+        score = self.client.zscore(keys.JOBS, job_id)
+        return float(score) if score is not None else 0.0
+
+    # ----------------------------------------------------------------------------- transitions
+
+    def transition(self, job_id: str, to: JobState, *, allowed: tuple[JobState, ...]) -> JobState:
+        """Move the job to *to* if it is in one of *allowed*; return the state it was in.
+
+        Raises :class:`InvalidTransition` (with the current state) otherwise."""
+        ok, cur = self._transition(
+            keys=[keys.job(job_id)], args=[to.value, _now(), *[s.value for s in allowed]]
+        )
+        current = cur.decode() if isinstance(cur, bytes) else str(cur)
+        if not current:
+            raise JobNotFound(f"no job {job_id!r}")
+        if not ok:
+            raise InvalidTransition(f"job {job_id} is {current}: it cannot become {to.value}", current)
+        return JobState(current)
+
+    def fail(self, job_id: str, *, code: str, message: str, field: str | None = None) -> None:
+        error = {"code": code, "message": message, **({"field": field} if field else {})}
+        self.update(job_id, error=json.dumps(error))
+        with contextlib.suppress(InvalidTransition):  # already terminal (cancelled meanwhile): keep that
+            self.transition(job_id, JobState.FAILED, allowed=ACTIVE)
+
+    # -------------------------------------------------------------------------------- figures
+
+    def counters(self, job_id: str) -> dict[str, int]:
+        raw: dict[bytes, bytes] = self.client.hgetall(keys.job_counters(job_id))  # type: ignore[assignment]
+        found = {k.decode(): int(v) for k, v in raw.items()}
+        return {name: found.get(name, 0) for name in (*INGEST_COUNTERS, *COUNTERS)}
+
+    def sample(self, job_id: str, counters: dict[str, int], *, keep: int = 30) -> None:
+        """Record a progress sample (the job's runner does, about once a second) for rates and ETA."""
+        value = f"{time.time():.3f}|{counters['submitted']}|{counters['parts_sent']}"
+        pipe = self.client.pipeline()
+        pipe.lpush(keys.job_samples(job_id), value)
+        pipe.ltrim(keys.job_samples(job_id), 0, keep - 1)
+        pipe.execute()
+
+    def rates(self, job_id: str, *, span: float = 10.0) -> tuple[float, float]:
+        """Messages and parts per second over the last *span* seconds of samples."""
+        raw = self.client.lrange(keys.job_samples(job_id), 0, -1)
+        samples = [tuple(float(x) for x in s.decode().split("|")) for s in raw]  # type: ignore[union-attr]
+        if len(samples) < 2 or time.time() - samples[0][0] > 3.0:  # no fresh samples: not moving
+            return 0.0, 0.0
+        newest = samples[0]
+        oldest = next((s for s in samples if newest[0] - s[0] >= span), samples[-1])
+        dt = newest[0] - oldest[0]
+        if dt <= 0:
+            return 0.0, 0.0
+        return (newest[1] - oldest[1]) / dt, (newest[2] - oldest[2]) / dt
+
+    def view(self, job_id: str) -> dict[str, Any]:
+        """The job as the API shows it: state, options, the figures (adding up), rates, ETA, times."""
+        rec = self.record(job_id)
+        c = self.counters(job_id)
+        state = JobState(rec["state"])
+        in_flight = c["submitted"] - c["acked"] - c["failed"] - c["unknown"]
+        pending = c["accepted"] - c["submitted"] - c["cancelled"]
+        outcomes = {o: c[o] for o in RECEIPT_OUTCOMES}
+        msgs_rate, parts_rate = self.rates(job_id)
+        parts_left = max(0, c["parts_total"] - c["parts_sent"]) if pending > 0 else 0
+        eta = parts_left / parts_rate if parts_rate > 0 and state is JobState.SENDING else None
+        preview = json.loads(rec["preview"]) if "preview" in rec else None
+        return {
+            "id": job_id,
+            "state": state.value,
+            "options": json.loads(rec["options"]),
+            "source": rec.get("source"),
+            "error": json.loads(rec["error"]) if "error" in rec else None,
+            "counts": {
+                "rows": c["rows"],
+                "accepted": c["accepted"],
+                "rejected": c["rows_rejected"],
+                "pending": pending,
+                "cancelled": c["cancelled"],
+                "submitted": c["submitted"],
+                "in_flight": in_flight,
+                "acked": c["acked"],
+                "failed": c["failed"],
+                "unknown": c["unknown"],
+            },
+            "parts": {
+                "total": c["parts_total"],
+                "sent": c["parts_sent"],
+                "acked": c["parts_acked"],
+                "failed": c["parts_failed"],
+                "unknown": c["parts_unknown"],
+            },
+            "receipts": {
+                "awaiting": c["acked"] - sum(outcomes.values()),
+                **outcomes,
+                "received": c["receipts"],
+                "duplicates": c["receipts_duplicate"],
+            },
+            "delivery_rate": round(c["delivered"] / c["acked"], 4) if c["acked"] else None,
+            "rates": {"messages_per_second": round(msgs_rate, 1), "parts_per_second": round(parts_rate, 1)},
+            "eta_seconds": round(eta, 1) if eta is not None else None,
+            "operators": preview["operators"] if preview else {},
+            "rejected_reasons": preview["rejected"] if preview else {},
+            "times": {
+                s: _iso(rec.get(f"{s}_at"))
+                for s in ("created", *(x.value for x in JobState))
+                if rec.get(f"{s}_at")
+            },
+        }

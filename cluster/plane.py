@@ -1,0 +1,186 @@
+"""The control plane's view of the cluster: make sure the binds run, create and steer jobs, read state.
+
+The HTTP routes and the CLI call this; it holds no HTTP. It needs a running Ray (joined by the API
+process) and the Redis URL. Binds and throttles are detached actors in the configured namespace, so
+they, and the job actors, outlive a restart of the process that runs the API.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import ray
+import redis
+import structlog
+
+from actors.factories import connection_actor, job_actor, throttle_actor
+from cluster.jobs import (
+    ACTIVE,
+    CANCELLABLE,
+    PAUSABLE,
+    InvalidTransition,
+    JobOptions,
+    JobState,
+    JobStore,
+)
+from ingest.errors import UnknownOperator
+from ingest.prepare import find_phone_column
+from ingest.sources import Format, open_source
+from ingest.template import Template
+from ulak import keys
+from ulak.redis_server import default_state_dir
+from ulak.settings import Settings
+
+log = structlog.get_logger("ulak.plane")
+
+IDEMPOTENCY_TTL = 86400
+
+
+def jobs_dir(settings: Settings) -> Path:
+    return Path(settings.jobs.data_dir or default_state_dir() / "jobs")
+
+
+class ControlPlane:
+    def __init__(self, settings: Settings, *, redis_url: str, namespace: str | None = None) -> None:
+        self.settings = settings
+        self.redis_url = redis_url
+        self.namespace = namespace or settings.ray.namespace
+        self.client = redis.Redis.from_url(redis_url)
+        self.store = JobStore(self.client)
+        self.root = jobs_dir(settings)
+
+    def close(self) -> None:
+        self.client.close()
+
+    # ------------------------------------------------------------------------------------ binds
+
+    def ensure_dispatch(self, *, bind_timeout: float = 0.0) -> None:
+        """Start (or find) every operator's throttle and binds as detached actors; optionally wait
+        up to *bind_timeout* seconds for them to bind."""
+        handles = []
+        for op in self.settings.operators:
+            throttle = throttle_actor(op, namespace=self.namespace, detached=True)
+            for b in op.binds:
+                handles.append(
+                    connection_actor(
+                        b,
+                        op,
+                        redis_url=self.redis_url,
+                        throttle=throttle,
+                        namespace=self.namespace,
+                        detached=True,
+                    )
+                )
+        refs = [h.start.remote(bind_timeout) for h in handles]
+        if bind_timeout > 0:
+            ray.get(refs)
+        else:  # start() returns after wait_bound(0) fails; binding carries on inside the actor
+            ray.wait(refs, num_returns=len(refs), timeout=5.0)
+        # Jobs whose actor is gone (the whole cluster restarted) get a new one: they resume from Redis.
+        for job_id in self.store.ids(limit=1000):
+            if self.store.state(job_id) in ACTIVE:
+                self._job_actor(job_id)
+
+    def binds(self) -> dict[str, list[dict[str, Any]]]:
+        """Each operator's binds as they describe themselves (or 'missing' when the actor is gone)."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for op in self.settings.operators:
+            rows = []
+            for b in op.binds:
+                entry: dict[str, Any] = {"bind": b.name, "window": b.window}
+                try:
+                    handle = ray.get_actor(f"bind:{op.name}:{b.name}", namespace=self.namespace)
+                    entry.update(ray.get(handle.describe.remote(), timeout=2.0))
+                except (ValueError, ray.exceptions.RayError) as exc:
+                    entry.update(state="missing", last_error=type(exc).__name__)
+                rows.append(entry)
+            out[op.name] = rows
+        return out
+
+    # ------------------------------------------------------------------------------------- jobs
+
+    def check_upload(self, path: Path, options: JobOptions, *, filename: str) -> None:
+        """Refuse a bad upload now (4xx), not minutes later: format, size, and, where the header is
+        readable without parsing a workbook, the phone column and the template's fields."""
+        source = open_source(
+            path,
+            name=filename,
+            max_bytes=self.settings.ingest.max_file_bytes,
+            max_rows=self.settings.ingest.max_rows,
+            encoding=options.encoding or self.settings.ingest.csv_encoding,
+            fallback_encoding=self.settings.ingest.fallback_encoding,
+            sheet=options.sheet,
+        )
+        if source.format in (Format.CSV, Format.PARQUET):
+            find_phone_column(source.columns, options.phone_column)
+            if options.template is not None:
+                Template.parse(options.template).bind(source.columns)
+        if options.operators is not None:
+            known = {op.name for op in self.settings.operators}
+            unknown = sorted(set(options.operators) - known)
+            if unknown:
+                raise UnknownOperator(
+                    f"unknown operators {unknown}; configured: {sorted(known)}", field="operators"
+                )
+
+    def new_job_dir(self) -> tuple[str, Path]:
+        job_id = time.strftime("%Y%m%d") + "-" + secrets.token_hex(5)
+        directory = self.root / job_id
+        directory.mkdir(parents=True, exist_ok=False)
+        return job_id, directory
+
+    def existing(self, idempotency_digest: str | None) -> str | None:
+        if idempotency_digest is None:
+            return None
+        found = self.client.get(keys.idempotency(idempotency_digest))
+        return found.decode() if found is not None else None  # type: ignore[union-attr]
+
+    def submit(
+        self,
+        *,
+        job_id: str,
+        directory: Path,
+        upload: Path,
+        filename: str,
+        source: str,
+        options: JobOptions,
+        idempotency_digest: str | None = None,
+    ) -> tuple[str, bool]:
+        """Record the job and start its actor; returns (job id, created). With an idempotency key
+        already used, the earlier job is returned and this upload discarded."""
+        if idempotency_digest is not None:
+            claimed = self.client.set(
+                keys.idempotency(idempotency_digest), job_id, nx=True, ex=IDEMPOTENCY_TTL
+            )
+            if not claimed:
+                shutil.rmtree(directory, ignore_errors=True)
+                earlier = self.existing(idempotency_digest)
+                assert earlier is not None
+                return earlier, False
+        self.store.create(job_id, options=options, source=source, directory=directory)
+        self.store.update(job_id, upload=str(upload), filename=filename)
+        self._job_actor(job_id)
+        log.info("job.submitted", job_id=job_id, source=source)
+        return job_id, True
+
+    def _job_actor(self, job_id: str) -> Any:
+        return job_actor(job_id, settings=self.settings, redis_url=self.redis_url, namespace=self.namespace)
+
+    def pause(self, job_id: str) -> None:
+        self.store.transition(job_id, JobState.PAUSED, allowed=PAUSABLE)
+
+    def resume(self, job_id: str) -> None:
+        record = self.store.record(job_id)
+        if record["state"] != JobState.PAUSED.value:
+            raise InvalidTransition(f"job {job_id} is {record['state']}, not paused", record["state"])
+        back = JobState(record.get("paused_from", JobState.SCHEDULED.value))
+        if back in (JobState.SENDING, JobState.PAUSED):
+            back = JobState.SCHEDULED  # the runner moves it on to sending when the window allows
+        self.store.transition(job_id, back, allowed=(JobState.PAUSED,))
+
+    def cancel(self, job_id: str) -> None:
+        self.store.transition(job_id, JobState.CANCELLING, allowed=CANCELLABLE)

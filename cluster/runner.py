@@ -1,0 +1,441 @@
+"""What a job's actor does: ingest the upload, feed its rows to the binds, wait for answers and receipts.
+
+:class:`JobRunner` is restartable from Redis alone. Everything it needs to continue is there or in the
+job's directory: the state, the prepared rows (``accepted.parquet``, written once by ingest), and the
+ledger, which records every part a bind has sent. A runner that finds a job already sending first takes
+the job's queued parts back from every bind (which also writes the binds' pending ledger events), then
+skips every part the ledger knows: nothing submitted is submitted again, nothing unsent is lost.
+
+Pause and cancel arrive as state changes made by the API; the runner polls the state every ``poll``
+seconds (0.2 s) and takes the job's queued parts back from the binds, so the binds stop within a
+second. A message already started (its first part sent) is finished rather than cut in half: a
+recipient would otherwise get part 1 of 3 and never the rest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import time
+from collections import deque
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import ray
+import redis
+import structlog
+
+from cluster.jobs import RECEIPT_OUTCOMES, InvalidTransition, JobState, JobStore
+from ingest.errors import IngestError
+from ingest.prepare import CampaignSpec, prepare
+from ulak import keys
+from ulak.dispatch.bind import OutboundPart
+from ulak.dispatch.message import plan_for, relative_validity, submit_pdus
+from ulak.settings import OperatorConfig, Settings
+from ulak.text.plan import MessagePlan
+
+log = structlog.get_logger("ulak.job")
+
+ACCEPTED_FILE = "accepted.parquet"
+REJECTED_FILE = "rejected.parquet"
+CHUNK_PARTS = 500  # parts per enqueue call (a batch across the process boundary)
+MAX_PENDING_PARTS = 200_000  # parts the runner holds in memory ahead of the binds
+
+Row = list[OutboundPart]  # a message: its parts, always handed to one bind together
+
+
+class JobRunner:
+    """Drives one job from its Redis record to a terminal state (see the module docstring)."""
+
+    def __init__(
+        self, job_id: str, *, settings: Settings, redis_url: str, namespace: str, poll: float = 0.2
+    ) -> None:
+        self.job_id = job_id
+        self.settings = settings
+        self.redis_url = redis_url
+        self.namespace = namespace
+        self.poll = poll
+        self.client = redis.Redis.from_url(redis_url)
+        self.store = JobStore(self.client)
+        self.options = self.store.options(job_id)
+        self.directory = Path(self.store.record(job_id)["dir"])
+        self._log = log.bind(job_id=job_id)
+        self._last_sample = 0.0
+        self._binds: dict[str, list[Any]] | None = None
+
+    # ----------------------------------------------------------------------------------- driver
+
+    def run(self) -> JobState:
+        """Work until the job is done, failed or cancelled; return that state."""
+        try:
+            while True:
+                state = self.store.state(self.job_id)
+                if state.terminal:
+                    return state
+                if self.store.record(self.job_id).get("prepared") != "1":
+                    self._ingest(state)
+                elif state is JobState.DRAINING:
+                    self._drain()
+                else:
+                    self._send()
+        except IngestError as exc:
+            self._log.warning("job.refused", code=exc.code, error=exc.message)
+            self.store.fail(self.job_id, code=exc.code, message=exc.message, field=exc.field)
+        except Exception as exc:
+            self._log.exception("job.crashed")
+            self.store.fail(self.job_id, code="internal_error", message=f"{type(exc).__name__}: {exc}")
+        return self.store.state(self.job_id)
+
+    def close(self) -> None:
+        self.client.close()
+
+    # ----------------------------------------------------------------------------------- ingest
+
+    def _ingest(self, state: JobState) -> None:
+        if state is JobState.QUEUED:
+            # Paused or cancelling while queued: prepare anyway, the send loop obeys.
+            with contextlib.suppress(InvalidTransition):
+                self.store.transition(self.job_id, JobState.INGESTING, allowed=(JobState.QUEUED,))
+        opts = self.options
+        spec = CampaignSpec(
+            template=opts.template,
+            text_column=opts.text_column,
+            phone_column=opts.phone_column,
+            sheet=opts.sheet,
+            encoding=opts.encoding,
+            operators=opts.operators,
+        )
+        record = self.store.record(self.job_id)
+        started = time.perf_counter()
+        prepared = prepare(
+            Path(record["upload"]),
+            spec,
+            config=self.settings.ingest,
+            operators=self.settings.operators,
+            redis_url=self.redis_url,
+            name=record.get("filename"),
+        )
+        accepted = self.directory / ACCEPTED_FILE
+        tmp = accepted.with_suffix(".tmp")
+        with pq.ParquetWriter(tmp, _ACCEPTED_SCHEMA) as writer:
+            for table in prepared.accepted():
+                writer.write_table(table.cast(_ACCEPTED_SCHEMA))
+        tmp.replace(accepted)  # the job's rows exist whole or not at all
+        prepared.write_rejected(self.directory / REJECTED_FILE)
+        preview = prepared.preview
+        self.client.hset(
+            keys.job_counters(self.job_id),
+            mapping={
+                "rows": preview.rows,
+                "accepted": preview.accepted,
+                "rows_rejected": preview.rows - preview.accepted,
+                "parts_total": preview.parts,
+            },
+        )
+        self.store.update(self.job_id, preview=json.dumps(preview.as_dict()), prepared="1")
+        self._log.info(
+            "job.prepared",
+            rows=preview.rows,
+            accepted=preview.accepted,
+            seconds=time.perf_counter() - started,
+        )
+        after = JobState.DONE if opts.dry_run or preview.accepted == 0 else JobState.SCHEDULED
+        try:
+            self.store.transition(self.job_id, after, allowed=(JobState.INGESTING,))
+        except InvalidTransition as exc:
+            if exc.state == JobState.PAUSED.value:  # paused while ingesting: resume goes to scheduled
+                self.store.update(self.job_id, paused_from=JobState.SCHEDULED.value)
+                if after is JobState.DONE:
+                    self.store.transition(self.job_id, JobState.DONE, allowed=(JobState.PAUSED,))
+
+    # ------------------------------------------------------------------------------------- send
+
+    @property
+    def binds(self) -> dict[str, list[Any]]:
+        if self._binds is None:
+            self._binds = {
+                op.name: [
+                    ray.get_actor(f"bind:{op.name}:{b.name}", namespace=self.namespace) for b in op.binds
+                ]
+                for op in self.settings.operators
+            }
+        return self._binds
+
+    def _all_binds(self) -> list[Any]:
+        return [h for hs in self.binds.values() for h in hs]
+
+    def _send(self) -> None:
+        resuming = self.store.record(self.job_id).get("sending_began") == "1"
+        if resuming:
+            # A previous runner may have left parts queued in the binds: take them back (discarding
+            # them: the ledger says what was sent, and the rest is read again from the rows file).
+            ray.get([h.withdraw.remote(self.job_id) for h in self._all_binds()])
+            self._log.info("job.resuming")
+        else:
+            self.store.update(self.job_id, sending_began="1")
+        rows = self._rows(skip_sent=resuming)
+        pending: dict[str, deque[Row]] = {op.name: deque() for op in self.settings.operators}
+        held = 0  # parts in *pending*
+        turns = {name: itertools.cycle(hs) for name, hs in self.binds.items()}
+        backlog: dict[Any, int] = {}
+        exhausted = False
+        last_poll = 0.0
+        while True:
+            now = time.monotonic()
+            if now - last_poll >= self.poll:
+                last_poll = now
+                state = self._steer(pending)
+                if state is None:
+                    return
+                if state is not JobState.SENDING:
+                    time.sleep(self.poll)
+                    continue
+            while (
+                not exhausted
+                and held < MAX_PENDING_PARTS
+                and any(len(q) < 2 * CHUNK_PARTS for q in pending.values())
+            ):
+                batch = next(rows, None)
+                if batch is None:
+                    exhausted = True
+                    break
+                for name, message_rows in batch.items():
+                    pending[name].extend(message_rows)
+                    held += sum(len(r) for r in message_rows)
+            if exhausted and held == 0:
+                try:
+                    self.store.transition(self.job_id, JobState.DRAINING, allowed=(JobState.SENDING,))
+                except InvalidTransition:
+                    last_poll = 0.0  # paused or cancelled at the last moment: steer again
+                    continue
+                return
+            sent_any = False
+            calls = []
+            for name, queue in pending.items():
+                if not queue:
+                    continue
+                handle = next(turns[name])
+                if backlog.get(handle, 0) > self.settings.jobs.max_backlog:
+                    backlog[handle] = ray.get(handle.backlog.remote())
+                    continue
+                chunk = _take(queue, CHUNK_PARTS)
+                held -= len(chunk)
+                calls.append((handle, handle.enqueue.remote(chunk)))
+            for handle, ref in calls:
+                backlog[handle] = ray.get(ref)
+                sent_any = True
+            if not sent_any:
+                time.sleep(0.02)  # every bind is full: let them drain
+            self._maybe_sample()
+
+    def _steer(self, pending: dict[str, deque[Row]]) -> JobState | None:
+        """Obey the job's state: returns SENDING to keep feeding, another state to wait, None to stop."""
+        state = self.store.state(self.job_id)
+        self._maybe_sample()
+        if state.terminal:
+            return None
+        if state is JobState.CANCELLING:
+            self._cancel()
+            return None
+        if state in (JobState.QUEUED, JobState.INGESTING):  # resumed to where it was paused; it is prepared
+            try:
+                self.store.transition(self.job_id, JobState.SCHEDULED, allowed=(state,))
+            except InvalidTransition:
+                return self.store.state(self.job_id)
+            state = JobState.SCHEDULED
+        now = datetime.now(UTC)
+        if state is JobState.SENDING and not self.options.may_send(now):
+            try:
+                self.store.transition(self.job_id, JobState.SCHEDULED, allowed=(JobState.SENDING,))
+                self._log.info("job.outside_window")
+                state = JobState.SCHEDULED
+            except InvalidTransition:
+                return self.store.state(self.job_id)
+        if state is JobState.SCHEDULED and self.options.may_send(now):
+            try:
+                self.store.transition(self.job_id, JobState.SENDING, allowed=(JobState.SCHEDULED,))
+                return JobState.SENDING
+            except InvalidTransition:
+                return self.store.state(self.job_id)
+        if state in (JobState.PAUSED, JobState.SCHEDULED):
+            self._take_back(pending)
+        return state
+
+    def _take_back(self, pending: dict[str, deque[Row]]) -> None:
+        """Withdraw the job's queued parts from every bind, back to the front of *pending*; a message
+        whose first part is already sent goes back to its bind to be finished."""
+        for name, handles in self.binds.items():
+            taken: list[list[OutboundPart]] = ray.get([h.withdraw.remote(self.job_id) for h in handles])
+            for handle, parts in zip(handles, taken, strict=True):
+                if not parts:
+                    continue
+                keep, finish = _split_started(parts)
+                if finish:
+                    ray.get(handle.enqueue.remote(finish))
+                pending[name].extendleft(reversed(keep))
+
+    def _cancel(self) -> None:
+        deadline = time.monotonic() + self.settings.jobs.drain_timeout
+        self._take_back({op.name: deque() for op in self.settings.operators})
+        # Wait for the answers to what is in flight (and the started messages' last parts).
+        while (
+            sum(ray.get([h.pending.remote(self.job_id) for h in self._all_binds()]))
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.05)
+        ray.get([h.withdraw.remote(self.job_id) for h in self._all_binds()])  # also flushes the ledger
+        counters = self.store.counters(self.job_id)
+        cancelled = counters["accepted"] - counters["submitted"]
+        self.client.hset(keys.job_counters(self.job_id), "cancelled", cancelled)
+        self.store.transition(self.job_id, JobState.CANCELLED, allowed=(JobState.CANCELLING,))
+        self._sample()
+        self._log.info("job.cancelled", cancelled=cancelled, submitted=counters["submitted"])
+
+    # ------------------------------------------------------------------------------------ drain
+
+    def _drain(self) -> None:
+        """Wait for every part's answer, then for receipts (up to ``jobs.receipt_wait`` of quiet)."""
+        deadline = time.monotonic() + self.settings.jobs.drain_timeout
+        while sum(ray.get([h.pending.remote(self.job_id) for h in self._all_binds()])):
+            if time.monotonic() > deadline:
+                self.store.fail(
+                    self.job_id,
+                    code="drain_timeout",
+                    message="the binds did not answer every part within "
+                    f"{self.settings.jobs.drain_timeout:g} s (jobs.drain_timeout)",
+                )
+                return
+            self._maybe_sample()
+            time.sleep(0.05)
+        ray.get([h.withdraw.remote(self.job_id) for h in self._all_binds()])  # flush the ledger
+        quiet_since = time.monotonic()
+        last = -1
+        while True:
+            c = self.store.counters(self.job_id)
+            received = sum(c[o] for o in RECEIPT_OUTCOMES)
+            if received != last:
+                last, quiet_since = received, time.monotonic()
+            if received >= c["acked"] or time.monotonic() - quiet_since > self.settings.jobs.receipt_wait:
+                break
+            if self.store.state(self.job_id) is not JobState.DRAINING:
+                return
+            self._maybe_sample()
+            time.sleep(self.poll)
+        try:
+            self.store.transition(self.job_id, JobState.DONE, allowed=(JobState.DRAINING,))
+        except InvalidTransition:
+            return
+        self._sample()
+        self._log.info("job.done", **{k: c[k] for k in ("submitted", "acked", "failed", "delivered")})
+
+    # ------------------------------------------------------------------------------------- rows
+
+    def _rows(self, *, skip_sent: bool) -> Iterator[dict[str, list[Row]]]:
+        """The job's messages as parts, per operator, a file batch at a time (in row order)."""
+        operators = {op.name: op for op in self.settings.operators}
+        opts = self.options
+        validity = relative_validity(opts.validity_minutes) if opts.validity_minutes else ""
+        plans: dict[tuple[str, str], MessagePlan] = {}
+        rows_file = pq.ParquetFile(self.directory / ACCEPTED_FILE)
+        for batch in rows_file.iter_batches(batch_size=self.settings.jobs.batch_rows):
+            sent = self._sent_parts(batch) if skip_sent else None
+            out: dict[str, list[Row]] = {}
+            for row, msisdn, op_name, text, parts in zip(
+                *(batch.column(c).to_pylist() for c in ("row", "msisdn", "operator", "text", "parts")),
+                strict=True,
+            ):
+                op = operators[op_name]
+                message = _plan(plans, op, text, row, parts)
+                pdus = submit_pdus(
+                    message,
+                    destination=msisdn,
+                    bind=op.binds[0],
+                    source_addr=opts.sender,
+                    validity_period=validity,
+                )
+                items = [
+                    OutboundPart(self.job_id, row, i, len(pdus), pdu)
+                    for i, pdu in enumerate(pdus, 1)
+                    if sent is None or (row, i) not in sent
+                ]
+                if items:
+                    out.setdefault(op_name, []).append(items)
+            yield out
+
+    def _sent_parts(self, batch: pa.RecordBatch) -> set[tuple[int, int]]:
+        """Which (row, part) of *batch* the ledger has seen sent (in any state)."""
+        fields = [
+            (row, part)
+            for row, parts in zip(
+                batch.column("row").to_pylist(), batch.column("parts").to_pylist(), strict=True
+            )
+            for part in range(1, parts + 1)
+        ]
+        if not fields:
+            return set()
+        values = self.client.hmget(keys.job_parts(self.job_id), [f"{r}:{p}" for r, p in fields])
+        return {f for f, v in zip(fields, values, strict=True) if v is not None}
+
+    # ---------------------------------------------------------------------------------- samples
+
+    def _maybe_sample(self) -> None:
+        if time.monotonic() - self._last_sample >= 1.0:
+            self._sample()
+
+    def _sample(self) -> None:
+        self._last_sample = time.monotonic()
+        self.store.sample(self.job_id, self.store.counters(self.job_id))
+
+
+_ACCEPTED_SCHEMA = pa.schema(
+    [
+        ("row", pa.int64()),
+        ("msisdn", pa.string()),
+        ("operator", pa.string()),
+        ("text", pa.string()),
+        ("parts", pa.int32()),
+        ("encoding", pa.string()),
+    ]
+)
+
+
+def _plan(
+    plans: dict[tuple[str, str], MessagePlan], op: OperatorConfig, text: str, row: int, parts: int
+) -> MessagePlan:
+    if parts > 1:  # each long message needs its own concatenation reference
+        return plan_for(text, op, reference=row & 0xFFFF)
+    key = (op.name, text)
+    if key not in plans:  # campaigns repeat texts: plan each distinct one once
+        if len(plans) > 100_000:
+            plans.clear()
+        plans[key] = plan_for(text, op, reference=0)
+    return plans[key]
+
+
+def _take(queue: deque[Row], limit: int) -> list[OutboundPart]:
+    """Whole messages from the front of *queue*, about *limit* parts (a message is never split)."""
+    chunk: list[OutboundPart] = []
+    while queue and (not chunk or len(chunk) + len(queue[0]) <= limit):
+        chunk.extend(queue.popleft())
+    return chunk
+
+
+def _split_started(parts: list[OutboundPart]) -> tuple[list[Row], list[OutboundPart]]:
+    """Withdrawn parts as (messages not started, parts finishing started messages)."""
+    rows: dict[int, Row] = {}
+    for p in parts:
+        rows.setdefault(p.row, []).append(p)
+    keep: list[Row] = []
+    finish: list[OutboundPart] = []
+    for row_parts in rows.values():
+        row_parts.sort(key=lambda p: p.part)
+        if row_parts[0].part == 1:
+            keep.append(row_parts)
+        else:
+            finish.extend(row_parts)
+    return keep, finish

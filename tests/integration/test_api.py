@@ -1,0 +1,471 @@
+"""The control plane over HTTP: a real uvicorn process, real Ray, Redis and the simulator over TCP.
+
+One stack serves the module (its own Redis, simulator and Ray namespace); each test uses its own block
+of phone numbers, so the simulator's record can be read per test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import ray
+import redis
+
+from api.keys import create_key
+from tests.helpers import ApiProcess, SimProcess, wait_for
+from ulak.redis_server import RedisServer
+
+TEMPLATE = "Merhaba {ad}, hesabınıza {tutar} TL puan yüklendi. Şubat kampanyası için teşekkürler!"
+LONG = "Uzun mesaj: " + "çok güzel bir kampanya, kaçırmayın! " * 6
+
+
+@dataclass
+class Stack:
+    workdir: Path
+    config_dir: Path
+    env: dict[str, str]
+    sim: SimProcess
+    redis: redis.Redis
+    api: ApiProcess
+    token: str
+    read_token: str
+    namespace: str
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.api.url, headers={"Authorization": f"Bearer {token or self.token}"}, timeout=30
+        )
+
+    def restart_api(self, *, kill: bool = False) -> None:
+        self.api.stop(9 if kill else 15)
+        self.api = ApiProcess(self.workdir, self.config_dir, self.env)
+
+    def records(self, prefix: str) -> list[dict[str, Any]]:
+        return [r for r in self.sim.records() if r["dst"].startswith(prefix)]
+
+
+def _config(workdir: Path, sim: SimProcess, redis_url: str, *, tps: int) -> Path:
+    config_dir = workdir / "configs"
+    config_dir.mkdir()
+    (workdir / "uploads").mkdir()
+
+    def bind(name: str) -> str:
+        return (
+            f"{{name: {name}, host: 127.0.0.1, port: {sim.port}, system_id: test, "
+            f"password_env: ULAK_TEST_SIM_PASSWORD, window: 20}}"
+        )
+
+    (config_dir / "operators.yaml").write_text(
+        "operators:\n"
+        f"  - {{name: tcell, prefixes: ['90532', '90533'], tps: {tps},\n"
+        f"      binds: [{bind('t1')}, {bind('t2')}]}}\n"
+        f"  - {{name: voda, prefixes: ['90542', '90543'], tps: {tps}, concatenation: sar,\n"
+        f"      binds: [{bind('v1')}]}}\n"
+    )
+    (config_dir / "ulak.yaml").write_text(
+        f"redis: {{url: '{redis_url}'}}\n"
+        f"jobs: {{data_dir: '{workdir / 'jobs'}', receipt_wait: 5, drain_timeout: 60}}\n"
+        f"ingest: {{max_file_bytes: 2000000}}\n"
+        f"api: {{uri_root: '{workdir / 'uploads'}'}}\n"
+    )
+    return config_dir
+
+
+@pytest.fixture(scope="module")
+def stack(ray_session: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    workdir = tmp_path_factory.mktemp("api")
+    sim = SimProcess(workdir, "--account", "test:secret", "--seed", "11", "--dlr-delay", "0.05:0.3")
+    server = RedisServer(workdir / "redis", appendonly=False).start()
+    client = redis.Redis.from_url(server.url)
+    namespace = f"ulak-api-{uuid.uuid4().hex[:6]}"
+    env = {
+        "ULAK_TEST_SIM_PASSWORD": "secret",
+        "ULAK_RAY__ADDRESS": ray.get_runtime_context().gcs_address,
+        "ULAK_RAY__NAMESPACE": namespace,
+    }
+    config_dir = _config(workdir, sim, server.url, tps=400)
+    token, _ = create_key(client, name="tests")
+    read_token, _ = create_key(client, name="dashboard", scope="read")
+    api = ApiProcess(workdir, config_dir, env)
+    stack = Stack(workdir, config_dir, env, sim, client, api, token, read_token, namespace)
+    try:
+        with stack.client() as http:
+            wait_for(lambda: http.get("/readyz").status_code == 200, timeout=30, what="the binds to bind")
+        yield stack
+    finally:
+        stack.api.stop()
+        _kill_namespace(namespace)
+        client.close()
+        server.stop()
+        sim.stop()
+
+
+def _kill_namespace(namespace: str) -> None:
+    for actor in ray.util.list_named_actors(all_namespaces=True):
+        if actor["namespace"] != namespace:
+            continue
+        handle = ray.get_actor(actor["name"], namespace=namespace)
+        if actor["name"].startswith("bind:"):
+            with contextlib.suppress(ray.exceptions.RayError):
+                ray.get(handle.stop.remote(), timeout=10)
+        ray.kill(handle)
+
+
+def _campaign(
+    path: Path, prefix: str, rows: int, *, bad_every: int = 0, long_every: int = 0
+) -> dict[str, int]:
+    """A CSV of *rows* rows for numbers ``+<prefix>…``; returns what the upload should turn into."""
+    expected = Counter[str]()
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["telefon", "ad", "tutar"])
+        for i in range(rows):
+            if bad_every and i % bad_every == bad_every - 1:
+                w.writerow(["12345", f"Ayşe {i}", str(i)])
+                expected["rejected"] += 1
+                continue
+            tutar = LONG if long_every and i % long_every == 0 else str(i)
+            w.writerow([f"+{prefix}{i:0{12 - len(prefix)}d}", f"Çağrı {i}", tutar])
+            expected["accepted"] += 1
+    expected["rows"] = rows
+    return dict(expected)
+
+
+def _post(http: httpx.Client, path: Path, **options: Any) -> httpx.Response:
+    data = {k: (json.dumps(v) if isinstance(v, bool) else str(v)) for k, v in options.items()}
+    with path.open("rb") as f:
+        return http.post("/v1/jobs", files={"file": (path.name, f, "text/csv")}, data=data)
+
+
+def _wait_state(http: httpx.Client, job_id: str, *states: str, timeout: float = 120) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        view: dict[str, Any] = http.get(f"/v1/jobs/{job_id}").json()
+        return view if view["state"] in states else None
+
+    result: dict[str, Any] = wait_for(
+        check, timeout=timeout, interval=0.1, what=f"job {job_id} to be {states}"
+    )
+    return result
+
+
+def _assert_adds_up(view: dict[str, Any]) -> None:
+    c, r = view["counts"], view["receipts"]
+    assert c["rows"] == c["accepted"] + c["rejected"]
+    assert c["accepted"] == c["pending"] + c["cancelled"] + c["submitted"]
+    assert c["submitted"] == c["in_flight"] + c["acked"] + c["failed"] + c["unknown"]
+    outcomes = ("delivered", "undelivered", "expired", "rejected", "deleted", "receipt_unknown")
+    assert c["acked"] == r["awaiting"] + sum(r[o] for o in outcomes)
+
+
+def _no_duplicates(records: list[dict[str, Any]]) -> None:
+    parts = Counter((r["dst"], tuple(r["concat"] or (0, 0, 1))[2]) for r in records)
+    assert parts and max(parts.values()) == 1, [p for p, n in parts.items() if n > 1][:5]
+
+
+def test_full_lifecycle_report_and_events(stack: Stack) -> None:
+    prefix = "905321"
+    path = stack.workdir / "lifecycle.csv"
+    expected = _campaign(path, prefix, 1500, bad_every=100, long_every=50)
+    with stack.client() as http:
+        created = _post(http, path, template=TEMPLATE, name="lifecycle")
+        assert created.status_code == 202, created.text
+        job = created.json()
+        assert job["links"]["report"] == f"/v1/jobs/{job['id']}/report"
+        with http.stream("GET", f"/v1/jobs/{job['id']}/events", params={"interval": 0.5}) as events:
+            kinds = []
+            for line in events.iter_lines():
+                if line.startswith("event: "):
+                    kinds.append(line.removeprefix("event: "))
+                elif line.startswith("data: "):
+                    last = json.loads(line.removeprefix("data: "))
+                    _assert_adds_up(last)
+        assert kinds[-1] == "end" and set(kinds[:-1]) == {"progress"} and len(kinds) > 1
+        view = http.get(f"/v1/jobs/{job['id']}").json()
+        assert view == last | {"rates": view["rates"]} or view["state"] == "done"
+        report = http.get(f"/v1/jobs/{job['id']}/report")
+        rejected = http.get(f"/v1/jobs/{job['id']}/rejected")
+        listed = http.get("/v1/jobs", params={"state": "done"}).json()
+    assert view["state"] == "done", view
+    _assert_adds_up(view)
+    c = view["counts"]
+    assert (c["rows"], c["accepted"], c["rejected"]) == (
+        expected["rows"],
+        expected["accepted"],
+        expected["rejected"],
+    )
+    assert c["submitted"] == c["acked"] == expected["accepted"]
+    assert view["receipts"]["awaiting"] == 0
+    assert view["rejected_reasons"] == {"invalid_number": expected["rejected"]}
+    assert job["id"] in [j["id"] for j in listed["jobs"]]
+
+    records = stack.records(prefix)
+    _no_duplicates(records)
+    assert len(records) == view["parts"]["acked"] == view["parts"]["total"]
+    rows = list(csv.DictReader(io.StringIO(report.text)))
+    assert len(rows) == expected["accepted"]
+    assert {r["status"] for r in rows} == {"acked"}
+    # The report's message ids are exactly the simulator's, number by number.
+    sim_ids: dict[str, list[str]] = {}
+    for r in records:
+        sim_ids.setdefault(r["dst"], []).append(r["message_id"])
+    for r in rows:
+        assert sorted(r["message_ids"].split()) == sorted(sim_ids[r["msisdn"]]), r
+        assert int(r["parts"]) == len(sim_ids[r["msisdn"]])
+    assert Counter(r["receipt"] for r in rows) == Counter(
+        {k: v for k, v in view["receipts"].items() if k not in ("awaiting", "received", "duplicates") and v}
+    )
+    bad = list(csv.DictReader(io.StringIO(rejected.text)))
+    assert len(bad) == expected["rejected"]
+    assert {b["reason"] for b in bad} == {"invalid_number"} and bad[0]["telefon"] == "12345"
+
+
+def test_pause_resume_and_cancel_reach_the_binds(stack: Stack) -> None:
+    prefix = "905331"
+    path = stack.workdir / "steer.csv"
+    _campaign(path, prefix, 6000)
+    with stack.client() as http:
+        job_id = _post(http, path, template=TEMPLATE).json()["id"]
+        _wait_state(http, job_id, "sending")
+        wait_for(lambda: len(stack.records(prefix)) > 200, timeout=30, what="sending to start")
+        paused = http.post(f"/v1/jobs/{job_id}/pause")
+        assert paused.status_code == 200 and paused.json()["state"] == "paused"
+        # The promise is "within a second": after that second the record must not grow any more.
+        time.sleep(1.0)
+        settled = http.get(f"/v1/jobs/{job_id}").json()
+        held = len(stack.records(prefix))
+        time.sleep(1.0)  # asserting an absence: nothing may be sent while paused
+        assert len(stack.records(prefix)) == held
+        assert settled["counts"]["in_flight"] == 0 and settled["counts"]["submitted"] == held
+        assert held < 6000 and settled["counts"]["pending"] > 0
+        assert http.post(f"/v1/jobs/{job_id}/pause").status_code == 409
+
+        assert http.post(f"/v1/jobs/{job_id}/resume").status_code == 200
+        wait_for(lambda: len(stack.records(prefix)) > held + 200, timeout=30, what="sending to resume")
+        cancelled = http.post(f"/v1/jobs/{job_id}/cancel")
+        assert cancelled.status_code == 200 and cancelled.json()["state"] in ("cancelling", "cancelled")
+        view = _wait_state(http, job_id, "cancelled", timeout=30)
+        report = list(csv.DictReader(io.StringIO(http.get(f"/v1/jobs/{job_id}/report").text)))
+        again = http.post(f"/v1/jobs/{job_id}/resume")
+    _assert_adds_up(view)
+    c = view["counts"]
+    assert c["cancelled"] > 0 and c["pending"] == 0 and c["in_flight"] == 0
+    assert c["cancelled"] + c["submitted"] == 6000
+    records = stack.records(prefix)
+    _no_duplicates(records)
+    assert len(records) == c["submitted"] == c["acked"]
+    assert Counter(r["status"] for r in report) == {"acked": c["acked"], "cancelled": c["cancelled"]}
+    sent = {r["msisdn"] for r in report if r["status"] == "acked"}
+    assert sent == {r["dst"] for r in records}
+    assert again.status_code == 409 and again.json()["code"] == "invalid_state"
+
+
+def test_idempotent_post_returns_the_same_job(stack: Stack) -> None:
+    path = stack.workdir / "idem.csv"
+    _campaign(path, "905322", 20)
+    with stack.client() as http:
+        headers = {"Idempotency-Key": "order-42"}
+        with path.open("rb") as f:
+            first = http.post(
+                "/v1/jobs", files={"file": ("idem.csv", f)}, data={"template": "x {ad}"}, headers=headers
+            )
+        with path.open("rb") as f:
+            second = http.post(
+                "/v1/jobs", files={"file": ("idem.csv", f)}, data={"template": "x {ad}"}, headers=headers
+            )
+        assert first.status_code == second.status_code == 202
+        assert first.json()["id"] == second.json()["id"]
+        _wait_state(http, first.json()["id"], "done")
+        listed = http.get("/v1/jobs", params={"limit": 500}).json()["jobs"]
+    assert sum(1 for j in listed if j["options"]["template"] == "x {ad}") == 1
+    assert len(stack.records("905322")) == 20
+
+
+def test_auth_failures(stack: Stack) -> None:
+    bare = httpx.Client(base_url=stack.api.url, timeout=10)
+    missing = bare.get("/v1/jobs")
+    wrong = bare.get("/v1/jobs", headers={"Authorization": "Bearer ulak_nope"})
+    with stack.client(stack.read_token) as reader:
+        can_read = reader.get("/v1/jobs")
+        cannot_write = reader.post("/v1/jobs", json={"uri": "x.csv", "template": "x"})
+    assert missing.status_code == wrong.status_code == 401
+    assert missing.json()["code"] == "unauthorized" and "ulak keys create" in missing.json()["message"]
+    assert missing.headers["www-authenticate"].startswith("Bearer")
+    assert can_read.status_code == 200
+    assert cannot_write.status_code == 403 and cannot_write.json()["code"] == "forbidden"
+    assert bare.get("/healthz").status_code == 200  # probes need no key
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "options", "status", "code", "field"),
+    [
+        ("a.csv", b"", {"template": "x"}, 422, "empty_file", None),
+        ("a.json", b"telefon\n905321\n", {"template": "x"}, 415, "unsupported_format", "file"),
+        ("a.xlsx", b"telefon\n905321\n", {"template": "x"}, 415, "format_mismatch", "file"),
+        (
+            "a.csv",
+            b"telefon,ad\n+905321111111,A\n",
+            {"template": "Merhaba {soyad}"},
+            422,
+            "template_error",
+            None,
+        ),
+        ("a.csv", b"ad\nA\n", {"template": "x"}, 422, "no_phone_column", None),
+        (
+            "a.csv",
+            b"telefon,ad\n+905321111111,A\n",
+            {"template": "x", "operators": "acme"},
+            422,
+            "unknown_operator",
+            "operators",
+        ),
+        (
+            "a.csv",
+            b"telefon,ad\n+905321111111,A\n",
+            {"template": "x", "colour": "red"},
+            422,
+            "invalid_options",
+            "colour",
+        ),
+        ("a.csv", b"telefon,ad\n+905321111111,A\n", {}, 422, "invalid_options", None),
+        (
+            "a.csv",
+            b"telefon,ad\n+905321111111,A\n",
+            {"template": "x", "send_window": "9-5"},
+            422,
+            "invalid_options",
+            "send_window",
+        ),
+        (
+            "a.csv",
+            b"telefon\n" + b"+905321111111\n" * 160_000,
+            {"template": "x"},
+            413,
+            "file_too_large",
+            "file",
+        ),
+    ],
+)
+def test_upload_errors_are_json_with_a_code(
+    stack: Stack,
+    name: str,
+    content: bytes,
+    options: dict[str, str],
+    status: int,
+    code: str,
+    field: str | None,
+) -> None:
+    with stack.client() as http:
+        before = len(http.get("/v1/jobs", params={"limit": 500}).json()["jobs"])
+        response = http.post("/v1/jobs", files={"file": (name, content)}, data=options)
+        after = len(http.get("/v1/jobs", params={"limit": 500}).json()["jobs"])
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["code"] == code and body["message"]
+    if field is not None:
+        assert body["field"] == field
+    assert after == before  # a refused upload starts nothing
+
+
+def test_other_request_errors(stack: Stack) -> None:
+    with stack.client() as http:
+        missing_file = http.post("/v1/jobs", data={"template": "x"}, files={"other": ("a.csv", b"x")})
+        not_found = http.get("/v1/jobs/nope")
+        no_pause = http.post("/v1/jobs/nope/pause")
+        wrong_type = http.post("/v1/jobs", content=b"telefon\n", headers={"Content-Type": "text/csv"})
+        bad_json = http.post("/v1/jobs", content=b"{", headers={"Content-Type": "application/json"})
+        outside = http.post("/v1/jobs", json={"uri": "/etc/passwd", "template": "x"})
+        bad_state = http.get("/v1/jobs", params={"state": "flying"})
+    assert (missing_file.status_code, missing_file.json()["code"]) == (422, "missing_file")
+    assert (not_found.status_code, not_found.json()["code"]) == (404, "job_not_found")
+    assert (no_pause.status_code, no_pause.json()["code"]) == (404, "job_not_found")
+    assert (wrong_type.status_code, wrong_type.json()["code"]) == (415, "unsupported_media_type")
+    assert (bad_json.status_code, bad_json.json()["code"]) == (400, "bad_json")
+    assert (outside.status_code, outside.json()["code"]) == (403, "uri_not_allowed")
+    assert (bad_state.status_code, bad_state.json()["code"], bad_state.json()["field"]) == (
+        422,
+        "invalid_request",
+        "state",
+    )
+
+
+def test_job_from_a_uri_under_the_root_and_parquet_report(stack: Stack) -> None:
+    path = stack.workdir / "uploads" / "from-uri.csv"
+    _campaign(path, "905323", 30)
+    with stack.client() as http:
+        created = http.post(
+            "/v1/jobs", json={"uri": str(path), "template": "Selam {ad}", "sender": "ULAKTEST"}
+        )
+        assert created.status_code == 202, created.text
+        view = _wait_state(http, created.json()["id"], "done")
+        report = pq.read_table(
+            pa.BufferReader(http.get(f"{created.json()['links']['report']}?format=parquet").content)
+        )
+    assert view["counts"]["acked"] == 30 and report.num_rows == 30
+    assert report.column("status").to_pylist() == ["acked"] * 30
+    records = stack.records("905323")
+    assert {r["src"] for r in records} == {"ULAKTEST"}
+
+
+def test_operators_readyz_and_metrics(stack: Stack) -> None:
+    with stack.client() as http:
+        operators = http.get("/v1/operators").json()
+        ready = http.get("/readyz")
+        metrics = http.get("/metrics").text
+    assert [(o["name"], [b["bind"] for b in o["binds"]]) for o in operators] == [
+        ("tcell", ["t1", "t2"]),
+        ("voda", ["v1"]),
+    ]
+    assert all(b["state"] == "bound" and b["window"] == 20 for o in operators for b in o["binds"])
+    assert ready.status_code == 200 and ready.json()["checks"]["redis"] == "ok"
+    assert 'ulak_bind_up{operator="tcell",bind="t1"} 1' in metrics
+    assert 'ulak_jobs{state="done"}' in metrics
+
+
+def test_control_plane_restart_mid_job(stack: Stack) -> None:
+    prefix = "905334"
+    path = stack.workdir / "restart.csv"
+    _campaign(path, prefix, 4000)
+    with stack.client() as http:
+        job_id = _post(http, path, template=TEMPLATE).json()["id"]
+        wait_for(lambda: len(stack.records(prefix)) > 300, timeout=60, what="sending to start")
+    stack.restart_api(kill=True)
+    with stack.client() as http:
+        mid = http.get(f"/v1/jobs/{job_id}").json()
+        assert mid["state"] in ("sending", "draining", "done")
+        view = _wait_state(http, job_id, "done")
+    _assert_adds_up(view)
+    assert view["counts"]["acked"] == 4000
+    records = stack.records(prefix)
+    _no_duplicates(records)
+    assert len(records) == 4000
+
+
+def test_job_actor_killed_mid_job_resumes_without_duplicates(stack: Stack) -> None:
+    prefix = "905425"
+    path = stack.workdir / "kill.csv"
+    _campaign(path, prefix, 4000, long_every=7)
+    with stack.client() as http:
+        job_id = _post(http, path, template=TEMPLATE).json()["id"]
+        wait_for(lambda: len(stack.records(prefix)) > 300, timeout=60, what="sending to start")
+        actor = ray.get_actor(f"job:{job_id}", namespace=stack.namespace)
+        ray.kill(actor, no_restart=False)  # the process dies; Ray starts a new one, which resumes
+        view = _wait_state(http, job_id, "done")
+    _assert_adds_up(view)
+    assert view["counts"]["acked"] == 4000 and view["counts"]["unknown"] == 0
+    records = stack.records(prefix)
+    _no_duplicates(records)
+    assert len(records) == view["parts"]["total"]
