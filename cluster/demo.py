@@ -1,13 +1,17 @@
-"""The README's demo: the whole stack on one machine against the bundled simulator.
+"""The README's demo: the whole stack on one machine, driven through the HTTP API.
 
-Starts the SMSC simulator on a free port, Ulak's own Redis in a temporary directory, local Ray with
-one actor per configured bind (configs/operators.yaml, pointed at the simulator), generates a campaign
-of Turkish, GSM, UCS-2 and long messages, sends it at the operators' configured speeds with a progress
-bar, and prints the report.
+Starts the stack (``cluster.stack.LocalStack``: Ulak's own Redis in a temporary directory, local Ray,
+the bundled SMSC simulator serving every operator of configs/operators.yaml, and the control plane),
+writes a campaign CSV with numbers in every usual form and a few bad ones, submits it over HTTP with a
+Turkish template, follows it with a progress bar, and prints the job's figures and the first lines of
+its row-level report.
+
+``generate`` and ``start_simulator`` are also used by the end-to-end benchmark.
 """
 
 from __future__ import annotations
 
+import csv
 import os
 import random
 import subprocess
@@ -16,14 +20,15 @@ import tempfile
 import time
 from pathlib import Path
 
+import phonenumbers
 import pyarrow as pa
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from cluster.campaign import run_campaign
-from cluster.local import Cluster
-from ulak.settings import RayConfig, RedisConfig, Settings, load_settings
+from api.client import ApiClient
+from cluster.console import follow, summary
+from cluster.stack import LocalStack
+from ulak.redis_server import free_port
+from ulak.settings import JobsConfig, RedisConfig, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXTS = [
@@ -78,93 +83,82 @@ def start_simulator(workdir: Path, *args: str) -> tuple[subprocess.Popen[bytes],
     return proc, int(port_file.read_text().split()[0])
 
 
-def demo_settings(port: int, *, no_cap: bool) -> Settings:
+def demo_settings(*, tps_scale: float, workdir: Path) -> Settings:
+    """configs/*.yaml with the demo's own Redis and job directory, and caps scaled by *tps_scale*."""
     environ = {**os.environ}
     for var in ("ULAK_TURKCELL_PASSWORD", "ULAK_VODAFONE_PASSWORD", "ULAK_TELEKOM_PASSWORD"):
         environ.setdefault(var, "demo")
     base = load_settings(environ=environ)
-    operators = tuple(
-        op.model_copy(
-            update={
-                "binds": tuple(b.model_copy(update={"host": "127.0.0.1", "port": port}) for b in op.binds),
-                **({"tps": 100_000.0} if no_cap else {}),
-            }
-        )
-        for op in base.operators
+    operators = tuple(op.model_copy(update={"tps": op.tps * tps_scale}) for op in base.operators)
+    return base.model_copy(
+        update={
+            "redis": RedisConfig(url=None, data_dir=workdir / "redis", appendonly=False),
+            "ray": base.ray.model_copy(update={"address": None}),
+            "jobs": JobsConfig(data_dir=workdir / "jobs", receipt_wait=15),
+            "api": base.api.model_copy(update={"host": "127.0.0.1"}),
+            "operators": operators,
+        }
     )
-    return Settings(redis=RedisConfig(url=None), ray=RayConfig(num_cpus=2), operators=operators)
 
 
-def run_demo(rows: int, *, no_cap: bool = False) -> int:
+def write_campaign(path: Path, rows: int, prefixes: list[str], *, seed: int = 1) -> None:
+    """A campaign CSV as people export them: numbers in every usual form, a few bad or repeated ones."""
+    rng = random.Random(seed)
+    # Only ranges the numbering plan (phonenumbers' metadata) has: the bad rows are the planted ones.
+    prefixes = [q for q in prefixes if phonenumbers.is_valid_number(phonenumbers.parse(f"+{q}1234567"))]
+    with path.open("w", newline="", encoding="utf-8") as f:
+        out = csv.writer(f)
+        out.writerow(["Telefon", "Ad", "Kod"])
+        for i in range(rows):
+            national = rng.choice(prefixes)[2:] + f"{i:07d}"[-7:]  # 532xxxxxxx
+            form = i % 4
+            phone = (
+                f"+90 {national[:3]} {national[3:6]} {national[6:]}",
+                "0" + national,
+                "90" + national,
+                national,
+            )[form]
+            if i % 997 == 0:
+                phone = "0212 555 12 12"  # a landline
+            elif i % 499 == 0:
+                phone = "53"  # a typo
+            out.writerow([phone, rng.choice(NAMES), f"{rng.randrange(16**6):06X}"])
+
+
+TEMPLATE = "Merhaba {Ad}, Şubat kampanyası başladı: tüm ürünlerde %20 indirim! İndirim kodunuz: {Kod}"
+
+
+def run_demo(rows: int, *, tps_scale: float = 10.0) -> int:
     console = Console()
     with tempfile.TemporaryDirectory(prefix="ulak-demo-") as tmp:
         workdir = Path(tmp)
-        sim, port = start_simulator(workdir, *DEMO_SIMULATOR_ARGS)
+        settings = demo_settings(tps_scale=tps_scale, workdir=workdir)
+        caps = ", ".join(f"{op.name} {op.tps:,.0f}/s" for op in settings.operators)
+        console.print(f"[bold]Ulak demo[/bold]: {rows:,} rows; operators' caps (parts/s): {caps}")
+        with console.status("starting Redis, Ray, the SMSC simulator and the control plane…"):
+            stack = LocalStack(
+                settings,
+                simulator=True,
+                sim_args=DEMO_SIMULATOR_ARGS,
+                api_port=free_port(),
+                workdir=workdir / "run",
+                save_info=False,
+            ).start()
         try:
-            settings = demo_settings(port, no_cap=no_cap)
-            prefixes = [p for op in settings.operators for p in op.prefixes]
-            table = generate(rows, prefixes)
-            caps = ", ".join(f"{op.name} {op.tps:g}/s" for op in settings.operators)
-            console.print(
-                f"[bold]Ulak demo[/bold]: {rows:,} messages, simulator on port {port}, caps: {caps}"
-            )
-            console.print("starting Redis, Ray and one actor per bind …")
-            with Cluster(settings, redis_dir=workdir / "redis") as cluster:
-                with Progress(
-                    TextColumn("[bold]{task.description}"),
-                    BarColumn(),
-                    MofNCompleteColumn(),
-                    TextColumn("{task.fields[detail]}"),
-                    TimeElapsedColumn(),
-                    console=console,
-                ) as progress:
-                    sent = progress.add_task("acked", total=rows, detail="")
-                    started = time.monotonic()
-
-                    def update(c: dict[str, int]) -> None:
-                        rate = c["parts_acked"] / max(0.001, time.monotonic() - started)
-                        progress.update(
-                            sent,
-                            completed=c["acked"]
-                            + c["failed"]
-                            + c["unknown"]
-                            + c["unroutable"]
-                            + c["too_long"],
-                            detail=f"{rate:,.0f} parts/s, delivered {c['delivered']:,}",
-                        )
-
-                    counters = run_campaign(cluster, table, job_id="demo", receipt_wait=15, progress=update)
-                elapsed = time.monotonic() - started
-            _report(console, counters, elapsed)
+            campaign = workdir / "kampanya.csv"
+            write_campaign(campaign, rows, [p for op in settings.operators for p in op.prefixes])
+            console.print(f"control plane at {stack.api_url}; submitting {campaign.name} over HTTP")
+            with ApiClient(stack.api_url, stack.token) as client:
+                job = client.submit(campaign, {"template": TEMPLATE, "name": "demo"})
+                view = follow(client, job["id"], console)
+                summary(view, console)
+                report = workdir / "report.csv"
+                client.download(job["id"], report)
+                with report.open(encoding="utf-8") as f:
+                    lines = [next(f, "") for _ in range(4)]
+                console.print("first lines of the row-level report (GET /v1/jobs/{id}/report):")
+                console.print("".join(lines).rstrip(), markup=False, highlight=False)
         finally:
-            sim.terminate()
-            sim.wait(timeout=10)
-    return 0
-
-
-def _report(console: Console, c: dict[str, int], elapsed: float) -> None:
-    table = Table(title="Campaign report", show_header=True)
-    table.add_column("figure")
-    table.add_column("value", justify="right")
-    rate = c["delivered"] / c["acked"] if c["acked"] else 0.0
-    rows: list[tuple[str, int | str]] = [
-        ("messages", c["total"]),
-        ("submitted", c["submitted"]),
-        ("acknowledged by the SMSC", c["acked"]),
-        ("failed", c["failed"]),
-        ("unknown (lost in flight)", c["unknown"]),
-        ("unroutable / too long", c["unroutable"] + c["too_long"]),
-        ("SMS parts sent", c["parts_acked"]),
-        ("delivered", c["delivered"]),
-        ("undelivered / expired / rejected", c["undelivered"] + c["expired"] + c["rejected"]),
-        ("delivery rate", f"{rate:.1%}"),
-        ("parts per second", f"{c['parts_acked'] / elapsed:,.0f}"),
-    ]
-    for name, value in rows:
-        table.add_row(name, f"{value:,}" if isinstance(value, int) else value)
-    console.print(table)
-    in_flight = c["submitted"] - c["acked"] - c["failed"] - c["unknown"]
-    console.print(
-        f"submitted = acked + failed + unknown + in flight: {c['submitted']:,} = {c['acked']:,} + "
-        f"{c['failed']:,} + {c['unknown']:,} + {in_flight:,}"
-    )
+            with console.status("stopping…"):
+                stack.stop()
+    return 0 if view["state"] == "done" else 1

@@ -1,17 +1,25 @@
 """The ``ulak`` command line.
 
-``ulak demo`` (a generated campaign through the whole stack and the bundled simulator), ``ulak plan``
-(how a text will be encoded and split), ``ulak ingest FILE`` (dry run of an upload: the cost preview
-and the rejected-rows report), ``ulak config`` (validate the configuration), ``ulak sim`` (the
-bundled SMSC simulator). Job submission over HTTP arrives with the control plane.
+The stack: ``ulak up`` (Redis, Ray, the control plane; ``--sim`` adds the bundled SMSC simulator),
+``ulak demo`` (all of it with a generated campaign, over HTTP). Jobs, through the HTTP API:
+``ulak submit FILE`` (with a live progress bar), ``ulak jobs``, ``ulak status ID``,
+``ulak pause|resume|cancel ID``, ``ulak report ID -o out.csv``; ``ulak keys create|list|revoke``.
+Offline tools: ``ulak plan`` (how a text is encoded and split), ``ulak ingest FILE`` (dry run of an
+upload), ``ulak config`` (validate the configuration), ``ulak sim`` (the simulator).
+
+The job commands find the API and a key in ``--api``/``--key``, else ``ULAK_API_URL``/``ULAK_API_KEY``,
+else the stack file ``ulak up`` writes.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import runpy
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -75,7 +83,167 @@ def _sim(argv: list[str]) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from cluster.demo import run_demo  # noqa: PLC0415 - imports Ray, which the other commands do not need
 
-    return run_demo(args.rows, no_cap=args.no_cap)
+    return run_demo(args.rows, tps_scale=args.tps_scale)
+
+
+def _up(args: argparse.Namespace, console: Console) -> int:
+    from cluster.stack import LocalStack, stack_file  # noqa: PLC0415 - imports Ray
+
+    environ = dict(os.environ)
+    if args.sim:  # the simulator accepts the stack's own password, whatever the variables say
+        environ.update({b.password_env: "sim" for b in _bind_configs(args.config_dir, environ)})
+    try:
+        settings = load_settings(args.config_dir, environ=environ)
+    except ConfigError as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 2
+    stack = LocalStack(settings, simulator=args.sim, api_port=args.port)
+    try:
+        with console.status(
+            "starting Redis, Ray" + (", the simulator" if args.sim else "") + " and the API…"
+        ):
+            stack.start()
+        console.print(f"[green]Ulak is up[/green]: API {stack.api_url} (docs at {stack.api_url}/docs)")
+        if stack.token:
+            console.print(f"API key (kept in {stack_file()}): {stack.token}")
+        console.print("Ctrl-C stops everything; jobs still running resume on the next `ulak up`.")
+        stack.supervise()
+    except KeyboardInterrupt:
+        pass
+    except RuntimeError as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 1
+    finally:
+        with console.status("stopping…"):
+            stack.stop()
+    return 0
+
+
+def _bind_configs(config_dir: Path | None, environ: dict[str, str]) -> list[Any]:
+    """The binds as configured, read before the passwords are resolved (for ``up --sim``)."""
+    import yaml  # noqa: PLC0415
+
+    from ulak.settings import DEFAULT_CONFIG_DIR, BindConfig  # noqa: PLC0415
+
+    directory = config_dir or DEFAULT_CONFIG_DIR
+    binds = []
+    for path in sorted(Path(directory).glob("*.yaml")):
+        data = yaml.safe_load(path.read_text()) or {}
+        for op in data.get("operators") or []:
+            for b in op.get("binds") or []:
+                binds.append(BindConfig.model_validate({**b, "password": "x"}))
+    return binds
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from api.client import ApiClient  # noqa: PLC0415
+    from cluster.stack import StackInfo  # noqa: PLC0415
+
+    info = StackInfo.load()
+    url = args.api or os.environ.get("ULAK_API_URL") or (info.api_url if info else "http://127.0.0.1:8080")
+    key = args.key or os.environ.get("ULAK_API_KEY") or (info.token if info else None)
+    return ApiClient(url, key)
+
+
+def _jobs(args: argparse.Namespace, console: Console) -> int:
+    from api.client import ApiClientError  # noqa: PLC0415
+    from cluster.console import follow, summary  # noqa: PLC0415
+
+    try:
+        with _client(args) as client:
+            if args.command == "submit":
+                options = {
+                    "template": args.template,
+                    "text_column": args.text_column,
+                    "phone_column": args.phone_column,
+                    "sheet": args.sheet,
+                    "encoding": args.encoding,
+                    "operators": ",".join(args.operators) if args.operators else None,
+                    "sender": args.sender,
+                    "send_at": args.send_at,
+                    "send_window": args.send_window,
+                    "window_timezone": args.timezone,
+                    "validity_minutes": args.validity,
+                    "name": args.name,
+                    "dry_run": args.dry_run or None,
+                }
+                job = client.submit(args.file, options, idempotency_key=args.idempotency_key)
+                console.print(f"job [bold]{job['id']}[/bold] accepted")
+                if args.no_wait:
+                    return 0
+                view = follow(client, job["id"], console)
+                summary(view, console)
+                return 0 if view["state"] == "done" else 1
+            if args.command == "jobs":
+                table = Table("id", "name", "state", "rows", "accepted", "acked", "delivered", "created")
+                for v in client.jobs(state=args.state, limit=args.limit):
+                    c = v["counts"]
+                    table.add_row(
+                        v["id"],
+                        v["options"].get("name", ""),
+                        v["state"],
+                        f"{c['rows']:,}",
+                        f"{c['accepted']:,}",
+                        f"{c['acked']:,}",
+                        f"{v['receipts']['delivered']:,}",
+                        v["times"].get("created", ""),
+                    )
+                console.print(table)
+                return 0
+            if args.command == "status":
+                view = client.job(args.id)
+                if args.json:
+                    console.print_json(data=view)
+                else:
+                    summary(view, console)
+                return 0
+            if args.command in ("pause", "resume", "cancel"):
+                view = client.steer(args.id, args.command)
+                console.print(f"job {args.id}: {view['state']}")
+                return 0
+            if args.command == "report":
+                size = client.download(args.id, args.output, kind="rejected" if args.rejected else "report")
+                console.print(f"wrote {args.output} ({size:,} bytes)")
+                return 0
+    except ApiClientError as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 1
+    raise AssertionError(args.command)
+
+
+def _keys(args: argparse.Namespace, console: Console) -> int:
+    import redis  # noqa: PLC0415
+
+    from api.keys import create_key, list_keys, revoke  # noqa: PLC0415
+    from cluster.stack import StackInfo  # noqa: PLC0415
+
+    info = StackInfo.load()
+    url = args.redis_url or os.environ.get("ULAK_REDIS__URL") or (info.redis_url if info else None)
+    if not url:
+        console.print("[red]no Redis to keep keys in: start `ulak up` or pass --redis-url[/red]")
+        return 2
+    client = redis.Redis.from_url(url)
+    try:
+        if args.keys_command == "create":
+            token, key = create_key(client, name=args.name, scope="read" if args.read_only else "write")
+            console.print(f"key {key.id} ({key.scope}) for {key.name}; the token is shown only now:")
+            print(token)
+        elif args.keys_command == "list":
+            table = Table("id", "name", "scope", "created")
+            for k in list_keys(client):
+                table.add_row(
+                    k.id, k.name, k.scope, time.strftime("%Y-%m-%d %H:%M", time.localtime(k.created))
+                )
+            console.print(table)
+        elif not revoke(client, args.id):
+            console.print(f"[red]no key {args.id}[/red]")
+            return 1
+        return 0
+    except redis.RedisError as exc:
+        console.print(f"[red]cannot reach Redis at {url}: {exc}[/red]")
+        return 2
+    finally:
+        client.close()
 
 
 def _ingest(args: argparse.Namespace, console: Console) -> int:
@@ -116,9 +284,68 @@ def main(argv: list[str] | None = None) -> int:
     p_config = sub.add_parser("config", help="validate and summarise the configuration")
     p_config.add_argument("--config-dir", type=Path, default=None)
     sub.add_parser("sim", help="run the bundled SMSC simulator (see `ulak sim --help`)")
-    p_demo = sub.add_parser("demo", help="send a generated campaign through the bundled simulator")
-    p_demo.add_argument("--rows", type=int, default=10_000, help="messages to generate (default 10,000)")
-    p_demo.add_argument("--no-cap", action="store_true", help="ignore the operators' speed limits")
+    p_demo = sub.add_parser("demo", help="the whole stack with a generated campaign, over HTTP")
+    p_demo.add_argument("--rows", type=int, default=100_000, help="rows to generate (default 100,000)")
+    p_demo.add_argument(
+        "--tps-scale",
+        type=float,
+        default=10.0,
+        help="multiply the operators' caps (default 10: a quick demo)",
+    )
+    p_up = sub.add_parser("up", help="start Redis, Ray and the control plane (Ctrl-C stops them)")
+    p_up.add_argument("--config-dir", type=Path, default=None)
+    p_up.add_argument("--sim", action="store_true", help="also run the SMSC simulator for every operator")
+    p_up.add_argument("--port", type=int, default=None, help="API port (default: api.port)")
+
+    def client_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--api", help="control plane URL (default: $ULAK_API_URL, else the running stack)")
+        p.add_argument("--key", help="API key (default: $ULAK_API_KEY, else the running stack's)")
+
+    p_submit = sub.add_parser("submit", help="submit a campaign file and follow it to the end")
+    p_submit.add_argument("file", type=Path)
+    text_or_column = p_submit.add_mutually_exclusive_group(required=True)
+    text_or_column.add_argument("--template", help="message template, e.g. 'Merhaba {ad}'")
+    text_or_column.add_argument("--text-column", help="column holding each row's own text")
+    p_submit.add_argument("--phone-column")
+    p_submit.add_argument("--sheet")
+    p_submit.add_argument("--encoding")
+    p_submit.add_argument("--operators", nargs="+", help="allowed operators (default: all)")
+    p_submit.add_argument("--sender", help="sender id (up to 11 letters/digits)")
+    p_submit.add_argument("--send-at", help="not before (ISO 8601 with zone)")
+    p_submit.add_argument("--send-window", help="daily hours, e.g. 09:00-20:00")
+    p_submit.add_argument("--timezone", help="zone of --send-window (default Europe/Istanbul)")
+    p_submit.add_argument("--validity", type=int, help="minutes the network keeps trying")
+    p_submit.add_argument("--name")
+    p_submit.add_argument("--dry-run", action="store_true", help="prepare and report, send nothing")
+    p_submit.add_argument("--idempotency-key", help="a retried submit with the same key returns the same job")
+    p_submit.add_argument("--no-wait", action="store_true", help="print the job id and return")
+    client_options(p_submit)
+    p_jobs = sub.add_parser("jobs", help="list jobs, newest first")
+    p_jobs.add_argument("--state")
+    p_jobs.add_argument("--limit", type=int, default=20)
+    client_options(p_jobs)
+    p_status = sub.add_parser("status", help="a job's figures")
+    p_status.add_argument("id")
+    p_status.add_argument("--json", action="store_true")
+    client_options(p_status)
+    for action in ("pause", "resume", "cancel"):
+        p_action = sub.add_parser(action, help=f"{action} a job")
+        p_action.add_argument("id")
+        client_options(p_action)
+    p_report = sub.add_parser("report", help="download a job's row-level report (or its refused rows)")
+    p_report.add_argument("id")
+    p_report.add_argument("-o", "--output", type=Path, required=True, help="out.csv or out.parquet")
+    p_report.add_argument("--rejected", action="store_true", help="the rows refused at ingest instead")
+    client_options(p_report)
+    p_keys = sub.add_parser("keys", help="API keys (kept hashed in Redis)")
+    p_keys.add_argument("--redis-url", help="default: $ULAK_REDIS__URL, else the running stack's")
+    keys_sub = p_keys.add_subparsers(dest="keys_command", required=True)
+    p_create = keys_sub.add_parser("create", help="create a key; its token is printed once")
+    p_create.add_argument("name", nargs="?", default="api")
+    p_create.add_argument("--read-only", action="store_true", help="may read, may not submit or steer")
+    keys_sub.add_parser("list")
+    p_revoke = keys_sub.add_parser("revoke")
+    p_revoke.add_argument("id")
     p_ingest = sub.add_parser(
         "ingest", help="dry run: read a campaign file, show what would be sent and what is refused"
     )
@@ -139,6 +366,12 @@ def main(argv: list[str] | None = None) -> int:
         return _plan(args, console)
     if args.command == "config":
         return _config(args, console)
+    if args.command == "up":
+        return _up(args, console)
+    if args.command == "keys":
+        return _keys(args, console)
+    if args.command in ("submit", "jobs", "status", "pause", "resume", "cancel", "report"):
+        return _jobs(args, console)
     return _demo(args)
 
 

@@ -469,3 +469,27 @@ def test_job_actor_killed_mid_job_resumes_without_duplicates(stack: Stack) -> No
     records = stack.records(prefix)
     _no_duplicates(records)
     assert len(records) == view["parts"]["total"]
+
+
+def test_cli_submits_follows_and_downloads(
+    stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ulak.cli import main
+
+    path = tmp_path / "cli.csv"
+    _campaign(path, "905324", 40, bad_every=10)
+    auth = ["--api", stack.api.url, "--key", stack.token]
+    assert main(["submit", str(path), "--template", "Merhaba {ad}", "--name", "cli", *auth]) == 0
+    out = capsys.readouterr().out
+    job_id = out.split("job ")[1].split()[0]
+    assert "done" in out and "rows = accepted + refused: 40 = 36 + 4" in out
+    assert main(["status", job_id, "--json", *auth]) == 0
+    assert json.loads(capsys.readouterr().out)["counts"]["acked"] == 36
+    assert main(["report", job_id, "-o", str(tmp_path / "r.parquet"), *auth]) == 0
+    assert main(["report", job_id, "-o", str(tmp_path / "bad.csv"), "--rejected", *auth]) == 0
+    assert pq.read_table(tmp_path / "r.parquet").num_rows == 36
+    assert len((tmp_path / "bad.csv").read_text().splitlines()) == 1 + 4
+    assert main(["pause", job_id, *auth]) == 1  # done: nothing to pause
+    assert "invalid_state" in capsys.readouterr().out
+    assert main(["status", job_id, "--api", stack.api.url, "--key", "ulak_wrong"]) == 1
+    assert "unauthorized" in capsys.readouterr().out

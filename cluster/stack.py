@@ -1,0 +1,274 @@
+"""``ulak up``: the whole stack on one machine, supervised by one process.
+
+:class:`LocalStack` starts Redis (embedded unless ``redis.url`` is set), Ray (local unless
+``ray.address`` is set), optionally the bundled SMSC simulator for every configured operator, and the
+HTTP control plane as a child process (``python -m api``) that it restarts if it dies. The binds and
+the jobs are detached Ray actors, so the control plane can restart without stopping a job; they stop
+with the stack. The first start creates an API key and keeps it, with the API's URL, in a stack file
+(``~/.local/state/ulak/stack.json``, mode 0600) that the other ``ulak`` commands read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import ray
+import redis
+import yaml
+
+from api.keys import create_key, list_keys, lookup
+from ulak.redis_server import RedisServer, default_state_dir
+from ulak.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+SIMULATOR = ROOT / "scripts" / "smsc_sim.py"
+SIM_PASSWORD = "sim"  # the simulator's accounts' password when the stack runs it
+
+
+def stack_file() -> Path:
+    return default_state_dir() / "stack.json"
+
+
+@dataclass(frozen=True)
+class StackInfo:
+    """Where a running stack's API is, and a key for it (what ``ulak submit`` etc. use by default)."""
+
+    api_url: str
+    token: str | None
+    redis_url: str
+
+    @staticmethod
+    def load(path: Path | None = None) -> StackInfo | None:
+        path = path or stack_file()
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        return StackInfo(data["api_url"], data.get("token"), data["redis_url"])
+
+    def save(self, path: Path | None = None) -> None:
+        path = path or stack_file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds an API key
+        with os.fdopen(fd, "w") as f:
+            json.dump(self.__dict__, f)
+
+
+def write_config(settings: Settings, directory: Path) -> Path:
+    """The effective configuration as YAML files (no passwords: binds name their variables)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    data = settings.model_dump(mode="json", exclude_none=True)
+    for op in data["operators"]:
+        for b in op["binds"]:
+            b.pop("password", None)
+    operators = {"operators": data.pop("operators")}
+    (directory / "operators.yaml").write_text(yaml.safe_dump(operators, sort_keys=False))
+    (directory / "ulak.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    return directory
+
+
+class LocalStack:
+    """Redis, Ray, (the simulator), and the supervised API process; see the module docstring."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        simulator: bool = False,
+        sim_args: tuple[str, ...] = (),
+        api_port: int | None = None,
+        workdir: Path | None = None,
+        save_info: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.simulator = simulator
+        self.sim_args = sim_args
+        self.api_port = api_port if api_port is not None else settings.api.port
+        self.workdir = workdir or default_state_dir() / "run"
+        self.save_info = save_info
+        self._redis: RedisServer | None = None
+        self._sim: subprocess.Popen[bytes] | None = None
+        self._api: subprocess.Popen[bytes] | None = None
+        self._api_env: dict[str, str] = {}
+        self._started_ray = False
+        self.redis_url = ""
+        self.api_url = ""
+        self.token: str | None = None
+        self.restarts = 0
+
+    # ----------------------------------------------------------------------------------- start
+
+    def start(self) -> LocalStack:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        env: dict[str, str] = {}
+        if self.simulator:
+            port = self._start_simulator()
+            self.settings = self._pointed_at_simulator(port, env)
+        if self.settings.redis.url:
+            self.redis_url = self.settings.redis.url
+        else:
+            data_dir = self.settings.redis.data_dir or default_state_dir() / "redis"
+            self._redis = RedisServer(Path(data_dir), appendonly=self.settings.redis.appendonly).start()
+            self.redis_url = self._redis.url
+        if not ray.is_initialized():
+            ray.init(
+                address=self.settings.ray.address,
+                num_cpus=self.settings.ray.num_cpus,
+                namespace=self.settings.ray.namespace,
+                include_dashboard=False,
+                log_to_driver=False,
+            )
+            self._started_ray = True
+        self.token = self._first_key()
+        config_dir = write_config(self.settings, self.workdir / "configs")
+        self.api_url = f"http://{self.settings.api.host}:{self.api_port}"
+        self._api_env = {
+            **os.environ,
+            **env,
+            "ULAK_REDIS__URL": self.redis_url,
+            "ULAK_RAY__ADDRESS": ray.get_runtime_context().gcs_address,
+            "ULAK_RAY__NAMESPACE": self.settings.ray.namespace,
+        }
+        self._config_dir = config_dir
+        self._start_api()
+        if self.save_info:
+            StackInfo(self.api_url, self.token, self.redis_url).save()
+        return self
+
+    def _first_key(self) -> str | None:
+        """A key for the local user: the saved one if this Redis still knows it, else a new one
+        when the Redis has none (a stack someone else's keys protect gets no key of ours)."""
+        client = redis.Redis.from_url(self.redis_url)
+        try:
+            saved = StackInfo.load()
+            known = list_keys(client)
+            if saved and saved.token and saved.redis_url == self.redis_url and lookup(client, saved.token):
+                return saved.token
+            if not known or not self.save_info:
+                token, _ = create_key(client, name="local (ulak up)")
+                return token
+            return None
+        finally:
+            client.close()
+
+    def _start_simulator(self) -> int:
+        accounts = sorted({b.system_id for op in self.settings.operators for b in op.binds})
+        port_file = self.workdir / "sim.port"
+        port_file.unlink(missing_ok=True)
+        args = [a for acc in accounts for a in ("--account", f"{acc}:{SIM_PASSWORD}")]
+        self._sim = subprocess.Popen(
+            [
+                sys.executable,
+                str(SIMULATOR),
+                "--port",
+                "0",
+                "--port-file",
+                str(port_file),
+                *args,
+                *self.sim_args,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=(self.workdir / "sim.log").open("w"),
+        )
+        deadline = time.monotonic() + 30
+        while not port_file.exists():
+            if self._sim.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the SMSC simulator did not start; see {self.workdir / 'sim.log'}")
+            time.sleep(0.05)
+        return int(port_file.read_text().split()[0])
+
+    def _pointed_at_simulator(self, port: int, env: dict[str, str]) -> Settings:
+        operators = []
+        for op in self.settings.operators:
+            binds = []
+            for b in op.binds:
+                env[b.password_env] = SIM_PASSWORD
+                binds.append(b.model_copy(update={"host": "127.0.0.1", "port": port}))
+            operators.append(op.model_copy(update={"binds": tuple(binds)}))
+        return self.settings.model_copy(update={"operators": tuple(operators)})
+
+    def _start_api(self) -> None:
+        log = (self.workdir / "api.log").open("a")
+        self._api = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "api",
+                "--config-dir",
+                str(self._config_dir),
+                "--port",
+                str(self.api_port),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=self._api_env,
+        )
+        deadline = time.monotonic() + 90
+        while True:
+            if self._api.poll() is not None:
+                raise RuntimeError(f"the API exited; see {self.workdir / 'api.log'}")
+            try:
+                if httpx.get(f"{self.api_url}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the API did not become ready in 90 s; see {self.workdir / 'api.log'}")
+            time.sleep(0.2)
+
+    # ------------------------------------------------------------------------------ supervise
+
+    def supervise(self, *, poll: float = 1.0) -> None:
+        """Keep the API running until interrupted (restarting it if it exits)."""
+        while True:
+            time.sleep(poll)
+            if self._api is not None and self._api.poll() is not None:
+                self.restarts += 1
+                self._start_api()
+
+    # ----------------------------------------------------------------------------------- stop
+
+    def stop(self) -> None:
+        if self._api is not None and self._api.poll() is None:
+            self._api.terminate()
+            try:
+                self._api.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self._api.kill()
+        if ray.is_initialized():
+            _stop_actors(self.settings.ray.namespace)
+        if self._started_ray:
+            ray.shutdown()
+        if self._redis is not None:
+            self._redis.stop()
+        if self._sim is not None and self._sim.poll() is None:
+            self._sim.terminate()
+            self._sim.wait(timeout=10)
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _stop_actors(namespace: str) -> None:
+    """Unbind politely and remove the stack's detached actors (jobs resume from Redis next time)."""
+    named: list[dict[str, Any]] = ray.util.list_named_actors(all_namespaces=True)
+    mine = [a["name"] for a in named if a["namespace"] == namespace]
+    binds = [ray.get_actor(n, namespace=namespace) for n in mine if n.startswith("bind:")]
+    if binds:
+        ray.wait([h.stop.remote() for h in binds], num_returns=len(binds), timeout=10)
+    for name in mine:
+        with contextlib.suppress(ValueError):
+            ray.kill(ray.get_actor(name, namespace=namespace))
