@@ -32,7 +32,7 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from ulak.smpp.codec import decode, encode
 from ulak.smpp.constants import MAX_PDU_SIZE, CommandId, CommandStatus, Tag, status_name
@@ -441,8 +441,9 @@ class SmscConnection(asyncio.Protocol):
         self.receipt_seq = _RECEIPT_SEQ_FIRST
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports (Ray runs async actors on uvloop when it is installed) do not
+        # subclass asyncio.Transport, so no isinstance check here.
+        self.transport = cast(asyncio.Transport, transport)
         self.sim.connections.add(self)
         self.sim.stats.counts["connections"] += 1
 

@@ -15,6 +15,7 @@ import json
 import resource
 import sys
 import time
+from typing import cast
 
 from ulak.smpp.pdu import BindTransceiver, DeliverSm, DeliverSmResp, EnquireLinkResp, SubmitSm, SubmitSmResp
 from ulak.smpp.receipt import is_receipt
@@ -54,8 +55,9 @@ class LoadClient(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports (Ray runs async actors on uvloop when it is installed) do not
+        # subclass asyncio.Transport, so no isinstance check here.
+        self.transport = cast(asyncio.Transport, transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.done.done():
