@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from api.errors import ApiError
-from api.keys import ApiKey, lookup
+from api.keys import ApiKey, lookup_async
 from cluster.plane import ControlPlane
 
 _OPEN = ApiKey(id="-", name="auth disabled", scope="write", created=0.0)
 
 
-def get_plane(request: Request) -> ControlPlane:
+async def get_plane(request: Request) -> ControlPlane:
     plane: ControlPlane = request.app.state.plane
     return plane
 
@@ -21,21 +22,36 @@ def get_plane(request: Request) -> ControlPlane:
 Plane = Annotated[ControlPlane, Depends(get_plane)]
 
 
-def api_key(request: Request, plane: Plane) -> ApiKey:
+# Recently seen tokens -> (key or None, until): saves a Redis round trip per request. A revoked key
+# stops working within KEY_CACHE_SECONDS.
+KEY_CACHE_SECONDS = 5.0
+_seen: dict[str, tuple[ApiKey | None, float]] = {}
+
+
+async def api_key(request: Request, plane: Plane) -> ApiKey:
     """The bearer token's key; 401 without a valid one (unless ``api.auth`` is off)."""
     if not plane.settings.api.auth:
         return _OPEN
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
+    token = token.strip()
     challenge = {"WWW-Authenticate": 'Bearer realm="ulak"'}
-    if scheme.lower() != "bearer" or not token.strip():
+    if scheme.lower() != "bearer" or not token:
         raise ApiError(
             401,
             "unauthorized",
             "missing API key: send 'Authorization: Bearer <key>' (create a key with `ulak keys create`)",
             headers=challenge,
         )
-    key = lookup(plane.client, token.strip())
+    now = time.monotonic()
+    cached = _seen.get(token)
+    if cached is not None and cached[1] > now:
+        key = cached[0]
+    else:
+        key = await lookup_async(plane.aclient, token)
+        if len(_seen) > 10_000:
+            _seen.clear()
+        _seen[token] = (key, now + KEY_CACHE_SECONDS)
     if key is None:
         raise ApiError(401, "unauthorized", "unknown or revoked API key", headers=challenge)
     return key
@@ -44,7 +60,7 @@ def api_key(request: Request, plane: Plane) -> ApiKey:
 Key = Annotated[ApiKey, Depends(api_key)]
 
 
-def write_key(key: Key) -> ApiKey:
+async def write_key(key: Key) -> ApiKey:
     """A key allowed to change things; 403 for a read-only key."""
     if key.scope != "write":
         raise ApiError(

@@ -10,7 +10,7 @@ import json
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import redis
 
@@ -45,6 +45,12 @@ def lookup(client: redis.Redis, token: str) -> ApiKey | None:
     if raw is None:
         return None
     return ApiKey(**json.loads(raw))
+
+
+async def lookup_async(client: Any, token: str) -> ApiKey | None:
+    """:func:`lookup` over a ``redis.asyncio`` client."""
+    raw = await client.hget(keys.API_KEYS, digest(token))
+    return ApiKey(**json.loads(raw)) if raw is not None else None
 
 
 def list_keys(client: redis.Redis) -> list[ApiKey]:

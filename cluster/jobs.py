@@ -279,8 +279,7 @@ class JobStore:
 
     def counters(self, job_id: str) -> dict[str, int]:
         raw: dict[bytes, bytes] = self.client.hgetall(keys.job_counters(job_id))  # type: ignore[assignment]
-        found = {k.decode(): int(v) for k, v in raw.items()}
-        return {name: found.get(name, 0) for name in (*INGEST_COUNTERS, *COUNTERS)}
+        return _counters(raw)
 
     def sample(self, job_id: str, counters: dict[str, int], *, keep: int = 30) -> None:
         """Record a progress sample (the job's runner does, about once a second) for rates and ETA."""
@@ -290,70 +289,103 @@ class JobStore:
         pipe.ltrim(keys.job_samples(job_id), 0, keep - 1)
         pipe.execute()
 
-    def rates(self, job_id: str, *, span: float = 10.0) -> tuple[float, float]:
-        """Messages and parts per second over the last *span* seconds of samples."""
-        raw = self.client.lrange(keys.job_samples(job_id), 0, -1)
-        samples = [tuple(float(x) for x in s.decode().split("|")) for s in raw]  # type: ignore[union-attr]
-        if len(samples) < 2 or time.time() - samples[0][0] > 3.0:  # no fresh samples: not moving
-            return 0.0, 0.0
-        newest = samples[0]
-        oldest = next((s for s in samples if newest[0] - s[0] >= span), samples[-1])
-        dt = newest[0] - oldest[0]
-        if dt <= 0:
-            return 0.0, 0.0
-        return (newest[1] - oldest[1]) / dt, (newest[2] - oldest[2]) / dt
+    def rates(self, job_id: str) -> tuple[float, float]:
+        """Messages and parts per second over the last 10 seconds of samples."""
+        return _rates(self.client.lrange(keys.job_samples(job_id), 0, -1))  # type: ignore[arg-type]
 
     def view(self, job_id: str) -> dict[str, Any]:
         """The job as the API shows it: state, options, the figures (adding up), rates, ETA, times."""
-        rec = self.record(job_id)
-        c = self.counters(job_id)
-        state = JobState(rec["state"])
-        in_flight = c["submitted"] - c["acked"] - c["failed"] - c["unknown"]
-        pending = c["accepted"] - c["submitted"] - c["cancelled"]
-        outcomes = {o: c[o] for o in RECEIPT_OUTCOMES}
-        msgs_rate, parts_rate = self.rates(job_id)
-        parts_left = max(0, c["parts_total"] - c["parts_sent"]) if pending > 0 else 0
-        eta = parts_left / parts_rate if parts_rate > 0 and state is JobState.SENDING else None
-        preview = json.loads(rec["preview"]) if "preview" in rec else None
-        return {
-            "id": job_id,
-            "state": state.value,
-            "options": json.loads(rec["options"]),
-            "source": rec.get("source"),
-            "error": json.loads(rec["error"]) if "error" in rec else None,
-            "counts": {
-                "rows": c["rows"],
-                "accepted": c["accepted"],
-                "rejected": c["rows_rejected"],
-                "pending": pending,
-                "cancelled": c["cancelled"],
-                "submitted": c["submitted"],
-                "in_flight": in_flight,
-                "acked": c["acked"],
-                "failed": c["failed"],
-                "unknown": c["unknown"],
-            },
-            "parts": {
-                "total": c["parts_total"],
-                "sent": c["parts_sent"],
-                "acked": c["parts_acked"],
-                "failed": c["parts_failed"],
-                "unknown": c["parts_unknown"],
-            },
-            "receipts": {
-                "awaiting": c["acked"] - sum(outcomes.values()),
-                **outcomes,
-                "received": c["receipts"],
-                "duplicates": c["receipts_duplicate"],
-            },
-            "delivery_rate": round(c["delivered"] / c["acked"], 4) if c["acked"] else None,
-            "rates": {"messages_per_second": round(msgs_rate, 1), "parts_per_second": round(parts_rate, 1)},
-            "eta_seconds": round(eta, 1) if eta is not None else None,
-            "operators": preview["operators"] if preview else {},
-            "rejected_reasons": preview["rejected"] if preview else {},
-            "times": {
-                s: _iso(rec.get(f"{s}_at"))
-                for s in ("created", *(x.value for x in JobState))
-                if rec.get(f"{s}_at")
-            },
-        }
+        # One MULTI round trip: a consistent snapshot (and the API's hot path stays one call).
+        pipe = self.client.pipeline(transaction=True)
+        _queue_view(pipe, job_id)
+        return make_view(job_id, *pipe.execute())
+
+
+async def view_async(client: Any, job_id: str) -> dict[str, Any]:
+    """:meth:`JobStore.view` over a ``redis.asyncio`` client (the API's hot path, no thread hop)."""
+    pipe = client.pipeline(transaction=True)
+    _queue_view(pipe, job_id)
+    return make_view(job_id, *(await pipe.execute()))
+
+
+def _queue_view(pipe: Any, job_id: str) -> None:
+    pipe.hgetall(keys.job(job_id))
+    pipe.hgetall(keys.job_counters(job_id))
+    pipe.lrange(keys.job_samples(job_id), 0, -1)
+
+
+def make_view(
+    job_id: str, raw_rec: dict[bytes, bytes], raw_counters: dict[bytes, bytes], raw_samples: list[bytes]
+) -> dict[str, Any]:
+    """The job's view from its record, counters and samples as Redis returned them."""
+    if not raw_rec:
+        raise JobNotFound(f"no job {job_id!r}")
+    rec = {k.decode(): v.decode() for k, v in raw_rec.items()}
+    c = _counters(raw_counters)
+    state = JobState(rec["state"])
+    in_flight = c["submitted"] - c["acked"] - c["failed"] - c["unknown"]
+    pending = c["accepted"] - c["submitted"] - c["cancelled"]
+    outcomes = {o: c[o] for o in RECEIPT_OUTCOMES}
+    msgs_rate, parts_rate = _rates(raw_samples)
+    parts_left = max(0, c["parts_total"] - c["parts_sent"]) if pending > 0 else 0
+    eta = parts_left / parts_rate if parts_rate > 0 and state is JobState.SENDING else None
+    preview = json.loads(rec["preview"]) if "preview" in rec else None
+    return {
+        "id": job_id,
+        "state": state.value,
+        "options": json.loads(rec["options"]),
+        "source": rec.get("source"),
+        "error": json.loads(rec["error"]) if "error" in rec else None,
+        "counts": {
+            "rows": c["rows"],
+            "accepted": c["accepted"],
+            "rejected": c["rows_rejected"],
+            "pending": pending,
+            "cancelled": c["cancelled"],
+            "submitted": c["submitted"],
+            "in_flight": in_flight,
+            "acked": c["acked"],
+            "failed": c["failed"],
+            "unknown": c["unknown"],
+        },
+        "parts": {
+            "total": c["parts_total"],
+            "sent": c["parts_sent"],
+            "acked": c["parts_acked"],
+            "failed": c["parts_failed"],
+            "unknown": c["parts_unknown"],
+        },
+        "receipts": {
+            "awaiting": c["acked"] - sum(outcomes.values()),
+            **outcomes,
+            "received": c["receipts"],
+            "duplicates": c["receipts_duplicate"],
+        },
+        "delivery_rate": round(c["delivered"] / c["acked"], 4) if c["acked"] else None,
+        "rates": {"messages_per_second": round(msgs_rate, 1), "parts_per_second": round(parts_rate, 1)},
+        "eta_seconds": round(eta, 1) if eta is not None else None,
+        "operators": preview["operators"] if preview else {},
+        "rejected_reasons": preview["rejected"] if preview else {},
+        "times": {
+            s: _iso(rec.get(f"{s}_at"))
+            for s in ("created", *(x.value for x in JobState))
+            if rec.get(f"{s}_at")
+        },
+    }
+
+
+def _counters(raw: dict[bytes, bytes]) -> dict[str, int]:
+    found = {k.decode(): int(v) for k, v in raw.items()}
+    return {name: found.get(name, 0) for name in (*INGEST_COUNTERS, *COUNTERS)}
+
+
+def _rates(raw: list[bytes], span: float = 10.0) -> tuple[float, float]:
+    samples = [tuple(float(x) for x in s.decode().split("|")) for s in raw]
+    if len(samples) < 2 or time.time() - samples[0][0] > 3.0:  # no fresh samples: not moving
+        return 0.0, 0.0
+    newest = samples[0]
+    oldest = next((s for s in samples if newest[0] - s[0] >= span), samples[-1])
+    dt = newest[0] - oldest[0]
+    if dt <= 0:
+        return 0.0, 0.0
+    return (newest[1] - oldest[1]) / dt, (newest[2] - oldest[2]) / dt

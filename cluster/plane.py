@@ -15,6 +15,7 @@ from typing import Any
 
 import ray
 import redis
+import redis.asyncio
 import structlog
 
 from actors.factories import connection_actor, job_actor, throttle_actor
@@ -50,6 +51,7 @@ class ControlPlane:
         self.redis_url = redis_url
         self.namespace = namespace or settings.ray.namespace
         self.client = redis.Redis.from_url(redis_url)
+        self.aclient = redis.asyncio.Redis.from_url(redis_url)  # the API's hot reads, on its event loop
         self.store = JobStore(self.client)
         self.root = jobs_dir(settings)
 

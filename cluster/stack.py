@@ -34,6 +34,13 @@ SIMULATOR = ROOT / "scripts" / "smsc_sim.py"
 SIM_PASSWORD = "sim"  # the simulator's accounts' password when the stack runs it
 
 
+def nice_worker() -> None:
+    """Ray's worker_process_setup_hook: lower this worker's priority (``ray.worker_niceness``, passed
+    in the runtime environment, since a setup hook takes no arguments)."""
+    # Absolute, not os.nice(): the hook can run more than once in a process.
+    os.setpriority(os.PRIO_PROCESS, 0, int(os.environ.get("ULAK_WORKER_NICENESS", "0")))
+
+
 def stack_file() -> Path:
     return default_state_dir() / "stack.json"
 
@@ -108,6 +115,14 @@ class LocalStack:
     # ----------------------------------------------------------------------------------- start
 
     def start(self) -> LocalStack:
+        """Start everything; if a piece fails, stop what was started and raise."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> LocalStack:
         self.workdir.mkdir(parents=True, exist_ok=True)
         env: dict[str, str] = {}
         if self.simulator:
@@ -120,12 +135,21 @@ class LocalStack:
             self._redis = RedisServer(Path(data_dir), appendonly=self.settings.redis.appendonly).start()
             self.redis_url = self._redis.url
         if not ray.is_initialized():
+            niceness = self.settings.ray.worker_niceness if self.settings.ray.address is None else 0
             ray.init(
                 address=self.settings.ray.address,
                 num_cpus=self.settings.ray.num_cpus,
                 namespace=self.settings.ray.namespace,
                 include_dashboard=False,
                 log_to_driver=False,
+                runtime_env=(
+                    {
+                        "worker_process_setup_hook": "cluster.stack.nice_worker",
+                        "env_vars": {"ULAK_WORKER_NICENESS": str(niceness)},
+                    }
+                    if niceness
+                    else None
+                ),
             )
             self._started_ray = True
         self.token = self._first_key()

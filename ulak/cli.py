@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import runpy
+import signal
 import sys
 import time
 from pathlib import Path
@@ -114,6 +115,7 @@ def _up(args: argparse.Namespace, console: Console) -> int:
         console.print(f"[red]{exc}[/red]")
         return 1
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the shutdown short
         with console.status("stopping…"):
             stack.stop()
     return 0

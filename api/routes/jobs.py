@@ -21,7 +21,7 @@ from starlette.datastructures import UploadFile
 from api.deps import Key, Plane, WriteKey
 from api.errors import ApiError, validation_error
 from api.schemas import ErrorBody, JobCreated, JobList, JobUri, JobView, Links
-from cluster.jobs import JobOptions, JobState
+from cluster.jobs import JobOptions, JobState, view_async
 from cluster.plane import ControlPlane
 from cluster.report import (
     REPORT_SCHEMA,
@@ -253,9 +253,9 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobView, responses=_ERRORS)
-def get_job(job_id: str, plane: Plane, key: Key) -> dict[str, Any]:
+async def get_job(job_id: str, plane: Plane, key: Key) -> dict[str, Any]:
     """State, counts (which add up), rates over the last 10 s, ETA, per-operator plan, times."""
-    return plane.store.view(job_id)
+    return await view_async(plane.aclient, job_id)
 
 
 @router.post("/{job_id}/pause", response_model=JobView, responses={**_ERRORS, 409: {"model": ErrorBody}})
@@ -336,7 +336,7 @@ async def job_events(
 
     async def events() -> AsyncIterator[str]:
         while True:
-            view = await run_in_threadpool(plane.store.view, job_id)
+            view = await view_async(plane.aclient, job_id)
             final = JobState(view["state"]).terminal
             yield f"event: {'end' if final else 'progress'}\ndata: {json.dumps(view)}\n\n"
             if final or await request.is_disconnected():

@@ -493,3 +493,39 @@ def test_cli_submits_follows_and_downloads(
     assert "invalid_state" in capsys.readouterr().out
     assert main(["status", job_id, "--api", stack.api.url, "--key", "ulak_wrong"]) == 1
     assert "unauthorized" in capsys.readouterr().out
+
+
+def test_fuzzing_the_openapi_schema_finds_no_server_error(stack: Stack) -> None:
+    """Schemathesis generates requests from the served OpenAPI schema (valid and invalid ones);
+    none may get a 5xx."""
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+
+    schema = schemathesis.openapi.from_url(f"{stack.api.url}/openapi.json")
+    headers = {"Authorization": f"Bearer {stack.token}"}
+    failures: list[str] = []
+    statuses: Counter[int] = Counter()
+    for result in schema.get_all_operations():
+        operation = result.ok()
+
+        @settings(
+            max_examples=25,
+            deadline=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+            database=None,
+        )
+        @given(case=operation.as_strategy())
+        def check(case: Any) -> None:
+            if case.path.endswith("/events"):
+                case.query = {**(case.query or {}), "interval": 0.2}
+            response = case.call(base_url=stack.api.url, headers=headers, timeout=30)
+            statuses[response.status_code] += 1
+            if response.status_code >= 500:
+                failures.append(
+                    f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:200]}"
+                )
+
+        check()
+    assert not failures, failures
+    assert sum(statuses.values()) > 100 and len(statuses) > 3, statuses  # it did exercise the API
