@@ -6,6 +6,7 @@ sending, a *second process* sends GET /v1/jobs/{id} on a fixed schedule (open lo
 not delay the next request) over loopback and reports the latency percentiles.
 
     .venv/bin/python scripts/bench/bench_api.py --rows 300000 --rate 200 --seconds 20
+    .venv/bin/python scripts/bench/bench_api.py --rows 2000 --idle     # the same, nothing sending
 """
 
 from __future__ import annotations
@@ -106,6 +107,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=200.0, help="GET requests per second")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--tps-scale", type=float, default=100.0, help="lift the operators' caps")
+    parser.add_argument("--idle", action="store_true", help="measure after the job is done (nothing sending)")
     parser.add_argument("--load", nargs=3, metavar=("URL", "TOKEN", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.load:  # the second process
@@ -123,7 +125,8 @@ def main() -> int:
             assert stack.token is not None
             with ApiClient(stack.api_url, stack.token) as client:
                 job_id = client.submit(campaign, {"template": TEMPLATE})["id"]
-                while client.job(job_id)["state"] != "sending":
+                wanted = ("done", "failed") if args.idle else ("sending",)
+                while client.job(job_id)["state"] not in wanted:
                     time.sleep(0.1)
                 loader = subprocess.run(
                     [
@@ -148,7 +151,8 @@ def main() -> int:
                 result["job_state_at_end"] = view["state"]
                 result["job_msgs_per_s_at_end"] = view["rates"]["messages_per_second"]
                 result["job_submitted_at_end"] = view["counts"]["submitted"]
-                client.steer(job_id, "cancel")
+                if not args.idle:
+                    client.steer(job_id, "cancel")
         finally:
             stack.stop()
     result["machine"] = f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}"
