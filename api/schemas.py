@@ -37,6 +37,9 @@ class JobCreated(BaseModel):
     id: str
     state: str
     links: Links
+    webhook_secret: str | None = Field(
+        default=None, description="verifies the job's webhook calls (X-Ulak-Signature); shown only here"
+    )
 
 
 class Counts(BaseModel):

@@ -91,6 +91,12 @@ class JobOptions(BaseModel):
         default=None, ge=1, le=7 * 24 * 60, description="the network drops an undelivered message after this"
     )
     dry_run: bool = Field(default=False, description="prepare and report, send nothing")
+    webhook_url: str | None = Field(
+        default=None,
+        max_length=2000,
+        pattern=r"^https?://[^\s]+$",
+        description="POST each final receipt (in signed batches) and the job's end here",
+    )
 
     @field_validator("send_window")
     @classmethod
@@ -268,6 +274,11 @@ class JobStore:
         if not ok:
             raise InvalidTransition(f"job {job_id} is {current}: it cannot become {to.value}", current)
         return JobState(current)
+
+    def announce(self, job_id: str, state: JobState) -> None:
+        """Queue the job's final state for its webhook, if it has one."""
+        if self.client.sismember(keys.WEBHOOK_JOBS, job_id):
+            self.client.xadd(keys.WEBHOOK_OUTBOX, {"job": job_id, "state": state.value}, maxlen=1_000_000)
 
     def fail(self, job_id: str, *, code: str, message: str, field: str | None = None) -> None:
         error = {"code": code, "message": message, **({"field": field} if field else {})}

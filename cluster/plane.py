@@ -18,7 +18,7 @@ import redis
 import redis.asyncio
 import structlog
 
-from actors.factories import connection_actor, job_actor, throttle_actor
+from actors.factories import connection_actor, job_actor, throttle_actor, webhook_actor
 from cluster.jobs import (
     ACTIVE,
     CANCELLABLE,
@@ -77,6 +77,7 @@ class ControlPlane:
                         detached=True,
                     )
                 )
+        webhook_actor(redis_url=self.redis_url, namespace=self.namespace)
         refs = [h.start.remote(bind_timeout) for h in handles]
         if bind_timeout > 0:
             ray.get(refs)
@@ -165,9 +166,19 @@ class ControlPlane:
                 return earlier, False
         self.store.create(job_id, options=options, source=source, directory=directory)
         self.store.update(job_id, upload=str(upload), filename=filename)
+        if options.webhook_url is not None:
+            self.store.update(
+                job_id, webhook_url=options.webhook_url, webhook_secret=secrets.token_urlsafe(24)
+            )
+            self.client.sadd(keys.WEBHOOK_JOBS, job_id)
         self._job_actor(job_id)
         log.info("job.submitted", job_id=job_id, source=source)
         return job_id, True
+
+    def webhook_secret(self, job_id: str) -> str | None:
+        """The secret the job's webhook calls are signed with (shown to whoever created the job)."""
+        secret = self.client.hget(keys.job(job_id), "webhook_secret")
+        return secret.decode() if isinstance(secret, bytes) else None
 
     def _job_actor(self, job_id: str) -> Any:
         return job_actor(job_id, settings=self.settings, redis_url=self.redis_url, namespace=self.namespace)

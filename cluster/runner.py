@@ -76,7 +76,7 @@ class JobRunner:
             while True:
                 state = self.store.state(self.job_id)
                 if state.terminal:
-                    return state
+                    break
                 if self.store.record(self.job_id).get("prepared") != "1":
                     self._ingest(state)
                 elif state is JobState.DRAINING:
@@ -89,7 +89,9 @@ class JobRunner:
         except Exception as exc:
             self._log.exception("job.crashed")
             self.store.fail(self.job_id, code="internal_error", message=f"{type(exc).__name__}: {exc}")
-        return self.store.state(self.job_id)
+        final = self.store.state(self.job_id)
+        self.store.announce(self.job_id, final)
+        return final
 
     def close(self) -> None:
         self.client.close()

@@ -79,3 +79,14 @@ def idempotency(key_digest: str) -> str:
 API_KEYS = f"{PREFIX}:apikeys"
 """Hash: sha256 of an API key's token -> JSON (id, name, scope, created). Never expires; the token
 itself is never stored."""
+
+
+WEBHOOK_JOBS = f"{PREFIX}:webhooks:jobs"
+"""Set: ids of jobs with a receipt webhook (the ledger script checks it when a row's outcome is final)."""
+
+WEBHOOK_OUTBOX = f"{PREFIX}:webhooks:outbox"
+"""Stream: webhook events to deliver (``job``, and ``row`` + ``outcome``, or ``state``); capped at about
+a million entries."""
+
+WEBHOOK_CURSOR = f"{PREFIX}:webhooks:cursor"
+"""String: the id of the last outbox entry delivered (or given up on). Never expires."""

@@ -78,6 +78,15 @@ def _links(job_id: str) -> Links:
     )
 
 
+def _created(plane: ControlPlane, job_id: str) -> JobCreated:
+    return JobCreated(
+        id=job_id,
+        state=plane.store.state(job_id).value,
+        links=_links(job_id),
+        webhook_secret=plane.webhook_secret(job_id),
+    )
+
+
 def _options(values: dict[str, Any]) -> JobOptions:
     try:
         return JobOptions.model_validate(values)
@@ -176,7 +185,7 @@ async def create_job(
     digest = hashlib.sha256(f"{key.id}:{idempotency_key}".encode()).hexdigest() if idempotency_key else None
     earlier = await run_in_threadpool(plane.existing, digest)
     if earlier is not None:
-        return JobCreated(id=earlier, state=plane.store.state(earlier).value, links=_links(earlier))
+        return _created(plane, earlier)
     limit = plane.settings.ingest.max_file_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit + (1 << 20):
@@ -234,7 +243,7 @@ async def create_job(
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
         raise
-    return JobCreated(id=job_id, state=plane.store.state(job_id).value, links=_links(job_id))
+    return _created(plane, job_id)
 
 
 @router.get("", response_model=JobList, responses=_ERRORS)

@@ -1,12 +1,15 @@
 -- The job ledger's rules (see ledger.py), applied atomically to one batch of events.
 -- ARGV: counters/rows/parts/message-id/early-receipt key templates, receipt-stats key, message TTL,
--- and the batch: events separated by \30 (RS), each 8 fields separated by \31 (US):
+-- the batch (8), the webhook jobs set (9) and the webhook outbox stream (10). The batch: events
+-- separated by \30 (RS), each 8 fields separated by \31 (US):
 -- kind, job, row, part, parts, x1, x2, x3.
 -- Besides the rules, the parts hash keeps what the row-level report shows: per part the message id and
 -- ack time ('<row>:<part>:m' = 'id as the SMSC wrote it|unix_ms'), the failure status ('<row>:<part>:e'), and the receipt
 -- ('<row>:<part>:r' = 'status|error|unix_ms').
 local ctpl, rtpl, ptpl, mtpl, etpl, stats = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local ttl = tonumber(ARGV[7])
+-- Jobs with a receipt webhook (a set), and the outbox stream their final row outcomes go to.
+local hooks, outbox = ARGV[9], ARGV[10]
 
 local OUTCOME = {DELIVRD = 'delivered', UNDELIV = 'undelivered', EXPIRED = 'expired',
                  REJECTD = 'rejected', DELETED = 'deleted', UNKNOWN = 'receipt_unknown',
@@ -29,6 +32,9 @@ local function finish(job, row, parts)
   end
   redis.call('HSET', rk, row .. ':o', out)
   redis.call('HINCRBY', string.format(ctpl, job), out, 1)
+  if hooks and redis.call('SISMEMBER', hooks, job) == 1 then
+    redis.call('XADD', outbox, 'MAXLEN', '~', 1000000, '*', 'job', job, 'row', row, 'outcome', out)
+  end
 end
 
 local function mark_sent(ck, rk, row)

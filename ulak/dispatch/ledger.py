@@ -265,6 +265,8 @@ class RedisLedger:
             keys.RECEIPT_STATS,
             self.message_ttl,
             _pack(events),
+            keys.WEBHOOK_JOBS,
+            keys.WEBHOOK_OUTBOX,
         ]
 
     def apply(self, events: list[Event]) -> None:

@@ -1,0 +1,34 @@
+"""WebhookActor: one per cluster, delivers the webhook outbox (see ``cluster.webhooks``)."""
+
+from __future__ import annotations
+
+import threading
+
+import httpx
+import redis
+import structlog
+
+from cluster.webhooks import WebhookDeliverer
+from ulak.logging import configure_logging
+
+log = structlog.get_logger("ulak.webhooks")
+
+
+class WebhookActor:
+    def __init__(self, redis_url: str) -> None:
+        configure_logging(json=True)
+        self.deliverer = WebhookDeliverer(redis.Redis.from_url(redis_url), httpx.Client(timeout=10))
+        self.delivered = 0
+        self._thread = threading.Thread(target=self._run, name="webhooks", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self.delivered += self.deliverer.run_once()
+            except redis.RedisError as exc:  # Redis restarting: try again shortly
+                log.error("webhook.redis_error", error=str(exc))
+                threading.Event().wait(1.0)
+
+    def describe(self) -> dict[str, object]:
+        return {"running": self._thread.is_alive(), "delivered": self.delivered}

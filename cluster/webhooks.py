@@ -1,0 +1,127 @@
+"""Receipt webhooks: every final row outcome of a job with a ``webhook_url``, POSTed in signed batches.
+
+The ledger script appends an outcome to the outbox stream (``ulak.keys.WEBHOOK_OUTBOX``) the moment
+a row's receipt is final, for jobs in ``WEBHOOK_JOBS``; the job's runner appends its final state.
+:class:`WebhookDeliverer` (run by one detached actor per cluster) reads the stream in order and POSTs
+each job's events as one JSON body::
+
+    {"job_id": "…", "delivery": "<first stream id>", "events": [
+        {"type": "receipt", "row": 17, "outcome": "delivered"},
+        {"type": "state", "state": "done"}]}
+
+with ``X-Ulak-Timestamp`` and ``X-Ulak-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>"
+keyed by the job's webhook secret>`` (returned once, when the job is created). Delivery is at least
+once: a failed batch is retried with backoff (a receiver may see a ``delivery`` id twice and should
+ignore the repeat); after ``max_attempts`` the batch's events for the failing job are dropped and
+counted in the job's ``webhook_dropped`` counter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections import defaultdict
+from typing import Any
+
+import httpx
+import redis
+import structlog
+
+from ulak import keys
+
+log = structlog.get_logger("ulak.webhooks")
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """The ``X-Ulak-Signature`` value for *body* sent at *timestamp*."""
+    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+def verify(secret: str, timestamp: str, body: bytes, signature: str, *, tolerance: float = 300.0) -> bool:
+    """What a receiver does: the signature matches and the timestamp is recent."""
+    if abs(time.time() - float(timestamp)) > tolerance:
+        return False
+    return hmac.compare_digest(sign(secret, timestamp, body), signature)
+
+
+class WebhookDeliverer:
+    def __init__(
+        self,
+        client: redis.Redis,
+        http: httpx.Client,
+        *,
+        batch: int = 1000,
+        max_attempts: int = 8,
+        backoff: float = 0.5,
+    ) -> None:
+        self.client = client
+        self.http = http
+        self.batch = batch
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+        self._attempts = 0
+        self._retry_at = 0.0
+
+    def run_once(self, *, block_ms: int = 1000) -> int:
+        """Deliver the next batch of outbox entries; returns how many entries were settled."""
+        if time.monotonic() < self._retry_at:
+            time.sleep(min(1.0, self._retry_at - time.monotonic()))
+            return 0
+        cursor = self.client.get(keys.WEBHOOK_CURSOR)
+        start = cursor.decode() if isinstance(cursor, bytes) else "0-0"
+        found = self.client.xread({keys.WEBHOOK_OUTBOX: start}, count=self.batch, block=block_ms)
+        if not found:
+            return 0
+        entries: list[tuple[bytes, dict[bytes, bytes]]] = found[0][1]  # type: ignore[index,assignment]
+        by_job: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
+        for entry_id, fields in entries:
+            f = {k.decode(): v.decode() for k, v in fields.items()}
+            event: dict[str, Any] = (
+                {"type": "state", "state": f["state"]}
+                if "state" in f
+                else {"type": "receipt", "row": int(f["row"]), "outcome": f["outcome"]}
+            )
+            by_job[f["job"]].append((entry_id.decode(), event))
+        failed = {job: events for job, events in by_job.items() if not self._post(job, events)}
+        if failed:
+            self._attempts += 1
+            if self._attempts < self.max_attempts:
+                self._retry_at = time.monotonic() + self.backoff * 2 ** (self._attempts - 1)
+                return 0
+            for job, events in failed.items():
+                self.client.hincrby(keys.job_counters(job), "webhook_dropped", len(events))
+                log.error("webhook.dropped", job_id=job, events=len(events), attempts=self._attempts)
+        self._attempts = 0
+        self.client.set(keys.WEBHOOK_CURSOR, entries[-1][0])
+        return len(entries)
+
+    def _post(self, job_id: str, events: list[tuple[str, dict[str, Any]]]) -> bool:
+        raw: list[bytes | None] = self.client.hmget(  # type: ignore[assignment]
+            keys.job(job_id), ["webhook_url", "webhook_secret"]
+        )
+        if raw[0] is None or raw[1] is None:
+            return True  # the job is gone: nothing to deliver to
+        url, secret = raw[0].decode(), raw[1].decode()
+        body = json.dumps(
+            {"job_id": job_id, "delivery": events[0][0], "events": [e for _, e in events]},
+            separators=(",", ":"),
+        ).encode()
+        timestamp = f"{time.time():.0f}"
+        headers = {
+            "Content-Type": "application/json",
+            "X-Ulak-Timestamp": timestamp,
+            "X-Ulak-Signature": sign(secret, timestamp, body),
+            "X-Ulak-Delivery": events[0][0],
+        }
+        try:
+            response = self.http.post(url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            log.warning("webhook.failed", job_id=job_id, error=f"{type(exc).__name__}: {exc}")
+            return False
+        if response.status_code >= 300:
+            log.warning("webhook.refused", job_id=job_id, status=response.status_code)
+            return False
+        return True
