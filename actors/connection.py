@@ -32,9 +32,10 @@ class SmppConnectionActor:
         await self.client.wait_bound(bind_timeout)
         return self.client.describe()
 
-    async def enqueue(self, parts: list[OutboundPart]) -> int:
-        """Queue a batch; returns how many parts now wait here (the caller's back-pressure signal)."""
-        self.client.enqueue(parts)
+    async def enqueue(self, parts: list[OutboundPart], weight: float = 1.0) -> int:
+        """Queue a batch (its job's share of the bind: *weight*); returns how many parts now wait here
+        (the caller's back-pressure signal)."""
+        self.client.enqueue(parts, weight=weight)
         return self.client.queued
 
     async def withdraw(self, job: str) -> list[OutboundPart]:

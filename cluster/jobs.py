@@ -91,6 +91,12 @@ class JobOptions(BaseModel):
         default=None, ge=1, le=7 * 24 * 60, description="the network drops an undelivered message after this"
     )
     dry_run: bool = Field(default=False, description="prepare and report, send nothing")
+    weight: float = Field(
+        default=1.0,
+        gt=0,
+        le=100,
+        description="share of the binds against other jobs sending at once (2 = twice a weight-1 job's)",
+    )
     webhook_url: str | None = Field(
         default=None,
         max_length=2000,

@@ -227,7 +227,7 @@ class JobRunner:
                     continue
                 chunk = _take(queue, CHUNK_PARTS)
                 held -= len(chunk)
-                calls.append((handle, handle.enqueue.remote(chunk)))
+                calls.append((handle, handle.enqueue.remote(chunk, self.options.weight)))
             for handle, ref in calls:
                 backlog[handle] = ray.get(ref)
                 sent_any = True
@@ -278,7 +278,7 @@ class JobRunner:
                     continue
                 keep, finish = _split_started(parts)
                 if finish:
-                    ray.get(handle.enqueue.remote(finish))
+                    ray.get(handle.enqueue.remote(finish, self.options.weight))
                 pending[name].extendleft(reversed(keep))
 
     def _cancel(self) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -27,6 +26,7 @@ from typing import Protocol, cast
 
 import structlog
 
+from ulak.dispatch.fairqueue import FairQueue
 from ulak.dispatch.ledger import Event, PartAcked, PartFailed, PartSent, PartUnknown, ReceiptSeen
 from ulak.dispatch.throttle import Lease
 from ulak.settings import BindConfig, OperatorConfig
@@ -172,7 +172,7 @@ class BindClient:
         self.at_least_once = operator.delivery_semantics == "at-least-once"
         self.state = BindState.CONNECTING
         self.stats = BindStats()
-        self.queue: deque[OutboundPart] = deque()
+        self.queue: FairQueue[OutboundPart] = FairQueue()
         self._events: list[Event] = []
         self._session: Session | None = None
         self._wire: _Wire | None = None
@@ -191,21 +191,21 @@ class BindClient:
 
     # ------------------------------------------------------------------------------------ public API
 
-    def enqueue(self, parts: list[OutboundPart]) -> None:
-        """Queue parts to send (the caller bounds how much it queues: ``queued`` says how much waits)."""
+    def enqueue(self, parts: list[OutboundPart], *, weight: float = 1.0) -> None:
+        """Queue parts to send (the caller bounds how much it queues: ``queued`` says how much waits).
+        Jobs share the bind by *weight* (see ``ulak.dispatch.fairqueue``)."""
+        for job in {p.job for p in parts}:
+            self.queue.set_weight(job, weight)
         self.queue.extend(parts)
         self._wakeup.set()
 
     def withdraw(self, job: str) -> list[OutboundPart]:
         """Take *job*'s queued parts back, in order (pause and cancel: nothing more of it is sent)."""
-        taken = [p for p in self.queue if p.job == job]
-        if taken:
-            self.queue = deque(p for p in self.queue if p.job != job)
-        return taken
+        return self.queue.withdraw(job)
 
     def pending_of(self, job: str) -> int:
         """*job*'s parts here: queued, or sent and awaiting their response."""
-        queued = sum(1 for p in self.queue if p.job == job)
+        queued = self.queue.count(job)
         session = self._session
         flying = 0
         if session is not None:
@@ -228,6 +228,7 @@ class BindClient:
         return {
             "state": self.state.value,
             "queued": len(self.queue),
+            "jobs": self.queue.jobs(),
             "in_flight": [type(o.pdu).__name__ for o in session.in_flight] if session else [],
             "session": session.state.value if session else None,
             "lost": self._lost.is_set(),
@@ -521,7 +522,7 @@ class BindClient:
         if not lost:
             return
         if self.at_least_once:
-            self.queue.extendleft(reversed(lost))  # resend, in their original order, first
+            self.queue.extendleft(lost)  # resend, in their original order, first
         else:
             self._events.extend(PartUnknown(i.job, i.row, i.part, i.parts) for i in lost)
         self._log.warning("submit.in_flight_lost", count=len(lost), resend=self.at_least_once)
