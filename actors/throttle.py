@@ -13,9 +13,15 @@ class ThrottleActor:
     def __init__(self, operator: str, rate: float) -> None:
         self.operator = operator
         self.limiter = SlidingWindowLimiter(rate)
+        self.leases = 0
+        self.waits = 0  # leases refused for now (no token left in the sliding second): the bind waits
 
     def acquire(self, want: int, hold: float) -> Lease:
-        return self.limiter.acquire(want, hold=hold)
+        lease = self.limiter.acquire(want, hold=hold)
+        self.leases += 1
+        if not lease.tokens:
+            self.waits += 1
+        return lease
 
     def settle(self, lease_id: int, used: int, last_sent_after: float | None) -> None:
         self.limiter.settle(lease_id, used=used, last_sent_after=last_sent_after)
@@ -24,7 +30,13 @@ class ThrottleActor:
         self.limiter.set_rate(rate)
 
     def describe(self) -> dict[str, Any]:
-        return {"operator": self.operator, "rate": self.limiter.rate, "available": self.limiter.available()}
+        return {
+            "operator": self.operator,
+            "rate": self.limiter.rate,
+            "available": self.limiter.available(),
+            "leases": self.leases,
+            "waits": self.waits,
+        }
 
 
 class RayTokenSource:

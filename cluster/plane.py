@@ -104,6 +104,21 @@ class ControlPlane:
             out[op.name] = rows
         return out
 
+    def throttles(self) -> dict[str, dict[str, Any]]:
+        """Each operator's ThrottleActor as it describes itself (rate, leases, waits)."""
+        found: dict[str, dict[str, Any]] = {}
+        for op in self.settings.operators:
+            try:
+                handle = ray.get_actor(f"throttle:{op.name}", namespace=self.namespace)
+                found[op.name] = dict(ray.get(handle.describe.remote(), timeout=2.0))
+            except (ValueError, ray.exceptions.RayError):
+                found[op.name] = {}
+        return found
+
+    def receipt_latency(self) -> dict[str, float]:
+        raw: dict[bytes, bytes] = self.client.hgetall(keys.RECEIPT_LATENCY)  # type: ignore[assignment]
+        return {k.decode(): float(v) for k, v in raw.items()}
+
     # ------------------------------------------------------------------------------------- jobs
 
     def check_upload(self, path: Path, options: JobOptions, *, filename: str) -> None:

@@ -56,6 +56,10 @@ EARLY_RECEIPT_TEMPLATE = f"{PREFIX}:early:%s:%s"
 RECEIPT_STATS = f"{PREFIX}:receipts:stats"
 """Hash: receipts held early, matched late, and those that matched nothing yet. Never expires."""
 
+RECEIPT_LATENCY = f"{PREFIX}:receipts:latency"
+"""Hash: receipt latency (a part's ack to its final receipt) as bucket counts: field = the bucket's upper
+bound in seconds (``1``, ``5``, … ``86400``, ``+Inf``), plus ``sum`` in seconds. Never expires."""
+
 OPTOUT = f"{PREFIX}:optout"
 """Set: E.164 numbers that opted out. Never expires."""
 

@@ -104,4 +104,24 @@ def metrics(plane: Plane) -> str:
             for op, rows in binds.items()
             for b in rows
         ]
+    throttles = plane.throttles()
+    for name, field, kind, help_text in (
+        ("ulak_throttle_rate", "rate", "gauge", "the operator's cap in parts per second"),
+        ("ulak_throttle_leases_total", "leases", "counter", "token leases asked for by the binds"),
+        ("ulak_throttle_waits_total", "waits", "counter", "leases refused for now: a bind had to wait"),
+    ):
+        out += [f"# HELP {name} {help_text}.", f"# TYPE {name} {kind}"]
+        out += [_line(name, {"operator": op}, t[field]) for op, t in throttles.items() if field in t]
+    latency = plane.receipt_latency()
+    name = "ulak_receipt_latency_seconds"
+    out += [f"# HELP {name} From a part's submit_sm_resp to its final receipt.", f"# TYPE {name} histogram"]
+    cumulative = 0.0
+    for le in (*LATENCY_BUCKETS, "+Inf"):
+        cumulative += latency.get(le, 0.0)
+        out.append(_line(f"{name}_bucket", {"le": le}, cumulative))
+    out += [_line(f"{name}_sum", {}, latency.get("sum", 0.0)), _line(f"{name}_count", {}, cumulative)]
     return "\n".join(out) + "\n"
+
+
+# The ledger script's buckets (ulak/dispatch/ledger.lua), in seconds.
+LATENCY_BUCKETS = ("1", "5", "15", "60", "300", "1800", "3600", "21600", "86400")

@@ -433,6 +433,12 @@ def test_operators_readyz_and_metrics(stack: Stack) -> None:
     assert ready.status_code == 200 and ready.json()["checks"]["redis"] == "ok"
     assert 'ulak_bind_up{operator="tcell",bind="t1"} 1' in metrics
     assert 'ulak_jobs{state="done"}' in metrics
+    assert 'ulak_throttle_rate{operator="tcell"} 400' in metrics
+    assert 'ulak_throttle_leases_total{operator="tcell"}' in metrics
+    lines = dict(line.rsplit(" ", 1) for line in metrics.splitlines() if not line.startswith("#"))
+    count = float(lines["ulak_receipt_latency_seconds_count"])
+    assert count > 0 and float(lines['ulak_receipt_latency_seconds_bucket{le="+Inf"}']) == count
+    assert float(lines['ulak_receipt_latency_seconds_bucket{le="5"}']) == count  # the simulator answers fast
 
 
 def test_control_plane_restart_mid_job(stack: Stack) -> None:

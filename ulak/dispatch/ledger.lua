@@ -1,6 +1,7 @@
 -- The job ledger's rules (see ledger.py), applied atomically to one batch of events.
 -- ARGV: counters/rows/parts/message-id/early-receipt key templates, receipt-stats key, message TTL,
--- the batch (8), the webhook jobs set (9) and the webhook outbox stream (10). The batch: events
+-- the batch (8), the webhook jobs set (9), the webhook outbox stream (10) and the receipt latency
+-- histogram (11). The batch: events
 -- separated by \30 (RS), each 8 fields separated by \31 (US):
 -- kind, job, row, part, parts, x1, x2, x3.
 -- Besides the rules, the parts hash keeps what the row-level report shows: per part the message id and
@@ -10,6 +11,9 @@ local ctpl, rtpl, ptpl, mtpl, etpl, stats = ARGV[1], ARGV[2], ARGV[3], ARGV[4], 
 local ttl = tonumber(ARGV[7])
 -- Jobs with a receipt webhook (a set), and the outbox stream their final row outcomes go to.
 local hooks, outbox = ARGV[9], ARGV[10]
+-- Receipt latency histogram (a hash of bucket counts, upper bounds in seconds).
+local latency = ARGV[11]
+local LATENCY_BUCKETS = {1, 5, 15, 60, 300, 1800, 3600, 21600, 86400}
 
 local OUTCOME = {DELIVRD = 'delivered', UNDELIV = 'undelivered', EXPIRED = 'expired',
                  REJECTD = 'rejected', DELETED = 'deleted', UNKNOWN = 'receipt_unknown',
@@ -60,10 +64,26 @@ local function apply_receipt(job, row, part, parts, value)
   redis.call('HINCRBY', ck, 'receipts', 1)
   local out = outcome_of(status)
   if out == false then return end
-  local stamped = value .. '|' .. now_ms()
-  if redis.call('HSETNX', string.format(ptpl, job), row .. ':' .. part .. ':r', stamped) == 0 then
+  local now = now_ms()
+  local stamped = value .. '|' .. now
+  local pk = string.format(ptpl, job)
+  if redis.call('HSETNX', pk, row .. ':' .. part .. ':r', stamped) == 0 then
     redis.call('HINCRBY', ck, 'receipts_duplicate', 1)
     return
+  end
+  -- Receipt latency (ack to final receipt), as histogram bucket counts for /metrics.
+  local acked = redis.call('HGET', pk, row .. ':' .. part .. ':m')
+  if acked and latency then
+    local ms = tonumber(string.match(acked, '|(%d+)$'))
+    if ms then
+      local seconds = (now - ms) / 1000
+      local bucket = '+Inf'
+      for _, le in ipairs(LATENCY_BUCKETS) do
+        if seconds <= le then bucket = tostring(le); break end
+      end
+      redis.call('HINCRBY', latency, bucket, 1)
+      redis.call('HINCRBYFLOAT', latency, 'sum', seconds)
+    end
   end
   local rk = string.format(rtpl, job)
   if out == 'delivered' then

@@ -267,6 +267,7 @@ class RedisLedger:
             _pack(events),
             keys.WEBHOOK_JOBS,
             keys.WEBHOOK_OUTBOX,
+            keys.RECEIPT_LATENCY,
         ]
 
     def apply(self, events: list[Event]) -> None:
