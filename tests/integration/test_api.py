@@ -421,7 +421,10 @@ def test_job_from_a_uri_under_the_root_and_parquet_report(stack: Stack) -> None:
 
 
 def test_operators_readyz_and_metrics(stack: Stack) -> None:
+    path = stack.workdir / "metrics.csv"
+    _campaign(path, "905329", 20)
     with stack.client() as http:
+        _wait_state(http, _post(http, path, template="x {ad}").json()["id"], "done")  # some receipts
         operators = http.get("/v1/operators").json()
         ready = http.get("/readyz")
         metrics = http.get("/metrics").text
