@@ -5,8 +5,6 @@ the bundled SMSC simulator serving every operator of configs/operators.yaml, and
 writes a campaign CSV with numbers in every usual form and a few bad ones, submits it over HTTP with a
 Turkish template, follows it with a progress bar, and prints the job's figures and the first lines of
 its row-level report.
-
-``generate`` and ``start_simulator`` are also used by the end-to-end benchmark.
 """
 
 from __future__ import annotations
@@ -14,14 +12,10 @@ from __future__ import annotations
 import csv
 import os
 import random
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import phonenumbers
-import pyarrow as pa
 from rich.console import Console
 
 from api.client import ApiClient
@@ -30,27 +24,7 @@ from cluster.stack import LocalStack
 from ulak.redis_server import free_port
 from ulak.settings import JobsConfig, RedisConfig, Settings, load_settings
 
-ROOT = Path(__file__).resolve().parent.parent
-TEXTS = [
-    "Merhaba {name}, Şubat kampanyası başladı: tüm ürünlerde %20 indirim! Detaylar: https://ulak.example/k/{code}",
-    "Sayın {name}, siparişiniz yola çıktı. Takip kodu: {code}",
-    "Hello {name}, your one-time code is {code}",
-    "Уважаемый {name}, ваш код {code} 😀",
-    "{name}, hafta sonuna özel kampanyamızı kaçırmayın! Seçili ürünlerde ikinci ürün %50 indirimli, "
-    "ücretsiz kargo ve hediye çeki fırsatı sizi bekliyor. Kampanya pazar gecesi sona erer. Kod: {code}",
-]
 NAMES = ["Ayşe", "Mehmet", "Çağla", "İsmail", "Gülşen", "Oğuz", "Şule", "Ümit"]
-
-
-def generate(rows: int, prefixes: list[str], seed: int = 1) -> pa.Table:
-    rng = random.Random(seed)
-    phones, texts = [], []
-    for i in range(rows):
-        prefix = rng.choice(prefixes)
-        phones.append(prefix + f"{i:012d}"[-(12 - len(prefix)) :])
-        texts.append(rng.choice(TEXTS).format(name=rng.choice(NAMES), code=f"{rng.randrange(16**6):06X}"))
-    return pa.table({"phone": phones, "text": texts})
-
 
 DEMO_SIMULATOR_ARGS = (
     "--dlr-delay",
@@ -58,29 +32,6 @@ DEMO_SIMULATOR_ARGS = (
     "--dlr-mix",
     "DELIVRD=0.93,UNDELIV=0.04,EXPIRED=0.02,REJECTD=0.01",
 )
-
-
-def start_simulator(workdir: Path, *args: str) -> tuple[subprocess.Popen[bytes], int]:
-    """The bundled simulator on a free port (extra *args* go to it); returns the process and port."""
-    port_file = workdir / "sim.port"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "smsc_sim.py"),
-            "--port",
-            "0",
-            "--port-file",
-            str(port_file),
-            *args,
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while not port_file.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("the SMSC simulator did not start")
-        time.sleep(0.05)
-    return proc, int(port_file.read_text().split()[0])
 
 
 def demo_settings(*, tps_scale: float, workdir: Path) -> Settings:

@@ -41,6 +41,24 @@ def nice_worker() -> None:
     os.setpriority(os.PRIO_PROCESS, 0, int(os.environ.get("ULAK_WORKER_NICENESS", "0")))
 
 
+def start_simulator(workdir: Path, *args: str) -> tuple[subprocess.Popen[bytes], int]:
+    """The bundled simulator on a free port (extra *args* go to it, its log to ``workdir/sim.log``);
+    returns the process and its port."""
+    port_file = workdir / "sim.port"
+    port_file.unlink(missing_ok=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(SIMULATOR), "--port", "0", "--port-file", str(port_file), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=(workdir / "sim.log").open("w"),
+    )
+    deadline = time.monotonic() + 30
+    while not port_file.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the SMSC simulator did not start; see {workdir / 'sim.log'}")
+        time.sleep(0.05)
+    return proc, int(port_file.read_text().split()[0])
+
+
 def stack_file() -> Path:
     return default_state_dir() / "stack.json"
 
@@ -186,29 +204,9 @@ class LocalStack:
 
     def _start_simulator(self) -> int:
         accounts = sorted({b.system_id for op in self.settings.operators for b in op.binds})
-        port_file = self.workdir / "sim.port"
-        port_file.unlink(missing_ok=True)
         args = [a for acc in accounts for a in ("--account", f"{acc}:{SIM_PASSWORD}")]
-        self._sim = subprocess.Popen(
-            [
-                sys.executable,
-                str(SIMULATOR),
-                "--port",
-                "0",
-                "--port-file",
-                str(port_file),
-                *args,
-                *self.sim_args,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=(self.workdir / "sim.log").open("w"),
-        )
-        deadline = time.monotonic() + 30
-        while not port_file.exists():
-            if self._sim.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the SMSC simulator did not start; see {self.workdir / 'sim.log'}")
-            time.sleep(0.05)
-        return int(port_file.read_text().split()[0])
+        self._sim, port = start_simulator(self.workdir, *args, *self.sim_args)
+        return port
 
     def _pointed_at_simulator(self, port: int, env: dict[str, str]) -> Settings:
         operators = []

@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from cluster.campaign import run_campaign  # noqa: E402
-from cluster.demo import start_simulator  # noqa: E402
 from cluster.local import Cluster  # noqa: E402
+from cluster.stack import start_simulator  # noqa: E402
 from ulak.settings import BindConfig, OperatorConfig, RayConfig, RedisConfig, Settings  # noqa: E402
 
 
