@@ -19,9 +19,9 @@ from cluster.local import Cluster
 from ulak import keys
 from ulak.dispatch.bind import OutboundPart
 from ulak.dispatch.ledger import COUNTERS
-from ulak.dispatch.message import plan_for, submit_pdus
+from ulak.dispatch.message import PlanCache, submit_pdus
 from ulak.dispatch.routing import router_from_operators
-from ulak.text.plan import MessagePlan, MessageTooLong
+from ulak.text.plan import MessageTooLong
 
 BATCH_PARTS = 500
 MAX_BACKLOG = 4000  # parts waiting per bind before the runner holds back
@@ -57,7 +57,7 @@ def run_campaign(
         routes = router_from_operators(operators).route(numbers).to_pylist()
         numbers_list = numbers.to_pylist()
         client.hset(keys.job_counters(job_id), mapping={"total": len(texts)})
-        plans: dict[tuple[int, str], MessagePlan | None] = {}
+        plans = PlanCache()
         per_operator: dict[int, list[OutboundPart]] = {i: [] for i in range(len(operators))}
         unroutable = too_long = 0
         for row, (number, text, op_index) in enumerate(zip(numbers_list, texts, routes, strict=True)):
@@ -65,18 +65,11 @@ def run_campaign(
                 unroutable += 1
                 continue
             op = operators[op_index]
-            key = (op_index, text)
-            if key not in plans:  # campaigns repeat texts: plan each distinct one once
-                try:
-                    plans[key] = plan_for(text, op, reference=0)
-                except MessageTooLong:
-                    plans[key] = None
-            message = plans[key]
-            if message is None:
+            try:
+                message = plans.plan(text, op, row=row)
+            except MessageTooLong:
                 too_long += 1
                 continue
-            if message.parts > 1:  # each long message needs its own concatenation reference
-                message = plan_for(text, op, reference=row & 0xFFFF)
             pdus = submit_pdus(message, destination=number, bind=op.binds[0])
             per_operator[op_index] += [
                 OutboundPart(job_id, row, i, len(pdus), p) for i, p in enumerate(pdus, 1)

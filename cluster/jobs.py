@@ -306,10 +306,6 @@ class JobStore:
         pipe.ltrim(keys.job_samples(job_id), 0, keep - 1)
         pipe.execute()
 
-    def rates(self, job_id: str) -> tuple[float, float]:
-        """Messages and parts per second over the last 10 seconds of samples."""
-        return _rates(self.client.lrange(keys.job_samples(job_id), 0, -1))  # type: ignore[arg-type]
-
     def view(self, job_id: str) -> dict[str, Any]:
         """The job as the API shows it: state, options, the figures (adding up), rates, ETA, times."""
         # One MULTI round trip: a consistent snapshot (and the API's hot path stays one call).

@@ -35,9 +35,8 @@ from ingest.errors import IngestError
 from ingest.prepare import CampaignSpec, prepare
 from ulak import keys
 from ulak.dispatch.bind import OutboundPart
-from ulak.dispatch.message import plan_for, relative_validity, submit_pdus
-from ulak.settings import OperatorConfig, Settings
-from ulak.text.plan import MessagePlan
+from ulak.dispatch.message import PlanCache, relative_validity, submit_pdus
+from ulak.settings import Settings
 
 log = structlog.get_logger("ulak.job")
 
@@ -171,12 +170,21 @@ class JobRunner:
     def _all_binds(self) -> list[Any]:
         return [h for hs in self.binds.values() for h in hs]
 
+    def _pending(self) -> int:
+        """The job's parts the binds still hold: queued, or sent and not yet answered."""
+        return sum(ray.get([h.pending.remote(self.job_id) for h in self._all_binds()]))
+
+    def _withdraw_all(self) -> None:
+        """Take the job's queued parts back from every bind, discarding them; each bind writes its
+        ledger events first, so afterwards the ledger holds every part of the job sent so far."""
+        ray.get([h.withdraw.remote(self.job_id) for h in self._all_binds()])
+
     def _send(self) -> None:
         resuming = self.store.record(self.job_id).get("sending_began") == "1"
         if resuming:
             # A previous runner may have left parts queued in the binds: take them back (discarding
             # them: the ledger says what was sent, and the rest is read again from the rows file).
-            ray.get([h.withdraw.remote(self.job_id) for h in self._all_binds()])
+            self._withdraw_all()
             self._log.info("job.resuming")
         else:
             self.store.update(self.job_id, sending_began="1")
@@ -285,12 +293,9 @@ class JobRunner:
         deadline = time.monotonic() + self.settings.jobs.drain_timeout
         self._take_back({op.name: deque() for op in self.settings.operators})
         # Wait for the answers to what is in flight (and the started messages' last parts).
-        while (
-            sum(ray.get([h.pending.remote(self.job_id) for h in self._all_binds()]))
-            and time.monotonic() < deadline
-        ):
+        while self._pending() and time.monotonic() < deadline:
             time.sleep(0.05)
-        ray.get([h.withdraw.remote(self.job_id) for h in self._all_binds()])  # also flushes the ledger
+        self._withdraw_all()
         counters = self.store.counters(self.job_id)
         cancelled = counters["accepted"] - counters["submitted"]
         self.client.hset(keys.job_counters(self.job_id), "cancelled", cancelled)
@@ -303,7 +308,7 @@ class JobRunner:
     def _drain(self) -> None:
         """Wait for every part's answer, then for receipts (up to ``jobs.receipt_wait`` of quiet)."""
         deadline = time.monotonic() + self.settings.jobs.drain_timeout
-        while sum(ray.get([h.pending.remote(self.job_id) for h in self._all_binds()])):
+        while self._pending():
             if time.monotonic() > deadline:
                 self.store.fail(
                     self.job_id,
@@ -314,7 +319,7 @@ class JobRunner:
                 return
             self._maybe_sample()
             time.sleep(0.05)
-        ray.get([h.withdraw.remote(self.job_id) for h in self._all_binds()])  # flush the ledger
+        self._withdraw_all()
         quiet_since = time.monotonic()
         last = -1
         while True:
@@ -342,17 +347,17 @@ class JobRunner:
         operators = {op.name: op for op in self.settings.operators}
         opts = self.options
         validity = relative_validity(opts.validity_minutes) if opts.validity_minutes else ""
-        plans: dict[tuple[str, str], MessagePlan] = {}
+        plans = PlanCache()
         rows_file = pq.ParquetFile(self.directory / ACCEPTED_FILE)
         for batch in rows_file.iter_batches(batch_size=self.settings.jobs.batch_rows):
             sent = self._sent_parts(batch) if skip_sent else None
             out: dict[str, list[Row]] = {}
-            for row, msisdn, op_name, text, parts in zip(
-                *(batch.column(c).to_pylist() for c in ("row", "msisdn", "operator", "text", "parts")),
+            for row, msisdn, op_name, text in zip(
+                *(batch.column(c).to_pylist() for c in ("row", "msisdn", "operator", "text")),
                 strict=True,
             ):
                 op = operators[op_name]
-                message = _plan(plans, op, text, row, parts)
+                message = plans.plan(text, op, row=row)
                 pdus = submit_pdus(
                     message,
                     destination=msisdn,
@@ -404,19 +409,6 @@ _ACCEPTED_SCHEMA = pa.schema(
         ("encoding", pa.string()),
     ]
 )
-
-
-def _plan(
-    plans: dict[tuple[str, str], MessagePlan], op: OperatorConfig, text: str, row: int, parts: int
-) -> MessagePlan:
-    if parts > 1:  # each long message needs its own concatenation reference
-        return plan_for(text, op, reference=row & 0xFFFF)
-    key = (op.name, text)
-    if key not in plans:  # campaigns repeat texts: plan each distinct one once
-        if len(plans) > 100_000:
-            plans.clear()
-        plans[key] = plan_for(text, op, reference=0)
-    return plans[key]
 
 
 def _take(queue: deque[Row], limit: int) -> list[OutboundPart]:

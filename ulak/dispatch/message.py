@@ -60,3 +60,24 @@ def relative_validity(minutes: int) -> str:
     """SMPP 3.4 relative time (section 7.1.1, ``YYMMDDhhmmss000R``) for *minutes* from submission."""
     days, rest = divmod(minutes, 24 * 60)
     return f"0000{days:02d}{rest // 60:02d}{rest % 60:02d}00000R"
+
+
+class PlanCache:
+    """Plans for a campaign's messages: each distinct (operator, text) is planned once, since campaigns
+    repeat texts; a long message is planned again with its own concatenation reference (from its row),
+    so that two long messages to one handset are never mixed up. Raises ``MessageTooLong`` as ``plan``."""
+
+    def __init__(self, *, limit: int = 100_000) -> None:
+        self.limit = limit
+        self._plans: dict[tuple[str, str], MessagePlan] = {}
+
+    def plan(self, text: str, operator: OperatorConfig, *, row: int) -> MessagePlan:
+        key = (operator.name, text)
+        message = self._plans.get(key)
+        if message is None:
+            if len(self._plans) >= self.limit:  # a campaign of all-different texts: keep memory bounded
+                self._plans.clear()
+            message = self._plans[key] = plan_for(text, operator, reference=0)
+        if message.parts > 1:
+            return plan_for(text, operator, reference=row & 0xFFFF)
+        return message
