@@ -28,8 +28,7 @@ from cluster.jobs import (
     JobState,
     JobStore,
 )
-from ingest.errors import UnknownOperator
-from ingest.prepare import find_phone_column
+from ingest.prepare import allowed_operators, find_phone_column
 from ingest.sources import Format, open_source
 from ingest.template import Template
 from ulak import keys
@@ -137,13 +136,7 @@ class ControlPlane:
             find_phone_column(source.columns, options.phone_column)
             if options.template is not None:
                 Template.parse(options.template).bind(source.columns)
-        if options.operators is not None:
-            known = {op.name for op in self.settings.operators}
-            unknown = sorted(set(options.operators) - known)
-            if unknown:
-                raise UnknownOperator(
-                    f"unknown operators {unknown}; configured: {sorted(known)}", field="operators"
-                )
+        allowed_operators(self.settings.operators, options.operators)
 
     def new_job_dir(self) -> tuple[str, Path]:
         job_id = time.strftime("%Y%m%d") + "-" + secrets.token_hex(5)

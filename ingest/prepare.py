@@ -350,6 +350,21 @@ class PreparedCampaign:
         return written
 
 
+def allowed_operators(
+    operators: Sequence[OperatorConfig], wanted: Sequence[str] | None
+) -> tuple[OperatorConfig, ...]:
+    """The configured operators a job may use (*wanted*, or all); :class:`UnknownOperator` names any
+    that is not configured."""
+    if wanted is None:
+        return tuple(operators)
+    unknown = sorted(set(wanted) - {op.name for op in operators})
+    if unknown:
+        raise UnknownOperator(
+            f"unknown operators {unknown}; configured: {[op.name for op in operators]}", field="operators"
+        )
+    return tuple(op for op in operators if op.name in wanted)
+
+
 def prepare(
     path: Path,
     spec: CampaignSpec,
@@ -373,13 +388,7 @@ def prepare(
         fallback_encoding=config.fallback_encoding,
         sheet=spec.sheet,
     )
-    allowed = tuple(op for op in operators if spec.operators is None or op.name in spec.operators)
-    if spec.operators is not None:
-        unknown = sorted(set(spec.operators) - {op.name for op in operators})
-        if unknown:
-            raise UnknownOperator(
-                f"unknown operators {unknown}; configured: {[op.name for op in operators]}", field="operators"
-            )
+    allowed = allowed_operators(operators, spec.operators)
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True  # the reports list rows in file order
     ctx.enable_progress_bars = False
