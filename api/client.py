@@ -49,11 +49,7 @@ class ApiClient:
                 f"cannot reach the API at {self.http.base_url}: {exc}; is `ulak up` running?"
             ) from None
         if response.status_code >= 400:
-            try:
-                body = response.json()
-                raise ApiClientError(body["message"], response.status_code, body["code"], body.get("field"))
-            except (ValueError, KeyError):
-                raise ApiClientError(response.text[:500], response.status_code, "error") from None
+            raise _error(response)
         return response
 
     def submit(
@@ -90,10 +86,7 @@ class ApiClient:
             with self.http.stream("GET", f"/v1/jobs/{job_id}/{kind}", params={"format": fmt}) as response:
                 if response.status_code >= 400:
                     response.read()
-                    body = response.json()
-                    raise ApiClientError(
-                        body["message"], response.status_code, body["code"], body.get("field")
-                    )
+                    raise _error(response)
                 with out.open("wb") as f:
                     for chunk in response.iter_bytes():
                         f.write(chunk)
@@ -110,3 +103,12 @@ class ApiClient:
             for line in response.iter_lines():
                 if line.startswith("data: "):
                     yield json.loads(line.removeprefix("data: "))
+
+
+def _error(response: httpx.Response) -> ApiClientError:
+    """The API's JSON error body (code, message, field) as an exception; any other body as text."""
+    try:
+        body = response.json()
+        return ApiClientError(body["message"], response.status_code, body["code"], body.get("field"))
+    except (ValueError, KeyError):
+        return ApiClientError(response.text[:500], response.status_code, "error")

@@ -268,7 +268,7 @@ class LocalStack:
             except subprocess.TimeoutExpired:
                 self._api.kill()
         if ray.is_initialized():
-            _stop_actors(self.settings.ray.namespace)
+            stop_actors(self.settings.ray.namespace)
         if self._started_ray:
             ray.shutdown()
         if self._redis is not None:
@@ -284,7 +284,7 @@ class LocalStack:
         self.stop()
 
 
-def _stop_actors(namespace: str) -> None:
+def stop_actors(namespace: str) -> None:
     """Unbind politely and remove the stack's detached actors (jobs resume from Redis next time)."""
     named: list[dict[str, Any]] = ray.util.list_named_actors(all_namespaces=True)
     mine = [a["name"] for a in named if a["namespace"] == namespace]

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from ulak.redis_server import free_port
 from ulak.settings import BindConfig
 from ulak.smpp.pdu import (
     BindReceiver,
@@ -245,13 +246,6 @@ class Esme:
             self._writer.close()
         if self._task is not None:
             self._task.cancel()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class ApiProcess:

@@ -110,18 +110,19 @@ def _form_options(form: Any) -> dict[str, Any]:
     return values
 
 
+def _too_large(limit: int) -> ApiError:
+    return ApiError(
+        413, "file_too_large", f"the upload exceeds {limit:,} bytes (ingest.max_file_bytes)", field="file"
+    )
+
+
 def _copy_limited(src: Any, dest: Path, limit: int) -> int:
     size = 0
     with dest.open("wb") as out:
         while chunk := src.read(_COPY_CHUNK):
             size += len(chunk)
             if size > limit:
-                raise ApiError(
-                    413,
-                    "file_too_large",
-                    f"the upload exceeds {limit:,} bytes (ingest.max_file_bytes)",
-                    field="file",
-                )
+                raise _too_large(limit)
             out.write(chunk)
     return size
 
@@ -189,9 +190,7 @@ async def create_job(
     limit = plane.settings.ingest.max_file_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit + (1 << 20):
-        raise ApiError(
-            413, "file_too_large", f"the upload exceeds {limit:,} bytes (ingest.max_file_bytes)", field="file"
-        )
+        raise _too_large(limit)
     content_type = request.headers.get("content-type", "")
     job_id, directory = await run_in_threadpool(plane.new_job_dir)
     try:

@@ -6,7 +6,6 @@ of phone numbers, so the simulator's record can be read per test.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
@@ -26,6 +25,7 @@ import ray
 import redis
 
 from api.keys import create_key
+from cluster.stack import stop_actors
 from tests.helpers import ApiProcess, SimProcess, wait_for
 from ulak.redis_server import RedisServer
 
@@ -108,21 +108,10 @@ def stack(ray_session: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         yield stack
     finally:
         stack.api.stop()
-        _kill_namespace(namespace)
+        stop_actors(namespace)
         client.close()
         server.stop()
         sim.stop()
-
-
-def _kill_namespace(namespace: str) -> None:
-    for actor in ray.util.list_named_actors(all_namespaces=True):
-        if actor["namespace"] != namespace:
-            continue
-        handle = ray.get_actor(actor["name"], namespace=namespace)
-        if actor["name"].startswith("bind:"):
-            with contextlib.suppress(ray.exceptions.RayError):
-                ray.get(handle.stop.remote(), timeout=10)
-        ray.kill(handle)
 
 
 def _campaign(
