@@ -1,12 +1,16 @@
 -- The job ledger's rules (see ledger.py), applied atomically to one batch of events.
 -- ARGV: counters/rows/parts/message-id/early-receipt key templates, receipt-stats key, message TTL,
 -- the batch (8), the webhook jobs set (9), the webhook outbox stream (10) and the receipt latency
--- histogram (11). The batch: events
--- separated by \30 (RS), each 8 fields separated by \31 (US):
--- kind, job, row, part, parts, x1, x2, x3.
+-- histogram (11). The batch is one MessagePack array, 8 values per event:
+-- kind, job, row, part, parts, x1, x2, x3 (row, part and parts are integers).
 -- Besides the rules, the parts hash keeps what the row-level report shows: per part the message id and
 -- ack time ('<row>:<part>:m' = 'id as the SMSC wrote it|unix_ms'), the failure status ('<row>:<part>:e'), and the receipt
 -- ('<row>:<part>:r' = 'status|error|unix_ms').
+--
+-- Cost: Redis runs this script alone, so every redis.call here delays every other client (the API's
+-- reads too). Counter increments are therefore summed in Lua and written once per batch, the clock is
+-- read once per batch, and a row's receipt fields are read with one HMGET: a single-part message costs
+-- about a dozen calls from send to receipt (BENCHMARKS.md, "ledger").
 local ctpl, rtpl, ptpl, mtpl, etpl, stats = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local ttl = tonumber(ARGV[7])
 -- Jobs with a receipt webhook (a set), and the outbox stream their final row outcomes go to.
@@ -25,26 +29,58 @@ local function outcome_of(status)
   return o
 end
 
-local function finish(job, row, parts)
-  local rk = string.format(rtpl, job)
-  if redis.call('HEXISTS', rk, row .. ':o') == 1 then return end
-  local out = redis.call('HGET', rk, row .. ':n')
+local now
+do
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Increments to hashes, summed over the batch and written at the end (nothing below reads them).
+local increments, latency_sum = {}, 0
+local function bump(key, field)
+  local fields = increments[key]
+  if not fields then fields = {}; increments[key] = fields end
+  fields[field] = (fields[field] or 0) + 1
+end
+
+local hooked = {}
+local function has_hook(job)
+  if not hooks then return false end
+  local h = hooked[job]
+  if h == nil then
+    h = redis.call('SISMEMBER', hooks, job) == 1
+    hooked[job] = h
+  end
+  return h
+end
+
+-- An acked row's outcome, once its receipts decide it: o, n, d are its ':o', ':n', ':d' fields.
+local function settle(job, rk, row, parts, o, n, d)
+  if o then return end
+  local out = n
   if not out then
-    local d = tonumber(redis.call('HGET', rk, row .. ':d') or '0')
-    if d ~= parts then return end
+    if tonumber(d or '0') ~= parts then return end
     out = 'delivered'
   end
   redis.call('HSET', rk, row .. ':o', out)
-  redis.call('HINCRBY', string.format(ctpl, job), out, 1)
-  if hooks and redis.call('SISMEMBER', hooks, job) == 1 then
+  bump(string.format(ctpl, job), out)
+  if has_hook(job) then
     redis.call('XADD', outbox, 'MAXLEN', '~', 1000000, '*', 'job', job, 'row', row, 'outcome', out)
   end
 end
 
+local function finish(job, rk, row, parts)
+  local v = redis.call('HMGET', rk, row .. ':o', row .. ':n', row .. ':d')
+  settle(job, rk, row, parts, v[1], v[2], v[3])
+end
+
+-- Marks the row sent; returns its state when that is known without a read ('s' if newly sent).
 local function mark_sent(ck, rk, row)
   if redis.call('HSETNX', rk, row, 's') == 1 then
-    redis.call('HINCRBY', ck, 'submitted', 1)
+    bump(ck, 'submitted')
+    return 's'
   end
+  return nil
 end
 
 local function split_status(value)
@@ -52,37 +88,30 @@ local function split_status(value)
   return string.sub(value, 1, bar - 1)
 end
 
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-
 -- value is 'status|error'; the part's receipt field keeps 'status|error|unix_ms' for the report.
 local function apply_receipt(job, row, part, parts, value)
   local status = split_status(value)
   local ck = string.format(ctpl, job)
-  redis.call('HINCRBY', ck, 'receipts', 1)
+  bump(ck, 'receipts')
   local out = outcome_of(status)
   if out == false then return end
-  local now = now_ms()
-  local stamped = value .. '|' .. now
   local pk = string.format(ptpl, job)
-  if redis.call('HSETNX', pk, row .. ':' .. part .. ':r', stamped) == 0 then
-    redis.call('HINCRBY', ck, 'receipts_duplicate', 1)
+  if redis.call('HSETNX', pk, row .. ':' .. part .. ':r', value .. '|' .. now) == 0 then
+    bump(ck, 'receipts_duplicate')
     return
   end
   -- Receipt latency (ack to final receipt), as histogram bucket counts for /metrics.
-  local acked = redis.call('HGET', pk, row .. ':' .. part .. ':m')
-  if acked and latency then
-    local ms = tonumber(string.match(acked, '|(%d+)$'))
+  if latency then
+    local acked = redis.call('HGET', pk, row .. ':' .. part .. ':m')
+    local ms = acked and tonumber(string.match(acked, '|(%d+)$'))
     if ms then
       local seconds = (now - ms) / 1000
       local bucket = '+Inf'
       for _, le in ipairs(LATENCY_BUCKETS) do
         if seconds <= le then bucket = tostring(le); break end
       end
-      redis.call('HINCRBY', latency, bucket, 1)
-      redis.call('HINCRBYFLOAT', latency, 'sum', seconds)
+      bump(latency, bucket)
+      latency_sum = latency_sum + seconds
     end
   end
   local rk = string.format(rtpl, job)
@@ -91,18 +120,18 @@ local function apply_receipt(job, row, part, parts, value)
   else
     redis.call('HSETNX', rk, row .. ':n', out)
   end
-  if redis.call('HGET', rk, row) == 'a' then finish(job, row, parts) end
+  local v = redis.call('HMGET', rk, row, row .. ':o', row .. ':n', row .. ':d')
+  if v[1] == 'a' then settle(job, rk, row, parts, v[2], v[3], v[4]) end
 end
 
+local batch = cmsgpack.unpack(ARGV[8])
 local count = 0
-for record in string.gmatch(ARGV[8], '[^\30]+') do
-  local f = {}
-  for value in string.gmatch(record .. '\31', '([^\31]*)\31') do f[#f + 1] = value end
+for i = 1, #batch, 8 do
   count = count + 1
-  local kind, job, row, part = f[1], f[2], f[3], f[4]
-  local parts = tonumber(f[5])
+  local kind, job, row, part, parts = batch[i], batch[i + 1], batch[i + 2], batch[i + 3], batch[i + 4]
+  local x1, x2, x3 = batch[i + 5], batch[i + 6], batch[i + 7]
   if kind == 'R' then
-    local smsc, id, value = f[6], f[7], f[8]
+    local smsc, id, value = x1, x2, x3
     local target = redis.call('GET', string.format(mtpl, smsc, id))
     local status = split_status(value)
     if target then
@@ -112,7 +141,7 @@ for record in string.gmatch(ARGV[8], '[^\30]+') do
       local ek = string.format(etpl, smsc, id)
       local exists = redis.call('EXISTS', ek)
       if exists == 0 or outcome_of(status) ~= false then
-        if exists == 0 then redis.call('HINCRBY', stats, 'held', 1) end
+        if exists == 0 then bump(stats, 'held') end
         redis.call('SET', ek, value, 'EX', ttl)
       end
     end
@@ -123,51 +152,71 @@ for record in string.gmatch(ARGV[8], '[^\30]+') do
     if kind == 'S' then
       if not state then
         redis.call('HSET', pk, field, 's')
-        redis.call('HINCRBY', ck, 'parts_sent', 1)
+        bump(ck, 'parts_sent')
       end
       mark_sent(ck, rk, row)
     else
+      local shown
+      if kind == 'A' then
+        shown = x2
+        if x3 ~= '' then shown = x3 end
+        shown = shown .. '|' .. now
+      end
       if (not state) or state == 's' then
+        local row_state
         if not state then
-          redis.call('HINCRBY', ck, 'parts_sent', 1)
-          mark_sent(ck, rk, row)
+          bump(ck, 'parts_sent')
+          row_state = mark_sent(ck, rk, row)
         end
         if kind == 'A' then
-          redis.call('HSET', pk, field, 'a')
-          redis.call('HINCRBY', ck, 'parts_acked', 1)
-          local acked = redis.call('HINCRBY', rk, row .. ':a', 1)
-          if acked == parts and redis.call('HGET', rk, row) == 's' then
-            redis.call('HSET', rk, row, 'a')
-            redis.call('HINCRBY', ck, 'acked', 1)
-            finish(job, row, parts)
+          redis.call('HSET', pk, field, 'a', field .. ':m', shown)
+          bump(ck, 'parts_acked')
+          local acked = 1
+          if parts ~= 1 then acked = redis.call('HINCRBY', rk, row .. ':a', 1) end
+          if acked == parts then
+            row_state = row_state or redis.call('HGET', rk, row)
+            if row_state == 's' then
+              redis.call('HSET', rk, row, 'a')
+              bump(ck, 'acked')
+              -- A single-part row can have no receipt yet: its id is recorded only below.
+              if parts ~= 1 then finish(job, rk, row, parts) end
+            end
           end
         else
           local terminal = (kind == 'F') and 'f' or 'u'
-          redis.call('HSET', pk, field, terminal)
-          if kind == 'F' then redis.call('HSET', pk, field .. ':e', f[6]) end
-          redis.call('HINCRBY', ck, (kind == 'F') and 'parts_failed' or 'parts_unknown', 1)
-          if redis.call('HGET', rk, row) == 's' then
+          if kind == 'F' then
+            redis.call('HSET', pk, field, terminal, field .. ':e', x1)
+          else
+            redis.call('HSET', pk, field, terminal)
+          end
+          bump(ck, (kind == 'F') and 'parts_failed' or 'parts_unknown')
+          row_state = row_state or redis.call('HGET', rk, row)
+          if row_state == 's' then
             redis.call('HSET', rk, row, terminal)
-            redis.call('HINCRBY', ck, (kind == 'F') and 'failed' or 'unknown', 1)
+            bump(ck, (kind == 'F') and 'failed' or 'unknown')
           end
         end
+      elseif kind == 'A' then
+        redis.call('HSET', pk, field .. ':m', shown)
       end
       if kind == 'A' then
-        local smsc, id = f[6], f[7]
-        local shown = id
-        if f[8] ~= '' then shown = f[8] end
-        redis.call('HSET', pk, field .. ':m', shown .. '|' .. now_ms())
+        local smsc, id = x1, x2
         redis.call('SET', string.format(mtpl, smsc, id), job .. '|' .. row .. '|' .. part .. '|' .. parts,
                    'EX', ttl)
         local ek = string.format(etpl, smsc, id)
         local held = redis.call('GET', ek)
         if held then
           redis.call('DEL', ek)
-          redis.call('HINCRBY', stats, 'matched_late', 1)
+          bump(stats, 'matched_late')
           apply_receipt(job, row, part, parts, held)
         end
       end
     end
   end
 end
+
+for key, fields in pairs(increments) do
+  for field, n in pairs(fields) do redis.call('HINCRBY', key, field, n) end
+end
+if latency_sum > 0 then redis.call('HINCRBYFLOAT', latency, 'sum', latency_sum) end
 return count

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgpack
+
 from ulak import keys
 
 # Cumulative per-job counters (messages unless the name says parts).
@@ -221,26 +223,39 @@ class MemoryLedger:
 _SCRIPT = (Path(__file__).with_name("ledger.lua")).read_text(encoding="utf-8")
 
 
-# One batch travels as a single string (fields joined by US, events by RS): encoding 8 arguments per
-# event cost the connection actor a fifth of its CPU in redis-py's command packing.
-_US, _RS = "\x1f", "\x1e"
-
-
-def _pack(events: list[Event]) -> str:
-    out = []
-    for e in events:
+def _coalesce(events: list[Event]) -> list[Event]:
+    """Drops each PartSent whose part is acked, failed or lost later in the same batch: those events
+    imply the send (the rules count it there), so the script gets the same result with fewer calls."""
+    settled: set[tuple[str, int, int]] = set()
+    kept: list[Event] = []
+    for e in reversed(events):
         if isinstance(e, PartSent):
-            fields: tuple[object, ...] = ("S", e.job, e.row, e.part, e.parts, "", "", "")
+            if (e.job, e.row, e.part) in settled:
+                continue
+        elif not isinstance(e, ReceiptSeen):
+            settled.add((e.job, e.row, e.part))
+        kept.append(e)
+    kept.reverse()
+    return kept
+
+
+def _pack(events: list[Event]) -> bytes:
+    """One batch as a single MessagePack array, 8 values per event: Lua's cmsgpack decodes it in C
+    (splitting a delimited string with Lua patterns cost ~4 µs per event, as much as the rules), and
+    one argument instead of 8 per event keeps redis-py's command packing off the bind's CPU."""
+    flat: list[object] = []
+    for e in _coalesce(events):
+        if isinstance(e, PartSent):
+            flat += ("S", e.job, e.row, e.part, e.parts, "", "", "")
         elif isinstance(e, PartAcked):
-            fields = ("A", e.job, e.row, e.part, e.parts, e.smsc, e.message_id, e.raw_id)
+            flat += ("A", e.job, e.row, e.part, e.parts, e.smsc, e.message_id, e.raw_id)
         elif isinstance(e, PartFailed):
-            fields = ("F", e.job, e.row, e.part, e.parts, e.status, "", "")
+            flat += ("F", e.job, e.row, e.part, e.parts, e.status, "", "")
         elif isinstance(e, PartUnknown):
-            fields = ("U", e.job, e.row, e.part, e.parts, "", "", "")
+            flat += ("U", e.job, e.row, e.part, e.parts, "", "", "")
         else:
-            fields = ("R", "", 0, 0, 0, e.smsc, e.message_id, f"{e.status}|{e.error}")
-        out.append(_US.join(map(str, fields)))
-    return _RS.join(out)
+            flat += ("R", "", 0, 0, 0, e.smsc, e.message_id, f"{e.status}|{e.error}")
+    return msgpack.packb(flat)  # type: ignore[no-any-return]
 
 
 class RedisLedger:
@@ -255,7 +270,7 @@ class RedisLedger:
         self._script = client.register_script(_SCRIPT)
         self.message_ttl = message_ttl
 
-    def _args(self, events: list[Event]) -> list[str | int]:
+    def _args(self, events: list[Event]) -> list[str | int | bytes]:
         return [
             keys.JOB_COUNTERS_TEMPLATE,
             keys.JOB_ROWS_TEMPLATE,
