@@ -160,6 +160,7 @@ class BindClient:
         sink: EventSink,
         lease_seconds: float = 0.05,
         flush_interval: float = 0.05,
+        flush_batch: int = 64,
         rng: random.Random | None = None,
     ) -> None:
         self.bind = bind
@@ -169,6 +170,7 @@ class BindClient:
         self.sink = sink
         self.lease_seconds = lease_seconds
         self.flush_interval = flush_interval
+        self.flush_batch = flush_batch
         self.at_least_once = operator.delivery_semantics == "at-least-once"
         self.state = BindState.CONNECTING
         self.stats = BindStats()
@@ -277,16 +279,20 @@ class BindClient:
         self.state = BindState.CLOSED
 
     async def flush(self) -> None:
-        """Write pending ledger events (serialised; a failed write keeps them for the next try)."""
+        """Write pending ledger events (serialised; a failed write keeps them for the next try).
+
+        At most ``flush_batch`` events per write: Redis runs each ledger script alone, so a large
+        batch would hold up every other client (the control plane's reads) for its whole length.
+        Each write is atomic, so a failure puts back only the events it carried."""
         async with self._flush_lock:
-            if not self._events:
-                return
-            events, self._events = self._events, []
-            try:
-                await self.sink(events)
-            except BaseException:
-                self._events[:0] = events
-                raise
+            while self._events:
+                events = self._events[: self.flush_batch]
+                del self._events[: len(events)]
+                try:
+                    await self.sink(events)
+                except BaseException:
+                    self._events[:0] = events
+                    raise
 
     # ----------------------------------------------------------------------------------- connection
 
