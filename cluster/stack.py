@@ -32,13 +32,10 @@ from ulak.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 SIMULATOR = ROOT / "scripts" / "smsc_sim.py"
 SIM_PASSWORD = "sim"  # the simulator's accounts' password when the stack runs it
-
-
-def nice_worker() -> None:
-    """Ray's worker_process_setup_hook: lower this worker's priority (``ray.worker_niceness``, passed
-    in the runtime environment, since a setup hook takes no arguments)."""
-    # Absolute, not os.nice(): the hook can run more than once in a process.
-    os.setpriority(os.PRIO_PROCESS, 0, int(os.environ.get("ULAK_WORKER_NICENESS", "0")))
+# The simulator stands in for an operator's SMSC, which in production runs elsewhere: below the API
+# and Redis (nice 0), above Ray's workers (Ray starts them at nice 15), so on a small machine it does
+# not crowd out the control plane it is there to exercise.
+SIM_NICENESS = 10
 
 
 def start_simulator(workdir: Path, *args: str) -> tuple[subprocess.Popen[bytes], int]:
@@ -51,6 +48,8 @@ def start_simulator(workdir: Path, *args: str) -> tuple[subprocess.Popen[bytes],
         stdout=subprocess.DEVNULL,
         stderr=(workdir / "sim.log").open("w"),
     )
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, proc.pid, SIM_NICENESS)
     deadline = time.monotonic() + 30
     while not port_file.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -153,21 +152,12 @@ class LocalStack:
             self._redis = RedisServer(Path(data_dir), appendonly=self.settings.redis.appendonly).start()
             self.redis_url = self._redis.url
         if not ray.is_initialized():
-            niceness = self.settings.ray.worker_niceness if self.settings.ray.address is None else 0
             ray.init(
                 address=self.settings.ray.address,
                 num_cpus=self.settings.ray.num_cpus,
                 namespace=self.settings.ray.namespace,
                 include_dashboard=False,
                 log_to_driver=False,
-                runtime_env=(
-                    {
-                        "worker_process_setup_hook": "cluster.stack.nice_worker",
-                        "env_vars": {"ULAK_WORKER_NICENESS": str(niceness)},
-                    }
-                    if niceness
-                    else None
-                ),
             )
             self._started_ray = True
         self.token = self._first_key()

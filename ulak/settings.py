@@ -111,13 +111,6 @@ class RayConfig(_Model):
     )
     num_cpus: int | None = Field(default=None, ge=1)
     namespace: str = "ulak"
-    worker_niceness: int = Field(
-        default=5,
-        ge=0,
-        le=19,
-        description="nice level of the Ray workers Ulak starts locally: on a shared machine the control "
-        "plane and Redis answer first, bulk work takes the rest of the CPU",
-    )
 
 
 class IngestConfig(_Model):
