@@ -21,6 +21,7 @@ from ulak.dispatch.bind import OutboundPart
 from ulak.dispatch.ledger import COUNTERS
 from ulak.dispatch.message import PlanCache, submit_pdus
 from ulak.dispatch.routing import router_from_operators
+from ulak.smpp.codec import preencode
 from ulak.text.plan import MessageTooLong
 
 BATCH_PARTS = 500
@@ -72,7 +73,7 @@ def run_campaign(
                 continue
             pdus = submit_pdus(message, destination=number, bind=op.binds[0])
             per_operator[op_index] += [
-                OutboundPart(job_id, row, i, len(pdus), p) for i, p in enumerate(pdus, 1)
+                OutboundPart(job_id, row, i, len(pdus), preencode(p)) for i, p in enumerate(pdus, 1)
             ]
         client.hincrby(keys.job_counters(job_id), "unroutable", unroutable)
         client.hincrby(keys.job_counters(job_id), "too_long", too_long)

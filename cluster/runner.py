@@ -37,6 +37,7 @@ from ulak import keys
 from ulak.dispatch.bind import OutboundPart
 from ulak.dispatch.message import PlanCache, relative_validity, submit_pdus
 from ulak.settings import Settings
+from ulak.smpp.codec import preencode
 
 log = structlog.get_logger("ulak.job")
 
@@ -366,7 +367,7 @@ class JobRunner:
                     validity_period=validity,
                 )
                 items = [
-                    OutboundPart(self.job_id, row, i, len(pdus), pdu)
+                    OutboundPart(self.job_id, row, i, len(pdus), preencode(pdu))
                     for i, pdu in enumerate(pdus, 1)
                     if sent is None or (row, i) not in sent
                 ]

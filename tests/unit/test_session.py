@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 
 from ulak.smpp import CommandStatus
+from ulak.smpp.codec import preencode
 from ulak.smpp.errors import LocalProtocolError, WindowFull
 from ulak.smpp.pdu import (
     BindTransceiver,
@@ -13,6 +16,7 @@ from ulak.smpp.pdu import (
     BindTransmitterResp,
     DeliverSm,
     DeliverSmResp,
+    EncodedSubmitSm,
     EnquireLink,
     EnquireLinkResp,
     GenericNack,
@@ -98,6 +102,26 @@ def test_window_tracks_requests_and_contexts() -> None:
     assert [e.context for e in events] == [("job", 2), ("job", 1), ("job", 0)]  # type: ignore[union-attr]
     assert [e.request.destination_addr for e in events] == ["90532", "90531", "90530"]  # type: ignore[union-attr]
     assert esme.window_available == 3
+
+
+def test_a_preencoded_submit_goes_out_as_the_same_bytes_and_is_answered() -> None:
+    submit = SubmitSm(
+        destination_addr="905321234567", data_coding=8, short_message="Çok güzel".encode("utf-16-be")
+    )
+    encoded = pickle.loads(pickle.dumps(preencode(submit)))  # as it crosses Ray to a bind
+    assert encoded == EncodedSubmitSm(body=encoded.body)
+    esme, smsc, _ = bound_pair(window=2)
+    plain_esme, _, _ = bound_pair(window=2)
+    wire = esme.send(encoded, context="row-7")
+    assert wire == plain_esme.send(submit)  # same sequence number, same bytes
+    smsc.receive_data(wire)
+    (request,) = drain(smsc)
+    assert request.pdu.destination_addr == "905321234567"  # type: ignore[union-attr]
+    esme.receive_data(smsc.send(SubmitSmResp(sequence=request.pdu.sequence, message_id="ab")))  # type: ignore[union-attr]
+    (answer,) = drain(esme)
+    assert isinstance(answer, ResponseReceived)
+    assert (answer.context, answer.response.message_id) == ("row-7", "ab")  # type: ignore[union-attr]
+    assert esme.window_available == 2
 
 
 def test_submit_before_bind_is_a_local_error() -> None:

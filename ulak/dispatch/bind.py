@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 import structlog
 
@@ -38,6 +38,7 @@ from ulak.smpp.pdu import (
     BindTransmitter,
     DeliverSm,
     DeliverSmResp,
+    EncodedSubmitSm,
     EnquireLink,
     EnquireLinkResp,
     SubmitSm,
@@ -75,7 +76,11 @@ class OutboundPart:
     row: int
     part: int
     parts: int
-    pdu: SubmitSm
+    pdu: SubmitSm | EncodedSubmitSm  # EncodedSubmitSm on the hot path (see its docstring)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Batches of these cross Ray: by position, not through dataclasses' per-object fields() walk.
+        return (OutboundPart, (self.job, self.row, self.part, self.parts, self.pdu))
 
 
 class TokenSource(Protocol):

@@ -25,6 +25,7 @@ from ulak.smpp.pdu import (
     BindTransmitterResp,
     DeliverSm,
     DeliverSmResp,
+    EncodedSubmitSm,
     EnquireLink,
     EnquireLinkResp,
     GenericNack,
@@ -247,6 +248,7 @@ _ENCODERS: dict[type, Callable[[Any], bytes]] = {
     BindReceiverResp: _encode_bind_resp,
     BindTransceiverResp: _encode_bind_resp,
     SubmitSm: _encode_short_message,
+    EncodedSubmitSm: lambda pdu: pdu.body,
     DeliverSm: _encode_short_message,
     SubmitSmResp: _encode_message_id,
     DeliverSmResp: _encode_message_id,
@@ -256,6 +258,11 @@ _ENCODERS: dict[type, Callable[[Any], bytes]] = {
     UnbindResp: _empty,
     GenericNack: _empty,
 }
+
+
+def preencode(pdu: SubmitSm) -> EncodedSubmitSm:
+    """*pdu*'s body encoded now, to be sent later (see :class:`EncodedSubmitSm`)."""
+    return EncodedSubmitSm(body=_encode_short_message(pdu))
 
 
 def encode(pdu: Pdu, sequence: int | None = None) -> bytes:

@@ -127,6 +127,24 @@ class SubmitSm(ShortMessage):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class EncodedSubmitSm(_Pdu):
+    """A submit_sm encoded ahead of time: its body, without the header (the session adds the header
+    and sequence number when it sends it). The job runner plans and encodes; batches of these cross
+    Ray to the binds, where a 25-field ``SubmitSm`` would be rebuilt field by field by the unpickler
+    (the largest single cost in a bind, BENCHMARKS.md) and encoded again."""
+
+    command_id: ClassVar[CommandId] = CommandId.SUBMIT_SM
+    body: bytes = b""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_encoded_submit_sm, (self.body,))
+
+
+def _encoded_submit_sm(body: bytes) -> EncodedSubmitSm:
+    return EncodedSubmitSm(body=body)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DeliverSm(ShortMessage):
     command_id: ClassVar[CommandId] = CommandId.DELIVER_SM
 
@@ -176,6 +194,7 @@ Pdu = (
     | BindReceiverResp
     | BindTransceiverResp
     | SubmitSm
+    | EncodedSubmitSm
     | SubmitSmResp
     | DeliverSm
     | DeliverSmResp

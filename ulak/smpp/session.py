@@ -35,6 +35,7 @@ from ulak.smpp.pdu import (
     BindTransmitter,
     BindTransmitterResp,
     DeliverSm,
+    EncodedSubmitSm,
     GenericNack,
     Pdu,
     Response,
@@ -74,6 +75,7 @@ _CAN_DELIVER = (State.BOUND_RX, State.BOUND_TRX)
 _BINDS = (BindTransmitter, BindReceiver, BindTransceiver)
 _HOT_RESPONSE: dict[type, int] = {
     SubmitSm: int(CommandId.SUBMIT_SM_RESP),
+    EncodedSubmitSm: int(CommandId.SUBMIT_SM_RESP),
     DeliverSm: int(CommandId.DELIVER_SM_RESP),
 }
 _BIND_RESPS = (BindTransmitterResp, BindReceiverResp, BindTransceiverResp)
@@ -207,8 +209,8 @@ class Session:
         now = self._clock()
         self.last_sent_at = now
         cls = type(pdu)
-        if cls is SubmitSm or cls is DeliverSm:  # the hot path, checked first
-            if state not in (_CAN_SUBMIT if cls is SubmitSm else _CAN_DELIVER):
+        if cls is EncodedSubmitSm or cls is SubmitSm or cls is DeliverSm:  # the hot path, first
+            if state not in (_CAN_DELIVER if cls is DeliverSm else _CAN_SUBMIT):
                 raise LocalProtocolError(f"cannot send {cls.__name__} in state {state.value}")
         elif pdu.command_id & 0x80000000:
             self._before_send_response(pdu)  # type: ignore[arg-type]
