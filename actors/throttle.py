@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ulak.dispatch.throttle import Lease, SlidingWindowLimiter
+from ulak.dispatch.throttle import Lease, Settlement, SlidingWindowLimiter
 
 
 class ThrottleActor:
@@ -25,6 +25,13 @@ class ThrottleActor:
 
     def settle(self, lease_id: int, used: int, last_sent_after: float | None) -> None:
         self.limiter.settle(lease_id, used=used, last_sent_after=last_sent_after)
+
+    def exchange(self, settlement: Settlement | None, want: int, hold: float) -> Lease:
+        lease = self.limiter.exchange(settlement, want, hold=hold)
+        self.leases += 1
+        if not lease.tokens:
+            self.waits += 1
+        return lease
 
     def set_rate(self, rate: float) -> None:
         self.limiter.set_rate(rate)
@@ -51,3 +58,7 @@ class RayTokenSource:
 
     async def settle(self, lease_id: int, *, used: int, last_sent_after: float | None) -> None:
         await self.handle.settle.remote(lease_id, used, last_sent_after)
+
+    async def exchange(self, settlement: Settlement | None, want: int, *, hold: float) -> Lease:
+        lease: Lease = await self.handle.exchange.remote(settlement, want, hold)
+        return lease

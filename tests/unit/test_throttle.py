@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ulak.dispatch.throttle import SlidingWindowLimiter
+from ulak.dispatch.throttle import Settlement, SlidingWindowLimiter
 
 
 class Clock:
@@ -139,3 +139,34 @@ def test_any_schedule_stays_under_the_cap(steps: list[tuple[float, int, float, f
         sends.extend(clock.now + last * (i / max(1, used - 1)) for i in range(used))
         limiter.settle(lease.lease_id, used=used, last_sent_after=last if used else None)
     assert max_in_any_window(sends) <= rate
+
+
+@given(
+    st.lists(
+        st.tuples(st.floats(0, 0.3), st.integers(1, 60), st.floats(0.01, 0.2), st.floats(0, 1)),
+        min_size=1,
+        max_size=100,
+    )
+)
+def test_exchange_is_settle_then_acquire_and_the_pool_refills(
+    steps: list[tuple[float, int, float, float]],
+) -> None:
+    """One call per lease while busy (settle the last, lease the next) changes nothing the limiter
+    decides; and once a window has passed with nothing leased, every token is free again."""
+    clocks = Clock(), Clock()
+    paired = SlidingWindowLimiter(50, clock=clocks[0])
+    merged = SlidingWindowLimiter(50, clock=clocks[1])
+    last: Settlement | None = None
+    for wait, want, hold, fraction in steps:
+        for clock in clocks:
+            clock.now += wait
+        if last is not None:
+            paired.settle(last.lease_id, used=last.used, last_sent_after=last.last_sent_after)
+        expected = paired.acquire(want, hold=hold)
+        lease = merged.exchange(last, want, hold=hold)
+        assert lease == expected
+        used = int(lease.tokens * fraction)
+        last = Settlement(lease.lease_id, used, hold * fraction if used else None) if lease.tokens else None
+    for clock in clocks:
+        clock.now += 2.0
+    assert paired.available() == merged.available() == 50

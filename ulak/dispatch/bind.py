@@ -28,7 +28,7 @@ import structlog
 
 from ulak.dispatch.fairqueue import FairQueue
 from ulak.dispatch.ledger import Event, PartAcked, PartFailed, PartSent, PartUnknown, ReceiptSeen
-from ulak.dispatch.throttle import Lease
+from ulak.dispatch.throttle import Lease, Settlement
 from ulak.settings import BindConfig, OperatorConfig
 from ulak.smpp.codec import encode
 from ulak.smpp.constants import CommandStatus, status_name
@@ -89,6 +89,8 @@ class TokenSource(Protocol):
     def acquire(self, want: int, *, hold: float) -> Awaitable[Lease]: ...
 
     def settle(self, lease_id: int, *, used: int, last_sent_after: float | None) -> Awaitable[None]: ...
+
+    def exchange(self, settlement: Settlement | None, want: int, *, hold: float) -> Awaitable[Lease]: ...
 
 
 EventSink = Callable[[list[Event]], Awaitable[None]]
@@ -189,6 +191,7 @@ class BindClient:
         self._stopping = False
         self._pause_until = 0.0
         self._throttle_level = 0  # consecutive throttled responses: how hard the bind backs off
+        self._settlement: Settlement | None = None  # the last lease's, until the next call to the limiter
         self._rng = rng or random.Random()
         self._backoff = Backoff(rng=self._rng)
         self._tasks: list[asyncio.Task[None]] = []
@@ -376,17 +379,29 @@ class BindClient:
             self.state = BindState.BOUND
             want = min(session.window_available, len(self.queue), self._lease_size())
             if want <= 0:
-                self._wakeup.clear()
+                self._wakeup.clear()  # before the await below: a response meanwhile must wake us
+                await self._settle()
                 await self._sleep_or_lost(min(1.0, enquire_interval / 4), wake=True)
                 continue
-            lease = await self.tokens.acquire(want, hold=self.lease_seconds)
+            # While busy, the last lease is settled in the same call that asks for the next one.
+            settlement, self._settlement = self._settlement, None
+            lease = await self.tokens.exchange(settlement, want, hold=self.lease_seconds)
             if not lease.tokens:
                 await self._sleep_or_lost(min(lease.retry_after, 1.0))
                 continue
             received = time.monotonic()
             used = self._send(session, lease.tokens)
+            self._settlement = Settlement(
+                lease.lease_id, used, (time.monotonic() - received) if used else None
+            )
+            if used < lease.tokens:  # the window filled or the queue ran dry: give the rest back now
+                await self._settle()
+
+    async def _settle(self) -> None:
+        settlement, self._settlement = self._settlement, None
+        if settlement is not None:
             await self.tokens.settle(
-                lease.lease_id, used=used, last_sent_after=(time.monotonic() - received) if used else None
+                settlement.lease_id, used=settlement.used, last_sent_after=settlement.last_sent_after
             )
 
     def _lease_size(self) -> int:

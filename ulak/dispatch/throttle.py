@@ -16,6 +16,7 @@ their clocks with the limiter's.
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,15 @@ class Lease:
     tokens: int
     hold: float
     retry_after: float = 0.0  # when tokens == 0: how long to wait before asking again
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """What a bind spent of a lease (see :meth:`SlidingWindowLimiter.settle`)."""
+
+    lease_id: int
+    used: int
+    last_sent_after: float | None
 
 
 @dataclass(slots=True)
@@ -55,6 +65,11 @@ class SlidingWindowLimiter:
         self.margin = margin
         self._clock = clock
         self._ledger: dict[int, _Charge] = {}
+        # Charges by end, to expire them without scanning the ledger (uncapped, binds lease hundreds
+        # of times a second): a settled charge's end only moves earlier, so it is pushed again and
+        # its older, later entry finds it gone.
+        self._ends: list[tuple[float, int]] = []
+        self._total = 0  # tokens charged in the ledger
         self._next_id = 1
         self.set_rate(rate)
 
@@ -67,10 +82,14 @@ class SlidingWindowLimiter:
 
     def _charged(self, now: float) -> int:
         horizon = now - self.window - self.margin
-        expired = [lease_id for lease_id, c in self._ledger.items() if c.end <= horizon]
-        for lease_id in expired:
-            del self._ledger[lease_id]
-        return sum(c.tokens for c in self._ledger.values())
+        ends, ledger = self._ends, self._ledger
+        while ends and ends[0][0] <= horizon:
+            _, lease_id = heapq.heappop(ends)
+            charge = ledger.get(lease_id)
+            if charge is not None and charge.end <= horizon:
+                del ledger[lease_id]
+                self._total -= charge.tokens
+        return self._total
 
     def available(self) -> int:
         return max(0, self._capacity - self._charged(self._clock()))
@@ -87,6 +106,8 @@ class SlidingWindowLimiter:
         lease_id = self._next_id
         self._next_id += 1
         self._ledger[lease_id] = _Charge(now, now + hold, tokens)
+        heapq.heappush(self._ends, (now + hold, lease_id))
+        self._total += tokens
         return Lease(lease_id, tokens, hold)
 
     def settle(self, lease_id: int, *, used: int, last_sent_after: float | None) -> None:
@@ -100,17 +121,28 @@ class SlidingWindowLimiter:
             return
         if used <= 0 or last_sent_after is None:
             del self._ledger[lease_id]
+            self._total -= charge.tokens
             return
-        charge.tokens = min(used, charge.tokens)
-        charge.end = min(charge.end, charge.start + max(0.0, last_sent_after))
+        kept = min(used, charge.tokens)
+        self._total -= charge.tokens - kept
+        charge.tokens = kept
+        end = min(charge.end, charge.start + max(0.0, last_sent_after))
+        if end < charge.end:
+            charge.end = end
+            heapq.heappush(self._ends, (end, lease_id))
+
+    def exchange(self, settlement: Settlement | None, want: int, *, hold: float = 0.05) -> Lease:
+        """Settle the previous lease (if any) and lease again: one call where a busy bind made two."""
+        if settlement is not None:
+            self.settle(settlement.lease_id, used=settlement.used, last_sent_after=settlement.last_sent_after)
+        return self.acquire(want, hold=hold)
 
     def _retry_after(self, now: float) -> float:
         # The earliest moment a charge falls out of the window and frees tokens.
         horizon = self.window + self.margin
-        ends = [c.end for c in self._ledger.values()]
-        if not ends:
+        if not self._ledger:
             return 0.0
-        return max(0.001, min(ends) + horizon - now)
+        return max(0.001, min(c.end for c in self._ledger.values()) + horizon - now)
 
 
 class LocalTokenSource:
@@ -124,3 +156,6 @@ class LocalTokenSource:
 
     async def settle(self, lease_id: int, *, used: int, last_sent_after: float | None) -> None:
         self.limiter.settle(lease_id, used=used, last_sent_after=last_sent_after)
+
+    async def exchange(self, settlement: Settlement | None, want: int, *, hold: float) -> Lease:
+        return self.limiter.exchange(settlement, want, hold=hold)
