@@ -27,7 +27,15 @@ from typing import Any, Protocol, cast
 import structlog
 
 from ulak.dispatch.fairqueue import FairQueue
-from ulak.dispatch.ledger import Event, PartAcked, PartFailed, PartSent, PartUnknown, ReceiptSeen
+from ulak.dispatch.ledger import (
+    Event,
+    PartAcked,
+    PartFailed,
+    PartSent,
+    PartUnknown,
+    ReceiptSeen,
+    coalesce,
+)
 from ulak.dispatch.throttle import Lease, Settlement
 from ulak.settings import BindConfig, OperatorConfig
 from ulak.smpp.codec import encode
@@ -297,7 +305,9 @@ class BindClient:
                 events = self._events[: self.flush_batch]
                 del self._events[: len(events)]
                 try:
-                    await self.sink(events)
+                    # Coalesced within the write only: a send must reach Redis no later than its
+                    # ack, or a crash between two writes would leave a sent part unknown to resume.
+                    await self.sink(coalesce(events))
                 except BaseException:
                     self._events[:0] = events
                     raise

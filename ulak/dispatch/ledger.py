@@ -223,9 +223,10 @@ class MemoryLedger:
 _SCRIPT = (Path(__file__).with_name("ledger.lua")).read_text(encoding="utf-8")
 
 
-def _coalesce(events: list[Event]) -> list[Event]:
-    """Drops each PartSent whose part is acked, failed or lost later in the same batch: those events
-    imply the send (the rules count it there), so the script gets the same result with fewer calls."""
+def coalesce(events: list[Event]) -> list[Event]:
+    """Drops each PartSent whose part is acked, failed or lost later in *events*: those events imply
+    the send (the rules count it there), so the ledger reaches the same state with less work (a bind
+    coalesces each batch it writes)."""
     settled: set[tuple[str, int, int]] = set()
     kept: list[Event] = []
     for e in reversed(events):
@@ -244,7 +245,7 @@ def _pack(events: list[Event]) -> bytes:
     (splitting a delimited string with Lua patterns cost ~4 µs per event, as much as the rules), and
     one argument instead of 8 per event keeps redis-py's command packing off the bind's CPU."""
     flat: list[object] = []
-    for e in _coalesce(events):
+    for e in events:
         if isinstance(e, PartSent):
             flat += ("S", e.job, e.row, e.part, e.parts, "", "", "")
         elif isinstance(e, PartAcked):
