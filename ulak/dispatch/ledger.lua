@@ -89,7 +89,8 @@ local function split_status(value)
 end
 
 -- value is 'status|error'; the part's receipt field keeps 'status|error|unix_ms' for the report.
-local function apply_receipt(job, row, part, parts, value)
+-- acked_ms: when the part was acked (for the receipt latency histogram), if known.
+local function apply_receipt(job, row, part, parts, value, acked_ms)
   local status = split_status(value)
   local ck = string.format(ctpl, job)
   bump(ck, 'receipts')
@@ -101,20 +102,23 @@ local function apply_receipt(job, row, part, parts, value)
     return
   end
   -- Receipt latency (ack to final receipt), as histogram bucket counts for /metrics.
-  if latency then
-    local acked = redis.call('HGET', pk, row .. ':' .. part .. ':m')
-    local ms = acked and tonumber(string.match(acked, '|(%d+)$'))
-    if ms then
-      local seconds = (now - ms) / 1000
-      local bucket = '+Inf'
-      for _, le in ipairs(LATENCY_BUCKETS) do
-        if seconds <= le then bucket = tostring(le); break end
-      end
-      bump(latency, bucket)
-      latency_sum = latency_sum + seconds
+  if latency and acked_ms then
+    local seconds = (now - acked_ms) / 1000
+    local bucket = '+Inf'
+    for _, le in ipairs(LATENCY_BUCKETS) do
+      if seconds <= le then bucket = tostring(le); break end
     end
+    bump(latency, bucket)
+    latency_sum = latency_sum + seconds
   end
   local rk = string.format(rtpl, job)
+  if parts == 1 then
+    -- A single part's receipt decides its row: the row was acked (or failed, or lost) before its
+    -- message id could match, so there is nothing to keep for later.
+    local v = redis.call('HMGET', rk, row, row .. ':o')
+    if v[1] == 'a' then settle(job, rk, row, parts, v[2], out ~= 'delivered' and out or nil, 1) end
+    return
+  end
   if out == 'delivered' then
     redis.call('HINCRBY', rk, row .. ':d', 1)
   else
@@ -135,8 +139,9 @@ for i = 1, #batch, 8 do
     local target = redis.call('GET', string.format(mtpl, smsc, id))
     local status = split_status(value)
     if target then
-      local j, r, p, n = string.match(target, '^(.*)|(%d+)|(%d+)|(%d+)$')
-      apply_receipt(j, r, p, tonumber(n), value)
+      -- 'job|row|part|parts|acked_ms' (ids recorded before the ack time was added lack the last)
+      local j, r, p, n, ms = string.match(target, '^(.-)|(%d+)|(%d+)|(%d+)|?(%d*)$')
+      apply_receipt(j, r, p, tonumber(n), value, tonumber(ms))
     else
       local ek = string.format(etpl, smsc, id)
       local exists = redis.call('EXISTS', ek)
@@ -162,7 +167,15 @@ for i = 1, #batch, 8 do
         if x3 ~= '' then shown = x3 end
         shown = shown .. '|' .. now
       end
-      if (not state) or state == 's' then
+      if kind == 'A' and parts == 1 and not state and redis.call('HSETNX', rk, row, 'a') == 1 then
+        -- The common case, a single-part message acked in the write that also had its send: the
+        -- row goes straight to acked (what mark_sent then the branch below would do, in one call).
+        redis.call('HSET', pk, field, 'a', field .. ':m', shown)
+        bump(ck, 'parts_sent')
+        bump(ck, 'submitted')
+        bump(ck, 'parts_acked')
+        bump(ck, 'acked')
+      elseif (not state) or state == 's' then
         local row_state
         if not state then
           bump(ck, 'parts_sent')
@@ -201,14 +214,14 @@ for i = 1, #batch, 8 do
       end
       if kind == 'A' then
         local smsc, id = x1, x2
-        redis.call('SET', string.format(mtpl, smsc, id), job .. '|' .. row .. '|' .. part .. '|' .. parts,
-                   'EX', ttl)
+        redis.call('SET', string.format(mtpl, smsc, id),
+                   job .. '|' .. row .. '|' .. part .. '|' .. parts .. '|' .. now, 'EX', ttl)
         local ek = string.format(etpl, smsc, id)
         local held = redis.call('GET', ek)
         if held then
           redis.call('DEL', ek)
           bump(stats, 'matched_late')
-          apply_receipt(job, row, part, parts, held)
+          apply_receipt(job, row, part, parts, held, now)
         end
       end
     end
