@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
+import zipfile
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -125,6 +127,57 @@ def test_xlsx_numeric_cells_named_sheet_and_blank_rows(tmp_path: Path, run: Any)
     assert [(r["row"], r["msisdn"], r["text"]) for r in got] == [
         (1, "905321112233", "Merhaba Ayşe, 1250 TL borcunuz var."),
         (3, "905421112233", "Merhaba Ali, 7.5 TL borcunuz var."),
+    ]
+
+
+def write_ods(path: Path, sheet: str, rows: list[list[str | float]]) -> Path:
+    """A minimal OpenDocument spreadsheet (what LibreOffice writes, less styles): a ZIP whose first,
+    uncompressed entry is the mimetype, and the cells in content.xml."""
+
+    def cell(value: str | float) -> str:
+        if isinstance(value, str):
+            kind, text = 'office:value-type="string"', escape(value)
+        else:
+            kind, text = f'office:value-type="float" office:value="{value}"', str(value)
+        return f"<table:table-cell {kind}><text:p>{text}</text:p></table:table-cell>"
+
+    body = "".join("<table:table-row>" + "".join(map(cell, row)) + "</table:table-row>" for row in rows)
+    ns = {
+        "office": "urn:oasis:names:tc:opendocument:xmlns:office:1.0",
+        "table": "urn:oasis:names:tc:opendocument:xmlns:table:1.0",
+        "text": "urn:oasis:names:tc:opendocument:xmlns:text:1.0",
+    }
+    xmlns = " ".join(f'xmlns:{k}="{v}"' for k, v in ns.items())
+    content = (
+        f'<?xml version="1.0" encoding="UTF-8"?><office:document-content {xmlns} office:version="1.2">'
+        f'<office:body><office:spreadsheet><table:table table:name="{escape(sheet)}">{body}'
+        "</table:table></office:spreadsheet></office:body></office:document-content>"
+    )
+    manifest = (
+        '<?xml version="1.0" encoding="UTF-8"?><manifest:manifest '
+        'xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.2">'
+        '<manifest:file-entry manifest:full-path="/" '
+        'manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/>'
+        '<manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/>'
+        "</manifest:manifest>"
+    )
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet", zipfile.ZIP_STORED)
+        zf.writestr("META-INF/manifest.xml", manifest, zipfile.ZIP_DEFLATED)
+        zf.writestr("content.xml", content, zipfile.ZIP_DEFLATED)
+    return path
+
+
+def test_ods_sheet(tmp_path: Path, run: Any) -> None:
+    path = write_ods(
+        tmp_path / "liste.ods",
+        "Müşteriler",
+        [["telefon", "ad", "tutar"], [5321112233, "Şule", 99.9], ["+90 542 111 22 33", "İlker", "12"]],
+    )
+    got = accepted(run(path, CampaignSpec(template=TEMPLATE, sheet="Müşteriler")))
+    assert [(r["row"], r["msisdn"], r["text"]) for r in got] == [
+        (1, "905321112233", "Merhaba Şule, 99.9 TL borcunuz var."),
+        (2, "905421112233", "Merhaba İlker, 12 TL borcunuz var."),
     ]
 
 
