@@ -204,3 +204,48 @@ def test_state_is_reported(sim: SimProcess, redis_client: redis.Redis, redis_ser
     bind = asyncio.run(run_bind(op, redis_server_url, campaign(op, 3)[0]))
     assert bind.state.value == "closed"
     assert json.dumps(bind.stats.__dict__)  # plain numbers, ready for /v1/operators
+
+
+class CountingTokens(LocalTokenSource):
+    """The limiter as a bind sees it, counting the bind's calls to it."""
+
+    def __init__(self, limiter: SlidingWindowLimiter) -> None:
+        super().__init__(limiter)
+        self.calls = 0
+        self.granted = 0
+
+    async def exchange(self, settlement: Any, want: int, *, hold: float) -> Any:
+        self.calls += 1
+        lease = await super().exchange(settlement, want, hold=hold)
+        self.granted += lease.tokens
+        return lease
+
+    async def settle(self, lease_id: int, *, used: int, last_sent_after: float | None) -> None:
+        self.calls += 1
+        await super().settle(lease_id, used=used, last_sent_after=last_sent_after)
+
+
+def test_a_lease_is_spent_across_window_refills(
+    sim: SimProcess, redis_client: redis.Redis, redis_server_url: str
+) -> None:
+    """Uncapped, a window of 5 refills many times within one lease: the bind asks the limiter per
+    lease, not per refill, and still sends every part once and never more than the window."""
+    op = operator_for(sim, window=5, tps=1_000_000)
+    parts, n_parts = campaign(op, 400)
+    tokens = CountingTokens(SlidingWindowLimiter(op.tps))
+
+    async def run() -> None:
+        client = redis.asyncio.Redis.from_url(redis_server_url)
+        bind = BindClient(op.binds[0], op, tokens=tokens, sink=RedisLedger(client).apply_async)
+        await bind.start()
+        bind.enqueue(parts)
+        await bind.drain(timeout=30)
+        await bind.stop()
+        await client.aclose()
+
+    asyncio.run(run())
+    assert len(sim.records()) == n_parts
+    assert max(record_keys(sim).values()) == 1
+    assert tokens.calls < n_parts / 5  # fewer calls than window refills
+    assert tokens.granted >= n_parts  # every part was sent on a token
+    assert tokens.limiter.available() > 0

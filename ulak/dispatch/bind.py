@@ -200,6 +200,11 @@ class BindClient:
         self._pause_until = 0.0
         self._throttle_level = 0  # consecutive throttled responses: how hard the bind backs off
         self._settlement: Settlement | None = None  # the last lease's, until the next call to the limiter
+        self._lease: Lease | None = None  # the lease being spent, as the window frees up
+        self._lease_used = 0
+        self._lease_last: float | None = None  # when its last PDU went out, after it arrived
+        self._lease_received = 0.0
+        self._lease_deadline = 0.0
         self._rng = rng or random.Random()
         self._backoff = Backoff(rng=self._rng)
         self._tasks: list[asyncio.Task[None]] = []
@@ -387,25 +392,48 @@ class BindClient:
                 await self._sleep_or_lost(self._pause_until - now)
                 continue
             self.state = BindState.BOUND
-            want = min(session.window_available, len(self.queue), self._lease_size())
-            if want <= 0:
+            room = min(session.window_available, len(self.queue))
+            lease = self._lease
+            if lease is not None:
+                if len(self.queue) and now < self._lease_deadline and self._lease_used < lease.tokens:
+                    if room <= 0:  # the window is full: wait for a response, or the lease's end
+                        self._wakeup.clear()
+                        await self._sleep_or_lost(self._lease_deadline - now, wake=True)
+                        continue
+                    self._spend(session, min(room, lease.tokens - self._lease_used))
+                    continue
+                self._end_lease()  # spent, expired, or nothing left to send: settle it (below)
+            if room <= 0:
                 self._wakeup.clear()  # before the await below: a response meanwhile must wake us
                 await self._settle()
                 await self._sleep_or_lost(min(1.0, enquire_interval / 4), wake=True)
                 continue
-            # While busy, the last lease is settled in the same call that asks for the next one.
+            # While busy, the last lease is settled in the same call that asks for the next one. A
+            # lease is ~lease_seconds of the operator's rate, spent as the window frees up, so an
+            # uncapped bind asks the limiter once per lease, not once per window refill.
             settlement, self._settlement = self._settlement, None
+            want = min(len(self.queue), self._lease_size(), 4 * self.bind.window)
             lease = await self.tokens.exchange(settlement, want, hold=self.lease_seconds)
             if not lease.tokens:
                 await self._sleep_or_lost(min(lease.retry_after, 1.0))
                 continue
-            received = time.monotonic()
-            used = self._send(session, lease.tokens)
-            self._settlement = Settlement(
-                lease.lease_id, used, (time.monotonic() - received) if used else None
-            )
-            if used < lease.tokens:  # the window filled or the queue ran dry: give the rest back now
-                await self._settle()
+            self._lease, self._lease_used, self._lease_last = lease, 0, None
+            self._lease_received = time.monotonic()
+            # Stop spending well inside the hold: the limiter counts the hold from its own grant.
+            self._lease_deadline = self._lease_received + 0.8 * lease.hold
+            self._spend(session, min(session.window_available, len(self.queue), lease.tokens))
+
+    def _spend(self, session: Session, n: int) -> None:
+        sent = self._send(session, n)
+        if sent:
+            self._lease_used += sent
+            self._lease_last = time.monotonic() - self._lease_received
+
+    def _end_lease(self) -> None:
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            used = self._lease_used
+            self._settlement = Settlement(lease.lease_id, used, self._lease_last if used else None)
 
     async def _settle(self) -> None:
         settlement, self._settlement = self._settlement, None
