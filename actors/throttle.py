@@ -27,11 +27,10 @@ class ThrottleActor:
         self.limiter.settle(lease_id, used=used, last_sent_after=last_sent_after)
 
     def exchange(self, settlement: Settlement | None, want: int, hold: float) -> Lease:
-        lease = self.limiter.exchange(settlement, want, hold=hold)
-        self.leases += 1
-        if not lease.tokens:
-            self.waits += 1
-        return lease
+        """Settle the bind's last lease and lease again, in one actor call."""
+        if settlement is not None:
+            self.settle(settlement.lease_id, settlement.used, settlement.last_sent_after)
+        return self.acquire(want, hold)
 
     def set_rate(self, rate: float) -> None:
         self.limiter.set_rate(rate)
@@ -51,10 +50,6 @@ class RayTokenSource:
 
     def __init__(self, handle: Any) -> None:
         self.handle = handle
-
-    async def acquire(self, want: int, *, hold: float) -> Lease:
-        lease: Lease = await self.handle.acquire.remote(want, hold)
-        return lease
 
     async def settle(self, lease_id: int, *, used: int, last_sent_after: float | None) -> None:
         await self.handle.settle.remote(lease_id, used, last_sent_after)

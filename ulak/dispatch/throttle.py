@@ -151,9 +151,6 @@ class LocalTokenSource:
     def __init__(self, limiter: SlidingWindowLimiter) -> None:
         self.limiter = limiter
 
-    async def acquire(self, want: int, *, hold: float) -> Lease:
-        return self.limiter.acquire(want, hold=hold)
-
     async def settle(self, lease_id: int, *, used: int, last_sent_after: float | None) -> None:
         self.limiter.settle(lease_id, used=used, last_sent_after=last_sent_after)
 
