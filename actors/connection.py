@@ -48,6 +48,9 @@ class SmppConnectionActor:
     async def pending(self, job: str) -> int:
         return self.client.pending_of(job)
 
+    async def queued(self, job: str) -> int:
+        return self.client.queued_of(job)
+
     async def backlog(self) -> int:
         return self.client.queued + self.client.in_flight
 

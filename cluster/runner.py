@@ -19,7 +19,7 @@ import itertools
 import json
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -175,6 +175,10 @@ class JobRunner:
         """The job's parts the binds still hold: queued, or sent and not yet answered."""
         return sum(ray.get([h.pending.remote(self.job_id) for h in self._all_binds()]))
 
+    def _queued(self) -> int:
+        """The job's parts the binds hold and have not sent yet."""
+        return sum(ray.get([h.queued.remote(self.job_id) for h in self._all_binds()]))
+
     def _withdraw_all(self) -> None:
         """Take the job's queued parts back from every bind, discarding them; each bind writes its
         ledger events first, so afterwards the ledger holds every part of the job sent so far."""
@@ -190,8 +194,7 @@ class JobRunner:
         else:
             self.store.update(self.job_id, sending_began="1")
         rows = self._rows(skip_sent=resuming)
-        pending: dict[str, deque[Row]] = {op.name: deque() for op in self.settings.operators}
-        held = 0  # parts in *pending*
+        pending = _Pending(op.name for op in self.settings.operators)
         turns = {name: itertools.cycle(hs) for name, hs in self.binds.items()}
         backlog: dict[Any, int] = {}
         exhausted = False
@@ -206,19 +209,20 @@ class JobRunner:
                 if state is not JobState.SENDING:
                     time.sleep(self.poll)
                     continue
-            while (
-                not exhausted
-                and held < MAX_PENDING_PARTS
-                and any(len(q) < 2 * CHUNK_PARTS for q in pending.values())
-            ):
+            while not exhausted and pending.parts < MAX_PENDING_PARTS and pending.wants_more(2 * CHUNK_PARTS):
                 batch = next(rows, None)
                 if batch is None:
                     exhausted = True
                     break
                 for name, message_rows in batch.items():
-                    pending[name].extend(message_rows)
-                    held += sum(len(r) for r in message_rows)
-            if exhausted and held == 0:
+                    pending.extend(name, message_rows)
+            if exhausted and not pending.parts:
+                # Everything is handed to the binds, but the job stays *sending* (pausable and
+                # cancellable, its queued parts withdrawable) until the binds have sent it all:
+                # draining means only answers and receipts are left to wait for.
+                if self._queued():
+                    time.sleep(self.poll)
+                    continue
                 try:
                     self.store.transition(self.job_id, JobState.DRAINING, allowed=(JobState.SENDING,))
                 except InvalidTransition:
@@ -227,15 +231,12 @@ class JobRunner:
                 return
             sent_any = False
             calls = []
-            for name, queue in pending.items():
-                if not queue:
-                    continue
+            for name in pending.operators():
                 handle = next(turns[name])
                 if backlog.get(handle, 0) > self.settings.jobs.max_backlog:
                     backlog[handle] = ray.get(handle.backlog.remote())
                     continue
-                chunk = _take(queue, CHUNK_PARTS)
-                held -= len(chunk)
+                chunk = pending.take(name, CHUNK_PARTS)
                 calls.append((handle, handle.enqueue.remote(chunk, self.options.weight)))
             for handle, ref in calls:
                 backlog[handle] = ray.get(ref)
@@ -244,7 +245,7 @@ class JobRunner:
                 time.sleep(0.02)  # every bind is full: let them drain
             self._maybe_sample()
 
-    def _steer(self, pending: dict[str, deque[Row]]) -> JobState | None:
+    def _steer(self, pending: _Pending) -> JobState | None:
         """Obey the job's state: returns SENDING to keep feeding, another state to wait, None to stop."""
         state = self.store.state(self.job_id)
         self._maybe_sample()
@@ -277,7 +278,7 @@ class JobRunner:
             self._take_back(pending)
         return state
 
-    def _take_back(self, pending: dict[str, deque[Row]]) -> None:
+    def _take_back(self, pending: _Pending) -> None:
         """Withdraw the job's queued parts from every bind, back to the front of *pending*; a message
         whose first part is already sent goes back to its bind to be finished."""
         for name, handles in self.binds.items():
@@ -288,11 +289,11 @@ class JobRunner:
                 keep, finish = _split_started(parts)
                 if finish:
                     ray.get(handle.enqueue.remote(finish, self.options.weight))
-                pending[name].extendleft(reversed(keep))
+                pending.put_back(name, keep)
 
     def _cancel(self) -> None:
         deadline = time.monotonic() + self.settings.jobs.drain_timeout
-        self._take_back({op.name: deque() for op in self.settings.operators})
+        self._take_back(_Pending(op.name for op in self.settings.operators))
         # Wait for the answers to what is in flight (and the started messages' last parts).
         while self._pending() and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -412,12 +413,39 @@ _ACCEPTED_SCHEMA = pa.schema(
 )
 
 
-def _take(queue: deque[Row], limit: int) -> list[OutboundPart]:
-    """Whole messages from the front of *queue*, about *limit* parts (a message is never split)."""
-    chunk: list[OutboundPart] = []
-    while queue and (not chunk or len(chunk) + len(queue[0]) <= limit):
-        chunk.extend(queue.popleft())
-    return chunk
+class _Pending:
+    """The job's messages read from its rows file and not yet handed to a bind, per operator, with
+    their part count kept in step (a count kept apart once lost the parts a pause took back)."""
+
+    def __init__(self, operators: Iterable[str]) -> None:
+        self._queues: dict[str, deque[Row]] = {name: deque() for name in operators}
+        self.parts = 0
+
+    def operators(self) -> list[str]:
+        """The operators with messages waiting."""
+        return [name for name, queue in self._queues.items() if queue]
+
+    def wants_more(self, low: int) -> bool:
+        """Whether some operator has fewer than *low* messages waiting (time to read more rows)."""
+        return any(len(q) < low for q in self._queues.values())
+
+    def extend(self, name: str, rows: list[Row]) -> None:
+        self._queues[name].extend(rows)
+        self.parts += sum(len(r) for r in rows)
+
+    def put_back(self, name: str, rows: list[Row]) -> None:
+        """Messages taken back from a bind go first again, in their order."""
+        self._queues[name].extendleft(reversed(rows))
+        self.parts += sum(len(r) for r in rows)
+
+    def take(self, name: str, limit: int) -> list[OutboundPart]:
+        """Whole messages from the front, about *limit* parts (a message is never split)."""
+        queue = self._queues[name]
+        chunk: list[OutboundPart] = []
+        while queue and (not chunk or len(chunk) + len(queue[0]) <= limit):
+            chunk.extend(queue.popleft())
+        self.parts -= len(chunk)
+        return chunk
 
 
 def _split_started(parts: list[OutboundPart]) -> tuple[list[Row], list[OutboundPart]]:

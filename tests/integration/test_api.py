@@ -250,7 +250,8 @@ def test_pause_resume_and_cancel_reach_the_binds(stack: Stack) -> None:
         assert http.post(f"/v1/jobs/{job_id}/resume").status_code == 200
         wait_for(lambda: len(stack.records(prefix)) > held + 200, timeout=30, what="sending to resume")
         cancelled = http.post(f"/v1/jobs/{job_id}/cancel")
-        assert cancelled.status_code == 200 and cancelled.json()["state"] in ("cancelling", "cancelled")
+        assert cancelled.status_code == 200, (cancelled.text, http.get(f"/v1/jobs/{job_id}").text)
+        assert cancelled.json()["state"] in ("cancelling", "cancelled")
         view = _wait_state(http, job_id, "cancelled", timeout=30)
         report = list(csv.DictReader(io.StringIO(http.get(f"/v1/jobs/{job_id}/report").text)))
         again = http.post(f"/v1/jobs/{job_id}/resume")
@@ -265,6 +266,39 @@ def test_pause_resume_and_cancel_reach_the_binds(stack: Stack) -> None:
     sent = {r["msisdn"] for r in report if r["status"] == "acked"}
     assert sent == {r["dst"] for r in records}
     assert again.status_code == 409 and again.json()["code"] == "invalid_state"
+
+
+def test_paused_with_everything_handed_to_the_binds_then_resumed_sends_every_row_once(
+    stack: Stack,
+) -> None:
+    # 3,000 one-part rows fit in the binds' queues at once, so when the pause comes the runner has
+    # handed them all over: what the pause takes back must be sent after the resume, not dropped,
+    # and the job must not call itself draining while the binds still have its parts queued.
+    prefix = "905332"
+    path = stack.workdir / "resume.csv"
+    _campaign(path, prefix, 3000)
+    with stack.client() as http:
+        job_id = _post(http, path, template=TEMPLATE).json()["id"]
+        wait_for(lambda: len(stack.records(prefix)) > 200, timeout=30, what="sending to start")
+        paused = http.post(f"/v1/jobs/{job_id}/pause")
+        assert paused.status_code == 200, paused.text
+        _wait_state(http, job_id, "paused")
+        wait_for(
+            lambda: http.get(f"/v1/jobs/{job_id}").json()["counts"]["in_flight"] == 0,
+            timeout=15,
+            what="the paused job's parts to be answered",
+        )
+        held = len(stack.records(prefix))
+        assert http.post(f"/v1/jobs/{job_id}/resume").status_code == 200
+        wait_for(lambda: len(stack.records(prefix)) > held + 200, timeout=30, what="sending to resume")
+        assert http.get(f"/v1/jobs/{job_id}").json()["state"] == "sending"  # the rest is still queued
+        view = _wait_state(http, job_id, "done", timeout=120)
+    _assert_adds_up(view)
+    c = view["counts"]
+    assert c["accepted"] == c["submitted"] == c["acked"] == 3000 and c["pending"] == 0
+    records = stack.records(prefix)
+    _no_duplicates(records)
+    assert len(records) == 3000
 
 
 def test_idempotent_post_returns_the_same_job(stack: Stack) -> None:

@@ -224,9 +224,13 @@ class BindClient:
         """Take *job*'s queued parts back, in order (pause and cancel: nothing more of it is sent)."""
         return self.queue.withdraw(job)
 
+    def queued_of(self, job: str) -> int:
+        """*job*'s parts here not sent yet."""
+        return self.queue.count(job)
+
     def pending_of(self, job: str) -> int:
         """*job*'s parts here: queued, or sent and awaiting their response."""
-        queued = self.queue.count(job)
+        queued = self.queued_of(job)
         session = self._session
         flying = 0
         if session is not None:
