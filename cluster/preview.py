@@ -5,6 +5,7 @@ Nothing is sent: no bind is opened. The rejected-rows report is written where ``
 
 from __future__ import annotations
 
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,6 +23,7 @@ def preview_file(
 ) -> int:
     with console.status("starting Ray and Redis…"):
         cluster = Cluster(settings).start(binds=False)
+    workdir = tempfile.TemporaryDirectory(prefix="ulak-ingest-")  # the prepared rows, then gone
     try:
         started = time.perf_counter()
         with console.status(f"reading {path.name}…"):
@@ -32,6 +34,7 @@ def preview_file(
                     config=settings.ingest,
                     operators=settings.operators,
                     redis_url=cluster.redis_url,
+                    directory=Path(workdir.name),
                 )
             except IngestError as exc:
                 console.print(f"[red]{exc.code}:[/red] {exc}")
@@ -64,4 +67,5 @@ def preview_file(
             console.print(f"rejected-rows report: {rejected} ({count:,} rows)")
         return 0
     finally:
+        workdir.cleanup()
         cluster.stop()

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import redis
 
 from cluster.jobs import JobState
-from cluster.runner import ACCEPTED_FILE, REJECTED_FILE
+from ingest.collect import ACCEPTED_FILE, REJECTED_FILE
 from ulak import keys
 from ulak.smpp.constants import status_name
 

@@ -31,6 +31,7 @@ import redis
 import structlog
 
 from cluster.jobs import RECEIPT_OUTCOMES, InvalidTransition, JobState, JobStore
+from ingest.collect import ACCEPTED_FILE
 from ingest.errors import IngestError
 from ingest.prepare import CampaignSpec, prepare
 from ulak import keys
@@ -41,8 +42,6 @@ from ulak.smpp.codec import preencode
 
 log = structlog.get_logger("ulak.job")
 
-ACCEPTED_FILE = "accepted.parquet"
-REJECTED_FILE = "rejected.parquet"
 CHUNK_PARTS = 500  # parts per enqueue call (a batch across the process boundary)
 MAX_PENDING_PARTS = 200_000  # parts the runner holds in memory ahead of the binds
 
@@ -114,21 +113,16 @@ class JobRunner:
         )
         record = self.store.record(self.job_id)
         started = time.perf_counter()
+        # Writes accepted.parquet and rejected.parquet into the job's directory, whole or not at all.
         prepared = prepare(
             Path(record["upload"]),
             spec,
             config=self.settings.ingest,
             operators=self.settings.operators,
             redis_url=self.redis_url,
+            directory=self.directory,
             name=record.get("filename"),
         )
-        accepted = self.directory / ACCEPTED_FILE
-        tmp = accepted.with_suffix(".tmp")
-        with pq.ParquetWriter(tmp, _ACCEPTED_SCHEMA) as writer:
-            for table in prepared.accepted():
-                writer.write_table(table.cast(_ACCEPTED_SCHEMA))
-        tmp.replace(accepted)  # the job's rows exist whole or not at all
-        prepared.write_rejected(self.directory / REJECTED_FILE)
         preview = prepared.preview
         self.client.hset(
             keys.job_counters(self.job_id),
@@ -399,18 +393,6 @@ class JobRunner:
     def _sample(self) -> None:
         self._last_sample = time.monotonic()
         self.store.sample(self.job_id, self.store.counters(self.job_id))
-
-
-_ACCEPTED_SCHEMA = pa.schema(
-    [
-        ("row", pa.int64()),
-        ("msisdn", pa.string()),
-        ("operator", pa.string()),
-        ("text", pa.string()),
-        ("parts", pa.int32()),
-        ("encoding", pa.string()),
-    ]
-)
 
 
 class _Pending:

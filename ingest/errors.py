@@ -1,7 +1,7 @@
 """What can be wrong with an upload as a whole. Each error starts nothing and says what to fix.
 
 Row-level problems are never errors: they go to the rejected-rows report with a reason (see
-``ingest.prepare.REASONS``). Every error has a stable ``code`` (the HTTP API returns it), an HTTP
+``ingest.collect.REASONS``). Every error has a stable ``code`` (the HTTP API returns it), an HTTP
 status, and the field at fault when there is one; each can be rebuilt from its message alone, so it
 crosses Ray unchanged.
 """

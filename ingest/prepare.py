@@ -6,52 +6,50 @@ Flow (``docs/ARCHITECTURE.md`` draws it)::
     Ray Data read        one task streams the file as Arrow blocks of text columns, numbering rows
     _prepare_block()     per block as the read streams it, a plain Ray task each, all vectorised:
                          E.164 numbers, operator, text (template or text column), encoding and
-                         parts, opt-outs; the blocks stay in Ray's object store, each row once
-    _Collector (driver)  de-duplicates numbers across the whole upload (first row wins), counts
+                         parts, opt-outs; a few blocks ahead of the driver, no more
+    Collector (driver)   in file order: de-duplicates numbers across the whole upload (first row
+                         wins), counts the preview, appends the block to accepted.parquet and
+                         rejected.parquet, and drops it (ingest.collect)
 
 Row-level problems never fail the upload: each refused row keeps its original values and gets one
-reason from :data:`REASONS` (the first that applies, in that order).
+reason from :data:`ingest.collect.REASONS` (the first that applies, in that order).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-from collections import Counter
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 import ray
 import ray.data
 import redis
 
+from ingest.collect import (
+    DETAIL,
+    ENCODING,
+    MSISDN,
+    OPERATOR,
+    PARTS,
+    REASON,
+    TEXT,
+    Collector,
+    PreparedCampaign,
+)
 from ingest.errors import ColumnNotFound, IngestError, NoPhoneColumn, TemplateError, UnknownOperator
-from ingest.numbers import NumberNormalizer, as_uint64
-from ingest.sources import MALFORMED, ROW, Format, Source, open_source
+from ingest.numbers import NumberNormalizer
+from ingest.sources import MALFORMED, ROW, Format, open_source
 from ingest.template import Template, match_column
 from ulak import keys
 from ulak.dispatch.routing import Router, router_from_operators
 from ulak.settings import IngestConfig, OperatorConfig
 from ulak.text.vector import plan_columns
-
-REASONS = (
-    "malformed_row",  # a CSV line whose fields do not match the header
-    "invalid_number",
-    "not_mobile",
-    "unknown_operator",  # no configured (or allowed) operator serves the number
-    "empty_text",
-    "template_error",  # a template field is empty in this row
-    "too_many_parts",  # more parts than the operator's max_parts
-    "opted_out",
-    "duplicate",  # the same number on an earlier row
-)
 
 PHONE_NAMES = (
     "phone",
@@ -75,29 +73,6 @@ PHONE_NAMES = (
     "numarası",
     "telefon numarası",
 )
-
-# Columns each prepared block adds to the file's own.
-MSISDN, OPERATOR, TEXT, ENCODING, PARTS, REASON, DETAIL = (
-    "__msisdn",
-    "__operator",
-    "__text",
-    "__encoding",
-    "__parts",
-    "__reason",
-    "__detail",
-)
-
-
-# What a row to send carries (and a preview sample shows): public name -> prepared block's column.
-ACCEPTED_COLUMNS = {
-    "row": ROW,
-    "msisdn": MSISDN,
-    "operator": OPERATOR,
-    "text": TEXT,
-    "parts": PARTS,
-    "encoding": ENCODING,
-}
-
 
 @dataclass(frozen=True)
 class CampaignSpec:
@@ -267,89 +242,6 @@ def _normalizer(region: str) -> NumberNormalizer:
     return NumberNormalizer(region)
 
 
-@dataclass
-class Preview:
-    """The cost preview: what would be sent, what was refused and why. Numbers add up:
-    ``rows == accepted + sum(rejected.values())``."""
-
-    rows: int = 0
-    accepted: int = 0
-    rejected: dict[str, int] = field(default_factory=dict)
-    operators: dict[str, dict[str, int]] = field(default_factory=dict)  # name -> messages, parts
-    encodings: dict[str, int] = field(default_factory=dict)
-    parts: int = 0
-    samples: list[dict[str, Any]] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-@dataclass
-class PreparedCampaign:
-    """A prepared upload: blocks in Ray's object store, the duplicate rows, and the preview."""
-
-    source: Source
-    columns: tuple[str, ...]
-    blocks: list[Any]  # ObjectRef[pa.Table]
-    duplicates: dict[int, int]  # row -> the earlier row with the same number
-    preview: Preview
-
-    def accepted(self) -> Iterator[pa.Table]:
-        """Rows to send, in file order, with :data:`ACCEPTED_COLUMNS`."""
-        dup = pa.array(sorted(self.duplicates), pa.int64())
-        for ref in self.blocks:
-            table: pa.Table = ray.get(ref)
-            keep = pc.and_(pc.is_null(table.column(REASON)), pc.invert(pc.is_in(table.column(ROW), dup)))
-            chosen = table.filter(keep)
-            yield pa.table({name: chosen.column(column) for name, column in ACCEPTED_COLUMNS.items()})
-
-    def accepted_table(self) -> pa.Table:
-        return pa.concat_tables(self.accepted())
-
-    def rejected(self) -> Iterator[pa.Table]:
-        """Refused rows, in file order: ``row, reason, detail`` and the row's original values."""
-        dup_rows = pa.array(sorted(self.duplicates), pa.int64())
-        for ref in self.blocks:
-            table: pa.Table = ray.get(ref)
-            is_dup = pc.and_(pc.is_null(table.column(REASON)), pc.is_in(table.column(ROW), dup_rows))
-            chosen = table.filter(pc.or_(pc.is_valid(table.column(REASON)), is_dup))
-            if chosen.num_rows == 0:
-                continue
-            rows = chosen.column(ROW).to_pylist()
-            dup_detail = pa.array(
-                [f"same number as row {self.duplicates[r]}" if r in self.duplicates else None for r in rows],
-                pa.string(),
-            )
-            reason = pc.coalesce(chosen.column(REASON), pa.scalar("duplicate"))
-            detail = pc.coalesce(chosen.column(DETAIL), dup_detail)
-            yield pa.table(
-                {
-                    "row": chosen.column(ROW),
-                    "reason": reason,
-                    "detail": detail,
-                    **{c: chosen.column(c) for c in self.columns},
-                }
-            )
-
-    def write_rejected(self, path: Path) -> int:
-        """Write the rejected-rows report as CSV or Parquet (by *path*'s suffix); return its row count."""
-        schema = pa.schema(
-            [("row", pa.int64()), ("reason", pa.string()), ("detail", pa.string())]
-            + [(c, pa.string()) for c in self.columns]
-        )
-        written = 0
-        writer: Any
-        if path.suffix.lower() == ".parquet":
-            writer = pq.ParquetWriter(path, schema)
-        else:
-            writer = pacsv.CSVWriter(path, schema)
-        with writer:
-            for table in self.rejected():
-                writer.write_table(table.cast(schema))
-                written += table.num_rows
-        return written
-
-
 def allowed_operators(
     operators: Sequence[OperatorConfig], wanted: Sequence[str] | None
 ) -> tuple[OperatorConfig, ...]:
@@ -372,9 +264,11 @@ def prepare(
     config: IngestConfig,
     operators: Sequence[OperatorConfig],
     redis_url: str,
+    directory: Path,
     name: str | None = None,
 ) -> PreparedCampaign:
-    """Read, check and prepare *path* on the running Ray cluster (see the module docstring).
+    """Read, check and prepare *path* on the running Ray cluster into *directory*'s
+    ``accepted.parquet`` and ``rejected.parquet`` (see the module docstring).
 
     Raises an :class:`ingest.errors.IngestError` for a bad upload, before any row is processed (for a
     spreadsheet, after it has been read: its header is inside the file's compressed XML).
@@ -409,11 +303,19 @@ def prepare(
         router=router_from_operators(allowed),
         optouts=_optouts_ref(redis_url),
     )
-    blocks = _unwrap(lambda: _prepare_blocks(dataset, preparer))
-    prepared: PreparedCampaign = _unwrap(
-        lambda: _collect(source, columns, blocks, allowed, samples=config.sample_messages)
+    collector = Collector(
+        directory,
+        source=source,
+        columns=columns,
+        operators=[op.name for op in allowed],
+        samples=config.sample_messages,
     )
-    return prepared
+    try:
+        _unwrap(lambda: _stream_blocks(dataset, preparer, collector))
+    except BaseException:
+        collector.abort()
+        raise
+    return collector.finish()
 
 
 @ray.remote(num_cpus=1)
@@ -421,17 +323,27 @@ def _prepare_block(preparer: _BlockPreparer, table: pa.Table, start: int, end: i
     return preparer(table.slice(start, None if end is None else end - start))
 
 
-def _prepare_blocks(dataset: Any, preparer: _BlockPreparer) -> list[Any]:
-    """Each block the read streams out, prepared by a plain Ray task as soon as it arrives; the refs
-    in file order. Not ``map_batches``: on a 2-CPU machine Ray Data ran those tasks one at a time
-    (20 tasks of 0.1 s CPU: 2.5 s, as plain tasks 1.1 s; BENCHMARKS.md, ingest)."""
+# Prepared blocks waiting for the driver, at most: enough to keep both CPUs busy while the driver
+# writes one, few enough that the object store holds a handful of blocks, not the upload.
+_AHEAD = 4
+
+
+def _stream_blocks(dataset: Any, preparer: _BlockPreparer, collector: Collector) -> None:
+    """Each block the read streams out is prepared by a plain Ray task as soon as it arrives, and
+    handed to *collector* in file order; at most ``_AHEAD`` are prepared ahead of it, so the read
+    waits for the driver instead of filling memory. Not ``map_batches``: on a 2-CPU machine Ray
+    Data ran those tasks one at a time (20 tasks of 0.1 s CPU: 2.5 s, as plain tasks 1.1 s;
+    BENCHMARKS.md, ingest)."""
     shipped = ray.put(preparer)
-    out = []
+    ahead: deque[Any] = deque()
     for bundle in dataset.iter_internal_ref_bundles():
         for entry, piece in zip(bundle.blocks, bundle.slices, strict=True):
             start, end = (0, None) if piece is None else (piece.start_offset, piece.end_offset)
-            out.append(_prepare_block.remote(shipped, entry.ref, start, end))
-    return out
+            ahead.append(_prepare_block.remote(shipped, entry.ref, start, end))
+            if len(ahead) > _AHEAD:
+                collector.add(ray.get(ahead.popleft()))
+    while ahead:
+        collector.add(ray.get(ahead.popleft()))
 
 
 def _optouts_ref(redis_url: str) -> Any:
@@ -469,80 +381,3 @@ def _unwrap(run: Any) -> Any:
             else:
                 cause = cause.__cause__
         raise
-
-
-def _collect(
-    source: Source,
-    columns: tuple[str, ...],
-    blocks: list[Any],
-    operators: Sequence[OperatorConfig],
-    *,
-    samples: int,
-) -> PreparedCampaign:
-    """One pass over the blocks' small columns: duplicates across the upload, and the preview."""
-    op_names = [op.name for op in operators]
-    op_array = pa.array(op_names, pa.string())
-    preview = Preview()
-    reasons: Counter[str] = Counter()
-    numbers: list[np.ndarray[Any, Any]] = []
-    rows: list[np.ndarray[Any, Any]] = []
-    ops: list[np.ndarray[Any, Any]] = []
-    parts: list[np.ndarray[Any, Any]] = []
-    encs: list[pa.Array] = []
-    for ref in blocks:
-        table: pa.Table = ray.get(ref)
-        preview.rows += table.num_rows
-        reasons.update(
-            {
-                d["values"]: d["counts"]
-                for d in pc.value_counts(pc.drop_null(table.column(REASON))).to_pylist()
-            }
-        )
-        ok = table.filter(pc.is_null(table.column(REASON)))
-        numbers.append(as_uint64(ok.column(MSISDN).combine_chunks()))
-        rows.append(ok.column(ROW).to_numpy())
-        ops.append(
-            np.asarray(
-                pc.index_in(ok.column(OPERATOR), value_set=op_array).to_numpy(zero_copy_only=False),
-                dtype=np.int32,
-            )
-        )
-        parts.append(ok.column(PARTS).to_numpy())
-        encs.append(ok.column(ENCODING).combine_chunks())
-        if len(preview.samples) < samples:
-            for row in ok.slice(0, samples - len(preview.samples)).to_pylist():
-                preview.samples.append({name: row[column] for name, column in ACCEPTED_COLUMNS.items()})
-    all_numbers = np.concatenate(numbers) if numbers else np.zeros(0, np.uint64)
-    all_rows = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-    all_ops = np.concatenate(ops) if ops else np.zeros(0, np.int32)
-    all_parts = np.concatenate(parts) if parts else np.zeros(0, np.int32)
-    order = np.lexsort((all_rows, all_numbers))
-    sorted_numbers = all_numbers[order]
-    repeat = np.zeros(order.size, dtype=bool)
-    repeat[1:] = sorted_numbers[1:] == sorted_numbers[:-1]
-    # The first row of each run of equal numbers: carried forward over the repeats.
-    first_pos = np.where(repeat, 0, np.arange(order.size))
-    first_pos = np.maximum.accumulate(first_pos)
-    dup_rows = all_rows[order][repeat]
-    first_rows = all_rows[order][first_pos][repeat]
-    duplicates = dict(zip(dup_rows.tolist(), first_rows.tolist(), strict=True))
-    keep = np.ones(all_rows.size, dtype=bool)
-    keep[order[repeat]] = False
-
-    reasons["duplicate"] = len(duplicates)
-    preview.rejected = {r: reasons[r] for r in REASONS if reasons.get(r)}
-    preview.accepted = int(keep.sum())
-    messages = np.bincount(all_ops[keep], minlength=len(op_names))
-    op_parts = np.bincount(all_ops[keep], weights=all_parts[keep], minlength=len(op_names))
-    preview.operators = {
-        name: {"messages": int(messages[i]), "parts": int(op_parts[i])}
-        for i, name in enumerate(op_names)
-        if messages[i]
-    }
-    preview.parts = int(op_parts.sum())
-    if encs:
-        kept = pa.concat_arrays(encs).filter(pa.array(keep))
-        preview.encodings = {d["values"]: d["counts"] for d in pc.value_counts(kept).to_pylist()}
-    if duplicates:
-        preview.samples = [s for s in preview.samples if s["row"] not in duplicates]
-    return PreparedCampaign(source, columns, blocks, duplicates, preview)

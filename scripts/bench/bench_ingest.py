@@ -1,4 +1,5 @@
-"""Ingest benchmark: a generated N-row campaign file to routed, planned blocks (``ingest.prepare``).
+"""Ingest benchmark: a generated N-row campaign file to routed, planned rows (``ingest.prepare``), written
+as the job's ``accepted.parquet`` and ``rejected.parquet``.
 
     python scripts/bench/bench_ingest.py --rows 1000000 --format csv
     python scripts/bench/bench_ingest.py --rows 1000000 --format xlsx
@@ -6,8 +7,9 @@
 
 Starts a local Ray (2 CPUs, no dashboard) and a private Redis, prepares the file once cold (Ray
 workers starting) and then ``--repeat`` times warm (the cluster already up, as in production), and
-prints seconds per run and the peak growth of the whole stack's RSS (driver, Ray workers, raylet, Redis:
-every process in this one's tree, sampled every 20 ms) over its level before the first run.
+prints seconds per run and the peak growth of the whole stack's memory (driver, Ray workers, raylet,
+Redis: every process in this one's tree) as summed RSS and summed PSS (see MemorySampler), over the
+idle stack and, for the warm runs, over the stack as the cold run left it.
 Generated files are cached under ``--dir``.
 """
 
@@ -65,29 +67,55 @@ def generate(path: Path, rows: int, fmt: str) -> None:
     book.close()
 
 
-class RssSampler:
-    """Peak of the summed RSS of this process and all its descendants."""
+class MemorySampler:
+    """Peaks of the summed RSS and the summed PSS of this process and all its descendants.
 
-    def __init__(self) -> None:
-        self.peak = 0
+    RSS summed over processes counts a shared page once per process that maps it: every Ray worker's
+    copy of libarrow, and every object-store page each process has read (the object store is one
+    shared-memory file). PSS splits each shared page among the processes that map it, so its sum is
+    the memory the stack really holds. Both are printed; PSS is read less often (it walks page maps).
+    """
+
+    def __init__(self, *, pss: bool = False) -> None:
+        self.peak_rss = 0
+        self.peak_pss = 0
+        self.with_pss = pss
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     @staticmethod
-    def total() -> int:
+    def _procs() -> list[psutil.Process]:
         me = psutil.Process()
+        return [me, *me.children(recursive=True)]
+
+    @classmethod
+    def rss(cls) -> int:
         total = 0
-        for proc in [me, *me.children(recursive=True)]:
+        for proc in cls._procs():
             with contextlib.suppress(psutil.Error):
                 total += proc.memory_info().rss
         return total
 
+    @classmethod
+    def pss(cls) -> int:
+        total = 0
+        for proc in cls._procs():
+            # smaps_rollup: the kernel's one-line sum (psutil's memory_full_info parses all of smaps).
+            with contextlib.suppress(OSError), open(f"/proc/{proc.pid}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+        return total
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, self.total())
+            self.peak_rss = max(self.peak_rss, self.rss())
+            if self.with_pss:
+                self.peak_pss = max(self.peak_pss, self.pss())
             time.sleep(0.02)
 
-    def __enter__(self) -> RssSampler:
+    def __enter__(self) -> MemorySampler:
         self._thread.start()
         return self
 
@@ -125,28 +153,50 @@ def main() -> None:
     config = IngestConfig(max_rows=max(args.rows, 10_000_000))
     with RedisServer(args.dir / "redis", appendonly=False) as redis_server:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-        baseline = RssSampler.total()
+        base_rss, base_pss = MemorySampler.rss(), MemorySampler.pss()
         spec = CampaignSpec(template=TEMPLATE)
-        with RssSampler() as sampler:
-            times = []
-            for i in range(args.repeat + 1):
+
+        def run(sampler: MemorySampler) -> float:
+            with sampler:
                 t = time.perf_counter()
-                prepared = prepare(
-                    path, spec, config=config, operators=settings.operators, redis_url=redis_server.url
+                prepare(
+                    path,
+                    spec,
+                    config=config,
+                    operators=settings.operators,
+                    redis_url=redis_server.url,
+                    directory=args.dir / "prepared",
                 )
-                elapsed = time.perf_counter() - t
-                times.append(elapsed)
-                label = "cold" if i == 0 else "warm"
-                print(f"{label}: {elapsed:.2f} s  ({args.rows / elapsed:,.0f} rows/s)")
-                del prepared
-        preview_rows = args.rows
+                return time.perf_counter() - t
+
+        # Timed runs sample RSS only (reading PSS walks every page table: it slows the run it
+        # measures); run 0 is cold (Ray starts its workers and Ray Data's own actors).
+        times = []
+        for i in range(args.repeat + 1):
+            sampler = MemorySampler()
+            times.append(run(sampler))
+            print(
+                f"{'cold' if i == 0 else 'warm'}: {times[-1]:.2f} s  ({args.rows / times[-1]:,.0f} rows/s); "
+                f"peak RSS growth over the idle stack {(sampler.peak_rss - base_rss) / 2**20:,.0f} MiB"
+            )
+        # One more warm run, for memory: PSS too, over the idle stack and over the warmed-up one.
+        warm_rss, warm_pss = MemorySampler.rss(), MemorySampler.pss()
+        sampler = MemorySampler(pss=True)
+        seconds = run(sampler)
         ray.shutdown()
+    mib = 2**20
+    print(
+        f"memory run ({seconds:.2f} s, PSS sampled): peak growth over the idle stack: "
+        f"RSS {(sampler.peak_rss - base_rss) / mib:,.0f} MiB, "
+        f"PSS {(sampler.peak_pss - base_pss) / mib:,.0f} MiB; "
+        f"over the warmed-up stack: RSS {(sampler.peak_rss - warm_rss) / mib:,.0f} MiB, "
+        f"PSS {(sampler.peak_pss - warm_pss) / mib:,.0f} MiB "
+        f"(idle stack: RSS {base_rss / mib:,.0f} MiB, PSS {base_pss / mib:,.0f} MiB)"
+    )
     warm = sorted(times[1:])
     print(
-        f"{args.format} {preview_rows:,} rows: cold {times[0]:.2f} s, "
-        f"warm median {warm[len(warm) // 2]:.2f} s "
-        f"(best {warm[0]:.2f} s); peak RSS growth {(sampler.peak - baseline) / 2**20:,.0f} MiB "
-        f"(baseline {baseline / 2**20:,.0f} MiB); {os.cpu_count()} CPUs"
+        f"{args.format} {args.rows:,} rows: cold {times[0]:.2f} s, "
+        f"warm median {warm[len(warm) // 2]:.2f} s (best {warm[0]:.2f} s); {os.cpu_count()} CPUs"
     )
 
 

@@ -30,7 +30,9 @@ TEMPLATE = "Merhaba {ad}, {tutar} TL borcunuz var."
 
 
 @pytest.fixture
-def run(ray_session: Any, redis_client: redis.Redis, redis_server_url: str) -> Any:
+def run(ray_session: Any, redis_client: redis.Redis, redis_server_url: str, tmp_path: Path) -> Any:
+    runs = iter(range(1000))
+
     def go(path: Path, spec: CampaignSpec | None = None, **config: Any) -> PreparedCampaign:
         return prepare(
             path,
@@ -38,6 +40,7 @@ def run(ray_session: Any, redis_client: redis.Redis, redis_server_url: str) -> A
             config=IngestConfig(**config),
             operators=OPERATORS,
             redis_url=redis_server_url,
+            directory=tmp_path / f"prepared-{next(runs)}",
         )
 
     return go
@@ -246,9 +249,13 @@ def test_duplicates_across_blocks_first_row_wins(tmp_path: Path, run: Any) -> No
     numbers[n - 2] = numbers[70_000]
     pacsv.write_csv(pa.table({"phone": numbers, "ad": ["x"] * n, "tutar": ["1"] * n}), tmp_path / "big.csv")
     prepared = run(tmp_path / "big.csv")
-    assert len(prepared.blocks) > 1
-    assert prepared.duplicates == {n: 1, n - 1: 70_001}
-    assert prepared.preview.accepted == n - 2
+    assert prepared.blocks > 1
+    refused = [(r["row"], r["reason"], r["detail"]) for t in prepared.rejected() for r in t.to_pylist()]
+    assert refused == [
+        (n - 1, "duplicate", "same number as row 70001"),
+        (n, "duplicate", "same number as row 1"),
+    ]
+    assert prepared.preview.accepted == prepared.accepted_table().num_rows == n - 2
     assert prepared.preview.rejected == {"duplicate": 2}
 
 

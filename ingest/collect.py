@@ -1,0 +1,276 @@
+"""The driver's ordered pass over the prepared blocks: de-duplicate, count, and write both reports.
+
+Blocks arrive in file order. Each is checked against every number seen before it (first row wins,
+:class:`ingest.dedupe.FirstSeen`), its rows to send are appended to ``accepted.parquet`` and its
+refused rows to ``rejected.parquet``, the preview's counts grow, and the block is dropped. Nothing
+holds the whole upload: memory grows with the number of distinct numbers (16 bytes each), not with
+the file (BENCHMARKS.md, ingest).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from ingest.dedupe import FirstSeen
+from ingest.numbers import as_uint64
+from ingest.sources import ROW, Source
+
+ACCEPTED_FILE = "accepted.parquet"  # the rows to send, in file order (ACCEPTED_SCHEMA)
+REJECTED_FILE = "rejected.parquet"  # the refused rows: row, reason, detail, the row's original values
+
+REASONS = (
+    "malformed_row",  # a CSV line whose fields do not match the header
+    "invalid_number",
+    "not_mobile",
+    "unknown_operator",  # no configured (or allowed) operator serves the number
+    "empty_text",
+    "template_error",  # a template field is empty in this row
+    "too_many_parts",  # more parts than the operator's max_parts
+    "opted_out",
+    "duplicate",  # the same number on an earlier row
+)
+
+# Columns each prepared block adds to the file's own.
+MSISDN, OPERATOR, TEXT, ENCODING, PARTS, REASON, DETAIL = (
+    "__msisdn",
+    "__operator",
+    "__text",
+    "__encoding",
+    "__parts",
+    "__reason",
+    "__detail",
+)
+
+# What a row to send carries (and a preview sample shows): public name -> prepared block's column.
+ACCEPTED_COLUMNS = {
+    "row": ROW,
+    "msisdn": MSISDN,
+    "operator": OPERATOR,
+    "text": TEXT,
+    "parts": PARTS,
+    "encoding": ENCODING,
+}
+ACCEPTED_SCHEMA = pa.schema(
+    [
+        ("row", pa.int64()),
+        ("msisdn", pa.string()),
+        ("operator", pa.string()),
+        ("text", pa.string()),
+        ("parts", pa.int32()),
+        ("encoding", pa.string()),
+    ]
+)
+
+
+def rejected_schema(columns: Sequence[str]) -> pa.Schema:
+    return pa.schema(
+        [("row", pa.int64()), ("reason", pa.string()), ("detail", pa.string())]
+        + [(c, pa.string()) for c in columns]
+    )
+
+
+@dataclass
+class Preview:
+    """The cost preview: what would be sent, what was refused and why. Numbers add up:
+    ``rows == accepted + sum(rejected.values())``."""
+
+    rows: int = 0
+    accepted: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    operators: dict[str, dict[str, int]] = field(default_factory=dict)  # name -> messages, parts
+    encodings: dict[str, int] = field(default_factory=dict)
+    parts: int = 0
+    samples: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class PreparedCampaign:
+    """A prepared upload: ``accepted.parquet`` and ``rejected.parquet`` in *directory*, and the preview."""
+
+    source: Source
+    columns: tuple[str, ...]
+    directory: Path
+    blocks: int  # how many blocks the upload was prepared in
+    preview: Preview
+
+    @property
+    def accepted_path(self) -> Path:
+        return self.directory / ACCEPTED_FILE
+
+    @property
+    def rejected_path(self) -> Path:
+        return self.directory / REJECTED_FILE
+
+    def accepted(self, batch_rows: int = 65_536) -> Iterator[pa.Table]:
+        """Rows to send, in file order, with the columns of :data:`ACCEPTED_SCHEMA`."""
+        for batch in pq.ParquetFile(self.accepted_path).iter_batches(batch_size=batch_rows):
+            yield pa.Table.from_batches([batch])
+
+    def accepted_table(self) -> pa.Table:
+        return pq.read_table(self.accepted_path)
+
+    def rejected(self, batch_rows: int = 65_536) -> Iterator[pa.Table]:
+        """Refused rows, in file order: ``row, reason, detail`` and the row's original values."""
+        for batch in pq.ParquetFile(self.rejected_path).iter_batches(batch_size=batch_rows):
+            yield pa.Table.from_batches([batch])
+
+    def write_rejected(self, path: Path) -> int:
+        """Write the rejected-rows report as CSV or Parquet (by *path*'s suffix); return its row count."""
+        if path.suffix.lower() == ".parquet":
+            if path.resolve() != self.rejected_path.resolve():
+                shutil.copyfile(self.rejected_path, path)
+        else:
+            with pacsv.CSVWriter(path, rejected_schema(self.columns)) as writer:
+                for table in self.rejected():
+                    writer.write_table(table)
+        return int(pq.ParquetFile(self.rejected_path).metadata.num_rows)
+
+
+class Collector:
+    """Consumes prepared blocks in file order (see the module docstring); :meth:`finish` makes the
+    two files visible at once, so a half-written upload never looks prepared."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        source: Source,
+        columns: tuple[str, ...],
+        operators: Sequence[str],
+        samples: int,
+    ) -> None:
+        self.directory = directory
+        self.source = source
+        self.columns = columns
+        self.samples = samples
+        self._operators = pa.array(list(operators), pa.string())
+        self._messages = np.zeros(len(operators), dtype=np.int64)
+        self._parts = np.zeros(len(operators), dtype=np.int64)
+        self._reasons: Counter[str] = Counter()
+        self._encodings: Counter[str] = Counter()
+        self._seen = FirstSeen()
+        self.preview = Preview()
+        self.blocks = 0
+        directory.mkdir(parents=True, exist_ok=True)
+        self._rejected_schema = rejected_schema(columns)
+        # Dictionaries and statistics only where they pay: personalised texts and numbers are nearly
+        # all distinct, and building both for them doubled the write (BENCHMARKS.md, ingest).
+        self._accepted = pq.ParquetWriter(
+            self._tmp(ACCEPTED_FILE),
+            ACCEPTED_SCHEMA,
+            use_dictionary=["operator", "encoding"],
+            write_statistics=["row"],
+        )
+        self._refused = pq.ParquetWriter(
+            self._tmp(REJECTED_FILE),
+            self._rejected_schema,
+            use_dictionary=["reason"],
+            write_statistics=["row"],
+        )
+
+    def _tmp(self, name: str) -> Path:
+        return self.directory / (name + ".tmp")
+
+    def add(self, table: pa.Table) -> None:
+        """One prepared block, the next in file order."""
+        self.blocks += 1
+        n = table.num_rows
+        self.preview.rows += n
+        reason = table.column(REASON).combine_chunks()
+        ok = np.asarray(pc.is_null(reason).to_numpy(zero_copy_only=False), dtype=bool)
+        candidates = np.flatnonzero(ok)
+        numbers = as_uint64(table.column(MSISDN).combine_chunks().take(pa.array(candidates)))
+        first = self._seen.check(numbers, table.column(ROW).to_numpy()[candidates])
+        repeats = candidates[first >= 0]
+        duplicate = np.zeros(n, dtype=bool)
+        duplicate[repeats] = True
+
+        sent = table.filter(pa.array(ok & ~duplicate))
+        self._count(sent)
+        self._accepted.write_table(
+            pa.table([sent.column(c) for c in ACCEPTED_COLUMNS.values()], schema=ACCEPTED_SCHEMA)
+        )
+
+        if repeats.size:
+            mask = pa.array(duplicate)
+            reason = pc.replace_with_mask(reason, mask, pa.array(["duplicate"] * repeats.size))
+            detail = pc.replace_with_mask(
+                table.column(DETAIL).combine_chunks(),
+                mask,
+                pa.array([f"same number as row {r}" for r in first[first >= 0].tolist()], pa.string()),
+            )
+        else:
+            detail = table.column(DETAIL).combine_chunks()
+        refused = pc.is_valid(reason)
+        self._reasons.update(
+            {d["values"]: d["counts"] for d in pc.value_counts(reason.filter(refused)).to_pylist()}
+        )
+        out = pa.table(
+            [
+                table.column(ROW).combine_chunks(),
+                reason,
+                detail,
+                *(table.column(c).combine_chunks() for c in self.columns),
+            ],
+            names=self._rejected_schema.names,
+        ).filter(refused)
+        if out.num_rows:
+            self._refused.write_table(out.cast(self._rejected_schema))
+
+    def _count(self, sent: pa.Table) -> None:
+        preview = self.preview
+        preview.accepted += sent.num_rows
+        if not sent.num_rows:
+            return
+        op = np.asarray(
+            pc.index_in(sent.column(OPERATOR), value_set=self._operators).to_numpy(zero_copy_only=False),
+            dtype=np.int64,
+        )
+        size = len(self._operators)
+        self._messages += np.bincount(op, minlength=size)
+        self._parts += np.bincount(op, weights=sent.column(PARTS).to_numpy(), minlength=size).astype(np.int64)
+        self._encodings.update(
+            {d["values"]: d["counts"] for d in pc.value_counts(sent.column(ENCODING)).to_pylist()}
+        )
+        if len(preview.samples) < self.samples:
+            for row in sent.slice(0, self.samples - len(preview.samples)).to_pylist():
+                preview.samples.append({name: row[column] for name, column in ACCEPTED_COLUMNS.items()})
+
+    def finish(self) -> PreparedCampaign:
+        self._accepted.close()
+        self._refused.close()
+        self._tmp(REJECTED_FILE).replace(self.directory / REJECTED_FILE)
+        self._tmp(ACCEPTED_FILE).replace(self.directory / ACCEPTED_FILE)  # last: it marks "prepared"
+        preview = self.preview
+        preview.rejected = {r: self._reasons[r] for r in REASONS if self._reasons.get(r)}
+        names = self._operators.to_pylist()
+        preview.operators = {
+            name: {"messages": int(self._messages[i]), "parts": int(self._parts[i])}
+            for i, name in enumerate(names)
+            if self._messages[i]
+        }
+        preview.parts = int(self._parts.sum())
+        preview.encodings = dict(self._encodings)
+        return PreparedCampaign(self.source, self.columns, self.directory, self.blocks, preview)
+
+    def abort(self) -> None:
+        """Close and remove the half-written files (the upload was refused or the run failed)."""
+        for writer in (self._accepted, self._refused):
+            writer.close()
+        for name in (ACCEPTED_FILE, REJECTED_FILE):
+            self._tmp(name).unlink(missing_ok=True)
