@@ -76,9 +76,12 @@ def _mean_per_second(times: list[float]) -> float:
     return sum(counts) / len(counts)
 
 
-# Timing-sensitive: on a loaded 2-core machine the simulator can be descheduled long enough that a lease's
-# PDUs are processed later than the limiter's 10 ms margin assumes (seen: 15 ESME_RTHROTTLED of 2400 with
-# two test runs at once). Deselected by default; run with `./scripts/test -m soak`.
+# Soak, not default: it asserts an achieved rate (≥ 97 % of the cap), a timing figure. Limits are kept
+# whatever the load: a lease is charged until the SMSC *answered* its last PDU (measured from when the
+# bind asked for it), so a lagging SMSC cannot count two leases in one second. Seen on this 2-core
+# machine: idle, 292–295/s and no ESME_RTHROTTLED in 6 of 6 runs; with the end-to-end benchmark
+# saturating both cores beside it, still no ESME_RTHROTTLED but 281/s (it was 10–15 throttled when
+# leases were charged until their last *send*). Run with `./scripts/test -m soak`.
 @pytest.mark.soak
 @pytest.mark.sim_args("--account-tps", "300")
 def test_cap_300_over_three_binds_is_kept_and_used(
@@ -99,7 +102,7 @@ def test_cap_300_over_three_binds_is_kept_and_used(
     times = sorted(r["mono"] for r in sim.records())
     busiest = max(bisect.bisect_left(times, t + 1.0) - i for i, t in enumerate(times))
     assert busiest <= 300  # no sliding second over the cap, seen from the SMSC
-    assert _mean_per_second(times) >= 0.97 * 300
+    assert _mean_per_second(times) >= 0.97 * 300, _mean_per_second(times)
 
 
 @pytest.mark.sim_args("--drop-after", "2000", "--dlr-delay", "0.05:0.2")

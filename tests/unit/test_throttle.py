@@ -87,9 +87,23 @@ def test_retry_after_says_when_tokens_return() -> None:
     limiter.settle(lease.lease_id, used=10, last_sent_after=0.0)
     refused = limiter.acquire(1)
     assert refused.tokens == 0
-    assert refused.retry_after == pytest.approx(1.01)
+    assert refused.retry_after == pytest.approx(1.0 + limiter.margin)
     clock.now += refused.retry_after
     assert limiter.acquire(1).tokens == 1
+
+
+def test_a_lease_answered_after_its_hold_stays_charged_until_a_window_after_the_answer() -> None:
+    # The SMSC may count a PDU as late as it answers it: a lease whose last PDU was answered 0.3 s
+    # after it arrived (the hold was 0.05 s) keeps its tokens until a window after that.
+    clock = Clock()
+    limiter = SlidingWindowLimiter(10, clock=clock)
+    lease = limiter.acquire(10, hold=0.05)
+    clock.now += 0.3
+    limiter.settle(lease.lease_id, used=10, last_sent_after=0.3)
+    clock.now += 1.0  # a window after the hold, not yet a window after the answer
+    assert limiter.acquire(1).tokens == 0
+    clock.now += limiter.margin + 0.001
+    assert limiter.acquire(10).tokens == 10
 
 
 def test_settling_twice_or_late_is_harmless() -> None:

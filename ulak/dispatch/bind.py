@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -197,11 +198,15 @@ class BindClient:
         self._stopping = False
         self._pause_until = 0.0
         self._throttle_level = 0  # consecutive throttled responses: how hard the bind backs off
-        self._settlement: Settlement | None = None  # the last lease's, until the next call to the limiter
+        # Spent leases whose PDUs are not all answered yet (lease id, used, received, last send), and
+        # the settlements ready for the next call to the limiter (see _confirm).
+        self._unconfirmed: deque[tuple[int, int, float, float]] = deque()
+        self._ready: list[Settlement] = []
+        self._last_answer = 0.0  # when a submit_sm was last answered, or the connection lost
         self._lease: Lease | None = None  # the lease being spent, as the window frees up
         self._lease_used = 0
         self._lease_last: float | None = None  # when its last PDU went out, after it arrived
-        self._lease_received = 0.0
+        self._lease_received = 0.0  # when we asked for the lease (offsets are counted from it)
         self._lease_deadline = 0.0
         self._rng = rng or random.Random()
         self._backoff = Backoff(rng=self._rng)
@@ -405,24 +410,30 @@ class BindClient:
                     self._spend(session, min(room, lease.tokens - self._lease_used))
                     continue
                 self._end_lease()  # spent, expired, or nothing left to send: settle it (below)
+            self._confirm(session)
             if room <= 0:
                 self._wakeup.clear()  # before the await below: a response meanwhile must wake us
                 await self._settle()
                 await self._sleep_or_lost(min(1.0, enquire_interval / 4), wake=True)
                 continue
-            # While busy, the last lease is settled in the same call that asks for the next one. A
-            # lease is ~lease_seconds of the operator's rate, spent as the window frees up, so an
-            # uncapped bind asks the limiter once per lease, not once per window refill.
-            settlement, self._settlement = self._settlement, None
+            # While busy, a lease is settled in the same call that asks for the next one. A lease is
+            # ~lease_seconds of the operator's rate, spent as the window frees up, so an uncapped
+            # bind asks the limiter once per lease, not once per window refill.
+            settlement = self._ready.pop(0) if self._ready else None
+            await self._settle()  # more than one ready (rare): the rest on their own
             want = min(len(self.queue), self._lease_size(), 4 * self.bind.window)
+            asked = time.monotonic()
             lease = await self.tokens.exchange(settlement, want, hold=self.lease_seconds)
             if not lease.tokens:
                 await self._sleep_or_lost(min(lease.retry_after, 1.0))
                 continue
             self._lease, self._lease_used, self._lease_last = lease, 0, None
-            self._lease_received = time.monotonic()
+            # The limiter charges from its grant, somewhere between our asking and the answer: offsets
+            # reported from when we *asked* can only overstate the charge, never understate it (from
+            # the answer they understated it by the call's latency, tens of ms on a busy machine).
+            self._lease_received = asked
             # Stop spending well inside the hold: the limiter counts the hold from its own grant.
-            self._lease_deadline = self._lease_received + 0.8 * lease.hold
+            self._lease_deadline = time.monotonic() + 0.8 * lease.hold
             self._spend(session, min(session.window_available, len(self.queue), lease.tokens))
 
     def _spend(self, session: Session, n: int) -> None:
@@ -433,13 +444,33 @@ class BindClient:
 
     def _end_lease(self) -> None:
         lease, self._lease = self._lease, None
-        if lease is not None:
-            used = self._lease_used
-            self._settlement = Settlement(lease.lease_id, used, self._lease_last if used else None)
+        if lease is None:
+            return
+        if not self._lease_used or self._lease_last is None:
+            self._ready.append(Settlement(lease.lease_id, 0, None))
+            return
+        received = self._lease_received
+        self._unconfirmed.append((lease.lease_id, self._lease_used, received, received + self._lease_last))
+
+    def _confirm(self, session: Session) -> None:
+        """Settle the spent leases whose PDUs have all been answered.
+
+        The SMSC counts a PDU in its sliding second when it processes it, which can be well after we
+        sent it (it was busy, or descheduled) but never after it answered it. So a lease is charged
+        until its last PDU was *answered*, not sent: two leases a second apart by our clock can then
+        never land in one of the SMSC's seconds (counting by send time alone, they did: 15
+        ESME_RTHROTTLED of 2,400 at a 300/s cap while the SMSC lagged)."""
+        oldest = session.oldest_sent_at()
+        while self._unconfirmed:
+            lease_id, used, received, last_sent = self._unconfirmed[0]
+            if oldest is not None and oldest <= last_sent:
+                return  # a PDU of this lease is still unanswered
+            self._unconfirmed.popleft()
+            self._ready.append(Settlement(lease_id, used, max(last_sent, self._last_answer) - received))
 
     async def _settle(self) -> None:
-        settlement, self._settlement = self._settlement, None
-        if settlement is not None:
+        ready, self._ready = self._ready, []
+        for settlement in ready:
             await self.tokens.settle(
                 settlement.lease_id, used=settlement.used, last_sent_after=settlement.last_sent_after
             )
@@ -523,6 +554,7 @@ class BindClient:
     def _on_response(self, event: ResponseReceived, out: list[bytes]) -> None:
         resp, item = event.response, event.context
         if isinstance(item, OutboundPart):
+            self._last_answer = time.monotonic()
             status = resp.status
             if status == CommandStatus.ESME_ROK and type(resp) is SubmitSmResp:
                 self._throttle_level = max(0, self._throttle_level - 1)  # ramp back per success
@@ -587,6 +619,7 @@ class BindClient:
         lost = [o.context for o in outstanding if isinstance(o.context, OutboundPart)]
         if not lost:
             return
+        self._last_answer = time.monotonic()  # whatever of them reached the SMSC did so by now
         if self.at_least_once:
             self.queue.extendleft(lost)  # resend, in their original order, first
         else:

@@ -3,13 +3,14 @@
 The SMSC counts PDUs over a *sliding* one-second window and answers ESME_RTHROTTLED past its cap, so a
 token bucket (which allows a burst on top of its rate) is not enough. :class:`SlidingWindowLimiter`
 keeps a ledger of leases instead. A lease grants a bind some tokens to spend within ``hold`` seconds;
-the ledger charges them from the grant until the last PDU of the lease was sent, plus the window and a
-small margin. A new lease is granted only while the charged total stays within the cap, so no
-one-second window anywhere can see more than ``rate`` PDUs, whichever binds send them.
+the ledger charges them from the grant until the SMSC answered the last PDU of the lease (by then it
+has counted them all), plus the window and a small margin. A new lease is granted only while the
+charged total stays within the cap, so no one-second window anywhere can see more than ``rate`` PDUs,
+whichever binds send them.
 
 Why leases: a bind asks for ~50 ms of tokens at a time, so the limiter (one Ray actor per operator) is
 called tens of times a second rather than once per PDU. Unused tokens come back with
-:meth:`SlidingWindowLimiter.settle`, which also reports *when* the last PDU went out, as an offset from
+:meth:`SlidingWindowLimiter.settle`, which also reports *when* the last PDU was answered, as an offset from
 the moment the lease arrived: offsets are measured on one clock, so binds on other nodes never compare
 their clocks with the limiter's.
 """
@@ -56,7 +57,7 @@ class SlidingWindowLimiter:
         rate: float,
         *,
         window: float = 1.0,
-        margin: float = 0.01,
+        margin: float = 0.002,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if rate <= 0:
@@ -111,10 +112,12 @@ class SlidingWindowLimiter:
         return Lease(lease_id, tokens, hold)
 
     def settle(self, lease_id: int, *, used: int, last_sent_after: float | None) -> None:
-        """Report what a lease spent: *used* tokens, the last one *last_sent_after* seconds after it arrived.
+        """Report what a lease spent: *used* tokens, the last one *last_sent_after* seconds after it
+        arrived (binds report when the SMSC answered it: the latest it can have counted it).
 
-        Unused tokens return to the pool at once; the used ones stay charged until a window after the
-        last send. Settling an unknown or already expired lease is harmless.
+        Unused tokens return to the pool at once; the used ones stay charged until a window after
+        that moment, even past the hold while the charge still counts. Settling an unknown or already
+        expired lease is harmless.
         """
         charge = self._ledger.get(lease_id)
         if charge is None:
@@ -126,8 +129,11 @@ class SlidingWindowLimiter:
         kept = min(used, charge.tokens)
         self._total -= charge.tokens - kept
         charge.tokens = kept
-        end = min(charge.end, charge.start + max(0.0, last_sent_after))
-        if end < charge.end:
+        # Earlier than the hold (the usual case) frees the tokens sooner; later (the SMSC answered
+        # the lease's last PDU after the hold) keeps them longer: safe while the charge still
+        # counts, since nothing was granted on the strength of its expiry.
+        end = charge.start + max(0.0, last_sent_after)
+        if end != charge.end:
             charge.end = end
             heapq.heappush(self._ends, (end, lease_id))
 

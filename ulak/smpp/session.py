@@ -174,6 +174,12 @@ class Session:
         """Requests sent and not yet answered, oldest first."""
         return list(self._outstanding.values())
 
+    def oldest_sent_at(self) -> float | None:
+        """When the oldest unanswered request was sent (None: nothing is in flight)."""
+        for item in self._outstanding.values():
+            return item.sent_at
+        return None
+
     @property
     def window_available(self) -> int:
         return self.window - len(self._outstanding)
