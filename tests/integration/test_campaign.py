@@ -80,8 +80,8 @@ def _mean_per_second(times: list[float]) -> float:
 # whatever the load: a lease is charged until the SMSC *answered* its last PDU (measured from when the
 # bind asked for it), so a lagging SMSC cannot count two leases in one second. Seen on this 2-core
 # machine: idle, 292–295/s and no ESME_RTHROTTLED in 6 of 6 runs; with the end-to-end benchmark
-# saturating both cores beside it, still no ESME_RTHROTTLED but 281/s (it was 10–15 throttled when
-# leases were charged until their last *send*). Run with `./scripts/test -m soak`.
+# saturating both cores beside it, still no ESME_RTHROTTLED but 281/s (up to 15 throttled before;
+# BENCHMARKS.md, operator cap). Run with `./scripts/test -m soak`.
 @pytest.mark.soak
 @pytest.mark.sim_args("--account-tps", "300")
 def test_cap_300_over_three_binds_is_kept_and_used(
