@@ -198,14 +198,14 @@ class BindClient:
         self._stopping = False
         self._pause_until = 0.0
         self._throttle_level = 0  # consecutive throttled responses: how hard the bind backs off
-        # Spent leases whose PDUs are not all answered yet (lease id, used, received, last send), and
+        # Spent leases whose PDUs are not all answered yet (lease id, used, asked at, last send), and
         # the settlements ready for the next call to the limiter (see _confirm).
         self._unconfirmed: deque[tuple[int, int, float, float]] = deque()
         self._ready: list[Settlement] = []
         self._last_answer = 0.0  # when a submit_sm was last answered, or the connection lost
         self._lease: Lease | None = None  # the lease being spent, as the window frees up
         self._lease_used = 0
-        self._lease_last: float | None = None  # when its last PDU went out, after it arrived
+        self._lease_last: float | None = None  # when its last PDU went out, after it was asked for
         self._lease_received = 0.0  # when we asked for the lease (offsets are counted from it)
         self._lease_deadline = 0.0
         self._rng = rng or random.Random()
@@ -550,6 +550,8 @@ class BindClient:
                 self._lost.set()
         if out:
             self._write(b"".join(out))
+        if self._unconfirmed:
+            self._confirm(session)  # now, while the answer's time is still the last one
 
     def _on_response(self, event: ResponseReceived, out: list[bytes]) -> None:
         resp, item = event.response, event.context
