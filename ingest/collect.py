@@ -53,15 +53,7 @@ MSISDN, OPERATOR, TEXT, ENCODING, PARTS, REASON, DETAIL = (
     "__detail",
 )
 
-# What a row to send carries (and a preview sample shows): public name -> prepared block's column.
-ACCEPTED_COLUMNS = {
-    "row": ROW,
-    "msisdn": MSISDN,
-    "operator": OPERATOR,
-    "text": TEXT,
-    "parts": PARTS,
-    "encoding": ENCODING,
-}
+# What a row to send carries (and a preview sample shows), in accepted.parquet.
 ACCEPTED_SCHEMA = pa.schema(
     [
         ("row", pa.int64()),
@@ -71,6 +63,10 @@ ACCEPTED_SCHEMA = pa.schema(
         ("parts", pa.int32()),
         ("encoding", pa.string()),
     ]
+)
+# Each of those columns' name in a prepared block.
+ACCEPTED_COLUMNS = dict(
+    zip(ACCEPTED_SCHEMA.names, (ROW, MSISDN, OPERATOR, TEXT, PARTS, ENCODING), strict=True)
 )
 
 
@@ -206,16 +202,15 @@ class Collector:
             pa.table([sent.column(c) for c in ACCEPTED_COLUMNS.values()], schema=ACCEPTED_SCHEMA)
         )
 
+        detail = table.column(DETAIL).combine_chunks()
         if repeats.size:
             mask = pa.array(duplicate)
             reason = pc.replace_with_mask(reason, mask, pa.array(["duplicate"] * repeats.size))
             detail = pc.replace_with_mask(
-                table.column(DETAIL).combine_chunks(),
+                detail,
                 mask,
                 pa.array([f"same number as row {r}" for r in first[first >= 0].tolist()], pa.string()),
             )
-        else:
-            detail = table.column(DETAIL).combine_chunks()
         refused = pc.is_valid(reason)
         self._reasons.update(
             {d["values"]: d["counts"] for d in pc.value_counts(reason.filter(refused)).to_pylist()}
