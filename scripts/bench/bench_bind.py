@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""One process of binds, no Ray: what a bind costs per message, and where (``--profile``).
+
+``BindClient``s (what each ``SmppConnectionActor`` runs) in this process, on one event loop (uvloop
+when installed, as Ray's async actors use it), against the bundled simulator in its own process, with
+the ledger in Ulak's own redis-server (``--sink null`` drops the events instead). The parts are built
+up front, as the runner would send them. Prints msgs/s and the CPU microseconds per message of this
+process, of redis-server and of the simulator.
+
+    python scripts/bench/bench_bind.py --messages 100000 [--binds 2] [--sink null] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import platform
+import pstats
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+import redis.asyncio
+from pydantic import SecretStr
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from cluster.stack import start_simulator  # noqa: E402
+from ulak.dispatch.bind import BindClient, OutboundPart  # noqa: E402
+from ulak.dispatch.ledger import Event, RedisLedger  # noqa: E402
+from ulak.dispatch.message import plan_for, submit_pdus  # noqa: E402
+from ulak.dispatch.throttle import LocalTokenSource, SlidingWindowLimiter  # noqa: E402
+from ulak.redis_server import RedisServer  # noqa: E402
+from ulak.settings import BindConfig, OperatorConfig  # noqa: E402
+from ulak.smpp.codec import preencode  # noqa: E402
+
+TEXT = "Kampanya: tum urunlerde %20 indirim, detaylar icin https://ulak.example/k/Ab3"
+
+
+def cpu_of(proc: psutil.Process) -> float:
+    t = proc.cpu_times()
+    return float(t.user + t.system)
+
+
+async def run(args: argparse.Namespace, redis_url: str, port: int) -> tuple[float, float, int]:
+    binds = tuple(
+        BindConfig(
+            name=f"b{i}",
+            host="127.0.0.1",
+            port=port,
+            system_id="bench",
+            password_env="UNUSED",
+            password=SecretStr("bench"),
+            window=args.window,
+        )
+        for i in range(args.binds)
+    )
+    op = OperatorConfig(name="op", prefixes=("90",), tps=10_000_000, binds=binds)
+    message = plan_for(TEXT, op, reference=0)
+    parts: list[list[OutboundPart]] = [[] for _ in binds]
+    for row in range(args.messages):
+        (pdu,) = submit_pdus(message, destination=f"90532{row:07d}", bind=binds[0])
+        parts[row % len(binds)].append(OutboundPart("bench", row, 1, 1, preencode(pdu)))
+    client = redis.asyncio.Redis.from_url(redis_url)
+    ledger = RedisLedger(client)
+
+    async def null_sink(events: list[Event]) -> None:
+        return None
+
+    sink = null_sink if args.sink == "null" else ledger.apply_async
+    limiter = LocalTokenSource(SlidingWindowLimiter(op.tps))
+    clients = [BindClient(b, op, tokens=limiter, sink=sink) for b in binds]
+    for c in clients:
+        await c.start()
+    for c in clients:
+        await c.wait_bound(10)
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    batch = 1000  # the runner's batches cross Ray in about this size
+    for i in range(0, max(len(p) for p in parts), batch):
+        for c, p in zip(clients, parts, strict=True):
+            c.enqueue(p[i : i + batch])
+    while sum(c.stats.receipts for c in clients) < args.messages:
+        await asyncio.sleep(0.005)
+    for c in clients:
+        await c.flush()
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    for c in clients:
+        await c.stop()
+    if args.sink == "redis":
+        stats = await client.info("commandstats")
+        top = sorted(stats.items(), key=lambda kv: -kv[1]["usec"])[:12]
+        print("redis commandstats (µs per message: total, per call):", file=sys.stderr)
+        for name, st in top:
+            print(
+                f"  {name:28} {st['usec'] / args.messages:7.2f} {st['usec_per_call']:7.2f}"
+                f"  calls/message {st['calls'] / args.messages:.2f}",
+                file=sys.stderr,
+            )
+    await client.aclose()
+    return elapsed, cpu, sum(c.stats.submitted for c in clients)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--binds", type=int, default=2)
+    parser.add_argument("--window", type=int, default=100)
+    parser.add_argument("--sink", choices=("redis", "null"), default="redis")
+    parser.add_argument("--profile", action="store_true", help="cProfile this process; print the top")
+    args = parser.parse_args()
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    with tempfile.TemporaryDirectory(prefix="ulak-bench-bind-") as tmp:
+        sim, port = start_simulator(Path(tmp))
+        try:
+            with RedisServer(Path(tmp) / "redis") as server:
+                assert server.process is not None
+                red, simp = psutil.Process(server.process.pid), psutil.Process(sim.pid)
+                before = cpu_of(red), cpu_of(simp)
+                profiler = cProfile.Profile() if args.profile else None
+                if profiler:
+                    profiler.enable()
+                elapsed, cpu, sent = asyncio.run(run(args, server.url, port))
+                if profiler:
+                    profiler.disable()
+                after = cpu_of(red), cpu_of(simp)
+        finally:
+            sim.terminate()
+            sim.wait(timeout=10)
+    n = args.messages
+    us = [round(c / n * 1e6, 1) for c in (cpu, *(a - b for a, b in zip(after, before, strict=True)))]
+    print(
+        json.dumps(
+            {
+                "messages": n,
+                "sent": sent,
+                "binds": args.binds,
+                "sink": args.sink,
+                "seconds": round(elapsed, 2),
+                "msgs_per_second": round(n / elapsed),
+                "cpu_us_per_message": {
+                    "binds (this process, from the first enqueue)": us[0],
+                    "redis": us[1],
+                    "simulator": us[2],
+                },
+                "machine": f"{psutil.cpu_count()} cpu, python {platform.python_version()}",
+            },
+            indent=2,
+        )
+    )
+    if profiler:
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
