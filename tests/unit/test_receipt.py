@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from ulak.smpp.codec import decode, encode, peek_receipt
 from ulak.smpp.pdu import DeliverSm
 from ulak.smpp.receipt import (
     MessageIdFormat,
@@ -131,3 +134,43 @@ def test_fast_path_agrees_with_the_full_parse() -> None:
     fast, full = parse_receipt(pdu, full=False), parse_receipt(pdu)
     assert fast is not None and full is not None
     assert (fast.message_id, fast.status, fast.error) == (full.message_id, full.status, full.error)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    esm_class=st.sampled_from([0, 0x04, 0x08, 0x44]),
+    message_id=st.text(st.characters(min_codepoint=1, max_codepoint=255), max_size=12),
+    state=st.one_of(st.none(), st.integers(0, 255)),
+    error=st.one_of(st.none(), st.binary(min_size=3, max_size=3)),
+    text=st.binary(max_size=40),
+    cut=st.integers(0, 6),
+    extra=st.binary(max_size=6),
+)
+def test_peeking_at_a_receipt_agrees_with_decoding_it(
+    esm_class: int,
+    message_id: str,
+    state: int | None,
+    error: bytes | None,
+    text: bytes,
+    cut: int,
+    extra: bytes,
+) -> None:
+    pdu = DeliverSm(
+        sequence=42,
+        esm_class=esm_class,
+        short_message=text,
+        receipted_message_id=message_id or None,
+        message_state=state,
+        network_error_code=error,
+    )
+    frame = encode(pdu, 42)
+    frame = frame[: len(frame) - cut] + extra  # damaged at the end, as a peer might send it
+    frame = len(frame).to_bytes(4, "big") + frame[4:]
+    peeked = peek_receipt(frame)
+    if peeked is None:
+        return
+    decoded = decode(frame)  # a frame peek_receipt reads must be one the decoder accepts …
+    assert isinstance(decoded, DeliverSm)
+    receipt = parse_receipt(decoded, full=False)
+    assert receipt is not None and decoded.message_state is not None  # … and it must say the same
+    assert peeked == (42, receipt.message_id, decoded.message_state, int(receipt.error or 0))

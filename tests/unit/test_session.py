@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from dataclasses import replace
 
 import pytest
 
@@ -29,6 +30,7 @@ from ulak.smpp.session import (
     ConnectionClosed,
     Event,
     ProtocolError,
+    ReceiptReceived,
     RequestReceived,
     ResponseReceived,
     Role,
@@ -284,3 +286,100 @@ def test_sequence_numbers_wrap() -> None:
     esme.send(SubmitSm())
     esme.send(SubmitSm())
     assert [o.sequence for o in esme.in_flight] == [0x7FFFFFFF, 1]
+
+
+def lean_pair() -> tuple[Session, Session]:
+    esme, smsc, clock = bound_pair()
+    lean = Session(Role.ESME, window=3, clock=clock, lean_receipts=True)
+    lean.state = esme.state  # bound the same way; the bind exchange is not what is tested here
+    return lean, smsc
+
+
+def test_a_lean_session_reads_a_tlv_receipt_in_place_and_answers_it_with_the_same_bytes() -> None:
+    lean, smsc = lean_pair()
+    receipt = DeliverSm(
+        esm_class=0x04,
+        short_message=b"id:0A1B sub:001 dlvrd:000 stat:UNDELIV err:034 text:x",
+        receipted_message_id="0A1B",
+        message_state=5,
+        network_error_code=b"\x03\x00\x22",
+    )
+    lean.receive_data(
+        smsc.send(receipt)
+        + smsc.send(
+            DeliverSm(
+                esm_class=0x04,
+                receipted_message_id="0A1C",
+                message_state=2,
+                network_error_code=b"\x03\x00\x00",
+            )
+        )
+    )
+    first, second = drain(lean)
+    assert first == ReceiptReceived(sequence=1, message_id="0A1B", message_state=5, network_error=34)
+    assert second == ReceiptReceived(sequence=2, message_id="0A1C", message_state=2, network_error=0)
+    assert lean.acknowledge_delivery(1) == smsc_answer(1)
+    smsc.receive_data(lean.acknowledge_delivery(1) + lean.acknowledge_delivery(2))
+    assert [type(e) for e in drain(smsc)] == [ResponseReceived, ResponseReceived]
+
+
+def smsc_answer(sequence: int) -> bytes:
+    plain, _, _ = bound_pair()
+    return plain.send(DeliverSmResp(sequence=sequence))
+
+
+@pytest.mark.parametrize(
+    "pdu",
+    [
+        DeliverSm(short_message=b"MO: hello"),  # not a receipt
+        DeliverSm(esm_class=0x04, short_message=b"id:1 stat:DELIVRD err:000"),  # text only
+        DeliverSm(esm_class=0x04, receipted_message_id="1", message_state=2),  # no network error code
+        DeliverSm(esm_class=0x04, receipted_message_id="", message_state=2, network_error_code=b"\0\0\0"),
+        DeliverSm(esm_class=0x04, receipted_message_id="1", message_state=9, network_error_code=b"\0\0\0"),
+        DeliverSm(  # a TLV whose length the full decoder checks
+            esm_class=0x04,
+            receipted_message_id="1",
+            message_state=2,
+            network_error_code=b"\0\0\0",
+            sar_msg_ref_num=7,
+            sar_total_segments=2,
+            sar_segment_seqnum=1,
+        ),
+    ],
+)
+def test_a_lean_session_leaves_every_other_deliver_sm_to_the_full_decoder(pdu: DeliverSm) -> None:
+    lean, smsc = lean_pair()
+    lean.receive_data(smsc.send(pdu))
+    (event,) = drain(lean)
+    assert isinstance(event, RequestReceived)
+    assert event.pdu == replace(pdu, sequence=1)
+
+
+RECEIPT_ID = b"\x00\x1e\x00\x02" + b"1\0"
+ERROR_CODE = b"\x04\x23\x00\x03" + b"\x03\x00\x00"
+
+
+@pytest.mark.parametrize(
+    ("tlvs", "why"),
+    [
+        (RECEIPT_ID + ERROR_CODE + b"\x04\x27\x00\x02\x00\x02", "message_state of 2 octets"),
+        (RECEIPT_ID + ERROR_CODE + b"\x04\x27\x00\x01", "a TLV that runs past the end"),
+        (RECEIPT_ID + ERROR_CODE + b"\x04\x27\x00", "a truncated TLV header"),
+        (b"\x00\x1e\x00\x03" + b"1\0x" + ERROR_CODE + b"\x04\x27\x00\x01\x02", "a NUL inside the id"),
+    ],
+)
+def test_a_malformed_receipt_gets_the_same_answer_from_a_lean_session(tlvs: bytes, why: str) -> None:
+    lean, smsc = lean_pair()
+    plain, _, _ = bound_pair()
+    head = smsc.send(DeliverSm(esm_class=0x04, short_message=b"id:1"))
+    frame = (len(head) + len(tlvs)).to_bytes(4, "big") + head[4:] + tlvs
+    lean.receive_data(frame)
+    plain.receive_data(frame)
+    (lean_event,), (plain_event,) = drain(lean), drain(plain)
+    assert isinstance(lean_event, ProtocolError), why
+    assert lean_event == plain_event
+
+
+def test_lean_receipts_are_for_the_esme_side() -> None:
+    with pytest.raises(ValueError, match="ESME"):
+        Session(Role.SMSC, lean_receipts=True)

@@ -31,17 +31,15 @@ class MessageIdFormat(Enum):
 
 
 _HEX = re.compile(r"[0-9a-fA-F]+")
-_DEC = re.compile(r"[0-9]+")
 
 
 def normalize_message_id(raw: str, fmt: MessageIdFormat = MessageIdFormat.AUTO) -> str:
     """The canonical key for a message id written in *fmt* (see the module docstring)."""
     value = raw.strip().strip("\0")
-    if fmt is MessageIdFormat.HEX and _HEX.fullmatch(value):
-        return str(int(value, 16))
-    if fmt is MessageIdFormat.DEC and _DEC.fullmatch(value):
-        return str(int(value, 10))
-    if fmt is MessageIdFormat.AUTO and _DEC.fullmatch(value):
+    if fmt is MessageIdFormat.HEX:
+        if _HEX.fullmatch(value):
+            return str(int(value, 16))
+    elif fmt is not MessageIdFormat.TEXT and value.isascii() and value.isdigit():  # DEC, AUTO: [0-9]+
         return str(int(value, 10))
     return value.lower()
 
@@ -103,6 +101,11 @@ class Receipt:
     submitted: str = ""
     delivered: str = ""
     text: str = ""
+
+
+def status_of_state(message_state: int) -> ReceiptStatus | None:
+    """The status a ``message_state`` TLV value stands for (None: not an SMPP 3.4 state)."""
+    return _STATE_BY_INT.get(message_state)
 
 
 def is_receipt(pdu: ShortMessage) -> bool:
