@@ -39,8 +39,10 @@ JOB_PARTS_TEMPLATE = f"{PREFIX}:job:%s:parts"
 
 
 def message_id(smsc: str, normalized_id: str) -> str:
-    """String ``job|row|part|parts``: which part an SMSC message id belongs to. Written when the
-    submit_sm_resp arrives; expires after the validity period plus a day (receipts cannot come later)."""
+    """String ``job|row|part|parts|acked_ms[|a]``: which part an SMSC message id belongs to (``a``: a
+    single-part row that was acked then, so its receipt settles it without reading the row). Written
+    when the submit_sm_resp arrives; expires after the validity period plus a day (receipts cannot
+    come later)."""
     return f"{PREFIX}:msg:{smsc}:{normalized_id}"
 
 
@@ -52,6 +54,11 @@ def early_receipt(smsc: str, normalized_id: str) -> str:
 
 MESSAGE_ID_TEMPLATE = f"{PREFIX}:msg:%s:%s"
 EARLY_RECEIPT_TEMPLATE = f"{PREFIX}:early:%s:%s"
+
+EARLY_RECEIPTS_HELD = f"{PREFIX}:early-held"
+"""Hash: per SMSC identity, how many early receipts may still be held (+1 when one is held, -1 when it
+is matched). Its TTL is renewed with each one held, so it expires with the last of them. An ack looks
+for an early receipt of its id only while this says there may be one (saves a read per message)."""
 
 RECEIPT_STATS = f"{PREFIX}:receipts:stats"
 """Hash: receipts held early, matched late, and those that matched nothing yet. Never expires."""

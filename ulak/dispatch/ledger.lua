@@ -1,8 +1,10 @@
 -- The job ledger's rules (see ledger.py), applied atomically to one batch of events.
 -- ARGV: counters/rows/parts/message-id/early-receipt key templates, receipt-stats key, message TTL,
--- the batch (8), the webhook jobs set (9), the webhook outbox stream (10) and the receipt latency
--- histogram (11). The batch is one MessagePack array, 8 values per event:
--- kind, job, row, part, parts, x1, x2, x3 (row, part and parts are integers).
+-- the batch (8), the webhook jobs set (9), the webhook outbox stream (10), the receipt latency
+-- histogram (11) and the early receipts held per SMSC (12). The batch is one MessagePack array, 8 values per event:
+-- kind, job, row, part, parts, x1, x2, x3 (row, part and parts as decimal strings: Lua numbers are
+-- doubles, and turning one into a string goes through printf's float formatting, which was a tenth
+-- of this script's time when they came as integers).
 -- Besides the rules, the parts hash keeps what the row-level report shows: per part the message id and
 -- ack time ('<row>:<part>:m' = 'id as the SMSC wrote it|unix_ms'), the failure status ('<row>:<part>:e'), and the receipt
 -- ('<row>:<part>:r' = 'status|error|unix_ms').
@@ -10,14 +12,17 @@
 -- Cost: Redis runs this script alone, so every redis.call here delays every other client (the API's
 -- reads too). Counter increments are therefore summed in Lua and written once per batch, the clock is
 -- read once per batch, and a row's receipt fields are read with one HMGET: a single-part message costs
--- about a dozen calls from send to receipt (BENCHMARKS.md, "ledger").
+-- six calls from send to receipt when its ack and its send reach one write (BENCHMARKS.md, "one bind"):
+-- each redis.call costs ~3 µs of marshalling on top of the command itself.
 local ctpl, rtpl, ptpl, mtpl, etpl, stats = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local ttl = tonumber(ARGV[7])
+local ttl = ARGV[7]  -- a string: redis.call would format a number through printf's float path
 -- Jobs with a receipt webhook (a set), and the outbox stream their final row outcomes go to.
 local hooks, outbox = ARGV[9], ARGV[10]
 -- Receipt latency histogram (a hash of bucket counts, upper bounds in seconds).
 local latency = ARGV[11]
 local LATENCY_BUCKETS = {1, 5, 15, 60, 300, 1800, 3600, 21600, 86400}
+-- Early receipts that may be held, per SMSC (a hash): an ack looks for one only while its SMSC has any.
+local held_key = ARGV[12]
 
 local OUTCOME = {DELIVRD = 'delivered', UNDELIV = 'undelivered', EXPIRED = 'expired',
                  REJECTD = 'rejected', DELETED = 'deleted', UNKNOWN = 'receipt_unknown',
@@ -29,11 +34,14 @@ local function outcome_of(status)
   return o
 end
 
-local now
+local now, now_s
 do
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  now_s = t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))
 end
+local BUCKET_NAMES = {}
+for i, le in ipairs(LATENCY_BUCKETS) do BUCKET_NAMES[i] = tostring(le) end
 
 -- Increments to hashes, summed over the batch and written at the end (nothing below reads them).
 local increments, latency_sum = {}, 0
@@ -69,6 +77,16 @@ local function settle(job, rk, row, parts, o, n, d)
   end
 end
 
+local may_hold_cache = {}
+local function may_hold(smsc)
+  local h = may_hold_cache[smsc]
+  if h == nil then
+    h = tonumber(redis.call('HGET', held_key, smsc) or '0') > 0
+    may_hold_cache[smsc] = h
+  end
+  return h
+end
+
 local function finish(job, rk, row, parts)
   local v = redis.call('HMGET', rk, row .. ':o', row .. ':n', row .. ':d')
   settle(job, rk, row, parts, v[1], v[2], v[3])
@@ -89,15 +107,17 @@ local function split_status(value)
 end
 
 -- value is 'status|error'; the part's receipt field keeps 'status|error|unix_ms' for the report.
--- acked_ms: when the part was acked (for the receipt latency histogram), if known.
-local function apply_receipt(job, row, part, parts, value, acked_ms)
+-- acked_ms: when the part was acked (for the receipt latency histogram), if known. row_acked: a
+-- single-part row known to be acked (its state and outcome need no read: the part's first final
+-- receipt is the row's first, and an acked row stays acked).
+local function apply_receipt(job, row, part, parts, value, acked_ms, row_acked)
   local status = split_status(value)
   local ck = string.format(ctpl, job)
   bump(ck, 'receipts')
   local out = outcome_of(status)
   if out == false then return end
   local pk = string.format(ptpl, job)
-  if redis.call('HSETNX', pk, row .. ':' .. part .. ':r', value .. '|' .. now) == 0 then
+  if redis.call('HSETNX', pk, row .. ':' .. part .. ':r', value .. '|' .. now_s) == 0 then
     bump(ck, 'receipts_duplicate')
     return
   end
@@ -105,8 +125,8 @@ local function apply_receipt(job, row, part, parts, value, acked_ms)
   if latency and acked_ms then
     local seconds = (now - acked_ms) / 1000
     local bucket = '+Inf'
-    for _, le in ipairs(LATENCY_BUCKETS) do
-      if seconds <= le then bucket = tostring(le); break end
+    for i, le in ipairs(LATENCY_BUCKETS) do
+      if seconds <= le then bucket = BUCKET_NAMES[i]; break end
     end
     bump(latency, bucket)
     latency_sum = latency_sum + seconds
@@ -115,12 +135,16 @@ local function apply_receipt(job, row, part, parts, value, acked_ms)
   if parts == 1 then
     -- A single part's receipt decides its row: the row was acked (or failed, or lost) before its
     -- message id could match, so there is nothing to keep for later.
+    if row_acked then
+      settle(job, rk, row, parts, nil, out ~= 'delivered' and out or nil, 1)
+      return
+    end
     local v = redis.call('HMGET', rk, row, row .. ':o')
     if v[1] == 'a' then settle(job, rk, row, parts, v[2], out ~= 'delivered' and out or nil, 1) end
     return
   end
   if out == 'delivered' then
-    redis.call('HINCRBY', rk, row .. ':d', 1)
+    redis.call('HINCRBY', rk, row .. ':d', '1')
   else
     redis.call('HSETNX', rk, row .. ':n', out)
   end
@@ -132,28 +156,38 @@ local batch = cmsgpack.unpack(ARGV[8])
 local count = 0
 for i = 1, #batch, 8 do
   count = count + 1
-  local kind, job, row, part, parts = batch[i], batch[i + 1], batch[i + 2], batch[i + 3], batch[i + 4]
+  local kind, job, row, part, parts_s = batch[i], batch[i + 1], batch[i + 2], batch[i + 3], batch[i + 4]
+  local parts = tonumber(parts_s)
   local x1, x2, x3 = batch[i + 5], batch[i + 6], batch[i + 7]
   if kind == 'R' then
     local smsc, id, value = x1, x2, x3
     local target = redis.call('GET', string.format(mtpl, smsc, id))
     local status = split_status(value)
     if target then
-      -- 'job|row|part|parts|acked_ms' (ids recorded before the ack time was added lack the last)
-      local j, r, p, n, ms = string.match(target, '^(.-)|(%d+)|(%d+)|(%d+)|?(%d*)$')
-      apply_receipt(j, r, p, tonumber(n), value, tonumber(ms))
+      -- 'job|row|part|parts|acked_ms|a' (see keys.message_id; older ids lack the last two)
+      local j, r, p, n, ms, acked = string.match(target, '^(.-)|(%d+)|(%d+)|(%d+)|?(%d*)|?(a?)$')
+      apply_receipt(j, r, p, tonumber(n), value, tonumber(ms), acked == 'a')
     else
       local ek = string.format(etpl, smsc, id)
       local exists = redis.call('EXISTS', ek)
       if exists == 0 or outcome_of(status) ~= false then
-        if exists == 0 then bump(stats, 'held') end
+        if exists == 0 then
+          bump(stats, 'held')
+          redis.call('HINCRBY', held_key, smsc, '1')
+          may_hold_cache[smsc] = true
+        end
         redis.call('SET', ek, value, 'EX', ttl)
+        redis.call('EXPIRE', held_key, ttl)  -- outlives every receipt held
       end
     end
   else
     local ck, rk, pk = string.format(ctpl, job), string.format(rtpl, job), string.format(ptpl, job)
     local field = row .. ':' .. part
-    local state = redis.call('HGET', pk, field)
+    local state, row_acked
+    -- A single-part row has a row field exactly when its part has a part field (every event sets
+    -- both), so the common case, its ack in the write that also had its send, tries the row first.
+    local fresh = kind == 'A' and parts == 1 and redis.call('HSETNX', rk, row, 'a') == 1
+    if not fresh then state = redis.call('HGET', pk, field) end
     if kind == 'S' then
       if not state then
         redis.call('HSET', pk, field, 's')
@@ -165,11 +199,11 @@ for i = 1, #batch, 8 do
       if kind == 'A' then
         shown = x2
         if x3 ~= '' then shown = x3 end
-        shown = shown .. '|' .. now
+        shown = shown .. '|' .. now_s
       end
-      if kind == 'A' and parts == 1 and not state and redis.call('HSETNX', rk, row, 'a') == 1 then
-        -- The common case, a single-part message acked in the write that also had its send: the
-        -- row goes straight to acked (what mark_sent then the branch below would do, in one call).
+      if fresh then
+        -- The row goes straight to acked (what mark_sent then the branch below would do, in one call).
+        row_acked = true
         redis.call('HSET', pk, field, 'a', field .. ':m', shown)
         bump(ck, 'parts_sent')
         bump(ck, 'submitted')
@@ -185,11 +219,12 @@ for i = 1, #batch, 8 do
           redis.call('HSET', pk, field, 'a', field .. ':m', shown)
           bump(ck, 'parts_acked')
           local acked = 1
-          if parts ~= 1 then acked = redis.call('HINCRBY', rk, row .. ':a', 1) end
+          if parts ~= 1 then acked = redis.call('HINCRBY', rk, row .. ':a', '1') end
           if acked == parts then
             row_state = row_state or redis.call('HGET', rk, row)
             if row_state == 's' then
               redis.call('HSET', rk, row, 'a')
+              row_acked = parts == 1
               bump(ck, 'acked')
               -- A single-part row can have no receipt yet: its id is recorded only below.
               if parts ~= 1 then finish(job, rk, row, parts) end
@@ -215,13 +250,17 @@ for i = 1, #batch, 8 do
       if kind == 'A' then
         local smsc, id = x1, x2
         redis.call('SET', string.format(mtpl, smsc, id),
-                   job .. '|' .. row .. '|' .. part .. '|' .. parts .. '|' .. now, 'EX', ttl)
-        local ek = string.format(etpl, smsc, id)
-        local held = redis.call('GET', ek)
-        if held then
-          redis.call('DEL', ek)
-          bump(stats, 'matched_late')
-          apply_receipt(job, row, part, parts, held, now)
+                   job .. '|' .. row .. '|' .. part .. '|' .. parts_s .. '|' .. now_s .. (row_acked and '|a' or ''),
+                   'EX', ttl)
+        if may_hold(smsc) then
+          local ek = string.format(etpl, smsc, id)
+          local held = redis.call('GET', ek)
+          if held then
+            redis.call('DEL', ek)
+            redis.call('HINCRBY', held_key, smsc, '-1')
+            bump(stats, 'matched_late')
+            apply_receipt(job, row, part, parts, held, now, row_acked)
+          end
         end
       end
     end

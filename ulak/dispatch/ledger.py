@@ -70,7 +70,7 @@ def outcome_of(status: str) -> str | None:
     return OUTCOME.get(status, "receipt_unknown")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PartSent:
     job: str
     row: int
@@ -78,7 +78,7 @@ class PartSent:
     parts: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PartAcked:
     job: str
     row: int
@@ -89,7 +89,7 @@ class PartAcked:
     raw_id: str = ""  # as the SMSC wrote it, when that differs (the report shows this one)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PartFailed:
     job: str
     row: int
@@ -98,7 +98,7 @@ class PartFailed:
     status: int  # the SMPP command_status
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PartUnknown:
     job: str
     row: int
@@ -106,7 +106,7 @@ class PartUnknown:
     parts: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ReceiptSeen:
     smsc: str
     message_id: str  # normalised
@@ -115,6 +115,8 @@ class ReceiptSeen:
 
 
 Event = PartSent | PartAcked | PartFailed | PartUnknown | ReceiptSeen
+# Events are not frozen: a bind makes two or three per message, and a frozen dataclass's __init__
+# costs ~4× a plain one (2.6 µs against 0.6 for a PartAcked). Nothing mutates them after creation.
 
 
 class MemoryLedger:
@@ -243,19 +245,22 @@ def coalesce(events: list[Event]) -> list[Event]:
 def _pack(events: list[Event]) -> bytes:
     """One batch as a single MessagePack array, 8 values per event: Lua's cmsgpack decodes it in C
     (splitting a delimited string with Lua patterns cost ~4 µs per event, as much as the rules), and
-    one argument instead of 8 per event keeps redis-py's command packing off the bind's CPU."""
+    one argument instead of 8 per event keeps redis-py's command packing off the bind's CPU. Row, part
+    and parts go as decimal strings (see ledger.lua)."""
     flat: list[object] = []
     for e in events:
-        if isinstance(e, PartSent):
-            flat += ("S", e.job, e.row, e.part, e.parts, "", "", "")
-        elif isinstance(e, PartAcked):
-            flat += ("A", e.job, e.row, e.part, e.parts, e.smsc, e.message_id, e.raw_id)
+        if isinstance(e, ReceiptSeen):
+            flat += ("R", "", "0", "0", "0", e.smsc, e.message_id, f"{e.status}|{e.error}")
+            continue
+        row, part, parts = str(e.row), str(e.part), str(e.parts)
+        if isinstance(e, PartAcked):
+            flat += ("A", e.job, row, part, parts, e.smsc, e.message_id, e.raw_id)
+        elif isinstance(e, PartSent):
+            flat += ("S", e.job, row, part, parts, "", "", "")
         elif isinstance(e, PartFailed):
-            flat += ("F", e.job, e.row, e.part, e.parts, e.status, "", "")
-        elif isinstance(e, PartUnknown):
-            flat += ("U", e.job, e.row, e.part, e.parts, "", "", "")
+            flat += ("F", e.job, row, part, parts, str(e.status), "", "")
         else:
-            flat += ("R", "", 0, 0, 0, e.smsc, e.message_id, f"{e.status}|{e.error}")
+            flat += ("U", e.job, row, part, parts, "", "", "")
     return msgpack.packb(flat)  # type: ignore[no-any-return]
 
 
@@ -284,6 +289,7 @@ class RedisLedger:
             keys.WEBHOOK_JOBS,
             keys.WEBHOOK_OUTBOX,
             keys.RECEIPT_LATENCY,
+            keys.EARLY_RECEIPTS_HELD,
         ]
 
     def apply(self, events: list[Event]) -> None:
