@@ -35,7 +35,6 @@ from ulak.dispatch.ledger import (
     PartSent,
     PartUnknown,
     ReceiptSeen,
-    coalesce,
 )
 from ulak.dispatch.throttle import Lease, Settlement
 from ulak.settings import BindConfig, OperatorConfig
@@ -92,15 +91,14 @@ class OutboundPart:
     def __reduce__(self) -> tuple[Any, ...]:
         # Batches of these cross Ray: by position, not through dataclasses' per-object fields() walk,
         # and rebuilt without the frozen __init__ (4× slower): unpickling them was ~10 % of a bind.
-        return (_outbound_part, (self.job, self.row, self.part, self.parts, self.pdu))
+        return (outbound_part, (self.job, self.row, self.part, self.parts, self.pdu))
 
 
 _make_outbound_part = fast_constructor(OutboundPart)
 
 
-def _outbound_part(
-    job: str, row: int, part: int, parts: int, pdu: SubmitSm | EncodedSubmitSm
-) -> OutboundPart:
+def outbound_part(job: str, row: int, part: int, parts: int, pdu: SubmitSm | EncodedSubmitSm) -> OutboundPart:
+    """``OutboundPart(job, row, part, parts, pdu)``, built without the frozen ``__init__``."""
     return _make_outbound_part(job, row, part, parts, pdu)  # type: ignore[no-any-return]
 
 
@@ -201,7 +199,11 @@ class BindClient:
         self.state = BindState.CONNECTING
         self.stats = BindStats()
         self.queue: FairQueue[OutboundPart] = FairQueue()
-        self._events: list[Event] = []
+        # Ledger events not written yet. A send whose part is answered before the next flush is
+        # replaced by None where it stood (its ack or failure implies it: the ledger's coalesce
+        # rule); _sent_at says where each unflushed send stands, by its part's id().
+        self._events: list[Event | None] = []
+        self._sent_at: dict[int, int] = {}
         self._session: Session | None = None
         self._wire: _Wire | None = None
         self._wakeup = asyncio.Event()
@@ -321,23 +323,26 @@ class BindClient:
     async def flush(self) -> None:
         """Write pending ledger events (serialised; a failed write keeps them for the next try).
 
-        The pending events are coalesced as a whole first (a send whose ack is pending too goes as
-        the ack alone: most of a flush's sends are acked by the time it runs, and a send costs the
-        ledger script as much as its ack), then written at most ``flush_batch`` per write: Redis runs
-        each ledger script alone, so a large batch would hold up every other client (the control
-        plane's reads) for its whole length. Each write is atomic, so a failure puts back only what
-        was not written. (A process that dies between two writes loses the rest of the flush, as it
-        loses events not flushed yet: see "a bind actor that dies" in ARCHITECTURE.md.)"""
+        A send answered before the flush goes as its ack (or failure) alone (``ledger.coalesce``'s
+        rule, kept as the events arrive: most of a flush's sends are acked by the time it runs, and
+        a send costs the ledger script as much as its ack). Then at most ``flush_batch`` events go
+        per write: Redis runs each ledger script alone, so a large batch would hold up every other
+        client (the control plane's reads) for its whole length. Each write is atomic, so a failure
+        puts back only what was not written. (A process that dies between two writes loses the rest
+        of the flush, as it loses events not flushed yet: see "a bind actor that dies" in
+        ARCHITECTURE.md.)"""
         async with self._flush_lock:
             while self._events:
-                pending = coalesce(self._events)
+                pending = [e for e in self._events if e is not None]
                 self._events = []
+                self._sent_at.clear()
                 while pending:
                     chunk = pending[: self.flush_batch]
                     try:
                         await self.sink(chunk)
                     except BaseException:
                         self._events[:0] = pending
+                        self._sent_at.clear()  # their places moved: those sends simply stay
                         raise
                     del pending[: len(chunk)]
 
@@ -443,9 +448,14 @@ class BindClient:
             # bind asks the limiter once per lease, not once per window refill.
             settlement = self._ready.pop(0) if self._ready else None
             await self._settle()  # more than one ready (rare): the rest on their own
-            want = min(len(self.queue), self._lease_size(), 4 * self.bind.window)
+            share = self._lease_size()
+            want = min(len(self.queue), share, 4 * self.bind.window)
+            # A lease smaller than the rate's share (uncapped: the window bounds it) may be held
+            # longer, up to a second: it reserves no more of the cap than a full share would, and a
+            # busy uncapped bind then asks a few times a second instead of twenty.
+            hold = self.lease_seconds if want >= share else min(1.0, self.lease_seconds * share / want)
             asked = time.monotonic()
-            lease = await self.tokens.exchange(settlement, want, hold=self.lease_seconds)
+            lease = await self.tokens.exchange(settlement, want, hold=hold)
             if not lease.tokens:
                 await self._sleep_or_lost(min(lease.retry_after, 1.0))
                 continue
@@ -505,10 +515,11 @@ class BindClient:
         if self._lost.is_set() or not session.state.is_bound:
             return 0
         out = []
-        events = self._events
+        events, sent_at = self._events, self._sent_at
         for _ in range(min(n, len(self.queue), session.window_available)):
             item = self.queue.popleft()
             out.append(session.send(item.pdu, context=item))
+            sent_at[id(item)] = len(events)
             events.append(PartSent(item.job, item.row, item.part, item.parts))
         self._write(b"".join(out))
         self.stats.submitted += len(out)
@@ -552,8 +563,10 @@ class BindClient:
             return  # a callback from a connection we already gave up on
         session.receive_data(data)
         out: list[bytes] = []
+        answered = False
         for event in session.events():
             if type(event) is ResponseReceived:
+                answered = True
                 self._on_response(event, out)
             elif type(event) is ReceiptReceived:
                 self._on_receipt(event, out)
@@ -577,12 +590,30 @@ class BindClient:
             self._write(b"".join(out))
         if self._unconfirmed:
             self._confirm(session)  # now, while the answer's time is still the last one
+        if answered:
+            self._refill(session)
+
+    def _refill(self, session: Session) -> None:
+        """Spend the lease in hand on the window slots that answers just freed, here in the receive
+        path; wake the send loop only when the lease cannot go on (spent, expired, nothing queued,
+        or the bind must pause). Waking it for every answer cost more than the sending did."""
+        lease = self._lease
+        if lease is not None and self.queue and self._lease_used < lease.tokens and not self._lost.is_set():
+            now = time.monotonic()
+            if now < self._lease_deadline and now >= self._pause_until:
+                room = min(session.window_available, lease.tokens - self._lease_used)
+                if room > 0:
+                    self._spend(session, room)
+                return  # the send loop wakes at the lease's deadline, or when the window has room
+        self._wakeup.set()
 
     def _on_response(self, event: ResponseReceived, out: list[bytes]) -> None:
         resp, item = event.response, event.context
         if isinstance(item, OutboundPart):
             self._last_answer = time.monotonic()
             status = resp.status
+            if status not in _TRANSIENT:
+                self._answered(item)
             if status == CommandStatus.ESME_ROK and type(resp) is SubmitSmResp:
                 self._throttle_level = max(0, self._throttle_level - 1)  # ramp back per success
                 raw = resp.message_id
@@ -602,7 +633,6 @@ class BindClient:
                 self._throttled(item)
             else:
                 self._events.append(PartFailed(item.job, item.row, item.part, item.parts, int(status)))
-            self._wakeup.set()
             return
         request = event.request
         if isinstance(request, (BindTransceiver, BindTransmitter, BindReceiver)):
@@ -649,6 +679,12 @@ class BindClient:
             out.append(session.send(UnbindResp(sequence=pdu.sequence)))
             self._lost.set()
 
+    def _answered(self, item: OutboundPart) -> None:
+        """*item*'s send, if not flushed yet, goes: the event about to follow implies it."""
+        at = self._sent_at.pop(id(item), None)
+        if at is not None:
+            self._events[at] = None
+
     def _account_lost(self, outstanding: list[Outstanding]) -> None:
         lost = [o.context for o in outstanding if isinstance(o.context, OutboundPart)]
         if not lost:
@@ -657,5 +693,7 @@ class BindClient:
         if self.at_least_once:
             self.queue.extendleft(lost)  # resend, in their original order, first
         else:
+            for item in lost:
+                self._answered(item)
             self._events.extend(PartUnknown(i.job, i.row, i.part, i.parts) for i in lost)
         self._log.warning("submit.in_flight_lost", count=len(lost), resend=self.at_least_once)
