@@ -17,11 +17,10 @@ import redis
 
 from cluster.local import Cluster
 from ulak import keys
-from ulak.dispatch.bind import OutboundPart
+from ulak.dispatch.bind import OutboundPart, outbound_part
 from ulak.dispatch.ledger import COUNTERS
-from ulak.dispatch.message import PlanCache, submit_pdus
+from ulak.dispatch.message import PlanCache, SubmitBodies
 from ulak.dispatch.routing import router_from_operators
-from ulak.smpp.codec import preencode
 from ulak.text.plan import MessageTooLong
 
 BATCH_PARTS = 500
@@ -59,6 +58,7 @@ def run_campaign(
         numbers_list = numbers.to_pylist()
         client.hset(keys.job_counters(job_id), mapping={"total": len(texts)})
         plans = PlanCache()
+        bodies = SubmitBodies()
         per_operator: dict[int, list[OutboundPart]] = {i: [] for i in range(len(operators))}
         unroutable = too_long = 0
         for row, (number, text, op_index) in enumerate(zip(numbers_list, texts, routes, strict=True)):
@@ -71,9 +71,9 @@ def run_campaign(
             except MessageTooLong:
                 too_long += 1
                 continue
-            pdus = submit_pdus(message, destination=number, bind=op.binds[0])
+            pdus = bodies.parts(message, destination=number, bind=op.binds[0])
             per_operator[op_index] += [
-                OutboundPart(job_id, row, i, len(pdus), preencode(p)) for i, p in enumerate(pdus, 1)
+                outbound_part(job_id, row, i, len(pdus), p) for i, p in enumerate(pdus, 1)
             ]
         client.hincrby(keys.job_counters(job_id), "unroutable", unroutable)
         client.hincrby(keys.job_counters(job_id), "too_long", too_long)

@@ -35,10 +35,9 @@ from ingest.collect import ACCEPTED_FILE
 from ingest.errors import IngestError
 from ingest.prepare import CampaignSpec, prepare
 from ulak import keys
-from ulak.dispatch.bind import OutboundPart
-from ulak.dispatch.message import PlanCache, relative_validity, submit_pdus
+from ulak.dispatch.bind import OutboundPart, outbound_part
+from ulak.dispatch.message import PlanCache, SubmitBodies, relative_validity
 from ulak.settings import Settings
-from ulak.smpp.codec import preencode
 
 log = structlog.get_logger("ulak.job")
 
@@ -343,7 +342,9 @@ class JobRunner:
         operators = {op.name: op for op in self.settings.operators}
         opts = self.options
         validity = relative_validity(opts.validity_minutes) if opts.validity_minutes else ""
+        job_id = self.job_id
         plans = PlanCache()
+        bodies = SubmitBodies(source_addr=opts.sender, validity_period=validity)
         rows_file = pq.ParquetFile(self.directory / ACCEPTED_FILE)
         for batch in rows_file.iter_batches(batch_size=self.settings.jobs.batch_rows):
             sent = self._sent_parts(batch) if skip_sent else None
@@ -354,15 +355,9 @@ class JobRunner:
             ):
                 op = operators[op_name]
                 message = plans.plan(text, op, row=row)
-                pdus = submit_pdus(
-                    message,
-                    destination=msisdn,
-                    bind=op.binds[0],
-                    source_addr=opts.sender,
-                    validity_period=validity,
-                )
+                pdus = bodies.parts(message, destination=msisdn, bind=op.binds[0])
                 items = [
-                    OutboundPart(self.job_id, row, i, len(pdus), preencode(pdu))
+                    outbound_part(job_id, row, i, len(pdus), pdu)
                     for i, pdu in enumerate(pdus, 1)
                     if sent is None or (row, i) not in sent
                 ]

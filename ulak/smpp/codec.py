@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from ulak.smpp.constants import HEADER_SIZE, CommandId, CommandStatus, Tag
@@ -258,6 +259,16 @@ _ENCODERS: dict[type, Callable[[Any], bytes]] = {
     UnbindResp: _empty,
     GenericNack: _empty,
 }
+
+
+def split_at_destination(pdu: SubmitSm) -> tuple[bytes, bytes]:
+    """*pdu*'s body cut around its destination_addr: ``head + destination + b"\\0" + tail`` is the
+    body of the same submit_sm to another destination (a campaign repeats its messages: the runner
+    encodes each once and then changes only the number). The caller keeps to what the encoder would
+    accept for a destination: fewer than 21 latin-1 octets, no NUL."""
+    body = _encode_short_message(replace(pdu, destination_addr=""))
+    start = body.find(b"\0", body.find(b"\0") + 3) + 3  # past service_type, its TON/NPI, source_addr
+    return body[:start], body[start + 1 :]
 
 
 def preencode(pdu: SubmitSm) -> EncodedSubmitSm:

@@ -137,10 +137,11 @@ class EncodedSubmitSm(_Pdu):
     body: bytes = b""
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_encoded_submit_sm, (self.body,))
+        return (encoded_submit_sm, (self.body,))
 
 
-def _encoded_submit_sm(body: bytes) -> EncodedSubmitSm:
+def encoded_submit_sm(body: bytes) -> EncodedSubmitSm:
+    """``EncodedSubmitSm(body=body)``, built without the frozen ``__init__`` (once per part)."""
     return _make_encoded_submit_sm(0, body)  # type: ignore[no-any-return]
 
 
