@@ -22,6 +22,7 @@ from pathlib import Path
 
 import psutil
 import pyarrow as pa
+import ray
 from pydantic import SecretStr
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -114,6 +115,7 @@ def main() -> int:
                 t0 = time.perf_counter()
                 counters = run_campaign(cluster, table, job_id="bench", receipt_wait=120)
                 elapsed = time.perf_counter() - t0
+                throttle = ray.get(cluster.throttles["op"].describe.remote())
                 cpu1 = sampler.cpu_by_process()
                 by_kind = {k: round(v - cpu0.get(k, 0.0), 1) for k, v in cpu1.items()}
                 cpu = sum(by_kind.values())
@@ -134,6 +136,7 @@ def main() -> int:
         "stack_cpu_seconds": round(cpu, 1),
         "cpu_seconds_by_process": by_kind,
         "stack_peak_rss_mib": round(sampler.peak_rss / 2**20),
+        "leases": throttle["leases"],
         "machine": f"{psutil.cpu_count()} cpu, {round(psutil.virtual_memory().total / 2**30)} GiB, "
         f"python {platform.python_version()}",
     }
