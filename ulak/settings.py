@@ -152,8 +152,9 @@ class ApiConfig(_Model):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     uri_root: Path | None = Field(
-        default=None, description="local files a job may name by path must be under this directory; "
-        "unset = local paths are refused (URIs with a scheme pyarrow reads are allowed)"
+        default=None,
+        description="local files a job may name by path must be under this directory; "
+        "unset = local paths are refused (URIs with a scheme pyarrow reads are allowed)",
     )
     auth: bool = Field(default=True, description="require an API key (create one with `ulak keys create`)")
 
