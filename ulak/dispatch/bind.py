@@ -449,10 +449,11 @@ class BindClient:
             settlement = self._ready.pop(0) if self._ready else None
             await self._settle()  # more than one ready (rare): the rest on their own
             share = self._lease_size()
-            want = min(len(self.queue), share, 4 * self.bind.window)
-            # A lease smaller than the rate's share (uncapped: the window bounds it) may be held
-            # longer, up to a second: it reserves no more of the cap than a full share would, and a
-            # busy uncapped bind then asks a few times a second instead of twenty.
+            want = min(len(self.queue), share, 20 * self.bind.window)
+            # A lease smaller than the rate's share (uncapped: the window and the queue bound it)
+            # may be held longer, up to a second: it reserves fewer tokens than a full share would,
+            # and a busy uncapped bind then asks about once a second instead of twenty times (an
+            # actor call costs the ThrottleActor ~0.5 ms of CPU, more on a loaded machine).
             hold = self.lease_seconds if want >= share else min(1.0, self.lease_seconds * share / want)
             asked = time.monotonic()
             lease = await self.tokens.exchange(settlement, want, hold=hold)
