@@ -74,6 +74,7 @@ PHONE_NAMES = (
     "telefon numarası",
 )
 
+
 @dataclass(frozen=True)
 class CampaignSpec:
     """What the user asked for: which column holds numbers, and the text (a template or a column)."""
@@ -138,8 +139,10 @@ class _BlockPreparer:
         routes = self.router.route(msisdn)
         reason = pc.coalesce(reason, _where(pc.is_null(routes), "unknown_operator"))
 
+        pieces = None
         if self.template is not None:
             text, missing = self.template.render(table)
+            pieces = self.template.pieces_of(table)
             reason = pc.coalesce(reason, _where(pc.is_valid(missing), "template_error"))
             detail = pc.coalesce(detail, pc.binary_join_element_wise("no value for {", missing, "}", ""))
         else:
@@ -147,7 +150,7 @@ class _BlockPreparer:
             empty = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(text), ""), True)
             reason = pc.coalesce(reason, _where(empty, "empty_text"))
 
-        encoding, parts, limit = self._plan(text, routes, reason)
+        encoding, parts, limit = self._plan(text, routes, reason, pieces)
         too_long = pa.array(parts > limit)
         reason = pc.coalesce(reason, _where(too_long, "too_many_parts"))
         detail = pc.coalesce(
@@ -177,9 +180,10 @@ class _BlockPreparer:
         )
 
     def _plan(
-        self, text: pa.Array, routes: pa.Array, reason: pa.Array
+        self, text: pa.Array, routes: pa.Array, reason: pa.Array, pieces: list[pa.Array | str] | None
     ) -> tuple[pa.Array, np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-        """Encoding and parts of each still-valid row, planned the way its operator concatenates."""
+        """Encoding and parts of each still-valid row, planned the way its operator concatenates
+        (from the template's *pieces* when there is a template: see ``plan_columns``)."""
         n = len(text)
         parts = np.zeros(n, dtype=np.int32)
         limit = np.full(n, np.iinfo(np.int32).max, dtype=np.int32)
@@ -191,7 +195,14 @@ class _BlockPreparer:
             rows = np.flatnonzero(ok & np.isin(op_index, members))
             if rows.size == 0:
                 continue
-            enc, planned = plan_columns(text.take(pa.array(rows)), concat=concat)
+            taken = pa.array(rows)
+            enc, planned = plan_columns(
+                text.take(taken),
+                concat=concat,
+                pieces=None
+                if pieces is None
+                else [p if isinstance(p, str) else p.take(taken) for p in pieces],
+            )
             parts[rows] = planned
             planned_here = np.zeros(n, dtype=bool)
             planned_here[rows] = True

@@ -74,6 +74,13 @@ class Template:
             resolved.append((True, column))
         return Template(self.source, tuple(resolved))
 
+    def pieces_of(self, table: pa.Table) -> list[pa.Array | str]:
+        """What each rendered text is the concatenation of, in order: a column per field, the
+        literal text between them (``ulak.text.vector.plan_columns`` plans from these)."""
+        return [
+            table.column(value).combine_chunks() if is_field else value for is_field, value in self.pieces
+        ]
+
     def render(self, table: pa.Table) -> tuple[pa.Array, pa.Array]:
         """Per row, the text (null where a field is empty) and the first empty field's name (or null)."""
         columns = {name: table.column(name).combine_chunks() for name in self.fields}

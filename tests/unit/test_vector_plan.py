@@ -87,3 +87,32 @@ def test_agrees_with_plan(texts: list[str | None], concat: Concat, languages: tu
 @given(st.integers(min_value=140, max_value=320), st.text(alphabet="ab€şç中😀", min_size=1, max_size=8))
 def test_boundaries(base: int, tail: str) -> None:
     compare(["a" * base + tail, "ş" * base + tail, "€" * (base // 2) + tail, "中" * (base // 2) + tail])
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    literals=st.lists(st.text(alphabet=ALPHABET, max_size=60), min_size=1, max_size=4),
+    rows=st.lists(
+        st.tuples(
+            st.text(alphabet=ALPHABET, min_size=1, max_size=30),
+            st.text(alphabet=ALPHABET, min_size=1, max_size=8),
+        ),
+        min_size=1,
+        max_size=20,
+    ),
+    concat=st.sampled_from(list(Concat)),
+)
+def test_planning_from_a_templates_pieces_agrees_with_planning_its_texts(
+    literals: list[str], rows: list[tuple[str, str]], concat: Concat
+) -> None:
+    first = pa.array([a for a, _ in rows], pa.string())
+    second = pa.array([b for _, b in rows], pa.string())
+    pieces: list[pa.Array | str] = [literals[0], first, *literals[1:2], second, *literals[2:]]
+    texts = pa.array(
+        ["".join(p if isinstance(p, str) else p[i].as_py() for p in pieces) for i in range(len(rows))],
+        pa.string(),
+    )
+    encodings, parts = plan_columns(texts, concat=concat)
+    from_pieces, parts_from_pieces = plan_columns(texts, concat=concat, pieces=pieces)
+    assert from_pieces.to_pylist() == encodings.to_pylist()
+    assert parts_from_pieces.tolist() == parts.tolist()

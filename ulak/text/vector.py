@@ -20,6 +20,7 @@ part), so the result equals ``plan()``'s on every row; ``tests/unit/test_vector_
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -81,19 +82,35 @@ def _candidates(concat: Concat, languages: tuple[int, ...]) -> tuple[_Candidate,
     return tuple(out)
 
 
+Pieces = Sequence[pa.Array | str]
+
+
 def plan_columns(
     texts: pa.Array | pa.ChunkedArray,
     *,
     concat: Concat = Concat.UDH8,
     languages: tuple[int, ...] = (TURKISH,),
+    pieces: Pieces | None = None,
 ) -> tuple[pa.Array, npt.NDArray[np.int32]]:
     """Per text: the encoding ``plan()`` would choose (dictionary-encoded names) and its part count.
 
     Null texts get a null encoding and 0 parts. Part counts are not capped: compare them with the
     operator's limit yourself (``plan()`` would raise :class:`MessageTooLong`).
+
+    *pieces*, when given, are what each text is the concatenation of, in order: columns (as long as
+    *texts*, non-null wherever the text is) and literal strings, as a template renders them. Whether a
+    text fits an alphabet, and how many of its characters cost two units, are then worked out on the
+    pieces: per character, so the sums are exact, and a template's literal text (most of a message)
+    is looked at once instead of on every row.
     """
     if isinstance(texts, pa.ChunkedArray):
         texts = texts.combine_chunks()
+    literals = "".join(p for p in pieces or () if isinstance(p, str))
+    columns = [
+        p.combine_chunks() if isinstance(p, pa.ChunkedArray) else p
+        for p in pieces or ()
+        if not isinstance(p, str)
+    ]
     n = len(texts)
     candidates = _candidates(concat, languages)
     names = [c.encoding.name for c in candidates]
@@ -107,18 +124,14 @@ def plan_columns(
     for index, cand in enumerate(candidates):
         if todo.size == 0:
             break
-        sub = texts.take(pa.array(todo)) if todo.size < n else texts
-        ok = np.asarray(pc.match_substring_regex(sub, cand.allowed).to_numpy(zero_copy_only=False), bool)
+        if pieces is None:
+            ok, doubles = _fits(texts, todo, n, cand)
+        else:
+            ok, doubles = _fits_pieces(literals, columns, todo, n, cand)
         rows = todo[ok]
         if rows.size == 0:
             continue
-        sub_ok = sub.filter(pa.array(ok)) if not ok.all() else sub
-        units = lengths[rows]
-        if cand.double is not None:
-            doubles = np.asarray(pc.count_substring_regex(sub_ok, cand.double).to_numpy(), dtype=np.int64)
-            units = units + doubles
-        else:
-            doubles = np.zeros(rows.size, dtype=np.int64)
+        units = lengths[rows] + doubles
         one = units <= cand.single_capacity
         lower = np.where(one, 1, -(-units // cand.part_capacity)).astype(np.int32)
         # A pair never splits, so each boundary wastes at most one unit: p parts hold at least
@@ -157,3 +170,40 @@ def plan_columns(
         pa.array(enc_codes, type=pa.int8(), mask=enc_codes < 0), pa.array(names, type=pa.string())
     )
     return encodings, parts
+
+
+def _fits(
+    texts: pa.Array, todo: npt.NDArray[np.intp], n: int, cand: _Candidate
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
+    """Which texts of *todo* the candidate can carry, and for those, how many two-unit characters."""
+    sub = texts.take(pa.array(todo)) if todo.size < n else texts
+    ok = np.asarray(pc.match_substring_regex(sub, cand.allowed).to_numpy(zero_copy_only=False), bool)
+    if cand.double is None or not ok.any():
+        return ok, np.zeros(int(ok.sum()), dtype=np.int64)
+    sub_ok = sub.filter(pa.array(ok)) if not ok.all() else sub
+    return ok, np.asarray(pc.count_substring_regex(sub_ok, cand.double).to_numpy(), dtype=np.int64)
+
+
+def _fits_pieces(
+    literals: str, columns: list[pa.Array], todo: npt.NDArray[np.intp], n: int, cand: _Candidate
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
+    """:func:`_fits` for texts made of *columns* and *literals*: each piece is checked on its own."""
+    literal = pa.array([literals], pa.string())
+    if not pc.match_substring_regex(literal, cand.allowed)[0].as_py():
+        return np.zeros(todo.size, dtype=bool), np.zeros(0, dtype=np.int64)
+    ok = np.ones(todo.size, dtype=bool)
+    subs = [c.take(pa.array(todo)) if todo.size < n else c for c in columns]
+    for sub in subs:
+        ok &= np.asarray(
+            pc.fill_null(pc.match_substring_regex(sub, cand.allowed), False).to_numpy(zero_copy_only=False),
+            bool,
+        )
+    doubles = np.zeros(int(ok.sum()), dtype=np.int64)
+    if cand.double is None or not ok.any():
+        return ok, doubles
+    doubles += int(pc.count_substring_regex(literal, cand.double)[0].as_py())
+    mask = pa.array(ok)
+    for sub in subs:
+        sub_ok = sub.filter(mask) if not ok.all() else sub
+        doubles += np.asarray(pc.count_substring_regex(sub_ok, cand.double).to_numpy(), dtype=np.int64)
+    return ok, doubles
