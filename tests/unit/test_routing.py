@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ulak.dispatch.routing import Router, RoutingError, load_mnp_file, router_from_operators
 from ulak.settings import BindConfig, OperatorConfig
@@ -71,3 +73,19 @@ def test_a_million_rows_route_in_one_pass() -> None:
     routed = router.route(numbers)
     assert len(routed) == 1_000_000
     assert routed.null_count == 250_000  # 90531… belongs to no operator here
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    prefixes=st.lists(st.text("0123456789", min_size=1, max_size=6), min_size=1, max_size=12, unique=True),
+    numbers=st.lists(st.one_of(st.none(), st.text("0123456789", max_size=12)), max_size=30),
+)
+def test_each_number_goes_to_the_operator_of_its_longest_prefix(
+    prefixes: list[str], numbers: list[str | None]
+) -> None:
+    operators = [op(f"op{i}", p) for i, p in enumerate(prefixes)]
+    expected = []
+    for number in numbers:
+        matches = [i for i, p in enumerate(prefixes) if number is not None and number.startswith(p)]
+        expected.append(max(matches, key=lambda i: len(prefixes[i])) if matches else None)
+    assert Router(operators).route(pa.array(numbers, pa.string())).to_pylist() == expected

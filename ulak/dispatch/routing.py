@@ -32,8 +32,15 @@ class Router:
                 if prefix in owner and owner[prefix] != op.name:
                     raise RoutingError(f"prefix {prefix} is claimed by both {owner[prefix]} and {op.name}")
                 owner[prefix] = op.name
-        # Shorter prefixes first: a longer, later match overwrites them.
-        self._prefixes = sorted(((p, index[name]) for p, name in owner.items()), key=lambda x: len(x[0]))
+        # Per prefix length, shortest first (a longer match overrides a shorter one): the prefixes of
+        # that length and their operators, looked up in one hash pass over the numbers' heads (one
+        # starts_with pass per prefix cost 0.36 µs a row with the ~40 prefixes of a Turkish config).
+        self._by_length: list[tuple[int, pa.Array, pa.Array]] = []
+        for length in sorted({len(p) for p in owner}):
+            mine = sorted(p for p in owner if len(p) == length)
+            self._by_length.append(
+                (length, pa.array(mine, pa.string()), pa.array([index[owner[p]] for p in mine], pa.int16()))
+            )
         self._mnp_numbers: pa.Array | None = None
         self._mnp_operators: pa.Array | None = None
         if mnp:
@@ -50,9 +57,10 @@ class Router:
         if not pa.types.is_string(numbers.type) and not pa.types.is_large_string(numbers.type):
             raise TypeError(f"numbers must be strings (E.164 without '+'), got {numbers.type}")
         result = pa.nulls(len(numbers), pa.int16())
-        for prefix, op in self._prefixes:
-            mask = pc.fill_null(pc.starts_with(numbers, prefix), False)
-            result = pc.if_else(mask, pa.scalar(op, pa.int16()), result)
+        for length, prefixes, owners in self._by_length:
+            heads = pc.utf8_slice_codeunits(numbers, 0, length)
+            found = pc.take(owners, pc.index_in(heads, value_set=prefixes))
+            result = pc.coalesce(found, result)  # longer prefixes come later and win
         if self._mnp_numbers is not None and self._mnp_operators is not None:
             moved = pc.index_in(numbers, value_set=self._mnp_numbers)
             ported = pc.take(self._mnp_operators, moved)
