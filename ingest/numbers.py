@@ -152,12 +152,20 @@ class NumberNormalizer:
 
     @staticmethod
     def _clean(values: pa.Array) -> pa.Array:
-        """Trim, and drop formatting characters where there are any (most lists have none)."""
+        """Trim, and drop formatting characters where there are any. Spaces first, literally (the
+        usual formatting: a regex replace over a million numbers costs ~0.26 s, this ~0.04 s), then
+        the other formatting characters by regex where any are left. Deleting characters one class
+        at a time gives what deleting them all at once would."""
         trimmed = pc.utf8_trim_whitespace(values)
-        messy = pc.invert(pc.fill_null(pc.match_substring_regex(trimmed, r"^\+?[0-9]+$"), True))
+        messy = _messy(trimmed)
         if not pc.any(messy).as_py():
             return trimmed
-        subset = pc.replace_substring_regex(pc.filter(trimmed, messy), _FORMATTING, "")
+        subset = pc.replace_substring(pc.filter(trimmed, messy), " ", "")
+        still = _messy(subset)
+        if pc.any(still).as_py():
+            subset = pc.replace_with_mask(
+                subset, still, pc.replace_substring_regex(pc.filter(subset, still), _FORMATTING, "")
+            )
         return pc.replace_with_mask(trimmed, messy, subset)
 
     def _forms(self, cleaned: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
@@ -260,6 +268,11 @@ class NumberNormalizer:
             heads = pc.unique(pc.utf8_slice_codeunits(pc.drop_null(e164), 0, width)).to_pylist()
             found.update(h for h in heads if h in _COUNTRY_CODES)
         return tuple(sorted(found))
+
+
+def _messy(values: pa.Array) -> pa.Array:
+    """Whether each value has anything but ASCII digits after its leading '+' (null: no)."""
+    return pc.invert(pc.fill_null(pc.ascii_is_decimal(pc.utf8_ltrim(values, "+")), True))
 
 
 def as_uint64(e164: pa.Array) -> np.ndarray[Any, np.dtype[np.uint64]]:
