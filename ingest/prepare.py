@@ -183,16 +183,23 @@ class _BlockPreparer:
         self, text: pa.Array, routes: pa.Array, reason: pa.Array, pieces: list[pa.Array | str] | None
     ) -> tuple[pa.Array, np.ndarray[Any, Any], np.ndarray[Any, Any]]:
         """Encoding and parts of each still-valid row, planned the way its operator concatenates
-        (from the template's *pieces* when there is a template: see ``plan_columns``)."""
+        (from the template's *pieces* when there is a template: see ``plan_columns``).
+
+        Every row is planned once with the first operator's concatenation; only the rows that take
+        more than one part there are planned again for operators that concatenate otherwise (a
+        single part carries no concatenation header, so its plan is the same for all of them)."""
         n = len(text)
         parts = np.zeros(n, dtype=np.int32)
-        limit = np.full(n, np.iinfo(np.int32).max, dtype=np.int32)
-        encoding = pa.nulls(n, pa.string())
+        codes = np.full(n, -1, dtype=np.int8)
         ok = np.asarray(pc.is_null(reason).to_numpy(zero_copy_only=False), dtype=bool)
         op_index = np.asarray(pc.fill_null(routes, -1).to_numpy(zero_copy_only=False), dtype=np.int32)
-        for concat in {op.concatenation for op in self.operators}:
-            members = [i for i, op in enumerate(self.operators) if op.concatenation is concat]
-            rows = np.flatnonzero(ok & np.isin(op_index, members))
+        names: pa.Array | None = None
+        rows = np.flatnonzero(ok & (op_index >= 0))
+        concats = list(dict.fromkeys(op.concatenation for op in self.operators))
+        for k, concat in enumerate(concats):
+            if k:
+                members = [i for i, op in enumerate(self.operators) if op.concatenation is concat]
+                rows = rows[(parts[rows] > 1) & np.isin(op_index[rows], members)]
             if rows.size == 0:
                 continue
             taken = pa.array(rows)
@@ -204,12 +211,15 @@ class _BlockPreparer:
                 else [p if isinstance(p, str) else p.take(taken) for p in pieces],
             )
             parts[rows] = planned
-            planned_here = np.zeros(n, dtype=bool)
-            planned_here[rows] = True
-            encoding = pc.replace_with_mask(encoding, pa.array(planned_here), enc.cast(pa.string()))
+            codes[rows] = pc.fill_null(enc.indices, -1).to_numpy()
+            names = enc.dictionary
+        limit = np.full(n, np.iinfo(np.int32).max, dtype=np.int32)
         for i, op in enumerate(self.operators):
             limit[op_index == i] = op.max_parts
-        return encoding, parts, limit
+        if names is None:
+            return pa.nulls(n, pa.string()), parts, limit
+        encoding = pa.DictionaryArray.from_arrays(pa.array(codes, pa.int8(), mask=codes < 0), names)
+        return encoding.cast(pa.string()), parts, limit
 
     def _opted_out(self, msisdn: pa.Array, reason: pa.Array) -> pa.Array:
         if self.optouts is None:
