@@ -19,6 +19,7 @@ import redis
 from cluster.jobs import JobState
 from ingest.collect import ACCEPTED_FILE, REJECTED_FILE
 from ulak import keys
+from ulak.dispatch.ledger import outcome_of
 from ulak.smpp.constants import status_name
 
 REPORT_SCHEMA = pa.schema(
@@ -63,6 +64,10 @@ def report_batches(
         for i, n in enumerate(parts):
             state_raw, outcome = row_values[2 * i], row_values[2 * i + 1]
             status.append(_SUBMIT[state_raw.decode()] if state_raw is not None else unsent)
+            if outcome is None and n == 1 and state_raw == b"a" and part_values[at + 2] is not None:
+                # a single-part row's outcome is its receipt's (the ledger keeps no field for it)
+                derived = outcome_of(part_values[at + 2].decode().partition("|")[0])
+                outcome = derived.encode() if derived is not None else None
             receipt.append(outcome.decode() if outcome is not None else None)
             row_ids: list[str] = []
             failed: str | None = None

@@ -20,8 +20,9 @@ def job_counters(job_id: str) -> str:
 
 
 def job_rows(job_id: str) -> str:
-    """Hash: per row, its state (``<row>``), parts acknowledged (``<row>:a``), parts delivered
-    (``<row>:d``) and first negative receipt (``<row>:r``)."""
+    """Hash: per row, its state (``<row>``); for a multi-part row also parts acknowledged
+    (``<row>:a``), parts delivered (``<row>:d``), its first negative receipt (``<row>:n``) and its
+    outcome (``<row>:o``; a single-part row's outcome is its part's receipt in :func:`job_parts`)."""
     return f"{PREFIX}:job:{job_id}:rows"
 
 

@@ -1,13 +1,15 @@
 -- The job ledger's rules (see ledger.py), applied atomically to one batch of events.
 -- ARGV: counters/rows/parts/message-id/early-receipt key templates, receipt-stats key, message TTL,
 -- the batch (8), the webhook jobs set (9), the webhook outbox stream (10), the receipt latency
--- histogram (11) and the early receipts held per SMSC (12). The batch is one MessagePack array, 8 values per event:
--- kind, job, row, part, parts, x1, x2, x3 (row, part and parts as decimal strings: Lua numbers are
--- doubles, and turning one into a string goes through printf's float formatting, which was a tenth
--- of this script's time when they came as integers).
--- Besides the rules, the parts hash keeps what the row-level report shows: per part the message id and
--- ack time ('<row>:<part>:m' = 'id as the SMSC wrote it|unix_ms'), the failure status ('<row>:<part>:e'), and the receipt
--- ('<row>:<part>:r' = 'status|error|unix_ms').
+-- histogram (11) and the early receipts held per SMSC (12). The batch is one MessagePack array, 8
+-- values per event: kind, job, row, part, parts, x1, x2, x3 (row, part and parts as decimal strings:
+-- Lua numbers are doubles, and turning one into a string goes through printf's float formatting,
+-- which was a tenth of this script's time when they came as integers).
+-- Besides the rules, the parts hash keeps what the row-level report shows: per part the message id
+-- and ack time ('<row>:<part>:m' = 'id as the SMSC wrote it|unix_ms'), the failure status
+-- ('<row>:<part>:e'), and the receipt ('<row>:<part>:r' = 'status|error|unix_ms'). The rows hash
+-- keeps each row's state ('<row>') and, for a multi-part row, its outcome once decided ('<row>:o';
+-- a single-part row's outcome is its part's receipt).
 --
 -- Cost: Redis runs this script alone, so every redis.call here delays every other client (the API's
 -- reads too). Counter increments are therefore summed in Lua and written once per batch, the clock is
@@ -70,7 +72,9 @@ local function settle(job, rk, row, parts, o, n, d)
     if tonumber(d or '0') ~= parts then return end
     out = 'delivered'
   end
-  redis.call('HSET', rk, row .. ':o', out)
+  -- A single-part row's outcome is its part's receipt (kept in the parts hash; the report reads it
+  -- from there): only a multi-part row needs its own field.
+  if parts ~= 1 then redis.call('HSET', rk, row .. ':o', out) end
   bump(string.format(ctpl, job), out)
   if has_hook(job) then
     redis.call('XADD', outbox, 'MAXLEN', '~', 1000000, '*', 'job', job, 'row', row, 'outcome', out)
