@@ -23,6 +23,7 @@ from pathlib import Path
 import psutil
 import pyarrow as pa
 import ray
+import redis
 from pydantic import SecretStr
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -116,6 +117,11 @@ def main() -> int:
                 counters = run_campaign(cluster, table, job_id="bench", receipt_wait=120)
                 elapsed = time.perf_counter() - t0
                 throttle = ray.get(cluster.throttles["op"].describe.remote())
+                stats = redis.Redis.from_url(cluster.redis_url).info("commandstats")
+                redis_calls = {
+                    name.removeprefix("cmdstat_"): round(st["calls"] / args.messages, 3)
+                    for name, st in sorted(stats.items(), key=lambda kv: -kv[1]["usec"])[:8]
+                }
                 cpu1 = sampler.cpu_by_process()
                 by_kind = {k: round(v - cpu0.get(k, 0.0), 1) for k, v in cpu1.items()}
                 cpu = sum(by_kind.values())
@@ -137,6 +143,7 @@ def main() -> int:
         "cpu_seconds_by_process": by_kind,
         "stack_peak_rss_mib": round(sampler.peak_rss / 2**20),
         "leases": throttle["leases"],
+        "redis_calls_per_message": redis_calls,
         "machine": f"{psutil.cpu_count()} cpu, {round(psutil.virtual_memory().total / 2**30)} GiB, "
         f"python {platform.python_version()}",
     }
