@@ -14,12 +14,14 @@ from actors.throttle import RayTokenSource
 from ulak.dispatch.bind import BindClient, OutboundPart
 from ulak.dispatch.ledger import RedisLedger
 from ulak.logging import configure_logging
+from ulak.runtime import relax_gc
 from ulak.settings import BindConfig, OperatorConfig
 
 
 class SmppConnectionActor:
     def __init__(self, bind: BindConfig, operator: OperatorConfig, redis_url: str, throttle: Any) -> None:
         configure_logging(json=True)
+        relax_gc()
         self._redis = redis.asyncio.Redis.from_url(redis_url)
         ledger = RedisLedger(self._redis)
         self.client = BindClient(bind, operator, tokens=RayTokenSource(throttle), sink=ledger.apply_async)

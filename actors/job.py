@@ -14,12 +14,14 @@ import ray
 
 from cluster.runner import JobRunner
 from ulak.logging import configure_logging
+from ulak.runtime import relax_gc
 from ulak.settings import Settings
 
 
 class JobActor:
     def __init__(self, job_id: str, settings: Settings, redis_url: str, namespace: str) -> None:
         configure_logging(json=True)
+        relax_gc()  # the runner builds and holds parts by the thousand
         self.job_id = job_id
         self.runner = JobRunner(job_id, settings=settings, redis_url=redis_url, namespace=namespace)
         self.state = ""

@@ -21,6 +21,7 @@ from ulak.dispatch.bind import OutboundPart, outbound_part
 from ulak.dispatch.ledger import COUNTERS
 from ulak.dispatch.message import PlanCache, SubmitBodies
 from ulak.dispatch.routing import router_from_operators
+from ulak.runtime import paused_gc
 from ulak.text.plan import MessageTooLong
 
 BATCH_PARTS = 500
@@ -61,20 +62,21 @@ def run_campaign(
         bodies = SubmitBodies()
         per_operator: dict[int, list[OutboundPart]] = {i: [] for i in range(len(operators))}
         unroutable = too_long = 0
-        for row, (number, text, op_index) in enumerate(zip(numbers_list, texts, routes, strict=True)):
-            if op_index is None or number is None:
-                unroutable += 1
-                continue
-            op = operators[op_index]
-            try:
-                message = plans.plan(text, op, row=row)
-            except MessageTooLong:
-                too_long += 1
-                continue
-            pdus = bodies.parts(message, destination=number, bind=op.binds[0])
-            per_operator[op_index] += [
-                outbound_part(job_id, row, i, len(pdus), p) for i, p in enumerate(pdus, 1)
-            ]
+        with paused_gc():  # a part per message, all alive until sent: no collector passes over them
+            for row, (number, text, op_index) in enumerate(zip(numbers_list, texts, routes, strict=True)):
+                if op_index is None or number is None:
+                    unroutable += 1
+                    continue
+                op = operators[op_index]
+                try:
+                    message = plans.plan(text, op, row=row)
+                except MessageTooLong:
+                    too_long += 1
+                    continue
+                pdus = bodies.parts(message, destination=number, bind=op.binds[0])
+                per_operator[op_index] += [
+                    outbound_part(job_id, row, i, len(pdus), p) for i, p in enumerate(pdus, 1)
+                ]
         client.hincrby(keys.job_counters(job_id), "unroutable", unroutable)
         client.hincrby(keys.job_counters(job_id), "too_long", too_long)
         _feed(cluster, operators, per_operator=per_operator, client=client, job_id=job_id, progress=progress)
