@@ -14,8 +14,9 @@
 -- Cost: Redis runs this script alone, so every redis.call here delays every other client (the API's
 -- reads too). Counter increments are therefore summed in Lua and written once per batch, the clock is
 -- read once per batch, and a row's receipt fields are read with one HMGET: a single-part message costs
--- six calls from send to receipt when its ack and its send reach one write (BENCHMARKS.md, "one bind"):
--- each redis.call costs ~3 µs of marshalling on top of the command itself.
+-- five calls from send to receipt when its ack and its send reach one write, six while an early
+-- receipt is held (BENCHMARKS.md, "Second session of 2026-11-28"): each redis.call costs ~1-3 µs of
+-- marshalling on top of the command itself.
 local ctpl, rtpl, ptpl, mtpl, etpl, stats = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local ttl = ARGV[7]  -- a string: redis.call would format a number through printf's float path
 -- Jobs with a receipt webhook (a set), and the outbox stream their final row outcomes go to.

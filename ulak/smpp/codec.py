@@ -533,9 +533,10 @@ def peek_receipt(frame: bytes) -> tuple[int, str, int, int] | None:
     well-formed order (then :func:`decode` reads it, and reports whatever is wrong with it).
 
     A bind receives one of these per message; building the 27-field ``DeliverSm`` for it cost ~12 µs,
-    a fifth of a bind's CPU (BENCHMARKS.md, "one bind"). Only what the ledger needs is read here; the
-    rest of the PDU is still checked for framing: every C-string ends inside the PDU, ``sm_length``
-    and each TLV's length land exactly on the PDU's end, and the three TLVs have their SMPP lengths.
+    a fifth of a bind's CPU (BENCHMARKS.md, "Second session of 2026-11-28"). Only what the ledger
+    needs is read here; the rest of the PDU is still checked for framing: every C-string ends inside
+    the PDU, ``sm_length`` and each TLV's length land exactly on the PDU's end, and the three TLVs
+    have their SMPP lengths.
     """
     n = len(frame)
     if n < HEADER_SIZE or int.from_bytes(frame[4:8], "big") != _C_DELIVER_SM:
