@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
 
-from ulak.smpp.codec import decode, encode
+from ulak.smpp.codec import decode, encode, short_message_ends
 from ulak.smpp.constants import MAX_PDU_SIZE, CommandId, CommandStatus, Tag, status_name
 from ulak.smpp.errors import PduError
 from ulak.smpp.pdu import (
@@ -711,23 +711,11 @@ def peek_submit(frame: bytes) -> Submit | None:
     A submit_sm with TLVs is decoded by the full codec (still no session round trip); a malformed one
     returns None so the session answers it with the status SMPP prescribes.
     """
-    find = frame.find
+    ends = short_message_ends(frame)
+    if ends is None:
+        return None
     n = len(frame)
-    p = find(b"\0", 16)  # service_type
-    if p < 0 or p + 3 > n:
-        return None
-    q = find(b"\0", p + 3)  # source_addr
-    if q < 0 or q + 3 > n:
-        return None
-    r = find(b"\0", q + 3)  # destination_addr
-    if r < 0 or r + 4 > n:
-        return None
-    t = find(b"\0", r + 4)  # schedule_delivery_time
-    if t < 0:
-        return None
-    u = find(b"\0", t + 1)  # validity_period
-    if u < 0 or u + 6 > n:
-        return None
+    p, q, r, u = ends
     sm_length = frame[u + 5]
     stop = u + 6 + sm_length
     if stop != n:

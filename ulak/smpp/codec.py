@@ -527,6 +527,31 @@ def _decode_message_id_resp(frame: bytes, command_id: int, sequence: int, status
     return make(sequence, status, frame[HEADER_SIZE:nul].decode("latin-1"))  # type: ignore[no-any-return]
 
 
+def short_message_ends(frame: bytes) -> tuple[int, int, int, int] | None:
+    """Where a submit_sm or deliver_sm frame's C-strings end, read in place: the offsets of the NULs
+    ending service_type, source_addr, destination_addr and validity_period (esm_class follows the
+    destination's NUL; the validity's is followed by four octets and sm_length). None when one does
+    not end inside the frame. For the hot paths that read a few fields without decoding the PDU."""
+    find = frame.find
+    n = len(frame)
+    p = find(b"\0", HEADER_SIZE)  # service_type
+    if p < 0 or p + 3 > n:
+        return None
+    q = find(b"\0", p + 3)  # source_addr
+    if q < 0 or q + 4 > n:
+        return None
+    r = find(b"\0", q + 3)  # destination_addr
+    if r < 0 or r + 4 > n:
+        return None
+    t = find(b"\0", r + 4)  # schedule_delivery_time
+    if t < 0:
+        return None
+    u = find(b"\0", t + 1)  # validity_period
+    if u < 0 or u + 6 > n:
+        return None
+    return p, q, r, u
+
+
 def peek_receipt(frame: bytes) -> tuple[int, str, int, int] | None:
     """A delivery receipt's facts read in place: ``(sequence, receipted_message_id, message_state,
     network error)``, or None when *frame* is not a deliver_sm receipt carrying all three TLVs in
@@ -541,22 +566,10 @@ def peek_receipt(frame: bytes) -> tuple[int, str, int, int] | None:
     n = len(frame)
     if n < HEADER_SIZE or int.from_bytes(frame[4:8], "big") != _C_DELIVER_SM:
         return None
-    find = frame.find
-    p = find(b"\0", HEADER_SIZE)  # service_type
-    if p < 0 or p + 3 > n:
+    ends = short_message_ends(frame)
+    if ends is None or not frame[ends[2] + 1] & 0x04:  # esm_class: not a receipt
         return None
-    q = find(b"\0", p + 3)  # source_addr
-    if q < 0 or q + 4 > n:
-        return None
-    r = find(b"\0", q + 3)  # destination_addr
-    if r < 0 or r + 4 > n or not frame[r + 1] & 0x04:  # esm_class: not a receipt
-        return None
-    t = find(b"\0", r + 4)  # schedule_delivery_time
-    if t < 0:
-        return None
-    u = find(b"\0", t + 1)  # validity_period
-    if u < 0 or u + 6 > n:
-        return None
+    u = ends[3]
     pos = u + 6 + frame[u + 5]  # past short_message
     message_id: str | None = None
     state = error = -1
