@@ -25,10 +25,12 @@ from pathlib import Path
 
 import psutil
 import redis.asyncio
-from pydantic import SecretStr
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_e2e import TEXT, bench_operator  # noqa: E402
 
 from cluster.stack import start_simulator  # noqa: E402
 from ulak.dispatch.bind import BindClient, OutboundPart  # noqa: E402
@@ -36,10 +38,7 @@ from ulak.dispatch.ledger import Event, RedisLedger  # noqa: E402
 from ulak.dispatch.message import plan_for, submit_pdus  # noqa: E402
 from ulak.dispatch.throttle import LocalTokenSource, SlidingWindowLimiter  # noqa: E402
 from ulak.redis_server import RedisServer  # noqa: E402
-from ulak.settings import BindConfig, OperatorConfig  # noqa: E402
 from ulak.smpp.codec import preencode  # noqa: E402
-
-TEXT = "Kampanya: tum urunlerde %20 indirim, detaylar icin https://ulak.example/k/Ab3"
 
 
 def cpu_of(proc: psutil.Process) -> float:
@@ -48,19 +47,8 @@ def cpu_of(proc: psutil.Process) -> float:
 
 
 async def run(args: argparse.Namespace, redis_url: str, port: int) -> tuple[float, float, int]:
-    binds = tuple(
-        BindConfig(
-            name=f"b{i}",
-            host="127.0.0.1",
-            port=port,
-            system_id="bench",
-            password_env="UNUSED",
-            password=SecretStr("bench"),
-            window=args.window,
-        )
-        for i in range(args.binds)
-    )
-    op = OperatorConfig(name="op", prefixes=("90",), tps=10_000_000, binds=binds)
+    op = bench_operator(port, binds=args.binds, window=args.window)
+    binds = op.binds
     message = plan_for(TEXT, op, reference=0)
     parts: list[list[OutboundPart]] = [[] for _ in binds]
     for row in range(args.messages):

@@ -34,6 +34,26 @@ from cluster.local import Cluster  # noqa: E402
 from cluster.stack import start_simulator  # noqa: E402
 from ulak.settings import BindConfig, OperatorConfig, RayConfig, RedisConfig, Settings  # noqa: E402
 
+TEXT = "Kampanya: tum urunlerde %20 indirim, detaylar icin https://ulak.example/k/Ab3"
+
+
+def bench_operator(port: int, *, binds: int, window: int) -> OperatorConfig:
+    """The benchmark's operator: *binds* binds to the simulator on *port*, no cap (bench_bind.py
+    measures the same binds without Ray)."""
+    configs = tuple(
+        BindConfig(
+            name=f"b{i}",
+            host="127.0.0.1",
+            port=port,
+            system_id="bench",
+            password_env="UNUSED",
+            password=SecretStr("bench"),
+            window=window,
+        )
+        for i in range(binds)
+    )
+    return OperatorConfig(name="op", prefixes=("90",), tps=10_000_000, binds=configs)
+
 
 class TreeSampler(threading.Thread):
     """Samples the RSS of this process and its descendants; CPU is read from the tree at the end."""
@@ -93,23 +113,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="ulak-bench-") as tmp:
         sim, port = start_simulator(Path(tmp))
         try:
-            binds = tuple(
-                BindConfig(
-                    name=f"b{i}",
-                    host="127.0.0.1",
-                    port=port,
-                    system_id="bench",
-                    password_env="UNUSED",
-                    password=SecretStr("bench"),
-                    window=args.window,
-                )
-                for i in range(args.binds)
-            )
-            op = OperatorConfig(name="op", prefixes=("90",), tps=10_000_000, binds=binds)
+            op = bench_operator(port, binds=args.binds, window=args.window)
             settings = Settings(redis=RedisConfig(url=None), ray=RayConfig(num_cpus=2), operators=(op,))
-            text = "Kampanya: tum urunlerde %20 indirim, detaylar icin https://ulak.example/k/Ab3"
             table = pa.table(
-                {"phone": [f"90532{i:07d}" for i in range(args.messages)], "text": [text] * args.messages}
+                {"phone": [f"90532{i:07d}" for i in range(args.messages)], "text": [TEXT] * args.messages}
             )
             with Cluster(settings, redis_dir=Path(tmp) / "redis") as cluster:
                 cpu0 = sampler.cpu_by_process()
