@@ -267,7 +267,9 @@ def split_at_destination(pdu: SubmitSm) -> tuple[bytes, bytes]:
     encodes each once and then changes only the number). The caller keeps to what the encoder would
     accept for a destination: fewer than 21 latin-1 octets, no NUL."""
     body = _encode_short_message(replace(pdu, destination_addr=""))
-    start = body.find(b"\0", body.find(b"\0") + 3) + 3  # past service_type, its TON/NPI, source_addr
+    ends = short_message_ends(body, start=0)
+    assert ends is not None  # our own encoding
+    start = ends[1] + 3  # past source_addr's NUL and the destination's TON/NPI
     return body[:start], body[start + 1 :]
 
 
@@ -527,14 +529,15 @@ def _decode_message_id_resp(frame: bytes, command_id: int, sequence: int, status
     return make(sequence, status, frame[HEADER_SIZE:nul].decode("latin-1"))  # type: ignore[no-any-return]
 
 
-def short_message_ends(frame: bytes) -> tuple[int, int, int, int] | None:
+def short_message_ends(frame: bytes, *, start: int = HEADER_SIZE) -> tuple[int, int, int, int] | None:
     """Where a submit_sm or deliver_sm frame's C-strings end, read in place: the offsets of the NULs
     ending service_type, source_addr, destination_addr and validity_period (esm_class follows the
     destination's NUL; the validity's is followed by four octets and sm_length). None when one does
-    not end inside the frame. For the hot paths that read a few fields without decoding the PDU."""
+    not end inside the frame. For the hot paths that read a few fields without decoding the PDU;
+    *start* = 0 for a body without its header."""
     find = frame.find
     n = len(frame)
-    p = find(b"\0", HEADER_SIZE)  # service_type
+    p = find(b"\0", start)  # service_type
     if p < 0 or p + 3 > n:
         return None
     q = find(b"\0", p + 3)  # source_addr
