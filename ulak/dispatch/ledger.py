@@ -227,8 +227,9 @@ _SCRIPT = (Path(__file__).with_name("ledger.lua")).read_text(encoding="utf-8")
 
 def coalesce(events: list[Event]) -> list[Event]:
     """Drops each PartSent whose part is acked, failed or lost later in *events*: those events imply
-    the send (the rules count it there), so the ledger reaches the same state with less work (a bind
-    coalesces each batch it writes)."""
+    the send (the rules count it there), so the ledger reaches the same state with less work. A bind
+    keeps this rule as its events arrive (``BindClient._answered``); this is its reference, which
+    the ledger tests write their batches through."""
     settled: set[tuple[str, int, int]] = set()
     kept: list[Event] = []
     for e in reversed(events):
