@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.dedupe import FirstSeen
+from ingest.dedupe import BUCKETS, FirstSeen
 
 
 def _model(blocks: list[list[int]]) -> list[list[int]]:
@@ -55,4 +56,26 @@ def test_a_million_numbers_in_many_blocks_keep_few_runs() -> None:
         repeats += int((seen.check(block, rows) >= 0).sum())
     distinct = np.unique(numbers).size
     assert len(seen) == distinct and repeats == numbers.size - distinct
-    assert len(seen._runs) <= 20  # merged as it goes, not one run per block
+    assert len(seen._runs) <= 20 * BUCKETS  # merged as it goes, not one run per block
+
+
+def test_no_merge_is_larger_than_a_bucket() -> None:
+    # A merge holds its two runs and the result at once: with the numbers spread over buckets, the
+    # largest run (and so the largest merge) is about a bucket's share, not all the numbers.
+    seen = FirstSeen()
+    rng = np.random.default_rng(2)
+    numbers = rng.permutation(400_000).astype(np.uint64) * np.uint64(7919)
+    for start in range(0, numbers.size, 5_000):
+        block = numbers[start : start + 5_000]
+        rows = np.arange(start + 1, start + 1 + block.size, dtype=np.int64)
+        assert (seen.check(block, rows) == -1).all()
+    assert len(seen) == numbers.size
+    assert max(run.size for run, _ in seen._runs) <= 2 * numbers.size // BUCKETS
+    again = seen.check(numbers[:1000], np.arange(400_001, 401_001, dtype=np.int64))
+    assert again.tolist() == list(range(1, 1001))
+
+
+def test_rows_beyond_uint32_are_refused() -> None:
+    seen = FirstSeen()
+    with pytest.raises(ValueError, match="row numbers"):
+        seen.check(np.array([1], dtype=np.uint64), np.array([1 << 33], dtype=np.int64))
