@@ -44,6 +44,7 @@ from ingest.collect import (
 )
 from ingest.errors import ColumnNotFound, IngestError, NoPhoneColumn, TemplateError, UnknownOperator
 from ingest.numbers import NumberNormalizer
+from ingest.pacing import Pacing
 from ingest.sources import MALFORMED, ROW, Format, open_source
 from ingest.template import Template, match_column
 from ulak import keys
@@ -309,9 +310,12 @@ def prepare(
     ctx.enable_progress_bars = False
     # Blocks of a few MB: the file is read by one task, and its blocks are what spreads over the CPUs.
     ctx.target_max_block_size = 2 << 20
-    dataset = _unwrap(lambda: source.dataset(max_rows=config.max_rows))
+    spreadsheet = source.format in (Format.XLSX, Format.XLS, Format.ODS)
+    # A spreadsheet is read whole before its header is known (below): nothing to pace.
+    pacing = None if spreadsheet else Pacing.new(redis_url, ahead_bytes=config.read_ahead_mib << 20)
+    dataset = _unwrap(lambda: source.dataset(max_rows=config.max_rows, pacing=pacing))
     columns = source.columns
-    if source.format in (Format.XLSX, Format.XLS, Format.ODS):
+    if spreadsheet:
         # The header is inside the workbook: read it (once, into the object store), then check.
         dataset = _unwrap(dataset.materialize)
         columns = tuple(n for n in dataset.schema().names if n not in (ROW, MALFORMED))
@@ -332,10 +336,13 @@ def prepare(
         samples=config.sample_messages,
     )
     try:
-        _unwrap(lambda: _stream_blocks(dataset, preparer, collector))
+        _unwrap(lambda: _stream_blocks(dataset, preparer, collector, pacing))
     except BaseException:
         collector.abort()
         raise
+    finally:
+        if pacing is not None:
+            pacing.close()
     return collector.finish()
 
 
@@ -349,17 +356,21 @@ def _prepare_block(preparer: _BlockPreparer, table: pa.Table, start: int, end: i
 _AHEAD = 4
 
 
-def _stream_blocks(dataset: Any, preparer: _BlockPreparer, collector: Collector) -> None:
+def _stream_blocks(
+    dataset: Any, preparer: _BlockPreparer, collector: Collector, pacing: Pacing | None
+) -> None:
     """Each block the read streams out is prepared by a plain Ray task as soon as it arrives, and
-    handed to *collector* in file order; at most ``_AHEAD`` are prepared ahead of it, so the read
-    waits for the driver instead of filling memory. Not ``map_batches``: on a 2-CPU machine Ray
-    Data ran those tasks one at a time (20 tasks of 0.1 s CPU: 2.5 s, as plain tasks 1.1 s;
-    BENCHMARKS.md, ingest)."""
+    handed to *collector* in file order; at most ``_AHEAD`` are prepared ahead of it, and with
+    *pacing* the read waits for the driver (``ingest.pacing``) instead of filling memory. Not
+    ``map_batches``: on a 2-CPU machine Ray Data ran those tasks one at a time (20 tasks of 0.1 s
+    CPU: 2.5 s, as plain tasks 1.1 s; BENCHMARKS.md, ingest)."""
     shipped = ray.put(preparer)
     ahead: deque[Any] = deque()
     for bundle in dataset.iter_internal_ref_bundles():
         for entry, piece in zip(bundle.blocks, bundle.slices, strict=True):
             start, end = (0, None) if piece is None else (piece.start_offset, piece.end_offset)
+            if pacing is not None:
+                pacing.taken(entry.metadata.num_rows if end is None else end - start)
             ahead.append(_prepare_block.remote(shipped, entry.ref, start, end))
             if len(ahead) > _AHEAD:
                 collector.add(ray.get(ahead.popleft()))

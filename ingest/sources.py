@@ -43,6 +43,7 @@ from ingest.errors import (
     TooManyRows,
     UnsupportedFormat,
 )
+from ingest.pacing import Pacing
 
 ROW = "__row"
 MALFORMED = "__malformed"  # for a CSV line that could not be split into the header's columns
@@ -84,11 +85,14 @@ class Source:
     rows: int | None = None  # known up front for Parquet; counted while reading otherwise
     sheet: str | int = 0
 
-    def dataset(self, *, max_rows: int) -> Any:
-        """A lazy ``ray.data.Dataset`` of the file (string columns plus ``__row``)."""
+    def dataset(self, *, max_rows: int, pacing: Pacing | None = None) -> Any:
+        """A lazy ``ray.data.Dataset`` of the file (string columns plus ``__row``). With *pacing*, the
+        read waits for the driver to take its blocks (see :mod:`ingest.pacing`)."""
         # Its own CPU share keeps Ray Data from fusing the read with the per-block work: fused, the one
         # read task would do everything and the other CPUs would idle.
-        return ray.data.read_datasource(_FileDatasource(self, max_rows), override_num_blocks=1, num_cpus=0.5)
+        return ray.data.read_datasource(
+            _FileDatasource(self, max_rows, pacing), override_num_blocks=1, num_cpus=0.5
+        )
 
 
 def open_source(
@@ -255,9 +259,10 @@ def _cell_text(value: Any) -> str:
 class _FileDatasource(Datasource):
     """One read task that streams the file in order, so ``__row`` is exact."""
 
-    def __init__(self, source: Source, max_rows: int) -> None:
+    def __init__(self, source: Source, max_rows: int, pacing: Pacing | None) -> None:
         self._source = source
         self._max_rows = max_rows
+        self._pacing = pacing
 
     def estimate_inmemory_data_size(self) -> int | None:
         return self._source.path.stat().st_size * 2
@@ -265,17 +270,19 @@ class _FileDatasource(Datasource):
     def get_read_tasks(
         self, parallelism: int, per_task_row_limit: int | None = None, data_context: Any = None
     ) -> list[ReadTask]:
-        source, max_rows = self._source, self._max_rows
+        source, max_rows, pacing = self._source, self._max_rows, self._pacing
         meta = BlockMetadata(
             num_rows=source.rows, size_bytes=None, exec_stats=None, input_files=(str(source.path),)
         )
-        return [ReadTask(lambda: _read(source, max_rows), meta, per_task_row_limit=per_task_row_limit)]
+        return [
+            ReadTask(lambda: _read(source, max_rows, pacing), meta, per_task_row_limit=per_task_row_limit)
+        ]
 
     def get_name(self) -> str:
         return f"Read{self._source.format.value.upper()}"
 
 
-def _read(source: Source, max_rows: int) -> Iterator[pa.Table]:
+def _read(source: Source, max_rows: int, pacing: Pacing | None = None) -> Iterator[pa.Table]:
     reader = {Format.CSV: _read_csv, Format.PARQUET: _read_parquet}.get(source.format, _read_sheet)
     offset = 0
     data_rows = 0
@@ -294,6 +301,8 @@ def _read(source: Source, max_rows: int) -> Iterator[pa.Table]:
             raise TooManyRows(
                 f"{source.path.name} has more than {max_rows:,} rows (ingest.max_rows)", field="file"
             )
+        if pacing is not None:
+            pacing.before_yield(table.num_rows, table.nbytes)
         yield table
     if data_rows == 0:
         raise NoRows(f"{source.path.name} has a header but no rows", field="file")

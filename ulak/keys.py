@@ -102,3 +102,10 @@ a million entries."""
 
 WEBHOOK_CURSOR = f"{PREFIX}:webhooks:cursor"
 """String: the id of the last outbox entry delivered (or given up on). Never expires."""
+
+
+def ingest_credits(token: str) -> str:
+    """List: rows the ingest driver has taken from one upload's read (one entry a block), which the read
+    task pops to know how far ahead of the driver it is (``ingest.pacing``). Deleted when the upload
+    has been read; expires after an hour if the driver died first."""
+    return f"{PREFIX}:ingest:{token}:credits"

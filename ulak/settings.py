@@ -124,6 +124,11 @@ class IngestConfig(_Model):
     csv_encoding: str = Field(default="auto", description="'auto' = UTF-8 if the file decodes, else fallback")
     fallback_encoding: str = Field(default="cp1254", description="Turkish Excel exports are Windows-1254")
     sample_messages: int = Field(default=5, ge=0, le=100, description="rendered examples in the preview")
+    read_ahead_mib: int = Field(
+        default=64,
+        ge=4,  # above Ray Data's 2 MiB block builder, which holds back rows the driver cannot take yet
+        description="how far (MiB of Arrow data) reading an upload may run ahead of preparing it",
+    )
 
 
 class JobsConfig(_Model):
