@@ -3,7 +3,9 @@
 Flow (``docs/ARCHITECTURE.md`` draws it)::
 
     open_source()        recognise the file, read its header, refuse a bad upload (ingest.errors)
-    Ray Data read        one task streams the file as Arrow blocks of text columns, numbering rows
+    Ray Data read        one task streams the file as Arrow blocks of text columns, numbering rows,
+                         no further ahead of the driver than ingest.read_ahead_mib (ingest.pacing);
+                         an XLSX sheet a slice at a time (ingest.sheets)
     _prepare_block()     per block as the read streams it, a plain Ray task each, all vectorised:
                          E.164 numbers, operator, text (template or text column), encoding and
                          parts, opt-outs; a few blocks ahead of the driver, no more
@@ -45,7 +47,7 @@ from ingest.collect import (
 from ingest.errors import ColumnNotFound, IngestError, NoPhoneColumn, TemplateError, UnknownOperator
 from ingest.numbers import NumberNormalizer
 from ingest.pacing import Pacing
-from ingest.sources import MALFORMED, ROW, Format, open_source
+from ingest.sources import MALFORMED, ROW, open_source
 from ingest.template import Template, match_column
 from ulak import keys
 from ulak.dispatch.routing import Router, router_from_operators
@@ -310,13 +312,14 @@ def prepare(
     ctx.enable_progress_bars = False
     # Blocks of a few MB: the file is read by one task, and its blocks are what spreads over the CPUs.
     ctx.target_max_block_size = 2 << 20
-    spreadsheet = source.format in (Format.XLSX, Format.XLS, Format.ODS)
-    # A spreadsheet is read whole before its header is known (below): nothing to pace.
-    pacing = None if spreadsheet else Pacing.new(redis_url, ahead_bytes=config.read_ahead_mib << 20)
+    # A spreadsheet read whole (XLS, ODS, a small or unusual XLSX: see ingest.sheets) has its header
+    # inside the parsed sheet: it is read (once, into the object store) before anything is checked,
+    # and there is nothing to pace.
+    whole_sheet = not source.columns
+    pacing = None if whole_sheet else Pacing.new(redis_url, ahead_bytes=config.read_ahead_mib << 20)
     dataset = _unwrap(lambda: source.dataset(max_rows=config.max_rows, pacing=pacing))
     columns = source.columns
-    if spreadsheet:
-        # The header is inside the workbook: read it (once, into the object store), then check.
+    if whole_sheet:
         dataset = _unwrap(dataset.materialize)
         columns = tuple(n for n in dataset.schema().names if n not in (ROW, MALFORMED))
     preparer = _BlockPreparer(

@@ -32,6 +32,7 @@ import ray.data
 from ray.data import Datasource, ReadTask
 from ray.data.block import BlockMetadata
 
+from ingest import sheets
 from ingest.errors import (
     CorruptFile,
     EmptyFile,
@@ -84,6 +85,7 @@ class Source:
     delimiter: str = ","
     rows: int | None = None  # known up front for Parquet; counted while reading otherwise
     sheet: str | int = 0
+    sheet_layout: sheets.Layout | None = None  # an XLSX sheet read a slice at a time (ingest.sheets)
 
     def dataset(self, *, max_rows: int, pacing: Pacing | None = None) -> Any:
         """A lazy ``ray.data.Dataset`` of the file (string columns plus ``__row``). With *pacing*, the
@@ -139,7 +141,19 @@ def open_source(
         return _parquet_source(path, shown, max_rows=max_rows)
     if encrypted:
         raise EncryptedFile(f"{shown} is password-protected; save it without a password", field="file")
-    return Source(path, found, (), sheet=0 if sheet is None else sheet)
+    sheet = 0 if sheet is None else sheet
+    plan = sheets.layout(path, sheet) if found is Format.XLSX else None
+    if plan is None:
+        # Read whole: the header is known only once the sheet is (ingest.prepare materialises it).
+        return Source(path, found, (), sheet=sheet)
+    tables = sheets.read(path, sheet, plan)
+    try:
+        header = list(next(tables).to_pylist()[0].values())
+    finally:
+        tables.close()
+    if not any(_cell_text(v).strip() for v in header):
+        raise EmptyFile(f"{shown}: the sheet is empty", field="file")
+    return Source(path, found, _column_names(header), sheet=sheet, sheet_layout=plan)
 
 
 def _sniff_format(head: bytes, path: Path) -> Format:
@@ -284,6 +298,8 @@ class _FileDatasource(Datasource):
 
 def _read(source: Source, max_rows: int, pacing: Pacing | None = None) -> Iterator[pa.Table]:
     reader = {Format.CSV: _read_csv, Format.PARQUET: _read_parquet}.get(source.format, _read_sheet)
+    if source.sheet_layout is not None:
+        reader = _read_sheet_slices
     offset = 0
     data_rows = 0
     for block in reader(source):
@@ -385,10 +401,28 @@ def _read_sheet(source: Source) -> Iterator[pa.Table]:
         raise EmptyFile(f"{name}: the sheet is empty", field="file")
     names = _column_names(list(header))
     body = table.slice(1)
+    data = _named_rows(body, names, pa.array(range(1, body.num_rows + 1), pa.int64()))
+    for start in range(0, data.num_rows, BLOCK_ROWS):
+        yield data.slice(start, BLOCK_ROWS)
+
+
+def _read_sheet_slices(source: Source) -> Iterator[pa.Table]:
+    """An XLSX sheet a slice at a time (``ingest.sheets``), named as ``open_source`` named it."""
+    assert source.sheet_layout is not None
+    tables = sheets.read(source.path, source.sheet, source.sheet_layout)
+    next(tables)  # the header, already read by open_source
+    for table in tables:
+        body = table.drop_columns([ROW])
+        data = _named_rows(body, source.columns, table.column(ROW))
+        for start in range(0, data.num_rows, BLOCK_ROWS):
+            yield data.slice(start, BLOCK_ROWS)
+
+
+def _named_rows(body: pa.Table, names: tuple[str, ...], rows: pa.Array | pa.ChunkedArray) -> pa.Table:
+    """A sheet's rows under the header's *names*, numbered *rows*, without its blank rows (an empty
+    cell is ``""``; a blank row is not a campaign row)."""
     columns = [pc.fill_null(body.column(i), "") for i in range(body.num_columns)]
     blank = functools.reduce(pc.and_, (pc.equal(c, "") for c in columns))
     data = pa.table(dict(zip(names, columns, strict=True)))
-    data = data.append_column(ROW, pa.array(range(1, data.num_rows + 1), pa.int64()))
-    data = data.filter(pc.invert(blank))
-    for start in range(0, data.num_rows, BLOCK_ROWS):
-        yield data.slice(start, BLOCK_ROWS)
+    data = data.append_column(ROW, rows)
+    return data.filter(pc.invert(blank))

@@ -18,6 +18,7 @@ import xlsxwriter
 
 from ingest import errors
 from ingest.prepare import CampaignSpec, PreparedCampaign, prepare
+from ingest.sources import open_source
 from ulak import keys
 from ulak.settings import BindConfig, IngestConfig, OperatorConfig
 
@@ -130,6 +131,36 @@ def test_xlsx_numeric_cells_named_sheet_and_blank_rows(tmp_path: Path, run: Any)
     assert [(r["row"], r["msisdn"], r["text"]) for r in got] == [
         (1, "905321112233", "Merhaba Ayşe, 1250 TL borcunuz var."),
         (3, "905421112233", "Merhaba Ali, 7.5 TL borcunuz var."),
+    ]
+
+
+def test_a_large_xlsx_is_read_a_slice_at_a_time(tmp_path: Path, run: Any) -> None:
+    # Over two slices of sheet XML (ingest.sheets): sliced in the read task, rows numbered across
+    # slices, a duplicate found slices apart, a blank row skipped.
+    n = 70_000
+    path = tmp_path / "buyuk.xlsx"
+    book = xlsxwriter.Workbook(str(path), {"constant_memory": True})
+    book.add_worksheet("Notlar")
+    sheet = book.add_worksheet("Müşteriler")
+    sheet.write_row(0, 0, ["Telefon", "Ad", "Tutar"])
+    for i in range(1, n + 1):
+        if i == 40_000:
+            continue  # a blank row
+        number = 5321000000 + (5 if i == n else i)  # the last row repeats row 5
+        sheet.write_row(i, 0, [number, "Şule", i / 4])
+    book.close()
+    source = open_source(path, sheet="Müşteriler", max_bytes=1 << 30, max_rows=10**7)
+    assert source.sheet_layout is not None and source.columns == ("Telefon", "Ad", "Tutar")
+    prepared = run(path, CampaignSpec(template=TEMPLATE, sheet="Müşteriler"))
+    got = prepared.accepted_table()
+    assert prepared.preview.rows == n - 1
+    assert got.num_rows == n - 2
+    rows = got.column("row").to_pylist()
+    assert rows == [r for r in range(1, n) if r != 40_000]
+    by_row = dict(zip(rows, got.column("text").to_pylist(), strict=True))
+    assert by_row[69_999] == "Merhaba Şule, 17499.75 TL borcunuz var."
+    assert [(r["row"], r["reason"], r["detail"]) for t in prepared.rejected() for r in t.to_pylist()] == [
+        (n, "duplicate", "same number as row 5")
     ]
 
 
