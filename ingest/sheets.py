@@ -11,9 +11,11 @@ after parsing: where the sheet's columns start and end (taken from the sheet's `
 after the first slice, which sheet row its first row is (calamine starts a range at its first cell).
 Rows are numbered as in the whole sheet: data row ``n`` is the ``n``-th row below the header.
 
-A sheet that cannot be sliced this way (no ``<dimension>``, rows without their ``r`` number, another
-XML layout, or a sheet small enough to parse at once) is read whole, as before: :func:`layout` says
-which. XLS and ODS are always read whole.
+A sheet that cannot be sliced this way (no ``<dimension>`` or a placeholder one, rows without their
+``r`` number, another XML layout, a first slice of blank rows only, or a sheet small enough to parse at
+once) is read whole, as before: :func:`layout` and :class:`Unsliceable` say which. XLS and ODS are
+always read whole. A ``<dimension>`` wider than the cells in use gives extra, empty columns (named
+``column_N``), where the sheet read whole would not have them.
 """
 
 from __future__ import annotations
@@ -36,13 +38,26 @@ import pyarrow as pa
 from ingest.errors import CorruptFile
 
 PARSE_THREADS = 2
-SLICE_BYTES = 4 << 20  # of the sheet XML: ~28k rows of three short columns
-FIRST_SLICE_BYTES = 1 << 20  # small, so the header is known quickly (it is read again for open_source)
+# Of the sheet's XML: ~28k rows of three short columns. 16 MiB was as fast, but two parse threads'
+# glibc arenas then held ~500 MiB in the read worker (BENCHMARKS.md, ingest).
+SLICE_BYTES = 4 << 20
+FIRST_SLICE_BYTES = 1 << 20  # small, so the header is known quickly (open_source reads it, the read again)
+CARRIED_FACTOR = 4  # a slice is at least this many times the parts every slice carries (see layout)
 
 _MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 _REL_ID = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
 _PKG_RELS = "{http://schemas.openxmlformats.org/package/2006/relationships}"
 _PIN = "."
+
+
+# A <dimension> wider than this is taken for a writer's placeholder (some declare every column of the
+# sheet): pinning to it would give every slice that many columns. Such a sheet is read whole.
+MAX_COLUMNS = 1024
+
+
+class Unsliceable(Exception):
+    """The sheet turned out not to be sliceable after all (raised before any row is given): read it
+    whole."""
 
 
 @dataclass(frozen=True)
@@ -53,18 +68,26 @@ class Layout:
     prefix: str  # the sheet XML's namespace prefix for SpreadsheetML ("" or e.g. "x:")
     first_col: int  # 0-based columns of the sheet's <dimension>
     last_col: int
+    slice_bytes: int  # of sheet XML a slice (see layout)
 
 
-def layout(path: Path, sheet: str | int, *, min_bytes: int | None = None) -> Layout | None:
-    """The sheet's layout if it is worth slicing (its XML is over *min_bytes*, by default two slices)
-    and can be sliced, else None (read it whole)."""
-    if min_bytes is None:
-        min_bytes = 2 * SLICE_BYTES
+def layout(path: Path, sheet: str | int) -> Layout | None:
+    """The sheet's layout if it can be sliced and is worth it (over two slices of XML), else None
+    (read it whole).
+
+    Every slice's workbook carries the original's other parts, the shared strings above all, and
+    calamine parses them again for each slice: a slice is at least four times their size, so that
+    re-parsing them costs at most a quarter more. A sheet whose text is mostly shared strings (Excel
+    keeps every distinct text cell there: a column of phone numbers typed as text makes it large) is
+    then cut into few slices, or read whole."""
     try:
         with zipfile.ZipFile(path) as zf:
-            name = sheet if isinstance(sheet, str) else fastexcel.read_excel(str(path)).sheet_names[sheet]
-            member = _sheet_member(zf, name)
-            if member is None or zf.getinfo(member).file_size < min_bytes:
+            member = _sheet_member(zf, sheet)
+            if member is None:
+                return None
+            carried = sum(i.file_size for i in zf.infolist() if _carried(i.filename, member))
+            slice_bytes = max(SLICE_BYTES, CARRIED_FACTOR * carried)
+            if zf.getinfo(member).file_size < 2 * slice_bytes:
                 return None
             with zf.open(member) as f:
                 head = f.read(64 << 10)
@@ -86,7 +109,10 @@ def layout(path: Path, sheet: str | int, *, min_bytes: int | None = None) -> Lay
     if row is None or _row_number(row.group(0)) is None:
         return None
     prefix = (data.group(1) or b"").decode()
-    return Layout(member, prefix, _column(dimension.group(1)), _column(dimension.group(2)))
+    first_col, last_col = _column(dimension.group(1)), _column(dimension.group(2))
+    if not 0 <= first_col <= last_col < first_col + MAX_COLUMNS:
+        return None
+    return Layout(member, prefix, first_col, last_col, slice_bytes)
 
 
 def read(path: Path, sheet: str | int, plan: Layout) -> Generator[pa.Table, None, None]:
@@ -96,9 +122,12 @@ def read(path: Path, sheet: str | int, plan: Layout) -> Generator[pa.Table, None
     Slices after the first are parsed by :data:`PARSE_THREADS` threads (calamine lets go of the GIL
     while it parses), at most that many ahead of the one being yielded. Nothing is started beyond
     the first slice until the caller asks for the rows after the header."""
-    slices = _slices(path, plan, SLICE_BYTES)
+    slices = _slices(path, plan, plan.slice_bytes)
     first_row, next_row, workbook = next(slices)
     table = _parse(path, sheet, plan, first_row, workbook)
+    if table.num_rows < 2:
+        # Only the end pin: the first slice's rows are all blank, and the header is further down.
+        raise Unsliceable("no header in the sheet's first slice")
     # The first slice runs from the header to the end pin (sheet row next_row).
     header_row = next_row - (table.num_rows - 1)
     yield table.slice(0, 1)
@@ -147,11 +176,7 @@ def _slices(path: Path, plan: Layout, slice_bytes: int) -> Iterator[tuple[int, i
     end_tag = b"</" + p + b"sheetData>"
     with zipfile.ZipFile(path) as zf:
         parts = {
-            info.filename: zf.read(info)
-            for info in zf.infolist()
-            if info.filename != plan.member
-            and info.filename.endswith((".xml", ".rels"))
-            and not info.filename.startswith("xl/worksheets/sheet")
+            info.filename: zf.read(info) for info in zf.infolist() if _carried(info.filename, plan.member)
         }
         with zf.open(plan.member) as f:
             buf = f.read(64 << 10)
@@ -224,6 +249,12 @@ def _bodies(
         need = want + 1
 
 
+def _carried(name: str, member: str) -> bool:
+    """Whether a slice's workbook carries this part of the original: its XML parts (workbook, styles,
+    shared strings, relationships), not the sheets (ours is replaced by the slice) nor media."""
+    return name != member and name.endswith((".xml", ".rels")) and not name.startswith("xl/worksheets/sheet")
+
+
 def _workbook(parts: dict[str, bytes], member: str, sheet_xml: bytes) -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zf:
@@ -286,19 +317,23 @@ def _letters(col: int) -> bytes:
     return out
 
 
-def _sheet_member(zf: zipfile.ZipFile, name: str) -> str | None:
-    """The ZIP member of the sheet called *name* (Transitional OOXML, the workbook at xl/workbook.xml)."""
+def _sheet_member(zf: zipfile.ZipFile, sheet: str | int) -> str | None:
+    """The ZIP member of the sheet named *sheet*, or *sheet*-th (Transitional OOXML, the workbook at
+    xl/workbook.xml). None when unsure: the sheet is then read whole, and calamine picks it."""
     book = ET.fromstring(zf.read("xl/workbook.xml"))
     sheets = book.find(f"{_MAIN}sheets")
+    rels = ET.fromstring(zf.read("xl/_rels/workbook.xml.rels"))
+    targets = {r.get("Id"): r.get("Target") or "" for r in rels.iter(f"{_PKG_RELS}Relationship")}
     if sheets is None:
         return None
-    rid = next((s.get(_REL_ID) for s in sheets if s.get("name") == name), None)
-    if rid is None:
+    listed = [(s.get("name"), targets.get(s.get(_REL_ID), "")) for s in sheets]
+    # calamine counts sheets in this order; with a chart sheet among them, it might count otherwise.
+    if isinstance(sheet, int) and any("worksheets/" not in target for _, target in listed):
         return None
-    rels = ET.fromstring(zf.read("xl/_rels/workbook.xml.rels"))
-    target = next(
-        (r.get("Target") for r in rels.iter(f"{_PKG_RELS}Relationship") if r.get("Id") == rid), None
-    )
+    if isinstance(sheet, int):
+        target = listed[sheet][1] if 0 <= sheet < len(listed) else ""
+    else:
+        target = next((t for name, t in listed if name == sheet), "")
     if not target:
         return None
     member = (

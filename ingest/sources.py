@@ -149,6 +149,8 @@ def open_source(
     tables = sheets.read(path, sheet, plan)
     try:
         header = list(next(tables).to_pylist()[0].values())
+    except sheets.Unsliceable:
+        return Source(path, found, (), sheet=sheet)
     finally:
         tables.close()
     if not any(_cell_text(v).strip() for v in header):

@@ -26,6 +26,7 @@ def small_slices(monkeypatch: pytest.MonkeyPatch) -> None:
     # Slices of a few rows, so that a small sheet is cut many times (and at every kind of row).
     monkeypatch.setattr(sheets, "SLICE_BYTES", 1500)
     monkeypatch.setattr(sheets, "FIRST_SLICE_BYTES", 400)
+    monkeypatch.setattr(sheets, "CARRIED_FACTOR", 0)
 
 
 def _rows(source: Source) -> list[dict[str, Any]]:
@@ -106,6 +107,17 @@ def test_any_sparse_sheet_reads_the_same_sliced_or_whole(
     assert sliced == whole
 
 
+def test_slices_grow_with_the_shared_strings_every_slice_carries(tmp_path: Path) -> None:
+    # Excel keeps every distinct text cell in sharedStrings.xml, which each slice's workbook carries
+    # and calamine parses again: slices are at least four times its size (here: the sheet whole).
+    cells = {(r, 0): f"0532{r:07d}" for r in range(60_000)}  # text: 60,000 shared strings
+    path = _write(tmp_path / "text.xlsx", cells)
+    assert open_source(path, **LIMITS).sheet_layout is None
+    numbers = _write(tmp_path / "numbers.xlsx", {(r, 0): 5320000000 + r for r in range(200_000)})
+    plan = open_source(numbers, **LIMITS).sheet_layout
+    assert plan is not None and plan.slice_bytes == sheets.SLICE_BYTES
+
+
 def test_unsliceable_sheets_are_read_whole(tmp_path: Path, small_slices: None) -> None:
     small = _write(tmp_path / "small.xlsx", {(0, 0): "phone", (1, 0): "5321234567"})
     assert open_source(small, **LIMITS).sheet_layout is None  # under two slices
@@ -119,6 +131,30 @@ def test_unsliceable_sheets_are_read_whole(tmp_path: Path, small_slices: None) -
         big, tmp_path / "nodim.xlsx", lambda xml: xml.replace(b"<dimension ", b"<dimensionX ")
     )
     assert open_source(no_dimension, **LIMITS).sheet_layout is None
+
+
+def test_a_header_below_a_slice_of_blank_rows_or_a_placeholder_dimension_reads_whole(
+    tmp_path: Path, small_slices: None
+) -> None:
+    book = xlsxwriter.Workbook(str(tmp_path / "blank.xlsx"))
+    ws = book.add_worksheet()
+    shaded = book.add_format({"bg_color": "#EEEEEE"})
+    for r in range(40):
+        ws.write_blank(r, 0, None, shaded)  # styled, empty: no value for calamine
+    ws.write_row(40, 0, ["Telefon", "Ad"])
+    for r in range(41, 300):
+        ws.write_row(r, 0, [5321000000 + r, "Ali"])
+    book.close()
+    source = open_source(tmp_path / "blank.xlsx", **LIMITS)
+    assert source.sheet_layout is None
+    rows = _rows(source)
+    assert rows[0] == {"Telefon": "5321000041", "Ad": "Ali", "__row": 1, "__malformed": None}
+    wide = _rewrite_sheet(
+        _write(tmp_path / "w.xlsx", {(r, 0): f"row {r}" for r in range(300)}),
+        tmp_path / "wide.xlsx",
+        lambda xml: re.sub(rb'<dimension ref="[^"]*"', b'<dimension ref="A1:XFD1048576"', xml),
+    )
+    assert open_source(wide, **LIMITS).sheet_layout is None
 
 
 def test_rows_without_their_numbers_after_numbered_rows_are_a_clear_error(
