@@ -18,6 +18,7 @@ searched in the runs: the searches were most of the driver's de-duplication time
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -87,15 +88,7 @@ class FirstSeen:
 
     def _search(self, wanted_all: NumArray, where: Any, earlier: RowArray) -> None:
         """Set ``earlier[where]`` to the first rows of *wanted_all* (sorted) that are in the runs."""
-        # Group the numbers by bucket; a stable sort keeps each group sorted.
-        bucket = (wanted_all & np.uint64(BUCKETS - 1)).astype(np.intp)
-        by_bucket = np.argsort(bucket, kind="stable")
-        bounds = np.searchsorted(bucket[by_bucket], np.arange(BUCKETS + 1))
-        for b in range(BUCKETS):
-            lo, hi = bounds[b], bounds[b + 1]
-            if lo == hi:
-                continue
-            at_b = by_bucket[lo:hi]
+        for b, at_b in _by_bucket(wanted_all):
             wanted = wanted_all[at_b]
             found = np.full(wanted.size, -1, dtype=np.int64)
             for run, run_rows in self._buckets[b]:
@@ -106,21 +99,25 @@ class FirstSeen:
 
     def _add(self, numbers: NumArray, rows: RowArray) -> None:
         """Remember new (sorted, distinct) numbers, each into its bucket's runs."""
-        if numbers.size == 0:
-            return
         self._size += numbers.size
-        bucket = (numbers & np.uint64(BUCKETS - 1)).astype(np.intp)
-        by_bucket = np.argsort(bucket, kind="stable")
-        bounds = np.searchsorted(bucket[by_bucket], np.arange(BUCKETS + 1))
-        for b in range(BUCKETS):
-            lo, hi = bounds[b], bounds[b + 1]
-            if lo == hi:
-                continue
-            at_b = by_bucket[lo:hi]
+        for b, at_b in _by_bucket(numbers):
             runs = self._buckets[b]
             runs.append((numbers[at_b], rows[at_b].astype(np.uint32)))
             while len(runs) > 1 and runs[-1][0].size * 2 >= runs[-2][0].size:
                 runs[-2:] = [_merge(*runs[-2], *runs[-1])]
+
+
+def _by_bucket(numbers: NumArray) -> Iterator[tuple[int, Any]]:
+    """Each non-empty bucket and the positions of its numbers in *numbers* (sorted numbers give
+    sorted groups: the sort by bucket is stable)."""
+    if numbers.size == 0:
+        return
+    bucket = (numbers & np.uint64(BUCKETS - 1)).astype(np.intp)
+    by_bucket = np.argsort(bucket, kind="stable")
+    bounds = np.searchsorted(bucket[by_bucket], np.arange(BUCKETS + 1))
+    for b in range(BUCKETS):
+        if bounds[b] < bounds[b + 1]:
+            yield b, by_bucket[bounds[b] : bounds[b + 1]]
 
 
 def _merge(a: NumArray, ra: StoredRows, b: NumArray, rb: StoredRows) -> tuple[NumArray, StoredRows]:
