@@ -54,6 +54,17 @@ local function bump(key, field)
   fields[field] = (fields[field] or 0) + 1
 end
 
+-- Each job's counters, rows and parts keys, formatted once per batch (a batch is mostly one job).
+local job_keys = {}
+local function keys_of(job)
+  local k = job_keys[job]
+  if not k then
+    k = {string.format(ctpl, job), string.format(rtpl, job), string.format(ptpl, job)}
+    job_keys[job] = k
+  end
+  return k[1], k[2], k[3]
+end
+
 local hooked = {}
 local function has_hook(job)
   if not hooks then return false end
@@ -76,7 +87,7 @@ local function settle(job, rk, row, parts, o, n, d)
   -- A single-part row's outcome is its part's receipt (kept in the parts hash; the report reads it
   -- from there): only a multi-part row needs its own field.
   if parts ~= 1 then redis.call('HSET', rk, row .. ':o', out) end
-  bump(string.format(ctpl, job), out)
+  bump((keys_of(job)), out)
   if has_hook(job) then
     redis.call('XADD', outbox, 'MAXLEN', '~', 1000000, '*', 'job', job, 'row', row, 'outcome', out)
   end
@@ -117,11 +128,10 @@ end
 -- receipt is the row's first, and an acked row stays acked).
 local function apply_receipt(job, row, part, parts, value, acked_ms, row_acked)
   local status = split_status(value)
-  local ck = string.format(ctpl, job)
+  local ck, rk, pk = keys_of(job)
   bump(ck, 'receipts')
   local out = outcome_of(status)
   if out == false then return end
-  local pk = string.format(ptpl, job)
   if redis.call('HSETNX', pk, row .. ':' .. part .. ':r', value .. '|' .. now_s) == 0 then
     bump(ck, 'receipts_duplicate')
     return
@@ -136,7 +146,6 @@ local function apply_receipt(job, row, part, parts, value, acked_ms, row_acked)
     bump(latency, bucket)
     latency_sum = latency_sum + seconds
   end
-  local rk = string.format(rtpl, job)
   if parts == 1 then
     -- A single part's receipt decides its row: the row was acked (or failed, or lost) before its
     -- message id could match, so there is nothing to keep for later.
@@ -186,7 +195,7 @@ for i = 1, #batch, 8 do
       end
     end
   else
-    local ck, rk, pk = string.format(ctpl, job), string.format(rtpl, job), string.format(ptpl, job)
+    local ck, rk, pk = keys_of(job)
     local field = row .. ':' .. part
     local state, row_acked
     -- A single-part row has a row field exactly when its part has a part field (every event sets
