@@ -124,7 +124,12 @@ def read(path: Path, sheet: str | int, plan: Layout) -> Generator[pa.Table, None
     the first slice until the caller asks for the rows after the header."""
     slices = _slices(path, plan, plan.slice_bytes)
     first_row, next_row, workbook = next(slices)
-    table = _parse(path, sheet, plan, first_row, workbook)
+    try:
+        table = _parse(path, sheet, plan, first_row, workbook)
+    except CorruptFile as exc:
+        # Cells outside <dimension> already, or worse: the sheet read whole says what is wrong, if
+        # anything is.
+        raise Unsliceable(exc.message) from None
     if table.num_rows < 2:
         # Only the end pin: the first slice's rows are all blank, and the header is further down.
         raise Unsliceable("no header in the sheet's first slice")

@@ -155,6 +155,14 @@ def test_a_header_below_a_slice_of_blank_rows_or_a_placeholder_dimension_reads_w
         lambda xml: re.sub(rb'<dimension ref="[^"]*"', b'<dimension ref="A1:XFD1048576"', xml),
     )
     assert open_source(wide, **LIMITS).sheet_layout is None
+    narrow = _rewrite_sheet(
+        _write(tmp_path / "n.xlsx", {(r, c): f"{r}.{c}" for r in range(300) for c in range(2)}),
+        tmp_path / "narrow.xlsx",
+        lambda xml: re.sub(rb'<dimension ref="[^"]*"', b'<dimension ref="A1:A300"', xml),
+    )
+    source = open_source(narrow, **LIMITS)  # the first slice has cells outside <dimension>
+    assert source.sheet_layout is None and source.columns == ()
+    assert _rows(source)[0] == {"0.0": "1.0", "0.1": "1.1", "__row": 1, "__malformed": None}
 
 
 def test_rows_without_their_numbers_after_numbered_rows_are_a_clear_error(
