@@ -39,22 +39,23 @@ JOB_ROWS_TEMPLATE = f"{PREFIX}:job:%s:rows"
 JOB_PARTS_TEMPLATE = f"{PREFIX}:job:%s:parts"
 
 
+# The ledger script turns a message id's key into its early receipt's key by swapping these prefixes.
+MESSAGE_ID_PREFIX = f"{PREFIX}:msg:"
+EARLY_RECEIPT_PREFIX = f"{PREFIX}:early:"
+
+
 def message_id(smsc: str, normalized_id: str) -> str:
     """String ``job|row|part|parts|acked_ms[|a]``: which part an SMSC message id belongs to (``a``: a
     single-part row that was acked then, so its receipt settles it without reading the row). Written
     when the submit_sm_resp arrives; expires after the validity period plus a day (receipts cannot
     come later)."""
-    return f"{PREFIX}:msg:{smsc}:{normalized_id}"
+    return f"{MESSAGE_ID_PREFIX}{smsc}:{normalized_id}"
 
 
 def early_receipt(smsc: str, normalized_id: str) -> str:
     """String ``status|error``: a receipt that arrived before its submit_sm_resp was recorded. Matched
     (and deleted) when the id is recorded; expires with the message-id map's TTL."""
-    return f"{PREFIX}:early:{smsc}:{normalized_id}"
-
-
-MESSAGE_ID_TEMPLATE = f"{PREFIX}:msg:%s:%s"
-EARLY_RECEIPT_TEMPLATE = f"{PREFIX}:early:%s:%s"
+    return f"{EARLY_RECEIPT_PREFIX}{smsc}:{normalized_id}"
 
 EARLY_RECEIPTS_HELD = f"{PREFIX}:early-held"
 """Hash: per SMSC identity, how many early receipts may still be held (+1 when one is held, -1 when it

@@ -148,6 +148,10 @@ def test_redis_ledger_matches_the_model(redis_server_url: str, seed: int, rows: 
     stats = {k.decode(): int(v) for k, v in client.hgetall(keys.RECEIPT_STATS).items()}
     assert stats.get("held", 0) == model.receipt_stats["held"]
     assert stats.get("matched_late", 0) == model.receipt_stats["matched_late"]
+    states = client.hgetall(keys.job_rows(JOB))
+    for (job, row), r in model.rows.items():
+        if r["state"] is not None:
+            assert states[str(row).encode()] == r["state"].encode(), (job, row)
     c = counters(ledger)
     in_flight = sum(1 for (job, _), r in model.rows.items() if job == JOB and r["state"] == "s")
     assert c["submitted"] == c["acked"] + c["failed"] + c["unknown"] + in_flight

@@ -1,10 +1,13 @@
 -- The job ledger's rules (see ledger.py), applied atomically to one batch of events.
--- ARGV: counters/rows/parts/message-id/early-receipt key templates, receipt-stats key, message TTL,
--- the batch (8), the webhook jobs set (9), the webhook outbox stream (10), the receipt latency
--- histogram (11) and the early receipts held per SMSC (12). The batch is one MessagePack array, 8
--- values per event: kind, job, row, part, parts, x1, x2, x3 (row, part and parts as decimal strings:
--- Lua numbers are doubles, and turning one into a string goes through printf's float formatting,
--- which was a tenth of this script's time when they came as integers).
+-- ARGV: counters/rows/parts key templates, the message-id and early-receipt key prefixes,
+-- receipt-stats key, message TTL, the batch (8), the webhook jobs set (9), the webhook outbox stream
+-- (10), the receipt latency histogram (11) and the early receipts held per SMSC (12). The batch is one
+-- MessagePack array, 8 values per event: kind, job, row, part, parts, x1, x2, x3 (row, part and parts
+-- as decimal strings: Lua numbers are doubles, and turning one into a string goes through printf's
+-- float formatting, which was a tenth of this script's time when they came as integers). For an ack
+-- (A) and a receipt (R), x1 is the SMSC identity and x2 the message id's key, built by the caller
+-- (a string.format here costs ~1 µs); x3 is the id as the report shows it (A) or 'status|error' (R),
+-- whose status comes alone in the job's place. For a failure (F), x1 is the status.
 -- Besides the rules, the parts hash keeps what the row-level report shows: per part the message id
 -- and ack time ('<row>:<part>:m' = 'id as the SMSC wrote it|unix_ms'), the failure status
 -- ('<row>:<part>:e'), and the receipt ('<row>:<part>:r' = 'status|error|unix_ms'). The rows hash
@@ -16,8 +19,11 @@
 -- read once per batch, and a row's receipt fields are read with one HMGET: a single-part message costs
 -- five calls from send to receipt when its ack and its send reach one write, six while an early
 -- receipt is held (BENCHMARKS.md, "Second session of 2026-11-28"): each redis.call costs ~1-3 µs of
--- marshalling on top of the command itself.
-local ctpl, rtpl, ptpl, mtpl, etpl, stats = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+-- marshalling on top of the command itself, and the Lua around it costs more than the commands:
+-- string.format and string.match cost ~1 µs each here, so message-id keys come built. (Reading and
+-- writing the hashes a batch at a time, one HMGET and one HSET per hash, cut the calls to two a
+-- message, but the Lua that tracked the fields cost as much again: BENCHMARKS.md, fourth session.)
+local ctpl, rtpl, ptpl, mprefix, eprefix, stats = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local ttl = ARGV[7]  -- a string: redis.call would format a number through printf's float path
 -- Jobs with a receipt webhook (a set), and the outbox stream their final row outcomes go to.
 local hooks, outbox = ARGV[9], ARGV[10]
@@ -122,12 +128,11 @@ local function split_status(value)
   return string.sub(value, 1, bar - 1)
 end
 
--- value is 'status|error'; the part's receipt field keeps 'status|error|unix_ms' for the report.
+-- value is 'status|error' (status: its first half); the part's receipt field keeps 'status|error|unix_ms' for the report.
 -- acked_ms: when the part was acked (for the receipt latency histogram), if known. row_acked: a
 -- single-part row known to be acked (its state and outcome need no read: the part's first final
 -- receipt is the row's first, and an acked row stays acked).
-local function apply_receipt(job, row, part, parts, value, acked_ms, row_acked)
-  local status = split_status(value)
+local function apply_receipt(job, row, part, parts, status, value, acked_ms, row_acked)
   local ck, rk, pk = keys_of(job)
   bump(ck, 'receipts')
   local out = outcome_of(status)
@@ -166,7 +171,10 @@ local function apply_receipt(job, row, part, parts, value, acked_ms, row_acked)
   if v[1] == 'a' then settle(job, rk, row, parts, v[2], v[3], v[4]) end
 end
 
+local function early_key(mk) return eprefix .. string.sub(mk, #mprefix + 1) end
 local batch = cmsgpack.unpack(ARGV[8])
+local fresh_acks = {}  -- job -> single-part rows acked with nothing written before
+local FRESH_ACK_COUNTERS = {'parts_sent', 'submitted', 'parts_acked', 'acked'}
 local count = 0
 for i = 1, #batch, 8 do
   count = count + 1
@@ -174,15 +182,14 @@ for i = 1, #batch, 8 do
   local parts = tonumber(parts_s)
   local x1, x2, x3 = batch[i + 5], batch[i + 6], batch[i + 7]
   if kind == 'R' then
-    local smsc, id, value = x1, x2, x3
-    local target = redis.call('GET', string.format(mtpl, smsc, id))
-    local status = split_status(value)
+    local smsc, id, value, status = x1, x2, x3, job
+    local target = redis.call('GET', id)
     if target then
       -- 'job|row|part|parts|acked_ms|a' (see keys.message_id; older ids lack the last two)
       local j, r, p, n, ms, acked = string.match(target, '^(.-)|(%d+)|(%d+)|(%d+)|?(%d*)|?(a?)$')
-      apply_receipt(j, r, p, tonumber(n), value, tonumber(ms), acked == 'a')
+      apply_receipt(j, r, p, tonumber(n), status, value, tonumber(ms), acked == 'a')
     else
-      local ek = string.format(etpl, smsc, id)
+      local ek = early_key(id)
       local exists = redis.call('EXISTS', ek)
       if exists == 0 or outcome_of(status) ~= false then
         if exists == 0 then
@@ -211,18 +218,13 @@ for i = 1, #batch, 8 do
     else
       local shown
       if kind == 'A' then
-        shown = x2
-        if x3 ~= '' then shown = x3 end
-        shown = shown .. '|' .. now_s
+        shown = x3 .. '|' .. now_s
       end
       if fresh then
         -- The row goes straight to acked (what mark_sent then the branch below would do, in one call).
         row_acked = true
         redis.call('HSET', pk, field, 'a', field .. ':m', shown)
-        bump(ck, 'parts_sent')
-        bump(ck, 'submitted')
-        bump(ck, 'parts_acked')
-        bump(ck, 'acked')
+        fresh_acks[job] = (fresh_acks[job] or 0) + 1
       elseif (not state) or state == 's' then
         local row_state
         if not state then
@@ -263,17 +265,17 @@ for i = 1, #batch, 8 do
       end
       if kind == 'A' then
         local smsc, id = x1, x2
-        redis.call('SET', string.format(mtpl, smsc, id),
+        redis.call('SET', id,
                    job .. '|' .. row .. '|' .. part .. '|' .. parts_s .. '|' .. now_s .. (row_acked and '|a' or ''),
                    'EX', ttl)
         if may_hold(smsc) then
-          local ek = string.format(etpl, smsc, id)
+          local ek = early_key(id)
           local held = redis.call('GET', ek)
           if held then
             redis.call('DEL', ek)
             redis.call('HINCRBY', held_key, smsc, '-1')
             bump(stats, 'matched_late')
-            apply_receipt(job, row, part, parts, held, now, row_acked)
+            apply_receipt(job, row, part, parts, split_status(held), held, now, row_acked)
           end
         end
       end
@@ -281,6 +283,12 @@ for i = 1, #batch, 8 do
   end
 end
 
+for job, n in pairs(fresh_acks) do  -- each was parts_sent, submitted, parts_acked and acked
+  local ck = keys_of(job)
+  local fields = increments[ck]
+  if not fields then fields = {}; increments[ck] = fields end
+  for _, name in ipairs(FRESH_ACK_COUNTERS) do fields[name] = (fields[name] or 0) + n end
+end
 for key, fields in pairs(increments) do
   for field, n in pairs(fields) do redis.call('HINCRBY', key, field, n) end
 end
