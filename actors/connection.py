@@ -11,6 +11,7 @@ from typing import Any
 import redis.asyncio
 
 from actors.throttle import RayTokenSource
+from ulak.dispatch.batch import PartBatch, unpack_parts
 from ulak.dispatch.bind import BindClient, OutboundPart
 from ulak.dispatch.ledger import RedisLedger
 from ulak.logging import configure_logging
@@ -34,10 +35,10 @@ class SmppConnectionActor:
         await self.client.wait_bound(bind_timeout)
         return self.client.describe()
 
-    async def enqueue(self, parts: list[OutboundPart], weight: float = 1.0) -> int:
+    async def enqueue(self, parts: PartBatch | list[OutboundPart], weight: float = 1.0) -> int:
         """Queue a batch (its job's share of the bind: *weight*); returns how many parts now wait here
-        (the caller's back-pressure signal)."""
-        self.client.enqueue(parts, weight=weight)
+        (the caller's back-pressure signal). Callers send ``ulak.dispatch.batch.pack_parts(parts)``."""
+        self.client.enqueue(unpack_parts(parts), weight=weight)
         return self.client.queued
 
     async def withdraw(self, job: str) -> list[OutboundPart]:

@@ -17,6 +17,7 @@ import redis
 
 from cluster.local import Cluster
 from ulak import keys
+from ulak.dispatch.batch import pack_parts
 from ulak.dispatch.bind import OutboundPart, outbound_part
 from ulak.dispatch.ledger import COUNTERS
 from ulak.dispatch.message import PlanCache, SubmitBodies
@@ -110,7 +111,7 @@ def _feed(
                 continue
             batch = parts[cursors[i] : cursors[i] + BATCH_PARTS]
             cursors[i] += len(batch)
-            pending.append((handle, handle.enqueue.remote(batch)))
+            pending.append((handle, handle.enqueue.remote(pack_parts(batch))))
         for handle, ref in pending:
             backlog[handle] = ray.get(ref)
         if not pending:

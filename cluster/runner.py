@@ -35,6 +35,7 @@ from ingest.collect import ACCEPTED_FILE
 from ingest.errors import IngestError
 from ingest.prepare import CampaignSpec, prepare
 from ulak import keys
+from ulak.dispatch.batch import pack_parts
 from ulak.dispatch.bind import OutboundPart, outbound_part
 from ulak.dispatch.message import PlanCache, SubmitBodies, relative_validity
 from ulak.settings import Settings
@@ -230,7 +231,7 @@ class JobRunner:
                     backlog[handle] = ray.get(handle.backlog.remote())
                     continue
                 chunk = pending.take(name, CHUNK_PARTS)
-                calls.append((handle, handle.enqueue.remote(chunk, self.options.weight)))
+                calls.append((handle, handle.enqueue.remote(pack_parts(chunk), self.options.weight)))
             for handle, ref in calls:
                 backlog[handle] = ray.get(ref)
                 sent_any = True
@@ -281,7 +282,7 @@ class JobRunner:
                     continue
                 keep, finish = _split_started(parts)
                 if finish:
-                    ray.get(handle.enqueue.remote(finish, self.options.weight))
+                    ray.get(handle.enqueue.remote(pack_parts(finish), self.options.weight))
                 pending.put_back(name, keep)
 
     def _cancel(self) -> None:
