@@ -57,6 +57,7 @@ def early_receipt(smsc: str, normalized_id: str) -> str:
     (and deleted) when the id is recorded; expires with the message-id map's TTL."""
     return f"{EARLY_RECEIPT_PREFIX}{smsc}:{normalized_id}"
 
+
 EARLY_RECEIPTS_HELD = f"{PREFIX}:early-held"
 """Hash: per SMSC identity, how many early receipts may still be held (+1 when one is held, -1 when it
 is matched). Its TTL is renewed with each one held, so it expires with the last of them. An ack looks
