@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from itertools import cycle
+from itertools import count
 from typing import Any
 
 import pyarrow as pa
@@ -96,26 +96,31 @@ def _feed(
     job_id: str,
     progress: Callable[[dict[str, int]], None] | None,
 ) -> None:
+    """Hand the parts to the binds: each round gives a batch to every bind with room and asks the
+    full ones how far they got, all in one round trip (as ``JobRunner`` does)."""
     cursors = dict.fromkeys(per_operator, 0)
-    handles = {i: cycle(cluster.binds[operators[i].name]) for i in per_operator}
     backlog: dict[Any, int] = {}
     last_report = 0.0
-    while any(cursors[i] < len(parts) for i, parts in per_operator.items()):
-        pending = []
+    for turn in count():
+        if not any(cursors[i] < len(parts) for i, parts in per_operator.items()):
+            break
+        calls = []
+        polls = []
         for i, parts in per_operator.items():
-            if cursors[i] >= len(parts):
-                continue
-            handle = next(handles[i])
-            if backlog.get(handle, 0) > MAX_BACKLOG:
-                backlog[handle] = ray.get(handle.backlog.remote())
-                continue
-            batch = parts[cursors[i] : cursors[i] + BATCH_PARTS]
-            cursors[i] += len(batch)
-            pending.append((handle, handle.enqueue.remote(pack_parts(batch))))
-        for handle, ref in pending:
-            backlog[handle] = ray.get(ref)
-        if not pending:
-            time.sleep(0.05)  # every bind is full: let them drain
+            handles = cluster.binds[operators[i].name]
+            for k in range(len(handles)):
+                handle = handles[(turn + k) % len(handles)]
+                if backlog.get(handle, 0) > MAX_BACKLOG:
+                    polls.append((handle, handle.backlog.remote()))
+                elif cursors[i] < len(parts):
+                    batch = parts[cursors[i] : cursors[i] + BATCH_PARTS]
+                    cursors[i] += len(batch)
+                    calls.append((handle, handle.enqueue.remote(pack_parts(batch))))
+        answers = calls + polls
+        for (handle, _), queued in zip(answers, ray.get([ref for _, ref in answers]), strict=True):
+            backlog[handle] = queued
+        if not calls:
+            time.sleep(0.02)  # every bind is full: let them drain
         if progress is not None and time.monotonic() - last_report > 0.25:
             progress(job_counters(client, job_id))
             last_report = time.monotonic()

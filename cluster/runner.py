@@ -189,7 +189,9 @@ class JobRunner:
             self.store.update(self.job_id, sending_began="1")
         rows = self._rows(skip_sent=resuming)
         pending = _Pending(op.name for op in self.settings.operators)
-        turns = {name: itertools.cycle(hs) for name, hs in self.binds.items()}
+        rounds = itertools.count()
+        # Rows read ahead per operator: enough for a batch to each of its binds, twice over.
+        read_ahead = 2 * CHUNK_PARTS * max((len(hs) for hs in self.binds.values()), default=1)
         backlog: dict[Any, int] = {}
         exhausted = False
         last_poll = 0.0
@@ -203,7 +205,7 @@ class JobRunner:
                 if state is not JobState.SENDING:
                     time.sleep(self.poll)
                     continue
-            while not exhausted and pending.parts < MAX_PENDING_PARTS and pending.wants_more(2 * CHUNK_PARTS):
+            while not exhausted and pending.parts < MAX_PENDING_PARTS and pending.wants_more(read_ahead):
                 batch = next(rows, None)
                 if batch is None:
                     exhausted = True
@@ -223,19 +225,26 @@ class JobRunner:
                     last_poll = 0.0  # paused or cancelled at the last moment: steer again
                     continue
                 return
-            sent_any = False
+            # Each round gives a batch to every bind with room and asks the full ones how far they
+            # got, all in one round trip. (A round of one bind per operator, waiting for its answer,
+            # starved the binds: at ~45 ms an actor call on a busy machine, a bind ran its queue dry
+            # between two of its batches; BENCHMARKS.md, "Fourth session of 2026-11-28".)
+            turn = next(rounds)
             calls = []
+            polls = []
             for name in pending.operators():
-                handle = next(turns[name])
-                if backlog.get(handle, 0) > self.settings.jobs.max_backlog:
-                    backlog[handle] = ray.get(handle.backlog.remote())
-                    continue
-                chunk = pending.take(name, CHUNK_PARTS)
-                calls.append((handle, handle.enqueue.remote(pack_parts(chunk), self.options.weight)))
-            for handle, ref in calls:
-                backlog[handle] = ray.get(ref)
-                sent_any = True
-            if not sent_any:
+                handles = self.binds[name]
+                for k in range(len(handles)):
+                    handle = handles[(turn + k) % len(handles)]
+                    if backlog.get(handle, 0) > self.settings.jobs.max_backlog:
+                        polls.append((handle, handle.backlog.remote()))
+                    elif pending.waiting(name):
+                        chunk = pending.take(name, CHUNK_PARTS)
+                        calls.append((handle, handle.enqueue.remote(pack_parts(chunk), self.options.weight)))
+            answers = calls + polls
+            for (handle, _), queued in zip(answers, ray.get([ref for _, ref in answers]), strict=True):
+                backlog[handle] = queued
+            if not calls:
                 time.sleep(0.02)  # every bind is full: let them drain
             self._maybe_sample()
 
@@ -402,6 +411,10 @@ class _Pending:
     def operators(self) -> list[str]:
         """The operators with messages waiting."""
         return [name for name, queue in self._queues.items() if queue]
+
+    def waiting(self, name: str) -> bool:
+        """Whether *name* has messages waiting."""
+        return bool(self._queues[name])
 
     def wants_more(self, low: int) -> bool:
         """Whether some operator has fewer than *low* messages waiting (time to read more rows)."""
