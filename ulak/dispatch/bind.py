@@ -184,7 +184,7 @@ class BindClient:
         sink: EventSink,
         lease_seconds: float = 0.05,
         flush_interval: float = 0.05,
-        flush_batch: int = 64,
+        flush_batch: int = 128,
         rng: random.Random | None = None,
     ) -> None:
         self.bind = bind
@@ -337,7 +337,9 @@ class BindClient:
         rule, kept as the events arrive: most of a flush's sends are acked by the time it runs, and
         a send costs the ledger script as much as its ack). Then at most ``flush_batch`` events go
         per write: Redis runs each ledger script alone, so a large batch would hold up every other
-        client (the control plane's reads) for its whole length. Each write is atomic, so a failure
+        client (the control plane's reads) for its whole length. 128 (~2.5 ms of Redis) left the
+        API's p99 where 64 had it and sent 9 % more; 256 raised the p99 by half (BENCHMARKS.md,
+        third and fourth sessions of 2026-11-28). Each write is atomic, so a failure
         puts back only what was not written. (A process that dies between two writes loses the rest
         of the flush, as it loses events not flushed yet: see "a bind actor that dies" in
         ARCHITECTURE.md.)"""
