@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from ulak.smpp import CommandStatus
-from ulak.smpp.codec import preencode
+from ulak.smpp.codec import encode, preencode
 from ulak.smpp.errors import LocalProtocolError, WindowFull
 from ulak.smpp.pdu import (
     BindTransceiver,
@@ -27,6 +27,7 @@ from ulak.smpp.pdu import (
     UnbindResp,
 )
 from ulak.smpp.session import (
+    AckReceived,
     ConnectionClosed,
     Event,
     ProtocolError,
@@ -383,3 +384,54 @@ def test_a_malformed_receipt_gets_the_same_answer_from_a_lean_session(tlvs: byte
 def test_lean_receipts_are_for_the_esme_side() -> None:
     with pytest.raises(ValueError, match="ESME"):
         Session(Role.SMSC, lean_receipts=True)
+
+
+def lean_ack_pair() -> tuple[Session, Session]:
+    """A lean-acks session and a plain one, both bound (the bind exchange is not what is tested)."""
+    clock = Clock()
+    lean = Session(Role.ESME, window=3, clock=clock, lean_acks=True)
+    plain = Session(Role.ESME, window=3, clock=clock)
+    lean.state = plain.state = State.BOUND_TRX
+    return lean, plain
+
+
+def test_a_lean_session_reads_a_plain_submit_sm_resp_in_place() -> None:
+    lean, _ = lean_ack_pair()
+    lean.send(preencode(SubmitSm(destination_addr="905321234567")), context="row 7")
+    assert lean.window_available == 2
+    lean.receive_data(encode(SubmitSmResp(sequence=1, message_id="Ab12")))
+    (event,) = drain(lean)
+    assert isinstance(event, AckReceived)
+    assert (event.sequence, event.message_id, event.context) == (1, "Ab12", "row 7")
+    assert lean.window_available == 3
+
+
+def _with_length(frame: bytes) -> bytes:
+    return len(frame).to_bytes(4, "big") + frame[4:]
+
+
+@pytest.mark.parametrize(
+    ("frame", "why"),
+    [
+        (encode(SubmitSmResp(sequence=1, status=CommandStatus.ESME_RTHROTTLED)), "an error status"),
+        (encode(SubmitSmResp(sequence=1, message_id="")), "an empty message id"),
+        (_with_length(encode(SubmitSmResp(sequence=1, message_id="x")) + b"\x14\x27\0\0"), "a TLV after it"),
+        (encode(SubmitSmResp(sequence=9, message_id="x")), "no request has its sequence"),
+        (encode(SubmitSmResp(sequence=2, message_id="x")), "it answers an enquire_link"),
+    ],
+)
+def test_every_other_response_gets_the_same_event_from_a_lean_session(frame: bytes, why: str) -> None:
+    lean, plain = lean_ack_pair()
+    for session in (lean, plain):
+        session.send(SubmitSm(destination_addr="905321234567"), context="row 7")
+        session.send(EnquireLink())
+        session.receive_data(frame)
+    lean_events, plain_events = drain(lean), drain(plain)
+    assert lean_events, why
+    assert not any(isinstance(e, AckReceived) for e in lean_events), why
+    assert lean_events == plain_events, why
+
+
+def test_only_an_esme_reads_acks_in_place() -> None:
+    with pytest.raises(ValueError, match="lean_acks"):
+        Session(Role.SMSC, lean_acks=True)

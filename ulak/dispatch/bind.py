@@ -57,6 +57,7 @@ from ulak.smpp.pdu import (
 )
 from ulak.smpp.receipt import normalize_message_id, parse_receipt, status_of_state
 from ulak.smpp.session import (
+    AckReceived,
     ConnectionClosed,
     Outstanding,
     ProtocolError,
@@ -393,6 +394,7 @@ class BindClient:
             window=self.bind.window,
             response_timeout=self.bind.response_timeout,
             lean_receipts=True,
+            lean_acks=True,
         )
         self._session = session
         _, wire = await asyncio.wait_for(
@@ -585,7 +587,10 @@ class BindClient:
         out: list[bytes] = []
         answered = False
         for event in session.events():
-            if type(event) is ResponseReceived:
+            if type(event) is AckReceived:
+                answered = True
+                self._on_ack(event)
+            elif type(event) is ResponseReceived:
                 answered = True
                 self._on_response(event, out)
             elif type(event) is ReceiptReceived:
@@ -627,6 +632,21 @@ class BindClient:
                 return  # the send loop wakes at the lease's deadline, or when the window has room
         self._wakeup.set()
 
+    def _on_ack(self, event: AckReceived) -> None:
+        """A plain successful submit_sm_resp (what ``_on_response`` does for one, read in place)."""
+        item = event.context
+        self._last_answer = time.monotonic()
+        self._answered(item)
+        if self._throttle_level:
+            self._throttle_level -= 1  # ramp back per success
+        self._acked(item, event.message_id)
+
+    def _acked(self, item: OutboundPart, raw: str) -> None:
+        message_id = normalize_message_id(raw, self.bind.resp_id_format)
+        shown = raw if raw != message_id else ""
+        event = PartAcked(item.job, item.row, item.part, item.parts, self.smsc, message_id, shown)
+        self._events.append(event)
+
     def _on_response(self, event: ResponseReceived, out: list[bytes]) -> None:
         resp, item = event.response, event.context
         if isinstance(item, OutboundPart):
@@ -636,19 +656,7 @@ class BindClient:
                 self._answered(item)
             if status == CommandStatus.ESME_ROK and type(resp) is SubmitSmResp:
                 self._throttle_level = max(0, self._throttle_level - 1)  # ramp back per success
-                raw = resp.message_id
-                message_id = normalize_message_id(raw, self.bind.resp_id_format)
-                self._events.append(
-                    PartAcked(
-                        item.job,
-                        item.row,
-                        item.part,
-                        item.parts,
-                        self.smsc,
-                        message_id,
-                        raw if raw != message_id else "",
-                    )
-                )
+                self._acked(item, resp.message_id)
             elif status in _TRANSIENT:
                 self._throttled(item)
             else:
