@@ -587,9 +587,9 @@ class BindClient:
         out: list[bytes] = []
         answered = False
         for event in session.events():
-            if type(event) is AckReceived:
+            if type(event) is AckReceived:  # a plain successful submit_sm_resp, read in place
                 answered = True
-                self._on_ack(event)
+                self._accepted(event.context, event.message_id)
             elif type(event) is ResponseReceived:
                 answered = True
                 self._on_response(event, out)
@@ -632,16 +632,12 @@ class BindClient:
                 return  # the send loop wakes at the lease's deadline, or when the window has room
         self._wakeup.set()
 
-    def _on_ack(self, event: AckReceived) -> None:
-        """A plain successful submit_sm_resp (what ``_on_response`` does for one, read in place)."""
-        item = event.context
+    def _accepted(self, item: OutboundPart, raw: str) -> None:
+        """The SMSC accepted *item* and gave it the message id *raw*."""
         self._last_answer = time.monotonic()
         self._answered(item)
         if self._throttle_level:
             self._throttle_level -= 1  # ramp back per success
-        self._acked(item, event.message_id)
-
-    def _acked(self, item: OutboundPart, raw: str) -> None:
         message_id = normalize_message_id(raw, self.bind.resp_id_format)
         shown = raw if raw != message_id else ""
         event = PartAcked(item.job, item.row, item.part, item.parts, self.smsc, message_id, shown)
@@ -650,16 +646,15 @@ class BindClient:
     def _on_response(self, event: ResponseReceived, out: list[bytes]) -> None:
         resp, item = event.response, event.context
         if isinstance(item, OutboundPart):
-            self._last_answer = time.monotonic()
             status = resp.status
-            if status not in _TRANSIENT:
-                self._answered(item)
             if status == CommandStatus.ESME_ROK and type(resp) is SubmitSmResp:
-                self._throttle_level = max(0, self._throttle_level - 1)  # ramp back per success
-                self._acked(item, resp.message_id)
-            elif status in _TRANSIENT:
+                self._accepted(item, resp.message_id)
+                return
+            self._last_answer = time.monotonic()
+            if status in _TRANSIENT:
                 self._throttled(item)
             else:
+                self._answered(item)
                 self._events.append(PartFailed(item.job, item.row, item.part, item.parts, int(status)))
             return
         request = event.request
