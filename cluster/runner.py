@@ -85,6 +85,8 @@ class JobRunner:
         except IngestError as exc:
             self._log.warning("job.refused", code=exc.code, error=exc.message)
             self.store.fail(self.job_id, code=exc.code, message=exc.message, field=exc.field)
+        except ray.exceptions.ActorDiedError:
+            self._bind_lost()
         except Exception as exc:
             self._log.exception("job.crashed")
             self.store.fail(self.job_id, code="internal_error", message=f"{type(exc).__name__}: {exc}")
@@ -161,6 +163,34 @@ class JobRunner:
                 for op in self.settings.operators
             }
         return self._binds
+
+    def _bind_lost(self) -> None:
+        """A bind's process died under the job. Its queued parts, its parts in flight and up to one
+        flush of its sends were never written to the ledger, so resuming would resend blind: the job
+        stops instead, takes its queued parts back from the binds still alive (they stay ``pending``
+        in the report), and says what to do (ARCHITECTURE.md, "A bind actor that dies")."""
+        dead, alive = [], []
+        for op in self.settings.operators:
+            for bind, handle in zip(op.binds, self.binds.get(op.name, []), strict=False):
+                try:
+                    ray.get(handle.describe.remote(), timeout=10)
+                    alive.append(handle)
+                except ray.exceptions.RayError:
+                    dead.append(f"{op.name}/{bind.name}")
+        with contextlib.suppress(ray.exceptions.RayError):
+            ray.get([h.withdraw.remote(self.job_id) for h in alive], timeout=30)
+        self._log.error("job.bind_lost", binds=dead)
+        self.store.fail(
+            self.job_id,
+            code="bind_lost",
+            message=(
+                f"bind {', '.join(dead) or '(unknown)'} died while sending this job. It had not "
+                "recorded all it sent (up to its last 50 ms of sends), so the job stopped rather than "
+                "resend blind; rows the report shows as pending or in_flight may include those sends. "
+                "Restart the stack (`ulak up`: the control plane makes new binds when it starts) "
+                "before sending the rest."
+            ),
+        )
 
     def _all_binds(self) -> list[Any]:
         return [h for hs in self.binds.values() for h in hs]

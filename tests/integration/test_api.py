@@ -508,6 +508,27 @@ def test_job_actor_killed_mid_job_resumes_without_duplicates(stack: Stack) -> No
     assert len(records) == view["parts"]["total"]
 
 
+def test_a_bind_that_dies_stops_its_job_with_a_clear_error_and_sends_nothing_twice(stack: Stack) -> None:
+    prefix = "905327"
+    path = stack.workdir / "bind-dies.csv"
+    _campaign(path, prefix, 4000)
+    with stack.client() as http:
+        job_id = _post(http, path, template=TEMPLATE).json()["id"]
+        wait_for(lambda: len(stack.records(prefix)) > 300, timeout=60, what="sending to start")
+        ray.kill(ray.get_actor("bind:tcell:t2", namespace=stack.namespace))
+        view = _wait_state(http, job_id, "failed", "done")
+        assert view["state"] == "failed", view
+        assert view["error"]["code"] == "bind_lost" and "tcell/t2" in view["error"]["message"]
+        _assert_adds_up(view)
+        assert view["counts"]["pending"] > 0  # the rest was taken back from t1, not sent
+        _no_duplicates(stack.records(prefix))
+    stack.restart_api()  # the control plane makes the dead bind again when it starts
+    with stack.client() as http:
+        wait_for(lambda: http.get("/readyz").status_code == 200, timeout=30, what="the new bind to bind")
+        tcell = http.get("/v1/operators").json()[0]
+        assert [b["state"] for b in tcell["binds"]] == ["bound", "bound"], tcell
+
+
 def test_cli_submits_follows_and_downloads(
     stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
