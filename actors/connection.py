@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import ray
 import redis.asyncio
 
 from actors.throttle import RayTokenSource
+from ulak import keys
 from ulak.dispatch.batch import PartBatch, unpack_parts
 from ulak.dispatch.bind import BindClient, OutboundPart
 from ulak.dispatch.ledger import RedisLedger
+from ulak.dispatch.sendrecord import RedisSendRecord
 from ulak.logging import configure_logging
 from ulak.runtime import relax_gc
 from ulak.settings import BindConfig, OperatorConfig
@@ -25,7 +28,13 @@ class SmppConnectionActor:
         relax_gc()
         self._redis = redis.asyncio.Redis.from_url(redis_url)
         ledger = RedisLedger(self._redis)
-        self.client = BindClient(bind, operator, tokens=RayTokenSource(throttle), sink=ledger.apply_async)
+        # The send record is this process's own: a runner that finds the actor dead reads it by the
+        # dead actor's id (cluster.runner), whatever bind has since taken the name.
+        actor_id = ray.get_runtime_context().get_actor_id() or "driver"
+        self._record = RedisSendRecord(self._redis, keys.bind_sends(operator.name, bind.name, actor_id))
+        self.client = BindClient(
+            bind, operator, tokens=RayTokenSource(throttle), sink=ledger.apply_async, record=self._record
+        )
         self._started = False
 
     async def start(self, bind_timeout: float = 30.0) -> dict[str, Any]:
@@ -62,7 +71,7 @@ class SmppConnectionActor:
         return self.client.describe()
 
     async def describe(self) -> dict[str, Any]:
-        return self.client.describe()
+        return {**self.client.describe(), "send_record": self._record.key}
 
     async def stop(self) -> dict[str, Any]:
         await self.client.stop()

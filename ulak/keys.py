@@ -111,3 +111,11 @@ def ingest_credits(token: str) -> str:
     task pops to know how far ahead of the driver it is (``ingest.pacing``). Deleted when the upload
     has been read; expires after an hour if the driver died first."""
     return f"{PREFIX}:ingest:{token}:credits"
+
+
+def bind_sends(operator: str, bind: str, actor_id: str) -> str:
+    """String, MessagePack arrays end to end: the parts one bind process may have put on the wire and
+    whose outcome the ledger may not hold yet, appended before they are sent and rewritten to what is
+    unsettled every 0.25 s (``ulak.dispatch.sendrecord``). Read and deleted by a job's runner when
+    the process dies, deleted when the bind stops; expires a day after its last rewrite."""
+    return f"{PREFIX}:bind:{operator}:{bind}:{actor_id}:sends"

@@ -15,6 +15,7 @@ from tests.helpers import SimProcess, sim_bind
 from ulak.dispatch.bind import BindClient, OutboundPart
 from ulak.dispatch.ledger import RedisLedger
 from ulak.dispatch.message import plan_for, submit_pdus
+from ulak.dispatch.sendrecord import RedisSendRecord, read_record
 from ulak.dispatch.throttle import LocalTokenSource, SlidingWindowLimiter
 from ulak.settings import BindConfig, OperatorConfig
 from ulak.smpp.receipt import MessageIdFormat
@@ -54,12 +55,14 @@ async def run_bind(
     client = redis.asyncio.Redis.from_url(url)
     ledger = RedisLedger(client)
     limiter = LocalTokenSource(SlidingWindowLimiter(op.tps))
-    bind = BindClient(op.binds[0], op, tokens=limiter, sink=ledger.apply_async)
+    record = RedisSendRecord(client, "test:bind:sends")
+    bind = BindClient(op.binds[0], op, tokens=limiter, sink=ledger.apply_async, record=record)
     await bind.start()
     bind.enqueue(parts)
     await bind.drain(timeout=30)
     await asyncio.sleep(settle)  # let receipts arrive
     await bind.stop()
+    assert not await client.exists(record.key)  # all settled and written: nothing left to account for
     await client.aclose()
     return bind
 
@@ -249,3 +252,71 @@ def test_a_lease_is_spent_across_window_refills(
     assert tokens.calls < n_parts / 5  # fewer calls than window refills
     assert tokens.granted >= n_parts  # every part was sent on a token
     assert tokens.limiter.available() > 0
+
+
+@pytest.mark.sim_args("--dlr-delay", "0.05")
+def test_a_bind_that_dies_leaves_every_part_the_smsc_got_accounted_for(
+    sim: SimProcess, redis_client: redis.Redis, redis_server_url: str
+) -> None:
+    """The process dies mid-campaign: its unwritten ledger events die with it. Its send record then
+    turns every part that may have reached the SMSC into ``unknown`` (or finds it already known),
+    so nothing the SMSC got is left unrecorded, where a resumed job would send it again."""
+    op = operator_for(sim, window=20)
+    parts = [p for p in campaign(op, 4000)[0] if p.parts == 1]
+    key = "test:dying-bind:sends"
+
+    async def run_and_die() -> None:
+        client = redis.asyncio.Redis.from_url(redis_server_url)
+        ledger, record = RedisLedger(client), RedisSendRecord(client, key)
+        dead = asyncio.Event()
+
+        async def write(coroutine: Any) -> None:
+            if dead.is_set():  # a dead process writes nothing more: the call never returns
+                coroutine.close()
+                await asyncio.Event().wait()
+            await coroutine
+
+        class DyingRecord:
+            async def add(self, parts: Any) -> None:
+                await write(record.add(parts))
+
+            async def reset(self, parts: Any) -> None:
+                await write(record.reset(parts))
+
+        bind = BindClient(
+            op.binds[0],
+            op,
+            tokens=LocalTokenSource(SlidingWindowLimiter(op.tps)),
+            sink=lambda events: write(ledger.apply_async(events)),
+            record=DyingRecord(),
+        )
+        await bind.start()
+        bind.enqueue(parts)
+        # Under way, some of it written, and parts in flight when it dies.
+        while await client.hlen("ulak:job:job1:rows") < 300 or not bind.in_flight:
+            await asyncio.sleep(0.001)
+        # Death: no more writes, the connection gone, no reconnecting; what it held in memory is lost.
+        dead.set()
+        bind._stopping = True
+        assert bind._wire is not None and bind._wire.transport is not None
+        bind._wire.transport.abort()
+        while not all(task.done() for task in bind._tasks):
+            for task in bind._tasks:  # again: redis-py can swallow a cancel that lands mid-command
+                task.cancel()
+            await asyncio.sleep(0.01)
+        await client.aclose()
+
+    asyncio.run(run_and_die())
+    lost = read_record(redis_client, key)
+    assert lost  # it died with parts on the way
+    RedisLedger(redis_client).apply(list(lost))
+    rows = redis_client.hgetall("ulak:job:job1:rows")
+    states = {int(k): v.decode() for k, v in rows.items() if b":" not in k}
+    at_smsc = {int(r["dst"][5:]) for r in sim.records()}
+    assert len(at_smsc) < len(parts)  # it really died before the end
+    assert all(states.get(row) in ("a", "u") for row in at_smsc)  # nothing the SMSC got is unrecorded
+    assert all(state in ("a", "u") for state in states.values())  # and no row is left "sent"
+    c = counters(redis_server_url)
+    assert c["submitted"] == c["acked"] + c["unknown"] == len(states)
+    # The rows unknown without reaching the SMSC are the ones staged and not sent: under three windows.
+    assert len([row for row, s in states.items() if s == "u" and row not in at_smsc]) < 3 * 20

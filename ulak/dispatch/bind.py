@@ -17,6 +17,7 @@ ledger events, flushed in batches:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections import deque
@@ -36,6 +37,7 @@ from ulak.dispatch.ledger import (
     PartUnknown,
     ReceiptSeen,
 )
+from ulak.dispatch.sendrecord import SendRecord
 from ulak.dispatch.throttle import Lease, Settlement
 from ulak.settings import BindConfig, OperatorConfig
 from ulak.smpp.codec import encode
@@ -77,6 +79,9 @@ _BIND_PDU: dict[str, type[BindTransceiver | BindTransmitter | BindReceiver]] = {
     "receiver": BindReceiver,
 }
 _TRANSIENT = (CommandStatus.ESME_RTHROTTLED, CommandStatus.ESME_RMSGQFUL)
+# How often the send record is trimmed to what is unsettled (seconds): between two trims it only
+# grows by what is staged, and parts settled meanwhile cost nothing but bytes if it is ever read.
+RECORD_REWRITE = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +191,7 @@ class BindClient:
         lease_seconds: float = 0.05,
         flush_interval: float = 0.05,
         flush_batch: int = 128,
+        record: SendRecord | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.bind = bind
@@ -200,6 +206,15 @@ class BindClient:
         self.state = BindState.CONNECTING
         self.stats = BindStats()
         self.queue: FairQueue[OutboundPart] = FairQueue()
+        # Parts taken from the queue to be sent next, in order: written to the send record first (see
+        # ulak.dispatch.sendrecord), a window's worth at a time, and only then sent. _staging holds a
+        # batch while its write is under way (a withdraw takes from it too).
+        self.record = record
+        self._staged: deque[OutboundPart] = deque()
+        self._staging: list[OutboundPart] = []
+        self._record_lock = asyncio.Lock()
+        self._record_empty = True
+        self._record_at = 0.0  # when the record was last rewritten
         # Ledger events not written yet. A send whose part is answered before the next flush is
         # replaced by None where it stood (its ack or failure implies it: the ledger's coalesce
         # rule); _sent_at says where each unflushed send stands, by its part's id().
@@ -245,12 +260,22 @@ class BindClient:
         self._wakeup.set()
 
     def withdraw(self, job: str) -> list[OutboundPart]:
-        """Take *job*'s queued parts back, in order (pause and cancel: nothing more of it is sent)."""
-        return self.queue.withdraw(job)
+        """Take *job*'s queued parts back, in order (pause and cancel: nothing more of it is sent).
+        Staged ones leave the send record at the next flush (the actor flushes right after)."""
+        self._record_at = 0.0
+        taken = [p for p in self._staged if p.job == job]
+        if taken:
+            self._staged = deque(p for p in self._staged if p.job != job)
+        staging = [p for p in self._staging if p.job == job]
+        if staging:
+            taken += staging
+            self._staging[:] = [p for p in self._staging if p.job != job]
+        return taken + self.queue.withdraw(job)
 
     def queued_of(self, job: str) -> int:
         """*job*'s parts here not sent yet."""
-        return self.queue.count(job)
+        staged = sum(1 for p in self._staged if p.job == job) + sum(1 for p in self._staging if p.job == job)
+        return self.queue.count(job) + staged
 
     def pending_of(self, job: str) -> int:
         """*job*'s parts here: queued, or sent and awaiting their response."""
@@ -265,7 +290,7 @@ class BindClient:
 
     @property
     def queued(self) -> int:
-        return len(self.queue)
+        return len(self.queue) + len(self._staged) + len(self._staging)
 
     @property
     def in_flight(self) -> int:
@@ -276,7 +301,8 @@ class BindClient:
         session = self._session
         return {
             "state": self.state.value,
-            "queued": len(self.queue),
+            "queued": self.queued,
+            "staged": len(self._staged) + len(self._staging),
             "jobs": self.queue.jobs(),
             "in_flight": [type(o.pdu).__name__ for o in session.in_flight] if session else [],
             "session": session.state.value if session else None,
@@ -298,7 +324,7 @@ class BindClient:
     async def drain(self, timeout: float) -> None:
         """Wait until nothing is queued or in flight, then flush the events."""
         deadline = time.monotonic() + timeout
-        while self.queue or self.in_flight:
+        while self.queued or self.in_flight:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{self.bind.name} did not drain: {self.describe()}")
             await asyncio.sleep(0.01)
@@ -323,6 +349,11 @@ class BindClient:
         # leave the Redis connection unusable): it is told to finish and does one last flush.
         self._flush_done = True
         await flusher
+        if self.record is not None:
+            # Everything sent is written now (or lost with a failed write, either way not ours to
+            # record): what is still staged was never sent.
+            with contextlib.suppress(Exception):
+                await self.record.reset([])
         self.state = BindState.CLOSED
 
     async def flush(self, *, tick: bool = False) -> None:
@@ -365,6 +396,55 @@ class BindClient:
                         self._sent_at.clear()  # their places moved: those sends simply stay
                         raise
                     del pending[: len(chunk)]
+                # Under load this loop runs for as long as events keep coming: the record is
+                # trimmed as it goes, or it would grow for the whole busy stretch.
+                if self.record is not None and time.monotonic() - self._record_at >= RECORD_REWRITE:
+                    await self._rewrite_record()
+            if self.record is not None and time.monotonic() - self._record_at >= RECORD_REWRITE:
+                await self._rewrite_record()
+
+    async def _rewrite_record(self) -> None:
+        """The send record becomes what is unsettled now: the parts staged (or being staged), in
+        flight, or answered with the answer not written yet (ulak.dispatch.sendrecord)."""
+        assert self.record is not None
+        async with self._record_lock:
+            unsettled: list[Any] = [*self._staging, *self._staged]
+            session = self._session
+            if session is not None:
+                unsettled += [o.context for o in session.in_flight if isinstance(o.context, OutboundPart)]
+            unsettled += [e for e in self._events if e is not None and type(e) is not ReceiptSeen]
+            self._record_at = time.monotonic()
+            if not unsettled and self._record_empty:
+                return
+            await self.record.reset(unsettled)
+            self._record_empty = not unsettled
+
+    def _should_stage(self, lease: Lease) -> bool:
+        """Less than a window staged, more queued, and tokens in hand for more than is staged."""
+        staged = len(self._staged)
+        return staged < self.bind.window and bool(self.queue) and lease.tokens - self._lease_used > staged
+
+    async def _stage(self, tokens: int) -> None:
+        """Take up to two windows of parts from the queue (no more than the lease's *tokens* left
+        will send), write them to the send record, and only then let them be sent (a failed write
+        puts them back and waits: nothing is sent unrecorded). Staging no further ahead keeps what
+        a dying bind leaves ``unknown`` without having sent it small."""
+        n = min(len(self.queue), 2 * self.bind.window, tokens)
+        self._staging = items = [self.queue.popleft() for _ in range(n)]
+        if self.record is not None:
+            try:
+                async with self._record_lock:
+                    await self.record.add(items)
+                    self._record_empty = False
+            except Exception as exc:
+                self._log.error("record.write_failed", error=f"{type(exc).__name__}: {exc}")
+                self.queue.extendleft(self._staging)
+                self._staging = []
+                await self._sleep_or_lost(0.5)
+                return
+        # A withdraw during the write took its job's parts out of _staging: the rest go.
+        self._staged.extend(self._staging)
+        self._staging = []
 
     # ----------------------------------------------------------------------------------- connection
 
@@ -447,10 +527,14 @@ class BindClient:
                 await self._sleep_or_lost(self._pause_until - now)
                 continue
             self.state = BindState.BOUND
-            room = min(session.window_available, len(self.queue))
             lease = self._lease
+            if lease is not None and now < self._lease_deadline and self._should_stage(lease):
+                await self._stage(lease.tokens - self._lease_used - len(self._staged))
+                continue
             if lease is not None:
-                if len(self.queue) and now < self._lease_deadline and self._lease_used < lease.tokens:
+                room = min(session.window_available, len(self._staged))
+                queued = self._staged or self.queue
+                if queued and now < self._lease_deadline and self._lease_used < lease.tokens:
                     if room <= 0:  # the window is full: wait for a response, or the lease's end
                         self._wakeup.clear()
                         await self._sleep_or_lost(self._lease_deadline - now, wake=True)
@@ -459,6 +543,7 @@ class BindClient:
                     continue
                 self._end_lease()  # spent, expired, or nothing left to send: settle it (below)
             self._confirm(session)
+            room = min(session.window_available, self.queued)
             if room <= 0:
                 self._wakeup.clear()  # before the await below: a response meanwhile must wake us
                 await self._settle()
@@ -470,7 +555,7 @@ class BindClient:
             settlement = self._ready.pop(0) if self._ready else None
             await self._settle()  # more than one ready (rare): the rest on their own
             share = self._lease_size()
-            want = min(len(self.queue), share, 20 * self.bind.window)
+            want = min(self.queued, share, 20 * self.bind.window)
             # A lease smaller than the rate's share (uncapped: the window and the queue bound it)
             # may be held longer, up to a second: it reserves fewer tokens than a full share would,
             # and a busy uncapped bind then asks about once a second instead of twenty times (an
@@ -488,7 +573,7 @@ class BindClient:
             self._lease_received = asked
             # Stop spending well inside the hold: the limiter counts the hold from its own grant.
             self._lease_deadline = time.monotonic() + 0.8 * lease.hold
-            self._spend(session, min(session.window_available, len(self.queue), lease.tokens))
+            self._spend(session, min(session.window_available, len(self._staged), lease.tokens))
 
     def _spend(self, session: Session, n: int) -> None:
         sent = self._send(session, n)
@@ -538,8 +623,9 @@ class BindClient:
             return 0
         out = []
         events, sent_at = self._events, self._sent_at
-        for _ in range(min(n, len(self.queue), session.window_available)):
-            item = self.queue.popleft()
+        staged = self._staged
+        for _ in range(min(n, len(staged), session.window_available)):
+            item = staged.popleft()
             out.append(session.send(item.pdu, context=item))
             sent_at[id(item)] = len(events)
             events.append(PartSent(item.job, item.row, item.part, item.parts))
@@ -623,13 +709,15 @@ class BindClient:
         path; wake the send loop only when the lease cannot go on (spent, expired, nothing queued,
         or the bind must pause). Waking it for every answer cost more than the sending did."""
         lease = self._lease
-        if lease is not None and self.queue and self._lease_used < lease.tokens and not self._lost.is_set():
+        staged = self._staged
+        if lease is not None and staged and self._lease_used < lease.tokens and not self._lost.is_set():
             now = time.monotonic()
             if now < self._lease_deadline and now >= self._pause_until:
                 room = min(session.window_available, lease.tokens - self._lease_used)
                 if room > 0:
                     self._spend(session, room)
-                return  # the send loop wakes at the lease's deadline, or when the window has room
+                if not self._should_stage(lease):
+                    return  # the send loop wakes at the lease's deadline, or when the window has room
         self._wakeup.set()
 
     def _accepted(self, item: OutboundPart, raw: str) -> None:
@@ -672,7 +760,7 @@ class BindClient:
     def _throttled(self, item: OutboundPart) -> None:
         # The SMSC says "slow down": resend this part first, in order, and pause the whole bind.
         self.stats.throttled += 1
-        self.queue.appendleft(item)
+        self._staged.appendleft(item)
         self._throttle_level = min(self._throttle_level + 1, 6)
         pause = min(2.0, 0.05 * 2 ** (self._throttle_level - 1)) * self._rng.uniform(0.8, 1.2)
         self._pause_until = max(self._pause_until, time.monotonic() + pause)
@@ -714,7 +802,7 @@ class BindClient:
             return
         self._last_answer = time.monotonic()  # whatever of them reached the SMSC did so by now
         if self.at_least_once:
-            self.queue.extendleft(lost)  # resend, in their original order, first
+            self._staged.extendleft(reversed(lost))  # resend, in their original order, first
         else:
             for item in lost:
                 self._answered(item)
