@@ -37,13 +37,16 @@ from ingest.prepare import CampaignSpec, prepare
 from ulak import keys
 from ulak.dispatch.batch import pack_parts
 from ulak.dispatch.bind import OutboundPart, outbound_part
+from ulak.dispatch.ledger import RedisLedger
 from ulak.dispatch.message import PlanCache, SubmitBodies, relative_validity
+from ulak.dispatch.sendrecord import read_record
 from ulak.settings import Settings
 
 log = structlog.get_logger("ulak.job")
 
 CHUNK_PARTS = 500  # parts per enqueue call (a batch across the process boundary)
 MAX_PENDING_PARTS = 200_000  # parts the runner holds in memory ahead of the binds
+MAX_BIND_REPLACEMENTS = 5  # binds dying under one job more often than this stop it (bind_lost)
 
 Row = list[OutboundPart]  # a message: its parts, always handed to one bind together
 
@@ -66,6 +69,7 @@ class JobRunner:
         self._log = log.bind(job_id=job_id)
         self._last_sample = 0.0
         self._binds: dict[str, list[Any]] | None = None
+        self._replaced = 0
 
     # ----------------------------------------------------------------------------------- driver
 
@@ -76,12 +80,17 @@ class JobRunner:
                 state = self.store.state(self.job_id)
                 if state.terminal:
                     break
-                if self.store.record(self.job_id).get("prepared") != "1":
-                    self._ingest(state)
-                elif state is JobState.DRAINING:
-                    self._drain()
-                else:
-                    self._send()
+                try:
+                    if self.store.record(self.job_id).get("prepared") != "1":
+                        self._ingest(state)
+                    elif state is JobState.DRAINING:
+                        self._drain()
+                    else:
+                        self._send()
+                except ray.exceptions.ActorDiedError:
+                    if self._replaced >= MAX_BIND_REPLACEMENTS:
+                        raise
+                    self._replace_dead_binds()  # then carry on as a resumed runner would
         except IngestError as exc:
             self._log.warning("job.refused", code=exc.code, error=exc.message)
             self.store.fail(self.job_id, code=exc.code, message=exc.message, field=exc.field)
@@ -164,11 +173,58 @@ class JobRunner:
             }
         return self._binds
 
+    def _replace_dead_binds(self) -> None:
+        """A bind's process died under the job: settle what it may have sent, and put a new bind in
+        its place.
+
+        The parts it had written to its send record before sending them (``ulak.dispatch.sendrecord``)
+        and whose outcome the ledger lacks become ``unknown``: they may have reached the SMSC, and
+        at-most-once never sends such a part again. The parts it held and had not staged were never
+        sent: the runner then resumes as a new runner would, and sends them on the binds there are.
+        Another job's runner may be doing the same for the same bind: the ledger's events are
+        idempotent, and the new bind is found by name."""
+        from actors.factories import connection_actor, throttle_actor  # noqa: PLC0415 - a cycle: actors.job imports this
+
+        self._replaced += 1
+        started = []
+        for op in self.settings.operators:
+            for bind, handle in zip(op.binds, self.binds.get(op.name, []), strict=False):
+                try:
+                    ray.get(handle.describe.remote(), timeout=30)
+                    continue
+                except ray.exceptions.ActorDiedError:
+                    pass
+                lost = self._settle_dead(op.name, bind.name, handle)
+                self._log.warning("job.bind_replaced", operator=op.name, bind=bind.name, unknown=lost)
+                throttle = throttle_actor(op, namespace=self.namespace, detached=True)
+                started.append(
+                    connection_actor(
+                        bind,
+                        op,
+                        redis_url=self.redis_url,
+                        throttle=throttle,
+                        namespace=self.namespace,
+                        detached=True,
+                    ).start.remote(0.0)
+                )
+        ray.wait(started, num_returns=len(started), timeout=10.0)  # binding goes on inside the actor
+        self._binds = None
+
+    def _settle_dead(self, operator: str, bind: str, handle: Any) -> int:
+        """Make ``unknown`` every part in a dead bind's send record whose outcome the ledger lacks;
+        returns how many parts the record held."""
+        key = keys.bind_sends(operator, bind, handle._actor_id.hex())
+        lost = read_record(self.client, key)
+        ledger = RedisLedger(self.client)
+        for i in range(0, len(lost), 128):
+            ledger.apply(list(lost[i : i + 128]))
+        self.client.delete(key)
+        return len(lost)
+
     def _bind_lost(self) -> None:
-        """A bind's process died under the job. Its queued parts, its parts in flight and up to one
-        flush of its sends were never written to the ledger, so resuming would resend blind: the job
-        stops instead, takes its queued parts back from the binds still alive (they stay ``pending``
-        in the report), and says what to do (ARCHITECTURE.md, "A bind actor that dies")."""
+        """Binds died under the job more than ``MAX_BIND_REPLACEMENTS`` times (or could not be
+        replaced): the job stops, takes its queued parts back from the binds still alive (they stay
+        ``pending`` in the report), and says what to do (ARCHITECTURE.md, "A bind actor that dies")."""
         dead, alive = [], []
         for op in self.settings.operators:
             for bind, handle in zip(op.binds, self.binds.get(op.name, []), strict=False):
@@ -177,6 +233,7 @@ class JobRunner:
                     alive.append(handle)
                 except ray.exceptions.RayError:
                     dead.append(f"{op.name}/{bind.name}")
+                    self._settle_dead(op.name, bind.name, handle)
         with contextlib.suppress(ray.exceptions.RayError):
             ray.get([h.withdraw.remote(self.job_id) for h in alive], timeout=30)
         self._log.error("job.bind_lost", binds=dead)
@@ -184,11 +241,11 @@ class JobRunner:
             self.job_id,
             code="bind_lost",
             message=(
-                f"bind {', '.join(dead) or '(unknown)'} died while sending this job. It had not "
-                "recorded all it sent (up to its last 50 ms of sends), so the job stopped rather than "
-                "resend blind; rows the report shows as pending or in_flight may include those sends. "
-                "Restart the stack (`ulak up`: the control plane makes new binds when it starts) "
-                "before sending the rest."
+                f"bind {', '.join(dead) or '(unknown)'} died while sending this job, after "
+                f"{self._replaced} bind(s) had already been replaced under it, so the job stopped: "
+                "see the binds' logs for why their processes die. Rows the report shows as pending "
+                "were not sent. Restart the stack (`ulak up`: the control plane makes new binds when "
+                "it starts) before sending them."
             ),
         )
 
