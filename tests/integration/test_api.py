@@ -473,13 +473,19 @@ def test_operators_readyz_and_metrics(stack: Stack) -> None:
     assert float(lines['ulak_receipt_latency_seconds_bucket{le="5"}']) == count  # the simulator answers fast
 
 
+def _job_under_way(stack: Stack, http: httpx.Client, prefix: str, **campaign: int) -> str:
+    """A 4,000-row job for numbers ``+<prefix>…``, posted and sending: the SMSC has 300 of its parts."""
+    path = stack.workdir / f"{prefix}.csv"
+    _campaign(path, prefix, 4000, **campaign)
+    job_id: str = _post(http, path, template=TEMPLATE).json()["id"]
+    wait_for(lambda: len(stack.records(prefix)) > 300, timeout=60, what="sending to start")
+    return job_id
+
+
 def test_control_plane_restart_mid_job(stack: Stack) -> None:
     prefix = "905334"
-    path = stack.workdir / "restart.csv"
-    _campaign(path, prefix, 4000)
     with stack.client() as http:
-        job_id = _post(http, path, template=TEMPLATE).json()["id"]
-        wait_for(lambda: len(stack.records(prefix)) > 300, timeout=60, what="sending to start")
+        job_id = _job_under_way(stack, http, prefix)
     stack.restart_api(kill=True)
     with stack.client() as http:
         mid = http.get(f"/v1/jobs/{job_id}").json()
@@ -494,11 +500,8 @@ def test_control_plane_restart_mid_job(stack: Stack) -> None:
 
 def test_job_actor_killed_mid_job_resumes_without_duplicates(stack: Stack) -> None:
     prefix = "905425"
-    path = stack.workdir / "kill.csv"
-    _campaign(path, prefix, 4000, long_every=7)
     with stack.client() as http:
-        job_id = _post(http, path, template=TEMPLATE).json()["id"]
-        wait_for(lambda: len(stack.records(prefix)) > 300, timeout=60, what="sending to start")
+        job_id = _job_under_way(stack, http, prefix, long_every=7)
         actor = ray.get_actor(f"job:{job_id}", namespace=stack.namespace)
         ray.kill(actor, no_restart=False)  # the process dies; Ray starts a new one, which resumes
         view = _wait_state(http, job_id, "done")
@@ -511,11 +514,8 @@ def test_job_actor_killed_mid_job_resumes_without_duplicates(stack: Stack) -> No
 
 def test_a_bind_that_dies_is_replaced_and_its_job_finishes_without_duplicates(stack: Stack) -> None:
     prefix = "905327"
-    path = stack.workdir / "bind-dies.csv"
-    _campaign(path, prefix, 4000)
     with stack.client() as http:
-        job_id = _post(http, path, template=TEMPLATE).json()["id"]
-        wait_for(lambda: len(stack.records(prefix)) > 300, timeout=60, what="sending to start")
+        job_id = _job_under_way(stack, http, prefix)
         t2 = ray.get_actor("bind:tcell:t2", namespace=stack.namespace)
         # The runner finds a dead bind's send record by the actor's id, as the bind named it.
         record = ray.get(t2.describe.remote())["send_record"]
