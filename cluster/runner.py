@@ -40,7 +40,7 @@ from ulak.dispatch.bind import OutboundPart, outbound_part
 from ulak.dispatch.ledger import RedisLedger
 from ulak.dispatch.message import PlanCache, SubmitBodies, relative_validity
 from ulak.dispatch.sendrecord import read_record
-from ulak.settings import Settings
+from ulak.settings import BindConfig, OperatorConfig, Settings
 
 log = structlog.get_logger("ulak.job")
 
@@ -186,62 +186,62 @@ class JobRunner:
         from actors.factories import connection_actor, throttle_actor  # noqa: PLC0415 - a cycle: actors.job imports this
 
         self._replaced += 1
-        started = []
+        dead, _ = self._probe_binds()
+        started = [
+            connection_actor(
+                bind,
+                op,
+                redis_url=self.redis_url,
+                throttle=throttle_actor(op, namespace=self.namespace, detached=True),
+                namespace=self.namespace,
+                detached=True,
+            ).start.remote(0.0)
+            for op, bind in dead
+        ]
+        ray.wait(started, num_returns=len(started), timeout=10.0)  # binding goes on inside the actor
+        self._binds = None
+
+    def _probe_binds(self) -> tuple[list[tuple[OperatorConfig, BindConfig]], list[Any]]:
+        """Every bind asked if it lives: the dead ones, each settled (``_settle_dead``), and the
+        handles of the rest (a bind slow to answer is not known dead, and is left as it is)."""
+        dead, rest = [], []
         for op in self.settings.operators:
             for bind, handle in zip(op.binds, self.binds.get(op.name, []), strict=False):
                 try:
                     ray.get(handle.describe.remote(), timeout=30)
-                    continue
                 except ray.exceptions.ActorDiedError:
+                    self._settle_dead(op.name, bind.name, handle)
+                    dead.append((op, bind))
+                    continue
+                except ray.exceptions.RayError:
                     pass
-                lost = self._settle_dead(op.name, bind.name, handle)
-                self._log.warning("job.bind_replaced", operator=op.name, bind=bind.name, unknown=lost)
-                throttle = throttle_actor(op, namespace=self.namespace, detached=True)
-                started.append(
-                    connection_actor(
-                        bind,
-                        op,
-                        redis_url=self.redis_url,
-                        throttle=throttle,
-                        namespace=self.namespace,
-                        detached=True,
-                    ).start.remote(0.0)
-                )
-        ray.wait(started, num_returns=len(started), timeout=10.0)  # binding goes on inside the actor
-        self._binds = None
+                rest.append(handle)
+        return dead, rest
 
-    def _settle_dead(self, operator: str, bind: str, handle: Any) -> int:
-        """Make ``unknown`` every part in a dead bind's send record whose outcome the ledger lacks;
-        returns how many parts the record held."""
+    def _settle_dead(self, operator: str, bind: str, handle: Any) -> None:
+        """Make ``unknown`` every part in a dead bind's send record whose outcome the ledger lacks."""
         key = keys.bind_sends(operator, bind, handle._actor_id.hex())
         lost = read_record(self.client, key)
         ledger = RedisLedger(self.client)
         for i in range(0, len(lost), 128):
             ledger.apply(list(lost[i : i + 128]))
         self.client.delete(key)
-        return len(lost)
+        self._log.warning("job.bind_died", operator=operator, bind=bind, send_record=len(lost))
 
     def _bind_lost(self) -> None:
-        """Binds died under the job more than ``MAX_BIND_REPLACEMENTS`` times (or could not be
-        replaced): the job stops, takes its queued parts back from the binds still alive (they stay
-        ``pending`` in the report), and says what to do (ARCHITECTURE.md, "A bind actor that dies")."""
-        dead, alive = [], []
-        for op in self.settings.operators:
-            for bind, handle in zip(op.binds, self.binds.get(op.name, []), strict=False):
-                try:
-                    ray.get(handle.describe.remote(), timeout=10)
-                    alive.append(handle)
-                except ray.exceptions.RayError:
-                    dead.append(f"{op.name}/{bind.name}")
-                    self._settle_dead(op.name, bind.name, handle)
+        """Binds died under the job more than ``MAX_BIND_REPLACEMENTS`` times: the job stops, takes
+        its queued parts back from the binds still alive (they stay ``pending`` in the report), and
+        says what to do (ARCHITECTURE.md, "A bind actor that dies")."""
+        dead, rest = self._probe_binds()
+        names = [f"{op.name}/{bind.name}" for op, bind in dead]
         with contextlib.suppress(ray.exceptions.RayError):
-            ray.get([h.withdraw.remote(self.job_id) for h in alive], timeout=30)
-        self._log.error("job.bind_lost", binds=dead)
+            ray.get([h.withdraw.remote(self.job_id) for h in rest], timeout=30)
+        self._log.error("job.bind_lost", binds=names)
         self.store.fail(
             self.job_id,
             code="bind_lost",
             message=(
-                f"bind {', '.join(dead) or '(unknown)'} died while sending this job, after "
+                f"bind {', '.join(names) or '(unknown)'} died while sending this job, after "
                 f"{self._replaced} bind(s) had already been replaced under it, so the job stopped: "
                 "see the binds' logs for why their processes die. Rows the report shows as pending "
                 "were not sent. Restart the stack (`ulak up`: the control plane makes new binds when "

@@ -207,8 +207,8 @@ class BindClient:
         self.stats = BindStats()
         self.queue: FairQueue[OutboundPart] = FairQueue()
         # Parts taken from the queue to be sent next, in order: written to the send record first (see
-        # ulak.dispatch.sendrecord), a window's worth at a time, and only then sent. _staging holds a
-        # batch while its write is under way (a withdraw takes from it too).
+        # ulak.dispatch.sendrecord), up to two windows at a time, and only then sent. _staging holds
+        # a batch while its write is under way (a withdraw takes from it too).
         self.record = record
         self._staged: deque[OutboundPart] = deque()
         self._staging: list[OutboundPart] = []
@@ -398,15 +398,15 @@ class BindClient:
                     del pending[: len(chunk)]
                 # Under load this loop runs for as long as events keep coming: the record is
                 # trimmed as it goes, or it would grow for the whole busy stretch.
-                if self.record is not None and time.monotonic() - self._record_at >= RECORD_REWRITE:
-                    await self._rewrite_record()
-            if self.record is not None and time.monotonic() - self._record_at >= RECORD_REWRITE:
                 await self._rewrite_record()
+            await self._rewrite_record()
 
     async def _rewrite_record(self) -> None:
-        """The send record becomes what is unsettled now: the parts staged (or being staged), in
-        flight, or answered with the answer not written yet (ulak.dispatch.sendrecord)."""
-        assert self.record is not None
+        """Every ``RECORD_REWRITE`` seconds, the send record becomes what is unsettled now: the parts
+        staged (or being staged), in flight, or answered with the answer not written yet
+        (ulak.dispatch.sendrecord)."""
+        if self.record is None or time.monotonic() - self._record_at < RECORD_REWRITE:
+            return
         async with self._record_lock:
             unsettled: list[Any] = [*self._staging, *self._staged]
             session = self._session
