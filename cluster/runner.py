@@ -223,7 +223,7 @@ class JobRunner:
         key = keys.bind_sends(operator, bind, handle._actor_id.hex())
         lost = read_record(self.client, key)
         ledger = RedisLedger(self.client)
-        for i in range(0, len(lost), 128):
+        for i in range(0, len(lost), 128):  # as binds write: a long script holds up every client
             ledger.apply(list(lost[i : i + 128]))
         self.client.delete(key)
         self._log.warning("job.bind_died", operator=operator, bind=bind, send_record=len(lost))

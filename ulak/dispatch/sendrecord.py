@@ -11,7 +11,8 @@ outcome for.)
 
 When the process is found dead (``cluster.runner``), every part in its record whose outcome the
 ledger does not hold becomes ``unknown``: it may have reached the SMSC. The staged parts it had not
-sent yet are among them (at most about two windows), the price of not writing before every single
+sent yet are among them (fewer than three windows: a bind stages up to two more when it has under
+one, and never more than its lease has tokens for), the price of not writing before every single
 send: at-most-once means a part that might have gone is never sent again.
 """
 
