@@ -513,7 +513,7 @@ def test_job_actor_killed_mid_job_resumes_without_duplicates(stack: Stack) -> No
 
 
 def test_a_bind_that_dies_is_replaced_and_its_job_finishes_without_duplicates(stack: Stack) -> None:
-    prefix = "905327"
+    prefix = "905336"
     with stack.client() as http:
         job_id = _job_under_way(stack, http, prefix)
         t2 = ray.get_actor("bind:tcell:t2", namespace=stack.namespace)
