@@ -83,3 +83,27 @@ class UnknownOperator(IngestError):
     """The job allows an operator that is not configured."""
 
     code = "unknown_operator"
+
+
+class SheetNotFound(IngestError):
+    code = "sheet_not_found"
+
+
+class UnknownEncoding(IngestError):
+    code = "unknown_encoding"
+
+
+class UriNotAllowed(IngestError):
+    """The job names a file the policy does not let the API read (``api.uri_root``,
+    ``api.object_stores``)."""
+
+    code = "uri_not_allowed"
+    status = 403
+
+
+class UriNotFound(IngestError):
+    code = "uri_not_found"
+
+
+class UriUnreadable(IngestError):
+    code = "uri_unreadable"

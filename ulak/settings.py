@@ -149,6 +149,17 @@ class JobsConfig(_Model):
     max_backlog: int = Field(
         default=4000, ge=1, description="parts queued per bind before a job holds back (bounds pause latency)"
     )
+    retention_days: float | None = Field(
+        default=90.0,
+        gt=0,
+        description="a job that ended longer ago than this is deleted with its reports (`ulak jobs "
+        "purge`, and hourly by the API); null = keep jobs forever",
+    )
+    keep_uploads: bool = Field(
+        default=False,
+        description="keep a job's uploaded file after the job ends (it holds personal data: by default "
+        "it is deleted once the job is done, failed or cancelled; the reports stay)",
+    )
 
 
 class ApiConfig(_Model):
@@ -162,6 +173,39 @@ class ApiConfig(_Model):
         "unset = local paths are refused (URIs with a scheme pyarrow reads are allowed)",
     )
     auth: bool = Field(default=True, description="require an API key (create one with `ulak keys create`)")
+    object_stores: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="object stores jobs may name by URI, by scheme (s3, gs), each with the options of "
+        "its pyarrow filesystem (region, endpoint_override, …); a scheme not listed is refused",
+    )
+    public: tuple[Literal["readyz", "metrics", "docs"], ...] = Field(
+        default=("readyz", "metrics", "docs"),
+        description="endpoints served without an API key (/healthz always is); 'docs' covers /docs, "
+        "/redoc and /openapi.json",
+    )
+
+    @field_validator("object_stores")
+    @classmethod
+    def _stores(cls, stores: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        from ulak.objectstore import object_store  # noqa: PLC0415 - pyarrow.fs, only when stores are configured
+
+        for scheme, options in stores.items():
+            try:
+                object_store(scheme, options)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{scheme}: {exc}") from None
+        return stores
+
+
+class WebhooksConfig(_Model):
+    """Where receipt webhooks may be sent."""
+
+    allow_private_targets: bool = Field(
+        default=False,
+        description="allow webhook URLs whose host is loopback, private, link-local or otherwise not "
+        "public (checked when the job is submitted and again, on the resolved address, at every call)",
+    )
+    timeout: float = Field(default=10.0, gt=0, le=120, description="seconds a webhook call may take")
 
 
 _ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("ulak_settings_environ", default=None)
@@ -189,6 +233,7 @@ class Settings(BaseSettings):
     ingest: IngestConfig = IngestConfig()
     jobs: JobsConfig = JobsConfig()
     api: ApiConfig = ApiConfig()
+    webhooks: WebhooksConfig = WebhooksConfig()
     operators: tuple[OperatorConfig, ...] = ()
 
     @classmethod

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import pyarrow as pa
-import pyarrow.fs as pafs
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
@@ -31,6 +30,8 @@ from cluster.report import (
     rejected_schema,
     report_batches,
 )
+from ingest.errors import FileTooLarge
+from ingest.fetch import copy_limited, fetch
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -61,7 +62,6 @@ _UPLOAD_DOC: dict[str, Any] = {
     }
 }
 
-_COPY_CHUNK = 1 << 20
 _FORM_FIELDS = set(JobOptions.model_fields)
 
 
@@ -110,56 +110,6 @@ def _form_options(form: Any) -> dict[str, Any]:
     return values
 
 
-def _too_large(limit: int) -> ApiError:
-    return ApiError(
-        413, "file_too_large", f"the upload exceeds {limit:,} bytes (ingest.max_file_bytes)", field="file"
-    )
-
-
-def _copy_limited(src: Any, dest: Path, limit: int) -> int:
-    size = 0
-    with dest.open("wb") as out:
-        while chunk := src.read(_COPY_CHUNK):
-            size += len(chunk)
-            if size > limit:
-                raise _too_large(limit)
-            out.write(chunk)
-    return size
-
-
-def _fetch_uri(plane: ControlPlane, uri: str, dest_dir: Path) -> tuple[Path, str]:
-    """Copy the file a job names into its directory (local paths only under ``api.uri_root``)."""
-    limit = plane.settings.ingest.max_file_bytes
-    if "://" not in uri or uri.startswith("file://"):
-        root = plane.settings.api.uri_root
-        local = Path(uri.removeprefix("file://"))
-        if root is None:
-            raise ApiError(
-                403,
-                "uri_not_allowed",
-                "local paths are disabled: set api.uri_root, or upload the file",
-                field="uri",
-            )
-        resolved = local.resolve()
-        if not resolved.is_relative_to(Path(root).resolve()):
-            raise ApiError(403, "uri_not_allowed", f"{uri} is outside api.uri_root ({root})", field="uri")
-        if not resolved.is_file():
-            raise ApiError(422, "uri_not_found", f"{uri}: no such file", field="uri")
-        dest = dest_dir / ("upload" + resolved.suffix.lower())
-        with resolved.open("rb") as src:
-            _copy_limited(src, dest, limit)
-        return dest, resolved.name
-    try:
-        fs, path = pafs.FileSystem.from_uri(uri)
-        name = Path(path).name
-        dest = dest_dir / ("upload" + Path(name).suffix.lower())
-        with fs.open_input_stream(path) as src:
-            _copy_limited(src, dest, limit)
-    except (pa.ArrowException, OSError, ValueError) as exc:
-        raise ApiError(422, "uri_unreadable", f"cannot read {uri}: {exc}", field="uri") from None
-    return dest, name
-
-
 @router.post(
     "",
     status_code=202,
@@ -190,7 +140,7 @@ async def create_job(
     limit = plane.settings.ingest.max_file_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit + (1 << 20):
-        raise _too_large(limit)
+        raise FileTooLarge(f"the upload exceeds {limit:,} bytes (ingest.max_file_bytes)", field="file")
     content_type = request.headers.get("content-type", "")
     job_id, directory = await run_in_threadpool(plane.new_job_dir)
     try:
@@ -204,7 +154,9 @@ async def create_job(
             options = _options(_form_options(form))
             filename = Path(upload.filename or "upload.csv").name
             path = directory / ("upload" + Path(filename).suffix.lower())
-            await run_in_threadpool(_copy_limited, upload.file, path, limit)
+            await run_in_threadpool(
+                lambda: copy_limited(upload.file, path, limit=limit, name=filename, field="file")
+            )
             await upload.close()
             source = f"upload:{filename}"
         elif content_type.startswith("application/json"):
@@ -219,7 +171,15 @@ async def create_job(
             except ValidationError as exc:
                 raise validation_error(exc, code="invalid_options") from None
             options = JobOptions.model_validate(spec.model_dump(exclude={"uri"}))
-            path, filename = await run_in_threadpool(_fetch_uri, plane, spec.uri, directory)
+            path, filename = await run_in_threadpool(
+                lambda: fetch(
+                    spec.uri,
+                    root=plane.settings.api.uri_root,
+                    stores=plane.settings.api.object_stores,
+                    dest_dir=directory,
+                    max_bytes=limit,
+                )
+            )
             source = spec.uri
         else:
             raise ApiError(
