@@ -18,6 +18,7 @@ import redis
 
 from cluster.jobs import JobState
 from ingest.collect import ACCEPTED_FILE, REJECTED_FILE
+from ingest.formulas import neutralised
 from ulak import keys
 from ulak.dispatch.ledger import outcome_of
 from ulak.smpp.constants import status_name
@@ -142,12 +143,15 @@ class _Sink(io.RawIOBase):
 
 
 def as_csv(batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> Iterator[bytes]:
-    """CSV bytes, a batch at a time, with one header line (even when there are no rows)."""
+    """CSV bytes, a batch at a time, with one header line (even when there are no rows); cells a
+    spreadsheet would run as formulas are quoted (``ingest.formulas``)."""
     first = True
     for batch in batches:
         buffer = io.BytesIO()
         pacsv.write_csv(
-            pa.Table.from_batches([batch], schema), buffer, pacsv.WriteOptions(include_header=first)
+            neutralised(pa.Table.from_batches([batch], schema)),
+            buffer,
+            pacsv.WriteOptions(include_header=first),
         )
         first = False
         yield buffer.getvalue()

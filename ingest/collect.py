@@ -24,6 +24,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from ingest.dedupe import FirstSeen
+from ingest.formulas import neutralised
 from ingest.numbers import as_uint64
 from ingest.sources import ROW, Source
 
@@ -126,14 +127,15 @@ class PreparedCampaign:
             yield pa.Table.from_batches([batch])
 
     def write_rejected(self, path: Path) -> int:
-        """Write the rejected-rows report as CSV or Parquet (by *path*'s suffix); return its row count."""
+        """Write the rejected-rows report as CSV (formulas quoted: ``ingest.formulas``) or Parquet (by
+        *path*'s suffix); return its row count."""
         if path.suffix.lower() == ".parquet":
             if path.resolve() != self.rejected_path.resolve():
                 shutil.copyfile(self.rejected_path, path)
         else:
             with pacsv.CSVWriter(path, rejected_schema(self.columns)) as writer:
                 for table in self.rejected():
-                    writer.write_table(table)
+                    writer.write_table(neutralised(table))
         return int(pq.ParquetFile(self.rejected_path).metadata.num_rows)
 
 

@@ -1,0 +1,55 @@
+"""CSV reports quote the cells a spreadsheet would run as formulas, and leave numbers alone."""
+
+from __future__ import annotations
+
+import io
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from cluster.report import as_csv
+from ingest.formulas import neutralised
+
+
+def test_formula_cells_get_a_quote_and_numbers_and_text_do_not() -> None:
+    cells = [
+        '=HYPERLINK("http://x")',
+        "+cmd|' /C calc'!A0",
+        "-2+3",
+        "@SUM(A1)",
+        "\tTAB",
+        "\rCR",
+        "+905321234567",
+        "-12.5",
+        "Ayşe",
+        "",
+        None,
+        "a=b",
+    ]
+    table = pa.table({"v": pa.array(cells, pa.string()), "n": pa.array(range(len(cells)), pa.int64())})
+    out = neutralised(table).column("v").to_pylist()
+    assert out == [
+        '\'=HYPERLINK("http://x")',
+        "'+cmd|' /C calc'!A0",
+        "'-2+3",
+        "'@SUM(A1)",
+        "'\tTAB",
+        "'\rCR",
+        "+905321234567",
+        "-12.5",
+        "Ayşe",
+        "",
+        None,
+        "a=b",
+    ]
+    assert neutralised(table).column("n").to_pylist() == list(range(len(cells)))
+
+
+def test_the_csv_stream_is_escaped_and_reads_back_as_written_plus_the_quote() -> None:
+    schema = pa.schema([("detail", pa.string())])
+    batch = pa.record_batch([pa.array(["=1+1", "+90532", "ok"])], schema=schema)
+    text = b"".join(as_csv(iter([batch]), schema))
+    back = pacsv.read_csv(
+        io.BytesIO(text), convert_options=pacsv.ConvertOptions(column_types={"detail": pa.string()})
+    )
+    assert back.column("detail").to_pylist() == ["'=1+1", "+90532", "ok"]
