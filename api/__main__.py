@@ -8,15 +8,33 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
+import time
 from pathlib import Path
 
 import ray
+import structlog
 import uvicorn
 
 from api.main import create_app
 from cluster.plane import ControlPlane
 from ulak.logging import configure_logging
 from ulak.settings import ConfigError, load_settings
+
+log = structlog.get_logger("ulak.api")
+
+
+PURGE_INTERVAL = 3600.0
+
+
+def _purge_hourly(plane: ControlPlane) -> None:
+    """Apply ``jobs.retention_days`` now and every hour; a failed round is logged and tried again."""
+    while True:
+        try:
+            plane.purge()
+        except Exception:
+            log.exception("jobs.purge_failed")
+        time.sleep(PURGE_INTERVAL)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     ray.init(address=settings.ray.address, namespace=settings.ray.namespace, log_to_driver=False)
     plane = ControlPlane(settings, redis_url=settings.redis.url)
     plane.ensure_dispatch()
+    threading.Thread(target=_purge_hourly, args=(plane,), name="ulak-purge", daemon=True).start()
     uvicorn.run(
         create_app(plane),
         host=args.host or settings.api.host,

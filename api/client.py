@@ -74,6 +74,11 @@ class ApiClient:
         result: list[dict[str, Any]] = self._call("GET", "/v1/jobs", params=params).json()["jobs"]
         return result
 
+    def purge(self, *, older_than_days: float | None = None, dry_run: bool = False) -> list[str]:
+        body = {"older_than_days": older_than_days, "dry_run": dry_run}
+        ids: list[str] = self._call("POST", "/v1/jobs/purge", json=body).json()["purged"]
+        return ids
+
     def steer(self, job_id: str, action: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call("POST", f"/v1/jobs/{job_id}/{action}").json()
         return result

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -70,3 +70,13 @@ async def write_key(key: Key) -> ApiKey:
 
 
 WriteKey = Annotated[ApiKey, Depends(write_key)]
+
+
+def open_to(endpoint: str) -> Any:
+    """A dependency: no key needed if *endpoint* is listed in ``api.public``, else as :data:`Key`."""
+
+    async def check(request: Request, plane: Plane) -> None:
+        if endpoint not in plane.settings.api.public:
+            await api_key(request, plane)
+
+    return Depends(check)

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cluster.jobs import InvalidTransition, JobNotFound
 from ingest.errors import IngestError
+from ulak.quoting import clipped
 
 log = structlog.get_logger("ulak.api")
 
@@ -55,8 +56,11 @@ class ApiError(Exception):
         self.headers = headers
 
 
+MESSAGE_CHARS = 1000  # what one error message may say at most, whatever the request sent
+
+
 def body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
-    return {"code": code, "message": message, **({"field": field} if field else {})}
+    return {"code": code, "message": clipped(message, MESSAGE_CHARS), **({"field": field} if field else {})}
 
 
 def _respond(status: int, code: str, message: str, field: str | None = None, **kw: Any) -> JSONResponse:

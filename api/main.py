@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 
 from api import errors
+from api.deps import Key
 from api.routes import health, jobs, operators
 from cluster.plane import ControlPlane
 from ulak import __version__
 
 
 def create_app(plane: ControlPlane) -> FastAPI:
+    docs = "docs" in plane.settings.api.public
     app = FastAPI(
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
         title="Ulak",
         version=__version__,
         description="Bulk-SMS dispatch over SMPP: submit campaigns, follow them, read their reports. "
@@ -22,4 +28,10 @@ def create_app(plane: ControlPlane) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(operators.router)
     app.include_router(health.router)
+    if not docs:  # the schema only, to a key holder; the HTML pages could not send the key
+
+        @app.get("/openapi.json", include_in_schema=False)
+        async def openapi(key: Key) -> JSONResponse:
+            return JSONResponse(app.openapi())
+
     return app

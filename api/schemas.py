@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from cluster.jobs import JobOptions
 
@@ -133,3 +133,17 @@ class OperatorView(BaseModel):
 class Health(BaseModel):
     status: str
     checks: dict[str, Any] = {}
+
+
+class PurgeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    older_than_days: float | None = Field(
+        default=None, gt=0, allow_inf_nan=False, description="default: jobs.retention_days"
+    )
+    dry_run: bool = Field(default=False, description="list what would be deleted, delete nothing")
+
+
+class Purged(BaseModel):
+    purged: list[str] = Field(description="ids of the jobs deleted (or, in a dry run, to be deleted)")
+    dry_run: bool

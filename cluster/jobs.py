@@ -17,6 +17,7 @@ The figures in :meth:`JobStore.view` add up by construction from the ledger's co
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import json
 import re
@@ -28,10 +29,11 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import redis
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from ulak import keys
 from ulak.dispatch.ledger import COUNTERS
+from ulak.quoting import quoted
 
 
 class JobState(StrEnum):
@@ -60,7 +62,7 @@ RECEIPT_OUTCOMES = ("delivered", "undelivered", "expired", "rejected", "deleted"
 # Set by the job runner in the same hash as the ledger's (which has its own "rejected": a receipt outcome).
 INGEST_COUNTERS = ("rows", "accepted", "rows_rejected", "parts_total", "cancelled")
 
-_WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+_WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-(([01]\d|2[0-3]):([0-5]\d)|24:00)$")
 
 
 class JobOptions(BaseModel):
@@ -70,10 +72,14 @@ class JobOptions(BaseModel):
 
     name: str | None = Field(default=None, max_length=200, description="a label for lists and reports")
     template: str | None = Field(default=None, description="message template, e.g. 'Merhaba {ad}'")
-    text_column: str | None = Field(default=None, description="column holding each row's own text")
+    text_column: str | None = Field(
+        default=None, validate_default=True, description="column holding each row's own text"
+    )
     phone_column: str | None = Field(default=None, description="column of numbers (default: detected)")
     sheet: str | None = Field(default=None, description="spreadsheet sheet (default: the first)")
-    encoding: str | None = Field(default=None, description="CSV encoding (default: UTF-8, else cp1254)")
+    encoding: str | None = Field(
+        default=None, max_length=40, description="CSV encoding (default: UTF-8, else cp1254)"
+    )
     operators: tuple[str, ...] | None = Field(default=None, description="allowed operators (default: all)")
     sender: str | None = Field(
         default=None,
@@ -95,6 +101,7 @@ class JobOptions(BaseModel):
         default=1.0,
         gt=0,
         le=100,
+        allow_inf_nan=False,
         description="share of the binds against other jobs sending at once (2 = twice a weight-1 job's)",
     )
     webhook_url: str | None = Field(
@@ -107,8 +114,26 @@ class JobOptions(BaseModel):
     @field_validator("send_window")
     @classmethod
     def _window(cls, value: str | None) -> str | None:
-        if value is not None and not _WINDOW.match(value):
-            raise ValueError("send_window must look like 09:00-20:00 (24-hour clock)")
+        if value is None:
+            return value
+        m = _WINDOW.match(value)
+        if m is None:
+            raise ValueError("send_window must look like 09:00-20:00 (24-hour clock, 24:00 for midnight)")
+        start, end = value.split("-")
+        if start == end:
+            raise ValueError(
+                f"send_window {value} is empty (it would wait forever): to send at any hour, leave it out"
+            )
+        return value
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding(cls, value: str | None) -> str | None:
+        if value is not None and value != "auto":
+            try:
+                codecs.lookup(value)
+            except LookupError:
+                raise ValueError("unknown text encoding; use e.g. utf-8, cp1254, utf-16 or auto") from None
         return value
 
     @field_validator("window_timezone")
@@ -129,11 +154,14 @@ class JobOptions(BaseModel):
             raise ValueError("send_at needs a time zone, e.g. 2026-11-24T09:00:00+03:00")
         return value
 
-    @model_validator(mode="after")
-    def _text(self) -> JobOptions:
-        if (self.template is None) == (self.text_column is None):
+    @field_validator("text_column", mode="after")
+    @classmethod
+    def _text(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # A field validator (on the last of the two, validated even when absent) so that the error
+        # names a field; a model validator's has none.
+        if (info.data.get("template") is None) == (value is None):
             raise ValueError("give either template or text_column, not both or neither")
-        return self
+        return value
 
     def window_open(self, now: datetime) -> bool:
         """Whether *now* is inside the daily send window (always, when there is none)."""
@@ -142,7 +170,7 @@ class JobOptions(BaseModel):
         m = _WINDOW.match(self.send_window)
         assert m is not None
         start = int(m[1]) * 60 + int(m[2])
-        end = int(m[3]) * 60 + int(m[4])
+        end = 24 * 60 if m[3] == "24:00" else int(m[4]) * 60 + int(m[5])
         local = now.astimezone(ZoneInfo(self.window_timezone))
         minute = local.hour * 60 + local.minute
         if start <= end:
@@ -223,13 +251,13 @@ class JobStore:
     def record(self, job_id: str) -> dict[str, str]:
         raw: dict[bytes, bytes] = self.client.hgetall(keys.job(job_id))  # type: ignore[assignment]
         if not raw:
-            raise JobNotFound(f"no job {job_id!r}")
+            raise JobNotFound(f"no job {quoted(job_id, 40)}")
         return {k.decode(): v.decode() for k, v in raw.items()}
 
     def state(self, job_id: str) -> JobState:
         value = self.client.hget(keys.job(job_id), "state")
         if value is None:
-            raise JobNotFound(f"no job {job_id!r}")
+            raise JobNotFound(f"no job {quoted(job_id, 40)}")
         return JobState(value.decode())  # type: ignore[union-attr]
 
     def options(self, job_id: str) -> JobOptions:
@@ -261,6 +289,41 @@ class JobStore:
             cursor_high = f"({batch[-1][1]}"
         return found
 
+    def ended_before(self, cutoff: float, *, scan: int = 500) -> list[str]:
+        """Terminal jobs that entered their final state before *cutoff* (unix seconds), oldest first.
+        Jobs are scanned in creation order, and a job ends after it is created, so the scan stops at
+        the first job created after *cutoff*."""
+        found: list[str] = []
+        low: float | str = "-inf"
+        while True:
+            batch: list[tuple[bytes, float]] = self.client.zrangebyscore(  # type: ignore[assignment]
+                keys.JOBS, low, cutoff, start=0, num=scan, withscores=True
+            )
+            if not batch:
+                return found
+            pipe = self.client.pipeline(transaction=False)
+            for raw_id, _ in batch:
+                pipe.hmget(keys.job(raw_id.decode()), ["state", "done_at", "failed_at", "cancelled_at"])
+            for (raw_id, _), (state, *ended) in zip(batch, pipe.execute(), strict=True):
+                at = {"done": ended[0], "failed": ended[1], "cancelled": ended[2]}.get(
+                    state.decode() if state else ""
+                )
+                if at is not None and float(at) < cutoff:
+                    found.append(raw_id.decode())
+            low = f"({batch[-1][1]}"
+
+    def delete(self, job_id: str) -> None:
+        """Forget a job: its record, counters, row and part outcomes, samples and index entries (the
+        message-id keys expire by themselves). Its directory is the caller's to delete."""
+        pipe = self.client.pipeline()
+        pipe.delete(
+            keys.job(job_id), keys.job_counters(job_id), keys.job_rows(job_id), keys.job_parts(job_id)
+        )
+        pipe.delete(keys.job_samples(job_id))
+        pipe.zrem(keys.JOBS, job_id)
+        pipe.srem(keys.WEBHOOK_JOBS, job_id)
+        pipe.execute()
+
     def created_at(self, job_id: str) -> float:
         score = self.client.zscore(keys.JOBS, job_id)
         return float(score) if score is not None else 0.0
@@ -276,7 +339,7 @@ class JobStore:
         )
         current = cur.decode() if isinstance(cur, bytes) else str(cur)
         if not current:
-            raise JobNotFound(f"no job {job_id!r}")
+            raise JobNotFound(f"no job {quoted(job_id, 40)}")
         if not ok:
             raise InvalidTransition(f"job {job_id} is {current}: it cannot become {to.value}", current)
         return JobState(current)

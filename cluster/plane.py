@@ -28,8 +28,8 @@ from cluster.jobs import (
     JobState,
     JobStore,
 )
-from ingest.prepare import allowed_operators, find_phone_column
-from ingest.sources import Format, open_source
+from ingest.prepare import allowed_operators, find_phone_column, find_text_column
+from ingest.sources import check_row_count, open_source, probe_sheet
 from ingest.template import Template
 from ulak import keys
 from ulak.redis_server import default_state_dir
@@ -121,8 +121,9 @@ class ControlPlane:
     # ------------------------------------------------------------------------------------- jobs
 
     def check_upload(self, path: Path, options: JobOptions, *, filename: str) -> None:
-        """Refuse a bad upload now (4xx), not minutes later: format, size, and, where the header is
-        readable without parsing a workbook, the phone column and the template's fields."""
+        """Refuse a bad upload now (4xx), not minutes later: format, size, row count, the workbook and
+        its sheet, the phone column, the text column and the template's fields. What can still fail
+        after this is a row's own problem, which goes to the rejected-rows report."""
         source = open_source(
             path,
             name=filename,
@@ -132,10 +133,13 @@ class ControlPlane:
             fallback_encoding=self.settings.ingest.fallback_encoding,
             sheet=options.sheet,
         )
-        if source.format in (Format.CSV, Format.PARQUET):
-            find_phone_column(source.columns, options.phone_column)
-            if options.template is not None:
-                Template.parse(options.template).bind(source.columns)
+        max_rows = self.settings.ingest.max_rows
+        columns = source.columns or probe_sheet(source, max_rows=max_rows)
+        check_row_count(source, max_rows=max_rows)
+        find_phone_column(columns, options.phone_column)
+        if options.template is not None:
+            Template.parse(options.template).bind(columns)
+        find_text_column(columns, options.text_column)
         allowed_operators(self.settings.operators, options.operators)
 
     def new_job_dir(self) -> tuple[str, Path]:
@@ -190,6 +194,24 @@ class ControlPlane:
 
     def _job_actor(self, job_id: str) -> Any:
         return job_actor(job_id, settings=self.settings, redis_url=self.redis_url, namespace=self.namespace)
+
+    def purge(self, *, older_than_days: float | None = None, dry_run: bool = False) -> list[str]:
+        """Delete the jobs that ended more than *older_than_days* ago (default ``jobs.retention_days``;
+        nothing when that is unset): their Redis keys and their directory with the reports. Returns
+        their ids."""
+        days = self.settings.jobs.retention_days if older_than_days is None else older_than_days
+        if days is None:
+            return []
+        ids = self.store.ended_before(time.time() - days * 86400)
+        if not dry_run:
+            for job_id in ids:
+                directory = self.client.hget(keys.job(job_id), "dir")
+                self.store.delete(job_id)
+                if isinstance(directory, bytes):
+                    shutil.rmtree(directory.decode(), ignore_errors=True)
+            if ids:
+                log.info("jobs.purged", jobs=len(ids), older_than_days=days)
+        return ids
 
     def pause(self, job_id: str) -> None:
         self.store.transition(job_id, JobState.PAUSED, allowed=PAUSABLE)

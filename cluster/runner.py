@@ -101,7 +101,16 @@ class JobRunner:
             self.store.fail(self.job_id, code="internal_error", message=f"{type(exc).__name__}: {exc}")
         final = self.store.state(self.job_id)
         self.store.announce(self.job_id, final)
+        if final.terminal and not self.settings.jobs.keep_uploads:
+            self._discard_upload()
         return final
+
+    def _discard_upload(self) -> None:
+        """The uploaded file holds personal data and is needed only until the rows are prepared:
+        it goes when the job ends, whatever the end (``jobs.keep_uploads`` keeps it)."""
+        upload = self.store.record(self.job_id).get("upload")
+        if upload:
+            Path(upload).unlink(missing_ok=True)
 
     def close(self) -> None:
         self.client.close()

@@ -51,6 +51,7 @@ from ingest.sources import MALFORMED, ROW, open_source
 from ingest.template import Template, match_column
 from ulak import keys
 from ulak.dispatch.routing import Router, router_from_operators
+from ulak.quoting import listed, quoted
 from ulak.settings import IngestConfig, OperatorConfig
 from ulak.text.vector import plan_columns
 
@@ -103,7 +104,7 @@ def find_phone_column(columns: Sequence[str], wanted: str | None) -> str:
         if found is not None:
             return found
         raise ColumnNotFound(
-            f"there is no column {wanted!r}; the columns are: {', '.join(columns)}", field="phone_column"
+            f"there is no column {quoted(wanted)}; the columns are: {listed(columns)}", field="phone_column"
         )
     by_name = {c.strip().casefold(): c for c in columns}
     for name in PHONE_NAMES:
@@ -325,7 +326,7 @@ def prepare(
     preparer = _BlockPreparer(
         phone=find_phone_column(columns, spec.phone_column),
         template=Template.parse(spec.template).bind(columns) if spec.template is not None else None,
-        text_column=_text_column(columns, spec.text_column),
+        text_column=find_text_column(columns, spec.text_column),
         region=config.default_region,
         operators=allowed,
         router=router_from_operators(allowed),
@@ -392,13 +393,13 @@ def _optouts_ref(redis_url: str) -> Any:
     return ray.put(snapshot) if len(snapshot) else None
 
 
-def _text_column(columns: Sequence[str], wanted: str | None) -> str | None:
+def find_text_column(columns: Sequence[str], wanted: str | None) -> str | None:
     if wanted is None:
         return None
     if wanted in columns:
         return wanted
     raise ColumnNotFound(
-        f"there is no text column {wanted!r}; the columns are: {', '.join(columns)}", field="text_column"
+        f"there is no text column {quoted(wanted)}; the columns are: {listed(columns)}", field="text_column"
     )
 
 

@@ -12,6 +12,7 @@ Problems with the file as a whole raise :mod:`ingest.errors` before any row is p
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import functools
 import io
@@ -41,10 +42,13 @@ from ingest.errors import (
     FormatMismatch,
     NoRows,
     NotText,
+    SheetNotFound,
     TooManyRows,
+    UnknownEncoding,
     UnsupportedFormat,
 )
 from ingest.pacing import Pacing
+from ulak.quoting import clipped, listed, quoted
 
 ROW = "__row"
 MALFORMED = "__malformed"  # for a CSV line that could not be split into the header's columns
@@ -86,6 +90,11 @@ class Source:
     rows: int | None = None  # known up front for Parquet; counted while reading otherwise
     sheet: str | int = 0
     sheet_layout: sheets.Layout | None = None  # an XLSX sheet read a slice at a time (ingest.sheets)
+    name: str = ""  # the file's name as the user knows it (errors never name our copy of it)
+
+    @property
+    def shown(self) -> str:
+        return self.name or self.path.name
 
     def dataset(self, *, max_rows: int, pacing: Pacing | None = None) -> Any:
         """A lazy ``ray.data.Dataset`` of the file (string columns plus ``__row``). With *pacing*, the
@@ -118,7 +127,7 @@ def open_source(
         )
     with path.open("rb") as f:
         head = f.read(_SNIFF_BYTES)
-    found = _sniff_format(head, path)
+    found = _sniff_format(head, path, shown)
     # A password-protected .xlsx is an OLE2 compound file, like .xls.
     encrypted = found is Format.XLS and _encrypted(path)
     extension = Path(shown).suffix.lower()
@@ -145,20 +154,20 @@ def open_source(
     plan = sheets.layout(path, sheet) if found is Format.XLSX else None
     if plan is None:
         # Read whole: the header is known only once the sheet is (ingest.prepare materialises it).
-        return Source(path, found, (), sheet=sheet)
+        return Source(path, found, (), sheet=sheet, name=shown)
     tables = sheets.read(path, sheet, plan)
     try:
         header = list(next(tables).to_pylist()[0].values())
     except sheets.Unsliceable:
-        return Source(path, found, (), sheet=sheet)
+        return Source(path, found, (), sheet=sheet, name=shown)
     finally:
         tables.close()
     if not any(_cell_text(v).strip() for v in header):
         raise EmptyFile(f"{shown}: the sheet is empty", field="file")
-    return Source(path, found, _column_names(header), sheet=sheet, sheet_layout=plan)
+    return Source(path, found, _column_names(header), sheet=sheet, sheet_layout=plan, name=shown)
 
 
-def _sniff_format(head: bytes, path: Path) -> Format:
+def _sniff_format(head: bytes, path: Path, shown: str) -> Format:
     if head.startswith(b"PAR1"):
         return Format.PARQUET
     if head.startswith(_OLE2):
@@ -172,14 +181,28 @@ def _sniff_format(head: bytes, path: Path) -> Format:
                 if any(n.startswith("xl/") for n in names):
                     return Format.XLSX
         except zipfile.BadZipFile:
-            raise CorruptFile(f"{path.name} looks like an XLSX (ZIP) file but is damaged", "file") from None
-        raise UnsupportedFormat(f"{path.name} is a ZIP archive, not a spreadsheet", field="file")
-    if b"\x00" in head[:65536]:
+            raise CorruptFile(f"{shown} looks like an XLSX (ZIP) file but is damaged", "file") from None
+        raise UnsupportedFormat(f"{shown} is a ZIP archive, not a spreadsheet", field="file")
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return Format.CSV  # Excel's "Unicode Text": UTF-16, tab-separated (and full of NUL bytes)
+    sample = head[:65536]
+    if b"\x00" in sample or _controls(sample) > max(2, len(sample) // 100):
+        what = "it holds NUL bytes" if b"\x00" in sample else "it holds binary control bytes"
         raise NotText(
-            f"{path.name} is not text (it holds NUL bytes) and not a spreadsheet or Parquet file",
+            f"{shown} is not text ({what}) and not a spreadsheet or Parquet file; upload CSV, Parquet, "
+            "XLSX, XLS or ODS",
             field="file",
         )
     return Format.CSV
+
+
+# C0 control bytes that no text file holds (tab, LF, VT, FF, CR and ESC-less text aside).
+_CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 11, 12, 13)) + b"\x7f"
+
+
+def _controls(sample: bytes) -> int:
+    """How many bytes of *sample* are control characters a text file does not hold."""
+    return len(sample) - len(sample.translate(None, _CONTROL_BYTES))
 
 
 def _encrypted(path: Path) -> bool:
@@ -210,7 +233,9 @@ def _csv_source(path: Path, head: bytes, shown: str, *, encoding: str, fallback:
     try:
         codecs.lookup(encoding)
     except LookupError:
-        raise UnsupportedFormat(f"unknown text encoding {encoding!r}", field="encoding") from None
+        raise UnknownEncoding(
+            f"unknown text encoding {quoted(encoding)}; use e.g. utf-8, cp1254 or utf-16", field="encoding"
+        ) from None
     text = head.decode(encoding, errors="replace")
     if text.startswith("\ufeff"):
         text = text[1:]
@@ -224,25 +249,56 @@ def _csv_source(path: Path, head: bytes, shown: str, *, encoding: str, fallback:
     header_line = lines[0]
     counts = {d: header_line.count(d) for d in (";", ",", "\t", "|")}
     delimiter = max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
-    header = next(csv.reader(io.StringIO(header_line), delimiter=delimiter))
+    try:
+        header = next(csv.reader(io.StringIO(header_line), delimiter=delimiter))
+    except csv.Error as exc:  # e.g. a header cell over the csv module's field size limit
+        raise CorruptFile(f"{shown}: the header line cannot be read ({exc})", field="file") from None
     columns = _column_names(header)
     if not any(line.strip() for line in lines[1:]):
         raise NoRows(f"{shown} has a header but no rows", field="file")
-    return Source(path, Format.CSV, columns, encoding=encoding, delimiter=delimiter)
+    return Source(path, Format.CSV, columns, encoding=encoding, delimiter=delimiter, name=shown)
 
 
 def _parquet_source(path: Path, shown: str, *, max_rows: int) -> Source:
     try:
         meta = pq.ParquetFile(path).metadata
     except (pa.ArrowInvalid, OSError) as exc:
-        raise CorruptFile(f"{shown} is not a readable Parquet file: {exc}", field="file") from None
+        raise CorruptFile(
+            f"{shown} is not a readable Parquet file: {_scrubbed(exc, path, shown)}", field="file"
+        ) from None
     if meta.num_rows == 0:
         raise NoRows(f"{shown} has columns but no rows", field="file")
     if meta.num_rows > max_rows:
         raise TooManyRows(
             f"{shown} has {meta.num_rows:,} rows; the limit is {max_rows:,} (ingest.max_rows)", field="file"
         )
-    return Source(path, Format.PARQUET, tuple(meta.schema.to_arrow_schema().names), rows=meta.num_rows)
+    names = tuple(meta.schema.to_arrow_schema().names)
+    return Source(path, Format.PARQUET, names, rows=meta.num_rows, name=shown)
+
+
+def _scrubbed(exc: BaseException, path: Path, shown: str) -> str:
+    """A lower layer's message about *path*, naming the user's file instead of our copy, cut short."""
+    text = str(exc).replace(str(path.resolve()), shown).replace(str(path), shown)
+    return clipped(text, 300)
+
+
+def check_row_count(source: Source, *, max_rows: int) -> None:
+    """Refuse a CSV with more than *max_rows* data rows before anything starts. Counting line breaks
+    is fast (a few hundred MB/s) and never undercounts; only a file over the limit by that count is
+    parsed, since quoted values may hold line breaks of their own."""
+    if source.format is not Format.CSV:
+        return
+    breaks = 0
+    with source.path.open("rb") as f:
+        while chunk := f.read(8 << 20):
+            breaks += chunk.count(b"\n")
+    if breaks <= max_rows:  # the header takes one line, so there are at most this many rows
+        return
+    rows = sum(t.num_rows for t in _read_csv(source))
+    if rows > max_rows:
+        raise TooManyRows(
+            f"{source.shown} has {rows:,} rows; the limit is {max_rows:,} (ingest.max_rows)", field="file"
+        )
 
 
 def _column_names(header: list[Any]) -> tuple[str, ...]:
@@ -317,13 +373,13 @@ def _read(source: Source, max_rows: int, pacing: Pacing | None = None) -> Iterat
         data_rows += table.num_rows
         if data_rows > max_rows:
             raise TooManyRows(
-                f"{source.path.name} has more than {max_rows:,} rows (ingest.max_rows)", field="file"
+                f"{source.shown} has more than {max_rows:,} rows (ingest.max_rows)", field="file"
             )
         if pacing is not None:
             pacing.before_yield(table.num_rows, table.nbytes)
         yield table
     if data_rows == 0:
-        raise NoRows(f"{source.path.name} has a header but no rows", field="file")
+        raise NoRows(f"{source.shown} has a header but no rows", field="file")
 
 
 def _read_csv(source: Source) -> Iterator[pa.Table]:
@@ -352,8 +408,8 @@ def _read_csv(source: Source) -> Iterator[pa.Table]:
             yield pa.Table.from_batches([batch])
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise CorruptFile(
-            f"{source.path.name} cannot be read as {source.encoding} text separated by "
-            f"{source.delimiter!r}: {exc}",
+            f"{source.shown} cannot be read as {source.encoding} text separated by "
+            f"{source.delimiter!r}: {_scrubbed(exc, source.path, source.shown)}",
             field="file",
         ) from None
     if malformed:
@@ -378,30 +434,68 @@ def _as_text(column: pa.ChunkedArray) -> pa.Array:
     return column.cast(pa.string()).combine_chunks()
 
 
+@contextlib.contextmanager
+def _workbook_errors(source: Source) -> Iterator[None]:
+    """fastexcel's errors about *source* as upload errors that name the user's file."""
+    try:
+        yield
+    except (fastexcel.FastExcelError, ValueError, OSError) as exc:
+        if "password" in str(exc).lower():
+            raise EncryptedFile(
+                f"{source.shown} is password-protected; save it without a password", field="file"
+            ) from None
+        raise CorruptFile(
+            f"{source.shown} cannot be read as a spreadsheet: {_scrubbed(exc, source.path, source.shown)}",
+            field="file",
+        ) from None
+
+
+def _load_sheet(source: Source, *, n_rows: int | None) -> tuple[pa.Table, int]:
+    """The first *n_rows* rows of the sheet (all with None), header included, as string columns;
+    and the sheet's height in rows."""
+    with _workbook_errors(source):
+        book = fastexcel.read_excel(str(source.path))
+        if isinstance(source.sheet, str) and source.sheet not in book.sheet_names:
+            raise SheetNotFound(
+                f"{source.shown} has no sheet {quoted(source.sheet)}; its sheets are: "
+                + listed(book.sheet_names),
+                field="sheet",
+            )
+        sheet = book.load_sheet(source.sheet, header_row=None, n_rows=n_rows, dtypes="string")
+        table = pa.table(sheet.to_arrow())
+        height = int(sheet.total_height)
+    return table, height
+
+
+def _sheet_header(source: Source, table: pa.Table) -> tuple[str, ...]:
+    if table.num_rows == 0 or table.num_columns == 0:
+        raise EmptyFile(f"{source.shown}: the sheet is empty", field="file")
+    header = list(table.slice(0, 1).to_pylist()[0].values())
+    if not any(_cell_text(v).strip() for v in header):
+        raise EmptyFile(f"{source.shown}: the sheet is empty", field="file")
+    return _column_names(header)
+
+
+def probe_sheet(source: Source, *, max_rows: int) -> tuple[str, ...]:
+    """Check a workbook read whole (XLS, ODS, a small XLSX) before anything starts: it opens, the
+    sheet exists, it has a header and not too many rows. Returns the header's column names."""
+    table, height = _load_sheet(source, n_rows=1)
+    columns = _sheet_header(source, table)
+    if height - 1 > max_rows:
+        raise TooManyRows(
+            f"{source.shown} has {height - 1:,} rows; the limit is {max_rows:,} (ingest.max_rows)",
+            field="file",
+        )
+    return columns
+
+
 def _read_sheet(source: Source) -> Iterator[pa.Table]:
     """The sheet through fastexcel: calamine parses it and hands it over as Arrow string columns
     (3.8 s for 1M rows here, where python-calamine's cell-by-cell rows took 5 s before any conversion
     to text; BENCHMARKS.md, ingest). Cells come as the text a person sees (``5321234567``, not
     ``5321234567.0``); an empty cell is ``""``; a blank row is not a campaign row."""
-    name = source.path.name
-    try:
-        book = fastexcel.read_excel(str(source.path))
-        if isinstance(source.sheet, str) and source.sheet not in book.sheet_names:
-            raise CorruptFile(
-                f"{name} has no sheet {source.sheet!r}; its sheets are: " + ", ".join(book.sheet_names),
-                field="sheet",
-            )
-        table = pa.table(book.load_sheet(source.sheet, header_row=None, dtypes="string").to_arrow())
-    except (fastexcel.FastExcelError, ValueError, OSError) as exc:
-        if "password" in str(exc).lower():
-            raise EncryptedFile(f"{name} is password-protected; save it without a password", "file") from None
-        raise CorruptFile(f"{name} cannot be read as a spreadsheet: {exc}", field="file") from None
-    if table.num_rows == 0 or table.num_columns == 0:
-        raise EmptyFile(f"{name}: the sheet is empty", field="file")
-    header = table.slice(0, 1).to_pylist()[0].values()
-    if not any(_cell_text(v).strip() for v in header):
-        raise EmptyFile(f"{name}: the sheet is empty", field="file")
-    names = _column_names(list(header))
+    table, _ = _load_sheet(source, n_rows=None)
+    names = _sheet_header(source, table)
     body = table.slice(1)
     data = _named_rows(body, names, pa.array(range(1, body.num_rows + 1), pa.int64()))
     for start in range(0, data.num_rows, BLOCK_ROWS):

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest.errors import TemplateError
+from ulak.quoting import clipped, listed, quoted
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,8 @@ class Template:
             column = match_column(columns, value)
             if column is None:
                 raise TemplateError(
-                    f"the template uses {{{value}}} but no column is named {value!r}; the columns are: "
-                    + ", ".join(columns),
+                    f"the template uses {{{clipped(value, 80)}}} but no column is named {quoted(value)}; "
+                    f"the columns are: {listed(columns)}",
                     field="template",
                 )
             resolved.append((True, column))

@@ -176,6 +176,15 @@ def _jobs(args: argparse.Namespace, console: Console) -> int:
                 view = follow(client, job["id"], console)
                 summary(view, console)
                 return 0 if view["state"] == "done" else 1
+            if args.command == "jobs" and args.action == "purge":
+                ids = client.purge(older_than_days=args.older_than, dry_run=args.dry_run)
+                verb = "would delete" if args.dry_run else "deleted"
+                console.print(
+                    f"{verb} {len(ids):,} job(s) that ended long enough ago" + (": " if ids else "")
+                )
+                for job_id in ids:
+                    print(job_id)
+                return 0
             if args.command == "jobs":
                 table = Table("id", "name", "state", "rows", "accepted", "acked", "delivered", "created")
                 for v in client.jobs(state=args.state, limit=args.limit):
@@ -240,6 +249,8 @@ def _keys(args: argparse.Namespace, console: Console) -> int:
         elif not revoke(client, args.id):
             console.print(f"[red]no key {args.id}[/red]")
             return 1
+        else:
+            console.print(f"key {args.id} revoked (API processes stop accepting it within seconds)")
         return 0
     except redis.RedisError as exc:
         console.print(f"[red]cannot reach Redis at {url}: {exc}[/red]")
@@ -322,7 +333,12 @@ def main(argv: list[str] | None = None) -> int:
     p_submit.add_argument("--idempotency-key", help="a retried submit with the same key returns the same job")
     p_submit.add_argument("--no-wait", action="store_true", help="print the job id and return")
     client_options(p_submit)
-    p_jobs = sub.add_parser("jobs", help="list jobs, newest first")
+    p_jobs = sub.add_parser("jobs", help="list jobs, newest first; `ulak jobs purge` deletes old ones")
+    p_jobs.add_argument("action", nargs="?", choices=["list", "purge"], default="list")
+    p_jobs.add_argument(
+        "--older-than", type=float, help="purge: days since a job ended (default: jobs.retention_days)"
+    )
+    p_jobs.add_argument("--dry-run", action="store_true", help="purge: list what would go, delete nothing")
     p_jobs.add_argument("--state")
     p_jobs.add_argument("--limit", type=int, default=20)
     client_options(p_jobs)

@@ -10,7 +10,7 @@ import redis
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from api.deps import Plane
+from api.deps import Plane, open_to
 from api.schemas import Health
 from cluster.jobs import ACTIVE, JobState
 
@@ -22,7 +22,9 @@ async def healthz() -> Health:
     return Health(status="ok")
 
 
-@router.get("/readyz", response_model=Health, responses={503: {"model": Health}})
+@router.get(
+    "/readyz", response_model=Health, responses={503: {"model": Health}}, dependencies=[open_to("readyz")]
+)
 def readyz(plane: Plane) -> Any:
     """200 when Redis and Ray answer and every operator has a bound bind; 503 (with what is wrong)
     otherwise."""
@@ -51,7 +53,7 @@ def _line(name: str, labels: dict[str, str], value: float) -> str:
     return f"{name}{{{inner}}} {value:g}" if inner else f"{name} {value:g}"
 
 
-@router.get("/metrics", response_class=PlainTextResponse)
+@router.get("/metrics", response_class=PlainTextResponse, dependencies=[open_to("metrics")])
 def metrics(plane: Plane) -> str:
     """Prometheus text: jobs by state, active jobs' messages by state, binds' state and totals."""
     out: list[str] = []

@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import json
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -19,7 +19,7 @@ from starlette.datastructures import UploadFile
 
 from api.deps import Key, Plane, WriteKey
 from api.errors import ApiError, validation_error
-from api.schemas import ErrorBody, JobCreated, JobList, JobUri, JobView, Links
+from api.schemas import ErrorBody, JobCreated, JobList, JobUri, JobView, Links, Purged, PurgeRequest
 from cluster.jobs import JobOptions, JobState, view_async
 from cluster.plane import ControlPlane
 from cluster.report import (
@@ -110,6 +110,23 @@ def _form_options(form: Any) -> dict[str, Any]:
     return values
 
 
+def _watch_multipart_end(request: Request, content_type: str) -> Callable[[], bool]:
+    """Whether the multipart body, once read, ended with its closing boundary. The parser accepts a
+    body cut short and drops the part it was in, which would otherwise read as 'no file sent'."""
+    _, _, boundary = content_type.partition("boundary=")
+    closing = b"--" + boundary.split(";")[0].strip().strip('"').encode("latin-1") + b"--"
+    tail = bytearray()
+    stream = request.stream
+
+    async def watched() -> AsyncIterator[bytes]:
+        async for chunk in stream():
+            tail[:] = (bytes(tail) + chunk)[-(len(closing) + 8) :]
+            yield chunk
+
+    request.stream = watched  # type: ignore[method-assign,assignment]
+    return lambda: closing in tail
+
+
 @router.post(
     "",
     status_code=202,
@@ -145,8 +162,17 @@ async def create_job(
     job_id, directory = await run_in_threadpool(plane.new_job_dir)
     try:
         if content_type.startswith("multipart/form-data"):
+            complete = _watch_multipart_end(request, content_type)
             form = await request.form(max_files=1, max_fields=len(_FORM_FIELDS) + 10)
             upload = form.get("file")
+            if not complete():
+                raise ApiError(
+                    400,
+                    "truncated_upload",
+                    "the multipart body ended before its closing boundary: the upload was cut short; "
+                    "send it again",
+                    field="file",
+                )
             if not isinstance(upload, UploadFile):
                 raise ApiError(
                     422, "missing_file", "send the campaign as the multipart field 'file'", field="file"
@@ -205,13 +231,24 @@ async def create_job(
     return _created(plane, job_id)
 
 
+@router.post("/purge", response_model=Purged, responses={**_ERRORS, 403: {"model": ErrorBody}})
+def purge_jobs(plane: Plane, key: WriteKey, spec: PurgeRequest | None = None) -> Purged:
+    """Delete the jobs that ended more than ``older_than_days`` ago (default ``jobs.retention_days``):
+    their records, figures and reports. The API also does this every hour."""
+    spec = spec or PurgeRequest()
+    ids = plane.purge(older_than_days=spec.older_than_days, dry_run=spec.dry_run)
+    return Purged(purged=ids, dry_run=spec.dry_run)
+
+
 @router.get("", response_model=JobList, responses=_ERRORS)
 def list_jobs(
     plane: Plane,
     key: Key,
     state: JobState | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    before: Annotated[float | None, Query(description="paging cursor from 'next'")] = None,
+    before: Annotated[
+        float | None, Query(allow_inf_nan=False, description="paging cursor from 'next'")
+    ] = None,
 ) -> JobList:
     """Jobs, newest first."""
     ids = plane.store.ids(state=state, limit=limit + 1, before=before)
@@ -246,6 +283,19 @@ def cancel_job(job_id: str, plane: Plane, key: WriteKey) -> dict[str, Any]:
     return plane.store.view(job_id)
 
 
+def _unprepared(job_id: str, record: dict[str, str]) -> ApiError:
+    state = JobState(record["state"])
+    if state.terminal:
+        code = json.loads(record["error"]).get("code") if record.get("error") else None
+        why = f" ({code}: see the job's error)" if code else ""
+        return ApiError(
+            409,
+            "no_report",
+            f"job {job_id} {state.value} before its rows were prepared{why}: it has no report",
+        )
+    return ApiError(409, "not_ready", f"job {job_id} is {state.value}: its rows are not prepared yet")
+
+
 def _stream(batches: Iterator[Any], schema: pa.Schema, fmt: str, filename: str) -> StreamingResponse:
     if fmt == "parquet":
         chunks, media = as_parquet(batches, schema), "application/vnd.apache.parquet"
@@ -269,7 +319,7 @@ def job_report(
     record = plane.store.record(job_id)
     state = JobState(record["state"])
     if record.get("prepared") != "1":
-        raise ApiError(409, "not_ready", f"job {job_id} is {state.value}: its rows are not prepared yet")
+        raise _unprepared(job_id, record)
     batches = report_batches(plane.client, job_id, Path(record["dir"]), state=state)
     return _stream(batches, REPORT_SCHEMA, format, f"{job_id}-report")
 
@@ -286,7 +336,7 @@ def job_rejected(
     directory = Path(record["dir"])
     schema = rejected_schema(directory) if record.get("prepared") == "1" else None
     if schema is None:
-        raise ApiError(409, "not_ready", f"job {job_id} is {record['state']}: its rows are not prepared yet")
+        raise _unprepared(job_id, record)
     return _stream(rejected_batches(directory), schema, format, f"{job_id}-rejected")
 
 
