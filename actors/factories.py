@@ -10,7 +10,7 @@ from actors.connection import SmppConnectionActor
 from actors.job import JobActor
 from actors.throttle import ThrottleActor
 from actors.webhooks import WebhookActor
-from ulak.settings import BindConfig, OperatorConfig, Settings
+from ulak.settings import BindConfig, OperatorConfig, Settings, WebhooksConfig
 
 
 def throttle_actor(operator: OperatorConfig, *, namespace: str, detached: bool = False) -> Any:
@@ -61,10 +61,10 @@ def job_actor(job_id: str, *, settings: Settings, redis_url: str, namespace: str
     ).remote(job_id, settings, redis_url, namespace)
 
 
-def webhook_actor(*, redis_url: str, namespace: str) -> Any:
+def webhook_actor(*, redis_url: str, config: WebhooksConfig, namespace: str) -> Any:
     """The cluster's webhook deliverer: one, detached, restarted if its process dies (it resumes from
     the outbox cursor in Redis)."""
     cls: Any = ray.remote(num_cpus=0, max_restarts=-1)(WebhookActor)
     return cls.options(name="webhooks", namespace=namespace, lifetime="detached", get_if_exists=True).remote(
-        redis_url
+        redis_url, config
     )

@@ -10,14 +10,19 @@ import structlog
 
 from cluster.webhooks import WebhookDeliverer
 from ulak.logging import configure_logging
+from ulak.settings import WebhooksConfig
 
 log = structlog.get_logger("ulak.webhooks")
 
 
 class WebhookActor:
-    def __init__(self, redis_url: str) -> None:
+    def __init__(self, redis_url: str, config: WebhooksConfig) -> None:
         configure_logging(json=True)
-        self.deliverer = WebhookDeliverer(redis.Redis.from_url(redis_url), httpx.Client(timeout=10))
+        self.deliverer = WebhookDeliverer(
+            redis.Redis.from_url(redis_url),
+            httpx.Client(timeout=config.timeout, follow_redirects=False),
+            allow_private=config.allow_private_targets,
+        )
         self.delivered = 0
         self._thread = threading.Thread(target=self._run, name="webhooks", daemon=True)
         self._thread.start()
@@ -28,6 +33,9 @@ class WebhookActor:
                 self.delivered += self.deliverer.run_once()
             except redis.RedisError as exc:  # Redis restarting: try again shortly
                 log.error("webhook.redis_error", error=str(exc))
+                threading.Event().wait(1.0)
+            except Exception:  # never end silently: say why, and carry on from the cursor
+                log.exception("webhook.crashed")
                 threading.Event().wait(1.0)
 
     def describe(self) -> dict[str, object]:

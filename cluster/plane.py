@@ -28,6 +28,7 @@ from cluster.jobs import (
     JobState,
     JobStore,
 )
+from cluster.webhooks import checked_address
 from ingest.prepare import allowed_operators, find_phone_column, find_text_column
 from ingest.sources import check_row_count, open_source, probe_sheet
 from ingest.template import Template
@@ -76,7 +77,7 @@ class ControlPlane:
                         detached=True,
                     )
                 )
-        webhook_actor(redis_url=self.redis_url, namespace=self.namespace)
+        webhook_actor(redis_url=self.redis_url, config=self.settings.webhooks, namespace=self.namespace)
         refs = [h.start.remote(bind_timeout) for h in handles]
         if bind_timeout > 0:
             ray.get(refs)
@@ -141,6 +142,11 @@ class ControlPlane:
             Template.parse(options.template).bind(columns)
         find_text_column(columns, options.text_column)
         allowed_operators(self.settings.operators, options.operators)
+
+    def check_webhook(self, url: str | None) -> None:
+        """Refuse now a webhook URL whose calls would be refused later (``cluster.webhooks``)."""
+        if url is not None:
+            checked_address(url, allow_private=self.settings.webhooks.allow_private_targets)
 
     def new_job_dir(self) -> tuple[str, Path]:
         job_id = time.strftime("%Y%m%d") + "-" + secrets.token_hex(5)

@@ -38,15 +38,21 @@ SIM_PASSWORD = "sim"  # the simulator's accounts' password when the stack runs i
 SIM_NICENESS = 10
 
 
-def start_simulator(workdir: Path, *args: str) -> tuple[subprocess.Popen[bytes], int]:
+def start_simulator(
+    workdir: Path, *args: str, accounts: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
     """The bundled simulator on a free port (extra *args* go to it, its log to ``workdir/sim.log``);
-    returns the process and its port."""
+    returns the process and its port. *accounts* reach it through the environment, not ``ps``."""
     port_file = workdir / "sim.port"
     port_file.unlink(missing_ok=True)
+    env = dict(os.environ)
+    if accounts:
+        env["ULAK_SIM_ACCOUNTS"] = ",".join(f"{k}:{v}" for k, v in accounts.items())
     proc = subprocess.Popen(
         [sys.executable, str(SIMULATOR), "--port", "0", "--port-file", str(port_file), *args],
         stdout=subprocess.DEVNULL,
         stderr=(workdir / "sim.log").open("w"),
+        env=env,
     )
     with contextlib.suppress(OSError):
         os.setpriority(os.PRIO_PROCESS, proc.pid, SIM_NICENESS)
@@ -193,9 +199,8 @@ class LocalStack:
             client.close()
 
     def _start_simulator(self) -> int:
-        accounts = sorted({b.system_id for op in self.settings.operators for b in op.binds})
-        args = [a for acc in accounts for a in ("--account", f"{acc}:{SIM_PASSWORD}")]
-        self._sim, port = start_simulator(self.workdir, *args, *self.sim_args)
+        accounts = {b.system_id: SIM_PASSWORD for op in self.settings.operators for b in op.binds}
+        self._sim, port = start_simulator(self.workdir, *self.sim_args, accounts=accounts)
         return port
 
     def _pointed_at_simulator(self, port: int, env: dict[str, str]) -> Settings:

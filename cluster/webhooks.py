@@ -14,13 +14,23 @@ keyed by the job's webhook secret>`` (returned once, when the job is created). D
 once: a failed batch is retried with backoff (a receiver may see a ``delivery`` id twice and should
 ignore the repeat); after ``max_attempts`` the batch's events for the failing job are dropped and
 counted in the job's ``webhook_dropped`` counter.
+
+**Where calls may go.** A webhook URL is a request to make this cluster connect somewhere, so a URL
+whose host is loopback, private, link-local (cloud metadata at 169.254.169.254), shared, reserved or
+multicast is refused unless ``webhooks.allow_private_targets`` is set: when the job is submitted, and
+again at every call, on the addresses the name resolves to then. The call connects to the address
+that was checked (with the URL's host name for ``Host`` and TLS), so a name that resolves elsewhere
+the second time (DNS rebinding) cannot redirect it. A call refused at send time drops its batch
+(counted in ``webhook_dropped``) instead of holding up other jobs' deliveries.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
+import socket
 import time
 from collections import defaultdict
 from typing import Any
@@ -32,6 +42,39 @@ import structlog
 from ulak import keys
 
 log = structlog.get_logger("ulak.webhooks")
+
+
+class WebhookRefused(ValueError):
+    """The webhook URL's host is not one calls may go to (see the module docstring)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def checked_address(url: str, *, allow_private: bool) -> str:
+    """The IP address to call *url* at: the first its host resolves to, after checking every one of
+    them; :class:`WebhookRefused` if one is not public (unless *allow_private*) or none resolves."""
+    parts = httpx.URL(url)
+    host = parts.host
+    if not host:
+        raise WebhookRefused("the webhook URL has no host")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise WebhookRefused(f"the webhook host {host[:100]} does not resolve ({exc})") from None
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+    if not allow_private:
+        for address in addresses:
+            mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+            effective = mapped or address
+            if not effective.is_global or effective.is_multicast:
+                raise WebhookRefused(
+                    f"the webhook host {host[:100]} resolves to {effective}, which is not a public "
+                    "address; set webhooks.allow_private_targets to allow it"
+                )
+    return str(addresses[0])
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -56,9 +99,11 @@ class WebhookDeliverer:
         batch: int = 1000,
         max_attempts: int = 8,
         backoff: float = 0.5,
+        allow_private: bool = False,
     ) -> None:
         self.client = client
         self.http = http
+        self.allow_private = allow_private
         self.batch = batch
         self.max_attempts = max_attempts
         self.backoff = backoff
@@ -85,7 +130,11 @@ class WebhookDeliverer:
                 else {"type": "receipt", "row": int(f["row"]), "outcome": f["outcome"]}
             )
             by_job[f["job"]].append((entry_id.decode(), event))
-        failed = {job: events for job, events in by_job.items() if not self._post(job, events)}
+        results = {job: self._post(job, events) for job, events in by_job.items()}
+        for job, result in results.items():
+            if result == "refused":
+                self.client.hincrby(keys.job_counters(job), "webhook_dropped", len(by_job[job]))
+        failed = {job: by_job[job] for job, result in results.items() if result == "failed"}
         if failed:
             self._attempts += 1
             if self._attempts < self.max_attempts:
@@ -98,13 +147,20 @@ class WebhookDeliverer:
         self.client.set(keys.WEBHOOK_CURSOR, entries[-1][0])
         return len(entries)
 
-    def _post(self, job_id: str, events: list[tuple[str, dict[str, Any]]]) -> bool:
+    def _post(self, job_id: str, events: list[tuple[str, dict[str, Any]]]) -> str:
+        """``ok``, ``failed`` (try again later) or ``refused`` (the target is not allowed: drop)."""
         raw: list[bytes | None] = self.client.hmget(  # type: ignore[assignment]
             keys.job(job_id), ["webhook_url", "webhook_secret"]
         )
         if raw[0] is None or raw[1] is None:
-            return True  # the job is gone: nothing to deliver to
+            return "ok"  # the job is gone: nothing to deliver to
         url, secret = raw[0].decode(), raw[1].decode()
+        try:
+            address = checked_address(url, allow_private=self.allow_private)
+        except WebhookRefused as exc:
+            log.error("webhook.refused_target", job_id=job_id, error=exc.message, events=len(events))
+            return "refused"
+        target = httpx.URL(url)
         body = json.dumps(
             {"job_id": job_id, "delivery": events[0][0], "events": [e for _, e in events]},
             separators=(",", ":"),
@@ -115,13 +171,19 @@ class WebhookDeliverer:
             "X-Ulak-Timestamp": timestamp,
             "X-Ulak-Signature": sign(secret, timestamp, body),
             "X-Ulak-Delivery": events[0][0],
+            "Host": target.netloc.decode("ascii"),
         }
         try:
-            response = self.http.post(url, content=body, headers=headers)
+            response = self.http.post(
+                target.copy_with(host=address),  # the address just checked, not a second lookup
+                content=body,
+                headers=headers,
+                extensions={"sni_hostname": target.host},
+            )
         except httpx.HTTPError as exc:
             log.warning("webhook.failed", job_id=job_id, error=f"{type(exc).__name__}: {exc}")
-            return False
+            return "failed"
         if response.status_code >= 300:
             log.warning("webhook.refused", job_id=job_id, status=response.status_code)
-            return False
-        return True
+            return "failed"
+        return "ok"

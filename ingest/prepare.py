@@ -52,6 +52,7 @@ from ingest.template import Template, match_column
 from ulak import keys
 from ulak.dispatch.routing import Router, router_from_operators
 from ulak.quoting import listed, quoted
+from ulak.redis_server import redacted
 from ulak.settings import IngestConfig, OperatorConfig
 from ulak.text.vector import plan_columns
 
@@ -387,7 +388,9 @@ def _optouts_ref(redis_url: str) -> Any:
     try:
         snapshot = optout_snapshot(client)
     except redis.RedisError as exc:
-        raise RuntimeError(f"cannot read the opt-out list from Redis at {redis_url}: {exc}") from exc
+        raise RuntimeError(
+            f"cannot read the opt-out list from Redis at {redacted(redis_url)}: {exc}"
+        ) from exc
     finally:
         client.close()
     return ray.put(snapshot) if len(snapshot) else None

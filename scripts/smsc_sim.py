@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import signal
 import struct
@@ -776,7 +777,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="SYSTEM_ID:PASSWORD",
-        help="accepted credentials (repeat); none given = accept any",
+        help="accepted credentials (repeat; visible in ps: prefer --accounts-file or $ULAK_SIM_ACCOUNTS); "
+        "none given = accept any",
+    )
+    p.add_argument(
+        "--accounts-file",
+        type=Path,
+        help="accepted credentials, one SYSTEM_ID:PASSWORD a line (also $ULAK_SIM_ACCOUNTS, comma-separated)",
     )
     p.add_argument("--tps", type=float, help="per-bind submit_sm cap over a sliding 1 s window")
     p.add_argument("--account-tps", type=float, help="the same cap over all binds of one system_id")
@@ -817,12 +824,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> SimConfig:
     accounts = None
-    if args.account:
+    items = list(args.account)
+    if args.accounts_file is not None:
+        items += [line.strip() for line in args.accounts_file.read_text().splitlines() if line.strip()]
+    items += [i.strip() for i in os.environ.get("ULAK_SIM_ACCOUNTS", "").split(",") if i.strip()]
+    if items:
         accounts = {}
-        for item in args.account:
+        for item in items:
             system_id, sep, password = item.partition(":")
             if not sep:
-                raise SystemExit(f"--account {item!r}: use SYSTEM_ID:PASSWORD")
+                raise SystemExit(f"account {item.partition(':')[0]!r}: use SYSTEM_ID:PASSWORD")
             accounts[system_id] = password
     reject = {}
     for item in args.reject_prefix:

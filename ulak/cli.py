@@ -227,6 +227,7 @@ def _keys(args: argparse.Namespace, console: Console) -> int:
 
     from api.keys import create_key, list_keys, revoke  # noqa: PLC0415
     from cluster.stack import StackInfo  # noqa: PLC0415
+    from ulak.redis_server import redacted  # noqa: PLC0415
 
     info = StackInfo.load()
     url = args.redis_url or os.environ.get("ULAK_REDIS__URL") or (info.redis_url if info else None)
@@ -253,7 +254,7 @@ def _keys(args: argparse.Namespace, console: Console) -> int:
             console.print(f"key {args.id} revoked (API processes stop accepting it within seconds)")
         return 0
     except redis.RedisError as exc:
-        console.print(f"[red]cannot reach Redis at {url}: {exc}[/red]")
+        console.print(f"[red]cannot reach Redis at {redacted(url)}: {exc}[/red]")
         return 2
     finally:
         client.close()

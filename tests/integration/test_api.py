@@ -82,6 +82,7 @@ def _config(workdir: Path, sim: SimProcess, redis_url: str, *, tps: int) -> Path
         f"jobs: {{data_dir: '{workdir / 'jobs'}', receipt_wait: 5, drain_timeout: 60}}\n"
         f"ingest: {{max_file_bytes: 2000000}}\n"
         f"api: {{uri_root: '{workdir / 'uploads'}'}}\n"
+        "webhooks: {allow_private_targets: true}\n"  # the test's receiver listens on 127.0.0.1
     )
     return config_dir
 

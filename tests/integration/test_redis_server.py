@@ -33,3 +33,29 @@ def test_embedded_server_persists_with_aof(tmp_path: Path) -> None:
         client = redis.Redis.from_url(again.url)
         assert client.get("ulak:job:1") == b"sending"
         client.close()
+
+
+def test_the_server_needs_its_password_and_keeps_it_private_and_off_the_command_line(tmp_path: Path) -> None:
+    import stat
+
+    from ulak.redis_server import redacted
+
+    with RedisServer(tmp_path, appendonly=False) as server:
+        assert server.password and server.password in server.url
+        stranger = redis.Redis(port=server.port)
+        try:
+            stranger.ping()
+            raise AssertionError("a client without the password was let in")
+        except redis.AuthenticationError:
+            pass
+        finally:
+            stranger.close()
+        assert server.process is not None
+        cmdline = Path(f"/proc/{server.process.pid}/cmdline").read_bytes()  # what ps shows every user
+        assert server.password.encode() not in cmdline
+        for name in ("requirepass", "redis.conf"):
+            assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600
+        assert server.password not in redacted(server.url) and "***" in redacted(server.url)
+        first = server.password
+    with RedisServer(tmp_path, appendonly=False) as again:  # a restart on the same state keeps it
+        assert again.password == first

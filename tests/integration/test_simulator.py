@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import smpplib.client
@@ -380,3 +381,25 @@ def test_unacknowledged_receipts_are_delivered_again_after_reconnect(sim: SimPro
 
     acked, redelivered = run(scenario())
     assert redelivered == acked
+
+
+def test_accounts_from_the_environment_stay_off_the_command_line(tmp_path: Path) -> None:
+    from cluster.stack import start_simulator
+
+    process, port = start_simulator(tmp_path, accounts={"acme": "s3cr3tpw"})
+    try:
+        assert b"s3cr3tpw" not in Path(f"/proc/{process.pid}/cmdline").read_bytes()
+
+        async def scenario() -> list[int]:
+            statuses = []
+            for password in ("wrong", "s3cr3tpw"):
+                esme = Esme()
+                await esme.connect(port)
+                statuses.append((await esme.bind("acme", password)).response.status)
+                await esme.close()
+            return statuses
+
+        assert run(scenario()) == [CommandStatus.ESME_RINVPASWD, CommandStatus.ESME_ROK]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
