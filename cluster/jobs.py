@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import redis
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from ingest.prepare import CampaignSpec
 from ulak import keys
 from ulak.dispatch.ledger import COUNTERS
 from ulak.quoting import quoted
@@ -162,6 +163,17 @@ class JobOptions(BaseModel):
         if (info.data.get("template") is None) == (value is None):
             raise ValueError("give either template or text_column, not both or neither")
         return value
+
+    def campaign_spec(self) -> CampaignSpec:
+        """What ingest needs of these options."""
+        return CampaignSpec(
+            template=self.template,
+            text_column=self.text_column,
+            phone_column=self.phone_column,
+            sheet=self.sheet,
+            encoding=self.encoding,
+            operators=self.operators,
+        )
 
     def window_open(self, now: datetime) -> bool:
         """Whether *now* is inside the daily send window (always, when there is none)."""
@@ -395,7 +407,7 @@ def make_view(
 ) -> dict[str, Any]:
     """The job's view from its record, counters and samples as Redis returned them."""
     if not raw_rec:
-        raise JobNotFound(f"no job {job_id!r}")
+        raise JobNotFound(f"no job {quoted(job_id, 40)}")
     rec = {k.decode(): v.decode() for k, v in raw_rec.items()}
     c = _counters(raw_counters)
     state = JobState(rec["state"])

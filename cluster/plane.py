@@ -29,9 +29,7 @@ from cluster.jobs import (
     JobStore,
 )
 from cluster.webhooks import checked_address
-from ingest.prepare import allowed_operators, find_phone_column, find_text_column
-from ingest.sources import check_row_count, open_source, probe_sheet
-from ingest.template import Template
+from ingest.prepare import check_upload
 from ulak import keys
 from ulak.redis_server import default_state_dir
 from ulak.settings import Settings
@@ -122,26 +120,14 @@ class ControlPlane:
     # ------------------------------------------------------------------------------------- jobs
 
     def check_upload(self, path: Path, options: JobOptions, *, filename: str) -> None:
-        """Refuse a bad upload now (4xx), not minutes later: format, size, row count, the workbook and
-        its sheet, the phone column, the text column and the template's fields. What can still fail
-        after this is a row's own problem, which goes to the rejected-rows report."""
-        source = open_source(
+        """Refuse a bad upload now (4xx), not minutes later (``ingest.prepare.check_upload``)."""
+        check_upload(
             path,
+            options.campaign_spec(),
+            config=self.settings.ingest,
+            operators=self.settings.operators,
             name=filename,
-            max_bytes=self.settings.ingest.max_file_bytes,
-            max_rows=self.settings.ingest.max_rows,
-            encoding=options.encoding or self.settings.ingest.csv_encoding,
-            fallback_encoding=self.settings.ingest.fallback_encoding,
-            sheet=options.sheet,
         )
-        max_rows = self.settings.ingest.max_rows
-        columns = source.columns or probe_sheet(source, max_rows=max_rows)
-        check_row_count(source, max_rows=max_rows)
-        find_phone_column(columns, options.phone_column)
-        if options.template is not None:
-            Template.parse(options.template).bind(columns)
-        find_text_column(columns, options.text_column)
-        allowed_operators(self.settings.operators, options.operators)
 
     def check_webhook(self, url: str | None) -> None:
         """Refuse now a webhook URL whose calls would be refused later (``cluster.webhooks``)."""

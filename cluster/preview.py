@@ -5,6 +5,7 @@ Nothing is sent: no bind is opened. The rejected-rows report is written where ``
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
 from pathlib import Path
@@ -14,13 +15,20 @@ from rich.table import Table
 
 from cluster.local import Cluster
 from ingest.errors import IngestError
-from ingest.prepare import CampaignSpec, prepare
+from ingest.prepare import CampaignSpec, check_upload, prepare
 from ulak.settings import Settings
 
 
 def preview_file(
     settings: Settings, path: Path, spec: CampaignSpec, *, rejected: Path | None, console: Console
 ) -> int:
+    try:  # the checks the API makes before 202, before Ray is started at all
+        check_upload(path, spec, config=settings.ingest, operators=settings.operators)
+    except IngestError as exc:
+        console.print(f"[red]{exc.code}:[/red] {exc}")
+        return 2
+    # Ray Data logs a failed read with its whole stack; the one-line error below says what matters.
+    logging.getLogger("ray.data").setLevel(logging.CRITICAL)
     with console.status("starting Ray and Redis…"):
         cluster = Cluster(settings).start(binds=False)
     workdir = tempfile.TemporaryDirectory(prefix="ulak-ingest-")  # the prepared rows, then gone

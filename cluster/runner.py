@@ -33,7 +33,7 @@ import structlog
 from cluster.jobs import RECEIPT_OUTCOMES, InvalidTransition, JobState, JobStore
 from ingest.collect import ACCEPTED_FILE
 from ingest.errors import IngestError
-from ingest.prepare import CampaignSpec, prepare
+from ingest.prepare import prepare
 from ulak import keys
 from ulak.dispatch.batch import pack_parts
 from ulak.dispatch.bind import OutboundPart, outbound_part
@@ -123,14 +123,7 @@ class JobRunner:
             with contextlib.suppress(InvalidTransition):
                 self.store.transition(self.job_id, JobState.INGESTING, allowed=(JobState.QUEUED,))
         opts = self.options
-        spec = CampaignSpec(
-            template=opts.template,
-            text_column=opts.text_column,
-            phone_column=opts.phone_column,
-            sheet=opts.sheet,
-            encoding=opts.encoding,
-            operators=opts.operators,
-        )
+        spec = opts.campaign_spec()
         record = self.store.record(self.job_id)
         started = time.perf_counter()
         # Writes accepted.parquet and rejected.parquet into the job's directory, whole or not at all.

@@ -47,7 +47,7 @@ from ingest.collect import (
 from ingest.errors import ColumnNotFound, IngestError, NoPhoneColumn, TemplateError, UnknownOperator
 from ingest.numbers import NumberNormalizer
 from ingest.pacing import Pacing
-from ingest.sources import MALFORMED, ROW, open_source
+from ingest.sources import MALFORMED, ROW, check_row_count, open_source, probe_sheet
 from ingest.template import Template, match_column
 from ulak import keys
 from ulak.dispatch.routing import Router, router_from_operators
@@ -99,7 +99,7 @@ class CampaignSpec:
             )
 
 
-def find_phone_column(columns: Sequence[str], wanted: str | None) -> str:
+def find_phone_column(columns: Sequence[str], wanted: str | None, *, shown: str = "the file") -> str:
     if wanted is not None:
         found = match_column(columns, wanted)
         if found is not None:
@@ -112,7 +112,7 @@ def find_phone_column(columns: Sequence[str], wanted: str | None) -> str:
         if name in by_name:
             return by_name[name]
     raise NoPhoneColumn(
-        "no phone number column found (looked for "
+        f"{shown} has no phone number column (looked for "
         + ", ".join(PHONE_NAMES[:8])
         + ", …); the columns are: "
         + ", ".join(columns)
@@ -283,6 +283,35 @@ def allowed_operators(
     return tuple(op for op in operators if op.name in wanted)
 
 
+def check_upload(
+    path: Path,
+    spec: CampaignSpec,
+    *,
+    config: IngestConfig,
+    operators: Sequence[OperatorConfig],
+    name: str | None = None,
+) -> None:
+    """Refuse a bad upload before anything starts: format, size, row count, the workbook and its
+    sheet, the phone column, the text column and the template's fields, the allowed operators. What
+    can still go wrong after this is a row's own problem, which goes to the rejected-rows report."""
+    source = open_source(
+        path,
+        name=name,
+        max_bytes=config.max_file_bytes,
+        max_rows=config.max_rows,
+        encoding=spec.encoding or config.csv_encoding,
+        fallback_encoding=config.fallback_encoding,
+        sheet=spec.sheet,
+    )
+    columns = source.columns or probe_sheet(source, max_rows=config.max_rows)
+    check_row_count(source, max_rows=config.max_rows)
+    find_phone_column(columns, spec.phone_column, shown=source.shown)
+    if spec.template is not None:
+        Template.parse(spec.template).bind(columns)
+    find_text_column(columns, spec.text_column)
+    allowed_operators(operators, spec.operators)
+
+
 def prepare(
     path: Path,
     spec: CampaignSpec,
@@ -325,7 +354,7 @@ def prepare(
         dataset = _unwrap(dataset.materialize)
         columns = tuple(n for n in dataset.schema().names if n not in (ROW, MALFORMED))
     preparer = _BlockPreparer(
-        phone=find_phone_column(columns, spec.phone_column),
+        phone=find_phone_column(columns, spec.phone_column, shown=source.shown),
         template=Template.parse(spec.template).bind(columns) if spec.template is not None else None,
         text_column=find_text_column(columns, spec.text_column),
         region=config.default_region,

@@ -236,6 +236,12 @@ def _csv_source(path: Path, head: bytes, shown: str, *, encoding: str, fallback:
         raise UnknownEncoding(
             f"unknown text encoding {quoted(encoding)}; use e.g. utf-8, cp1254 or utf-16", field="encoding"
         ) from None
+    if size > len(head) and b"\n" not in head:
+        raise CorruptFile(
+            f"{shown}: its first line is longer than {len(head) >> 20} MiB; a CSV's header names its "
+            "columns on one short line",
+            field="file",
+        )
     text = head.decode(encoding, errors="replace")
     if text.startswith("\ufeff"):
         text = text[1:]

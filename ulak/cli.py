@@ -266,7 +266,7 @@ def _ingest(args: argparse.Namespace, console: Console) -> int:
     from ingest.prepare import CampaignSpec  # noqa: PLC0415
 
     try:
-        settings = load_settings(args.config_dir)
+        settings = load_settings(args.config_dir, passwords=False)  # a dry run opens no bind
         spec = CampaignSpec(
             template=args.template,
             text_column=args.text_column,

@@ -274,7 +274,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _resolve_passwords(data: dict[str, Any], environ: Mapping[str, str], source: dict[str, Path]) -> None:
+def _resolve_passwords(
+    data: dict[str, Any], environ: Mapping[str, str], source: dict[str, Path], *, required: bool
+) -> None:
     for i, op in enumerate(data.get("operators") or []):
         if not isinstance(op, dict):
             continue
@@ -282,6 +284,8 @@ def _resolve_passwords(data: dict[str, Any], environ: Mapping[str, str], source:
             if not isinstance(bind, dict) or "password" in bind or "password_env" not in bind:
                 continue  # validation reports the missing field
             var = bind["password_env"]
+            if var not in environ and not required:
+                continue  # the bind's password stays empty: fine for what opens no bind
             if var not in environ:
                 raise ConfigError(
                     f"{source.get('operators', 'config')}: operators[{i}].binds[{j}].password_env: "
@@ -291,9 +295,14 @@ def _resolve_passwords(data: dict[str, Any], environ: Mapping[str, str], source:
 
 
 def load_settings(
-    config_dir: Path | str | None = None, *, environ: Mapping[str, str] | None = None
+    config_dir: Path | str | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    passwords: bool = True,
 ) -> Settings:
-    """Load and validate every ``*.yaml`` in *config_dir* (default: the repository's ``configs/``)."""
+    """Load and validate every ``*.yaml`` in *config_dir* (default: the repository's ``configs/``).
+    With *passwords* false, a bind whose password variable is unset is loaded with an empty password
+    (for commands that open no bind, such as the dry run ``ulak ingest``)."""
     directory = Path(config_dir) if config_dir is not None else DEFAULT_CONFIG_DIR
     env = os.environ if environ is None else environ
     if not directory.is_dir():
@@ -306,7 +315,7 @@ def load_settings(
                 raise ConfigError(f"{path}: section {key!r} is already defined in {source[key]}")
             merged[key] = value
             source[key] = path
-    _resolve_passwords(merged, env, source)
+    _resolve_passwords(merged, env, source, required=passwords)
     token = _ENVIRON.set(env)
     try:
         return Settings(**merged)
