@@ -4,8 +4,9 @@ A cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return i
 LibreOffice and Google Sheets as a formula: ``=HYPERLINK(…)`` or ``=cmd|' /C calc'!A0`` in a rejected
 row's original values would run on the machine of whoever opens the report. As OWASP advises, such a
 cell gets a leading ``'`` (the spreadsheet shows the text as written, without the quote). A plain
-number (``+905321234567``, ``-12.5``) is left alone: a spreadsheet reads it as a number, not a
-formula, and every report is full of E.164 numbers that users re-import. Parquet stays raw.
+number or a phone number as people write it (``+905321234567``, ``+90 532 111 22 33``, ``-12.5``) is
+left alone: it calls no function, and every report is full of numbers that users re-import. Parquet
+stays raw.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 _TRIGGER = r"^[=+\-@\t\r]"
-_NUMBER = r"^[+-]?[0-9]+([.,][0-9]+)?$"
+# A plain number, or a phone number as people write it (+90 532 111 22 33, +90 (532) 111-22-33):
+# digits with spaces, brackets, dots and dashes after one leading +. Evaluated, such a cell is
+# arithmetic on literals at worst; it calls nothing.
+_NUMBER = r"^(-?[0-9]+([.,][0-9]+)?|\+[0-9][0-9 ()./-]*)$"
 
 T = TypeVar("T", pa.Table, pa.RecordBatch)
 

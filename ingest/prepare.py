@@ -47,7 +47,7 @@ from ingest.collect import (
 from ingest.errors import ColumnNotFound, IngestError, NoPhoneColumn, TemplateError, UnknownOperator
 from ingest.numbers import NumberNormalizer
 from ingest.pacing import Pacing
-from ingest.sources import MALFORMED, ROW, check_row_count, open_source, probe_sheet
+from ingest.sources import MALFORMED, ROW, Source, check_row_count, open_source, probe_sheet
 from ingest.template import Template, match_column
 from ulak import keys
 from ulak.dispatch.routing import Router, router_from_operators
@@ -283,6 +283,18 @@ def allowed_operators(
     return tuple(op for op in operators if op.name in wanted)
 
 
+def _open(path: Path, spec: CampaignSpec, config: IngestConfig, name: str | None) -> Source:
+    return open_source(
+        path,
+        name=name,
+        max_bytes=config.max_file_bytes,
+        max_rows=config.max_rows,
+        encoding=spec.encoding or config.csv_encoding,
+        fallback_encoding=config.fallback_encoding,
+        sheet=spec.sheet,
+    )
+
+
 def check_upload(
     path: Path,
     spec: CampaignSpec,
@@ -294,15 +306,7 @@ def check_upload(
     """Refuse a bad upload before anything starts: format, size, row count, the workbook and its
     sheet, the phone column, the text column and the template's fields, the allowed operators. What
     can still go wrong after this is a row's own problem, which goes to the rejected-rows report."""
-    source = open_source(
-        path,
-        name=name,
-        max_bytes=config.max_file_bytes,
-        max_rows=config.max_rows,
-        encoding=spec.encoding or config.csv_encoding,
-        fallback_encoding=config.fallback_encoding,
-        sheet=spec.sheet,
-    )
+    source = _open(path, spec, config, name)
     columns = source.columns or probe_sheet(source, max_rows=config.max_rows)
     check_row_count(source, max_rows=config.max_rows)
     find_phone_column(columns, spec.phone_column, shown=source.shown)
@@ -328,15 +332,7 @@ def prepare(
     Raises an :class:`ingest.errors.IngestError` for a bad upload, before any row is processed (for a
     spreadsheet, after it has been read: its header is inside the file's compressed XML).
     """
-    source = open_source(
-        path,
-        name=name,
-        max_bytes=config.max_file_bytes,
-        max_rows=config.max_rows,
-        encoding=spec.encoding or config.csv_encoding,
-        fallback_encoding=config.fallback_encoding,
-        sheet=spec.sheet,
-    )
+    source = _open(path, spec, config, name)
     allowed = allowed_operators(operators, spec.operators)
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True  # the reports list rows in file order
