@@ -131,18 +131,15 @@ class WebhookDeliverer:
             )
             by_job[f["job"]].append((entry_id.decode(), event))
         results = {job: self._post(job, events) for job, events in by_job.items()}
-        for job, result in results.items():
-            if result == "refused":
-                self.client.hincrby(keys.job_counters(job), "webhook_dropped", len(by_job[job]))
-        failed = {job: by_job[job] for job, result in results.items() if result == "failed"}
-        if failed:
+        if "failed" in results.values():
             self._attempts += 1
             if self._attempts < self.max_attempts:
                 self._retry_at = time.monotonic() + self.backoff * 2 ** (self._attempts - 1)
-                return 0
-            for job, events in failed.items():
-                self.client.hincrby(keys.job_counters(job), "webhook_dropped", len(events))
-                log.error("webhook.dropped", job_id=job, events=len(events), attempts=self._attempts)
+                return 0  # the whole batch is read again then: a refused job's drop is counted below, once
+        for job, result in results.items():
+            if result != "ok":  # refused, or failed max_attempts times: dropped as the cursor moves on
+                self.client.hincrby(keys.job_counters(job), "webhook_dropped", len(by_job[job]))
+                log.error("webhook.dropped", job_id=job, events=len(by_job[job]), reason=result)
         self._attempts = 0
         self.client.set(keys.WEBHOOK_CURSOR, entries[-1][0])
         return len(entries)
