@@ -116,11 +116,12 @@ def _watch_multipart_end(request: Request, content_type: str) -> Callable[[], bo
     _, _, boundary = content_type.partition("boundary=")
     closing = b"--" + boundary.split(";")[0].strip().strip('"').encode("latin-1") + b"--"
     tail = bytearray()
+    keep = len(closing) + 8
     stream = request.stream
 
     async def watched() -> AsyncIterator[bytes]:
         async for chunk in stream():
-            tail[:] = (bytes(tail) + chunk)[-(len(closing) + 8) :]
+            tail[:] = (bytes(tail) + chunk[-keep:])[-keep:]  # never a copy of the whole chunk
             yield chunk
 
     request.stream = watched  # type: ignore[method-assign,assignment]
