@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -50,7 +52,12 @@ def campaign(op: OperatorConfig, rows: int, job: str = "job1") -> tuple[list[Out
 
 
 async def run_bind(
-    op: OperatorConfig, url: str, parts: list[OutboundPart], *, settle: float = 0.0
+    op: OperatorConfig,
+    url: str,
+    parts: list[OutboundPart],
+    *,
+    settle: float = 0.0,
+    receipts: Callable[[], int] | int = 0,
 ) -> BindClient:
     client = redis.asyncio.Redis.from_url(url)
     ledger = RedisLedger(client)
@@ -61,6 +68,12 @@ async def run_bind(
     bind.enqueue(parts)
     await bind.drain(timeout=30)
     await asyncio.sleep(settle)  # let receipts arrive
+    # The SMSC holds receipts not yet sent for the next bind of the account: those that it had not
+    # sent when this one unbinds would never come. Wait (with a deadline) for as many as expected.
+    deadline = time.monotonic() + 30
+    while bind.stats.receipts < (receipts if isinstance(receipts, int) else receipts()):
+        assert time.monotonic() < deadline, f"receipts: {bind.stats.receipts} seen, {bind.describe()}"
+        await asyncio.sleep(0.02)
     await bind.stop()
     assert not await client.exists(record.key)  # all settled and written: nothing left to account for
     await client.aclose()
@@ -92,7 +105,7 @@ def test_every_part_exactly_once_and_every_receipt_matched(
 ) -> None:
     op = operator_for(sim, concatenation=concat)
     parts, n_parts = campaign(op, 200)
-    asyncio.run(run_bind(op, redis_server_url, parts))
+    asyncio.run(run_bind(op, redis_server_url, parts, receipts=n_parts))
     records = sim.records()
     assert len(records) == n_parts
     assert max(record_keys(sim).values()) == 1  # no part twice
@@ -191,7 +204,7 @@ def test_receipt_variants_all_match(
 ) -> None:
     op = operator_for(sim, resp_id_format=MessageIdFormat.HEX, receipt_id_format=MessageIdFormat.DEC)
     parts = [p for p in campaign(op, 200)[0] if p.parts == 1][:150]
-    asyncio.run(run_bind(op, redis_server_url, parts, settle=0.3))
+    asyncio.run(run_bind(op, redis_server_url, parts, receipts=lambda: sum(sim.stats()["receipts"].values())))
     stats = sim.stats()
     sent_receipts = sum(stats["receipts"].values())
     c = wait_receipts(redis_server_url, sent_receipts)
