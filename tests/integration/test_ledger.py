@@ -15,6 +15,7 @@ from ulak.dispatch.ledger import (
     MemoryLedger,
     PartAcked,
     PartFailed,
+    PartReturned,
     PartSent,
     PartUnknown,
     ReceiptSeen,
@@ -116,8 +117,12 @@ def random_history(rng: random.Random, rows: int) -> list[Event]:
                 seq.append(PartFailed(JOB, row, part, parts, 0x0B))
             elif fate < 0.95:
                 seq.append(PartUnknown(JOB, row, part, parts))
+            elif fate < 0.98:
+                seq.append(PartReturned(JOB, row, part, parts))  # throttled, then taken back: unsent
             if rng.random() < 0.1:
                 seq.insert(1, PartSent(JOB, row, part, parts))  # a resend
+            if rng.random() < 0.15:  # throttled first, sent again
+                seq[0:0] = [PartSent(JOB, row, part, parts), PartReturned(JOB, row, part, parts)]
             per_part.append(seq)
     # merge the per-part sequences in random order, keeping each one's own order
     merged: list[Event] = []

@@ -215,6 +215,25 @@ for i = 1, #batch, 8 do
         bump(ck, 'parts_sent')
       end
       mark_sent(ck, rk, row)
+    elseif kind == 'T' then
+      -- Returned (throttled): not at the SMSC, so its send is forgotten, and its row's when no other
+      -- part of it was sent. Rare (a throttled bind), so the siblings are read one by one.
+      if state == 's' then
+        redis.call('HDEL', pk, field)
+        increments[ck] = increments[ck] or {}
+        increments[ck]['parts_sent'] = (increments[ck]['parts_sent'] or 0) - 1
+        local alone = true
+        for p = 1, parts do
+          if p ~= tonumber(part) and redis.call('HEXISTS', pk, row .. ':' .. p) == 1 then
+            alone = false
+            break
+          end
+        end
+        if alone and redis.call('HGET', rk, row) == 's' then
+          redis.call('HDEL', rk, row)
+          increments[ck]['submitted'] = (increments[ck]['submitted'] or 0) - 1
+        end
+      end
     else
       local shown
       if kind == 'A' then
