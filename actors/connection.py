@@ -38,10 +38,22 @@ class SmppConnectionActor:
         self._started = False
 
     async def start(self, bind_timeout: float = 30.0) -> dict[str, Any]:
+        """Start holding the bind; with a *bind_timeout*, wait that long for it to be bound (a
+        ``TimeoutError`` saying why not). With none, return at once: binding goes on in here, and
+        nothing is raised for a caller that does not wait (each such error was a traceback in the
+        log at every start of the stack: issue 14, item 5)."""
         if not self._started:
             self._started = True
             await self.client.start()
-        await self.client.wait_bound(bind_timeout)
+        if bind_timeout > 0:
+            try:
+                await self.client.wait_bound(bind_timeout)
+            except TimeoutError:
+                d = self.client.describe()
+                raise TimeoutError(
+                    f"bind {self.client.bind.name} of {self.client.operator.name} not bound after "
+                    f"{bind_timeout:g} s: {d['state']}, {d['last_error'] or 'no answer'}"
+                ) from None
         return self.client.describe()
 
     async def enqueue(self, parts: PartBatch | list[OutboundPart], weight: float = 1.0) -> int:

@@ -79,7 +79,7 @@ class ControlPlane:
         refs = [h.start.remote(bind_timeout) for h in handles]
         if bind_timeout > 0:
             ray.get(refs)
-        else:  # start() returns after wait_bound(0) fails; binding carries on inside the actor
+        else:  # start(0) returns at once; binding carries on inside the actor
             ray.wait(refs, num_returns=len(refs), timeout=5.0)
         # Jobs whose actor is gone (the whole cluster restarted) get a new one: they resume from Redis.
         for job_id in self.store.ids(limit=1000):

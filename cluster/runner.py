@@ -37,7 +37,7 @@ from ingest.prepare import prepare
 from ulak import keys
 from ulak.dispatch.batch import pack_parts
 from ulak.dispatch.bind import OutboundPart, outbound_part
-from ulak.dispatch.ledger import RedisLedger
+from ulak.dispatch.ledger import PartUnknown, RedisLedger
 from ulak.dispatch.message import PlanCache, SubmitBodies, relative_validity
 from ulak.dispatch.sendrecord import read_record
 from ulak.settings import BindConfig, OperatorConfig, Settings
@@ -267,12 +267,33 @@ class JobRunner:
         ledger events first, so afterwards the ledger holds every part of the job sent so far."""
         ray.get([h.withdraw.remote(self.job_id) for h in self._all_binds()])
 
+    def _quiesce(self) -> None:
+        """Take the job back from every bind until none holds any of it, so that the ledger then
+        has the outcome of every part that was sent.
+
+        One withdraw is not enough: the parts on the wire at that moment are answered later, and one
+        answered "slow down" goes back into its bind's queue (and its send out of the ledger). So:
+        withdraw, wait for the answers, withdraw again, until nothing is pending; the last withdraw
+        also writes the binds' last events."""
+        deadline = time.monotonic() + self.settings.jobs.drain_timeout
+        while True:
+            self._withdraw_all()
+            if not self._pending():
+                self._withdraw_all()
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"the binds did not answer this job's parts in flight within "
+                    f"{self.settings.jobs.drain_timeout:g} s (jobs.drain_timeout)"
+                )
+            time.sleep(0.05)
+
     def _send(self) -> None:
         resuming = self.store.record(self.job_id).get("sending_began") == "1"
         if resuming:
             # A previous runner may have left parts queued in the binds: take them back (discarding
             # them: the ledger says what was sent, and the rest is read again from the rows file).
-            self._withdraw_all()
+            self._quiesce()
             self._log.info("job.resuming")
         else:
             self.store.update(self.job_id, sending_began="1")
@@ -413,7 +434,13 @@ class JobRunner:
                 return
             self._maybe_sample()
             time.sleep(0.05)
-        self._withdraw_all()
+        self._quiesce()
+        if self._reconcile():
+            # Parts never sent, in no bind (a bind lost them before they left): send them, as a
+            # resumed runner would; the job drains again after.
+            with contextlib.suppress(InvalidTransition):
+                self.store.transition(self.job_id, JobState.SENDING, allowed=(JobState.DRAINING,))
+            return
         quiet_since = time.monotonic()
         last = -1
         while True:
@@ -433,6 +460,42 @@ class JobRunner:
             return
         self._sample()
         self._log.info("job.done", **{k: c[k] for k in ("submitted", "acked", "failed", "delivered")})
+
+    def _reconcile(self) -> int:
+        """Before a job is done, every row must have a final state. With nothing left in any bind,
+        a part the ledger has seen sent without an outcome may have reached the SMSC: it becomes
+        ``unknown`` (never sent twice). Returns how many parts were never sent at all, which the
+        caller sends. The counters say whether there is anything to look for, so a job whose figures
+        add up costs no scan of its rows."""
+        c = self.store.counters(self.job_id)
+        in_flight = c["submitted"] - c["acked"] - c["failed"] - c["unknown"]
+        unsent = c["accepted"] - c["submitted"]
+        if in_flight <= 0 and unsent <= 0:
+            return 0
+        lost: list[PartUnknown] = []
+        never = 0
+        rows_file = pq.ParquetFile(self.directory / ACCEPTED_FILE)
+        batches = rows_file.iter_batches(batch_size=self.settings.jobs.batch_rows, columns=["row", "parts"])
+        for batch in batches:
+            fields = [
+                (row, part, parts)
+                for row, parts in zip(
+                    batch.column("row").to_pylist(), batch.column("parts").to_pylist(), strict=True
+                )
+                for part in range(1, parts + 1)
+            ]
+            values = self.client.hmget(keys.job_parts(self.job_id), [f"{r}:{p}" for r, p, _ in fields])
+            for (row, part, parts), value in zip(fields, values, strict=True):
+                if value == b"s":
+                    lost.append(PartUnknown(self.job_id, row, part, parts))
+                elif value is None:
+                    never += 1
+        ledger = RedisLedger(self.client)
+        for i in range(0, len(lost), 128):
+            ledger.apply(list(lost[i : i + 128]))
+        if lost or never:
+            self._log.warning("job.reconciled", unknown=len(lost), unsent=never)
+        return never
 
     # ------------------------------------------------------------------------------------- rows
 

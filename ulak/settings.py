@@ -56,6 +56,12 @@ class BindConfig(_Model):
     system_type: str = Field(default="", max_length=12)
     bind_type: Literal["transceiver", "transmitter", "receiver"] = "transceiver"
     window: int = Field(default=50, ge=1, le=10_000, description="requests awaiting a response")
+    tps: float | None = Field(
+        default=None,
+        gt=0,
+        description="this bind's own cap in PDUs per sliding second, as operators state it (4 binds "
+        "x 100 TPS); the operator's tps caps all its binds together as well, and both hold",
+    )
     enquire_link_interval: float = Field(default=30.0, gt=0)
     response_timeout: float = Field(default=30.0, gt=0)
     source_addr: str = Field(default="ULAK", max_length=20)
@@ -72,7 +78,9 @@ class OperatorConfig(_Model):
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     prefixes: tuple[str, ...] = Field(min_length=1, description="E.164 prefixes without '+'")
-    tps: float = Field(gt=0, description="cap in PDUs (SMS parts) per second across all binds")
+    tps: float = Field(
+        gt=0, description="the account's cap in PDUs (SMS parts) per sliding second, across all its binds"
+    )
     binds: tuple[BindConfig, ...] = Field(min_length=1)
     concatenation: Concat = Concat.UDH8
     packed_gsm: bool = False

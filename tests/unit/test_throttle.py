@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ulak.dispatch.throttle import Settlement, SlidingWindowLimiter
+from ulak.dispatch.throttle import (
+    BothLimits,
+    LocalTokenSource,
+    Settlement,
+    SlidingWindowLimiter,
+    limits_for,
+)
 
 
 class Clock:
@@ -184,3 +191,76 @@ def test_exchange_is_settle_then_acquire_and_the_pool_refills(
     for clock in clocks:
         clock.now += 2.0
     assert paired.available() == merged.available() == 50
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 3),  # which bind asks
+            st.floats(0, 0.1),  # time until it asks
+            st.integers(1, 40),  # tokens wanted
+            st.floats(0, 1),  # fraction of the lease used
+            st.floats(0, 1),  # where in the hold the last PDU went out
+        ),
+        min_size=1,
+        max_size=300,
+    ),
+    st.sampled_from([(20, 50), (20, 100), (30, 60)]),  # (each bind's cap, the account's)
+)
+def test_both_limits_hold_at_once(
+    steps: list[tuple[int, float, int, float, float]], caps: tuple[int, int]
+) -> None:
+    """Four binds, each with its own cap, share an account cap: no sliding second ever sees more than
+    a bind's cap from one bind, or more than the account's from all of them."""
+    bind_cap, account_cap = caps
+    clock = Clock()
+    account = SlidingWindowLimiter(account_cap, clock=clock)
+    shared = LocalTokenSource(account)
+    binds = [BothLimits(SlidingWindowLimiter(bind_cap, clock=clock), shared) for _ in range(4)]
+    sends: list[list[float]] = [[] for _ in binds]
+    hold = 0.05
+
+    async def run() -> None:
+        for b, wait, want, fraction, spread in steps:
+            clock.now += wait
+            lease = await binds[b].exchange(None, want, hold=hold)
+            if not lease.tokens:
+                continue
+            used = int(lease.tokens * fraction)
+            last = spread * hold
+            sends[b].extend(clock.now + last * (i / max(1, used - 1)) for i in range(used))
+            await binds[b].settle(lease.lease_id, used=used, last_sent_after=last if used else None)
+
+    asyncio.run(run())
+    assert all(max_in_any_window(s) <= bind_cap for s in sends)
+    assert max_in_any_window([t for s in sends for t in s]) <= account_cap
+
+
+def test_a_bind_with_its_own_cap_gets_all_of_it_and_no_more() -> None:
+    """One bind capped at 100 under an account of 400: it sends its 100 a second, not the account's."""
+    clock = Clock()
+    account = LocalTokenSource(SlidingWindowLimiter(400, clock=clock))
+    both = BothLimits(SlidingWindowLimiter(100, clock=clock), account)
+    sent: list[float] = []
+
+    async def run() -> None:
+        while clock.now < 110.0:
+            lease = await both.exchange(None, 5, hold=0.05)
+            if lease.tokens:
+                sent.extend([clock.now] * lease.tokens)
+                await both.settle(lease.lease_id, used=lease.tokens, last_sent_after=0.001)
+            clock.now += 0.005
+
+    asyncio.run(run())
+    assert max_in_any_window(sent) == 100
+    assert len(sent) >= 0.97 * 100 * 10
+
+
+def test_independent_binds_never_ask_the_account() -> None:
+    """Binds whose own caps add up to no more than the account's cannot exceed it: no shared calls."""
+    shared = LocalTokenSource(SlidingWindowLimiter(400))
+    independent = limits_for(100, account_tps=400, bind_caps=[100] * 4, shared=shared)
+    assert isinstance(independent, BothLimits) and independent.shared is None
+    tight = limits_for(100, account_tps=300, bind_caps=[100] * 4, shared=shared)
+    assert isinstance(tight, BothLimits) and tight.shared is shared
+    assert limits_for(None, account_tps=300, bind_caps=[None], shared=shared) is shared

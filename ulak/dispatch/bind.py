@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 import structlog
 
@@ -33,12 +33,14 @@ from ulak.dispatch.ledger import (
     Event,
     PartAcked,
     PartFailed,
+    PartReturned,
     PartSent,
     PartUnknown,
     ReceiptSeen,
 )
 from ulak.dispatch.sendrecord import SendRecord
-from ulak.dispatch.throttle import Lease, Settlement
+from ulak.dispatch.stager import Stager
+from ulak.dispatch.throttle import Lease, Settlement, TokenSource, limits_for
 from ulak.settings import BindConfig, OperatorConfig
 from ulak.smpp.codec import encode
 from ulak.smpp.constants import CommandStatus, status_name
@@ -108,14 +110,6 @@ def outbound_part(job: str, row: int, part: int, parts: int, pdu: SubmitSm | Enc
     return _make_outbound_part(job, row, part, parts, pdu)  # type: ignore[no-any-return]
 
 
-class TokenSource(Protocol):
-    """The operator's limiter as a bind sees it (local object or Ray actor handle behind an adapter)."""
-
-    def settle(self, lease_id: int, *, used: int, last_sent_after: float | None) -> Awaitable[None]: ...
-
-    def exchange(self, settlement: Settlement | None, want: int, *, hold: float) -> Awaitable[Lease]: ...
-
-
 EventSink = Callable[[list[Event]], Awaitable[None]]
 
 
@@ -124,7 +118,23 @@ class BindState(Enum):
     BOUND = "bound"
     THROTTLED = "throttled"
     RECONNECTING = "reconnecting"
+    # The SMSC refused the bind's credentials (ESME_RINVPASWD, ESME_RINVSYSID): a configuration error
+    # that retrying will not fix. The bind tries again every REFUSED_RETRY seconds, in case the
+    # operator's side is what changes, and says so in its last_error.
+    REFUSED = "refused"
+    # The send loop hit an error it does not know (a bug): logged with its traceback, shown here with
+    # the error until the loop, started again after a backoff, is bound again.
+    FAILED = "failed"
     CLOSED = "closed"
+
+
+# Bind refusals that say the credentials are wrong (SMPP 3.4 §5.1.3): not transient.
+_REFUSED_FOR_GOOD = (CommandStatus.ESME_RINVPASWD, CommandStatus.ESME_RINVSYSID)
+REFUSED_RETRY = 60.0
+
+
+class BindRefused(Exception):
+    """The SMSC refused the bind's credentials: fix ``system_id`` or the password, then it binds."""
 
 
 @dataclass
@@ -137,6 +147,8 @@ class BindStats:
     receipts: int = 0
     mo: int = 0
     protocol_errors: int = 0
+    failures: int = 0  # unexpected errors in the send loop (each logged with its traceback)
+    limiter_errors: int = 0  # failed calls to the operator's limiter (the bind waited, then asked again)
     last_error: str = ""
 
 
@@ -197,7 +209,10 @@ class BindClient:
         self.bind = bind
         self.operator = operator
         self.smsc = f"{bind.host}:{bind.port}/{bind.system_id}"
-        self.tokens = tokens
+        # The operator's limiter (shared by its binds), and the bind's own cap when it has one.
+        self.tokens = limits_for(
+            bind.tps, account_tps=operator.tps, bind_caps=[b.tps for b in operator.binds], shared=tokens
+        )
         self.sink = sink
         self.lease_seconds = lease_seconds
         self.flush_interval = flush_interval
@@ -207,11 +222,11 @@ class BindClient:
         self.stats = BindStats()
         self.queue: FairQueue[OutboundPart] = FairQueue()
         # Parts taken from the queue to be sent next, in order: written to the send record first (see
-        # ulak.dispatch.sendrecord), up to two windows at a time, and only then sent. _staging holds
-        # a batch while its write is under way (a withdraw takes from it too).
+        # ulak.dispatch.sendrecord), up to two windows at a time, and only then sent; and parts the
+        # SMSC answered "slow down", to go again first (ulak.dispatch.stager).
         self.record = record
-        self._staged: deque[OutboundPart] = deque()
-        self._staging: list[OutboundPart] = []
+        self._stager: Stager[OutboundPart] = Stager()
+        self._staged = self._stager.staged  # the send path's view: the stager never replaces it
         self._record_lock = asyncio.Lock()
         self._record_empty = True
         self._record_at = 0.0  # when the record was last rewritten
@@ -230,6 +245,7 @@ class BindClient:
         self._bound = asyncio.Event()
         self._lost = asyncio.Event()
         self._stopping = False
+        self._refused: str | None = None  # why the SMSC refused the credentials, at the last bind
         self._pause_until = 0.0
         self._throttle_level = 0  # consecutive throttled responses: how hard the bind backs off
         # Spent leases whose PDUs are not all answered yet (lease id, used, asked at, last send), and
@@ -263,19 +279,11 @@ class BindClient:
         """Take *job*'s queued parts back, in order (pause and cancel: nothing more of it is sent).
         Staged ones leave the send record at the next flush (the actor flushes right after)."""
         self._record_at = 0.0
-        taken = [p for p in self._staged if p.job == job]
-        if taken:
-            self._staged = deque(p for p in self._staged if p.job != job)
-        staging = [p for p in self._staging if p.job == job]
-        if staging:
-            taken += staging
-            self._staging[:] = [p for p in self._staging if p.job != job]
-        return taken + self.queue.withdraw(job)
+        return self._stager.withdraw(job) + self.queue.withdraw(job)
 
     def queued_of(self, job: str) -> int:
         """*job*'s parts here not sent yet."""
-        staged = sum(1 for p in self._staged if p.job == job) + sum(1 for p in self._staging if p.job == job)
-        return self.queue.count(job) + staged
+        return self.queue.count(job) + self._stager.count(job)
 
     def pending_of(self, job: str) -> int:
         """*job*'s parts here: queued, or sent and awaiting their response."""
@@ -290,7 +298,7 @@ class BindClient:
 
     @property
     def queued(self) -> int:
-        return len(self.queue) + len(self._staged) + len(self._staging)
+        return len(self.queue) + len(self._stager)
 
     @property
     def in_flight(self) -> int:
@@ -302,7 +310,7 @@ class BindClient:
         return {
             "state": self.state.value,
             "queued": self.queued,
-            "staged": len(self._staged) + len(self._staging),
+            "staged": len(self._stager),
             "jobs": self.queue.jobs(),
             "in_flight": [type(o.pdu).__name__ for o in session.in_flight] if session else [],
             "session": session.state.value if session else None,
@@ -408,7 +416,7 @@ class BindClient:
         if self.record is None or time.monotonic() - self._record_at < RECORD_REWRITE:
             return
         async with self._record_lock:
-            unsettled: list[Any] = [*self._staging, *self._staged]
+            unsettled: list[Any] = self._stager.unsettled()
             session = self._session
             if session is not None:
                 unsettled += [o.context for o in session.in_flight if isinstance(o.context, OutboundPart)]
@@ -421,7 +429,7 @@ class BindClient:
 
     def _should_stage(self, lease: Lease) -> bool:
         """Less than a window staged, more queued, and tokens in hand for more than is staged."""
-        staged = len(self._staged)
+        staged = self._stager.ready
         return staged < self.bind.window and bool(self.queue) and lease.tokens - self._lease_used > staged
 
     async def _stage(self, tokens: int) -> None:
@@ -430,7 +438,8 @@ class BindClient:
         puts them back and waits: nothing is sent unrecorded). Staging no further ahead keeps what
         a dying bind leaves ``unknown`` without having sent it small."""
         n = min(len(self.queue), 2 * self.bind.window, tokens)
-        self._staging = items = [self.queue.popleft() for _ in range(n)]
+        items = [self.queue.popleft() for _ in range(n)]
+        self._stager.begin(items)
         if self.record is not None:
             try:
                 async with self._record_lock:
@@ -438,37 +447,47 @@ class BindClient:
                     self._record_empty = False
             except Exception as exc:
                 self._log.error("record.write_failed", error=f"{type(exc).__name__}: {exc}")
-                self.queue.extendleft(self._staging)
-                self._staging = []
+                self.queue.extendleft(reversed(self._stager.abort()))  # back in front, in order
                 await self._sleep_or_lost(0.5)
                 return
-        # A withdraw during the write took its job's parts out of _staging: the rest go.
-        self._staged.extend(self._staging)
-        self._staging = []
+        # A withdraw during the write took its job's parts out of the batch: the rest go.
+        self._stager.commit()
 
     # ----------------------------------------------------------------------------------- connection
 
     async def _run(self) -> None:
+        """Connect, bind and send, for as long as the bind runs: whatever ends a connection, the loop
+        goes on (issue 14: an error nobody caught ended it, and the bind said "bound" for good)."""
         loop = asyncio.get_running_loop()
         while not self._stopping:
-            self.state = BindState.CONNECTING if self.stats.connects == 0 else BindState.RECONNECTING
+            if self.state not in (BindState.REFUSED, BindState.FAILED):
+                self.state = BindState.CONNECTING if self.stats.connects == 0 else BindState.RECONNECTING
             try:
                 await self._connect(loop)
                 await self._pump()
             except (OSError, TimeoutError, ConnectionError) as exc:
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
                 self._log.warning("bind.lost", error=self.stats.last_error)
+            except BindRefused as exc:
+                self.state = BindState.REFUSED
+                self.stats.last_error = str(exc)
+            except Exception as exc:  # a bug: never let it end the loop silently
+                self.state = BindState.FAILED
+                self.stats.failures += 1
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                self._log.exception("bind.failed", error=self.stats.last_error)
             finally:
                 self._teardown()
             if self._stopping:
                 return
-            delay = self._backoff.next_delay()
-            self._log.info("bind.reconnecting", delay=round(delay, 3))
+            delay = REFUSED_RETRY if self.state is BindState.REFUSED else self._backoff.next_delay()
+            self._log.info("bind.reconnecting", delay=round(delay, 3), state=self.state.value)
             await asyncio.sleep(delay)
 
     async def _connect(self, loop: asyncio.AbstractEventLoop) -> None:
         self._lost.clear()
         self._bound.clear()
+        self._refused = None
         session = Session(
             Role.ESME,
             window=self.bind.window,
@@ -496,6 +515,8 @@ class BindClient:
         for f in pending:
             f.cancel()
         if bound not in done:
+            if self._refused is not None:
+                raise BindRefused(self._refused)
             raise ConnectionError(self.stats.last_error or "bind not answered")
         self._backoff.reset()
         self.state = BindState.BOUND
@@ -529,11 +550,11 @@ class BindClient:
             self.state = BindState.BOUND
             lease = self._lease
             if lease is not None and now < self._lease_deadline and self._should_stage(lease):
-                await self._stage(lease.tokens - self._lease_used - len(self._staged))
+                await self._stage(lease.tokens - self._lease_used - self._stager.ready)
                 continue
             if lease is not None:
-                room = min(session.window_available, len(self._staged))
-                queued = self._staged or self.queue
+                room = min(session.window_available, self._stager.ready)
+                queued = self._stager.ready or self.queue
                 if queued and now < self._lease_deadline and self._lease_used < lease.tokens:
                     if room <= 0:  # the window is full: wait for a response, or the lease's end
                         self._wakeup.clear()
@@ -555,14 +576,30 @@ class BindClient:
             settlement = self._ready.pop(0) if self._ready else None
             await self._settle()  # more than one ready (rare): the rest on their own
             share = self._lease_size()
+            # Counted after the await: a withdraw meanwhile may have emptied the queue (want 0 once
+            # divided the hold below by zero and ended the loop: issue 14).
             want = min(self.queued, share, 20 * self.bind.window)
+            if want <= 0:
+                if settlement is not None:
+                    self._ready.insert(0, settlement)
+                continue
             # A lease smaller than the rate's share (uncapped: the window and the queue bound it)
             # may be held longer, up to a second: it reserves fewer tokens than a full share would,
             # and a busy uncapped bind then asks about once a second instead of twenty times (an
             # actor call costs the ThrottleActor ~0.5 ms of CPU, more on a loaded machine).
             hold = self.lease_seconds if want >= share else min(1.0, self.lease_seconds * share / want)
             asked = time.monotonic()
-            lease = await self.tokens.exchange(settlement, want, hold=hold)
+            try:
+                lease = await self.tokens.exchange(settlement, want, hold=hold)
+            except Exception as exc:
+                # The operator's limiter is unreachable (its actor restarting): the settlement is
+                # lost with the call, which the limiter survives (an unsettled lease expires on its
+                # own). Wait, and ask again; the connection has nothing to do with it.
+                self.stats.limiter_errors += 1
+                self.stats.last_error = f"limiter: {type(exc).__name__}: {exc}"
+                self._log.warning("limiter.unavailable", error=self.stats.last_error)
+                await self._sleep_or_lost(0.5)
+                continue
             if not lease.tokens:
                 await self._sleep_or_lost(min(lease.retry_after, 1.0))
                 continue
@@ -573,7 +610,7 @@ class BindClient:
             self._lease_received = asked
             # Stop spending well inside the hold: the limiter counts the hold from its own grant.
             self._lease_deadline = time.monotonic() + 0.8 * lease.hold
-            self._spend(session, min(session.window_available, len(self._staged), lease.tokens))
+            self._spend(session, min(session.window_available, self._stager.ready, lease.tokens))
 
     def _spend(self, session: Session, n: int) -> None:
         sent = self._send(session, n)
@@ -610,12 +647,18 @@ class BindClient:
     async def _settle(self) -> None:
         ready, self._ready = self._ready, []
         for settlement in ready:
-            await self.tokens.settle(
-                settlement.lease_id, used=settlement.used, last_sent_after=settlement.last_sent_after
-            )
+            try:
+                await self.tokens.settle(
+                    settlement.lease_id, used=settlement.used, last_sent_after=settlement.last_sent_after
+                )
+            except Exception as exc:  # the limiter unreachable: its lease stays charged until it expires
+                self.stats.limiter_errors += 1
+                self.stats.last_error = f"limiter: {type(exc).__name__}: {exc}"
+                self._log.warning("limiter.unavailable", error=self.stats.last_error)
 
     def _lease_size(self) -> int:
-        base = max(1, int(self.operator.tps * self.lease_seconds))
+        rate = self.operator.tps if self.bind.tps is None else min(self.operator.tps, self.bind.tps)
+        base = max(1, int(rate * self.lease_seconds))
         return max(1, base >> min(self._throttle_level, 6))
 
     def _send(self, session: Session, n: int) -> int:
@@ -623,6 +666,7 @@ class BindClient:
             return 0
         out = []
         events, sent_at = self._events, self._sent_at
+        self._stager.merge()  # parts answered "slow down" go first, in their order
         staged = self._staged
         for _ in range(min(n, len(staged), session.window_available)):
             item = staged.popleft()
@@ -709,8 +753,12 @@ class BindClient:
         path; wake the send loop only when the lease cannot go on (spent, expired, nothing queued,
         or the bind must pause). Waking it for every answer cost more than the sending did."""
         lease = self._lease
-        staged = self._staged
-        if lease is not None and staged and self._lease_used < lease.tokens and not self._lost.is_set():
+        if (
+            lease is not None
+            and self._stager.ready
+            and self._lease_used < lease.tokens
+            and not self._lost.is_set()
+        ):
             now = time.monotonic()
             if now < self._lease_deadline and now >= self._pause_until:
                 room = min(session.window_available, lease.tokens - self._lease_used)
@@ -740,7 +788,7 @@ class BindClient:
                 return
             self._last_answer = time.monotonic()
             if status in _TRANSIENT:
-                self._throttled(item)
+                self._throttled(item, resp.sequence)
             else:
                 self._answered(item)
                 self._events.append(PartFailed(item.job, item.row, item.part, item.parts, int(status)))
@@ -752,15 +800,28 @@ class BindClient:
             else:
                 self.stats.binds_refused += 1
                 self.stats.last_error = f"bind refused: {status_name(resp.status)}"
-                self._log.error("bind.refused", status=self.stats.last_error)
+                if resp.status in _REFUSED_FOR_GOOD:
+                    self._refused = (
+                        f"the SMSC refused system_id {self.bind.system_id!r} with "
+                        f"{status_name(resp.status)}: check the bind's system_id and the password in "
+                        f"${self.bind.password_env}; retrying every {REFUSED_RETRY:g} s"
+                    )
+                    if self.state is not BindState.REFUSED:  # once, not every minute
+                        self._log.error("bind.refused", error=self._refused)
+                else:
+                    self._log.error("bind.refused", status=self.stats.last_error)
                 self._lost.set()
         elif isinstance(request, Unbind):
             self._lost.set()
 
-    def _throttled(self, item: OutboundPart) -> None:
-        # The SMSC says "slow down": resend this part first, in order, and pause the whole bind.
+    def _throttled(self, item: OutboundPart, sequence: int) -> None:
+        # The SMSC says "slow down": resend this part first, in order, and pause the whole bind. The
+        # SMSC does not have it: if the ledger was told it was sent, it is told it came back, so a
+        # runner that takes the job back (pause, restart) sends it again instead of skipping it.
         self.stats.throttled += 1
-        self._staged.appendleft(item)
+        if not self._answered(item):
+            self._events.append(PartReturned(item.job, item.row, item.part, item.parts))
+        self._stager.returned(sequence, item)
         self._throttle_level = min(self._throttle_level + 1, 6)
         pause = min(2.0, 0.05 * 2 ** (self._throttle_level - 1)) * self._rng.uniform(0.8, 1.2)
         self._pause_until = max(self._pause_until, time.monotonic() + pause)
@@ -790,11 +851,14 @@ class BindClient:
             out.append(session.send(UnbindResp(sequence=pdu.sequence)))
             self._lost.set()
 
-    def _answered(self, item: OutboundPart) -> None:
-        """*item*'s send, if not flushed yet, goes: the event about to follow implies it."""
+    def _answered(self, item: OutboundPart) -> bool:
+        """*item*'s send, if not flushed yet, goes (the event about to follow implies it): whether
+        it did."""
         at = self._sent_at.pop(id(item), None)
-        if at is not None:
-            self._events[at] = None
+        if at is None:
+            return False
+        self._events[at] = None
+        return True
 
     def _account_lost(self, outstanding: list[Outstanding]) -> None:
         lost = [o.context for o in outstanding if isinstance(o.context, OutboundPart)]
@@ -802,7 +866,7 @@ class BindClient:
             return
         self._last_answer = time.monotonic()  # whatever of them reached the SMSC did so by now
         if self.at_least_once:
-            self._staged.extendleft(reversed(lost))  # resend, in their original order, first
+            self._stager.front(lost)  # resend, in their original order, first
         else:
             for item in lost:
                 self._answered(item)

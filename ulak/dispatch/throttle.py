@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +112,18 @@ class SlidingWindowLimiter:
         self._total += tokens
         return Lease(lease_id, tokens, hold)
 
+    def shrink(self, lease_id: int, tokens: int) -> None:
+        """Take back all but *tokens* of a lease not spent yet (another limit granted fewer)."""
+        charge = self._ledger.get(lease_id)
+        if charge is None or tokens >= charge.tokens:
+            return
+        if tokens <= 0:
+            del self._ledger[lease_id]
+            self._total -= charge.tokens
+            return
+        self._total -= charge.tokens - tokens
+        charge.tokens = tokens
+
     def settle(self, lease_id: int, *, used: int, last_sent_after: float | None) -> None:
         """Report what a lease spent: *used* tokens, the last one *last_sent_after* seconds after it
         arrived (binds report when the SMSC answered it: the latest it can have counted it).
@@ -149,6 +162,84 @@ class SlidingWindowLimiter:
         if not self._ledger:
             return 0.0
         return max(0.001, min(c.end for c in self._ledger.values()) + horizon - now)
+
+
+class TokenSource(Protocol):
+    """A limiter as a bind sees it (a local object, or a Ray actor handle behind an adapter)."""
+
+    def settle(self, lease_id: int, *, used: int, last_sent_after: float | None) -> Awaitable[None]: ...
+
+    def exchange(self, settlement: Settlement | None, want: int, *, hold: float) -> Awaitable[Lease]: ...
+
+
+class BothLimits:
+    """A bind's own cap and its operator's account cap, both held at once.
+
+    Operators state limits as their SMSCs enforce them: per bind ("4 binds × 100 TPS", each counted
+    over its own sliding second), and often per account too (all binds of a system_id together). A
+    bind that kept only the account's cap took more than its share early in a second and was then
+    throttled for the rest of it (issue 14: 10,963 ESME_RTHROTTLED for 46,234 parts, every bind at
+    half its contract).
+
+    Each lease is taken first from the bind's own limiter (in the bind's process: no actor call),
+    then, for as many tokens as that granted, from the operator's shared one; what the shared one
+    refuses goes back to the own one at once, and a settlement settles both. Both count the same
+    way (from the grant until the last PDU was answered, plus a window), so neither cap is exceeded,
+    whichever is the tighter at the moment. With ``shared=None`` (the binds' own caps add up to no
+    more than the account's, so it can never be the tighter) the bind never calls the shared one.
+    Lease ids are the own limiter's."""
+
+    def __init__(self, own: SlidingWindowLimiter, shared: TokenSource | None) -> None:
+        self.own = own
+        self.shared = shared
+        self._shared_of: dict[int, int] = {}  # own lease id → the shared limiter's lease id
+
+    def _settle_own(self, settlement: Settlement) -> Settlement | None:
+        """Settle *settlement* here; the same settlement for the shared limiter (None if it has none)."""
+        self.own.settle(settlement.lease_id, used=settlement.used, last_sent_after=settlement.last_sent_after)
+        shared_id = self._shared_of.pop(settlement.lease_id, None)
+        if shared_id is None:
+            return None
+        return Settlement(shared_id, settlement.used, settlement.last_sent_after)
+
+    async def settle(self, lease_id: int, *, used: int, last_sent_after: float | None) -> None:
+        forward = self._settle_own(Settlement(lease_id, used, last_sent_after))
+        if forward is not None and self.shared is not None:
+            await self.shared.settle(forward.lease_id, used=used, last_sent_after=last_sent_after)
+
+    async def exchange(self, settlement: Settlement | None, want: int, *, hold: float) -> Lease:
+        forward = self._settle_own(settlement) if settlement is not None else None
+        own = self.own.acquire(want, hold=hold)
+        if self.shared is None:
+            return own
+        if not own.tokens:
+            if forward is not None:
+                await self.shared.settle(
+                    forward.lease_id, used=forward.used, last_sent_after=forward.last_sent_after
+                )
+            return own
+        try:
+            shared = await self.shared.exchange(forward, own.tokens, hold=hold)
+        except BaseException:
+            self.own.shrink(own.lease_id, 0)
+            raise
+        if shared.tokens < own.tokens:
+            self.own.shrink(own.lease_id, shared.tokens)
+        if not shared.tokens:
+            return Lease(0, 0, hold, retry_after=shared.retry_after)
+        self._shared_of[own.lease_id] = shared.lease_id
+        return Lease(own.lease_id, shared.tokens, min(own.hold, shared.hold))
+
+
+def limits_for(
+    bind_tps: float | None, *, account_tps: float, bind_caps: list[float | None], shared: TokenSource
+) -> TokenSource:
+    """What a bind spends: the operator's *shared* limiter alone when the bind has no cap of its own,
+    else its own cap and the account's (see :class:`BothLimits`)."""
+    if bind_tps is None:
+        return shared
+    independent = all(c is not None for c in bind_caps) and sum(c or 0.0 for c in bind_caps) <= account_tps
+    return BothLimits(SlidingWindowLimiter(bind_tps), None if independent else shared)
 
 
 class LocalTokenSource:
