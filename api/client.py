@@ -69,6 +69,10 @@ class ApiClient:
         result: dict[str, Any] = self._call("GET", f"/v1/jobs/{job_id}").json()
         return result
 
+    def operators(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", "/v1/operators").json()
+        return result
+
     def jobs(self, *, state: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"limit": limit, **({"state": state} if state else {})}
         result: list[dict[str, Any]] = self._call("GET", "/v1/jobs", params=params).json()["jobs"]

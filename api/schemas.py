@@ -112,8 +112,13 @@ class JobList(BaseModel):
 
 class BindView(BaseModel):
     bind: str
-    state: str = Field(description="connecting, bound, throttled, reconnecting, closed, missing")
+    state: str = Field(
+        description="connecting, bound, throttled, reconnecting, closed; refused (the SMSC refused the "
+        "credentials: last_error says what to fix), failed (an unexpected error, logged with its "
+        "traceback; the bind binds again by itself), missing (its process is gone)"
+    )
     window: int
+    tps: float | None = Field(default=None, description="the bind's own cap in parts per second, if any")
     in_flight: int = 0
     queued: int = 0
     submitted: int = 0
@@ -121,12 +126,15 @@ class BindView(BaseModel):
     connects: int = 0
     disconnects: int = 0
     receipts: int = 0
+    binds_refused: int = 0
+    failures: int = 0
+    limiter_errors: int = 0
     last_error: str = ""
 
 
 class OperatorView(BaseModel):
     name: str
-    tps: float = Field(description="the operator's cap in parts per second, across its binds")
+    tps: float = Field(description="the account's cap in parts per second, across its binds")
     binds: list[BindView]
 
 

@@ -96,3 +96,14 @@ def summary(view: dict[str, Any], console: Console) -> None:
         f"submitted = acked + failed + unknown + in flight: {c['submitted']:,} = {c['acked']:,} + "
         f"{c['failed']:,} + {c['unknown']:,} + {c['in_flight']:,}"
     )
+
+
+def blocked_binds(operators: list[dict[str, Any]], console: Console) -> None:
+    """Say which binds cannot send now and why (a job routed to them waits for them)."""
+    for op in operators:
+        for b in op["binds"]:
+            if b["state"] in ("refused", "failed", "missing"):
+                console.print(
+                    f"[yellow]bind {op['name']}/{b['bind']} is {b['state']}[/yellow]: "
+                    f"{b.get('last_error') or 'no error recorded'}; its operator's rows wait for it"
+                )

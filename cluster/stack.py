@@ -93,6 +93,19 @@ class StackInfo:
             json.dump(self.__dict__, f)
 
 
+def local_key(client: redis.Redis, *, saved: StackInfo | None, may_create: bool) -> str | None:
+    """The API key ``ulak up`` saves for the local user: the saved one while this Redis knows it
+    (whatever port the Redis has this time: comparing its URL wrote ``"token": null`` on every
+    restart of the embedded one, issue 14 item 4), else a new one when the Redis has no key at all
+    or *may_create*; else none (``ulak keys create`` makes one)."""
+    if saved is not None and saved.token and lookup(client, saved.token):
+        return saved.token
+    if may_create or not list_keys(client):
+        token, _ = create_key(client, name="local (ulak up)")
+        return token
+    return None
+
+
 def write_config(settings: Settings, directory: Path) -> Path:
     """The effective configuration as YAML files (no passwords: binds name their variables)."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -183,18 +196,12 @@ class LocalStack:
         return self
 
     def _first_key(self) -> str | None:
-        """A key for the local user: the saved one if this Redis still knows it, else a new one
-        when the Redis has none (a stack someone else's keys protect gets no key of ours)."""
         client = redis.Redis.from_url(self.redis_url)
         try:
-            saved = StackInfo.load()
-            known = list_keys(client)
-            if saved and saved.token and saved.redis_url == self.redis_url and lookup(client, saved.token):
-                return saved.token
-            if not known or not self.save_info:
-                token, _ = create_key(client, name="local (ulak up)")
-                return token
-            return None
+            # Our own embedded Redis is the local user's: they may have a key for it. A Redis
+            # someone else runs, with keys of its own, gets none of ours.
+            may_create = not self.save_info or self._redis is not None
+            return local_key(client, saved=StackInfo.load(), may_create=may_create)
         finally:
             client.close()
 

@@ -61,7 +61,10 @@ def _config(args: argparse.Namespace, console: Console) -> int:
         return 2
     table = Table("operator", "prefixes", "parts/s", "binds", "concatenation")
     for op in settings.operators:
-        binds = ", ".join(f"{b.name} {b.host}:{b.port} window {b.window}" for b in op.binds)
+        binds = ", ".join(
+            f"{b.name} {b.host}:{b.port} window {b.window}" + (f" {b.tps:g}/s" if b.tps else "")
+            for b in op.binds
+        )
         table.add_row(op.name, " ".join(op.prefixes), f"{op.tps:g}", binds, op.concatenation.value)
     console.print(table)
     console.print(
@@ -149,7 +152,7 @@ def _client(args: argparse.Namespace) -> Any:
 
 def _jobs(args: argparse.Namespace, console: Console) -> int:
     from api.client import ApiClientError  # noqa: PLC0415
-    from cluster.console import follow, summary  # noqa: PLC0415
+    from cluster.console import TERMINAL, blocked_binds, follow, summary  # noqa: PLC0415
 
     try:
         with _client(args) as client:
@@ -207,6 +210,8 @@ def _jobs(args: argparse.Namespace, console: Console) -> int:
                     console.print_json(data=view)
                 else:
                     summary(view, console)
+                    if view["state"] not in TERMINAL:
+                        blocked_binds(client.operators(), console)
                 return 0
             if args.command in ("pause", "resume", "cancel"):
                 view = client.steer(args.id, args.command)

@@ -80,6 +80,11 @@ def metrics(plane: Plane) -> str:
             "PDUs awaiting a response (window use)",
             lambda b: len(b.get("in_flight", [])),
         ),
+        "ulak_bind_failed": (
+            "1 when the bind is failed (an unexpected error, see its last_error and the log) or refused "
+            "(the SMSC refused its credentials)",
+            lambda b: float(b.get("state") in ("failed", "refused", "missing")),
+        ),
         "ulak_bind_window": ("the bind's window", lambda b: b["window"]),
         "ulak_bind_queued": ("parts queued in the bind", lambda b: b.get("queued", 0)),
     }
@@ -89,6 +94,9 @@ def metrics(plane: Plane) -> str:
         "ulak_bind_receipts_total": "delivery receipts received",
         "ulak_bind_disconnects_total": "connections lost",
         "ulak_bind_connects_total": "connections made (reconnects = connects - 1)",
+        "ulak_bind_failures_total": "unexpected errors in the send loop (logged with a traceback)",
+        "ulak_bind_binds_refused_total": "bind requests the SMSC refused",
+        "ulak_bind_limiter_errors_total": "failed calls to the operator's limiter (retried)",
     }
     binds = plane.binds()
     for name, (help_text, get) in gauges.items():

@@ -19,8 +19,8 @@ def list_operators(plane: Plane, key: Key) -> list[OperatorView]:
             name=op.name,
             tps=op.tps,
             binds=[
-                BindView.model_validate({**b, "in_flight": len(b.get("in_flight", []))})
-                for b in binds[op.name]
+                BindView.model_validate({**b, "in_flight": len(b.get("in_flight", [])), "tps": config.tps})
+                for b, config in zip(binds[op.name], op.binds, strict=True)
             ],
         )
         for op in plane.settings.operators
