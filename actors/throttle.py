@@ -4,15 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
+import ray
+
 from ulak.dispatch.throttle import Lease, Settlement, SlidingWindowLimiter
 
 
 class ThrottleActor:
     """Leases PDU tokens to the operator's binds, wherever in the cluster they run."""
 
-    def __init__(self, operator: str, rate: float) -> None:
+    def __init__(self, operator: str, rate: float, *, restarted: bool | None = None) -> None:
         self.operator = operator
         self.limiter = SlidingWindowLimiter(rate)
+        if restarted is None:
+            restarted = ray.get_runtime_context().was_current_actor_reconstructed
+        if restarted:  # its previous life's leases may still be spent: no fresh second at once
+            self.limiter.assume_full()
+        self.restarted = restarted
         self.leases = 0
         self.waits = 0  # leases refused for now (no token left in the sliding second): the bind waits
 
@@ -42,6 +49,7 @@ class ThrottleActor:
             "available": self.limiter.available(),
             "leases": self.leases,
             "waits": self.waits,
+            "restarted": self.restarted,
         }
 
 

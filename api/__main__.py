@@ -18,6 +18,7 @@ import uvicorn
 
 from api.main import create_app
 from cluster.plane import ControlPlane
+from ulak.dispatch.routing import RoutingError, router_from_operators
 from ulak.logging import configure_logging
 from ulak.settings import ConfigError, load_settings
 
@@ -45,8 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings(args.config_dir)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+        router_from_operators(settings.operators)  # MNP files naming no configured operator
+    except (ConfigError, RoutingError) as exc:
+        print(f"configs/operators.yaml: {exc}" if isinstance(exc, RoutingError) else exc, file=sys.stderr)
         return 2
     if not settings.redis.url or not settings.ray.address:
         print(

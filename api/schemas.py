@@ -102,7 +102,13 @@ class JobView(BaseModel):
     eta_seconds: float | None
     operators: dict[str, dict[str, int]] = Field(description="planned messages and parts per operator")
     rejected_reasons: dict[str, int]
-    times: dict[str, str] = Field(description="when the job entered each state (ISO 8601, UTC)")
+    times: dict[str, str] = Field(description="when the job last entered each state (ISO 8601, UTC)")
+    history: list[dict[str, str]] = Field(
+        default=[], description="every entry into a state, in order: {state, at}"
+    )
+    sending_seconds: float | None = Field(
+        default=None, description="how long the job has been in 'sending' in all, pauses left out"
+    )
 
 
 class JobList(BaseModel):

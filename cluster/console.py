@@ -81,9 +81,9 @@ def summary(view: dict[str, Any], console: Console) -> None:
         ("awaiting a receipt", f"{r['awaiting']:,}"),
         ("delivery rate", f"{view['delivery_rate']:.1%}" if view["delivery_rate"] is not None else "–"),
     ]
-    seconds = _seconds(view)
+    seconds = view.get("sending_seconds") or _seconds(view)
     if seconds:
-        rows.append(("parts per second (sending → end)", f"{p['sent'] / seconds:,.0f}"))
+        rows.append(("parts per second (while sending)", f"{p['sent'] / seconds:,.0f}"))
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)

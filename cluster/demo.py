@@ -40,7 +40,17 @@ def demo_settings(*, tps_scale: float, workdir: Path) -> Settings:
     for var in ("ULAK_TURKCELL_PASSWORD", "ULAK_VODAFONE_PASSWORD", "ULAK_TELEKOM_PASSWORD"):
         environ.setdefault(var, "demo")
     base = load_settings(environ=environ)
-    operators = tuple(op.model_copy(update={"tps": op.tps * tps_scale}) for op in base.operators)
+    operators = tuple(
+        op.model_copy(
+            update={
+                "tps": op.tps * tps_scale,
+                "binds": tuple(
+                    b.model_copy(update={"tps": b.tps * tps_scale}) if b.tps else b for b in op.binds
+                ),
+            }
+        )
+        for op in base.operators
+    )
     return base.model_copy(
         update={
             "redis": RedisConfig(url=None, data_dir=workdir / "redis", appendonly=False),

@@ -199,6 +199,10 @@ if not cur then return {0, ''} end
 for i = 3, #ARGV do
   if cur == ARGV[i] then
     redis.call('HSET', KEYS[1], 'state', ARGV[1], ARGV[1] .. '_at', ARGV[2], 'updated_at', ARGV[2])
+    -- Every entry into a state, in order ('state@unix ...'), the oldest dropped past HISTORY_BYTES
+    local h = (redis.call('HGET', KEYS[1], 'history') or '') .. ' ' .. ARGV[1] .. '@' .. ARGV[2]
+    if #h > 8000 then h = string.sub(h, string.find(h, ' ', #h - 8000, true)) end
+    redis.call('HSET', KEYS[1], 'history', h)
     if ARGV[1] == 'paused' then redis.call('HSET', KEYS[1], 'paused_from', cur) end
     return {1, cur}
   end
@@ -255,6 +259,7 @@ class JobStore:
                 "created_at": now,
                 "queued_at": now,
                 "updated_at": now,
+                "history": f"queued@{now}",
             },
         )
         pipe.zadd(keys.JOBS, {job_id: now})
@@ -459,6 +464,21 @@ def make_view(
             for s in ("created", *(x.value for x in JobState))
             if rec.get(f"{s}_at")
         },
+        **_history(rec.get("history", "")),
+    }
+
+
+def _history(raw: str) -> dict[str, Any]:
+    """Every entry into a state in order, and how long the job has been sending in all (``times``
+    keeps only the last entry into each: after a pause nobody could tell how long it sent)."""
+    entries = [(state, float(at)) for state, _, at in (e.partition("@") for e in raw.split())]
+    sending = 0.0
+    for (state, at), (_, until) in zip(entries, [*entries[1:], ("", time.time())], strict=True):
+        if state == JobState.SENDING.value:
+            sending += until - at
+    return {
+        "history": [{"state": state, "at": _iso(str(at))} for state, at in entries],
+        "sending_seconds": round(sending, 3) if entries else None,
     }
 
 

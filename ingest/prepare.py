@@ -355,7 +355,7 @@ def prepare(
         text_column=find_text_column(columns, spec.text_column),
         region=config.default_region,
         operators=allowed,
-        router=router_from_operators(allowed),
+        router=router_from_operators(allowed, configured=operators),
         optouts=_optouts_ref(redis_url),
     )
     collector = Collector(

@@ -301,6 +301,11 @@ def test_paused_with_everything_handed_to_the_binds_then_resumed_sends_every_row
     records = stack.records(prefix)
     _no_duplicates(records)
     assert len(records) == 3000
+    # every entry into a state is kept: both stretches of sending, and the pause between them
+    states = [h["state"] for h in view["history"]]
+    first = states.index("sending")
+    assert states[first:] == ["sending", "paused", "scheduled", "sending", "draining", "done"], states
+    assert view["sending_seconds"] > 0
 
 
 def test_idempotent_post_returns_the_same_job(stack: Stack) -> None:

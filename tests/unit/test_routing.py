@@ -89,3 +89,18 @@ def test_each_number_goes_to_the_operator_of_its_longest_prefix(
         matches = [i for i, p in enumerate(prefixes) if number is not None and number.startswith(p)]
         expected.append(max(matches, key=lambda i: len(prefixes[i])) if matches else None)
     assert Router(operators).route(pa.array(numbers, pa.string())).to_pylist() == expected
+
+
+def test_a_number_ported_to_an_operator_the_job_does_not_allow_routes_nowhere(tmp_path: Path) -> None:
+    """Job allows only "a"; the MNP file says 905321111111 went to "b": refused, not an error (issue
+    14: it raised RoutingError after the 202 and the job failed internal_error), and not sent to "a"
+    by its old prefix."""
+    path = tmp_path / "mnp.csv"
+    path.write_text("905321111111,b\n905421111111,a\n")
+    a, b = op("a", "90532", mnp_file=path), op("b", "90542")
+    router = router_from_operators([a], configured=[a, b])
+    assert router.route(pa.array(["905321111111", "905321111112", "905421111111"])).to_pylist() == [
+        None,
+        0,
+        0,
+    ]

@@ -264,3 +264,15 @@ def test_independent_binds_never_ask_the_account() -> None:
     tight = limits_for(100, account_tps=300, bind_caps=[100] * 4, shared=shared)
     assert isinstance(tight, BothLimits) and tight.shared is shared
     assert limits_for(None, account_tps=300, bind_caps=[None], shared=shared) is shared
+
+
+def test_a_restarted_limiter_grants_nothing_for_a_window() -> None:
+    """Its previous life's leases may still be spent: a fresh second at once would go over the cap."""
+    clock = Clock()
+    limiter = SlidingWindowLimiter(100, clock=clock)
+    limiter.assume_full()
+    assert limiter.acquire(10).tokens == 0
+    clock.now += 0.5
+    assert limiter.acquire(10).tokens == 0
+    clock.now += 0.51
+    assert limiter.acquire(10).tokens == 10

@@ -111,6 +111,8 @@ def outbound_part(job: str, row: int, part: int, parts: int, pdu: SubmitSm | Enc
 
 
 EventSink = Callable[[list[Event]], Awaitable[None]]
+# Opens a connection for a protocol factory, as ``loop.create_connection`` does (host and port bound).
+Connector = Callable[[Callable[[], asyncio.Protocol]], Awaitable[tuple[Any, Any]]]
 
 
 class BindState(Enum):
@@ -205,7 +207,13 @@ class BindClient:
         flush_batch: int = 128,
         record: SendRecord | None = None,
         rng: random.Random | None = None,
+        backoff: Backoff | None = None,
+        throttle_pause: float = 0.05,
+        connect: Connector | None = None,
     ) -> None:
+        """*backoff* (reconnects), *throttle_pause* (the first pause after ESME_RTHROTTLED, doubling
+        up to 2 s) and *connect* (how a connection is opened: TCP to the bind's host by default) are
+        there for tests that drive a bind against an in-memory SMSC."""
         self.bind = bind
         self.operator = operator
         self.smsc = f"{bind.host}:{bind.port}/{bind.system_id}"
@@ -259,7 +267,9 @@ class BindClient:
         self._lease_received = 0.0  # when we asked for the lease (offsets are counted from it)
         self._lease_deadline = 0.0
         self._rng = rng or random.Random()
-        self._backoff = Backoff(rng=self._rng)
+        self._backoff = backoff or Backoff(rng=self._rng)
+        self._throttle_pause = throttle_pause
+        self._connector = connect
         self._tasks: list[asyncio.Task[None]] = []
         self._flush_lock = asyncio.Lock()
         self._flush_done = False
@@ -496,9 +506,16 @@ class BindClient:
             lean_acks=True,
         )
         self._session = session
-        _, wire = await asyncio.wait_for(
-            loop.create_connection(lambda: _Wire(self, session), self.bind.host, self.bind.port), 10
+
+        def factory() -> _Wire:
+            return _Wire(self, session)
+
+        opening = (
+            self._connector(factory)
+            if self._connector is not None
+            else loop.create_connection(factory, self.bind.host, self.bind.port)
         )
+        _, wire = await asyncio.wait_for(opening, 10)
         self._wire = wire  # referenced for the connection's lifetime
         self.stats.connects += 1
         pdu = _BIND_PDU[self.bind.bind_type](
@@ -506,6 +523,8 @@ class BindClient:
             password=self.bind.password.get_secret_value(),
             system_type=self.bind.system_type,
         )
+        if self._lost.is_set():  # the SMSC closed it as soon as it opened (restarting, or full)
+            raise ConnectionError("the SMSC closed the connection before the bind was sent")
         self._write(session.send(pdu))
         bound = asyncio.ensure_future(self._bound.wait())
         lost = asyncio.ensure_future(self._lost.wait())
@@ -823,7 +842,7 @@ class BindClient:
             self._events.append(PartReturned(item.job, item.row, item.part, item.parts))
         self._stager.returned(sequence, item)
         self._throttle_level = min(self._throttle_level + 1, 6)
-        pause = min(2.0, 0.05 * 2 ** (self._throttle_level - 1)) * self._rng.uniform(0.8, 1.2)
+        pause = min(2.0, self._throttle_pause * 2 ** (self._throttle_level - 1)) * self._rng.uniform(0.8, 1.2)
         self._pause_until = max(self._pause_until, time.monotonic() + pause)
 
     def _on_receipt(self, event: ReceiptReceived, out: list[bytes]) -> None:

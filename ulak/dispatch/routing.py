@@ -23,7 +23,15 @@ class RoutingError(ValueError):
 class Router:
     """Maps numbers to operator indexes (positions in ``names``); null where no operator matches."""
 
-    def __init__(self, operators: Sequence[OperatorConfig], mnp: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        operators: Sequence[OperatorConfig],
+        mnp: Mapping[str, str] | None = None,
+        *,
+        elsewhere: Sequence[str] = (),
+    ) -> None:
+        """*elsewhere*: operators that exist but are not among *operators* (a job that allows only
+        some): a number ported to one of them routes nowhere, not to its old prefix's operator."""
         self.names = [op.name for op in operators]
         index = {name: i for i, name in enumerate(self.names)}
         owner: dict[str, str] = {}
@@ -44,11 +52,12 @@ class Router:
         self._mnp_numbers: pa.Array | None = None
         self._mnp_operators: pa.Array | None = None
         if mnp:
-            unknown = sorted({name for name in mnp.values() if name not in index})
+            unknown = sorted({name for name in mnp.values() if name not in index and name not in elsewhere})
             if unknown:
                 raise RoutingError(f"number-portability table names unknown operators: {unknown}")
+            # -1: ported to an operator this router does not serve (taken as null below)
             self._mnp_numbers = pa.array(list(mnp.keys()), pa.string())
-            self._mnp_operators = pa.array([index[name] for name in mnp.values()], pa.int16())
+            self._mnp_operators = pa.array([index.get(name, -1) for name in mnp.values()], pa.int16())
 
     def route(self, numbers: pa.Array | pa.ChunkedArray) -> pa.Array:
         """Operator index (int16) for each number; null where none applies."""
@@ -64,7 +73,8 @@ class Router:
         if self._mnp_numbers is not None and self._mnp_operators is not None:
             moved = pc.index_in(numbers, value_set=self._mnp_numbers)
             ported = pc.take(self._mnp_operators, moved)
-            result = pc.coalesce(ported, result)
+            away = pc.fill_null(pc.equal(ported, -1), False)
+            result = pc.if_else(away, pa.scalar(None, pa.int16()), pc.coalesce(ported, result))
         return result
 
     def route_names(self, numbers: pa.Array | pa.ChunkedArray) -> pa.DictionaryArray:
@@ -89,10 +99,17 @@ def load_mnp_file(path: Path) -> dict[str, str]:
     return table
 
 
-def router_from_operators(operators: Sequence[OperatorConfig]) -> Router:
-    """A router with every operator's ``mnp_file`` merged (the file's operator column names the new owner)."""
+def router_from_operators(
+    operators: Sequence[OperatorConfig], *, configured: Sequence[OperatorConfig] = ()
+) -> Router:
+    """A router to *operators* with the ``mnp_file`` of every *configured* operator merged (the
+    file's operator column names the new owner; *configured* defaults to *operators*). A number
+    ported to a configured operator outside *operators* routes nowhere: a job allowed only some
+    operators refuses it (``unknown_operator``) instead of failing (issue 14, item 8)."""
+    every = configured or operators
     mnp: dict[str, str] = {}
-    for op in operators:
+    for op in every:
         if op.mnp_file is not None:
             mnp.update(load_mnp_file(op.mnp_file))
-    return Router(operators, mnp)
+    names = {op.name for op in operators}
+    return Router(operators, mnp, elsewhere=[op.name for op in every if op.name not in names])

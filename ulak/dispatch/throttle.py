@@ -112,6 +112,17 @@ class SlidingWindowLimiter:
         self._total += tokens
         return Lease(lease_id, tokens, hold)
 
+    def assume_full(self) -> None:
+        """Count the last window as full: a limiter that starts again (its actor restarted) does not
+        know what its previous life granted, and those leases may still be spent. Granting a fresh
+        second at once sent over the cap (issue 14, item 12); this costs at most one second."""
+        now = self._clock()
+        lease_id = self._next_id
+        self._next_id += 1
+        self._ledger[lease_id] = _Charge(now, now, self._capacity)
+        heapq.heappush(self._ends, (now, lease_id))
+        self._total += self._capacity
+
     def shrink(self, lease_id: int, tokens: int) -> None:
         """Take back all but *tokens* of a lease not spent yet (another limit granted fewer)."""
         charge = self._ledger.get(lease_id)
