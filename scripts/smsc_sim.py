@@ -99,6 +99,7 @@ class SimConfig:
     dlr_mix: tuple[tuple[ReceiptStatus, float], ...] = ((ReceiptStatus.DELIVRD, 1.0),)
     dlr_format: str = "both"  # text | tlv | both
     id_format: str = "hex"  # hex | dec
+    id_start: int = 1  # the first message id
     dlr_id_format: str = "same"  # same | hex | dec
     dlr_id_upper: bool = False
     dlr_before_resp_rate: float = 0.0
@@ -155,7 +156,7 @@ class Simulator:
         self.account_windows: dict[str, deque[float]] = {}  # per system_id: accept times (account_tps)
         self.started_at = time.monotonic()
         self.refuse_binds_until = self.started_at + config.refuse_binds_for
-        self._next_id = 1
+        self._next_id = config.id_start
         self._stamp_second = 0
         self._stamp = ""
         self._record: IO[str] | None = None
@@ -806,6 +807,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--dlr-format", choices=["text", "tlv", "both"], default="both")
     p.add_argument("--id-format", choices=["hex", "dec"], default="hex")
+    p.add_argument(
+        "--id-start", type=int, default=1, help="first message id (a restarted SMSC must not reuse ids)"
+    )
     p.add_argument("--dlr-id-format", choices=["same", "hex", "dec"], default="same")
     p.add_argument("--dlr-id-upper", action="store_true", help="receipt ids in upper case")
     p.add_argument("--dlr-before-resp-rate", type=float, default=0.0)
@@ -854,6 +858,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         dlr_mix=args.dlr_mix,
         dlr_format=args.dlr_format,
         id_format=args.id_format,
+        id_start=args.id_start,
         dlr_id_format=args.dlr_id_format,
         dlr_id_upper=args.dlr_id_upper,
         dlr_before_resp_rate=args.dlr_before_resp_rate,

@@ -1,0 +1,164 @@
+"""Chaos through the real stack: uvicorn, Ray, Redis and the simulator over TCP, with its own stack.
+
+While a mixed campaign is sent, a seeded schedule pauses and resumes it at random moments, drops the
+SMSC's connections, kills one bind actor, stops the SMSC and starts it again on the same port (with
+new message ids, as a real one would), and, in one variant, cancels the job. Nobody restarts
+anything: the job must reach a terminal state by itself, with every row in exactly one final state
+(none in flight, none pending in a done job), no part twice at the SMSC, and a report that agrees
+with what the SMSC recorded.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import ray
+import redis
+
+from api.keys import create_key
+from cluster.stack import stop_actors
+from tests.helpers import ApiProcess, SimProcess, wait_for
+from tests.integration.test_api import (
+    LONG,
+    TEMPLATE,
+    Stack,
+    _assert_adds_up,
+    _config,
+    _no_duplicates,
+    _post,
+    _wait_state,
+)
+from ulak.redis_server import RedisServer
+
+SIM_ARGS = ("--account", "test:secret", "--dlr-delay", "0.05:0.3")
+
+
+@pytest.fixture(scope="module")
+def chaos_stack(ray_session: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    workdir = tmp_path_factory.mktemp("chaos")
+    sim = SimProcess(workdir, *SIM_ARGS, "--seed", "5")
+    server = RedisServer(workdir / "redis", appendonly=False).start()
+    client = redis.Redis.from_url(server.url)
+    namespace = f"ulak-chaos-{uuid.uuid4().hex[:6]}"
+    env = {
+        "ULAK_TEST_SIM_PASSWORD": "secret",
+        "ULAK_RAY__ADDRESS": ray.get_runtime_context().gcs_address,
+        "ULAK_RAY__NAMESPACE": namespace,
+    }
+    config_dir = _config(workdir, sim, server.url, tps=150)  # a job long enough for its faults
+    token, _ = create_key(client, name="chaos")
+    api = ApiProcess(workdir, config_dir, env)
+    stack = Stack(workdir, config_dir, env, sim, client, api, token, token, namespace)
+    try:
+        with stack.client() as http:
+            wait_for(lambda: http.get("/readyz").status_code == 200, timeout=30, what="the binds to bind")
+        yield stack
+    finally:
+        stack.api.stop()
+        stop_actors(namespace)
+        client.close()
+        server.stop()
+        stack.sim.stop()
+
+
+def mixed_campaign(path: Path, prefixes: tuple[str, ...], rows: int) -> None:
+    """*rows* rows dealt over *prefixes*; one in seven is a long (multipart) message."""
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["telefon", "ad", "tutar"])
+        for i in range(rows):
+            prefix = prefixes[i % len(prefixes)]
+            tutar = LONG if i % 7 == 0 else str(i)
+            w.writerow([f"+{prefix}{i:0{12 - len(prefix)}d}", f"Çağrı {i}", tutar])
+
+
+def records_of(stack: Stack, prefixes: tuple[str, ...]) -> list[dict[str, Any]]:
+    return [r for r in stack.sim.records() if r["dst"].startswith(prefixes)]
+
+
+def restart_smsc(stack: Stack, restarts: int) -> None:
+    """Stop the SMSC (its connections drop) and start it again on the same port, ids not reused."""
+    port = stack.sim.port
+    stack.sim.stop()
+    stack.sim.port_file.unlink()
+    stack.sim = SimProcess(
+        stack.workdir, *SIM_ARGS, "--seed", str(100 + restarts), "--port", str(port),
+        "--id-start", str(10_000_000 * (restarts + 1)),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(("seed", "cancel"), [(1, False), (2, False), (3, True)])
+def test_a_job_under_chaos_ends_by_itself_with_every_row_accounted_for(
+    chaos_stack: Stack, seed: int, cancel: bool
+) -> None:
+    stack = chaos_stack
+    rng = random.Random(seed)
+    prefixes = (f"90532{seed}", f"90542{seed}")  # both operators: three binds
+    path = stack.workdir / f"chaos-{seed}.csv"
+    mixed_campaign(path, prefixes, 2500)
+    faults: list[str] = []
+    with stack.client() as http:
+        job_id = _post(http, path, template=TEMPLATE).json()["id"]
+        wait_for(lambda: len(records_of(stack, prefixes)) > 100, timeout=60, what="sending to start")
+        pending = ["kill_bind", "restart_smsc"]
+        rng.shuffle(pending)
+        pending += ["cancel"] if cancel else []  # last: the job ends with it
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            state = http.get(f"/v1/jobs/{job_id}").json()["state"]
+            if state in ("done", "failed", "cancelled"):
+                break
+            time.sleep(rng.uniform(0.2, 0.8))
+            action = rng.choice(["pause", "drop", "nothing", *pending[:1]])
+            faults.append(action)
+            if action == "pause" and http.post(f"/v1/jobs/{job_id}/pause").status_code == 200:
+                time.sleep(rng.uniform(0.1, 1.0))
+                resumed = http.post(f"/v1/jobs/{job_id}/resume")
+                assert resumed.status_code == 200, resumed.text
+            elif action == "drop":
+                stack.sim.control(op="drop")
+            elif action == "kill_bind":
+                victim = rng.choice(["bind:tcell:t1", "bind:tcell:t2", "bind:voda:v1"])
+                ray.kill(ray.get_actor(victim, namespace=stack.namespace), no_restart=True)
+                pending.remove(action)
+            elif action == "restart_smsc":
+                restart_smsc(stack, faults.count("restart_smsc"))
+                pending.remove(action)
+            elif action == "cancel":
+                assert http.post(f"/v1/jobs/{job_id}/cancel").status_code == 200
+                pending.remove(action)
+        view = _wait_state(http, job_id, "done", "cancelled", "failed", timeout=240)
+        report = http.get(f"/v1/jobs/{job_id}/report")
+    assert not pending, f"the job ended before its faults: {faults}"  # else the test proves nothing
+    assert view["state"] == ("cancelled" if cancel and "cancel" in faults else "done"), (view, faults)
+    _assert_adds_up(view)
+    c = view["counts"]
+    assert c["in_flight"] == 0, (c, faults)
+    if view["state"] == "done":
+        assert c["pending"] == 0, (c, faults)
+    records = records_of(stack, prefixes)
+    _no_duplicates(records)
+    rows = list(csv.DictReader(io.StringIO(report.text)))
+    assert len(rows) == c["accepted"]
+    statuses = Counter(r["status"] for r in rows)
+    assert "in_flight" not in statuses and (view["state"] != "done" or "pending" not in statuses)
+    # The report and the SMSC's record agree: every acked row's message ids are the ones the SMSC
+    # gave its parts; a row the SMSC has and we do not call acked is one we call unknown.
+    at_smsc: dict[str, list[str]] = {}
+    for r in records:
+        at_smsc.setdefault(r["dst"], []).append(r["message_id"])
+    for row in rows:
+        got = at_smsc.get(row["msisdn"], [])
+        if row["status"] == "acked":
+            assert sorted(row["message_ids"].split()) == sorted(got), (row, faults)
+        elif got:
+            assert row["status"] == "unknown", (row, got, faults)
