@@ -411,6 +411,7 @@ class JobRunner:
         while self._pending() and time.monotonic() < deadline:
             time.sleep(0.05)
         self._withdraw_all()
+        self._reconcile(cancelled=True)  # no row left in flight: the chaos test found one
         counters = self.store.counters(self.job_id)
         cancelled = counters["accepted"] - counters["submitted"]
         self.client.hset(keys.job_counters(self.job_id), "cancelled", cancelled)
@@ -461,12 +462,14 @@ class JobRunner:
         self._sample()
         self._log.info("job.done", **{k: c[k] for k in ("submitted", "acked", "failed", "delivered")})
 
-    def _reconcile(self) -> int:
+    def _reconcile(self, *, cancelled: bool = False) -> int:
         """Before a job is done, every row must have a final state. With nothing left in any bind,
         a part the ledger has seen sent without an outcome may have reached the SMSC: it becomes
         ``unknown`` (never sent twice). Returns how many parts were never sent at all, which the
         caller sends. The counters say whether there is anything to look for, so a job whose figures
-        add up costs no scan of its rows."""
+        add up costs no scan of its rows. For a *cancelled* job, a started row's parts never sent
+        (the rest of a message the cancel cut, a bind lost meanwhile) make it ``unknown`` too: its
+        recipient may have part of it."""
         c = self.store.counters(self.job_id)
         in_flight = c["submitted"] - c["acked"] - c["failed"] - c["unknown"]
         unsent = c["accepted"] - c["submitted"]
@@ -485,8 +488,13 @@ class JobRunner:
                 for part in range(1, parts + 1)
             ]
             values = self.client.hmget(keys.job_parts(self.job_id), [f"{r}:{p}" for r, p, _ in fields])
+            started: set[int] = set()
+            if cancelled:
+                rows = sorted({r for r, _, _ in fields})
+                states = self.client.hmget(keys.job_rows(self.job_id), [str(r) for r in rows])
+                started = {r for r, v in zip(rows, states, strict=True) if v == b"s"}
             for (row, part, parts), value in zip(fields, values, strict=True):
-                if value == b"s":
+                if value == b"s" or (value is None and row in started):
                     lost.append(PartUnknown(self.job_id, row, part, parts))
                 elif value is None:
                     never += 1
