@@ -486,6 +486,7 @@ class BindClient:
                 self.stats.failures += 1
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
                 self._log.exception("bind.failed", error=self.stats.last_error)
+                self._lease = None  # whatever it was, not spent again (it expires at the limiter)
             finally:
                 self._teardown()
             if self._stopping:
