@@ -116,6 +116,10 @@ class JobList(BaseModel):
     next: str | None = Field(description="pass as ?before= for the next page; null on the last")
 
 
+# Bind states in which a bind cannot send (and its operator's rows wait): /metrics, `ulak status`.
+BIND_DOWN = ("failed", "refused", "missing")
+
+
 class BindView(BaseModel):
     bind: str
     state: str = Field(

@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from api.client import ApiClient
+from api.schemas import BIND_DOWN
 
 TERMINAL = ("done", "failed", "cancelled")
 
@@ -102,7 +103,7 @@ def blocked_binds(operators: list[dict[str, Any]], console: Console) -> None:
     """Say which binds cannot send now and why (a job routed to them waits for them)."""
     for op in operators:
         for b in op["binds"]:
-            if b["state"] in ("refused", "failed", "missing"):
+            if b["state"] in BIND_DOWN:
                 console.print(
                     f"[yellow]bind {op['name']}/{b['bind']} is {b['state']}[/yellow]: "
                     f"{b.get('last_error') or 'no error recorded'}; its operator's rows wait for it"

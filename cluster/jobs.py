@@ -199,7 +199,7 @@ if not cur then return {0, ''} end
 for i = 3, #ARGV do
   if cur == ARGV[i] then
     redis.call('HSET', KEYS[1], 'state', ARGV[1], ARGV[1] .. '_at', ARGV[2], 'updated_at', ARGV[2])
-    -- Every entry into a state, in order ('state@unix ...'), the oldest dropped past HISTORY_BYTES
+    -- Every entry into a state, in order ('state@unix ...'), the oldest dropped past 8,000 bytes
     local h = (redis.call('HGET', KEYS[1], 'history') or '') .. ' ' .. ARGV[1] .. '@' .. ARGV[2]
     if #h > 8000 then h = string.sub(h, string.find(h, ' ', #h - 8000, true)) end
     redis.call('HSET', KEYS[1], 'history', h)

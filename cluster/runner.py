@@ -19,7 +19,7 @@ import itertools
 import json
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ from ingest.prepare import prepare
 from ulak import keys
 from ulak.dispatch.batch import pack_parts
 from ulak.dispatch.bind import OutboundPart, outbound_part
-from ulak.dispatch.ledger import PartUnknown, RedisLedger
+from ulak.dispatch.ledger import Event, PartUnknown, RedisLedger
 from ulak.dispatch.message import PlanCache, SubmitBodies, relative_validity
 from ulak.dispatch.sendrecord import read_record
 from ulak.settings import BindConfig, OperatorConfig, Settings
@@ -224,9 +224,7 @@ class JobRunner:
         """Make ``unknown`` every part in a dead bind's send record whose outcome the ledger lacks."""
         key = keys.bind_sends(operator, bind, handle._actor_id.hex())
         lost = read_record(self.client, key)
-        ledger = RedisLedger(self.client)
-        for i in range(0, len(lost), 128):  # as binds write: a long script holds up every client
-            ledger.apply(list(lost[i : i + 128]))
+        self._apply(lost)
         self.client.delete(key)
         self._log.warning("job.bind_died", operator=operator, bind=bind, send_record=len(lost))
 
@@ -475,32 +473,23 @@ class JobRunner:
         unsent = c["accepted"] - c["submitted"]
         if in_flight <= 0 and unsent <= 0:
             return 0
-        lost: list[PartUnknown] = []
+        lost: list[Event] = []
         never = 0
         rows_file = pq.ParquetFile(self.directory / ACCEPTED_FILE)
         batches = rows_file.iter_batches(batch_size=self.settings.jobs.batch_rows, columns=["row", "parts"])
         for batch in batches:
-            fields = [
-                (row, part, parts)
-                for row, parts in zip(
-                    batch.column("row").to_pylist(), batch.column("parts").to_pylist(), strict=True
-                )
-                for part in range(1, parts + 1)
-            ]
-            values = self.client.hmget(keys.job_parts(self.job_id), [f"{r}:{p}" for r, p, _ in fields])
+            states = self._part_states(batch)
             started: set[int] = set()
             if cancelled:
-                rows = sorted({r for r, _, _ in fields})
-                states = self.client.hmget(keys.job_rows(self.job_id), [str(r) for r in rows])
-                started = {r for r, v in zip(rows, states, strict=True) if v == b"s"}
-            for (row, part, parts), value in zip(fields, values, strict=True):
+                rows = sorted({r for (r, _, _), _ in states})
+                row_states = self.client.hmget(keys.job_rows(self.job_id), [str(r) for r in rows])
+                started = {r for r, v in zip(rows, row_states, strict=True) if v == b"s"}
+            for (row, part, parts), value in states:
                 if value == b"s" or (value is None and row in started):
                     lost.append(PartUnknown(self.job_id, row, part, parts))
                 elif value is None:
                     never += 1
-        ledger = RedisLedger(self.client)
-        for i in range(0, len(lost), 128):
-            ledger.apply(list(lost[i : i + 128]))
+        self._apply(lost)
         if lost or never:
             self._log.warning("job.reconciled", unknown=len(lost), unsent=never)
         return never
@@ -537,17 +526,31 @@ class JobRunner:
 
     def _sent_parts(self, batch: pa.RecordBatch) -> set[tuple[int, int]]:
         """Which (row, part) of *batch* the ledger has seen sent (in any state)."""
+        return {(row, part) for (row, part, _), v in self._part_states(batch) if v is not None}
+
+    def _part_states(self, batch: pa.RecordBatch) -> list[tuple[tuple[int, int, int], bytes | None]]:
+        """Each part of *batch*'s rows, as (row, part, parts), with its state in the ledger (None:
+        never seen sent), read in one HMGET."""
         fields = [
-            (row, part)
+            (row, part, parts)
             for row, parts in zip(
                 batch.column("row").to_pylist(), batch.column("parts").to_pylist(), strict=True
             )
             for part in range(1, parts + 1)
         ]
         if not fields:
-            return set()
-        values = self.client.hmget(keys.job_parts(self.job_id), [f"{r}:{p}" for r, p in fields])
-        return {f for f, v in zip(fields, values, strict=True) if v is not None}
+            return []
+        values: list[bytes | None] = self.client.hmget(  # type: ignore[assignment]
+            keys.job_parts(self.job_id), [f"{r}:{p}" for r, p, _ in fields]
+        )
+        return list(zip(fields, values, strict=True))
+
+    def _apply(self, events: Sequence[Event]) -> None:
+        """Write *events* to the ledger 128 at a time, as binds write: a long script holds up every
+        client."""
+        ledger = RedisLedger(self.client)
+        for i in range(0, len(events), 128):
+            ledger.apply(list(events[i : i + 128]))
 
     # ---------------------------------------------------------------------------------- samples
 

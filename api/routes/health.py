@@ -11,7 +11,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from api.deps import Plane, open_to
-from api.schemas import Health
+from api.schemas import BIND_DOWN, Health
 from cluster.jobs import ACTIVE, JobState
 
 router = APIRouter(tags=["health"])
@@ -83,7 +83,7 @@ def metrics(plane: Plane) -> str:
         "ulak_bind_failed": (
             "1 when the bind is failed (an unexpected error, see its last_error and the log) or refused "
             "(the SMSC refused its credentials)",
-            lambda b: float(b.get("state") in ("failed", "refused", "missing")),
+            lambda b: float(b.get("state") in BIND_DOWN),
         ),
         "ulak_bind_window": ("the bind's window", lambda b: b["window"]),
         "ulak_bind_queued": ("parts queued in the bind", lambda b: b.get("queued", 0)),

@@ -615,9 +615,7 @@ class BindClient:
                 # The operator's limiter is unreachable (its actor restarting): the settlement is
                 # lost with the call, which the limiter survives (an unsettled lease expires on its
                 # own). Wait, and ask again; the connection has nothing to do with it.
-                self.stats.limiter_errors += 1
-                self.stats.last_error = f"limiter: {type(exc).__name__}: {exc}"
-                self._log.warning("limiter.unavailable", error=self.stats.last_error)
+                self._limiter_failed(exc)
                 await self._sleep_or_lost(0.5)
                 continue
             if not lease.tokens:
@@ -672,9 +670,12 @@ class BindClient:
                     settlement.lease_id, used=settlement.used, last_sent_after=settlement.last_sent_after
                 )
             except Exception as exc:  # the limiter unreachable: its lease stays charged until it expires
-                self.stats.limiter_errors += 1
-                self.stats.last_error = f"limiter: {type(exc).__name__}: {exc}"
-                self._log.warning("limiter.unavailable", error=self.stats.last_error)
+                self._limiter_failed(exc)
+
+    def _limiter_failed(self, exc: Exception) -> None:
+        self.stats.limiter_errors += 1
+        self.stats.last_error = f"limiter: {type(exc).__name__}: {exc}"
+        self._log.warning("limiter.unavailable", error=self.stats.last_error)
 
     def _lease_size(self) -> int:
         rate = self.operator.tps if self.bind.tps is None else min(self.operator.tps, self.bind.tps)

@@ -105,23 +105,27 @@ class SlidingWindowLimiter:
         tokens = min(want, free)
         if tokens <= 0:
             return Lease(0, 0, hold, retry_after=self._retry_after(now))
+        return Lease(self._charge(now, now + hold, tokens), tokens, hold)
+
+    def _charge(self, start: float, end: float, tokens: int) -> int:
+        """Put a charge in the ledger; returns its lease id."""
         lease_id = self._next_id
         self._next_id += 1
-        self._ledger[lease_id] = _Charge(now, now + hold, tokens)
-        heapq.heappush(self._ends, (now + hold, lease_id))
+        self._ledger[lease_id] = _Charge(start, end, tokens)
+        heapq.heappush(self._ends, (end, lease_id))
         self._total += tokens
-        return Lease(lease_id, tokens, hold)
+        return lease_id
+
+    def _release(self, lease_id: int, charge: _Charge) -> None:
+        del self._ledger[lease_id]
+        self._total -= charge.tokens
 
     def assume_full(self) -> None:
         """Count the last window as full: a limiter that starts again (its actor restarted) does not
         know what its previous life granted, and those leases may still be spent. Granting a fresh
         second at once sent over the cap (issue 14, item 12); this costs at most one second."""
         now = self._clock()
-        lease_id = self._next_id
-        self._next_id += 1
-        self._ledger[lease_id] = _Charge(now, now, self._capacity)
-        heapq.heappush(self._ends, (now, lease_id))
-        self._total += self._capacity
+        self._charge(now, now, self._capacity)
 
     def shrink(self, lease_id: int, tokens: int) -> None:
         """Take back all but *tokens* of a lease not spent yet (another limit granted fewer)."""
@@ -129,8 +133,7 @@ class SlidingWindowLimiter:
         if charge is None or tokens >= charge.tokens:
             return
         if tokens <= 0:
-            del self._ledger[lease_id]
-            self._total -= charge.tokens
+            self._release(lease_id, charge)
             return
         self._total -= charge.tokens - tokens
         charge.tokens = tokens
@@ -147,8 +150,7 @@ class SlidingWindowLimiter:
         if charge is None:
             return
         if used <= 0 or last_sent_after is None:
-            del self._ledger[lease_id]
-            self._total -= charge.tokens
+            self._release(lease_id, charge)
             return
         kept = min(used, charge.tokens)
         self._total -= charge.tokens - kept
