@@ -53,6 +53,7 @@ from ulak.quoting import clipped, listed, quoted
 ROW = "__row"
 MALFORMED = "__malformed"  # for a CSV line that could not be split into the header's columns
 BLOCK_ROWS = 65_536
+CSV_BLOCK_BYTES = 1 << 20  # what pyarrow parses at a time
 _SNIFF_BYTES = 1 << 20
 _OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
@@ -389,41 +390,103 @@ def _read(source: Source, max_rows: int, pacing: Pacing | None = None) -> Iterat
 
 
 def _read_csv(source: Source) -> Iterator[pa.Table]:
-    names = list(source.columns)
-    malformed: list[str] = []
+    """The CSV's rows, read by pyarrow until a line has the wrong number of fields.
+
+    pyarrow skips such a line without saying where it was, which would number every later row one
+    too low. So at the first one the rest of the file is read by :func:`_read_csv_exactly`, which
+    numbers every row, the malformed ones included. pyarrow reads ahead, so a malformed line may be
+    seen before the batch in hand is yielded: that batch is read again too, never yielded twice.
+    """
+    seen_malformed = False
 
     def skip_malformed(row: Any) -> str:
-        # A line with too many or too few fields is a row-level problem: report it, read on.
-        malformed.append(f"{row.actual_columns} fields, {row.expected_columns} expected: {row.text[:200]}")
+        nonlocal seen_malformed
+        seen_malformed = True
         return "skip"
 
-    try:
+    done = 0
+    with _csv_errors(source):
         reader = pacsv.open_csv(
             source.path,
             read_options=pacsv.ReadOptions(
-                column_names=names, skip_rows=1, encoding=source.encoding, block_size=1 << 20
+                column_names=list(source.columns),
+                skip_rows=1,
+                encoding=source.encoding,
+                block_size=CSV_BLOCK_BYTES,
             ),
             parse_options=pacsv.ParseOptions(
                 delimiter=source.delimiter, newlines_in_values=True, invalid_row_handler=skip_malformed
             ),
             convert_options=pacsv.ConvertOptions(
-                column_types={n: pa.string() for n in names}, strings_can_be_null=False
+                column_types={n: pa.string() for n in source.columns}, strings_can_be_null=False
             ),
         )
         for batch in reader:
+            if seen_malformed:
+                break
+            done += batch.num_rows
             yield pa.Table.from_batches([batch])
-    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+    if seen_malformed:
+        yield from _read_csv_exactly(source, after=done)
+
+
+def _read_csv_exactly(source: Source, *, after: int) -> Iterator[pa.Table]:
+    """The CSV's data rows after the first *after*, each numbered (``__row``), a line with the wrong
+    number of fields as a row whose ``__malformed`` says what it held. Python's csv module parses as
+    pyarrow does (RFC 4180 quoting, empty lines skipped) at a fraction of its speed, so it reads only
+    files that have such lines."""
+    names = source.columns
+    width = len(names)
+    number = 0
+    rows: list[list[str] | None] = []
+    numbers: list[int] = []
+    malformed: list[str | None] = []
+
+    def table() -> pa.Table:
+        columns: dict[str, pa.Array] = {
+            name: pa.array([r[i] if r is not None else None for r in rows], pa.string())
+            for i, name in enumerate(names)
+        }
+        columns[ROW] = pa.array(numbers, pa.int64())
+        columns[MALFORMED] = pa.array(malformed, pa.string())
+        return pa.table(columns)
+
+    with _csv_errors(source), source.path.open(encoding=source.encoding, newline="") as text:
+        csv.field_size_limit(1 << 30)  # pyarrow has no limit on a field; match it
+        records = csv.reader(text, delimiter=source.delimiter)
+        next(records, None)  # the header
+        for record in records:
+            if not record:
+                continue
+            number += 1
+            if number <= after:
+                continue
+            numbers.append(number)
+            if len(record) == width:
+                rows.append(record)
+                malformed.append(None)
+            else:
+                rows.append(None)
+                shown = source.delimiter.join(record)
+                malformed.append(f"{len(record)} fields, {width} expected: {shown[:200]}")
+            if len(rows) == BLOCK_ROWS:
+                yield table()
+                rows, numbers, malformed = [], [], []
+    if rows:
+        yield table()
+
+
+@contextlib.contextmanager
+def _csv_errors(source: Source) -> Iterator[None]:
+    """pyarrow's and Python's complaints about *source*'s text as an upload error that names it."""
+    try:
+        yield
+    except (pa.ArrowInvalid, UnicodeDecodeError, csv.Error) as exc:
         raise CorruptFile(
             f"{source.shown} cannot be read as {source.encoding} text separated by "
             f"{source.delimiter!r}: {_scrubbed(exc, source.path, source.shown)}",
             field="file",
         ) from None
-    if malformed:
-        n = len(malformed)
-        columns: dict[str, pa.Array] = {name: pa.nulls(n, pa.string()) for name in names}
-        columns[ROW] = pa.nulls(n, pa.int64())
-        columns[MALFORMED] = pa.array(malformed, pa.string())
-        yield pa.table(columns)
 
 
 def _read_parquet(source: Source) -> Iterator[pa.Table]:
