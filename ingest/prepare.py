@@ -187,43 +187,63 @@ class _BlockPreparer:
     def _plan(
         self, text: pa.Array, routes: pa.Array, reason: pa.Array, pieces: list[pa.Array | str] | None
     ) -> tuple[pa.Array, np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-        """Encoding and parts of each still-valid row, planned the way its operator concatenates
-        (from the template's *pieces* when there is a template: see ``plan_columns``).
+        """Encoding and parts of each still-valid row, planned the way its operator concatenates and
+        with the national tables its SMSC takes (from the template's *pieces* when there is a
+        template: see ``plan_columns``).
 
-        Every row is planned once with the first operator's concatenation; only the rows that take
-        more than one part there are planned again for operators that concatenate otherwise (a
-        single part carries no concatenation header, so its plan is the same for all of them)."""
+        Every row is planned once the first operator's way. Only the rows of operators planned
+        otherwise are planned again: all of them where the national languages differ, and only those
+        of more than one part where just the concatenation does (a single part carries no
+        concatenation header, so its plan is the same for all of them)."""
         n = len(text)
         parts = np.zeros(n, dtype=np.int32)
         codes = np.full(n, -1, dtype=np.int8)
         ok = np.asarray(pc.is_null(reason).to_numpy(zero_copy_only=False), dtype=bool)
         op_index = np.asarray(pc.fill_null(routes, -1).to_numpy(zero_copy_only=False), dtype=np.int32)
-        names: pa.Array | None = None
-        rows = np.flatnonzero(ok & (op_index >= 0))
-        concats = list(dict.fromkeys(op.concatenation for op in self.operators))
-        for k, concat in enumerate(concats):
+        names: list[str] = []
+        valid = np.flatnonzero(ok & (op_index >= 0))
+        ways = list(dict.fromkeys((op.concatenation, op.languages) for op in self.operators))
+        for k, (concat, languages) in enumerate(ways):
+            rows = valid
             if k:
-                members = [i for i, op in enumerate(self.operators) if op.concatenation is concat]
-                rows = rows[(parts[rows] > 1) & np.isin(op_index[rows], members)]
+                members = [
+                    i
+                    for i, op in enumerate(self.operators)
+                    if (op.concatenation, op.languages) == (concat, languages)
+                ]
+                rows = valid[np.isin(op_index[valid], members)]
+                if languages == ways[0][1]:
+                    rows = rows[parts[rows] > 1]
             if rows.size == 0:
                 continue
             taken = pa.array(rows)
             enc, planned = plan_columns(
                 text.take(taken),
                 concat=concat,
+                languages=languages,
                 pieces=None
                 if pieces is None
                 else [p if isinstance(p, str) else p.take(taken) for p in pieces],
             )
             parts[rows] = planned
-            codes[rows] = pc.fill_null(enc.indices, -1).to_numpy()
-            names = enc.dictionary
+            # Each way has its own list of encoding names: codes index one list of them all.
+            local = enc.dictionary.to_pylist()
+            known = {name: i for i, name in enumerate(names)}
+            for name in local:
+                if name not in known:
+                    known[name] = len(names)
+                    names.append(name)
+            remap = np.array([known[name] for name in local] or [0], dtype=np.int8)
+            got = pc.fill_null(enc.indices, -1).to_numpy()
+            codes[rows] = np.where(got >= 0, remap[np.maximum(got, 0)], -1)
         limit = np.full(n, np.iinfo(np.int32).max, dtype=np.int32)
         for i, op in enumerate(self.operators):
             limit[op_index == i] = op.max_parts
-        if names is None:
+        if not names:
             return pa.nulls(n, pa.string()), parts, limit
-        encoding = pa.DictionaryArray.from_arrays(pa.array(codes, pa.int8(), mask=codes < 0), names)
+        encoding = pa.DictionaryArray.from_arrays(
+            pa.array(codes, pa.int8(), mask=codes < 0), pa.array(names, pa.string())
+        )
         return encoding.cast(pa.string()), parts, limit
 
     def _opted_out(self, msisdn: pa.Array, reason: pa.Array) -> pa.Array:

@@ -59,13 +59,20 @@ def _config(args: argparse.Namespace, console: Console) -> int:
     except ConfigError as exc:
         console.print(f"[red]{exc}[/red]")
         return 2
-    table = Table("operator", "prefixes", "parts/s", "binds", "concatenation")
+    table = Table("operator", "prefixes", "parts/s", "binds", "concatenation", "national tables")
     for op in settings.operators:
         binds = ", ".join(
             f"{b.name} {b.host}:{b.port} window {b.window}" + (f" {b.tps:g}/s" if b.tps else "")
             for b in op.binds
         )
-        table.add_row(op.name, " ".join(op.prefixes), f"{op.tps:g}", binds, op.concatenation.value)
+        table.add_row(
+            op.name,
+            " ".join(op.prefixes),
+            f"{op.tps:g}",
+            binds,
+            op.concatenation.value,
+            ", ".join(op.national_languages) or "none",
+        )
     console.print(table)
     console.print(
         f"redis: {settings.redis.url or 'embedded (started by Ulak)'}; ray: {settings.ray.address or 'local'}"

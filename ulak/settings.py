@@ -31,6 +31,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from ulak.smpp.receipt import MessageIdFormat
+from ulak.text.alphabet import NATIONAL_LANGUAGES
 from ulak.text.plan import Concat
 
 DEFAULT_CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -84,6 +85,11 @@ class OperatorConfig(_Model):
     binds: tuple[BindConfig, ...] = Field(min_length=1)
     concatenation: Concat = Concat.UDH8
     packed_gsm: bool = False
+    national_languages: tuple[str, ...] = Field(
+        default=("turkish",),
+        description="GSM national shift tables the SMSC takes (turkish, spanish, portuguese); "
+        "[] for an SMSC that takes only the default alphabet and UCS-2",
+    )
     max_parts: int = Field(default=10, ge=1, le=255)
     delivery_semantics: Literal["at-most-once", "at-least-once"] = "at-most-once"
     mnp_file: Path | None = None
@@ -96,6 +102,23 @@ class OperatorConfig(_Model):
             if not re.fullmatch(r"[0-9]{1,15}", prefix):
                 raise ValueError(f"prefix {prefix!r} must be digits only (E.164 without '+')")
         return prefixes
+
+    @field_validator("national_languages")
+    @classmethod
+    def _known_languages(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        for name in names:
+            if name not in NATIONAL_LANGUAGES:
+                raise ValueError(
+                    f"national language {name!r} has no GSM shift tables here; use one of "
+                    + ", ".join(NATIONAL_LANGUAGES)
+                    + ", or [] for none"
+                )
+        return tuple(dict.fromkeys(names))
+
+    @property
+    def languages(self) -> tuple[int, ...]:
+        """The national language codes (TS 23.038) the encoder may use for this operator."""
+        return tuple(NATIONAL_LANGUAGES[name] for name in self.national_languages)
 
     @model_validator(mode="after")
     def _unique_binds(self) -> OperatorConfig:

@@ -20,6 +20,7 @@ from ingest import errors
 from ingest.prepare import CampaignSpec, PreparedCampaign, prepare
 from ingest.sources import open_source
 from ulak import keys
+from ulak.dispatch.message import plan_for
 from ulak.settings import BindConfig, IngestConfig, OperatorConfig
 
 BIND = BindConfig(name="b", host="127.0.0.1", port=2775, system_id="x", password_env="X")
@@ -34,12 +35,17 @@ TEMPLATE = "Merhaba {ad}, {tutar} TL borcunuz var."
 def run(ray_session: Any, redis_client: redis.Redis, redis_server_url: str, tmp_path: Path) -> Any:
     runs = iter(range(1000))
 
-    def go(path: Path, spec: CampaignSpec | None = None, **config: Any) -> PreparedCampaign:
+    def go(
+        path: Path,
+        spec: CampaignSpec | None = None,
+        operators: tuple[OperatorConfig, ...] = OPERATORS,
+        **config: Any,
+    ) -> PreparedCampaign:
         return prepare(
             path,
             spec or CampaignSpec(template=TEMPLATE),
             config=IngestConfig(**config),
-            operators=OPERATORS,
+            operators=operators,
             redis_url=redis_server_url,
             directory=tmp_path / f"prepared-{next(runs)}",
         )
@@ -261,6 +267,32 @@ def prepared_parquet(prepared: PreparedCampaign, tmp_path: Path) -> Path:
     path = tmp_path / "rejected.parquet"
     prepared.write_rejected(path)
     return path
+
+
+def test_an_operator_without_national_tables_gets_ucs2(tmp_path: Path, run: Any) -> None:
+    # The same Turkish text: one GSM part with the Turkish single shift where the SMSC takes it, two
+    # UCS-2 parts where it does not (national_languages: []), whatever the concatenation.
+    plain = OPERATORS[1].model_copy(update={"national_languages": ()})
+    operators = (
+        OPERATORS[0],
+        plain,
+        OPERATORS[1].model_copy(update={"name": "voda2", "prefixes": ("90543",)}),
+    )
+    text = "Sayın müşterimiz, " + "ş" * 60 + " borcunuz var; ödeme için şubeye uğrayın."
+    path = write_csv(
+        tmp_path / "t.csv",
+        [["msisdn", "mesaj"], ["05321112233", text], ["05421112233", text], ["05431112233", text]],
+    )
+    prepared = run(path, CampaignSpec(text_column="mesaj"), operators=operators)
+    got = [(r["operator"], r["encoding"], r["parts"]) for r in accepted(prepared)]
+    expected = [
+        (op.name, message.encoding.name, message.parts)
+        for op in operators
+        for message in [plan_for(text, op, reference=0)]
+    ]
+    assert got == expected
+    assert [e[2] for e in expected] == [1, 2, 1]
+    assert expected[1][1] == "ucs2" and expected[0][1] == expected[2][1] != "ucs2"
 
 
 def test_text_column_and_empty_text(tmp_path: Path, run: Any) -> None:

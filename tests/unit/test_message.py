@@ -61,3 +61,12 @@ def test_a_destination_the_encoder_refuses_is_refused_the_same_way() -> None:
         preencode(submit_pdus(message, destination="9" * 21, bind=op.binds[0])[0])
     with pytest.raises(ValueError, match="destination_addr"):
         SubmitBodies().parts(message, destination="9" * 21, bind=op.binds[0])
+
+
+def test_an_operator_without_national_tables_is_never_sent_them() -> None:
+    text = "Şükrü, ödemeniz alındı."
+    national = plan_for(text, operator(Concat.UDH8), reference=0)
+    plain = plan_for(text, operator(Concat.UDH8).model_copy(update={"national_languages": ()}), reference=0)
+    assert (national.data_coding, national.segments[0].data[:3]) == (0x00, b"\x03\x24\x01")
+    assert (plain.data_coding, plain.segments[0].esm_class) == (0x08, 0)
+    assert plain.segments[0].data == text.encode("utf-16-be")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from ulak.settings import ConfigError, load_settings
+from ulak.settings import ConfigError, OperatorConfig, load_settings
 from ulak.text import Concat
 
 PASSWORDS = {
@@ -107,3 +107,12 @@ def test_not_yaml(tmp_path: Path) -> None:
 def test_missing_directory(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "nope", environ={})
+
+
+def test_national_languages_are_named_and_checked() -> None:
+    bind = {"name": "b", "host": "h", "port": 1, "system_id": "s", "password_env": "X"}
+    op = OperatorConfig(name="o", prefixes=("90",), tps=1, binds=(bind,), national_languages=())
+    assert op.languages == ()
+    assert OperatorConfig(name="o", prefixes=("90",), tps=1, binds=(bind,)).languages == (1,)
+    with pytest.raises(ValidationError, match="has no GSM shift tables here; use one of turkish, spanish"):
+        OperatorConfig(name="o", prefixes=("90",), tps=1, binds=(bind,), national_languages=("klingon",))

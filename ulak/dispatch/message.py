@@ -47,10 +47,12 @@ def submit_pdus(
 
 
 def plan_for(text: str, operator: OperatorConfig, *, reference: int) -> MessagePlan:
-    """Plan *text* the way *operator* is configured (concatenation, packing, part limit)."""
+    """Plan *text* the way *operator* is configured (concatenation, national languages, packing, part
+    limit)."""
     return plan(
         text,
         concat=operator.concatenation,
+        languages=operator.languages,
         reference=reference,
         max_parts=operator.max_parts,
         packed=operator.packed_gsm,

@@ -28,6 +28,8 @@ TURKISH = 1
 SPANISH = 2
 PORTUGUESE = 3
 LANGUAGE_NAMES = {DEFAULT: "default", TURKISH: "turkish", SPANISH: "spanish", PORTUGUESE: "portuguese"}
+# The languages an operator may list in ``national_languages``, by name.
+NATIONAL_LANGUAGES = {name: code for code, name in LANGUAGE_NAMES.items() if code != DEFAULT}
 
 
 @dataclass(frozen=True)
