@@ -6,6 +6,7 @@ the ledger and a handle to the operator's ThrottleActor, and takes work in batch
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import ray
@@ -15,6 +16,7 @@ from actors.throttle import RayTokenSource
 from ulak import keys
 from ulak.dispatch.batch import PartBatch, unpack_parts
 from ulak.dispatch.bind import BindClient, OutboundPart
+from ulak.dispatch.inbox import RedisInbox
 from ulak.dispatch.ledger import RedisLedger
 from ulak.dispatch.sendrecord import RedisSendRecord
 from ulak.logging import configure_logging
@@ -32,8 +34,17 @@ class SmppConnectionActor:
         # dead actor's id (cluster.runner), whatever bind has since taken the name.
         actor_id = ray.get_runtime_context().get_actor_id() or "driver"
         self._record = RedisSendRecord(self._redis, keys.bind_sends(operator.name, bind.name, actor_id))
+        # Receipts are durable in the bind's inbox before they are answered; the ledger trims it as
+        # it applies them. Named by the bind, not the process: the next actor of this name (Ray
+        # never runs two at once) applies what a dead one left.
+        inbox = RedisInbox(self._redis, keys.bind_inbox(operator.name, bind.name))
         self.client = BindClient(
-            bind, operator, tokens=RayTokenSource(throttle), sink=ledger.apply_async, record=self._record
+            bind,
+            operator,
+            tokens=RayTokenSource(throttle),
+            sink=functools.partial(ledger.apply_async, inbox=inbox.key),
+            record=self._record,
+            inbox=inbox,
         )
         self._started = False
 

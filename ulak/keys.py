@@ -113,6 +113,15 @@ def ingest_credits(token: str) -> str:
     return f"{PREFIX}:ingest:{token}:credits"
 
 
+def bind_inbox(operator: str, bind: str) -> str:
+    """List, one MessagePack array per receipt: receipts a bind has made durable before answering
+    them and the ledger has not applied yet (``ulak.dispatch.inbox``). Appended to before each
+    deliver_sm_resp, trimmed from the head by the ledger script that applies them, read by the next
+    bind of that name when it starts. Short: a flush tick or two of receipts. No expiry (its entries
+    are the only copy)."""
+    return f"{PREFIX}:bind:{operator}:{bind}:inbox"
+
+
 def bind_sends(operator: str, bind: str, actor_id: str) -> str:
     """String, MessagePack arrays end to end: the parts one bind process may have put on the wire and
     whose outcome the ledger may not hold yet, appended before they are sent and rewritten to what is

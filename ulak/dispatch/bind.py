@@ -18,17 +18,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import structlog
 
 from ulak.dispatch.fairqueue import FairQueue
+from ulak.dispatch.inbox import Inbound, InboxStore
 from ulak.dispatch.ledger import (
     Event,
     PartAcked,
@@ -111,6 +113,13 @@ def outbound_part(job: str, row: int, part: int, parts: int, pdu: SubmitSm | Enc
 
 
 EventSink = Callable[[list[Event]], Awaitable[None]]
+_T = TypeVar("_T")
+
+
+class _Stopped(Exception):
+    """The bind stopped while its inbox could not be written."""
+
+
 # Opens a connection for a protocol factory, as ``loop.create_connection`` does (host and port bound).
 Connector = Callable[[Callable[[], asyncio.Protocol]], Awaitable[tuple[Any, Any]]]
 
@@ -151,6 +160,7 @@ class BindStats:
     protocol_errors: int = 0
     failures: int = 0  # unexpected errors in the send loop (each logged with its traceback)
     limiter_errors: int = 0  # failed calls to the operator's limiter (the bind waited, then asked again)
+    inbox_errors: int = 0  # failed writes to the inbox (its receipts waited, unanswered, and went again)
     last_error: str = ""
 
 
@@ -210,10 +220,13 @@ class BindClient:
         backoff: Backoff | None = None,
         throttle_pause: float = 0.05,
         connect: Connector | None = None,
+        inbox: InboxStore | None = None,
     ) -> None:
         """*backoff* (reconnects), *throttle_pause* (the first pause after ESME_RTHROTTLED, doubling
         up to 2 s) and *connect* (how a connection is opened: TCP to the bind's host by default) are
-        there for tests that drive a bind against an in-memory SMSC."""
+        there for tests that drive a bind against an in-memory SMSC. With an *inbox*, a receipt is
+        answered only once it is in there (``ulak.dispatch.inbox``); its ledger *sink* must then trim
+        that inbox as it applies receipts (``RedisLedger.apply_async(events, inbox=key)``)."""
         self.bind = bind
         self.operator = operator
         self.smsc = f"{bind.host}:{bind.port}/{bind.system_id}"
@@ -247,6 +260,10 @@ class BindClient:
         # and those of the last one, written at this tick.
         self._receipts: list[Event | None] = []
         self._aged_receipts: list[Event | None] = []
+        self.inbox = inbox
+        self._inbound = Inbound()
+        self._inbound_ready = asyncio.Event()
+        self._inbox_done = False
         self._session: Session | None = None
         self._wire: _Wire | None = None
         self._wakeup = asyncio.Event()
@@ -327,6 +344,7 @@ class BindClient:
             "lost": self._lost.is_set(),
             "paused_for": max(0.0, round(self._pause_until - time.monotonic(), 3)),
             "tasks": [t.get_name() + (":done" if t.done() else "") for t in self._tasks],
+            "receipts_not_durable": len(self._inbound),
             **self.stats.__dict__,
         }
 
@@ -335,6 +353,8 @@ class BindClient:
             asyncio.create_task(self._run(), name=f"bind-{self.bind.name}"),
             asyncio.create_task(self._flusher(), name=f"flush-{self.bind.name}"),
         ]
+        if self.inbox is not None:
+            self._tasks.append(asyncio.create_task(self._keep_inbox(), name=f"inbox-{self.bind.name}"))
 
     async def wait_bound(self, timeout: float) -> None:
         await asyncio.wait_for(self._bound.wait(), timeout)
@@ -360,9 +380,12 @@ class BindClient:
                 wire.transport.close()
         elif wire is not None and wire.transport is not None:
             wire.transport.close()
-        run, flusher = self._tasks
+        run, flusher, *inbox = self._tasks
         run.cancel()
         await asyncio.gather(run, return_exceptions=True)
+        self._inbox_done = True  # what is not durable yet stays unanswered: the SMSC sends it again
+        self._inbound_ready.set()
+        await asyncio.gather(*inbox, return_exceptions=True)
         # The flusher is never cancelled mid-write (that would lose a batch of ledger events and can
         # leave the Redis connection unusable): it is told to finish and does one last flush.
         self._flush_done = True
@@ -745,8 +768,7 @@ class BindClient:
                 answered = True
                 self._on_response(event, out)
             elif type(event) is ReceiptReceived:
-                self._on_receipt(event, out)
-                out.append(session.acknowledge_delivery(event.sequence))
+                self._on_receipt(event, session, out)
             elif type(event) is RequestReceived:
                 self._on_request(event.pdu, out)
             elif type(event) is ProtocolError:
@@ -847,25 +869,74 @@ class BindClient:
         pause = min(2.0, self._throttle_pause * 2 ** (self._throttle_level - 1)) * self._rng.uniform(0.8, 1.2)
         self._pause_until = max(self._pause_until, time.monotonic() + pause)
 
-    def _on_receipt(self, event: ReceiptReceived, out: list[bytes]) -> None:
-        self.stats.receipts += 1
+    def _on_receipt(self, event: ReceiptReceived, session: Session, out: list[bytes]) -> None:
         status = status_of_state(event.message_state)
         assert status is not None  # a lean session reports only receipts with a known state
         message_id = normalize_message_id(event.message_id, self.bind.receipt_id_format)
-        self._receipts.append(ReceiptSeen(self.smsc, message_id, status.value, str(event.network_error)))
+        receipt = ReceiptSeen(self.smsc, message_id, status.value, str(event.network_error))
+        self._received(receipt, session, session.acknowledge_delivery(event.sequence), out)
+
+    def _received(self, receipt: ReceiptSeen, session: Session, answer: bytes, out: list[bytes]) -> None:
+        """A receipt read: answered now without an inbox, else once the inbox has it."""
+        self.stats.receipts += 1
+        if self.inbox is None:
+            self._receipts.append(receipt)
+            out.append(answer)
+        else:
+            self._inbound.add(receipt, session, answer)
+            self._inbound_ready.set()
+
+    async def _keep_inbox(self) -> None:
+        """Make received receipts durable, then answer them and hand them to the ledger flush (see
+        ``ulak.dispatch.inbox``): first what a predecessor of this bind left in the inbox."""
+        inbox = self.inbox
+        assert inbox is not None
+        try:
+            left = await self._retrying(inbox.unsettled)
+            if left:
+                self._log.info("inbox.replayed", receipts=len(left))
+            self._receipts.extend(left)
+            while not (self._inbox_done and not self._inbound):
+                if not self._inbox_done:
+                    await self._inbound_ready.wait()
+                self._inbound_ready.clear()
+                session = self._session
+                receipts, answers = self._inbound.take(session if not self._lost.is_set() else None)
+                if receipts:
+                    await self._retrying(functools.partial(inbox.append, receipts))
+                    self._receipts.extend(receipts)
+                    if session is self._session and not self._lost.is_set():
+                        self._write(answers)
+        except _Stopped:
+            return
+
+    async def _retrying(self, call: Callable[[], Awaitable[_T]]) -> _T:
+        """*call*, again every half second while it fails (Redis away: receipts wait unanswered),
+        until the bind stops (:class:`_Stopped`)."""
+        while True:
+            try:
+                return await call()
+            except Exception as exc:
+                self.stats.inbox_errors += 1
+                self._log.error("inbox.write_failed", error=f"{type(exc).__name__}: {exc}")
+                if self._inbox_done:
+                    raise _Stopped from None
+                await asyncio.sleep(0.5)
 
     def _on_request(self, pdu: object, out: list[bytes]) -> None:
         session = self._session
         assert session is not None
         if isinstance(pdu, DeliverSm):
             receipt = parse_receipt(pdu, full=False)
+            answer = session.send(DeliverSmResp(sequence=pdu.sequence))
             if receipt is not None:
-                self.stats.receipts += 1
                 message_id = normalize_message_id(receipt.message_id, self.bind.receipt_id_format)
-                self._receipts.append(ReceiptSeen(self.smsc, message_id, receipt.status.value, receipt.error))
+                seen = ReceiptSeen(self.smsc, message_id, receipt.status.value, receipt.error)
+                self._received(seen, session, answer, out)
             else:
+                # Not kept anywhere yet (replies and consent, issue 17): nothing to make durable.
                 self.stats.mo += 1
-            out.append(session.send(DeliverSmResp(sequence=pdu.sequence)))
+                out.append(answer)
         elif isinstance(pdu, EnquireLink):
             out.append(session.send(EnquireLinkResp(sequence=pdu.sequence)))
         elif isinstance(pdu, Unbind):

@@ -1,7 +1,9 @@
 -- The job ledger's rules (see ledger.py), applied atomically to one batch of events.
 -- ARGV: counters/rows/parts key templates, the message-id and early-receipt key prefixes,
 -- receipt-stats key, message TTL, the batch (8), the webhook jobs set (9), the webhook outbox stream
--- (10), the receipt latency histogram (11) and the early receipts held per SMSC (12). The batch is one
+-- (10), the receipt latency histogram (11), the early receipts held per SMSC (12) and the bind's
+-- inbox (13, '' for none: see ulak/dispatch/inbox.py), whose head loses one entry per receipt applied
+-- here, so that a receipt is never both applied and still waiting there. The batch is one
 -- MessagePack array, 8 values per event: kind, job, row, part, parts, x1, x2, x3 (row, part and parts
 -- as decimal strings: Lua numbers are doubles, and turning one into a string goes through printf's
 -- float formatting, which was a tenth of this script's time when they came as integers). For an ack
@@ -32,6 +34,8 @@ local latency = ARGV[11]
 local LATENCY_BUCKETS = {1, 5, 15, 60, 300, 1800, 3600, 21600, 86400}
 -- Early receipts that may be held, per SMSC (a hash): an ack looks for one only while its SMSC has any.
 local held_key = ARGV[12]
+local inbox = ARGV[13] or ''
+local received = 0
 
 local OUTCOME = {DELIVRD = 'delivered', UNDELIV = 'undelivered', EXPIRED = 'expired',
                  REJECTD = 'rejected', DELETED = 'deleted', UNKNOWN = 'receipt_unknown',
@@ -182,6 +186,7 @@ for i = 1, #batch, 8 do
   local parts = tonumber(parts_s)
   local x1, x2, x3 = batch[i + 5], batch[i + 6], batch[i + 7]
   if kind == 'R' then
+    received = received + 1
     local smsc, id, value, status = x1, x2, x3, job
     local target = redis.call('GET', id)
     if target then
@@ -312,4 +317,5 @@ for key, fields in pairs(increments) do
   for field, n in pairs(fields) do redis.call('HINCRBY', key, field, n) end
 end
 if latency_sum > 0 then redis.call('HINCRBYFLOAT', latency, 'sum', latency_sum) end
+if inbox ~= '' and received > 0 then redis.call('LTRIM', inbox, received, -1) end
 return count

@@ -307,7 +307,7 @@ class RedisLedger:
         self._script = client.register_script(_SCRIPT)
         self.message_ttl = message_ttl
 
-    def _args(self, events: list[Event]) -> list[str | int | bytes]:
+    def _args(self, events: list[Event], inbox: str = "") -> list[str | int | bytes]:
         return [
             keys.JOB_COUNTERS_TEMPLATE,
             keys.JOB_ROWS_TEMPLATE,
@@ -321,15 +321,18 @@ class RedisLedger:
             keys.WEBHOOK_OUTBOX,
             keys.RECEIPT_LATENCY,
             keys.EARLY_RECEIPTS_HELD,
+            inbox,
         ]
 
     def apply(self, events: list[Event]) -> None:
         if events:
             self._script(keys=[], args=self._args(events))
 
-    async def apply_async(self, events: list[Event]) -> None:
+    async def apply_async(self, events: list[Event], inbox: str = "") -> None:
+        """Apply *events*; with *inbox* (a bind's, ``ulak.dispatch.inbox``), drop from its head, in
+        the same atomic call, one entry per receipt applied: they were its oldest."""
         if events:
-            await self._script(keys=[], args=self._args(events))
+            await self._script(keys=[], args=self._args(events, inbox))
 
     def counters(self, job: str) -> dict[str, int]:
         raw = self._client.hgetall(keys.job_counters(job))

@@ -1,0 +1,134 @@
+"""A receipt is answered only once it is durable, and a bind that dies leaves its receipts to the next
+(issue 14, item 9): BindClient against the simulator over TCP, the inbox and ledger in a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import Any
+
+import redis
+import redis.asyncio
+
+from tests.helpers import SimProcess, async_wait_for
+from tests.integration.test_bind import campaign, counters, operator_for
+from ulak import keys
+from ulak.dispatch.bind import BindClient
+from ulak.dispatch.inbox import RedisInbox
+from ulak.dispatch.ledger import Event, ReceiptSeen, RedisLedger
+from ulak.dispatch.throttle import LocalTokenSource, SlidingWindowLimiter
+
+KEY = keys.bind_inbox("op", "b1")
+
+
+def _bind(op: Any, client: Any, sink: Any, inbox: Any) -> BindClient:
+    return BindClient(
+        op.binds[0], op, tokens=LocalTokenSource(SlidingWindowLimiter(op.tps)), sink=sink, inbox=inbox
+    )
+
+
+async def _stats(sim: SimProcess) -> dict[str, Any]:
+    return await asyncio.to_thread(sim.stats)
+
+
+def test_receipts_a_dying_bind_answered_are_applied_by_the_next(
+    sim: SimProcess, redis_server_url: str
+) -> None:
+    op = operator_for(sim)
+    parts, _ = campaign(op, 40, job="dying")
+    singles = [p for p in parts if p.parts == 1]
+
+    async def scenario() -> None:
+        client = redis.asyncio.Redis.from_url(redis_server_url)
+        ledger = RedisLedger(client)
+
+        # The first bind's process "dies" before it writes any receipt to the ledger: its sink
+        # writes the sends and acks, and loses the receipts, as a killed process would.
+        async def receipts_lost(events: list[Event]) -> None:
+            await ledger.apply_async([e for e in events if not isinstance(e, ReceiptSeen)])
+
+        first = _bind(op, client, receipts_lost, RedisInbox(client, KEY))
+        await first.start()
+        first.enqueue(singles)
+        await first.drain(timeout=30)
+        await async_wait_for(
+            lambda: first.stats.receipts >= len(singles), timeout=30, what="receipts at the first bind"
+        )
+        # The SMSC was answered for every one of them, so it will never send them again...
+        stats = await _stats(sim)
+        while stats.get("deliver_sm_resp", 0) < len(singles):
+            await asyncio.sleep(0.02)
+            stats = await _stats(sim)
+        await first.stop()
+        # ...and the ledger has none of them: only the inbox does.
+        assert counters(redis_server_url, "dying").get("receipts", 0) == 0
+        assert await client.llen(KEY) == len(singles)
+
+        second = _bind(op, client, functools.partial(ledger.apply_async, inbox=KEY), RedisInbox(client, KEY))
+        await second.start()
+        await async_wait_for(
+            lambda: counters(redis_server_url, "dying").get("receipts", 0) >= len(singles),
+            timeout=10,
+            what="the first bind's receipts applied by the second",
+        )
+        await second.stop()
+        assert await client.llen(KEY) == 0
+        await client.aclose()
+
+    asyncio.run(scenario())
+    got = counters(redis_server_url, "dying")
+    assert got["delivered"] == got["receipts"] == len(singles)
+    assert got.get("receipts_duplicate", 0) == 0
+
+
+class _Unreachable:
+    """An inbox whose Redis is away until ``back`` is set (the SMSC and the ledger are real)."""
+
+    def __init__(self, inbox: RedisInbox) -> None:
+        self.inner = inbox
+        self.key = inbox.key
+        self.back = False
+
+    async def append(self, receipts: list[ReceiptSeen]) -> None:
+        if not self.back:
+            raise redis.exceptions.ConnectionError("Connection refused")
+        await self.inner.append(receipts)
+
+    async def unsettled(self) -> list[ReceiptSeen]:
+        return await self.inner.unsettled()
+
+
+def test_a_receipt_that_cannot_be_made_durable_is_not_answered(
+    sim: SimProcess, redis_server_url: str
+) -> None:
+    op = operator_for(sim)
+    parts, _ = campaign(op, 20, job="unreachable")
+    singles = [p for p in parts if p.parts == 1]
+
+    async def scenario() -> None:
+        client = redis.asyncio.Redis.from_url(redis_server_url)
+        ledger = RedisLedger(client)
+        inbox = _Unreachable(RedisInbox(client, KEY))
+        bind = _bind(op, client, functools.partial(ledger.apply_async, inbox=KEY), inbox)
+        await bind.start()
+        bind.enqueue(singles)
+        await bind.drain(timeout=30)
+        await async_wait_for(lambda: bind.stats.receipts >= len(singles), timeout=30, what="receipts read")
+        await async_wait_for(lambda: bind.stats.inbox_errors >= 2, timeout=10, what="failed inbox writes")
+        assert (await _stats(sim)).get("deliver_sm_resp", 0) == 0
+        assert counters(redis_server_url, "unreachable").get("receipts", 0) == 0
+
+        inbox.back = True
+        await async_wait_for(
+            lambda: counters(redis_server_url, "unreachable").get("receipts", 0) >= len(singles),
+            timeout=10,
+            what="receipts in the ledger",
+        )
+        assert (await _stats(sim))["deliver_sm_resp"] == len(singles)
+        await bind.stop()
+        assert await client.llen(KEY) == 0
+        await client.aclose()
+
+    asyncio.run(scenario())
+    got = counters(redis_server_url, "unreachable")
+    assert got["delivered"] == len(singles)
