@@ -30,10 +30,14 @@ class SmppConnectionActor:
         relax_gc()
         self._redis = redis.asyncio.Redis.from_url(redis_url)
         ledger = RedisLedger(self._redis)
-        # The send record is this process's own: a runner that finds the actor dead reads it by the
-        # dead actor's id (cluster.runner), whatever bind has since taken the name.
+        # The send record is this process's own, registered under the bind's name: the pool that
+        # finds the process dead reads it there (cluster.pool), whatever bind has since taken the name.
         actor_id = ray.get_runtime_context().get_actor_id() or "driver"
-        self._record = RedisSendRecord(self._redis, keys.bind_sends(operator.name, bind.name, actor_id))
+        self._record = RedisSendRecord(
+            self._redis,
+            keys.bind_sends(operator.name, bind.name, actor_id),
+            registry=keys.bind_records(operator.name, bind.name),
+        )
         # Receipts are durable in the bind's inbox before they are answered; the ledger trims it as
         # it applies them. Named by the bind, not the process: the next actor of this name (Ray
         # never runs two at once) applies what a dead one left.

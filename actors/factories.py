@@ -37,9 +37,9 @@ def connection_actor(
     detached: bool = False,
 ) -> Any:
     """The bind's SmppConnectionActor: an async actor (one event loop holds the socket). Not restarted
-    by Ray: a new process could not tell which of the dead one's sends reached the SMSC. A job's
-    runner that finds it dead settles its send record and makes a new one (``JobRunner``), and the
-    stack makes any missing one when it starts (``ensure_dispatch``, ``Cluster.start``)."""
+    by Ray: a new process could not tell which of the dead one's sends reached the SMSC. The bind
+    pool settles a dead one's send record and makes a new one (``cluster.pool.BindPool``, the only
+    caller: a job's runner that meets a dead bind, and the stack when it starts)."""
     cls: Any = ray.remote(num_cpus=0, max_restarts=0)(SmppConnectionActor)
     options: dict[str, Any] = {
         "name": f"bind:{operator.name}:{bind.name}",

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from itertools import count
-from typing import Any
 
 import pyarrow as pa
-import ray
 import redis
 
 from cluster.local import Cluster
+from cluster.pool import BindPool
 from ulak import keys
-from ulak.dispatch.batch import pack_parts
 from ulak.dispatch.bind import OutboundPart, outbound_part
 from ulak.dispatch.ledger import COUNTERS
 from ulak.dispatch.message import PlanCache, SubmitBodies
@@ -26,7 +23,6 @@ from ulak.runtime import paused_gc
 from ulak.text.plan import MessageTooLong
 
 BATCH_PARTS = 500
-MAX_BACKLOG = 4000  # parts waiting per bind before the runner holds back
 
 
 def job_counters(client: redis.Redis, job_id: str) -> dict[str, int]:
@@ -80,46 +76,38 @@ def run_campaign(
                 ]
         client.hincrby(keys.job_counters(job_id), "unroutable", unroutable)
         client.hincrby(keys.job_counters(job_id), "too_long", too_long)
-        _feed(cluster, operators, per_operator=per_operator, client=client, job_id=job_id, progress=progress)
-        ray.get([h.drain.remote(600.0) for hs in cluster.binds.values() for h in hs])
+        assert cluster.pool is not None, "the cluster was started without binds"
+        names = {i: op.name for i, op in enumerate(operators)}
+        queues = {names[i]: parts for i, parts in per_operator.items()}
+        _feed(cluster.pool, queues, client=client, job_id=job_id, progress=progress)
+        cluster.pool.drain(600.0)
         return _await_receipts(client, job_id, receipt_wait, progress)
     finally:
         client.close()
 
 
 def _feed(
-    cluster: Cluster,
-    operators: Any,
+    pool: BindPool,
+    queues: dict[str, list[OutboundPart]],
     *,
-    per_operator: dict[int, list[OutboundPart]],
     client: redis.Redis,
     job_id: str,
     progress: Callable[[dict[str, int]], None] | None,
 ) -> None:
-    """Hand the parts to the binds: each round gives a batch to every bind with room and asks the
-    full ones how far they got, all in one round trip (as ``JobRunner`` does)."""
-    cursors = dict.fromkeys(per_operator, 0)
-    backlog: dict[Any, int] = {}
+    """Hand the parts to the binds a round at a time (``BindPool.feed``, as ``JobRunner`` does)."""
+    cursors = dict.fromkeys(queues, 0)
     last_report = 0.0
-    for turn in count():
-        if not any(cursors[i] < len(parts) for i, parts in per_operator.items()):
+
+    def take(name: str) -> list[OutboundPart]:
+        start = cursors[name]
+        cursors[name] = min(start + BATCH_PARTS, len(queues[name]))
+        return queues[name][start : cursors[name]]
+
+    while True:
+        waiting = [name for name, parts in queues.items() if cursors[name] < len(parts)]
+        if not waiting:
             break
-        calls = []
-        polls = []
-        for i, parts in per_operator.items():
-            handles = cluster.binds[operators[i].name]
-            for k in range(len(handles)):
-                handle = handles[(turn + k) % len(handles)]
-                if backlog.get(handle, 0) > MAX_BACKLOG:
-                    polls.append((handle, handle.backlog.remote()))
-                elif cursors[i] < len(parts):
-                    batch = parts[cursors[i] : cursors[i] + BATCH_PARTS]
-                    cursors[i] += len(batch)
-                    calls.append((handle, handle.enqueue.remote(pack_parts(batch))))
-        answers = calls + polls
-        for (handle, _), queued in zip(answers, ray.get([ref for _, ref in answers]), strict=True):
-            backlog[handle] = queued
-        if not calls:
+        if not pool.feed(job_id, waiting, take):
             time.sleep(0.02)  # every bind is full: let them drain
         if progress is not None and time.monotonic() - last_report > 0.25:
             progress(job_counters(client, job_id))

@@ -8,7 +8,7 @@ from typing import Any
 
 import ray
 
-from actors.factories import connection_actor, throttle_actor
+from cluster.pool import BindPool
 from ulak.redis_server import RedisServer, default_state_dir
 from ulak.settings import Settings
 
@@ -25,8 +25,7 @@ class Cluster:
         self._redis: RedisServer | None = None
         self._started_ray = False
         self.redis_url = ""
-        self.throttles: dict[str, Any] = {}
-        self.binds: dict[str, list[Any]] = {}
+        self.pool: BindPool | None = None
 
     def start(self, *, bind_timeout: float = 30.0, binds: bool = True) -> Cluster:
         """Start Redis (or use the configured one), Ray, and unless *binds* is false the operators'
@@ -45,32 +44,26 @@ class Cluster:
                 log_to_driver=False,
             )
             self._started_ray = True
-        for op in self.settings.operators if binds else ():
-            self.throttles[op.name] = throttle_actor(op, namespace=self.namespace)
-            self.binds[op.name] = [
-                connection_actor(
-                    b,
-                    op,
-                    redis_url=self.redis_url,
-                    throttle=self.throttles[op.name],
-                    namespace=self.namespace,
-                )
-                for b in op.binds
-            ]
-        ray.get([h.start.remote(bind_timeout) for hs in self.binds.values() for h in hs])
+        if binds:
+            # Not detached: they end with this process (the namespace is this stack's own).
+            self.pool = BindPool(
+                self.settings, redis_url=self.redis_url, namespace=self.namespace, detached=False
+            )
+            self.pool.ensure(bind_timeout=bind_timeout)
         return self
 
     def describe(self) -> dict[str, list[dict[str, Any]]]:
-        return {op: ray.get([h.describe.remote() for h in hs]) for op, hs in self.binds.items()}
+        return self.pool.describe(timeout=30.0) if self.pool is not None else {}
+
+    def throttle(self, operator: str) -> Any:
+        """The operator's ThrottleActor (for benchmarks that read its figures)."""
+        return ray.get_actor(f"throttle:{operator}", namespace=self.namespace)
 
     def stop(self) -> None:
-        handles = [h for hs in self.binds.values() for h in hs]
-        if handles:
-            ray.get([h.stop.remote() for h in handles])
-        for h in [*handles, *self.throttles.values()]:
-            ray.kill(h)
-        self.binds.clear()
-        self.throttles.clear()
+        if self.pool is not None:
+            self.pool.stop()
+            self.pool.close()
+            self.pool = None
         if self._started_ray:
             ray.shutdown()
         if self._redis is not None:

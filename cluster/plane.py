@@ -18,7 +18,7 @@ import redis
 import redis.asyncio
 import structlog
 
-from actors.factories import connection_actor, job_actor, throttle_actor, webhook_actor
+from actors.factories import job_actor, webhook_actor
 from cluster.jobs import (
     ACTIVE,
     CANCELLABLE,
@@ -28,6 +28,7 @@ from cluster.jobs import (
     JobState,
     JobStore,
 )
+from cluster.pool import BindPool
 from cluster.webhooks import checked_address
 from ingest.prepare import check_upload
 from ulak import keys
@@ -52,35 +53,19 @@ class ControlPlane:
         self.aclient = redis.asyncio.Redis.from_url(redis_url)  # the API's hot reads, on its event loop
         self.store = JobStore(self.client)
         self.root = jobs_dir(settings)
+        self.pool = BindPool(settings, redis_url=redis_url, namespace=self.namespace)
 
     def close(self) -> None:
         self.client.close()
+        self.pool.close()
 
     # ------------------------------------------------------------------------------------ binds
 
     def ensure_dispatch(self, *, bind_timeout: float = 0.0) -> None:
-        """Start (or find) every operator's throttle and binds as detached actors; optionally wait
-        up to *bind_timeout* seconds for them to bind."""
-        handles = []
-        for op in self.settings.operators:
-            throttle = throttle_actor(op, namespace=self.namespace, detached=True)
-            for b in op.binds:
-                handles.append(
-                    connection_actor(
-                        b,
-                        op,
-                        redis_url=self.redis_url,
-                        throttle=throttle,
-                        namespace=self.namespace,
-                        detached=True,
-                    )
-                )
+        """Start (or find) every operator's throttle and binds as detached actors (``BindPool``);
+        optionally wait up to *bind_timeout* seconds for them to bind."""
+        self.pool.ensure(bind_timeout=bind_timeout)
         webhook_actor(redis_url=self.redis_url, config=self.settings.webhooks, namespace=self.namespace)
-        refs = [h.start.remote(bind_timeout) for h in handles]
-        if bind_timeout > 0:
-            ray.get(refs)
-        else:  # start(0) returns at once; binding carries on inside the actor
-            ray.wait(refs, num_returns=len(refs), timeout=5.0)
         # Jobs whose actor is gone (the whole cluster restarted) get a new one: they resume from Redis.
         for job_id in self.store.ids(limit=1000):
             if self.store.state(job_id) in ACTIVE:
@@ -88,19 +73,7 @@ class ControlPlane:
 
     def binds(self) -> dict[str, list[dict[str, Any]]]:
         """Each operator's binds as they describe themselves (or 'missing' when the actor is gone)."""
-        out: dict[str, list[dict[str, Any]]] = {}
-        for op in self.settings.operators:
-            rows = []
-            for b in op.binds:
-                entry: dict[str, Any] = {"bind": b.name, "window": b.window}
-                try:
-                    handle = ray.get_actor(f"bind:{op.name}:{b.name}", namespace=self.namespace)
-                    entry.update(ray.get(handle.describe.remote(), timeout=2.0))
-                except (ValueError, ray.exceptions.RayError) as exc:
-                    entry.update(state="missing", last_error=type(exc).__name__)
-                rows.append(entry)
-            out[op.name] = rows
-        return out
+        return self.pool.describe()
 
     def throttles(self) -> dict[str, dict[str, Any]]:
         """Each operator's ThrottleActor as it describes itself (rate, leases, waits)."""

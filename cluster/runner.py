@@ -15,32 +15,28 @@ recipient would otherwise get part 1 of 3 and never the rest.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import ray
 import redis
 import structlog
 
 from cluster.jobs import RECEIPT_OUTCOMES, InvalidTransition, JobState, JobStore
+from cluster.pool import BindDied, BindPool
 from ingest.collect import ACCEPTED_FILE
 from ingest.errors import IngestError
 from ingest.prepare import prepare
 from ulak import keys
-from ulak.dispatch.batch import pack_parts
 from ulak.dispatch.bind import OutboundPart, outbound_part
 from ulak.dispatch.ledger import Event, PartUnknown, RedisLedger
 from ulak.dispatch.message import PlanCache, SubmitBodies, relative_validity
-from ulak.dispatch.sendrecord import read_record
-from ulak.settings import BindConfig, OperatorConfig, Settings
+from ulak.settings import Settings
 
 log = structlog.get_logger("ulak.job")
 
@@ -55,7 +51,14 @@ class JobRunner:
     """Drives one job from its Redis record to a terminal state (see the module docstring)."""
 
     def __init__(
-        self, job_id: str, *, settings: Settings, redis_url: str, namespace: str, poll: float = 0.2
+        self,
+        job_id: str,
+        *,
+        settings: Settings,
+        redis_url: str,
+        namespace: str,
+        poll: float = 0.2,
+        pool: BindPool | None = None,
     ) -> None:
         self.job_id = job_id
         self.settings = settings
@@ -68,7 +71,7 @@ class JobRunner:
         self.directory = Path(self.store.record(job_id)["dir"])
         self._log = log.bind(job_id=job_id)
         self._last_sample = 0.0
-        self._binds: dict[str, list[Any]] | None = None
+        self.pool = pool or BindPool(settings, redis_url=redis_url, namespace=namespace)
         self._replaced = 0
 
     # ----------------------------------------------------------------------------------- driver
@@ -87,14 +90,14 @@ class JobRunner:
                         self._drain()
                     else:
                         self._send()
-                except ray.exceptions.ActorDiedError:
+                except BindDied:
                     if self._replaced >= MAX_BIND_REPLACEMENTS:
                         raise
                     self._replace_dead_binds()  # then carry on as a resumed runner would
         except IngestError as exc:
             self._log.warning("job.refused", code=exc.code, error=exc.message)
             self.store.fail(self.job_id, code=exc.code, message=exc.message, field=exc.field)
-        except ray.exceptions.ActorDiedError:
+        except BindDied:
             self._bind_lost()
         except Exception as exc:
             self._log.exception("job.crashed")
@@ -114,6 +117,7 @@ class JobRunner:
 
     def close(self) -> None:
         self.client.close()
+        self.pool.close()
 
     # ----------------------------------------------------------------------------------- ingest
 
@@ -164,78 +168,26 @@ class JobRunner:
 
     # ------------------------------------------------------------------------------------- send
 
-    @property
-    def binds(self) -> dict[str, list[Any]]:
-        if self._binds is None:
-            self._binds = {
-                op.name: [
-                    ray.get_actor(f"bind:{op.name}:{b.name}", namespace=self.namespace) for b in op.binds
-                ]
-                for op in self.settings.operators
-            }
-        return self._binds
-
     def _replace_dead_binds(self) -> None:
-        """A bind's process died under the job: settle what it may have sent, and put a new bind in
-        its place.
-
-        The parts it had written to its send record before sending them (``ulak.dispatch.sendrecord``)
-        and whose outcome the ledger lacks become ``unknown``: they may have reached the SMSC, and
-        at-most-once never sends such a part again. The parts it held and had not staged were never
-        sent: the runner then resumes as a new runner would, and sends them on the binds there are.
-        Another job's runner may be doing the same for the same bind: the ledger's events are
-        idempotent, and the new bind is found by name."""
-        from actors.factories import connection_actor, throttle_actor  # noqa: PLC0415 - a cycle: actors.job imports this
-
+        """A bind's process died under the job: the pool settles what it may have sent (its send
+        record's parts without an outcome become ``unknown``) and puts a new bind in its place. The
+        parts it held and had not staged were never sent: the runner then resumes as a new runner
+        would, and sends them on the binds there are. Another job's runner may be doing the same for
+        the same bind: the ledger's events are idempotent, and the new bind is found by name."""
         self._replaced += 1
-        dead, _ = self._probe_binds()
-        started = [
-            connection_actor(
-                bind,
-                op,
-                redis_url=self.redis_url,
-                throttle=throttle_actor(op, namespace=self.namespace, detached=True),
-                namespace=self.namespace,
-                detached=True,
-            ).start.remote(0.0)
-            for op, bind in dead
-        ]
-        ray.wait(started, num_returns=len(started), timeout=10.0)  # binding goes on inside the actor
-        self._binds = None
-
-    def _probe_binds(self) -> tuple[list[tuple[OperatorConfig, BindConfig]], list[Any]]:
-        """Every bind asked if it lives: the dead ones, each settled (``_settle_dead``), and the
-        handles of the rest (a bind slow to answer is not known dead, and is left as it is)."""
-        dead, rest = [], []
-        for op in self.settings.operators:
-            for bind, handle in zip(op.binds, self.binds.get(op.name, []), strict=False):
-                try:
-                    ray.get(handle.describe.remote(), timeout=30)
-                except ray.exceptions.ActorDiedError:
-                    self._settle_dead(op.name, bind.name, handle)
-                    dead.append((op, bind))
-                    continue
-                except ray.exceptions.RayError:
-                    pass
-                rest.append(handle)
-        return dead, rest
-
-    def _settle_dead(self, operator: str, bind: str, handle: Any) -> None:
-        """Make ``unknown`` every part in a dead bind's send record whose outcome the ledger lacks."""
-        key = keys.bind_sends(operator, bind, handle._actor_id.hex())
-        lost = read_record(self.client, key)
-        self._apply(lost)
-        self.client.delete(key)
-        self._log.warning("job.bind_died", operator=operator, bind=bind, send_record=len(lost))
+        for ref in self.pool.replace_dead():
+            self._log.warning("job.bind_died", operator=ref.operator, bind=ref.bind)
 
     def _bind_lost(self) -> None:
         """Binds died under the job more than ``MAX_BIND_REPLACEMENTS`` times: the job stops, takes
         its queued parts back from the binds still alive (they stay ``pending`` in the report), and
         says what to do (ARCHITECTURE.md, "A bind actor that dies")."""
-        dead, rest = self._probe_binds()
-        names = [f"{op.name}/{bind.name}" for op, bind in dead]
-        with contextlib.suppress(ray.exceptions.RayError):
-            ray.get([h.withdraw.remote(self.job_id) for h in rest], timeout=30)
+        dead, _ = self.pool.probe()
+        names = [f"{ref.operator}/{ref.bind}" for ref in dead]
+        for ref in dead:
+            self.pool.settle_dead(ref)
+        with contextlib.suppress(BindDied):
+            self.pool.withdraw(self.job_id)
         self._log.error("job.bind_lost", binds=names)
         self.store.fail(
             self.job_id,
@@ -249,21 +201,18 @@ class JobRunner:
             ),
         )
 
-    def _all_binds(self) -> list[Any]:
-        return [h for hs in self.binds.values() for h in hs]
-
     def _pending(self) -> int:
         """The job's parts the binds still hold: queued, or sent and not yet answered."""
-        return sum(ray.get([h.pending.remote(self.job_id) for h in self._all_binds()]))
+        return self.pool.pending(self.job_id)
 
     def _queued(self) -> int:
         """The job's parts the binds hold and have not sent yet."""
-        return sum(ray.get([h.queued.remote(self.job_id) for h in self._all_binds()]))
+        return self.pool.queued(self.job_id)
 
     def _withdraw_all(self) -> None:
         """Take the job's queued parts back from every bind, discarding them; each bind writes its
         ledger events first, so afterwards the ledger holds every part of the job sent so far."""
-        ray.get([h.withdraw.remote(self.job_id) for h in self._all_binds()])
+        self.pool.withdraw(self.job_id)
 
     def _quiesce(self) -> None:
         """Take the job back from every bind until none holds any of it, so that the ledger then
@@ -297,10 +246,9 @@ class JobRunner:
             self.store.update(self.job_id, sending_began="1")
         rows = self._rows(skip_sent=resuming)
         pending = _Pending(op.name for op in self.settings.operators)
-        rounds = itertools.count()
         # Rows read ahead per operator: enough for a batch to each of its binds, twice over.
-        read_ahead = 2 * CHUNK_PARTS * max((len(hs) for hs in self.binds.values()), default=1)
-        backlog: dict[Any, int] = {}
+        binds = max((len(op.binds) for op in self.settings.operators), default=1)
+        read_ahead = 2 * CHUNK_PARTS * binds
         exhausted = False
         last_poll = 0.0
         while True:
@@ -333,26 +281,14 @@ class JobRunner:
                     last_poll = 0.0  # paused or cancelled at the last moment: steer again
                     continue
                 return
-            # Each round gives a batch to every bind with room and asks the full ones how far they
-            # got, all in one round trip. (A round of one bind per operator, waiting for its answer,
-            # starved the binds: at ~45 ms an actor call on a busy machine, a bind ran its queue dry
-            # between two of its batches; BENCHMARKS.md, "Fourth session of 2026-11-28".)
-            turn = next(rounds)
-            calls = []
-            polls = []
-            for name in pending.operators():
-                handles = self.binds[name]
-                for k in range(len(handles)):
-                    handle = handles[(turn + k) % len(handles)]
-                    if backlog.get(handle, 0) > self.settings.jobs.max_backlog:
-                        polls.append((handle, handle.backlog.remote()))
-                    elif pending.waiting(name):
-                        chunk = pending.take(name, CHUNK_PARTS)
-                        calls.append((handle, handle.enqueue.remote(pack_parts(chunk), self.options.weight)))
-            answers = calls + polls
-            for (handle, _), queued in zip(answers, ray.get([ref for _, ref in answers]), strict=True):
-                backlog[handle] = queued
-            if not calls:
+            # A round gives a batch to every bind with room (``BindPool.feed``).
+            sent = self.pool.feed(
+                self.job_id,
+                pending.operators(),
+                lambda name: pending.take(name, CHUNK_PARTS),
+                weight=self.options.weight,
+            )
+            if not sent:
                 time.sleep(0.02)  # every bind is full: let them drain
             self._maybe_sample()
 
@@ -392,15 +328,13 @@ class JobRunner:
     def _take_back(self, pending: _Pending) -> None:
         """Withdraw the job's queued parts from every bind, back to the front of *pending*; a message
         whose first part is already sent goes back to its bind to be finished."""
-        for name, handles in self.binds.items():
-            taken: list[list[OutboundPart]] = ray.get([h.withdraw.remote(self.job_id) for h in handles])
-            for handle, parts in zip(handles, taken, strict=True):
-                if not parts:
-                    continue
-                keep, finish = _split_started(parts)
-                if finish:
-                    ray.get(handle.enqueue.remote(pack_parts(finish), self.options.weight))
-                pending.put_back(name, keep)
+        for ref, parts in self.pool.withdraw(self.job_id):
+            if not parts:
+                continue
+            keep, finish = _split_started(parts)
+            if finish:
+                self.pool.enqueue(ref, finish, weight=self.options.weight)
+            pending.put_back(ref.operator, keep)
 
     def _cancel(self) -> None:
         deadline = time.monotonic() + self.settings.jobs.drain_timeout

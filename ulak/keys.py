@@ -113,6 +113,14 @@ def ingest_credits(token: str) -> str:
     return f"{PREFIX}:ingest:{token}:credits"
 
 
+def bind_records(operator: str, bind: str) -> str:
+    """Set: the send records (``bind_sends`` keys) of a bind's processes that may hold anything, so
+    that a dead process's record is found by its bind's name (``cluster.pool``). Each process adds
+    its record before its first write and removes it when the record is emptied; the pool removes a
+    dead one's when it has settled it. No expiry (a member whose record expired reads as empty)."""
+    return f"{PREFIX}:bind:{operator}:{bind}:records"
+
+
 def bind_inbox(operator: str, bind: str) -> str:
     """List, one MessagePack array per receipt: receipts a bind has made durable before answering
     them and the ledger has not applied yet (``ulak.dispatch.inbox``). Appended to before each

@@ -123,7 +123,7 @@ def main() -> int:
                 t0 = time.perf_counter()
                 counters = run_campaign(cluster, table, job_id="bench", receipt_wait=120)
                 elapsed = time.perf_counter() - t0
-                throttle = ray.get(cluster.throttles["op"].describe.remote())
+                throttle = ray.get(cluster.throttle("op").describe.remote())
                 stats = redis.Redis.from_url(cluster.redis_url).info("commandstats")
                 redis_calls = {
                     name.removeprefix("cmdstat_"): round(st["calls"] / args.messages, 3)

@@ -9,7 +9,7 @@ unsettled: staged and not sent, in flight, or answered with the answer not writt
 may also hold parts settled since: harmless, the ledger ignores ``unknown`` for a part it has an
 outcome for.)
 
-When the process is found dead (``cluster.runner``), every part in its record whose outcome the
+When the process is found dead (``cluster.pool``), every part in its record whose outcome the
 ledger does not hold becomes ``unknown``: it may have reached the SMSC. The staged parts it had not
 sent yet are among them (fewer than three windows: a bind stages up to two more when it has under
 one, and never more than its lease has tokens for), the price of not writing before every single
@@ -71,13 +71,21 @@ def unpack(record: bytes | None) -> list[PartUnknown]:
 class RedisSendRecord:
     """A bind's send record in Redis (``redis.asyncio``), under ``ulak.keys.bind_sends``: one string,
     MessagePack arrays end to end, so that each write is a single command (APPEND, or SET when
-    rewritten; a redis-py pipeline of two cost the bind several times more)."""
+    rewritten; a redis-py pipeline of two cost the bind several times more).
 
-    def __init__(self, client: Any, key: str) -> None:
+    With a *registry* (``keys.bind_records``), the record's key is in that set whenever the record
+    may hold anything, so whoever finds the process dead finds its record by the bind's name."""
+
+    def __init__(self, client: Any, key: str, *, registry: str | None = None) -> None:
         self._client = client
         self.key = key
+        self.registry = registry
+        self._registered = False
 
     async def add(self, parts: Sequence[PartLike]) -> None:
+        if self.registry is not None and not self._registered:
+            await self._client.sadd(self.registry, self.key)
+            self._registered = True
         await self._client.append(self.key, pack(parts))  # keeps the TTL the last rewrite set
 
     async def reset(self, parts: Sequence[PartLike]) -> None:
@@ -85,6 +93,9 @@ class RedisSendRecord:
             await self._client.set(self.key, pack(parts), ex=RECORD_TTL)
         else:
             await self._client.delete(self.key)
+            if self._registered:
+                await self._client.srem(self.registry, self.key)
+                self._registered = False
 
 
 def read_record(client: Any, key: str) -> list[PartUnknown]:

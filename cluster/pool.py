@@ -1,0 +1,275 @@
+"""The bind pool: every operator's binds as one object, between whoever feeds them and Ray.
+
+A job's runner (``cluster.runner``), a one-off campaign (``cluster.campaign``), the control plane
+(``cluster.plane``) and the local stack (``cluster.local``) all reach binds through here, and this is
+the one place that makes them (with their operator's throttle): ``ensure``. What they ask of it is
+what dispatch needs, in batches, one round trip at a time:
+
+* ``feed``: one round, a batch to every bind with room, and how far the full ones got;
+* ``withdraw`` a job's queued parts (each bind writes its ledger events first), ``enqueue`` some back;
+* ``pending`` / ``queued``: a job's parts still in the binds;
+* ``replace_dead``: the binds whose process died, settled and made again.
+
+A bind whose process dies under a call raises :class:`BindDied`. What it may have sent is settled by
+its send record (``ulak.dispatch.sendrecord``): each bind process registers its record under its
+bind's name (``keys.bind_records``), so a pool that never saw the dead process still finds it, and
+since Ray runs one live actor per name, every record there but the live one's is a dead process's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+import redis
+import structlog
+
+from ulak import keys
+from ulak.dispatch.batch import pack_parts
+from ulak.dispatch.bind import OutboundPart
+from ulak.dispatch.ledger import Event, RedisLedger
+from ulak.dispatch.sendrecord import read_record
+from ulak.settings import Settings
+
+log = structlog.get_logger("ulak.pool")
+
+
+class BindDied(Exception):
+    """A bind's process died under a call: ``BindPool.replace_dead`` settles it and makes a new one."""
+
+
+@dataclass(frozen=True)
+class BindRef:
+    """One bind of the pool, as its callers name it."""
+
+    operator: str
+    bind: str
+
+
+Take = Callable[[str], list[OutboundPart]]
+
+
+class BindPool:
+    """Every configured operator's binds (see the module docstring)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        redis_url: str,
+        namespace: str,
+        detached: bool = True,
+        max_backlog: int | None = None,
+    ) -> None:
+        self.settings = settings
+        self.redis_url = redis_url
+        self.namespace = namespace
+        self.detached = detached
+        self.max_backlog = settings.jobs.max_backlog if max_backlog is None else max_backlog
+        self._client = redis.Redis.from_url(redis_url)
+        self._handles: dict[BindRef, Any] | None = None
+        self._owned: dict[BindRef, Any] = {}
+        self._backlog: dict[BindRef, int] = {}
+        self._turns = itertools.count()
+
+    def close(self) -> None:
+        self._client.close()
+
+    # --------------------------------------------------------------------------------- creation
+
+    def ensure(self, *, bind_timeout: float = 0.0, only: Sequence[BindRef] | None = None) -> None:
+        """Make (or find) the throttles and binds, *only* those if given, and start them; wait up to
+        *bind_timeout* seconds for them to bind (0: return once they are started, binding goes on
+        inside each)."""
+        from actors.factories import connection_actor, throttle_actor  # noqa: PLC0415 - actors import cluster
+
+        wanted = set(only) if only is not None else None
+        handles: dict[BindRef, Any] = {}
+        for op in self.settings.operators:
+            binds = [b for b in op.binds if wanted is None or BindRef(op.name, b.name) in wanted]
+            if not binds:
+                continue
+            throttle = throttle_actor(op, namespace=self.namespace, detached=self.detached)
+            for b in binds:
+                handles[BindRef(op.name, b.name)] = connection_actor(
+                    b,
+                    op,
+                    redis_url=self.redis_url,
+                    throttle=throttle,
+                    namespace=self.namespace,
+                    detached=self.detached,
+                )
+        if not self.detached:  # an actor that is not detached lives as long as a handle to it
+            self._owned.update(handles)
+        refs = [h.start.remote(bind_timeout) for h in handles.values()]
+        if bind_timeout > 0:
+            ray.get(refs)
+        else:
+            ray.wait(refs, num_returns=len(refs), timeout=10.0)
+        self._handles = None
+
+    def stop(self) -> None:
+        """Unbind every bind and end its process, and the throttles' (a stack that started them)."""
+        handles = self.handles()
+        if handles:
+            ray.get([h.stop.remote() for h in handles.values()])
+        for handle in handles.values():
+            ray.kill(handle)
+        for op in self.settings.operators:
+            with contextlib.suppress(ValueError):
+                ray.kill(ray.get_actor(f"throttle:{op.name}", namespace=self.namespace))
+        self._handles = None
+        self._owned.clear()
+
+    def handles(self) -> dict[BindRef, Any]:
+        """The live binds by name (looked up once; again after a replacement)."""
+        if self._handles is None:
+            found: dict[BindRef, Any] = {}
+            for op in self.settings.operators:
+                for b in op.binds:
+                    ref = BindRef(op.name, b.name)
+                    try:
+                        found[ref] = ray.get_actor(f"bind:{op.name}:{b.name}", namespace=self.namespace)
+                    except ValueError:
+                        raise BindDied(f"bind {op.name}/{b.name} has no process") from None
+            self._handles = found
+        return self._handles
+
+    def binds_of(self, operator: str) -> list[BindRef]:
+        return [ref for ref in self.handles() if ref.operator == operator]
+
+    # ---------------------------------------------------------------------------------- calls
+
+    def _get(self, refs: list[Any], timeout: float | None = None) -> list[Any]:
+        try:
+            return list(ray.get(refs, timeout=timeout))
+        except ray.exceptions.ActorDiedError as exc:
+            raise BindDied(str(exc).splitlines()[0]) from None
+
+    def feed(self, job: str, operators: Sequence[str], take: Take, *, weight: float = 1.0) -> int:
+        """One round: to every bind of *operators* with room, a batch from ``take(operator)`` (an empty
+        batch: nothing more for it now); the binds over ``max_backlog`` are asked how far they got
+        instead. Returns how many batches went out (none: every bind is full, let them drain).
+
+        One round trip for all of it: a round of one bind per operator, waiting for its answer,
+        starved the binds (at ~45 ms an actor call on a busy machine a bind ran its queue dry
+        between two batches; BENCHMARKS.md, "Fourth session of 2026-11-28")."""
+        turn = next(self._turns)
+        handles = self.handles()
+        calls: list[tuple[BindRef, Any]] = []
+        polls: list[tuple[BindRef, Any]] = []
+        for name in operators:
+            refs = self.binds_of(name)
+            for k in range(len(refs)):
+                ref = refs[(turn + k) % len(refs)]
+                if self._backlog.get(ref, 0) > self.max_backlog:
+                    polls.append((ref, handles[ref].backlog.remote()))
+                    continue
+                chunk = take(name)
+                if chunk:
+                    calls.append((ref, handles[ref].enqueue.remote(pack_parts(chunk), weight)))
+        answers = calls + polls
+        for (ref, _), queued in zip(answers, self._get([a for _, a in answers]), strict=True):
+            self._backlog[ref] = queued
+        return len(calls)
+
+    def enqueue(self, ref: BindRef, parts: list[OutboundPart], *, weight: float = 1.0) -> None:
+        self._get([self.handles()[ref].enqueue.remote(pack_parts(parts), weight)])
+
+    def withdraw(self, job: str) -> list[tuple[BindRef, list[OutboundPart]]]:
+        """Take *job*'s queued parts back from every bind; each writes its ledger events first, so
+        afterwards the ledger holds every part of *job* sent so far."""
+        handles = self.handles()
+        taken = self._get([h.withdraw.remote(job) for h in handles.values()])
+        return list(zip(handles, taken, strict=True))
+
+    def pending(self, job: str) -> int:
+        """*job*'s parts the binds still hold: queued, or sent and not yet answered."""
+        return int(sum(self._get([h.pending.remote(job) for h in self.handles().values()])))
+
+    def queued(self, job: str) -> int:
+        """*job*'s parts the binds hold and have not sent yet."""
+        return int(sum(self._get([h.queued.remote(job) for h in self.handles().values()])))
+
+    def drain(self, timeout: float) -> None:
+        """Wait until no bind holds anything, and its events are written."""
+        self._get([h.drain.remote(timeout) for h in self.handles().values()])
+
+    def describe(self, *, timeout: float = 2.0) -> dict[str, list[dict[str, Any]]]:
+        """Each operator's binds as they describe themselves ('missing' when the process is gone)."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for op in self.settings.operators:
+            rows = []
+            for b in op.binds:
+                entry: dict[str, Any] = {"bind": b.name, "window": b.window}
+                try:
+                    handle = ray.get_actor(f"bind:{op.name}:{b.name}", namespace=self.namespace)
+                    entry.update(ray.get(handle.describe.remote(), timeout=timeout))
+                except (ValueError, ray.exceptions.RayError) as exc:
+                    entry.update(state="missing", last_error=type(exc).__name__)
+                rows.append(entry)
+            out[op.name] = rows
+        return out
+
+    # ------------------------------------------------------------------------------- replacement
+
+    def probe(self) -> tuple[list[BindRef], list[BindRef]]:
+        """Every bind asked if it lives: (the dead, the rest). One slow to answer is not known dead."""
+        dead, alive = [], []
+        for op in self.settings.operators:
+            for b in op.binds:
+                ref = BindRef(op.name, b.name)
+                try:
+                    handle = ray.get_actor(f"bind:{op.name}:{b.name}", namespace=self.namespace)
+                    ray.get(handle.describe.remote(), timeout=30)
+                except (ValueError, ray.exceptions.ActorDiedError):
+                    dead.append(ref)
+                    continue
+                except ray.exceptions.RayError:
+                    pass
+                alive.append(ref)
+        return dead, alive
+
+    def replace_dead(self) -> list[BindRef]:
+        """Settle every dead bind (``settle_dead``) and start a new one in its place; returns them."""
+        dead, _ = self.probe()
+        for ref in dead:
+            self.settle_dead(ref)
+        if dead:
+            self.ensure(only=dead)
+        return dead
+
+    def settle_dead(self, ref: BindRef) -> int:
+        """Make ``unknown`` every part in the send records of *ref*'s dead processes whose outcome the
+        ledger lacks: they may have reached the SMSC, and at-most-once never sends them again. The
+        parts a dead bind held and had not staged were never sent: whoever feeds the job sends them
+        again. Returns how many parts were settled."""
+        registry = keys.bind_records(ref.operator, ref.bind)
+        live = self._live_record(ref)
+        settled = 0
+        members: set[bytes] = self._client.smembers(registry)  # type: ignore[assignment]
+        for raw in members:
+            record = raw.decode()
+            if record == live:
+                continue
+            lost: list[Event] = list(read_record(self._client, record))
+            ledger = RedisLedger(self._client)
+            for i in range(0, len(lost), 128):  # as binds write: a long script holds up every client
+                ledger.apply(lost[i : i + 128])
+            self._client.delete(record)
+            self._client.srem(registry, record)
+            settled += len(lost)
+            log.warning("bind.settled", operator=ref.operator, bind=ref.bind, send_record=len(lost))
+        return settled
+
+    def _live_record(self, ref: BindRef) -> str | None:
+        try:
+            handle = ray.get_actor(f"bind:{ref.operator}:{ref.bind}", namespace=self.namespace)
+            described: Any = ray.get(handle.describe.remote(), timeout=30)
+            return str(described["send_record"])
+        except (ValueError, ray.exceptions.RayError):
+            return None
