@@ -109,6 +109,7 @@ class SimConfig:
     refuse_binds_for: float = 0.0  # seconds from start during which binds fail with ESME_RBINDFAIL
     window: int = 100  # deliver_sm the simulator keeps outstanding per connection
     record: Path | None = None
+    record_sync: bool = False  # flush the record before answering: a killed SMSC loses none it answered
     seed: int | None = None
     packed: bool = False
 
@@ -465,6 +466,8 @@ class SmscConnection(asyncio.Protocol):
 
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
+            if self.sim.config.record_sync:
+                self.sim.flush_record()  # what is answered is on record, as in an SMSC's database
             self.transport.write(data)
 
     def data_received(self, data: bytes) -> None:
@@ -820,6 +823,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=int, default=100, help="deliver_sm outstanding per connection")
     p.add_argument("--record", type=Path, help="append every accepted submit_sm to this JSONL file")
     p.add_argument("--packed", action="store_true", help="GSM text arrives packed (for the record)")
+    p.add_argument(
+        "--record-sync",
+        action="store_true",
+        help="write the record out before answering, so that a killed simulator (SIGKILL) has on "
+        "record every submit_sm it accepted",
+    )
     p.add_argument("--seed", type=int)
     p.add_argument("--stats", action="store_true", help="print a JSON stats summary on exit")
     p.add_argument("--stats-file", type=Path, help="write the JSON stats summary here on exit")
@@ -868,6 +877,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         refuse_binds_for=args.refuse_binds_for,
         window=args.window,
         record=args.record,
+        record_sync=args.record_sync,
         seed=args.seed,
         packed=args.packed,
     )

@@ -147,7 +147,12 @@ class SimProcess:
         self.stats()  # flushes the record file
         if not self.record.exists():
             return []
-        return [json.loads(line) for line in self.record.read_text(encoding="utf-8").splitlines()]
+        # A killed simulator may leave a last line half written: never answered, so not on record.
+        return [
+            json.loads(line)
+            for line in self.record.read_text(encoding="utf-8").splitlines(keepends=True)
+            if line.endswith("\n")
+        ]
 
     def stop(self) -> dict[str, Any]:
         if self.process.poll() is None:
@@ -155,6 +160,12 @@ class SimProcess:
             self.process.wait(timeout=30)
         self.log.close()
         return json.loads(self.stats_file.read_text()) if self.stats_file.exists() else {}
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye on its connections, nothing written out (see ``--record-sync``)."""
+        self.process.kill()
+        self.process.wait(timeout=30)
+        self.log.close()
 
 
 class Esme:

@@ -1,8 +1,9 @@
 """Chaos through the real stack: uvicorn, Ray, Redis and the simulator over TCP, with its own stack.
 
 While a mixed campaign is sent, a seeded schedule pauses and resumes it at random moments, drops the
-SMSC's connections, kills one bind actor, stops the SMSC and starts it again on the same port (with
-new message ids, as a real one would), and, in one variant, cancels the job. Nobody restarts
+SMSC's connections, kills one bind actor, stops the SMSC (in one variant with SIGKILL) and starts it
+again on the same port (with new message ids, as a real one would), and, in one variant, cancels
+the job. Nobody restarts
 anything: the job must reach a terminal state by itself, with every row in exactly one final state
 (none in flight, none pending in a done job), no part twice at the SMSC, and a report that agrees
 with what the SMSC recorded.
@@ -39,7 +40,7 @@ from tests.integration.test_api import (
 )
 from ulak.redis_server import RedisServer
 
-SIM_ARGS = ("--account", "test:secret", "--dlr-delay", "0.05:0.3")
+SIM_ARGS = ("--account", "test:secret", "--dlr-delay", "0.05:0.3", "--record-sync")
 
 
 @pytest.fixture(scope="module")
@@ -85,10 +86,15 @@ def records_of(stack: Stack, prefixes: tuple[str, ...]) -> list[dict[str, Any]]:
     return [r for r in stack.sim.records() if r["dst"].startswith(prefixes)]
 
 
-def restart_smsc(stack: Stack, restarts: int) -> None:
-    """Stop the SMSC (its connections drop) and start it again on the same port, ids not reused."""
+def restart_smsc(stack: Stack, restarts: int, *, kill: bool) -> None:
+    """Stop the SMSC (its connections drop), or *kill* it (SIGKILL: its receipts not yet sent are
+    gone with it, as a crashed SMSC's unsaved state), and start it again on the same port, ids not
+    reused."""
     port = stack.sim.port
-    stack.sim.stop()
+    if kill:
+        stack.sim.kill()
+    else:
+        stack.sim.stop()
     stack.sim.port_file.unlink()
     stack.sim = SimProcess(
         stack.workdir, *SIM_ARGS, "--seed", str(100 + restarts), "--port", str(port),
@@ -131,7 +137,7 @@ def test_a_job_under_chaos_ends_by_itself_with_every_row_accounted_for(
                 ray.kill(ray.get_actor(victim, namespace=stack.namespace), no_restart=True)
                 pending.remove(action)
             elif action == "restart_smsc":
-                restart_smsc(stack, faults.count("restart_smsc"))
+                restart_smsc(stack, faults.count("restart_smsc"), kill=seed == 2)
                 pending.remove(action)
             elif action == "cancel":
                 assert http.post(f"/v1/jobs/{job_id}/cancel").status_code == 200
