@@ -40,6 +40,7 @@ from ulak.dispatch.ledger import (
     PartUnknown,
     ReceiptSeen,
 )
+from ulak.dispatch.outbox import Outbox
 from ulak.dispatch.sendrecord import SendRecord
 from ulak.dispatch.stager import Stager
 from ulak.dispatch.throttle import Lease, Settlement, TokenSource, limits_for
@@ -251,15 +252,8 @@ class BindClient:
         self._record_lock = asyncio.Lock()
         self._record_empty = True
         self._record_at = 0.0  # when the record was last rewritten
-        # Ledger events not written yet. A send whose part is answered before the next flush is
-        # replaced by None where it stood (its ack or failure implies it: the ledger's coalesce
-        # rule); _sent_at says where each unflushed send stands, by its part's id().
-        self._events: list[Event | None] = []
-        self._sent_at: dict[int, int] = {}
-        # Receipts wait one flush tick before they are written (see flush): those of this tick,
-        # and those of the last one, written at this tick.
-        self._receipts: list[Event | None] = []
-        self._aged_receipts: list[Event | None] = []
+        # Ledger events not written yet: coalesced, receipts a tick late (ulak.dispatch.outbox).
+        self._outbox = Outbox()
         self.inbox = inbox
         self._inbound = Inbound()
         self._inbound_ready = asyncio.Event()
@@ -400,41 +394,26 @@ class BindClient:
     async def flush(self, *, tick: bool = False) -> None:
         """Write pending ledger events (serialised; a failed write keeps them for the next try).
 
-        At a *tick* of the flusher, receipts that arrived since the last tick stay for the next one:
-        an SMSC may send a message's receipt on another of its binds, and written before the bind
-        that has the message's ack writes it, the receipt must be held and matched later, which
-        costs the ledger about six more Redis calls (a fifth of the receipts in bench_e2e did so).
-        Every bind writes its acks at every tick, so a tick later the ack is there.
-
-        A send answered before the flush goes as its ack (or failure) alone (``ledger.coalesce``'s
-        rule, kept as the events arrive: most of a flush's sends are acked by the time it runs, and
-        a send costs the ledger script as much as its ack). Then at most ``flush_batch`` events go
-        per write: Redis runs each ledger script alone, so a large batch would hold up every other
-        client (the control plane's reads) for its whole length. 128 (~2.5 ms of Redis) left the
-        API's p99 where 64 had it and sent 9 % more; 256 raised the p99 by half (BENCHMARKS.md,
-        third and fourth sessions of 2026-11-28). Each write is atomic, so a failure
-        puts back only what was not written. (A process that dies between two writes loses the rest
+        What is due comes from the outbox (``ulak.dispatch.outbox``: a send answered before the
+        flush goes as its answer alone; at a *tick* of the flusher, receipts that arrived since the
+        last tick stay for the next one, a fifth of bench_e2e's receipts having overtaken their ack
+        on another bind). Then at most ``flush_batch`` events go per write: Redis runs each ledger
+        script alone, so a large batch would hold up every other client (the control plane's
+        reads) for its whole length. 128 (~2.5 ms of Redis) left the API's p99 where 64 had it and
+        sent 9 % more; 256 raised the p99 by half (BENCHMARKS.md, third and fourth sessions of
+        2026-11-28). Each write is atomic, so a failure puts back only what was not written. (A process that dies between two writes loses the rest
         of the flush, as it loses events not flushed yet: see "a bind actor that dies" in
         ARCHITECTURE.md.)"""
         async with self._flush_lock:
-            receipts = self._aged_receipts
-            if tick:
-                self._aged_receipts, self._receipts = self._receipts, []
-            else:
-                receipts += self._receipts
-                self._aged_receipts, self._receipts = [], []
-            self._events += receipts
-            while self._events:
-                pending = [e for e in self._events if e is not None]
-                self._events = []
-                self._sent_at.clear()
+            outbox = self._outbox
+            outbox.age_receipts(tick=tick)
+            while pending := outbox.take():
                 while pending:
                     chunk = pending[: self.flush_batch]
                     try:
                         await self.sink(chunk)
                     except BaseException:
-                        self._events[:0] = pending
-                        self._sent_at.clear()  # their places moved: those sends simply stay
+                        outbox.put_back(pending)
                         raise
                     del pending[: len(chunk)]
                 # Under load this loop runs for as long as events keep coming: the record is
@@ -453,7 +432,7 @@ class BindClient:
             session = self._session
             if session is not None:
                 unsettled += [o.context for o in session.in_flight if isinstance(o.context, OutboundPart)]
-            unsettled += [e for e in self._events if e is not None and type(e) is not ReceiptSeen]
+            unsettled += self._outbox.unsettled()
             self._record_at = time.monotonic()
             if not unsettled and self._record_empty:
                 return
@@ -709,7 +688,8 @@ class BindClient:
         if self._lost.is_set() or not session.state.is_bound:
             return 0
         out = []
-        events, sent_at = self._events, self._sent_at
+        outbox = self._outbox
+        events, sent_at = outbox.events, outbox.sent_at  # Outbox.sent, inlined: the hottest loop
         self._stager.merge()  # parts answered "slow down" go first, in their order
         staged = self._staged
         for _ in range(min(n, len(staged), session.window_available)):
@@ -820,7 +800,7 @@ class BindClient:
         message_id = normalize_message_id(raw, self.bind.resp_id_format)
         shown = raw if raw != message_id else ""
         event = PartAcked(item.job, item.row, item.part, item.parts, self.smsc, message_id, shown)
-        self._events.append(event)
+        self._outbox.add(event)
 
     def _on_response(self, event: ResponseReceived, out: list[bytes]) -> None:
         resp, item = event.response, event.context
@@ -834,7 +814,7 @@ class BindClient:
                 self._throttled(item, resp.sequence)
             else:
                 self._answered(item)
-                self._events.append(PartFailed(item.job, item.row, item.part, item.parts, int(status)))
+                self._outbox.add(PartFailed(item.job, item.row, item.part, item.parts, int(status)))
             return
         request = event.request
         if isinstance(request, (BindTransceiver, BindTransmitter, BindReceiver)):
@@ -863,7 +843,7 @@ class BindClient:
         # runner that takes the job back (pause, restart) sends it again instead of skipping it.
         self.stats.throttled += 1
         if not self._answered(item):
-            self._events.append(PartReturned(item.job, item.row, item.part, item.parts))
+            self._outbox.add(PartReturned(item.job, item.row, item.part, item.parts))
         self._stager.returned(sequence, item)
         self._throttle_level = min(self._throttle_level + 1, 6)
         pause = min(2.0, self._throttle_pause * 2 ** (self._throttle_level - 1)) * self._rng.uniform(0.8, 1.2)
@@ -880,7 +860,7 @@ class BindClient:
         """A receipt read: answered now without an inbox, else once the inbox has it."""
         self.stats.receipts += 1
         if self.inbox is None:
-            self._receipts.append(receipt)
+            self._outbox.receipts((receipt,))
             out.append(answer)
         else:
             self._inbound.add(receipt, session, answer)
@@ -895,7 +875,7 @@ class BindClient:
             left = await self._retrying(inbox.unsettled)
             if left:
                 self._log.info("inbox.replayed", receipts=len(left))
-            self._receipts.extend(left)
+            self._outbox.receipts(left)
             while not (self._inbox_done and not self._inbound):
                 if not self._inbox_done:
                     await self._inbound_ready.wait()
@@ -904,7 +884,7 @@ class BindClient:
                 receipts, answers = self._inbound.take(session if not self._lost.is_set() else None)
                 if receipts:
                     await self._retrying(functools.partial(inbox.append, receipts))
-                    self._receipts.extend(receipts)
+                    self._outbox.receipts(receipts)
                     if session is self._session and not self._lost.is_set():
                         self._write(answers)
         except _Stopped:
@@ -944,13 +924,7 @@ class BindClient:
             self._lost.set()
 
     def _answered(self, item: OutboundPart) -> bool:
-        """*item*'s send, if not flushed yet, goes (the event about to follow implies it): whether
-        it did."""
-        at = self._sent_at.pop(id(item), None)
-        if at is None:
-            return False
-        self._events[at] = None
-        return True
+        return self._outbox.answered(item)
 
     def _account_lost(self, outstanding: list[Outstanding]) -> None:
         lost = [o.context for o in outstanding if isinstance(o.context, OutboundPart)]
@@ -962,5 +936,5 @@ class BindClient:
         else:
             for item in lost:
                 self._answered(item)
-            self._events.extend(PartUnknown(i.job, i.row, i.part, i.parts) for i in lost)
+            self._outbox.extend(PartUnknown(i.job, i.row, i.part, i.parts) for i in lost)
         self._log.warning("submit.in_flight_lost", count=len(lost), resend=self.at_least_once)
