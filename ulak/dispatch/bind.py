@@ -21,7 +21,6 @@ import contextlib
 import functools
 import random
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -31,6 +30,7 @@ import structlog
 
 from ulak.dispatch.fairqueue import FairQueue
 from ulak.dispatch.inbox import Inbound, InboxStore
+from ulak.dispatch.leases import LeaseMeter
 from ulak.dispatch.ledger import (
     Event,
     PartAcked,
@@ -43,7 +43,7 @@ from ulak.dispatch.ledger import (
 from ulak.dispatch.outbox import Outbox
 from ulak.dispatch.sendrecord import SendRecord
 from ulak.dispatch.stager import Stager
-from ulak.dispatch.throttle import Lease, Settlement, TokenSource, limits_for
+from ulak.dispatch.throttle import TokenSource, limits_for
 from ulak.settings import BindConfig, OperatorConfig
 from ulak.smpp.codec import encode
 from ulak.smpp.constants import CommandStatus, status_name
@@ -267,16 +267,9 @@ class BindClient:
         self._refused: str | None = None  # why the SMSC refused the credentials, at the last bind
         self._pause_until = 0.0
         self._throttle_level = 0  # consecutive throttled responses: how hard the bind backs off
-        # Spent leases whose PDUs are not all answered yet (lease id, used, asked at, last send), and
-        # the settlements ready for the next call to the limiter (see _confirm).
-        self._unconfirmed: deque[tuple[int, int, float, float]] = deque()
-        self._ready: list[Settlement] = []
+        # The lease being spent as the window frees up, and spent ones to settle (ulak.dispatch.leases).
+        self._leases = LeaseMeter(time.monotonic)
         self._last_answer = 0.0  # when a submit_sm was last answered, or the connection lost
-        self._lease: Lease | None = None  # the lease being spent, as the window frees up
-        self._lease_used = 0
-        self._lease_last: float | None = None  # when its last PDU went out, after it was asked for
-        self._lease_received = 0.0  # when we asked for the lease (offsets are counted from it)
-        self._lease_deadline = 0.0
         self._rng = rng or random.Random()
         self._backoff = backoff or Backoff(rng=self._rng)
         self._throttle_pause = throttle_pause
@@ -401,8 +394,9 @@ class BindClient:
         script alone, so a large batch would hold up every other client (the control plane's
         reads) for its whole length. 128 (~2.5 ms of Redis) left the API's p99 where 64 had it and
         sent 9 % more; 256 raised the p99 by half (BENCHMARKS.md, third and fourth sessions of
-        2026-11-28). Each write is atomic, so a failure puts back only what was not written. (A process that dies between two writes loses the rest
-        of the flush, as it loses events not flushed yet: see "a bind actor that dies" in
+        2026-11-28). Each write is atomic, so a failure puts back only what was not written. (A
+        process that dies between two writes loses the rest of the flush, as it loses events not
+        flushed yet: see "a bind actor that dies" in
         ARCHITECTURE.md.)"""
         async with self._flush_lock:
             outbox = self._outbox
@@ -439,10 +433,10 @@ class BindClient:
             await self.record.reset(unsettled)
             self._record_empty = not unsettled
 
-    def _should_stage(self, lease: Lease) -> bool:
+    def _should_stage(self) -> bool:
         """Less than a window staged, more queued, and tokens in hand for more than is staged."""
         staged = self._stager.ready
-        return staged < self.bind.window and bool(self.queue) and lease.tokens - self._lease_used > staged
+        return staged < self.bind.window and bool(self.queue) and self._leases.left > staged
 
     async def _stage(self, tokens: int) -> None:
         """Take up to two windows of parts from the queue (no more than the lease's *tokens* left
@@ -488,7 +482,7 @@ class BindClient:
                 self.stats.failures += 1
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
                 self._log.exception("bind.failed", error=self.stats.last_error)
-                self._lease = None  # whatever it was, not spent again (it expires at the limiter)
+                self._leases.drop()  # whatever it was, not spent again (it expires at the limiter)
             finally:
                 self._teardown()
             if self._stopping:
@@ -570,21 +564,21 @@ class BindClient:
                 await self._sleep_or_lost(self._pause_until - now)
                 continue
             self.state = BindState.BOUND
-            lease = self._lease
-            if lease is not None and now < self._lease_deadline and self._should_stage(lease):
-                await self._stage(lease.tokens - self._lease_used - self._stager.ready)
+            leases = self._leases
+            if leases.live(now) and self._should_stage():
+                await self._stage(leases.left - self._stager.ready)
                 continue
-            if lease is not None:
+            if leases.lease is not None:
                 room = min(session.window_available, self._stager.ready)
                 queued = self._stager.ready or self.queue
-                if queued and now < self._lease_deadline and self._lease_used < lease.tokens:
+                if queued and leases.live(now) and leases.left > 0:
                     if room <= 0:  # the window is full: wait for a response, or the lease's end
                         self._wakeup.clear()
-                        await self._sleep_or_lost(self._lease_deadline - now, wake=True)
+                        await self._sleep_or_lost(leases.deadline - now, wake=True)
                         continue
-                    self._spend(session, min(room, lease.tokens - self._lease_used))
+                    self._spend(session, min(room, leases.left))
                     continue
-                self._end_lease()  # spent, expired, or nothing left to send: settle it (below)
+                leases.end()  # spent, expired, or nothing left to send: settle it (below)
             self._confirm(session)
             room = min(session.window_available, self.queued)
             if room <= 0:
@@ -595,7 +589,7 @@ class BindClient:
             # While busy, a lease is settled in the same call that asks for the next one. A lease is
             # ~lease_seconds of the operator's rate, spent as the window frees up, so an uncapped
             # bind asks the limiter once per lease, not once per window refill.
-            settlement = self._ready.pop(0) if self._ready else None
+            settlement = leases.next_settlement()
             await self._settle()  # more than one ready (rare): the rest on their own
             share = self._lease_size()
             # Counted after the await: a withdraw meanwhile may have emptied the queue (want 0 once
@@ -603,7 +597,7 @@ class BindClient:
             want = min(self.queued, share, 20 * self.bind.window)
             if want <= 0:
                 if settlement is not None:
-                    self._ready.insert(0, settlement)
+                    leases.keep(settlement)
                 continue
             # A lease smaller than the rate's share (uncapped: the window and the queue bound it)
             # may be held longer, up to a second: it reserves fewer tokens than a full share would,
@@ -623,50 +617,18 @@ class BindClient:
             if not lease.tokens:
                 await self._sleep_or_lost(min(lease.retry_after, 1.0))
                 continue
-            self._lease, self._lease_used, self._lease_last = lease, 0, None
-            # The limiter charges from its grant, somewhere between our asking and the answer: offsets
-            # reported from when we *asked* can only overstate the charge, never understate it (from
-            # the answer they understated it by the call's latency, tens of ms on a busy machine).
-            self._lease_received = asked
-            # Stop spending well inside the hold: the limiter counts the hold from its own grant.
-            self._lease_deadline = time.monotonic() + 0.8 * lease.hold
+            leases.begin(lease, asked=asked)  # offsets from the asking (see ulak.dispatch.leases)
             self._spend(session, min(session.window_available, self._stager.ready, lease.tokens))
 
     def _spend(self, session: Session, n: int) -> None:
-        sent = self._send(session, n)
-        if sent:
-            self._lease_used += sent
-            self._lease_last = time.monotonic() - self._lease_received
-
-    def _end_lease(self) -> None:
-        lease, self._lease = self._lease, None
-        if lease is None:
-            return
-        if not self._lease_used or self._lease_last is None:
-            self._ready.append(Settlement(lease.lease_id, 0, None))
-            return
-        received = self._lease_received
-        self._unconfirmed.append((lease.lease_id, self._lease_used, received, received + self._lease_last))
+        self._leases.spent(self._send(session, n))
 
     def _confirm(self, session: Session) -> None:
-        """Settle the spent leases whose PDUs have all been answered.
-
-        The SMSC counts a PDU in its sliding second when it processes it, which can be well after we
-        sent it (it was busy, or descheduled) but never after it answered it. So a lease is charged
-        until its last PDU was *answered*, not sent: two leases a second apart by our clock can then
-        never land in one of the SMSC's seconds (counting by send time alone, they did: 15
-        ESME_RTHROTTLED of 2,400 at a 300/s cap while the SMSC lagged)."""
-        oldest = session.oldest_sent_at()
-        while self._unconfirmed:
-            lease_id, used, received, last_sent = self._unconfirmed[0]
-            if oldest is not None and oldest <= last_sent:
-                return  # a PDU of this lease is still unanswered
-            self._unconfirmed.popleft()
-            self._ready.append(Settlement(lease_id, used, max(last_sent, self._last_answer) - received))
+        """Settle the spent leases whose PDUs have all been answered (``LeaseMeter.confirm``)."""
+        self._leases.confirm(oldest_unanswered=session.oldest_sent_at(), last_answer=self._last_answer)
 
     async def _settle(self) -> None:
-        ready, self._ready = self._ready, []
-        for settlement in ready:
+        for settlement in self._leases.take_ready():
             try:
                 await self.tokens.settle(
                     settlement.lease_id, used=settlement.used, last_sent_after=settlement.last_sent_after
@@ -766,7 +728,7 @@ class BindClient:
                 self._lost.set()
         if out:
             self._write(b"".join(out))
-        if self._unconfirmed:
+        if self._leases.unconfirmed:
             self._confirm(session)  # now, while the answer's time is still the last one
         if answered:
             self._refill(session)
@@ -775,19 +737,14 @@ class BindClient:
         """Spend the lease in hand on the window slots that answers just freed, here in the receive
         path; wake the send loop only when the lease cannot go on (spent, expired, nothing queued,
         or the bind must pause). Waking it for every answer cost more than the sending did."""
-        lease = self._lease
-        if (
-            lease is not None
-            and self._stager.ready
-            and self._lease_used < lease.tokens
-            and not self._lost.is_set()
-        ):
+        leases = self._leases
+        if leases.left > 0 and self._stager.ready and not self._lost.is_set():
             now = time.monotonic()
-            if now < self._lease_deadline and now >= self._pause_until:
-                room = min(session.window_available, lease.tokens - self._lease_used)
+            if leases.live(now) and now >= self._pause_until:
+                room = min(session.window_available, leases.left)
                 if room > 0:
                     self._spend(session, room)
-                if not self._should_stage(lease):
+                if not self._should_stage():
                     return  # the send loop wakes at the lease's deadline, or when the window has room
         self._wakeup.set()
 
