@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import functools
 import json
 import platform
 import pstats
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 import redis.asyncio
@@ -33,7 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_e2e import TEXT, bench_operator  # noqa: E402
 
 from cluster.stack import start_simulator  # noqa: E402
+from ulak import keys  # noqa: E402
 from ulak.dispatch.bind import BindClient, OutboundPart  # noqa: E402
+from ulak.dispatch.inbox import RedisInbox  # noqa: E402
 from ulak.dispatch.ledger import Event, RedisLedger  # noqa: E402
 from ulak.dispatch.message import plan_for, submit_pdus  # noqa: E402
 from ulak.dispatch.throttle import LocalTokenSource, SlidingWindowLimiter  # noqa: E402
@@ -60,9 +64,17 @@ async def run(args: argparse.Namespace, redis_url: str, port: int) -> tuple[floa
     async def null_sink(events: list[Event]) -> None:
         return None
 
-    sink = null_sink if args.sink == "null" else ledger.apply_async
     limiter = LocalTokenSource(SlidingWindowLimiter(op.tps))
-    clients = [BindClient(b, op, tokens=limiter, sink=sink) for b in binds]
+    clients = []
+    for b in binds:
+        # As the actor does: receipts durable in the bind's inbox before they are answered.
+        inbox = RedisInbox(client, keys.bind_inbox(op.name, b.name)) if args.inbox else None
+        sink: Any = ledger.apply_async
+        if args.sink == "null":
+            sink = null_sink
+        elif inbox is not None:
+            sink = functools.partial(ledger.apply_async, inbox=inbox.key)
+        clients.append(BindClient(b, op, tokens=limiter, sink=sink, inbox=inbox))
     for c in clients:
         await c.start()
     for c in clients:
@@ -102,6 +114,9 @@ def main() -> int:
     parser.add_argument("--window", type=int, default=100)
     parser.add_argument("--sink", choices=("redis", "null"), default="redis")
     parser.add_argument("--profile", action="store_true", help="cProfile this process; print the top")
+    parser.add_argument(
+        "--no-inbox", dest="inbox", action="store_false", help="answer receipts before they are durable"
+    )
     args = parser.parse_args()
     try:
         import uvloop
@@ -135,6 +150,7 @@ def main() -> int:
                 "sent": sent,
                 "binds": args.binds,
                 "sink": args.sink,
+                "inbox": args.inbox,
                 "seconds": round(elapsed, 2),
                 "msgs_per_second": round(n / elapsed),
                 "cpu_us_per_message": {

@@ -8,7 +8,7 @@ from ulak.dispatch.ledger import ReceiptSeen
 
 def test_an_entry_reads_back_as_the_receipt() -> None:
     receipt = ReceiptSeen("10.0.0.1:2775/acme", "0A1B2C", "DELIVRD", "000")
-    assert unpack_receipt(pack_receipt(receipt).encode()) == receipt
+    assert unpack_receipt(pack_receipt(receipt)) == receipt
 
 
 def test_receipts_are_answered_only_on_the_connection_they_came_on() -> None:

@@ -42,9 +42,10 @@ class InboxStore(Protocol):
 _SEP = "\x1f"
 
 
-def pack_receipt(receipt: ReceiptSeen) -> str:
-    """One inbox entry (a plain join: a MessagePack call per receipt cost the bind more)."""
-    return _SEP.join((receipt.smsc, receipt.message_id, receipt.status, receipt.error))
+def pack_receipt(receipt: ReceiptSeen) -> bytes:
+    """One inbox entry: a plain join (a MessagePack call per receipt cost the bind more), as bytes
+    (redis-py passes bytes through; a str it encodes again, per argument)."""
+    return _SEP.join((receipt.smsc, receipt.message_id, receipt.status, receipt.error)).encode()
 
 
 def unpack_receipt(data: bytes) -> ReceiptSeen:
