@@ -31,12 +31,17 @@ async def _stats(sim: SimProcess) -> dict[str, Any]:
     return await asyncio.to_thread(sim.stats)
 
 
+def _singles(sim: SimProcess, rows: int, job: str) -> tuple[Any, list[Any]]:
+    """The bind's operator, and the single-part messages of a campaign of *rows*."""
+    op = operator_for(sim)
+    parts, _ = campaign(op, rows, job=job)
+    return op, [p for p in parts if p.parts == 1]
+
+
 def test_receipts_a_dying_bind_answered_are_applied_by_the_next(
     sim: SimProcess, redis_server_url: str
 ) -> None:
-    op = operator_for(sim)
-    parts, _ = campaign(op, 40, job="dying")
-    singles = [p for p in parts if p.parts == 1]
+    op, singles = _singles(sim, 40, "dying")
 
     async def scenario() -> None:
         client = redis.asyncio.Redis.from_url(redis_server_url)
@@ -101,9 +106,7 @@ class _Unreachable:
 def test_a_receipt_that_cannot_be_made_durable_is_not_answered(
     sim: SimProcess, redis_server_url: str
 ) -> None:
-    op = operator_for(sim)
-    parts, _ = campaign(op, 20, job="unreachable")
-    singles = [p for p in parts if p.parts == 1]
+    op, singles = _singles(sim, 20, "unreachable")
 
     async def scenario() -> None:
         client = redis.asyncio.Redis.from_url(redis_server_url)
