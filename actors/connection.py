@@ -51,6 +51,7 @@ class SmppConnectionActor:
             inbox=inbox,
         )
         self._started = False
+        self._node = ray.get_runtime_context().get_node_id()  # where the bind's connection leaves from
 
     async def start(self, bind_timeout: float = 30.0) -> dict[str, Any]:
         """Start holding the bind; with a *bind_timeout*, wait that long for it to be bound (a
@@ -98,7 +99,7 @@ class SmppConnectionActor:
         return self.client.describe()
 
     async def describe(self) -> dict[str, Any]:
-        return {**self.client.describe(), "send_record": self._record.key}
+        return {**self.client.describe(), "send_record": self._record.key, "node": self._node}
 
     async def stop(self) -> dict[str, Any]:
         await self.client.stop()

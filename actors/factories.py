@@ -27,6 +27,9 @@ def throttle_actor(operator: OperatorConfig, *, namespace: str, detached: bool =
     return cls.options(max_concurrency=1, **options).remote(operator.name, operator.tps)
 
 
+NODE_RESOURCE_SHARE = 0.001  # of a bind's node_resource: a thousand binds to a node advertising 1
+
+
 def connection_actor(
     bind: BindConfig,
     operator: OperatorConfig,
@@ -46,6 +49,11 @@ def connection_actor(
         "namespace": namespace,
         "get_if_exists": True,
     }
+    if bind.node_resource:
+        # Only a node that advertises the resource may hold the bind (the operator whitelists its IP
+        # address). A sliver of it, so that any number of binds fit on one such node; with none
+        # left, the actor waits to be placed and the pool shows the bind missing.
+        options["resources"] = {bind.node_resource: NODE_RESOURCE_SHARE}
     if detached:  # the control plane's binds outlive the process that created them (an API restart)
         options["lifetime"] = "detached"
     return cls.options(max_concurrency=64, **options).remote(bind, operator, redis_url, throttle)

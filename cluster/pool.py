@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -114,10 +115,14 @@ class BindPool:
 
     def stop(self) -> None:
         """Unbind every bind and end its process, and the throttles' (a stack that started them)."""
-        handles = self.handles()
-        if handles:
-            ray.get([h.stop.remote() for h in handles.values()])
-        for handle in handles.values():
+        handles = list(self._owned.values())  # what this pool made; the rest by name, where alive
+        for op in self.settings.operators:
+            for b in op.binds:
+                with contextlib.suppress(ValueError):
+                    handles.append(ray.get_actor(f"bind:{op.name}:{b.name}", namespace=self.namespace))
+        for handle in handles:  # one at a time: one that died must not keep the rest bound
+            with contextlib.suppress(ray.exceptions.RayError):
+                ray.get(handle.stop.remote(), timeout=30)
             ray.kill(handle)
         for op in self.settings.operators:
             with contextlib.suppress(ValueError):
@@ -237,11 +242,34 @@ class BindPool:
     def replace_dead(self) -> list[BindRef]:
         """Settle every dead bind (``settle_dead``) and start a new one in its place; returns them."""
         dead, _ = self.probe()
+        self._handles = None
         for ref in dead:
             self.settle_dead(ref)
+            # Ray keeps a dead actor's name while any handle to it lives: ours go first.
+            self._owned.pop(ref, None)
+            self._backlog.pop(ref, None)
+            self._wait_released(ref)
         if dead:
             self.ensure(only=dead)
         return dead
+
+    def _wait_released(self, ref: BindRef, timeout: float = 60.0) -> None:
+        """Until Ray has let go of a dead bind's name (it keeps it while a handle to the dead actor
+        lives, and a moment after): made again before, "get if exists" would hand back the dead
+        actor, and a new name would be refused as taken."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                handle = ray.get_actor(f"bind:{ref.operator}:{ref.bind}", namespace=self.namespace)
+            except ValueError:
+                return
+            try:
+                ray.get(handle.describe.remote(), timeout=1.0)
+                return  # alive after all (someone made it again): nothing to release
+            except ray.exceptions.RayError:
+                del handle
+            time.sleep(0.2)
+        log.error("bind.name_held", operator=ref.operator, bind=ref.bind, seconds=timeout)
 
     def settle_dead(self, ref: BindRef) -> int:
         """Make ``unknown`` every part in the send records of *ref*'s dead processes whose outcome the

@@ -63,6 +63,13 @@ class BindConfig(_Model):
         description="this bind's own cap in PDUs per sliding second, as operators state it (4 binds "
         "x 100 TPS); the operator's tps caps all its binds together as well, and both hold",
     )
+    node_resource: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="a custom Ray resource only the nodes that may hold this bind advertise (those "
+        "whose IP address the operator whitelisted: `ray start --resources='{\"egress\": 1}'`); "
+        "unset = any node",
+    )
     enquire_link_interval: float = Field(default=30.0, gt=0)
     response_timeout: float = Field(default=30.0, gt=0)
     source_addr: str = Field(default="ULAK", max_length=20)

@@ -1,0 +1,53 @@
+"""Binds placed on the nodes that own the egress, across a three-node Ray cluster, and a node lost.
+
+The cluster (``ray.cluster_utils.Cluster``: head + two egress nodes, each a raylet of its own) runs in
+a process of its own (``multinode.py``); the simulator and Redis are this test's, so the assertions
+read only what the SMSC recorded and what the ledger says."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import SimProcess
+
+SCENARIO = Path(__file__).with_name("multinode.py")
+ROWS = 600
+
+
+@pytest.mark.sim_args("--tps", "100", "--account-tps", "150", "--dlr-delay", "0.05")
+def test_binds_run_on_egress_nodes_and_move_when_one_is_lost(sim: SimProcess, redis_server_url: str) -> None:
+    done = subprocess.run(
+        [sys.executable, str(SCENARIO), redis_server_url, str(sim.port), str(ROWS)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    egress = set(out["egress"].values())
+    # Placed only where the egress resource is, never on the head.
+    assert set(out["before"].values()) <= egress, out
+    assert out["head"] not in out["before"].values()
+    # The lost node's binds were made again on the egress node that is left.
+    survivor = (egress - {out["victim"]}).pop()
+    assert out["replaced"] == out["lost"] and "b1" in out["lost"], out
+    assert set(out["after"].values()) == {survivor}, out
+    for run in ("first", "second"):
+        c = out[run]
+        assert c["acked"] + c["unknown"] == ROWS and c["failed"] == 0, (run, c)
+    # The SMSC's record: each part at most once, nothing throttled (both caps held).
+    records = sim.records()
+    assert max(Counter(r["dst"] for r in records).values()) == 1
+    stats = sim.stats()
+    assert stats.get("rejected", {}).get("ESME_RTHROTTLED", 0) == 0, stats
+    # Every acked part is on record; an unknown one (on the wire when its node went) may or may not be.
+    acked = sum(out[run]["acked"] for run in ("first", "second"))
+    unknown = sum(out[run]["unknown"] for run in ("first", "second"))
+    assert acked <= len(records) <= acked + unknown
