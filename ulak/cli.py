@@ -101,6 +101,8 @@ def _up(args: argparse.Namespace, console: Console) -> int:
     from cluster.stack import LocalStack, stack_file  # noqa: PLC0415 - imports Ray
 
     environ = dict(os.environ)
+    if args.address:
+        environ["ULAK_RAY__ADDRESS"] = args.address
     if args.sim:  # the simulator accepts the stack's own password, whatever the variables say
         environ.update({b.password_env: "sim" for b in _bind_configs(args.config_dir, environ)})
     try:
@@ -322,6 +324,11 @@ def main(argv: list[str] | None = None) -> int:
     p_up.add_argument("--config-dir", type=Path, default=None)
     p_up.add_argument("--sim", action="store_true", help="also run the SMSC simulator for every operator")
     p_up.add_argument("--port", type=int, default=None, help="API port (default: api.port)")
+    p_up.add_argument(
+        "--address",
+        help="join a running Ray cluster ('auto' on one of its nodes, or HOST:PORT) instead of "
+        "starting a local one (the same as ULAK_RAY__ADDRESS)",
+    )
 
     def client_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--api", help="control plane URL (default: $ULAK_API_URL, else the running stack)")
