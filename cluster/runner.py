@@ -43,6 +43,10 @@ log = structlog.get_logger("ulak.job")
 CHUNK_PARTS = 500  # parts per enqueue call (a batch across the process boundary)
 MAX_PENDING_PARTS = 200_000  # parts the runner holds in memory ahead of the binds
 MAX_BIND_REPLACEMENTS = 5  # binds dying under one job more often than this stop it (bind_lost)
+REDIS_RETRY_MAX = 5.0  # seconds between tries while Redis is unreachable
+# What Redis being away looks like to redis-py (BusyLoadingError, a restarted server reading its AOF,
+# is a ConnectionError).
+REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 Row = list[OutboundPart]  # a message: its parts, always handed to one bind together
 
@@ -77,7 +81,25 @@ class JobRunner:
     # ----------------------------------------------------------------------------------- driver
 
     def run(self) -> JobState:
-        """Work until the job is done, failed or cancelled; return that state."""
+        """Work until the job is done, failed or cancelled; return that state.
+
+        Redis unreachable (restarted, failing over, the network) fails nothing: the runner waits,
+        backing off to ``REDIS_RETRY_MAX`` seconds, and goes on as a restarted runner would (taking
+        the job back from the binds, skipping what the ledger has seen sent). Before, the error
+        failed the job, or, when Redis was too far gone to record even that, ended the runner with
+        the job still "sending" and its actor idle for good."""
+        delay = 0.5
+        while True:
+            try:
+                return self._run()
+            except REDIS_DOWN as exc:
+                self._log.warning(
+                    "job.redis_unavailable", error=f"{type(exc).__name__}: {exc}", retry_in=delay
+                )
+                time.sleep(delay)
+                delay = min(delay * 2, REDIS_RETRY_MAX)
+
+    def _run(self) -> JobState:
         try:
             while True:
                 state = self.store.state(self.job_id)
@@ -99,6 +121,8 @@ class JobRunner:
             self.store.fail(self.job_id, code=exc.code, message=exc.message, field=exc.field)
         except BindDied:
             self._bind_lost()
+        except REDIS_DOWN:
+            raise  # not the job's failure: run() waits for Redis
         except Exception as exc:
             self._log.exception("job.crashed")
             self.store.fail(self.job_id, code="internal_error", message=f"{type(exc).__name__}: {exc}")

@@ -10,6 +10,7 @@ it sent, so a part sent twice or never is caught.
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter, deque
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from ulak import keys
 from ulak.dispatch.bind import OutboundPart
 from ulak.dispatch.ledger import Event, PartAcked, PartUnknown, ReceiptSeen, RedisLedger
 from ulak.dispatch.message import plan_for
+from ulak.redis_server import RedisServer
 from ulak.settings import BindConfig, JobsConfig, OperatorConfig, RayConfig, RedisConfig, Settings
 
 TEXTS = ["Kısa mesaj", "Uzun mesaj: " + "çok güzel bir kampanya, kaçırmayın! " * 9]
@@ -51,6 +53,7 @@ class FakePool:
         self.sent: Counter[tuple[int, int]] = Counter()
         self.record: list[PartUnknown] = []  # the dead bind's send record
         self.dead: BindRef | None = None
+        self.unwritten: list[Event] = []  # as a bind keeps events a failed write did not take
         self.lock = threading.Lock()
         self._ids = 0
 
@@ -80,7 +83,9 @@ class FakePool:
                         self.record.append(PartUnknown(p.job, p.row, p.part, p.parts))
                     queue.clear()
                     self.dead, self.die_after = ref, None
-            self.ledger.apply(events)
+            self.unwritten += events
+            self.ledger.apply(self.unwritten)  # Redis away: they stay, and go with the next write
+            self.unwritten = []
             if self.dead is not None:
                 raise BindDied(f"bind {self.dead.operator}/{self.dead.bind} died")
 
@@ -203,3 +208,23 @@ def test_pauses_and_a_dying_bind_lose_nothing_and_send_nothing_twice(
     assert counters["submitted"] == counters["accepted"] == 300
     assert counters["acked"] + counters["unknown"] == 300
     assert [h["state"] for h in store.view(job)["history"]].count("paused") == 3
+
+
+def test_a_redis_restart_mid_job_fails_nothing(tmp_path: Path) -> None:
+    # Its own Redis, with AOF, stopped (SIGTERM: a clean shutdown) and started again on its port.
+    with RedisServer(tmp_path / "redis", appendonly=True) as server:
+        client = redis.Redis.from_url(server.url)
+        settings = _settings(server.url, tmp_path)
+        job, parts = _job(settings, client, tmp_path, rows=300)
+        pool = FakePool(settings, client, per_call=3)
+        result, thread = _run(settings, server.url, job, pool)
+        wait_for(lambda: sum(pool.sent.values()) >= 150, timeout=30, what="150 parts sent")
+        server.stop()
+        time.sleep(2.0)  # the outage itself: the runner meets it in every call it makes
+        server.start()
+        thread.join(timeout=90)
+        assert result == [JobState.DONE]
+        assert max(pool.sent.values()) == 1 and len(pool.sent) == parts
+        counters = JobStore(client).counters(job)
+        assert counters["parts_acked"] == parts and counters["acked"] == 300
+        client.close()
