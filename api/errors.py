@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -114,6 +115,19 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _CODES.get(exc.status_code, "error")
         return _respond(exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(redis.exceptions.ConnectionError)
+    @app.exception_handler(redis.exceptions.TimeoutError)
+    async def _redis(request: Request, exc: Exception) -> JSONResponse:
+        # Redis away for longer than the client's retries: the state is there, just not reachable.
+        log.warning("api.redis_unavailable", path=request.url.path, error=f"{type(exc).__name__}: {exc}")
+        return _respond(
+            503,
+            "redis_unavailable",
+            "Redis, which holds every job's state, cannot be reached; nothing was changed. Try again "
+            "in a few seconds; if it lasts, check the Redis server (ULAK_REDIS__URL)",
+            headers={"Retry-After": "2"},
+        )
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:

@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import ray
-import redis
-import redis.asyncio
 import structlog
 
 from actors.factories import job_actor, webhook_actor
@@ -31,7 +29,7 @@ from cluster.jobs import (
 from cluster.pool import BindPool
 from cluster.webhooks import checked_address
 from ingest.prepare import check_upload
-from ulak import keys
+from ulak import keys, redisclient
 from ulak.redis_server import default_state_dir
 from ulak.settings import Settings
 
@@ -49,8 +47,8 @@ class ControlPlane:
         self.settings = settings
         self.redis_url = redis_url
         self.namespace = namespace or settings.ray.namespace
-        self.client = redis.Redis.from_url(redis_url)
-        self.aclient = redis.asyncio.Redis.from_url(redis_url)  # the API's hot reads, on its event loop
+        self.client = redisclient.client(redis_url)
+        self.aclient = redisclient.async_client(redis_url)  # the API's hot reads, on its event loop
         self.store = JobStore(self.client)
         self.root = jobs_dir(settings)
         self.pool = BindPool(settings, redis_url=redis_url, namespace=self.namespace)

@@ -26,10 +26,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import ray
-import redis
 import structlog
 
-from ulak import keys
+from ulak import keys, redisclient
 from ulak.dispatch.batch import pack_parts
 from ulak.dispatch.bind import OutboundPart
 from ulak.dispatch.ledger import Event, RedisLedger
@@ -71,7 +70,7 @@ class BindPool:
         self.namespace = namespace
         self.detached = detached
         self.max_backlog = settings.jobs.max_backlog if max_backlog is None else max_backlog
-        self._client = redis.Redis.from_url(redis_url)
+        self._client = redisclient.client(redis_url)
         self._handles: dict[BindRef, Any] | None = None
         self._owned: dict[BindRef, Any] = {}
         self._backlog: dict[BindRef, int] = {}

@@ -32,7 +32,7 @@ from cluster.pool import BindDied, BindPool
 from ingest.collect import ACCEPTED_FILE
 from ingest.errors import IngestError
 from ingest.prepare import prepare
-from ulak import keys
+from ulak import keys, redisclient
 from ulak.dispatch.bind import OutboundPart, outbound_part
 from ulak.dispatch.ledger import Event, PartUnknown, RedisLedger
 from ulak.dispatch.message import PlanCache, SubmitBodies, relative_validity
@@ -69,7 +69,7 @@ class JobRunner:
         self.redis_url = redis_url
         self.namespace = namespace
         self.poll = poll
-        self.client = redis.Redis.from_url(redis_url)
+        self.client = redisclient.client(redis_url)
         self.store = JobStore(self.client)
         self.options = self.store.options(job_id)
         self.directory = Path(self.store.record(job_id)["dir"])

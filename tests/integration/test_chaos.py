@@ -2,8 +2,8 @@
 
 While a mixed campaign is sent, a seeded schedule pauses and resumes it at random moments, drops the
 SMSC's connections, kills one bind actor, stops the SMSC (in one variant with SIGKILL) and starts it
-again on the same port (with new message ids, as a real one would), and, in one variant, cancels
-the job. Nobody restarts
+again on the same port (with new message ids, as a real one would), restarts Redis, and, in one
+variant, cancels the job. Nobody restarts
 anything: the job must reach a terminal state by itself, with every row in exactly one final state
 (none in flight, none pending in a done job), no part twice at the SMSC, and a report that agrees
 with what the SMSC recorded.
@@ -47,7 +47,7 @@ SIM_ARGS = ("--account", "test:secret", "--dlr-delay", "0.05:0.3", "--record-syn
 def chaos_stack(ray_session: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     workdir = tmp_path_factory.mktemp("chaos")
     sim = SimProcess(workdir, *SIM_ARGS, "--seed", "5")
-    server = RedisServer(workdir / "redis", appendonly=False).start()
+    server = RedisServer(workdir / "redis", appendonly=True).start()  # AOF: it is restarted mid-job
     client = redis.Redis.from_url(server.url)
     namespace = f"ulak-chaos-{uuid.uuid4().hex[:6]}"
     env = {
@@ -59,6 +59,7 @@ def chaos_stack(ray_session: Any, tmp_path_factory: pytest.TempPathFactory) -> I
     token, _ = create_key(client, name="chaos")
     api = ApiProcess(workdir, config_dir, env)
     stack = Stack(workdir, config_dir, env, sim, client, api, token, token, namespace)
+    stack.redis_server = server  # type: ignore[attr-defined]
     try:
         with stack.client() as http:
             wait_for(lambda: http.get("/readyz").status_code == 200, timeout=30, what="the binds to bind")
@@ -115,12 +116,14 @@ def test_a_job_under_chaos_ends_by_itself_with_every_row_accounted_for(
     with stack.client() as http:
         job_id = _post(http, path, template=TEMPLATE).json()["id"]
         wait_for(lambda: len(records_of(stack, prefixes)) > 100, timeout=60, what="sending to start")
-        pending = ["kill_bind", "restart_smsc"]
+        pending = ["kill_bind", "restart_smsc", "restart_redis"]
         rng.shuffle(pending)
         pending += ["cancel"] if cancel else []  # last: the job ends with it
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
-            state = http.get(f"/v1/jobs/{job_id}").json()["state"]
+            got = http.get(f"/v1/jobs/{job_id}")
+            assert got.status_code == 200, (got.status_code, got.text, faults)
+            state = got.json()["state"]
             if state in ("done", "failed", "cancelled"):
                 break
             time.sleep(rng.uniform(0.2, 0.8))
@@ -135,6 +138,13 @@ def test_a_job_under_chaos_ends_by_itself_with_every_row_accounted_for(
             elif action == "kill_bind":
                 victim = rng.choice(["bind:tcell:t1", "bind:tcell:t2", "bind:voda:v1"])
                 ray.kill(ray.get_actor(victim, namespace=stack.namespace), no_restart=True)
+                pending.remove(action)
+            elif action == "restart_redis":
+                # A clean restart (SIGTERM, AOF written out) on the same port: every client of it
+                # (API, job actor, binds) meets the outage and must carry on by itself.
+                stack.redis_server.stop()  # type: ignore[attr-defined]
+                time.sleep(rng.uniform(0.5, 2.0))
+                stack.redis_server.start()  # type: ignore[attr-defined]
                 pending.remove(action)
             elif action == "restart_smsc":
                 restart_smsc(stack, faults.count("restart_smsc"), kill=seed == 2)
@@ -168,3 +178,18 @@ def test_a_job_under_chaos_ends_by_itself_with_every_row_accounted_for(
             assert sorted(row["message_ids"].split()) == sorted(got), (row, faults)
         elif got:
             assert row["status"] == "unknown", (row, got, faults)
+
+
+def test_redis_away_is_a_503_that_says_so_and_back_is_200(chaos_stack: Stack) -> None:
+    stack = chaos_stack
+    with stack.client() as http:
+        assert http.get("/v1/jobs").status_code == 200
+        stack.redis_server.stop()  # type: ignore[attr-defined]
+        try:
+            away = http.get("/v1/jobs")
+        finally:
+            stack.redis_server.start()  # type: ignore[attr-defined]
+        assert away.status_code == 503, away.text
+        assert away.json()["code"] == "redis_unavailable" and away.headers["Retry-After"] == "2"
+        # Back: the first request on the pool's stale connections is retried, not failed.
+        assert http.get("/v1/jobs").status_code == 200
