@@ -2,8 +2,8 @@
 
 While a mixed campaign is sent, a seeded schedule pauses and resumes it at random moments, drops the
 SMSC's connections, kills one bind actor, stops the SMSC (in one variant with SIGKILL) and starts it
-again on the same port (with new message ids, as a real one would), restarts Redis, and, in one
-variant, cancels the job. Nobody restarts
+again on the same port (with new message ids, as a real one would), restarts Redis, kills an
+operator's throttle (Ray restarts it), restarts the API, and, in one variant, cancels the job. Nobody restarts
 anything: the job must reach a terminal state by itself, with every row in exactly one final state
 (none in flight, none pending in a done job), no part twice at the SMSC, and a report that agrees
 with what the SMSC recorded.
@@ -116,7 +116,7 @@ def test_a_job_under_chaos_ends_by_itself_with_every_row_accounted_for(
     with stack.client() as http:
         job_id = _post(http, path, template=TEMPLATE).json()["id"]
         wait_for(lambda: len(records_of(stack, prefixes)) > 100, timeout=60, what="sending to start")
-        pending = ["kill_bind", "restart_smsc", "restart_redis"]
+        pending = ["kill_bind", "restart_smsc", "restart_redis", "kill_throttle", "restart_api"]
         rng.shuffle(pending)
         pending += ["cancel"] if cancel else []  # last: the job ends with it
         deadline = time.monotonic() + 240
@@ -127,7 +127,7 @@ def test_a_job_under_chaos_ends_by_itself_with_every_row_accounted_for(
             if state in ("done", "failed", "cancelled"):
                 break
             time.sleep(rng.uniform(0.2, 0.8))
-            action = rng.choice(["pause", "drop", "nothing", *pending[:1]])
+            action = rng.choice(["pause", "drop", "nothing", *pending[:1] * 2])
             faults.append(action)
             if action == "pause" and http.post(f"/v1/jobs/{job_id}/pause").status_code == 200:
                 time.sleep(rng.uniform(0.1, 1.0))
@@ -138,6 +138,18 @@ def test_a_job_under_chaos_ends_by_itself_with_every_row_accounted_for(
             elif action == "kill_bind":
                 victim = rng.choice(["bind:tcell:t1", "bind:tcell:t2", "bind:voda:v1"])
                 ray.kill(ray.get_actor(victim, namespace=stack.namespace), no_restart=True)
+                pending.remove(action)
+            elif action == "kill_throttle":
+                # Ray restarts it (max_restarts=-1); its binds wait out the restart, then it counts
+                # its last window as full.
+                victim = rng.choice(["throttle:tcell", "throttle:voda"])
+                ray.kill(ray.get_actor(victim, namespace=stack.namespace), no_restart=False)
+                pending.remove(action)
+            elif action == "restart_api":
+                # The control plane goes and comes back on its port; the job's actor never needed it.
+                port = stack.api.port
+                stack.api.stop()
+                stack.api = ApiProcess(stack.workdir, stack.config_dir, stack.env, port=port)
                 pending.remove(action)
             elif action == "restart_redis":
                 # A clean restart (SIGTERM, AOF written out) on the same port: every client of it
