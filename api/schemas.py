@@ -140,11 +140,16 @@ class BindView(BaseModel):
     failures: int = 0
     limiter_errors: int = 0
     last_error: str = ""
+    node: str | None = Field(default=None, description="the Ray node the bind's connection leaves from")
 
 
 class OperatorView(BaseModel):
     name: str
     tps: float = Field(description="the account's cap in parts per second, across its binds")
+    state: str = Field(
+        description="up (every bind sending), degraded (some are not), down (none is: its rows wait)"
+    )
+    reason: str = Field(default="", description="the binds that cannot send, and why")
     binds: list[BindView]
 
 

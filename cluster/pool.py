@@ -300,3 +300,18 @@ class BindPool:
             return str(described["send_record"])
         except (ValueError, ray.exceptions.RayError):
             return None
+
+
+SENDING = ("bound", "throttled")  # bind states in which parts go out (throttled: pausing, then on)
+
+
+def operator_state(binds: Sequence[dict[str, Any]]) -> tuple[str, str]:
+    """An operator's state from its binds' descriptions: ``up`` (every bind sending), ``degraded``
+    (some), ``down`` (none: its rows wait); and why, naming each bind that cannot send."""
+    idle = [b for b in binds if b.get("state") not in SENDING]
+    state = "up" if not idle else "down" if len(idle) == len(binds) else "degraded"
+    reason = "; ".join(
+        f"{b.get('bind')}: {b.get('state')}" + (f" ({b['last_error']})" if b.get("last_error") else "")
+        for b in idle
+    )
+    return state, reason

@@ -468,6 +468,7 @@ def test_operators_readyz_and_metrics(stack: Stack) -> None:
         ("voda", ["v1"]),
     ]
     assert all(b["state"] == "bound" and b["window"] == 20 for o in operators for b in o["binds"])
+    assert [(o["state"], o["reason"]) for o in operators] == [("up", ""), ("up", "")]
     assert ready.status_code == 200 and ready.json()["checks"]["redis"] == "ok"
     assert 'ulak_bind_up{operator="tcell",bind="t1"} 1' in metrics
     assert 'ulak_jobs{state="done"}' in metrics
@@ -523,7 +524,7 @@ def test_a_bind_that_dies_is_replaced_and_its_job_finishes_without_duplicates(st
     with stack.client() as http:
         job_id = _job_under_way(stack, http, prefix)
         t2 = ray.get_actor("bind:tcell:t2", namespace=stack.namespace)
-        # The runner finds a dead bind's send record by the actor's id, as the bind named it.
+        # The pool finds a dead bind's send record registered under the bind's name.
         record = ray.get(t2.describe.remote())["send_record"]
         assert record == keys.bind_sends("tcell", "t2", t2._actor_id.hex())
         ray.kill(t2, no_restart=True)
