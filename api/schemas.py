@@ -94,6 +94,11 @@ class JobView(BaseModel):
     options: dict[str, Any]
     source: str | None
     error: ErrorBody | None
+    waiting: str | None = Field(
+        default=None,
+        description="while a sending job makes no progress: the operators that cannot send and why "
+        "(their binds' states); cleared when it moves again",
+    )
     counts: Counts
     parts: PartCounts
     receipts: Receipts

@@ -92,6 +92,8 @@ def summary(view: dict[str, Any], console: Console) -> None:
         console.print("refused: " + ", ".join(f"{k} {v:,}" for k, v in view["rejected_reasons"].items()))
     if view["error"]:
         console.print(f"[red]{view['error']['code']}[/red]: {view['error']['message']}")
+    if view.get("waiting"):
+        console.print(f"[yellow]waiting[/yellow]: {view['waiting']}")
     console.print(
         f"rows = accepted + refused: {c['rows']:,} = {c['accepted']:,} + {c['rejected']:,}; "
         f"submitted = acked + failed + unknown + in flight: {c['submitted']:,} = {c['acked']:,} + "

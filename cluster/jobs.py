@@ -429,6 +429,7 @@ def make_view(
         "options": json.loads(rec["options"]),
         "source": rec.get("source"),
         "error": json.loads(rec["error"]) if "error" in rec else None,
+        "waiting": rec.get("waiting") or None,
         "counts": {
             "rows": c["rows"],
             "accepted": c["accepted"],

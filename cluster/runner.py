@@ -28,7 +28,7 @@ import redis
 import structlog
 
 from cluster.jobs import RECEIPT_OUTCOMES, InvalidTransition, JobState, JobStore
-from cluster.pool import BindDied, BindPool
+from cluster.pool import BindDied, BindPool, operator_state
 from ingest.collect import ACCEPTED_FILE
 from ingest.errors import IngestError
 from ingest.prepare import prepare
@@ -43,6 +43,7 @@ log = structlog.get_logger("ulak.job")
 CHUNK_PARTS = 500  # parts per enqueue call (a batch across the process boundary)
 MAX_PENDING_PARTS = 200_000  # parts the runner holds in memory ahead of the binds
 MAX_BIND_REPLACEMENTS = 5  # binds dying under one job more often than this stop it (bind_lost)
+STALL_SECONDS = 10.0  # a sending job with no part sent for this long says what it waits on
 REDIS_RETRY_MAX = 5.0  # seconds between tries while Redis is unreachable
 # What Redis being away looks like to redis-py (BusyLoadingError, a restarted server reading its AOF,
 # is a ConnectionError).
@@ -75,6 +76,10 @@ class JobRunner:
         self.directory = Path(self.store.record(job_id)["dir"])
         self._log = log.bind(job_id=job_id)
         self._last_sample = 0.0
+        self._progress: tuple[int, float] = (-1, 0.0)  # parts sent when last looked, and since when
+        self._checked_at = 0.0
+        self._described_at = 0.0
+        self._waiting = ""
         self.pool = pool or BindPool(settings, redis_url=redis_url, namespace=namespace)
         self._replaced = 0
 
@@ -283,6 +288,7 @@ class JobRunner:
                 if state is None:
                     return
                 if state is not JobState.SENDING:
+                    self._not_waiting()  # paused, or outside its window: not stalled
                     time.sleep(self.poll)
                     continue
             while not exhausted and pending.parts < MAX_PENDING_PARTS and pending.wants_more(read_ahead):
@@ -297,6 +303,7 @@ class JobRunner:
                 # cancellable, its queued parts withdrawable) until the binds have sent it all:
                 # draining means only answers and receipts are left to wait for.
                 if self._queued():
+                    self._watch_progress()
                     time.sleep(self.poll)
                     continue
                 try:
@@ -304,6 +311,7 @@ class JobRunner:
                 except InvalidTransition:
                     last_poll = 0.0  # paused or cancelled at the last moment: steer again
                     continue
+                self._not_waiting()
                 return
             # A round gives a batch to every bind with room (``BindPool.feed``).
             sent = self.pool.feed(
@@ -315,6 +323,44 @@ class JobRunner:
             if not sent:
                 time.sleep(0.02)  # every bind is full: let them drain
             self._maybe_sample()
+            self._watch_progress()
+
+    def _not_waiting(self) -> None:
+        """Not sending: no stall to explain (the clock starts again when it sends)."""
+        self._progress = (-1, 0.0)
+        if self._waiting:
+            self._waiting = ""
+            self.store.update(self.job_id, waiting="")
+
+    def _watch_progress(self) -> None:
+        """A sending job whose parts stopped going out says why in its record (``waiting``): the
+        operators its binds cannot send for, with their binds' states and errors. The ledger is
+        looked at once a second at most, the binds only after ``STALL_SECONDS`` without a part
+        sent (and again every ``STALL_SECONDS`` while it lasts); cleared when parts move again."""
+        now = time.monotonic()
+        if now - self._checked_at < 1.0:
+            return
+        self._checked_at = now
+        sent = self.store.counters(self.job_id).get("parts_sent", 0)
+        if sent != self._progress[0]:
+            if self._waiting:
+                self._log.info("job.moving_again")
+            self._not_waiting()
+            self._progress = (sent, now)
+            return
+        if now - self._progress[1] < STALL_SECONDS or now - self._described_at < STALL_SECONDS:
+            return
+        self._described_at = now
+        down = []
+        for name, binds in self.pool.describe().items():
+            state, reason = operator_state(binds)
+            if state != "up":
+                down.append(f"{name} {state}: {reason}")
+        waiting = "; ".join(down) or f"no part sent for {STALL_SECONDS:g} s; every operator is up"
+        if waiting != self._waiting:
+            self._waiting = waiting
+            self.store.update(self.job_id, waiting=waiting)
+            self._log.warning("job.waiting", waiting=waiting)
 
     def _steer(self, pending: _Pending) -> JobState | None:
         """Obey the job's state: returns SENDING to keep feeding, another state to wait, None to stop."""

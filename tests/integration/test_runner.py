@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 import redis
 
+from cluster import runner as runner_module
 from cluster.jobs import JobOptions, JobState, JobStore
 from cluster.plane import ControlPlane
 from cluster.pool import BindDied, BindRef, Take
@@ -54,6 +55,7 @@ class FakePool:
         self.record: list[PartUnknown] = []  # the dead bind's send record
         self.dead: BindRef | None = None
         self.unwritten: list[Event] = []  # as a bind keeps events a failed write did not take
+        self.stalled: set[str] = set()  # operators whose binds cannot reach their SMSC
         self.lock = threading.Lock()
         self._ids = 0
 
@@ -63,6 +65,8 @@ class FakePool:
                 raise BindDied(f"bind {self.dead.operator}/{self.dead.bind} died")
             events: list[Event] = []
             for ref, queue in self.queues.items():
+                if ref.operator in self.stalled:
+                    continue
                 for _ in range(min(self.per_call, len(queue))):
                     p = queue.popleft()
                     self.sent[(p.row, p.part)] += 1
@@ -131,6 +135,19 @@ class FakePool:
             self.settle_dead(ref)
         self.dead = None
         return dead
+
+    def describe(self) -> dict[str, list[dict[str, Any]]]:
+        out: dict[str, list[dict[str, Any]]] = {}
+        for ref in self.queues:
+            down = ref.operator in self.stalled
+            out.setdefault(ref.operator, []).append(
+                {
+                    "bind": ref.bind,
+                    "state": "reconnecting" if down else "bound",
+                    "last_error": "[Errno 111] Connection refused" if down else "",
+                }
+            )
+        return out
 
     def close(self) -> None:
         pass
@@ -228,3 +245,27 @@ def test_a_redis_restart_mid_job_fails_nothing(tmp_path: Path) -> None:
         counters = JobStore(client).counters(job)
         assert counters["parts_acked"] == parts and counters["acked"] == 300
         client.close()
+
+
+def test_a_job_that_cannot_send_says_which_operator_and_why(
+    redis_client: redis.Redis, redis_server_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runner_module, "STALL_SECONDS", 1.0)
+    settings = _settings(redis_server_url, tmp_path)
+    job, parts = _job(settings, redis_client, tmp_path, rows=300)
+    pool = FakePool(settings, redis_client, per_call=3)
+    store = JobStore(redis_client)
+    result, thread = _run(settings, redis_server_url, job, pool)
+    wait_for(lambda: sum(pool.sent.values()) >= 50, timeout=30, what="50 parts sent")
+    assert store.view(job)["waiting"] is None
+    pool.stalled = {"tcell", "voda"}  # every SMSC unreachable: nothing goes out
+    waiting = wait_for(lambda: store.view(job)["waiting"], timeout=30, what="the job to say why it waits")
+    assert waiting == (
+        "tcell down: t1: reconnecting ([Errno 111] Connection refused); t2: reconnecting ([Errno 111] "
+        "Connection refused); voda down: v1: reconnecting ([Errno 111] Connection refused)"
+    )
+    pool.stalled = set()
+    thread.join(timeout=60)
+    assert result == [JobState.DONE]
+    assert store.view(job)["waiting"] is None  # said while it lasted, gone once it moved
+    assert max(pool.sent.values()) == 1 and len(pool.sent) == parts
