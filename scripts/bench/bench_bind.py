@@ -50,7 +50,7 @@ def cpu_of(proc: psutil.Process) -> float:
     return float(t.user + t.system)
 
 
-async def run(args: argparse.Namespace, redis_url: str, port: int) -> tuple[float, float, int]:
+async def run(args: argparse.Namespace, redis_url: str, port: int) -> tuple[float, float, int, float]:
     op = bench_operator(port, binds=args.binds, window=args.window)
     binds = op.binds
     message = plan_for(TEXT, op, reference=0)
@@ -79,6 +79,7 @@ async def run(args: argparse.Namespace, redis_url: str, port: int) -> tuple[floa
         await c.start()
     for c in clients:
         await c.wait_bound(10)
+    memory0 = (await client.info("memory"))["used_memory"]
     t0, cpu0 = time.perf_counter(), time.process_time()
     batch = 1000  # the runner's batches cross Ray in about this size
     for i in range(0, max(len(p) for p in parts), batch):
@@ -101,8 +102,10 @@ async def run(args: argparse.Namespace, redis_url: str, port: int) -> tuple[floa
                 f"  calls/message {st['calls'] / args.messages:.2f}",
                 file=sys.stderr,
             )
+    # What the job left in Redis (message ids, rows, parts, counters), per message.
+    memory = ((await client.info("memory"))["used_memory"] - memory0) / args.messages
     await client.aclose()
-    return elapsed, cpu, sum(c.stats.submitted for c in clients)
+    return elapsed, cpu, sum(c.stats.submitted for c in clients), memory
 
 
 def main() -> int:
@@ -134,7 +137,7 @@ def main() -> int:
                 profiler = cProfile.Profile() if args.profile else None
                 if profiler:
                     profiler.enable()
-                elapsed, cpu, sent = asyncio.run(run(args, server.url, port))
+                elapsed, cpu, sent, memory = asyncio.run(run(args, server.url, port))
                 if profiler:
                     profiler.disable()
                 after = cpu_of(red), cpu_of(simp)
@@ -148,6 +151,7 @@ def main() -> int:
             {
                 "messages": n,
                 "sent": sent,
+                "redis_bytes_per_message": round(memory),
                 "binds": args.binds,
                 "sink": args.sink,
                 "inbox": args.inbox,
