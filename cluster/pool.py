@@ -31,7 +31,7 @@ import structlog
 from ulak import keys, redisclient
 from ulak.dispatch.batch import pack_parts
 from ulak.dispatch.bind import OutboundPart
-from ulak.dispatch.ledger import Event, RedisLedger
+from ulak.dispatch.ledger import RedisLedger
 from ulak.dispatch.sendrecord import read_record
 from ulak.settings import Settings
 
@@ -283,10 +283,8 @@ class BindPool:
             record = raw.decode()
             if record == live:
                 continue
-            lost: list[Event] = list(read_record(self._client, record))
-            ledger = RedisLedger(self._client)
-            for i in range(0, len(lost), 128):  # as binds write: a long script holds up every client
-                ledger.apply(lost[i : i + 128])
+            lost = read_record(self._client, record)
+            RedisLedger(self._client).apply_in_batches(lost)
             self._client.delete(record)
             self._client.srem(registry, record)
             settled += len(lost)

@@ -18,7 +18,7 @@ import contextlib
 import json
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -493,7 +493,7 @@ class JobRunner:
                     lost.append(PartUnknown(self.job_id, row, part, parts))
                 elif value is None:
                     never += 1
-        self._apply(lost)
+        RedisLedger(self.client).apply_in_batches(lost)
         if lost or never:
             self._log.warning("job.reconciled", unknown=len(lost), unsent=never)
         return never
@@ -548,13 +548,6 @@ class JobRunner:
             keys.job_parts(self.job_id), [f"{r}:{p}" for r, p, _ in fields]
         )
         return list(zip(fields, values, strict=True))
-
-    def _apply(self, events: Sequence[Event]) -> None:
-        """Write *events* to the ledger 128 at a time, as binds write: a long script holds up every
-        client."""
-        ledger = RedisLedger(self.client)
-        for i in range(0, len(events), 128):
-            ledger.apply(list(events[i : i + 128]))
 
     # ---------------------------------------------------------------------------------- samples
 

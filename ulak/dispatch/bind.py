@@ -32,6 +32,9 @@ from ulak.dispatch.fairqueue import FairQueue
 from ulak.dispatch.inbox import Inbound, InboxStore
 from ulak.dispatch.leases import LeaseMeter
 from ulak.dispatch.ledger import (
+    BATCH as LEDGER_BATCH,
+)
+from ulak.dispatch.ledger import (
     Event,
     PartAcked,
     PartFailed,
@@ -215,7 +218,7 @@ class BindClient:
         sink: EventSink,
         lease_seconds: float = 0.05,
         flush_interval: float = 0.05,
-        flush_batch: int = 128,
+        flush_batch: int = LEDGER_BATCH,
         record: SendRecord | None = None,
         rng: random.Random | None = None,
         backoff: Backoff | None = None,
@@ -392,11 +395,9 @@ class BindClient:
         last tick stay for the next one, a fifth of bench_e2e's receipts having overtaken their ack
         on another bind). Then at most ``flush_batch`` events go per write: Redis runs each ledger
         script alone, so a large batch would hold up every other client (the control plane's
-        reads) for its whole length. 128 (~2.5 ms of Redis) left the API's p99 where 64 had it and
-        sent 9 % more; 256 raised the p99 by half (BENCHMARKS.md, third and fourth sessions of
-        2026-11-28). Each write is atomic, so a failure puts back only what was not written. (A
-        process that dies between two writes loses the rest of the flush, as it loses events not
-        flushed yet: see "a bind actor that dies" in
+        reads) for its whole length (``ledger.BATCH``). Each write is atomic, so a failure puts
+        back only what was not written. (A process that dies between two writes loses the rest of
+        the flush, as it loses events not flushed yet: see "a bind actor that dies" in
         ARCHITECTURE.md.)"""
         async with self._flush_lock:
             outbox = self._outbox
