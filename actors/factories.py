@@ -10,6 +10,7 @@ from actors.connection import SmppConnectionActor
 from actors.job import JobActor
 from actors.throttle import ThrottleActor
 from actors.webhooks import WebhookActor
+from cluster.pool import BindRef, throttle_actor_name
 from ulak.settings import BindConfig, OperatorConfig, Settings, WebhooksConfig
 
 
@@ -18,7 +19,7 @@ def throttle_actor(operator: OperatorConfig, *, namespace: str, detached: bool =
     (a restart forgets outstanding leases, which errs on the side of sending less for a second)."""
     cls: Any = ray.remote(num_cpus=0, max_restarts=-1)(ThrottleActor)
     options: dict[str, Any] = {
-        "name": f"throttle:{operator.name}",
+        "name": throttle_actor_name(operator.name),
         "namespace": namespace,
         "get_if_exists": True,
     }
@@ -45,7 +46,7 @@ def connection_actor(
     caller: a job's runner that meets a dead bind, and the stack when it starts)."""
     cls: Any = ray.remote(num_cpus=0, max_restarts=0)(SmppConnectionActor)
     options: dict[str, Any] = {
-        "name": f"bind:{operator.name}:{bind.name}",
+        "name": BindRef(operator.name, bind.name).actor_name,
         "namespace": namespace,
         "get_if_exists": True,
     }

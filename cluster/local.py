@@ -57,7 +57,8 @@ class Cluster:
 
     def throttle(self, operator: str) -> Any:
         """The operator's ThrottleActor (for benchmarks that read its figures)."""
-        return ray.get_actor(f"throttle:{operator}", namespace=self.namespace)
+        assert self.pool is not None, "the stack was started without binds, so without throttles"
+        return self.pool.throttle(operator)
 
     def stop(self) -> None:
         if self.pool is not None:

@@ -78,7 +78,7 @@ class ControlPlane:
         found: dict[str, dict[str, Any]] = {}
         for op in self.settings.operators:
             try:
-                handle = ray.get_actor(f"throttle:{op.name}", namespace=self.namespace)
+                handle = self.pool.throttle(op.name)
                 found[op.name] = dict(ray.get(handle.describe.remote(), timeout=2.0))
             except (ValueError, ray.exceptions.RayError):
                 found[op.name] = {}

@@ -49,6 +49,16 @@ class BindRef:
     operator: str
     bind: str
 
+    @property
+    def actor_name(self) -> str:
+        """The name of its SmppConnectionActor (Ray runs one live actor per name)."""
+        return f"bind:{self.operator}:{self.bind}"
+
+
+def throttle_actor_name(operator: str) -> str:
+    """The name of *operator*'s ThrottleActor, which every bind of it finds by."""
+    return f"throttle:{operator}"
+
 
 Take = Callable[[str], list[OutboundPart]]
 
@@ -114,32 +124,44 @@ class BindPool:
 
     def stop(self) -> None:
         """Unbind every bind and end its process, and the throttles' (a stack that started them)."""
-        handles = list(self._owned.values())  # what this pool made; the rest by name, where alive
-        for op in self.settings.operators:
-            for b in op.binds:
-                with contextlib.suppress(ValueError):
-                    handles.append(ray.get_actor(f"bind:{op.name}:{b.name}", namespace=self.namespace))
-        for handle in handles:  # one at a time: one that died must not keep the rest bound
-            with contextlib.suppress(ray.exceptions.RayError):
-                ray.get(handle.stop.remote(), timeout=30)
-            ray.kill(handle)
+        for ref in self.refs():  # one at a time: one that died must not keep the rest bound
+            with contextlib.suppress(ValueError):
+                handle = self._actor(ref)
+                with contextlib.suppress(ray.exceptions.RayError):
+                    ray.get(handle.stop.remote(), timeout=30)
+                ray.kill(handle)
         for op in self.settings.operators:
             with contextlib.suppress(ValueError):
-                ray.kill(ray.get_actor(f"throttle:{op.name}", namespace=self.namespace))
+                ray.kill(self.throttle(op.name))
         self._handles = None
         self._owned.clear()
+
+    def refs(self) -> list[BindRef]:
+        """Every configured bind, in the config's order."""
+        return [BindRef(op.name, b.name) for op in self.settings.operators for b in op.binds]
+
+    def throttle(self, operator: str) -> Any:
+        """*operator*'s ThrottleActor (ValueError if it has none)."""
+        return ray.get_actor(throttle_actor_name(operator), namespace=self.namespace)
+
+    def _actor(self, ref: BindRef) -> Any:
+        """*ref*'s actor, live or dead (ValueError when Ray has no actor of that name)."""
+        return ray.get_actor(ref.actor_name, namespace=self.namespace)
+
+    def _describe(self, ref: BindRef, timeout: float) -> dict[str, Any]:
+        """What *ref*'s actor says of itself (ValueError: no actor; a RayError: dead or slow)."""
+        described: dict[str, Any] = ray.get(self._actor(ref).describe.remote(), timeout=timeout)
+        return described
 
     def handles(self) -> dict[BindRef, Any]:
         """The live binds by name (looked up once; again after a replacement)."""
         if self._handles is None:
             found: dict[BindRef, Any] = {}
-            for op in self.settings.operators:
-                for b in op.binds:
-                    ref = BindRef(op.name, b.name)
-                    try:
-                        found[ref] = ray.get_actor(f"bind:{op.name}:{b.name}", namespace=self.namespace)
-                    except ValueError:
-                        raise BindDied(f"bind {op.name}/{b.name} has no process") from None
+            for ref in self.refs():
+                try:
+                    found[ref] = self._actor(ref)
+                except ValueError:
+                    raise BindDied(f"bind {ref.operator}/{ref.bind} has no process") from None
             self._handles = found
         return self._handles
 
@@ -211,8 +233,7 @@ class BindPool:
             for b in op.binds:
                 entry: dict[str, Any] = {"bind": b.name, "window": b.window}
                 try:
-                    handle = ray.get_actor(f"bind:{op.name}:{b.name}", namespace=self.namespace)
-                    entry.update(ray.get(handle.describe.remote(), timeout=timeout))
+                    entry.update(self._describe(BindRef(op.name, b.name), timeout))
                 except (ValueError, ray.exceptions.RayError) as exc:
                     entry.update(state="missing", last_error=type(exc).__name__)
                 rows.append(entry)
@@ -224,18 +245,15 @@ class BindPool:
     def probe(self) -> tuple[list[BindRef], list[BindRef]]:
         """Every bind asked if it lives: (the dead, the rest). One slow to answer is not known dead."""
         dead, alive = [], []
-        for op in self.settings.operators:
-            for b in op.binds:
-                ref = BindRef(op.name, b.name)
-                try:
-                    handle = ray.get_actor(f"bind:{op.name}:{b.name}", namespace=self.namespace)
-                    ray.get(handle.describe.remote(), timeout=30)
-                except (ValueError, ray.exceptions.ActorDiedError):
-                    dead.append(ref)
-                    continue
-                except ray.exceptions.RayError:
-                    pass
-                alive.append(ref)
+        for ref in self.refs():
+            try:
+                self._describe(ref, 30)
+            except (ValueError, ray.exceptions.ActorDiedError):
+                dead.append(ref)
+                continue
+            except ray.exceptions.RayError:
+                pass
+            alive.append(ref)
         return dead, alive
 
     def replace_dead(self) -> list[BindRef]:
@@ -259,15 +277,13 @@ class BindPool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                handle = ray.get_actor(f"bind:{ref.operator}:{ref.bind}", namespace=self.namespace)
-            except ValueError:
-                return
-            try:
-                ray.get(handle.describe.remote(), timeout=1.0)
+                self._describe(ref, 1.0)
                 return  # alive after all (someone made it again): nothing to release
+            except ValueError:
+                return  # released
             except ray.exceptions.RayError:
-                del handle
-            time.sleep(0.2)
+                pass
+            time.sleep(0.2)  # out of the handler: its traceback would keep the handle, and the name
         log.error("bind.name_held", operator=ref.operator, bind=ref.bind, seconds=timeout)
 
     def settle_dead(self, ref: BindRef) -> int:
@@ -293,9 +309,7 @@ class BindPool:
 
     def _live_record(self, ref: BindRef) -> str | None:
         try:
-            handle = ray.get_actor(f"bind:{ref.operator}:{ref.bind}", namespace=self.namespace)
-            described: Any = ray.get(handle.describe.remote(), timeout=30)
-            return str(described["send_record"])
+            return str(self._describe(ref, 30)["send_record"])
         except (ValueError, ray.exceptions.RayError):
             return None
 
