@@ -77,7 +77,8 @@ class JobRunner:
         self._log = log.bind(job_id=job_id)
         self._last_sample = 0.0
         self._progress: tuple[int, float] = (-1, 0.0)  # parts sent when last looked, and since when
-        self._checked_at = 0.0
+        self._counters_read: dict[str, int] = {}
+        self._counters_at = -1.0  # when _counters_read was read (monotonic; -1: never)
         self._described_at = 0.0
         self._waiting = ""
         self.pool = pool or BindPool(settings, redis_url=redis_url, namespace=namespace)
@@ -334,14 +335,12 @@ class JobRunner:
 
     def _watch_progress(self) -> None:
         """A sending job whose parts stopped going out says why in its record (``waiting``): the
-        operators its binds cannot send for, with their binds' states and errors. The ledger is
-        looked at once a second at most, the binds only after ``STALL_SECONDS`` without a part
-        sent (and again every ``STALL_SECONDS`` while it lasts); cleared when parts move again."""
-        now = time.monotonic()
-        if now - self._checked_at < 1.0:
-            return
-        self._checked_at = now
-        sent = self.store.counters(self.job_id).get("parts_sent", 0)
+        operators its binds cannot send for, with their binds' states and errors. It reads the
+        counters the rate samples read (``_counters``: once a second at most, shared), and asks the
+        binds only after ``STALL_SECONDS`` without a part sent (and again every ``STALL_SECONDS``
+        while it lasts); cleared when parts move again."""
+        sent = self._counters().get("parts_sent", 0)
+        now = self._counters_at
         if sent != self._progress[0]:
             if self._waiting:
                 self._log.info("job.moving_again")
@@ -557,7 +556,15 @@ class JobRunner:
 
     def _sample(self) -> None:
         self._last_sample = time.monotonic()
-        self.store.sample(self.job_id, self.store.counters(self.job_id))
+        self.store.sample(self.job_id, self._counters(fresh=True))
+
+    def _counters(self, *, fresh: bool = False) -> dict[str, int]:
+        """The job's counters, read again only if *fresh* or the last read is a second old: the
+        samples and the stall watch share one read a second."""
+        now = time.monotonic()
+        if fresh or now - self._counters_at >= 1.0:
+            self._counters_read, self._counters_at = self.store.counters(self.job_id), now
+        return self._counters_read
 
 
 class _Pending:
