@@ -200,7 +200,7 @@ class _BlockPreparer:
         codes = np.full(n, -1, dtype=np.int8)
         ok = np.asarray(pc.is_null(reason).to_numpy(zero_copy_only=False), dtype=bool)
         op_index = np.asarray(pc.fill_null(routes, -1).to_numpy(zero_copy_only=False), dtype=np.int32)
-        names: list[str] = []
+        index: dict[str, int] = {}  # encoding name -> its code, over every way planned
         valid = np.flatnonzero(ok & (op_index >= 0))
         ways = list(dict.fromkeys((op.concatenation, op.languages) for op in self.operators))
         for k, (concat, languages) in enumerate(ways):
@@ -228,21 +228,16 @@ class _BlockPreparer:
             parts[rows] = planned
             # Each way has its own list of encoding names: codes index one list of them all.
             local = enc.dictionary.to_pylist()
-            known = {name: i for i, name in enumerate(names)}
-            for name in local:
-                if name not in known:
-                    known[name] = len(names)
-                    names.append(name)
-            remap = np.array([known[name] for name in local] or [0], dtype=np.int8)
+            remap = np.array([index.setdefault(name, len(index)) for name in local] or [0], dtype=np.int8)
             got = pc.fill_null(enc.indices, -1).to_numpy()
             codes[rows] = np.where(got >= 0, remap[np.maximum(got, 0)], -1)
         limit = np.full(n, np.iinfo(np.int32).max, dtype=np.int32)
         for i, op in enumerate(self.operators):
             limit[op_index == i] = op.max_parts
-        if not names:
+        if not index:
             return pa.nulls(n, pa.string()), parts, limit
         encoding = pa.DictionaryArray.from_arrays(
-            pa.array(codes, pa.int8(), mask=codes < 0), pa.array(names, pa.string())
+            pa.array(codes, pa.int8(), mask=codes < 0), pa.array(list(index), pa.string())
         )
         return encoding.cast(pa.string()), parts, limit
 
