@@ -6,6 +6,7 @@ of phone numbers, so the simulator's record can be read per test.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -45,6 +46,7 @@ class Stack:
     token: str
     read_token: str
     namespace: str
+    redis_server: RedisServer
 
     def client(self, token: str | None = None) -> httpx.Client:
         return httpx.Client(
@@ -87,23 +89,26 @@ def _config(workdir: Path, sim: SimProcess, redis_url: str, *, tps: int) -> Path
     return config_dir
 
 
-@pytest.fixture(scope="module")
-def stack(ray_session: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    workdir = tmp_path_factory.mktemp("api")
-    sim = SimProcess(workdir, "--account", "test:secret", "--seed", "11", "--dlr-delay", "0.05:0.3")
-    server = RedisServer(workdir / "redis", appendonly=False).start()
+@contextlib.contextmanager
+def running_stack(
+    workdir: Path, sim: SimProcess, *, tps: int, name: str, appendonly: bool = False
+) -> Iterator[Stack]:
+    """Redis, the API process (joining this session's Ray in a namespace of its own) and its binds
+    to *sim*, ready once /readyz says the binds are bound; all stopped after (``stack.sim`` too:
+    a test may have replaced it)."""
+    server = RedisServer(workdir / "redis", appendonly=appendonly).start()
     client = redis.Redis.from_url(server.url)
-    namespace = f"ulak-api-{uuid.uuid4().hex[:6]}"
+    namespace = f"ulak-{name}-{uuid.uuid4().hex[:6]}"
     env = {
         "ULAK_TEST_SIM_PASSWORD": "secret",
         "ULAK_RAY__ADDRESS": ray.get_runtime_context().gcs_address,
         "ULAK_RAY__NAMESPACE": namespace,
     }
-    config_dir = _config(workdir, sim, server.url, tps=400)
+    config_dir = _config(workdir, sim, server.url, tps=tps)
     token, _ = create_key(client, name="tests")
     read_token, _ = create_key(client, name="dashboard", scope="read")
     api = ApiProcess(workdir, config_dir, env)
-    stack = Stack(workdir, config_dir, env, sim, client, api, token, read_token, namespace)
+    stack = Stack(workdir, config_dir, env, sim, client, api, token, read_token, namespace, server)
     try:
         with stack.client() as http:
             wait_for(lambda: http.get("/readyz").status_code == 200, timeout=30, what="the binds to bind")
@@ -113,7 +118,15 @@ def stack(ray_session: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         stop_actors(namespace)
         client.close()
         server.stop()
-        sim.stop()
+        stack.sim.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(ray_session: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    workdir = tmp_path_factory.mktemp("api")
+    sim = SimProcess(workdir, "--account", "test:secret", "--seed", "11", "--dlr-delay", "0.05:0.3")
+    with running_stack(workdir, sim, tps=400, name="api") as running:
+        yield running
 
 
 def _campaign(

@@ -15,7 +15,6 @@ import csv
 import io
 import random
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,22 +22,18 @@ from typing import Any
 
 import pytest
 import ray
-import redis
 
-from api.keys import create_key
-from cluster.stack import stop_actors
 from tests.helpers import ApiProcess, SimProcess, wait_for
 from tests.integration.test_api import (
     LONG,
     TEMPLATE,
     Stack,
     _assert_adds_up,
-    _config,
     _no_duplicates,
     _post,
     _wait_state,
+    running_stack,
 )
-from ulak.redis_server import RedisServer
 
 SIM_ARGS = ("--account", "test:secret", "--dlr-delay", "0.05:0.3", "--record-sync")
 
@@ -47,29 +42,9 @@ SIM_ARGS = ("--account", "test:secret", "--dlr-delay", "0.05:0.3", "--record-syn
 def chaos_stack(ray_session: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     workdir = tmp_path_factory.mktemp("chaos")
     sim = SimProcess(workdir, *SIM_ARGS, "--seed", "5")
-    server = RedisServer(workdir / "redis", appendonly=True).start()  # AOF: it is restarted mid-job
-    client = redis.Redis.from_url(server.url)
-    namespace = f"ulak-chaos-{uuid.uuid4().hex[:6]}"
-    env = {
-        "ULAK_TEST_SIM_PASSWORD": "secret",
-        "ULAK_RAY__ADDRESS": ray.get_runtime_context().gcs_address,
-        "ULAK_RAY__NAMESPACE": namespace,
-    }
-    config_dir = _config(workdir, sim, server.url, tps=150)  # a job long enough for its faults
-    token, _ = create_key(client, name="chaos")
-    api = ApiProcess(workdir, config_dir, env)
-    stack = Stack(workdir, config_dir, env, sim, client, api, token, token, namespace)
-    stack.redis_server = server  # type: ignore[attr-defined]
-    try:
-        with stack.client() as http:
-            wait_for(lambda: http.get("/readyz").status_code == 200, timeout=30, what="the binds to bind")
-        yield stack
-    finally:
-        stack.api.stop()
-        stop_actors(namespace)
-        client.close()
-        server.stop()
-        stack.sim.stop()
+    # tps: a job long enough for its faults; AOF: Redis is restarted mid-job.
+    with running_stack(workdir, sim, tps=150, name="chaos", appendonly=True) as running:
+        yield running
 
 
 def mixed_campaign(path: Path, prefixes: tuple[str, ...], rows: int) -> None:
@@ -154,9 +129,9 @@ def test_a_job_under_chaos_ends_by_itself_with_every_row_accounted_for(
             elif action == "restart_redis":
                 # A clean restart (SIGTERM, AOF written out) on the same port: every client of it
                 # (API, job actor, binds) meets the outage and must carry on by itself.
-                stack.redis_server.stop()  # type: ignore[attr-defined]
+                stack.redis_server.stop()
                 time.sleep(rng.uniform(0.5, 2.0))
-                stack.redis_server.start()  # type: ignore[attr-defined]
+                stack.redis_server.start()
                 pending.remove(action)
             elif action == "restart_smsc":
                 restart_smsc(stack, faults.count("restart_smsc"), kill=seed == 2)
@@ -196,11 +171,11 @@ def test_redis_away_is_a_503_that_says_so_and_back_is_200(chaos_stack: Stack) ->
     stack = chaos_stack
     with stack.client() as http:
         assert http.get("/v1/jobs").status_code == 200
-        stack.redis_server.stop()  # type: ignore[attr-defined]
+        stack.redis_server.stop()
         try:
             away = http.get("/v1/jobs")
         finally:
-            stack.redis_server.start()  # type: ignore[attr-defined]
+            stack.redis_server.start()
         assert away.status_code == 503, away.text
         assert away.json()["code"] == "redis_unavailable" and away.headers["Retry-After"] == "2"
         # Back: the first request on the pool's stale connections is retried, not failed.
