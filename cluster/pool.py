@@ -322,8 +322,16 @@ def operator_state(binds: Sequence[dict[str, Any]]) -> tuple[str, str]:
     (some), ``down`` (none: its rows wait); and why, naming each bind that cannot send."""
     idle = [b for b in binds if b.get("state") not in SENDING]
     state = "up" if not idle else "down" if len(idle) == len(binds) else "degraded"
-    reason = "; ".join(
-        f"{b.get('bind')}: {b.get('state')}" + (f" ({b['last_error']})" if b.get("last_error") else "")
-        for b in idle
-    )
-    return state, reason
+    return state, "; ".join(_why_idle(b) for b in idle)
+
+
+def _why_idle(bind: dict[str, Any]) -> str:
+    """``t1: reconnecting for 94 s, 12 attempts (ConnectionRefusedError: …)``."""
+    why = f"{bind.get('bind')}: {bind.get('state')}"
+    if bind.get("down_for"):
+        why += f" for {bind['down_for']:.0f} s"
+    if bind.get("attempts"):
+        why += f", {bind['attempts']} attempt" + ("s" if bind["attempts"] != 1 else "")
+    if bind.get("last_error"):
+        why += f" ({bind['last_error']})"
+    return why

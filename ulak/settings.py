@@ -71,6 +71,14 @@ class BindConfig(_Model):
         "unset = any node",
     )
     enquire_link_interval: float = Field(default=30.0, gt=0)
+    reconnect_delay_max: float = Field(
+        default=10.0,
+        ge=0.5,
+        le=600.0,
+        description="the longest wait between two connection attempts while the SMSC is unreachable "
+        "(the wait doubles from 0.2 s to this, each between half and all of it): at most about "
+        "2 × duration / this attempts in an outage",
+    )
     response_timeout: float = Field(default=30.0, gt=0)
     source_addr: str = Field(default="ULAK", max_length=20)
     source_addr_ton: int = Field(default=5, ge=0, le=6)  # 5 = alphanumeric

@@ -165,12 +165,20 @@ class BindStats:
     failures: int = 0  # unexpected errors in the send loop (each logged with its traceback)
     limiter_errors: int = 0  # failed calls to the operator's limiter (the bind waited, then asked again)
     inbox_errors: int = 0  # failed writes to the inbox (its receipts waited, unanswered, and went again)
+    attempts: int = 0  # connection attempts since the bind was last bound (0 while bound)
     last_error: str = ""
 
 
 @dataclass
 class Backoff:
-    """Exponential backoff with full jitter (AWS architecture blog's "full jitter")."""
+    """Exponential backoff with "equal jitter" (AWS architecture blog): each wait is between half
+    and all of ``min(cap, base * 2**attempt)``.
+
+    Not full jitter (between zero and all of it): its waits can come out near zero many times in a
+    row, so the number of attempts in an outage has no bound, and a cluster of binds to an SMSC
+    that is down would hammer it now and then. With half the step as a floor, an outage of T
+    seconds costs a bind at most ``ramp + 2 * T / cap`` attempts (``attempts_bound``), and the
+    binds of a cluster still spread out."""
 
     base: float = 0.2
     cap: float = 10.0
@@ -178,9 +186,21 @@ class Backoff:
     rng: random.Random = field(default_factory=random.Random)
 
     def next_delay(self) -> float:
-        delay = self.rng.uniform(0, min(self.cap, self.base * 2**self.attempt))
+        # The exponent stops growing once the step is at the cap: 2**1024 overflows a float, and
+        # (before this) ended the bind's loop for good after some three hours of outage.
+        step = min(self.cap, self.base * 2 ** min(self.attempt, 60))
         self.attempt += 1
-        return delay
+        return self.rng.uniform(step / 2, step)
+
+    def attempts_bound(self, seconds: float) -> int:
+        """The most attempts this backoff makes in *seconds* of failures (the first is at once)."""
+        attempts, waited, step = 1, 0.0, self.base
+        while True:
+            waited += min(self.cap, step) / 2
+            if waited > seconds:
+                return attempts
+            attempts += 1
+            step *= 2
 
     def reset(self) -> None:
         self.attempt = 0
@@ -274,7 +294,8 @@ class BindClient:
         self._leases = LeaseMeter(time.monotonic)
         self._last_answer = 0.0  # when a submit_sm was last answered, or the connection lost
         self._rng = rng or random.Random()
-        self._backoff = backoff or Backoff(rng=self._rng)
+        self._backoff = backoff or Backoff(cap=bind.reconnect_delay_max, rng=self._rng)
+        self._down_since: float | None = None  # monotonic: when the bind last stopped being bound
         self._throttle_pause = throttle_pause
         self._connector = connect
         self._tasks: list[asyncio.Task[None]] = []
@@ -335,6 +356,8 @@ class BindClient:
             "paused_for": max(0.0, round(self._pause_until - time.monotonic(), 3)),
             "tasks": [t.get_name() + (":done" if t.done() else "") for t in self._tasks],
             "receipts_not_durable": len(self._inbound),
+            # How long the bind has not been bound (0: it is), measured here: no clock is compared.
+            "down_for": 0.0 if self._down_since is None else round(time.monotonic() - self._down_since, 1),
             **self.stats.__dict__,
         }
 
@@ -469,6 +492,9 @@ class BindClient:
         while not self._stopping:
             if self.state not in (BindState.REFUSED, BindState.FAILED):
                 self.state = BindState.CONNECTING if self.stats.connects == 0 else BindState.RECONNECTING
+            if self._down_since is None:
+                self._down_since = time.monotonic()
+            self.stats.attempts += 1
             try:
                 await self._connect(loop)
                 await self._pump()
@@ -536,6 +562,8 @@ class BindClient:
                 raise BindRefused(self._refused)
             raise ConnectionError(self.stats.last_error or "bind not answered")
         self._backoff.reset()
+        self.stats.attempts = 0
+        self._down_since = None
         self.state = BindState.BOUND
         self._log.info("bind.established", smsc=self.smsc)
 
