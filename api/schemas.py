@@ -144,6 +144,8 @@ class BindView(BaseModel):
     binds_refused: int = 0
     failures: int = 0
     limiter_errors: int = 0
+    attempts: int = Field(default=0, description="connection attempts since it was last bound (0: bound)")
+    down_for: float = Field(default=0.0, description="seconds since it was last bound (0: bound)")
     last_error: str = ""
     node: str | None = Field(default=None, description="the Ray node the bind's connection leaves from")
 

@@ -24,6 +24,7 @@ import pytest
 import ray
 
 from tests.helpers import ApiProcess, SimProcess, wait_for
+from ulak.dispatch.bind import Backoff
 from tests.integration.test_api import (
     LONG,
     TEMPLATE,
@@ -62,20 +63,24 @@ def records_of(stack: Stack, prefixes: tuple[str, ...]) -> list[dict[str, Any]]:
     return [r for r in stack.sim.records() if r["dst"].startswith(prefixes)]
 
 
-def restart_smsc(stack: Stack, restarts: int, *, kill: bool) -> None:
+def restart_smsc(stack: Stack, restarts: int, *, kill: bool, start: bool | None = None) -> SimProcess:
     """Stop the SMSC (its connections drop), or *kill* it (SIGKILL: its receipts not yet sent are
     gone with it, as a crashed SMSC's unsaved state), and start it again on the same port, ids not
-    reused."""
+    reused. *start*: False only stops it, True only starts it again (the port kept in between)."""
     port = stack.sim.port
-    if kill:
-        stack.sim.kill()
-    else:
-        stack.sim.stop()
-    stack.sim.port_file.unlink()
+    if start is not True:
+        if kill:
+            stack.sim.kill()
+        else:
+            stack.sim.stop()
+        stack.sim.port_file.unlink()
+        if start is False:
+            return stack.sim
     stack.sim = SimProcess(
         stack.workdir, *SIM_ARGS, "--seed", str(100 + restarts), "--port", str(port),
         "--id-start", str(10_000_000 * (restarts + 1)),
     )  # fmt: skip
+    return stack.sim
 
 
 @pytest.mark.parametrize(("seed", "cancel"), [(1, False), (2, False), (3, True)])
@@ -180,3 +185,47 @@ def test_redis_away_is_a_503_that_says_so_and_back_is_200(chaos_stack: Stack) ->
         assert away.json()["code"] == "redis_unavailable" and away.headers["Retry-After"] == "2"
         # Back: the first request on the pool's stale connections is retried, not failed.
         assert http.get("/v1/jobs").status_code == 200
+
+
+OUTAGE = 30.0  # seconds with no SMSC on its port: every bind's backoff reaches its 10 s cap
+
+
+def test_an_smsc_away_for_long_is_waited_on_with_a_reason_and_bounded_attempts(chaos_stack: Stack) -> None:
+    """The SMSC gone from its port (connections refused) for OUTAGE seconds mid-job: the binds keep
+    their queued parts (no part goes back to be fed again, none is lost), try again no more often
+    than their backoff allows, the job and /v1/operators say what they wait on, and once the SMSC is
+    back the job finishes by itself, each part once at the SMSC."""
+    stack = chaos_stack
+    prefixes = ("905329", "905429")
+    path = stack.workdir / "outage.csv"
+    mixed_campaign(path, prefixes, 1500)
+    with stack.client() as http:
+        job_id = _post(http, path, template=TEMPLATE).json()["id"]
+        wait_for(lambda: len(records_of(stack, prefixes)) > 100, timeout=60, what="sending to start")
+        restart_smsc(stack, 10, kill=False, start=False)
+        gone = time.monotonic()
+
+        def waiting() -> str:
+            return str(http.get(f"/v1/jobs/{job_id}").json().get("waiting") or "")
+
+        why = wait_for(lambda: "attempt" in waiting() and waiting(), timeout=OUTAGE, what="the job to wait")
+        assert "tcell down" in why and "voda down" in why and "reconnecting for" in why, why
+        queued_then = None
+        while time.monotonic() - gone < OUTAGE:
+            operators = http.get("/v1/operators").json()
+            assert {o["name"]: o["state"] for o in operators} == {"tcell": "down", "voda": "down"}
+            binds = [b for o in operators for b in o["binds"]]
+            bound = Backoff().attempts_bound(time.monotonic() - gone + 1)
+            assert all(b["attempts"] <= bound for b in binds), (bound, binds)
+            queued = sum(b["queued"] for b in binds)
+            queued_then = queued if queued_then is None else queued_then
+            assert queued == queued_then, "parts left the binds' queues while the SMSC was away"
+            assert http.get(f"/v1/jobs/{job_id}").json()["state"] == "sending"
+            time.sleep(1.0)
+        assert max(b["attempts"] for b in binds) >= 5, binds  # they did keep trying
+        stack.sim = restart_smsc(stack, 10, kill=False, start=True)
+        view = _wait_state(http, job_id, "done", "failed", timeout=180)
+        assert not view.get("waiting"), view
+    _assert_adds_up(view)
+    assert view["counts"]["pending"] == 0 and view["counts"]["in_flight"] == 0, view
+    _no_duplicates(records_of(stack, prefixes))
