@@ -24,7 +24,6 @@ import pytest
 import ray
 
 from tests.helpers import ApiProcess, SimProcess, wait_for
-from ulak.dispatch.bind import Backoff
 from tests.integration.test_api import (
     LONG,
     TEMPLATE,
@@ -35,6 +34,7 @@ from tests.integration.test_api import (
     _wait_state,
     running_stack,
 )
+from ulak.dispatch.bind import Backoff
 
 SIM_ARGS = ("--account", "test:secret", "--dlr-delay", "0.05:0.3", "--record-sync")
 
