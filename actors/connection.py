@@ -6,7 +6,6 @@ the ledger and a handle to the operator's ThrottleActor, and takes work in batch
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import ray
@@ -16,8 +15,7 @@ from actors.throttle import RayTokenSource
 from ulak import keys
 from ulak.dispatch.batch import PartBatch, unpack_parts
 from ulak.dispatch.bind import BindClient, OutboundPart
-from ulak.dispatch.inbox import RedisInbox
-from ulak.dispatch.ledger import RedisLedger
+from ulak.dispatch.fence import FencedWrites
 from ulak.dispatch.sendrecord import RedisSendRecord
 from ulak.logging import configure_logging
 from ulak.runtime import relax_gc
@@ -29,7 +27,6 @@ class SmppConnectionActor:
         configure_logging(json=True)
         relax_gc()
         self._redis = redis.asyncio.Redis.from_url(redis_url)
-        ledger = RedisLedger(self._redis)
         # The send record is this process's own, registered under the bind's name: the pool that
         # finds the process dead reads it there (cluster.pool), whatever bind has since taken the name.
         actor_id = ray.get_runtime_context().get_actor_id() or "driver"
@@ -41,14 +38,21 @@ class SmppConnectionActor:
         # Receipts are durable in the bind's inbox before they are answered; the ledger trims it as
         # it applies them. Named by the bind, not the process: the next actor of this name (Ray
         # never runs two at once) applies what a dead one left.
-        inbox = RedisInbox(self._redis, keys.bind_inbox(operator.name, bind.name))
+        # Both go through the bind's fence: what a Redis that lost its last seconds lost, the bind
+        # writes again (ulak.dispatch.fence).
+        self._writes = FencedWrites(
+            self._redis,
+            fence=keys.bind_fence(operator.name, bind.name),
+            inbox=keys.bind_inbox(operator.name, bind.name),
+            log_context={"operator": operator.name, "bind": bind.name},
+        )
         self.client = BindClient(
             bind,
             operator,
             tokens=RayTokenSource(throttle),
-            sink=functools.partial(ledger.apply_async, inbox=inbox.key),
+            sink=self._writes.apply,
             record=self._record,
-            inbox=inbox,
+            inbox=self._writes.inbox,
         )
         self._started = False
         self._node = ray.get_runtime_context().get_node_id()  # where the bind's connection leaves from
@@ -83,6 +87,7 @@ class SmppConnectionActor:
         ledger holds every part of *job* this bind has sent."""
         parts = self.client.withdraw(job)
         await self.client.flush()
+        await self._writes.verify()  # and none of it lost by a Redis that crashed since
         return parts
 
     async def pending(self, job: str) -> int:
@@ -99,7 +104,15 @@ class SmppConnectionActor:
         return self.client.describe()
 
     async def describe(self) -> dict[str, Any]:
-        return {**self.client.describe(), "send_record": self._record.key, "node": self._node}
+        writes = self._writes
+        return {
+            **self.client.describe(),
+            "send_record": self._record.key,
+            "node": self._node,
+            "replayed_writes": writes.replayed_writes,
+            "lost_writes": writes.lost_writes,
+            "superseded": writes.superseded,
+        }
 
     async def stop(self) -> dict[str, Any]:
         await self.client.stop()

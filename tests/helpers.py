@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from ulak.redis_server import free_port
+from ulak.redis_server import RedisServer, free_port
 from ulak.settings import BindConfig
 from ulak.smpp.pdu import (
     BindReceiver,
@@ -71,6 +71,21 @@ def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
         time.sleep(interval)
+
+
+def crash_redis(server: RedisServer, *, keep_bytes: int) -> int:
+    """Kill Redis (SIGKILL) and cut its append-only file back to *keep_bytes*, as a machine crash
+    with ``appendfsync everysec`` leaves it: the writes after are lost. Not cut if the file was
+    rewritten since (smaller now: a prefix of the new file is no earlier state). Starts it again on
+    its port; returns the bytes cut off."""
+    server.kill()
+    size = server.aof.stat().st_size if server.aof.exists() else 0
+    cut = size - keep_bytes if 0 <= keep_bytes <= size else 0
+    if cut:
+        with server.aof.open("r+b") as f:
+            f.truncate(keep_bytes)
+    server.start()
+    return cut
 
 
 async def async_wait_for(predicate: Callable[[], Any], *, timeout: float = 10.0, what: str = "") -> Any:

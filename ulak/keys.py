@@ -130,6 +130,13 @@ def bind_inbox(operator: str, bind: str) -> str:
     return f"{PREFIX}:bind:{operator}:{bind}:inbox"
 
 
+def bind_fence(operator: str, bind: str) -> str:
+    """String ``generation:sequence``: the last ledger or inbox write of the process holding the
+    bind's name (``ulak.dispatch.fence``), set in the same script as the write. Read to find the
+    writes a Redis that lost its last seconds lost. No expiry (one short string a bind)."""
+    return f"{PREFIX}:bind:{operator}:{bind}:fence"
+
+
 def bind_sends(operator: str, bind: str, actor_id: str) -> str:
     """String, MessagePack arrays end to end: the parts one bind process may have put on the wire and
     whose outcome the ledger may not hold yet, appended before they are sent and rewritten to what is

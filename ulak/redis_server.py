@@ -160,6 +160,18 @@ class RedisServer:
         finally:
             client.close()
 
+    @property
+    def aof(self) -> Path:
+        """Its append-only file (one file in Redis 6.2, the bundled server)."""
+        return self.data_dir / "appendonly.aof"
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no last fsync (what a crash leaves; tests and the soak use it)."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
     def stop(self) -> None:
         if self.process is None:
             return

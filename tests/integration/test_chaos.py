@@ -2,11 +2,11 @@
 
 While a mixed campaign is sent, a seeded schedule pauses and resumes it at random moments, drops the
 SMSC's connections, kills one bind actor, stops the SMSC (in one variant with SIGKILL) and starts it
-again on the same port (with new message ids, as a real one would), restarts Redis, kills an
-operator's throttle (Ray restarts it), restarts the API, and, in one variant, cancels the job. Nobody restarts
-anything: the job must reach a terminal state by itself, with every row in exactly one final state
-(none in flight, none pending in a done job), no part twice at the SMSC, and a report that agrees
-with what the SMSC recorded.
+again on the same port (with new message ids, as a real one would), restarts Redis, crashes it
+(SIGKILL, its file cut back a second), kills an operator's throttle (Ray restarts it), restarts the
+API, and, in one variant, cancels the job. Nobody restarts anything: the job must reach a terminal
+state by itself, with every row in exactly one final state (none in flight, none pending in a done
+job), no part twice at the SMSC, and a report that agrees with what the SMSC recorded.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import ray
 
-from tests.helpers import ApiProcess, SimProcess, wait_for
+from tests.helpers import ApiProcess, SimProcess, crash_redis, wait_for
 from tests.integration.test_api import (
     LONG,
     TEMPLATE,
@@ -91,12 +91,25 @@ def test_a_job_under_chaos_ends_by_itself_with_every_row_accounted_for(
     rng = random.Random(seed)
     prefixes = (f"90532{seed}", f"90542{seed}")  # both operators: three binds
     path = stack.workdir / f"chaos-{seed}.csv"
-    mixed_campaign(path, prefixes, 2500)
+    mixed_campaign(path, prefixes, 6000)
     faults: list[str] = []
     with stack.client() as http:
         job_id = _post(http, path, template=TEMPLATE).json()["id"]
         wait_for(lambda: len(records_of(stack, prefixes)) > 100, timeout=60, what="sending to start")
-        pending = ["kill_bind", "restart_smsc", "restart_redis", "kill_throttle", "restart_api"]
+        pending = [
+            "kill_bind",
+            "restart_smsc",
+            "restart_redis",
+            "crash_redis",
+            "kill_throttle",
+            "restart_api",
+        ]
+        # The append-only file's size a moment ago: a crash cuts back to it. Never to before the
+        # last resume was surely in the file (Redis may answer a write up to two seconds before it
+        # writes it, while an fsync lags): that is the API's write, answered to the user, which the
+        # crash would lose too (only a bind's writes are journaled; appendfsync always keeps all).
+        aof: list[tuple[float, int]] = []
+        resumed_at = 0.0
         rng.shuffle(pending)
         pending += ["cancel"] if cancel else []  # last: the job ends with it
         deadline = time.monotonic() + 240
@@ -107,12 +120,14 @@ def test_a_job_under_chaos_ends_by_itself_with_every_row_accounted_for(
             if state in ("done", "failed", "cancelled"):
                 break
             time.sleep(rng.uniform(0.2, 0.8))
+            aof.append((time.monotonic(), stack.redis_server.aof.stat().st_size))
             action = rng.choice(["pause", "drop", "nothing", *pending[:1] * 2])
             faults.append(action)
             if action == "pause" and http.post(f"/v1/jobs/{job_id}/pause").status_code == 200:
                 time.sleep(rng.uniform(0.1, 1.0))
                 resumed = http.post(f"/v1/jobs/{job_id}/resume")
                 assert resumed.status_code == 200, resumed.text
+                resumed_at = time.monotonic()
             elif action == "drop":
                 stack.sim.control(op="drop")
             elif action == "kill_bind":
@@ -137,6 +152,18 @@ def test_a_job_under_chaos_ends_by_itself_with_every_row_accounted_for(
                 stack.redis_server.stop()
                 time.sleep(rng.uniform(0.5, 2.0))
                 stack.redis_server.start()
+                pending.remove(action)
+            elif action == "crash_redis":
+                # SIGKILL, and the file cut back to a second ago (what a machine crash leaves with
+                # appendfsync everysec): the binds' writes of that second are lost, and each bind
+                # writes its own again when its fence shows the gap (ulak.dispatch.fence).
+                now = time.monotonic()
+                sizes = [size for at, size in aof if resumed_at + 3.0 <= at <= now - 1.0]
+                if not sizes:
+                    faults.pop()  # too soon after a resume: another time
+                    continue
+                cut = crash_redis(stack.redis_server, keep_bytes=sizes[-1])
+                faults.append(f"crash_redis cut {cut} bytes")
                 pending.remove(action)
             elif action == "restart_smsc":
                 restart_smsc(stack, faults.count("restart_smsc"), kill=seed == 2)

@@ -36,6 +36,14 @@ local LATENCY_BUCKETS = {1, 5, 15, 60, 300, 1800, 3600, 21600, 86400}
 local held_key = ARGV[12]
 local inbox = ARGV[13] or ''
 local received = 0
+-- The bind's fence (ulak.dispatch.fence): written only if it is where the bind left it, and moved on
+-- in the same call, so that the writes Redis lost are the ones the fence says, and no others.
+local fence = ARGV[14] or ''
+if fence ~= '' then
+  local at = redis.call('GET', fence) or ''
+  if at ~= ARGV[15] then return redis.error_reply('FENCE ' .. at) end
+  redis.call('SET', fence, ARGV[16])
+end
 
 local OUTCOME = {DELIVRD = 'delivered', UNDELIV = 'undelivered', EXPIRED = 'expired',
                  REJECTD = 'rejected', DELETED = 'deleted', UNKNOWN = 'receipt_unknown',

@@ -313,7 +313,9 @@ class RedisLedger:
         self._script = client.register_script(_SCRIPT)
         self.message_ttl = message_ttl
 
-    def _args(self, events: list[Event], inbox: str = "") -> list[str | int | bytes]:
+    def _args(
+        self, events: list[Event], inbox: str = "", fence: tuple[str, str, str] | None = None
+    ) -> list[str | int | bytes]:
         return [
             keys.JOB_COUNTERS_TEMPLATE,
             keys.JOB_ROWS_TEMPLATE,
@@ -328,6 +330,7 @@ class RedisLedger:
             keys.RECEIPT_LATENCY,
             keys.EARLY_RECEIPTS_HELD,
             inbox,
+            *(fence or ()),
         ]
 
     def apply(self, events: list[Event]) -> None:
@@ -340,11 +343,15 @@ class RedisLedger:
         for i in range(0, len(events), BATCH):
             self.apply(list(events[i : i + BATCH]))
 
-    async def apply_async(self, events: list[Event], inbox: str = "") -> None:
+    async def apply_async(
+        self, events: list[Event], inbox: str = "", fence: tuple[str, str, str] | None = None
+    ) -> None:
         """Apply *events*; with *inbox* (a bind's, ``ulak.dispatch.inbox``), drop from its head, in
-        the same atomic call, one entry per receipt applied: they were its oldest."""
+        the same atomic call, one entry per receipt applied: they were its oldest. With *fence*
+        (key, expected, new: ``ulak.dispatch.fence``), only if the key holds what is expected,
+        moving it to the new value; else nothing, and a ``FENCE <value>`` error."""
         if events:
-            await self._script(keys=[], args=self._args(events, inbox))
+            await self._script(keys=[], args=self._args(events, inbox, fence))
 
     def counters(self, job: str) -> dict[str, int]:
         raw = self._client.hgetall(keys.job_counters(job))

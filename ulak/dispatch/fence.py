@@ -1,0 +1,247 @@
+"""A bind's writes to Redis, fenced and journaled, so that a Redis that lost its last seconds of
+writes gets them back from the bind that made them.
+
+Redis with ``appendfsync everysec`` (the default, and the embedded server's) answers a write before
+it is on disk. A machine that crashes, or a ``redis-server`` whose fsync lags, loses up to about two
+seconds of answered writes. For a bind those are ledger events (parts it sent, their answers, the
+receipts it applied) and inbox appends (receipts it has answered: the SMSC never sends them again).
+Lost, the ledger would not know the parts were sent, and a resumed job would send them again.
+
+Each of the bind's writes therefore carries a fence (``keys.bind_fence``: ``generation:sequence``)
+checked and advanced in the same atomic script as the write itself, and the bind keeps what Redis
+acknowledged over the last ``JOURNAL_SECONDS``. Redis loads its append-only file in order and drops
+a transaction cut off at the end, so what survives a loss is a prefix of the writes: a fence that
+says ``7:120`` to a bind at ``7:133`` means writes 121 to 133 are gone, and the bind writes them
+again, in order, before its next one. A fence of an older generation means the bind's own takeover
+was lost too (it writes everything since, again). A newer generation means another process has
+taken the bind's name: this one is superseded and writes nothing more.
+
+The fence also makes a retried write safe: a write whose answer was lost with its connection is
+tried again by the bind's next flush, and a fence already at that write's value says it was made.
+
+A loss longer than the journal, or a Redis emptied, cannot be made up: it is logged
+(``ledger.writes_lost``), counted (``lost_writes``), and the bind goes on from there.
+
+Writes that are not a bind's (the runner's, the API's) are not journaled: a runner that finds its
+job back in an earlier state steers it again as after any restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis.exceptions
+import structlog
+
+from ulak.dispatch.inbox import RedisInbox, pack_receipt
+from ulak.dispatch.ledger import Event, ReceiptSeen, RedisLedger
+
+log = structlog.get_logger(__name__)
+
+# AOF everysec: an fsync a second, and Redis postpones writing (not answering) for up to two more
+# seconds while one lags; five covers both with room.
+JOURNAL_SECONDS = 5.0
+
+_INBOX_SCRIPT = """
+local f = redis.call('GET', KEYS[1]) or ''
+if f ~= ARGV[1] then return redis.error_reply('FENCE ' .. f) end
+redis.call('SET', KEYS[1], ARGV[2])
+if #ARGV > 2 then redis.call('RPUSH', KEYS[2], unpack(ARGV, 3)) end
+return 1
+"""
+
+
+class FenceMoved(Exception):
+    """Redis's fence is not where this bind left it (the text after ``FENCE `` is what it says)."""
+
+    def __init__(self, value: str) -> None:
+        super().__init__(value)
+        self.value = value
+
+
+class Superseded(Exception):
+    """Another process holds this bind's name now: this one must not write for it any more."""
+
+
+def _fence_moved(exc: redis.exceptions.ResponseError) -> FenceMoved | None:
+    text = str(exc)
+    return FenceMoved(text[len("FENCE ") :]) if text.startswith("FENCE") else None
+
+
+def parse(value: str) -> tuple[int, int]:
+    """``generation:sequence`` as two ints; an absent fence is ``(0, 0)``."""
+    if not value:
+        return 0, 0
+    generation, _, sequence = value.partition(":")
+    return int(generation), int(sequence)
+
+
+@dataclass(frozen=True, slots=True)
+class _Write:
+    """One write as it can be made again: ledger events (with the inbox to trim), or an inbox append."""
+
+    events: tuple[Event, ...] = ()
+    receipts: tuple[ReceiptSeen, ...] = ()
+
+
+class FencedWrites:
+    """The bind's ledger sink (:meth:`apply`) and inbox store (:attr:`inbox`), fenced (module docstring)."""
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        fence: str,
+        inbox: str,
+        clock: Callable[[], float] = time.monotonic,
+        keep: float = JOURNAL_SECONDS,
+        log_context: dict[str, str] | None = None,
+    ) -> None:
+        self._client = client
+        self._ledger = RedisLedger(client)
+        self._inbox_script = client.register_script(_INBOX_SCRIPT)
+        self.fence = fence
+        self.inbox = _FencedInbox(self, RedisInbox(client, inbox))
+        self._clock = clock
+        self._keep = keep
+        self._lock = asyncio.Lock()
+        self.generation = 0  # 0: not taken yet (the first write takes it)
+        self.sequence = 0
+        self._journal: deque[tuple[int, float, _Write]] = deque()  # (sequence, acked at, write)
+        self.lost_writes = 0  # writes Redis lost that the journal no longer held
+        self.replayed_writes = 0
+        self.superseded = False
+        self._log = log.bind(**(log_context or {}))
+
+    async def apply(self, events: list[Event]) -> None:
+        """The bind's sink: *events* written with the fence (``RedisLedger.apply_async``)."""
+        if events:
+            await self._write(_Write(events=tuple(events)))
+
+    async def append(self, receipts: list[ReceiptSeen]) -> None:
+        if receipts:
+            await self._write(_Write(receipts=tuple(receipts)))
+
+    async def verify(self) -> None:
+        """Make sure Redis holds every write this process made, writing again what it lost: for
+        whoever reads the ledger next (a runner taking a job back skips what it says was sent). A
+        write finds a gap by itself; this is for a bind with nothing to write."""
+        async with self._lock:
+            if not self.generation or self.superseded:
+                return
+            value = (await self._client.get(self.fence) or b"").decode()
+            if value != self._value(self.sequence):
+                await self._recover(value)
+
+    # ------------------------------------------------------------------------------------ internals
+
+    def _value(self, sequence: int, generation: int | None = None) -> str:
+        return f"{self.generation if generation is None else generation}:{sequence}"
+
+    async def _write(self, write: _Write) -> None:
+        async with self._lock:
+            if self.superseded:
+                raise Superseded(f"{self.fence}: another process holds this bind now")
+            if not self.generation:
+                await self._take()
+            while True:
+                try:
+                    await self._run(write, self._value(self.sequence), self._value(self.sequence + 1))
+                    break
+                except FenceMoved as moved:
+                    if moved.value == self._value(self.sequence + 1):
+                        break  # it was written, and the answer lost with the connection: not twice
+                    await self._recover(moved.value)
+            self.sequence += 1
+            now = self._clock()
+            self._journal.append((self.sequence, now, write))
+            while self._journal and now - self._journal[0][1] > self._keep:
+                self._journal.popleft()
+
+    async def _run(self, write: _Write, expect: str, new: str) -> None:
+        try:
+            if write.receipts:
+                args = [expect, new, *[pack_receipt(r) for r in write.receipts]]
+                await self._inbox_script(keys=[self.fence, self.inbox.key], args=args)
+            else:
+                await self._ledger.apply_async(
+                    list(write.events), inbox=self.inbox.key, fence=(self.fence, expect, new)
+                )
+        except redis.exceptions.ResponseError as exc:
+            moved = _fence_moved(exc)
+            if moved is None:
+                raise
+            raise moved from None
+
+    async def _take(self) -> None:
+        """Take the bind's name: the next generation, sequence 0 (checked, so that two processes
+        taking it at once cannot both think they have it)."""
+        while True:
+            current = (await self._client.get(self.fence) or b"").decode()
+            generation = parse(current)[0] + 1
+            try:
+                await self._inbox_script(keys=[self.fence, self.inbox.key], args=[current, f"{generation}:0"])
+            except redis.exceptions.ResponseError as exc:
+                if _fence_moved(exc) is None:
+                    raise
+                continue
+            self.generation, self.sequence = generation, 0
+            self._journal.clear()
+            self._log.info("bind.fence_taken", generation=generation)
+            return
+
+    async def _recover(self, value: str) -> None:
+        """Redis's fence says *value*: write again what it lost, or stop if the name is taken."""
+        generation, sequence = parse(value)
+        if generation > self.generation or (generation == self.generation and sequence > self.sequence):
+            self.superseded = True
+            self._log.error("bind.superseded", fence=value, ours=self._value(self.sequence))
+            raise Superseded(f"{self.fence} says {value}: another process holds this bind now")
+        if generation < self.generation:  # our takeover is lost too: everything since, and it
+            since = 0
+            takeover: str | None = value
+        else:
+            since = sequence
+            takeover = None
+        kept = [(seq, write) for seq, _, write in self._journal if seq > since]
+        if len(kept) != self.sequence - since:  # the journal no longer reaches back that far
+            lost = self.sequence - since - len(kept)
+            self.lost_writes += lost
+            self._log.error(
+                "ledger.writes_lost",
+                lost=lost,
+                fence=value,
+                ours=self._value(self.sequence),
+                hint="Redis lost more than the journal keeps: a row may be sent twice or stay pending",
+            )
+            # What the journal has still goes (the ledger takes events in any order), from where
+            # its oldest left the fence.
+            await self._client.set(self.fence, self._value(kept[0][0] - 1 if kept else self.sequence))
+        elif takeover is not None:
+            await self._inbox_script(keys=[self.fence, self.inbox.key], args=[takeover, self._value(0)])
+        for seq, write in kept:
+            await self._run(write, self._value(seq - 1), self._value(seq))
+        self.replayed_writes += len(kept)
+        self._log.warning(
+            "ledger.writes_replayed", writes=len(kept), fence=value, ours=self._value(self.sequence)
+        )
+
+
+class _FencedInbox:
+    """The inbox store a bind uses: appends go through the fence; reads go straight to the list."""
+
+    def __init__(self, writes: FencedWrites, inbox: RedisInbox) -> None:
+        self._writes = writes
+        self._inbox = inbox
+        self.key = inbox.key
+
+    async def append(self, receipts: list[ReceiptSeen]) -> None:
+        await self._writes.append(receipts)
+
+    async def unsettled(self) -> list[ReceiptSeen]:
+        return await self._inbox.unsettled()
