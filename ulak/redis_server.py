@@ -91,6 +91,7 @@ class RedisServer:
     data_dir: Path
     port: int = 0
     appendonly: bool = True
+    appendfsync: str = "everysec"
     binary: str | None = None
     startup_timeout: float = 10.0
     password: str | None = None  # None: the one kept in data_dir, made on the first start
@@ -131,6 +132,8 @@ class RedisServer:
             str(self.data_dir),
             "--appendonly",
             "yes" if self.appendonly else "no",
+            "--appendfsync",
+            self.appendfsync,
             "--save",
             "" if not self.appendonly else "3600 1",
             "--logfile",

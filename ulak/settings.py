@@ -149,6 +149,12 @@ class RedisConfig(_Model):
     )
     data_dir: Path | None = Field(default=None, description="embedded server's data dir (default: state dir)")
     appendonly: bool = True
+    appendfsync: Literal["everysec", "always"] = Field(
+        default="everysec",
+        description="embedded server: everysec (a crash may lose ~2 s of writes; the binds write "
+        "theirs again, the API's and runners' are lost) or always (none lost, slower): "
+        "docs/ARCHITECTURE.md",
+    )
 
 
 class RayConfig(_Model):

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import functools
 import json
 import platform
 import pstats
@@ -37,7 +36,7 @@ from bench_e2e import TEXT, bench_operator  # noqa: E402
 from cluster.stack import start_simulator  # noqa: E402
 from ulak import keys  # noqa: E402
 from ulak.dispatch.bind import BindClient, OutboundPart  # noqa: E402
-from ulak.dispatch.inbox import RedisInbox  # noqa: E402
+from ulak.dispatch.fence import FencedWrites  # noqa: E402
 from ulak.dispatch.ledger import Event, RedisLedger  # noqa: E402
 from ulak.dispatch.message import plan_for, submit_pdus  # noqa: E402
 from ulak.dispatch.throttle import LocalTokenSource, SlidingWindowLimiter  # noqa: E402
@@ -67,13 +66,17 @@ async def run(args: argparse.Namespace, redis_url: str, port: int) -> tuple[floa
     limiter = LocalTokenSource(SlidingWindowLimiter(op.tps))
     clients = []
     for b in binds:
-        # As the actor does: receipts durable in the bind's inbox before they are answered.
-        inbox = RedisInbox(client, keys.bind_inbox(op.name, b.name)) if args.inbox else None
+        # As the actor does: receipts durable in the bind's inbox before they are answered, and
+        # both the ledger's and the inbox's writes fenced (ulak.dispatch.fence).
+        inbox: Any = None
         sink: Any = ledger.apply_async
         if args.sink == "null":
             sink = null_sink
-        elif inbox is not None:
-            sink = functools.partial(ledger.apply_async, inbox=inbox.key)
+        elif args.inbox:
+            writes = FencedWrites(
+                client, fence=keys.bind_fence(op.name, b.name), inbox=keys.bind_inbox(op.name, b.name)
+            )
+            sink, inbox = writes.apply, writes.inbox
         clients.append(BindClient(b, op, tokens=limiter, sink=sink, inbox=inbox))
     for c in clients:
         await c.start()
@@ -118,8 +121,12 @@ def main() -> int:
     parser.add_argument("--sink", choices=("redis", "null"), default="redis")
     parser.add_argument("--profile", action="store_true", help="cProfile this process; print the top")
     parser.add_argument(
-        "--no-inbox", dest="inbox", action="store_false", help="answer receipts before they are durable"
+        "--no-inbox",
+        dest="inbox",
+        action="store_false",
+        help="answer receipts before they are durable, and write without the fence",
     )
+    parser.add_argument("--appendfsync", choices=("everysec", "always"), default="everysec")
     args = parser.parse_args()
     try:
         import uvloop
@@ -130,7 +137,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="ulak-bench-bind-") as tmp:
         sim, port = start_simulator(Path(tmp))
         try:
-            with RedisServer(Path(tmp) / "redis") as server:
+            with RedisServer(Path(tmp) / "redis", appendfsync=args.appendfsync) as server:
                 assert server.process is not None
                 red, simp = psutil.Process(server.process.pid), psutil.Process(sim.pid)
                 before = cpu_of(red), cpu_of(simp)

@@ -157,7 +157,7 @@ def test_a_bind_with_nothing_to_write_gives_back_what_redis_lost_when_asked(serv
     async def scenario() -> None:
         client = redis.asyncio.Redis.from_url(server.url)
         writes = FencedWrites(client, fence=FENCE, inbox=INBOX)
-        await writes.apply(sent("v", range(0, 2)))
+        await writes.apply(sent("v", range(2)))
         kept = os.path.getsize(server.aof)
         await writes.apply(sent("v", range(2, 4)))
         crash_redis(server, keep_bytes=kept)
