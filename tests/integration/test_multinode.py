@@ -62,7 +62,8 @@ def test_a_50k_job_on_three_nodes_ends_by_itself_through_every_fault(tmp_path: P
     egress node holding b1 leaves, the SMSC is killed and started again, Redis is restarted, the
     throttle is killed and the API restarted (``multinode_faults.py``). The job ends done by itself,
     every row in one final state, no part twice at the SMSC, no ESME_RTHROTTLED from a simulator
-    enforcing both limits, and ``unknown`` within what can have been on its way at the faults."""
+    enforcing both limits, and ``unknown`` within what can have been on its way at the faults.
+    Then the last egress node leaves, and the next job waits for one."""
     done = subprocess.run(
         [sys.executable, str(FAULTS_SCENARIO), str(tmp_path), str(FAULT_ROWS)],
         capture_output=True,
@@ -89,3 +90,12 @@ def test_a_50k_job_on_three_nodes_ends_by_itself_through_every_fault(tmp_path: P
     binds_lost = sum(1 for node in out["before"].values() if node == out["victim"])
     window = 10
     assert c["unknown"] <= 2 * window + binds_lost * 3 * window, c
+    # Then no egress node is left: the next job waits, saying for what, sends nothing meanwhile,
+    # and goes on when a node joins.
+    assert "unplaced" in out["waiting"] and "'egress' resource" in out["waiting"], out["waiting"]
+    (op,) = out["operators"]
+    assert op["state"] == "down" and {b["state"] for b in op["binds"]} == {"unplaced"}, op
+    assert out["sent_while_unplaced"] == 0
+    after = out["after_view"]
+    assert after["state"] == "done" and after["counts"]["acked"] == 2000, after
+    assert out["after_at_smsc"] == {"numbers": 2000, "most": 1}, out["after_at_smsc"]
