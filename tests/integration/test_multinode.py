@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,17 +21,24 @@ SCENARIO = Path(__file__).with_name("multinode.py")
 ROWS = 600
 
 
-@pytest.mark.sim_args("--tps", "100", "--account-tps", "150", "--dlr-delay", "0.05")
-def test_binds_run_on_egress_nodes_and_move_when_one_is_lost(sim: SimProcess, redis_server_url: str) -> None:
+def scenario(script: Path, *args: object, timeout: float) -> dict[str, Any]:
+    """Run a scenario script in a process of its own (it joins a Ray cluster of its own making);
+    what it printed last, as JSON."""
     done = subprocess.run(
-        [sys.executable, str(SCENARIO), redis_server_url, str(sim.port), str(ROWS)],
+        [sys.executable, str(script), *map(str, args)],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-4000:]
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    out: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return out
+
+
+@pytest.mark.sim_args("--tps", "100", "--account-tps", "150", "--dlr-delay", "0.05")
+def test_binds_run_on_egress_nodes_and_move_when_one_is_lost(sim: SimProcess, redis_server_url: str) -> None:
+    out = scenario(SCENARIO, redis_server_url, sim.port, ROWS, timeout=600)
     egress = set(out["egress"].values())
     # Placed only where the egress resource is, never on the head.
     assert set(out["before"].values()) <= egress, out
@@ -64,15 +72,7 @@ def test_a_50k_job_on_three_nodes_ends_by_itself_through_every_fault(tmp_path: P
     every row in one final state, no part twice at the SMSC, no ESME_RTHROTTLED from a simulator
     enforcing both limits, and ``unknown`` within what can have been on its way at the faults.
     Then the last egress node leaves, and the next job waits for one."""
-    done = subprocess.run(
-        [sys.executable, str(FAULTS_SCENARIO), str(tmp_path), str(FAULT_ROWS)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    out = scenario(FAULTS_SCENARIO, tmp_path, FAULT_ROWS, timeout=900)
     egress = set(out["egress"])
     assert set(out["before"].values()) <= egress and out["head"] not in out["before"].values(), out
     assert set(out["after"].values()) == egress - {out["victim"]}, out
