@@ -122,7 +122,7 @@ class JobList(BaseModel):
 
 
 # Bind states in which a bind cannot send (and its operator's rows wait): /metrics, `ulak status`.
-BIND_DOWN = ("failed", "refused", "missing")
+BIND_DOWN = ("failed", "refused", "missing", "unplaced")
 
 
 class BindView(BaseModel):
@@ -130,7 +130,8 @@ class BindView(BaseModel):
     state: str = Field(
         description="connecting, bound, throttled, reconnecting, closed; refused (the SMSC refused the "
         "credentials: last_error says what to fix), failed (an unexpected error, logged with its "
-        "traceback; the bind binds again by itself), missing (its process is gone)"
+        "traceback; the bind binds again by itself), missing (its process is gone), unplaced (no node in "
+        "the cluster offers its node_resource: it waits for one, and is fed nothing meanwhile)"
     )
     window: int
     tps: float | None = Field(default=None, description="the bind's own cap in parts per second, if any")

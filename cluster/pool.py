@@ -85,6 +85,9 @@ class BindPool:
         self._owned: dict[BindRef, Any] = {}
         self._backlog: dict[BindRef, int] = {}
         self._turns = itertools.count()
+        # Binds whose process has answered a call, and the calls still out to the others (``_placed``).
+        self._answered: set[BindRef] = set()
+        self._pings: dict[BindRef, Any] = {}
 
     def close(self) -> None:
         self._client.close()
@@ -115,6 +118,9 @@ class BindPool:
                 )
         if not self.detached:  # an actor that is not detached lives as long as a handle to it
             self._owned.update(handles)
+        for ref in handles:  # perhaps a new process: placed once it answers
+            self._answered.discard(ref)
+            self._pings.pop(ref, None)
         refs = [h.start.remote(bind_timeout) for h in handles.values()]
         if bind_timeout > 0:
             ray.get(refs)
@@ -166,7 +172,37 @@ class BindPool:
         return self._handles
 
     def binds_of(self, operator: str) -> list[BindRef]:
-        return [ref for ref in self.handles() if ref.operator == operator]
+        """*operator*'s binds that can take a call now (``_placed``)."""
+        return self._placed([ref for ref in self.handles() if ref.operator == operator])
+
+    def _placed(self, refs: list[BindRef]) -> list[BindRef]:
+        """Those of *refs* whose process has answered once.
+
+        A bind no node can hold (none is left with its ``node_resource``) waits to be placed, and
+        every call to it waits as long: the runner's feed hung on it. A timeout would not do, since
+        a batch handed to a waiting actor is delivered once it is placed, and must not be sent
+        elsewhere as well. So a bind is called only once it has answered a first call (one at a
+        time, asked without waiting); until then it holds nothing, and is left out. A process that
+        died instead raises :class:`BindDied` here, as under any call."""
+        handles = self.handles()
+        for ref in refs:
+            if ref in self._answered:
+                continue
+            ping = self._pings.get(ref)
+            if ping is None:
+                self._pings[ref] = handles[ref].backlog.remote()
+                continue
+            ready, _ = ray.wait([ping], timeout=0)
+            if ready:
+                del self._pings[ref]
+                self._get([ping])
+                self._answered.add(ref)
+        return [ref for ref in refs if ref in self._answered]
+
+    def _calls(self) -> dict[BindRef, Any]:
+        """The handles of the binds that can take a call now."""
+        handles = self.handles()
+        return {ref: handles[ref] for ref in self._placed(list(handles))}
 
     # ---------------------------------------------------------------------------------- calls
 
@@ -209,21 +245,21 @@ class BindPool:
     def withdraw(self, job: str) -> list[tuple[BindRef, list[OutboundPart]]]:
         """Take *job*'s queued parts back from every bind; each writes its ledger events first, so
         afterwards the ledger holds every part of *job* sent so far."""
-        handles = self.handles()
+        handles = self._calls()
         taken = self._get([h.withdraw.remote(job) for h in handles.values()])
         return list(zip(handles, taken, strict=True))
 
     def pending(self, job: str) -> int:
         """*job*'s parts the binds still hold: queued, or sent and not yet answered."""
-        return int(sum(self._get([h.pending.remote(job) for h in self.handles().values()])))
+        return int(sum(self._get([h.pending.remote(job) for h in self._calls().values()])))
 
     def queued(self, job: str) -> int:
         """*job*'s parts the binds hold and have not sent yet."""
-        return int(sum(self._get([h.queued.remote(job) for h in self.handles().values()])))
+        return int(sum(self._get([h.queued.remote(job) for h in self._calls().values()])))
 
     def drain(self, timeout: float) -> None:
         """Wait until no bind holds anything, and its events are written."""
-        self._get([h.drain.remote(timeout) for h in self.handles().values()])
+        self._get([h.drain.remote(timeout) for h in self._calls().values()])
 
     def describe(self, *, timeout: float = 2.0) -> dict[str, list[dict[str, Any]]]:
         """Each operator's binds as they describe themselves ('missing' when the process is gone)."""
@@ -234,6 +270,15 @@ class BindPool:
                 entry: dict[str, Any] = {"bind": b.name, "window": b.window}
                 try:
                     entry.update(self._describe(BindRef(op.name, b.name), timeout))
+                except ray.exceptions.GetTimeoutError as exc:
+                    if b.node_resource and not _offered(b.node_resource):
+                        entry.update(
+                            state="unplaced",
+                            last_error=f"no node in the cluster offers the {b.node_resource!r} resource; "
+                            f"start one with ray start --resources='{{\"{b.node_resource}\": 1}}'",
+                        )
+                    else:
+                        entry.update(state="missing", last_error=type(exc).__name__)
                 except (ValueError, ray.exceptions.RayError) as exc:
                     entry.update(state="missing", last_error=type(exc).__name__)
                 rows.append(entry)
@@ -247,7 +292,8 @@ class BindPool:
         dead, alive = [], []
         for ref in self.refs():
             try:
-                self._describe(ref, 30)
+                # One not placed yet would keep us the whole timeout: it is not dead, only waiting.
+                self._describe(ref, 30 if ref in self._answered else 2)
             except (ValueError, ray.exceptions.ActorDiedError):
                 dead.append(ref)
                 continue
@@ -265,6 +311,8 @@ class BindPool:
             # Ray keeps a dead actor's name while any handle to it lives: ours go first.
             self._owned.pop(ref, None)
             self._backlog.pop(ref, None)
+            self._pings.pop(ref, None)
+            self._answered.discard(ref)
             self._wait_released(ref)
         if dead:
             self.ensure(only=dead)
@@ -312,6 +360,12 @@ class BindPool:
             return str(self._describe(ref, 30)["send_record"])
         except (ValueError, ray.exceptions.RayError):
             return None
+
+
+def _offered(resource: str) -> float:
+    """How much of a custom resource the cluster's live nodes offer (0: no node can hold it)."""
+    offered: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
+    return offered.get(resource, 0.0)
 
 
 SENDING = ("bound", "throttled")  # bind states in which parts go out (throttled: pausing, then on)

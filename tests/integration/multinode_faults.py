@@ -42,6 +42,7 @@ WINDOW = 10
 NAMESPACE = "multinode-faults"
 SIM_ARGS = ("--account", "test:secret", "--dlr-delay", "0.05:0.3", "--record-sync")
 SIM_LIMITS = ("--tps", str(BIND_TPS), "--account-tps", str(ACCOUNT_TPS))
+AFTER_ROWS = 2000
 TEMPLATE = "Merhaba {ad}, hesabiniza {tutar} TL puan yuklendi."
 
 
@@ -69,12 +70,32 @@ def configs(workdir: Path, *, sim_port: int, redis_url: str) -> Path:
     return config_dir
 
 
-def campaign(path: Path, rows: int) -> None:
+def campaign(path: Path, rows: int, offset: int = 0) -> None:
     with path.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["telefon", "ad", "tutar"])
-        for i in range(rows):
+        for i in range(offset, offset + rows):
             w.writerow([f"+90532{i:07d}", f"Ayse {i}", str(i)])
+
+
+def post(h: httpx.Client, path: Path) -> str:
+    with path.open("rb") as f:
+        created = h.post("/v1/jobs", files={"file": (path.name, f, "text/csv")}, data={"template": TEMPLATE})
+    assert created.status_code == 202, created.text
+    return str(created.json()["id"])
+
+
+def wait_job(h: httpx.Client, job_id: str, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    view: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        got = h.get(f"/v1/jobs/{job_id}")
+        if got.status_code == 200:
+            view = got.json()
+            if view["state"] in ("done", "failed", "cancelled"):
+                break
+        time.sleep(1.0)
+    return view
 
 
 def where() -> dict[str, str]:
@@ -116,12 +137,8 @@ def main() -> int:
         out["before"] = where()
         path = workdir / "campaign.csv"
         campaign(path, rows)
-        with http() as h, path.open("rb") as f:
-            created = h.post(
-                "/v1/jobs", files={"file": ("campaign.csv", f, "text/csv")}, data={"template": TEMPLATE}
-            )
-        assert created.status_code == 202, created.text
-        job_id = created.json()["id"]
+        with http() as h:
+            job_id = post(h, path)
         wait_for(
             lambda: sim.stats().get("submit_sm_accepted", 0) > 2000, timeout=120, what="sending to start"
         )
@@ -159,17 +176,8 @@ def main() -> int:
                 api.stop()
                 api = ApiProcess(workdir, config_dir, env, port=port)
             time.sleep(8.0)
-        deadline = time.monotonic() + 600
-        view: dict[str, Any] = {}
-        while time.monotonic() < deadline:
-            with http() as h:
-                got = h.get(f"/v1/jobs/{job_id}")
-            if got.status_code == 200:
-                view = got.json()
-                if view["state"] in ("done", "failed", "cancelled"):
-                    break
-            time.sleep(1.0)
-        out["view"] = view
+        with http() as h:
+            out["view"] = wait_job(h, job_id, 600)
         out["after"] = where()
         with http() as h:
             report = h.get(f"/v1/jobs/{job_id}/report").text
@@ -191,6 +199,26 @@ def main() -> int:
                 "throttled": throttled,
             }
         )
+        # No egress node left: the next job waits, saying why, and goes on once a node joins.
+        cluster.remove_node(next(n for n in nodes if n.node_id != out["victim"]))
+        path = workdir / "after.csv"
+        campaign(path, AFTER_ROWS, offset=rows)
+        with http() as h:
+            after_id = post(h, path)
+
+            def waiting() -> str:
+                return str(h.get(f"/v1/jobs/{after_id}").json().get("waiting") or "")
+
+            out["waiting"] = wait_for(
+                lambda: "unplaced" in waiting() and waiting(), timeout=120, what="waiting"
+            )
+            out["operators"] = h.get("/v1/operators").json()
+            out["sent_while_unplaced"] = h.get(f"/v1/jobs/{after_id}").json()["parts"]["sent"]
+            cluster.add_node(num_cpus=1, resources={"egress": 1})
+            out["after_view"] = wait_job(h, after_id, 300)
+        after_numbers = {f"90532{i:07d}" for i in range(rows, rows + AFTER_ROWS)}
+        after = Counter(r["dst"] for r in sim.records() if r["dst"] in after_numbers)
+        out["after_at_smsc"] = {"numbers": len(after), "most": max(after.values(), default=0)}
     finally:
         api.stop()
         ray.shutdown()

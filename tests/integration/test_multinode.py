@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,17 +21,24 @@ SCENARIO = Path(__file__).with_name("multinode.py")
 ROWS = 600
 
 
-@pytest.mark.sim_args("--tps", "100", "--account-tps", "150", "--dlr-delay", "0.05")
-def test_binds_run_on_egress_nodes_and_move_when_one_is_lost(sim: SimProcess, redis_server_url: str) -> None:
+def scenario(script: Path, *args: object, timeout: float) -> dict[str, Any]:
+    """Run a scenario script in a process of its own (it joins a Ray cluster of its own making);
+    what it printed last, as JSON."""
     done = subprocess.run(
-        [sys.executable, str(SCENARIO), redis_server_url, str(sim.port), str(ROWS)],
+        [sys.executable, str(script), *map(str, args)],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-4000:]
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    out: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return out
+
+
+@pytest.mark.sim_args("--tps", "100", "--account-tps", "150", "--dlr-delay", "0.05")
+def test_binds_run_on_egress_nodes_and_move_when_one_is_lost(sim: SimProcess, redis_server_url: str) -> None:
+    out = scenario(SCENARIO, redis_server_url, sim.port, ROWS, timeout=600)
     egress = set(out["egress"].values())
     # Placed only where the egress resource is, never on the head.
     assert set(out["before"].values()) <= egress, out
@@ -62,16 +70,9 @@ def test_a_50k_job_on_three_nodes_ends_by_itself_through_every_fault(tmp_path: P
     egress node holding b1 leaves, the SMSC is killed and started again, Redis is restarted, the
     throttle is killed and the API restarted (``multinode_faults.py``). The job ends done by itself,
     every row in one final state, no part twice at the SMSC, no ESME_RTHROTTLED from a simulator
-    enforcing both limits, and ``unknown`` within what can have been on its way at the faults."""
-    done = subprocess.run(
-        [sys.executable, str(FAULTS_SCENARIO), str(tmp_path), str(FAULT_ROWS)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    enforcing both limits, and ``unknown`` within what can have been on its way at the faults.
+    Then the last egress node leaves, and the next job waits for one."""
+    out = scenario(FAULTS_SCENARIO, tmp_path, FAULT_ROWS, timeout=900)
     egress = set(out["egress"])
     assert set(out["before"].values()) <= egress and out["head"] not in out["before"].values(), out
     assert set(out["after"].values()) == egress - {out["victim"]}, out
@@ -89,3 +90,12 @@ def test_a_50k_job_on_three_nodes_ends_by_itself_through_every_fault(tmp_path: P
     binds_lost = sum(1 for node in out["before"].values() if node == out["victim"])
     window = 10
     assert c["unknown"] <= 2 * window + binds_lost * 3 * window, c
+    # Then no egress node is left: the next job waits, saying for what, sends nothing meanwhile,
+    # and goes on when a node joins.
+    assert "unplaced" in out["waiting"] and "'egress' resource" in out["waiting"], out["waiting"]
+    (op,) = out["operators"]
+    assert op["state"] == "down" and {b["state"] for b in op["binds"]} == {"unplaced"}, op
+    assert out["sent_while_unplaced"] == 0
+    after = out["after_view"]
+    assert after["state"] == "done" and after["counts"]["acked"] == 2000, after
+    assert out["after_at_smsc"] == {"numbers": 2000, "most": 1}, out["after_at_smsc"]

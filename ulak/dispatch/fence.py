@@ -38,6 +38,7 @@ from typing import Any
 import redis.exceptions
 import structlog
 
+from ulak.dispatch.bind import SinkRevoked
 from ulak.dispatch.inbox import RedisInbox, pack_receipt
 from ulak.dispatch.ledger import Event, ReceiptSeen, RedisLedger
 
@@ -64,7 +65,7 @@ class FenceMoved(Exception):
         self.value = value
 
 
-class Superseded(Exception):
+class Superseded(SinkRevoked):
     """Another process holds this bind's name now: this one must not write for it any more."""
 
 
