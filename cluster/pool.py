@@ -61,6 +61,7 @@ def throttle_actor_name(operator: str) -> str:
 
 
 Take = Callable[[str], list[OutboundPart]]
+STARVED_RECHECK = 1.0  # seconds between two looks at which custom resources the live nodes offer
 
 
 class BindPool:
@@ -85,9 +86,9 @@ class BindPool:
         self._owned: dict[BindRef, Any] = {}
         self._backlog: dict[BindRef, int] = {}
         self._turns = itertools.count()
-        # Binds whose process has answered a call, and the calls still out to the others (``_placed``).
-        self._answered: set[BindRef] = set()
-        self._pings: dict[BindRef, Any] = {}
+        # Binds no live node can hold, as of when (``_placed``).
+        self._starved: set[BindRef] = set()
+        self._starved_at = -1e9
 
     def close(self) -> None:
         self._client.close()
@@ -118,9 +119,6 @@ class BindPool:
                 )
         if not self.detached:  # an actor that is not detached lives as long as a handle to it
             self._owned.update(handles)
-        for ref in handles:  # perhaps a new process: placed once it answers
-            self._answered.discard(ref)
-            self._pings.pop(ref, None)
         refs = [h.start.remote(bind_timeout) for h in handles.values()]
         if bind_timeout > 0:
             ray.get(refs)
@@ -176,28 +174,26 @@ class BindPool:
         return self._placed([ref for ref in self.handles() if ref.operator == operator])
 
     def _placed(self, refs: list[BindRef]) -> list[BindRef]:
-        """Those of *refs* whose process has answered once.
+        """Those of *refs* that some live node can hold.
 
-        A bind no node can hold (none is left with its ``node_resource``) waits to be placed, and
-        every call to it waits as long: the runner's feed hung on it. A timeout would not do, since
-        a batch handed to a waiting actor is delivered once it is placed, and must not be sent
-        elsewhere as well. So a bind is called only once it has answered a first call (one at a
-        time, asked without waiting); until then it holds nothing, and is left out. A process that
-        died instead raises :class:`BindDied` here, as under any call."""
-        handles = self.handles()
-        for ref in refs:
-            if ref in self._answered:
-                continue
-            ping = self._pings.get(ref)
-            if ping is None:
-                self._pings[ref] = handles[ref].backlog.remote()
-                continue
-            ready, _ = ray.wait([ping], timeout=0)
-            if ready:
-                del self._pings[ref]
-                self._get([ping])
-                self._answered.add(ref)
-        return [ref for ref in refs if ref in self._answered]
+        A bind whose ``node_resource`` no live node offers (every egress node gone) waits to be
+        placed, and every call to it would wait as long: the runner's feed hung on it. A timeout
+        would not do, since a batch handed to a waiting actor is delivered once it is placed, and
+        must not be sent elsewhere as well. Such a bind holds nothing (a process of it that ran
+        held the resource on a node that is gone, and died with it), so it is left out of every
+        call until a node offers the resource again; then it is called, and answers once placed.
+        Not "has it answered yet": a new runner's pool has heard from no bind, and the binds an
+        earlier runner fed hold its parts (skipped, a resumed job sent them twice)."""
+        now = time.monotonic()
+        if now - self._starved_at > STARVED_RECHECK:
+            self._starved = {
+                BindRef(op.name, b.name)
+                for op in self.settings.operators
+                for b in op.binds
+                if b.node_resource and not _offered(b.node_resource)
+            }
+            self._starved_at = now
+        return [ref for ref in refs if ref not in self._starved]
 
     def _calls(self) -> dict[BindRef, Any]:
         """The handles of the binds that can take a call now."""
@@ -268,17 +264,16 @@ class BindPool:
             rows = []
             for b in op.binds:
                 entry: dict[str, Any] = {"bind": b.name, "window": b.window}
+                if b.node_resource and not _offered(b.node_resource):
+                    entry.update(
+                        state="unplaced",
+                        last_error=f"no node in the cluster offers the {b.node_resource!r} resource; "
+                        f"start one with ray start --resources='{{\"{b.node_resource}\": 1}}'",
+                    )
+                    rows.append(entry)
+                    continue
                 try:
                     entry.update(self._describe(BindRef(op.name, b.name), timeout))
-                except ray.exceptions.GetTimeoutError as exc:
-                    if b.node_resource and not _offered(b.node_resource):
-                        entry.update(
-                            state="unplaced",
-                            last_error=f"no node in the cluster offers the {b.node_resource!r} resource; "
-                            f"start one with ray start --resources='{{\"{b.node_resource}\": 1}}'",
-                        )
-                    else:
-                        entry.update(state="missing", last_error=type(exc).__name__)
                 except (ValueError, ray.exceptions.RayError) as exc:
                     entry.update(state="missing", last_error=type(exc).__name__)
                 rows.append(entry)
@@ -292,8 +287,8 @@ class BindPool:
         dead, alive = [], []
         for ref in self.refs():
             try:
-                # One not placed yet would keep us the whole timeout: it is not dead, only waiting.
-                self._describe(ref, 30 if ref in self._answered else 2)
+                # One no node can hold would keep us the whole timeout: not dead, only waiting.
+                self._describe(ref, 2 if ref in self._starved else 30)
             except (ValueError, ray.exceptions.ActorDiedError):
                 dead.append(ref)
                 continue
@@ -311,8 +306,6 @@ class BindPool:
             # Ray keeps a dead actor's name while any handle to it lives: ours go first.
             self._owned.pop(ref, None)
             self._backlog.pop(ref, None)
-            self._pings.pop(ref, None)
-            self._answered.discard(ref)
             self._wait_released(ref)
         if dead:
             self.ensure(only=dead)
