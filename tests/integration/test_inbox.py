@@ -14,7 +14,6 @@ from tests.helpers import SimProcess, async_wait_for
 from tests.integration.test_bind import campaign, counters, operator_for
 from ulak import keys
 from ulak.dispatch.bind import BindClient
-from ulak.dispatch.fence import FencedWrites
 from ulak.dispatch.inbox import RedisInbox
 from ulak.dispatch.ledger import Event, ReceiptSeen, RedisLedger
 from ulak.dispatch.throttle import LocalTokenSource, SlidingWindowLimiter
@@ -136,34 +135,3 @@ def test_a_receipt_that_cannot_be_made_durable_is_not_answered(
     asyncio.run(scenario())
     got = counters(redis_server_url, "unreachable")
     assert got["delivered"] == len(singles)
-
-
-def test_a_bind_whose_name_another_process_took_stops_sending_at_once(
-    sim: SimProcess, redis_server_url: str
-) -> None:
-    """Two processes of one bind (a node cut off from Ray's control, and its bind made again
-    elsewhere): the old one's next write meets the new one's fence, and it stops sending, so the
-    parts still queued in it never reach the SMSC unaccounted for."""
-    op = operator_for(sim, tps=50)
-    parts, _ = campaign(op, 300, job="superseded")
-    fence = keys.bind_fence("op", "superseded")
-
-    async def scenario() -> None:
-        client = redis.asyncio.Redis.from_url(redis_server_url)
-        old_writes = FencedWrites(client, fence=fence, inbox=KEY)
-        old = _bind(op, client, old_writes.apply, old_writes.inbox)
-        await old.start()
-        old.enqueue(parts)
-        await async_wait_for(lambda: old.stats.submitted >= 20, timeout=30, what="the old bind to send")
-        await FencedWrites(client, fence=fence, inbox=KEY).apply([])  # nothing: not taken yet
-        await FencedWrites(client, fence=fence, inbox=KEY).inbox.append([ReceiptSeen("s", "x", "DELIVRD")])
-        await async_wait_for(lambda: old.state.value == "closed", timeout=10, what="the old bind to stop")
-        stopped_at = old.stats.submitted
-        at_smsc = (await _stats(sim)).get("submit_sm_accepted", 0)
-        await asyncio.sleep(1.0)  # at 50/s, 50 more would have gone by now
-        assert old.stats.submitted == stopped_at and old.queued > 0
-        assert (await _stats(sim)).get("submit_sm_accepted", 0) == at_smsc
-        await old.stop()
-        await client.aclose()
-
-    asyncio.run(scenario())

@@ -148,12 +148,6 @@ _REFUSED_FOR_GOOD = (CommandStatus.ESME_RINVPASWD, CommandStatus.ESME_RINVSYSID)
 REFUSED_RETRY = 60.0
 
 
-class SinkRevoked(Exception):
-    """The bind's writes are refused for good: another process holds its name now
-    (``ulak.dispatch.fence.Superseded``). This one stops sending at once: whatever it sent from here
-    on, nobody would account for."""
-
-
 class BindRefused(Exception):
     """The SMSC refused the bind's credentials: fix ``system_id`` or the password, then it binds."""
 
@@ -307,7 +301,6 @@ class BindClient:
         self._tasks: list[asyncio.Task[None]] = []
         self._flush_lock = asyncio.Lock()
         self._flush_done = False
-        self._revoke: asyncio.Future[None] | None = None
         self._log = log.bind(operator=operator.name, bind=bind.name)
 
     # ------------------------------------------------------------------------------------ public API
@@ -592,7 +585,7 @@ class BindClient:
         session = self._session
         assert session is not None
         enquire_interval = self.bind.enquire_link_interval
-        while not self._lost.is_set() and self._revoke is None:  # revoked: not one more part
+        while not self._lost.is_set():
             now = time.monotonic()
             self._check_liveness(session, now, enquire_interval)
             if now < self._pause_until:
@@ -726,23 +719,9 @@ class BindClient:
             await asyncio.sleep(self.flush_interval)
             try:
                 await self.flush(tick=True)
-            except SinkRevoked as exc:
-                self._revoked(exc)
-                return
             except Exception as exc:  # Redis unreachable: keep the events, retry on the next tick
                 self._log.error("ledger.write_failed", error=f"{type(exc).__name__}: {exc}")
-        with contextlib.suppress(SinkRevoked):
-            await self.flush()
-
-    def _revoked(self, exc: SinkRevoked) -> None:
-        """Stop sending now, and for good (see :class:`SinkRevoked`): as ``stop`` does, from a task
-        of its own (called from the flusher or the inbox keeper, which ``stop`` waits for)."""
-        if self._stopping:
-            return
-        self._log.error("bind.superseded", error=str(exc))
-        self.stats.last_error = str(exc)
-        self._stopping = True  # the send loop sends nothing more from here
-        self._revoke = asyncio.ensure_future(self.stop())  # referenced: a task nothing holds may go
+        await self.flush()
 
     # ------------------------------------------------------------------------------------- receiving
 
@@ -903,9 +882,6 @@ class BindClient:
         while True:
             try:
                 return await call()
-            except SinkRevoked as exc:
-                self._revoked(exc)
-                raise _Stopped from None
             except Exception as exc:
                 self.stats.inbox_errors += 1
                 self._log.error("inbox.write_failed", error=f"{type(exc).__name__}: {exc}")

@@ -38,7 +38,6 @@ from typing import Any
 import redis.exceptions
 import structlog
 
-from ulak.dispatch.bind import SinkRevoked
 from ulak.dispatch.inbox import RedisInbox, pack_receipt
 from ulak.dispatch.ledger import Event, ReceiptSeen, RedisLedger
 
@@ -65,7 +64,7 @@ class FenceMoved(Exception):
         self.value = value
 
 
-class Superseded(SinkRevoked):
+class Superseded(Exception):
     """Another process holds this bind's name now: this one must not write for it any more."""
 
 
