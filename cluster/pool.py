@@ -184,6 +184,12 @@ class BindPool:
         call until a node offers the resource again; then it is called, and answers once placed.
         Not "has it answered yet": a new runner's pool has heard from no bind, and the binds an
         earlier runner fed hold its parts (skipped, a resumed job sent them twice)."""
+        starved = self._starved_binds()
+        return [ref for ref in refs if ref not in starved]
+
+    def _starved_binds(self) -> set[BindRef]:
+        """The binds whose ``node_resource`` no live node offers, looked at once a second at most
+        (``ray.cluster_resources`` is a call to Ray's control store; feed rounds come every few ms)."""
         now = time.monotonic()
         if now - self._starved_at > STARVED_RECHECK:
             self._starved = {
@@ -193,7 +199,7 @@ class BindPool:
                 if b.node_resource and not _offered(b.node_resource)
             }
             self._starved_at = now
-        return [ref for ref in refs if ref not in self._starved]
+        return self._starved
 
     def _calls(self) -> dict[BindRef, Any]:
         """The handles of the binds that can take a call now."""
@@ -260,11 +266,12 @@ class BindPool:
     def describe(self, *, timeout: float = 2.0) -> dict[str, list[dict[str, Any]]]:
         """Each operator's binds as they describe themselves ('missing' when the process is gone)."""
         out: dict[str, list[dict[str, Any]]] = {}
+        starved = self._starved_binds()
         for op in self.settings.operators:
             rows = []
             for b in op.binds:
                 entry: dict[str, Any] = {"bind": b.name, "window": b.window}
-                if b.node_resource and not _offered(b.node_resource):
+                if BindRef(op.name, b.name) in starved:
                     entry.update(
                         state="unplaced",
                         last_error=f"no node in the cluster offers the {b.node_resource!r} resource; "
@@ -285,10 +292,11 @@ class BindPool:
     def probe(self) -> tuple[list[BindRef], list[BindRef]]:
         """Every bind asked if it lives: (the dead, the rest). One slow to answer is not known dead."""
         dead, alive = [], []
+        starved = self._starved_binds()
         for ref in self.refs():
             try:
                 # One no node can hold would keep us the whole timeout: not dead, only waiting.
-                self._describe(ref, 2 if ref in self._starved else 30)
+                self._describe(ref, 2 if ref in starved else 30)
             except (ValueError, ray.exceptions.ActorDiedError):
                 dead.append(ref)
                 continue
