@@ -34,11 +34,7 @@ class Cluster:
             self.redis_url = self.settings.redis.url
         else:
             data_dir = self._redis_dir or self.settings.redis.data_dir or default_state_dir() / "redis"
-            self._redis = RedisServer(
-                Path(data_dir),
-                appendonly=self.settings.redis.appendonly,
-                appendfsync=self.settings.redis.appendfsync,
-            ).start()
+            self._redis = RedisServer.embedded(self.settings.redis, Path(data_dir)).start()
             self.redis_url = self._redis.url
         if not ray.is_initialized():
             ray.init(

@@ -23,9 +23,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import redis
+
+if TYPE_CHECKING:
+    from ulak.settings import RedisConfig
 
 
 class RedisUnavailable(RuntimeError):
@@ -162,6 +166,11 @@ class RedisServer:
                 time.sleep(0.02)
         finally:
             client.close()
+
+    @classmethod
+    def embedded(cls, config: RedisConfig, data_dir: Path) -> RedisServer:
+        """The server ``redis.url: null`` asks for, as *config* sets it up, in *data_dir*."""
+        return cls(Path(data_dir), appendonly=config.appendonly, appendfsync=config.appendfsync)
 
     @property
     def aof(self) -> Path:
