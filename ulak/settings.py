@@ -186,10 +186,16 @@ class IngestConfig(_Model):
 class JobsConfig(_Model):
     """How jobs run: where their files live and how long they wait for the network."""
 
-    data_dir: Path | None = Field(
+    data_dir: str | None = Field(
         default=None,
-        description="uploads and prepared rows, one directory per job (default: state dir/jobs); "
-        "on a multi-node cluster every node must see it (a shared mount)",
+        description="uploads and prepared rows, one folder per job (default: state dir/jobs): a local "
+        "directory, or on a multi-node cluster a shared mount or a URI every node reaches "
+        "(s3://bucket/prefix, gs://…, hdfs://…; see jobs.storage)",
+    )
+    storage: dict[str, Any] = Field(
+        default_factory=dict,
+        description="options of the filesystem of an s3:// or gs:// data_dir (pyarrow's S3FileSystem or "
+        "GcsFileSystem: region, endpoint_override, scheme, …); credentials come from the environment",
     )
     receipt_wait: float = Field(
         default=60.0, ge=0, description="seconds a job waits for receipts after its last ack before 'done'"
@@ -212,6 +218,24 @@ class JobsConfig(_Model):
         description="keep a job's uploaded file after the job ends (it holds personal data: by default "
         "it is deleted once the job is done, failed or cancelled; the reports stay)",
     )
+
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _as_text(cls, value: Any) -> Any:
+        return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+    @model_validator(mode="after")
+    def _storage(self) -> JobsConfig:
+        from ulak.jobfiles import filesystem  # noqa: PLC0415 - pyarrow.fs, only when the config names one
+
+        if self.data_dir is not None:
+            try:
+                filesystem(self.data_dir, self.storage)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"data_dir {self.data_dir!r}: {exc}") from None
+        elif self.storage:
+            raise ValueError("jobs.storage is set but jobs.data_dir is not: name the s3:// or gs:// URI")
+        return self
 
 
 class ApiConfig(_Model):

@@ -1,0 +1,69 @@
+"""``jobs.data_dir`` and ``jobs.storage``: what each form names, and the errors a wrong one gets at load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.fs as pafs
+import pytest
+
+from ulak.jobfiles import JobDir, JobFiles, filesystem
+from ulak.settings import ConfigError, load_settings
+
+
+def test_a_local_data_dir_keeps_plain_paths_in_job_records(tmp_path: Path) -> None:
+    files = JobFiles.at(tmp_path / "jobs")
+    folder = files.new("j1")
+    assert folder.uri == str(tmp_path / "jobs" / "j1") and folder.is_local and Path(folder.uri).is_dir()
+    assert files.dir(folder.uri) == folder
+    staging = folder.staging()
+    assert staging == Path(folder.uri)  # local: the upload is received in the folder itself
+    (staging / "upload.csv").write_text("telefon\n")
+    assert folder.adopt(staging / "upload.csv") == "upload.csv" and folder.exists("upload.csv")
+    folder.discard(staging)  # never removes the folder itself
+    with folder.local("upload.csv") as path:
+        assert path == Path(folder.uri) / "upload.csv"  # no copy
+    folder.remove()
+    assert not Path(folder.uri).exists()
+
+
+def test_a_job_made_under_an_earlier_local_data_dir_is_still_found(tmp_path: Path) -> None:
+    old = JobDir.local_dir(tmp_path / "old" / "j1")
+    files = JobFiles.at("s3://bucket/jobs", {"region": "eu-central-1"})
+    assert files.dir(old.uri).is_local and files.dir(old.uri).path == old.path
+    assert files.dir("s3://bucket/jobs/j2").path == "bucket/jobs/j2"
+
+
+def test_object_store_uris_take_their_options_from_jobs_storage() -> None:
+    fs, path = filesystem("s3://bucket/prefix/", {"region": "eu-central-1", "endpoint_override": "h:9000"})
+    assert isinstance(fs, pafs.S3FileSystem) and path == "bucket/prefix"
+    with pytest.raises(ValueError, match="names no bucket"):
+        filesystem("s3:///prefix", {})
+    with pytest.raises(ValueError, match="a local data_dir takes none"):
+        filesystem("/srv/jobs", {"region": "x"})
+    with pytest.raises(ValueError, match="apply to s3, gs"):
+        filesystem("file:///srv/jobs", {"region": "x"})
+
+
+@pytest.mark.parametrize(
+    ("yaml", "message"),
+    [
+        ("jobs: {data_dir: 's3://b/p', storage: {regoin: x}}", "regoin"),
+        ("jobs: {storage: {region: x}}", "jobs.data_dir is not"),
+        ("jobs: {data_dir: '/srv/jobs', storage: {region: x}}", "takes none"),
+    ],
+)
+def test_a_wrong_storage_setting_is_refused_when_the_configuration_loads(
+    tmp_path: Path, yaml: str, message: str
+) -> None:
+    (tmp_path / "ulak.yaml").write_text(yaml + "\n")
+    with pytest.raises(ConfigError, match=message):
+        load_settings(tmp_path, environ={})
+
+
+def test_data_dir_may_be_a_path_or_a_uri(tmp_path: Path) -> None:
+    (tmp_path / "ulak.yaml").write_text("jobs: {data_dir: 's3://b/p', storage: {region: eu-central-1}}\n")
+    jobs = load_settings(tmp_path, environ={}).jobs
+    assert (jobs.data_dir, jobs.storage) == ("s3://b/p", {"region": "eu-central-1"})
+    (tmp_path / "ulak.yaml").write_text(f"jobs: {{data_dir: '{tmp_path}'}}\n")
+    assert load_settings(tmp_path, environ={}).jobs.data_dir == str(tmp_path)
