@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from ingest.prepare import CampaignSpec
 from ulak import keys
 from ulak.dispatch.ledger import COUNTERS
+from ulak.jobfiles import JobDir
 from ulak.quoting import quoted
 
 
@@ -245,7 +246,7 @@ class JobStore:
 
     # ---------------------------------------------------------------------------------- records
 
-    def create(self, job_id: str, *, options: JobOptions, source: str, directory: Path) -> None:
+    def create(self, job_id: str, *, options: JobOptions, source: str, directory: JobDir | Path) -> None:
         now = _now()
         pipe = self.client.pipeline()
         pipe.hset(
@@ -255,7 +256,7 @@ class JobStore:
                 "state": JobState.QUEUED.value,
                 "options": options.model_dump_json(exclude_none=True),
                 "source": source,
-                "dir": str(directory),
+                "dir": directory.uri if isinstance(directory, JobDir) else str(directory),
                 "created_at": now,
                 "queued_at": now,
                 "updated_at": now,

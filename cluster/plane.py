@@ -8,7 +8,6 @@ they, and the job actors, outlive a restart of the process that runs the API.
 from __future__ import annotations
 
 import secrets
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -30,16 +29,12 @@ from cluster.pool import BindPool
 from cluster.webhooks import checked_address
 from ingest.prepare import check_upload
 from ulak import keys, redisclient
-from ulak.redis_server import default_state_dir
+from ulak.jobfiles import JobDir, JobFiles
 from ulak.settings import Settings
 
 log = structlog.get_logger("ulak.plane")
 
 IDEMPOTENCY_TTL = 86400
-
-
-def jobs_dir(settings: Settings) -> Path:
-    return Path(settings.jobs.data_dir or default_state_dir() / "jobs")
 
 
 class ControlPlane:
@@ -50,7 +45,7 @@ class ControlPlane:
         self.client = redisclient.client(redis_url)
         self.aclient = redisclient.async_client(redis_url)  # the API's hot reads, on its event loop
         self.store = JobStore(self.client)
-        self.root = jobs_dir(settings)
+        self.files = JobFiles.configured(settings.jobs)
         self.pool = BindPool(settings, redis_url=redis_url, namespace=self.namespace)
 
     def close(self) -> None:
@@ -105,11 +100,13 @@ class ControlPlane:
         if url is not None:
             checked_address(url, allow_private=self.settings.webhooks.allow_private_targets)
 
-    def new_job_dir(self) -> tuple[str, Path]:
+    def new_job_dir(self) -> tuple[str, JobDir]:
         job_id = time.strftime("%Y%m%d") + "-" + secrets.token_hex(5)
-        directory = self.root / job_id
-        directory.mkdir(parents=True, exist_ok=False)
-        return job_id, directory
+        return job_id, self.files.new(job_id)
+
+    def job_dir(self, record: dict[str, str]) -> JobDir:
+        """The folder of the job whose record is *record*."""
+        return self.files.dir(record["dir"])
 
     def existing(self, idempotency_digest: str | None) -> str | None:
         if idempotency_digest is None:
@@ -121,8 +118,8 @@ class ControlPlane:
         self,
         *,
         job_id: str,
-        directory: Path,
-        upload: Path,
+        directory: JobDir,
+        upload: str,
         filename: str,
         source: str,
         options: JobOptions,
@@ -135,12 +132,12 @@ class ControlPlane:
                 keys.idempotency(idempotency_digest), job_id, nx=True, ex=IDEMPOTENCY_TTL
             )
             if not claimed:
-                shutil.rmtree(directory, ignore_errors=True)
+                directory.remove()
                 earlier = self.existing(idempotency_digest)
                 assert earlier is not None
                 return earlier, False
         self.store.create(job_id, options=options, source=source, directory=directory)
-        self.store.update(job_id, upload=str(upload), filename=filename)
+        self.store.update(job_id, upload=upload, filename=filename)
         if options.webhook_url is not None:
             self.store.update(
                 job_id, webhook_url=options.webhook_url, webhook_secret=secrets.token_urlsafe(24)
@@ -171,7 +168,11 @@ class ControlPlane:
                 directory = self.client.hget(keys.job(job_id), "dir")
                 self.store.delete(job_id)
                 if isinstance(directory, bytes):
-                    shutil.rmtree(directory.decode(), ignore_errors=True)
+                    try:
+                        self.files.dir(directory.decode()).remove()
+                    except OSError as exc:  # the records are gone; the folder is left, and said so
+                        folder = directory.decode()
+                        log.warning("job.folder_left", job_id=job_id, folder=folder, error=str(exc))
             if ids:
                 log.info("jobs.purged", jobs=len(ids), older_than_days=days)
         return ids

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -21,6 +20,7 @@ from ingest.collect import ACCEPTED_FILE, REJECTED_FILE
 from ingest.formulas import neutralised
 from ulak import keys
 from ulak.dispatch.ledger import outcome_of
+from ulak.jobfiles import JobDir
 from ulak.smpp.constants import status_name
 
 REPORT_SCHEMA = pa.schema(
@@ -43,14 +43,13 @@ _SUBMIT = {"s": "in_flight", "a": "acked", "f": "failed", "u": "unknown"}
 
 
 def report_batches(
-    client: redis.Redis, job_id: str, directory: Path, *, state: JobState, batch_rows: int = 10_000
+    client: redis.Redis, job_id: str, directory: JobDir, *, state: JobState, batch_rows: int = 10_000
 ) -> Iterator[pa.RecordBatch]:
     """The report of *job_id* in row order (empty before the job's rows are prepared)."""
-    path = directory / ACCEPTED_FILE
-    if not path.exists():
+    if not directory.exists(ACCEPTED_FILE):
         return
     unsent = "cancelled" if state is JobState.CANCELLED else "pending"
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
+    for batch in pq.ParquetFile(directory.open_input(ACCEPTED_FILE)).iter_batches(batch_size=batch_rows):
         rows: list[int] = batch.column("row").to_pylist()
         parts: list[int] = batch.column("parts").to_pylist()
         part_fields = [
@@ -112,16 +111,16 @@ def report_batches(
         )
 
 
-def rejected_batches(directory: Path) -> Iterator[pa.RecordBatch]:
+def rejected_batches(directory: JobDir) -> Iterator[pa.RecordBatch]:
     """The rejected-rows report (row, reason, detail, the row's original values), in row order."""
-    path = directory / REJECTED_FILE
-    if path.exists():
-        yield from pq.ParquetFile(path).iter_batches(batch_size=10_000)
+    if directory.exists(REJECTED_FILE):
+        yield from pq.ParquetFile(directory.open_input(REJECTED_FILE)).iter_batches(batch_size=10_000)
 
 
-def rejected_schema(directory: Path) -> pa.Schema | None:
-    path = directory / REJECTED_FILE
-    return pq.read_schema(path) if path.exists() else None
+def rejected_schema(directory: JobDir) -> pa.Schema | None:
+    if not directory.exists(REJECTED_FILE):
+        return None
+    return pq.ParquetFile(directory.open_input(REJECTED_FILE)).schema_arrow
 
 
 class _Sink(io.RawIOBase):

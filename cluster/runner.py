@@ -20,7 +20,6 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -36,6 +35,7 @@ from ulak import keys, redisclient
 from ulak.dispatch.bind import OutboundPart, outbound_part
 from ulak.dispatch.ledger import Event, PartUnknown, RedisLedger
 from ulak.dispatch.message import PlanCache, SubmitBodies, relative_validity
+from ulak.jobfiles import JobFiles
 from ulak.settings import Settings
 
 log = structlog.get_logger("ulak.job")
@@ -73,7 +73,7 @@ class JobRunner:
         self.client = redisclient.client(redis_url)
         self.store = JobStore(self.client)
         self.options = self.store.options(job_id)
-        self.directory = Path(self.store.record(job_id)["dir"])
+        self.directory = JobFiles.configured(settings.jobs).dir(self.store.record(job_id)["dir"])
         self._log = log.bind(job_id=job_id)
         self._last_sample = 0.0
         self._progress: tuple[int, float] = (-1, 0.0)  # parts sent when last looked, and since when
@@ -143,7 +143,7 @@ class JobRunner:
         it goes when the job ends, whatever the end (``jobs.keep_uploads`` keeps it)."""
         upload = self.store.record(self.job_id).get("upload")
         if upload:
-            Path(upload).unlink(missing_ok=True)
+            self.directory.delete(_name(upload))
 
     def close(self) -> None:
         self.client.close()
@@ -161,15 +161,17 @@ class JobRunner:
         record = self.store.record(self.job_id)
         started = time.perf_counter()
         # Writes accepted.parquet and rejected.parquet into the job's directory, whole or not at all.
-        prepared = prepare(
-            Path(record["upload"]),
-            spec,
-            config=self.settings.ingest,
-            operators=self.settings.operators,
-            redis_url=self.redis_url,
-            directory=self.directory,
-            name=record.get("filename"),
-        )
+        with self.directory.local(_name(record["upload"])) as upload:
+            prepared = prepare(
+                upload,
+                spec,
+                config=self.settings.ingest,
+                operators=self.settings.operators,
+                redis_url=self.redis_url,
+                directory=self.directory,
+                name=record.get("filename"),
+                read_here=not self.directory.is_local,
+            )
         preview = prepared.preview
         self.client.hset(
             keys.job_counters(self.job_id),
@@ -478,7 +480,7 @@ class JobRunner:
             return 0
         lost: list[Event] = []
         never = 0
-        rows_file = pq.ParquetFile(self.directory / ACCEPTED_FILE)
+        rows_file = pq.ParquetFile(self.directory.open_input(ACCEPTED_FILE))
         batches = rows_file.iter_batches(batch_size=self.settings.jobs.batch_rows, columns=["row", "parts"])
         for batch in batches:
             states = self._part_states(batch)
@@ -507,7 +509,7 @@ class JobRunner:
         job_id = self.job_id
         plans = PlanCache()
         bodies = SubmitBodies(source_addr=opts.sender, validity_period=validity)
-        rows_file = pq.ParquetFile(self.directory / ACCEPTED_FILE)
+        rows_file = pq.ParquetFile(self.directory.open_input(ACCEPTED_FILE))
         for batch in rows_file.iter_batches(batch_size=self.settings.jobs.batch_rows):
             sent = self._sent_parts(batch) if skip_sent else None
             out: dict[str, list[Row]] = {}
@@ -620,3 +622,8 @@ def _split_started(parts: list[OutboundPart]) -> tuple[list[Row], list[OutboundP
         else:
             finish.extend(row_parts)
     return keep, finish
+
+
+def _name(upload: str) -> str:
+    """The upload's file name in the job's folder (older records kept its whole local path)."""
+    return upload.rpartition("/")[2]

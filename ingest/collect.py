@@ -9,6 +9,7 @@ the file (BENCHMARKS.md, ingest).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import shutil
 from collections import Counter
@@ -27,6 +28,7 @@ from ingest.dedupe import FirstSeen
 from ingest.formulas import neutralised
 from ingest.numbers import as_uint64
 from ingest.sources import ROW, Source
+from ulak.jobfiles import JobDir
 
 ACCEPTED_FILE = "accepted.parquet"  # the rows to send, in file order (ACCEPTED_SCHEMA)
 REJECTED_FILE = "rejected.parquet"  # the refused rows: row, reason, detail, the row's original values
@@ -101,42 +103,38 @@ class PreparedCampaign:
 
     source: Source
     columns: tuple[str, ...]
-    directory: Path
+    directory: JobDir
     blocks: int  # how many blocks the upload was prepared in
     preview: Preview
 
-    @property
-    def accepted_path(self) -> Path:
-        return self.directory / ACCEPTED_FILE
-
-    @property
-    def rejected_path(self) -> Path:
-        return self.directory / REJECTED_FILE
+    def _file(self, name: str) -> pq.ParquetFile:
+        return pq.ParquetFile(self.directory.open_input(name))
 
     def accepted(self, batch_rows: int = 65_536) -> Iterator[pa.Table]:
         """Rows to send, in file order, with the columns of :data:`ACCEPTED_SCHEMA`."""
-        for batch in pq.ParquetFile(self.accepted_path).iter_batches(batch_size=batch_rows):
+        for batch in self._file(ACCEPTED_FILE).iter_batches(batch_size=batch_rows):
             yield pa.Table.from_batches([batch])
 
     def accepted_table(self) -> pa.Table:
-        return pq.read_table(self.accepted_path)
+        return self._file(ACCEPTED_FILE).read()
 
     def rejected(self, batch_rows: int = 65_536) -> Iterator[pa.Table]:
         """Refused rows, in file order: ``row, reason, detail`` and the row's original values."""
-        for batch in pq.ParquetFile(self.rejected_path).iter_batches(batch_size=batch_rows):
+        for batch in self._file(REJECTED_FILE).iter_batches(batch_size=batch_rows):
             yield pa.Table.from_batches([batch])
 
     def write_rejected(self, path: Path) -> int:
         """Write the rejected-rows report as CSV (formulas quoted: ``ingest.formulas``) or Parquet (by
-        *path*'s suffix); return its row count."""
+        *path*'s suffix) to the local file *path*; return its row count."""
         if path.suffix.lower() == ".parquet":
-            if path.resolve() != self.rejected_path.resolve():
-                shutil.copyfile(self.rejected_path, path)
+            if str(path.resolve()) != self.directory.file(REJECTED_FILE):
+                with self.directory.open_input(REJECTED_FILE) as source, path.open("wb") as sink:
+                    shutil.copyfileobj(source, sink, length=1 << 20)
         else:
             with pacsv.CSVWriter(path, rejected_schema(self.columns)) as writer:
                 for table in self.rejected():
                     writer.write_table(neutralised(table))
-        return int(pq.ParquetFile(self.rejected_path).metadata.num_rows)
+        return int(self._file(REJECTED_FILE).metadata.num_rows)
 
 
 class Collector:
@@ -145,7 +143,7 @@ class Collector:
 
     def __init__(
         self,
-        directory: Path,
+        directory: JobDir,
         *,
         source: Source,
         columns: tuple[str, ...],
@@ -164,25 +162,23 @@ class Collector:
         self._seen = FirstSeen()
         self.preview = Preview()
         self.blocks = 0
-        directory.mkdir(parents=True, exist_ok=True)
         self._rejected_schema = rejected_schema(columns)
+        # Streams of the job's filesystem: on an object store each becomes one object when closed.
+        self._sinks = [directory.open_output(name + ".tmp") for name in (ACCEPTED_FILE, REJECTED_FILE)]
         # Dictionaries and statistics only where they pay: personalised texts and numbers are nearly
         # all distinct, and building both for them doubled the write (BENCHMARKS.md, ingest).
         self._accepted = pq.ParquetWriter(
-            self._tmp(ACCEPTED_FILE),
+            self._sinks[0],
             ACCEPTED_SCHEMA,
             use_dictionary=["operator", "encoding"],
             write_statistics=["row"],
         )
         self._refused = pq.ParquetWriter(
-            self._tmp(REJECTED_FILE),
+            self._sinks[1],
             self._rejected_schema,
             use_dictionary=["reason"],
             write_statistics=["row"],
         )
-
-    def _tmp(self, name: str) -> Path:
-        return self.directory / (name + ".tmp")
 
     def add(self, table: pa.Table) -> None:
         """One prepared block, the next in file order."""
@@ -249,10 +245,9 @@ class Collector:
                 preview.samples.append({name: row[column] for name, column in ACCEPTED_COLUMNS.items()})
 
     def finish(self) -> PreparedCampaign:
-        self._accepted.close()
-        self._refused.close()
-        self._tmp(REJECTED_FILE).replace(self.directory / REJECTED_FILE)
-        self._tmp(ACCEPTED_FILE).replace(self.directory / ACCEPTED_FILE)  # last: it marks "prepared"
+        self._close()
+        self.directory.move(REJECTED_FILE + ".tmp", REJECTED_FILE)
+        self.directory.move(ACCEPTED_FILE + ".tmp", ACCEPTED_FILE)  # last: it marks "prepared"
         preview = self.preview
         preview.rejected = {r: self._reasons[r] for r in REASONS if self._reasons.get(r)}
         names = self._operators.to_pylist()
@@ -267,7 +262,14 @@ class Collector:
 
     def abort(self) -> None:
         """Close and remove the half-written files (the upload was refused or the run failed)."""
+        with contextlib.suppress(OSError, ValueError):
+            self._close()
+        for name in (ACCEPTED_FILE, REJECTED_FILE):
+            with contextlib.suppress(OSError):
+                self.directory.delete(name + ".tmp")
+
+    def _close(self) -> None:
         for writer in (self._accepted, self._refused):
             writer.close()
-        for name in (ACCEPTED_FILE, REJECTED_FILE):
-            self._tmp(name).unlink(missing_ok=True)
+        for sink in self._sinks:
+            sink.close()

@@ -49,7 +49,7 @@ from ingest.numbers import NumberNormalizer
 from ingest.pacing import Pacing
 from ingest.sources import MALFORMED, ROW, Source, check_row_count, open_source, probe_sheet
 from ingest.template import Template, match_column
-from ulak import keys
+from ulak import jobfiles, keys
 from ulak.dispatch.routing import Router, router_from_operators
 from ulak.quoting import listed, quoted
 from ulak.redis_server import redacted
@@ -338,11 +338,13 @@ def prepare(
     config: IngestConfig,
     operators: Sequence[OperatorConfig],
     redis_url: str,
-    directory: Path,
+    directory: jobfiles.JobDir | Path,
     name: str | None = None,
+    read_here: bool = False,
 ) -> PreparedCampaign:
     """Read, check and prepare *path* on the running Ray cluster into *directory*'s
-    ``accepted.parquet`` and ``rejected.parquet`` (see the module docstring).
+    ``accepted.parquet`` and ``rejected.parquet`` (see the module docstring). With *read_here* the
+    read runs on this node (*path* is a local copy no other node has); the preparing spreads anyway.
 
     Raises an :class:`ingest.errors.IngestError` for a bad upload, before any row is processed (for a
     spreadsheet, after it has been read: its header is inside the file's compressed XML).
@@ -359,7 +361,8 @@ def prepare(
     # and there is nothing to pace.
     whole_sheet = not source.columns
     pacing = None if whole_sheet else Pacing.new(redis_url, ahead_bytes=config.read_ahead_mib << 20)
-    dataset = _unwrap(lambda: source.dataset(max_rows=config.max_rows, pacing=pacing))
+    node = ray.get_runtime_context().get_node_id() if read_here else None
+    dataset = _unwrap(lambda: source.dataset(max_rows=config.max_rows, pacing=pacing, node=node))
     columns = source.columns
     if whole_sheet:
         dataset = _unwrap(dataset.materialize)
@@ -374,7 +377,7 @@ def prepare(
         optouts=_optouts_ref(redis_url),
     )
     collector = Collector(
-        directory,
+        jobfiles.of(directory),
         source=source,
         columns=columns,
         operators=[op.name for op in allowed],

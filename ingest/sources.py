@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 import ray.data
 from ray.data import Datasource, ReadTask
 from ray.data.block import BlockMetadata
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ingest import sheets
 from ingest.errors import (
@@ -97,13 +98,20 @@ class Source:
     def shown(self) -> str:
         return self.name or self.path.name
 
-    def dataset(self, *, max_rows: int, pacing: Pacing | None = None) -> Any:
+    def dataset(self, *, max_rows: int, pacing: Pacing | None = None, node: str | None = None) -> Any:
         """A lazy ``ray.data.Dataset`` of the file (string columns plus ``__row``). With *pacing*, the
-        read waits for the driver to take its blocks (see :mod:`ingest.pacing`)."""
+        read waits for the driver to take its blocks (see :mod:`ingest.pacing`); with *node* (a Ray
+        node id) the read runs there, where the file is."""
+        where: dict[str, Any] = {}
+        if node is not None:
+            where["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node, soft=False)
         # Its own CPU share keeps Ray Data from fusing the read with the per-block work: fused, the one
         # read task would do everything and the other CPUs would idle.
         return ray.data.read_datasource(
-            _FileDatasource(self, max_rows, pacing), override_num_blocks=1, num_cpus=0.5
+            _FileDatasource(self, max_rows, pacing),
+            override_num_blocks=1,
+            num_cpus=0.5,
+            ray_remote_args=where,
         )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -161,6 +160,7 @@ async def create_job(
         raise FileTooLarge(f"the upload exceeds {limit:,} bytes (ingest.max_file_bytes)", field="file")
     content_type = request.headers.get("content-type", "")
     job_id, directory = await run_in_threadpool(plane.new_job_dir)
+    staging = directory.staging()  # the folder itself when local; the upload is checked here first
     try:
         if content_type.startswith("multipart/form-data"):
             complete = _watch_multipart_end(request, content_type)
@@ -181,7 +181,7 @@ async def create_job(
             options = _options(_form_options(form))
             await run_in_threadpool(plane.check_webhook, options.webhook_url)
             filename = Path(upload.filename or "upload.csv").name
-            path = directory / ("upload" + Path(filename).suffix.lower())
+            path = staging / ("upload" + Path(filename).suffix.lower())
             await run_in_threadpool(
                 lambda: copy_limited(upload.file, path, limit=limit, name=filename, field="file")
             )
@@ -205,7 +205,7 @@ async def create_job(
                     spec.uri,
                     root=plane.settings.api.uri_root,
                     stores=plane.settings.api.object_stores,
-                    dest_dir=directory,
+                    dest_dir=staging,
                     max_bytes=limit,
                 )
             )
@@ -217,11 +217,12 @@ async def create_job(
                 "send multipart/form-data with a 'file' field, or application/json with a 'uri'",
             )
         await run_in_threadpool(plane.check_upload, path, options, filename=filename)
+        upload_name = await run_in_threadpool(directory.adopt, path)
         job_id, _ = await run_in_threadpool(
             lambda: plane.submit(
                 job_id=job_id,
                 directory=directory,
-                upload=path,
+                upload=upload_name,
                 filename=filename,
                 source=source,
                 options=options,
@@ -229,7 +230,8 @@ async def create_job(
             )
         )
     except BaseException:
-        shutil.rmtree(directory, ignore_errors=True)
+        directory.discard(staging)
+        await run_in_threadpool(directory.remove)
         raise
     return _created(plane, job_id)
 
@@ -323,7 +325,7 @@ def job_report(
     state = JobState(record["state"])
     if record.get("prepared") != "1":
         raise _unprepared(job_id, record)
-    batches = report_batches(plane.client, job_id, Path(record["dir"]), state=state)
+    batches = report_batches(plane.client, job_id, plane.job_dir(record), state=state)
     return _stream(batches, REPORT_SCHEMA, format, f"{job_id}-report")
 
 
@@ -336,7 +338,7 @@ def job_rejected(
 ) -> StreamingResponse:
     """The rows refused at ingest: row number, reason, detail, and the row's original values."""
     record = plane.store.record(job_id)
-    directory = Path(record["dir"])
+    directory = plane.job_dir(record)
     schema = rejected_schema(directory) if record.get("prepared") == "1" else None
     if schema is None:
         raise _unprepared(job_id, record)

@@ -61,7 +61,9 @@ class Stack:
         return [r for r in self.sim.records() if r["dst"].startswith(prefix)]
 
 
-def _config(workdir: Path, sim: SimProcess, redis_url: str, *, tps: int) -> Path:
+def _config(
+    workdir: Path, sim: SimProcess, redis_url: str, *, tps: int, jobs: dict[str, Any] | None = None
+) -> Path:
     config_dir = workdir / "configs"
     config_dir.mkdir()
     (workdir / "uploads").mkdir()
@@ -81,7 +83,11 @@ def _config(workdir: Path, sim: SimProcess, redis_url: str, *, tps: int) -> Path
     )
     (config_dir / "ulak.yaml").write_text(
         f"redis: {{url: '{redis_url}'}}\n"
-        f"jobs: {{data_dir: '{workdir / 'jobs'}', receipt_wait: 5, drain_timeout: 60}}\n"
+        "jobs: "
+        + json.dumps(
+            {"data_dir": str(workdir / "jobs"), "receipt_wait": 5, "drain_timeout": 60} | (jobs or {})
+        )
+        + "\n"
         f"ingest: {{max_file_bytes: 2000000}}\n"
         f"api: {{uri_root: '{workdir / 'uploads'}'}}\n"
         "webhooks: {allow_private_targets: true}\n"  # the test's receiver listens on 127.0.0.1
@@ -91,7 +97,13 @@ def _config(workdir: Path, sim: SimProcess, redis_url: str, *, tps: int) -> Path
 
 @contextlib.contextmanager
 def running_stack(
-    workdir: Path, sim: SimProcess, *, tps: int, name: str, appendonly: bool = False
+    workdir: Path,
+    sim: SimProcess,
+    *,
+    tps: int,
+    name: str,
+    appendonly: bool = False,
+    jobs: dict[str, Any] | None = None,
 ) -> Iterator[Stack]:
     """Redis, the API process (joining this session's Ray in a namespace of its own) and its binds
     to *sim*, ready once /readyz says the binds are bound; all stopped after (``stack.sim`` too:
@@ -104,7 +116,7 @@ def running_stack(
         "ULAK_RAY__ADDRESS": ray.get_runtime_context().gcs_address,
         "ULAK_RAY__NAMESPACE": namespace,
     }
-    config_dir = _config(workdir, sim, server.url, tps=tps)
+    config_dir = _config(workdir, sim, server.url, tps=tps, jobs=jobs)
     token, _ = create_key(client, name="tests")
     read_token, _ = create_key(client, name="dashboard", scope="read")
     api = ApiProcess(workdir, config_dir, env)

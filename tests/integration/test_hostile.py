@@ -541,7 +541,9 @@ def test_rejected_rows_come_back_with_formulas_quoted_and_the_upload_is_deleted(
     raw = pq.read_table(pa.BufferReader(parquet)).column("telefon").to_pylist()
     assert raw[0] == '=HYPERLINK("http://evil","tıkla")'  # Parquet stays raw
     record = JobStore(hostile.redis).record(job_id)
-    assert not Path(record["upload"]).exists() and Path(record["dir"]).is_dir()
+    folder = Path(record["dir"])
+    assert record["upload"] == "upload.csv" and folder.is_dir()
+    assert not (folder / "upload.csv").exists() and (folder / "accepted.parquet").exists()
 
 
 def test_a_job_that_failed_before_preparing_says_it_has_no_report(hostile: Hostile) -> None:
