@@ -9,10 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 import ray
-import redis.asyncio
 
 from actors.throttle import RayTokenSource
-from ulak import keys
+from ulak import keys, redisclient
 from ulak.dispatch.batch import PartBatch, unpack_parts
 from ulak.dispatch.bind import BindClient, OutboundPart
 from ulak.dispatch.fence import FencedWrites
@@ -26,14 +25,14 @@ class SmppConnectionActor:
     def __init__(self, bind: BindConfig, operator: OperatorConfig, redis_url: str, throttle: Any) -> None:
         configure_logging(json=True)
         relax_gc()
-        self._redis = redis.asyncio.Redis.from_url(redis_url)
+        self._redis = redisclient.async_client(redis_url, retries=3)  # short: the bind retries (redisclient)
         # The send record is this process's own, registered under the bind's name: the pool that
         # finds the process dead reads it there (cluster.pool), whatever bind has since taken the name.
         actor_id = ray.get_runtime_context().get_actor_id() or "driver"
         self._record = RedisSendRecord(
             self._redis,
-            keys.bind_sends(operator.name, bind.name, actor_id),
-            registry=keys.bind_records(operator.name, bind.name),
+            keys.bind_sends(operator.name, bind.name, actor_id, ledger=operator.ledger_name),
+            registry=keys.bind_records(operator.name, bind.name, ledger=operator.ledger_name),
         )
         # Receipts are durable in the bind's inbox before they are answered; the ledger trims it as
         # it applies them. Named by the bind, not the process: the next actor of this name (Ray
@@ -42,8 +41,9 @@ class SmppConnectionActor:
         # writes again (ulak.dispatch.fence).
         self._writes = FencedWrites(
             self._redis,
-            fence=keys.bind_fence(operator.name, bind.name),
-            inbox=keys.bind_inbox(operator.name, bind.name),
+            ledger=operator.ledger_name,  # its slot: shared with the operators of the same account
+            fence=keys.bind_fence(operator.name, bind.name, ledger=operator.ledger_name),
+            inbox=keys.bind_inbox(operator.name, bind.name, ledger=operator.ledger_name),
             log_context={"operator": operator.name, "bind": bind.name},
         )
         self.client = BindClient(

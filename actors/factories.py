@@ -70,10 +70,10 @@ def job_actor(job_id: str, *, settings: Settings, redis_url: str, namespace: str
     ).remote(job_id, settings, redis_url, namespace)
 
 
-def webhook_actor(*, redis_url: str, config: WebhooksConfig, namespace: str) -> Any:
+def webhook_actor(*, redis_url: str, config: WebhooksConfig, ledgers: list[str], namespace: str) -> Any:
     """The cluster's webhook deliverer: one, detached, restarted if its process dies (it resumes from
-    the outbox cursor in Redis)."""
+    the outbox cursors in Redis). It reads the outbox of each of *ledgers*."""
     cls: Any = ray.remote(num_cpus=0, max_restarts=-1)(WebhookActor)
     return cls.options(name="webhooks", namespace=namespace, lifetime="detached", get_if_exists=True).remote(
-        redis_url, config
+        redis_url, config, ledgers
     )

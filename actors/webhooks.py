@@ -9,6 +9,7 @@ import redis
 import structlog
 
 from cluster.webhooks import WebhookDeliverer
+from ulak import redisclient
 from ulak.logging import configure_logging
 from ulak.settings import WebhooksConfig
 
@@ -16,11 +17,12 @@ log = structlog.get_logger("ulak.webhooks")
 
 
 class WebhookActor:
-    def __init__(self, redis_url: str, config: WebhooksConfig) -> None:
+    def __init__(self, redis_url: str, config: WebhooksConfig, ledgers: list[str]) -> None:
         configure_logging(json=True)
         self.deliverer = WebhookDeliverer(
-            redis.Redis.from_url(redis_url),
+            redisclient.client(redis_url),
             httpx.Client(timeout=config.timeout, follow_redirects=False),
+            ledgers=ledgers,
             allow_private=config.allow_private_targets,
         )
         self.delivered = 0

@@ -7,27 +7,32 @@ front and the lifecycle; the batches it hands to binds are the same.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pyarrow as pa
 import redis
 
 from cluster.local import Cluster
 from cluster.pool import BindPool
-from ulak import keys
+from ulak import keys, redisclient
 from ulak.dispatch.bind import OutboundPart, outbound_part
-from ulak.dispatch.ledger import COUNTERS
+from ulak.dispatch.ledger import COUNTERS, LedgerReader
 from ulak.dispatch.message import PlanCache, SubmitBodies
 from ulak.dispatch.routing import router_from_operators
 from ulak.runtime import paused_gc
+from ulak.settings import OperatorConfig
 from ulak.text.plan import MessageTooLong
 
 BATCH_PARTS = 500
 
 
-def job_counters(client: redis.Redis, job_id: str) -> dict[str, int]:
+def job_counters(client: redis.Redis, job_id: str, operators: Sequence[OperatorConfig]) -> dict[str, int]:
+    """The campaign's own counters and its *operators*' ledger counters, summed."""
     raw: dict[bytes, bytes] = client.hgetall(keys.job_counters(job_id))  # type: ignore[assignment]
     found = {k.decode(): int(v) for k, v in raw.items()}
+    ledgers = {op.name: op.ledger_name for op in operators}
+    for name, value in LedgerReader(client, job_id, ledgers).counters().items():
+        found[name] = found.get(name, 0) + value
     return {name: found.get(name, 0) for name in ("total", "unroutable", "too_long", *COUNTERS)}
 
 
@@ -47,7 +52,7 @@ def run_campaign(
     ``too_long``; everything else ends in the ledger's states. Waits up to *receipt_wait* seconds after
     the last acknowledgement for receipts.
     """
-    client = redis.Redis.from_url(cluster.redis_url)
+    client = redisclient.client(cluster.redis_url)
     try:
         operators = cluster.settings.operators
         numbers = table.column(phone_column).cast(pa.string())
@@ -79,9 +84,9 @@ def run_campaign(
         assert cluster.pool is not None, "the cluster was started without binds"
         names = {i: op.name for i, op in enumerate(operators)}
         queues = {names[i]: parts for i, parts in per_operator.items()}
-        _feed(cluster.pool, queues, client=client, job_id=job_id, progress=progress)
+        _feed(cluster.pool, queues, operators, client=client, job_id=job_id, progress=progress)
         cluster.pool.drain(600.0)
-        return _await_receipts(client, job_id, receipt_wait, progress)
+        return _await_receipts(client, job_id, operators, receipt_wait, progress)
     finally:
         client.close()
 
@@ -89,6 +94,7 @@ def run_campaign(
 def _feed(
     pool: BindPool,
     queues: dict[str, list[OutboundPart]],
+    operators: Sequence[OperatorConfig],
     *,
     client: redis.Redis,
     job_id: str,
@@ -110,17 +116,21 @@ def _feed(
         if not pool.feed(job_id, waiting, take):
             time.sleep(0.02)  # every bind is full: let them drain
         if progress is not None and time.monotonic() - last_report > 0.25:
-            progress(job_counters(client, job_id))
+            progress(job_counters(client, job_id, operators))
             last_report = time.monotonic()
 
 
 def _await_receipts(
-    client: redis.Redis, job_id: str, timeout: float, progress: Callable[[dict[str, int]], None] | None
+    client: redis.Redis,
+    job_id: str,
+    operators: Sequence[OperatorConfig],
+    timeout: float,
+    progress: Callable[[dict[str, int]], None] | None,
 ) -> dict[str, int]:
     deadline = time.monotonic() + timeout
     outcomes = ("delivered", "undelivered", "expired", "rejected", "deleted", "receipt_unknown")
     while True:
-        counters = job_counters(client, job_id)
+        counters = job_counters(client, job_id, operators)
         if progress is not None:
             progress(counters)
         if sum(counters[o] for o in outcomes) >= counters["acked"] or time.monotonic() > deadline:

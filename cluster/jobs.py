@@ -22,6 +22,7 @@ import contextlib
 import json
 import re
 import time
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -33,9 +34,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from ingest.prepare import CampaignSpec
 from ulak import keys
-from ulak.dispatch.ledger import COUNTERS
+from ulak.dispatch.ledger import COUNTERS, LedgerReader, sum_counters
 from ulak.jobfiles import JobDir
 from ulak.quoting import quoted
+from ulak.settings import OperatorConfig
 
 
 class JobState(StrEnum):
@@ -248,7 +250,7 @@ class JobStore:
 
     def create(self, job_id: str, *, options: JobOptions, source: str, directory: JobDir | Path) -> None:
         now = _now()
-        pipe = self.client.pipeline()
+        pipe = self.client.pipeline(transaction=False)  # two slots on a cluster: record, then index
         pipe.hset(
             keys.job(job_id),
             mapping={
@@ -330,16 +332,21 @@ class JobStore:
                     found.append(raw_id.decode())
             low = f"({batch[-1][1]}"
 
-    def delete(self, job_id: str) -> None:
-        """Forget a job: its record, counters, row and part outcomes, samples and index entries (the
+    def delete(self, job_id: str, *, ledgers: Sequence[str] = ()) -> None:
+        """Forget a job: its record, counters, row and part outcomes (in its ledgers and *ledgers*,
+        the configured ones: a webhook job is listed in each), samples and index entries (the
         message-id keys expire by themselves). Its directory is the caller's to delete."""
-        pipe = self.client.pipeline()
-        pipe.delete(
-            keys.job(job_id), keys.job_counters(job_id), keys.job_rows(job_id), keys.job_parts(job_id)
-        )
+        raw: dict[bytes, bytes] = self.client.hgetall(keys.job(job_id))  # type: ignore[assignment]
+        mine = job_ledgers({k.decode(): v.decode() for k, v in raw.items()})
+        pipe = self.client.pipeline(transaction=False)  # many slots on a cluster; the record goes last
+        for key in LedgerReader(self.client, job_id, mine).ledger_keys(ledgers):
+            pipe.delete(key)
+        for name in sorted({*ledgers, *mine.values()}):
+            pipe.srem(keys.webhook_jobs(name), job_id)
+        pipe.delete(keys.job_counters(job_id))  # one key a DELETE: a cluster pipeline takes no more
         pipe.delete(keys.job_samples(job_id))
         pipe.zrem(keys.JOBS, job_id)
-        pipe.srem(keys.WEBHOOK_JOBS, job_id)
+        pipe.delete(keys.job(job_id))
         pipe.execute()
 
     def created_at(self, job_id: str) -> float:
@@ -364,8 +371,8 @@ class JobStore:
 
     def announce(self, job_id: str, state: JobState) -> None:
         """Queue the job's final state for its webhook, if it has one."""
-        if self.client.sismember(keys.WEBHOOK_JOBS, job_id):
-            self.client.xadd(keys.WEBHOOK_OUTBOX, {"job": job_id, "state": state.value}, maxlen=1_000_000)
+        if self.client.hexists(keys.job(job_id), "webhook_url"):
+            self.client.xadd(keys.WEBHOOK_STATES, {"job": job_id, "state": state.value}, maxlen=1_000_000)
 
     def fail(self, job_id: str, *, code: str, message: str, field: str | None = None) -> None:
         error = {"code": code, "message": message, **({"field": field} if field else {})}
@@ -376,8 +383,13 @@ class JobStore:
     # -------------------------------------------------------------------------------- figures
 
     def counters(self, job_id: str) -> dict[str, int]:
+        """The job's figures: its own counters and its ledgers' counters, summed."""
         raw: dict[bytes, bytes] = self.client.hgetall(keys.job_counters(job_id))  # type: ignore[assignment]
-        return _counters(raw)
+        return _counters([raw, self.reader(job_id).counters()])
+
+    def reader(self, job_id: str, record: dict[str, str] | None = None) -> LedgerReader:
+        """The job's rows, parts and ledger counters, read from the ledgers its record names."""
+        return LedgerReader(self.client, job_id, job_ledgers(record or self.record(job_id)))
 
     def sample(self, job_id: str, counters: dict[str, int], *, keep: int = 30) -> None:
         """Record a progress sample (the job's runner does, about once a second) for rates and ETA."""
@@ -389,17 +401,41 @@ class JobStore:
 
     def view(self, job_id: str) -> dict[str, Any]:
         """The job as the API shows it: state, options, the figures (adding up), rates, ETA, times."""
-        # One MULTI round trip: a consistent snapshot (and the API's hot path stays one call).
+        # One MULTI for the job's own keys (one slot), then one pipeline for its ledgers' counters,
+        # each an atomic snapshot that adds up (ulak.dispatch.ledger.LedgerReader).
         pipe = self.client.pipeline(transaction=True)
         _queue_view(pipe, job_id)
-        return make_view(job_id, *pipe.execute())
+        rec, own, samples = pipe.execute()
+        mine = job_ledgers({k.decode(): v.decode() for k, v in rec.items()})
+        ledger = LedgerReader(self.client, job_id, mine).counters()
+        return make_view(job_id, rec, [own, ledger], samples)
 
 
 async def view_async(client: Any, job_id: str) -> dict[str, Any]:
     """:meth:`JobStore.view` over a ``redis.asyncio`` client (the API's hot path, no thread hop)."""
     pipe = client.pipeline(transaction=True)
     _queue_view(pipe, job_id)
-    return make_view(job_id, *(await pipe.execute()))
+    rec, own, samples = await pipe.execute()
+    names = sorted(set(job_ledgers({k.decode(): v.decode() for k, v in rec.items()}).values()))
+    ledger: dict[str, int] = {}
+    if names:
+        pipe = client.pipeline(transaction=False)
+        for name in names:
+            pipe.hgetall(keys.job_op_counters(job_id, name))
+        ledger = sum_counters(await pipe.execute())
+    return make_view(job_id, rec, [own, ledger], samples)
+
+
+def job_ledgers(record: dict[str, str]) -> dict[str, str]:
+    """Each operator a job's rows go to, and the ledger that keeps them (its record's ``ledgers``,
+    written when it is prepared, so a later change of configuration does not lose its figures)."""
+    pairs = (item.partition(":") for item in record.get("ledgers", "").split(",") if item)
+    return {op: ledger or op for op, _, ledger in pairs}
+
+
+def ledgers_field(operators: Iterable[OperatorConfig]) -> str:
+    """The record's ``ledgers`` for a job whose rows go to *operators*."""
+    return ",".join(f"{op.name}:{op.ledger_name}" for op in sorted(operators, key=lambda o: o.name))
 
 
 def _queue_view(pipe: Any, job_id: str) -> None:
@@ -409,9 +445,12 @@ def _queue_view(pipe: Any, job_id: str) -> None:
 
 
 def make_view(
-    job_id: str, raw_rec: dict[bytes, bytes], raw_counters: dict[bytes, bytes], raw_samples: list[bytes]
+    job_id: str,
+    raw_rec: dict[bytes, bytes],
+    raw_counters: Sequence[dict[bytes, bytes] | dict[str, int]],
+    raw_samples: list[bytes],
 ) -> dict[str, Any]:
-    """The job's view from its record, counters and samples as Redis returned them."""
+    """The job's view from its record, counters (its own, then its ledger's) and samples."""
     if not raw_rec:
         raise JobNotFound(f"no job {quoted(job_id, 40)}")
     rec = {k.decode(): v.decode() for k, v in raw_rec.items()}
@@ -484,8 +523,13 @@ def _history(raw: str) -> dict[str, Any]:
     }
 
 
-def _counters(raw: dict[bytes, bytes]) -> dict[str, int]:
-    found = {k.decode(): int(v) for k, v in raw.items()}
+def _counters(hashes: Sequence[dict[bytes, bytes] | dict[str, int]]) -> dict[str, int]:
+    """Counter hashes (as Redis returned them, or already decoded), summed, every counter present."""
+    found: dict[str, int] = {}
+    for raw in hashes:
+        for k, v in raw.items():
+            name = k.decode() if isinstance(k, bytes) else k
+            found[name] = found.get(name, 0) + int(v)
     return {name: found.get(name, 0) for name in (*INGEST_COUNTERS, *COUNTERS)}
 
 

@@ -58,7 +58,12 @@ class ControlPlane:
         """Start (or find) every operator's throttle and binds as detached actors (``BindPool``);
         optionally wait up to *bind_timeout* seconds for them to bind."""
         self.pool.ensure(bind_timeout=bind_timeout)
-        webhook_actor(redis_url=self.redis_url, config=self.settings.webhooks, namespace=self.namespace)
+        webhook_actor(
+            redis_url=self.redis_url,
+            config=self.settings.webhooks,
+            ledgers=sorted({op.ledger_name for op in self.settings.operators}),
+            namespace=self.namespace,
+        )
         # Jobs whose actor is gone (the whole cluster restarted) get a new one: they resume from Redis.
         for job_id in self.store.ids(limit=1000):
             if self.store.state(job_id) in ACTIVE:
@@ -80,8 +85,15 @@ class ControlPlane:
         return found
 
     def receipt_latency(self) -> dict[str, float]:
-        raw: dict[bytes, bytes] = self.client.hgetall(keys.RECEIPT_LATENCY)  # type: ignore[assignment]
-        return {k.decode(): float(v) for k, v in raw.items()}
+        """The receipt-latency histogram (``keys.receipt_latency``), summed over the operators."""
+        pipe = self.client.pipeline(transaction=False)
+        for name in sorted({op.ledger_name for op in self.settings.operators}):
+            pipe.hgetall(keys.receipt_latency(name))
+        total: dict[str, float] = {}
+        for raw in pipe.execute():
+            for k, v in raw.items():
+                total[k.decode()] = total.get(k.decode(), 0.0) + float(v)
+        return total
 
     # ------------------------------------------------------------------------------------- jobs
 
@@ -142,7 +154,10 @@ class ControlPlane:
             self.store.update(
                 job_id, webhook_url=options.webhook_url, webhook_secret=secrets.token_urlsafe(24)
             )
-            self.client.sadd(keys.WEBHOOK_JOBS, job_id)
+            pipe = self.client.pipeline(transaction=False)  # each ledger's script checks its own
+            for name in sorted({op.ledger_name for op in self.settings.operators}):
+                pipe.sadd(keys.webhook_jobs(name), job_id)
+            pipe.execute()
         self._job_actor(job_id)
         log.info("job.submitted", job_id=job_id, source=source)
         return job_id, True
@@ -166,7 +181,7 @@ class ControlPlane:
         if not dry_run:
             for job_id in ids:
                 directory = self.client.hget(keys.job(job_id), "dir")
-                self.store.delete(job_id)
+                self.store.delete(job_id, ledgers=sorted({op.ledger_name for op in self.settings.operators}))
                 if isinstance(directory, bytes):
                     try:
                         self.files.dir(directory.decode()).remove()

@@ -340,7 +340,8 @@ class BindPool:
         ledger lacks: they may have reached the SMSC, and at-most-once never sends them again. The
         parts a dead bind held and had not staged were never sent: whoever feeds the job sends them
         again. Returns how many parts were settled."""
-        registry = keys.bind_records(ref.operator, ref.bind)
+        ledger = self.settings.operator(ref.operator).ledger_name
+        registry = keys.bind_records(ref.operator, ref.bind, ledger=ledger)
         live = self._live_record(ref)
         settled = 0
         members: set[bytes] = self._client.smembers(registry)  # type: ignore[assignment]
@@ -349,7 +350,7 @@ class BindPool:
             if record == live:
                 continue
             lost = read_record(self._client, record)
-            RedisLedger(self._client).apply_in_batches(lost)
+            RedisLedger(self._client, ledger=ledger).apply_in_batches(lost)
             self._client.delete(record)
             self._client.srem(registry, record)
             settled += len(lost)

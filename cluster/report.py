@@ -7,7 +7,7 @@ Redis, fetched with one pipelined HMGET pair per batch (never a round trip per r
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pyarrow as pa
@@ -18,8 +18,7 @@ import redis
 from cluster.jobs import JobState
 from ingest.collect import ACCEPTED_FILE, REJECTED_FILE
 from ingest.formulas import neutralised
-from ulak import keys
-from ulak.dispatch.ledger import outcome_of
+from ulak.dispatch.ledger import LedgerReader, outcome_of
 from ulak.jobfiles import JobDir
 from ulak.smpp.constants import status_name
 
@@ -43,30 +42,41 @@ _SUBMIT = {"s": "in_flight", "a": "acked", "f": "failed", "u": "unknown"}
 
 
 def report_batches(
-    client: redis.Redis, job_id: str, directory: JobDir, *, state: JobState, batch_rows: int = 10_000
+    client: redis.Redis,
+    job_id: str,
+    directory: JobDir,
+    *,
+    state: JobState,
+    ledgers: Mapping[str, str],
+    batch_rows: int = 10_000,
 ) -> Iterator[pa.RecordBatch]:
-    """The report of *job_id* in row order (empty before the job's rows are prepared)."""
+    """The report of *job_id* in row order (empty before the job's rows are prepared); *ledgers*: its
+    operators' (``cluster.jobs.job_ledgers``)."""
     if not directory.exists(ACCEPTED_FILE):
         return
     unsent = "cancelled" if state is JobState.CANCELLED else "pending"
     for batch in pq.ParquetFile(directory.open_input(ACCEPTED_FILE)).iter_batches(batch_size=batch_rows):
         rows: list[int] = batch.column("row").to_pylist()
         parts: list[int] = batch.column("parts").to_pylist()
-        part_fields = [
-            f"{r}:{p}:{x}" for r, n in zip(rows, parts, strict=True) for p in range(1, n + 1) for x in "mer"
-        ]
-        pipe = client.pipeline(transaction=False)
-        pipe.hmget(keys.job_rows(job_id), [f for r in rows for f in (str(r), f"{r}:o")])
-        pipe.hmget(keys.job_parts(job_id), part_fields)
-        row_values, part_values = pipe.execute()
+        operators: list[str] = batch.column("operator").to_pylist()
+        ledger = LedgerReader(client, job_id, ledgers)
+        row_values = ledger.fields("rows", operators, [(str(r), f"{r}:o") for r in rows])
+        part_values = ledger.fields(
+            "parts",
+            operators,
+            [
+                [f"{r}:{p}:{x}" for p in range(1, n + 1) for x in "mer"]
+                for r, n in zip(rows, parts, strict=True)
+            ],
+        )
         status, receipt, error, ids, acked_at, receipt_at = [], [], [], [], [], []
-        at = 0
         for i, n in enumerate(parts):
-            state_raw, outcome = row_values[2 * i], row_values[2 * i + 1]
+            state_raw, outcome = row_values[i]
+            mine, at = part_values[i], 0
             status.append(_SUBMIT[state_raw.decode()] if state_raw is not None else unsent)
-            if outcome is None and n == 1 and state_raw == b"a" and part_values[at + 2] is not None:
+            if outcome is None and n == 1 and state_raw == b"a" and mine[2] is not None:
                 # a single-part row's outcome is its receipt's (the ledger keeps no field for it)
-                derived = outcome_of(part_values[at + 2].decode().partition("|")[0])
+                derived = outcome_of(mine[2].decode().partition("|")[0])
                 outcome = derived.encode() if derived is not None else None
             receipt.append(outcome.decode() if outcome is not None else None)
             row_ids: list[str] = []
@@ -75,7 +85,7 @@ def report_batches(
             acked: int | None = None
             received: int | None = None
             for _ in range(n):
-                m, e, r = part_values[at : at + 3]
+                m, e, r = mine[at : at + 3]
                 at += 3
                 if m is not None:
                     mid, _, ms = m.decode().rpartition("|")

@@ -26,14 +26,14 @@ import pyarrow.parquet as pq
 import redis
 import structlog
 
-from cluster.jobs import RECEIPT_OUTCOMES, InvalidTransition, JobState, JobStore
+from cluster.jobs import RECEIPT_OUTCOMES, InvalidTransition, JobState, JobStore, job_ledgers, ledgers_field
 from cluster.pool import BindDied, BindPool, operator_state
 from ingest.collect import ACCEPTED_FILE
 from ingest.errors import IngestError
 from ingest.prepare import prepare
 from ulak import keys, redisclient
 from ulak.dispatch.bind import OutboundPart, outbound_part
-from ulak.dispatch.ledger import Event, PartUnknown, RedisLedger
+from ulak.dispatch.ledger import Event, LedgerReader, PartUnknown, RedisLedger
 from ulak.dispatch.message import PlanCache, SubmitBodies, relative_validity
 from ulak.jobfiles import JobFiles
 from ulak.settings import Settings
@@ -75,6 +75,7 @@ class JobRunner:
         self.options = self.store.options(job_id)
         self.directory = JobFiles.configured(settings.jobs).dir(self.store.record(job_id)["dir"])
         self._log = log.bind(job_id=job_id)
+        self._ledger_reader: LedgerReader | None = None
         self._last_sample = 0.0
         self._progress: tuple[int, float] = (-1, 0.0)  # parts sent when last looked, and since when
         self._counters_read: dict[str, int] = {}
@@ -182,7 +183,12 @@ class JobRunner:
                 "parts_total": preview.parts,
             },
         )
-        self.store.update(self.job_id, preview=json.dumps(preview.as_dict()), prepared="1")
+        self.store.update(
+            self.job_id,
+            preview=json.dumps(preview.as_dict()),
+            ledgers=ledgers_field(self.settings.operator(op) for op in preview.operators),  # its figures
+            prepared="1",
+        )
         self._log.info(
             "job.prepared",
             rows=preview.rows,
@@ -478,25 +484,30 @@ class JobRunner:
         unsent = c["accepted"] - c["submitted"]
         if in_flight <= 0 and unsent <= 0:
             return 0
-        lost: list[Event] = []
+        lost: dict[str, list[Event]] = {}  # per operator: each has its own ledger
         never = 0
         rows_file = pq.ParquetFile(self.directory.open_input(ACCEPTED_FILE))
-        batches = rows_file.iter_batches(batch_size=self.settings.jobs.batch_rows, columns=["row", "parts"])
-        for batch in batches:
+        columns = ["row", "parts", "operator"]
+        reader = self._reader()
+        for batch in rows_file.iter_batches(batch_size=self.settings.jobs.batch_rows, columns=columns):
             states = self._part_states(batch)
             started: set[int] = set()
             if cancelled:
-                rows = sorted({r for (r, _, _), _ in states})
-                row_states = self.client.hmget(keys.job_rows(self.job_id), [str(r) for r in rows])
-                started = {r for r, v in zip(rows, row_states, strict=True) if v == b"s"}
-            for (row, part, parts), value in states:
+                rows: list[int] = batch.column("row").to_pylist()
+                ops: list[str] = batch.column("operator").to_pylist()
+                row_states = reader.fields("rows", ops, [[str(r)] for r in rows])
+                started = {r for r, v in zip(rows, row_states, strict=True) if v[0] == b"s"}
+            for (op, row, part, parts), value in states:
                 if value == b"s" or (value is None and row in started):
-                    lost.append(PartUnknown(self.job_id, row, part, parts))
+                    lost.setdefault(op, []).append(PartUnknown(self.job_id, row, part, parts))
                 elif value is None:
                     never += 1
-        RedisLedger(self.client).apply_in_batches(lost)
-        if lost or never:
-            self._log.warning("job.reconciled", unknown=len(lost), unsent=never)
+        ledgers = job_ledgers(self.store.record(self.job_id))
+        for op, events in lost.items():
+            RedisLedger(self.client, ledger=ledgers.get(op, op)).apply_in_batches(events)
+        unknown = sum(len(events) for events in lost.values())
+        if unknown or never:
+            self._log.warning("job.reconciled", unknown=unknown, unsent=never)
         return never
 
     # ------------------------------------------------------------------------------------- rows
@@ -529,26 +540,29 @@ class JobRunner:
                     out.setdefault(op_name, []).append(items)
             yield out
 
+    def _reader(self) -> LedgerReader:
+        """The job's ledgers, as its record names them once it is prepared (read once)."""
+        if self._ledger_reader is None:
+            self._ledger_reader = self.store.reader(self.job_id)
+        return self._ledger_reader
+
     def _sent_parts(self, batch: pa.RecordBatch) -> set[tuple[int, int]]:
         """Which (row, part) of *batch* the ledger has seen sent (in any state)."""
-        return {(row, part) for (row, part, _), v in self._part_states(batch) if v is not None}
+        return {(row, part) for (_, row, part, _), v in self._part_states(batch) if v is not None}
 
-    def _part_states(self, batch: pa.RecordBatch) -> list[tuple[tuple[int, int, int], bytes | None]]:
-        """Each part of *batch*'s rows, as (row, part, parts), with its state in the ledger (None:
-        never seen sent), read in one HMGET."""
-        fields = [
-            (row, part, parts)
-            for row, parts in zip(
-                batch.column("row").to_pylist(), batch.column("parts").to_pylist(), strict=True
-            )
-            for part in range(1, parts + 1)
+    def _part_states(self, batch: pa.RecordBatch) -> list[tuple[tuple[str, int, int, int], bytes | None]]:
+        """Each part of *batch*'s rows, as (operator, row, part, parts), with its state in the ledger
+        (None: never seen sent), read in one round trip (``LedgerReader.fields``)."""
+        rows: list[int] = batch.column("row").to_pylist()
+        counts: list[int] = batch.column("parts").to_pylist()
+        ops: list[str] = batch.column("operator").to_pylist()
+        names = [[f"{r}:{p}" for p in range(1, n + 1)] for r, n in zip(rows, counts, strict=True)]
+        values = self._reader().fields("parts", ops, names)
+        return [
+            ((op, row, part, n), value)
+            for op, row, n, found in zip(ops, rows, counts, values, strict=True)
+            for part, value in enumerate(found, 1)
         ]
-        if not fields:
-            return []
-        values: list[bytes | None] = self.client.hmget(  # type: ignore[assignment]
-            keys.job_parts(self.job_id), [f"{r}:{p}" for r, p, _ in fields]
-        )
-        return list(zip(fields, values, strict=True))
 
     # ---------------------------------------------------------------------------------- samples
 

@@ -26,6 +26,7 @@ import redis
 import yaml
 
 from api.keys import create_key, list_keys, lookup
+from ulak import redisclient
 from ulak.redis_server import RedisServer, default_state_dir
 from ulak.settings import Settings
 
@@ -196,7 +197,7 @@ class LocalStack:
         return self
 
     def _first_key(self) -> str | None:
-        client = redis.Redis.from_url(self.redis_url)
+        client = redisclient.client(self.redis_url)
         try:
             # Our own embedded Redis is the local user's: they may have a key for it. A Redis
             # someone else runs, with keys of its own, gets none of ours.

@@ -1,16 +1,19 @@
 """Receipt webhooks: every final row outcome of a job with a ``webhook_url``, POSTed in signed batches.
 
-The ledger script appends an outcome to the outbox stream (``ulak.keys.WEBHOOK_OUTBOX``) the moment
-a row's receipt is final, for jobs in ``WEBHOOK_JOBS``; the job's runner appends its final state.
-:class:`WebhookDeliverer` (run by one detached actor per cluster) reads the stream in order and POSTs
-each job's events as one JSON body::
+The ledger script appends an outcome to its ledger's outbox stream (``ulak.keys.webhook_outbox``)
+the moment a row's receipt is final, for jobs in that ledger's ``webhook_jobs``; the job's runner
+appends its final state to ``WEBHOOK_STATES``. :class:`WebhookDeliverer` (run by one detached actor
+per cluster) reads the streams, each in order, and POSTs each job's events as one JSON body::
 
-    {"job_id": "…", "delivery": "<first stream id>", "events": [
+    {"job_id": "…", "delivery": "<stream>/<first entry id>", "events": [
         {"type": "receipt", "row": 17, "outcome": "delivered"},
         {"type": "state", "state": "done"}]}
 
 with ``X-Ulak-Timestamp`` and ``X-Ulak-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>"
-keyed by the job's webhook secret>`` (returned once, when the job is created). Delivery is at least
+keyed by the job's webhook secret>`` (returned once, when the job is created). A job's final state
+comes after every outcome of its rows: the state stream is read first and its entries are delivered
+only once every outcome stream has been read to its end after that (a job ends only when its rows'
+outcomes are written, so they are all in hand by then). Delivery is at least
 once: a failed batch is retried with backoff (a receiver may see a ``delivery`` id twice and should
 ignore the repeat); after ``max_attempts`` the batch's events for the failing job are dropped and
 counted in the job's ``webhook_dropped`` counter.
@@ -33,6 +36,7 @@ import json
 import socket
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -96,10 +100,12 @@ class WebhookDeliverer:
         client: redis.Redis,
         http: httpx.Client,
         *,
+        ledgers: Sequence[str],
         batch: int = 1000,
         max_attempts: int = 8,
         backoff: float = 0.5,
         allow_private: bool = False,
+        idle: float = 0.2,
     ) -> None:
         self.client = client
         self.http = http
@@ -107,29 +113,45 @@ class WebhookDeliverer:
         self.batch = batch
         self.max_attempts = max_attempts
         self.backoff = backoff
+        self.idle = idle
+        # Short names for the delivery ids: the ledger's name, or "state".
+        self.streams = {keys.webhook_outbox(name): name for name in ledgers}
         self._attempts = 0
         self._retry_at = 0.0
 
-    def run_once(self, *, block_ms: int = 1000) -> int:
+    def _read(self, stream: str, cursors: dict[bytes, bytes]) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        start = cursors.get(stream.encode(), b"0-0").decode()
+        found = self.client.xread({stream: start}, count=self.batch)  # one stream a call: one slot each
+        if not found:
+            return []
+        entries: list[tuple[bytes, dict[bytes, bytes]]] = found[0][1]  # type: ignore[index,assignment]
+        return entries
+
+    def run_once(self) -> int:
         """Deliver the next batch of outbox entries; returns how many entries were settled."""
         if time.monotonic() < self._retry_at:
             time.sleep(min(1.0, self._retry_at - time.monotonic()))
             return 0
-        cursor = self.client.get(keys.WEBHOOK_CURSOR)
-        start = cursor.decode() if isinstance(cursor, bytes) else "0-0"
-        found = self.client.xread({keys.WEBHOOK_OUTBOX: start}, count=self.batch, block=block_ms)
-        if not found:
+        cursors: dict[bytes, bytes] = self.client.hgetall(keys.WEBHOOK_CURSOR)  # type: ignore[assignment]
+        states = self._read(keys.WEBHOOK_STATES, cursors)  # first: see the module docstring
+        read = {stream: self._read(stream, cursors) for stream in self.streams}
+        if any(len(entries) >= self.batch for entries in read.values()):
+            states = []  # an outcome stream has more: its job's final state waits for it
+        read[keys.WEBHOOK_STATES] = states
+        if not any(read.values()):
+            time.sleep(self.idle)
             return 0
-        entries: list[tuple[bytes, dict[bytes, bytes]]] = found[0][1]  # type: ignore[index,assignment]
         by_job: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
-        for entry_id, fields in entries:
-            f = {k.decode(): v.decode() for k, v in fields.items()}
-            event: dict[str, Any] = (
-                {"type": "state", "state": f["state"]}
-                if "state" in f
-                else {"type": "receipt", "row": int(f["row"]), "outcome": f["outcome"]}
-            )
-            by_job[f["job"]].append((entry_id.decode(), event))
+        for stream, entries in read.items():
+            name = self.streams.get(stream, "state")
+            for entry_id, fields in entries:
+                f = {k.decode(): v.decode() for k, v in fields.items()}
+                event: dict[str, Any] = (
+                    {"type": "state", "state": f["state"]}
+                    if "state" in f
+                    else {"type": "receipt", "row": int(f["row"]), "outcome": f["outcome"]}
+                )
+                by_job[f["job"]].append((f"{name}/{entry_id.decode()}", event))
         results = {job: self._post(job, events) for job, events in by_job.items()}
         if "failed" in results.values():
             self._attempts += 1
@@ -141,8 +163,9 @@ class WebhookDeliverer:
                 self.client.hincrby(keys.job_counters(job), "webhook_dropped", len(by_job[job]))
                 log.error("webhook.dropped", job_id=job, events=len(by_job[job]), reason=result)
         self._attempts = 0
-        self.client.set(keys.WEBHOOK_CURSOR, entries[-1][0])
-        return len(entries)
+        moved = {stream: entries[-1][0] for stream, entries in read.items() if entries}
+        self.client.hset(keys.WEBHOOK_CURSOR, mapping=moved)  # type: ignore[arg-type]
+        return sum(len(entries) for entries in read.values())
 
     def _post(self, job_id: str, events: list[tuple[str, dict[str, Any]]]) -> str:
         """``ok``, ``failed`` (try again later) or ``refused`` (the target is not allowed: drop)."""

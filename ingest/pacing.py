@@ -22,9 +22,7 @@ import collections
 import secrets
 from typing import Any
 
-import redis
-
-from ulak import keys
+from ulak import keys, redisclient
 
 # How far (in Arrow bytes) the read may run ahead of the driver (``ingest.read_ahead_mib``). It must be
 # above Ray Data's block builder, which holds back less than a 2 MiB block (``target_max_block_size``),
@@ -65,7 +63,7 @@ class Pacing:
 
     def _redis(self) -> Any:
         if self._client is None:
-            self._client = redis.Redis.from_url(self.redis_url)
+            self._client = redisclient.client(self.redis_url)
         return self._client
 
     # The read task's side.

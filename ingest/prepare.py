@@ -49,7 +49,7 @@ from ingest.numbers import NumberNormalizer
 from ingest.pacing import Pacing
 from ingest.sources import MALFORMED, ROW, Source, check_row_count, open_source, probe_sheet
 from ingest.template import Template, match_column
-from ulak import jobfiles, keys
+from ulak import jobfiles, keys, redisclient
 from ulak.dispatch.routing import Router, router_from_operators
 from ulak.quoting import listed, quoted
 from ulak.redis_server import redacted
@@ -427,7 +427,7 @@ def _stream_blocks(
 
 
 def _optouts_ref(redis_url: str) -> Any:
-    client = redis.Redis.from_url(redis_url)
+    client = redisclient.client(redis_url)
     try:
         snapshot = optout_snapshot(client)
     except redis.RedisError as exc:

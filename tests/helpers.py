@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import redis
 from pydantic import SecretStr
 
 from ulak.redis_server import RedisServer, free_port
@@ -313,3 +314,54 @@ class ApiProcess:
                 self.process.kill()
                 self.process.wait()
         self.log.close()
+
+
+def cluster_port() -> int:
+    """A free port whose cluster-bus twin (port + 10000) is free too."""
+    while True:
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+
+
+def start_redis_cluster(
+    data_dir: Path, *, masters: int = 3, password: str = "cluster-test"
+) -> list[RedisServer]:
+    """*masters* redis-server processes (the bundled binary, cluster mode) formed into one Redis
+    Cluster, each owning an equal range of the 16,384 slots; returned once every node says the
+    cluster is ok. The caller stops them. ``redisclient.cluster_url`` names it for clients."""
+    servers: list[RedisServer] = []
+    try:
+        for i in range(masters):
+            node = RedisServer(
+                data_dir / f"node{i}", port=cluster_port(), appendonly=False, password=password, cluster=True
+            )
+            servers.append(node.start())
+        clients = [redis.Redis(port=s.port, password=password) for s in servers]
+        for i, client in enumerate(clients):
+            low, high = i * 16384 // masters, (i + 1) * 16384 // masters
+            client.execute_command("CLUSTER ADDSLOTS", *range(low, high))
+        for server in servers[1:]:
+            clients[0].execute_command("CLUSTER MEET", "127.0.0.1", server.port)
+
+        def formed() -> bool:
+            for client in clients:
+                info = client.execute_command("CLUSTER INFO")  # parsed to a dict by redis-py
+                if info.get("cluster_state") != "ok" or int(info.get("cluster_known_nodes", 0)) != masters:
+                    return False
+            return True
+
+        wait_for(formed, timeout=30, what=f"a {masters}-master Redis Cluster to form")
+        for client in clients:
+            client.close()
+        return servers
+    except BaseException:
+        for server in servers:
+            server.stop()
+        raise

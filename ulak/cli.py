@@ -25,7 +25,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from ulak import __version__
+from ulak import __version__, redisclient
 from ulak.settings import ConfigError, load_settings
 from ulak.text import Concat, MessageTooLong, plan
 
@@ -248,7 +248,7 @@ def _keys(args: argparse.Namespace, console: Console) -> int:
     if not url:
         console.print("[red]no Redis to keep keys in: start `ulak up` or pass --redis-url[/red]")
         return 2
-    client = redis.Redis.from_url(url)
+    client = redisclient.client(url)
     try:
         if args.keys_command == "create":
             token, key = create_key(client, name=args.name, scope="read" if args.read_only else "write")

@@ -9,66 +9,105 @@ from __future__ import annotations
 PREFIX = "ulak"
 
 
+def tag(ledger: str) -> str:
+    """The hash tag of a ledger's state: every key a ledger call touches carries it, so that on a
+    Redis Cluster one call is one slot (ledger names are operator names, ``[A-Za-z0-9_.-]+``: no
+    braces)."""
+    return f"{{{ledger}}}"
+
+
+# Two kinds of keys. A job's own keys (record, counters written by its runner and the API, samples)
+# are tagged with the job id, so a MULTI over them is one slot. What binds write (parts, rows, message
+# ids, receipts, inboxes, fences) is tagged with its operator's *ledger* (``OperatorConfig.ledger``:
+# the operator's own name, unless operators share an SMSC account and so the receipts of their
+# messages): a bind's ledger call touches only that slot, and a cluster spreads ledgers over shards.
+# A job's figures are the sum of its own counters and its ledgers' (``ledger.LedgerReader``).
+
+
 def job(job_id: str) -> str:
-    """Hash: the job record (state, timestamps, options). Lives as long as the job is kept."""
-    return f"{PREFIX}:job:{job_id}"
+    """Hash: the job record (state, timestamps, options; ``ledgers`` once prepared: each operator its
+    rows go to and its ledger, ``op:ledger`` comma-separated). Lives as long as the job is kept."""
+    return f"{PREFIX}:job:{{{job_id}}}"
 
 
 def job_counters(job_id: str) -> str:
-    """Hash: the job's counters (see ``ulak.dispatch.ledger.COUNTERS``), in messages and parts."""
-    return f"{PREFIX}:job:{job_id}:counters"
+    """Hash: the job's own counters (total, accepted, refused, cancelled, webhook_dropped…), written by
+    its runner and the API; the ledger's are per ledger (:func:`job_op_counters`)."""
+    return f"{PREFIX}:job:{{{job_id}}}:counters"
 
 
-def job_rows(job_id: str) -> str:
-    """Hash: per row, its state (``<row>``); for a multi-part row also parts acknowledged
-    (``<row>:a``), parts delivered (``<row>:d``), its first negative receipt (``<row>:n``) and its
-    outcome (``<row>:o``; a single-part row's outcome is its part's receipt in :func:`job_parts`)."""
-    return f"{PREFIX}:job:{job_id}:rows"
+def job_op_counters(job_id: str, ledger: str) -> str:
+    """Hash: the ledger's counters (``ulak.dispatch.ledger.COUNTERS``) of the job's rows that go to
+    *ledger*'s operators, in messages and parts. Kept as long as the job."""
+    return f"{PREFIX}:{tag(ledger)}:job:{job_id}:counters"
 
 
-def job_parts(job_id: str) -> str:
-    """Hash: per part (``<row>:<part>``) its submit state (s, a, f, u); for the report, its message id
-    and ack time (``<row>:<part>:m`` = ``id|unix_ms``), failure status (``<row>:<part>:e``) and receipt
-    (``<row>:<part>:r`` = ``status|error|unix_ms``). Kept as long as the job."""
-    return f"{PREFIX}:job:{job_id}:parts"
+def job_rows(job_id: str, ledger: str) -> str:
+    """Hash: per row that goes to an operator of *ledger*, its state (``<row>``); for a multi-part
+    row also parts acknowledged (``<row>:a``), parts delivered (``<row>:d``), its first negative
+    receipt (``<row>:n``) and its outcome (``<row>:o``; a single-part row's outcome is its part's receipt in
+    :func:`job_parts`). Kept as long as the job."""
+    return f"{PREFIX}:{tag(ledger)}:job:{job_id}:rows"
 
 
-# Templates for the Lua ledger script, which handles events of many jobs in one call: ``%s`` is the job id.
-JOB_COUNTERS_TEMPLATE = f"{PREFIX}:job:%s:counters"
-JOB_ROWS_TEMPLATE = f"{PREFIX}:job:%s:rows"
-JOB_PARTS_TEMPLATE = f"{PREFIX}:job:%s:parts"
+def job_parts(job_id: str, ledger: str) -> str:
+    """Hash: per part (``<row>:<part>``) of the rows that go to *ledger*'s operators, its submit
+    state (s, a, f, u); for the report, its message id and ack time (``<row>:<part>:m`` =
+    ``id|unix_ms``), failure status (``<row>:<part>:e``) and receipt (``<row>:<part>:r`` =
+    ``status|error|unix_ms``). Kept as long as the job."""
+    return f"{PREFIX}:{tag(ledger)}:job:{job_id}:parts"
 
 
-# The ledger script turns a message id's key into its early receipt's key by swapping these prefixes.
-MESSAGE_ID_PREFIX = f"{PREFIX}:msg:"
-EARLY_RECEIPT_PREFIX = f"{PREFIX}:early:"
+def ledger_templates(ledger: str) -> tuple[str, str, str]:
+    """:func:`job_op_counters`, :func:`job_rows` and :func:`job_parts` of *ledger* with ``%s`` for
+    the job id: the Lua ledger script handles events of many jobs in one call."""
+    return job_op_counters("%s", ledger), job_rows("%s", ledger), job_parts("%s", ledger)
 
 
-def message_id(smsc: str, normalized_id: str) -> str:
+def message_id_prefix(ledger: str) -> str:
+    """What :func:`message_id` keys of *ledger* start with; the ledger script turns one into its
+    early receipt's key by swapping it for :func:`early_receipt_prefix`."""
+    return f"{PREFIX}:{tag(ledger)}:msg:"
+
+
+def early_receipt_prefix(ledger: str) -> str:
+    return f"{PREFIX}:{tag(ledger)}:early:"
+
+
+def message_id(ledger: str, smsc: str, normalized_id: str) -> str:
     """String ``job|row|part|parts|acked_ms[|a]``: which part an SMSC message id belongs to (``a``: a
     single-part row that was acked then, so its receipt settles it without reading the row). Written
     when the submit_sm_resp arrives; expires after the validity period plus a day (receipts cannot
-    come later)."""
-    return f"{MESSAGE_ID_PREFIX}{smsc}:{normalized_id}"
+    come later). Receipts come back on any bind of the account that sent, so the map is its ledger's."""
+    return f"{message_id_prefix(ledger)}{smsc}:{normalized_id}"
 
 
-def early_receipt(smsc: str, normalized_id: str) -> str:
+def early_receipt(ledger: str, smsc: str, normalized_id: str) -> str:
     """String ``status|error``: a receipt that arrived before its submit_sm_resp was recorded. Matched
     (and deleted) when the id is recorded; expires with the message-id map's TTL."""
-    return f"{EARLY_RECEIPT_PREFIX}{smsc}:{normalized_id}"
+    return f"{early_receipt_prefix(ledger)}{smsc}:{normalized_id}"
 
 
-EARLY_RECEIPTS_HELD = f"{PREFIX}:early-held"
-"""Hash: per SMSC identity, how many early receipts may still be held (+1 when one is held, -1 when it
-is matched). Its TTL is renewed with each one held, so it expires with the last of them. An ack looks
-for an early receipt of its id only while this says there may be one (saves a read per message)."""
+def early_receipts_held(ledger: str) -> str:
+    """Hash: per SMSC identity of *ledger*, how many early receipts may still be held (+1 when one is
+    held, -1 when it is matched). Its TTL is renewed with each one held, so it expires with the last of
+    them. An ack looks for an early receipt of its id only while this says there may be one (saves a
+    read per message)."""
+    return f"{PREFIX}:{tag(ledger)}:early-held"
 
-RECEIPT_STATS = f"{PREFIX}:receipts:stats"
-"""Hash: receipts held early, matched late, and those that matched nothing yet. Never expires."""
 
-RECEIPT_LATENCY = f"{PREFIX}:receipts:latency"
-"""Hash: receipt latency (a part's ack to its final receipt) as bucket counts: field = the bucket's upper
-bound in seconds (``1``, ``5``, … ``86400``, ``+Inf``), plus ``sum`` in seconds. Never expires."""
+def receipt_stats(ledger: str) -> str:
+    """Hash: *ledger*'s receipts held early, matched late, and those that matched nothing yet. Never
+    expires."""
+    return f"{PREFIX}:{tag(ledger)}:receipts:stats"
+
+
+def receipt_latency(ledger: str) -> str:
+    """Hash: *ledger*'s receipt latency (a part's ack to its final receipt) as bucket counts: field =
+    the bucket's upper bound in seconds (``1``, ``5``, … ``86400``, ``+Inf``), plus ``sum`` in
+    seconds. Never expires."""
+    return f"{PREFIX}:{tag(ledger)}:receipts:latency"
+
 
 OPTOUT = f"{PREFIX}:optout"
 """Set: E.164 numbers that opted out. Never expires."""
@@ -81,7 +120,7 @@ JOBS = f"{PREFIX}:jobs"
 def job_samples(job_id: str) -> str:
     """List: the job's recent progress samples (``t|submitted|parts_sent``), newest first, trimmed to
     the last few; rates are computed from them. Expires with the job's counters."""
-    return f"{PREFIX}:job:{job_id}:samples"
+    return f"{PREFIX}:job:{{{job_id}}}:samples"
 
 
 def idempotency(key_digest: str) -> str:
@@ -95,15 +134,24 @@ API_KEYS = f"{PREFIX}:apikeys"
 itself is never stored."""
 
 
-WEBHOOK_JOBS = f"{PREFIX}:webhooks:jobs"
-"""Set: ids of jobs with a receipt webhook (the ledger script checks it when a row's outcome is final)."""
+def webhook_jobs(ledger: str) -> str:
+    """Set: ids of jobs with a receipt webhook, in each ledger's slot (the ledger script checks it
+    when a row's outcome is final). Written for every configured ledger when such a job is created."""
+    return f"{PREFIX}:{tag(ledger)}:webhooks:jobs"
 
-WEBHOOK_OUTBOX = f"{PREFIX}:webhooks:outbox"
-"""Stream: webhook events to deliver (``job``, and ``row`` + ``outcome``, or ``state``); capped at about
-a million entries."""
 
-WEBHOOK_CURSOR = f"{PREFIX}:webhooks:cursor"
-"""String: the id of the last outbox entry delivered (or given up on). Never expires."""
+def webhook_outbox(ledger: str) -> str:
+    """Stream: row outcomes of *ledger*'s rows to deliver to their jobs' webhooks (``job``, ``row``,
+    ``outcome``); capped at about a million entries."""
+    return f"{PREFIX}:{tag(ledger)}:webhooks:outbox"
+
+
+WEBHOOK_STATES = f"{PREFIX}:webhooks:outbox"
+"""Stream: jobs' final states to deliver to their webhooks (``job``, ``state``); capped at about a
+million entries."""
+
+WEBHOOK_CURSOR = f"{PREFIX}:webhooks:cursors"
+"""Hash: per outbox stream key, the id of its last entry delivered (or given up on). Never expires."""
 
 
 def ingest_credits(token: str) -> str:
@@ -113,33 +161,33 @@ def ingest_credits(token: str) -> str:
     return f"{PREFIX}:ingest:{token}:credits"
 
 
-def bind_records(operator: str, bind: str) -> str:
+def bind_records(operator: str, bind: str, *, ledger: str) -> str:
     """Set: the send records (``bind_sends`` keys) of a bind's processes that may hold anything, so
     that a dead process's record is found by its bind's name (``cluster.pool``). Each process adds
     its record before its first write and removes it when the record is emptied; the pool removes a
     dead one's when it has settled it. No expiry (a member whose record expired reads as empty)."""
-    return f"{PREFIX}:bind:{operator}:{bind}:records"
+    return f"{PREFIX}:{tag(ledger)}:bind:{operator}:{bind}:records"
 
 
-def bind_inbox(operator: str, bind: str) -> str:
+def bind_inbox(operator: str, bind: str, *, ledger: str) -> str:
     """List, one MessagePack array per receipt: receipts a bind has made durable before answering
     them and the ledger has not applied yet (``ulak.dispatch.inbox``). Appended to before each
     deliver_sm_resp, trimmed from the head by the ledger script that applies them, read by the next
     bind of that name when it starts. Short: a flush tick or two of receipts. No expiry (its entries
     are the only copy)."""
-    return f"{PREFIX}:bind:{operator}:{bind}:inbox"
+    return f"{PREFIX}:{tag(ledger)}:bind:{operator}:{bind}:inbox"
 
 
-def bind_fence(operator: str, bind: str) -> str:
+def bind_fence(operator: str, bind: str, *, ledger: str) -> str:
     """String ``generation:sequence``: the last ledger or inbox write of the process holding the
     bind's name (``ulak.dispatch.fence``), set in the same script as the write. Read to find the
     writes a Redis that lost its last seconds lost. No expiry (one short string a bind)."""
-    return f"{PREFIX}:bind:{operator}:{bind}:fence"
+    return f"{PREFIX}:{tag(ledger)}:bind:{operator}:{bind}:fence"
 
 
-def bind_sends(operator: str, bind: str, actor_id: str) -> str:
+def bind_sends(operator: str, bind: str, actor_id: str, *, ledger: str) -> str:
     """String, MessagePack arrays end to end: the parts one bind process may have put on the wire and
     whose outcome the ledger may not hold yet, appended before they are sent and rewritten to what is
     unsettled every 0.25 s (``ulak.dispatch.sendrecord``). Read and deleted by a job's runner when
     the process dies, deleted when the bind stops; expires a day after its last rewrite."""
-    return f"{PREFIX}:bind:{operator}:{bind}:{actor_id}:sends"
+    return f"{PREFIX}:{tag(ledger)}:bind:{operator}:{bind}:{actor_id}:sends"

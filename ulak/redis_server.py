@@ -99,6 +99,7 @@ class RedisServer:
     binary: str | None = None
     startup_timeout: float = 10.0
     password: str | None = None  # None: the one kept in data_dir, made on the first start
+    cluster: bool = False  # a node of a Redis Cluster (its slots are assigned by whoever forms it)
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
@@ -147,6 +148,9 @@ class RedisServer:
             "--protected-mode",
             "yes",
         ]
+        if self.cluster:  # its bus listens on port + 10000; nodes.conf keeps what it learns
+            args += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
+            args += ["--cluster-node-timeout", "3000", "--masterauth", self.password]
         self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + self.startup_timeout
         client = redis.Redis(port=self.port, password=self.password, socket_connect_timeout=0.2)

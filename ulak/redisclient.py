@@ -1,24 +1,33 @@
 """Redis clients for the control plane, the job runners and the pool: with a retry policy.
 
-redis-py's ``from_url`` clients retry nothing: after a Redis restart the first command on each pooled
-connection fails with ``ConnectionError``, although the server is back. These retry a failed command
-on a fresh connection a few times, backing off up to a second, so a restart of a few seconds is a
-pause for them, not an error. Past that the error is theirs to handle (the API answers 503, a job's
-runner waits).
+redis-py's own default retries a failed command three times within ~0.1 s, too short for a Redis
+that restarts in seconds; these retry a failed command on a fresh connection a few times, backing off
+up to a second, so a restart of a few seconds is a pause for them, not an error. Past that the error
+is theirs to handle (the API answers 503, a job's runner waits).
 
-Not for the binds' hot writes: a ledger script or an inbox push retried after Redis ran it but before
-its answer arrived would run twice. A bind keeps what a failed write did not take and tries it again
-itself.
+A retried script may have run before its answer was lost. The binds' writes are fenced
+(``ulak.dispatch.fence``): a write that finds its own fence value already set knows it ran, and is not
+applied twice. They keep redis-py's short default (``retries=3``): a bind keeps what a failed write
+did not take and tries it again itself.
+
+A URL whose scheme is ``redis+cluster://`` (or ``rediss+cluster://``) names a Redis Cluster by some
+of its nodes, ``redis+cluster://[user:password@]host:port[,host:port…]``; the client is then redis-py's
+``RedisCluster``, which finds the rest of the nodes and sends each command to the shard of its keys
+(following MOVED and ASK, which are not errors to retry). Ulak's keys are hash-tagged so that every
+script call and MULTI is one slot (``ulak.keys``), so the same code runs on both.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
+from urllib.parse import quote, unquote, urlsplit
 
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
 import redis.asyncio.retry
 import redis.backoff
+import redis.cluster
 import redis.retry
 
 RETRIES = 6  # about 3 s in all with the backoff below
@@ -29,15 +38,58 @@ def _backoff() -> redis.backoff.AbstractBackoff:
     return redis.backoff.ExponentialWithJitterBackoff(base=0.05, cap=1.0)
 
 
-def client(url: str, **options: Any) -> redis.Redis:
-    """A ``redis.Redis`` for *url* that rides out a short outage."""
-    return redis.Redis.from_url(
-        url, retry=redis.retry.Retry(_backoff(), RETRIES, supported_errors=_ERRORS), **options
-    )
+CLUSTER_SCHEMES = {"redis+cluster": False, "rediss+cluster": True}  # scheme -> TLS
 
 
-def async_client(url: str, **options: Any) -> redis.asyncio.Redis:
+def is_cluster(url: str) -> bool:
+    """Whether *url* names a Redis Cluster (``redis+cluster://…``)."""
+    return url.split("://", 1)[0].lower() in CLUSTER_SCHEMES
+
+
+def cluster_url(nodes: list[str], *, username: str | None = None, password: str | None = None) -> str:
+    """The ``redis+cluster://`` URL of a cluster reached through *nodes* (``host:port``)."""
+    auth = ""
+    if password is not None:
+        auth = f"{quote(username or '', safe='')}:{quote(password, safe='')}@"
+    return f"redis+cluster://{auth}{','.join(nodes)}"
+
+
+def _cluster_options(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
+    scheme, rest = url.split("://", 1)
+    auth, _, hosts = rest.rpartition("@")
+    hosts = hosts.split("/", 1)[0].split("?", 1)[0]
+    nodes: list[tuple[str, int]] = []
+    for item in hosts.split(","):
+        parts = urlsplit(f"//{item.strip()}")
+        if not parts.hostname:
+            raise ValueError(f"{url.rsplit('@', maxsplit=1)[-1]!r}: each cluster node must be host:port")
+        nodes.append((parts.hostname, parts.port or 6379))
+    options: dict[str, Any] = {"ssl": CLUSTER_SCHEMES[scheme.lower()]}
+    if auth:
+        user, _, password = auth.partition(":")
+        options["username"] = unquote(user) or None
+        options["password"] = unquote(password) or None
+    return nodes, options
+
+
+def client(url: str, *, retries: int = RETRIES, **options: Any) -> redis.Redis:
+    """A ``redis.Redis`` for *url* that rides out a short outage (``retries`` times), or a
+    ``RedisCluster`` for a cluster URL: the same commands, so typed as one (a cast, not a subclass)."""
+    retry = redis.retry.Retry(_backoff(), retries, supported_errors=_ERRORS)
+    if is_cluster(url):
+        nodes, extra = _cluster_options(url)
+        startup = [redis.cluster.ClusterNode(host, port) for host, port in nodes]  # type: ignore[no-untyped-call]
+        cluster = redis.cluster.RedisCluster(startup_nodes=startup, retry=retry, **extra, **options)
+        return cast(redis.Redis, cluster)
+    return redis.Redis.from_url(url, retry=retry, **options)
+
+
+def async_client(url: str, *, retries: int = RETRIES, **options: Any) -> redis.asyncio.Redis:
     """The same for ``redis.asyncio``."""
-    return redis.asyncio.Redis.from_url(
-        url, retry=redis.asyncio.retry.Retry(_backoff(), RETRIES, supported_errors=_ERRORS), **options
-    )
+    retry = redis.asyncio.retry.Retry(_backoff(), retries, supported_errors=_ERRORS)
+    if is_cluster(url):
+        nodes, extra = _cluster_options(url)
+        startup = [redis.asyncio.cluster.ClusterNode(host, port) for host, port in nodes]
+        cluster = redis.asyncio.cluster.RedisCluster(startup_nodes=startup, retry=retry, **extra, **options)
+        return cast(redis.asyncio.Redis, cluster)
+    return redis.asyncio.Redis.from_url(url, retry=retry, **options)

@@ -30,6 +30,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
+from ulak.redisclient import cluster_url, is_cluster
 from ulak.smpp.receipt import MessageIdFormat
 from ulak.text.alphabet import NATIONAL_LANGUAGES
 from ulak.text.plan import Concat
@@ -109,6 +110,13 @@ class OperatorConfig(_Model):
     delivery_semantics: Literal["at-most-once", "at-least-once"] = "at-most-once"
     mnp_file: Path | None = None
     weight: float = Field(default=1.0, gt=0)
+    ledger: str = Field(
+        default="",
+        pattern=r"^[A-Za-z0-9_.-]*$",
+        description="whose ledger (and Redis hash slot) its rows and receipts share; empty = its own, "
+        "joined with every operator that binds to the same SMSC account (receipts for one may come "
+        "back on the other's binds): see Settings",
+    )
 
     @field_validator("prefixes")
     @classmethod
@@ -131,6 +139,12 @@ class OperatorConfig(_Model):
         return tuple(dict.fromkeys(names))
 
     @property
+    def ledger_name(self) -> str:
+        """The ledger its rows and receipts are kept in (``ledger``, filled in by Settings; its own
+        name for an operator configured alone)."""
+        return self.ledger or self.name
+
+    @property
     def languages(self) -> tuple[int, ...]:
         """The national language codes (TS 23.038) the encoder may use for this operator."""
         return tuple(NATIONAL_LANGUAGES[name] for name in self.national_languages)
@@ -145,7 +159,14 @@ class OperatorConfig(_Model):
 
 class RedisConfig(_Model):
     url: str | None = Field(
-        default=None, description="redis://… of an existing server; unset = start an embedded one"
+        default=None,
+        description="redis://… of an existing server, or redis+cluster://host:port[,host:port…] of a "
+        "Redis Cluster; unset = start an embedded one",
+    )
+    cluster_nodes: tuple[str, ...] = Field(
+        default=(),
+        description="host:port of some nodes of a Redis Cluster (the client finds the rest); the same "
+        "as url: redis+cluster://… (which can also carry a password)",
     )
     data_dir: Path | None = Field(default=None, description="embedded server's data dir (default: state dir)")
     appendonly: bool = True
@@ -155,6 +176,20 @@ class RedisConfig(_Model):
         "theirs again, the API's and runners' are lost) or always (none lost, slower): "
         "docs/ARCHITECTURE.md",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _cluster_url(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("cluster_nodes"):
+            nodes = data["cluster_nodes"]
+            nodes = [n.strip() for n in nodes.split(",")] if isinstance(nodes, str) else list(nodes)
+            url = data.get("url")
+            if url and not is_cluster(url):
+                raise ValueError(
+                    "redis.url names one server and redis.cluster_nodes a cluster: set one of them"
+                )
+            data = {**data, "cluster_nodes": tuple(nodes), "url": url or cluster_url(nodes)}
+        return data
 
 
 class RayConfig(_Model):
@@ -299,6 +334,44 @@ class _MappingEnvSource(EnvSettingsSource):
         return {key.lower(): value for key, value in environ.items()}
 
 
+def _with_ledgers(operators: tuple[OperatorConfig, ...]) -> tuple[OperatorConfig, ...]:
+    """Each operator with its ``ledger`` filled in. An SMSC sends a receipt on any bind of the account
+    that submitted the message, so operators whose binds share an account (host, port, system_id)
+    must share the message-id map, and with it the ledger and its Redis hash slot (``ulak.keys``);
+    operators that name the same ledger share it too. A group's ledger is the first of its names in
+    sort order, so every process derives the same one from the same configuration."""
+    parent = {op.name: op.name for op in operators}
+
+    def root(name: str) -> str:
+        while parent[name] != name:
+            parent[name] = parent[parent[name]]
+            name = parent[name]
+        return name
+
+    def join(a: str, b: str) -> None:
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+
+    by_account: dict[tuple[str, int, str], str] = {}
+    by_ledger: dict[str, str] = {}
+    for op in operators:
+        for bind in op.binds:
+            account = (bind.host.lower(), bind.port, bind.system_id)
+            join(by_account.setdefault(account, op.name), op.name)
+        if op.ledger:
+            join(by_ledger.setdefault(op.ledger, op.name), op.name)
+    names: dict[str, set[str]] = {}
+    for op in operators:
+        names.setdefault(root(op.name), set()).add(op.ledger or op.name)
+    return tuple(
+        op
+        if op.ledger == min(names[root(op.name)])
+        else op.model_copy(update={"ledger": min(names[root(op.name)])})
+        for op in operators
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ULAK_", env_nested_delimiter="__", extra="forbid", frozen=True
@@ -329,6 +402,7 @@ class Settings(BaseSettings):
         names = [o.name for o in self.operators]
         if len(names) != len(set(names)):
             raise ValueError(f"operator names must be unique: {names}")
+        object.__setattr__(self, "operators", _with_ledgers(self.operators))
         return self
 
     def operator(self, name: str) -> OperatorConfig:

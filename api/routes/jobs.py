@@ -19,7 +19,7 @@ from starlette.datastructures import UploadFile
 from api.deps import Key, Plane, WriteKey
 from api.errors import ApiError, validation_error
 from api.schemas import ErrorBody, JobCreated, JobList, JobUri, JobView, Links, Purged, PurgeRequest
-from cluster.jobs import JobOptions, JobState, view_async
+from cluster.jobs import JobOptions, JobState, job_ledgers, view_async
 from cluster.plane import ControlPlane
 from cluster.report import (
     REPORT_SCHEMA,
@@ -325,7 +325,8 @@ def job_report(
     state = JobState(record["state"])
     if record.get("prepared") != "1":
         raise _unprepared(job_id, record)
-    batches = report_batches(plane.client, job_id, plane.job_dir(record), state=state)
+    directory = plane.job_dir(record)
+    batches = report_batches(plane.client, job_id, directory, state=state, ledgers=job_ledgers(record))
     return _stream(batches, REPORT_SCHEMA, format, f"{job_id}-report")
 
 

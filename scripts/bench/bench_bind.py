@@ -58,7 +58,7 @@ async def run(args: argparse.Namespace, redis_url: str, port: int) -> tuple[floa
         (pdu,) = submit_pdus(message, destination=f"90532{row:07d}", bind=binds[0])
         parts[row % len(binds)].append(OutboundPart("bench", row, 1, 1, preencode(pdu)))
     client = redis.asyncio.Redis.from_url(redis_url)
-    ledger = RedisLedger(client)
+    ledger = RedisLedger(client, ledger=op.name)
 
     async def null_sink(events: list[Event]) -> None:
         return None
@@ -74,7 +74,10 @@ async def run(args: argparse.Namespace, redis_url: str, port: int) -> tuple[floa
             sink = null_sink
         elif args.inbox:
             writes = FencedWrites(
-                client, fence=keys.bind_fence(op.name, b.name), inbox=keys.bind_inbox(op.name, b.name)
+                client,
+                ledger=op.ledger_name,
+                fence=keys.bind_fence(op.name, b.name, ledger=op.ledger_name),
+                inbox=keys.bind_inbox(op.name, b.name, ledger=op.ledger_name),
             )
             sink, inbox = writes.apply, writes.inbox
         clients.append(BindClient(b, op, tokens=limiter, sink=sink, inbox=inbox))

@@ -88,7 +88,10 @@ def campaign(op: OperatorConfig, parts_per_bind: int) -> list[list[OutboundPart]
 async def send(op: OperatorConfig, redis_url: str, shares: list[list[OutboundPart]]) -> dict[str, int]:
     client = redis.asyncio.Redis.from_url(redis_url)
     account = LocalTokenSource(SlidingWindowLimiter(op.tps))  # the ThrottleActor's part
-    binds = [BindClient(b, op, tokens=account, sink=RedisLedger(client).apply_async) for b in op.binds]
+    binds = [
+        BindClient(b, op, tokens=account, sink=RedisLedger(client, ledger=op.name).apply_async)
+        for b in op.binds
+    ]
     for b in binds:
         await b.start()
     for b in binds:

@@ -28,7 +28,7 @@ import redis
 from api.keys import create_key
 from cluster.stack import stop_actors
 from tests.helpers import ApiProcess, SimProcess, wait_for
-from ulak import keys
+from ulak import keys, redisclient
 from ulak.redis_server import RedisServer
 
 TEMPLATE = "Merhaba {ad}, hesabınıza {tutar} TL puan yüklendi. Şubat kampanyası için teşekkürler!"
@@ -46,7 +46,7 @@ class Stack:
     token: str
     read_token: str
     namespace: str
-    redis_server: RedisServer
+    redis_server: RedisServer | None  # None: a Redis the test started itself (a cluster)
 
     def client(self, token: str | None = None) -> httpx.Client:
         return httpx.Client(
@@ -62,15 +62,22 @@ class Stack:
 
 
 def _config(
-    workdir: Path, sim: SimProcess, redis_url: str, *, tps: int, jobs: dict[str, Any] | None = None
+    workdir: Path,
+    sim: SimProcess,
+    redis_url: str,
+    *,
+    tps: int,
+    jobs: dict[str, Any] | None = None,
+    accounts: dict[str, str] | None = None,
 ) -> Path:
     config_dir = workdir / "configs"
     config_dir.mkdir()
     (workdir / "uploads").mkdir()
 
     def bind(name: str) -> str:
+        system_id = (accounts or {}).get({"t": "tcell", "v": "voda"}[name[0]], "test")
         return (
-            f"{{name: {name}, host: 127.0.0.1, port: {sim.port}, system_id: test, "
+            f"{{name: {name}, host: 127.0.0.1, port: {sim.port}, system_id: {system_id}, "
             f"password_env: ULAK_TEST_SIM_PASSWORD, window: 20}}"
         )
 
@@ -104,19 +111,22 @@ def running_stack(
     name: str,
     appendonly: bool = False,
     jobs: dict[str, Any] | None = None,
+    redis_url: str | None = None,
+    accounts: dict[str, str] | None = None,
 ) -> Iterator[Stack]:
-    """Redis, the API process (joining this session's Ray in a namespace of its own) and its binds
-    to *sim*, ready once /readyz says the binds are bound; all stopped after (``stack.sim`` too:
-    a test may have replaced it)."""
-    server = RedisServer(workdir / "redis", appendonly=appendonly).start()
-    client = redis.Redis.from_url(server.url)
+    """Redis (its own server, or the one at *redis_url*: a cluster's), the API process (joining this
+    session's Ray in a namespace of its own) and its binds to *sim*, ready once /readyz says the
+    binds are bound; all stopped after (``stack.sim`` too: a test may have replaced it)."""
+    server = RedisServer(workdir / "redis", appendonly=appendonly).start() if redis_url is None else None
+    url = server.url if server is not None else str(redis_url)
+    client = redisclient.client(url)
     namespace = f"ulak-{name}-{uuid.uuid4().hex[:6]}"
     env = {
         "ULAK_TEST_SIM_PASSWORD": "secret",
         "ULAK_RAY__ADDRESS": ray.get_runtime_context().gcs_address,
         "ULAK_RAY__NAMESPACE": namespace,
     }
-    config_dir = _config(workdir, sim, server.url, tps=tps, jobs=jobs)
+    config_dir = _config(workdir, sim, url, tps=tps, jobs=jobs, accounts=accounts)
     token, _ = create_key(client, name="tests")
     read_token, _ = create_key(client, name="dashboard", scope="read")
     api = ApiProcess(workdir, config_dir, env)
@@ -129,7 +139,8 @@ def running_stack(
         stack.api.stop()
         stop_actors(namespace)
         client.close()
-        server.stop()
+        if server is not None:
+            server.stop()
         stack.sim.stop()
 
 
@@ -551,7 +562,7 @@ def test_a_bind_that_dies_is_replaced_and_its_job_finishes_without_duplicates(st
         t2 = ray.get_actor("bind:tcell:t2", namespace=stack.namespace)
         # The pool finds a dead bind's send record registered under the bind's name.
         record = ray.get(t2.describe.remote())["send_record"]
-        assert record == keys.bind_sends("tcell", "t2", t2._actor_id.hex())
+        assert record == keys.bind_sends("tcell", "t2", t2._actor_id.hex(), ledger="tcell")
         ray.kill(t2, no_restart=True)
         view = _wait_state(http, job_id, "done", "failed")
         assert view["state"] == "done", view

@@ -14,6 +14,7 @@ import redis
 import redis.asyncio
 
 from tests.helpers import SimProcess, sim_bind
+from ulak import keys
 from ulak.dispatch.bind import BindClient, OutboundPart
 from ulak.dispatch.ledger import RedisLedger
 from ulak.dispatch.message import plan_for, submit_pdus
@@ -60,7 +61,7 @@ async def run_bind(
     receipts: Callable[[], int] | int = 0,
 ) -> BindClient:
     client = redis.asyncio.Redis.from_url(url)
-    ledger = RedisLedger(client)
+    ledger = RedisLedger(client, ledger=op.name)
     limiter = LocalTokenSource(SlidingWindowLimiter(op.tps))
     record = RedisSendRecord(client, "test:bind:sends")
     bind = BindClient(op.binds[0], op, tokens=limiter, sink=ledger.apply_async, record=record)
@@ -83,7 +84,7 @@ async def run_bind(
 def counters(url: str, job: str = "job1") -> dict[str, int]:
     client = redis.Redis.from_url(url)
     try:
-        return {k.decode(): int(v) for k, v in client.hgetall(f"ulak:job:{job}:counters").items()}
+        return {k.decode(): int(v) for k, v in client.hgetall(keys.job_op_counters(job, "op")).items()}
     finally:
         client.close()
 
@@ -157,7 +158,9 @@ def test_dropped_connections_at_most_once(
     assert c.get("unknown", 0) > 0
     record = record_keys(sim)
     assert max(record.values()) == 1  # at-most-once: nothing sent twice
-    acked_rows = {k.decode() for k, v in redis_client.hgetall("ulak:job:job1:rows").items() if v == b"a"}
+    acked_rows = {
+        k.decode() for k, v in redis_client.hgetall(keys.job_rows("job1", "op")).items() if v == b"a"
+    }
     assert len(acked_rows) == c["acked"]
     assert (
         len(record) - c["acked"] <= c["unknown"]
@@ -211,7 +214,7 @@ def test_receipt_variants_all_match(
     assert c["delivered"] == 150
     assert c["receipts_duplicate"] == sent_receipts - 150 > 0
     assert stats["receipts_before_resp"] > 0
-    held = redis_client.hgetall("ulak:receipts:stats")
+    held = redis_client.hgetall(keys.receipt_stats("op"))
     assert held.get(b"held") == held.get(b"matched_late")  # every early receipt found its message
 
 
@@ -252,7 +255,9 @@ def test_a_lease_is_spent_across_window_refills(
 
     async def run() -> None:
         client = redis.asyncio.Redis.from_url(redis_server_url)
-        bind = BindClient(op.binds[0], op, tokens=tokens, sink=RedisLedger(client).apply_async)
+        bind = BindClient(
+            op.binds[0], op, tokens=tokens, sink=RedisLedger(client, ledger=op.name).apply_async
+        )
         await bind.start()
         bind.enqueue(parts)
         await bind.drain(timeout=30)
@@ -280,7 +285,7 @@ def test_a_bind_that_dies_leaves_every_part_the_smsc_got_accounted_for(
 
     async def run_and_die() -> None:
         client = redis.asyncio.Redis.from_url(redis_server_url)
-        ledger, record = RedisLedger(client), RedisSendRecord(client, key)
+        ledger, record = RedisLedger(client, ledger=op.name), RedisSendRecord(client, key)
         dead = asyncio.Event()
 
         async def write(coroutine: Any) -> None:
@@ -306,7 +311,7 @@ def test_a_bind_that_dies_leaves_every_part_the_smsc_got_accounted_for(
         await bind.start()
         bind.enqueue(parts)
         # Under way, some of it written, and parts in flight when it dies.
-        while await client.hlen("ulak:job:job1:rows") < 300 or not bind.in_flight:
+        while await client.hlen(keys.job_rows("job1", "op")) < 300 or not bind.in_flight:
             await asyncio.sleep(0.001)
         # Death: no more writes, the connection gone, no reconnecting; what it held in memory is lost.
         dead.set()
@@ -322,8 +327,8 @@ def test_a_bind_that_dies_leaves_every_part_the_smsc_got_accounted_for(
     asyncio.run(run_and_die())
     lost = read_record(redis_client, key)
     assert lost  # it died with parts on the way
-    RedisLedger(redis_client).apply(list(lost))
-    rows = redis_client.hgetall("ulak:job:job1:rows")
+    RedisLedger(redis_client, ledger="op").apply(list(lost))
+    rows = redis_client.hgetall(keys.job_rows("job1", "op"))
     states = {int(k): v.decode() for k, v in rows.items() if b":" not in k}
     at_smsc = {int(r["dst"][5:]) for r in sim.records()}
     assert len(at_smsc) < len(parts)  # it really died before the end

@@ -13,6 +13,7 @@ import redis.asyncio
 
 from tests.helpers import SimProcess, sim_bind
 from tests.integration.test_bind import campaign, record_keys
+from ulak import keys
 from ulak.dispatch.bind import BindClient, BindState, OutboundPart
 from ulak.dispatch.ledger import RedisLedger
 from ulak.dispatch.throttle import Lease, LocalTokenSource, SlidingWindowLimiter
@@ -35,7 +36,7 @@ def by_message(parts: list[OutboundPart], n: int) -> list[list[OutboundPart]]:
 async def run_binds(op: OperatorConfig, url: str, parts: list[OutboundPart]) -> list[BindClient]:
     client = redis.asyncio.Redis.from_url(url)
     account = LocalTokenSource(SlidingWindowLimiter(op.tps))  # the ThrottleActor's part
-    sink = RedisLedger(client).apply_async
+    sink = RedisLedger(client, ledger=op.name).apply_async
     binds = [BindClient(b, op, tokens=account, sink=sink) for b in op.binds]
     for bind in binds:
         await bind.start()
@@ -96,7 +97,7 @@ def test_parts_throttled_then_withdrawn_go_back_unsent(
             op.binds[0],
             op,
             tokens=LocalTokenSource(SlidingWindowLimiter(op.tps)),
-            sink=RedisLedger(client).apply_async,
+            sink=RedisLedger(client, ledger=op.name).apply_async,
         )
         await bind.start()
         bind.enqueue(parts)
@@ -118,8 +119,8 @@ def test_parts_throttled_then_withdrawn_go_back_unsent(
 
     bind = asyncio.run(run())
     assert bind.stats.throttled >= 10
-    ledger = {k.decode() for k in redis_client.hkeys("ulak:job:job1:parts") if k.count(b":") == 1}
-    states = {v for k, v in redis_client.hgetall("ulak:job:job1:parts").items() if k.count(b":") == 1}
+    ledger = {k.decode() for k in redis_client.hkeys(keys.job_parts("job1", "op")) if k.count(b":") == 1}
+    states = {v for k, v in redis_client.hgetall(keys.job_parts("job1", "op")).items() if k.count(b":") == 1}
     at_smsc = {r["dst"] for r in sim.records()}
     back = {f"90532{p.row:07d}" for p in withdrawn}
     assert withdrawn and len(back) == len(withdrawn)  # nothing taken back twice
@@ -127,7 +128,7 @@ def test_parts_throttled_then_withdrawn_go_back_unsent(
     assert not {f"{p.row}:{p.part}" for p in withdrawn} & ledger  # …and the ledger does not call it sent
     assert states <= {b"a"}  # nothing left in flight
     assert len(ledger) + len(withdrawn) == len(parts) == len(at_smsc) + len(back)
-    c = {k.decode(): int(v) for k, v in redis_client.hgetall("ulak:job:job1:counters").items()}
+    c = {k.decode(): int(v) for k, v in redis_client.hgetall(keys.job_op_counters("job1", "op")).items()}
     assert c["parts_sent"] == c["parts_acked"] == len(at_smsc) == c["submitted"]
 
 
@@ -186,7 +187,9 @@ def test_a_bug_in_the_send_loop_is_logged_shown_and_survived(
 
     async def run() -> BindClient:
         client = redis.asyncio.Redis.from_url(redis_server_url)
-        bind = BindClient(op.binds[0], op, tokens=BuggyTokens(), sink=RedisLedger(client).apply_async)
+        bind = BindClient(
+            op.binds[0], op, tokens=BuggyTokens(), sink=RedisLedger(client, ledger=op.name).apply_async
+        )
         await bind.start()
         bind.enqueue(parts)
         for _ in range(3000):

@@ -23,8 +23,8 @@ from ulak.dispatch.inbox import RedisInbox
 from ulak.dispatch.ledger import Event, PartAcked, PartSent, ReceiptSeen, RedisLedger
 from ulak.redis_server import RedisServer
 
-FENCE = keys.bind_fence("op", "b1")
-INBOX = keys.bind_inbox("op", "b1")
+FENCE = keys.bind_fence("op", "b1", ledger="op")
+INBOX = keys.bind_inbox("op", "b1", ledger="op")
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def sent(job: str, rows: range) -> list[Event]:
 
 def counters(server: RedisServer, job: str) -> dict[str, int]:
     client = redis.Redis.from_url(server.url)
-    raw = client.hgetall(keys.job_counters(job))
+    raw = client.hgetall(keys.job_op_counters(job, "op"))
     client.close()
     return {k.decode(): int(v) for k, v in raw.items()}
 
@@ -60,7 +60,7 @@ def run(coro: object) -> None:
 def test_writes_redis_lost_are_written_again_by_the_bind_in_order(server: RedisServer) -> None:
     async def scenario() -> None:
         client = redis.asyncio.Redis.from_url(server.url)
-        writes = FencedWrites(client, fence=FENCE, inbox=INBOX)
+        writes = FencedWrites(client, ledger="op", fence=FENCE, inbox=INBOX)
         await writes.apply(sent("j", range(10)))
         kept = os.path.getsize(server.aof)  # Redis writes its file before it answers
         await writes.apply(sent("j", range(10, 20)))
@@ -84,7 +84,7 @@ def test_a_lost_takeover_is_written_again_with_everything_since(server: RedisSer
     async def scenario() -> None:
         kept = os.path.getsize(server.aof) if server.aof.exists() else 0
         client = redis.asyncio.Redis.from_url(server.url)
-        writes = FencedWrites(client, fence=FENCE, inbox=INBOX)
+        writes = FencedWrites(client, ledger="op", fence=FENCE, inbox=INBOX)
         await writes.apply(sent("k", range(4)))
         await writes.apply(sent("k", range(4, 8)))
         crash_redis(server, keep_bytes=kept)
@@ -100,7 +100,7 @@ def test_a_loss_longer_than_the_journal_is_counted_and_the_bind_goes_on(server: 
 
     async def scenario() -> None:
         client = redis.asyncio.Redis.from_url(server.url)
-        writes = FencedWrites(client, fence=FENCE, inbox=INBOX, clock=lambda: now[0], keep=5.0)
+        writes = FencedWrites(client, ledger="op", fence=FENCE, inbox=INBOX, clock=lambda: now[0], keep=5.0)
         await writes.apply(sent("l", range(2)))
         kept = os.path.getsize(server.aof)
         await writes.apply(sent("l", range(2, 4)))
@@ -118,9 +118,9 @@ def test_a_loss_longer_than_the_journal_is_counted_and_the_bind_goes_on(server: 
 def test_a_process_whose_bind_name_was_taken_writes_nothing_more(server: RedisServer) -> None:
     async def scenario() -> None:
         client = redis.asyncio.Redis.from_url(server.url)
-        old = FencedWrites(client, fence=FENCE, inbox=INBOX)
+        old = FencedWrites(client, ledger="op", fence=FENCE, inbox=INBOX)
         await old.apply(sent("m", range(2)))
-        new = FencedWrites(client, fence=FENCE, inbox=INBOX)
+        new = FencedWrites(client, ledger="op", fence=FENCE, inbox=INBOX)
         await new.apply(sent("m", range(2, 4)))
         with pytest.raises(Superseded):
             await old.apply(sent("m", range(4, 6)))
@@ -136,12 +136,12 @@ def test_a_process_whose_bind_name_was_taken_writes_nothing_more(server: RedisSe
 def test_a_write_whose_answer_was_lost_is_not_made_twice_when_tried_again(server: RedisServer) -> None:
     async def scenario() -> None:
         client = redis.asyncio.Redis.from_url(server.url)
-        writes = FencedWrites(client, fence=FENCE, inbox=INBOX)
+        writes = FencedWrites(client, ledger="op", fence=FENCE, inbox=INBOX)
         await writes.apply(sent("n", range(3)))
         # The next write reaches Redis, and its answer is lost with the connection: made by hand
         # here as the bind's write makes it, with the fence moving from 1:1 to 1:2.
         events = sent("n", range(3, 6))
-        await RedisLedger(client).apply_async(events, inbox=INBOX, fence=(FENCE, "1:1", "1:2"))
+        await RedisLedger(client, ledger="op").apply_async(events, inbox=INBOX, fence=(FENCE, "1:1", "1:2"))
         await writes.apply(events)  # the bind's next flush tries it again
         assert counters(server, "n")["acked"] == 6 and writes.sequence == 2
         await writes.apply(sent("n", range(6, 7)))
@@ -156,7 +156,7 @@ def test_a_bind_with_nothing_to_write_gives_back_what_redis_lost_when_asked(serv
     # the crash has no write to find the gap with, so the withdraw verifies.
     async def scenario() -> None:
         client = redis.asyncio.Redis.from_url(server.url)
-        writes = FencedWrites(client, fence=FENCE, inbox=INBOX)
+        writes = FencedWrites(client, ledger="op", fence=FENCE, inbox=INBOX)
         await writes.apply(sent("v", range(2)))
         kept = os.path.getsize(server.aof)
         await writes.apply(sent("v", range(2, 4)))

@@ -594,4 +594,4 @@ def test_purge_deletes_jobs_past_their_retention_with_their_files(hostile: Hosti
         assert http.get(f"/v1/jobs/{job_id}").status_code == 404
         assert http.post("/v1/jobs/purge", json={"older_than_days": "nan"}).status_code == 422
     assert not directory.exists()
-    assert not hostile.redis.keys(f"ulak:job:{job_id}*")
+    assert not hostile.redis.keys(f"ulak:*{job_id}*")

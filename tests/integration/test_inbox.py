@@ -18,7 +18,7 @@ from ulak.dispatch.inbox import RedisInbox
 from ulak.dispatch.ledger import Event, ReceiptSeen, RedisLedger
 from ulak.dispatch.throttle import LocalTokenSource, SlidingWindowLimiter
 
-KEY = keys.bind_inbox("op", "b1")
+KEY = keys.bind_inbox("op", "b1", ledger="op")
 
 
 def _bind(op: Any, client: Any, sink: Any, inbox: Any) -> BindClient:
@@ -45,7 +45,7 @@ def test_receipts_a_dying_bind_answered_are_applied_by_the_next(
 
     async def scenario() -> None:
         client = redis.asyncio.Redis.from_url(redis_server_url)
-        ledger = RedisLedger(client)
+        ledger = RedisLedger(client, ledger=op.name)
 
         # The first bind's process "dies" before it writes any receipt to the ledger: its sink
         # writes the sends and acks, and loses the receipts, as a killed process would.
@@ -110,7 +110,7 @@ def test_a_receipt_that_cannot_be_made_durable_is_not_answered(
 
     async def scenario() -> None:
         client = redis.asyncio.Redis.from_url(redis_server_url)
-        ledger = RedisLedger(client)
+        ledger = RedisLedger(client, ledger=op.name)
         inbox = _Unreachable(RedisInbox(client, KEY))
         bind = _bind(op, client, functools.partial(ledger.apply_async, inbox=KEY), inbox)
         await bind.start()

@@ -24,6 +24,7 @@ from ulak.dispatch.ledger import (
 )
 
 JOB = "job1"
+OP = "op"  # every event of these tests goes to one operator's ledger
 
 
 def counters(ledger: RedisLedger, job: str = JOB) -> dict[str, int]:
@@ -36,27 +37,27 @@ def model_counters(model: MemoryLedger, job: str = JOB) -> dict[str, int]:
 
 
 def test_single_part_happy_path(redis_client: redis.Redis) -> None:
-    ledger = RedisLedger(redis_client)
+    ledger = RedisLedger(redis_client, ledger=OP)
     ledger.apply([PartSent(JOB, 1, 1, 1), PartAcked(JOB, 1, 1, 1, "smsc", "42")])
     ledger.apply([ReceiptSeen("smsc", "42", "DELIVRD")])
     c = counters(ledger)
     assert (c["submitted"], c["acked"], c["delivered"], c["receipts"]) == (1, 1, 1, 1)
-    assert redis_client.ttl(keys.message_id("smsc", "42")) > 0
+    assert redis_client.ttl(keys.message_id(OP, "smsc", "42")) > 0
 
 
 def test_receipt_before_its_ack_is_held_then_matched(redis_client: redis.Redis) -> None:
-    ledger = RedisLedger(redis_client)
+    ledger = RedisLedger(redis_client, ledger=OP)
     ledger.apply([PartSent(JOB, 7, 1, 1), ReceiptSeen("smsc", "ab", "DELIVRD")])
     assert counters(ledger)["delivered"] == 0
-    assert redis_client.hget(keys.RECEIPT_STATS, "held") == b"1"
+    assert redis_client.hget(keys.receipt_stats(OP), "held") == b"1"
     ledger.apply([PartAcked(JOB, 7, 1, 1, "smsc", "ab")])
     assert counters(ledger)["delivered"] == 1
-    assert redis_client.hget(keys.RECEIPT_STATS, "matched_late") == b"1"
-    assert not redis_client.exists(keys.early_receipt("smsc", "ab"))
+    assert redis_client.hget(keys.receipt_stats(OP), "matched_late") == b"1"
+    assert not redis_client.exists(keys.early_receipt(OP, "smsc", "ab"))
 
 
 def test_multipart_delivered_only_when_every_part_is(redis_client: redis.Redis) -> None:
-    ledger = RedisLedger(redis_client)
+    ledger = RedisLedger(redis_client, ledger=OP)
     events: list[Event] = [PartSent(JOB, 3, p, 3) for p in (1, 2, 3)]
     events += [PartAcked(JOB, 3, p, 3, "s", f"m{p}") for p in (1, 2, 3)]
     ledger.apply(events)
@@ -68,7 +69,7 @@ def test_multipart_delivered_only_when_every_part_is(redis_client: redis.Redis) 
 
 
 def test_one_failed_part_fails_the_row_once(redis_client: redis.Redis) -> None:
-    ledger = RedisLedger(redis_client)
+    ledger = RedisLedger(redis_client, ledger=OP)
     ledger.apply(
         [
             PartSent(JOB, 5, 1, 2),
@@ -85,11 +86,11 @@ def test_one_failed_part_fails_the_row_once(redis_client: redis.Redis) -> None:
 
 
 def test_unknown_ids_from_another_smsc_do_not_match(redis_client: redis.Redis) -> None:
-    ledger = RedisLedger(redis_client)
+    ledger = RedisLedger(redis_client, ledger=OP)
     ledger.apply([PartSent(JOB, 1, 1, 1), PartAcked(JOB, 1, 1, 1, "smsc-a", "1")])
     ledger.apply([ReceiptSeen("smsc-b", "1", "DELIVRD")])
     assert counters(ledger)["delivered"] == 0
-    assert redis_client.hget(keys.RECEIPT_STATS, "held") == b"1"
+    assert redis_client.hget(keys.receipt_stats(OP), "held") == b"1"
 
 
 STATUSES = ["DELIVRD", "DELIVRD", "DELIVRD", "UNDELIV", "EXPIRED", "REJECTD", "ENROUTE", "WEIRD"]
@@ -142,7 +143,7 @@ def random_history(rng: random.Random, rows: int) -> list[Event]:
 def test_redis_ledger_matches_the_model(redis_server_url: str, seed: int, rows: int, batch: int) -> None:
     client = redis.Redis.from_url(redis_server_url)
     client.flushall()
-    ledger = RedisLedger(client)
+    ledger = RedisLedger(client, ledger=OP)
     model = MemoryLedger()
     history = random_history(random.Random(seed), rows)
     for i in range(0, len(history), batch):
@@ -150,10 +151,10 @@ def test_redis_ledger_matches_the_model(redis_server_url: str, seed: int, rows: 
         ledger.apply(coalesce(chunk))  # as a bind writes them
         model.apply(chunk)
     assert counters(ledger) == model_counters(model)
-    stats = {k.decode(): int(v) for k, v in client.hgetall(keys.RECEIPT_STATS).items()}
+    stats = {k.decode(): int(v) for k, v in client.hgetall(keys.receipt_stats(OP)).items()}
     assert stats.get("held", 0) == model.receipt_stats["held"]
     assert stats.get("matched_late", 0) == model.receipt_stats["matched_late"]
-    states = client.hgetall(keys.job_rows(JOB))
+    states = client.hgetall(keys.job_rows(JOB, OP))
     for (job, row), r in model.rows.items():
         if r["state"] is not None:
             assert states[str(row).encode()] == r["state"].encode(), (job, row)

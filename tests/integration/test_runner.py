@@ -21,7 +21,7 @@ import pytest
 import redis
 
 from cluster import runner as runner_module
-from cluster.jobs import JobOptions, JobState, JobStore
+from cluster.jobs import JobOptions, JobState, JobStore, ledgers_field
 from cluster.plane import ControlPlane
 from cluster.pool import BindDied, BindRef, Take
 from cluster.runner import JobRunner
@@ -48,13 +48,13 @@ class FakePool:
         self.queues: dict[BindRef, deque[OutboundPart]] = {
             BindRef(op.name, b.name): deque() for op in settings.operators for b in op.binds
         }
-        self.ledger = RedisLedger(client)
+        self.ledgers = {op.name: RedisLedger(client, ledger=op.ledger_name) for op in settings.operators}
         self.per_call = per_call
         self.die_after = die_after
         self.sent: Counter[tuple[int, int]] = Counter()
         self.record: list[PartUnknown] = []  # the dead bind's send record
         self.dead: BindRef | None = None
-        self.unwritten: list[Event] = []  # as a bind keeps events a failed write did not take
+        self.unwritten: dict[str, list[Event]] = {}  # per operator, as a bind keeps what a write did not take
         self.stalled: set[str] = set()  # operators whose binds cannot reach their SMSC
         self.lock = threading.Lock()
         self._ids = 0
@@ -63,7 +63,7 @@ class FakePool:
         with self.lock:
             if self.dead is not None:
                 raise BindDied(f"bind {self.dead.operator}/{self.dead.bind} died")
-            events: list[Event] = []
+            events: dict[str, list[Event]] = {}
             for ref, queue in self.queues.items():
                 if ref.operator in self.stalled:
                     continue
@@ -72,10 +72,12 @@ class FakePool:
                     self.sent[(p.row, p.part)] += 1
                     self._ids += 1
                     mid = f"{self._ids:x}"
-                    events += [
-                        PartAcked(p.job, p.row, p.part, p.parts, "smsc", mid),
-                        ReceiptSeen("smsc", mid, "DELIVRD", "000"),
-                    ]
+                    events.setdefault(ref.operator, []).extend(
+                        [
+                            PartAcked(p.job, p.row, p.part, p.parts, "smsc", mid),
+                            ReceiptSeen("smsc", mid, "DELIVRD", "000"),
+                        ]
+                    )
                 if (
                     self.die_after is not None
                     and sum(self.sent.values()) >= self.die_after
@@ -87,9 +89,11 @@ class FakePool:
                         self.record.append(PartUnknown(p.job, p.row, p.part, p.parts))
                     queue.clear()
                     self.dead, self.die_after = ref, None
-            self.unwritten += events
-            self.ledger.apply(self.unwritten)  # Redis away: they stay, and go with the next write
-            self.unwritten = []
+            for op, batch in events.items():
+                self.unwritten.setdefault(op, []).extend(batch)
+            for op in list(self.unwritten):
+                self.ledgers[op].apply(self.unwritten[op])  # Redis away: they stay for the next write
+                del self.unwritten[op]
             if self.dead is not None:
                 raise BindDied(f"bind {self.dead.operator}/{self.dead.bind} died")
 
@@ -126,7 +130,7 @@ class FakePool:
         return dead, [r for r in self.queues if r not in dead]
 
     def settle_dead(self, ref: BindRef) -> int:
-        self.ledger.apply(list(self.record))
+        self.ledgers[ref.operator].apply(list(self.record))
         return len(self.record)
 
     def replace_dead(self) -> list[BindRef]:
@@ -185,7 +189,7 @@ def _job(settings: Settings, client: redis.Redis, tmp_path: Path, rows: int) -> 
     pq.write_table(pa.table(table), directory / ACCEPTED_FILE)
     store = JobStore(client)
     store.create("j1", options=JobOptions(text_column="text"), source="test", directory=directory)
-    store.update("j1", prepared="1")
+    store.update("j1", prepared="1", ledgers=ledgers_field(settings.operators))
     client.hset(keys.job_counters("j1"), mapping={"rows": rows, "accepted": rows})
     store.transition("j1", JobState.SCHEDULED, allowed=(JobState.QUEUED,))
     return "j1", sum(table["parts"])

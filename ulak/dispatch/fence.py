@@ -96,6 +96,7 @@ class FencedWrites:
         self,
         client: Any,
         *,
+        ledger: str,
         fence: str,
         inbox: str,
         clock: Callable[[], float] = time.monotonic,
@@ -103,7 +104,7 @@ class FencedWrites:
         log_context: dict[str, str] | None = None,
     ) -> None:
         self._client = client
-        self._ledger = RedisLedger(client)
+        self._ledger = RedisLedger(client, ledger=ledger)
         self._inbox_script = client.register_script(_INBOX_SCRIPT)
         self.fence = fence
         self.inbox = _FencedInbox(self, RedisInbox(client, inbox))

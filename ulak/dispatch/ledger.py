@@ -30,7 +30,7 @@ Rules (per row of a job; a row is one logical message of ``parts`` PDUs):
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -269,13 +269,13 @@ def coalesce(events: list[Event]) -> list[Event]:
     return kept
 
 
-def _pack(events: list[Event]) -> bytes:
+def _pack(events: list[Event], msg: str) -> bytes:
     """One batch as a single MessagePack array, 8 values per event: Lua's cmsgpack decodes it in C
     (splitting a delimited string with Lua patterns cost ~4 µs per event, as much as the rules), and
     one argument instead of 8 per event keeps redis-py's command packing off the bind's CPU. Row, part
-    and parts go as decimal strings, and message ids as their keys (see ledger.lua)."""
+    and parts go as decimal strings, and message ids as their keys (*msg*: the operator's prefix; see
+    ledger.lua)."""
     flat: list[object] = []
-    msg = keys.MESSAGE_ID_PREFIX
     for e in events:
         if isinstance(e, ReceiptSeen):
             key = f"{msg}{e.smsc}:{e.message_id}"
@@ -302,40 +302,47 @@ BATCH = 128
 
 
 class RedisLedger:
-    """The ledger in Redis: one atomic Lua call per batch of events.
+    """One ledger in Redis (``OperatorConfig.ledger``: an operator's, or that of the operators that
+    share an SMSC account): one atomic Lua call per batch of events.
 
-    Works with ``redis.Redis`` (``apply``) and ``redis.asyncio.Redis`` (``apply_async``).
-    ``message_ttl`` bounds how long a message id stays matchable: the validity period plus a margin.
+    Every key a call touches is in *ledger*'s hash slot (``ulak.keys.tag``), so on a Redis Cluster
+    a call is one slot; the events of one call must all be of rows that go to *ledger*'s operators
+    (a bind's are), and the receipts of ids those operators' binds were given. Works with
+    ``redis.Redis`` or ``redis.cluster.RedisCluster`` (``apply``) and their asyncio twins
+    (``apply_async``). ``message_ttl`` bounds how long a message id stays matchable: the
+    validity period plus a margin.
     """
 
-    def __init__(self, client: Any, *, message_ttl: int = 3 * 86400) -> None:
+    def __init__(self, client: Any, *, ledger: str, message_ttl: int = 3 * 86400) -> None:
         self._client = client
         self._script = client.register_script(_SCRIPT)
+        self.ledger = ledger
         self.message_ttl = message_ttl
+        self._prefix = keys.message_id_prefix(ledger)
+        # The script names its keys from arguments; one in KEYS routes the call to the slot's node.
+        self._route = [keys.receipt_stats(ledger)]
+        self._fixed = (
+            *keys.ledger_templates(ledger),
+            self._prefix,
+            keys.early_receipt_prefix(ledger),
+            keys.receipt_stats(ledger),
+            message_ttl,
+        )
+        self._hooks = (
+            keys.webhook_jobs(ledger),
+            keys.webhook_outbox(ledger),
+            keys.receipt_latency(ledger),
+            keys.early_receipts_held(ledger),
+        )
 
     def _args(
         self, events: list[Event], inbox: str = "", fence: tuple[str, str, str] | None = None
     ) -> list[str | int | bytes]:
-        return [
-            keys.JOB_COUNTERS_TEMPLATE,
-            keys.JOB_ROWS_TEMPLATE,
-            keys.JOB_PARTS_TEMPLATE,
-            keys.MESSAGE_ID_PREFIX,
-            keys.EARLY_RECEIPT_PREFIX,
-            keys.RECEIPT_STATS,
-            self.message_ttl,
-            _pack(events),
-            keys.WEBHOOK_JOBS,
-            keys.WEBHOOK_OUTBOX,
-            keys.RECEIPT_LATENCY,
-            keys.EARLY_RECEIPTS_HELD,
-            inbox,
-            *(fence or ()),
-        ]
+        return [*self._fixed, _pack(events, self._prefix), *self._hooks, inbox, *(fence or ())]
 
     def apply(self, events: list[Event]) -> None:
         if events:
-            self._script(keys=[], args=self._args(events))
+            self._script(keys=self._route, args=self._args(events))
 
     def apply_in_batches(self, events: Sequence[Event]) -> None:
         """Apply *events* ``BATCH`` at a time, as binds write: Redis runs each script alone, so one
@@ -351,8 +358,73 @@ class RedisLedger:
         (key, expected, new: ``ulak.dispatch.fence``), only if the key holds what is expected,
         moving it to the new value; else nothing, and a ``FENCE <value>`` error."""
         if events:
-            await self._script(keys=[], args=self._args(events, inbox, fence))
+            await self._script(keys=self._route, args=self._args(events, inbox, fence))
 
     def counters(self, job: str) -> dict[str, int]:
-        raw = self._client.hgetall(keys.job_counters(job))
+        """This ledger's counters of *job*'s rows."""
+        raw = self._client.hgetall(keys.job_op_counters(job, self.ledger))
         return {k.decode(): int(v) for k, v in raw.items()}
+
+
+class LedgerReader:
+    """Reads back what :class:`RedisLedger` wrote, for a job whose rows go to several operators: the
+    one module that knows the layout (``ulak.keys``: rows and parts per ledger) reads it. *ledgers*
+    maps each of the job's operators to its ledger (the job record keeps it: ``cluster.jobs``).
+
+    Each read is one round trip (a pipeline; on a Redis Cluster the client sends each operator's part
+    to its shard). Figures summed over operators are each operator's atomic snapshot, so every sum
+    that adds up per operator adds up in total."""
+
+    def __init__(self, client: Any, job: str, ledgers: Mapping[str, str]) -> None:
+        self._client = client
+        self.job = job
+        self.ledgers = dict(ledgers)
+
+    def counters(self) -> dict[str, int]:
+        """The ledgers' counters of the job, summed (each ledger once, however many operators)."""
+        names = sorted(set(self.ledgers.values()))
+        if not names:
+            return {}
+        pipe = self._client.pipeline(transaction=False)
+        for name in names:
+            pipe.hgetall(keys.job_op_counters(self.job, name))
+        return sum_counters(pipe.execute())
+
+    def fields(
+        self, kind: str, operators: Sequence[str], names: Sequence[Sequence[str]]
+    ) -> list[list[bytes | None]]:
+        """For each row, the values of its fields *names[i]* in the job's *kind* hash (``rows`` or
+        ``parts``) of its operator *operators[i]*'s ledger, in order: one HMGET per ledger, one
+        round trip."""
+        key = keys.job_rows if kind == "rows" else keys.job_parts
+        by_op: dict[str, list[int]] = {}
+        for i, op in enumerate(operators):
+            if names[i]:
+                by_op.setdefault(self.ledgers.get(op, op), []).append(i)
+        out: list[list[bytes | None]] = [[] for _ in operators]
+        if not by_op:
+            return out
+        pipe = self._client.pipeline(transaction=False)
+        for op, rows in by_op.items():
+            pipe.hmget(key(self.job, op), [f for i in rows for f in names[i]])
+        for rows, values in zip(by_op.values(), pipe.execute(), strict=True):
+            found = iter(values)
+            for i in rows:
+                out[i] = [next(found) for _ in names[i]]
+        return out
+
+    def ledger_keys(self, extra: Sequence[str] = ()) -> list[str]:
+        """Every key of the job in its ledgers and in *extra* ledgers (to delete them)."""
+        names = sorted({*self.ledgers.values(), *extra})
+        return [
+            key(self.job, n) for n in names for key in (keys.job_op_counters, keys.job_rows, keys.job_parts)
+        ]
+
+
+def sum_counters(hashes: Sequence[dict[bytes, bytes]]) -> dict[str, int]:
+    """Counter hashes as Redis returned them, summed field by field."""
+    total: Counter[str] = Counter()
+    for raw in hashes:
+        for k, v in raw.items():
+            total[k.decode()] += int(v)
+    return dict(total)

@@ -1,0 +1,178 @@
+"""A campaign through a real 3-master Redis Cluster (the bundled redis-server in cluster mode).
+
+Ulak's keys are hash-tagged so that every ledger call and every MULTI is one slot: what binds write
+is in its operator's slot, a job's own keys in the job's (``ulak.keys``). This runs a two-operator
+campaign through the API on such a cluster, with the operators' ledgers on different shards, a
+pause and resume and a receipt webhook, and holds it to what a single Redis gives: every row in one
+final state, each part once at the SMSC, the report, the webhook's events (each row's outcome once,
+the final state after them), and a purge that leaves no key behind on any shard.
+"""
+
+from __future__ import annotations
+
+import csv
+import http.server
+import io
+import json
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from tests.helpers import SimProcess, start_redis_cluster, wait_for
+from tests.integration.test_api import (
+    _assert_adds_up,
+    _campaign,
+    _no_duplicates,
+    _post,
+    _wait_state,
+    running_stack,
+)
+from ulak import keys, redisclient
+from ulak.redis_server import RedisServer
+
+PASSWORD = "cluster-test"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RedisServer]]:
+    servers = start_redis_cluster(tmp_path_factory.mktemp("cluster"), masters=3, password=PASSWORD)
+    try:
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def _url(servers: list[RedisServer]) -> str:
+    # One node is enough to find the rest; two, so that the one named first may be down.
+    return redisclient.cluster_url([f"127.0.0.1:{s.port}" for s in servers[:2]], password=PASSWORD)
+
+
+class _Hook:
+    """A webhook receiver on 127.0.0.1: keeps every body in arrival order."""
+
+    def __init__(self) -> None:
+        bodies: list[dict[str, Any]] = []
+
+        class Receiver(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.bodies = bodies
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+
+    def events(self) -> list[dict[str, Any]]:
+        """Every event once (a repeated delivery id is a retry), in the order they came."""
+        seen: dict[str, list[dict[str, Any]]] = {}
+        for body in self.bodies:
+            seen.setdefault(body["delivery"], body["events"])
+        return [e for batch in seen.values() for e in batch]
+
+
+def _keys_everywhere(servers: list[RedisServer], pattern: str) -> list[bytes]:
+    found: list[bytes] = []
+    for server in servers:
+        node = redis.Redis(port=server.port, password=PASSWORD)
+        found += list(node.scan_iter(match=pattern, count=1000))
+        node.close()
+    return found
+
+
+def test_a_campaign_through_a_redis_cluster(
+    ray_session: Any, cluster: list[RedisServer], tmp_path: Path
+) -> None:
+    client = redisclient.client(_url(cluster))
+    # The two operators' state is on different shards: a real spread, not one node doing it all.
+    nodes = {op: client.get_node_from_key(keys.receipt_stats(op)).port for op in ("tcell", "voda")}  # type: ignore[attr-defined]
+    assert nodes["tcell"] != nodes["voda"], nodes
+
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    a = _campaign(first, "905325", 400, bad_every=40, long_every=15)
+    b = _campaign(second, "905425", 400, long_every=25)
+    path = tmp_path / "both.csv"
+    lines = first.read_text(encoding="utf-8").splitlines(keepends=True)
+    path.write_text(
+        "".join(lines + second.read_text(encoding="utf-8").splitlines(keepends=True)[1:]), "utf-8"
+    )
+    accepted = a["accepted"] + b["accepted"]
+
+    hook = _Hook()
+    # Two SMSC accounts, one an operator: two ledgers (operators sharing an account share one).
+    sim = SimProcess(
+        tmp_path, "--account", "tc:secret", "--account", "vf:secret", "--seed", "9", "--dlr-delay", "0.05:0.2"
+    )
+    try:
+        accounts = {"tcell": "tc", "voda": "vf"}
+        url = _url(cluster)
+        with running_stack(tmp_path, sim, tps=300, name="cluster", redis_url=url, accounts=accounts) as stack:
+            with stack.client() as http_client:
+                created = _post(http_client, path, template="Selam {ad} {tutar}", webhook_url=hook.url)
+                assert created.status_code == 202, created.text
+                job_id = created.json()["id"]
+
+                def sent(at: int) -> bool:
+                    view = http_client.get(f"/v1/jobs/{job_id}").json()
+                    return bool(view["counts"]["submitted"] >= at)
+
+                wait_for(lambda: sent(100), timeout=60, what="100 rows sent")
+                assert http_client.post(f"/v1/jobs/{job_id}/pause").status_code == 200
+                _wait_state(http_client, job_id, "paused")
+                assert http_client.post(f"/v1/jobs/{job_id}/resume").status_code == 200
+                view = _wait_state(http_client, job_id, "done", "failed", timeout=180)
+                report = http_client.get(f"/v1/jobs/{job_id}/report", params={"format": "csv"}).text
+                records = stack.records("9053") + stack.records("9054")
+                wait_for(
+                    lambda: {"type": "state", "state": "done"} in hook.events(),
+                    timeout=30,
+                    what="the final event",
+                )
+                events = hook.events()
+                assert _keys_everywhere(cluster, f"*{job_id}*")  # its keys are there, on the shards
+
+                def purged() -> bool:
+                    http_client.post("/v1/jobs/purge", json={"older_than_days": 1e-9})
+                    return http_client.get(f"/v1/jobs/{job_id}").status_code == 404
+
+                wait_for(purged, timeout=10, what="the job to be purged")
+            assert not _keys_everywhere(cluster, f"*{job_id}*")  # every shard forgot it
+    finally:
+        hook.server.shutdown()
+        client.close()
+
+    assert view["state"] == "done", view
+    _assert_adds_up(view)
+    c = view["counts"]
+    assert (c["rows"], c["accepted"], c["acked"]) == (800, accepted, accepted)
+    assert set(view["operators"]) == {"tcell", "voda"}
+    _no_duplicates(records)
+    assert len(records) == view["parts"]["total"] == view["parts"]["acked"]
+    rows = list(csv.DictReader(io.StringIO(report)))
+    assert len(rows) == accepted and {r["status"] for r in rows} == {"acked"}
+    assert {r["operator"] for r in rows} == {"tcell", "voda"} and all(r["message_ids"] for r in rows)
+
+    receipts = [e for e in events if e["type"] == "receipt"]
+    by_row = Counter(e["row"] for e in receipts)
+    assert len(receipts) == len(by_row) == accepted, (  # each row's outcome once
+        len(receipts),
+        len(by_row),
+        min(by_row),
+        max(by_row),
+        Counter(b["delivery"].partition("/")[0] for b in hook.bodies),
+        [r for r, n in by_row.items() if n > 1][:10],
+    )
+    outcomes = Counter(e["outcome"] for e in receipts)
+    assert sum(outcomes.values()) == sum(view["receipts"][k] for k in outcomes)
+    done_at = events.index({"type": "state", "state": "done"})
+    assert done_at == len(events) - 1, events[done_at:]  # the final state after every outcome
