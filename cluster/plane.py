@@ -16,6 +16,7 @@ import ray
 import structlog
 
 from actors.factories import job_actor, webhook_actor
+from cluster import legacy
 from cluster.jobs import (
     ACTIVE,
     CANCELLABLE,
@@ -56,7 +57,9 @@ class ControlPlane:
 
     def ensure_dispatch(self, *, bind_timeout: float = 0.0) -> None:
         """Start (or find) every operator's throttle and binds as detached actors (``BindPool``);
-        optionally wait up to *bind_timeout* seconds for them to bind."""
+        optionally wait up to *bind_timeout* seconds for them to bind. Jobs an older Ulak left in
+        Redis are moved into the current key layout first (``cluster.legacy``)."""
+        legacy.migrate(self.client)
         self.pool.ensure(bind_timeout=bind_timeout)
         webhook_actor(
             redis_url=self.redis_url,
