@@ -58,7 +58,7 @@ async def run(args: argparse.Namespace, redis_url: str, port: int) -> tuple[floa
         (pdu,) = submit_pdus(message, destination=f"90532{row:07d}", bind=binds[0])
         parts[row % len(binds)].append(OutboundPart("bench", row, 1, 1, preencode(pdu)))
     client = redis.asyncio.Redis.from_url(redis_url)
-    ledger = RedisLedger(client, ledger=op.name)
+    ledger = RedisLedger(client, ledger=op.ledger_name)
 
     async def null_sink(events: list[Event]) -> None:
         return None

@@ -89,7 +89,7 @@ async def send(op: OperatorConfig, redis_url: str, shares: list[list[OutboundPar
     client = redis.asyncio.Redis.from_url(redis_url)
     account = LocalTokenSource(SlidingWindowLimiter(op.tps))  # the ThrottleActor's part
     binds = [
-        BindClient(b, op, tokens=account, sink=RedisLedger(client, ledger=op.name).apply_async)
+        BindClient(b, op, tokens=account, sink=RedisLedger(client, ledger=op.ledger_name).apply_async)
         for b in op.binds
     ]
     for b in binds:

@@ -198,6 +198,18 @@ def _assert_adds_up(view: dict[str, Any]) -> None:
     assert c["acked"] == r["awaiting"] + sum(r[o] for o in outcomes)
 
 
+def _assert_done(view: dict[str, Any], expected: dict[str, int]) -> None:
+    """*view* is done, its figures add up, and its rows are what the upload should have made."""
+    assert view["state"] == "done", view
+    _assert_adds_up(view)
+    c = view["counts"]
+    assert (c["rows"], c["accepted"], c["rejected"]) == (
+        expected["rows"],
+        expected["accepted"],
+        expected["rejected"],
+    )
+
+
 def _no_duplicates(records: list[dict[str, Any]]) -> None:
     parts = Counter((r["dst"], tuple(r["concat"] or (0, 0, 1))[2]) for r in records)
     assert parts and max(parts.values()) == 1, [p for p, n in parts.items() if n > 1][:5]
@@ -226,14 +238,8 @@ def test_full_lifecycle_report_and_events(stack: Stack) -> None:
         report = http.get(f"/v1/jobs/{job['id']}/report")
         rejected = http.get(f"/v1/jobs/{job['id']}/rejected")
         listed = http.get("/v1/jobs", params={"state": "done"}).json()
-    assert view["state"] == "done", view
-    _assert_adds_up(view)
+    _assert_done(view, expected)
     c = view["counts"]
-    assert (c["rows"], c["accepted"], c["rejected"]) == (
-        expected["rows"],
-        expected["accepted"],
-        expected["rejected"],
-    )
     assert c["submitted"] == c["acked"] == expected["accepted"]
     assert view["receipts"]["awaiting"] == 0
     assert view["rejected_reasons"] == {"invalid_number": expected["rejected"]}
