@@ -340,7 +340,10 @@ def start_redis_cluster(
     try:
         for i in range(masters):
             node = RedisServer(
-                data_dir / f"node{i}", port=cluster_port(), appendonly=False, password=password, cluster=True
+                data_dir / f"node{i}",
+                port=cluster_port(),
+                password=password,
+                cluster=True,  # AOF: a restart keeps it
             )
             servers.append(node.start())
         clients = [redis.Redis(port=s.port, password=password) for s in servers]

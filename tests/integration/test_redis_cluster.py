@@ -176,3 +176,38 @@ def test_a_campaign_through_a_redis_cluster(
     assert sum(outcomes.values()) == sum(view["receipts"][k] for k in outcomes)
     done_at = events.index({"type": "state", "state": "done"})
     assert done_at == len(events) - 1, events[done_at:]  # the final state after every outcome
+
+
+def test_a_shard_that_goes_away_is_a_503_until_it_is_back(
+    ray_session: Any, cluster: list[RedisServer], tmp_path: Path
+) -> None:
+    sim = SimProcess(tmp_path, "--account", "tc:secret", "--account", "vf:secret", "--seed", "3")
+    accounts = {"tcell": "tc", "voda": "vf"}
+    with running_stack(
+        tmp_path, sim, tps=300, name="shard", redis_url=_url(cluster), accounts=accounts
+    ) as stack:
+        path = tmp_path / "small.csv"
+        _campaign(path, "905325", 20)
+        with stack.client() as http_client:
+            job_id = _post(http_client, path, template="Selam {ad}").json()["id"]
+            _wait_state(http_client, job_id, "done")
+            client = redisclient.client(_url(cluster))
+            port = client.get_node_from_key(keys.job(job_id)).port  # type: ignore[attr-defined]
+            client.close()
+            shard = next(s for s in cluster if s.port == port)
+            shard.kill()  # the shard that holds the job's record, with no replica to take over
+            try:
+                answer = wait_for(
+                    lambda: (r := http_client.get(f"/v1/jobs/{job_id}")).status_code != 200 and r,
+                    timeout=30,
+                    what="the API to notice the shard is gone",
+                )
+                assert answer.status_code == 503 and answer.json()["code"] == "redis_unavailable", answer.text
+            finally:
+                shard.start()  # its nodes.conf brings it back with its slots
+            wait_for(
+                lambda: http_client.get(f"/v1/jobs/{job_id}").status_code == 200,
+                timeout=60,
+                what="the job to be readable again",
+            )
+            assert http_client.get(f"/v1/jobs/{job_id}").json()["state"] == "done"
