@@ -13,6 +13,12 @@ from actors.webhooks import WebhookActor
 from cluster.pool import BindRef, throttle_actor_name
 from ulak.settings import BindConfig, OperatorConfig, Settings, WebhooksConfig
 
+# Ray keeps an event record of every actor call in the GCS for its dashboard's task table (up to
+# 100,000 of them, ~2.6 KB each here): 120,000 calls to one actor grew gcs_server by 315 MiB, and the
+# 30-minute soak by 8.6 MiB a minute (BENCHMARKS.md). Our actors are called for every lease and every
+# feed; nothing of ours reads those records. Without them the same calls grew it by 3 MiB.
+NO_TASK_EVENTS = {"enable_task_events": False}
+
 
 def throttle_actor(operator: OperatorConfig, *, namespace: str, detached: bool = False) -> Any:
     """The operator's ThrottleActor: named so every bind finds the same one; restarted if it dies
@@ -25,7 +31,7 @@ def throttle_actor(operator: OperatorConfig, *, namespace: str, detached: bool =
     }
     if detached:
         options["lifetime"] = "detached"
-    return cls.options(max_concurrency=1, **options).remote(operator.name, operator.tps)
+    return cls.options(max_concurrency=1, **NO_TASK_EVENTS, **options).remote(operator.name, operator.tps)
 
 
 NODE_RESOURCE_SHARE = 0.001  # of a bind's node_resource: a thousand binds to a node advertising 1
@@ -57,7 +63,9 @@ def connection_actor(
         options["resources"] = {bind.node_resource: NODE_RESOURCE_SHARE}
     if detached:  # the control plane's binds outlive the process that created them (an API restart)
         options["lifetime"] = "detached"
-    return cls.options(max_concurrency=64, **options).remote(bind, operator, redis_url, throttle)
+    return cls.options(max_concurrency=64, **NO_TASK_EVENTS, **options).remote(
+        bind, operator, redis_url, throttle
+    )
 
 
 def job_actor(job_id: str, *, settings: Settings, redis_url: str, namespace: str) -> Any:
@@ -66,7 +74,12 @@ def job_actor(job_id: str, *, settings: Settings, redis_url: str, namespace: str
     tasks, its sending is waiting on binds."""
     cls: Any = ray.remote(num_cpus=0, max_restarts=-1)(JobActor)
     return cls.options(
-        name=f"job:{job_id}", namespace=namespace, lifetime="detached", get_if_exists=True, max_concurrency=4
+        name=f"job:{job_id}",
+        namespace=namespace,
+        lifetime="detached",
+        get_if_exists=True,
+        max_concurrency=4,
+        **NO_TASK_EVENTS,
     ).remote(job_id, settings, redis_url, namespace)
 
 
@@ -74,6 +87,6 @@ def webhook_actor(*, redis_url: str, config: WebhooksConfig, ledgers: list[str],
     """The cluster's webhook deliverer: one, detached, restarted if its process dies (it resumes from
     the outbox cursors in Redis). It reads the outbox of each of *ledgers*."""
     cls: Any = ray.remote(num_cpus=0, max_restarts=-1)(WebhookActor)
-    return cls.options(name="webhooks", namespace=namespace, lifetime="detached", get_if_exists=True).remote(
-        redis_url, config, ledgers
-    )
+    return cls.options(
+        name="webhooks", namespace=namespace, lifetime="detached", get_if_exists=True, **NO_TASK_EVENTS
+    ).remote(redis_url, config, ledgers)
