@@ -46,8 +46,8 @@ MAX_BIND_REPLACEMENTS = 5  # binds dying under one job more often than this stop
 STALL_SECONDS = 10.0  # a sending job with no part sent for this long says what it waits on
 REDIS_RETRY_MAX = 5.0  # seconds between tries while Redis is unreachable
 # What Redis being away looks like to redis-py (BusyLoadingError, a restarted server reading its AOF,
-# is a ConnectionError).
-REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+# is a ConnectionError; a Redis Cluster with a shard down answers ClusterDownError, a ClusterError).
+REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.ClusterError)
 
 Row = list[OutboundPart]  # a message: its parts, always handed to one bind together
 
