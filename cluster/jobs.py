@@ -272,7 +272,7 @@ class JobStore:
         raw: dict[bytes, bytes] = self.client.hgetall(keys.job(job_id))  # type: ignore[assignment]
         if not raw:
             raise JobNotFound(f"no job {quoted(job_id, 40)}")
-        return {k.decode(): v.decode() for k, v in raw.items()}
+        return _decoded(raw)
 
     def state(self, job_id: str) -> JobState:
         value = self.client.hget(keys.job(job_id), "state")
@@ -337,7 +337,7 @@ class JobStore:
         the configured ones: a webhook job is listed in each), samples and index entries (the
         message-id keys expire by themselves). Its directory is the caller's to delete."""
         raw: dict[bytes, bytes] = self.client.hgetall(keys.job(job_id))  # type: ignore[assignment]
-        mine = job_ledgers({k.decode(): v.decode() for k, v in raw.items()})
+        mine = job_ledgers(_decoded(raw))
         pipe = self.client.pipeline(transaction=False)  # many slots on a cluster; the record goes last
         for key in LedgerReader(self.client, job_id, mine).ledger_keys(ledgers):
             pipe.delete(key)
@@ -387,9 +387,9 @@ class JobStore:
         raw: dict[bytes, bytes] = self.client.hgetall(keys.job_counters(job_id))  # type: ignore[assignment]
         return _counters([raw, self.reader(job_id).counters()])
 
-    def reader(self, job_id: str, record: dict[str, str] | None = None) -> LedgerReader:
+    def reader(self, job_id: str) -> LedgerReader:
         """The job's rows, parts and ledger counters, read from the ledgers its record names."""
-        return LedgerReader(self.client, job_id, job_ledgers(record or self.record(job_id)))
+        return LedgerReader(self.client, job_id, job_ledgers(self.record(job_id)))
 
     def sample(self, job_id: str, counters: dict[str, int], *, keep: int = 30) -> None:
         """Record a progress sample (the job's runner does, about once a second) for rates and ETA."""
@@ -406,8 +406,7 @@ class JobStore:
         pipe = self.client.pipeline(transaction=True)
         _queue_view(pipe, job_id)
         rec, own, samples = pipe.execute()
-        mine = job_ledgers({k.decode(): v.decode() for k, v in rec.items()})
-        ledger = LedgerReader(self.client, job_id, mine).counters()
+        ledger = LedgerReader(self.client, job_id, job_ledgers(_decoded(rec))).counters()
         return make_view(job_id, rec, [own, ledger], samples)
 
 
@@ -416,12 +415,12 @@ async def view_async(client: Any, job_id: str) -> dict[str, Any]:
     pipe = client.pipeline(transaction=True)
     _queue_view(pipe, job_id)
     rec, own, samples = await pipe.execute()
-    names = sorted(set(job_ledgers({k.decode(): v.decode() for k, v in rec.items()}).values()))
+    found = LedgerReader(client, job_id, job_ledgers(_decoded(rec))).counter_keys()
     ledger: dict[str, int] = {}
-    if names:
+    if found:  # LedgerReader.counters, over the asyncio client
         pipe = client.pipeline(transaction=False)
-        for name in names:
-            pipe.hgetall(keys.job_op_counters(job_id, name))
+        for key in found:
+            pipe.hgetall(key)
         ledger = sum_counters(await pipe.execute())
     return make_view(job_id, rec, [own, ledger], samples)
 
@@ -431,6 +430,10 @@ def job_ledgers(record: dict[str, str]) -> dict[str, str]:
     written when it is prepared, so a later change of configuration does not lose its figures)."""
     pairs = (item.partition(":") for item in record.get("ledgers", "").split(",") if item)
     return {op: ledger or op for op, _, ledger in pairs}
+
+
+def _decoded(raw: dict[bytes, bytes]) -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in raw.items()}
 
 
 def ledgers_field(operators: Iterable[OperatorConfig]) -> str:
@@ -453,7 +456,7 @@ def make_view(
     """The job's view from its record, counters (its own, then its ledger's) and samples."""
     if not raw_rec:
         raise JobNotFound(f"no job {quoted(job_id, 40)}")
-    rec = {k.decode(): v.decode() for k, v in raw_rec.items()}
+    rec = _decoded(raw_rec)
     c = _counters(raw_counters)
     state = JobState(rec["state"])
     in_flight = c["submitted"] - c["acked"] - c["failed"] - c["unknown"]

@@ -64,7 +64,7 @@ class ControlPlane:
         webhook_actor(
             redis_url=self.redis_url,
             config=self.settings.webhooks,
-            ledgers=sorted({op.ledger_name for op in self.settings.operators}),
+            ledgers=self.settings.ledgers(),
             namespace=self.namespace,
         )
         # Jobs whose actor is gone (the whole cluster restarted) get a new one: they resume from Redis.
@@ -90,7 +90,7 @@ class ControlPlane:
     def receipt_latency(self) -> dict[str, float]:
         """The receipt-latency histogram (``keys.receipt_latency``), summed over the operators."""
         pipe = self.client.pipeline(transaction=False)
-        for name in sorted({op.ledger_name for op in self.settings.operators}):
+        for name in self.settings.ledgers():
             pipe.hgetall(keys.receipt_latency(name))
         total: dict[str, float] = {}
         for raw in pipe.execute():
@@ -158,7 +158,7 @@ class ControlPlane:
                 job_id, webhook_url=options.webhook_url, webhook_secret=secrets.token_urlsafe(24)
             )
             pipe = self.client.pipeline(transaction=False)  # each ledger's script checks its own
-            for name in sorted({op.ledger_name for op in self.settings.operators}):
+            for name in self.settings.ledgers():
                 pipe.sadd(keys.webhook_jobs(name), job_id)
             pipe.execute()
         self._job_actor(job_id)
@@ -184,7 +184,7 @@ class ControlPlane:
         if not dry_run:
             for job_id in ids:
                 directory = self.client.hget(keys.job(job_id), "dir")
-                self.store.delete(job_id, ledgers=sorted({op.ledger_name for op in self.settings.operators}))
+                self.store.delete(job_id, ledgers=self.settings.ledgers())
                 if isinstance(directory, bytes):
                     try:
                         self.files.dir(directory.decode()).remove()

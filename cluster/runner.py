@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 import redis
 import structlog
 
-from cluster.jobs import RECEIPT_OUTCOMES, InvalidTransition, JobState, JobStore, job_ledgers, ledgers_field
+from cluster.jobs import RECEIPT_OUTCOMES, InvalidTransition, JobState, JobStore, ledgers_field
 from cluster.pool import BindDied, BindPool, operator_state
 from ingest.collect import ACCEPTED_FILE
 from ingest.errors import IngestError
@@ -502,9 +502,8 @@ class JobRunner:
                     lost.setdefault(op, []).append(PartUnknown(self.job_id, row, part, parts))
                 elif value is None:
                     never += 1
-        ledgers = job_ledgers(self.store.record(self.job_id))
         for op, events in lost.items():
-            RedisLedger(self.client, ledger=ledgers.get(op, op)).apply_in_batches(events)
+            RedisLedger(self.client, ledger=reader.ledgers.get(op, op)).apply_in_batches(events)
         unknown = sum(len(events) for events in lost.values())
         if unknown or never:
             self._log.warning("job.reconciled", unknown=unknown, unsent=never)

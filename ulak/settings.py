@@ -405,6 +405,10 @@ class Settings(BaseSettings):
         object.__setattr__(self, "operators", _with_ledgers(self.operators))
         return self
 
+    def ledgers(self) -> list[str]:
+        """Every configured operator's ledger, each once, sorted (``OperatorConfig.ledger``)."""
+        return sorted({op.ledger_name for op in self.operators})
+
     def operator(self, name: str) -> OperatorConfig:
         for op in self.operators:
             if op.name == name:

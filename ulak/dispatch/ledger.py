@@ -380,14 +380,18 @@ class LedgerReader:
         self.job = job
         self.ledgers = dict(ledgers)
 
+    def counter_keys(self) -> list[str]:
+        """The job's counter hash in each of its ledgers (each ledger once, however many operators)."""
+        return [keys.job_op_counters(self.job, name) for name in sorted(set(self.ledgers.values()))]
+
     def counters(self) -> dict[str, int]:
-        """The ledgers' counters of the job, summed (each ledger once, however many operators)."""
-        names = sorted(set(self.ledgers.values()))
-        if not names:
+        """The ledgers' counters of the job, summed."""
+        found = self.counter_keys()
+        if not found:
             return {}
         pipe = self._client.pipeline(transaction=False)
-        for name in names:
-            pipe.hgetall(keys.job_op_counters(self.job, name))
+        for key in found:
+            pipe.hgetall(key)
         return sum_counters(pipe.execute())
 
     def fields(
