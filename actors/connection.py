@@ -53,6 +53,7 @@ class SmppConnectionActor:
             sink=self._writes.apply,
             record=self._record,
             inbox=self._writes.inbox,
+            claim=self._writes.claim,
         )
         self._started = False
         self._node = ray.get_runtime_context().get_node_id()  # where the bind's connection leaves from

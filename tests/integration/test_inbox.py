@@ -14,6 +14,7 @@ from tests.helpers import SimProcess, async_wait_for
 from tests.integration.test_bind import campaign, counters, operator_for
 from ulak import keys
 from ulak.dispatch.bind import BindClient
+from ulak.dispatch.fence import FencedWrites
 from ulak.dispatch.inbox import RedisInbox
 from ulak.dispatch.ledger import Event, ReceiptSeen, RedisLedger
 from ulak.dispatch.throttle import LocalTokenSource, SlidingWindowLimiter
@@ -21,9 +22,14 @@ from ulak.dispatch.throttle import LocalTokenSource, SlidingWindowLimiter
 KEY = keys.bind_inbox("op", "b1", ledger="op")
 
 
-def _bind(op: Any, client: Any, sink: Any, inbox: Any) -> BindClient:
+def _bind(op: Any, client: Any, sink: Any, inbox: Any, claim: Any = None) -> BindClient:
     return BindClient(
-        op.binds[0], op, tokens=LocalTokenSource(SlidingWindowLimiter(op.tps)), sink=sink, inbox=inbox
+        op.binds[0],
+        op,
+        tokens=LocalTokenSource(SlidingWindowLimiter(op.tps)),
+        sink=sink,
+        inbox=inbox,
+        claim=claim,
     )
 
 
@@ -135,3 +141,38 @@ def test_a_receipt_that_cannot_be_made_durable_is_not_answered(
     asyncio.run(scenario())
     got = counters(redis_server_url, "unreachable")
     assert got["delivered"] == len(singles)
+
+
+def test_a_bind_whose_name_another_process_took_stops_sending_at_once(
+    sim: SimProcess, redis_server_url: str
+) -> None:
+    """Two processes of one bind (a node cut off from Ray's control, and its bind made again
+    elsewhere): the old one's next write meets the new one's fence, and it stops sending, so the
+    parts still queued in it never reach the SMSC unaccounted for. The new one takes the name
+    before the old has necessarily written anything: the name is the later process's because
+    each claims it before it sends (it once went to whichever wrote first, and under load the
+    old one took it back)."""
+    op = operator_for(sim, tps=50)
+    parts, _ = campaign(op, 300, job="superseded")
+    fence = keys.bind_fence("op", "superseded", ledger="op")
+
+    async def scenario() -> None:
+        client = redis.asyncio.Redis.from_url(redis_server_url)
+        old_writes = FencedWrites(client, ledger="op", fence=fence, inbox=KEY)
+        old = _bind(op, client, old_writes.apply, old_writes.inbox, claim=old_writes.claim)
+        await old.start()
+        old.enqueue(parts)
+        await async_wait_for(lambda: old.stats.submitted >= 20, timeout=30, what="the old bind to send")
+        new_writes = FencedWrites(client, ledger="op", fence=fence, inbox=KEY)
+        await new_writes.claim()
+        assert (old_writes.generation, new_writes.generation) == (1, 2)
+        await async_wait_for(lambda: old.state.value == "closed", timeout=10, what="the old bind to stop")
+        stopped_at = old.stats.submitted
+        at_smsc = (await _stats(sim)).get("submit_sm_accepted", 0)
+        await asyncio.sleep(1.0)  # at 50/s, 50 more would have gone by now
+        assert old_writes.superseded and old.stats.submitted == stopped_at and old.queued > 0
+        assert (await _stats(sim)).get("submit_sm_accepted", 0) == at_smsc
+        await old.stop()
+        await client.aclose()
+
+    asyncio.run(scenario())

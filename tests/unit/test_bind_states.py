@@ -288,3 +288,60 @@ async def _cancel_all() -> None:
 
 BindPartStates.TestCase.settings = settings(max_examples=100, stateful_step_count=25, deadline=None)
 test_bind_part_states = BindPartStates.TestCase
+
+
+def _stopped_with_a_full_window(answer_during_stop: bool) -> tuple[BindClient, MemoryLedger, InMemorySmsc]:
+    """A bind whose window is full (the SMSC answers nothing) is stopped; the SMSC answers all it
+    holds while the stop waits, or never."""
+    smsc, ledger = InMemorySmsc(), MemoryLedger()
+
+    async def sink(events: list[Event]) -> None:
+        ledger.apply(events)
+
+    async def scenario() -> BindClient:
+        bind = BindClient(
+            BIND,
+            OPERATOR,
+            tokens=LocalTokenSource(SlidingWindowLimiter(OPERATOR.tps)),
+            sink=sink,
+            flush_interval=0.001,
+            connect=smsc.connect,
+        )
+        await bind.start()
+        bind.enqueue([part("a", row) for row in range(10)])
+        deadline = time.monotonic() + 5
+        while len(smsc.waiting) < BIND.window and time.monotonic() < deadline:
+            await asyncio.sleep(0.001)
+        assert len(smsc.waiting) == BIND.window  # the window is full
+        stopping = asyncio.ensure_future(bind.stop())
+        await asyncio.sleep(0.05)
+        if answer_during_stop:
+            smsc.answer(100, CommandStatus.ESME_ROK)
+        await asyncio.wait_for(stopping, 10)
+        return bind
+
+    loop = asyncio.new_event_loop()
+    try:
+        bind = loop.run_until_complete(scenario())
+        loop.run_until_complete(_cancel_all())
+    finally:
+        loop.close()
+    return bind, ledger, smsc
+
+
+def test_a_bind_stops_when_its_window_is_full_and_nothing_is_answered() -> None:
+    """The unbind is a request too: sent into a full window it raised, and stop() never finished."""
+    bind, ledger, smsc = _stopped_with_a_full_window(answer_during_stop=False)
+    assert bind.state.value == "closed"
+    c = ledger.counters["a"]
+    assert (c["parts_sent"], c["parts_unknown"], c["parts_acked"]) == (BIND.window, BIND.window, 0)
+    assert not smsc.accepted
+
+
+def test_a_bind_stopping_with_a_full_window_unbinds_once_it_is_answered() -> None:
+    """Answers that come while it stops settle the parts, and nothing more is sent meanwhile."""
+    bind, ledger, smsc = _stopped_with_a_full_window(answer_during_stop=True)
+    assert bind.state.value == "closed"
+    c = ledger.counters["a"]
+    assert (c["parts_sent"], c["parts_acked"], c["parts_unknown"]) == (BIND.window, BIND.window, 0)
+    assert sum(smsc.accepted.values()) == BIND.window and bind.queued == 10 - BIND.window

@@ -50,6 +50,7 @@ from ulak.dispatch.throttle import TokenSource, limits_for
 from ulak.settings import BindConfig, OperatorConfig
 from ulak.smpp.codec import encode
 from ulak.smpp.constants import CommandStatus, status_name
+from ulak.smpp.errors import LocalProtocolError
 from ulak.smpp.pdu import (
     BindReceiver,
     BindTransceiver,
@@ -146,6 +147,12 @@ class BindState(Enum):
 # Bind refusals that say the credentials are wrong (SMPP 3.4 §5.1.3): not transient.
 _REFUSED_FOR_GOOD = (CommandStatus.ESME_RINVPASWD, CommandStatus.ESME_RINVSYSID)
 REFUSED_RETRY = 60.0
+
+
+class SinkRevoked(Exception):
+    """The bind's writes are refused for good: another process holds its name now
+    (``ulak.dispatch.fence.Superseded``). This one stops sending at once: whatever it sent from here
+    on, nobody would account for."""
 
 
 class BindRefused(Exception):
@@ -245,12 +252,16 @@ class BindClient:
         throttle_pause: float = 0.05,
         connect: Connector | None = None,
         inbox: InboxStore | None = None,
+        claim: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """*backoff* (reconnects), *throttle_pause* (the first pause after ESME_RTHROTTLED, doubling
         up to 2 s) and *connect* (how a connection is opened: TCP to the bind's host by default) are
         there for tests that drive a bind against an in-memory SMSC. With an *inbox*, a receipt is
         answered only once it is in there (``ulak.dispatch.inbox``); its ledger *sink* must then trim
-        that inbox as it applies receipts (``RedisLedger.apply_async(events, inbox=key)``)."""
+        that inbox as it applies receipts (``RedisLedger.apply_async(events, inbox=key)``). A *claim*
+        is awaited before the first connection (again until it succeeds): it takes the bind's name
+        for this process (``FencedWrites.claim``), so that of two processes of one bind the one
+        started later holds it, whichever of them writes first."""
         self.bind = bind
         self.operator = operator
         self.smsc = f"{bind.host}:{bind.port}/{bind.system_id}"
@@ -301,6 +312,8 @@ class BindClient:
         self._tasks: list[asyncio.Task[None]] = []
         self._flush_lock = asyncio.Lock()
         self._flush_done = False
+        self._revoke: asyncio.Future[None] | None = None
+        self._claim = claim
         self._log = log.bind(operator=operator.name, bind=bind.name)
 
     # ------------------------------------------------------------------------------------ public API
@@ -386,10 +399,15 @@ class BindClient:
         self._stopping = True
         session, wire = self._session, self._wire
         if session is not None and wire is not None and wire.transport is not None and session.state.is_bound:
-            wire.transport.write(session.send(Unbind()))
+            # The send loop sends nothing more now; the unbind waits for room in the window (it is a
+            # request too: sent into a full one, it raised, and the bind never stopped).
+            deadline = time.monotonic() + 2.0
+            while session.window_available <= 0 and not self._lost.is_set() and time.monotonic() < deadline:
+                await self._sleep_or_lost(0.02)
             try:
-                await asyncio.wait_for(self._lost.wait(), 2.0)
-            except TimeoutError:
+                wire.transport.write(session.send(Unbind()))
+                await asyncio.wait_for(self._lost.wait(), max(0.1, deadline - time.monotonic()))
+            except (LocalProtocolError, TimeoutError):  # the window still full, or no answer
                 wire.transport.close()
         elif wire is not None and wire.transport is not None:
             wire.transport.close()
@@ -494,6 +512,8 @@ class BindClient:
                 self.state = BindState.CONNECTING if self.stats.connects == 0 else BindState.RECONNECTING
             if self._down_since is None:
                 self._down_since = time.monotonic()
+            if self._claim is not None and not await self._claimed():
+                continue
             self.stats.attempts += 1
             try:
                 await self._connect(loop)
@@ -517,6 +537,20 @@ class BindClient:
             delay = REFUSED_RETRY if self.state is BindState.REFUSED else self._backoff.next_delay()
             self._log.info("bind.reconnecting", delay=round(delay, 3), state=self.state.value)
             await asyncio.sleep(delay)
+
+    async def _claimed(self) -> bool:
+        """Take the bind's name before anything is sent (see *claim*); False, after a wait, if
+        Redis could not be reached."""
+        assert self._claim is not None
+        try:
+            await self._claim()
+        except Exception as exc:
+            self.stats.last_error = f"claiming the bind's name: {type(exc).__name__}: {exc}"
+            self._log.warning("bind.claim_failed", error=self.stats.last_error)
+            await asyncio.sleep(self._backoff.next_delay())
+            return False
+        self._claim = None
+        return True
 
     async def _connect(self, loop: asyncio.AbstractEventLoop) -> None:
         self._lost.clear()
@@ -586,6 +620,9 @@ class BindClient:
         assert session is not None
         enquire_interval = self.bind.enquire_link_interval
         while not self._lost.is_set():
+            if self._stopping:  # stopping, or revoked: not one more part, answers still come in
+                await self._sleep_or_lost(1.0)
+                continue
             now = time.monotonic()
             self._check_liveness(session, now, enquire_interval)
             if now < self._pause_until:
@@ -676,8 +713,8 @@ class BindClient:
         return max(1, base >> min(self._throttle_level, 6))
 
     def _send(self, session: Session, n: int) -> int:
-        if self._lost.is_set() or not session.state.is_bound:
-            return 0
+        if self._lost.is_set() or self._stopping or not session.state.is_bound:
+            return 0  # stopping (or revoked): not one more part, from any path
         out = []
         outbox = self._outbox
         events, sent_at = outbox.events, outbox.sent_at  # Outbox.sent, inlined: the hottest loop
@@ -719,9 +756,23 @@ class BindClient:
             await asyncio.sleep(self.flush_interval)
             try:
                 await self.flush(tick=True)
+            except SinkRevoked as exc:
+                self._revoked(exc)
+                return
             except Exception as exc:  # Redis unreachable: keep the events, retry on the next tick
                 self._log.error("ledger.write_failed", error=f"{type(exc).__name__}: {exc}")
-        await self.flush()
+        with contextlib.suppress(SinkRevoked):
+            await self.flush()
+
+    def _revoked(self, exc: SinkRevoked) -> None:
+        """Stop sending now, and for good (see :class:`SinkRevoked`): as ``stop`` does, from a task
+        of its own (called from the flusher or the inbox keeper, which ``stop`` waits for)."""
+        if self._stopping:
+            return
+        self._log.error("bind.superseded", error=str(exc))
+        self.stats.last_error = str(exc)
+        self._stopping = True  # the send loop sends nothing more from here
+        self._revoke = asyncio.ensure_future(self.stop())  # referenced: a task nothing holds may go
 
     # ------------------------------------------------------------------------------------- receiving
 
@@ -882,6 +933,9 @@ class BindClient:
         while True:
             try:
                 return await call()
+            except SinkRevoked as exc:
+                self._revoked(exc)
+                raise _Stopped from None
             except Exception as exc:
                 self.stats.inbox_errors += 1
                 self._log.error("inbox.write_failed", error=f"{type(exc).__name__}: {exc}")

@@ -38,6 +38,7 @@ from typing import Any
 import redis.exceptions
 import structlog
 
+from ulak.dispatch.bind import SinkRevoked
 from ulak.dispatch.inbox import RedisInbox, pack_receipt
 from ulak.dispatch.ledger import Event, ReceiptSeen, RedisLedger
 
@@ -64,7 +65,7 @@ class FenceMoved(Exception):
         self.value = value
 
 
-class Superseded(Exception):
+class Superseded(SinkRevoked):
     """Another process holds this bind's name now: this one must not write for it any more."""
 
 
@@ -127,6 +128,14 @@ class FencedWrites:
     async def append(self, receipts: list[ReceiptSeen]) -> None:
         if receipts:
             await self._write(_Write(receipts=tuple(receipts)))
+
+    async def claim(self) -> None:
+        """Take the bind's name now rather than at the first write: a bind calls this before it
+        sends (``BindClient(claim=...)``), so that a process started later supersedes this one even
+        if it writes first."""
+        async with self._lock:
+            if not self.generation and not self.superseded:
+                await self._take()
 
     async def verify(self) -> None:
         """Make sure Redis holds every write this process made, writing again what it lost: for
