@@ -119,6 +119,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(redis.exceptions.ConnectionError)
     @app.exception_handler(redis.exceptions.TimeoutError)
     @app.exception_handler(redis.exceptions.ClusterError)  # a Redis Cluster failing over, slots uncovered
+    @app.exception_handler(redis.exceptions.SlotNotCoveredError)  # no shard serves a key's slot (yet)
     async def _redis(request: Request, exc: Exception) -> JSONResponse:
         # Redis away for longer than the client's retries: the state is there, just not reachable.
         log.warning("api.redis_unavailable", path=request.url.path, error=f"{type(exc).__name__}: {exc}")

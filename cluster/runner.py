@@ -47,7 +47,12 @@ STALL_SECONDS = 10.0  # a sending job with no part sent for this long says what 
 REDIS_RETRY_MAX = 5.0  # seconds between tries while Redis is unreachable
 # What Redis being away looks like to redis-py (BusyLoadingError, a restarted server reading its AOF,
 # is a ConnectionError; a Redis Cluster with a shard down answers ClusterDownError, a ClusterError).
-REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.ClusterError)
+REDIS_DOWN = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ClusterError,
+    redis.exceptions.SlotNotCoveredError,  # not a RedisError: no shard serves the slot (yet)
+)
 
 Row = list[OutboundPart]  # a message: its parts, always handed to one bind together
 
