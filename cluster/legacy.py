@@ -31,6 +31,7 @@ log = structlog.get_logger("ulak.legacy")
 
 LEDGER = "legacy"
 _OLD_CURSOR = f"{keys.PREFIX}:webhooks:cursor"
+LAYOUT = b"2"  # keys.LAYOUT once moved: a start after the first reads one key, not every job's
 
 
 def _old(job_id: str, suffix: str = "") -> str:
@@ -38,12 +39,15 @@ def _old(job_id: str, suffix: str = "") -> str:
 
 
 def migrate(client: redis.Redis) -> list[str]:
-    """Move every legacy job into the current layout; returns their ids (none the second time)."""
+    """Move every legacy job into the current layout; returns their ids (none the second time: the
+    layout marker says it is done, and nothing is looked at again)."""
+    if client.get(keys.LAYOUT) == LAYOUT:
+        return []
     moved: list[str] = []
     store = JobStore(client)
     ids = [raw.decode() for raw in client.zrange(keys.JOBS, 0, -1)]  # type: ignore[union-attr]
     found: list[str] = []
-    for start in range(0, len(ids), 1000):  # one round trip a thousand jobs: this runs at every start
+    for start in range(0, len(ids), 1000):  # one round trip a thousand jobs
         chunk = ids[start : start + 1000]
         pipe = client.pipeline(transaction=False)
         for job_id in chunk:
@@ -79,4 +83,5 @@ def migrate(client: redis.Redis) -> list[str]:
         client.delete(_OLD_CURSOR)
     if moved:
         log.warning("jobs.migrated", jobs=len(moved), ledger=LEDGER)
+    client.set(keys.LAYOUT, LAYOUT)
     return moved

@@ -113,6 +113,12 @@ OPTOUT = f"{PREFIX}:optout"
 """Set: E.164 numbers that opted out. Never expires."""
 
 
+LAYOUT = f"{PREFIX}:layout"
+"""String: the key layout this Redis holds, ``2`` (hash-tagged, this module's) once the jobs an
+older Ulak left are moved into it (``cluster.legacy``); the control plane then skips the move at
+start. Never expires."""
+
+
 JOBS = f"{PREFIX}:jobs"
 """Sorted set: every job id, scored by creation time (unix seconds). Entries live as long as the job."""
 

@@ -43,7 +43,12 @@ def test_legacy_jobs_move_into_the_tagged_layout_once(redis_client: redis.Redis)
     redis_client.set("ulak:webhooks:cursor", "1700000000000-5")
 
     assert sorted(legacy.migrate(redis_client)) == ["old1", "old2"]
+    assert redis_client.get(keys.LAYOUT) == legacy.LAYOUT
     assert legacy.migrate(redis_client) == []  # nothing left to move
+    _old_job(redis_client, "late", "done")  # as only an older Ulak still running could write it
+    assert legacy.migrate(redis_client) == []  # the marker says done: not one job is looked at
+    redis_client.delete(keys.LAYOUT)
+    assert legacy.migrate(redis_client) == ["late"]  # the marker, and only it, skipped the scan
 
     store = JobStore(redis_client)
     done = store.view("old1")
