@@ -87,8 +87,9 @@ class SmppConnectionActor:
         """Take back *job*'s queued parts and write the ledger events so far, so that afterwards the
         ledger holds every part of *job* this bind has sent."""
         parts = self.client.withdraw(job)
-        await self.client.flush()
-        await self._writes.verify()  # and none of it lost by a Redis that crashed since
+        with redisclient.unavailable():  # the runner waits for Redis, then asks again
+            await self.client.flush()
+            await self._writes.verify()  # and none of it lost by a Redis that crashed since
         return parts
 
     async def pending(self, job: str) -> int:
@@ -101,7 +102,8 @@ class SmppConnectionActor:
         return self.client.queued + self.client.in_flight
 
     async def drain(self, timeout: float) -> dict[str, Any]:
-        await self.client.drain(timeout)
+        with redisclient.unavailable():
+            await self.client.drain(timeout)
         return self.client.describe()
 
     async def describe(self) -> dict[str, Any]:

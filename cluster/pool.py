@@ -213,6 +213,12 @@ class BindPool:
             return list(ray.get(refs, timeout=timeout))
         except ray.exceptions.ActorDiedError as exc:
             raise BindDied(str(exc).splitlines()[0]) from None
+        except ray.exceptions.RayTaskError as exc:
+            # A bind that could not reach Redis (a withdraw's flush, say) is Redis away, which the
+            # runner waits out, not the job's failure (it was, with a shard down for 4 s: issue 15).
+            if isinstance(exc.cause, redisclient.RedisUnavailable):
+                raise exc.cause from None
+            raise
 
     def feed(self, job: str, operators: Sequence[str], take: Take, *, weight: float = 1.0) -> int:
         """One round: to every bind of *operators* with room, a batch from ``take(operator)`` (an empty

@@ -23,7 +23,6 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import redis
 import structlog
 
 from cluster.jobs import RECEIPT_OUTCOMES, InvalidTransition, JobState, JobStore, ledgers_field
@@ -45,14 +44,7 @@ MAX_PENDING_PARTS = 200_000  # parts the runner holds in memory ahead of the bin
 MAX_BIND_REPLACEMENTS = 5  # binds dying under one job more often than this stop it (bind_lost)
 STALL_SECONDS = 10.0  # a sending job with no part sent for this long says what it waits on
 REDIS_RETRY_MAX = 5.0  # seconds between tries while Redis is unreachable
-# What Redis being away looks like to redis-py (BusyLoadingError, a restarted server reading its AOF,
-# is a ConnectionError; a Redis Cluster with a shard down answers ClusterDownError, a ClusterError).
-REDIS_DOWN = (
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    redis.exceptions.ClusterError,
-    redis.exceptions.SlotNotCoveredError,  # not a RedisError: no shard serves the slot (yet)
-)
+REDIS_DOWN = redisclient.UNREACHABLE  # Redis away: the runner waits (run())
 
 Row = list[OutboundPart]  # a message: its parts, always handed to one bind together
 

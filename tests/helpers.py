@@ -74,12 +74,13 @@ def wait_for(
         time.sleep(interval)
 
 
-def crash_redis(server: RedisServer, *, keep_bytes: int) -> int:
+def crash_redis(server: RedisServer, *, keep_bytes: int, down: float = 0.0) -> int:
     """Kill Redis (SIGKILL) and cut its append-only file back to *keep_bytes*, as a machine crash
     with ``appendfsync everysec`` leaves it: the writes after are lost. Not cut if the file was
     rewritten since (smaller now: a prefix of the new file is no earlier state). Starts it again on
-    its port; returns the bytes cut off."""
+    its port, *down* seconds later; returns the bytes cut off."""
     server.kill()
+    time.sleep(down)
     size = server.aof.stat().st_size if server.aof.exists() else 0
     cut = size - keep_bytes if 0 <= keep_bytes <= size else 0
     if cut:

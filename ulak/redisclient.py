@@ -19,6 +19,8 @@ script call and MULTI is one slot (``ulak.keys``), so the same code runs on both
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any, cast
 from urllib.parse import quote, unquote, urlsplit
 
@@ -31,6 +33,36 @@ import redis.cluster
 import redis.retry
 
 RETRIES = 6  # about 3 s in all with the backoff below
+
+
+class RedisUnavailable(Exception):
+    """Redis could not be reached from another process (an actor's call): what it raised, as text.
+    redis-py's own errors do not always survive Ray's pickling (the cluster client's arrive as a
+    bare RayError), so an actor raises this instead (:func:`unavailable`)."""
+
+
+# What Redis being away looks like to redis-py: a restarted server reading its AOF answers
+# BusyLoadingError, a ConnectionError; a Redis Cluster with a shard down ClusterDownError (a
+# ClusterError), or, from the client itself, SlotNotCoveredError, which is no RedisError at all.
+UNREACHABLE: tuple[type[Exception], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ClusterError,
+    redis.exceptions.SlotNotCoveredError,
+    RedisUnavailable,
+)
+
+
+@contextlib.contextmanager
+def unavailable() -> Iterator[None]:
+    """Around an actor method's Redis calls: Redis away leaves the actor as :class:`RedisUnavailable`,
+    which its caller can tell from a bug (``cluster.pool`` hands it to the runner, which waits)."""
+    try:
+        yield
+    except UNREACHABLE as exc:
+        raise RedisUnavailable(f"{type(exc).__name__}: {exc}") from None
+
+
 _ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 

@@ -180,7 +180,10 @@ def _post(http: httpx.Client, path: Path, **options: Any) -> httpx.Response:
 
 def _wait_state(http: httpx.Client, job_id: str, *states: str, timeout: float = 120) -> dict[str, Any]:
     def check() -> dict[str, Any] | None:
-        view: dict[str, Any] = http.get(f"/v1/jobs/{job_id}").json()
+        response = http.get(f"/v1/jobs/{job_id}")
+        if response.status_code == 503:  # Redis (or a shard of it) away for now: ask again
+            return None
+        view: dict[str, Any] = response.json()
         return view if view["state"] in states else None
 
     result: dict[str, Any] = wait_for(

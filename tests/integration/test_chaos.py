@@ -186,17 +186,21 @@ def test_a_job_under_chaos_ends_by_itself_with_every_row_accounted_for(
     assert len(rows) == c["accepted"]
     statuses = Counter(r["status"] for r in rows)
     assert "in_flight" not in statuses and (view["state"] != "done" or "pending" not in statuses)
-    # The report and the SMSC's record agree: every acked row's message ids are the ones the SMSC
-    # gave its parts; a row the SMSC has and we do not call acked is one we call unknown.
+    assert_report_agrees(rows, records, faults)
+
+
+def assert_report_agrees(rows: list[dict[str, str]], records: list[dict[str, Any]], context: Any) -> None:
+    """The report and the SMSC's record agree: every acked row's message ids are the ones the SMSC
+    gave its parts; a row the SMSC has and we do not call acked is one we call unknown."""
     at_smsc: dict[str, list[str]] = {}
     for r in records:
         at_smsc.setdefault(r["dst"], []).append(r["message_id"])
     for row in rows:
         got = at_smsc.get(row["msisdn"], [])
         if row["status"] == "acked":
-            assert sorted(row["message_ids"].split()) == sorted(got), (row, faults)
+            assert sorted(row["message_ids"].split()) == sorted(got), (row, context)
         elif got:
-            assert row["status"] == "unknown", (row, got, faults)
+            assert row["status"] == "unknown", (row, got, context)
 
 
 def test_redis_away_is_a_503_that_says_so_and_back_is_200(chaos_stack: Stack) -> None:

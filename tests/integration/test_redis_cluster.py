@@ -15,6 +15,7 @@ import http.server
 import io
 import json
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any
 import pytest
 import redis
 
-from tests.helpers import SimProcess, start_redis_cluster, wait_for
+from tests.helpers import SimProcess, crash_redis, start_redis_cluster, wait_for
 from tests.integration.test_api import (
     _assert_adds_up,
     _campaign,
@@ -32,6 +33,7 @@ from tests.integration.test_api import (
     _wait_state,
     running_stack,
 )
+from tests.integration.test_chaos import assert_report_agrees
 from ulak import keys, redisclient
 from ulak.redis_server import RedisServer
 
@@ -211,3 +213,47 @@ def test_a_shard_that_goes_away_is_a_503_until_it_is_back(
                 what="the job to be readable again",
             )
             assert http_client.get(f"/v1/jobs/{job_id}").json()["state"] == "done"
+
+
+def test_a_job_outlives_the_crash_of_the_shard_its_binds_write_to(
+    ray_session: Any, cluster: list[RedisServer], tmp_path: Path
+) -> None:
+    """A shard dies (SIGKILL, its append-only file cut back a second, as a machine crash leaves it)
+    while a job sends, and stays away past the cluster's node timeout, so that the other shards
+    call the cluster down too; then it comes back. The job ends by itself, each part at most once
+    at the SMSC, and every row where the SMSC says it is."""
+    sim = SimProcess(tmp_path, "--account", "tc:secret", "--account", "vf:secret", "--seed", "5")
+    accounts = {"tcell": "tc", "voda": "vf"}
+    path, parts = tmp_path / "both.csv", tmp_path / "second.csv"
+    a = _campaign(path, "905326", 400, long_every=20)
+    b = _campaign(parts, "905426", 400, long_every=30)
+    path.write_text(path.read_text("utf-8") + "".join(parts.read_text("utf-8").splitlines(True)[1:]), "utf-8")
+    url = _url(cluster)
+    client = redisclient.client(url)
+    port = client.get_node_from_key(keys.receipt_stats("tcell")).port  # type: ignore[attr-defined]
+    client.close()
+    shard = next(s for s in cluster if s.port == port)
+    with running_stack(tmp_path, sim, tps=100, name="crash", redis_url=url, accounts=accounts) as stack:
+        with stack.client() as http:
+            job_id = _post(http, path, template="Selam {ad}").json()["id"]
+            sizes: list[tuple[float, int]] = []  # (when, the shard's file size): what "a second ago" was
+
+            def sent(at: int) -> bool:
+                sizes.append((time.monotonic(), shard.aof.stat().st_size))
+                return bool(http.get(f"/v1/jobs/{job_id}").json()["counts"]["submitted"] >= at)
+
+            wait_for(lambda: sent(200), timeout=60, what="200 rows sent")
+            keep = max((size for at, size in sizes if at <= time.monotonic() - 1.0), default=0)
+            # Away past the node timeout (3 s): the other shards call the whole cluster down.
+            cut = crash_redis(shard, keep_bytes=keep, down=4.0)
+            view = _wait_state(http, job_id, "done", "failed", timeout=240)
+            report = http.get(f"/v1/jobs/{job_id}/report", params={"format": "csv"}).text
+        records = stack.records("905326") + stack.records("905426")
+    assert view["state"] == "done", view
+    _assert_adds_up(view)
+    c = view["counts"]
+    assert (c["accepted"], c["pending"], c["in_flight"]) == (a["accepted"] + b["accepted"], 0, 0)
+    _no_duplicates(records)
+    rows = list(csv.DictReader(io.StringIO(report)))
+    assert len(rows) == c["accepted"] and not {r["status"] for r in rows} - {"acked", "unknown"}
+    assert_report_agrees(rows, records, {"cut": cut})
