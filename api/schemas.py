@@ -81,6 +81,15 @@ class Receipts(BaseModel):
     duplicates: int
 
 
+class Clicks(BaseModel):
+    """Clicks on the job's tracked links (``{link}``): by people, and bot fetches apart."""
+
+    total: int = Field(description="clicks by people, every one")
+    unique: int = Field(description="rows whose link a person clicked")
+    bots: int = Field(description="previews, scanners and HEAD requests: never counted as clicks")
+    click_rate: float | None = Field(description="unique clicks / delivered")
+
+
 class Rates(BaseModel):
     messages_per_second: float = Field(description="over the last 10 s")
     parts_per_second: float
@@ -103,6 +112,7 @@ class JobView(BaseModel):
     parts: PartCounts
     receipts: Receipts
     delivery_rate: float | None = Field(description="delivered / acked")
+    clicks: Clicks
     rates: Rates
     eta_seconds: float | None
     operators: dict[str, dict[str, int]] = Field(description="planned messages and parts per operator")

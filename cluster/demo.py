@@ -102,6 +102,7 @@ def run_demo(rows: int, *, tps_scale: float = 10.0) -> int:
                 simulator=True,
                 sim_args=DEMO_SIMULATOR_ARGS,
                 api_port=free_port(),
+                redirect_port=free_port(),
                 workdir=workdir / "run",
                 save_info=False,
             ).start()

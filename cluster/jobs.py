@@ -33,7 +33,7 @@ import redis
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from ingest.prepare import CampaignSpec
-from ulak import keys
+from ulak import keys, links
 from ulak.dispatch.ledger import COUNTERS, LedgerReader, sum_counters
 from ulak.jobfiles import JobDir
 from ulak.quoting import quoted
@@ -114,6 +114,29 @@ class JobOptions(BaseModel):
         pattern=r"^https?://[^\s]+$",
         description="POST each final receipt (in signed batches) and the job's end here",
     )
+    link_url: str | None = Field(
+        default=None,
+        max_length=2000,
+        pattern=r"^https?://[^\s]+$",
+        description="the page {link} in the template leads to: each row gets its own short link to it, "
+        "and the job counts its clicks",
+    )
+    utm: dict[str, str] | None = Field(
+        default=None,
+        max_length=10,
+        description="query parameters added to link_url when a link is followed, e.g. "
+        "{'utm_source': 'sms', 'utm_campaign': 'kasim'} (in a form: utm_source=sms&utm_campaign=kasim)",
+    )
+
+    @field_validator("utm")
+    @classmethod
+    def _utm(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for name, text in (value or {}).items():
+            if not name.strip() or len(name) > 100 or len(text) > 500:
+                raise ValueError(
+                    "each utm parameter needs a name (up to 100 characters) and a value up to 500"
+                )
+        return value
 
     @field_validator("send_window")
     @classmethod
@@ -176,7 +199,12 @@ class JobOptions(BaseModel):
             sheet=self.sheet,
             encoding=self.encoding,
             operators=self.operators,
+            link=self.link_url is not None,
         )
+
+    def link_target(self) -> str | None:
+        """Where the job's links lead: link_url with the utm parameters added."""
+        return None if self.link_url is None else links.target_url(self.link_url, self.utm)
 
     def window_open(self, now: datetime) -> bool:
         """Whether *now* is inside the daily send window (always, when there is none)."""
@@ -345,6 +373,8 @@ class JobStore:
             pipe.srem(keys.webhook_jobs(name), job_id)
         pipe.delete(keys.job_counters(job_id))  # one key a DELETE: a cluster pipeline takes no more
         pipe.delete(keys.job_samples(job_id))
+        for key in links.click_keys(job_id):
+            pipe.delete(key)
         pipe.zrem(keys.JOBS, job_id)
         pipe.delete(keys.job(job_id))
         pipe.execute()
@@ -405,16 +435,16 @@ class JobStore:
         # each an atomic snapshot that adds up (ulak.dispatch.ledger.LedgerReader).
         pipe = self.client.pipeline(transaction=True)
         _queue_view(pipe, job_id)
-        rec, own, samples = pipe.execute()
+        rec, own, samples, clicks = pipe.execute()
         ledger = LedgerReader(self.client, job_id, job_ledgers(_decoded(rec))).counters()
-        return make_view(job_id, rec, [own, ledger], samples)
+        return make_view(job_id, rec, [own, ledger], samples, clicks)
 
 
 async def view_async(client: Any, job_id: str) -> dict[str, Any]:
     """:meth:`JobStore.view` over a ``redis.asyncio`` client (the API's hot path, no thread hop)."""
     pipe = client.pipeline(transaction=True)
     _queue_view(pipe, job_id)
-    rec, own, samples = await pipe.execute()
+    rec, own, samples, clicks = await pipe.execute()
     found = LedgerReader(client, job_id, job_ledgers(_decoded(rec))).counter_keys()
     ledger: dict[str, int] = {}
     if found:  # LedgerReader.counters, over the asyncio client
@@ -422,7 +452,7 @@ async def view_async(client: Any, job_id: str) -> dict[str, Any]:
         for key in found:
             pipe.hgetall(key)
         ledger = sum_counters(await pipe.execute())
-    return make_view(job_id, rec, [own, ledger], samples)
+    return make_view(job_id, rec, [own, ledger], samples, clicks)
 
 
 def job_ledgers(record: dict[str, str]) -> dict[str, str]:
@@ -445,6 +475,7 @@ def _queue_view(pipe: Any, job_id: str) -> None:
     pipe.hgetall(keys.job(job_id))
     pipe.hgetall(keys.job_counters(job_id))
     pipe.lrange(keys.job_samples(job_id), 0, -1)
+    pipe.hgetall(keys.job_clicks(job_id))
 
 
 def make_view(
@@ -452,8 +483,9 @@ def make_view(
     raw_rec: dict[bytes, bytes],
     raw_counters: Sequence[dict[bytes, bytes] | dict[str, int]],
     raw_samples: list[bytes],
+    raw_clicks: dict[bytes, bytes],
 ) -> dict[str, Any]:
-    """The job's view from its record, counters (its own, then its ledger's) and samples."""
+    """The job's view from its record, counters (its own, then its ledger's), samples and clicks."""
     if not raw_rec:
         raise JobNotFound(f"no job {quoted(job_id, 40)}")
     rec = _decoded(raw_rec)
@@ -466,6 +498,7 @@ def make_view(
     parts_left = max(0, c["parts_total"] - c["parts_sent"]) if pending > 0 else 0
     eta = parts_left / parts_rate if parts_rate > 0 and state is JobState.SENDING else None
     preview = json.loads(rec["preview"]) if "preview" in rec else None
+    clicks = links.clicks_view(raw_clicks)
     return {
         "id": job_id,
         "state": state.value,
@@ -499,6 +532,10 @@ def make_view(
             "duplicates": c["receipts_duplicate"],
         },
         "delivery_rate": round(c["delivered"] / c["acked"], 4) if c["acked"] else None,
+        "clicks": {
+            **clicks,
+            "click_rate": round(clicks["unique"] / c["delivered"], 4) if c["delivered"] else None,
+        },
         "rates": {"messages_per_second": round(msgs_rate, 1), "parts_per_second": round(parts_rate, 1)},
         "eta_seconds": round(eta, 1) if eta is not None else None,
         "operators": preview["operators"] if preview else {},

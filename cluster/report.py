@@ -18,6 +18,7 @@ import redis
 from cluster.jobs import JobState
 from ingest.collect import ACCEPTED_FILE, REJECTED_FILE
 from ingest.formulas import neutralised
+from ulak import keys
 from ulak.dispatch.ledger import LedgerReader, outcome_of
 from ulak.jobfiles import JobDir
 from ulak.smpp.constants import status_name
@@ -35,6 +36,9 @@ REPORT_SCHEMA = pa.schema(
         ("message_ids", pa.string()),  # the SMSC's ids of the parts, space-separated, in part order
         ("acked_at", pa.timestamp("ms", tz="UTC")),  # the last part's submit_sm_resp
         ("receipt_at", pa.timestamp("ms", tz="UTC")),  # the last part's delivery receipt
+        ("link_code", pa.string()),  # the row's tracked link's code ({link}: ulak.links)
+        ("clicks", pa.int64()),  # people's clicks on it (bots apart: they are the job's, not a row's)
+        ("first_click_at", pa.timestamp("ms", tz="UTC")),
     ]
 )
 
@@ -103,6 +107,7 @@ def report_batches(
             ids.append(" ".join(row_ids) or None)
             acked_at.append(acked)
             receipt_at.append(received)
+        codes, clicks, first_click = _clicks(client, job_id, batch, rows)
         yield pa.RecordBatch.from_arrays(
             [
                 batch.column("row"),
@@ -116,9 +121,33 @@ def report_batches(
                 pa.array(ids, pa.string()),
                 pa.array(acked_at, pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
                 pa.array(receipt_at, pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
+                codes,
+                clicks,
+                first_click,
             ],
             schema=REPORT_SCHEMA,
         )
+
+
+def _clicks(
+    client: redis.Redis, job_id: str, batch: pa.RecordBatch, rows: list[int]
+) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """A batch's link codes, and its rows' clicks and first click times: one HMGET for the batch,
+    none for a job without links (or prepared before they existed: its file has no codes)."""
+    n = len(rows)
+    at = batch.schema.get_field_index("link_code")
+    codes = batch.column(at) if at >= 0 else pa.nulls(n, pa.string())
+    if not n or codes.null_count == n:
+        return codes, pa.nulls(n, pa.int64()), pa.nulls(n, pa.timestamp("ms", tz="UTC"))
+    fields = [f for r in rows for f in (str(r), f"{r}:t")]
+    raw: list[bytes | None] = client.hmget(keys.job_clicked_rows(job_id), fields)  # type: ignore[assignment]
+    clicks = [int(c) if (c := raw[2 * i]) is not None else 0 for i in range(n)]
+    first = [int(t) if (t := raw[2 * i + 1]) is not None else None for i in range(n)]
+    return (
+        codes,
+        pa.array(clicks, pa.int64()),
+        pa.array(first, pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
+    )
 
 
 def rejected_batches(directory: JobDir) -> Iterator[pa.RecordBatch]:

@@ -29,7 +29,7 @@ from cluster.jobs import RECEIPT_OUTCOMES, InvalidTransition, JobState, JobStore
 from cluster.pool import BindDied, BindPool, operator_state
 from ingest.collect import ACCEPTED_FILE
 from ingest.errors import IngestError
-from ingest.prepare import prepare
+from ingest.prepare import LinkSpec, prepare
 from ulak import keys, redisclient
 from ulak.dispatch.bind import OutboundPart, outbound_part
 from ulak.dispatch.ledger import Event, LedgerReader, PartUnknown, RedisLedger
@@ -149,6 +149,19 @@ class JobRunner:
 
     # ----------------------------------------------------------------------------------- ingest
 
+    def _links(self) -> LinkSpec | None:
+        """How this job's ``{link}`` is filled, if it has a link_url (``ulak.links``)."""
+        if self.options.link_url is None:
+            return None
+        config = self.settings.links
+        return LinkSpec(
+            job_id=self.job_id,
+            prefix=config.prefix,
+            code_length=config.code_length,
+            ttl=config.expire_days * 86400,
+            redis_url=self.redis_url,
+        )
+
     def _ingest(self, state: JobState) -> None:
         if state is JobState.QUEUED:
             # Paused or cancelling while queued: prepare anyway, the send loop obeys.
@@ -169,6 +182,7 @@ class JobRunner:
                 directory=self.directory,
                 name=record.get("filename"),
                 read_here=not self.directory.is_local,
+                links=self._links(),
             )
         preview = prepared.preview
         self.client.hset(

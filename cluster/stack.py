@@ -130,6 +130,7 @@ class LocalStack:
         simulator: bool = False,
         sim_args: tuple[str, ...] = (),
         api_port: int | None = None,
+        redirect_port: int | None = None,
         workdir: Path | None = None,
         save_info: bool = True,
     ) -> None:
@@ -137,15 +138,21 @@ class LocalStack:
         self.simulator = simulator
         self.sim_args = sim_args
         self.api_port = api_port if api_port is not None else settings.api.port
+        if redirect_port is not None:  # the links' prefix follows it (LinksConfig.prefix)
+            self.settings = settings.model_copy(
+                update={"links": settings.links.model_copy(update={"port": redirect_port})}
+            )
         self.workdir = workdir or default_state_dir() / "run"
         self.save_info = save_info
         self._redis: RedisServer | None = None
         self._sim: subprocess.Popen[bytes] | None = None
         self._api: subprocess.Popen[bytes] | None = None
+        self._redirect: subprocess.Popen[bytes] | None = None
         self._api_env: dict[str, str] = {}
         self._started_ray = False
         self.redis_url = ""
         self.api_url = ""
+        self.redirect_url = ""
         self.token: str | None = None
         self.restarts = 0
 
@@ -192,6 +199,7 @@ class LocalStack:
         }
         self._config_dir = config_dir
         self._start_api()
+        self._start_redirect()
         if self.save_info:
             StackInfo(self.api_url, self.token, self.redis_url).save()
         return self
@@ -251,6 +259,37 @@ class LocalStack:
                 raise RuntimeError(f"the API did not become ready in 90 s; see {self.workdir / 'api.log'}")
             time.sleep(0.2)
 
+    def _start_redirect(self) -> None:
+        """The redirect service of the job's tracked links (``api.redirect``), ready when it answers."""
+        links = self.settings.links
+        log = (self.workdir / "redirect.log").open("a")
+        command = [sys.executable, "-m", "api.redirect", "--config-dir", str(self._config_dir)]
+        self._redirect = subprocess.Popen(
+            [*command, "--port", str(links.port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=self._api_env,
+        )
+        self.redirect_url = f"http://{links.host}:{links.port}"
+        deadline = time.monotonic() + 60
+        while True:
+            if self._redirect.poll() is not None:
+                raise RuntimeError(
+                    f"the redirect service exited (is port {links.port} taken? set links.port); "
+                    f"see {self.workdir / 'redirect.log'}"
+                )
+            try:
+                if httpx.get(f"{self.redirect_url}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the redirect service did not start in 60 s; see {self.workdir / 'redirect.log'}"
+                )
+            time.sleep(0.2)
+
     # ------------------------------------------------------------------------------ supervise
 
     def supervise(self, *, poll: float = 1.0) -> None:
@@ -260,16 +299,20 @@ class LocalStack:
             if self._api is not None and self._api.poll() is not None:
                 self.restarts += 1
                 self._start_api()
+            if self._redirect is not None and self._redirect.poll() is not None:
+                self.restarts += 1
+                self._start_redirect()
 
     # ----------------------------------------------------------------------------------- stop
 
     def stop(self) -> None:
-        if self._api is not None and self._api.poll() is None:
-            self._api.terminate()
-            try:
-                self._api.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self._api.kill()
+        for process in (self._api, self._redirect):
+            if process is not None and process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
         if ray.is_initialized():
             stop_actors(self.settings.ray.namespace)
         if self._started_ray:

@@ -55,6 +55,7 @@ MSISDN, OPERATOR, TEXT, ENCODING, PARTS, REASON, DETAIL = (
     "__reason",
     "__detail",
 )
+LINK_CODE = "__link_code"  # the row's tracked-link code (ulak.links), null without {link}
 
 # What a row to send carries (and a preview sample shows), in accepted.parquet.
 ACCEPTED_SCHEMA = pa.schema(
@@ -65,11 +66,12 @@ ACCEPTED_SCHEMA = pa.schema(
         ("text", pa.string()),
         ("parts", pa.int32()),
         ("encoding", pa.string()),
+        ("link_code", pa.string()),
     ]
 )
 # Each of those columns' name in a prepared block.
 ACCEPTED_COLUMNS = dict(
-    zip(ACCEPTED_SCHEMA.names, (ROW, MSISDN, OPERATOR, TEXT, PARTS, ENCODING), strict=True)
+    zip(ACCEPTED_SCHEMA.names, (ROW, MSISDN, OPERATOR, TEXT, PARTS, ENCODING, LINK_CODE), strict=True)
 )
 
 

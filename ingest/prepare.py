@@ -36,6 +36,7 @@ import redis
 from ingest.collect import (
     DETAIL,
     ENCODING,
+    LINK_CODE,
     MSISDN,
     OPERATOR,
     PARTS,
@@ -49,7 +50,7 @@ from ingest.numbers import NumberNormalizer
 from ingest.pacing import Pacing
 from ingest.sources import MALFORMED, ROW, Source, check_row_count, open_source, probe_sheet
 from ingest.template import Template, match_column
-from ulak import jobfiles, keys, redisclient
+from ulak import jobfiles, keys, links, redisclient
 from ulak.dispatch.routing import Router, router_from_operators
 from ulak.quoting import listed, quoted
 from ulak.redis_server import redacted
@@ -90,6 +91,7 @@ class CampaignSpec:
     sheet: str | int | None = None
     encoding: str | None = None  # overrides ingest.csv_encoding
     operators: tuple[str, ...] | None = None  # allowed operators; None = all configured
+    link: bool = False  # the job has a link_url: {link} in the template is each row's tracked link
 
     def __post_init__(self) -> None:
         if (self.template is None) == (self.text_column is None):
@@ -97,6 +99,63 @@ class CampaignSpec:
                 "give either a message template or the name of a text column, not both or neither",
                 field="template",
             )
+
+    def bound_template(self, columns: Sequence[str]) -> Template | None:
+        """The template with its fields matched to *columns*, and ``{link}`` to the tracked link
+        when the job has one (a template with ``{link}`` and no link_url, or the reverse, is refused,
+        as is a file with a column of that name: which would it mean?)."""
+        if self.template is None:
+            if self.link:
+                raise TemplateError("link_url needs a template with {link} in it", field="template")
+            return None
+        template = Template.parse(self.template)
+        if links.LINK_FIELD not in template.fields:
+            if self.link:
+                raise TemplateError(
+                    "link_url is set but the template has no {link}: put {link} where the link goes",
+                    field="template",
+                )
+            return template.bind(columns)
+        if not self.link:
+            raise TemplateError(
+                "the template uses {link} but the job has no link_url: give link_url, the page the "
+                "links lead to",
+                field="link_url",
+            )
+        if match_column(columns, links.LINK_FIELD) is not None:
+            raise TemplateError(
+                f"the file has a column named {quoted(links.LINK_FIELD)}, and {{link}} is the tracked "
+                "link: rename that column",
+                field="template",
+            )
+        return template.bind([*columns, links.LINK_FIELD])
+
+
+@dataclass(frozen=True)
+class LinkSpec:
+    """How a job's ``{link}`` is filled: each row's code reserved for *job_id* for *ttl* seconds
+    (``ulak.links.reserve``), the link *prefix* followed by it."""
+
+    job_id: str
+    prefix: str
+    code_length: int
+    ttl: float
+    redis_url: str
+
+    def codes(self, rows: pa.Array, ledgers: pa.Array) -> pa.Array:
+        return links.reserve(
+            _link_client(self.redis_url),
+            job_id=self.job_id,
+            rows=rows,
+            ledgers=ledgers,
+            length=self.code_length,
+            ttl=self.ttl,
+        )
+
+
+@functools.cache
+def _link_client(url: str) -> redis.Redis:
+    return redisclient.client(url)  # one a worker process, kept for its blocks
 
 
 def find_phone_column(columns: Sequence[str], wanted: str | None, *, shown: str = "the file") -> str:
@@ -132,6 +191,7 @@ class _BlockPreparer:
     operators: tuple[OperatorConfig, ...]
     router: Router
     optouts: Any  # ObjectRef of the opt-out snapshot (pa.Array), None when nobody opted out
+    links: LinkSpec | None = None
 
     def __call__(self, table: pa.Table) -> pa.Table:
         n = table.num_rows
@@ -143,6 +203,14 @@ class _BlockPreparer:
         msisdn = normalized.e164
         routes = self.router.route(msisdn)
         reason = pc.coalesce(reason, _where(pc.is_null(routes), "unknown_operator"))
+        if self.links is not None:  # reserved before the text is rendered: its length is the real one
+            ledgers = pc.take(pa.array([op.ledger_name for op in self.operators], pa.string()), routes)
+            codes = self.links.codes(table.column(ROW).combine_chunks(), ledgers)
+            table = table.append_column(
+                links.LINK_FIELD, pc.binary_join_element_wise(self.links.prefix, codes, "")
+            )
+        else:
+            codes = pa.nulls(n, pa.string())
 
         pieces = None
         if self.template is not None:
@@ -182,6 +250,7 @@ class _BlockPreparer:
             .append_column(PARTS, pa.array(parts, pa.int32()))
             .append_column(REASON, reason)
             .append_column(DETAIL, pc.cast(detail, pa.string()) if n else pa.nulls(0, pa.string()))
+            .append_column(LINK_CODE, codes)
         )
 
     def _plan(
@@ -325,8 +394,7 @@ def check_upload(
     columns = source.columns or probe_sheet(source, max_rows=config.max_rows)
     check_row_count(source, max_rows=config.max_rows)
     find_phone_column(columns, spec.phone_column, shown=source.shown)
-    if spec.template is not None:
-        Template.parse(spec.template).bind(columns)
+    spec.bound_template(columns)
     find_text_column(columns, spec.text_column)
     allowed_operators(operators, spec.operators)
 
@@ -341,6 +409,7 @@ def prepare(
     directory: jobfiles.JobDir | Path,
     name: str | None = None,
     read_here: bool = False,
+    links: LinkSpec | None = None,
 ) -> PreparedCampaign:
     """Read, check and prepare *path* on the running Ray cluster into *directory*'s
     ``accepted.parquet`` and ``rejected.parquet`` (see the module docstring). With *read_here* the
@@ -369,12 +438,13 @@ def prepare(
         columns = tuple(n for n in dataset.schema().names if n not in (ROW, MALFORMED))
     preparer = _BlockPreparer(
         phone=find_phone_column(columns, spec.phone_column, shown=source.shown),
-        template=Template.parse(spec.template).bind(columns) if spec.template is not None else None,
+        template=spec.bound_template(columns),
         text_column=find_text_column(columns, spec.text_column),
         region=config.default_region,
         operators=allowed,
         router=router_from_operators(allowed, configured=operators),
         optouts=_optouts_ref(redis_url),
+        links=links,
     )
     collector = Collector(
         jobfiles.of(directory),

@@ -277,19 +277,26 @@ class Esme:
 
 
 class ApiProcess:
-    """The control plane (``python -m api``) as a real process serving HTTP on a free port."""
+    """The control plane (``python -m api``), or another of our HTTP services (*module*: the
+    redirect service's ``api.redirect``), as a real process serving HTTP on a free port."""
 
     def __init__(
-        self, workdir: Path, config_dir: Path, env: dict[str, str], *, port: int | None = None
+        self,
+        workdir: Path,
+        config_dir: Path,
+        env: dict[str, str],
+        *,
+        port: int | None = None,
+        module: str = "api",
     ) -> None:
         import httpx
 
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / f"api-{self.port}.log"
+        self.log_path = workdir / f"{module}-{self.port}.log"
         self.log = self.log_path.open("a")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "api", "--config-dir", str(config_dir), "--port", str(self.port)],
+            [sys.executable, "-m", module, "--config-dir", str(config_dir), "--port", str(self.port)],
             stdout=self.log,
             stderr=subprocess.STDOUT,
             cwd=ROOT,

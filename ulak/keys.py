@@ -123,6 +123,36 @@ JOBS = f"{PREFIX}:jobs"
 """Sorted set: every job id, scored by creation time (unix seconds). Entries live as long as the job."""
 
 
+def job_clicks(job_id: str) -> str:
+    """Hash: the job's link clicks, ``total`` and ``unique`` (by people) and ``bots`` (previews,
+    scanners, HEAD; ``ulak.links``), written by the redirect service. Kept as long as the job."""
+    return f"{PREFIX}:job:{{{job_id}}}:clicks"
+
+
+def job_clicked_rows(job_id: str) -> str:
+    """Hash: per row whose link a person clicked, its clicks (``<row>``) and the first one's time
+    (``<row>:t``, unix ms). Kept as long as the job."""
+    return f"{PREFIX}:job:{{{job_id}}}:clicks:rows"
+
+
+def job_click_events(job_id: str) -> str:
+    """Stream: every fetch of the job's links (``t`` unix ms, ``row``, ``bot`` 0/1, ``ua`` the user
+    agent, ``ip`` a salted hash of the client address), capped near ``links.CLICK_STREAM_MAX``
+    entries. Kept as long as the job."""
+    return f"{PREFIX}:job:{{{job_id}}}:clicks:events"
+
+
+def link(code: str) -> str:
+    """String ``<job>|<row>``: whose tracked link *code* is (``ulak.links.reserve``). Expires with
+    the link (``links.expire_days`` after the job's rows were prepared)."""
+    return f"{PREFIX}:link:{code}"
+
+
+LINK_SALT = f"{PREFIX}:links:salt"
+"""String: the random salt the redirect service hashes client addresses with, made by the first
+one to start (``SET NX``), shared by all. Never expires."""
+
+
 def job_samples(job_id: str) -> str:
     """List: the job's recent progress samples (``t|submitted|parts_sent``), newest first, trimmed to
     the last few; rates are computed from them. Expires with the job's counters."""

@@ -308,6 +308,42 @@ class ApiConfig(_Model):
         return stores
 
 
+class LinksConfig(_Model):
+    """Tracked links (``{link}`` in a template) and the redirect service that counts their clicks."""
+
+    base_url: str | None = Field(
+        default=None,
+        description="the short links' prefix, e.g. https://k.example (a domain pointed at the redirect "
+        "service); unset = http://<host>:<port> of the redirect service itself",
+    )
+    code_length: int = Field(default=8, ge=8, le=32, description="random base62 characters a code has")
+    expire_days: float = Field(
+        default=90.0, gt=0, description="days a link resolves after its job is prepared"
+    )
+    scanner_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="a click this soon after its message was delivered (or, before the receipt, "
+        "acked) is a carrier's scanner, counted as a bot; 0 = no such rule",
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8081, ge=0, le=65535, description="where the redirect service listens")
+
+    @field_validator("base_url")
+    @classmethod
+    def _base(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        if not re.fullmatch(r"https?://[^/?#\s]+(/[^?#\s]*)?", url):
+            raise ValueError(f"{url!r} is not an http(s) URL without query, e.g. https://k.example")
+        return url.rstrip("/")
+
+    @property
+    def prefix(self) -> str:
+        """What a code follows in a sent text: ``<base_url>/``."""
+        return f"{self.base_url or f'http://{self.host}:{self.port}'}/"
+
+
 class WebhooksConfig(_Model):
     """Where receipt webhooks may be sent."""
 
@@ -383,6 +419,7 @@ class Settings(BaseSettings):
     jobs: JobsConfig = JobsConfig()
     api: ApiConfig = ApiConfig()
     webhooks: WebhooksConfig = WebhooksConfig()
+    links: LinksConfig = LinksConfig()
     operators: tuple[OperatorConfig, ...] = ()
 
     @classmethod

@@ -8,6 +8,7 @@ import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl
 
 import pyarrow as pa
 from fastapi import APIRouter, Header, Query, Request
@@ -104,6 +105,8 @@ def _form_options(form: Any) -> dict[str, Any]:
             raise ApiError(422, "invalid_options", f"{name}: expected text, got a file", field=name)
         if name == "operators":
             values.setdefault("operators", []).extend(v.strip() for v in value.split(",") if v.strip())
+        elif name == "utm":  # utm_source=sms&utm_campaign=kasim
+            values["utm"] = dict(parse_qsl(value, keep_blank_values=True))
         elif value != "":
             values[name] = value
     return values

@@ -35,13 +35,24 @@ from ulak.redis_server import free_port  # noqa: E402
 
 
 def _load(
-    url: str, token: str, path: str, rate: float, seconds: float, *, threads: int = 8
+    url: str,
+    token: str,
+    path: str,
+    rate: float,
+    seconds: float,
+    *,
+    threads: int = 8,
+    paths: list[str] | None = None,
+    ok: int = 200,
+    headers: dict[str, str] | None = None,
 ) -> dict[str, float]:
     """Open-loop load: *threads* keep-alive connections share a fixed schedule of *rate* requests per
     second; each latency counts from the request's *scheduled* time, so a slow server is not hidden
-    by the client falling behind (no coordinated omission)."""
+    by the client falling behind (no coordinated omission). With *paths*, request *i* asks for
+    ``paths[i % len(paths)]``; an answer other than *ok* is an error."""
     parsed = urlsplit(url)
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = headers or {"Authorization": f"Bearer {token}"}
+    paths = paths or [path]
     n = int(rate * seconds)
     start = time.perf_counter() + 0.5
     latencies: list[float] = []
@@ -59,10 +70,10 @@ def _load(
             if delay > 0:
                 time.sleep(delay)
             try:
-                conn.request("GET", path, headers=headers)
+                conn.request("GET", paths[i % len(paths)], headers=headers)
                 response = conn.getresponse()
                 response.read()
-                if response.status != 200:
+                if response.status != ok:
                     failed += 1
                     continue
             except (OSError, http.client.HTTPException):

@@ -69,6 +69,7 @@ def _config(
     tps: int,
     jobs: dict[str, Any] | None = None,
     accounts: dict[str, str] | None = None,
+    links: dict[str, Any] | None = None,
 ) -> Path:
     config_dir = workdir / "configs"
     config_dir.mkdir()
@@ -98,6 +99,7 @@ def _config(
         f"ingest: {{max_file_bytes: 2000000}}\n"
         f"api: {{uri_root: '{workdir / 'uploads'}'}}\n"
         "webhooks: {allow_private_targets: true}\n"  # the test's receiver listens on 127.0.0.1
+         + (f"links: {json.dumps(links)}\n" if links else "")
     )
     return config_dir
 
@@ -113,6 +115,7 @@ def running_stack(
     jobs: dict[str, Any] | None = None,
     redis_url: str | None = None,
     accounts: dict[str, str] | None = None,
+    links: dict[str, Any] | None = None,
 ) -> Iterator[Stack]:
     """Redis (its own server, or the one at *redis_url*: a cluster's), the API process (joining this
     session's Ray in a namespace of its own) and its binds to *sim*, ready once /readyz says the
@@ -126,7 +129,7 @@ def running_stack(
         "ULAK_RAY__ADDRESS": ray.get_runtime_context().gcs_address,
         "ULAK_RAY__NAMESPACE": namespace,
     }
-    config_dir = _config(workdir, sim, url, tps=tps, jobs=jobs, accounts=accounts)
+    config_dir = _config(workdir, sim, url, tps=tps, jobs=jobs, accounts=accounts, links=links)
     token, _ = create_key(client, name="tests")
     read_token, _ = create_key(client, name="dashboard", scope="read")
     api = ApiProcess(workdir, config_dir, env)

@@ -1,0 +1,201 @@
+"""The redirect service: ``GET /<code>`` answers 302 to the job's link and records the click.
+
+``python -m api.redirect`` serves it on ``links.host``:``links.port`` (``ulak up`` runs one); run
+more behind a load balancer for more redirects a second: they share nothing but Redis. No API key:
+a link is public by nature, and an unknown, malformed or expired code, or one whose job is gone, is
+the same plain 404, so nothing is learnt by guessing. What counts as a click, a unique click or a
+bot is ``ulak.links``'s.
+
+A bare ASGI app, not FastAPI: it has one route, and each redirect is two Redis calls (the code's
+row, the click script) plus a cached read of the job's target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+import uvicorn
+
+from ulak import keys, links, redisclient
+from ulak.logging import configure_logging
+from ulak.settings import ConfigError, load_settings
+
+log = structlog.get_logger("ulak.redirect")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+TARGET_SECONDS = 60.0  # how long a job's target (or its absence) is cached in the process
+
+
+class RedirectApp:
+    """The ASGI app. *scanner_seconds*: a click this soon after its message reached the phone is a
+    bot (``links.scanner_seconds``). *forwarded_for*: take the client address from
+    ``X-Forwarded-For`` (behind a load balancer that sets it), else from the connection."""
+
+    def __init__(self, redis_url: str, *, scanner_seconds: float = 0.0, forwarded_for: bool = False) -> None:
+        self._url = redis_url
+        self._scanner_seconds = scanner_seconds
+        self._forwarded_for = forwarded_for
+        self._redis: Any = None
+        self._click: Any = None
+        self._salt = b""
+        self._targets: dict[str, tuple[float, str | None]] = {}
+
+    async def start(self) -> None:
+        self._redis = redisclient.async_client(self._url)
+        self._click = self._redis.register_script(links.CLICK_SCRIPT)
+        await self._redis.set(keys.LINK_SALT, secrets.token_bytes(32), nx=True)
+        self._salt = await self._redis.get(keys.LINK_SALT)
+
+    async def stop(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        method, path = scope["method"], scope["path"]
+        if path == "/healthz":
+            await _respond(send, 200, b"ok")
+            return
+        if method not in ("GET", "HEAD"):
+            await _respond(send, 405, b"only GET and HEAD", extra=[(b"allow", b"GET, HEAD")])
+            return
+        code = path[1:].encode("utf-8", "replace")
+        if not links.CODE.fullmatch(code):
+            await _respond(send, 404, b"not found")
+            return
+        try:
+            target = await self._follow(code.decode(), method, scope)
+        except redisclient.UNREACHABLE as exc:
+            log.warning("redirect.redis_unavailable", error=f"{type(exc).__name__}: {exc}")
+            await _respond(send, 503, b"try again in a moment", extra=[(b"retry-after", b"2")])
+            return
+        if target is None:
+            await _respond(send, 404, b"not found")
+            return
+        await _respond(send, 302, b"", extra=[(b"location", target.encode())])
+
+    async def _follow(self, code: str, method: str, scope: Scope) -> str | None:
+        """The code's target, the fetch recorded; None for a code that leads nowhere (now)."""
+        found = await self._redis.get(keys.link(code))
+        if found is None:
+            return None
+        job_id, row, ledger = links.parse_reservation(found)
+        target = await self._target(job_id)
+        if target is None:
+            return None
+        headers = dict(scope["headers"])
+        agent = headers.get(b"user-agent", b"").decode("latin-1")
+        address = (scope.get("client") or ("", 0))[0]
+        if self._forwarded_for and b"x-forwarded-for" in headers:
+            address = headers[b"x-forwarded-for"].decode("latin-1").split(",")[0].strip()
+        bot = links.is_bot(method, agent) or await self._too_soon(job_id, row, ledger)
+        args = links.click_args(
+            row=row,
+            bot=bot,
+            user_agent=agent,
+            address_hash=links.address_hash(address, self._salt),
+        )
+        await self._click(keys=links.click_keys(job_id), args=args)
+        return target
+
+    async def _too_soon(self, job_id: str, row: int, ledger: str) -> bool:
+        """Whether the click comes within *scanner_seconds* of its message's delivery: carriers'
+        scanners fetch a link as the message arrives, people later. One HMGET in the ledger's slot."""
+        if not self._scanner_seconds or not ledger:
+            return False
+        fields = await self._redis.hmget(keys.job_parts(job_id, ledger), [f"{row}:1:m", f"{row}:1:r"])
+        at = links.sent_at(fields)
+        return at is not None and time.time() - at < self._scanner_seconds
+
+    async def _target(self, job_id: str) -> str | None:
+        now = time.monotonic()
+        cached = self._targets.get(job_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        raw = await self._redis.hget(keys.job(job_id), "options")
+        target = None
+        if raw is not None:
+            options = json.loads(raw)
+            if options.get("link_url"):
+                target = links.target_url(options["link_url"], options.get("utm"))
+        if len(self._targets) > 10_000:  # jobs come and go: forget the lot now and then
+            self._targets.clear()
+        self._targets[job_id] = (now + TARGET_SECONDS, target)
+        return target
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.start()
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+async def _respond(send: Send, status: int, body: bytes, *, extra: list[tuple[bytes, bytes]] = []) -> None:  # noqa: B006 - never mutated
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-store"),  # every click reaches us: none is answered from a cache
+        (b"referrer-policy", b"no-referrer"),
+        *extra,
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m api.redirect", description=__doc__)
+    parser.add_argument("--config-dir", default=None)
+    parser.add_argument("--host", default=None, help="default: links.host")
+    parser.add_argument("--port", type=int, default=None, help="default: links.port")
+    parser.add_argument(
+        "--forwarded-for", action="store_true", help="client address from X-Forwarded-For (behind a proxy)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(args.config_dir)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if not settings.redis.url:
+        print("the redirect service needs Redis: set ULAK_REDIS__URL, or run `ulak up`", file=sys.stderr)
+        return 2
+    configure_logging(json=not sys.stderr.isatty())
+    app = RedirectApp(
+        settings.redis.url, scanner_seconds=settings.links.scanner_seconds, forwarded_for=args.forwarded_for
+    )
+    uvicorn.run(
+        app,
+        host=args.host or settings.links.host,
+        port=args.port if args.port is not None else settings.links.port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

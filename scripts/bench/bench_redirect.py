@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Redirects a second, and their latency, from the redirect service while a job sends.
+
+Starts the local stack (embedded Redis, local Ray, the simulator, the API and the redirect service
+as processes of their own), submits a campaign whose template has ``{link}`` with the operators'
+caps lifted, and once it is sending, a *second process* follows its links (a different code each
+request, a phone's user agent: every one a click counted) on a fixed schedule over loopback and
+reports the achieved rate and latency percentiles (open loop, as ``bench_api.py``'s).
+
+    .venv/bin/python scripts/bench/bench_redirect.py --rows 300000 --rate 5000 --seconds 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from api.client import ApiClient  # noqa: E402
+from cluster.demo import demo_settings, write_campaign  # noqa: E402
+from cluster.stack import LocalStack  # noqa: E402
+from scripts.bench.bench_api import _load  # noqa: E402
+from ulak import keys, redisclient  # noqa: E402
+from ulak.redis_server import free_port  # noqa: E402
+
+PHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148"
+
+
+def _codes(client: redis.Redis, n: int) -> list[str]:
+    found: list[str] = []
+    for key in client.scan_iter(match=keys.link("*"), count=5000):
+        found.append(key.decode().rpartition(":")[2])
+        if len(found) >= n:
+            break
+    return found
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rows", type=int, default=300_000)
+    parser.add_argument("--rate", type=float, default=5000.0, help="redirects a second asked for")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--tps-scale", type=float, default=100.0, help="lift the operators' caps")
+    parser.add_argument("--load", nargs=2, metavar=("URL", "CODES"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.load:  # the second process
+        paths = [f"/{c}" for c in Path(args.load[1]).read_text().split()]
+        result = _load(
+            args.load[0], "", "", args.rate, args.seconds,
+            threads=args.threads, paths=paths, ok=302, headers={"User-Agent": PHONE},
+        )  # fmt: skip
+        print(json.dumps(result))
+        return 0
+    with tempfile.TemporaryDirectory(prefix="ulak-bench-redirect-") as tmp:
+        workdir = Path(tmp)
+        settings = demo_settings(tps_scale=args.tps_scale, workdir=workdir)
+        stack = LocalStack(
+            settings,
+            simulator=True,
+            api_port=free_port(),
+            redirect_port=free_port(),
+            workdir=workdir / "run",
+            save_info=False,
+        ).start()
+        try:
+            campaign = workdir / "bench.csv"
+            write_campaign(campaign, args.rows, [p for op in settings.operators for p in op.prefixes])
+            assert stack.token is not None
+            with ApiClient(stack.api_url, stack.token) as client:
+                options = {"template": "Merhaba {Ad}, kampanya: {link}", "link_url": "https://shop.example/k"}
+                job_id = client.submit(campaign, options)["id"]
+                while client.job(job_id)["state"] not in ("sending", "done", "failed"):
+                    time.sleep(0.1)
+                r = redisclient.client(stack.redis_url)
+                codes = workdir / "codes.txt"
+                codes.write_text("\n".join(_codes(r, 20_000)))
+                before = client.job(job_id)
+                loader = subprocess.run(
+                    [sys.executable, __file__, "--rate", str(args.rate), "--seconds", str(args.seconds),
+                     "--threads", str(args.threads), "--load", stack.redirect_url, str(codes)],
+                    capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                )  # fmt: skip
+                result = json.loads(loader.stdout)
+                view = client.job(job_id)
+                result["clicks_counted"] = view["clicks"]["total"]
+                result["job_state_at_end"] = view["state"]
+                result["job_msgs_per_s_at_end"] = view["rates"]["messages_per_second"]
+                result["job_sent_during"] = view["counts"]["submitted"] - before["counts"]["submitted"]
+                if view["state"] == "sending":
+                    client.steer(job_id, "cancel")
+                r.close()
+        finally:
+            stack.stop()
+    result["command"] = " ".join(["scripts/bench/bench_redirect.py", *sys.argv[1:]])
+    result["machine"] = f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}"
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""Tracked links: a short code per recipient, what it points to, and the clicks on it.
+
+A job whose template says ``{link}`` gets, per row, a code of ``links.code_length`` random base62
+characters (``os.urandom``: no code says anything about another) and the text carries
+``<links.base_url>/<code>``, so part planning counts the real text. Codes are reserved in Redis while
+the rows are prepared (``SET NX`` with the links' expiry: a code some other job holds is drawn
+again), each naming its job and row. The redirect service (``api.redirect``) resolves a code to the
+job's target and records the click:
+
+* a ``HEAD``, an empty user agent, or one of a link previewer or scanner (``is_bot``) is a bot
+  click, counted apart and never as a click;
+* otherwise the click counts in the job's total, and in its unique clicks the first time that row's
+  link is clicked (the row's first click time is kept);
+* every click, bot or not, is an entry in the job's click stream (time, row, bot, user agent, and a
+  salted hash of the client address, never the address).
+
+An unknown, malformed or expired code, or one whose job is gone, is a plain 404.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import numpy as np
+import pyarrow as pa
+
+from ulak import keys
+
+ALPHABET = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_ALPHABET = np.frombuffer(ALPHABET, dtype=np.uint8)
+_UNBIASED = 248  # 4 × 62: a byte below it, taken mod 62, is uniform over the alphabet
+CODE = re.compile(rb"[0-9A-Za-z]{8,32}")
+LINK_FIELD = "link"  # the template placeholder, {link}
+
+# Link previewers, unfurlers and security scanners that fetch a link before (or instead of) a person.
+BOT_AGENTS = (
+    "bot",
+    "crawler",
+    "spider",
+    "preview",
+    "scanner",
+    "facebookexternalhit",
+    "whatsapp",
+    "telegram",
+    "slack",
+    "discord",
+    "skypeuripreview",
+    "linkedin",
+    "embedly",
+    "vkshare",
+    "pinterest",
+    "outlook",
+    "google-safety",
+    "proofpoint",
+    "mimecast",
+    "barracuda",
+    "curl/",
+    "wget/",
+    "python-requests",
+    "go-http-client",
+)
+
+
+def new_codes(n: int, length: int, *, randbytes: Callable[[int], bytes] = os.urandom) -> pa.Array:
+    """*n* random codes of *length* base62 characters, as one Arrow string array (no per-row Python)."""
+    need = n * length
+    drawn = np.empty(0, dtype=np.uint8)
+    while drawn.size < need:  # about 3 % of bytes are dropped to keep every character equally likely
+        more = np.frombuffer(randbytes(int((need - drawn.size) * 1.04) + 16), dtype=np.uint8)
+        drawn = np.concatenate([drawn, more[more < _UNBIASED]])
+    chars = _ALPHABET[drawn[:need] % 62]
+    offsets = np.arange(0, need + 1, length, dtype=np.int32)
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(chars.tobytes()))
+
+
+def target_url(url: str, utm: dict[str, str] | None) -> str:
+    """*url* with the UTM (or any) parameters of *utm* added to its query; ones it has are kept."""
+    if not utm:
+        return url
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    have = {k for k, _ in query}
+    query += [(k, v) for k, v in utm.items() if k not in have]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def is_bot(method: str, user_agent: str) -> bool:
+    """A fetch that is not a person following the link: ``HEAD``, no user agent, or a known one."""
+    if method == "HEAD" or not user_agent.strip():
+        return True
+    agent = user_agent.lower()
+    return any(name in agent for name in BOT_AGENTS)
+
+
+def address_hash(address: str, salt: bytes) -> str:
+    """A salted hash of a client address: the same address gives the same hash, and no address can
+    be read back from it without the salt (which lives in Redis, ``keys.LINK_SALT``)."""
+    return hashlib.blake2b(address.encode(), key=salt[:64], digest_size=12).hexdigest()
+
+
+def reserve(
+    client: Any, *, job_id: str, rows: pa.Array, ledgers: pa.Array | None = None, length: int, ttl: float
+) -> pa.Array:
+    """A code per row of *rows* (int64), each reserved for *job_id* for *ttl* seconds (``SET NX``: a
+    code already held, by any job, is drawn again), naming the row and the ledger its parts are in
+    (*ledgers*, per row; null for a row no operator takes). One pipeline a round; a second round is
+    rare (at 8 characters, one code in 10⁸ meets another while a billion are held)."""
+    n = len(rows)
+    codes = new_codes(n, length).to_pylist()
+    where = ledgers.to_pylist() if ledgers is not None else [None] * n
+    row_values = [f"{job_id}|{r}|{ledger or ''}" for r, ledger in zip(rows.to_pylist(), where, strict=True)]
+    todo = list(range(n))
+    ttl_ms = max(1, int(ttl * 1000))
+    while todo:
+        pipe = client.pipeline(transaction=False)
+        for i in todo:
+            pipe.set(keys.link(codes[i]), row_values[i], nx=True, px=ttl_ms)
+        answers = pipe.execute()
+        todo = [i for i, ok in zip(todo, answers, strict=True) if not ok]
+        if todo:
+            fresh = new_codes(len(todo), length).to_pylist()
+            for i, code in zip(todo, fresh, strict=True):
+                codes[i] = code
+    return pa.array(codes, pa.string())
+
+
+def parse_reservation(value: bytes) -> tuple[str, int, str]:
+    """``(job, row, ledger)`` of a code's ``keys.link`` value (ledger empty: unknown)."""
+    job_id, row, ledger = value.decode().split("|")
+    return job_id, int(row), ledger
+
+
+def sent_at(part_fields: list[bytes | None]) -> float | None:
+    """When a row's first part reached the phone, or at least the SMSC: its receipt's time, else its
+    ack's (unix s), from the part's ``m`` and ``r`` fields (``keys.job_parts``); None: not sent."""
+    acked, receipt = part_fields
+    if receipt is not None:
+        return int(receipt.decode().rpartition("|")[2]) / 1000
+    if acked is not None:
+        return int(acked.decode().rpartition("|")[2]) / 1000
+    return None
+
+
+CLICK_SCRIPT = """
+local bot = ARGV[2] == '1'
+if bot then
+  redis.call('HINCRBY', KEYS[1], 'bots', 1)
+else
+  local n = redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+  redis.call('HINCRBY', KEYS[1], 'total', 1)
+  if n == 1 then
+    redis.call('HINCRBY', KEYS[1], 'unique', 1)
+    redis.call('HSET', KEYS[2], ARGV[1] .. ':t', ARGV[3])
+  end
+end
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', 't', ARGV[3], 'row', ARGV[1], 'bot', ARGV[2],
+  'ua', ARGV[4], 'ip', ARGV[5])
+return 1
+"""
+
+CLICK_STREAM_MAX = 2_000_000  # entries a job's click stream keeps (approximately: XADD MAXLEN ~)
+
+
+def click_args(
+    *, row: int, bot: bool, user_agent: str, address_hash: str, now: Callable[[], float] = time.time
+) -> list[str]:
+    return [
+        str(row),
+        "1" if bot else "0",
+        str(int(now() * 1000)),
+        user_agent[:256],
+        address_hash,
+        str(CLICK_STREAM_MAX),
+    ]
+
+
+def click_keys(job_id: str) -> list[str]:
+    return [keys.job_clicks(job_id), keys.job_clicked_rows(job_id), keys.job_click_events(job_id)]
+
+
+def clicks_view(counters: dict[bytes, bytes]) -> dict[str, int]:
+    """The job view's ``clicks``: total and unique clicks by people, and bot fetches apart."""
+    return {name: int(counters.get(name.encode(), 0)) for name in ("total", "unique", "bots")}
