@@ -230,70 +230,36 @@ class LocalStack:
         return self.settings.model_copy(update={"operators": tuple(operators)})
 
     def _start_api(self) -> None:
-        log = (self.workdir / "api.log").open("a")
-        self._api = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "api",
-                "--config-dir",
-                str(self._config_dir),
-                "--port",
-                str(self.api_port),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            env=self._api_env,
-        )
-        deadline = time.monotonic() + 90
-        while True:
-            if self._api.poll() is not None:
-                raise RuntimeError(f"the API exited; see {self.workdir / 'api.log'}")
-            try:
-                if httpx.get(f"{self.api_url}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the API did not become ready in 90 s; see {self.workdir / 'api.log'}")
-            time.sleep(0.2)
+        self._api = self._service("api", "api", self.api_port)
+        _wait_ready(self._api, f"{self.api_url}/readyz", what="the API", log=self.workdir / "api.log")
 
     def _start_redirect(self) -> None:
-        """The redirect service of the job's tracked links (``api.redirect``), ready when it answers."""
+        """The redirect service of the jobs' tracked links (``api.redirect``), ready when it answers."""
         links = self.settings.links
-        log = (self.workdir / "redirect.log").open("a")
-        command = [sys.executable, "-m", "api.redirect", "--config-dir", str(self._config_dir)]
-        self._redirect = subprocess.Popen(
-            [*command, "--port", str(links.port)],
+        self._redirect = self._service("api.redirect", "redirect", links.port)
+        self.redirect_url = f"http://{links.host}:{links.port}"
+        _wait_ready(
+            self._redirect,
+            f"{self.redirect_url}/healthz",
+            what=f"the redirect service (is port {links.port} taken? set links.port)",
+            log=self.workdir / "redirect.log",
+        )
+
+    def _service(self, module: str, name: str, port: int) -> subprocess.Popen[bytes]:
+        """``python -m <module>`` on *port* with the stack's configuration, its output in <name>.log."""
+        log = (self.workdir / f"{name}.log").open("a")
+        return subprocess.Popen(
+            [sys.executable, "-m", module, "--config-dir", str(self._config_dir), "--port", str(port)],
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=ROOT,
             env=self._api_env,
         )
-        self.redirect_url = f"http://{links.host}:{links.port}"
-        deadline = time.monotonic() + 60
-        while True:
-            if self._redirect.poll() is not None:
-                raise RuntimeError(
-                    f"the redirect service exited (is port {links.port} taken? set links.port); "
-                    f"see {self.workdir / 'redirect.log'}"
-                )
-            try:
-                if httpx.get(f"{self.redirect_url}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"the redirect service did not start in 60 s; see {self.workdir / 'redirect.log'}"
-                )
-            time.sleep(0.2)
 
     # ------------------------------------------------------------------------------ supervise
 
     def supervise(self, *, poll: float = 1.0) -> None:
-        """Keep the API running until interrupted (restarting it if it exits)."""
+        """Keep the API and the redirect service running until interrupted (restarting either if it exits)."""
         while True:
             time.sleep(poll)
             if self._api is not None and self._api.poll() is not None:
@@ -328,6 +294,24 @@ class LocalStack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _wait_ready(
+    process: subprocess.Popen[bytes], url: str, *, what: str, log: Path, timeout: float = 90
+) -> None:
+    """Until *url* answers 200; an error naming *what* and its *log* if it exits or takes too long."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited; see {log}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not become ready in {timeout:g} s; see {log}")
+        time.sleep(0.2)
 
 
 def stop_actors(namespace: str) -> None:
