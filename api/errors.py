@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import redis
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -19,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from cluster.jobs import InvalidTransition, JobNotFound
 from cluster.webhooks import WebhookRefused
 from ingest.errors import IngestError
+from ulak import redisclient
 from ulak.quoting import clipped
 
 log = structlog.get_logger("ulak.api")
@@ -116,10 +116,6 @@ def install(app: FastAPI) -> None:
         code = _CODES.get(exc.status_code, "error")
         return _respond(exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None))
 
-    @app.exception_handler(redis.exceptions.ConnectionError)
-    @app.exception_handler(redis.exceptions.TimeoutError)
-    @app.exception_handler(redis.exceptions.ClusterError)  # a Redis Cluster failing over, slots uncovered
-    @app.exception_handler(redis.exceptions.SlotNotCoveredError)  # no shard serves a key's slot (yet)
     async def _redis(request: Request, exc: Exception) -> JSONResponse:
         # Redis away for longer than the client's retries: the state is there, just not reachable.
         log.warning("api.redis_unavailable", path=request.url.path, error=f"{type(exc).__name__}: {exc}")
@@ -130,6 +126,9 @@ def install(app: FastAPI) -> None:
             "in a few seconds; if it lasts, check the Redis server (ULAK_REDIS__URL)",
             headers={"Retry-After": "2"},
         )
+
+    for unreachable in redisclient.UNREACHABLE:  # the list the runner waits out, too
+        app.add_exception_handler(unreachable, _redis)
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:
