@@ -6,8 +6,9 @@ a link is public by nature, and an unknown, malformed or expired code, or one wh
 the same plain 404, so nothing is learnt by guessing. What counts as a click, a unique click or a
 bot is ``ulak.links``'s.
 
-A bare ASGI app, not FastAPI: it has one route, and each redirect is two Redis calls (the code's
-row, the click script) plus a cached read of the job's target.
+A bare ASGI app, not FastAPI: it has one route, and each redirect is three Redis calls (the code's
+job and row, its first part's times for the scanner rule, the click script) plus a cached read of
+the job's target.
 """
 
 from __future__ import annotations

@@ -202,10 +202,6 @@ class JobOptions(BaseModel):
             link=self.link_url is not None,
         )
 
-    def link_target(self) -> str | None:
-        """Where the job's links lead: link_url with the utm parameters added."""
-        return None if self.link_url is None else links.target_url(self.link_url, self.utm)
-
     def window_open(self, now: datetime) -> bool:
         """Whether *now* is inside the daily send window (always, when there is none)."""
         if self.send_window is None:
