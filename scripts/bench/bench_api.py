@@ -110,6 +110,27 @@ def _load(
     }
 
 
+def bench_stack(workdir: Path, *, rows: int, tps_scale: float) -> tuple[LocalStack, Path]:
+    """The local stack with the simulator for every operator (caps times *tps_scale*), each of its
+    services on a free port, and a generated campaign of *rows* for those operators."""
+    settings = demo_settings(tps_scale=tps_scale, workdir=workdir)
+    stack = LocalStack(
+        settings,
+        simulator=True,
+        api_port=free_port(),
+        redirect_port=free_port(),
+        workdir=workdir / "run",
+        save_info=False,
+    ).start()
+    campaign = workdir / "bench.csv"
+    try:
+        write_campaign(campaign, rows, [p for op in settings.operators for p in op.prefixes])
+    except BaseException:
+        stack.stop()
+        raise
+    return stack, campaign
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -125,14 +146,8 @@ def main() -> int:
         print(json.dumps(_load(*args.load, args.rate, args.seconds)))
         return 0
     with tempfile.TemporaryDirectory(prefix="ulak-bench-api-") as tmp:
-        workdir = Path(tmp)
-        settings = demo_settings(tps_scale=args.tps_scale, workdir=workdir)
-        stack = LocalStack(
-            settings, simulator=True, api_port=free_port(), workdir=workdir / "run", save_info=False
-        ).start()
+        stack, campaign = bench_stack(Path(tmp), rows=args.rows, tps_scale=args.tps_scale)
         try:
-            campaign = workdir / "bench.csv"
-            write_campaign(campaign, args.rows, [p for op in settings.operators for p in op.prefixes])
             assert stack.token is not None
             with ApiClient(stack.api_url, stack.token) as client:
                 job_id = client.submit(campaign, {"template": TEMPLATE})["id"]

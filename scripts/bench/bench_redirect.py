@@ -29,11 +29,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from api.client import ApiClient  # noqa: E402
-from cluster.demo import demo_settings, write_campaign  # noqa: E402
-from cluster.stack import LocalStack  # noqa: E402
-from scripts.bench.bench_api import _load  # noqa: E402
+from scripts.bench.bench_api import _load, bench_stack  # noqa: E402
 from ulak import keys, redisclient  # noqa: E402
-from ulak.redis_server import free_port  # noqa: E402
 
 PHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148"
 
@@ -69,18 +66,8 @@ def main() -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="ulak-bench-redirect-") as tmp:
         workdir = Path(tmp)
-        settings = demo_settings(tps_scale=args.tps_scale, workdir=workdir)
-        stack = LocalStack(
-            settings,
-            simulator=True,
-            api_port=free_port(),
-            redirect_port=free_port(),
-            workdir=workdir / "run",
-            save_info=False,
-        ).start()
+        stack, campaign = bench_stack(workdir, rows=args.rows, tps_scale=args.tps_scale)
         try:
-            campaign = workdir / "bench.csv"
-            write_campaign(campaign, args.rows, [p for op in settings.operators for p in op.prefixes])
             assert stack.token is not None
             with ApiClient(stack.api_url, stack.token) as client:
                 options = {"template": "Merhaba {Ad}, kampanya: {link}", "link_url": "https://shop.example/k"}
