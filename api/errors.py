@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from cluster.conversions import ConversionRefused
 from cluster.jobs import InvalidTransition, JobNotFound
 from cluster.webhooks import WebhookRefused
 from ingest.errors import IngestError
@@ -97,6 +98,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(WebhookRefused)
     async def _webhook(request: Request, exc: WebhookRefused) -> JSONResponse:
         return _respond(422, "webhook_not_allowed", exc.message, "webhook_url")
+
+    @app.exception_handler(ConversionRefused)
+    async def _conversion(request: Request, exc: ConversionRefused) -> JSONResponse:
+        return _respond(exc.status, exc.code, exc.message, exc.field)
 
     @app.exception_handler(JobNotFound)
     async def _not_found(request: Request, exc: JobNotFound) -> JSONResponse:

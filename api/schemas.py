@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cluster.jobs import JobOptions
 
@@ -90,6 +92,18 @@ class Clicks(BaseModel):
     click_rate: float | None = Field(description="unique clicks / delivered")
 
 
+class Conversions(BaseModel):
+    """Conversions reported through ``POST /v1/conversions`` for this job's recipients."""
+
+    conversions: int = Field(description="attributed to the job (by_click + by_delivery)")
+    by_click: int = Field(description="within the click window after the recipient's click")
+    by_delivery: int = Field(description="without such a click, within the delivery window")
+    unattributed: int = Field(description="of its recipients, but outside both windows")
+    converters: int = Field(description="rows with at least one attributed conversion")
+    value: str = Field(description="the attributed conversions' value, in measurement.currency")
+    conversion_rate: float | None = Field(description="conversions / unique clicks")
+
+
 class Rates(BaseModel):
     messages_per_second: float = Field(description="over the last 10 s")
     parts_per_second: float
@@ -113,6 +127,7 @@ class JobView(BaseModel):
     receipts: Receipts
     delivery_rate: float | None = Field(description="delivered / acked")
     clicks: Clicks
+    conversions: Conversions
     rates: Rates
     eta_seconds: float | None
     operators: dict[str, dict[str, int]] = Field(description="planned messages and parts per operator")
@@ -188,3 +203,54 @@ class PurgeRequest(BaseModel):
 class Purged(BaseModel):
     purged: list[str] = Field(description="ids of the jobs deleted (or, in a dry run, to be deleted)")
     dry_run: bool
+
+
+class ConversionIn(BaseModel):
+    """A conversion your systems saw (a purchase, a sign-up…), naming its recipient one of three
+    ways: ``link_code`` (or the whole short link), ``job_id`` with ``msisdn``, or ``message_id``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: str = Field(
+        min_length=1, max_length=200, description="your id of the event: sent again, it counts once"
+    )
+    link_code: str | None = Field(default=None, max_length=300, description="the code, or the short link")
+    job_id: str | None = Field(default=None, max_length=100)
+    msisdn: str | None = Field(
+        default=None, max_length=40, description="the recipient's number (with job_id)"
+    )
+    message_id: str | None = Field(
+        default=None, max_length=100, description="the SMSC's message id of one of the recipient's parts"
+    )
+    operator: str | None = Field(default=None, max_length=100, description="whose SMSC gave message_id")
+    value: Decimal | None = Field(
+        default=None, ge=0, max_digits=18, decimal_places=6, description="what it was worth"
+    )
+    currency: str | None = Field(
+        default=None, pattern=r"^[A-Z]{3}$", description="ISO 4217; must be measurement.currency"
+    )
+    occurred_at: datetime | None = Field(default=None, description="when (ISO 8601 with zone); default now")
+
+    @model_validator(mode="after")
+    def _one_recipient(self) -> ConversionIn:
+        ways = [self.link_code is not None, self.msisdn is not None, self.message_id is not None]
+        if sum(ways) != 1:
+            raise ValueError("name the recipient one way: link_code, or job_id with msisdn, or message_id")
+        if self.msisdn is not None and self.job_id is None:
+            raise ValueError("msisdn needs job_id: a number is a recipient of a job")
+        if self.occurred_at is not None and self.occurred_at.tzinfo is None:
+            raise ValueError("occurred_at needs a time zone, e.g. 2026-12-03T14:00:00+03:00")
+        return self
+
+
+class ConversionOut(BaseModel):
+    event_id: str
+    job_id: str
+    row: int = Field(description="the recipient's row in the job's file")
+    attributed: bool = Field(description="counted for the job: within a window after a click or delivery")
+    by: Literal["click", "delivery"] | None
+    touched_at: str | None = Field(description="the click or delivery it is attributed to")
+    occurred_at: str
+    value: str
+    currency: str
+    duplicate: bool = Field(description="this event id was counted before; this is the answer it got")

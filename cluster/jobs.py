@@ -24,6 +24,7 @@ import re
 import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from ingest.prepare import CampaignSpec
 from ulak import keys, links
 from ulak.dispatch.ledger import COUNTERS, LedgerReader, sum_counters
 from ulak.jobfiles import JobDir
+from ulak.money import from_micros
 from ulak.quoting import quoted
 from ulak.settings import OperatorConfig
 
@@ -62,6 +64,8 @@ ACTIVE = tuple(s for s in JobState if not s.terminal)
 PAUSABLE = (JobState.QUEUED, JobState.INGESTING, JobState.SCHEDULED, JobState.SENDING)
 CANCELLABLE = (*PAUSABLE, JobState.PAUSED)
 
+# cluster.conversions counts these in keys.job_conversions; value in millionths (ulak.money)
+CONVERSION_COUNTERS = ("conversions", "by_click", "by_delivery", "unattributed", "converters", "value")
 RECEIPT_OUTCOMES = ("delivered", "undelivered", "expired", "rejected", "deleted", "receipt_unknown")
 # Set by the job runner in the same hash as the ledger's (which has its own "rejected": a receipt outcome).
 INGEST_COUNTERS = ("rows", "accepted", "rows_rejected", "parts_total", "cancelled")
@@ -126,6 +130,31 @@ class JobOptions(BaseModel):
         max_length=10,
         description="query parameters added to link_url when a link is followed, e.g. "
         "{'utm_source': 'sms', 'utm_campaign': 'kasim'} (in a form: utm_source=sms&utm_campaign=kasim)",
+    )
+
+    click_window_days: float | None = Field(
+        default=None,
+        ge=0,
+        le=365,
+        description="a conversion this long after the recipient clicked is this job's "
+        "(default: measurement.click_window_days, 7)",
+    )
+    delivery_window_days: float | None = Field(
+        default=None,
+        ge=0,
+        le=365,
+        description="without such a click, a conversion this long after delivery is this job's "
+        "(default: measurement.delivery_window_days, 1)",
+    )
+    goal_conversions: int | None = Field(
+        default=None, ge=1, description="the conversions the campaign aims at (the summary's progress)"
+    )
+    goal_value: Decimal | None = Field(
+        default=None,
+        gt=0,
+        max_digits=18,
+        decimal_places=6,
+        description="the conversion value the campaign aims at, in measurement.currency",
     )
 
     @field_validator("utm")
@@ -369,7 +398,7 @@ class JobStore:
             pipe.srem(keys.webhook_jobs(name), job_id)
         pipe.delete(keys.job_counters(job_id))  # one key a DELETE: a cluster pipeline takes no more
         pipe.delete(keys.job_samples(job_id))
-        for key in links.click_keys(job_id):
+        for key in (*links.click_keys(job_id), *keys.job_conversion_keys(job_id)):
             pipe.delete(key)
         pipe.zrem(keys.JOBS, job_id)
         pipe.delete(keys.job(job_id))
@@ -431,16 +460,16 @@ class JobStore:
         # each an atomic snapshot that adds up (ulak.dispatch.ledger.LedgerReader).
         pipe = self.client.pipeline(transaction=True)
         _queue_view(pipe, job_id)
-        rec, own, samples, clicks = pipe.execute()
+        rec, own, samples, clicks, conversions = pipe.execute()
         ledger = LedgerReader(self.client, job_id, job_ledgers(_decoded(rec))).counters()
-        return make_view(job_id, rec, [own, ledger], samples, clicks)
+        return make_view(job_id, rec, [own, ledger], samples, clicks=clicks, conversions=conversions)
 
 
 async def view_async(client: Any, job_id: str) -> dict[str, Any]:
     """:meth:`JobStore.view` over a ``redis.asyncio`` client (the API's hot path, no thread hop)."""
     pipe = client.pipeline(transaction=True)
     _queue_view(pipe, job_id)
-    rec, own, samples, clicks = await pipe.execute()
+    rec, own, samples, clicks, conversions = await pipe.execute()
     found = LedgerReader(client, job_id, job_ledgers(_decoded(rec))).counter_keys()
     ledger: dict[str, int] = {}
     if found:  # LedgerReader.counters, over the asyncio client
@@ -448,7 +477,7 @@ async def view_async(client: Any, job_id: str) -> dict[str, Any]:
         for key in found:
             pipe.hgetall(key)
         ledger = sum_counters(await pipe.execute())
-    return make_view(job_id, rec, [own, ledger], samples, clicks)
+    return make_view(job_id, rec, [own, ledger], samples, clicks=clicks, conversions=conversions)
 
 
 def job_ledgers(record: dict[str, str]) -> dict[str, str]:
@@ -472,6 +501,7 @@ def _queue_view(pipe: Any, job_id: str) -> None:
     pipe.hgetall(keys.job_counters(job_id))
     pipe.lrange(keys.job_samples(job_id), 0, -1)
     pipe.hgetall(keys.job_clicks(job_id))
+    pipe.hgetall(keys.job_conversions(job_id))
 
 
 def make_view(
@@ -479,9 +509,12 @@ def make_view(
     raw_rec: dict[bytes, bytes],
     raw_counters: Sequence[dict[bytes, bytes] | dict[str, int]],
     raw_samples: list[bytes],
-    raw_clicks: dict[bytes, bytes],
+    *,
+    clicks: dict[bytes, bytes],
+    conversions: dict[bytes, bytes],
 ) -> dict[str, Any]:
-    """The job's view from its record, counters (its own, then its ledger's), samples and clicks."""
+    """The job's view from its record, counters (its own, then its ledger's), samples, clicks and
+    conversions."""
     if not raw_rec:
         raise JobNotFound(f"no job {quoted(job_id, 40)}")
     rec = _decoded(raw_rec)
@@ -494,7 +527,8 @@ def make_view(
     parts_left = max(0, c["parts_total"] - c["parts_sent"]) if pending > 0 else 0
     eta = parts_left / parts_rate if parts_rate > 0 and state is JobState.SENDING else None
     preview = json.loads(rec["preview"]) if "preview" in rec else None
-    clicks = links.clicks_view(raw_clicks)
+    clicked = links.clicks_view(clicks)
+    converted = {n: int(conversions.get(n.encode(), 0)) for n in CONVERSION_COUNTERS}
     return {
         "id": job_id,
         "state": state.value,
@@ -529,8 +563,15 @@ def make_view(
         },
         "delivery_rate": round(c["delivered"] / c["acked"], 4) if c["acked"] else None,
         "clicks": {
-            **clicks,
-            "click_rate": round(clicks["unique"] / c["delivered"], 4) if c["delivered"] else None,
+            **clicked,
+            "click_rate": round(clicked["unique"] / c["delivered"], 4) if c["delivered"] else None,
+        },
+        "conversions": {
+            **{n: converted[n] for n in CONVERSION_COUNTERS if n != "value"},
+            "value": str(from_micros(converted["value"])),
+            "conversion_rate": (
+                round(converted["conversions"] / clicked["unique"], 4) if clicked["unique"] else None
+            ),
         },
         "rates": {"messages_per_second": round(msgs_rate, 1), "parts_per_second": round(parts_rate, 1)},
         "eta_seconds": round(eta, 1) if eta is not None else None,

@@ -17,6 +17,7 @@ import structlog
 
 from actors.factories import job_actor, webhook_actor
 from cluster import legacy
+from cluster.conversions import Conversions
 from cluster.jobs import (
     ACTIVE,
     CANCELLABLE,
@@ -48,6 +49,7 @@ class ControlPlane:
         self.store = JobStore(self.client)
         self.files = JobFiles.configured(settings.jobs)
         self.pool = BindPool(settings, redis_url=redis_url, namespace=self.namespace)
+        self.conversions = Conversions(self.client, settings, job_dir=self.job_dir)
 
     def close(self) -> None:
         self.client.close()

@@ -21,7 +21,10 @@ from ingest.formulas import neutralised
 from ulak import keys
 from ulak.dispatch.ledger import LedgerReader, outcome_of
 from ulak.jobfiles import JobDir
+from ulak.money import from_micros
 from ulak.smpp.constants import status_name
+
+VALUE = pa.decimal128(24, 6)
 
 REPORT_SCHEMA = pa.schema(
     [
@@ -39,6 +42,8 @@ REPORT_SCHEMA = pa.schema(
         ("link_code", pa.string()),  # the row's tracked link's code ({link}: ulak.links)
         ("clicks", pa.int64()),  # people's clicks on it (bots apart: they are the job's, not a row's)
         ("first_click_at", pa.timestamp("ms", tz="UTC")),
+        ("conversions", pa.int64()),  # attributed to this job (cluster.conversions)
+        ("value", VALUE),  # theirs, in measurement.currency
     ]
 )
 
@@ -108,6 +113,7 @@ def report_batches(
             acked_at.append(acked)
             receipt_at.append(received)
         codes, clicks, first_click = _clicks(client, job_id, batch, rows)
+        conversions, value = _conversions(client, job_id, rows)
         yield pa.RecordBatch.from_arrays(
             [
                 batch.column("row"),
@@ -124,6 +130,8 @@ def report_batches(
                 codes,
                 clicks,
                 first_click,
+                conversions,
+                value,
             ],
             schema=REPORT_SCHEMA,
         )
@@ -148,6 +156,19 @@ def _clicks(
         pa.array(clicks, pa.int64()),
         pa.array(first, pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
     )
+
+
+def _conversions(client: redis.Redis, job_id: str, rows: list[int]) -> tuple[pa.Array, pa.Array]:
+    """A batch's rows' attributed conversions and their value: one HMGET for the batch (none when the
+    job has none)."""
+    n = len(rows)
+    if not n or not client.exists(keys.job_converted_rows(job_id)):
+        return pa.nulls(n, pa.int64()), pa.nulls(n, VALUE)
+    fields = [f for r in rows for f in (str(r), f"{r}:v")]
+    raw: list[bytes | None] = client.hmget(keys.job_converted_rows(job_id), fields)  # type: ignore[assignment]
+    count = [int(c) if (c := raw[2 * i]) is not None else 0 for i in range(n)]
+    value = [from_micros(int(v)) if (v := raw[2 * i + 1]) is not None else None for i in range(n)]
+    return pa.array(count, pa.int64()), pa.array(value, VALUE)
 
 
 def rejected_batches(directory: JobDir) -> Iterator[pa.RecordBatch]:

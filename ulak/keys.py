@@ -130,8 +130,8 @@ def job_clicks(job_id: str) -> str:
 
 
 def job_clicked_rows(job_id: str) -> str:
-    """Hash: per row whose link a person clicked, its clicks (``<row>``) and the first one's time
-    (``<row>:t``, unix ms). Kept as long as the job."""
+    """Hash: per row whose link a person clicked, its clicks (``<row>``), the first one's time
+    (``<row>:t``, unix ms) and the last one's (``<row>:l``). Kept as long as the job."""
     return f"{PREFIX}:job:{{{job_id}}}:clicks:rows"
 
 
@@ -140,6 +140,61 @@ def job_click_events(job_id: str) -> str:
     agent, ``ip`` a salted hash of the client address), capped near ``links.CLICK_STREAM_MAX``
     entries. Kept as long as the job."""
     return f"{PREFIX}:job:{{{job_id}}}:clicks:events"
+
+
+def job_click_minutes(job_id: str) -> str:
+    """Hash: the job's clicks by people per minute: ``<minute>`` (its start, unix s) all of them,
+    ``<minute>:u`` first clicks of a row (the summary's time series). Kept as long as the job."""
+    return f"{PREFIX}:job:{{{job_id}}}:clicks:minutes"
+
+
+def job_conversions(job_id: str) -> str:
+    """Hash: the job's conversions (``cluster.conversions``): ``events`` reported, ``conversions``
+    attributed (``by_click``, ``by_delivery``), ``unattributed``, ``converters`` (rows with one),
+    ``value`` (attributed value in millionths of ``measurement.currency``). Kept as long as the job."""
+    return f"{PREFIX}:job:{{{job_id}}}:conversions"
+
+
+def job_converted_rows(job_id: str) -> str:
+    """Hash: per row with attributed conversions, their number (``<row>``) and value (``<row>:v``,
+    millionths). Kept as long as the job."""
+    return f"{PREFIX}:job:{{{job_id}}}:conversions:rows"
+
+
+def job_conversion_ids(job_id: str) -> str:
+    """Hash: event id -> the JSON answer its conversion got, so one sent again counts once and gets
+    the same answer. Kept as long as the job."""
+    return f"{PREFIX}:job:{{{job_id}}}:conversions:ids"
+
+
+def job_conversion_events(job_id: str) -> str:
+    """Stream: every conversion reported for the job (``event``, ``row``, ``at`` unix ms it happened,
+    ``by`` click/delivery/empty, ``value`` millionths). Kept as long as the job."""
+    return f"{PREFIX}:job:{{{job_id}}}:conversions:events"
+
+
+def job_conversion_minutes(job_id: str) -> str:
+    """Hash: attributed conversions per minute they happened (``<minute>``, its start in unix s;
+    ``<minute>:v`` their value in millionths). Kept as long as the job."""
+    return f"{PREFIX}:job:{{{job_id}}}:conversions:minutes"
+
+
+def job_conversion_keys(job_id: str) -> list[str]:
+    """The keys a job's conversions are counted in, in the order ``cluster.conversions``' script
+    takes them (one slot: the job's)."""
+    return [
+        job_conversions(job_id),
+        job_converted_rows(job_id),
+        job_conversion_ids(job_id),
+        job_conversion_events(job_id),
+        job_conversion_minutes(job_id),
+    ]
+
+
+def conversion_event(digest: str) -> str:
+    """String: the job a conversion event id (sha256) was counted for, so the same id reported again
+    (even naming the recipient another way) counts once. Expires after ``measurement.event_days``."""
+    return f"{PREFIX}:conversion:{digest}"
 
 
 def link(code: str) -> str:

@@ -153,9 +153,13 @@ if bot then
   redis.call('HINCRBY', KEYS[1], 'bots', 1)
 else
   local n = redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+  local minute = tostring(math.floor(tonumber(ARGV[3]) / 60000) * 60)
   redis.call('HINCRBY', KEYS[1], 'total', 1)
+  redis.call('HINCRBY', KEYS[4], minute, 1)
+  redis.call('HSET', KEYS[2], ARGV[1] .. ':l', ARGV[3])
   if n == 1 then
     redis.call('HINCRBY', KEYS[1], 'unique', 1)
+    redis.call('HINCRBY', KEYS[4], minute .. ':u', 1)
     redis.call('HSET', KEYS[2], ARGV[1] .. ':t', ARGV[3])
   end
 end
@@ -181,7 +185,12 @@ def click_args(
 
 
 def click_keys(job_id: str) -> list[str]:
-    return [keys.job_clicks(job_id), keys.job_clicked_rows(job_id), keys.job_click_events(job_id)]
+    return [
+        keys.job_clicks(job_id),
+        keys.job_clicked_rows(job_id),
+        keys.job_click_events(job_id),
+        keys.job_click_minutes(job_id),
+    ]
 
 
 def clicks_view(counters: dict[bytes, bytes]) -> dict[str, int]:

@@ -15,6 +15,7 @@ import os
 import re
 from collections.abc import Mapping
 from contextvars import ContextVar
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -107,6 +108,14 @@ class OperatorConfig(_Model):
         "[] for an SMSC that takes only the default alphabet and UCS-2",
     )
     max_parts: int = Field(default=10, ge=1, le=255)
+    price_per_part: Decimal = Field(
+        default=Decimal(0),
+        ge=0,
+        max_digits=18,
+        decimal_places=6,
+        description="what one SMS part the SMSC accepts costs, in measurement.currency (a summary's "
+        "cost and ROI)",
+    )
     delivery_semantics: Literal["at-most-once", "at-least-once"] = "at-most-once"
     mnp_file: Path | None = None
     weight: float = Field(default=1.0, gt=0)
@@ -344,6 +353,36 @@ class LinksConfig(_Model):
         return f"{self.base_url or f'http://{self.host}:{self.port}'}/"
 
 
+class MeasurementConfig(_Model):
+    """How a campaign's conversions are counted and valued (``cluster.conversions``, the summary)."""
+
+    currency: str = Field(
+        default="TRY",
+        pattern=r"^[A-Z]{3}$",
+        description="ISO 4217 code of conversion values and part prices; a conversion in another "
+        "currency is refused",
+    )
+    click_window_days: float = Field(
+        default=7.0,
+        ge=0,
+        le=365,
+        description="a conversion this long after its recipient's click is the job's (a job may say "
+        "otherwise)",
+    )
+    delivery_window_days: float = Field(
+        default=1.0,
+        ge=0,
+        le=365,
+        description="without such a click, a conversion this long after its message was delivered "
+        "is the job's",
+    )
+    event_days: float = Field(
+        default=90.0,
+        gt=0,
+        description="days a conversion's event id is remembered: one sent again within them counts once",
+    )
+
+
 class WebhooksConfig(_Model):
     """Where receipt webhooks may be sent."""
 
@@ -420,6 +459,7 @@ class Settings(BaseSettings):
     api: ApiConfig = ApiConfig()
     webhooks: WebhooksConfig = WebhooksConfig()
     links: LinksConfig = LinksConfig()
+    measurement: MeasurementConfig = MeasurementConfig()
     operators: tuple[OperatorConfig, ...] = ()
 
     @classmethod
