@@ -69,6 +69,15 @@ class ApiClient:
         result: dict[str, Any] = self._call("GET", f"/v1/jobs/{job_id}").json()
         return result
 
+    def summary(self, job_id: str, *, bucket: int = 60) -> dict[str, Any]:
+        result: dict[str, Any] = self._call(
+            "GET", f"/v1/jobs/{job_id}/summary", params={"bucket": bucket}
+        ).json()
+        return result
+
+    def summary_csv(self, job_id: str) -> bytes:
+        return self._call("GET", f"/v1/jobs/{job_id}/summary", params={"format": "csv"}).content
+
     def operators(self) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self._call("GET", "/v1/operators").json()
         return result

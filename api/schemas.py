@@ -29,6 +29,7 @@ class Links(BaseModel):
     self: str
     events: str
     report: str
+    summary: str
     rejected: str
     pause: str
     resume: str

@@ -101,6 +101,62 @@ def summary(view: dict[str, Any], console: Console) -> None:
     )
 
 
+def _pct(value: float | None) -> str:
+    return f"{value:.1%}" if value is not None else "–"
+
+
+def _money(text: str) -> str:
+    whole, _, cents = f"{float(text):,.2f}".partition(".")
+    return f"{whole}.{cents}"
+
+
+def kpi_table(summary: dict[str, Any], console: Console) -> None:
+    """A campaign's KPIs (``GET /v1/jobs/{id}/summary``): the total and each operator side by side,
+    then the goal and the time series' busiest points."""
+    groups = [("total", summary), *summary["operators"].items()]
+    title = f"Job {summary['job_id']}" + (f" · {summary['name']}" if summary.get("name") else "")
+    table = Table(title=f"{title}: {summary['state']} ({summary['currency']})")
+    table.add_column("figure")
+    for name, _ in groups:
+        table.add_column(name, justify="right")
+    lines: list[tuple[str, Any]] = [
+        ("recipients", lambda g: f"{g['recipients']:,}"),
+        ("sent (accepted by the SMSC)", lambda g: f"{g['sent']:,}"),
+        ("failed", lambda g: f"{g['failed']:,}"),
+        ("delivered", lambda g: f"{g['delivered']:,}"),
+        ("delivery rate", lambda g: _pct(g["delivery_rate"])),
+        ("delivery time p50 / p90 (s)", lambda g: _times(g["delivery_time"])),
+        ("SMS parts sent", lambda g: f"{g['parts_sent']:,}"),
+        ("cost", lambda g: _money(g["cost"])),
+        ("unique clicks", lambda g: f"{g['clicks']['unique']:,}"),
+        ("total clicks", lambda g: f"{g['clicks']['total']:,}"),
+        ("click rate (unique / delivered)", lambda g: _pct(g["click_rate"])),
+        ("conversions", lambda g: f"{g['conversions']:,}"),
+        ("conversion rate (conversions / clicks)", lambda g: _pct(g["conversion_rate"])),
+        ("value", lambda g: _money(g["value"])),
+        ("ROI ((value - cost) / cost)", lambda g: _pct(g["roi"])),
+    ]
+    for label, cell in lines:
+        table.add_row(label, *(cell(g) for _, g in groups))
+    console.print(table)
+    reasons = summary["failed_by_reason"]
+    if reasons:
+        console.print("not delivered: " + ", ".join(f"{k} {v:,}" for k, v in reasons.items()))
+    console.print(
+        f"bot clicks (previews, scanners) apart: {summary['bot_clicks']:,}; conversions outside the "
+        f"windows ({summary['windows_days']['click']:g} d after a click, "
+        f"{summary['windows_days']['delivery']:g} d after delivery): {summary['unattributed_conversions']:,}"
+    )
+    for kind, goal in (summary.get("goal") or {}).items():
+        console.print(f"goal ({kind}): {goal['reached']} of {goal['target']} = {goal['progress']:.1%}")
+
+
+def _times(times: dict[str, Any]) -> str:
+    if times["p50_seconds"] is None:
+        return "–"
+    return f"{times['p50_seconds']:,.1f} / {times['p90_seconds']:,.1f}"
+
+
 def blocked_binds(operators: list[dict[str, Any]], console: Console) -> None:
     """Say which binds cannot send now and why (a job routed to them waits for them)."""
     for op in operators:

@@ -162,7 +162,7 @@ def _client(args: argparse.Namespace) -> Any:
 
 def _jobs(args: argparse.Namespace, console: Console) -> int:
     from api.client import ApiClientError  # noqa: PLC0415
-    from cluster.console import TERMINAL, blocked_binds, follow, summary  # noqa: PLC0415
+    from cluster.console import TERMINAL, blocked_binds, follow, kpi_table, summary  # noqa: PLC0415
 
     try:
         with _client(args) as client:
@@ -226,6 +226,14 @@ def _jobs(args: argparse.Namespace, console: Console) -> int:
             if args.command in ("pause", "resume", "cancel"):
                 view = client.steer(args.id, args.command)
                 console.print(f"job {args.id}: {view['state']}")
+                return 0
+            if args.command == "summary":
+                if args.csv:
+                    sys.stdout.buffer.write(client.summary_csv(args.id))
+                elif args.json:
+                    console.print_json(data=client.summary(args.id))
+                else:
+                    kpi_table(client.summary(args.id), console)
                 return 0
             if args.command == "report":
                 size = client.download(args.id, args.output, kind="rejected" if args.rejected else "report")
@@ -371,6 +379,12 @@ def main(argv: list[str] | None = None) -> int:
         p_action = sub.add_parser(action, help=f"{action} a job")
         p_action.add_argument("id")
         client_options(p_action)
+    p_summary = sub.add_parser("summary", help="a campaign's KPIs: delivery, clicks, conversions, cost, ROI")
+    p_summary.add_argument("id")
+    shape = p_summary.add_mutually_exclusive_group()
+    shape.add_argument("--csv", action="store_true", help="the total and each operator as CSV, to stdout")
+    shape.add_argument("--json", action="store_true", help="everything, with the time series")
+    client_options(p_summary)
     p_report = sub.add_parser("report", help="download a job's row-level report (or its refused rows)")
     p_report.add_argument("id")
     p_report.add_argument("-o", "--output", type=Path, required=True, help="out.csv or out.parquet")
@@ -409,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
         return _up(args, console)
     if args.command == "keys":
         return _keys(args, console)
-    if args.command in ("submit", "jobs", "status", "pause", "resume", "cancel", "report"):
+    if args.command in ("submit", "jobs", "status", "pause", "resume", "cancel", "report", "summary"):
         return _jobs(args, console)
     return _demo(args)
 

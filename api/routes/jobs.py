@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl
 
 import pyarrow as pa
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import ValidationError
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -30,6 +30,8 @@ from cluster.report import (
     rejected_schema,
     report_batches,
 )
+from cluster.summary import BUCKETS, summarize
+from cluster.summary import as_csv as summary_csv
 from ingest.errors import FileTooLarge
 from ingest.fetch import copy_limited, fetch
 
@@ -71,6 +73,7 @@ def _links(job_id: str) -> Links:
         self=base,
         events=f"{base}/events",
         report=f"{base}/report",
+        summary=f"{base}/summary",
         rejected=f"{base}/rejected",
         pause=f"{base}/pause",
         resume=f"{base}/resume",
@@ -331,6 +334,37 @@ def job_report(
     directory = plane.job_dir(record)
     batches = report_batches(plane.client, job_id, directory, state=state, ledgers=job_ledgers(record))
     return _stream(batches, REPORT_SCHEMA, format, f"{job_id}-report")
+
+
+@router.get(
+    "/{job_id}/summary",
+    responses={**_ERRORS, 200: {"content": {"application/json": {}, "text/csv": {}}}},
+)
+def job_summary(
+    job_id: str,
+    plane: Plane,
+    key: Key,
+    format: Literal["json", "csv"] = "json",
+    bucket: Annotated[
+        int, Query(description="seconds per time-series point: 60, 300, 900, 3600 or 86400")
+    ] = 60,
+) -> Any:
+    """The campaign's KPIs, in total and per operator: sent, delivered, delivery rate and time, failed
+    by reason, parts and cost, unique and total clicks, click rate, conversions, conversion rate,
+    value, ROI, progress to the goal, and a time series (sent, delivered, clicks, conversions)."""
+    if bucket not in BUCKETS:
+        raise ApiError(
+            422, "invalid_request", f"bucket: one of {', '.join(map(str, BUCKETS))}", field="bucket"
+        )
+    record = plane.store.record(job_id)
+    found = summarize(plane.store, plane.settings, job_id, plane.job_dir(record), bucket=bucket)
+    if format == "csv":
+        return Response(
+            summary_csv(found),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{job_id}-summary.csv"'},
+        )
+    return found
 
 
 @router.get(

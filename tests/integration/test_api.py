@@ -84,9 +84,10 @@ def _config(
 
     (config_dir / "operators.yaml").write_text(
         "operators:\n"
-        f"  - {{name: tcell, prefixes: ['90532', '90533'], tps: {tps},\n"
+        f"  - {{name: tcell, prefixes: ['90532', '90533'], tps: {tps}, price_per_part: 0.20,\n"
         f"      binds: [{bind('t1')}, {bind('t2')}]}}\n"
         f"  - {{name: voda, prefixes: ['90542', '90543'], tps: {tps}, concatenation: sar,\n"
+        "      price_per_part: 0.15,\n"
         f"      binds: [{bind('v1')}]}}\n"
     )
     (config_dir / "ulak.yaml").write_text(

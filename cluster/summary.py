@@ -1,0 +1,398 @@
+"""A campaign's summary: what it cost and what it earned, in total, per operator, and minute by minute.
+
+The figures come from three places, each read once:
+
+* the rows' outcomes (status, receipt, error, times, parts the SMSC took) are the row-level report's
+  (``cluster.report``). A job that has ended with every receipt in keeps them as a snapshot,
+  ``outcomes.parquet`` in its folder, stamped with the ledger counters it was taken at: a late
+  receipt changes the counters, and the next summary takes a new snapshot;
+* each row's clicks and conversions are read live from the job's per-row hashes
+  (``keys.job_clicked_rows``, ``keys.job_converted_rows``): one HGETALL each;
+* the per-minute clicks and conversions from their minute hashes.
+
+Every group's figures (the total, each operator) are computed by the same function over a mask of
+the same rows, so the operators add up to the total. Money is summed in millionths (``ulak.money``).
+Definitions (our users'): delivery rate = delivered / sent; click rate = unique clicks / delivered;
+conversion rate = conversions / unique clicks; ROI = (value − cost) / cost; cost = parts the SMSC
+accepted × the operator's ``price_per_part``.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections import Counter
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from cluster.jobs import JobOptions, JobState, JobStore, job_ledgers
+from cluster.report import report_batches
+from ulak import keys
+from ulak.jobfiles import JobDir
+from ulak.money import from_micros, micros
+from ulak.settings import Settings
+
+SNAPSHOT = "outcomes.parquet"
+BUCKETS = (60, 300, 900, 3600, 86400)  # seconds a time-series point may span
+_COLUMNS = ("row", "operator", "parts", "status", "receipt", "error", "acked_at", "receipt_at")
+_STAMPED = ("acked", "failed", "unknown", "cancelled", "receipts", "receipts_duplicate")
+
+
+def summarize(
+    store: JobStore,
+    settings: Settings,
+    job_id: str,
+    directory: JobDir,
+    *,
+    bucket: int = 60,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """The job's summary (``GET /v1/jobs/{id}/summary``); *bucket*: seconds per time-series point."""
+    if bucket not in BUCKETS:
+        raise ValueError(f"bucket must be one of {', '.join(map(str, BUCKETS))} seconds")
+    client = store.client
+    record = store.record(job_id)
+    view = store.view(job_id)
+    options = JobOptions.model_validate_json(record["options"])
+    rows = _Rows(_outcomes(store, job_id, record, view, directory))
+    rows.attach_clicks(client.hgetall(keys.job_clicked_rows(job_id)))  # type: ignore[arg-type]
+    rows.attach_conversions(client.hgetall(keys.job_converted_rows(job_id)))  # type: ignore[arg-type]
+    prices = {op.name: micros(op.price_per_part) for op in settings.operators}
+    total = rows.kpis(np.ones(rows.n, dtype=bool), prices)
+    operators = {op: rows.kpis(rows.operator == op, prices) for op in sorted(set(rows.operator) - {""})}
+    conversions = view["conversions"]
+    summary: dict[str, Any] = {
+        "job_id": job_id,
+        "name": options.name,
+        "state": view["state"],
+        "currency": settings.measurement.currency,
+        "as_of": _iso((now if now is not None else time.time()) * 1000),
+        "rows": {
+            "in_file": view["counts"]["rows"],
+            "rejected": view["counts"]["rejected"],
+            "pending": view["counts"]["pending"],
+            "cancelled": view["counts"]["cancelled"],
+        },
+        **total,
+        "bot_clicks": view["clicks"]["bots"],
+        "unattributed_conversions": conversions["unattributed"],
+        "windows_days": {
+            "click": _or(options.click_window_days, settings.measurement.click_window_days),
+            "delivery": _or(options.delivery_window_days, settings.measurement.delivery_window_days),
+        },
+        "goal": _goal(options, total["conversions"], int(rows.value.sum())),
+        "operators": operators,
+        "series": {
+            "bucket_seconds": bucket,
+            "points": rows.series(
+                bucket,
+                clicks=client.hgetall(keys.job_click_minutes(job_id)),  # type: ignore[arg-type]
+                conversions=client.hgetall(keys.job_conversion_minutes(job_id)),  # type: ignore[arg-type]
+            ),
+        },
+    }
+    return summary
+
+
+def _or(value: float | None, default: float) -> float:
+    return value if value is not None else default
+
+
+def _goal(options: JobOptions, conversions: int, value: int) -> dict[str, Any] | None:
+    """Progress to the job's goal (conversions, value in millionths), when it has one."""
+    goal: dict[str, Any] = {}
+    if options.goal_conversions is not None:
+        goal["conversions"] = {
+            "target": options.goal_conversions,
+            "reached": conversions,
+            "progress": round(conversions / options.goal_conversions, 4),
+        }
+    if options.goal_value is not None:
+        target = micros(options.goal_value)
+        goal["value"] = {
+            "target": str(from_micros(target)),
+            "reached": str(from_micros(value)),
+            "progress": round(value / target, 4),
+        }
+    return goal or None
+
+
+# ---------------------------------------------------------------------------------- the rows
+
+
+def _stamp(view: Mapping[str, Any]) -> str:
+    counts, receipts = view["counts"], view["receipts"]
+    values = [counts["acked"], counts["failed"], counts["unknown"], counts["cancelled"]]
+    values += [receipts["received"], receipts["duplicates"]]
+    return f"{view['state']}|" + "|".join(map(str, values))
+
+
+def _outcomes(
+    store: JobStore, job_id: str, record: dict[str, str], view: Mapping[str, Any], directory: JobDir
+) -> pa.Table:
+    """The rows' outcomes: the snapshot when it is still true, else read from the ledgers (and kept
+    as the snapshot when nothing but a late receipt can change them any more)."""
+    if record.get("prepared") != "1":
+        return _empty()
+    stamp = _stamp(view)
+    if record.get("outcomes_stamp") == stamp and directory.exists(SNAPSHOT):
+        return pq.read_table(directory.open_input(SNAPSHOT))
+    state = JobState(view["state"])
+    batches = report_batches(
+        store.client, job_id, directory, state=state, ledgers=job_ledgers(record), batch_rows=20_000
+    )
+    table = _empty()
+    pieces = [_slim(b) for b in batches]
+    if pieces:
+        table = pa.Table.from_batches(pieces)
+    if state.terminal and view["receipts"]["awaiting"] == 0:
+        with directory.open_output(SNAPSHOT + ".tmp") as sink:
+            pq.write_table(table, sink, compression="zstd")
+        directory.move(SNAPSHOT + ".tmp", SNAPSHOT)
+        store.update(job_id, outcomes_stamp=stamp)
+    return table
+
+
+_SLIM = pa.schema(
+    [
+        ("row", pa.int64()),
+        ("operator", pa.string()),
+        ("parts", pa.int32()),
+        ("parts_acked", pa.int32()),
+        ("status", pa.string()),
+        ("receipt", pa.string()),
+        ("error", pa.string()),
+        ("acked_at", pa.timestamp("ms", tz="UTC")),
+        ("receipt_at", pa.timestamp("ms", tz="UTC")),
+    ]
+)
+
+
+def _empty() -> pa.Table:
+    return _SLIM.empty_table()
+
+
+def _slim(batch: pa.RecordBatch) -> pa.RecordBatch:
+    ids = batch.column("message_ids")
+    acked = pc.if_else(pc.is_null(ids), 0, pc.add(pc.count_substring(ids, " "), 1))
+    columns = {name: batch.column(name) for name in _COLUMNS}
+    columns["parts_acked"] = pc.cast(acked, pa.int32())
+    return pa.RecordBatch.from_arrays([columns[f.name] for f in _SLIM], schema=_SLIM)
+
+
+class _Rows:
+    """The job's rows as numpy columns, with each row's clicks and conversions joined by row."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self.n = table.num_rows
+        self.row = np.asarray(table.column("row").to_numpy(), dtype=np.int64)
+        self.operator = np.asarray(pc.fill_null(table.column("operator"), "").to_numpy(zero_copy_only=False))
+        self.parts = np.asarray(table.column("parts").to_numpy(), dtype=np.int64)
+        self.parts_acked = np.asarray(table.column("parts_acked").to_numpy(), dtype=np.int64)
+        self.status = np.asarray(pc.fill_null(table.column("status"), "").to_numpy(zero_copy_only=False))
+        self.receipt = np.asarray(pc.fill_null(table.column("receipt"), "").to_numpy(zero_copy_only=False))
+        self.error = np.asarray(pc.fill_null(table.column("error"), "").to_numpy(zero_copy_only=False))
+        self.acked_at = _ms(table.column("acked_at"))
+        self.receipt_at = _ms(table.column("receipt_at"))
+        self._order = np.argsort(self.row, kind="stable")
+        self.clicks = np.zeros(self.n, dtype=np.int64)
+        self.conversions = np.zeros(self.n, dtype=np.int64)
+        self.value = np.zeros(self.n, dtype=np.int64)
+
+    def _positions(self, rows: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        """Where each of *rows* is in the table, and which of them are in it at all."""
+        if not self.n:
+            return np.zeros(0, dtype=np.int64), np.zeros(len(rows), dtype=bool)
+        at = np.searchsorted(self.row, rows, sorter=self._order)
+        at = np.minimum(at, self.n - 1)
+        found = self.row[self._order[at]] == rows
+        return self._order[at[found]], found
+
+    def _attach(self, raw: dict[bytes, bytes], suffix: bytes | None) -> tuple[np.ndarray[Any, Any], ...]:
+        counts = {int(k): int(v) for k, v in raw.items() if b":" not in k}
+        rows = np.fromiter(counts, dtype=np.int64, count=len(counts))
+        values = np.fromiter(counts.values(), dtype=np.int64, count=len(counts))
+        extra = None
+        if suffix is not None:
+            extra = np.fromiter(
+                (int(raw.get(b"%d%s" % (r, suffix), 0)) for r in counts), dtype=np.int64, count=len(counts)
+            )
+        where, found = self._positions(rows)
+        return where, values[found], *(() if extra is None else (extra[found],))
+
+    def attach_clicks(self, raw: dict[bytes, bytes]) -> None:
+        where, counts = self._attach(raw, None)
+        self.clicks[where] = counts
+
+    def attach_conversions(self, raw: dict[bytes, bytes]) -> None:
+        where, counts, value = self._attach(raw, b":v")
+        self.conversions[where] = counts
+        self.value[where] = value
+
+    def kpis(self, mask: np.ndarray[Any, Any], prices: Mapping[str, int]) -> dict[str, Any]:
+        sent = int(np.count_nonzero(mask & (self.status == "acked")))
+        delivered_mask = mask & (self.receipt == "delivered")
+        delivered = int(np.count_nonzero(delivered_mask))
+        cost = sum(
+            int(self.parts_acked[mask & (self.operator == op)].sum()) * price for op, price in prices.items()
+        )
+        unique = int(np.count_nonzero(mask & (self.clicks > 0)))
+        conversions = int(self.conversions[mask].sum())
+        value = int(self.value[mask].sum())
+        return {
+            "recipients": int(np.count_nonzero(mask)),
+            "sent": sent,
+            "failed": int(np.count_nonzero(mask & (self.status == "failed"))),
+            "unknown": int(np.count_nonzero(mask & (self.status == "unknown"))),
+            "delivered": delivered,
+            "delivery_rate": _rate(delivered, sent),
+            "delivery_time": self._delivery_time(delivered_mask),
+            "failed_by_reason": self._reasons(mask),
+            "parts": int(self.parts[mask].sum()),
+            "parts_sent": int(self.parts_acked[mask].sum()),
+            "cost": str(from_micros(cost)),
+            "clicks": {"unique": unique, "total": int(self.clicks[mask].sum())},
+            "click_rate": _rate(unique, delivered),
+            "conversions": conversions,
+            "converters": int(np.count_nonzero(mask & (self.conversions > 0))),
+            "conversion_rate": _rate(conversions, unique),
+            "value": str(from_micros(value)),
+            "roi": round((value - cost) / cost, 4) if cost else None,
+        }
+
+    def _delivery_time(self, delivered: np.ndarray[Any, Any]) -> dict[str, Any]:
+        """Seconds from the SMSC's acceptance (its submit_sm_resp) to the delivery receipt, and when
+        the last delivery came."""
+        both = delivered & (self.acked_at >= 0) & (self.receipt_at >= 0)
+        took = (self.receipt_at[both] - self.acked_at[both]).clip(min=0) / 1000
+        if not took.size:
+            return {"p50_seconds": None, "p90_seconds": None, "completed_at": None}
+        p50, p90 = np.percentile(took, [50, 90])
+        return {
+            "p50_seconds": round(float(p50), 3),
+            "p90_seconds": round(float(p90), 3),
+            "completed_at": _iso(float(self.receipt_at[both].max())),
+        }
+
+    def _reasons(self, mask: np.ndarray[Any, Any]) -> dict[str, int]:
+        """Why rows were not delivered: the SMSC's error for a refused submit (``ESME_RINVDSTADR``),
+        the receipt's outcome for a negative one, ``unknown`` for a submit never answered."""
+        found: Counter[str] = Counter()
+        failed = mask & (self.status == "failed")
+        for error in self.error[failed]:
+            found[error.partition(" ")[2] or error or "failed"] += 1
+        negative = mask & (self.status == "acked") & ~np.isin(self.receipt, ["", "delivered"])
+        for outcome in self.receipt[negative]:
+            found[outcome] += 1
+        unknown = int(np.count_nonzero(mask & (self.status == "unknown")))
+        if unknown:
+            found["unknown"] += unknown
+        return dict(found.most_common())
+
+    def series(
+        self, bucket: int, *, clicks: dict[bytes, bytes], conversions: dict[bytes, bytes]
+    ) -> list[dict[str, Any]]:
+        """Per *bucket* seconds with anything in it: rows sent (acked), delivered, clicks (all and
+        first of a row), conversions and their value."""
+        points: dict[int, Counter[str]] = {}
+
+        def add(at_s: np.ndarray[Any, Any], name: str) -> None:
+            if not at_s.size:
+                return
+            uniq, sums = np.unique(at_s // bucket * bucket, return_counts=True)
+            for start, total in zip(uniq.tolist(), sums.tolist(), strict=True):
+                points.setdefault(int(start), Counter())[name] += int(total)
+
+        sent = (self.status == "acked") & (self.acked_at >= 0)
+        add(self.acked_at[sent] // 1000, "sent")
+        delivered = (self.receipt == "delivered") & (self.receipt_at >= 0)
+        add(self.receipt_at[delivered] // 1000, "delivered")
+        for raw, names in ((clicks, ("clicks", "unique_clicks")), (conversions, ("conversions", "value"))):
+            for field, count in raw.items():  # already per minute: a few thousand fields at most
+                minute, _, kind = field.decode().partition(":")
+                start = int(minute) // bucket * bucket
+                points.setdefault(start, Counter())[names[1] if kind else names[0]] += int(count)
+        counted = ("sent", "delivered", "clicks", "unique_clicks", "conversions")
+        return [
+            {
+                "at": _iso(start * 1000),
+                **{n: counts[n] for n in counted},
+                "value": str(from_micros(counts["value"])),
+            }
+            for start, counts in sorted(points.items())
+        ]
+
+
+def _ms(column: pa.ChunkedArray) -> np.ndarray[Any, Any]:
+    """Timestamps as unix ms, -1 where there is none."""
+    ints = pc.fill_null(pc.cast(column, pa.int64()), -1)
+    return np.asarray(ints.to_numpy(), dtype=np.int64)
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _iso(ms: float) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+# ------------------------------------------------------------------------------------ export
+
+CSV_COLUMNS = (
+    "group",
+    "recipients",
+    "sent",
+    "failed",
+    "unknown",
+    "delivered",
+    "delivery_rate",
+    "delivery_p50_seconds",
+    "delivery_p90_seconds",
+    "parts",
+    "parts_sent",
+    "cost",
+    "unique_clicks",
+    "total_clicks",
+    "click_rate",
+    "conversions",
+    "converters",
+    "conversion_rate",
+    "value",
+    "roi",
+)
+
+
+def flat(group: str, kpis: Mapping[str, Any]) -> dict[str, Any]:
+    """A group's figures as one flat row (the CSV export's and the CLI table's)."""
+    return {
+        "group": group,
+        **{k: kpis[k] for k in CSV_COLUMNS if k in kpis},
+        "delivery_p50_seconds": kpis["delivery_time"]["p50_seconds"],
+        "delivery_p90_seconds": kpis["delivery_time"]["p90_seconds"],
+        "unique_clicks": kpis["clicks"]["unique"],
+        "total_clicks": kpis["clicks"]["total"],
+    }
+
+
+def groups(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The total and each operator, flat (``flat``), total first."""
+    out = [flat("total", summary)]
+    out += [flat(f"operator:{name}", kpis) for name, kpis in summary["operators"].items()]
+    return out
+
+
+def as_csv(summary: Mapping[str, Any]) -> bytes:
+    """The summary's groups as CSV (one row each: total, then the operators)."""
+    rows = groups(summary)
+    table = pa.table({c: pa.array([r[c] for r in rows]) for c in CSV_COLUMNS})
+    buffer = io.BytesIO()
+    pacsv.write_csv(table, buffer)
+    return buffer.getvalue()

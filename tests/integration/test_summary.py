@@ -1,0 +1,176 @@
+"""A campaign's summary from constructed data with known answers: 2,400 recipients over two operators,
+10 refused by the SMSC, 2,000 people clicking (2,100 clicks), 500 conversions worth 12.50 each. The
+summary, its CSV and the CLI say exactly that: 500 / 2,000 = 25 %, cost at each operator's price,
+ROI, progress to the goal, and a time series that adds up to the totals."""
+
+from __future__ import annotations
+
+import csv
+import io
+import subprocess
+import sys
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.helpers import ApiProcess, SimProcess, wait_for
+from tests.integration.test_api import _post, _wait_state, running_stack
+from ulak.redis_server import free_port
+
+PHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148"
+ROWS = 1200  # per operator
+
+
+def _file(path: Path) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["telefon", "ad"])
+        for prefix in ("905329", "905429"):  # tcell's, then voda's
+            for i in range(ROWS):
+                w.writerow([f"+{prefix}{i:06d}", f"Ada {i}"])
+
+
+def test_the_summary_says_exactly_what_happened(ray_session: Any, tmp_path: Path) -> None:
+    # voda's last ten numbers are refused by the SMSC as invalid destinations.
+    sim = SimProcess(tmp_path, "--seed", "2", "--reject-prefix", "90542900119")
+    port = free_port()
+    with running_stack(
+        tmp_path, sim, tps=600, name="summary", links={"port": port, "scanner_seconds": 0}
+    ) as stack:
+        redirect = ApiProcess(tmp_path, stack.config_dir, stack.env, port=port, module="api.redirect")
+        try:
+            path = tmp_path / "summary.csv"
+            _file(path)
+            with stack.client() as http:
+                created = _post(
+                    http,
+                    path,
+                    name="Aralık",
+                    template="Merhaba {ad}, indirim: {link}",
+                    link_url="https://shop.example/aralik",
+                    goal_conversions="1000",
+                    goal_value="5000",
+                )
+                assert created.status_code == 202, created.text
+                job_id = created.json()["id"]
+                assert _wait_state(http, job_id, "done", "failed")["state"] == "done"
+                wait_for(
+                    lambda: http.get(f"/v1/jobs/{job_id}").json()["receipts"]["awaiting"] == 0,
+                    timeout=30,
+                    what="every receipt",
+                )
+                report = list(csv.DictReader(io.StringIO(http.get(f"/v1/jobs/{job_id}/report").text)))
+                before = http.get(f"/v1/jobs/{job_id}/summary").json()
+            delivered = [r for r in report if r["receipt"] == "delivered"]
+            assert len(delivered) == 2 * ROWS - 10
+            clicked = delivered[:2000]  # tcell's 1,200 and voda's first 800
+            with httpx.Client(base_url=redirect.url) as web:
+                for r in clicked + clicked[:100]:
+                    assert web.get(f"/{r['link_code']}", headers={"User-Agent": PHONE}).status_code == 302
+                for r in clicked[:10]:
+                    assert web.head(f"/{r['link_code']}").status_code == 302
+            with stack.client() as http:
+                for i, r in enumerate(clicked[1000:1500]):  # tcell's last 200, voda's 300
+                    answer = http.post(
+                        "/v1/conversions",
+                        json={"event_id": f"order-{i}", "link_code": r["link_code"], "value": "12.50"},
+                    )
+                    assert answer.status_code == 201, answer.text
+                summary = http.get(f"/v1/jobs/{job_id}/summary").json()
+                again = http.get(f"/v1/jobs/{job_id}/summary").json()
+                hourly = http.get(f"/v1/jobs/{job_id}/summary", params={"bucket": 3600}).json()
+                exported = http.get(f"/v1/jobs/{job_id}/summary", params={"format": "csv"})
+                assert http.get(f"/v1/jobs/{job_id}/summary", params={"bucket": 7}).status_code == 422
+            cli = subprocess.run(
+                [sys.executable, "-m", "ulak.cli", "summary", job_id, "--api", stack.api.url],
+                env={**stack.env, "ULAK_API_KEY": stack.token, "COLUMNS": "200"},
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+        finally:
+            redirect.stop()
+
+    assert before["clicks"] == {"unique": 0, "total": 0} and before["conversions"] == 0
+    cost = Decimal("0.20") * ROWS + Decimal("0.15") * (ROWS - 10)  # parts the SMSC took x price
+    value = Decimal("12.50") * 500
+    assert {k: summary[k] for k in ("recipients", "sent", "failed", "unknown", "delivered")} == {
+        "recipients": 2 * ROWS,
+        "sent": 2 * ROWS - 10,
+        "failed": 10,
+        "unknown": 0,
+        "delivered": 2 * ROWS - 10,
+    }
+    assert summary["failed_by_reason"] == {"ESME_RINVDSTADR": 10}
+    assert summary["delivery_rate"] == 1.0
+    assert summary["clicks"] == {"unique": 2000, "total": 2100} and summary["bot_clicks"] == 10
+    assert summary["click_rate"] == round(2000 / (2 * ROWS - 10), 4)
+    assert (summary["conversions"], summary["converters"], summary["conversion_rate"]) == (500, 500, 0.25)
+    assert Decimal(summary["value"]) == value and Decimal(summary["cost"]) == cost
+    assert summary["roi"] == round(float((value - cost) / cost), 4)
+    assert (summary["parts"], summary["parts_sent"]) == (2 * ROWS, 2 * ROWS - 10)
+    assert summary["goal"] == {
+        "conversions": {"target": 1000, "reached": 500, "progress": 0.5},
+        "value": {"target": "5000", "reached": "6250", "progress": 1.25},
+    }
+    assert summary["delivery_time"]["p50_seconds"] is not None
+    assert summary["delivery_time"]["p50_seconds"] <= summary["delivery_time"]["p90_seconds"]
+    last = datetime.fromisoformat(max(r["receipt_at"] for r in delivered)).timestamp()
+    assert 0 <= last - datetime.fromisoformat(summary["delivery_time"]["completed_at"]).timestamp() < 1
+
+    tcell, voda = summary["operators"]["tcell"], summary["operators"]["voda"]
+    assert (tcell["sent"], tcell["clicks"], tcell["conversions"], tcell["value"], tcell["cost"]) == (
+        ROWS,
+        {"unique": 1200, "total": 1300},
+        200,
+        "2500",
+        "240",
+    )
+    assert (
+        voda["sent"],
+        voda["failed"],
+        voda["clicks"],
+        voda["conversions"],
+        voda["value"],
+        voda["cost"],
+    ) == (
+        ROWS - 10,
+        10,
+        {"unique": 800, "total": 800},
+        300,
+        "3750",
+        "178.5",
+    )
+    assert voda["failed_by_reason"] == {"ESME_RINVDSTADR": 10} and tcell["failed_by_reason"] == {}
+    assert (tcell["conversion_rate"], voda["conversion_rate"]) == (round(200 / 1200, 4), round(300 / 800, 4))
+
+    # The time series adds up to the totals, in any bucket.
+    for series in (summary["series"], hourly["series"]):
+        points = series["points"]
+        assert sum(p["sent"] for p in points) == summary["sent"]
+        assert sum(p["delivered"] for p in points) == summary["delivered"]
+        assert (sum(p["clicks"] for p in points), sum(p["unique_clicks"] for p in points)) == (2100, 2000)
+        assert sum(p["conversions"] for p in points) == 500
+        assert sum(Decimal(p["value"]) for p in points) == value
+    assert hourly["series"]["bucket_seconds"] == 3600 and len(hourly["series"]["points"]) <= 2
+
+    # Read again (from the snapshot the ended job keeps): the same, bar the time it was read.
+    assert {**again, "as_of": None} == {**summary, "as_of": None}
+
+    # The CSV: the total, then each operator, one row each.
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert [r["group"] for r in rows] == ["total", "operator:tcell", "operator:voda"]
+    assert (rows[0]["conversions"], rows[0]["unique_clicks"], rows[0]["conversion_rate"]) == (
+        "500",
+        "2000",
+        "0.25",
+    )
+    assert Decimal(rows[0]["cost"]) == cost and Decimal(rows[2]["value"]) == Decimal(3750)
+
+    # The CLI shows the same figures.
+    assert cli.returncode == 0, cli.stderr
+    assert "Aralık" in cli.stdout and "25.0%" in cli.stdout and "6,250" in cli.stdout, cli.stdout
