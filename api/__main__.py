@@ -29,12 +29,17 @@ PURGE_INTERVAL = 3600.0
 
 
 def _purge_hourly(plane: ControlPlane) -> None:
-    """Apply ``jobs.retention_days`` now and every hour; a failed round is logged and tried again."""
+    """Apply ``jobs.retention_days`` now and every hour, and move the jobs' hour-old click and
+    conversion events to Parquet; a failed round is logged and tried again."""
     while True:
         try:
             plane.purge()
         except Exception:
             log.exception("jobs.purge_failed")
+        try:
+            plane.compact_events()
+        except Exception:
+            log.exception("events.compact_failed")
         time.sleep(PURGE_INTERVAL)
 
 

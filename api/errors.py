@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cluster.conversions import ConversionRefused
+from cluster.events import EventsBusy
 from cluster.jobs import InvalidTransition, JobNotFound
 from cluster.webhooks import WebhookRefused
 from ingest.errors import IngestError
@@ -102,6 +103,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ConversionRefused)
     async def _conversion(request: Request, exc: ConversionRefused) -> JSONResponse:
         return _respond(exc.status, exc.code, exc.message, exc.field)
+
+    @app.exception_handler(EventsBusy)
+    async def _busy(request: Request, exc: EventsBusy) -> JSONResponse:
+        return _respond(503, "busy", exc.message, headers={"Retry-After": "30"})
 
     @app.exception_handler(JobNotFound)
     async def _not_found(request: Request, exc: JobNotFound) -> JSONResponse:

@@ -46,12 +46,13 @@ class JobCreated(BaseModel):
 
 
 class Counts(BaseModel):
-    """Messages (rows); they add up: rows = accepted + rejected; accepted = pending + cancelled +
+    """Messages (rows); they add up: rows = accepted + rejected + held_out; accepted = pending + cancelled +
     submitted; submitted = in_flight + acked + failed + unknown."""
 
     rows: int
     accepted: int
     rejected: int = Field(description="refused at ingest (see /rejected)")
+    held_out: int = Field(default=0, description="kept unsent by the job's holdout")
     pending: int
     cancelled: int
     submitted: int
@@ -103,6 +104,13 @@ class Conversions(BaseModel):
     converters: int = Field(description="rows with at least one attributed conversion")
     value: str = Field(description="the attributed conversions' value, in measurement.currency")
     conversion_rate: float | None = Field(description="conversions / unique clicks")
+    holdout_conversions: int = Field(default=0, description="reported for held-out recipients")
+    holdout_converters: int = Field(
+        default=0, description="held-out recipients who converted in the campaign's period (the lift's)"
+    )
+    period_converters: int = Field(
+        default=0, description="sent recipients who converted in that period, attributed or not"
+    )
 
 
 class Rates(BaseModel):
@@ -254,4 +262,5 @@ class ConversionOut(BaseModel):
     occurred_at: str
     value: str
     currency: str
+    held_out: bool = Field(default=False, description="its recipient was kept unsent (the holdout)")
     duplicate: bool = Field(description="this event id was counted before; this is the answer it got")

@@ -94,9 +94,14 @@ def summary(view: dict[str, Any], console: Console) -> None:
         console.print(f"[red]{view['error']['code']}[/red]: {view['error']['message']}")
     if view.get("waiting"):
         console.print(f"[yellow]waiting[/yellow]: {view['waiting']}")
+    identity = f"rows = accepted + refused: {c['rows']:,} = {c['accepted']:,} + {c['rejected']:,}; "
+    if c.get("held_out"):
+        identity = (
+            f"rows = accepted + refused + held out: {c['rows']:,} = {c['accepted']:,} + "
+            f"{c['rejected']:,} + {c['held_out']:,}; "
+        )
     console.print(
-        f"rows = accepted + refused: {c['rows']:,} = {c['accepted']:,} + {c['rejected']:,}; "
-        f"submitted = acked + failed + unknown + in flight: {c['submitted']:,} = {c['acked']:,} + "
+        identity + f"submitted = acked + failed + unknown + in flight: {c['submitted']:,} = {c['acked']:,} + "
         f"{c['failed']:,} + {c['unknown']:,} + {c['in_flight']:,}"
     )
 
@@ -113,7 +118,7 @@ def _money(text: str) -> str:
 def kpi_table(summary: dict[str, Any], console: Console) -> None:
     """A campaign's KPIs (``GET /v1/jobs/{id}/summary``): the total and each operator side by side,
     then the goal and the time series' busiest points."""
-    groups = [("total", summary), *summary["operators"].items()]
+    groups = [("total", summary), *summary["operators"].items(), *summary.get("variants", {}).items()]
     title = f"Job {summary['job_id']}" + (f" · {summary['name']}" if summary.get("name") else "")
     table = Table(title=f"{title}: {summary['state']} ({summary['currency']})")
     table.add_column("figure")
@@ -147,6 +152,24 @@ def kpi_table(summary: dict[str, Any], console: Console) -> None:
         f"windows ({summary['windows_days']['click']:g} d after a click, "
         f"{summary['windows_days']['delivery']:g} d after delivery): {summary['unattributed_conversions']:,}"
     )
+    test = summary.get("ab_test")
+    if test:
+        for kind in ("clicks", "conversions"):
+            found = test[kind]
+            best = ", ".join(f"{k} {v:.0%}" for k, v in found["probability_best"].items())
+            verdict = "significant" if found["significant"] else "not significant"
+            console.print(
+                f"A/B {kind} ({found['rate']}): leader {found['leader'] or '–'}, p = {found['p_value']} "
+                f"({verdict}); probability best: {best}"
+            )
+    holdout = summary.get("holdout")
+    if holdout and holdout["lift"] is not None:
+        low, high = holdout["lift_interval_95"]
+        console.print(
+            f"lift over the holdout: {holdout['lift']:+.2%} (95 % interval {low:+.2%} to {high:+.2%}; "
+            f"sent {holdout['sent']['rate']:.2%} of {holdout['sent']['recipients']:,}, held out "
+            f"{holdout['held_out']['rate']:.2%} of {holdout['held_out']['recipients']:,})"
+        )
     for kind, goal in (summary.get("goal") or {}).items():
         console.print(f"goal ({kind}): {goal['reached']} of {goal['target']} = {goal['progress']:.1%}")
 

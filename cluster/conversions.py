@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 import redis
 
 from cluster.jobs import JobOptions, job_ledgers
-from ingest.collect import ACCEPTED_FILE
+from ingest.collect import ACCEPTED_FILE, HOLDOUT_FILE
 from ingest.numbers import NumberNormalizer, as_uint64
 from ulak import keys, links
 from ulak.jobfiles import JobDir
@@ -99,7 +99,13 @@ local had = redis.call('HGET', KEYS[3], ARGV[1])
 if had then return had end
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[5])
 redis.call('HINCRBY', KEYS[1], 'events', 1)
-if ARGV[3] == '' then
+-- the lift's figures: recipients who converted in the campaign's period, sent and held out alike
+if ARGV[9] == '1' and redis.call('HINCRBY', KEYS[2], ARGV[2] .. ':p', 1) == 1 then
+  redis.call('HINCRBY', KEYS[1], ARGV[10] == '1' and 'holdout_converters' or 'period_converters', 1)
+end
+if ARGV[10] == '1' then
+  redis.call('HINCRBY', KEYS[1], 'holdout_conversions', 1)
+elseif ARGV[3] == '' then
   redis.call('HINCRBY', KEYS[1], 'unattributed', 1)
 else
   redis.call('HINCRBY', KEYS[1], 'conversions', 1)
@@ -123,12 +129,14 @@ class Recipient:
     job_id: str
     row: int
     ledger: str  # empty: the row went to no operator
+    held_out: bool = False  # kept unsent by the job's holdout
 
 
 class _Numbers:
     """A prepared job's numbers, sorted, to find a row by its number without reading the file again."""
 
-    def __init__(self, table: pa.Table) -> None:
+    def __init__(self, sent: pa.Table, held: pa.Table | None = None) -> None:
+        table = pa.concat_tables([sent, held]) if held is not None else sent
         numbers = as_uint64(table.column("msisdn").combine_chunks())
         order = np.argsort(numbers, kind="stable")
         self.numbers = numbers[order]
@@ -136,13 +144,15 @@ class _Numbers:
         encoded = pc.dictionary_encode(table.column("operator").combine_chunks())
         self.operator_codes = np.asarray(pc.fill_null(encoded.indices, -1).to_numpy(), dtype=np.int64)[order]
         self.operators: list[str] = encoded.dictionary.to_pylist()
+        self.held = (np.arange(table.num_rows) >= sent.num_rows)[order]
 
-    def find(self, number: int) -> tuple[int, str | None] | None:
+    def find(self, number: int) -> tuple[int, str | None, bool] | None:
+        """The row of *number*, its operator, and whether it is held out; None: not a recipient."""
         at = int(np.searchsorted(self.numbers, number))
         if at >= len(self.numbers) or int(self.numbers[at]) != number:
             return None
         code = int(self.operator_codes[at])
-        return int(self.rows[at]), (self.operators[code] if code >= 0 else None)
+        return int(self.rows[at]), (self.operators[code] if code >= 0 else None), bool(self.held[at])
 
 
 class Conversions:
@@ -218,12 +228,15 @@ class Conversions:
             if options.delivery_window_days is not None
             else measurement.delivery_window_days
         )
-        touch = attribute(
-            at,
-            self._touches(who),
-            click_window=click_days * DAY,
-            delivery_window=delivery_days * DAY,
-        )
+        touch = None
+        if not who.held_out:  # it got no message: nothing to attribute, it counts for the lift
+            touch = attribute(
+                at,
+                self._touches(who),
+                click_window=click_days * DAY,
+                delivery_window=delivery_days * DAY,
+            )
+        start, end = campaign_period(record, click_window=click_days * DAY)
         amount = micros(value) if value is not None else 0
         answer = {
             "event_id": event_id,
@@ -235,6 +248,7 @@ class Conversions:
             "occurred_at": _iso(at),
             "value": str(from_micros(amount)),
             "currency": measurement.currency,
+            "held_out": who.held_out,
         }
         at_ms = int(at * 1000)
         had = self._record(
@@ -248,6 +262,8 @@ class Conversions:
                 at_ms,
                 at_ms // 60_000 * 60,
                 EVENT_STREAM_MAX,
+                "1" if start <= at <= end else "0",
+                "1" if who.held_out else "0",
             ],
         )
         self.client.set(keys.conversion_event(digest), who.job_id, ex=int(measurement.event_days * DAY))
@@ -349,8 +365,8 @@ class Conversions:
             raise ConversionRefused(
                 f"+{e164[0].as_py()} is not a recipient of job {job_id}", 404, "unknown_recipient", "msisdn"
             )
-        row, op = found
-        return Recipient(job_id, row, job_ledgers(record).get(op or "", ""))
+        row, op, held = found
+        return Recipient(job_id, row, job_ledgers(record).get(op or "", ""), held_out=held)
 
     def _index(self, job_id: str, record: dict[str, str]) -> _Numbers:
         with self._lock:
@@ -358,8 +374,12 @@ class Conversions:
                 self._numbers.move_to_end(job_id)
                 return self._numbers[job_id]
             directory = self._job_dir(record)
-            table = pq.read_table(directory.open_input(ACCEPTED_FILE), columns=["row", "msisdn", "operator"])
-            index = self._numbers[job_id] = _Numbers(table)
+            columns = ["row", "msisdn", "operator"]
+            table = pq.read_table(directory.open_input(ACCEPTED_FILE), columns=columns)
+            held = None
+            if directory.exists(HOLDOUT_FILE):
+                held = pq.read_table(directory.open_input(HOLDOUT_FILE), columns=columns)
+            index = self._numbers[job_id] = _Numbers(table, held)
             while len(self._numbers) > self._cached_jobs:
                 self._numbers.popitem(last=False)
             return index
@@ -383,6 +403,16 @@ class Conversions:
             last_click=int(last) / 1000 if last is not None else None,
             delivered=delivered,
         )
+
+
+def campaign_period(record: dict[str, str], *, click_window: float) -> tuple[float, float]:
+    """When a recipient's conversion counts for the campaign's lift (sent and held out alike): from
+    the job's first sending to its end plus the click window (no end while it runs)."""
+    history = [entry.partition("@") for entry in record.get("history", "").split()]
+    sending = [float(at) for state, _, at in history if state == "sending"]
+    start = sending[0] if sending else float(record.get("created_at", 0))
+    ended = [float(record[f"{s}_at"]) for s in ("done", "cancelled", "failed") if record.get(f"{s}_at")]
+    return start, (max(ended) + click_window if ended else float("inf"))
 
 
 def _iso(ts: float) -> str:

@@ -11,7 +11,7 @@ and acts; the actor moves it along the rest of the way::
                  └──────→ failed           └──→ cancelling → cancelled
 
 The figures in :meth:`JobStore.view` add up by construction from the ledger's counters:
-``rows = accepted + rejected``, ``accepted = submitted + pending + cancelled``, and
+``rows = accepted + rejected + held_out``, ``accepted = submitted + pending + cancelled``, and
 ``submitted = acked + failed + unknown + in_flight``.
 """
 
@@ -40,6 +40,7 @@ from ulak.jobfiles import JobDir
 from ulak.money import from_micros
 from ulak.quoting import quoted
 from ulak.settings import OperatorConfig
+from ulak.variants import Split, seed_of
 
 
 class JobState(StrEnum):
@@ -65,12 +66,38 @@ PAUSABLE = (JobState.QUEUED, JobState.INGESTING, JobState.SCHEDULED, JobState.SE
 CANCELLABLE = (*PAUSABLE, JobState.PAUSED)
 
 # cluster.conversions counts these in keys.job_conversions; value in millionths (ulak.money)
-CONVERSION_COUNTERS = ("conversions", "by_click", "by_delivery", "unattributed", "converters", "value")
+CONVERSION_COUNTERS = (
+    "conversions",
+    "by_click",
+    "by_delivery",
+    "unattributed",
+    "converters",
+    "value",
+    "holdout_conversions",  # reported for held-out recipients (they got no message)
+    "holdout_converters",  # held-out recipients who converted in the campaign's period
+    "period_converters",  # sent recipients who converted in that period, attributed or not
+)
 RECEIPT_OUTCOMES = ("delivered", "undelivered", "expired", "rejected", "deleted", "receipt_unknown")
 # Set by the job runner in the same hash as the ledger's (which has its own "rejected": a receipt outcome).
-INGEST_COUNTERS = ("rows", "accepted", "rows_rejected", "parts_total", "cancelled")
+INGEST_COUNTERS = ("rows", "accepted", "rows_rejected", "held_out", "parts_total", "cancelled")
 
 _WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-(([01]\d|2[0-3]):([0-5]\d)|24:00)$")
+
+
+_SENDER = r"^[A-Za-z0-9 ._-]+$"
+
+
+class Variant(BaseModel):
+    """One arm of an A/B test: its own text and/or sender, and its share of the recipients."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,20}$", description="e.g. A, B, short-text")
+    template: str | None = Field(default=None, description="its message template (default: the job's)")
+    sender: str | None = Field(
+        default=None, min_length=1, max_length=11, pattern=_SENDER, description="its sender id"
+    )
+    weight: float = Field(default=1.0, gt=0, le=1000, allow_inf_nan=False, description="its share")
 
 
 class JobOptions(BaseModel):
@@ -93,7 +120,7 @@ class JobOptions(BaseModel):
         default=None,
         min_length=1,
         max_length=11,
-        pattern=r"^[A-Za-z0-9 ._-]+$",
+        pattern=_SENDER,
         description="sender id (alphanumeric, up to 11 characters; default: the bind's)",
     )
     send_at: datetime | None = Field(default=None, description="do not send before (ISO 8601 with zone)")
@@ -157,6 +184,39 @@ class JobOptions(BaseModel):
         description="the conversion value the campaign aims at, in measurement.currency",
     )
 
+    variants: tuple[Variant, ...] | None = Field(
+        default=None,
+        min_length=2,
+        max_length=10,
+        description="an A/B test: two or more variants (name, template and/or sender, weight); each "
+        "recipient gets one by a seeded hash of its number (in a form: JSON)",
+    )
+    split_seed: str | None = Field(
+        default=None,
+        max_length=100,
+        description="what the split hashes numbers with (default: the job id); the same seed splits "
+        "the same numbers the same way",
+    )
+    holdout: float = Field(
+        default=0.0,
+        ge=0,
+        le=0.5,
+        description="share of recipients kept unsent, to measure the campaign's lift from their "
+        "conversions (reported by job_id and msisdn)",
+    )
+
+    @field_validator("variants")
+    @classmethod
+    def _variants(cls, value: tuple[Variant, ...] | None, info: ValidationInfo) -> tuple[Variant, ...] | None:
+        names = [v.name for v in value or ()]
+        if info.data.get("text_column") is not None and any(v.template for v in value or ()):
+            raise ValueError("a variant's own template needs the job's template, not text_column")
+        if len(names) != len(set(names)):
+            raise ValueError(f"variant names must differ: {names}")
+        if "holdout" in names:
+            raise ValueError("'holdout' names the recipients kept unsent: give the variant another name")
+        return value
+
     @field_validator("utm")
     @classmethod
     def _utm(cls, value: dict[str, str] | None) -> dict[str, str] | None:
@@ -219,9 +279,24 @@ class JobOptions(BaseModel):
             raise ValueError("give either template or text_column, not both or neither")
         return value
 
-    def campaign_spec(self) -> CampaignSpec:
-        """What ingest needs of these options."""
+    def split(self, job_id: str) -> Split | None:
+        """How the job's recipients are split into variants and a holdout (None: they are not)."""
+        if not self.variants and not self.holdout:
+            return None
+        variants = self.variants or (Variant(name="campaign"),)  # a holdout alone: the rest is sent
+        return Split(
+            names=tuple(v.name for v in variants),
+            weights=tuple(v.weight for v in variants),
+            seed=seed_of(self.split_seed if self.split_seed is not None else job_id),
+            holdout=self.holdout,
+        )
+
+    def campaign_spec(self, job_id: str = "") -> CampaignSpec:
+        """What ingest needs of these options (*job_id*: the split's seed when none is given)."""
+        split = self.split(job_id)
         return CampaignSpec(
+            split=split,
+            variant_templates=tuple(v.template for v in self.variants or ()) if split else (),
             template=self.template,
             text_column=self.text_column,
             phone_column=self.phone_column,
@@ -398,6 +473,7 @@ class JobStore:
             pipe.srem(keys.webhook_jobs(name), job_id)
         pipe.delete(keys.job_counters(job_id))  # one key a DELETE: a cluster pipeline takes no more
         pipe.delete(keys.job_samples(job_id))
+        pipe.delete(keys.job_events_lock(job_id))
         for key in (*links.click_keys(job_id), *keys.job_conversion_keys(job_id)):
             pipe.delete(key)
         pipe.zrem(keys.JOBS, job_id)
@@ -540,6 +616,7 @@ def make_view(
             "rows": c["rows"],
             "accepted": c["accepted"],
             "rejected": c["rows_rejected"],
+            "held_out": c["held_out"],
             "pending": pending,
             "cancelled": c["cancelled"],
             "submitted": c["submitted"],

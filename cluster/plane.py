@@ -16,7 +16,7 @@ import ray
 import structlog
 
 from actors.factories import job_actor, webhook_actor
-from cluster import legacy
+from cluster import events, legacy
 from cluster.conversions import Conversions
 from cluster.jobs import (
     ACTIVE,
@@ -196,6 +196,27 @@ class ControlPlane:
             if ids:
                 log.info("jobs.purged", jobs=len(ids), older_than_days=days)
         return ids
+
+    def compact_events(self, *, older_than: float = 3600.0) -> dict[str, int]:
+        """Move every job's click and conversion events older than *older_than* seconds from Redis
+        to Parquet in its folder (``cluster.events``); returns how many moved in all."""
+        moved: dict[str, int] = {}
+        for job_id in self.store.ids(limit=1_000_000):
+            pipe = self.client.pipeline(transaction=True)  # one slot: the job's
+            pipe.hget(keys.job(job_id), "dir")
+            pipe.xlen(keys.job_click_events(job_id))
+            pipe.xlen(keys.job_conversion_events(job_id))
+            directory, clicks, conversions = pipe.execute()
+            if directory is None or not (clicks or conversions):
+                continue
+            found = events.compact(
+                self.client, job_id, self.files.dir(directory.decode()), older_than=older_than
+            )
+            for kind, n in found.items():
+                moved[kind] = moved.get(kind, 0) + n
+        if any(moved.values()):
+            log.info("events.compacted", **moved)
+        return moved
 
     def pause(self, job_id: str) -> None:
         self.store.transition(job_id, JobState.PAUSED, allowed=PAUSABLE)

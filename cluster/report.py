@@ -33,6 +33,7 @@ REPORT_SCHEMA = pa.schema(
         ("operator", pa.string()),
         ("parts", pa.int32()),
         ("encoding", pa.string()),
+        ("variant", pa.string()),  # of an A/B test (ulak.variants); empty without one
         ("status", pa.string()),  # pending, cancelled, in_flight, acked, failed, unknown
         ("receipt", pa.string()),  # delivered, undelivered, expired, rejected, deleted, receipt_unknown
         ("error", pa.string()),  # SMPP status of a failed part, or a negative receipt's err code
@@ -121,6 +122,7 @@ def report_batches(
                 batch.column("operator"),
                 batch.column("parts"),
                 batch.column("encoding"),
+                _column(batch, "variant"),
                 pa.array(status, pa.string()),
                 pa.array(receipt, pa.string()),
                 pa.array(error, pa.string()),
@@ -137,14 +139,19 @@ def report_batches(
         )
 
 
+def _column(batch: pa.RecordBatch, name: str) -> pa.Array:
+    """A column of *batch*, or nulls for a file written before it existed."""
+    at = batch.schema.get_field_index(name)
+    return batch.column(at) if at >= 0 else pa.nulls(batch.num_rows, pa.string())
+
+
 def _clicks(
     client: redis.Redis, job_id: str, batch: pa.RecordBatch, rows: list[int]
 ) -> tuple[pa.Array, pa.Array, pa.Array]:
     """A batch's link codes, and its rows' clicks and first click times: one HMGET for the batch,
     none for a job without links (or prepared before they existed: its file has no codes)."""
     n = len(rows)
-    at = batch.schema.get_field_index("link_code")
-    codes = batch.column(at) if at >= 0 else pa.nulls(n, pa.string())
+    codes = _column(batch, "link_code")
     if not n or codes.null_count == n:
         return codes, pa.nulls(n, pa.int64()), pa.nulls(n, pa.timestamp("ms", tz="UTC"))
     fields = [f for r in rows for f in (str(r), f"{r}:t")]

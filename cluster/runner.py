@@ -168,7 +168,7 @@ class JobRunner:
             with contextlib.suppress(InvalidTransition):
                 self.store.transition(self.job_id, JobState.INGESTING, allowed=(JobState.QUEUED,))
         opts = self.options
-        spec = opts.campaign_spec()
+        spec = opts.campaign_spec(self.job_id)
         record = self.store.record(self.job_id)
         started = time.perf_counter()
         # Writes accepted.parquet and rejected.parquet into the job's directory, whole or not at all.
@@ -190,7 +190,8 @@ class JobRunner:
             mapping={
                 "rows": preview.rows,
                 "accepted": preview.accepted,
-                "rows_rejected": preview.rows - preview.accepted,
+                "rows_rejected": preview.rows - preview.accepted - preview.held_out,
+                "held_out": preview.held_out,
                 "parts_total": preview.parts,
             },
         )
@@ -530,17 +531,25 @@ class JobRunner:
         job_id = self.job_id
         plans = PlanCache()
         bodies = SubmitBodies(source_addr=opts.sender, validity_period=validity)
+        senders = {  # an A/B test's variants with a sender of their own
+            v.name: SubmitBodies(source_addr=v.sender, validity_period=validity)
+            for v in opts.variants or ()
+            if v.sender is not None
+        }
         rows_file = pq.ParquetFile(self.directory.open_input(ACCEPTED_FILE))
+        with_variants = "variant" in rows_file.schema_arrow.names
         for batch in rows_file.iter_batches(batch_size=self.settings.jobs.batch_rows):
             sent = self._sent_parts(batch) if skip_sent else None
             out: dict[str, list[Row]] = {}
-            for row, msisdn, op_name, text in zip(
+            variants = batch.column("variant").to_pylist() if with_variants else [None] * batch.num_rows
+            for row, msisdn, op_name, text, variant in zip(
                 *(batch.column(c).to_pylist() for c in ("row", "msisdn", "operator", "text")),
+                variants,
                 strict=True,
             ):
                 op = operators[op_name]
                 message = plans.plan(text, op, row=row)
-                pdus = bodies.parts(message, destination=msisdn, bind=op.binds[0])
+                pdus = senders.get(variant, bodies).parts(message, destination=msisdn, bind=op.binds[0])
                 items = [
                     outbound_part(job_id, row, i, len(pdus), pdu)
                     for i, pdu in enumerate(pdus, 1)

@@ -38,10 +38,11 @@ from ulak import keys
 from ulak.jobfiles import JobDir
 from ulak.money import from_micros, micros
 from ulak.settings import Settings
+from ulak.variants import compare, difference_interval, two_proportion_p
 
 SNAPSHOT = "outcomes.parquet"
 BUCKETS = (60, 300, 900, 3600, 86400)  # seconds a time-series point may span
-_COLUMNS = ("row", "operator", "parts", "status", "receipt", "error", "acked_at", "receipt_at")
+_COLUMNS = ("row", "operator", "variant", "parts", "status", "receipt", "error", "acked_at", "receipt_at")
 _STAMPED = ("acked", "failed", "unknown", "cancelled", "receipts", "receipts_duplicate")
 
 
@@ -67,6 +68,8 @@ def summarize(
     prices = {op.name: micros(op.price_per_part) for op in settings.operators}
     total = rows.kpis(np.ones(rows.n, dtype=bool), prices)
     operators = {op: rows.kpis(rows.operator == op, prices) for op in sorted(set(rows.operator) - {""})}
+    names = [v.name for v in options.variants or ()]
+    variants = {name: rows.kpis(rows.variant == name, prices) for name in names}
     conversions = view["conversions"]
     summary: dict[str, Any] = {
         "job_id": job_id,
@@ -89,6 +92,9 @@ def summarize(
         },
         "goal": _goal(options, total["conversions"], int(rows.value.sum())),
         "operators": operators,
+        "variants": variants,
+        "ab_test": _ab_test(variants) if len(variants) >= 2 else None,
+        "holdout": _holdout(view, total) if options.holdout else None,
         "series": {
             "bucket_seconds": bucket,
             "points": rows.series(
@@ -99,6 +105,39 @@ def summarize(
         },
     }
     return summary
+
+
+def _ab_test(variants: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Whether the variants differ: per delivered recipient, in clicking and in converting (a rate
+    over the same recipients, so the two-proportion test applies), with each one's sample."""
+    names = list(variants)
+    delivered = [v["delivered"] for v in variants.values()]
+    clicked = [v["clicks"]["unique"] for v in variants.values()]
+    converted = [v["converters"] for v in variants.values()]
+    return {
+        "samples": dict(zip(names, delivered, strict=True)),
+        "clicks": {"rate": "unique clicks / delivered", **compare(names, clicked, delivered)},
+        "conversions": {"rate": "converters / delivered", **compare(names, converted, delivered)},
+    }
+
+
+def _holdout(view: Mapping[str, Any], total: Mapping[str, Any]) -> dict[str, Any]:
+    """The campaign's lift: how much more often its recipients converted than the held-out ones in
+    the same period (first send to end + click window), with a 95 % interval and a p-value."""
+    conversions = view["conversions"]
+    held, held_converted = view["counts"]["held_out"], conversions["holdout_converters"]
+    sent, sent_converted = total["sent"], conversions["period_converters"]
+    sent_rate, held_rate = _rate(sent_converted, sent), _rate(held_converted, held)
+    lift = round(sent_rate - held_rate, 4) if sent_rate is not None and held_rate is not None else None
+    p = two_proportion_p([sent_converted, held_converted], [sent, held])
+    return {
+        "sent": {"recipients": sent, "converters": sent_converted, "rate": sent_rate},
+        "held_out": {"recipients": held, "converters": held_converted, "rate": held_rate},
+        "lift": lift,
+        "lift_interval_95": difference_interval([sent_converted, held_converted], [sent, held]),
+        "relative_lift": round(lift / held_rate, 4) if lift is not None and held_rate else None,
+        "p_value": round(p, 6) if p is not None else None,
+    }
 
 
 def _or(value: float | None, default: float) -> float:
@@ -164,6 +203,7 @@ _SLIM = pa.schema(
     [
         ("row", pa.int64()),
         ("operator", pa.string()),
+        ("variant", pa.string()),
         ("parts", pa.int32()),
         ("parts_acked", pa.int32()),
         ("status", pa.string()),
@@ -194,6 +234,7 @@ class _Rows:
         self.n = table.num_rows
         self.row = np.asarray(table.column("row").to_numpy(), dtype=np.int64)
         self.operator = np.asarray(pc.fill_null(table.column("operator"), "").to_numpy(zero_copy_only=False))
+        self.variant = np.asarray(pc.fill_null(table.column("variant"), "").to_numpy(zero_copy_only=False))
         self.parts = np.asarray(table.column("parts").to_numpy(), dtype=np.int64)
         self.parts_acked = np.asarray(table.column("parts_acked").to_numpy(), dtype=np.int64)
         self.status = np.asarray(pc.fill_null(table.column("status"), "").to_numpy(zero_copy_only=False))
@@ -383,9 +424,10 @@ def flat(group: str, kpis: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def groups(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The total and each operator, flat (``flat``), total first."""
+    """The total, each operator and each variant, flat (``flat``), total first."""
     out = [flat("total", summary)]
     out += [flat(f"operator:{name}", kpis) for name, kpis in summary["operators"].items()]
+    out += [flat(f"variant:{name}", kpis) for name, kpis in summary.get("variants", {}).items()]
     return out
 
 

@@ -29,9 +29,11 @@ from ingest.formulas import neutralised
 from ingest.numbers import as_uint64
 from ingest.sources import ROW, Source
 from ulak.jobfiles import JobDir
+from ulak.variants import HOLDOUT
 
 ACCEPTED_FILE = "accepted.parquet"  # the rows to send, in file order (ACCEPTED_SCHEMA)
 REJECTED_FILE = "rejected.parquet"  # the refused rows: row, reason, detail, the row's original values
+HOLDOUT_FILE = "holdout.parquet"  # a job with a holdout: the rows kept unsent (HOLDOUT_SCHEMA)
 
 REASONS = (
     "malformed_row",  # a CSV line whose fields do not match the header
@@ -56,6 +58,7 @@ MSISDN, OPERATOR, TEXT, ENCODING, PARTS, REASON, DETAIL = (
     "__detail",
 )
 LINK_CODE = "__link_code"  # the row's tracked-link code (ulak.links), null without {link}
+VARIANT = "__variant"  # the row's variant of an A/B test, or "holdout" (ulak.variants); null: none
 
 # What a row to send carries (and a preview sample shows), in accepted.parquet.
 ACCEPTED_SCHEMA = pa.schema(
@@ -67,12 +70,19 @@ ACCEPTED_SCHEMA = pa.schema(
         ("parts", pa.int32()),
         ("encoding", pa.string()),
         ("link_code", pa.string()),
+        ("variant", pa.string()),
     ]
 )
 # Each of those columns' name in a prepared block.
 ACCEPTED_COLUMNS = dict(
-    zip(ACCEPTED_SCHEMA.names, (ROW, MSISDN, OPERATOR, TEXT, PARTS, ENCODING, LINK_CODE), strict=True)
+    zip(
+        ACCEPTED_SCHEMA.names,
+        (ROW, MSISDN, OPERATOR, TEXT, PARTS, ENCODING, LINK_CODE, VARIANT),
+        strict=True,
+    )
 )
+# The rows a holdout keeps unsent: valid, routed, not opted out, each number once, like those sent.
+HOLDOUT_SCHEMA = pa.schema([("row", pa.int64()), ("msisdn", pa.string()), ("operator", pa.string())])
 
 
 def rejected_schema(columns: Sequence[str]) -> pa.Schema:
@@ -85,10 +95,12 @@ def rejected_schema(columns: Sequence[str]) -> pa.Schema:
 @dataclass
 class Preview:
     """The cost preview: what would be sent, what was refused and why. Numbers add up:
-    ``rows == accepted + sum(rejected.values())``."""
+    ``rows == accepted + held_out + sum(rejected.values())``."""
 
     rows: int = 0
     accepted: int = 0
+    held_out: int = 0  # kept unsent by the job's holdout
+    variants: dict[str, int] = field(default_factory=dict)  # messages per variant of an A/B test
     rejected: dict[str, int] = field(default_factory=dict)
     operators: dict[str, dict[str, int]] = field(default_factory=dict)  # name -> messages, parts
     encodings: dict[str, int] = field(default_factory=dict)
@@ -151,8 +163,10 @@ class Collector:
         columns: tuple[str, ...],
         operators: Sequence[str],
         samples: int,
+        holdout: bool = False,
     ) -> None:
         self.directory = directory
+        self._variants: Counter[str] = Counter()
         self.source = source
         self.columns = columns
         self.samples = samples
@@ -166,14 +180,18 @@ class Collector:
         self.blocks = 0
         self._rejected_schema = rejected_schema(columns)
         # Streams of the job's filesystem: on an object store each becomes one object when closed.
-        self._sinks = [directory.open_output(name + ".tmp") for name in (ACCEPTED_FILE, REJECTED_FILE)]
+        self._files = (ACCEPTED_FILE, REJECTED_FILE, *((HOLDOUT_FILE,) if holdout else ()))
+        self._sinks = [directory.open_output(name + ".tmp") for name in self._files]
         # Dictionaries and statistics only where they pay: personalised texts and numbers are nearly
         # all distinct, and building both for them doubled the write (BENCHMARKS.md, ingest).
         self._accepted = pq.ParquetWriter(
             self._sinks[0],
             ACCEPTED_SCHEMA,
-            use_dictionary=["operator", "encoding"],
+            use_dictionary=["operator", "encoding", "variant"],
             write_statistics=["row"],
+        )
+        self._held = (
+            pq.ParquetWriter(self._sinks[2], HOLDOUT_SCHEMA, use_dictionary=["operator"]) if holdout else None
         )
         self._refused = pq.ParquetWriter(
             self._sinks[1],
@@ -196,7 +214,20 @@ class Collector:
         duplicate = np.zeros(n, dtype=bool)
         duplicate[repeats] = True
 
-        sent = table.filter(pa.array(ok & ~duplicate))
+        keep = ok & ~duplicate
+        if self._held is not None:
+            held = keep & np.asarray(
+                pc.fill_null(pc.equal(table.column(VARIANT), HOLDOUT), False).to_numpy(zero_copy_only=False),
+                dtype=bool,
+            )
+            if held.any():
+                out_rows = table.filter(pa.array(held))
+                self.preview.held_out += out_rows.num_rows
+                self._held.write_table(
+                    pa.table([out_rows.column(c) for c in (ROW, MSISDN, OPERATOR)], schema=HOLDOUT_SCHEMA)
+                )
+                keep &= ~held
+        sent = table.filter(pa.array(keep))
         self._count(sent)
         self._accepted.write_table(
             pa.table([sent.column(c) for c in ACCEPTED_COLUMNS.values()], schema=ACCEPTED_SCHEMA)
@@ -242,12 +273,21 @@ class Collector:
         self._encodings.update(
             {d["values"]: d["counts"] for d in pc.value_counts(sent.column(ENCODING)).to_pylist()}
         )
+        self._variants.update(
+            {
+                d["values"]: d["counts"]
+                for d in pc.value_counts(sent.column(VARIANT)).to_pylist()
+                if d["values"]
+            }
+        )
         if len(preview.samples) < self.samples:
             for row in sent.slice(0, self.samples - len(preview.samples)).to_pylist():
                 preview.samples.append({name: row[column] for name, column in ACCEPTED_COLUMNS.items()})
 
     def finish(self) -> PreparedCampaign:
         self._close()
+        if self._held is not None:
+            self.directory.move(HOLDOUT_FILE + ".tmp", HOLDOUT_FILE)
         self.directory.move(REJECTED_FILE + ".tmp", REJECTED_FILE)
         self.directory.move(ACCEPTED_FILE + ".tmp", ACCEPTED_FILE)  # last: it marks "prepared"
         preview = self.preview
@@ -260,18 +300,19 @@ class Collector:
         }
         preview.parts = int(self._parts.sum())
         preview.encodings = dict(self._encodings)
+        preview.variants = dict(sorted(self._variants.items()))
         return PreparedCampaign(self.source, self.columns, self.directory, self.blocks, preview)
 
     def abort(self) -> None:
         """Close and remove the half-written files (the upload was refused or the run failed)."""
         with contextlib.suppress(OSError, ValueError):
             self._close()
-        for name in (ACCEPTED_FILE, REJECTED_FILE):
+        for name in self._files:
             with contextlib.suppress(OSError):
                 self.directory.delete(name + ".tmp")
 
     def _close(self) -> None:
-        for writer in (self._accepted, self._refused):
+        for writer in (self._accepted, self._refused, *((self._held,) if self._held else ())):
             writer.close()
         for sink in self._sinks:
             sink.close()

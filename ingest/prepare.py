@@ -42,11 +42,12 @@ from ingest.collect import (
     PARTS,
     REASON,
     TEXT,
+    VARIANT,
     Collector,
     PreparedCampaign,
 )
 from ingest.errors import ColumnNotFound, IngestError, NoPhoneColumn, TemplateError, UnknownOperator
-from ingest.numbers import NumberNormalizer
+from ingest.numbers import NumberNormalizer, as_uint64
 from ingest.pacing import Pacing
 from ingest.sources import MALFORMED, ROW, Source, check_row_count, open_source, probe_sheet
 from ingest.template import Template, match_column
@@ -56,6 +57,7 @@ from ulak.quoting import listed, quoted
 from ulak.redis_server import redacted
 from ulak.settings import IngestConfig, OperatorConfig
 from ulak.text.vector import plan_columns
+from ulak.variants import Split
 
 PHONE_NAMES = (
     "phone",
@@ -92,6 +94,8 @@ class CampaignSpec:
     encoding: str | None = None  # overrides ingest.csv_encoding
     operators: tuple[str, ...] | None = None  # allowed operators; None = all configured
     link: bool = False  # the job has a link_url: {link} in the template is each row's tracked link
+    split: Split | None = None  # an A/B test and/or a holdout (ulak.variants)
+    variant_templates: tuple[str | None, ...] = ()  # per variant of split, its own template or None
 
     def __post_init__(self) -> None:
         if (self.template is None) == (self.text_column is None):
@@ -100,15 +104,30 @@ class CampaignSpec:
                 field="template",
             )
 
-    def bound_template(self, columns: Sequence[str]) -> Template | None:
-        """The template with its fields matched to *columns*, and ``{link}`` to the tracked link
-        when the job has one (a template with ``{link}`` and no link_url, or the reverse, is refused,
-        as is a file with a column of that name: which would it mean?)."""
-        if self.template is None:
+    def variant_bound_templates(self, columns: Sequence[str]) -> tuple[Template | None, ...]:
+        """Per variant, its own template bound to *columns* (as :meth:`bound_template`), or None
+        where it has the job's."""
+        bound: list[Template | None] = []
+        for i, text in enumerate(self.variant_templates):
+            try:
+                bound.append(self.bound_template(columns, text) if text is not None else None)
+            except TemplateError as exc:
+                name = self.split.names[i] if self.split is not None else str(i)
+                raise TemplateError(
+                    f"variant {name}: {exc.message}", field=f"variants.{i}.template"
+                ) from None
+        return tuple(bound)
+
+    def bound_template(self, columns: Sequence[str], text: str | None = None) -> Template | None:
+        """The template (*text*, or the job's) with its fields matched to *columns*, and ``{link}``
+        to the tracked link when the job has one (a template with ``{link}`` and no link_url, or the
+        reverse, is refused, as is a file with a column of that name: which would it mean?)."""
+        source = text if text is not None else self.template
+        if source is None:
             if self.link:
                 raise TemplateError("link_url needs a template with {link} in it", field="template")
             return None
-        template = Template.parse(self.template)
+        template = Template.parse(source)
         if links.LINK_FIELD not in template.fields:
             if self.link:
                 raise TemplateError(
@@ -192,6 +211,8 @@ class _BlockPreparer:
     router: Router
     optouts: Any  # ObjectRef of the opt-out snapshot (pa.Array), None when nobody opted out
     links: LinkSpec | None = None
+    split: Split | None = None
+    variant_templates: tuple[Template | None, ...] = ()  # per variant, its own (None: the job's)
 
     def __call__(self, table: pa.Table) -> pa.Table:
         n = table.num_rows
@@ -203,17 +224,31 @@ class _BlockPreparer:
         msisdn = normalized.e164
         routes = self.router.route(msisdn)
         reason = pc.coalesce(reason, _where(pc.is_null(routes), "unknown_operator"))
+        variant = self.split.assign(as_uint64(msisdn)) if self.split is not None else None
         if self.links is not None:  # reserved before the text is rendered: its length is the real one
             ledgers = pc.take(pa.array([op.ledger_name for op in self.operators], pa.string()), routes)
-            codes = self.links.codes(table.column(ROW).combine_chunks(), ledgers)
+            rows = table.column(ROW).combine_chunks()
+            held = self.split.held(variant) if self.split is not None and variant is not None else None
+            if held is not None and held.any():
+                # A held-out row is never sent: no code is reserved for it, and its text (never sent,
+                # planned for the preview's like-for-like cost) carries a dummy one of the same length.
+                keep = pa.array(np.flatnonzero(~held))
+                codes = pa.nulls(n, pa.string())
+                reserved = self.links.codes(rows.take(keep), ledgers.take(keep))
+                codes = _scatter(codes, keep, reserved)
+                shown = pc.fill_null(codes, "0" * self.links.code_length)
+            else:
+                codes = shown = self.links.codes(rows, ledgers)
             table = table.append_column(
-                links.LINK_FIELD, pc.binary_join_element_wise(self.links.prefix, codes, "")
+                links.LINK_FIELD, pc.binary_join_element_wise(self.links.prefix, shown, "")
             )
         else:
             codes = pa.nulls(n, pa.string())
 
         pieces = None
-        if self.template is not None:
+        if self.template is not None and variant is not None and any(self.variant_templates):
+            text, missing = self._render_variants(table, variant)  # plan_columns plans the text itself
+        elif self.template is not None:
             text, missing = self.template.render(table)
             pieces = self.template.pieces_of(table)
             reason = pc.coalesce(reason, _where(pc.is_valid(missing), "template_error"))
@@ -251,7 +286,32 @@ class _BlockPreparer:
             .append_column(REASON, reason)
             .append_column(DETAIL, pc.cast(detail, pa.string()) if n else pa.nulls(0, pa.string()))
             .append_column(LINK_CODE, codes)
+            .append_column(VARIANT, self._labels(variant, n))
         )
+
+    def _labels(self, variant: np.ndarray[Any, Any] | None, n: int) -> pa.Array:
+        if variant is None or self.split is None:
+            return pa.nulls(n, pa.string())
+        return pc.take(pa.array(self.split.labels, pa.string()), pa.array(variant))
+
+    def _render_variants(self, table: pa.Table, variant: np.ndarray[Any, Any]) -> tuple[pa.Array, pa.Array]:
+        """Each row's text rendered with its variant's template (the job's for a variant without one,
+        and for the holdout: the texts it would have had)."""
+        assert self.template is not None
+        texts, missing, where = [], [], []
+        for k in range(int(variant.max(initial=-1)) + 1):
+            rows = np.flatnonzero(variant == k)
+            if not rows.size:
+                continue
+            own = self.variant_templates[k] if k < len(self.variant_templates) else None
+            text, gaps = (own or self.template).render(table.take(pa.array(rows)))
+            texts.append(pc.cast(text, pa.string()))
+            missing.append(pc.cast(gaps, pa.string()))
+            where.append(rows)
+        if not where:
+            return self.template.render(table)
+        back = pa.array(np.argsort(np.concatenate(where), kind="stable"))
+        return pa.concat_arrays(texts).take(back), pa.concat_arrays(missing).take(back)
 
     def _plan(
         self, text: pa.Array, routes: pa.Array, reason: pa.Array, pieces: list[pa.Array | str] | None
@@ -316,6 +376,13 @@ class _BlockPreparer:
         return _where(
             pc.and_(pc.is_null(reason), pc.is_in(msisdn, value_set=_fetch(self.optouts))), "opted_out"
         )
+
+
+def _scatter(into: pa.Array, at: pa.Array, values: pa.Array) -> pa.Array:
+    """*into* with *values* put at the positions *at*."""
+    mask = np.zeros(len(into), dtype=bool)
+    mask[np.asarray(at.to_numpy(), dtype=np.int64)] = True
+    return pc.replace_with_mask(into, pa.array(mask), values)
 
 
 def _where(mask: pa.Array, reason: str) -> pa.Array:
@@ -395,6 +462,7 @@ def check_upload(
     check_row_count(source, max_rows=config.max_rows)
     find_phone_column(columns, spec.phone_column, shown=source.shown)
     spec.bound_template(columns)
+    spec.variant_bound_templates(columns)
     find_text_column(columns, spec.text_column)
     allowed_operators(operators, spec.operators)
 
@@ -439,6 +507,8 @@ def prepare(
     preparer = _BlockPreparer(
         phone=find_phone_column(columns, spec.phone_column, shown=source.shown),
         template=spec.bound_template(columns),
+        variant_templates=spec.variant_bound_templates(columns),
+        split=spec.split,
         text_column=find_text_column(columns, spec.text_column),
         region=config.default_region,
         operators=allowed,
@@ -452,6 +522,7 @@ def prepare(
         columns=columns,
         operators=[op.name for op in allowed],
         samples=config.sample_messages,
+        holdout=spec.split is not None and spec.split.holdout > 0,
     )
     try:
         _unwrap(lambda: _stream_blocks(dataset, preparer, collector, pacing))

@@ -142,6 +142,18 @@ class JobDir:
         """A new file; it exists, whole, once the stream is closed."""
         return self.fs.open_output_stream(self.file(name))
 
+    def make_folder(self, folder: str) -> None:
+        """*folder* inside the job's folder (an object store needs none: a no-op there)."""
+        self.fs.create_dir(self.file(folder), recursive=True)
+
+    def names(self, folder: str) -> list[str]:
+        """The files in *folder* of the job's folder (none when it does not exist)."""
+        try:
+            found = self.fs.get_file_info(pafs.FileSelector(self.file(folder), allow_not_found=True))
+        except FileNotFoundError:
+            return []
+        return [info.base_name for info in found if info.type == pafs.FileType.File]
+
     def move(self, source: str, dest: str) -> None:
         self.fs.move(self.file(source), self.file(dest))
 

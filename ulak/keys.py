@@ -179,6 +179,12 @@ def job_conversion_minutes(job_id: str) -> str:
     return f"{PREFIX}:job:{{{job_id}}}:conversions:minutes"
 
 
+def job_events_lock(job_id: str) -> str:
+    """String: a random token while one process moves the job's event streams to Parquet, or reads
+    them back (``cluster.events``). Expires after ten minutes (a holder that died)."""
+    return f"{PREFIX}:job:{{{job_id}}}:events:lock"
+
+
 def job_conversion_keys(job_id: str) -> list[str]:
     """The keys a job's conversions are counted in, in the order ``cluster.conversions``' script
     takes them (one slot: the job's)."""

@@ -20,6 +20,7 @@ from starlette.datastructures import UploadFile
 from api.deps import Key, Plane, WriteKey
 from api.errors import ApiError, validation_error
 from api.schemas import ErrorBody, JobCreated, JobList, JobUri, JobView, Links, Purged, PurgeRequest
+from cluster import events
 from cluster.jobs import JobOptions, JobState, job_ledgers, view_async
 from cluster.plane import ControlPlane
 from cluster.report import (
@@ -110,6 +111,16 @@ def _form_options(form: Any) -> dict[str, Any]:
             values.setdefault("operators", []).extend(v.strip() for v in value.split(",") if v.strip())
         elif name == "utm":  # utm_source=sms&utm_campaign=kasim
             values["utm"] = dict(parse_qsl(value, keep_blank_values=True))
+        elif name == "variants":  # [{"name": "A", "template": "..."}, {"name": "B", "sender": "..."}]
+            try:
+                values["variants"] = json.loads(value)
+            except ValueError:
+                raise ApiError(
+                    422,
+                    "invalid_options",
+                    'variants: expected JSON, e.g. [{"name": "A"}, {"name": "B", "template": "..."}]',
+                    field="variants",
+                ) from None
         elif value != "":
             values[name] = value
     return values
@@ -365,6 +376,34 @@ def job_summary(
             headers={"Content-Disposition": f'attachment; filename="{job_id}-summary.csv"'},
         )
     return found
+
+
+@router.get(
+    "/{job_id}/clicks",
+    responses={**_ERRORS, 200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}}},
+)
+def job_clicks(
+    job_id: str, plane: Plane, key: Key, format: Literal["csv", "parquet"] = "csv"
+) -> StreamingResponse:
+    """Every fetch of the job's links, in order: time, row, whether a bot, user agent, and a salted
+    hash of the client address (never the address)."""
+    record = plane.store.record(job_id)
+    batches = events.read(plane.client, job_id, plane.job_dir(record), "clicks")
+    return _stream(batches, events.CLICKS, format, f"{job_id}-clicks")
+
+
+@router.get(
+    "/{job_id}/conversions",
+    responses={**_ERRORS, 200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}}},
+)
+def job_conversions(
+    job_id: str, plane: Plane, key: Key, format: Literal["csv", "parquet"] = "csv"
+) -> StreamingResponse:
+    """Every conversion reported for the job's recipients, in order: event id, row, when, how it was
+    attributed (click, delivery, or empty: not), value."""
+    record = plane.store.record(job_id)
+    batches = events.read(plane.client, job_id, plane.job_dir(record), "conversions")
+    return _stream(batches, events.CONVERSIONS, format, f"{job_id}-conversions")
 
 
 @router.get(

@@ -198,7 +198,7 @@ def _wait_state(http: httpx.Client, job_id: str, *states: str, timeout: float = 
 
 def _assert_adds_up(view: dict[str, Any]) -> None:
     c, r = view["counts"], view["receipts"]
-    assert c["rows"] == c["accepted"] + c["rejected"]
+    assert c["rows"] == c["accepted"] + c["rejected"] + c["held_out"]
     assert c["accepted"] == c["pending"] + c["cancelled"] + c["submitted"]
     assert c["submitted"] == c["in_flight"] + c["acked"] + c["failed"] + c["unknown"]
     outcomes = ("delivered", "undelivered", "expired", "rejected", "deleted", "receipt_unknown")
