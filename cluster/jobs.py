@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import redis
@@ -197,6 +197,23 @@ class JobOptions(BaseModel):
         description="what the split hashes numbers with (default: the job id); the same seed splits "
         "the same numbers the same way",
     )
+    test_share: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="test then send the winner: this share of the recipients (not held out) is split "
+        "across the variants first; after decide_after_minutes the rest get the winning variant",
+    )
+    decide_after_minutes: float = Field(
+        default=60.0,
+        ge=0,
+        le=7 * 24 * 60,
+        description="how long the test slice runs before the winner is picked",
+    )
+    winner_by: Literal["clicks", "conversions"] = Field(
+        default="clicks",
+        description="what picks the winner: unique clicks or converters per delivered recipient",
+    )
     holdout: float = Field(
         default=0.0,
         ge=0,
@@ -213,8 +230,17 @@ class JobOptions(BaseModel):
             raise ValueError("a variant's own template needs the job's template, not text_column")
         if len(names) != len(set(names)):
             raise ValueError(f"variant names must differ: {names}")
-        if "holdout" in names:
-            raise ValueError("'holdout' names the recipients kept unsent: give the variant another name")
+        if "holdout" in names or "rest" in names:
+            raise ValueError(
+                "'holdout' and 'rest' name recipients of the split: give the variant another name"
+            )
+        return value
+
+    @field_validator("test_share")
+    @classmethod
+    def _test(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if value is not None and len(info.data.get("variants") or ()) < 2:
+            raise ValueError("test_share picks a winner among variants: give two or more")
         return value
 
     @field_validator("utm")
@@ -289,6 +315,7 @@ class JobOptions(BaseModel):
             weights=tuple(v.weight for v in variants),
             seed=seed_of(self.split_seed if self.split_seed is not None else job_id),
             holdout=self.holdout,
+            test_share=self.test_share if self.test_share is not None else 1.0,
         )
 
     def campaign_spec(self, job_id: str = "") -> CampaignSpec:

@@ -34,6 +34,7 @@ REPORT_SCHEMA = pa.schema(
         ("parts", pa.int32()),
         ("encoding", pa.string()),
         ("variant", pa.string()),  # of an A/B test (ulak.variants); empty without one
+        ("phase", pa.string()),  # test then winner: test (the slice) or rest (the winner's); else empty
         ("status", pa.string()),  # pending, cancelled, in_flight, acked, failed, unknown
         ("receipt", pa.string()),  # delivered, undelivered, expired, rejected, deleted, receipt_unknown
         ("error", pa.string()),  # SMPP status of a failed part, or a negative receipt's err code
@@ -123,6 +124,7 @@ def report_batches(
                 batch.column("parts"),
                 batch.column("encoding"),
                 _column(batch, "variant"),
+                _column(batch, "phase"),
                 pa.array(status, pa.string()),
                 pa.array(receipt, pa.string()),
                 pa.array(error, pa.string()),

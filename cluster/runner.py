@@ -20,11 +20,14 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import structlog
 
+from cluster import winner
 from cluster.jobs import RECEIPT_OUTCOMES, InvalidTransition, JobState, JobStore, ledgers_field
 from cluster.pool import BindDied, BindPool, operator_state
 from ingest.collect import ACCEPTED_FILE
@@ -36,11 +39,13 @@ from ulak.dispatch.ledger import Event, LedgerReader, PartUnknown, RedisLedger
 from ulak.dispatch.message import PlanCache, SubmitBodies, relative_validity
 from ulak.jobfiles import JobFiles
 from ulak.settings import Settings
+from ulak.variants import REST
 
 log = structlog.get_logger("ulak.job")
 
 CHUNK_PARTS = 500  # parts per enqueue call (a batch across the process boundary)
 MAX_PENDING_PARTS = 200_000  # parts the runner holds in memory ahead of the binds
+_END: Any = object()  # the rows are all read
 MAX_BIND_REPLACEMENTS = 5  # binds dying under one job more often than this stop it (bind_lost)
 STALL_SECONDS = 10.0  # a sending job with no part sent for this long says what it waits on
 REDIS_RETRY_MAX = 5.0  # seconds between tries while Redis is unreachable
@@ -299,7 +304,7 @@ class JobRunner:
         # Rows read ahead per operator: enough for a batch to each of its binds, twice over.
         binds = max((len(op.binds) for op in self.settings.operators), default=1)
         read_ahead = 2 * CHUNK_PARTS * binds
-        exhausted = False
+        exhausted = deciding = False
         last_poll = 0.0
         while True:
             now = time.monotonic()
@@ -313,12 +318,20 @@ class JobRunner:
                     time.sleep(self.poll)
                     continue
             while not exhausted and pending.parts < MAX_PENDING_PARTS and pending.wants_more(read_ahead):
-                batch = next(rows, None)
-                if batch is None:
+                batch = next(rows, _END)
+                if batch is _END:
                     exhausted = True
                     break
+                deciding = batch is None
+                if batch is None:  # test then winner: the rest waits for the winner
+                    break
+                assert isinstance(batch, dict)
                 for name, message_rows in batch.items():
                     pending.extend(name, message_rows)
+            if deciding and not pending.parts:
+                self._maybe_sample()
+                time.sleep(self.poll)
+                continue
             if exhausted and not pending.parts:
                 # Everything is handed to the binds, but the job stays *sending* (pausable and
                 # cancellable, its queued parts withdrawable) until the binds have sent it all:
@@ -523,8 +536,51 @@ class JobRunner:
 
     # ------------------------------------------------------------------------------------- rows
 
-    def _rows(self, *, skip_sent: bool) -> Iterator[dict[str, list[Row]]]:
-        """The job's messages as parts, per operator, a file batch at a time (in row order)."""
+    def _rows(self, *, skip_sent: bool) -> Iterator[dict[str, list[Row]] | None]:
+        """The job's messages as parts, per operator, a file batch at a time (in row order). Test
+        then winner: the test slice first, then None while the winner is not known yet (the caller
+        keeps steering and feeding), then the rest with the winner's text (``cluster.winner``)."""
+        if self.options.test_share is None:
+            yield from self._file_rows(skip_sent=skip_sent, rest=None)
+            return
+        yield from self._file_rows(skip_sent=skip_sent, rest=False)
+        while self.store.record(self.job_id).get("winner") is None:
+            if not self._decide_now():
+                yield None
+        yield from self._file_rows(skip_sent=skip_sent, rest=True)
+
+    def _decide_now(self) -> bool:
+        """Pick the winner if the decision period is over (and say when it will be, while not)."""
+        record = self.store.record(self.job_id)
+        if not record.get("decide_at"):
+            at = time.time() + self.options.decide_after_minutes * 60
+            self.store.update(self.job_id, decide_at=round(at, 3))
+            record["decide_at"] = str(at)
+        decide_at = float(record["decide_at"])
+        if time.time() < decide_at:
+            when = datetime.fromtimestamp(decide_at, UTC).isoformat(timespec="seconds")
+            by = self.options.winner_by
+            message = f"A/B test: the test slice is sent; the winner (by {by}) is picked at {when}"
+            if self._waiting != message:
+                self._waiting = message
+                self.store.update(self.job_id, waiting=message)
+            return False
+        decision = winner.decide(
+            self.client, self.job_id, self.directory, options=self.options, ledgers=self._reader().ledgers
+        )
+        delta = winner.rewrite(self.directory, decision["winner"])
+        if delta:
+            self.client.hincrby(keys.job_counters(self.job_id), "parts_total", delta)
+        self.store.update(self.job_id, decision=json.dumps(decision), winner=decision["winner"], waiting="")
+        self._waiting = ""
+        self._log.info(
+            "job.winner", winner=decision["winner"], by=decision["by"], variants=decision["variants"]
+        )
+        return True
+
+    def _file_rows(self, *, skip_sent: bool, rest: bool | None) -> Iterator[dict[str, list[Row]]]:
+        """The rows of the rows file as parts (*rest*: only the rest, or only the test slice; None:
+        all)."""
         operators = {op.name: op for op in self.settings.operators}
         opts = self.options
         validity = relative_validity(opts.validity_minutes) if opts.validity_minutes else ""
@@ -538,7 +594,11 @@ class JobRunner:
         }
         rows_file = pq.ParquetFile(self.directory.open_input(ACCEPTED_FILE))
         with_variants = "variant" in rows_file.schema_arrow.names
-        for batch in rows_file.iter_batches(batch_size=self.settings.jobs.batch_rows):
+        for whole in rows_file.iter_batches(batch_size=self.settings.jobs.batch_rows):
+            batch = whole
+            if rest is not None:
+                is_rest = pc.fill_null(pc.equal(whole.column("phase"), REST), False)
+                batch = whole.filter(is_rest if rest else pc.invert(is_rest))
             sent = self._sent_parts(batch) if skip_sent else None
             out: dict[str, list[Row]] = {}
             variants = batch.column("variant").to_pylist() if with_variants else [None] * batch.num_rows

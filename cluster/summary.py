@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 
 from cluster.jobs import JobOptions, JobState, JobStore, job_ledgers
 from cluster.report import report_batches
+from cluster.winner import describe as winner_decision
 from ulak import keys
 from ulak.jobfiles import JobDir
 from ulak.money import from_micros, micros
@@ -42,7 +43,18 @@ from ulak.variants import compare, difference_interval, two_proportion_p
 
 SNAPSHOT = "outcomes.parquet"
 BUCKETS = (60, 300, 900, 3600, 86400)  # seconds a time-series point may span
-_COLUMNS = ("row", "operator", "variant", "parts", "status", "receipt", "error", "acked_at", "receipt_at")
+_COLUMNS = (
+    "row",
+    "operator",
+    "variant",
+    "phase",
+    "parts",
+    "status",
+    "receipt",
+    "error",
+    "acked_at",
+    "receipt_at",
+)
 _STAMPED = ("acked", "failed", "unknown", "cancelled", "receipts", "receipts_duplicate")
 
 
@@ -67,9 +79,15 @@ def summarize(
     rows.attach_conversions(client.hgetall(keys.job_converted_rows(job_id)))  # type: ignore[arg-type]
     prices = {op.name: micros(op.price_per_part) for op in settings.operators}
     total = rows.kpis(np.ones(rows.n, dtype=bool), prices)
-    operators = {op: rows.kpis(rows.operator == op, prices) for op in sorted(set(rows.operator) - {""})}
+    operators = {
+        op: rows.kpis(rows.operator.eq(op), prices) for op in sorted(rows.operator.distinct() - {""})
+    }
     names = [v.name for v in options.variants or ()]
-    variants = {name: rows.kpis(rows.variant == name, prices) for name in names}
+    variants = {name: rows.kpis(rows.variant.eq(name), prices) for name in names}
+    # Test then winner: the variants are compared on the test slice alone (the rest all got one).
+    tested = variants
+    if options.test_share is not None:
+        tested = {name: rows.kpis(rows.variant.eq(name) & ~rows.phase.eq("rest"), prices) for name in names}
     conversions = view["conversions"]
     summary: dict[str, Any] = {
         "job_id": job_id,
@@ -93,7 +111,8 @@ def summarize(
         "goal": _goal(options, total["conversions"], int(rows.value.sum())),
         "operators": operators,
         "variants": variants,
-        "ab_test": _ab_test(variants) if len(variants) >= 2 else None,
+        "ab_test": _ab_test(tested) if len(tested) >= 2 else None,
+        "decision": winner_decision(record.get("decision")),
         "holdout": _holdout(view, total) if options.holdout else None,
         "series": {
             "bucket_seconds": bucket,
@@ -170,7 +189,7 @@ def _stamp(view: Mapping[str, Any]) -> str:
     counts, receipts = view["counts"], view["receipts"]
     values = [counts["acked"], counts["failed"], counts["unknown"], counts["cancelled"]]
     values += [receipts["received"], receipts["duplicates"]]
-    return f"{view['state']}|" + "|".join(map(str, values))
+    return f"v2|{view['state']}|" + "|".join(map(str, values))  # v2: the snapshot has variant and phase
 
 
 def _outcomes(
@@ -204,6 +223,7 @@ _SLIM = pa.schema(
         ("row", pa.int64()),
         ("operator", pa.string()),
         ("variant", pa.string()),
+        ("phase", pa.string()),
         ("parts", pa.int32()),
         ("parts_acked", pa.int32()),
         ("status", pa.string()),
@@ -227,19 +247,44 @@ def _slim(batch: pa.RecordBatch) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays([columns[f.name] for f in _SLIM], schema=_SLIM)
 
 
+class _Coded:
+    """A string column as dictionary codes (null: the empty string): comparing a million rows to a
+    value is one integer comparison, not a million string ones."""
+
+    def __init__(self, column: pa.ChunkedArray) -> None:
+        encoded = pc.dictionary_encode(pc.fill_null(column, "").combine_chunks())
+        self.names: list[str] = encoded.dictionary.to_pylist()
+        self.codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int32)
+        self._index = {name: i for i, name in enumerate(self.names)}
+
+    def eq(self, value: str) -> np.ndarray[Any, Any]:
+        code = self._index.get(value)
+        return self.codes == code if code is not None else np.zeros(len(self.codes), dtype=bool)
+
+    def isin(self, values: list[str]) -> np.ndarray[Any, Any]:
+        return np.isin(self.codes, [self._index[v] for v in values if v in self._index])
+
+    def distinct(self) -> set[str]:
+        return {self.names[c] for c in np.unique(self.codes).tolist()}
+
+    def values(self, mask: np.ndarray[Any, Any]) -> list[str]:
+        return [self.names[c] for c in self.codes[mask].tolist()]
+
+
 class _Rows:
     """The job's rows as numpy columns, with each row's clicks and conversions joined by row."""
 
     def __init__(self, table: pa.Table) -> None:
         self.n = table.num_rows
         self.row = np.asarray(table.column("row").to_numpy(), dtype=np.int64)
-        self.operator = np.asarray(pc.fill_null(table.column("operator"), "").to_numpy(zero_copy_only=False))
-        self.variant = np.asarray(pc.fill_null(table.column("variant"), "").to_numpy(zero_copy_only=False))
+        self.operator = _Coded(table.column("operator"))
+        self.variant = _Coded(table.column("variant"))
+        self.phase = _Coded(table.column("phase"))
         self.parts = np.asarray(table.column("parts").to_numpy(), dtype=np.int64)
         self.parts_acked = np.asarray(table.column("parts_acked").to_numpy(), dtype=np.int64)
-        self.status = np.asarray(pc.fill_null(table.column("status"), "").to_numpy(zero_copy_only=False))
-        self.receipt = np.asarray(pc.fill_null(table.column("receipt"), "").to_numpy(zero_copy_only=False))
-        self.error = np.asarray(pc.fill_null(table.column("error"), "").to_numpy(zero_copy_only=False))
+        self.status = _Coded(table.column("status"))
+        self.receipt = _Coded(table.column("receipt"))
+        self.error = _Coded(table.column("error"))
         self.acked_at = _ms(table.column("acked_at"))
         self.receipt_at = _ms(table.column("receipt_at"))
         self._order = np.argsort(self.row, kind="stable")
@@ -257,14 +302,14 @@ class _Rows:
         return self._order[at[found]], found
 
     def _attach(self, raw: dict[bytes, bytes], suffix: bytes | None) -> tuple[np.ndarray[Any, Any], ...]:
-        counts = {int(k): int(v) for k, v in raw.items() if b":" not in k}
-        rows = np.fromiter(counts, dtype=np.int64, count=len(counts))
-        values = np.fromiter(counts.values(), dtype=np.int64, count=len(counts))
+        names = [k for k in raw if b":" not in k]  # a row's count; its other fields have a suffix
+        rows = np.array(names or [b"0"], dtype=np.bytes_).astype(np.int64)[: len(names)]
+        values = np.array([raw[k] for k in names] or [b"0"], dtype=np.bytes_).astype(np.int64)[: len(names)]
         extra = None
         if suffix is not None:
-            extra = np.fromiter(
-                (int(raw.get(b"%d%s" % (r, suffix), 0)) for r in counts), dtype=np.int64, count=len(counts)
-            )
+            extra = np.array([raw.get(k + suffix, b"0") for k in names] or [b"0"], dtype=np.bytes_).astype(
+                np.int64
+            )[: len(names)]
         where, found = self._positions(rows)
         return where, values[found], *(() if extra is None else (extra[found],))
 
@@ -278,11 +323,15 @@ class _Rows:
         self.value[where] = value
 
     def kpis(self, mask: np.ndarray[Any, Any], prices: Mapping[str, int]) -> dict[str, Any]:
-        sent = int(np.count_nonzero(mask & (self.status == "acked")))
-        delivered_mask = mask & (self.receipt == "delivered")
+        sent = int(np.count_nonzero(mask & self.status.eq("acked")))
+        delivered_mask = mask & self.receipt.eq("delivered")
         delivered = int(np.count_nonzero(delivered_mask))
+        per_operator = np.bincount(
+            self.operator.codes[mask], weights=self.parts_acked[mask], minlength=len(self.operator.names)
+        )
         cost = sum(
-            int(self.parts_acked[mask & (self.operator == op)].sum()) * price for op, price in prices.items()
+            int(parts) * prices.get(name, 0)
+            for name, parts in zip(self.operator.names, per_operator.tolist(), strict=True)
         )
         unique = int(np.count_nonzero(mask & (self.clicks > 0)))
         conversions = int(self.conversions[mask].sum())
@@ -290,8 +339,8 @@ class _Rows:
         return {
             "recipients": int(np.count_nonzero(mask)),
             "sent": sent,
-            "failed": int(np.count_nonzero(mask & (self.status == "failed"))),
-            "unknown": int(np.count_nonzero(mask & (self.status == "unknown"))),
+            "failed": int(np.count_nonzero(mask & self.status.eq("failed"))),
+            "unknown": int(np.count_nonzero(mask & self.status.eq("unknown"))),
             "delivered": delivered,
             "delivery_rate": _rate(delivered, sent),
             "delivery_time": self._delivery_time(delivered_mask),
@@ -326,13 +375,13 @@ class _Rows:
         """Why rows were not delivered: the SMSC's error for a refused submit (``ESME_RINVDSTADR``),
         the receipt's outcome for a negative one, ``unknown`` for a submit never answered."""
         found: Counter[str] = Counter()
-        failed = mask & (self.status == "failed")
-        for error in self.error[failed]:
+        failed = mask & self.status.eq("failed")
+        for error in self.error.values(failed):
             found[error.partition(" ")[2] or error or "failed"] += 1
-        negative = mask & (self.status == "acked") & ~np.isin(self.receipt, ["", "delivered"])
-        for outcome in self.receipt[negative]:
+        negative = mask & self.status.eq("acked") & ~self.receipt.isin(["", "delivered"])
+        for outcome in self.receipt.values(negative):
             found[outcome] += 1
-        unknown = int(np.count_nonzero(mask & (self.status == "unknown")))
+        unknown = int(np.count_nonzero(mask & self.status.eq("unknown")))
         if unknown:
             found["unknown"] += unknown
         return dict(found.most_common())
@@ -351,9 +400,9 @@ class _Rows:
             for start, total in zip(uniq.tolist(), sums.tolist(), strict=True):
                 points.setdefault(int(start), Counter())[name] += int(total)
 
-        sent = (self.status == "acked") & (self.acked_at >= 0)
+        sent = self.status.eq("acked") & (self.acked_at >= 0)
         add(self.acked_at[sent] // 1000, "sent")
-        delivered = (self.receipt == "delivered") & (self.receipt_at >= 0)
+        delivered = self.receipt.eq("delivered") & (self.receipt_at >= 0)
         add(self.receipt_at[delivered] // 1000, "delivered")
         for raw, names in ((clicks, ("clicks", "unique_clicks")), (conversions, ("conversions", "value"))):
             for field, count in raw.items():  # already per minute: a few thousand fields at most

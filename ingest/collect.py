@@ -29,11 +29,12 @@ from ingest.formulas import neutralised
 from ingest.numbers import as_uint64
 from ingest.sources import ROW, Source
 from ulak.jobfiles import JobDir
-from ulak.variants import HOLDOUT
+from ulak.variants import HOLDOUT, REST
 
 ACCEPTED_FILE = "accepted.parquet"  # the rows to send, in file order (ACCEPTED_SCHEMA)
 REJECTED_FILE = "rejected.parquet"  # the refused rows: row, reason, detail, the row's original values
 HOLDOUT_FILE = "holdout.parquet"  # a job with a holdout: the rows kept unsent (HOLDOUT_SCHEMA)
+REST_FILE = "rest.parquet"  # test then winner: each rest row's text, parts, encoding per variant
 
 REASONS = (
     "malformed_row",  # a CSV line whose fields do not match the header
@@ -59,6 +60,7 @@ MSISDN, OPERATOR, TEXT, ENCODING, PARTS, REASON, DETAIL = (
 )
 LINK_CODE = "__link_code"  # the row's tracked-link code (ulak.links), null without {link}
 VARIANT = "__variant"  # the row's variant of an A/B test, or "holdout" (ulak.variants); null: none
+PHASE = "__phase"  # test then winner: "test" (the slice split across variants) or "rest"; null: none
 
 # What a row to send carries (and a preview sample shows), in accepted.parquet.
 ACCEPTED_SCHEMA = pa.schema(
@@ -71,16 +73,36 @@ ACCEPTED_SCHEMA = pa.schema(
         ("encoding", pa.string()),
         ("link_code", pa.string()),
         ("variant", pa.string()),
+        ("phase", pa.string()),
     ]
 )
 # Each of those columns' name in a prepared block.
 ACCEPTED_COLUMNS = dict(
     zip(
         ACCEPTED_SCHEMA.names,
-        (ROW, MSISDN, OPERATOR, TEXT, PARTS, ENCODING, LINK_CODE, VARIANT),
+        (ROW, MSISDN, OPERATOR, TEXT, PARTS, ENCODING, LINK_CODE, VARIANT, PHASE),
         strict=True,
     )
 )
+
+
+def rest_columns(variant: str) -> tuple[str, str, str]:
+    """A prepared block's (and ``rest.parquet``'s, without the ``__``) text, parts and encoding of a
+    rest row under *variant* (test then winner: ``ulak.variants.REST``)."""
+    return f"__text@{variant}", f"__parts@{variant}", f"__encoding@{variant}"
+
+
+def rest_schema(variants: Sequence[str]) -> pa.Schema:
+    fields = [("row", pa.int64())]
+    for name in variants:
+        fields += [
+            (f"text@{name}", pa.string()),
+            (f"parts@{name}", pa.int32()),
+            (f"encoding@{name}", pa.string()),
+        ]
+    return pa.schema(fields)
+
+
 # The rows a holdout keeps unsent: valid, routed, not opted out, each number once, like those sent.
 HOLDOUT_SCHEMA = pa.schema([("row", pa.int64()), ("msisdn", pa.string()), ("operator", pa.string())])
 
@@ -164,6 +186,7 @@ class Collector:
         operators: Sequence[str],
         samples: int,
         holdout: bool = False,
+        rest_variants: Sequence[str] = (),
     ) -> None:
         self.directory = directory
         self._variants: Counter[str] = Counter()
@@ -180,18 +203,29 @@ class Collector:
         self.blocks = 0
         self._rejected_schema = rejected_schema(columns)
         # Streams of the job's filesystem: on an object store each becomes one object when closed.
-        self._files = (ACCEPTED_FILE, REJECTED_FILE, *((HOLDOUT_FILE,) if holdout else ()))
+        self._files = (
+            ACCEPTED_FILE,
+            REJECTED_FILE,
+            *((HOLDOUT_FILE,) if holdout else ()),
+            *((REST_FILE,) if rest_variants else ()),
+        )
         self._sinks = [directory.open_output(name + ".tmp") for name in self._files]
         # Dictionaries and statistics only where they pay: personalised texts and numbers are nearly
         # all distinct, and building both for them doubled the write (BENCHMARKS.md, ingest).
         self._accepted = pq.ParquetWriter(
             self._sinks[0],
             ACCEPTED_SCHEMA,
-            use_dictionary=["operator", "encoding", "variant"],
+            use_dictionary=["operator", "encoding", "variant", "phase"],
             write_statistics=["row"],
         )
         self._held = (
             pq.ParquetWriter(self._sinks[2], HOLDOUT_SCHEMA, use_dictionary=["operator"]) if holdout else None
+        )
+        self._rest_variants = tuple(rest_variants)
+        self._rest = (
+            pq.ParquetWriter(self._sinks[-1], rest_schema(rest_variants), write_statistics=["row"])
+            if rest_variants
+            else None
         )
         self._refused = pq.ParquetWriter(
             self._sinks[1],
@@ -229,6 +263,13 @@ class Collector:
                 keep &= ~held
         sent = table.filter(pa.array(keep))
         self._count(sent)
+        if self._rest is not None:
+            rest = sent.filter(pc.fill_null(pc.equal(sent.column(VARIANT), REST), False))
+            if rest.num_rows:
+                columns = [rest.column(ROW)] + [
+                    rest.column(c) for name in self._rest_variants for c in rest_columns(name)
+                ]
+                self._rest.write_table(pa.table(columns, schema=rest_schema(self._rest_variants)))
         self._accepted.write_table(
             pa.table([sent.column(c) for c in ACCEPTED_COLUMNS.values()], schema=ACCEPTED_SCHEMA)
         )
@@ -288,6 +329,8 @@ class Collector:
         self._close()
         if self._held is not None:
             self.directory.move(HOLDOUT_FILE + ".tmp", HOLDOUT_FILE)
+        if self._rest is not None:
+            self.directory.move(REST_FILE + ".tmp", REST_FILE)
         self.directory.move(REJECTED_FILE + ".tmp", REJECTED_FILE)
         self.directory.move(ACCEPTED_FILE + ".tmp", ACCEPTED_FILE)  # last: it marks "prepared"
         preview = self.preview
@@ -312,7 +355,8 @@ class Collector:
                 self.directory.delete(name + ".tmp")
 
     def _close(self) -> None:
-        for writer in (self._accepted, self._refused, *((self._held,) if self._held else ())):
+        extra = [w for w in (self._held, self._rest) if w is not None]
+        for writer in (self._accepted, self._refused, *extra):
             writer.close()
         for sink in self._sinks:
             sink.close()

@@ -40,11 +40,13 @@ from ingest.collect import (
     MSISDN,
     OPERATOR,
     PARTS,
+    PHASE,
     REASON,
     TEXT,
     VARIANT,
     Collector,
     PreparedCampaign,
+    rest_columns,
 )
 from ingest.errors import ColumnNotFound, IngestError, NoPhoneColumn, TemplateError, UnknownOperator
 from ingest.numbers import NumberNormalizer, as_uint64
@@ -275,9 +277,12 @@ class _BlockPreparer:
             ),
         )
         reason = pc.coalesce(reason, self._opted_out(msisdn, reason))
+        rest: dict[str, pa.Array] = {}
+        if variant is not None and self.split is not None and self.split.rest_index >= 0:
+            rest, reason = self._rest_texts(table, variant, routes, reason)
 
         names = pa.array([op.name for op in self.operators], pa.string())
-        return (
+        prepared = (
             table.append_column(MSISDN, msisdn)
             .append_column(OPERATOR, pc.take(names, routes))
             .append_column(TEXT, pc.cast(text, pa.string()))
@@ -287,7 +292,46 @@ class _BlockPreparer:
             .append_column(DETAIL, pc.cast(detail, pa.string()) if n else pa.nulls(0, pa.string()))
             .append_column(LINK_CODE, codes)
             .append_column(VARIANT, self._labels(variant, n))
+            .append_column(PHASE, self._phases(variant, n))
         )
+        for name, column in rest.items():
+            prepared = prepared.append_column(name, column)
+        return prepared
+
+    def _rest_texts(
+        self, table: pa.Table, variant: np.ndarray[Any, Any], routes: pa.Array, reason: pa.Array
+    ) -> tuple[dict[str, pa.Array], pa.Array]:
+        """Test then winner: a ``rest`` row gets the winning variant, not known yet, so it is rendered
+        and planned with every variant's text (``rest_columns``; null on other rows). A rest row that
+        one of them cannot be sent with (a field empty, too many parts) is refused now, as any row."""
+        assert self.split is not None
+        n = table.num_rows
+        at = np.flatnonzero(variant == self.split.rest_index)
+        taken = pa.array(at)
+        sub, sub_routes, sub_reason = table.take(taken), routes.take(taken), reason.take(taken)
+        columns: dict[str, pa.Array] = {}
+        refused = pa.nulls(len(at), pa.string())
+        for i, name in enumerate(self.split.names):
+            own = self.variant_templates[i] if i < len(self.variant_templates) else None
+            template = own or self.template
+            if template is not None:
+                text, missing = template.render(sub)
+                refused = pc.coalesce(refused, _where(pc.is_valid(missing), "template_error"))
+            else:
+                text = sub.column(self.text_column).combine_chunks()
+            text = pc.cast(text, pa.string())
+            encoding, parts, limit = self._plan(text, sub_routes, sub_reason, None)
+            refused = pc.coalesce(refused, _where(pa.array(parts > limit), "too_many_parts"))
+            text_col, parts_col, encoding_col = rest_columns(name)
+            columns[text_col] = _scatter(pa.nulls(n, pa.string()), taken, text)
+            columns[parts_col] = _scatter(pa.nulls(n, pa.int32()), taken, pa.array(parts, pa.int32()))
+            columns[encoding_col] = _scatter(pa.nulls(n, pa.string()), taken, encoding)
+        return columns, pc.coalesce(reason, _scatter(pa.nulls(n, pa.string()), taken, refused))
+
+    def _phases(self, variant: np.ndarray[Any, Any] | None, n: int) -> pa.Array:
+        if variant is None or self.split is None or self.split.rest_index < 0:
+            return pa.nulls(n, pa.string())
+        return pa.array(np.where(variant == self.split.rest_index, "rest", "test"), pa.string())
 
     def _labels(self, variant: np.ndarray[Any, Any] | None, n: int) -> pa.Array:
         if variant is None or self.split is None:
@@ -303,7 +347,13 @@ class _BlockPreparer:
             rows = np.flatnonzero(variant == k)
             if not rows.size:
                 continue
-            own = self.variant_templates[k] if k < len(self.variant_templates) else None
+            # a rest row's own text waits for the winner: the first variant's stands in meanwhile
+            first = self.split is not None and k == self.split.rest_index
+            own = (
+                self.variant_templates[0 if first else k]
+                if (first or k < len(self.variant_templates))
+                else None
+            )
             text, gaps = (own or self.template).render(table.take(pa.array(rows)))
             texts.append(pc.cast(text, pa.string()))
             missing.append(pc.cast(gaps, pa.string()))
@@ -523,6 +573,7 @@ def prepare(
         operators=[op.name for op in allowed],
         samples=config.sample_messages,
         holdout=spec.split is not None and spec.split.holdout > 0,
+        rest_variants=spec.split.names if spec.split is not None and spec.split.rest_index >= 0 else (),
     )
     try:
         _unwrap(lambda: _stream_blocks(dataset, preparer, collector, pacing))

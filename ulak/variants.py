@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 
 HOLDOUT = "holdout"  # the name the held-out recipients go by (a variant may not take it)
+REST = "rest"  # test then winner: the recipients who get the winning variant once it is known
+_TEST_SALT = 0x5DEECE66D2B1F3A7  # a second, independent draw decides test slice or rest
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
@@ -47,21 +49,33 @@ def fractions(numbers: np.ndarray[Any, Any], seed: int) -> np.ndarray[Any, Any]:
 
 @dataclass(frozen=True)
 class Split:
-    """How a job's recipients are split: *names* with *weights*, after a *holdout* share."""
+    """How a job's recipients are split: *names* with *weights*, after a *holdout* share; with a
+    *test_share* below 1, only that share of the rest is split among the variants (the test slice),
+    and the others are ``rest``: they get the winner."""
 
     names: tuple[str, ...]
     weights: tuple[float, ...]
     seed: int
     holdout: float = 0.0
+    test_share: float = 1.0
 
     @property
     def labels(self) -> tuple[str, ...]:
-        """What :meth:`assign`'s indices stand for: the variants, then the holdout when there is one."""
-        return (*self.names, HOLDOUT) if self.holdout > 0 else self.names
+        """What :meth:`assign`'s indices stand for: the variants, ``rest`` and ``holdout`` when the
+        split has them."""
+        rest = (REST,) if self.test_share < 1 else ()
+        return (*self.names, *rest, *((HOLDOUT,) if self.holdout > 0 else ()))
 
     def held(self, assigned: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         """Which of the :meth:`assign`-ed are held out."""
-        return np.asarray(assigned == len(self.names)) if self.holdout > 0 else np.zeros(len(assigned), bool)
+        if self.holdout <= 0:
+            return np.zeros(len(assigned), dtype=bool)
+        return np.asarray(assigned == len(self.labels) - 1)
+
+    @property
+    def rest_index(self) -> int:
+        """The index of ``rest`` in :attr:`labels` (-1: no test slice)."""
+        return len(self.names) if self.test_share < 1 else -1
 
     def assign(self, numbers: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         """Per number, its index in :attr:`labels`."""
@@ -72,8 +86,10 @@ class Split:
         bounds = np.cumsum(np.asarray(self.weights, dtype=np.float64))
         bounds /= bounds[-1]
         out[:] = np.minimum(np.searchsorted(bounds, rest, side="right"), len(self.names) - 1)
+        if self.test_share < 1:
+            out[fractions(numbers, self.seed ^ _TEST_SALT) >= self.test_share] = self.rest_index
         if self.holdout > 0:
-            out[held] = len(self.names)
+            out[held] = len(self.labels) - 1
         return out
 
 

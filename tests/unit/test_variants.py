@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from ulak.variants import (
     HOLDOUT,
+    REST,
     Split,
     compare,
     difference_interval,
@@ -80,3 +81,16 @@ def test_compare_names_the_leader_and_whether_its_lead_is_significant() -> None:
     assert close["significant"] is False
     nothing = compare(["A", "B"], [0, 0], [100, 100])
     assert nothing["leader"] is None and nothing["significant"] is False
+
+
+def test_a_test_slice_takes_its_share_and_the_rest_waits_for_the_winner() -> None:
+    split = Split(names=("A", "B"), weights=(1.0, 1.0), seed=9, holdout=0.1, test_share=0.2)
+    assert split.labels == ("A", "B", REST, HOLDOUT) and split.rest_index == 2
+    got = np.bincount(split.assign(NUMBERS), minlength=4) / len(NUMBERS)
+    want = np.array([0.09, 0.09, 0.72, 0.1])  # the holdout first; of the others 20 % tested
+    assert np.all(np.abs(got - want) < 6 * np.sqrt(want * (1 - want) / len(NUMBERS))), got
+    held = split.held(split.assign(NUMBERS))
+    assert np.array_equal(held, split.assign(NUMBERS) == 3)
+    # The holdout is the same with or without a test slice: the same recipients are kept unsent.
+    plain = Split(names=("A", "B"), weights=(1.0, 1.0), seed=9, holdout=0.1)
+    assert np.array_equal(plain.held(plain.assign(NUMBERS)), held)
