@@ -361,7 +361,10 @@ for i = 3, #ARGV do
     local h = (redis.call('HGET', KEYS[1], 'history') or '') .. ' ' .. ARGV[1] .. '@' .. ARGV[2]
     if #h > 8000 then h = string.sub(h, string.find(h, ' ', #h - 8000, true)) end
     redis.call('HSET', KEYS[1], 'history', h)
-    if ARGV[1] == 'paused' then redis.call('HSET', KEYS[1], 'paused_from', cur) end
+    if ARGV[1] == 'paused' then
+      redis.call('HSET', KEYS[1], 'paused_from', cur)
+      redis.call('HINCRBY', KEYS[1], 'pauses', 1)  -- the runner answers with taken_back = this
+    end
     return {1, cur}
   end
 end
@@ -434,6 +437,16 @@ class JobStore:
         if value is None:
             raise JobNotFound(f"no job {quoted(job_id, 40)}")
         return JobState(value.decode())  # type: ignore[union-attr]
+
+    def pause_number(self, job_id: str) -> int:
+        """How many times the job was paused (``pauses``, counted by the transition script)."""
+        value = self.client.hget(keys.job(job_id), "pauses")
+        return int(value or 0)
+
+    def taken_back(self, job_id: str) -> int:
+        """The last pause after which the runner took every queued part of the job back."""
+        value = self.client.hget(keys.job(job_id), "taken_back")
+        return int(value or 0)
 
     def options(self, job_id: str) -> JobOptions:
         return JobOptions.model_validate_json(self.record(job_id)["options"])

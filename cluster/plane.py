@@ -218,8 +218,23 @@ class ControlPlane:
             log.info("events.compacted", **moved)
         return moved
 
-    def pause(self, job_id: str) -> None:
-        self.store.transition(job_id, JobState.PAUSED, allowed=PAUSABLE)
+    def pause(self, job_id: str, *, timeout: float = 2.0) -> bool:
+        """Pause the job; a sending job's pause returns once its runner has taken every queued
+        part back from the binds (the parts already on the wire are answered as usual, and a
+        message whose first part went out is finished). Returns False if the runner did not answer
+        within *timeout* (it does at its next poll, ``JobRunner.poll``; a runner that died is
+        replaced by the supervisor, which takes the job back before anything else)."""
+        was = self.store.transition(job_id, JobState.PAUSED, allowed=PAUSABLE)
+        if was is not JobState.SENDING:
+            return True  # nothing was handed to the binds yet
+        pause = self.store.pause_number(job_id)
+        deadline = time.monotonic() + timeout
+        while self.store.taken_back(job_id) < pause:
+            if time.monotonic() > deadline:
+                log.warning("job.pause_unanswered", job_id=job_id, seconds=timeout)
+                return False
+            time.sleep(0.02)
+        return True
 
     def resume(self, job_id: str) -> None:
         record = self.store.record(job_id)

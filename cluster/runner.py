@@ -86,6 +86,7 @@ class JobRunner:
         self._waiting = ""
         self.pool = pool or BindPool(settings, redis_url=redis_url, namespace=namespace)
         self._replaced = 0
+        self._taken_back = -1  # the last pause answered with ``taken_back`` (Plane.pause waits for it)
 
     # ----------------------------------------------------------------------------------- driver
 
@@ -423,7 +424,15 @@ class JobRunner:
                 return JobState.SENDING
             except InvalidTransition:
                 return self.store.state(self.job_id)
-        if state in (JobState.PAUSED, JobState.SCHEDULED):
+        if state is JobState.PAUSED:
+            # Read before the take-back: a pause that comes after it has a higher number, and is
+            # answered at the next poll.
+            pause = self.store.pause_number(self.job_id)
+            self._take_back(pending)
+            if pause != self._taken_back:
+                self.store.update(self.job_id, taken_back=pause)
+                self._taken_back = pause
+        elif state is JobState.SCHEDULED:
             self._take_back(pending)
         return state
 

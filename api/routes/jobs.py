@@ -287,7 +287,8 @@ async def get_job(job_id: str, plane: Plane, key: Key) -> dict[str, Any]:
 
 @router.post("/{job_id}/pause", response_model=JobView, responses={**_ERRORS, 409: {"model": ErrorBody}})
 def pause_job(job_id: str, plane: Plane, key: WriteKey) -> dict[str, Any]:
-    """Stop sending within a second (messages already started are finished); resume continues."""
+    """Stop sending: answers once the binds hold none of the job's queued parts (within a poll of
+    its runner; messages already started are finished); resume continues."""
     plane.pause(job_id)
     return plane.store.view(job_id)
 
