@@ -572,13 +572,19 @@ class JobStore:
 
     def view(self, job_id: str) -> dict[str, Any]:
         """The job as the API shows it: state, options, the figures (adding up), rates, ETA, times."""
+        return self.view_and_record(job_id)[0]
+
+    def view_and_record(self, job_id: str) -> tuple[dict[str, Any], dict[str, str]]:
+        """:meth:`view`, and the record it was made from (read once, in the same MULTI)."""
         # One MULTI for the job's own keys (one slot), then one pipeline for its ledgers' counters,
         # each an atomic snapshot that adds up (ulak.dispatch.ledger.LedgerReader).
         pipe = self.client.pipeline(transaction=True)
         _queue_view(pipe, job_id)
         rec, own, samples, clicks, conversions = pipe.execute()
-        ledger = LedgerReader(self.client, job_id, job_ledgers(_decoded(rec))).counters()
-        return make_view(job_id, rec, [own, ledger], samples, clicks=clicks, conversions=conversions)
+        record = _decoded(rec)
+        ledger = LedgerReader(self.client, job_id, job_ledgers(record)).counters()
+        view = make_view(job_id, rec, [own, ledger], samples, clicks=clicks, conversions=conversions)
+        return view, record
 
 
 async def view_async(client: Any, job_id: str) -> dict[str, Any]:

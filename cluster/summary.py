@@ -6,8 +6,11 @@ The figures come from three places, each read once:
   (``cluster.report``). A job that has ended with every receipt in keeps them as a snapshot,
   ``outcomes.parquet`` in its folder, stamped with the ledger counters it was taken at: a late
   receipt changes the counters, and the next summary takes a new snapshot;
-* each row's clicks and conversions are read live from the job's per-row hashes
-  (``keys.job_clicked_rows``, ``keys.job_converted_rows``): one HGETALL each;
+* each row's clicks and conversions are read from the job's per-row hashes
+  (``keys.job_clicked_rows``, ``keys.job_converted_rows``): one HGETALL each. An ended job keeps
+  them as a snapshot too, ``engagement.parquet``, stamped with the job's click and conversion
+  counters: people click and convert long after the last receipt, and each click or conversion
+  changes the counters, so the next summary reads the hashes again and takes a new snapshot;
 * the per-minute clicks and conversions from their minute hashes.
 
 Every group's figures (the total, each operator) are computed by the same function over a mask of
@@ -20,9 +23,10 @@ accepted × the operator's ``price_per_part``.
 from __future__ import annotations
 
 import io
+import json
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,6 +46,7 @@ from ulak.settings import Settings
 from ulak.variants import compare, difference_interval, two_proportion_p
 
 SNAPSHOT = "outcomes.parquet"
+ENGAGEMENT = "engagement.parquet"
 BUCKETS = (60, 300, 900, 3600, 86400)  # seconds a time-series point may span
 _COLUMNS = (
     "row",
@@ -62,21 +67,21 @@ def summarize(
     store: JobStore,
     settings: Settings,
     job_id: str,
-    directory: JobDir,
     *,
+    job_dir: Callable[[dict[str, str]], JobDir],
     bucket: int = 60,
     now: float | None = None,
 ) -> dict[str, Any]:
-    """The job's summary (``GET /v1/jobs/{id}/summary``); *bucket*: seconds per time-series point."""
+    """The job's summary (``GET /v1/jobs/{id}/summary``); *job_dir*: the folder of a job's record;
+    *bucket*: seconds per time-series point."""
     if bucket not in BUCKETS:
         raise ValueError(f"bucket must be one of {', '.join(map(str, BUCKETS))} seconds")
     client = store.client
-    record = store.record(job_id)
-    view = store.view(job_id)
+    view, record = store.view_and_record(job_id)
+    directory = job_dir(record)
     options = JobOptions.model_validate_json(record["options"])
     rows = _Rows(_outcomes(store, job_id, record, view, directory))
-    rows.attach_clicks(client.hgetall(keys.job_clicked_rows(job_id)))  # type: ignore[arg-type]
-    rows.attach_conversions(client.hgetall(keys.job_converted_rows(job_id)))  # type: ignore[arg-type]
+    rows.attach(_engagement(store, job_id, record, view, directory))
     prices = {op.name: micros(op.price_per_part) for op in settings.operators}
     total = rows.kpis(np.ones(rows.n, dtype=bool), prices)
     operators = {
@@ -218,6 +223,58 @@ def _outcomes(
     return table
 
 
+_ENGAGEMENT = pa.schema(
+    [("row", pa.int64()), ("clicks", pa.int64()), ("conversions", pa.int64()), ("value", pa.int64())]
+)
+
+
+def _engagement(
+    store: JobStore, job_id: str, record: dict[str, str], view: Mapping[str, Any], directory: JobDir
+) -> pa.Table:
+    """Each clicked or converted row's clicks, conversions and value (millionths): the snapshot
+    while the job's click and conversion counters are what it was taken at, else the per-row
+    hashes (kept as the snapshot once the job has ended). The stamp is read before the hashes, so
+    a click between the two only makes the next read take the snapshot again."""
+    if record.get("prepared") != "1":
+        return _ENGAGEMENT.empty_table()
+    stamp = "e1|" + json.dumps([view["clicks"], view["conversions"]], sort_keys=True)
+    if record.get("engagement_stamp") == stamp and directory.exists(ENGAGEMENT):
+        return pq.read_table(directory.open_input(ENGAGEMENT))
+    client = store.client
+    clicked, clicks, _ = _counts(client.hgetall(keys.job_clicked_rows(job_id)), None)  # type: ignore[arg-type]
+    converted, conversions, value = _counts(
+        client.hgetall(keys.job_converted_rows(job_id)),  # type: ignore[arg-type]
+        b":v",
+    )
+    rows = np.union1d(clicked, converted)
+    columns = {name: np.zeros(len(rows), dtype=np.int64) for name in ("clicks", "conversions", "value")}
+    columns["clicks"][np.searchsorted(rows, clicked)] = clicks
+    at = np.searchsorted(rows, converted)
+    columns["conversions"][at] = conversions
+    columns["value"][at] = value
+    table = pa.Table.from_pydict({"row": rows, **columns}, schema=_ENGAGEMENT)
+    if JobState(view["state"]).terminal:
+        with directory.open_output(ENGAGEMENT + ".tmp") as sink:
+            pq.write_table(table, sink, compression="zstd")
+        directory.move(ENGAGEMENT + ".tmp", ENGAGEMENT)
+        store.update(job_id, engagement_stamp=stamp)
+    return table
+
+
+def _counts(raw: dict[bytes, bytes], suffix: bytes | None) -> tuple[np.ndarray[Any, Any], ...]:
+    """A per-row hash's rows (sorted), their counts, and their *suffix* field (zeros without one):
+    a row's count is the field named by its number alone, its other fields have a suffix."""
+    names = [k for k in raw if b":" not in k]
+    rows = np.array(names or [b"0"], dtype=np.bytes_).astype(np.int64)[: len(names)]
+    counts = np.array([raw[k] for k in names] or [b"0"], dtype=np.bytes_).astype(np.int64)[: len(names)]
+    extra = np.zeros(len(names), dtype=np.int64)
+    if suffix is not None:
+        fields = [raw.get(k + suffix, b"0") for k in names] or [b"0"]
+        extra = np.array(fields, dtype=np.bytes_).astype(np.int64)[: len(names)]
+    order = np.argsort(rows, kind="stable")
+    return rows[order], counts[order], extra[order]
+
+
 _SLIM = pa.schema(
     [
         ("row", pa.int64()),
@@ -301,26 +358,13 @@ class _Rows:
         found = self.row[self._order[at]] == rows
         return self._order[at[found]], found
 
-    def _attach(self, raw: dict[bytes, bytes], suffix: bytes | None) -> tuple[np.ndarray[Any, Any], ...]:
-        names = [k for k in raw if b":" not in k]  # a row's count; its other fields have a suffix
-        rows = np.array(names or [b"0"], dtype=np.bytes_).astype(np.int64)[: len(names)]
-        values = np.array([raw[k] for k in names] or [b"0"], dtype=np.bytes_).astype(np.int64)[: len(names)]
-        extra = None
-        if suffix is not None:
-            extra = np.array([raw.get(k + suffix, b"0") for k in names] or [b"0"], dtype=np.bytes_).astype(
-                np.int64
-            )[: len(names)]
+    def attach(self, engagement: pa.Table) -> None:
+        """Join each row's clicks, conversions and value (``_engagement``) by row."""
+        rows = np.asarray(engagement.column("row").to_numpy(), dtype=np.int64)
         where, found = self._positions(rows)
-        return where, values[found], *(() if extra is None else (extra[found],))
-
-    def attach_clicks(self, raw: dict[bytes, bytes]) -> None:
-        where, counts = self._attach(raw, None)
-        self.clicks[where] = counts
-
-    def attach_conversions(self, raw: dict[bytes, bytes]) -> None:
-        where, counts, value = self._attach(raw, b":v")
-        self.conversions[where] = counts
-        self.value[where] = value
+        for name in ("clicks", "conversions", "value"):
+            values = np.asarray(engagement.column(name).to_numpy(), dtype=np.int64)
+            getattr(self, name)[where] = values[found]
 
     def kpis(self, mask: np.ndarray[Any, Any], prices: Mapping[str, int]) -> dict[str, Any]:
         sent = int(np.count_nonzero(mask & self.status.eq("acked")))

@@ -368,8 +368,7 @@ def job_summary(
         raise ApiError(
             422, "invalid_request", f"bucket: one of {', '.join(map(str, BUCKETS))}", field="bucket"
         )
-    record = plane.store.record(job_id)
-    found = summarize(plane.store, plane.settings, job_id, plane.job_dir(record), bucket=bucket)
+    found = summarize(plane.store, plane.settings, job_id, job_dir=plane.job_dir, bucket=bucket)
     if format == "csv":
         return Response(
             summary_csv(found),
