@@ -88,7 +88,7 @@ _SENDER = r"^[A-Za-z0-9 ._-]+$"
 
 
 class Variant(BaseModel):
-    """One arm of an A/B test: its own text and/or sender, and its share of the recipients."""
+    """One arm of an A/B test: its own text, sender and/or send time, and its share of the recipients."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -98,6 +98,17 @@ class Variant(BaseModel):
         default=None, min_length=1, max_length=11, pattern=_SENDER, description="its sender id"
     )
     weight: float = Field(default=1.0, gt=0, le=1000, allow_inf_nan=False, description="its share")
+    send_at: datetime | None = Field(
+        default=None,
+        description="its rows are not sent before this time (ISO 8601 with zone): a send-time test",
+    )
+
+    @field_validator("send_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("a variant's send_at needs a time zone, e.g. 2026-11-24T09:00:00+03:00")
+        return value
 
 
 class JobOptions(BaseModel):
@@ -239,8 +250,15 @@ class JobOptions(BaseModel):
     @field_validator("test_share")
     @classmethod
     def _test(cls, value: float | None, info: ValidationInfo) -> float | None:
-        if value is not None and len(info.data.get("variants") or ()) < 2:
+        variants = info.data.get("variants") or ()
+        if value is not None and len(variants) < 2:
             raise ValueError("test_share picks a winner among variants: give two or more")
+        if value is not None and any(v.send_at is not None for v in variants):
+            raise ValueError(
+                "test_share cannot be combined with variants' send_at: a send-time test sends every "
+                "variant at its own time; read the winner from the summary and send the rest as a "
+                "new job at that time"
+            )
         return value
 
     @field_validator("utm")
@@ -346,6 +364,16 @@ class JobOptions(BaseModel):
         if start <= end:
             return start <= minute < end
         return minute >= start or minute < end  # a window across midnight, e.g. 22:00-02:00
+
+    def send_times(self) -> list[tuple[float, list[str]]]:
+        """A send-time test: the variants grouped by when they may be sent (unix seconds, 0 for
+        those without a send_at), earliest first; empty when no variant has a time of its own."""
+        if not any(v.send_at is not None for v in self.variants or ()):
+            return []
+        groups: dict[float, list[str]] = {}
+        for v in self.variants or ():
+            groups.setdefault(v.send_at.timestamp() if v.send_at else 0.0, []).append(v.name)
+        return sorted(groups.items())
 
     def may_send(self, now: datetime) -> bool:
         return (self.send_at is None or now >= self.send_at) and self.window_open(now)

@@ -550,13 +550,32 @@ class JobRunner:
         then winner: the test slice first, then None while the winner is not known yet (the caller
         keeps steering and feeding), then the rest with the winner's text (``cluster.winner``)."""
         if self.options.test_share is None:
-            yield from self._file_rows(skip_sent=skip_sent, rest=None)
+            yield from self._timed_rows(skip_sent=skip_sent)
             return
         yield from self._file_rows(skip_sent=skip_sent, rest=False)
         while self.store.record(self.job_id).get("winner") is None:
             if not self._decide_now():
                 yield None
         yield from self._file_rows(skip_sent=skip_sent, rest=True)
+
+    def _timed_rows(self, *, skip_sent: bool) -> Iterator[dict[str, list[Row]] | None]:
+        """Every row; in a send-time test, each variant's rows once its ``send_at`` has come (None
+        until then, so the caller keeps steering: pause and cancel work while it waits)."""
+        groups = self.options.send_times()
+        if not groups:
+            yield from self._file_rows(skip_sent=skip_sent, rest=None)
+            return
+        for at, names in groups:
+            while time.time() < at:
+                when = datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")
+                self._say_waiting(f"A/B send-time test: variant {', '.join(names)} is sent from {when}")
+                yield None
+            yield from self._file_rows(skip_sent=skip_sent, rest=None, only=set(names))
+
+    def _say_waiting(self, message: str) -> None:
+        if self._waiting != message:
+            self._waiting = message
+            self.store.update(self.job_id, waiting=message)
 
     def _decide_now(self) -> bool:
         """Pick the winner if the decision period is over (and say when it will be, while not)."""
@@ -569,10 +588,7 @@ class JobRunner:
         if time.time() < decide_at:
             when = datetime.fromtimestamp(decide_at, UTC).isoformat(timespec="seconds")
             by = self.options.winner_by
-            message = f"A/B test: the test slice is sent; the winner (by {by}) is picked at {when}"
-            if self._waiting != message:
-                self._waiting = message
-                self.store.update(self.job_id, waiting=message)
+            self._say_waiting(f"A/B test: the test slice is sent; the winner (by {by}) is picked at {when}")
             return False
         decision = winner.decide(
             self.client, self.job_id, self.directory, options=self.options, ledgers=self._reader().ledgers
@@ -587,9 +603,11 @@ class JobRunner:
         )
         return True
 
-    def _file_rows(self, *, skip_sent: bool, rest: bool | None) -> Iterator[dict[str, list[Row]]]:
+    def _file_rows(
+        self, *, skip_sent: bool, rest: bool | None, only: set[str] | None = None
+    ) -> Iterator[dict[str, list[Row]]]:
         """The rows of the rows file as parts (*rest*: only the rest, or only the test slice; None:
-        all)."""
+        all; *only*: only these variants' rows)."""
         operators = {op.name: op for op in self.settings.operators}
         opts = self.options
         validity = relative_validity(opts.validity_minutes) if opts.validity_minutes else ""
@@ -608,6 +626,8 @@ class JobRunner:
             if rest is not None:
                 is_rest = pc.fill_null(pc.equal(whole.column("phase"), REST), False)
                 batch = whole.filter(is_rest if rest else pc.invert(is_rest))
+            if only is not None:
+                batch = batch.filter(pc.is_in(batch.column("variant"), pa.array(sorted(only))))
             sent = self._sent_parts(batch) if skip_sent else None
             out: dict[str, list[Row]] = {}
             variants = batch.column("variant").to_pylist() if with_variants else [None] * batch.num_rows

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -179,3 +180,42 @@ def test_an_ab_test_with_a_holdout(ray_session: Any, tmp_path: Path) -> None:
     assert low <= len(converts) / n_sent - len(held_converts) / len(held) <= high
     groups = [row["group"] for row in csv.DictReader(io.StringIO(exported))]
     assert groups == ["total", "operator:tcell", "variant:A", "variant:B"]
+
+
+def test_a_send_time_test_sends_each_variant_from_its_own_time(ray_session: Any, tmp_path: Path) -> None:
+    # B may go out only 25 s after the job is posted: every B row reaches the SMSC after that and
+    # after every A row (no time of its own), and the job says meanwhile what it is waiting for.
+    sim = SimProcess(tmp_path, "--seed", "4")
+    with running_stack(tmp_path, sim, tps=800, name="sendtime") as stack:
+        path = tmp_path / "sendtime.csv"
+        _file(path)
+        later = datetime.now(UTC) + timedelta(seconds=25)
+        variants = [
+            {"name": "A", "template": "A: Merhaba {ad}"},
+            {"name": "B", "template": "B: Merhaba {ad}", "send_at": later.isoformat()},
+        ]
+        with stack.client() as http:
+            refused = _post(http, path, template="x {ad}", variants=json.dumps(variants), test_share="0.2")
+            assert refused.status_code == 422 and "send_at" in refused.text, refused.text
+            created = _post(http, path, template="Merhaba {ad}", variants=json.dumps(variants))
+            assert created.status_code == 202, created.text
+            job_id = created.json()["id"]
+
+            def waits() -> str | None:
+                view = http.get(f"/v1/jobs/{job_id}").json()
+                return view["waiting"] or (json.dumps(view) if view["state"] in ("done", "failed") else None)
+
+            waiting = wait_for(waits, timeout=60, what="the job to wait for B's time")
+            assert "variant B" in waiting, waiting
+            view = _wait_state(http, job_id, "done", "failed", timeout=120)
+            report = _report(http, job_id)
+        records = stack.records("905330")
+    assert view["state"] == "done"
+    _assert_adds_up(view)
+    variant_of = {r["msisdn"].lstrip("+"): r["variant"] for r in report}
+    assert len(records) == len(report) == ROWS
+    a = [r["t"] for r in records if variant_of[r["dst"].lstrip("+")] == "A"]
+    b = [r["t"] for r in records if variant_of[r["dst"].lstrip("+")] == "B"]
+    assert a and b and len(a) + len(b) == ROWS
+    assert min(b) >= later.timestamp() and max(a) < min(b)
+    assert all(r["text"].startswith(variant_of[r["dst"].lstrip("+")] + ": ") for r in records)

@@ -1,0 +1,46 @@
+"""A send-time test's options: variants grouped by their send time, and what cannot be asked."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from cluster.jobs import JobOptions
+
+
+def test_variants_are_grouped_by_send_time_earliest_first() -> None:
+    options = JobOptions.model_validate(
+        {
+            "template": "Merhaba {ad}",
+            "variants": [
+                {"name": "evening", "send_at": "2026-12-10T19:00:00+03:00"},
+                {"name": "now"},
+                {"name": "morning", "send_at": "2026-12-10T06:30:00Z"},
+                {"name": "also-evening", "send_at": "2026-12-10T16:00:00Z"},
+            ],
+        }
+    )
+    assert options.send_times() == [
+        (0.0, ["now"]),
+        (1_796_884_200.0, ["morning"]),
+        (1_796_918_400.0, ["evening", "also-evening"]),
+    ]
+    assert (
+        JobOptions.model_validate({"template": "x", "variants": [{"name": "A"}, {"name": "B"}]}).send_times()
+        == []
+    )
+
+
+def test_a_send_time_needs_a_zone_and_cannot_be_a_test_slice() -> None:
+    with pytest.raises(ValidationError, match="needs a time zone"):
+        JobOptions.model_validate(
+            {"template": "x", "variants": [{"name": "A", "send_at": "2026-12-10T09:00:00"}]}
+        )
+    with pytest.raises(ValidationError, match="test_share cannot be combined"):
+        JobOptions.model_validate(
+            {
+                "template": "x",
+                "variants": [{"name": "A"}, {"name": "B", "send_at": "2026-12-10T09:00:00+03:00"}],
+                "test_share": 0.2,
+            }
+        )
