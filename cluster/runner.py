@@ -87,6 +87,12 @@ class JobRunner:
         self.pool = pool or BindPool(settings, redis_url=redis_url, namespace=namespace)
         self._replaced = 0
         self._taken_back = -1  # the last pause answered with ``taken_back`` (Plane.pause waits for it)
+        # What this runner wrote that decides what it does next, kept to write again if Redis loses
+        # it (a crash with ``appendfsync everysec`` loses its last second): the prepared job's fields
+        # and counters, and whether sending began. Without them a runner that outlived such a crash
+        # prepared the job again and sent every part a second time (``_restore``).
+        self._prepared: tuple[dict[str, str], dict[Any, int], JobState] | None = None
+        self._began = False
 
     # ----------------------------------------------------------------------------------- driver
 
@@ -115,6 +121,7 @@ class JobRunner:
                 state = self.store.state(self.job_id)
                 if state.terminal:
                     break
+                state = self._restore(state)
                 try:
                     if self.store.record(self.job_id).get("prepared") != "1":
                         self._ingest(state)
@@ -191,29 +198,32 @@ class JobRunner:
                 links=self._links(),
             )
         preview = prepared.preview
-        self.client.hset(
-            keys.job_counters(self.job_id),
-            mapping={
-                "rows": preview.rows,
-                "accepted": preview.accepted,
-                "rows_rejected": preview.rows - preview.accepted - preview.held_out,
-                "held_out": preview.held_out,
-                "parts_total": preview.parts,
-            },
-        )
-        self.store.update(
-            self.job_id,
-            preview=json.dumps(preview.as_dict()),
-            ledgers=ledgers_field(self.settings.operator(op) for op in preview.operators),  # its figures
-            prepared="1",
-        )
+        counters: dict[Any, int] = {
+            "rows": preview.rows,
+            "accepted": preview.accepted,
+            "rows_rejected": preview.rows - preview.accepted - preview.held_out,
+            "held_out": preview.held_out,
+            "parts_total": preview.parts,
+        }
+        fields = {
+            "preview": json.dumps(preview.as_dict()),
+            "ledgers": ledgers_field(self.settings.operator(op) for op in preview.operators),  # its figures
+            "prepared": "1",
+        }
+        after = JobState.DONE if opts.dry_run or preview.accepted == 0 else JobState.SCHEDULED
+        self._prepared = (fields, counters, after)
+        self.client.hset(keys.job_counters(self.job_id), mapping=counters)
+        self.store.update(self.job_id, **fields)
         self._log.info(
             "job.prepared",
             rows=preview.rows,
             accepted=preview.accepted,
             seconds=time.perf_counter() - started,
         )
-        after = JobState.DONE if opts.dry_run or preview.accepted == 0 else JobState.SCHEDULED
+        self._prepared_state(after)
+
+    def _prepared_state(self, after: JobState) -> None:
+        """From ingesting to *after* (scheduled, or done for a dry run or a job with no rows)."""
         try:
             self.store.transition(self.job_id, after, allowed=(JobState.INGESTING,))
         except InvalidTransition as exc:
@@ -291,8 +301,45 @@ class JobRunner:
                 )
             time.sleep(0.05)
 
+    def _restore(self, state: JobState) -> JobState:
+        """Write again what this runner wrote and Redis no longer has (see ``__init__``): a Redis
+        that came back from a crash without its last second may hold the job as not yet prepared,
+        or not yet sending, while the rows file is written and the binds have sent parts of it."""
+        if self._prepared is None:
+            return state
+        fields, counters, after = self._prepared
+        record = self.store.record(self.job_id)
+        lost = list(fields) if record.get("prepared") != "1" else []  # one write made them all
+        if self._began and record.get("sending_began") != "1":
+            lost.append("sending_began")
+        if not lost:
+            return state
+        self._log.warning(
+            "job.record_restored",
+            fields=lost,
+            state=state.value,
+            hint="Redis lost its last writes (a crash with appendfsync everysec); written again",
+        )
+        self.client.hset(keys.job_counters(self.job_id), mapping=counters)
+        self.store.update(self.job_id, **fields, **({"sending_began": "1"} if self._began else {}))
+        if state is JobState.QUEUED:
+            with contextlib.suppress(InvalidTransition):
+                self.store.transition(self.job_id, JobState.INGESTING, allowed=(JobState.QUEUED,))
+        if self.store.state(self.job_id) is JobState.INGESTING:
+            self._prepared_state(after)
+        return self.store.state(self.job_id)
+
     def _send(self) -> None:
-        resuming = self.store.record(self.job_id).get("sending_began") == "1"
+        # Resuming: a runner before this one sent parts of the job, or this one did before Redis
+        # went away. The record's flag alone is not enough: Redis may have lost it (``_restore``
+        # writes it again when this runner set it; a new runner asks the ledger and the binds).
+        resuming = (
+            self._began
+            or self.store.record(self.job_id).get("sending_began") == "1"
+            or self._counters(fresh=True).get("submitted", 0) > 0
+            or self._pending() > 0
+        )
+        self._began = True
         if resuming:
             # A previous runner may have left parts queued in the binds: take them back (discarding
             # them: the ledger says what was sent, and the rest is read again from the rows file).

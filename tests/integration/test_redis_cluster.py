@@ -264,3 +264,52 @@ def test_a_job_outlives_the_crash_of_the_shard_its_binds_write_to(
     rows = list(csv.DictReader(io.StringIO(report)))
     assert len(rows) == c["accepted"] and not {r["status"] for r in rows} - {"acked", "unknown"}
     assert_report_agrees(rows, records, {"cut": cut})
+
+
+def test_a_job_outlives_its_record_losing_the_last_seconds(
+    ray_session: Any, cluster: list[RedisServer], tmp_path: Path
+) -> None:
+    """The shard that holds the job's own record crashes while the job sends, its file cut back to
+    a time when the job was still being prepared: Redis comes back saying the job is not prepared
+    and has not begun sending, while the binds have sent parts of it. The runner, which outlived
+    the crash, writes again what it had written (and says so): it neither prepares the job again
+    nor sends anything twice. (Before, it did both, and every part reached the SMSC twice.)"""
+    sim = SimProcess(tmp_path, "--account", "tc:secret", "--account", "vf:secret", "--seed", "6")
+    accounts = {"tcell": "tc", "voda": "vf"}
+    path, parts = tmp_path / "both.csv", tmp_path / "second.csv"
+    a = _campaign(path, "905327", 300, long_every=20)
+    b = _campaign(parts, "905427", 300, long_every=30)
+    path.write_text(path.read_text("utf-8") + "".join(parts.read_text("utf-8").splitlines(True)[1:]), "utf-8")
+    url = _url(cluster)
+    client = redisclient.client(url)
+    with running_stack(tmp_path, sim, tps=100, name="record", redis_url=url, accounts=accounts) as stack:
+        with stack.client() as http:
+            job_id = _post(http, path, template="Selam {ad}").json()["id"]
+            port = client.get_node_from_key(keys.job(job_id)).port  # type: ignore[attr-defined]
+            shard = next(s for s in cluster if s.port == port)
+            before: list[int] = []  # the shard's file sizes while the job was still being prepared
+
+            def sending() -> bool:
+                size = shard.aof.stat().st_size
+                view = http.get(f"/v1/jobs/{job_id}").json()
+                if view["state"] in ("queued", "ingesting"):
+                    before.append(size)
+                return bool(view["counts"]["submitted"] >= 150)
+
+            wait_for(sending, timeout=60, interval=0.005, what="150 rows sent")
+            assert before, "the job was never seen being prepared: nothing to cut back to"
+            cut = crash_redis(shard, keep_bytes=before[-1], down=4.0)
+            assert cut > 0
+            view = _wait_state(http, job_id, "done", "failed", timeout=240)
+            report = http.get(f"/v1/jobs/{job_id}/report", params={"format": "csv"}).text
+        records = stack.records("905327") + stack.records("905427")
+    client.close()
+    assert view["state"] == "done", view
+    assert "sending" in [h["state"] for h in view["history"]]
+    _assert_adds_up(view)
+    c = view["counts"]
+    assert (c["accepted"], c["pending"], c["in_flight"]) == (a["accepted"] + b["accepted"], 0, 0)
+    _no_duplicates(records)
+    rows = list(csv.DictReader(io.StringIO(report)))
+    assert len(rows) == c["accepted"] and not {r["status"] for r in rows} - {"acked", "unknown"}
+    assert_report_agrees(rows, records, {"cut": cut})
