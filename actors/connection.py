@@ -17,6 +17,7 @@ from ulak.dispatch.bind import BindClient, OutboundPart
 from ulak.dispatch.fence import FencedWrites
 from ulak.dispatch.sendrecord import RedisSendRecord
 from ulak.logging import configure_logging
+from ulak.replies.mo import RedisMoStore
 from ulak.runtime import relax_gc
 from ulak.settings import BindConfig, OperatorConfig
 
@@ -54,6 +55,7 @@ class SmppConnectionActor:
             record=self._record,
             inbox=self._writes.inbox,
             claim=self._writes.claim,
+            replies=RedisMoStore(self._redis, keys.MO_PARTS),
         )
         self._started = False
         self._node = ray.get_runtime_context().get_node_id()  # where the bind's connection leaves from

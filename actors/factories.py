@@ -8,6 +8,7 @@ import ray
 
 from actors.connection import SmppConnectionActor
 from actors.job import JobActor
+from actors.replies import RepliesActor
 from actors.throttle import ThrottleActor
 from actors.webhooks import WebhookActor
 from cluster.pool import BindRef, throttle_actor_name
@@ -81,6 +82,15 @@ def job_actor(job_id: str, *, settings: Settings, redis_url: str, namespace: str
         max_concurrency=4,
         **NO_TASK_EVENTS,
     ).remote(job_id, settings, redis_url, namespace)
+
+
+def replies_actor(*, redis_url: str, settings: Settings, namespace: str) -> Any:
+    """The cluster's replies processor: one, detached, restarted if its process dies (it reads its
+    unacknowledged parts again)."""
+    cls: Any = ray.remote(num_cpus=0, max_restarts=-1)(RepliesActor)
+    return cls.options(
+        name="replies", namespace=namespace, lifetime="detached", get_if_exists=True, **NO_TASK_EVENTS
+    ).remote(redis_url, settings.replies, settings.ingest.default_region)
 
 
 def webhook_actor(*, redis_url: str, config: WebhooksConfig, ledgers: list[str], namespace: str) -> Any:

@@ -92,6 +92,34 @@ class ApiClient:
         ids: list[str] = self._call("POST", "/v1/jobs/purge", json=body).json()["purged"]
         return ids
 
+    def optouts_add(
+        self, numbers: list[str], *, brand: str | None = None, source: str = "api", detail: str = ""
+    ) -> dict[str, Any]:
+        body = {"numbers": numbers, "brand": brand, "source": source, "detail": detail}
+        result: dict[str, Any] = self._call("POST", "/v1/optouts", json=body).json()
+        return result
+
+    def optouts_remove(self, number: str, *, brand: str | None = None) -> dict[str, Any]:
+        params = {"brand": brand} if brand else {}
+        result: dict[str, Any] = self._call("DELETE", f"/v1/optouts/{number}", params=params).json()
+        return result
+
+    def optouts(self, *, brand: str | None = None) -> Iterator[dict[str, Any]]:
+        """Every entry of a list, page by page."""
+        cursor = 0
+        while True:
+            params: dict[str, Any] = {"cursor": cursor, "limit": 5000, **({"brand": brand} if brand else {})}
+            page = self._call("GET", "/v1/optouts", params=params).json()
+            yield from page["items"]
+            cursor = page["next_cursor"]
+            if not cursor:
+                return
+
+    def replies(self, *, kind: str | None = None, limit: int = 50) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit, **({"kind": kind} if kind else {})}
+        result: dict[str, Any] = self._call("GET", "/v1/replies", params=params).json()
+        return result
+
     def steer(self, job_id: str, action: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call("POST", f"/v1/jobs/{job_id}/{action}").json()
         return result

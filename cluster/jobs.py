@@ -39,7 +39,7 @@ from ulak.dispatch.ledger import COUNTERS, LedgerReader, sum_counters
 from ulak.jobfiles import JobDir
 from ulak.money import from_micros
 from ulak.quoting import quoted
-from ulak.settings import OperatorConfig
+from ulak.settings import BRAND_PATTERN, OperatorConfig
 from ulak.variants import Split, seed_of
 
 
@@ -133,6 +133,12 @@ class JobOptions(BaseModel):
         max_length=11,
         pattern=_SENDER,
         description="sender id (alphanumeric, up to 11 characters; default: the bind's)",
+    )
+    brand: str | None = Field(
+        default=None,
+        pattern=BRAND_PATTERN,
+        description="whose campaign this is: rows whose number is on this brand's opt-out list are "
+        "refused (opted_out), as are those on the global list (always)",
     )
     send_at: datetime | None = Field(default=None, description="do not send before (ISO 8601 with zone)")
     send_window: str | None = Field(
@@ -349,6 +355,7 @@ class JobOptions(BaseModel):
             encoding=self.encoding,
             operators=self.operators,
             link=self.link_url is not None,
+            brand=self.brand,
         )
 
     def window_open(self, now: datetime) -> bool:

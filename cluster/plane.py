@@ -15,7 +15,7 @@ from typing import Any
 import ray
 import structlog
 
-from actors.factories import job_actor, webhook_actor
+from actors.factories import job_actor, replies_actor, webhook_actor
 from cluster import events, legacy
 from cluster.conversions import Conversions
 from cluster.jobs import (
@@ -69,6 +69,7 @@ class ControlPlane:
             ledgers=self.settings.ledgers(),
             namespace=self.namespace,
         )
+        replies_actor(redis_url=self.redis_url, settings=self.settings, namespace=self.namespace)
         # Jobs whose actor is gone (the whole cluster restarted) get a new one: they resume from Redis.
         for job_id in self.store.ids(limit=1000):
             if self.store.state(job_id) in ACTIVE:

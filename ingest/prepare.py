@@ -98,6 +98,7 @@ class CampaignSpec:
     link: bool = False  # the job has a link_url: {link} in the template is each row's tracked link
     split: Split | None = None  # an A/B test and/or a holdout (ulak.variants)
     variant_templates: tuple[str | None, ...] = ()  # per variant of split, its own template or None
+    brand: str | None = None  # its opt-out list is checked too (the global one always is)
 
     def __post_init__(self) -> None:
         if (self.template is None) == (self.text_column is None):
@@ -440,17 +441,19 @@ def _where(mask: pa.Array, reason: str) -> pa.Array:
     return pc.if_else(mask, pa.scalar(reason), pa.scalar(None, pa.string()))
 
 
-def optout_snapshot(client: redis.Redis) -> pa.Array:
-    """The opt-out set as it is now, as one Arrow array. Checking a block against it is one vectorised
-    ``is_in``; asking Redis per number (even batched) costs more than the rest of ingest together."""
-    numbers: list[Any] = []
-    cursor = 0
-    while True:
-        cursor, chunk = client.sscan(keys.OPTOUT, cursor, count=10_000)
-        numbers.extend(chunk)
-        if cursor == 0:
-            break
-    return pa.array([n.decode() for n in numbers], pa.string())
+def optout_snapshot(client: redis.Redis, brand: str | None = None) -> pa.Array:
+    """The opt-out list as it is now (the global one, and *brand*'s), as one Arrow array. Checking a
+    block against it is one vectorised ``is_in``; asking Redis per number (even batched) costs more
+    than the rest of ingest together."""
+    numbers: set[Any] = set()
+    for key in (keys.OPTOUT, *((keys.optout_set(brand),) if brand else ())):
+        cursor = 0
+        while True:
+            cursor, chunk = client.sscan(key, cursor, count=10_000)
+            numbers.update(chunk)
+            if cursor == 0:
+                break
+    return pa.array(sorted(n.decode() for n in numbers), pa.string())
 
 
 _FETCHED: dict[str, pa.Array] = {}
@@ -563,7 +566,7 @@ def prepare(
         region=config.default_region,
         operators=allowed,
         router=router_from_operators(allowed, configured=operators),
-        optouts=_optouts_ref(redis_url),
+        optouts=_optouts_ref(redis_url, spec.brand),
         links=links,
     )
     collector = Collector(
@@ -618,10 +621,10 @@ def _stream_blocks(
         collector.add(ray.get(ahead.popleft()))
 
 
-def _optouts_ref(redis_url: str) -> Any:
+def _optouts_ref(redis_url: str, brand: str | None = None) -> Any:
     client = redisclient.client(redis_url)
     try:
-        snapshot = optout_snapshot(client)
+        snapshot = optout_snapshot(client, brand)
     except redis.RedisError as exc:
         raise RuntimeError(
             f"cannot read the opt-out list from Redis at {redacted(redis_url)}: {exc}"

@@ -154,6 +154,7 @@ class Simulator:
         self.random = random.Random(config.seed)
         self.connections: set[SmscConnection] = set()
         self.receipts: dict[str, deque[PendingReceipt]] = {}  # per system_id
+        self.mo_queue: dict[str, deque[DeliverSm]] = {}  # per system_id: MO to deliver (again)
         self.account_windows: dict[str, deque[float]] = {}  # per system_id: accept times (account_tps)
         self.started_at = time.monotonic()
         self.refuse_binds_until = self.started_at + config.refuse_binds_for
@@ -306,6 +307,8 @@ class Simulator:
         while True:
             await asyncio.sleep(0.005)
             now = time.monotonic()
+            if any(self.mo_queue.values()):
+                self._deliver_mo()
             for system_id, queue in self.receipts.items():
                 if queue and queue[0].due <= now:
                     self._deliver(system_id, queue, now)
@@ -347,35 +350,88 @@ class Simulator:
 
     # --------------------------------------------------------------------------------------- control
 
-    def inject_mo(self, *, system_id: str, source: str, dest: str, text: str) -> None:
-        septets = alphabet().to_septets(text)
-        if septets is not None:
+    def inject_mo(
+        self,
+        *,
+        system_id: str,
+        source: str,
+        dest: str,
+        text: str,
+        parts: int = 1,
+        concat: str = "udh8",
+        order: list[int] | None = None,
+        reference: int | None = None,
+        data_coding: int | None = None,
+    ) -> int:
+        """Queue an MO (a reply) for *system_id*'s receiving binds: GSM 03.38, else with the Turkish
+        single shift table, else UCS-2 (or Latin-1 with ``data_coding`` 3); in *parts* parts
+        concatenated by an 8- or 16-bit UDH reference or by SAR TLVs (*concat*), sent in *order*
+        (1-based sequence numbers). Each is delivered again on a later connection until it is
+        answered, as an SMSC does. Returns how many deliver_sm were queued."""
+        shift = b""
+        if data_coding == 3:
+            body, dc = text.encode("latin-1"), 3
+        elif (septets := alphabet().to_septets(text)) is not None:
             body, dc = septets, DATA_CODING_DEFAULT
         elif (tr := alphabet(0, TURKISH).to_septets(text)) is not None:
-            body, dc = b"\x03\x24\x01\x01" + tr, DATA_CODING_DEFAULT
+            body, dc, shift = tr, DATA_CODING_DEFAULT, b"\x24\x01\x01"
         else:
             body, dc = text.encode("utf-16-be"), 0x08
-        esm = 0x40 if body.startswith(b"\x03\x24") else 0
-        pdu = DeliverSm(
-            source_addr_ton=1,
-            source_addr_npi=1,
-            source_addr=source,
-            dest_addr_ton=5,
-            destination_addr=dest,
-            esm_class=esm,
-            data_coding=dc,
-            short_message=body,
+        if parts < 1 or parts > 255:
+            raise ValueError("parts must be 1 to 255")
+        unit = 2 if dc == 0x08 else 1
+        size = -(-len(body) // unit // parts) * unit  # each piece's length, whole characters
+        pieces = [body[i * size : (i + 1) * size] for i in range(parts)]
+        ref = (
+            self.random.randrange(1 << 16 if concat == "udh16" else 1 << 8)
+            if reference is None
+            else reference
         )
-        for conn in self.connections:
-            if (
-                conn.system_id == system_id
-                and conn.session.state in _RECEIVING
-                and conn.session.window_available
-            ):
-                conn.write(conn.session.send(pdu))
-                self.stats.counts["mo_sent"] += 1
-                return
-        raise LookupError(f"no receiver or transceiver bind of {system_id!r} is connected")
+        order = order or list(range(1, parts + 1))
+        if sorted(order) != list(range(1, parts + 1)):
+            raise ValueError(f"order must list each of 1..{parts} once")
+        queue = self.mo_queue.setdefault(system_id, deque())
+        for seq in order:
+            ies, tlvs = shift, {}
+            if parts > 1 and concat == "udh8":
+                ies = bytes((0x00, 3, ref & 0xFF, parts, seq)) + ies
+            elif parts > 1 and concat == "udh16":
+                ies = bytes((0x08, 4, ref >> 8 & 0xFF, ref & 0xFF, parts, seq)) + ies
+            elif parts > 1 and concat == "sar":
+                tlvs = {"sar_msg_ref_num": ref, "sar_total_segments": parts, "sar_segment_seqnum": seq}
+            elif parts > 1:
+                raise ValueError(f"unknown concat {concat!r}; known: udh8, udh16, sar")
+            udh = bytes((len(ies),)) + ies if ies else b""
+            queue.append(
+                DeliverSm(
+                    source_addr_ton=1,
+                    source_addr_npi=1,
+                    source_addr=source,
+                    dest_addr_ton=5,
+                    destination_addr=dest,
+                    esm_class=0x40 if udh else 0,
+                    data_coding=dc,
+                    short_message=udh + pieces[seq - 1],
+                    **tlvs,
+                )
+            )
+        self._deliver_mo()
+        return len(order)
+
+    def _deliver_mo(self) -> None:
+        """Send queued MO on receiving connections with room in their window."""
+        for system_id, queue in self.mo_queue.items():
+            if not queue:
+                continue
+            for conn in self.connections:
+                if conn.system_id != system_id or conn.session.state not in _RECEIVING:
+                    continue
+                while queue and conn.session.window_available > 0:
+                    pdu = queue.popleft()
+                    data = conn.session.send(pdu, context="mo")
+                    conn.mo_out[int.from_bytes(data[12:16], "big")] = pdu
+                    conn.write(data)
+                    self.stats.counts["mo_sent"] += 1
 
     async def _handle_control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -395,10 +451,18 @@ class Simulator:
             self.flush_record()
             return {"ok": True, "stats": self.stats.as_dict()}
         if op == "mo":
-            self.inject_mo(
-                system_id=cmd["system_id"], source=cmd["source"], dest=cmd["dest"], text=cmd["text"]
+            queued = self.inject_mo(
+                system_id=cmd["system_id"],
+                source=cmd["source"],
+                dest=cmd["dest"],
+                text=cmd["text"],
+                parts=int(cmd.get("parts", 1)),
+                concat=cmd.get("concat", "udh8"),
+                order=cmd.get("order"),
+                reference=cmd.get("reference"),
+                data_coding=cmd.get("data_coding"),
             )
-            return {"ok": True}
+            return {"ok": True, "queued": queued}
         if op == "drop":
             n = len(self.connections)
             for conn in list(self.connections):
@@ -442,6 +506,7 @@ class SmscConnection(asyncio.Protocol):
         # from the session's), and tracked here until their deliver_sm_resp arrives.
         self.receipts_out: dict[int, PendingReceipt] = {}
         self.receipt_seq = _RECEIPT_SEQ_FIRST
+        self.mo_out: dict[int, DeliverSm] = {}  # MO sent on this connection, not answered yet
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports (Ray runs async actors on uvloop when it is installed) do not
@@ -459,6 +524,12 @@ class SmscConnection(asyncio.Protocol):
             queue = self.sim.receipts.setdefault(self.system_id, deque())
             queue.extendleft(reversed(list(self.receipts_out.values())))
             self.receipts_out.clear()
+        if self.mo_out:  # the same for replies: unanswered, they go again
+            self.sim.mo_queue.setdefault(self.system_id, deque()).extendleft(
+                reversed(list(self.mo_out.values()))
+            )
+            self.sim.stats.counts["mo_redelivered"] += len(self.mo_out)
+            self.mo_out.clear()
 
     def transport_close(self) -> None:
         if self.transport is not None:
@@ -550,6 +621,8 @@ class SmscConnection(asyncio.Protocol):
             elif type(event) is ResponseReceived:
                 if type(event.response) is DeliverSmResp:
                     sim.stats.counts["deliver_sm_resp"] += 1
+                    if self.mo_out.pop(event.response.sequence, None) is not None:
+                        sim.stats.counts["mo_answered"] += 1
             elif type(event) is ProtocolError:
                 sim.stats.counts["protocol_errors"] += 1
                 if event.reply is not None:

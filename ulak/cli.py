@@ -14,6 +14,7 @@ else the stack file ``ulak up`` writes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import runpy
 import signal
@@ -245,6 +246,89 @@ def _jobs(args: argparse.Namespace, console: Console) -> int:
     raise AssertionError(args.command)
 
 
+def _optouts(args: argparse.Namespace, console: Console) -> int:
+    import csv  # noqa: PLC0415
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from api.client import ApiClientError  # noqa: PLC0415
+
+    def when(at: float) -> str:
+        return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds") if at else ""
+
+    try:
+        with _client(args) as client:
+            if args.command == "replies":
+                answer = client.replies(kind=args.kind, limit=args.limit)
+                c = answer["counts"]
+                console.print(
+                    f"{c['messages']:,} replies: {c['optout']:,} opt-outs, {c['optin']:,} opt-ins, "
+                    f"{c['reply']:,} free ({c['incomplete']:,} incomplete, {c['duplicate']:,} sent again)"
+                )
+                table = Table("received", "number", "to", "kind", "text")
+                for r in answer["items"]:
+                    table.add_row(when(r["received"]), r["number"], r["to"], r["kind"], r["text"])
+                console.print(table)
+                return 0
+            where = f"brand {args.brand}'s list" if args.brand else "the global list"
+            if args.action == "add":
+                if not args.items:
+                    console.print("[red]give the numbers to add[/red]")
+                    return 2
+                done = client.optouts_add(args.items, brand=args.brand)
+                console.print(f"{done['added']:,} added to {where} ({done['already']:,} already on it)")
+                return 0
+            if args.action == "remove":
+                for number in args.items:
+                    client.optouts_remove(number, brand=args.brand)
+                    console.print(f"{number} taken off {where}")
+                return 0
+            if args.action == "import":
+                if len(args.items) != 1:
+                    console.print("[red]give one CSV file to import[/red]")
+                    return 2
+                path = Path(args.items[0])
+                with path.open(newline="", encoding="utf-8-sig") as f:
+                    rows = list(csv.reader(f))
+                header = rows[0] if rows else []
+                index = header.index(args.column) if args.column in header else 0
+                start = 1 if rows and not any(ch.isdigit() for ch in rows[0][index]) else 0
+                numbers = [r[index] for r in rows[start:] if len(r) > index and r[index].strip()]
+                added = already = 0
+                for i in range(0, len(numbers), 50_000):
+                    done = client.optouts_add(
+                        numbers[i : i + 50_000], brand=args.brand, source="import", detail=path.name
+                    )
+                    added, already = added + done["added"], already + done["already"]
+                console.print(f"{added:,} added to {where} from {path} ({already:,} already on it)")
+                return 0
+            entries = client.optouts(brand=args.brand)
+            if args.action == "export":
+                out = Path(args.items[0]) if args.items else None
+                stream: contextlib.AbstractContextManager[Any] = (
+                    out.open("w", newline="", encoding="utf-8") if out else contextlib.nullcontext(sys.stdout)
+                )
+                with stream as f:
+                    w = csv.writer(f)
+                    w.writerow(["number", "brand", "source", "at", "detail"])
+                    n = 0
+                    for e in entries:
+                        w.writerow(
+                            ["+" + e["number"], e["brand"] or "", e["source"], when(e["at"]), e["detail"]]
+                        )
+                        n += 1
+                if out:
+                    console.print(f"wrote {n:,} entries of {where} to {out}")
+                return 0
+            table = Table("number", "source", "since", "detail")
+            for e in entries:
+                table.add_row("+" + e["number"], e["source"], when(e["at"]), e["detail"])
+            console.print(table)
+            return 0
+    except ApiClientError as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 1
+
+
 def _keys(args: argparse.Namespace, console: Console) -> int:
     import redis  # noqa: PLC0415
 
@@ -390,6 +474,16 @@ def main(argv: list[str] | None = None) -> int:
     p_report.add_argument("-o", "--output", type=Path, required=True, help="out.csv or out.parquet")
     p_report.add_argument("--rejected", action="store_true", help="the rows refused at ingest instead")
     client_options(p_report)
+    p_opt = sub.add_parser("optouts", help="the opt-out lists: add, remove, list, import, export")
+    p_opt.add_argument("action", choices=["add", "remove", "list", "import", "export"])
+    p_opt.add_argument("items", nargs="*", help="add/remove: numbers; import/export: a CSV file")
+    p_opt.add_argument("--brand", help="a brand's list (default: the global one)")
+    p_opt.add_argument("--column", default=None, help="import: the numbers' column (default: the first)")
+    client_options(p_opt)
+    p_replies = sub.add_parser("replies", help="the latest replies (MO) and what they meant")
+    p_replies.add_argument("--kind", choices=["optout", "optin", "reply"])
+    p_replies.add_argument("--limit", type=int, default=30)
+    client_options(p_replies)
     p_keys = sub.add_parser("keys", help="API keys (kept hashed in Redis)")
     p_keys.add_argument("--redis-url", help="default: $ULAK_REDIS__URL, else the running stack's")
     keys_sub = p_keys.add_subparsers(dest="keys_command", required=True)
@@ -423,6 +517,8 @@ def main(argv: list[str] | None = None) -> int:
         return _up(args, console)
     if args.command == "keys":
         return _keys(args, console)
+    if args.command in ("optouts", "replies"):
+        return _optouts(args, console)
     if args.command in ("submit", "jobs", "status", "pause", "resume", "cancel", "report", "summary"):
         return _jobs(args, console)
     return _demo(args)

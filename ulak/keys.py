@@ -110,7 +110,34 @@ def receipt_latency(ledger: str) -> str:
 
 
 OPTOUT = f"{PREFIX}:optout"
-"""Set: E.164 numbers that opted out. Never expires."""
+"""Set: E.164 numbers that opted out of everything (the global list). Never expires."""
+
+
+def optout_set(brand: str | None) -> str:
+    """Set: the numbers on *brand*'s opt-out list (None: the global list, ``OPTOUT``)."""
+    return OPTOUT if brand is None else f"{OPTOUT}:{brand}"
+
+
+def optout_meta(brand: str | None) -> str:
+    """Hash, number -> JSON {source, at, …}: where each entry of the list came from. In the list's
+    slot (its name as the hash tag), so that both change in one MULTI on a Redis Cluster."""
+    return f"{{{optout_set(brand)}}}:meta"
+
+
+OPTOUT_BRANDS = f"{PREFIX}:optout-brands"
+"""Set: the brands that have an opt-out list of their own."""
+
+MO_TAG = "{ulak:mo}"
+MO_PARTS = f"{PREFIX}:{MO_TAG}:parts"
+"""Stream: MO parts as the binds read them, written before each deliver_sm_resp (``ulak.replies``);
+read by the replies processor's consumer group, deleted once their message is written."""
+MO_MESSAGES = f"{PREFIX}:{MO_TAG}:messages"
+"""Stream: whole replies (text, sender, what they meant), newest last, capped (``replies.keep``)."""
+MO_COUNTS = f"{PREFIX}:{MO_TAG}:counts"
+"""Hash: replies counted by kind (parts, messages, optout, optin, reply, incomplete, duplicate)."""
+MO_SEEN = f"{PREFIX}:{MO_TAG}:seen"
+"""Sorted set, part digest -> unix time: parts seen lately (a part the SMSC sends again)."""
+MO_GROUP = "replies"
 
 
 LAYOUT = f"{PREFIX}:layout"

@@ -394,6 +394,56 @@ class WebhooksConfig(_Model):
     timeout: float = Field(default=10.0, gt=0, le=120, description="seconds a webhook call may take")
 
 
+BRAND_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,39}$"
+
+
+class ReplyRule(_Model):
+    """What replies to one short code or number mean: the brand whose list an opt-out joins, and
+    its own keywords (the defaults' when not given)."""
+
+    to: str = Field(min_length=1, max_length=21, description="the destination_addr replies come to")
+    brand: str | None = Field(
+        default=None,
+        pattern=BRAND_PATTERN,
+        description="opt-outs sent here join this brand's list (default: the global list)",
+    )
+    optout_words: tuple[str, ...] | None = None
+    optin_words: tuple[str, ...] | None = None
+
+
+class RepliesConfig(_Model):
+    """Replies (MO): how they are put together and which words opt a number out or back in."""
+
+    optout_words: tuple[str, ...] = Field(
+        default=("RET", "IPTAL", "STOP", "DUR", "UNSUBSCRIBE"),
+        description="a reply whose first word is one of these opts its sender out (case, Turkish "
+        "i/ı, accents, punctuation and emoji do not matter)",
+    )
+    optin_words: tuple[str, ...] = Field(
+        default=("BASLA", "START", "ONAY"),
+        description="a reply whose first word is one of these takes its sender off the list again",
+    )
+    rules: tuple[ReplyRule, ...] = Field(
+        default=(), description="per short code: its brand and keywords; other replies use the defaults"
+    )
+    concat_timeout: float = Field(
+        default=300.0,
+        gt=0,
+        description="seconds to wait for the missing parts of a concatenated reply; then what came "
+        "is kept, marked incomplete",
+    )
+    duplicate_seconds: float = Field(
+        default=120.0,
+        ge=0,
+        description="the same part from the same number within this long is the SMSC sending again "
+        "a part whose answer it missed, counted once",
+    )
+    keep: int = Field(default=1_000_000, ge=1000, description="replies kept in the replies stream")
+
+    def rule(self, to: str) -> ReplyRule | None:
+        return next((r for r in self.rules if r.to == to), None)
+
+
 _ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("ulak_settings_environ", default=None)
 
 
@@ -459,6 +509,7 @@ class Settings(BaseSettings):
     api: ApiConfig = ApiConfig()
     webhooks: WebhooksConfig = WebhooksConfig()
     links: LinksConfig = LinksConfig()
+    replies: RepliesConfig = RepliesConfig()
     measurement: MeasurementConfig = MeasurementConfig()
     operators: tuple[OperatorConfig, ...] = ()
 

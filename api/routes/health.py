@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from api.deps import Plane, open_to
 from api.schemas import BIND_DOWN, Health
+from cluster import replies
 from cluster.jobs import ACTIVE, JobState
 
 router = APIRouter(tags=["health"])
@@ -130,6 +131,27 @@ def metrics(plane: Plane) -> str:
         cumulative += latency.get(le, 0.0)
         out.append(_line(f"{name}_bucket", {"le": le}, cumulative))
     out += [_line(f"{name}_sum", {}, latency.get("sum", 0.0)), _line(f"{name}_count", {}, cumulative)]
+    mo = replies.counts(plane.client)
+    name = "ulak_replies_total"
+    out += [
+        f"# HELP {name} Replies (MO) written, by what they meant (optout, optin, reply).",
+        f"# TYPE {name} counter",
+    ]
+    out += [_line(name, {"kind": k}, mo[k]) for k in ("optout", "optin", "reply")]
+    for field, help_text in (
+        ("parts", "MO parts the binds made durable and the processor put together"),
+        ("incomplete", "concatenated replies kept without all their parts (replies.concat_timeout)"),
+        ("duplicate", "MO parts the SMSC sent again (counted once)"),
+    ):
+        out += [f"# HELP ulak_reply_{field}_total {help_text}.", f"# TYPE ulak_reply_{field}_total counter"]
+        out.append(_line(f"ulak_reply_{field}_total", {}, mo[field]))
+    name = "ulak_bind_mo_total"
+    out += [f"# HELP {name} MO deliver_sm read by the bind.", f"# TYPE {name} counter"]
+    out += [
+        _line(name, {"operator": op, "bind": b["bind"]}, b.get("mo", 0))
+        for op, rows in binds.items()
+        for b in rows
+    ]
     return "\n".join(out) + "\n"
 
 

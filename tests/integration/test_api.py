@@ -70,6 +70,7 @@ def _config(
     jobs: dict[str, Any] | None = None,
     accounts: dict[str, str] | None = None,
     links: dict[str, Any] | None = None,
+    replies: dict[str, Any] | None = None,
 ) -> Path:
     config_dir = workdir / "configs"
     config_dir.mkdir()
@@ -100,7 +101,8 @@ def _config(
         f"ingest: {{max_file_bytes: 2000000}}\n"
         f"api: {{uri_root: '{workdir / 'uploads'}'}}\n"
         "webhooks: {allow_private_targets: true}\n"  # the test's receiver listens on 127.0.0.1
-         + (f"links: {json.dumps(links)}\n" if links else "")
+        + (f"links: {json.dumps(links)}\n" if links else "")
+        + (f"replies: {json.dumps(replies)}\n" if replies else "")
     )
     return config_dir
 
@@ -117,6 +119,7 @@ def running_stack(
     redis_url: str | None = None,
     accounts: dict[str, str] | None = None,
     links: dict[str, Any] | None = None,
+    replies: dict[str, Any] | None = None,
 ) -> Iterator[Stack]:
     """Redis (its own server, or the one at *redis_url*: a cluster's), the API process (joining this
     session's Ray in a namespace of its own) and its binds to *sim*, ready once /readyz says the
@@ -130,7 +133,9 @@ def running_stack(
         "ULAK_RAY__ADDRESS": ray.get_runtime_context().gcs_address,
         "ULAK_RAY__NAMESPACE": namespace,
     }
-    config_dir = _config(workdir, sim, url, tps=tps, jobs=jobs, accounts=accounts, links=links)
+    config_dir = _config(
+        workdir, sim, url, tps=tps, jobs=jobs, accounts=accounts, links=links, replies=replies
+    )
     token, _ = create_key(client, name="tests")
     read_token, _ = create_key(client, name="dashboard", scope="read")
     api = ApiProcess(workdir, config_dir, env)

@@ -47,6 +47,7 @@ from ulak.dispatch.outbox import Outbox
 from ulak.dispatch.sendrecord import SendRecord
 from ulak.dispatch.stager import Stager
 from ulak.dispatch.throttle import TokenSource, limits_for
+from ulak.replies.mo import MoPart, MoStore, mo_part
 from ulak.settings import BindConfig, OperatorConfig
 from ulak.smpp.codec import encode
 from ulak.smpp.constants import CommandStatus, status_name
@@ -167,7 +168,8 @@ class BindStats:
     submitted: int = 0
     throttled: int = 0
     receipts: int = 0
-    mo: int = 0
+    mo: int = 0  # replies (deliver_sm that are not receipts) read
+    mo_durable: int = 0  # of them, written to Redis (then answered)
     protocol_errors: int = 0
     failures: int = 0  # unexpected errors in the send loop (each logged with its traceback)
     limiter_errors: int = 0  # failed calls to the operator's limiter (the bind waited, then asked again)
@@ -253,6 +255,7 @@ class BindClient:
         connect: Connector | None = None,
         inbox: InboxStore | None = None,
         claim: Callable[[], Awaitable[None]] | None = None,
+        replies: MoStore | None = None,
     ) -> None:
         """*backoff* (reconnects), *throttle_pause* (the first pause after ESME_RTHROTTLED, doubling
         up to 2 s) and *connect* (how a connection is opened: TCP to the bind's host by default) are
@@ -261,7 +264,8 @@ class BindClient:
         that inbox as it applies receipts (``RedisLedger.apply_async(events, inbox=key)``). A *claim*
         is awaited before the first connection (again until it succeeds): it takes the bind's name
         for this process (``FencedWrites.claim``), so that of two processes of one bind the one
-        started later holds it, whichever of them writes first."""
+        started later holds it, whichever of them writes first. With *replies*, a deliver_sm that
+        is not a receipt (an MO: a reply) is answered only once it is in there (``ulak.replies``)."""
         self.bind = bind
         self.operator = operator
         self.smsc = f"{bind.host}:{bind.port}/{bind.system_id}"
@@ -289,7 +293,10 @@ class BindClient:
         # Ledger events not written yet: coalesced, receipts a tick late (ulak.dispatch.outbox).
         self._outbox = Outbox()
         self.inbox = inbox
-        self._inbound = Inbound()
+        self._inbound: Inbound[ReceiptSeen] = Inbound()
+        self.replies = replies
+        self._mo_inbound: Inbound[MoPart] = Inbound()
+        self._mo_ready = asyncio.Event()
         self._inbound_ready = asyncio.Event()
         self._inbox_done = False
         self._session: Session | None = None
@@ -369,6 +376,7 @@ class BindClient:
             "paused_for": max(0.0, round(self._pause_until - time.monotonic(), 3)),
             "tasks": [t.get_name() + (":done" if t.done() else "") for t in self._tasks],
             "receipts_not_durable": len(self._inbound),
+            "replies_not_durable": len(self._mo_inbound),
             # How long the bind has not been bound (0: it is), measured here: no clock is compared.
             "down_for": 0.0 if self._down_since is None else round(time.monotonic() - self._down_since, 1),
             **self.stats.__dict__,
@@ -381,6 +389,8 @@ class BindClient:
         ]
         if self.inbox is not None:
             self._tasks.append(asyncio.create_task(self._keep_inbox(), name=f"inbox-{self.bind.name}"))
+        if self.replies is not None:
+            self._tasks.append(asyncio.create_task(self._keep_replies(), name=f"replies-{self.bind.name}"))
 
     async def wait_bound(self, timeout: float) -> None:
         await asyncio.wait_for(self._bound.wait(), timeout)
@@ -416,6 +426,7 @@ class BindClient:
         await asyncio.gather(run, return_exceptions=True)
         self._inbox_done = True  # what is not durable yet stays unanswered: the SMSC sends it again
         self._inbound_ready.set()
+        self._mo_ready.set()
         await asyncio.gather(*inbox, return_exceptions=True)
         # The flusher is never cancelled mid-write (that would lose a batch of ledger events and can
         # leave the Redis connection unusable): it is told to finish and does one last flush.
@@ -927,6 +938,27 @@ class BindClient:
         except _Stopped:
             return
 
+    async def _keep_replies(self) -> None:
+        """Make received replies durable (``keys.MO_PARTS``), then answer them: the SMSC sends a
+        reply once, and forgets it when answered. One whose connection was lost before it was
+        written is never answered: the SMSC sends it again."""
+        replies = self.replies
+        assert replies is not None
+        try:
+            while not (self._inbox_done and not self._mo_inbound):
+                if not self._inbox_done:
+                    await self._mo_ready.wait()
+                self._mo_ready.clear()
+                session = self._session
+                parts, answers = self._mo_inbound.take(session if not self._lost.is_set() else None)
+                if parts:
+                    await self._retrying(functools.partial(replies.append, parts))
+                    self.stats.mo_durable += len(parts)
+                    if session is self._session and not self._lost.is_set():
+                        self._write(answers)
+        except _Stopped:
+            return
+
     async def _retrying(self, call: Callable[[], Awaitable[_T]]) -> _T:
         """*call*, again every half second while it fails (Redis away: receipts wait unanswered),
         until the bind stops (:class:`_Stopped`)."""
@@ -954,9 +986,13 @@ class BindClient:
                 seen = ReceiptSeen(self.smsc, message_id, receipt.status.value, receipt.error)
                 self._received(seen, session, answer, out)
             else:
-                # Not kept anywhere yet (replies and consent, issue 17): nothing to make durable.
                 self.stats.mo += 1
-                out.append(answer)
+                if self.replies is None:
+                    out.append(answer)  # a bind without Redis (tests): nowhere to keep it
+                else:
+                    part = mo_part(pdu, smsc=self.operator.name, received=time.time())
+                    self._mo_inbound.add(part, session, answer)
+                    self._mo_ready.set()
         elif isinstance(pdu, EnquireLink):
             out.append(session.send(EnquireLinkResp(sequence=pdu.sequence)))
         elif isinstance(pdu, Unbind):

@@ -23,7 +23,7 @@ applies it first. Ray's actor names make that predecessor dead: two live actors 
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from ulak.dispatch.ledger import ReceiptSeen
 
@@ -68,25 +68,28 @@ class RedisInbox:
         return [unpack_receipt(e) for e in await self._client.lrange(self.key, 0, -1)]
 
 
-class Inbound:
-    """Receipts read and not yet durable, with their answers, all from one connection: one that
-    arrives on a newer connection drops what the older one left (gone with it, never answered:
-    its SMSC sends them again)."""
+_T = TypeVar("_T")
+
+
+class Inbound(Generic[_T]):
+    """Receipts (or replies: ``ulak.replies``) read and not yet durable, with their answers, all
+    from one connection: one that arrives on a newer connection drops what the older one left (gone
+    with it, never answered: its SMSC sends them again)."""
 
     __slots__ = ("answers", "connection", "receipts")
 
     def __init__(self) -> None:
         self.connection: object = None
-        self.receipts: list[ReceiptSeen] = []
+        self.receipts: list[_T] = []
         self.answers: list[bytes] = []
 
-    def add(self, receipt: ReceiptSeen, connection: object, answer: bytes) -> None:
+    def add(self, receipt: _T, connection: object, answer: bytes) -> None:
         if connection is not self.connection:
             self.connection, self.receipts, self.answers = connection, [], []
         self.receipts.append(receipt)
         self.answers.append(answer)
 
-    def take(self, connection: object) -> tuple[list[ReceiptSeen], bytes]:
+    def take(self, connection: object) -> tuple[list[_T], bytes]:
         """Everything held, and their answers, if it came on *connection* (else nothing: what came
         on an earlier connection is dropped), leaving this empty."""
         receipts, answers = self.receipts, self.answers

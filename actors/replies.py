@@ -1,0 +1,58 @@
+"""RepliesActor: one per cluster, turns the binds' MO parts into replies (``cluster.replies``)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import redis
+import structlog
+
+from cluster.replies import ReplyProcessor
+from ulak import redisclient
+from ulak.logging import configure_logging
+from ulak.settings import RepliesConfig
+
+log = structlog.get_logger("ulak.replies")
+
+
+class RepliesActor:
+    def __init__(self, redis_url: str, config: RepliesConfig, default_region: str) -> None:
+        configure_logging(json=True)
+        self.processor = ReplyProcessor(redisclient.client(redis_url), config, default_region=default_region)
+        self.errors = 0
+        self.last_error = ""
+        self._thread = threading.Thread(target=self._run, name="replies", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        ready = False
+        while True:
+            try:
+                if not ready:
+                    self.processor.ensure_group()
+                    ready = True
+                self.processor.run_once(block_ms=500)
+            except redis.RedisError as exc:  # Redis away: the parts wait in their stream
+                self._failed("replies.redis_error", exc)
+            except Exception as exc:  # never end silently: say why, and carry on from the stream
+                log.exception("replies.crashed")
+                self._failed("replies.crashed", exc, logged=True)
+
+    def _failed(self, event: str, exc: Exception, *, logged: bool = False) -> None:
+        self.errors += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        if not logged:
+            log.error(event, error=self.last_error)
+        # Start again from this consumer's pending parts: what was read and not written is read again.
+        self.processor.restart()
+        threading.Event().wait(1.0)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "running": self._thread.is_alive(),
+            "processed": self.processor.processed,
+            "waiting_for_parts": self.processor.reassembler.waiting(),
+            "errors": self.errors,
+            "last_error": self.last_error,
+        }

@@ -1,0 +1,166 @@
+"""/v1/optouts (the opt-out lists) and /v1/replies (what recipients sent back)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pyarrow as pa
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import Key, Plane, WriteKey
+from api.errors import ApiError
+from api.schemas import ErrorBody
+from cluster import replies
+from ingest.numbers import NumberNormalizer
+from ulak.optouts import OptOuts
+from ulak.settings import BRAND_PATTERN
+
+router = APIRouter(tags=["replies"])
+
+_BRAND = re.compile(BRAND_PATTERN)
+MAX_NUMBERS = 100_000
+
+
+class OptOutsIn(BaseModel):
+    """Numbers to put on (POST) an opt-out list: the global one, or a brand's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    numbers: list[str] = Field(min_length=1, max_length=MAX_NUMBERS, description="as people write them")
+    brand: str | None = Field(default=None, pattern=BRAND_PATTERN, description="default: the global list")
+    source: str = Field(default="api", pattern=r"^(api|import)$", description="api, or import (a file)")
+    detail: str = Field(default="", max_length=500, description="e.g. the file's name")
+
+
+def _brand(brand: str | None) -> str | None:
+    if brand is not None and not _BRAND.match(brand):
+        raise ApiError(422, "invalid_brand", f"{brand!r} is no brand name: {BRAND_PATTERN}", field="brand")
+    return brand
+
+
+def normalized(plane: Any, numbers: list[str]) -> list[str]:
+    """*numbers* as E.164 without '+' (the ingest's rules), or a 422 naming the first that is not one."""
+    result = NumberNormalizer(plane.settings.ingest.default_region).normalize(pa.array(numbers, pa.string()))
+    e164 = result.e164.to_pylist()
+    for i, (number, value) in enumerate(zip(numbers, e164, strict=True)):
+        if value is None:
+            reason = result.reason[i].as_py() or "invalid_number"
+            raise ApiError(
+                422,
+                "invalid_number",
+                f"{number!r} (item {i}) is not a mobile number ({reason}); write it as +90 532 123 45 67",
+                field="numbers",
+            )
+    return [str(v) for v in e164]
+
+
+@router.post(
+    "/v1/optouts",
+    status_code=201,
+    responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+)
+async def add_optouts(body: OptOutsIn, plane: Plane, key: WriteKey) -> dict[str, Any]:
+    """Put numbers on the list: rows with them are refused (``opted_out``) by every job prepared
+    from now on (the global list), or by the brand's jobs (``brand`` on the job)."""
+
+    def add() -> dict[str, Any]:
+        numbers = normalized(plane, body.numbers)
+        store = OptOuts(plane.client)
+        added = store.add(numbers, brand=body.brand, source=body.source, detail=body.detail)
+        return {
+            "brand": body.brand,
+            "added": added,
+            "already": len(set(numbers)) - added,
+            "total": store.count(brand=body.brand),
+        }
+
+    return await run_in_threadpool(add)
+
+
+@router.get("/v1/optouts", responses={401: {"model": ErrorBody}, 422: {"model": ErrorBody}})
+async def list_optouts(
+    plane: Plane,
+    key: Key,
+    brand: str | None = Query(default=None, description="default: the global list"),
+    cursor: int = Query(default=0, ge=0, description="from the last page's next_cursor"),
+    limit: int = Query(default=1000, ge=1, le=10_000),
+) -> dict[str, Any]:
+    """One page of a list, each entry with where it came from (``mo``: a reply; ``api``;
+    ``import``) and when; ``next_cursor`` 0 on the last page."""
+    _brand(brand)
+
+    def page() -> dict[str, Any]:
+        store = OptOuts(plane.client)
+        entries, next_cursor = store.page(brand=brand, cursor=cursor, count=limit)
+        return {
+            "brand": brand,
+            "total": store.count(brand=brand),
+            "brands": store.brands(),
+            "items": [e.as_dict() for e in entries],
+            "next_cursor": next_cursor,
+        }
+
+    return await run_in_threadpool(page)
+
+
+@router.get(
+    "/v1/optouts/{number}",
+    responses={401: {"model": ErrorBody}, 404: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+)
+async def get_optout(number: str, plane: Plane, key: Key, brand: str | None = None) -> dict[str, Any]:
+    """Whether a number is on a list, and since when and why."""
+    _brand(brand)
+
+    def get() -> dict[str, Any]:
+        [e164] = normalized(plane, [number])
+        entry = OptOuts(plane.client).get(e164, brand=brand)
+        if entry is None:
+            where = f"brand {brand}'s" if brand else "the global"
+            raise ApiError(404, "not_opted_out", f"{e164} is not on {where} opt-out list")
+        return entry.as_dict()
+
+    return await run_in_threadpool(get)
+
+
+@router.delete(
+    "/v1/optouts/{number}",
+    responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 404: {"model": ErrorBody}},
+)
+async def remove_optout(number: str, plane: Plane, key: WriteKey, brand: str | None = None) -> dict[str, Any]:
+    """Take a number off a list (it asked to receive messages again)."""
+    _brand(brand)
+
+    def remove() -> dict[str, Any]:
+        [e164] = normalized(plane, [number])
+        if not OptOuts(plane.client).remove([e164], brand=brand):
+            where = f"brand {brand}'s" if brand else "the global"
+            raise ApiError(404, "not_opted_out", f"{e164} is not on {where} opt-out list")
+        return {"number": e164, "brand": brand, "removed": True}
+
+    return await run_in_threadpool(remove)
+
+
+@router.get("/v1/replies", responses={401: {"model": ErrorBody}, 422: {"model": ErrorBody}})
+async def list_replies(
+    plane: Plane,
+    key: Key,
+    kind: str | None = Query(default=None, pattern=r"^(optout|optin|reply)$"),
+    before: str | None = Query(default=None, pattern=r"^\d+-\d+$", description="a reply's id: older ones"),
+    limit: int = Query(default=100, ge=1, le=1000),
+) -> dict[str, Any]:
+    """The latest replies, newest first: who sent what to which short code, what it meant, and
+    the counts so far (parts, messages by kind, incomplete, duplicates the SMSC sent again)."""
+
+    if before is not None:
+        ms, seq = (int(n) for n in before.split("-"))
+        if ms >= 2**64 or seq >= 2**64 or (ms, seq) == (0, 0):
+            raise ApiError(422, "invalid_before", f"{before!r} is no reply id", field="before")
+
+    def read() -> dict[str, Any]:
+        items = replies.recent(plane.client, limit=limit, before=before or "+", kind=kind)
+        return {"counts": replies.counts(plane.client), "items": items}
+
+    return await run_in_threadpool(read)

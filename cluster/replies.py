@@ -1,0 +1,305 @@
+"""The replies processor: MO parts from the binds to whole replies, and what they mean.
+
+The binds append every part they read to ``keys.MO_PARTS`` before answering it (``ulak.replies``).
+One processor per cluster (``actors.replies.RepliesActor``) reads that stream as the consumer group
+``keys.MO_GROUP``, puts concatenated replies together (``Reassembler``), and for each whole reply:
+
+1. reads its sender's number as E.164 (the ingest's normaliser, the configured default region);
+2. classifies it by the rule of the short code it was sent to (``replies.rules``, else the
+   defaults): an opt-out word puts the number on that brand's list (or the global one), an opt-in
+   word takes it off, anything else is a free reply;
+3. applies that (idempotent: a second time changes nothing), then in one MULTI (every key in the
+   ``{ulak:mo}`` slot) appends the reply to ``keys.MO_MESSAGES``, counts it, and acknowledges and
+   deletes its parts.
+
+A processor that dies between 3's two steps reads its unacknowledged parts again when it starts
+(its pending list, "0") and writes each reply once. Parts of a concatenated reply stay pending
+until the reply is whole, or until ``replies.concat_timeout`` has passed, when what came is kept
+marked incomplete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import redis
+import structlog
+
+from ingest.numbers import NumberNormalizer
+from ulak import keys
+from ulak.optouts import OptOuts
+from ulak.replies.keywords import Keywords, Kind, Verdict
+from ulak.replies.mo import MoMessage, MoPart, Reassembler
+from ulak.settings import RepliesConfig
+
+log = structlog.get_logger("ulak.replies")
+
+CONSUMER = "processor"
+READ_COUNT = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A whole reply as kept in ``keys.MO_MESSAGES``."""
+
+    number: str  # E.164 without '+' (as sent, digits only, when it is no phone number: a name)
+    to: str
+    text: str
+    kind: Kind
+    keyword: str
+    brand: str | None
+    operator: str
+    received: float
+    parts: int
+    complete: bool
+
+    def fields(self) -> dict[str, str]:
+        return {
+            "number": self.number,
+            "to": self.to,
+            "text": self.text,
+            "kind": self.kind.value,
+            "keyword": self.keyword,
+            "brand": self.brand or "",
+            "operator": self.operator,
+            "received": f"{self.received:.3f}",
+            "parts": str(self.parts),
+            "complete": "1" if self.complete else "0",
+        }
+
+    @staticmethod
+    def from_entry(entry_id: bytes | str, raw: dict[bytes, bytes]) -> dict[str, Any]:
+        f = {k.decode(): v.decode() for k, v in raw.items()}
+        return {
+            "id": entry_id.decode() if isinstance(entry_id, bytes) else entry_id,
+            "number": f["number"],
+            "to": f["to"],
+            "text": f["text"],
+            "kind": f["kind"],
+            "keyword": f["keyword"],
+            "brand": f["brand"] or None,
+            "operator": f["operator"],
+            "received": float(f["received"]),
+            "parts": int(f["parts"]),
+            "complete": f["complete"] == "1",
+        }
+
+
+class ReplyRules:
+    """The configured keywords, per short code."""
+
+    def __init__(self, config: RepliesConfig) -> None:
+        self.config = config
+        self._default = Keywords.of(list(config.optout_words), list(config.optin_words))
+        self._by_to = {
+            r.to: (
+                r.brand,
+                Keywords.of(
+                    list(r.optout_words if r.optout_words is not None else config.optout_words),
+                    list(r.optin_words if r.optin_words is not None else config.optin_words),
+                ),
+            )
+            for r in config.rules
+        }
+
+    def judge(self, to: str, text: str) -> tuple[Verdict, str | None]:
+        brand, words = self._by_to.get(to, (None, self._default))
+        return words.classify(text), brand
+
+
+class ReplyProcessor:
+    def __init__(self, client: Any, config: RepliesConfig, *, default_region: str = "TR") -> None:
+        self.client = client
+        self.config = config
+        self.rules = ReplyRules(config)
+        self.optouts = OptOuts(client)
+        self.normalizer = NumberNormalizer(default_region)
+        self.reassembler = Reassembler(timeout=config.concat_timeout)
+        self._seen: dict[str, tuple[str, float]] = {}  # part digest -> (entry id, when): SMSC resends
+        self._held: set[str] = set()  # entry ids held by the reassembler (not acknowledged yet)
+        # This consumer's pending entries are read first, from here on (a restart's leftovers: the
+        # parts a processor before this one read and had not written as replies); None once done.
+        self._backlog: str | None = "0"
+        self.processed = 0
+
+    def restart(self) -> None:
+        """Forget what is held in memory and read this consumer's pending parts again (after an
+        error that may have come between reading and writing)."""
+        self.reassembler = Reassembler(timeout=self.config.concat_timeout)
+        self._held.clear()
+        self._backlog = "0"
+
+    def ensure_group(self) -> None:
+        try:
+            self.client.xgroup_create(keys.MO_PARTS, keys.MO_GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def run_once(self, block_ms: int = 1000) -> int:
+        """Read what came (waiting up to *block_ms* for it), write the replies that are whole;
+        returns how many were written."""
+        backlog = self._backlog
+        answer = self.client.xreadgroup(
+            keys.MO_GROUP,
+            CONSUMER,
+            {keys.MO_PARTS: backlog or ">"},
+            count=READ_COUNT,
+            block=None if backlog else block_ms,
+        )
+        entries = answer[0][1] if answer else []
+        if backlog is not None:
+            self._backlog = entries[-1][0].decode() if entries else None
+            entries = [(i, f) for i, f in entries if i.decode() not in self._held]
+        done: list[tuple[MoMessage, list[object]]] = []
+        duplicates: list[str] = []
+        for entry_id, raw in entries:
+            eid = entry_id.decode()
+            if not raw:  # deleted before it was acknowledged
+                duplicates.append(eid)
+                continue
+            try:
+                part = MoPart.unpack(raw)
+            except (KeyError, ValueError) as exc:
+                log.error("reply.unreadable", entry=eid, error=f"{type(exc).__name__}: {exc}")
+                duplicates.append(eid)
+                continue
+            if self._duplicate(part, eid):
+                duplicates.append(eid)
+                continue
+            whole = self.reassembler.add(part, eid)
+            if whole is None:
+                self._held.add(eid)
+            else:
+                done.append(whole)
+        done.extend(self.reassembler.expired(time.time()))
+        written = self._write(done) if done else 0
+        if duplicates:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.xack(keys.MO_PARTS, keys.MO_GROUP, *duplicates)
+            pipe.xdel(keys.MO_PARTS, *duplicates)
+            pipe.hincrby(keys.MO_COUNTS, "duplicate", len(duplicates))
+            pipe.execute()
+        self.processed += written
+        return written
+
+    def _duplicate(self, part: MoPart, entry_id: str) -> bool:
+        window = self.config.duplicate_seconds
+        if window <= 0:
+            return False
+        now = time.time()
+        if len(self._seen) > 100_000 or (self._seen and next(iter(self._seen.values()))[1] < now - window):
+            self._seen = {d: (e, t) for d, (e, t) in self._seen.items() if t >= now - window}
+        digest = hashlib.blake2b(
+            "\x1f".join(
+                (
+                    part.smsc,
+                    part.source,
+                    part.dest,
+                    str(part.data_coding),
+                    part.body.hex(),
+                    json.dumps(part.concat),
+                )
+            ).encode(),
+            digest_size=16,
+        ).hexdigest()
+        seen = self._seen.get(digest)
+        if seen is not None and seen[0] != entry_id and part.received - seen[1] <= window:
+            return True
+        self._seen[digest] = (entry_id, part.received)
+        return False
+
+    def _write(self, done: list[tuple[MoMessage, list[object]]]) -> int:
+        numbers = self._numbers([m.source for m, _ in done])
+        replies = []
+        for (message, _), number in zip(done, numbers, strict=True):
+            verdict, brand = self.rules.judge(message.dest, message.text)
+            replies.append(
+                Reply(
+                    number=number,
+                    to=message.dest,
+                    text=message.text,
+                    kind=verdict.kind,
+                    keyword=verdict.keyword,
+                    brand=brand,
+                    operator=message.smsc,
+                    received=message.received,
+                    parts=message.parts,
+                    complete=message.complete,
+                )
+            )
+        # What a reply means first (idempotent), then the reply itself and its parts' acknowledgement
+        # in one MULTI: a crash between the two reads the parts again and does both again.
+        for reply in replies:
+            if reply.kind is Kind.OPT_OUT:
+                self.optouts.add(
+                    [reply.number], brand=reply.brand, source="mo", detail=reply.text, at=reply.received
+                )
+            elif reply.kind is Kind.OPT_IN:
+                self.optouts.remove([reply.number], brand=reply.brand)
+        pipe = self.client.pipeline(transaction=True)
+        ids: list[str] = []
+        for reply, (message, tags) in zip(replies, done, strict=True):
+            pipe.xadd(keys.MO_MESSAGES, reply.fields(), maxlen=self.config.keep, approximate=True)
+            pipe.hincrby(keys.MO_COUNTS, "messages", 1)
+            pipe.hincrby(keys.MO_COUNTS, "parts", message.parts)
+            pipe.hincrby(keys.MO_COUNTS, reply.kind.value, 1)
+            if not message.complete:
+                pipe.hincrby(keys.MO_COUNTS, "incomplete", 1)
+            ids += [str(t) for t in tags]
+        pipe.xack(keys.MO_PARTS, keys.MO_GROUP, *ids)
+        pipe.xdel(keys.MO_PARTS, *ids)
+        pipe.execute()
+        self._held.difference_update(ids)
+        for reply in replies:
+            log.info(
+                "reply.received",
+                kind=reply.kind.value,
+                to=reply.to,
+                brand=reply.brand,
+                parts=reply.parts,
+                complete=reply.complete,
+            )
+        return len(replies)
+
+    def _numbers(self, sources: list[str]) -> list[str]:
+        """Each sender as E.164 without '+'; one that is no phone number as its digits (or as
+        sent, when it has none: an alphanumeric sender)."""
+        normalized = self.normalizer.normalize(pa.array(sources, pa.string())).e164.to_pylist()
+        out = []
+        for source, e164 in zip(sources, normalized, strict=True):
+            digits = "".join(ch for ch in source if ch.isdigit())
+            out.append(e164 or digits or source)
+        return out
+
+
+def counts(client: Any) -> dict[str, int]:
+    raw = client.hgetall(keys.MO_COUNTS)
+    base = dict.fromkeys(("messages", "parts", "optout", "optin", "reply", "incomplete", "duplicate"), 0)
+    base.update({k.decode(): int(v) for k, v in raw.items()})
+    return base
+
+
+def recent(
+    client: Any, *, limit: int = 100, before: str = "+", kind: str | None = None
+) -> list[dict[str, Any]]:
+    """The latest replies, newest first (``before``: an id to page back from, exclusive)."""
+    out: list[dict[str, Any]] = []
+    end = before if before == "+" else f"({before}"
+    while len(out) < limit:
+        batch = client.xrevrange(keys.MO_MESSAGES, max=end, min="-", count=max(limit, 100))
+        if not batch:
+            break
+        for entry_id, raw in batch:
+            reply = Reply.from_entry(entry_id, raw)
+            if kind is None or reply["kind"] == kind:
+                out.append(reply)
+                if len(out) == limit:
+                    break
+        end = f"({batch[-1][0].decode()}"
+    return out
