@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import ray
 import structlog
@@ -43,6 +44,25 @@ def _purge_hourly(plane: ControlPlane) -> None:
         time.sleep(PURGE_INTERVAL)
 
 
+def _supervise_binds(plane: ControlPlane) -> None:
+    """Every ``jobs.bind_supervision`` seconds: make again the binds dead at two looks running
+    (a bind that died with no job sending stayed dead until the next job, and no reply or receipt
+    reached Ulak meanwhile). Logged; a failed round is tried again."""
+    seen: set[Any] = set()
+    while True:
+        time.sleep(plane.settings.jobs.bind_supervision)
+        try:
+            dead, _ = plane.pool.probe()
+            again = set(dead) & seen
+            seen = set(dead) - again
+            if again:
+                replaced = plane.pool.replace_dead()
+                for ref in replaced:
+                    log.warning("bind.replaced_idle", operator=ref.operator, bind=ref.bind)
+        except Exception:
+            log.exception("bind.supervision_failed")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m api", description=__doc__)
     parser.add_argument("--config-dir", type=Path, default=None)
@@ -66,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     plane = ControlPlane(settings, redis_url=settings.redis.url)
     plane.ensure_dispatch()
     threading.Thread(target=_purge_hourly, args=(plane,), name="ulak-purge", daemon=True).start()
+    threading.Thread(target=_supervise_binds, args=(plane,), name="ulak-binds", daemon=True).start()
     uvicorn.run(
         create_app(plane),
         host=args.host or settings.api.host,

@@ -145,17 +145,12 @@ class ReplyProcessor:
         """Read what came (waiting up to *block_ms* for it), write the replies that are whole;
         returns how many were written."""
         backlog = self._backlog
-        answer = self.client.xreadgroup(
-            keys.MO_GROUP,
-            CONSUMER,
-            {keys.MO_PARTS: backlog or ">"},
-            count=READ_COUNT,
-            block=None if backlog else block_ms,
-        )
-        entries = answer[0][1] if answer else []
+        entries = self._read(backlog, block_ms)
         if backlog is not None:
             self._backlog = entries[-1][0].decode() if entries else None
             entries = [(i, f) for i, f in entries if i.decode() not in self._held]
+            if self._backlog is None:  # the backlog is done: on to what is new, in this call
+                entries = self._read(None, block_ms)
         done: list[tuple[MoMessage, list[object]]] = []
         duplicates: list[str] = []
         for entry_id, raw in entries:
@@ -187,6 +182,16 @@ class ReplyProcessor:
             pipe.execute()
         self.processed += written
         return written
+
+    def _read(self, backlog: str | None, block_ms: int) -> list[Any]:
+        answer = self.client.xreadgroup(
+            keys.MO_GROUP,
+            CONSUMER,
+            {keys.MO_PARTS: backlog or ">"},
+            count=READ_COUNT,
+            block=None if backlog else block_ms,
+        )
+        return list(answer[0][1]) if answer else []
 
     def _duplicate(self, part: MoPart, entry_id: str) -> bool:
         window = self.config.duplicate_seconds

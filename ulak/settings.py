@@ -247,6 +247,13 @@ class JobsConfig(_Model):
     drain_timeout: float = Field(
         default=600.0, gt=0, description="seconds the binds may take to answer a job's last parts"
     )
+    bind_supervision: float = Field(
+        default=30.0,
+        gt=0,
+        description="seconds between the control plane's looks for bind processes that died while no "
+        "job was sending (a job's runner replaces one at once); one dead at two looks running is "
+        "made again, so that it receives replies and receipts",
+    )
     batch_rows: int = Field(default=2000, ge=1, description="rows handed to a bind per batch")
     max_backlog: int = Field(
         default=4000, ge=1, description="parts queued per bind before a job holds back (bounds pause latency)"

@@ -4,10 +4,12 @@ them together and acts on them; the opt-outs they make filter the next job's row
 from __future__ import annotations
 
 import csv
+import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+import ray
 
 from tests.helpers import SimProcess, wait_for
 from tests.integration.test_api import _post, _wait_state, running_stack
@@ -123,3 +125,39 @@ def test_replies_opt_out_in_every_spelling_and_the_next_job_leaves_them_out(
         assert number not in to
     assert to.count("905321000010") == 1 and to.count("905321000003") == 2
     assert stats["mo_answered"] == stats["mo_sent"] == len(sent) + 1 + 3 + 3 + 1
+
+
+def test_a_reply_whose_bind_dies_before_it_is_durable_comes_again(ray_session: Any, tmp_path: Path) -> None:
+    """Redis away: the bind reads a reply and cannot make it durable, so it does not answer it; then
+    every bind process is killed. The SMSC keeps the unanswered reply; the control plane makes the
+    binds again once Redis is back, the SMSC sends the reply again, and it is kept, once."""
+    sim = SimProcess(tmp_path, "--account", "test:secret", "--seed", "18")
+    with running_stack(
+        tmp_path, sim, tps=200, name="mokill", appendonly=True, jobs={"bind_supervision": 1}
+    ) as stack:
+        server = stack.redis_server
+        assert server is not None
+        server.kill()
+        sim.control(op="mo", system_id="test", source="905321000021", dest="4545", text="İptal")
+        wait_for(lambda: sim.stats()["mo_sent"] >= 1, timeout=10, what="the reply to reach a bind")
+        time.sleep(0.5)
+        assert sim.stats().get("mo_answered", 0) == 0  # not durable: not answered
+        named = ray.util.list_named_actors(all_namespaces=True)
+        binds = [
+            a["name"] for a in named if a["namespace"] == stack.namespace and a["name"].startswith("bind:")
+        ]
+        assert binds
+        for name in binds:
+            ray.kill(ray.get_actor(name, namespace=stack.namespace), no_restart=True)
+        server.start()
+        with stack.client() as http:
+
+            def kept() -> dict[str, Any] | None:
+                answer = http.get("/v1/replies")
+                return answer.json() if answer.status_code == 200 and answer.json()["items"] else None
+
+            got = wait_for(kept, timeout=90, what="the reply, sent again to the new binds")
+            assert [(r["number"], r["kind"]) for r in got["items"]] == [("905321000021", "optout")]
+            assert http.get("/v1/optouts/905321000021").json()["source"] == "mo"
+        stats = sim.stats()
+    assert stats["mo_redelivered"] >= 1 and stats["mo_answered"] == 1
