@@ -115,6 +115,21 @@ class ApiClient:
             if not cursor:
                 return
 
+    def consents_record(self, records: list[dict[str, Any]], *, brand: str | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = self._call(
+            "POST", "/v1/consents", json={"records": records, "brand": brand}
+        ).json()
+        return result
+
+    def consents(self, *, brand: str | None = None) -> dict[str, Any]:
+        params = {"brand": brand} if brand else {}
+        result: dict[str, Any] = self._call("GET", "/v1/consents", params=params).json()
+        return result
+
+    def optouts_iys(self, *, brand: str | None = None) -> bytes:
+        params = {"brand": brand} if brand else {}
+        return self._call("GET", "/v1/optouts.iys.csv", params=params).content
+
     def replies(self, *, kind: str | None = None, limit: int = 50) -> dict[str, Any]:
         params: dict[str, Any] = {"limit": limit, **({"kind": kind} if kind else {})}
         result: dict[str, Any] = self._call("GET", "/v1/replies", params=params).json()

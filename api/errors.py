@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cluster.conversions import ConversionRefused
 from cluster.events import EventsBusy
-from cluster.jobs import InvalidTransition, JobNotFound
+from cluster.jobs import InvalidTransition, JobNotFound, JobRefused
 from cluster.webhooks import WebhookRefused
 from ingest.errors import IngestError
 from ulak import redisclient
@@ -99,6 +99,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(WebhookRefused)
     async def _webhook(request: Request, exc: WebhookRefused) -> JSONResponse:
         return _respond(422, "webhook_not_allowed", exc.message, "webhook_url")
+
+    @app.exception_handler(JobRefused)
+    async def _refused(request: Request, exc: JobRefused) -> JSONResponse:
+        return _respond(422, exc.code, exc.message, exc.field)
 
     @app.exception_handler(ConversionRefused)
     async def _conversion(request: Request, exc: ConversionRefused) -> JSONResponse:

@@ -87,6 +87,19 @@ _WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-(([01]\d|2[0-3]):([0-5]\d)|24:
 _SENDER = r"^[A-Za-z0-9 ._-]+$"
 
 
+class JobRefused(Exception):
+    """Options the job cannot start with, found with the configuration at hand (the API's 422)."""
+
+    def __init__(self, message: str, *, code: str, field: str) -> None:
+        super().__init__(message)
+        self.message, self.code, self.field = message, code, field
+
+
+def says_how_to_opt_out(text: str, pattern: str) -> bool:
+    """Whether *text* matches *pattern* (``replies.optout_instruction``), case-insensitively."""
+    return re.search(pattern, text, re.IGNORECASE) is not None
+
+
 class Variant(BaseModel):
     """One arm of an A/B test: its own text, sender and/or send time, and its share of the recipients."""
 
@@ -139,6 +152,11 @@ class JobOptions(BaseModel):
         pattern=BRAND_PATTERN,
         description="whose campaign this is: rows whose number is on this brand's opt-out list are "
         "refused (opted_out), as are those on the global list (always)",
+    )
+    category: Literal["informational", "commercial"] = Field(
+        default="informational",
+        description="commercial: sent only to numbers with consent on record (ONAY; the rest are "
+        "refused as no_consent), and its text must say how to opt out (replies.optout_instruction)",
     )
     send_at: datetime | None = Field(default=None, description="do not send before (ISO 8601 with zone)")
     send_window: str | None = Field(
@@ -356,6 +374,7 @@ class JobOptions(BaseModel):
             operators=self.operators,
             link=self.link_url is not None,
             brand=self.brand,
+            commercial=self.category == "commercial",
         )
 
     def window_open(self, now: datetime) -> bool:

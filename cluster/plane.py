@@ -24,8 +24,10 @@ from cluster.jobs import (
     PAUSABLE,
     InvalidTransition,
     JobOptions,
+    JobRefused,
     JobState,
     JobStore,
+    says_how_to_opt_out,
 )
 from cluster.pool import BindPool
 from cluster.webhooks import checked_address
@@ -117,6 +119,27 @@ class ControlPlane:
         """Refuse now a webhook URL whose calls would be refused later (``cluster.webhooks``)."""
         if url is not None:
             checked_address(url, allow_private=self.settings.webhooks.allow_private_targets)
+
+    def check_options(self, options: JobOptions) -> None:
+        """Refuse now what the job could not be sent with: its webhook URL (``check_webhook``), and a
+        commercial job whose text does not say how to opt out (``replies.optout_instruction``; a
+        text column's rows are checked one by one at ingest, ``no_optout_text``)."""
+        self.check_webhook(options.webhook_url)
+        if options.category != "commercial":
+            return
+        pattern = self.settings.replies.optout_instruction
+        texts = [("template", options.template)] + [
+            (f"variants[{i}].template", v.template) for i, v in enumerate(options.variants or ())
+        ]
+        for field, text in texts:
+            if text is not None and not says_how_to_opt_out(text, pattern):
+                raise JobRefused(
+                    f"a commercial message must tell its recipient how to opt out, and the {field} does "
+                    f'not (it should match {pattern!r}): add e.g. "Listeden çıkmak için RET yazıp '
+                    f"4545'e gönderin\", or send it as category=informational if it is not commercial",
+                    code="no_optout_text",
+                    field=field,
+                )
 
     def new_job_dir(self) -> tuple[str, JobDir]:
         job_id = time.strftime("%Y%m%d") + "-" + secrets.token_hex(5)

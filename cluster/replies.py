@@ -32,6 +32,7 @@ import structlog
 
 from ingest.numbers import NumberNormalizer
 from ulak import keys
+from ulak.consent import ONAY, RET, Consent, Consents
 from ulak.optouts import OptOuts
 from ulak.replies.keywords import Keywords, Kind, Verdict
 from ulak.replies.mo import MoMessage, MoPart, Reassembler
@@ -118,6 +119,7 @@ class ReplyProcessor:
         self.config = config
         self.rules = ReplyRules(config)
         self.optouts = OptOuts(client)
+        self.consents = Consents(client)
         self.normalizer = NumberNormalizer(default_region)
         self.reassembler = Reassembler(timeout=config.concat_timeout)
         self._seen: dict[str, tuple[str, float]] = {}  # part digest -> (entry id, when): SMSC resends
@@ -240,13 +242,17 @@ class ReplyProcessor:
             )
         # What a reply means first (idempotent), then the reply itself and its parts' acknowledgement
         # in one MULTI: a crash between the two reads the parts again and does both again.
+        # An opt-out is a RET on the consent record too (an opt-in an ONAY), so that a commercial job
+        # leaves the number out even if an older ONAY was imported for it.
         for reply in replies:
             if reply.kind is Kind.OPT_OUT:
                 self.optouts.add(
                     [reply.number], brand=reply.brand, source="mo", detail=reply.text, at=reply.received
                 )
+                self.consents.record([Consent(reply.number, RET, reply.received, "mo")], brand=reply.brand)
             elif reply.kind is Kind.OPT_IN:
                 self.optouts.remove([reply.number], brand=reply.brand)
+                self.consents.record([Consent(reply.number, ONAY, reply.received, "mo")], brand=reply.brand)
         pipe = self.client.pipeline(transaction=True)
         ids: list[str] = []
         for reply, (message, tags) in zip(replies, done, strict=True):

@@ -196,6 +196,7 @@ class JobRunner:
                 name=record.get("filename"),
                 read_here=not self.directory.is_local,
                 links=self._links(),
+                optout_instruction=self.settings.replies.optout_instruction,
             )
         preview = prepared.preview
         counters: dict[Any, int] = {

@@ -45,6 +45,8 @@ REASONS = (
     "template_error",  # a template field is empty in this row
     "too_many_parts",  # more parts than the operator's max_parts
     "opted_out",
+    "no_consent",  # a commercial job's row whose number has no consent (ONAY) on record
+    "no_optout_text",  # a commercial job's own text (a text column) does not say how to opt out
     "duplicate",  # the same number on an earlier row
 )
 

@@ -53,7 +53,7 @@ from ingest.numbers import NumberNormalizer, as_uint64
 from ingest.pacing import Pacing
 from ingest.sources import MALFORMED, ROW, Source, check_row_count, open_source, probe_sheet
 from ingest.template import Template, match_column
-from ulak import jobfiles, keys, links, redisclient
+from ulak import consent, jobfiles, keys, links, redisclient
 from ulak.dispatch.routing import Router, router_from_operators
 from ulak.quoting import listed, quoted
 from ulak.redis_server import redacted
@@ -99,6 +99,7 @@ class CampaignSpec:
     split: Split | None = None  # an A/B test and/or a holdout (ulak.variants)
     variant_templates: tuple[str | None, ...] = ()  # per variant of split, its own template or None
     brand: str | None = None  # its opt-out list is checked too (the global one always is)
+    commercial: bool = False  # only numbers with consent on record; its text says how to opt out
 
     def __post_init__(self) -> None:
         if (self.template is None) == (self.text_column is None):
@@ -216,6 +217,9 @@ class _BlockPreparer:
     links: LinkSpec | None = None
     split: Split | None = None
     variant_templates: tuple[Template | None, ...] = ()  # per variant, its own (None: the job's)
+    consent: Any = None  # commercial: ObjectRef of the numbers with consent (pa.Array), else None
+    commercial: bool = False
+    optout_instruction: str | None = None  # commercial with a text column: each row's text matches it
 
     def __call__(self, table: pa.Table) -> pa.Table:
         n = table.num_rows
@@ -278,6 +282,12 @@ class _BlockPreparer:
             ),
         )
         reason = pc.coalesce(reason, self._opted_out(msisdn, reason))
+        if self.commercial:
+            granted = _fetch(self.consent) if self.consent is not None else pa.array([], pa.string())
+            reason = pc.coalesce(reason, _where(pc.invert(pc.is_in(msisdn, value_set=granted)), "no_consent"))
+            if self.text_column is not None and self.optout_instruction:
+                says = pc.match_substring_regex(pc.cast(text, pa.string()), "(?i)" + self.optout_instruction)
+                reason = pc.coalesce(reason, _where(pc.invert(pc.fill_null(says, False)), "no_optout_text"))
         rest: dict[str, pa.Array] = {}
         if variant is not None and self.split is not None and self.split.rest_index >= 0:
             rest, reason = self._rest_texts(table, variant, routes, reason)
@@ -531,6 +541,7 @@ def prepare(
     name: str | None = None,
     read_here: bool = False,
     links: LinkSpec | None = None,
+    optout_instruction: str | None = None,
 ) -> PreparedCampaign:
     """Read, check and prepare *path* on the running Ray cluster into *directory*'s
     ``accepted.parquet`` and ``rejected.parquet`` (see the module docstring). With *read_here* the
@@ -567,6 +578,9 @@ def prepare(
         operators=allowed,
         router=router_from_operators(allowed, configured=operators),
         optouts=_optouts_ref(redis_url, spec.brand),
+        consent=_consent_ref(redis_url, spec.brand) if spec.commercial else None,
+        commercial=spec.commercial,
+        optout_instruction=optout_instruction,
         links=links,
     )
     collector = Collector(
@@ -632,6 +646,26 @@ def _optouts_ref(redis_url: str, brand: str | None = None) -> Any:
     finally:
         client.close()
     return ray.put(snapshot) if len(snapshot) else None
+
+
+def _consent_ref(redis_url: str, brand: str | None) -> Any:
+    """The numbers with consent (ONAY) on record, the brand's or (without one) the global list's."""
+    client = redisclient.client(redis_url)
+    try:
+        numbers: list[Any] = []
+        cursor = 0
+        while True:
+            cursor, chunk = client.sscan(consent.granted_key(brand), cursor, count=10_000)
+            numbers.extend(chunk)
+            if cursor == 0:
+                break
+    except redis.RedisError as exc:
+        raise RuntimeError(
+            f"cannot read the consent list from Redis at {redacted(redis_url)}: {exc}"
+        ) from exc
+    finally:
+        client.close()
+    return ray.put(pa.array(sorted(n.decode() for n in numbers), pa.string())) if numbers else None
 
 
 def find_text_column(columns: Sequence[str], wanted: str | None) -> str | None:

@@ -181,6 +181,8 @@ def _jobs(args: argparse.Namespace, console: Console) -> int:
                     "window_timezone": args.timezone,
                     "validity_minutes": args.validity,
                     "name": args.name,
+                    "brand": args.brand,
+                    "category": "commercial" if args.commercial else None,
                     "dry_run": args.dry_run or None,
                 }
                 job = client.submit(args.file, options, idempotency_key=args.idempotency_key)
@@ -270,6 +272,17 @@ def _optouts(args: argparse.Namespace, console: Console) -> int:
                 console.print(table)
                 return 0
             where = f"brand {args.brand}'s list" if args.brand else "the global list"
+            if args.command == "consents":
+                return _consents(client, args, console, where)
+            if args.action == "export" and args.iys:
+                data = client.optouts_iys(brand=args.brand)
+                if args.items:
+                    Path(args.items[0]).write_bytes(data)
+                    written = max(len(data.splitlines()) - 1, 0)
+                    console.print(f"wrote {written:,} RET rows to {args.items[0]}")
+                else:
+                    sys.stdout.buffer.write(data)
+                return 0
             if args.action == "add":
                 if not args.items:
                     console.print("[red]give the numbers to add[/red]")
@@ -327,6 +340,58 @@ def _optouts(args: argparse.Namespace, console: Console) -> int:
     except ApiClientError as exc:
         console.print(f"[red]{exc}[/red]")
         return 1
+
+
+_CONSENT_COLUMNS = {
+    "number": ("number", "telefon", "recipient", "alici", "gsm", "phone", "msisdn"),
+    "status": ("status", "durum"),
+    "date": ("date", "tarih", "consentdate", "consent_date"),
+    "source": ("source", "kaynak"),
+}
+
+
+def _consents(client: Any, args: argparse.Namespace, console: Console, where: str) -> int:
+    import csv  # noqa: PLC0415
+    from datetime import datetime  # noqa: PLC0415
+    from zoneinfo import ZoneInfo  # noqa: PLC0415
+
+    if args.action == "counts":
+        c = client.consents(brand=args.brand)
+        console.print(f"{where}: {c['records']:,} records, {c['onay']:,} ONAY, {c['ret']:,} RET")
+        return 0
+    if args.file is None:
+        console.print("[red]give the CSV file to import[/red]")
+        return 2
+    with args.file.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        names = {name.strip().lower(): name for name in reader.fieldnames or ()}
+        columns = {k: next((names[c] for c in v if c in names), None) for k, v in _CONSENT_COLUMNS.items()}
+        if columns["number"] is None or columns["status"] is None:
+            console.print(
+                f"[red]{args.file} needs a number column ({', '.join(_CONSENT_COLUMNS['number'])}) and a "
+                f"status column (status or durum, ONAY or RET); it has: {', '.join(names)}[/red]"
+            )
+            return 2
+        records = []
+        for line, row in enumerate(reader, 2):
+            status = (row[columns["status"]] or "").strip().upper()
+            if status not in ("ONAY", "RET"):
+                console.print(f"[red]{args.file}:{line}: status {status!r} is neither ONAY nor RET[/red]")
+                return 2
+            record: dict[str, Any] = {"number": row[columns["number"]], "status": status}
+            if columns["date"] and (raw := (row[columns["date"]] or "").strip()):
+                when = datetime.fromisoformat(raw.replace(" ", "T", 1))
+                record["date"] = (
+                    when if when.tzinfo else when.replace(tzinfo=ZoneInfo("Europe/Istanbul"))
+                ).isoformat()
+            if columns["source"] and (source := (row[columns["source"]] or "").strip()):
+                record["source"] = source
+            records.append(record)
+    changed = 0
+    for i in range(0, len(records), 50_000):
+        changed += client.consents_record(records[i : i + 50_000], brand=args.brand)["changed"]
+    console.print(f"{len(records):,} records read, {changed:,} changed {where} (an older one changes none)")
+    return 0
 
 
 def _keys(args: argparse.Namespace, console: Console) -> int:
@@ -442,6 +507,12 @@ def main(argv: list[str] | None = None) -> int:
     p_submit.add_argument("--timezone", help="zone of --send-window (default Europe/Istanbul)")
     p_submit.add_argument("--validity", type=int, help="minutes the network keeps trying")
     p_submit.add_argument("--name")
+    p_submit.add_argument("--brand", help="whose campaign: its opt-out and consent lists apply too")
+    p_submit.add_argument(
+        "--commercial",
+        action="store_true",
+        help="a commercial message: only to numbers with consent (ONAY); its text must say how to opt out",
+    )
     p_submit.add_argument("--dry-run", action="store_true", help="prepare and report, send nothing")
     p_submit.add_argument("--idempotency-key", help="a retried submit with the same key returns the same job")
     p_submit.add_argument("--no-wait", action="store_true", help="print the job id and return")
@@ -479,6 +550,12 @@ def main(argv: list[str] | None = None) -> int:
     p_opt.add_argument("items", nargs="*", help="add/remove: numbers; import/export: a CSV file")
     p_opt.add_argument("--brand", help="a brand's list (default: the global one)")
     p_opt.add_argument("--column", default=None, help="import: the numbers' column (default: the first)")
+    p_opt.add_argument("--iys", action="store_true", help="export: the opt-outs by reply as İYS RET rows")
+    p_consents = sub.add_parser("consents", help="consent on record (ONAY/RET): import a CSV, or counts")
+    p_consents.add_argument("action", choices=["import", "counts"])
+    p_consents.add_argument("file", nargs="?", type=Path, help="import: number, status, date, source columns")
+    p_consents.add_argument("--brand", help="a brand's list (default: the global one)")
+    client_options(p_consents)
     client_options(p_opt)
     p_replies = sub.add_parser("replies", help="the latest replies (MO) and what they meant")
     p_replies.add_argument("--kind", choices=["optout", "optin", "reply"])
@@ -517,7 +594,7 @@ def main(argv: list[str] | None = None) -> int:
         return _up(args, console)
     if args.command == "keys":
         return _keys(args, console)
-    if args.command in ("optouts", "replies"):
+    if args.command in ("optouts", "replies", "consents"):
         return _optouts(args, console)
     if args.command in ("submit", "jobs", "status", "pause", "resume", "cancel", "report", "summary"):
         return _jobs(args, console)

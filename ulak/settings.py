@@ -446,6 +446,21 @@ class RepliesConfig(_Model):
         "a part whose answer it missed, counted once",
     )
     keep: int = Field(default=1_000_000, ge=1000, description="replies kept in the replies stream")
+    optout_instruction: str = Field(
+        default=r"(^|[\s.,:;!?'\"(])(RET|[İIıi]PTAL|STOP|DUR)\b",
+        description="a commercial job's text must match this (case-insensitive regular expression, in "
+        "what Python's re and RE2 share): it tells the recipient how to opt out, e.g. 'RET yazıp "
+        "4545'e gönderin'",
+    )
+
+    @field_validator("optout_instruction")
+    @classmethod
+    def _instruction(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"optout_instruction is no regular expression: {exc}") from None
+        return value
 
     def rule(self, to: str) -> ReplyRule | None:
         return next((r for r in self.rules if r.to == to), None)

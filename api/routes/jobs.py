@@ -196,7 +196,7 @@ async def create_job(
                     422, "missing_file", "send the campaign as the multipart field 'file'", field="file"
                 )
             options = _options(_form_options(form))
-            await run_in_threadpool(plane.check_webhook, options.webhook_url)
+            await run_in_threadpool(plane.check_options, options)
             filename = Path(upload.filename or "upload.csv").name
             path = staging / ("upload" + Path(filename).suffix.lower())
             await run_in_threadpool(
@@ -216,7 +216,7 @@ async def create_job(
             except ValidationError as exc:
                 raise validation_error(exc, code="invalid_options") from None
             options = JobOptions.model_validate(spec.model_dump(exclude={"uri"}))
-            await run_in_threadpool(plane.check_webhook, options.webhook_url)
+            await run_in_threadpool(plane.check_options, options)
             path, filename = await run_in_threadpool(
                 lambda: fetch(
                     spec.uri,

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import re
-from typing import Any
+import time
+from datetime import datetime
+from typing import Any, Literal
 
 import pyarrow as pa
 from fastapi import APIRouter, Query
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -15,6 +20,7 @@ from api.errors import ApiError
 from api.schemas import ErrorBody
 from cluster import replies
 from ingest.numbers import NumberNormalizer
+from ulak.consent import IYS_FIELDS, Consent, Consents, iys_row
 from ulak.optouts import OptOuts
 from ulak.settings import BRAND_PATTERN
 
@@ -164,3 +170,88 @@ async def list_replies(
         return {"counts": replies.counts(plane.client), "items": items}
 
     return await run_in_threadpool(read)
+
+
+class ConsentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    number: str = Field(min_length=1, max_length=40, description="as people write it")
+    status: Literal["ONAY", "RET"]
+    date: datetime | None = Field(default=None, description="when it was given (ISO 8601); default now")
+    source: str = Field(default="api", max_length=100, description="e.g. HS_WEB, HS_FIZIKSEL_ORTAM")
+
+
+class ConsentsIn(BaseModel):
+    """Consent records (İYS-style) for a brand's list, or the global one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    records: list[ConsentIn] = Field(min_length=1, max_length=MAX_NUMBERS)
+    brand: str | None = Field(default=None, pattern=BRAND_PATTERN)
+
+
+@router.post(
+    "/v1/consents",
+    status_code=201,
+    responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+)
+async def record_consents(body: ConsentsIn, plane: Plane, key: WriteKey) -> dict[str, Any]:
+    """Record consents: each number keeps its latest by date, and of two on the same date RET
+    stands. A commercial job sends only to numbers whose record is ONAY (and not opted out)."""
+
+    def record() -> dict[str, Any]:
+        numbers = normalized(plane, [r.number for r in body.records])
+        now = time.time()
+        entries = [
+            Consent(n, r.status, r.date.timestamp() if r.date is not None else now, r.source)
+            for n, r in zip(numbers, body.records, strict=True)
+        ]
+        store = Consents(plane.client)
+        changed = store.record(entries, brand=body.brand)
+        return {"brand": body.brand, "changed": changed, **store.counts(brand=body.brand)}
+
+    return await run_in_threadpool(record)
+
+
+@router.get("/v1/consents", responses={401: {"model": ErrorBody}, 422: {"model": ErrorBody}})
+async def consent_counts(plane: Plane, key: Key, brand: str | None = None) -> dict[str, Any]:
+    """How many records a list has, and how many of them are ONAY and RET."""
+    _brand(brand)
+    return {"brand": brand, **await run_in_threadpool(Consents(plane.client).counts, brand=brand)}
+
+
+@router.get(
+    "/v1/consents/{number}",
+    responses={401: {"model": ErrorBody}, 404: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+)
+async def get_consent(number: str, plane: Plane, key: Key, brand: str | None = None) -> dict[str, Any]:
+    """A number's consent on record."""
+    _brand(brand)
+
+    def get() -> dict[str, Any]:
+        [e164] = normalized(plane, [number])
+        entry = Consents(plane.client).get(e164, brand=brand)
+        if entry is None:
+            raise ApiError(404, "no_consent", f"{e164} has no consent on record")
+        return entry.as_dict()
+
+    return await run_in_threadpool(get)
+
+
+@router.get("/v1/optouts.iys.csv", response_class=PlainTextResponse, responses={401: {"model": ErrorBody}})
+async def export_iys(plane: Plane, key: Key, brand: str | None = None) -> PlainTextResponse:
+    """The opt-outs that came by reply, as consent changes (RET) in the fields of an İYS upload
+    (type, source, recipient, status, consentDate, recipientType)."""
+    _brand(brand)
+
+    def export() -> str:
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=IYS_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        for entry in OptOuts(plane.client).all(brand=brand):
+            if entry.source == "mo":
+                writer.writerow(iys_row(entry.number, entry.at))
+        return out.getvalue()
+
+    text = await run_in_threadpool(export)
+    return PlainTextResponse(text, media_type="text/csv; charset=utf-8")

@@ -4,6 +4,7 @@ them together and acts on them; the opt-outs they make filter the next job's row
 from __future__ import annotations
 
 import csv
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import ray
 
 from tests.helpers import SimProcess, wait_for
 from tests.integration.test_api import _post, _wait_state, running_stack
+from ulak import cli
 
 RULES = {"rules": [{"to": "4646", "brand": "acme", "optout_words": ["CIKIS"]}], "concat_timeout": 3}
 
@@ -161,3 +163,92 @@ def test_a_reply_whose_bind_dies_before_it_is_durable_comes_again(ray_session: A
             assert http.get("/v1/optouts/905321000021").json()["source"] == "mo"
         stats = sim.stats()
     assert stats["mo_redelivered"] >= 1 and stats["mo_answered"] == 1
+
+
+def test_a_commercial_job_sends_only_with_consent_and_says_how_to_opt_out(
+    ray_session: Any, tmp_path: Path
+) -> None:
+    sim = SimProcess(tmp_path, "--account", "test:secret", "--seed", "19")
+    n = {k: f"9053220000{i:02d}" for i, k in enumerate("ABCDEFG", 1)}
+    with running_stack(tmp_path, sim, tps=200, name="consent") as stack, stack.client() as http:
+        day1, day2 = "2026-11-01T10:00:00+03:00", "2026-11-02T10:00:00+03:00"
+        records = [
+            {"number": n["A"], "status": "ONAY", "date": day1, "source": "HS_WEB"},
+            {"number": n["B"], "status": "ONAY", "date": day1},
+            {"number": n["B"], "status": "RET", "date": day2},  # later: RET
+            {"number": n["C"], "status": "ONAY", "date": day1},
+            {"number": n["C"], "status": "RET", "date": day1},  # the same date: RET stands
+            {"number": n["D"], "status": "RET", "date": day1},
+            {"number": n["D"], "status": "ONAY", "date": day2},  # given again later: ONAY
+            {"number": n["F"], "status": "ONAY", "date": day1},
+            {"number": n["G"], "status": "ONAY", "date": day2},
+        ]
+        answer = http.post("/v1/consents", json={"records": records})
+        assert answer.status_code == 201, answer.text
+        # An older record changes nothing.
+        http.post("/v1/consents", json={"records": [{"number": n["B"], "status": "ONAY", "date": day1}]})
+        assert http.get(f"/v1/consents/{n['B']}").json()["status"] == "RET"
+        assert http.get(f"/v1/consents/{n['C']}").json()["status"] == "RET"
+        assert http.get(f"/v1/consents/{n['D']}").json()["status"] == "ONAY"
+        assert http.get(f"/v1/consents/{n['E']}").status_code == 404
+        # The same from a file, by the CLI: G given again later, with İYS's column names.
+        consents = tmp_path / "consents.csv"
+        consents.write_text(
+            f"recipient,status,consentDate,source\n+{n['G']},RET,2026-11-01 09:00:00,HS_WEB\n", "utf-8"
+        )
+        remote = ["--api", stack.api.url, "--key", stack.token]
+        assert cli.main(["consents", "import", str(consents), *remote]) == 0
+        assert http.get(f"/v1/consents/{n['G']}").json()["status"] == "ONAY"  # its ONAY is later
+        # F opts out by reply: on the opt-out list, and its consent is RET now.
+        sim.control(op="mo", system_id="test", source=n["F"], dest="4545", text="RET")
+        wait_for(
+            lambda: http.get(f"/v1/consents/{n['F']}").json().get("status") == "RET",
+            timeout=30,
+            what="the opt-out by reply to reach the consent record",
+        )
+        iys = list(csv.DictReader(http.get("/v1/optouts.iys.csv").text.splitlines()))
+        assert [(r["recipient"], r["status"], r["source"], r["type"]) for r in iys] == [
+            ("+" + n["F"], "RET", "HS_MESAJ", "MESAJ")
+        ]
+        assert cli.main(["optouts", "export", str(tmp_path / "iys.csv"), "--iys", *remote]) == 0
+        assert (tmp_path / "iys.csv").read_text("utf-8") == http.get("/v1/optouts.iys.csv").text
+
+        path = tmp_path / "commercial.csv"
+        with path.open("w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["telefon", "ad", "metin"])
+            for key, number in n.items():
+                text = f"Kampanya {key}. Çıkmak için RET yazıp 4545'e gönderin" if key != "G" else "Kampanya"
+                w.writerow(["+" + number, key, text])
+        refused = _post(http, path, template="Merhaba {ad}, indirim!", category="commercial")
+        assert refused.status_code == 422 and refused.json()["code"] == "no_optout_text", refused.text
+        assert refused.json()["field"] == "template"
+        variants = json.dumps(
+            [
+                {"name": "A", "template": "Merhaba {ad}. RET yazıp 4545e gönderin"},
+                {"name": "B", "template": "Merhaba"},
+            ]
+        )
+        refused = _post(http, path, template="x RET", category="commercial", variants=variants)
+        assert refused.status_code == 422 and refused.json()["field"] == "variants[1].template"
+
+        good = "Merhaba {ad}, %20 indirim! Listeden çıkmak için İPTAL yazıp 4545'e gönderin."
+        commercial = _post(http, path, template=good, category="commercial").json()["id"]
+        by_column = _post(http, path, text_column="metin", category="commercial").json()["id"]
+        informational = _post(http, path, template="Hesabınız güncellendi {ad}").json()["id"]
+        views = {j: _wait_state(http, j, "done") for j in (commercial, by_column, informational)}
+        assert views[commercial]["counts"]["rejected"] == 4
+        assert views[commercial]["rejected_reasons"] == {"opted_out": 1, "no_consent": 3}
+        assert views[by_column]["rejected_reasons"] == {"opted_out": 1, "no_consent": 3, "no_optout_text": 1}
+        assert views[informational]["rejected_reasons"] == {"opted_out": 1}
+        rejected = http.get(f"/v1/jobs/{commercial}/rejected", params={"format": "csv"}).text
+        reasons = {r["telefon"].lstrip("+"): r["reason"] for r in csv.DictReader(rejected.splitlines())}
+        assert reasons == {
+            n["B"]: "no_consent",
+            n["C"]: "no_consent",
+            n["E"]: "no_consent",
+            n["F"]: "opted_out",
+        }
+        records_sent = stack.records("9053220000")
+    commercial_sent = sorted(r["dst"] for r in records_sent if "İPTAL" in r["text"])
+    assert commercial_sent == sorted([n["A"], n["D"], n["G"]])
