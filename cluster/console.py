@@ -172,6 +172,28 @@ def kpi_table(summary: dict[str, Any], console: Console) -> None:
         )
     for kind, goal in (summary.get("goal") or {}).items():
         console.print(f"goal ({kind}): {goal['reached']} of {goal['target']} = {goal['progress']:.1%}")
+    survey = summary.get("survey")
+    if survey:
+        t = survey["time_to_answer"]
+        console.print(
+            f"survey ({survey['kind']}): {survey['responses']:,} answers, response rate "
+            f"{_pct(survey['response_rate'])}, time to answer p50 / p90 {_times(t)} s; "
+            f"{survey['comments']:,} comments, {survey['unparsed']:,} replies that were no answer"
+        )
+        if "yes_no" in survey:
+            yn = survey["yes_no"]
+            console.print(
+                f"  YES {yn['yes']:,} ({_pct(yn['yes_share'])}) · NO {yn['no']:,} ({_pct(yn['no_share'])})"
+            )
+        else:
+            n = survey["nps"]
+            spread = " ".join(f"{s}:{c}" for s, c in n["distribution"].items())
+            console.print(
+                f"  NPS {n['nps'] if n['nps'] is not None else '–'} · promoters {n['promoters']:,}, passives "
+                f"{n['passives']:,}, detractors {n['detractors']:,} · {spread}"
+            )
+        for reply in survey["free_replies"][:10]:
+            console.print(f"  +{reply['number']}: {reply['text']}")
 
 
 def _times(times: dict[str, Any]) -> str:

@@ -124,6 +124,23 @@ class Variant(BaseModel):
         return value
 
 
+class Survey(BaseModel):
+    """The job asks a question; the replies to it are its answers (``cluster.replies``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["yes_no", "nps"] = Field(description="yes_no: EVET/HAYIR; nps: a score 0-10")
+    reply_to: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=21,
+        description="the short code or number the answers come to (default: the job's sender)",
+    )
+    window_hours: float = Field(
+        default=72.0, gt=0, le=24 * 90, description="answers count this long after the job began sending"
+    )
+
+
 class JobOptions(BaseModel):
     """What a job was asked to do (the POST's options, kept in the job record)."""
 
@@ -173,6 +190,11 @@ class JobOptions(BaseModel):
         le=100,
         allow_inf_nan=False,
         description="share of the binds against other jobs sending at once (2 = twice a weight-1 job's)",
+    )
+    survey: Survey | None = Field(
+        default=None,
+        description="a survey: {kind: yes_no|nps, reply_to, window_hours}; a reply from a recipient to "
+        "reply_to within the window is an answer, tied to the most recent survey that asked them",
     )
     webhook_url: str | None = Field(
         default=None,
@@ -270,6 +292,22 @@ class JobOptions(BaseModel):
                 "'holdout' and 'rest' name recipients of the split: give the variant another name"
             )
         return value
+
+    @field_validator("survey")
+    @classmethod
+    def _survey(cls, value: Survey | None, info: ValidationInfo) -> Survey | None:
+        if value is not None and value.reply_to is None and info.data.get("sender") is None:
+            raise ValueError(
+                "a survey needs the short code or number its answers come to: give survey.reply_to, "
+                "or a sender (answers come to it)"
+            )
+        return value
+
+    def survey_reply_to(self) -> str | None:
+        """Where the survey's answers come to (None: not a survey)."""
+        if self.survey is None:
+            return None
+        return self.survey.reply_to or self.sender
 
     @field_validator("test_share")
     @classmethod
@@ -568,7 +606,11 @@ class JobStore:
         pipe.delete(keys.job_counters(job_id))  # one key a DELETE: a cluster pipeline takes no more
         pipe.delete(keys.job_samples(job_id))
         pipe.delete(keys.job_events_lock(job_id))
-        for key in (*links.click_keys(job_id), *keys.job_conversion_keys(job_id)):
+        for key in (
+            *links.click_keys(job_id),
+            *keys.job_conversion_keys(job_id),
+            *keys.job_survey_keys(job_id),
+        ):
             pipe.delete(key)
         pipe.zrem(keys.JOBS, job_id)
         pipe.delete(keys.job(job_id))

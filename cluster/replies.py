@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pyarrow as pa
@@ -34,6 +35,7 @@ from ingest.numbers import NumberNormalizer
 from ulak import keys
 from ulak.consent import ONAY, RET, Consent, Consents
 from ulak.optouts import OptOuts
+from ulak.replies import survey
 from ulak.replies.keywords import Keywords, Kind, Verdict
 from ulak.replies.mo import MoMessage, MoPart, Reassembler
 from ulak.settings import RepliesConfig
@@ -41,6 +43,38 @@ from ulak.settings import RepliesConfig
 log = structlog.get_logger("ulak.replies")
 
 CONSUMER = "processor"
+
+# KEYS: the job's survey answers, counts, replies. ARGV: number, reply id, the answer's counter
+# ('' when the reply is none), the answer's record, the free reply's record. The first answer
+# counts; a later reply (or answer) is a comment on it, or, from one who has not answered, a reply
+# that is none ("unparsed"). A reply read again (the same id) changes nothing.
+_ANSWER = """local old = redis.call('HGET', KEYS[1], ARGV[1])
+local rec = old and cjson.decode(old)
+if rec and rec['id'] == ARGV[2] then return 'replayed-answer' end
+if ARGV[3] ~= '' and not rec then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
+  redis.call('HINCRBY', KEYS[2], 'responses', 1)
+  redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
+  return 'answer'
+end
+local free = cjson.decode(ARGV[5])
+if rec then
+  local comments = rec['comments']
+  if type(comments) ~= 'table' then comments = {} end
+  for _, c in ipairs(comments) do if c['id'] == ARGV[2] then return 'replayed' end end
+  table.insert(comments, {id = ARGV[2], text = free['text'], at = free['at']})
+  rec['comments'] = comments
+  redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec))
+  redis.call('HINCRBY', KEYS[2], 'comments', 1)
+  if ARGV[3] ~= '' then redis.call('HINCRBY', KEYS[2], 'repeated', 1) end
+  free['answer'] = rec['answer']
+else
+  redis.call('HINCRBY', KEYS[2], 'unparsed', 1)
+end
+redis.call('LPUSH', KEYS[3], cjson.encode(free))
+redis.call('LTRIM', KEYS[3], 0, 999)
+return 'comment'
+"""
 READ_COUNT = 500
 
 
@@ -58,9 +92,13 @@ class Reply:
     received: float
     parts: int
     complete: bool
+    job: str = ""  # the survey it answers, or whose respondent wrote it
+    answer: str = ""  # yes, no, or a score 0-10
 
     def fields(self) -> dict[str, str]:
         return {
+            "job": self.job,
+            "answer": self.answer,
             "number": self.number,
             "to": self.to,
             "text": self.text,
@@ -88,6 +126,8 @@ class Reply:
             "received": float(f["received"]),
             "parts": int(f["parts"]),
             "complete": f["complete"] == "1",
+            "job": f.get("job") or None,
+            "answer": f.get("answer") or None,
         }
 
 
@@ -120,6 +160,7 @@ class ReplyProcessor:
         self.rules = ReplyRules(config)
         self.optouts = OptOuts(client)
         self.consents = Consents(client)
+        self._record_answer = client.register_script(_ANSWER)
         self.normalizer = NumberNormalizer(default_region)
         self.reassembler = Reassembler(timeout=config.concat_timeout)
         self._seen: dict[str, tuple[str, float]] = {}  # part digest -> (entry id, when): SMSC resends
@@ -224,22 +265,23 @@ class ReplyProcessor:
     def _write(self, done: list[tuple[MoMessage, list[object]]]) -> int:
         numbers = self._numbers([m.source for m, _ in done])
         replies = []
-        for (message, _), number in zip(done, numbers, strict=True):
+        for (message, tags), number in zip(done, numbers, strict=True):
             verdict, brand = self.rules.judge(message.dest, message.text)
-            replies.append(
-                Reply(
-                    number=number,
-                    to=message.dest,
-                    text=message.text,
-                    kind=verdict.kind,
-                    keyword=verdict.keyword,
-                    brand=brand,
-                    operator=message.smsc,
-                    received=message.received,
-                    parts=message.parts,
-                    complete=message.complete,
-                )
+            reply = Reply(
+                number=number,
+                to=message.dest,
+                text=message.text,
+                kind=verdict.kind,
+                keyword=verdict.keyword,
+                brand=brand,
+                operator=message.smsc,
+                received=message.received,
+                parts=message.parts,
+                complete=message.complete,
             )
+            if reply.kind is Kind.REPLY:
+                reply = self._survey(reply, min(str(t) for t in tags))
+            replies.append(reply)
         # What a reply means first (idempotent), then the reply itself and its parts' acknowledgement
         # in one MULTI: a crash between the two reads the parts again and does both again.
         # An opt-out is a RET on the consent record too (an opt-in an ONAY), so that a commercial job
@@ -278,6 +320,43 @@ class ReplyProcessor:
             )
         return len(replies)
 
+    def _survey(self, reply: Reply, reply_id: str) -> Reply:
+        """A free reply from someone a survey asked, to where its answers come, within its window:
+        their answer (the first counts), or a comment on it; recorded in the job's survey keys
+        (idempotent: a reply read again after a crash is recognised by its id)."""
+        found = self.client.hget(keys.survey_index(reply.to), reply.number)
+        if found is None:
+            return reply
+        job_id, since, window, kind = found.decode().split("|")
+        seconds = reply.received - float(since)
+        if not 0 <= seconds <= float(window):
+            return reply
+        answer: str | int | None = survey.yes_no(reply.text) if kind == "yes_no" else survey.score(reply.text)
+        field = "" if answer is None else (str(answer) if kind == "yes_no" else f"s{answer}")
+        record: dict[str, Any] = {
+            "id": reply_id,
+            "answer": answer,
+            "at": reply.received,
+            "seconds": round(seconds, 3),
+            "text": reply.text[:1000],
+            "comments": [],
+        }
+        free = {"id": reply_id, "number": reply.number, "at": reply.received, "text": reply.text[:1000]}
+        outcome = self._record_answer(
+            keys=list(keys.job_survey_keys(job_id)),
+            args=[
+                reply.number,
+                reply_id,
+                field,
+                json.dumps(record, ensure_ascii=False),
+                json.dumps(free, ensure_ascii=False),
+            ],
+        )
+        taken = outcome in (b"answer", b"replayed-answer")
+        return replace(
+            reply, kind=Kind.ANSWER if taken else Kind.REPLY, job=job_id, answer=str(answer) if taken else ""
+        )
+
     def _numbers(self, sources: list[str]) -> list[str]:
         """Each sender as E.164 without '+'; one that is no phone number as its digits (or as
         sent, when it has none: an alphanumeric sender)."""
@@ -289,9 +368,65 @@ class ReplyProcessor:
         return out
 
 
+def survey_summary(client: Any, job_id: str, kind: str, *, delivered: int) -> dict[str, Any]:
+    """A survey job's results: response rate (respondents / delivered), time to answer (from when
+    the job began sending), YES/NO counts and shares or the NPS distribution and NPS, and the free
+    replies (comments after an answer, and replies that were none), newest first."""
+    pipe = client.pipeline(transaction=True)  # one slot: the job's
+    pipe.hgetall(keys.job_survey_counts(job_id))
+    pipe.hvals(keys.job_survey_answers(job_id))
+    pipe.lrange(keys.job_survey_replies(job_id), 0, 99)
+    raw_counts, raw_answers, raw_replies = pipe.execute()
+    c = {k.decode(): int(v) for k, v in raw_counts.items()}
+    answers = [json.loads(a) for a in raw_answers]
+    seconds = sorted(float(a["seconds"]) for a in answers)
+    responses = c.get("responses", 0)
+    out: dict[str, Any] = {
+        "kind": kind,
+        "responses": responses,
+        "response_rate": round(responses / delivered, 4) if delivered else None,
+        "time_to_answer": {
+            "p50_seconds": _quantile(seconds, 0.5),
+            "p90_seconds": _quantile(seconds, 0.9),
+        },
+        "comments": c.get("comments", 0),
+        "unparsed": c.get("unparsed", 0),
+        "repeated": c.get("repeated", 0),
+        "free_replies": [{k: v for k, v in json.loads(r).items() if k != "id"} for r in raw_replies],
+    }
+    if kind == "yes_no":
+        yes, no = c.get("yes", 0), c.get("no", 0)
+        out["yes_no"] = {
+            "yes": yes,
+            "no": no,
+            "yes_share": round(yes / (yes + no), 4) if yes + no else None,
+            "no_share": round(no / (yes + no), 4) if yes + no else None,
+        }
+    else:
+        distribution = {s: c.get(f"s{s}", 0) for s in range(11)}
+        groups = {"promoters": 0, "passives": 0, "detractors": 0}
+        for s, n in distribution.items():
+            groups[survey.group(s) + "s"] += n
+        scored = sum(distribution.values())
+        out["nps"] = {
+            "distribution": {str(s): n for s, n in distribution.items()},
+            **groups,
+            **{f"{g}_share": round(n / scored, 4) if scored else None for g, n in groups.items()},
+            "nps": survey.nps(distribution),
+        }
+    return out
+
+
+def _quantile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    return round(values[max(0, math.ceil(q * len(values)) - 1)], 3)  # nearest rank
+
+
 def counts(client: Any) -> dict[str, int]:
     raw = client.hgetall(keys.MO_COUNTS)
-    base = dict.fromkeys(("messages", "parts", "optout", "optin", "reply", "incomplete", "duplicate"), 0)
+    names = ("messages", "parts", "optout", "optin", "answer", "reply", "incomplete", "duplicate")
+    base = dict.fromkeys(names, 0)
     base.update({k.decode(): int(v) for k, v in raw.items()})
     return base
 

@@ -302,6 +302,23 @@ class JobRunner:
                 )
             time.sleep(0.05)
 
+    def _index_survey(self) -> None:
+        """Make this job the most recent survey of each of its recipients, for replies to its
+        reply_to (``keys.survey_index``): from when it first began sending, for its window. Done
+        again by a resumed runner: the same values."""
+        survey, reply_to = self.options.survey, self.options.survey_reply_to()
+        assert survey is not None and reply_to is not None
+        self.client.hsetnx(keys.job(self.job_id), "survey_since", f"{time.time():.3f}")
+        since = self.store.record(self.job_id)["survey_since"]
+        value = f"{self.job_id}|{since}|{survey.window_hours * 3600:.0f}|{survey.kind}"
+        rows_file = pq.ParquetFile(self.directory.open_input(ACCEPTED_FILE))
+        key = keys.survey_index(reply_to)
+        for batch in rows_file.iter_batches(batch_size=10_000, columns=["msisdn"]):
+            numbers = batch.column("msisdn").to_pylist()
+            if numbers:
+                self.client.hset(key, mapping=dict.fromkeys(numbers, value))
+        self._log.info("job.survey_indexed", reply_to=reply_to, rows=rows_file.metadata.num_rows)
+
     def _restore(self, state: JobState) -> JobState:
         """Write again what this runner wrote and Redis no longer has (see ``__init__``): a Redis
         that came back from a crash without its last second may hold the job as not yet prepared,
@@ -348,6 +365,8 @@ class JobRunner:
             self._log.info("job.resuming")
         else:
             self.store.update(self.job_id, sending_began="1")
+        if self.options.survey is not None:
+            self._index_survey()
         rows = self._rows(skip_sent=resuming)
         pending = _Pending(op.name for op in self.settings.operators)
         # Rows read ahead per operator: enough for a batch to each of its binds, twice over.

@@ -37,6 +37,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from cluster.jobs import JobOptions, JobState, JobStore, job_ledgers
+from cluster.replies import survey_summary
 from cluster.report import report_batches
 from cluster.winner import describe as winner_decision
 from ulak import keys
@@ -119,6 +120,11 @@ def summarize(
         "ab_test": _ab_test(tested) if len(tested) >= 2 else None,
         "decision": winner_decision(record.get("decision")),
         "holdout": _holdout(view, total) if options.holdout else None,
+        "survey": (
+            survey_summary(client, job_id, options.survey.kind, delivered=total["delivered"])
+            if options.survey is not None
+            else None
+        ),
         "series": {
             "bucket_seconds": bucket,
             "points": rows.series(

@@ -315,3 +315,29 @@ def bind_sends(operator: str, bind: str, actor_id: str, *, ledger: str) -> str:
     unsettled every 0.25 s (``ulak.dispatch.sendrecord``). Read and deleted by a job's runner when
     the process dies, deleted when the bind stops; expires a day after its last rewrite."""
     return f"{PREFIX}:{tag(ledger)}:bind:{operator}:{bind}:{actor_id}:sends"
+
+
+def survey_index(reply_to: str) -> str:
+    """Hash, number -> ``job|since|window seconds|kind``: the most recent survey that asked the
+    number and whose answers come to *reply_to* (written when the job begins sending)."""
+    return f"{PREFIX}:{{survey:{reply_to}}}:latest"
+
+
+def job_survey_answers(job_id: str) -> str:
+    """Hash, number -> JSON {answer, at, seconds, text, comments}: each respondent's first answer."""
+    return f"{PREFIX}:job:{{{job_id}}}:survey:answers"
+
+
+def job_survey_counts(job_id: str) -> str:
+    """Hash: responses, yes, no, s0…s10 (scores), comments, unparsed, repeated."""
+    return f"{PREFIX}:job:{{{job_id}}}:survey:counts"
+
+
+def job_survey_replies(job_id: str) -> str:
+    """List of JSON {number, at, text, answer}: the survey's free replies (a comment after an
+    answer, or a reply that is none), the last 1000."""
+    return f"{PREFIX}:job:{{{job_id}}}:survey:replies"
+
+
+def job_survey_keys(job_id: str) -> tuple[str, ...]:
+    return job_survey_answers(job_id), job_survey_counts(job_id), job_survey_replies(job_id)

@@ -137,7 +137,7 @@ def metrics(plane: Plane) -> str:
         f"# HELP {name} Replies (MO) written, by what they meant (optout, optin, reply).",
         f"# TYPE {name} counter",
     ]
-    out += [_line(name, {"kind": k}, mo[k]) for k in ("optout", "optin", "reply")]
+    out += [_line(name, {"kind": k}, mo[k]) for k in ("optout", "optin", "answer", "reply")]
     for field, help_text in (
         ("parts", "MO parts the binds made durable and the processor put together"),
         ("incomplete", "concatenated replies kept without all their parts (replies.concat_timeout)"),

@@ -121,6 +121,16 @@ def _form_options(form: Any) -> dict[str, Any]:
                     'variants: expected JSON, e.g. [{"name": "A"}, {"name": "B", "template": "..."}]',
                     field="variants",
                 ) from None
+        elif name == "survey":  # nps, yes_no, or {"kind": "nps", "reply_to": "4545", "window_hours": 48}
+            try:
+                values["survey"] = json.loads(value) if value.lstrip().startswith("{") else {"kind": value}
+            except ValueError:
+                raise ApiError(
+                    422,
+                    "invalid_options",
+                    'survey: expected yes_no, nps or JSON, e.g. {"kind": "nps", "reply_to": "4545"}',
+                    field="survey",
+                ) from None
         elif value != "":
             values[name] = value
     return values

@@ -153,7 +153,7 @@ async def remove_optout(number: str, plane: Plane, key: WriteKey, brand: str | N
 async def list_replies(
     plane: Plane,
     key: Key,
-    kind: str | None = Query(default=None, pattern=r"^(optout|optin|reply)$"),
+    kind: str | None = Query(default=None, pattern=r"^(optout|optin|answer|reply)$"),
     before: str | None = Query(default=None, pattern=r"^\d+-\d+$", description="a reply's id: older ones"),
     limit: int = Query(default=100, ge=1, le=1000),
 ) -> dict[str, Any]:

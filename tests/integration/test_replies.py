@@ -4,6 +4,7 @@ them together and acts on them; the opt-outs they make filter the next job's row
 from __future__ import annotations
 
 import csv
+import io
 import json
 import time
 from pathlib import Path
@@ -11,7 +12,9 @@ from typing import Any
 
 import httpx
 import ray
+from rich.console import Console
 
+from cluster.console import kpi_table
 from tests.helpers import SimProcess, wait_for
 from tests.integration.test_api import _post, _wait_state, running_stack
 from ulak import cli
@@ -252,3 +255,109 @@ def test_a_commercial_job_sends_only_with_consent_and_says_how_to_opt_out(
         records_sent = stack.records("9053220000")
     commercial_sent = sorted(r["dst"] for r in records_sent if "İPTAL" in r["text"])
     assert commercial_sent == sorted([n["A"], n["D"], n["G"]])
+
+
+def _survey_file(path: Path, numbers: list[str]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["telefon", "ad"])
+        for number in numbers:
+            w.writerow(["+" + number, "Müşteri"])
+    return path
+
+
+def test_yes_no_and_nps_surveys_count_their_answers(ray_session: Any, tmp_path: Path) -> None:
+    sim = SimProcess(tmp_path, "--account", "test:secret", "--seed", "20")
+    yes_no = [f"9053230000{i:02d}" for i in range(10)]
+    scored = [f"9053240000{i:02d}" for i in range(20)]
+    with running_stack(tmp_path, sim, tps=200, name="survey") as stack, stack.client() as http:
+        question = "Aldığınız hizmetten memnun musunuz? EVET veya HAYIR yazın"
+        first = _post(
+            http, _survey_file(tmp_path / "yn.csv", yes_no), template=question, sender="4545", survey="yes_no"
+        ).json()["id"]
+        nps_q = "Bizi bir arkadaşınıza ne kadar önerirsiniz? 0-10 arası bir puan yazın"
+        second = _post(
+            http,
+            _survey_file(tmp_path / "nps.csv", scored),
+            template=nps_q,
+            survey='{"kind": "nps", "reply_to": "5555"}',
+        ).json()["id"]
+        no_reply_to = _post(http, _survey_file(tmp_path / "x.csv", yes_no[:1]), template="x", survey="nps")
+        assert no_reply_to.status_code == 422 and no_reply_to.json()["field"] == "survey", no_reply_to.text
+        for job_id in (first, second):
+            _wait_state(http, job_id, "done")
+
+        answers = [" evet!", "Evet", "EVET 👍", "e", "yes", "Tamam", "Hayır", "HAYIR", "hayir.", "belki"]
+        for number, text in zip(yes_no, answers, strict=True):
+            sim.control(op="mo", system_id="test", source=number, dest="4545", text=text)
+        _wait_replies(http, 10)
+        sim.control(op="mo", system_id="test", source=yes_no[0], dest="4545", text="Teşekkürler, çok iyiydi")
+        sim.control(op="mo", system_id="test", source=yes_no[1], dest="4545", text="Hayır")  # changes nothing
+        sim.control(op="mo", system_id="test", source="905329999999", dest="4545", text="Evet")  # not asked
+        scores = [
+            "10",
+            "on",
+            "10!",
+            "ten",
+            "Puanım 10",
+            "9",
+            "9/10",
+            "dokuz",
+            "8",
+            "8",
+            "7",
+            "yedi",
+            "6",
+            "6",
+            "altı",
+            "3",
+            "3",
+            "0",
+            "bilmiyorum",
+            "çok pahalı",
+        ]
+        for number, text in zip(scored, scores, strict=True):
+            sim.control(op="mo", system_id="test", source=number, dest="5555", text=text)
+        _wait_replies(http, 10 + 3 + 20)
+
+        s1 = http.get(f"/v1/jobs/{first}/summary").json()
+        s2 = http.get(f"/v1/jobs/{second}/summary").json()
+        kinds = [r["kind"] for r in _replies(http, limit=100)["items"]]
+    yn = s1["survey"]
+    assert (yn["kind"], yn["responses"], yn["unparsed"], yn["comments"], yn["repeated"]) == (
+        "yes_no",
+        9,
+        1,
+        2,
+        1,
+    )
+    assert yn["yes_no"] == {"yes": 6, "no": 3, "yes_share": 0.6667, "no_share": 0.3333}
+    assert yn["response_rate"] == (round(9 / s1["delivered"], 4) if s1["delivered"] else None)
+    assert yn["time_to_answer"]["p50_seconds"] > 0
+    texts = {r["text"] for r in yn["free_replies"]}
+    assert texts == {"belki", "Teşekkürler, çok iyiydi", "Hayır"}
+    comment = next(r for r in yn["free_replies"] if r["text"].startswith("Teşekkürler"))
+    assert comment["number"] == yes_no[0] and comment["answer"] == "yes"
+
+    nps = s2["survey"]["nps"]
+    assert s2["survey"]["responses"] == 18 and s2["survey"]["unparsed"] == 2
+    assert nps["distribution"] == {
+        "0": 1,
+        "1": 0,
+        "2": 0,
+        "3": 2,
+        "4": 0,
+        "5": 0,
+        "6": 3,
+        "7": 2,
+        "8": 2,
+        "9": 3,
+        "10": 5,
+    }
+    assert (nps["promoters"], nps["passives"], nps["detractors"]) == (8, 4, 6)
+    assert nps["nps"] == round(100 * (8 - 6) / 18, 2)
+    shown = io.StringIO()
+    kpi_table(s1, Console(file=shown, width=200))
+    kpi_table(s2, Console(file=shown, width=200))
+    assert "YES 6 (66.7%) · NO 3 (33.3%)" in shown.getvalue() and "NPS 11.11" in shown.getvalue()
+    assert kinds.count("answer") == 9 + 18 and kinds.count("reply") == 1 + 2 + 2 + 1
