@@ -90,7 +90,7 @@ def replies_actor(*, redis_url: str, settings: Settings, namespace: str) -> Any:
     cls: Any = ray.remote(num_cpus=0, max_restarts=-1)(RepliesActor)
     return cls.options(
         name="replies", namespace=namespace, lifetime="detached", get_if_exists=True, **NO_TASK_EVENTS
-    ).remote(redis_url, settings.replies, settings.ingest.default_region)
+    ).remote(redis_url, settings, namespace)
 
 
 def webhook_actor(*, redis_url: str, config: WebhooksConfig, ledgers: list[str], namespace: str) -> Any:

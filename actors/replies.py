@@ -1,25 +1,39 @@
-"""RepliesActor: one per cluster, turns the binds' MO parts into replies (``cluster.replies``)."""
+"""RepliesActor: one per cluster, turns the binds' MO parts into replies (``cluster.replies``) and
+sends surveys' follow-ups (``cluster.followups``)."""
 
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import redis
 import structlog
 
+from cluster.followups import FollowupSender
 from cluster.replies import ReplyProcessor
 from ulak import redisclient
 from ulak.logging import configure_logging
-from ulak.settings import RepliesConfig
+from ulak.settings import Settings
 
 log = structlog.get_logger("ulak.replies")
 
 
 class RepliesActor:
-    def __init__(self, redis_url: str, config: RepliesConfig, default_region: str) -> None:
+    def __init__(self, redis_url: str, settings: Settings, namespace: str) -> None:
         configure_logging(json=True)
-        self.processor = ReplyProcessor(redisclient.client(redis_url), config, default_region=default_region)
+        client = redisclient.client(redis_url)
+        self.processor = ReplyProcessor(
+            client, settings.replies, default_region=settings.ingest.default_region
+        )
+        self.followup_every = settings.replies.followup_seconds
+
+        def plane() -> Any:
+            from cluster.plane import ControlPlane  # noqa: PLC0415 (it makes actors: not at import)
+
+            return ControlPlane(settings, redis_url=redis_url, namespace=namespace)
+
+        self.followups = FollowupSender(client, plane)
         self.errors = 0
         self.last_error = ""
         self._thread = threading.Thread(target=self._run, name="replies", daemon=True)
@@ -27,12 +41,16 @@ class RepliesActor:
 
     def _run(self) -> None:
         ready = False
+        last_followups = 0.0
         while True:
             try:
                 if not ready:
                     self.processor.ensure_group()
                     ready = True
                 self.processor.run_once(block_ms=500)
+                if time.monotonic() - last_followups >= self.followup_every:
+                    last_followups = time.monotonic()
+                    self.followups.run_once()
             except redis.RedisError as exc:  # Redis away: the parts wait in their stream
                 self._failed("replies.redis_error", exc)
             except Exception as exc:  # never end silently: say why, and carry on from the stream
@@ -53,6 +71,7 @@ class RepliesActor:
             "running": self._thread.is_alive(),
             "processed": self.processor.processed,
             "waiting_for_parts": self.processor.reassembler.waiting(),
+            "followup_jobs": self.followups.jobs_made,
             "errors": self.errors,
             "last_error": self.last_error,
         }

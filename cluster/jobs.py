@@ -31,7 +31,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import redis
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from ingest.prepare import CampaignSpec
 from ulak import keys, links
@@ -139,6 +139,34 @@ class Survey(BaseModel):
     window_hours: float = Field(
         default=72.0, gt=0, le=24 * 90, description="answers count this long after the job began sending"
     )
+    followups: dict[str, str] | None = Field(
+        default=None,
+        description="a message sent once to each who answers, by answer: yes/no (yes_no), or "
+        'promoter/passive/detractor (nps), e.g. {"detractor": "Neyi daha iyi yapabiliriz?"}',
+    )
+
+    @model_validator(mode="after")
+    def _followups(self) -> Survey:
+        known = {"yes", "no"} if self.kind == "yes_no" else {"promoter", "passive", "detractor"}
+        for answer, text in (self.followups or {}).items():
+            if answer not in known:
+                raise ValueError(
+                    f"followups: {answer!r} is no answer of a {self.kind} survey; "
+                    f"use {', '.join(sorted(known))}"
+                )
+            if not text.strip() or len(text) > 1000:
+                raise ValueError(f"followups.{answer}: give a text of 1 to 1000 characters")
+        return self
+
+    def followup(self, answer: str | int) -> str | None:
+        """The follow-up for *answer* (yes/no, or a score), if there is one."""
+        if not self.followups:
+            return None
+        if isinstance(answer, int):
+            return self.followups.get(
+                "promoter" if answer >= 9 else "passive" if answer >= 7 else "detractor"
+            )
+        return self.followups.get(answer)
 
 
 class JobOptions(BaseModel):

@@ -31,6 +31,7 @@ import pyarrow as pa
 import redis
 import structlog
 
+from cluster.jobs import JobOptions, Survey
 from ingest.numbers import NumberNormalizer
 from ulak import keys
 from ulak.consent import ONAY, RET, Consent, Consents
@@ -45,7 +46,8 @@ log = structlog.get_logger("ulak.replies")
 CONSUMER = "processor"
 
 # KEYS: the job's survey answers, counts, replies. ARGV: number, reply id, the answer's counter
-# ('' when the reply is none), the answer's record, the free reply's record. The first answer
+# ('' when the reply is none), the answer's record, the free reply's record, its follow-up ('':
+# none; queued on KEYS[4] with the first answer only, so sent once). The first answer
 # counts; a later reply (or answer) is a comment on it, or, from one who has not answered, a reply
 # that is none ("unparsed"). A reply read again (the same id) changes nothing.
 _ANSWER = """local old = redis.call('HGET', KEYS[1], ARGV[1])
@@ -55,6 +57,7 @@ if ARGV[3] ~= '' and not rec then
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
   redis.call('HINCRBY', KEYS[2], 'responses', 1)
   redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
+  if ARGV[6] ~= '' then redis.call('XADD', KEYS[4], '*', 'number', ARGV[1], 'text', ARGV[6]) end
   return 'answer'
 end
 local free = cjson.decode(ARGV[5])
@@ -161,6 +164,7 @@ class ReplyProcessor:
         self.optouts = OptOuts(client)
         self.consents = Consents(client)
         self._record_answer = client.register_script(_ANSWER)
+        self._surveys: dict[str, Survey | None] = {}
         self.normalizer = NumberNormalizer(default_region)
         self.reassembler = Reassembler(timeout=config.concat_timeout)
         self._seen: dict[str, tuple[str, float]] = {}  # part digest -> (entry id, when): SMSC resends
@@ -333,6 +337,8 @@ class ReplyProcessor:
             return reply
         answer: str | int | None = survey.yes_no(reply.text) if kind == "yes_no" else survey.score(reply.text)
         field = "" if answer is None else (str(answer) if kind == "yes_no" else f"s{answer}")
+        asked = self._survey_of(job_id)
+        followup = asked.followup(answer) if asked is not None and answer is not None else None
         record: dict[str, Any] = {
             "id": reply_id,
             "answer": answer,
@@ -350,12 +356,23 @@ class ReplyProcessor:
                 field,
                 json.dumps(record, ensure_ascii=False),
                 json.dumps(free, ensure_ascii=False),
+                followup or "",
             ],
         )
+        if outcome == b"answer" and followup:
+            self.client.sadd(keys.FOLLOWUP_JOBS, job_id)
         taken = outcome in (b"answer", b"replayed-answer")
         return replace(
             reply, kind=Kind.ANSWER if taken else Kind.REPLY, job=job_id, answer=str(answer) if taken else ""
         )
+
+    def _survey_of(self, job_id: str) -> Survey | None:
+        if job_id not in self._surveys:
+            raw = self.client.hget(keys.job(job_id), "options")
+            self._surveys[job_id] = JobOptions.model_validate_json(raw).survey if raw else None
+            if len(self._surveys) > 1000:
+                self._surveys.pop(next(iter(self._surveys)))
+        return self._surveys[job_id]
 
     def _numbers(self, sources: list[str]) -> list[str]:
         """Each sender as E.164 without '+'; one that is no phone number as its digits (or as
@@ -376,7 +393,8 @@ def survey_summary(client: Any, job_id: str, kind: str, *, delivered: int) -> di
     pipe.hgetall(keys.job_survey_counts(job_id))
     pipe.hvals(keys.job_survey_answers(job_id))
     pipe.lrange(keys.job_survey_replies(job_id), 0, 99)
-    raw_counts, raw_answers, raw_replies = pipe.execute()
+    pipe.hget(keys.job(job_id), "followup_jobs")
+    raw_counts, raw_answers, raw_replies, followup_jobs = pipe.execute()
     c = {k.decode(): int(v) for k, v in raw_counts.items()}
     answers = [json.loads(a) for a in raw_answers]
     seconds = sorted(float(a["seconds"]) for a in answers)
@@ -392,6 +410,10 @@ def survey_summary(client: Any, job_id: str, kind: str, *, delivered: int) -> di
         "comments": c.get("comments", 0),
         "unparsed": c.get("unparsed", 0),
         "repeated": c.get("repeated", 0),
+        "followups": {
+            "sent": c.get("followups", 0),  # handed to follow-up jobs (each sent as any job is)
+            "jobs": followup_jobs.decode().split() if followup_jobs else [],
+        },
         "free_replies": [{k: v for k, v in json.loads(r).items() if k != "id"} for r in raw_replies],
     }
     if kind == "yes_no":

@@ -339,5 +339,20 @@ def job_survey_replies(job_id: str) -> str:
     return f"{PREFIX}:job:{{{job_id}}}:survey:replies"
 
 
+def job_survey_followups(job_id: str) -> str:
+    """Stream of {number, text}: follow-ups to send, one per first answer, until a follow-up job
+    takes them (``cluster.followups``)."""
+    return f"{PREFIX}:job:{{{job_id}}}:survey:followups"
+
+
 def job_survey_keys(job_id: str) -> tuple[str, ...]:
-    return job_survey_answers(job_id), job_survey_counts(job_id), job_survey_replies(job_id)
+    return (
+        job_survey_answers(job_id),
+        job_survey_counts(job_id),
+        job_survey_replies(job_id),
+        job_survey_followups(job_id),
+    )
+
+
+FOLLOWUP_JOBS = f"{PREFIX}:followup-jobs"
+"""Set: survey jobs that may have follow-ups waiting (a hint: each job's stream says)."""

@@ -446,6 +446,9 @@ class RepliesConfig(_Model):
         "a part whose answer it missed, counted once",
     )
     keep: int = Field(default=1_000_000, ge=1000, description="replies kept in the replies stream")
+    followup_seconds: float = Field(
+        default=10.0, gt=0, description="seconds between looks for survey follow-ups to send as a job"
+    )
     optout_instruction: str = Field(
         default=r"(^|[\s.,:;!?'\"(])(RET|[İIıi]PTAL|STOP|DUR)\b",
         description="a commercial job's text must match this (case-insensitive regular expression, in "

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -266,21 +267,30 @@ def _survey_file(path: Path, numbers: list[str]) -> Path:
     return path
 
 
+YES_NO = json.dumps(
+    {"kind": "yes_no", "followups": {"yes": "Teşekkürler!", "no": "Neyi daha iyi yapabiliriz?"}}
+)
+NPS = json.dumps({"kind": "nps", "reply_to": "5555", "followups": {"detractor": "Üzgünüz. Neyi düzeltelim?"}})
+
+
 def test_yes_no_and_nps_surveys_count_their_answers(ray_session: Any, tmp_path: Path) -> None:
     sim = SimProcess(tmp_path, "--account", "test:secret", "--seed", "20")
     yes_no = [f"9053230000{i:02d}" for i in range(10)]
     scored = [f"9053240000{i:02d}" for i in range(20)]
-    with running_stack(tmp_path, sim, tps=200, name="survey") as stack, stack.client() as http:
+    with (
+        running_stack(tmp_path, sim, tps=200, name="survey", replies={"followup_seconds": 1}) as stack,
+        stack.client() as http,
+    ):
         question = "Aldığınız hizmetten memnun musunuz? EVET veya HAYIR yazın"
         first = _post(
-            http, _survey_file(tmp_path / "yn.csv", yes_no), template=question, sender="4545", survey="yes_no"
+            http, _survey_file(tmp_path / "yn.csv", yes_no), template=question, sender="4545", survey=YES_NO
         ).json()["id"]
         nps_q = "Bizi bir arkadaşınıza ne kadar önerirsiniz? 0-10 arası bir puan yazın"
         second = _post(
             http,
             _survey_file(tmp_path / "nps.csv", scored),
             template=nps_q,
-            survey='{"kind": "nps", "reply_to": "5555"}',
+            survey=NPS,
         ).json()["id"]
         no_reply_to = _post(http, _survey_file(tmp_path / "x.csv", yes_no[:1]), template="x", survey="nps")
         assert no_reply_to.status_code == 422 and no_reply_to.json()["field"] == "survey", no_reply_to.text
@@ -320,9 +330,17 @@ def test_yes_no_and_nps_surveys_count_their_answers(ray_session: Any, tmp_path: 
             sim.control(op="mo", system_id="test", source=number, dest="5555", text=text)
         _wait_replies(http, 10 + 3 + 20)
 
+        def followed_up() -> bool:
+            views = [http.get(f"/v1/jobs/{j}/summary").json()["survey"]["followups"] for j in (first, second)]
+            if [v["sent"] for v in views] != [9, 6]:
+                return False
+            return all(http.get(f"/v1/jobs/{j}").json()["state"] == "done" for v in views for j in v["jobs"])
+
+        wait_for(followed_up, timeout=90, interval=0.5, what="the follow-ups to be sent")
         s1 = http.get(f"/v1/jobs/{first}/summary").json()
         s2 = http.get(f"/v1/jobs/{second}/summary").json()
         kinds = [r["kind"] for r in _replies(http, limit=100)["items"]]
+        sent = Counter((r["dst"], r["text"]) for r in stack.records("90532"))
     yn = s1["survey"]
     assert (yn["kind"], yn["responses"], yn["unparsed"], yn["comments"], yn["repeated"]) == (
         "yes_no",
@@ -360,4 +378,8 @@ def test_yes_no_and_nps_surveys_count_their_answers(ray_session: Any, tmp_path: 
     kpi_table(s1, Console(file=shown, width=200))
     kpi_table(s2, Console(file=shown, width=200))
     assert "YES 6 (66.7%) · NO 3 (33.3%)" in shown.getvalue() and "NPS 11.11" in shown.getvalue()
+    thanks = {n for (n, t) in sent if t == "Teşekkürler!"}
+    assert thanks == set(yes_no[:6]) and {n for (n, t) in sent if t.startswith("Neyi")} == set(yes_no[6:9])
+    assert {n for (n, t) in sent if t.startswith("Üzgünüz")} == set(scored[12:18])
+    assert all(count == 1 for (n, t), count in sent.items())
     assert kinds.count("answer") == 9 + 18 and kinds.count("reply") == 1 + 2 + 2 + 1

@@ -44,3 +44,25 @@ def test_a_send_time_needs_a_zone_and_cannot_be_a_test_slice() -> None:
                 "test_share": 0.2,
             }
         )
+
+
+def test_a_survey_names_where_its_answers_come_and_follow_ups_fit_its_kind() -> None:
+    with pytest.raises(ValidationError, match="reply_to"):
+        JobOptions(template="Memnun musunuz?", survey={"kind": "yes_no"})  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="no answer of a nps survey"):
+        JobOptions(template="Puan?", survey={"kind": "nps", "reply_to": "4545", "followups": {"yes": "x"}})  # type: ignore[arg-type]
+    options = JobOptions(
+        template="Puan?",
+        sender="ULAK",
+        survey={"kind": "nps", "followups": {"detractor": "Neyi düzeltelim?", "promoter": "Sağ olun"}},  # type: ignore[arg-type]
+    )
+    assert options.survey_reply_to() == "ULAK"
+    assert options.survey is not None
+    assert [options.survey.followup(s) for s in (0, 6, 7, 8, 9, 10)] == [
+        "Neyi düzeltelim?",
+        "Neyi düzeltelim?",
+        None,
+        None,
+        "Sağ olun",
+        "Sağ olun",
+    ]

@@ -1,0 +1,118 @@
+"""Survey follow-ups: the message each respondent is sent once after their first answer.
+
+The replies processor queues a follow-up on the survey job's stream (``keys.job_survey_followups``)
+in the same script that records the first answer, so there is one per answer. This sender, in
+the replies actor, turns what is queued into follow-up jobs (an ordinary job with a text column,
+from the survey's reply_to, in its brand: opt-outs filter it like any other), a batch at a time:
+
+1. the batch's bounds (first and last stream id) are written to the survey's record first;
+2. the job is submitted with an idempotency key made of those bounds, so a sender that dies and
+   tries again gets the same job back instead of a second one;
+3. the batch's entries are deleted and the bounds cleared.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from cluster.jobs import JobOptions
+from ulak import keys
+
+log = structlog.get_logger("ulak.followups")
+
+BATCH = 5000
+
+
+class FollowupSender:
+    def __init__(self, client: Any, plane: Callable[[], Any]) -> None:
+        self.client = client
+        self._plane_factory = plane
+        self._plane: Any = None
+        self.jobs_made = 0
+
+    def plane(self) -> Any:
+        if self._plane is None:
+            self._plane = self._plane_factory()
+        return self._plane
+
+    def run_once(self) -> int:
+        """Send what is queued for every survey that has any; returns the follow-ups sent."""
+        sent = 0
+        for raw in sorted(self.client.smembers(keys.FOLLOWUP_JOBS)):
+            sent += self._survey(raw.decode())
+        return sent
+
+    def _survey(self, job_id: str) -> int:
+        stream = keys.job_survey_followups(job_id)
+        record = {k.decode(): v.decode() for k, v in self.client.hgetall(keys.job(job_id)).items()}
+        if "options" not in record:  # purged
+            self.client.srem(keys.FOLLOWUP_JOBS, job_id)
+            return 0
+        bounds = record.get("followup_batch")
+        if bounds:
+            first, last = bounds.split(" ")
+            entries = self.client.xrange(stream, first, last)
+        else:
+            entries = self.client.xrange(stream, "-", "+", count=BATCH)
+            if not entries:
+                self.client.srem(keys.FOLLOWUP_JOBS, job_id)
+                if self.client.xlen(stream):  # one queued meanwhile: keep looking
+                    self.client.sadd(keys.FOLLOWUP_JOBS, job_id)
+                return 0
+            first, last = entries[0][0].decode(), entries[-1][0].decode()
+            self.client.hset(keys.job(job_id), "followup_batch", f"{first} {last}")
+        if entries:
+            options = JobOptions.model_validate_json(record["options"])
+            made = self._submit(job_id, options, entries, f"{first}-{last}")
+            known = record.get("followup_jobs", "").split()
+            if made not in known:
+                self.client.hset(keys.job(job_id), "followup_jobs", " ".join([*known, made]))
+        pipe = self.client.pipeline(transaction=True)  # one slot: the survey job's
+        if entries:
+            pipe.xdel(stream, *[e[0] for e in entries])
+            pipe.hincrby(keys.job_survey_counts(job_id), "followups", len(entries))
+        pipe.hdel(keys.job(job_id), "followup_batch")
+        pipe.execute()
+        return len(entries)
+
+    def _submit(self, survey_id: str, options: JobOptions, entries: list[Any], span: str) -> str:
+        plane = self.plane()
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["telefon", "metin"])
+        for _, fields in entries:
+            writer.writerow(["+" + fields[b"number"].decode(), fields[b"text"].decode()])
+        job_id, directory = plane.new_job_dir()
+        name = "followups.csv"
+        with directory.open_output(name) as sink:
+            sink.write(out.getvalue().encode("utf-8"))
+        followup = JobOptions(
+            text_column="metin",
+            sender=options.survey_reply_to() if _sender_ok(options.survey_reply_to()) else options.sender,
+            brand=options.brand,
+            name=f"follow-ups of {survey_id}",
+        )
+        digest = hashlib.sha256(f"followup:{survey_id}:{span}".encode()).hexdigest()
+        made, created = plane.submit(
+            job_id=job_id,
+            directory=directory,
+            upload=name,
+            filename=name,
+            source=f"survey {survey_id}",
+            options=followup,
+            idempotency_digest=digest,
+        )
+        if created:
+            self.jobs_made += 1
+            log.info("survey.followups", survey=survey_id, job_id=made, rows=len(entries))
+        return str(made)
+
+
+def _sender_ok(value: str | None) -> bool:
+    return value is not None and len(value) <= 11 and all(c.isalnum() or c in " ._-" for c in value)
