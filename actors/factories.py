@@ -93,10 +93,17 @@ def replies_actor(*, redis_url: str, settings: Settings, namespace: str) -> Any:
     ).remote(redis_url, settings, namespace)
 
 
-def webhook_actor(*, redis_url: str, config: WebhooksConfig, ledgers: list[str], namespace: str) -> Any:
+def webhook_actor(
+    *,
+    redis_url: str,
+    config: WebhooksConfig,
+    ledgers: list[str],
+    namespace: str,
+    secrets: dict[str, str] | None = None,
+) -> Any:
     """The cluster's webhook deliverer: one, detached, restarted if its process dies (it resumes from
     the outbox cursors in Redis). It reads the outbox of each of *ledgers*."""
     cls: Any = ray.remote(num_cpus=0, max_restarts=-1)(WebhookActor)
     return cls.options(
         name="webhooks", namespace=namespace, lifetime="detached", get_if_exists=True, **NO_TASK_EVENTS
-    ).remote(redis_url, config, ledgers)
+    ).remote(redis_url, config, ledgers, secrets)

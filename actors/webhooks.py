@@ -17,13 +17,20 @@ log = structlog.get_logger("ulak.webhooks")
 
 
 class WebhookActor:
-    def __init__(self, redis_url: str, config: WebhooksConfig, ledgers: list[str]) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        config: WebhooksConfig,
+        ledgers: list[str],
+        secrets: dict[str, str] | None = None,
+    ) -> None:
         configure_logging(json=True)
         self.deliverer = WebhookDeliverer(
             redisclient.client(redis_url),
             httpx.Client(timeout=config.timeout, follow_redirects=False),
             ledgers=ledgers,
             allow_private=config.allow_private_targets,
+            secrets=secrets,
         )
         self.delivered = 0
         self._thread = threading.Thread(target=self._run, name="webhooks", daemon=True)

@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 
 from api import errors
 from api.deps import Key
-from api.routes import conversions, health, jobs, operators, replies
+from api.routes import conversions, health, jobs, operators, replies, webhooks
 from cluster.plane import ControlPlane
 from ulak import __version__
 
@@ -29,6 +29,7 @@ def create_app(plane: ControlPlane) -> FastAPI:
     app.include_router(operators.router)
     app.include_router(conversions.router)
     app.include_router(replies.router)
+    app.include_router(webhooks.router)
     app.include_router(health.router)
     if not docs:  # the schema only, to a key holder; the HTML pages could not send the key
 

@@ -7,6 +7,7 @@ they, and the job actors, outlive a restart of the process that runs the API.
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
 from pathlib import Path
@@ -39,6 +40,7 @@ from ulak.settings import Settings
 log = structlog.get_logger("ulak.plane")
 
 IDEMPOTENCY_TTL = 86400
+REPLIES_SECRET_ENV = "ULAK_REPLIES_WEBHOOK_SECRET"  # the secret replies.webhook_url calls are signed with
 
 
 class ControlPlane:
@@ -70,6 +72,7 @@ class ControlPlane:
             config=self.settings.webhooks,
             ledgers=self.settings.ledgers(),
             namespace=self.namespace,
+            secrets={"replies": s} if (s := os.environ.get(REPLIES_SECRET_ENV)) else None,
         )
         replies_actor(redis_url=self.redis_url, settings=self.settings, namespace=self.namespace)
         # Jobs whose actor is gone (the whole cluster restarted) get a new one: they resume from Redis.

@@ -32,6 +32,7 @@ import redis
 import structlog
 
 from cluster.jobs import JobOptions, Survey
+from cluster.webhooks import enqueue
 from ingest.numbers import NumberNormalizer
 from ulak import keys
 from ulak.consent import ONAY, RET, Consent, Consents
@@ -299,6 +300,10 @@ class ReplyProcessor:
             elif reply.kind is Kind.OPT_IN:
                 self.optouts.remove([reply.number], brand=reply.brand)
                 self.consents.record([Consent(reply.number, ONAY, reply.received, "mo")], brand=reply.brand)
+        # Webhooks queued before the reply is written: a crash between queues them again (a
+        # receiver sees the delivery id twice), never loses them.
+        for reply, (_, tags) in zip(replies, done, strict=True):
+            self._notify(reply, min(str(t) for t in tags))
         pipe = self.client.pipeline(transaction=True)
         ids: list[str] = []
         for reply, (message, tags) in zip(replies, done, strict=True):
@@ -365,6 +370,36 @@ class ReplyProcessor:
         return replace(
             reply, kind=Kind.ANSWER if taken else Kind.REPLY, job=job_id, answer=str(answer) if taken else ""
         )
+
+    def _notify(self, reply: Reply, reply_id: str) -> None:
+        """The reply to ``replies.webhook_url`` (every reply: type mo, with what it meant), and a
+        survey answer to its job's webhook too (type answer)."""
+        event = {
+            "number": reply.number,
+            "to": reply.to,
+            "text": reply.text,
+            "kind": reply.kind.value,
+            "brand": reply.brand,
+            "received": reply.received,
+            "job": reply.job or None,
+            "answer": reply.answer or None,
+        }
+        if self.config.webhook_url:
+            body = {
+                "job_id": reply.job or None,
+                "delivery": f"mo/{reply_id}",
+                "events": [{"type": "mo", **event}],
+            }
+            enqueue(self.client, self.config.webhook_url, secret_of="replies", body=body)
+        if reply.kind is Kind.ANSWER and reply.job:
+            url = self.client.hget(keys.job(reply.job), "webhook_url")
+            if url is not None:
+                body = {
+                    "job_id": reply.job,
+                    "delivery": f"answer/{reply_id}",
+                    "events": [{"type": "answer", **event}],
+                }
+                enqueue(self.client, url.decode(), secret_of=f"job:{reply.job}", body=body)
 
     def _survey_of(self, job_id: str) -> Survey | None:
         if job_id not in self._surveys:

@@ -31,7 +31,7 @@ def job(job_id: str) -> str:
 
 
 def job_counters(job_id: str) -> str:
-    """Hash: the job's own counters (total, accepted, refused, cancelled, webhook_dropped…), written by
+    """Hash: the job's own counters (total, accepted, refused, cancelled, webhook_dead…), written by
     its runner and the API; the ledger's are per ledger (:func:`job_op_counters`)."""
     return f"{PREFIX}:job:{{{job_id}}}:counters"
 
@@ -356,3 +356,22 @@ def job_survey_keys(job_id: str) -> tuple[str, ...]:
 
 FOLLOWUP_JOBS = f"{PREFIX}:followup-jobs"
 """Set: survey jobs that may have follow-ups waiting (a hint: each job's stream says)."""
+
+
+WEBHOOK_ENDPOINTS = f"{PREFIX}:webhooks:endpoints"
+"""Set: the ids of the webhook endpoints (URLs) that have a queue (``cluster.webhooks``)."""
+
+
+def webhook_endpoint(endpoint: str) -> str:
+    """Hash: an endpoint's url, delivered count, last error, attempts, failed_at."""
+    return f"{PREFIX}:{{wh:{endpoint}}}:endpoint"
+
+
+def webhook_queue(endpoint: str) -> str:
+    """Stream of {secret_of, body}: the POSTs an endpoint is still to be sent, in order."""
+    return f"{PREFIX}:{{wh:{endpoint}}}:queue"
+
+
+def webhook_dead(endpoint: str) -> str:
+    """Stream of {secret_of, body, error, at}: its deliveries that failed every attempt."""
+    return f"{PREFIX}:{{wh:{endpoint}}}:dead"

@@ -446,6 +446,13 @@ class RepliesConfig(_Model):
         "a part whose answer it missed, counted once",
     )
     keep: int = Field(default=1_000_000, ge=1000, description="replies kept in the replies stream")
+    webhook_url: str | None = Field(
+        default=None,
+        max_length=2000,
+        pattern=r"^https?://[^\s]+$",
+        description="POST every reply here (type mo: number, text, what it meant), signed like the "
+        "receipt webhooks with the secret in $ULAK_REPLIES_WEBHOOK_SECRET",
+    )
     followup_seconds: float = Field(
         default=10.0, gt=0, description="seconds between looks for survey follow-ups to send as a job"
     )

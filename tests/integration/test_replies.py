@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import ray
 from rich.console import Console
 
 from cluster.console import kpi_table
 from tests.helpers import SimProcess, wait_for
 from tests.integration.test_api import _post, _wait_state, running_stack
+from tests.integration.test_webhook_endpoints import _Receiver
 from ulak import cli
 
 RULES = {"rules": [{"to": "4646", "brand": "acme", "optout_words": ["CIKIS"]}], "concat_timeout": 3}
@@ -38,10 +40,13 @@ def _wait_replies(http: httpx.Client, n: int) -> dict[str, Any]:
 
 
 def test_replies_opt_out_in_every_spelling_and_the_next_job_leaves_them_out(
-    ray_session: Any, tmp_path: Path
+    ray_session: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sim = SimProcess(tmp_path, "--account", "test:secret", "--seed", "17")
-    with running_stack(tmp_path, sim, tps=200, name="replies", replies=RULES) as stack:
+    hook = _Receiver()  # every reply is POSTed here, signed with the replies' secret
+    monkeypatch.setenv("ULAK_REPLIES_WEBHOOK_SECRET", "mo-secret")
+    config = RULES | {"webhook_url": hook.url}
+    with running_stack(tmp_path, sim, tps=200, name="replies", replies=config) as stack:
         sent = {
             "905321000001": "İPTAL",
             "905321000002": "iptal",
@@ -91,6 +96,15 @@ def test_replies_opt_out_in_every_spelling_and_the_next_job_leaves_them_out(
                 assert by_number[number]["complete"] is True
             assert by_number["905321000010"]["kind"] == "optout"
             assert by_number["905321000010"]["brand"] == "acme"
+            wait_for(lambda: len(hook.accepted) >= 10, timeout=30, what="the replies' webhooks")
+            assert (
+                sorted(hook.accepted) == sorted(f"mo/{r['id']}" for r in []) or len(set(hook.accepted)) == 10
+            )
+            [endpoint] = http.get("/v1/webhooks").json()["endpoints"]
+            assert (endpoint["url"], endpoint["dead"]) == (hook.url, 0) and endpoint["delivered"] >= 10
+            assert http.get(f"/v1/webhooks/{endpoint['id']}/dead").json()["dead"] == []
+            assert http.post(f"/v1/webhooks/{endpoint['id']}/replay").json()["replayed"] == 0
+            assert http.get("/v1/webhooks/0123456789abcdef/dead").status_code == 404
             assert got["counts"]["optout"] == 6 and got["counts"]["reply"] == 4
 
             listed = http.get("/v1/optouts").json()
