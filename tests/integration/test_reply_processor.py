@@ -12,8 +12,6 @@ from ulak.replies.mo import MoPart
 from ulak.settings import RepliesConfig
 from ulak.text.alphabet import alphabet
 
-NOW = time.time()
-
 
 def _part(
     text: str, *, seq: int = 0, total: int = 0, at: float = 0.0, source: str = "905321112233"
@@ -26,7 +24,7 @@ def _part(
         dest="4545",
         data_coding=0,
         body=septets,
-        received=NOW + at,
+        received=time.time() + at,  # now: a part older than replies.concat_timeout expires
         concat=(42, total, seq) if total else None,
     )
 
