@@ -157,11 +157,27 @@ class ReplyRules:
         return words.classify(text), brand
 
 
+KEYWORD_FIELDS = ("optout_words", "optin_words", "rules")
+
+
+def keyword_config(client: Any, config: RepliesConfig) -> tuple[RepliesConfig, bytes | None]:
+    """The keyword rules in force: the configuration's, with what the API set in their place."""
+    raw = client.get(keys.REPLY_KEYWORDS)
+    if raw is None:
+        return config, None
+    stored = json.loads(raw)
+    return RepliesConfig.model_validate(
+        {**config.model_dump(), **{k: v for k, v in stored.items() if k in KEYWORD_FIELDS}}
+    ), raw
+
+
 class ReplyProcessor:
     def __init__(self, client: Any, config: RepliesConfig, *, default_region: str = "TR") -> None:
         self.client = client
         self.config = config
         self.rules = ReplyRules(config)
+        self._keywords_raw: bytes | None = None
+        self._keywords_at = 0.0
         self.optouts = OptOuts(client)
         self.consents = Consents(client)
         self._record_answer = client.register_script(_ANSWER)
@@ -174,6 +190,16 @@ class ReplyProcessor:
         # parts a processor before this one read and had not written as replies); None once done.
         self._backlog: str | None = "0"
         self.processed = 0
+
+    def _refresh_keywords(self) -> None:
+        if time.monotonic() - self._keywords_at < 2.0:
+            return
+        self._keywords_at = time.monotonic()
+        config, raw = keyword_config(self.client, self.config)
+        if raw != self._keywords_raw:
+            self._keywords_raw = raw
+            self.rules = ReplyRules(config)
+            log.info("replies.keywords", source="api" if raw is not None else "config")
 
     def restart(self) -> None:
         """Forget what is held in memory and read this consumer's pending parts again (after an
@@ -192,6 +218,7 @@ class ReplyProcessor:
     def run_once(self, block_ms: int = 1000) -> int:
         """Read what came (waiting up to *block_ms* for it), write the replies that are whole;
         returns how many were written."""
+        self._refresh_keywords()
         backlog = self._backlog
         entries = self._read(backlog, block_ms)
         if backlog is not None:

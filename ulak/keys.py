@@ -138,6 +138,9 @@ MO_COUNTS = f"{PREFIX}:{MO_TAG}:counts"
 MO_SEEN = f"{PREFIX}:{MO_TAG}:seen"
 """Sorted set, part digest -> unix time: parts seen lately (a part the SMSC sends again)."""
 MO_GROUP = "replies"
+REPLY_KEYWORDS = f"{PREFIX}:{MO_TAG}:keywords"
+"""String, JSON {optout_words, optin_words, rules}: keyword rules set by the API (``PUT
+/v1/replies/keywords``), in place of the configuration's; the processor reads it every 2 s."""
 
 
 LAYOUT = f"{PREFIX}:layout"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import time
 from datetime import datetime
@@ -20,9 +21,11 @@ from api.errors import ApiError
 from api.schemas import ErrorBody
 from cluster import replies
 from ingest.numbers import NumberNormalizer
+from ulak import keys
 from ulak.consent import IYS_FIELDS, Consent, Consents, iys_row
 from ulak.optouts import OptOuts
-from ulak.settings import BRAND_PATTERN
+from ulak.replies.keywords import fold
+from ulak.settings import BRAND_PATTERN, RepliesConfig, ReplyRule
 
 router = APIRouter(tags=["replies"])
 
@@ -255,3 +258,54 @@ async def export_iys(plane: Plane, key: Key, brand: str | None = None) -> PlainT
 
     text = await run_in_threadpool(export)
     return PlainTextResponse(text, media_type="text/csv; charset=utf-8")
+
+
+class KeywordsIn(BaseModel):
+    """Keyword rules in place of the configuration's (``replies.*``): the defaults, and per short
+    code its brand and words."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    optout_words: list[str] = Field(min_length=1, max_length=100)
+    optin_words: list[str] = Field(default_factory=list, max_length=100)
+    rules: list[ReplyRule] = Field(default_factory=list, max_length=1000)
+
+
+def _keywords(config: RepliesConfig) -> dict[str, Any]:
+    return {k: config.model_dump(mode="json")[k] for k in replies.KEYWORD_FIELDS}
+
+
+@router.get("/v1/replies/keywords", responses={401: {"model": ErrorBody}})
+async def get_keywords(plane: Plane, key: Key) -> dict[str, Any]:
+    """The keyword rules in force, and whether the API set them (else the configuration's)."""
+    config, raw = await run_in_threadpool(replies.keyword_config, plane.client, plane.settings.replies)
+    return {"source": "api" if raw is not None else "config", **_keywords(config)}
+
+
+@router.put(
+    "/v1/replies/keywords",
+    responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+)
+async def set_keywords(body: KeywordsIn, plane: Plane, key: WriteKey) -> dict[str, Any]:
+    """Change the keyword rules (in force within 2 s); words are matched folded, so "IPTAL" covers
+    "İptal", "iptal" and "ıptal"."""
+    for word in [
+        *body.optout_words,
+        *body.optin_words,
+        *(w for r in body.rules for w in r.optout_words or ()),
+    ]:
+        if not fold(word):
+            raise ApiError(
+                422, "invalid_keyword", f"{word!r} has no letter or digit to match", field="optout_words"
+            )
+    stored = body.model_dump(mode="json", exclude_none=True)
+    await run_in_threadpool(plane.client.set, keys.REPLY_KEYWORDS, json.dumps(stored, ensure_ascii=False))
+    config, _ = await run_in_threadpool(replies.keyword_config, plane.client, plane.settings.replies)
+    return {"source": "api", **_keywords(config)}
+
+
+@router.delete("/v1/replies/keywords", responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}})
+async def reset_keywords(plane: Plane, key: WriteKey) -> dict[str, Any]:
+    """Back to the configuration's keyword rules."""
+    await run_in_threadpool(plane.client.delete, keys.REPLY_KEYWORDS)
+    return {"source": "config", **_keywords(plane.settings.replies)}

@@ -138,13 +138,29 @@ def test_replies_opt_out_in_every_spelling_and_the_next_job_leaves_them_out(
             assert [v["counts"]["rejected"] for v in views] == [5, 6]
             metrics = http.get("/metrics").text
             assert 'ulak_replies_total{kind="optout"} 6' in metrics
+
+            # The keyword rules changed by the API: in force within seconds, and back to the config's.
+            assert http.get("/v1/replies/keywords").json()["source"] == "config"
+            changed = http.put("/v1/replies/keywords", json={"optout_words": ["Abonelikten"]})
+            assert changed.status_code == 200 and changed.json()["optout_words"] == ["Abonelikten"], (
+                changed.text
+            )
+            bad = http.put("/v1/replies/keywords", json={"optout_words": ["🙏"]})
+            assert bad.status_code == 422 and bad.json()["code"] == "invalid_keyword"
+            time.sleep(2.5)
+            sim.control(op="mo", system_id="test", source="905321000031", dest="4545", text="ABONELİKTEN çık")
+            sim.control(op="mo", system_id="test", source="905321000032", dest="4545", text="RET")
+            _wait_replies(http, len(sent) + 6)
+            kinds = {r["number"]: r["kind"] for r in _replies(http, limit=2)["items"]}
+            assert kinds == {"905321000031": "optout", "905321000032": "reply"}
+            assert http.delete("/v1/replies/keywords").json()["source"] == "config"
         records = stack.records("9053210000")
         stats = sim.stats()
     to = [r["dst"] for r in records]
     for number in ("905321000001", "905321000002", "905321000004", "905321000005", "905321000011"):
         assert number not in to
     assert to.count("905321000010") == 1 and to.count("905321000003") == 2
-    assert stats["mo_answered"] == stats["mo_sent"] == len(sent) + 1 + 3 + 3 + 1
+    assert stats["mo_answered"] == stats["mo_sent"] == len(sent) + 1 + 3 + 3 + 1 + 2
 
 
 def test_a_reply_whose_bind_dies_before_it_is_durable_comes_again(ray_session: Any, tmp_path: Path) -> None:
