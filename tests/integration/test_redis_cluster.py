@@ -215,6 +215,23 @@ def test_a_shard_that_goes_away_is_a_503_until_it_is_back(
             assert http_client.get(f"/v1/jobs/{job_id}").json()["state"] == "done"
 
 
+def _two_accounts(tmp_path: Path, *, seed: int) -> tuple[SimProcess, dict[str, str]]:
+    """The simulator with an account per operator, and which operator binds with which."""
+    sim = SimProcess(tmp_path, "--account", "tc:secret", "--account", "vf:secret", "--seed", str(seed))
+    return sim, {"tcell": "tc", "voda": "vf"}
+
+
+def _both_operators(
+    tmp_path: Path, prefix_a: str, prefix_b: str, rows: int
+) -> tuple[Path, dict[str, int], dict[str, int]]:
+    """One file with *rows* rows for each operator (some long), and what each part should become."""
+    path, parts = tmp_path / "both.csv", tmp_path / "second.csv"
+    a = _campaign(path, prefix_a, rows, long_every=20)
+    b = _campaign(parts, prefix_b, rows, long_every=30)
+    path.write_text(path.read_text("utf-8") + "".join(parts.read_text("utf-8").splitlines(True)[1:]), "utf-8")
+    return path, a, b
+
+
 def test_a_job_outlives_the_crash_of_the_shard_its_binds_write_to(
     ray_session: Any, cluster: list[RedisServer], tmp_path: Path
 ) -> None:
@@ -222,12 +239,8 @@ def test_a_job_outlives_the_crash_of_the_shard_its_binds_write_to(
     while a job sends, and stays away past the cluster's node timeout, so that the other shards
     call the cluster down too; then it comes back. The job ends by itself, each part at most once
     at the SMSC, and every row where the SMSC says it is."""
-    sim = SimProcess(tmp_path, "--account", "tc:secret", "--account", "vf:secret", "--seed", "5")
-    accounts = {"tcell": "tc", "voda": "vf"}
-    path, parts = tmp_path / "both.csv", tmp_path / "second.csv"
-    a = _campaign(path, "905326", 400, long_every=20)
-    b = _campaign(parts, "905426", 400, long_every=30)
-    path.write_text(path.read_text("utf-8") + "".join(parts.read_text("utf-8").splitlines(True)[1:]), "utf-8")
+    sim, accounts = _two_accounts(tmp_path, seed=5)
+    path, a, b = _both_operators(tmp_path, "905326", "905426", 400)
     url = _url(cluster)
     client = redisclient.client(url)
     port = client.get_node_from_key(keys.receipt_stats("tcell")).port  # type: ignore[attr-defined]
@@ -274,12 +287,8 @@ def test_a_job_outlives_its_record_losing_the_last_seconds(
     and has not begun sending, while the binds have sent parts of it. The runner, which outlived
     the crash, writes again what it had written (and says so): it neither prepares the job again
     nor sends anything twice. (Before, it did both, and every part reached the SMSC twice.)"""
-    sim = SimProcess(tmp_path, "--account", "tc:secret", "--account", "vf:secret", "--seed", "6")
-    accounts = {"tcell": "tc", "voda": "vf"}
-    path, parts = tmp_path / "both.csv", tmp_path / "second.csv"
-    a = _campaign(path, "905327", 300, long_every=20)
-    b = _campaign(parts, "905427", 300, long_every=30)
-    path.write_text(path.read_text("utf-8") + "".join(parts.read_text("utf-8").splitlines(True)[1:]), "utf-8")
+    sim, accounts = _two_accounts(tmp_path, seed=6)
+    path, a, b = _both_operators(tmp_path, "905327", "905427", 300)
     url = _url(cluster)
     client = redisclient.client(url)
     with running_stack(tmp_path, sim, tps=100, name="record", redis_url=url, accounts=accounts) as stack:
