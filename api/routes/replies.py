@@ -94,7 +94,7 @@ async def list_optouts(
     plane: Plane,
     key: Key,
     brand: str | None = Query(default=None, description="default: the global list"),
-    cursor: int = Query(default=0, ge=0, description="from the last page's next_cursor"),
+    cursor: int = Query(default=0, ge=0, le=2**64 - 1, description="from the last page's next_cursor"),
     limit: int = Query(default=1000, ge=1, le=10_000),
 ) -> dict[str, Any]:
     """One page of a list, each entry with where it came from (``mo``: a reply; ``api``;
