@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from api import errors
+from api import errors, metrics
 from api.deps import Key
 from api.routes import conversions, health, jobs, operators, replies, webhooks
 from cluster.plane import ControlPlane
@@ -24,6 +24,7 @@ def create_app(plane: ControlPlane) -> FastAPI:
         "Authenticate with 'Authorization: Bearer <key>' (create a key with `ulak keys create`).",
     )
     app.state.plane = plane
+    app.state.metrics = metrics.registry(plane)
     errors.install(app)
     app.include_router(jobs.router)
     app.include_router(operators.router)

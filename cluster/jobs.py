@@ -558,6 +558,17 @@ class JobStore:
             raise JobNotFound(f"no job {quoted(job_id, 40)}")
         return JobState(value.decode())  # type: ignore[union-attr]
 
+    def states(self, job_ids: Sequence[str]) -> dict[str, JobState]:
+        """The states of *job_ids* in one round trip (a job deleted meanwhile is left out)."""
+        pipe = self.client.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hget(keys.job(job_id), "state")
+        return {
+            job_id: JobState(value.decode())
+            for job_id, value in zip(job_ids, pipe.execute(), strict=True)
+            if value is not None
+        }
+
     def pause_number(self, job_id: str) -> int:
         """How many times the job was paused (``pauses``, counted by the transition script)."""
         value = self.client.hget(keys.job(job_id), "pauses")

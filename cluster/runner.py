@@ -213,14 +213,11 @@ class JobRunner:
         }
         after = JobState.DONE if opts.dry_run or preview.accepted == 0 else JobState.SCHEDULED
         self._prepared = (fields, counters, after)
+        seconds = time.perf_counter() - started
         self.client.hset(keys.job_counters(self.job_id), mapping=counters)
         self.store.update(self.job_id, **fields)
-        self._log.info(
-            "job.prepared",
-            rows=preview.rows,
-            accepted=preview.accepted,
-            seconds=time.perf_counter() - started,
-        )
+        _count_ingest(self.client, rows=preview.rows, accepted=preview.accepted, seconds=seconds)
+        self._log.info("job.prepared", rows=preview.rows, accepted=preview.accepted, seconds=seconds)
         self._prepared_state(after)
 
     def _prepared_state(self, after: JobState) -> None:
@@ -816,3 +813,13 @@ def _split_started(parts: list[OutboundPart]) -> tuple[list[Row], list[OutboundP
 def _name(upload: str) -> str:
     """The upload's file name in the job's folder (older records kept its whole local path)."""
     return upload.rpartition("/")[2]
+
+
+def _count_ingest(client: Any, *, rows: int, accepted: int, seconds: float) -> None:
+    """Add a job's ingest to the cluster's totals (``keys.INGEST_STATS``, read by ``/metrics``)."""
+    pipe = client.pipeline(transaction=False)
+    pipe.hincrby(keys.INGEST_STATS, "jobs", 1)
+    pipe.hincrby(keys.INGEST_STATS, "rows", rows)
+    pipe.hincrby(keys.INGEST_STATS, "accepted", accepted)
+    pipe.hincrbyfloat(keys.INGEST_STATS, "seconds", seconds)
+    pipe.execute()

@@ -331,14 +331,16 @@ class WebhookDeliverer:
 
 def endpoints(client: Any) -> list[dict[str, Any]]:
     """Every endpoint with its URL, queue, dead letters and last error (``GET /v1/webhooks``)."""
-    out = []
-    for raw in sorted(client.smembers(keys.WEBHOOK_ENDPOINTS)):
-        endpoint = raw.decode()
-        pipe = client.pipeline(transaction=True)
+    ids = sorted(raw.decode() for raw in client.smembers(keys.WEBHOOK_ENDPOINTS))
+    pipe = client.pipeline(transaction=False)  # one round trip for all (each endpoint has its slot)
+    for endpoint in ids:
         pipe.hgetall(keys.webhook_endpoint(endpoint))
         pipe.xlen(keys.webhook_queue(endpoint))
         pipe.xlen(keys.webhook_dead(endpoint))
-        meta, queued, dead = pipe.execute()
+    found = pipe.execute()
+    out = []
+    for i, endpoint in enumerate(ids):
+        meta, queued, dead = found[3 * i : 3 * i + 3]
         m = {k.decode(): v.decode() for k, v in meta.items()}
         out.append(
             {

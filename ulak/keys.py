@@ -149,6 +149,11 @@ older Ulak left are moved into it (``cluster.legacy``); the control plane then s
 start. Never expires."""
 
 
+INGEST_STATS = f"{PREFIX}:stats:ingest"
+"""Hash: every job's ingest added up, for ``/metrics``: ``jobs``, ``rows`` (read), ``accepted`` and
+``seconds`` (the time preparing took). Counters: only ever incremented, never expire."""
+
+
 JOBS = f"{PREFIX}:jobs"
 """Sorted set: every job id, scored by creation time (unix seconds). Entries live as long as the job."""
 

@@ -27,6 +27,7 @@ import redis
 
 from api.keys import create_key
 from cluster.stack import stop_actors
+from tests.dashboard import mismatches
 from tests.helpers import ApiProcess, SimProcess, wait_for
 from ulak import keys, redisclient
 from ulak.redis_server import RedisServer
@@ -524,12 +525,17 @@ def test_operators_readyz_and_metrics(stack: Stack) -> None:
     assert all(b["state"] == "bound" and b["window"] == 20 for o in operators for b in o["binds"])
     assert [(o["state"], o["reason"]) for o in operators] == [("up", ""), ("up", "")]
     assert ready.status_code == 200 and ready.json()["checks"]["redis"] == "ok"
-    assert 'ulak_bind_up{operator="tcell",bind="t1"} 1' in metrics
-    assert 'ulak_jobs{state="done"}' in metrics
-    assert 'ulak_throttle_rate{operator="tcell"} 400' in metrics
-    assert 'ulak_throttle_leases_total{operator="tcell"}' in metrics
-    lines = dict(line.rsplit(" ", 1) for line in metrics.splitlines() if not line.startswith("#"))
-    count = float(lines["ulak_receipt_latency_seconds_count"])
+    lines = {k: float(v) for k, v in (x.rsplit(" ", 1) for x in metrics.splitlines() if x[:1] != "#")}
+    assert lines['ulak_bind_up{bind="t1",operator="tcell"}'] == 1
+    assert lines['ulak_bind_state{bind="t1",operator="tcell",state="bound"}'] == 1
+    assert lines['ulak_bind_window{bind="v1",operator="voda"}'] == 20
+    assert lines['ulak_jobs{state="done"}'] >= 1
+    assert lines['ulak_throttle_rate{operator="tcell"}'] == 400
+    assert lines['ulak_throttle_leases_total{operator="tcell"}'] > 0
+    assert sum(v for k, v in lines.items() if k.startswith("ulak_bind_submitted_total")) >= 20
+    assert lines["ulak_ingest_rows_total"] >= 20 and lines["ulak_ingest_seconds_total"] > 0
+    assert mismatches(metrics) == []  # every panel of the Grafana dashboard reads what is exported
+    count = lines["ulak_receipt_latency_seconds_count"]
     assert count > 0 and float(lines['ulak_receipt_latency_seconds_bucket{le="+Inf"}']) == count
     assert float(lines['ulak_receipt_latency_seconds_bucket{le="5"}']) == count  # the simulator answers fast
 
