@@ -141,6 +141,12 @@ class JobView(BaseModel):
     eta_seconds: float | None
     operators: dict[str, dict[str, int]] = Field(description="planned messages and parts per operator")
     rejected_reasons: dict[str, int]
+    encodings: dict[str, int] = Field(default={}, description="accepted messages per encoding")
+    samples: list[dict[str, Any]] = Field(
+        default=[],
+        description="the first prepared messages as they will go out: row, msisdn, operator, text, "
+        "parts, encoding (and link_code, variant, phase)",
+    )
     times: dict[str, str] = Field(description="when the job last entered each state (ISO 8601, UTC)")
     history: list[dict[str, str]] = Field(
         default=[], description="every entry into a state, in order: {state, at}"
@@ -188,6 +194,7 @@ class BindView(BaseModel):
 class OperatorView(BaseModel):
     name: str
     tps: float = Field(description="the account's cap in parts per second, across its binds")
+    price_per_part: str = Field(default="0", description="what one part costs (operators.yaml), a decimal")
     state: str = Field(
         description="up (every bind sending), degraded (some are not), down (none is: its rows wait)"
     )

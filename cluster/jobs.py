@@ -835,6 +835,8 @@ def make_view(
         "eta_seconds": round(eta, 1) if eta is not None else None,
         "operators": preview["operators"] if preview else {},
         "rejected_reasons": preview["rejected"] if preview else {},
+        "encodings": preview.get("encodings", {}) if preview else {},
+        "samples": preview.get("samples", []) if preview else [],
         "times": {
             s: _iso(rec.get(f"{s}_at"))
             for s in ("created", *(x.value for x in JobState))

@@ -27,6 +27,7 @@ def _view(op: OperatorConfig, described: list[dict[str, Any]]) -> OperatorView:
     return OperatorView(
         name=op.name,
         tps=op.tps,
+        price_per_part=str(op.price_per_part),
         state=state,
         reason=reason,
         binds=[

@@ -78,7 +78,7 @@ def test_families_carry_the_snapshot_figures() -> None:
 
 def test_no_series_is_labelled_by_job() -> None:
     for labels in exported(_text(_snapshot())).values():
-        assert not labels & {"job", "job_id", "row", "msisdn", "number"}
+        assert labels is not None and not labels & {"job", "job_id", "row", "msisdn", "number"}
 
 
 def test_every_dashboard_query_reads_exported_metrics_and_labels() -> None:
@@ -91,3 +91,10 @@ def test_the_dashboard_check_finds_a_wrong_name_and_a_wrong_label() -> None:
     assert any("ulak_bind_tps is not exported" in m for m in mismatches(text))
     names, labels = referenced('sum by (node) (ulak_bind_up{operator="x"})')
     assert names == {"ulak_bind_up"} and labels == {"node", "operator"}
+
+
+def test_a_family_with_no_series_is_still_exported_by_name() -> None:
+    text = _text(Snapshot())  # no binds, no webhook endpoints
+    have = exported(text)
+    assert have["ulak_webhook_queued"] is None and have["ulak_bind_submitted_total"] is None
+    assert mismatches(text) == []

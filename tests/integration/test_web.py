@@ -1,0 +1,188 @@
+"""The web manager in a real browser (Debian's chromium, driven by Playwright) against the real stack.
+
+Upload a generated XLSX, check the preview against the API, start, watch progress reach 100 %
+while pausing and resuming, download the report and compare it with the simulator's record,
+switch to English, and no console errors on the way. Screenshots of the main pages at 1280×800 and
+390 px wide go to ``$ULAK_SCREENSHOTS`` (default ``build/screenshots``) for people to look at.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import xlsxwriter
+
+from tests.chromium import chromium_path, launch_args
+from tests.helpers import SimProcess, wait_for
+from tests.integration.test_api import Stack, running_stack
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+
+PREFIX = "905327"
+SHOTS = Path(os.environ.get("ULAK_SCREENSHOTS") or Path(__file__).parents[2] / "build" / "screenshots")
+
+
+@pytest.fixture(scope="module")
+def web_stack(ray_session: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    workdir = tmp_path_factory.mktemp("web")
+    sim = SimProcess(workdir, "--account", "test:secret", "--seed", "5", "--dlr-delay", "0.05:0.2")
+    with running_stack(workdir, sim, tps=60, name="web") as running:  # slow enough to pause midway
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    executable = chromium_path()
+    if executable is None:
+        message = "no chromium: `apt-get install chromium` (./scripts/test does, as root)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with playwright_sync.sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=executable, args=launch_args())
+        yield launched
+        launched.close()
+
+
+class Console:
+    """The page's console errors and uncaught exceptions."""
+
+    def __init__(self, page: Any) -> None:
+        self.errors: list[str] = []
+        page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.errors.append(f"uncaught: {e}"))
+
+
+def _xlsx(path: Path, rows: int) -> None:
+    """*rows* good rows, then 3 with numbers that are not mobile numbers and 2 repeats."""
+    book = xlsxwriter.Workbook(str(path))
+    sheet = book.add_worksheet("Liste")
+    sheet.write_row(0, 0, ["telefon", "ad"])
+    numbers = [f"+{PREFIX}{i:06d}" for i in range(rows)] + ["12", "abc", "+90212"] + [f"+{PREFIX}000000"] * 2
+    for i, number in enumerate(numbers, start=1):
+        sheet.write_string(i, 0, number)
+        sheet.write_string(i, 1, f"Ayşe {i}")
+    book.close()
+
+
+def _digits(text: str) -> int:
+    return int(re.sub(r"\D", "", text))
+
+
+def _shots(page: Any, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.screenshot(path=str(SHOTS / f"{name}-1280.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.screenshot(path=str(SHOTS / f"{name}-390.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 800})
+
+
+def test_a_campaign_from_upload_to_report_in_the_browser(
+    web_stack: Stack, browser: Any, tmp_path: Path
+) -> None:
+    stack = web_stack
+    upload = tmp_path / "kampanya.xlsx"
+    _xlsx(upload, 600)
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
+    page = context.new_page()
+    console = Console(page)
+    page.goto(f"{stack.api.url}/")  # redirected to /ui/
+    page.fill("#key", stack.token)
+    page.click("#signin")
+    page.wait_for_selector("#nav:not([hidden])")
+    assert page.locator("#nav a").first.inner_text() == "Kampanyalar"  # Turkish by default
+    assert page.evaluate("document.documentElement.lang") == "tr"
+
+    page.click("a[href='#/new']")
+    page.set_input_files("#f-file", str(upload))
+    page.fill("#f-template", "Merhaba {ad}, kampanyamız başladı. RET yazıp 4545'e gönderin")
+    page.fill("#f-name", "web test")
+    page.click("#preview-button")
+    card = page.wait_for_selector("#preview-card", timeout=60_000)
+    dry_run = card.get_attribute("data-job")
+    with stack.client() as http:
+        view = http.get(f"/v1/jobs/{dry_run}").json()
+        summary_operators = http.get("/v1/operators").json()
+    assert view["options"]["dry_run"] is True and view["state"] == "done"
+    shown = {k: _digits(page.inner_text(f"#pv-{k}")) for k in ("rows", "accepted", "rejected", "parts")}
+    assert shown == {
+        "rows": view["counts"]["rows"],
+        "accepted": view["counts"]["accepted"],
+        "rejected": view["counts"]["rejected"],
+        "parts": view["parts"]["total"],
+    }
+    assert shown["rows"] == 605 and shown["accepted"] == 600 and shown["rejected"] == 5
+    prices = {o["name"]: float(o["price_per_part"]) for o in summary_operators}
+    cost = sum(v["parts"] * prices[op] for op, v in view["operators"].items())
+    shown_cost = float(page.inner_text("#pv-cost").replace(".", "").replace(",", "."))  # 1.234,50
+    assert shown_cost == pytest.approx(cost, abs=0.01)
+    samples = page.locator("#preview-card pre.msg").all_inner_texts()
+    assert samples and samples[0] == view["samples"][0]["text"] and "Ayşe" in samples[0]
+    assert not stack.records(PREFIX)  # a preview sends nothing
+    _shots(page, "preview")
+
+    page.click("#confirm-button")
+    page.wait_for_url(re.compile(r"#/job/"))
+    job_id = page.url.rsplit("/", 1)[1]
+    page.wait_for_selector("#job-state[data-state='sending']", timeout=60_000)
+    wait_for(lambda: len(stack.records(PREFIX)) > 60, timeout=60, what="sending to start")
+    page.click("#pause")
+    page.wait_for_selector("#job-state[data-state='paused']", timeout=30_000)
+    with stack.client() as http:
+        assert http.get(f"/v1/jobs/{job_id}").json()["state"] == "paused"
+    _shots(page, "job-paused")
+    page.click("#resume")
+    page.wait_for_selector("#job-state[data-state='done']", timeout=120_000)
+    page.wait_for_function("document.querySelector('#progress span').textContent.startsWith('100')")
+    page.wait_for_selector("#funnel", timeout=30_000)
+    _shots(page, "job-done")
+
+    with page.expect_download() as downloaded:
+        page.click("#dl-report")
+    report_path = tmp_path / "report.csv"
+    downloaded.value.save_as(report_path)
+    with report_path.open(encoding="utf-8") as f:
+        report = list(csv.DictReader(f))
+    records = stack.records(PREFIX)
+    at_smsc: dict[str, list[str]] = {}
+    for r in records:
+        at_smsc.setdefault(r["dst"], []).append(r["message_id"])
+    assert len(report) == 600 and {row["status"] for row in report} == {"acked"}
+    assert {row["msisdn"] for row in report} == set(at_smsc)
+    for row in report:
+        assert sorted(row["message_ids"].split()) == sorted(at_smsc[row["msisdn"]])
+
+    for page_name in ("jobs", "operators", "lists"):
+        page.goto(f"{stack.api.url}/ui/#/{page_name}")
+        page.wait_for_selector("main .card")
+        if page_name == "operators":
+            page.wait_for_selector("[data-operator] table")
+        _shots(page, page_name)
+    page.click("#lang")
+    assert page.locator("#nav a").first.inner_text() == "Campaigns"
+    assert page.evaluate("document.documentElement.lang") == "en"
+    page.goto(f"{stack.api.url}/ui/#/job/{job_id}")
+    page.wait_for_selector("#job-state[data-state='done']")
+    assert page.locator("#pause").inner_text() == "Pause"
+    _shots(page, "job-en")
+    context.close()
+    assert console.errors == []
+
+
+def test_the_pages_need_no_key_but_hold_no_data(web_stack: Stack) -> None:
+    with web_stack.client() as http:
+        http.headers.pop("Authorization", None)
+        page = http.get("/ui/")
+        script = http.get("/ui/app.js")
+        data = http.get("/v1/jobs")
+    assert page.status_code == 200 and "app.js" in page.text
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert script.status_code == 200 and "sessionStorage" in script.text
+    assert data.status_code == 401
