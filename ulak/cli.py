@@ -118,6 +118,7 @@ def _up(args: argparse.Namespace, console: Console) -> int:
         ):
             stack.start()
         console.print(f"[green]Ulak is up[/green]: API {stack.api_url} (docs at {stack.api_url}/docs)")
+        console.print(f"web manager: {stack.api_url}/ui/ (sign in with the API key)")
         console.print(f"tracked links: {stack.redirect_url}/<code> (links.base_url names the short domain)")
         if stack.token:
             console.print(f"API key (kept in {stack_file()}): {stack.token}")
