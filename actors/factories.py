@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors.connection import SmppConnectionActor
 from actors.job import JobActor
@@ -46,6 +47,7 @@ def connection_actor(
     throttle: Any,
     namespace: str,
     detached: bool = False,
+    node: str | None = None,
 ) -> Any:
     """The bind's SmppConnectionActor: an async actor (one event loop holds the socket). Not restarted
     by Ray: a new process could not tell which of the dead one's sends reached the SMSC. The bind
@@ -62,6 +64,10 @@ def connection_actor(
         # address). A sliver of it, so that any number of binds fit on one such node; with none
         # left, the actor waits to be placed and the pool shows the bind missing.
         options["resources"] = {bind.node_resource: NODE_RESOURCE_SHARE}
+    if node is not None:
+        # The node the pool chose to spread the operator's binds (``BindPool._spread``); soft, so a
+        # node lost before the actor is placed sends it to another that offers the resource.
+        options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id=node, soft=True)
     if detached:  # the control plane's binds outlive the process that created them (an API restart)
         options["lifetime"] = "detached"
     return cls.options(max_concurrency=64, **NO_TASK_EVENTS, **options).remote(

@@ -63,6 +63,24 @@ def _supervise_binds(plane: ControlPlane) -> None:
             log.exception("bind.supervision_failed")
 
 
+REBALANCE_INTERVAL = 5.0  # seconds between looks at how the binds are spread over the egress nodes
+
+
+def _rebalance_binds(plane: ControlPlane) -> None:
+    """Every ``REBALANCE_INTERVAL`` seconds while no job sends: move binds so each operator's are
+    spread over the nodes that may hold them (``BindPool.rebalance``): binds made while one egress
+    node was up, and a node that joins or comes back after a loss."""
+    while True:
+        time.sleep(REBALANCE_INTERVAL)
+        try:
+            if plane.sending():
+                continue
+            for ref in plane.pool.rebalance():
+                log.info("bind.moved", operator=ref.operator, bind=ref.bind)
+        except Exception:
+            log.exception("bind.rebalance_failed")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m api", description=__doc__)
     parser.add_argument("--config-dir", type=Path, default=None)
@@ -87,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     plane.ensure_dispatch()
     threading.Thread(target=_purge_hourly, args=(plane,), name="ulak-purge", daemon=True).start()
     threading.Thread(target=_supervise_binds, args=(plane,), name="ulak-binds", daemon=True).start()
+    threading.Thread(target=_rebalance_binds, args=(plane,), name="ulak-spread", daemon=True).start()
     uvicorn.run(
         create_app(plane),
         host=args.host or settings.api.host,

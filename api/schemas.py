@@ -171,7 +171,9 @@ class BindView(BaseModel):
         description="connecting, bound, throttled, reconnecting, closed; refused (the SMSC refused the "
         "credentials: last_error says what to fix), failed (an unexpected error, logged with its "
         "traceback; the bind binds again by itself), missing (its process is gone), unplaced (no node in "
-        "the cluster offers its node_resource: it waits for one, and is fed nothing meanwhile)"
+        "the cluster offers its node_resource: it waits for one, and is fed nothing meanwhile), "
+        "unreachable (it did not answer within a second: its node may be lost or cut off; once Ray "
+        "declares it dead it is made again on another node)"
     )
     window: int
     tps: float | None = Field(default=None, description="the bind's own cap in parts per second, if any")
@@ -189,6 +191,7 @@ class BindView(BaseModel):
     down_for: float = Field(default=0.0, description="seconds since it was last bound (0: bound)")
     last_error: str = ""
     node: str | None = Field(default=None, description="the Ray node the bind's connection leaves from")
+    node_ip: str = Field(default="", description="that node's address in the Ray cluster")
 
 
 class OperatorView(BaseModel):

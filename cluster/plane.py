@@ -7,6 +7,7 @@ they, and the job actors, outlive a restart of the process that runs the API.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import time
@@ -84,16 +85,26 @@ class ControlPlane:
         """Each operator's binds as they describe themselves (or 'missing' when the actor is gone)."""
         return self.pool.describe()
 
-    def throttles(self) -> dict[str, dict[str, Any]]:
-        """Each operator's ThrottleActor as it describes itself (rate, leases, waits)."""
-        found: dict[str, dict[str, Any]] = {}
+    def throttles(self, *, timeout: float = 1.0) -> dict[str, dict[str, Any]]:
+        """Each operator's ThrottleActor as it describes itself (rate, leases, waits): all asked at
+        once, none waited for past *timeout* (one on a lost node answers ``{}``)."""
+        found: dict[str, dict[str, Any]] = {op.name: {} for op in self.settings.operators}
+        asked: dict[str, Any] = {}
         for op in self.settings.operators:
-            try:
-                handle = self.pool.throttle(op.name)
-                found[op.name] = dict(ray.get(handle.describe.remote(), timeout=2.0))
-            except (ValueError, ray.exceptions.RayError):
-                found[op.name] = {}
+            with contextlib.suppress(ValueError):
+                asked[op.name] = self.pool.throttle(op.name).describe.remote()
+        if asked:
+            ray.wait(list(asked.values()), num_returns=len(asked), timeout=timeout)
+        for name, obj in asked.items():
+            with contextlib.suppress(ray.exceptions.RayError):
+                found[name] = dict(ray.get(obj, timeout=0))
         return found
+
+    def sending(self) -> bool:
+        """Whether a job is sending or draining now (its parts may be in the binds)."""
+        busy = (JobState.SENDING, JobState.DRAINING)
+        states = self.store.states(self.store.ids(limit=1000))
+        return any(state in busy for state in states.values())
 
     def receipt_latency(self) -> dict[str, float]:
         """The receipt-latency histogram (``keys.receipt_latency``), summed over the operators."""

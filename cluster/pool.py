@@ -33,13 +33,37 @@ from ulak.dispatch.batch import pack_parts
 from ulak.dispatch.bind import OutboundPart
 from ulak.dispatch.ledger import RedisLedger
 from ulak.dispatch.sendrecord import read_record
-from ulak.settings import Settings
+from ulak.settings import OperatorConfig, Settings
 
 log = structlog.get_logger("ulak.pool")
 
 
 class BindDied(Exception):
     """A bind's process died under a call: ``BindPool.replace_dead`` settles it and makes a new one."""
+
+
+class BindUnreachable(BindDied):
+    """A bind did not answer a call: its node, the node's raylet or the network to it went away, or
+    the process is stuck. It may still be alive (a network that comes back), so what it holds is
+    neither sent elsewhere nor settled until Ray says it died (``BindPool.recover``)."""
+
+
+# What Ray raises when an actor's process, its node, that node's raylet or the network to it goes
+# away. A real machine that dies or drops off the network shows first as ActorUnavailableError, RPC
+# errors and timeouts, and only once Ray's health checks give up on the node as ActorDiedError (issue
+# 30: the runner treated the first kind as its own bug, and failed the job).
+ACTOR_LOST: tuple[type[Exception], ...] = (
+    ray.exceptions.RayActorError,  # ActorDiedError, ActorUnavailableError
+    ray.exceptions.NodeDiedError,
+    ray.exceptions.WorkerCrashedError,
+    ray.exceptions.LocalRayletDiedError,
+    ray.exceptions.ObjectLostError,  # and OwnerDiedError
+    ray.exceptions.RpcError,
+    ray.exceptions.GetTimeoutError,
+    ray.exceptions.RaySystemError,
+)
+CALL_TIMEOUT = 10.0  # seconds a bind may take to answer a call before it counts as unreachable
+DESCRIBE_TIMEOUT = 1.0  # the API's look at every bind, all asked at once: it answers within this
 
 
 @dataclass(frozen=True)
@@ -108,6 +132,7 @@ class BindPool:
             if not binds:
                 continue
             throttle = throttle_actor(op, namespace=self.namespace, detached=self.detached)
+            nodes = self._spread(op, [BindRef(op.name, b.name) for b in binds])
             for b in binds:
                 handles[BindRef(op.name, b.name)] = connection_actor(
                     b,
@@ -116,6 +141,7 @@ class BindPool:
                     throttle=throttle,
                     namespace=self.namespace,
                     detached=self.detached,
+                    node=nodes.get(b.name),
                 )
         if not self.detached:  # an actor that is not detached lives as long as a handle to it
             self._owned.update(handles)
@@ -125,6 +151,96 @@ class BindPool:
         else:
             ray.wait(refs, num_returns=len(refs), timeout=10.0)
         self._handles = None
+
+    def _spread(self, op: OperatorConfig, new: list[BindRef]) -> dict[str, str]:
+        """The node each of *new* should start on: with ``placement: spread`` (the default), an
+        operator's binds go to different nodes among those that may hold them (the ones offering
+        their ``node_resource``), each new one to the node holding fewest of the operator's binds,
+        so that losing a node leaves every operator some binds. Ray's own choice packed all twelve
+        binds of three operators onto one of two egress nodes (issue 30). Empty: Ray chooses (pack,
+        no resource named, or a single node)."""
+        resources = {b.node_resource for b in op.binds}
+        if op.placement != "spread" or resources == {None}:
+            return {}
+        resource = next(r for r in resources if r)
+        nodes = sorted(_nodes_offering(resource))
+        if len(nodes) < 2:
+            return {}
+        held: dict[str, int] = dict.fromkeys(nodes, 0)
+        fresh = {ref.bind for ref in new}
+        for b in op.binds:  # where the operator's other binds are now
+            if b.name in fresh:
+                continue
+            node = self._node_of(BindRef(op.name, b.name))
+            if node in held:
+                held[node] += 1
+        chosen: dict[str, str] = {}
+        for ref in new:
+            node = min(nodes, key=lambda n: (held[n], nodes.index(n)))
+            held[node] += 1
+            chosen[ref.bind] = node
+        return chosen
+
+    def rebalance(self) -> list[BindRef]:
+        """Move binds so that each ``spread`` operator's binds are on as many of the nodes that may
+        hold them as they can be: binds made while one egress node was up all went there, and a
+        node that comes back after a loss holds none. At most one bind per operator per call, and
+        only one that holds nothing (call it while no job sends: a bind moved under a job is a bind
+        lost to it, which it recovers from, but needlessly). Returns the binds moved."""
+        moved: list[BindRef] = []
+        for op in self.settings.operators:
+            resource = next((b.node_resource for b in op.binds if b.node_resource), None)
+            if op.placement != "spread" or resource is None:
+                continue
+            nodes = sorted(_nodes_offering(resource))
+            if len(nodes) < 2:
+                continue
+            refs = [BindRef(op.name, b.name) for b in op.binds]
+            seen = self._describe_all(refs)
+            held: dict[str, list[BindRef]] = {n: [] for n in nodes}
+            for ref in refs:
+                node = seen.get(ref, {}).get("node")
+                if node in held:
+                    held[node].append(ref)
+            most = max(nodes, key=lambda n: len(held[n]))
+            least = min(nodes, key=lambda n: len(held[n]))
+            if len(held[most]) - len(held[least]) <= 1:
+                continue
+            idle = [ref for ref in held[most] if _idle(seen[ref])]
+            if idle:
+                self._move(idle[-1])
+                moved.append(idle[-1])
+        return moved
+
+    def _move(self, ref: BindRef) -> None:
+        """Unbind *ref*, end its process and make it again where ``_spread`` puts it."""
+        with contextlib.suppress(ValueError):
+            handle = self._actor(ref)
+            with contextlib.suppress(ray.exceptions.RayError):
+                ray.get(handle.stop.remote(), timeout=30)
+            ray.kill(handle)
+            del handle
+        log.info("bind.moving", operator=ref.operator, bind=ref.bind)
+        self._replace([ref])
+
+    def _describe_all(self, refs: list[BindRef]) -> dict[BindRef, dict[str, Any]]:
+        """What each of *refs* says of itself, all asked at once (those that do not answer left out)."""
+        asked = []
+        for ref in refs:
+            with contextlib.suppress(ValueError):
+                asked.append((ref, self._actor(ref).describe.remote()))
+        if asked:
+            ray.wait([obj for _, obj in asked], num_returns=len(asked), timeout=DESCRIBE_TIMEOUT)
+        seen: dict[BindRef, dict[str, Any]] = {}
+        for ref, obj in asked:
+            with contextlib.suppress(ray.exceptions.RayError):
+                seen[ref] = dict(ray.get(obj, timeout=0))
+        return seen
+
+    def _node_of(self, ref: BindRef) -> str | None:
+        with contextlib.suppress(ValueError, *ACTOR_LOST):
+            return str(self._describe(ref, DESCRIBE_TIMEOUT).get("node"))
+        return None
 
     def stop(self) -> None:
         """Unbind every bind and end its process, and the throttles' (a stack that started them)."""
@@ -208,17 +324,40 @@ class BindPool:
 
     # ---------------------------------------------------------------------------------- calls
 
-    def _get(self, refs: list[Any], timeout: float | None = None) -> list[Any]:
-        try:
-            return list(ray.get(refs, timeout=timeout))
-        except ray.exceptions.ActorDiedError as exc:
-            raise BindDied(str(exc).splitlines()[0]) from None
-        except ray.exceptions.RayTaskError as exc:
-            # A bind that could not reach Redis (a withdraw's flush, say) is Redis away, which the
-            # runner waits out, not the job's failure (it was, with a shard down for 4 s: issue 15).
-            if isinstance(exc.cause, redisclient.RedisUnavailable):
-                raise exc.cause from None
-            raise
+    def _get(self, calls: list[tuple[BindRef, Any]], timeout: float = CALL_TIMEOUT) -> list[Any]:
+        """Every call's answer, waiting *timeout* seconds for all of them. A bind whose process died
+        raises :class:`BindDied`; one that did not answer, or whose node or network Ray lost, raises
+        :class:`BindUnreachable` (both name every such bind, after the others have answered)."""
+        if not calls:
+            return []
+        objects = [obj for _, obj in calls]
+        ready, _ = ray.wait(objects, num_returns=len(objects), timeout=timeout)
+        answered = set(ready)
+        results: list[Any] = []
+        dead: list[BindRef] = []
+        unreachable: list[tuple[BindRef, str]] = []
+        for ref, obj in calls:
+            if obj not in answered:
+                unreachable.append((ref, f"no answer in {timeout:g} s"))
+                continue
+            try:
+                results.append(ray.get(obj))
+            except ray.exceptions.ActorDiedError:
+                dead.append(ref)
+            except ray.exceptions.RayTaskError as exc:
+                # A bind that could not reach Redis (a withdraw's flush, say) is Redis away, which the
+                # runner waits out, not the job's failure (it was, with a shard down for 4 s: issue 15).
+                if isinstance(exc.cause, redisclient.RedisUnavailable):
+                    raise exc.cause from None
+                raise
+            except ACTOR_LOST as exc:
+                unreachable.append((ref, type(exc).__name__))
+        if dead:
+            raise BindDied("bind " + ", ".join(f"{r.operator}/{r.bind}" for r in dead) + " died")
+        if unreachable:
+            names = ", ".join(f"{r.operator}/{r.bind} ({why})" for r, why in unreachable)
+            raise BindUnreachable(f"bind {names} did not answer")
+        return results
 
     def feed(self, job: str, operators: Sequence[str], take: Take, *, weight: float = 1.0) -> int:
         """One round: to every bind of *operators* with room, a batch from ``take(operator)`` (an empty
@@ -243,77 +382,129 @@ class BindPool:
                 if chunk:
                     calls.append((ref, handles[ref].enqueue.remote(pack_parts(chunk), weight)))
         answers = calls + polls
-        for (ref, _), queued in zip(answers, self._get([a for _, a in answers]), strict=True):
+        for (ref, _), queued in zip(answers, self._get(answers), strict=True):
             self._backlog[ref] = queued
         return len(calls)
 
     def enqueue(self, ref: BindRef, parts: list[OutboundPart], *, weight: float = 1.0) -> None:
-        self._get([self.handles()[ref].enqueue.remote(pack_parts(parts), weight)])
+        self._get([(ref, self.handles()[ref].enqueue.remote(pack_parts(parts), weight))])
 
     def withdraw(self, job: str) -> list[tuple[BindRef, list[OutboundPart]]]:
         """Take *job*'s queued parts back from every bind; each writes its ledger events first, so
         afterwards the ledger holds every part of *job* sent so far."""
         handles = self._calls()
-        taken = self._get([h.withdraw.remote(job) for h in handles.values()])
+        taken = self._get([(ref, h.withdraw.remote(job)) for ref, h in handles.items()])
         return list(zip(handles, taken, strict=True))
 
     def pending(self, job: str) -> int:
         """*job*'s parts the binds still hold: queued, or sent and not yet answered."""
-        return int(sum(self._get([h.pending.remote(job) for h in self._calls().values()])))
+        return int(sum(self._get([(ref, h.pending.remote(job)) for ref, h in self._calls().items()])))
 
     def queued(self, job: str) -> int:
         """*job*'s parts the binds hold and have not sent yet."""
-        return int(sum(self._get([h.queued.remote(job) for h in self._calls().values()])))
+        return int(sum(self._get([(ref, h.queued.remote(job)) for ref, h in self._calls().items()])))
 
     def drain(self, timeout: float) -> None:
         """Wait until no bind holds anything, and its events are written."""
-        self._get([h.drain.remote(timeout) for h in self._calls().values()])
+        calls = [(ref, h.drain.remote(timeout)) for ref, h in self._calls().items()]
+        self._get(calls, timeout=timeout + CALL_TIMEOUT)
 
-    def describe(self, *, timeout: float = 2.0) -> dict[str, list[dict[str, Any]]]:
-        """Each operator's binds as they describe themselves ('missing' when the process is gone)."""
-        out: dict[str, list[dict[str, Any]]] = {}
+    def describe(self, *, timeout: float = DESCRIBE_TIMEOUT) -> dict[str, list[dict[str, Any]]]:
+        """Each operator's binds as they describe themselves, every bind asked at once and none
+        waited for longer than *timeout* (a lost node's binds hung the API for 10 s, one after the
+        other: issue 30). One that does not answer is ``unreachable`` (its node may be lost or cut
+        off: it is made again elsewhere once Ray says so), one whose process is gone ``missing``."""
         starved = self._starved_binds()
+        entries: dict[BindRef, dict[str, Any]] = {}
+        asked: list[tuple[BindRef, Any]] = []
         for op in self.settings.operators:
-            rows = []
             for b in op.binds:
+                ref = BindRef(op.name, b.name)
                 entry: dict[str, Any] = {"bind": b.name, "window": b.window}
-                if BindRef(op.name, b.name) in starved:
+                entries[ref] = entry
+                if ref in starved:
                     entry.update(
                         state="unplaced",
                         last_error=f"no node in the cluster offers the {b.node_resource!r} resource; "
                         f"start one with ray start --resources='{{\"{b.node_resource}\": 1}}'",
                     )
-                    rows.append(entry)
                     continue
                 try:
-                    entry.update(self._describe(BindRef(op.name, b.name), timeout))
-                except (ValueError, ray.exceptions.RayError) as exc:
+                    asked.append((ref, self._actor(ref).describe.remote()))
+                except ValueError as exc:
                     entry.update(state="missing", last_error=type(exc).__name__)
-                rows.append(entry)
-            out[op.name] = rows
+        if asked:
+            ready, _ = ray.wait([obj for _, obj in asked], num_returns=len(asked), timeout=timeout)
+            answered = set(ready)
+            for ref, obj in asked:
+                entry = entries[ref]
+                if obj not in answered:
+                    entry.update(state="unreachable", last_error=f"no answer in {timeout:g} s")
+                    continue
+                try:
+                    entry.update(ray.get(obj))
+                except ray.exceptions.ActorDiedError as exc:
+                    entry.update(state="missing", last_error=type(exc).__name__)
+                except ray.exceptions.RayError as exc:
+                    entry.update(state="unreachable", last_error=type(exc).__name__)
+        nodes = _node_addresses()
+        out: dict[str, list[dict[str, Any]]] = {}
+        for ref, entry in entries.items():
+            if entry.get("node"):
+                entry["node_ip"] = nodes.get(entry["node"], "")
+            out.setdefault(ref.operator, []).append(entry)
         return out
 
     # ------------------------------------------------------------------------------- replacement
 
-    def probe(self) -> tuple[list[BindRef], list[BindRef]]:
-        """Every bind asked if it lives: (the dead, the rest). One slow to answer is not known dead."""
-        dead, alive = [], []
+    def probe(self, timeout: float = CALL_TIMEOUT) -> tuple[list[BindRef], list[BindRef]]:
+        """Every bind asked at once if it lives: (the dead, the rest). One slow to answer, or on a
+        node Ray has not given up on yet, is not known dead."""
+        dead, _ = self._look(timeout)
+        return dead, [ref for ref in self.refs() if ref not in dead]
+
+    def _look(self, timeout: float) -> tuple[list[BindRef], list[BindRef]]:
+        """Every bind asked at once if it lives: (the dead, those that did not answer in *timeout*).
+        One no node can hold is not asked (the call would wait to be placed): not dead, waiting."""
+        dead: list[BindRef] = []
+        unreachable: list[BindRef] = []
         starved = self._starved_binds()
+        calls = []
         for ref in self.refs():
-            try:
-                # One no node can hold would keep us the whole timeout: not dead, only waiting.
-                self._describe(ref, 2 if ref in starved else 30)
-            except (ValueError, ray.exceptions.ActorDiedError):
-                dead.append(ref)
+            if ref in starved:
                 continue
+            try:
+                calls.append((ref, self._actor(ref).describe.remote()))
+            except ValueError:
+                dead.append(ref)
+        if calls:
+            ray.wait([obj for _, obj in calls], num_returns=len(calls), timeout=timeout)
+        for ref, obj in calls:
+            try:
+                ray.get(obj, timeout=0)
+            except ray.exceptions.ActorDiedError:
+                dead.append(ref)
             except ray.exceptions.RayError:
-                pass
-            alive.append(ref)
-        return dead, alive
+                unreachable.append(ref)
+        return dead, unreachable
+
+    def recover(self, *, timeout: float = 2.0) -> tuple[list[BindRef], list[BindRef]]:
+        """After a call raised :class:`BindDied` or :class:`BindUnreachable`: the binds that died
+        are settled and made again (on another node when theirs is gone); returns those, and the
+        binds that did not answer within *timeout*. What an unanswering bind holds stays where it
+        is: it may still send it (a network that comes back), so nothing of it is sent elsewhere
+        until Ray says the bind died (``health_check_*``: ~5 s on a node ``ulak node`` started)."""
+        dead, unreachable = self._look(timeout)
+        self._replace(dead)
+        return dead, unreachable
 
     def replace_dead(self) -> list[BindRef]:
         """Settle every dead bind (``settle_dead``) and start a new one in its place; returns them."""
         dead, _ = self.probe()
+        self._replace(dead)
+        return dead
+
+    def _replace(self, dead: list[BindRef]) -> None:
         self._handles = None
         for ref in dead:
             self.settle_dead(ref)
@@ -323,7 +514,6 @@ class BindPool:
             self._wait_released(ref)
         if dead:
             self.ensure(only=dead)
-        return dead
 
     def _wait_released(self, ref: BindRef, timeout: float = 60.0) -> None:
         """Until Ray has let go of a dead bind's name (it keeps it while a handle to the dead actor
@@ -368,6 +558,31 @@ class BindPool:
             return str(self._describe(ref, 30)["send_record"])
         except (ValueError, ray.exceptions.RayError):
             return None
+
+
+def _idle(described: dict[str, Any]) -> bool:
+    """A bind that holds nothing: no part queued, staged or on the wire, no job's parts."""
+    return not (
+        described.get("queued") or described.get("staged") or described.get("jobs")
+        or "SubmitSm" in (described.get("in_flight") or [])
+    )
+
+
+def _nodes_offering(resource: str) -> list[str]:
+    """The live nodes that offer *resource*, by id."""
+    return [
+        str(n["NodeID"])
+        for n in ray.nodes()  # type: ignore[no-untyped-call]
+        if n.get("Alive") and n.get("Resources", {}).get(resource, 0) > 0
+    ]
+
+
+def _node_addresses() -> dict[str, str]:
+    """Every node's address by id (what ``/v1/operators`` shows beside each bind)."""
+    try:
+        return {str(n["NodeID"]): str(n.get("NodeManagerAddress", "")) for n in ray.nodes()}  # type: ignore[no-untyped-call]
+    except Exception:
+        return {}
 
 
 def _offered(resource: str) -> float:

@@ -46,7 +46,8 @@ log = structlog.get_logger("ulak.job")
 CHUNK_PARTS = 500  # parts per enqueue call (a batch across the process boundary)
 MAX_PENDING_PARTS = 200_000  # parts the runner holds in memory ahead of the binds
 _END: Any = object()  # the rows are all read
-MAX_BIND_REPLACEMENTS = 5  # binds dying under one job more often than this stop it (bind_lost)
+MAX_BIND_REPLACEMENTS = 12  # binds replaced under one job past this: the runner backs off between them
+REPLACE_BACKOFF_MAX = 60.0
 STALL_SECONDS = 10.0  # a sending job with no part sent for this long says what it waits on
 REDIS_RETRY_MAX = 5.0  # seconds between tries while Redis is unreachable
 REDIS_DOWN = redisclient.UNREACHABLE  # Redis away: the runner waits (run())
@@ -129,15 +130,11 @@ class JobRunner:
                         self._drain()
                     else:
                         self._send()
-                except BindDied:
-                    if self._replaced >= MAX_BIND_REPLACEMENTS:
-                        raise
-                    self._replace_dead_binds()  # then carry on as a resumed runner would
+                except BindDied as exc:
+                    self._recover_binds(exc)  # then carry on as a resumed runner would
         except IngestError as exc:
             self._log.warning("job.refused", code=exc.code, error=exc.message)
             self.store.fail(self.job_id, code=exc.code, message=exc.message, field=exc.field)
-        except BindDied:
-            self._bind_lost()
         except REDIS_DOWN:
             raise  # not the job's failure: run() waits for Redis
         except Exception as exc:
@@ -232,38 +229,44 @@ class JobRunner:
 
     # ------------------------------------------------------------------------------------- send
 
-    def _replace_dead_binds(self) -> None:
-        """A bind's process died under the job: the pool settles what it may have sent (its send
-        record's parts without an outcome become ``unknown``) and puts a new bind in its place. The
-        parts it held and had not staged were never sent: the runner then resumes as a new runner
-        would, and sends them on the binds there are. Another job's runner may be doing the same for
-        the same bind: the ledger's events are idempotent, and the new bind is found by name."""
-        self._replaced += 1
-        for ref in self.pool.replace_dead():
-            self._log.warning("job.bind_died", operator=ref.operator, bind=ref.bind)
+    def _recover_binds(self, cause: BindDied) -> None:
+        """A bind died under the job, or stopped answering (its node lost or cut off: issue 30).
 
-    def _bind_lost(self) -> None:
-        """Binds died under the job more than ``MAX_BIND_REPLACEMENTS`` times: the job stops, takes
-        its queued parts back from the binds still alive (they stay ``pending`` in the report), and
-        says what to do (ARCHITECTURE.md, "A bind actor that dies")."""
-        dead, _ = self.pool.probe()
-        names = [f"{ref.operator}/{ref.bind}" for ref in dead]
-        for ref in dead:
-            self.pool.settle_dead(ref)
-        with contextlib.suppress(BindDied):
-            self.pool.withdraw(self.job_id)
-        self._log.error("job.bind_lost", binds=names)
-        self.store.fail(
-            self.job_id,
-            code="bind_lost",
-            message=(
-                f"bind {', '.join(names) or '(unknown)'} died while sending this job, after "
-                f"{self._replaced} bind(s) had already been replaced under it, so the job stopped: "
-                "see the binds' logs for why their processes die. Rows the report shows as pending "
-                "were not sent. Restart the stack (`ulak up`: the control plane makes new binds when "
-                "it starts) before sending them."
-            ),
-        )
+        The pool settles a dead bind (its send record's parts without an outcome become
+        ``unknown``) and makes it again, on another node when its own is gone. One that does not
+        answer may still be alive and sending, so the runner waits until it answers again or Ray
+        declares it dead (a few seconds on a node ``ulak node`` started), saying so in the job's
+        ``waiting``; the binds still up go on sending what they hold meanwhile. Then the runner
+        resumes as a new runner would: it takes the job back from the binds and sends again what
+        the ledger has not seen sent. A job never fails for this: binds that keep dying make the
+        runner wait longer between replacements (up to ``REPLACE_BACKOFF_MAX`` seconds), and say why.
+        """
+        self._log.warning("job.binds_lost", error=str(cause))
+        began = time.monotonic()
+        while True:
+            replaced, unreachable = self.pool.recover()
+            for ref in replaced:
+                self._replaced += 1
+                self._log.warning("job.bind_replaced", operator=ref.operator, bind=ref.bind)
+            if not unreachable:
+                break
+            names = ", ".join(f"{r.operator}/{r.bind}" for r in unreachable)
+            self._say_waiting(
+                f"bind {names} not answering for {time.monotonic() - began:.0f} s (its node may be "
+                "lost or cut off); what it holds is sent elsewhere once Ray declares it dead"
+            )
+            if self.store.state(self.job_id) is JobState.CANCELLING:
+                return
+            time.sleep(0.5)
+        self._not_waiting()
+        if self._replaced > MAX_BIND_REPLACEMENTS:
+            delay = min(REPLACE_BACKOFF_MAX, 2.0 ** (self._replaced - MAX_BIND_REPLACEMENTS))
+            self._say_waiting(
+                f"{self._replaced} binds were replaced under this job; waiting {delay:.0f} s before "
+                "going on (see the binds' logs for why their processes die)"
+            )
+            time.sleep(delay)
+            self._not_waiting()
 
     def _pending(self) -> int:
         """The job's parts the binds still hold: queued, or sent and not yet answered."""

@@ -133,6 +133,7 @@ class LocalStack:
         redirect_port: int | None = None,
         workdir: Path | None = None,
         save_info: bool = True,
+        ready_when_bound: bool = True,
     ) -> None:
         self.settings = settings
         self.simulator = simulator
@@ -144,6 +145,9 @@ class LocalStack:
             )
         self.workdir = workdir or default_state_dir() / "run"
         self.save_info = save_info
+        # `ulak up` waits for the binds (/readyz); a cluster's head starts before its egress nodes
+        # join, so its API is up once it answers (/healthz), its binds waiting to be placed.
+        self.ready_path = "/readyz" if ready_when_bound else "/healthz"
         self._redis: RedisServer | None = None
         self._sim: subprocess.Popen[bytes] | None = None
         self._api: subprocess.Popen[bytes] | None = None
@@ -231,7 +235,9 @@ class LocalStack:
 
     def _start_api(self) -> None:
         self._api = self._service("api", "api", self.api_port)
-        _wait_ready(self._api, f"{self.api_url}/readyz", what="the API", log=self.workdir / "api.log")
+        _wait_ready(
+            self._api, f"{self.api_url}{self.ready_path}", what="the API", log=self.workdir / "api.log"
+        )
 
     def _start_redirect(self) -> None:
         """The redirect service of the jobs' tracked links (``api.redirect``), ready when it answers."""

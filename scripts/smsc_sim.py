@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import json
 import os
 import random
@@ -89,6 +90,9 @@ class SimConfig:
     host: str = "127.0.0.1"
     port: int = 2775
     accounts: dict[str, str] | None = None  # None: any system_id/password binds
+    # Per account, the networks its binds may come from (as operators whitelist source addresses);
+    # an account not named here binds from anywhere.
+    allow: dict[str, tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]] = field(default_factory=dict)
     tps: float | None = None  # per-bind cap on submit_sm over a sliding 1 s window
     account_tps: float | None = None  # the same cap counted over all binds of an account
     msgqful_rate: float = 0.0
@@ -132,6 +136,8 @@ class Stats:
         self.counts: Counter[str] = Counter()
         self.rejected: Counter[str] = Counter()
         self.receipts: Counter[str] = Counter()
+        self.peers: dict[str, Counter[str]] = {}  # per system_id, binds accepted per source address
+        self.refused_peers: dict[str, Counter[str]] = {}  # the same for binds refused by --allow
         self.first_submit: float | None = None
         self.last_submit: float | None = None
 
@@ -142,6 +148,8 @@ class Stats:
             **dict(self.counts),
             "rejected": dict(self.rejected),
             "receipts": dict(self.receipts),
+            "bind_peers": {k: dict(v) for k, v in self.peers.items()},
+            "refused_peers": {k: dict(v) for k, v in self.refused_peers.items()},
             "submit_span_seconds": round(elapsed, 6),
             "accepted_per_second": round(accepted / elapsed, 1) if elapsed > 0 else None,
         }
@@ -185,7 +193,7 @@ class Simulator:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def start_control(self, port: int) -> int:
-        self._control = await asyncio.start_server(self._handle_control, self.config.host, port)
+        self._control = await asyncio.start_server(self._handle_control, "127.0.0.1", port)
         return int(self._control.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
@@ -655,12 +663,27 @@ class SmscConnection(asyncio.Protocol):
             status = CommandStatus.ESME_RINVSYSID
         elif accounts is not None and accounts[pdu.system_id] != pdu.password:
             status = CommandStatus.ESME_RINVPASWD
+        peer = self._peer()
+        allowed = sim.config.allow.get(pdu.system_id)
+        if status == CommandStatus.ESME_ROK and allowed is not None and not _allowed(peer, allowed):
+            # An operator refuses a bind from an address it has not whitelisted.
+            status = CommandStatus.ESME_RBINDFAIL
+            sim.stats.refused_peers.setdefault(pdu.system_id, Counter())[peer] += 1
+            sim.stats.counts["binds_refused_address"] += 1
         if status == CommandStatus.ESME_ROK:
             self.system_id = pdu.system_id
             sim.stats.counts["binds"] += 1
+            sim.stats.peers.setdefault(pdu.system_id, Counter())[peer] += 1
         else:
             sim.stats.counts["binds_refused"] += 1
         out.append(self.session.send(resp_cls(sequence=pdu.sequence, status=status, system_id="ulaksim")))  # type: ignore[call-arg]
+
+    def _peer(self) -> str:
+        """The address this connection comes from ('' when the transport is gone)."""
+        if self.transport is None:
+            return ""
+        peer = self.transport.get_extra_info("peername")
+        return str(peer[0]) if peer else ""
 
     def _on_submit(self, submit: Submit, out: list[bytes], now: float) -> None:
         sim = self.sim
@@ -902,10 +925,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the record out before answering, so that a killed simulator (SIGKILL) has on "
         "record every submit_sm it accepted",
     )
+    p.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="SYSTEM_ID=CIDR[,CIDR]",
+        help="the networks an account's binds may come from (repeat per account); others get ESME_RBINDFAIL",
+    )
     p.add_argument("--seed", type=int)
     p.add_argument("--stats", action="store_true", help="print a JSON stats summary on exit")
     p.add_argument("--stats-file", type=Path, help="write the JSON stats summary here on exit")
     return p
+
+
+def _allowed(peer: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return False
+    return any(address in n for n in networks)
 
 
 def config_from_args(args: argparse.Namespace) -> SimConfig:
@@ -925,8 +963,18 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
     for item in args.reject_prefix:
         prefix, _, code = item.partition(":")
         reject[prefix] = _parse_status(code) if code else int(CommandStatus.ESME_RINVDSTADR)
+    allow = {}
+    for item in args.allow:
+        system_id, sep, networks = item.partition("=")
+        try:
+            if not sep or not networks:
+                raise ValueError("no networks")
+            allow[system_id] = tuple(ipaddress.ip_network(n.strip()) for n in networks.split(","))
+        except ValueError as exc:
+            raise SystemExit(f"--allow {item!r}: use SYSTEM_ID=CIDR[,CIDR] ({exc})") from None
     low, _, high = args.dlr_delay.partition(":")
     return SimConfig(
+        allow=allow,
         host=args.host,
         port=args.port,
         accounts=accounts,

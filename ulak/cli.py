@@ -456,6 +456,66 @@ def _ingest(args: argparse.Namespace, console: Console) -> int:
     return preview_file(settings, args.file, spec, rejected=args.rejected, console=console)
 
 
+def _node_parser(sub: Any) -> None:
+    p_node = sub.add_parser("node", help="start a node of a cluster: init, head, worker (see README)")
+    node_sub = p_node.add_subparsers(dest="node_command", required=True)
+    p_init = node_sub.add_parser("init", help="write a new cluster's environment file (it holds secrets)")
+    p_init.add_argument("--head-ip", required=True, help="the head's address on the cluster network")
+    p_init.add_argument("--data-dir", default="/var/lib/ulak/jobs", help="jobs.data_dir every node reaches")
+    p_init.add_argument("-o", "--output", type=Path, help="the file (default: standard output)")
+    for name, what in (("head", "Redis, the Ray head and the control plane"), ("worker", "a Ray worker")):
+        p = node_sub.add_parser(name, help=f"start {what} in the foreground")
+        p.add_argument("--env-file", type=Path, help="default: $ULAK_ENV_FILE, else /etc/ulak/ulak.env")
+        p.add_argument("--ip", help="this node's address on the cluster network (default: see README)")
+        p.add_argument("--num-cpus", type=int, help="CPUs this node offers Ray (default: all)")
+        p.add_argument("--object-store-memory", type=int, help="bytes of Ray's object store (default: Ray's)")
+        p.add_argument("--resources", help='custom Ray resources as JSON, e.g. \'{"egress": 1}\'')
+        if name == "worker":
+            p.add_argument("--egress", action="store_true", help="binds may leave from here")
+        else:
+            p.add_argument("--config-dir", type=Path, default=None)
+            p.add_argument("--no-redis", action="store_true", help="ULAK_REDIS__URL is a Redis you run")
+            p.add_argument("--no-api", action="store_true", help="only the Ray head")
+
+
+def _node(args: argparse.Namespace, console: Console) -> int:
+    from cluster import node  # noqa: PLC0415 - the head imports Ray
+
+    try:
+        if args.node_command == "init":
+            text = node.init_env(head_ip=args.head_ip, data_dir=args.data_dir)
+            if args.output is None:
+                sys.stdout.write(text)
+            else:
+                fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as f:
+                    f.write(text)
+                console.print(f"wrote {args.output}: copy it to every node as /etc/ulak/ulak.env")
+            return 0
+        if args.node_command == "worker":
+            return node.run_worker(
+                args.env_file,
+                ip=args.ip,
+                egress=args.egress,
+                num_cpus=args.num_cpus,
+                resources=args.resources,
+                object_store_memory=args.object_store_memory,
+            )
+        return node.run_head(
+            args.env_file,
+            ip=args.ip,
+            num_cpus=args.num_cpus,
+            resources=args.resources,
+            config_dir=args.config_dir,
+            redis=not args.no_redis,
+            api=not args.no_api,
+            object_store_memory=args.object_store_memory,
+        )
+    except node.NodeError as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "sim":
@@ -583,8 +643,11 @@ def main(argv: list[str] | None = None) -> int:
     p_ingest.add_argument("--encoding", help="CSV text encoding (default: UTF-8, else cp1254)")
     p_ingest.add_argument("--rejected", type=Path, help="write the rejected-rows report (.csv or .parquet)")
     p_ingest.add_argument("--config-dir", type=Path, default=None)
+    _node_parser(sub)
     args = parser.parse_args(argv)
     console = Console()
+    if args.command == "node":
+        return _node(args, console)
     if args.command == "ingest":
         return _ingest(args, console)
     if args.command == "plan":

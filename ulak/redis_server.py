@@ -100,12 +100,15 @@ class RedisServer:
     startup_timeout: float = 10.0
     password: str | None = None  # None: the one kept in data_dir, made on the first start
     cluster: bool = False  # a node of a Redis Cluster (its slots are assigned by whoever forms it)
+    # Where it listens besides 127.0.0.1: a cluster's head gives its own address, so the other nodes
+    # reach it (``ulak node head``); the password is then all that guards it, and always set.
+    host: str = "127.0.0.1"
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
     def url(self) -> str:
         secret = f":{quote(self.password, safe='')}@" if self.password else ""
-        return f"redis://{secret}127.0.0.1:{self.port}/0"
+        return f"redis://{secret}{self.host}:{self.port}/0"
 
     def _password(self) -> str:
         kept = self.data_dir / "requirepass"
@@ -132,7 +135,7 @@ class RedisServer:
             "--port",
             str(self.port),
             "--bind",
-            "127.0.0.1",
+            *dict.fromkeys([self.host, "127.0.0.1"]),
             "--dir",
             str(self.data_dir),
             "--appendonly",

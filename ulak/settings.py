@@ -119,6 +119,11 @@ class OperatorConfig(_Model):
     delivery_semantics: Literal["at-most-once", "at-least-once"] = "at-most-once"
     mnp_file: Path | None = None
     weight: float = Field(default=1.0, gt=0)
+    placement: Literal["spread", "pack"] = Field(
+        default="spread",
+        description="where its binds run among the nodes offering their node_resource: spread = on "
+        "different nodes (losing one leaves the operator binds), pack = wherever Ray puts them",
+    )
     ledger: str = Field(
         default="",
         pattern=r"^[A-Za-z0-9_.-]*$",

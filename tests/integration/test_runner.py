@@ -133,6 +133,9 @@ class FakePool:
         self.ledgers[ref.operator].apply(list(self.record))
         return len(self.record)
 
+    def recover(self, *, timeout: float = 2.0) -> tuple[list[BindRef], list[BindRef]]:
+        return self.replace_dead(), []
+
     def replace_dead(self) -> list[BindRef]:
         dead, _ = self.probe()
         for ref in dead:
