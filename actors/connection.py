@@ -30,10 +30,13 @@ class SmppConnectionActor:
         # The send record is this process's own, registered under the bind's name: the pool that
         # finds the process dead reads it there (cluster.pool), whatever bind has since taken the name.
         actor_id = ray.get_runtime_context().get_actor_id() or "driver"
+        fence = keys.bind_fence(operator.name, bind.name, ledger=operator.ledger_name)
         self._record = RedisSendRecord(
             self._redis,
             keys.bind_sends(operator.name, bind.name, actor_id, ledger=operator.ledger_name),
             registry=keys.bind_records(operator.name, bind.name, ledger=operator.ledger_name),
+            fence=fence,  # nothing is staged, so nothing sent, once a later process holds the name
+            generation=lambda: self._writes.generation,
         )
         # Receipts are durable in the bind's inbox before they are answered; the ledger trims it as
         # it applies them. Named by the bind, not the process: the next actor of this name (Ray
@@ -43,7 +46,7 @@ class SmppConnectionActor:
         self._writes = FencedWrites(
             self._redis,
             ledger=operator.ledger_name,  # its slot: shared with the operators of the same account
-            fence=keys.bind_fence(operator.name, bind.name, ledger=operator.ledger_name),
+            fence=fence,
             inbox=keys.bind_inbox(operator.name, bind.name, ledger=operator.ledger_name),
             log_context={"operator": operator.name, "bind": bind.name},
         )

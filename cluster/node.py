@@ -66,15 +66,19 @@ class NodeError(Exception):
 
 def read_env_file(path: Path) -> dict[str, str]:
     """``KEY=VALUE`` lines (``#`` comments, blank lines, optional quotes around the value)."""
+    return read_env_file_text(path.read_text(), where=str(path))
+
+
+def read_env_file_text(text: str, *, where: str = "environment file") -> dict[str, str]:
     values: dict[str, str] = {}
-    for n, raw in enumerate(path.read_text().splitlines(), 1):
+    for n, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         key, sep, value = line.partition("=")
         key = key.strip().removeprefix("export ").strip()
         if not sep or not key:
-            raise NodeError(f"{path}:{n}: expected KEY=VALUE, got {line[:40]!r}")
+            raise NodeError(f"{where}:{n}: expected KEY=VALUE, got {line[:40]!r}")
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
             value = value[1:-1]
@@ -108,17 +112,21 @@ def node_environment(env_file: Path | None, environ: Mapping[str, str]) -> dict[
     return env
 
 
-def init_env(*, head_ip: str, data_dir: str = "/var/lib/ulak/jobs") -> str:
-    """A new cluster's environment file: addresses, a Ray token and a Redis password (secrets: 0600)."""
+def init_env(*, head_ip: str, redis_host: str | None = None, data_dir: str = "/var/lib/ulak/jobs") -> str:
+    """A new cluster's environment file: addresses, a Ray token and a Redis password (secrets: 0600).
+    *head_ip* may be a name the nodes resolve (a compose service, a Kubernetes Service)."""
     password = secrets.token_urlsafe(24)
+    redis_host = redis_host or head_ip
     return (
         "# Ulak cluster environment: the same file on every node (/etc/ulak/ulak.env, mode 0600).\n"
         "# Made by `ulak node init`; it holds secrets.\n"
         f"ULAK_RAY__ADDRESS={head_ip}:{RAY_PORT}\n"
         "RAY_AUTH_MODE=token\n"
         f"RAY_AUTH_TOKEN={secrets.token_hex(32)}\n"
-        f"ULAK_REDIS__URL=redis://:{quote(password, safe='')}@{head_ip}:{REDIS_PORT}/0\n"
-        f"# A folder every node sees at this path (NFS or similar), or s3://bucket/prefix.\n"
+        f"ULAK_REDIS__URL=redis://:{quote(password, safe='')}@{redis_host}:{REDIS_PORT}/0\n"
+        "# The same password for a Redis you run yourself (the compose file's and the Kubernetes one).\n"
+        f"REDIS_PASSWORD={password}\n"
+        "# A folder every node sees at this path (NFS or similar), or s3://bucket/prefix.\n"
         f"ULAK_JOBS__DATA_DIR={data_dir}\n"
     )
 
@@ -140,13 +148,38 @@ def route_source(host: str, port: int) -> str:
         return str(sock.getsockname()[0])
 
 
-def node_ip(explicit: str | None, env: Mapping[str, str], *, head: bool) -> str:
+def health(env_file: Path | None, *, api: str | None, timeout: float = 3.0) -> str | None:
+    """What is wrong with this node's view of the cluster (None: healthy): the head's Ray port
+    answers, and with *api*, the control plane's ``/healthz``. The container image's HEALTHCHECK."""
+    import urllib.request  # noqa: PLC0415 - only here
+
+    try:
+        env = node_environment(env_file, os.environ)
+        host, port = split_address(env["ULAK_RAY__ADDRESS"])
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except (NodeError, OSError) as exc:
+        return f"the Ray head does not answer: {exc}"
+    if api:
+        try:
+            with urllib.request.urlopen(f"{api.rstrip('/')}/healthz", timeout=timeout) as answer:
+                if answer.status != 200:
+                    return f"{api}/healthz answered {answer.status}"
+        except OSError as exc:
+            return f"{api}/healthz: {exc}"
+    return None
+
+
+def node_ip(explicit: str | None, env: Mapping[str, str]) -> str:
+    """The address this node advertises: *explicit*, ``$ULAK_NODE_IP``, else the source address of
+    its route to the head (the head's own address on the head; a container's own address where the
+    head is a service name)."""
     if explicit:
         return explicit
     if env.get("ULAK_NODE_IP"):
         return env["ULAK_NODE_IP"]
     host, port = split_address(env["ULAK_RAY__ADDRESS"])
-    return host if head else route_source(host, port)
+    return route_source(host, port)
 
 
 def ray_binary() -> str:
@@ -219,7 +252,7 @@ def run_worker(
     object_store_memory: int | None = None,
 ) -> int:
     env = node_environment(env_file, os.environ)
-    address = node_ip(ip, env, head=False)
+    address = node_ip(ip, env)
     command = worker_command(
         env,
         ip=address,
@@ -279,7 +312,7 @@ def run_head(
 ) -> int:
     """Redis (when the URL names this node), the Ray head and the control plane, until a signal."""
     env = {**node_environment(env_file, os.environ), **HEALTH_CHECKS}
-    address = node_ip(ip, env, head=True)
+    address = node_ip(ip, env)
     _, port = split_address(env["ULAK_RAY__ADDRESS"])
     env["ULAK_RAY__ADDRESS"] = f"{address}:{port}"
     env.setdefault("ULAK_API__HOST", address)

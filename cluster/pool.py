@@ -145,10 +145,14 @@ class BindPool:
                 )
         if not self.detached:  # an actor that is not detached lives as long as a handle to it
             self._owned.update(handles)
-        refs = [h.start.remote(bind_timeout) for h in handles.values()]
-        if bind_timeout > 0:
+        # A bind no node can hold yet starts once one joins: nobody waits for it (a runner that did
+        # said nothing for those seconds).
+        starved = self._starved_binds()
+        started = {ref: h.start.remote(bind_timeout) for ref, h in handles.items()}
+        refs = [obj for ref, obj in started.items() if ref not in starved]
+        if refs and bind_timeout > 0:
             ray.get(refs)
-        else:
+        elif refs:
             ray.wait(refs, num_returns=len(refs), timeout=10.0)
         self._handles = None
 
@@ -471,12 +475,13 @@ class BindPool:
         starved = self._starved_binds()
         calls = []
         for ref in self.refs():
-            if ref in starved:
-                continue
             try:
-                calls.append((ref, self._actor(ref).describe.remote()))
+                actor = self._actor(ref)
             except ValueError:
-                dead.append(ref)
+                dead.append(ref)  # made again, placed when a node offers its resource
+                continue
+            if ref not in starved:
+                calls.append((ref, actor.describe.remote()))
         if calls:
             ray.wait([obj for _, obj in calls], num_returns=len(calls), timeout=timeout)
         for ref, obj in calls:

@@ -48,6 +48,7 @@ MAX_PENDING_PARTS = 200_000  # parts the runner holds in memory ahead of the bin
 _END: Any = object()  # the rows are all read
 MAX_BIND_REPLACEMENTS = 12  # binds replaced under one job past this: the runner backs off between them
 REPLACE_BACKOFF_MAX = 60.0
+RECOVER_PAUSE = 0.5  # seconds before resuming after a bind error that left nothing to replace
 STALL_SECONDS = 10.0  # a sending job with no part sent for this long says what it waits on
 REDIS_RETRY_MAX = 5.0  # seconds between tries while Redis is unreachable
 REDIS_DOWN = redisclient.UNREACHABLE  # Redis away: the runner waits (run())
@@ -245,6 +246,8 @@ class JobRunner:
         began = time.monotonic()
         while True:
             replaced, unreachable = self.pool.recover()
+            if not replaced and not unreachable:
+                time.sleep(RECOVER_PAUSE)  # between Ray's states: look again before resuming
             for ref in replaced:
                 self._replaced += 1
                 self._log.warning("job.bind_replaced", operator=ref.operator, bind=ref.bind)

@@ -33,6 +33,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# How the README starts each kind of node; the namespace tests run exactly these (with sizing flags),
+# and tests/unit/test_deploy.py holds ray_cluster.yaml, the image, compose and KubeRay to them.
+INIT_COMMAND = ("ulak", "node", "init")
+HEAD_COMMAND = ("ulak", "node", "head")
+EGRESS_COMMAND = ("ulak", "node", "worker", "--egress")
+
 
 def unavailable() -> str | None:
     """Why namespaces cannot be made here (None: they can)."""

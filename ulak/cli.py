@@ -461,7 +461,11 @@ def _node_parser(sub: Any) -> None:
     node_sub = p_node.add_subparsers(dest="node_command", required=True)
     p_init = node_sub.add_parser("init", help="write a new cluster's environment file (it holds secrets)")
     p_init.add_argument("--head-ip", required=True, help="the head's address on the cluster network")
+    p_init.add_argument("--redis-host", help="where Redis is, if not on the head (a compose service, say)")
     p_init.add_argument("--data-dir", default="/var/lib/ulak/jobs", help="jobs.data_dir every node reaches")
+    p_health = node_sub.add_parser("health", help="exit 0 if the head's Ray port (and --api) answer")
+    p_health.add_argument("--env-file", type=Path)
+    p_health.add_argument("--api", help="also the control plane's /healthz at this URL")
     p_init.add_argument("-o", "--output", type=Path, help="the file (default: standard output)")
     for name, what in (("head", "Redis, the Ray head and the control plane"), ("worker", "a Ray worker")):
         p = node_sub.add_parser(name, help=f"start {what} in the foreground")
@@ -483,7 +487,7 @@ def _node(args: argparse.Namespace, console: Console) -> int:
 
     try:
         if args.node_command == "init":
-            text = node.init_env(head_ip=args.head_ip, data_dir=args.data_dir)
+            text = node.init_env(head_ip=args.head_ip, redis_host=args.redis_host, data_dir=args.data_dir)
             if args.output is None:
                 sys.stdout.write(text)
             else:
@@ -492,6 +496,11 @@ def _node(args: argparse.Namespace, console: Console) -> int:
                     f.write(text)
                 console.print(f"wrote {args.output}: copy it to every node as /etc/ulak/ulak.env")
             return 0
+        if args.node_command == "health":
+            problem = node.health(args.env_file, api=args.api)
+            if problem:
+                console.print(f"[red]{problem}[/red]")
+            return 1 if problem else 0
         if args.node_command == "worker":
             return node.run_worker(
                 args.env_file,
@@ -516,10 +525,8 @@ def _node(args: argparse.Namespace, console: Console) -> int:
         return 2
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "sim":
-        return _sim(argv[1:])
+def build_parser() -> argparse.ArgumentParser:
+    """Every ``ulak`` command and its options (the deployment files' commands are checked against it)."""
     parser = argparse.ArgumentParser(prog="ulak", description="Ulak: distributed bulk-SMS dispatch over SMPP")
     parser.add_argument("--version", action="version", version=f"ulak {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -644,7 +651,14 @@ def main(argv: list[str] | None = None) -> int:
     p_ingest.add_argument("--rejected", type=Path, help="write the rejected-rows report (.csv or .parquet)")
     p_ingest.add_argument("--config-dir", type=Path, default=None)
     _node_parser(sub)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "sim":
+        return _sim(argv[1:])
+    args = build_parser().parse_args(argv)
     console = Console()
     if args.command == "node":
         return _node(args, console)

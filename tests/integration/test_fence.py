@@ -20,7 +20,8 @@ from tests.helpers import crash_redis
 from ulak import keys
 from ulak.dispatch.fence import FencedWrites, Superseded
 from ulak.dispatch.inbox import RedisInbox
-from ulak.dispatch.ledger import Event, PartAcked, PartSent, ReceiptSeen, RedisLedger
+from ulak.dispatch.ledger import Event, PartAcked, PartSent, PartUnknown, ReceiptSeen, RedisLedger
+from ulak.dispatch.sendrecord import RecordFenced, RedisSendRecord, unpack
 from ulak.redis_server import RedisServer
 
 FENCE = keys.bind_fence("op", "b1", ledger="op")
@@ -128,6 +129,32 @@ def test_a_process_whose_bind_name_was_taken_writes_nothing_more(server: RedisSe
             await old.inbox.append([ReceiptSeen("s", "m1", "DELIVRD")])
         assert counters(server, "m")["acked"] == 4 and (await client.get(FENCE)) == b"2:1"
         assert await RedisInbox(client, INBOX).unsettled() == []
+        await client.aclose()
+
+    run(scenario())
+
+
+def test_a_process_whose_bind_name_was_taken_stages_nothing_more(server: RedisServer) -> None:
+    """The send record is written before a part may go, and refused once a later process holds the
+    bind's name: a process cut off from Redis and Ray, made again elsewhere meanwhile, sends nothing
+    new when the cut heals (it did: 200 parts twice, issue 30)."""
+
+    async def scenario() -> None:
+        client = redis.asyncio.Redis.from_url(server.url)
+        old = FencedWrites(client, ledger="op", fence=FENCE, inbox=INBOX)
+        await old.claim()
+        record = RedisSendRecord(client, "test:sends:old", fence=FENCE, generation=lambda: old.generation)
+        parts = [PartUnknown("n", row, 1, 1) for row in range(3)]
+        await record.add(parts[:2])
+        new = FencedWrites(client, ledger="op", fence=FENCE, inbox=INBOX)
+        await new.claim()
+        with pytest.raises(RecordFenced):
+            await record.add(parts[2:])
+        assert [p.row for p in unpack(await client.get("test:sends:old"))] == [0, 1]
+        # The new process stages as before.
+        mine = RedisSendRecord(client, "test:sends:new", fence=FENCE, generation=lambda: new.generation)
+        await mine.add(parts[2:])
+        assert [p.row for p in unpack(await client.get("test:sends:new"))] == [2]
         await client.aclose()
 
     run(scenario())

@@ -104,6 +104,29 @@ def test_wrong_password_and_unknown_account(sim: SimProcess) -> None:
     assert (stats["binds"], stats["binds_refused"]) == (1, 2)
 
 
+@pytest.mark.sim_args(
+    "--account", "other:secret", "--allow", "test=10.0.0.0/8,192.0.2.7/32", "--allow", "other=127.0.0.0/8"
+)
+def test_an_account_binds_only_from_its_whitelisted_addresses(sim: SimProcess) -> None:
+    """As operators do: ``test`` may bind only from its whitelisted networks, so our 127.0.0.1 is
+    refused; ``other`` is whitelisted for loopback; the stats say who came from where."""
+
+    async def scenario() -> list[int]:
+        statuses = []
+        for system_id in ("test", "other"):
+            esme = Esme()
+            await esme.connect(sim.port)
+            statuses.append((await esme.bind(system_id, "secret")).response.status)
+            await esme.close()
+        return statuses
+
+    assert run(scenario()) == [CommandStatus.ESME_RBINDFAIL, CommandStatus.ESME_ROK]
+    stats = sim.stats()
+    assert stats["binds_refused_address"] == 1
+    assert stats["refused_peers"] == {"test": {"127.0.0.1": 1}}
+    assert stats["bind_peers"] == {"other": {"127.0.0.1": 1}}
+
+
 def test_smpplib_sees_invalid_password(sim: SimProcess) -> None:
     client = smpplib.client.Client("127.0.0.1", sim.port, timeout=10)
     client.connect()

@@ -22,6 +22,6 @@ def test_the_launcher_accepts_it() -> None:
 def test_egress_nodes_advertise_the_resource_the_readme_names() -> None:
     config = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
     workers = " ".join(config["worker_start_ray_commands"])
-    assert '--resources={\\"egress\\": 1}' in workers
+    assert "ulak node worker $( [ -f /etc/ulak/egress ] && echo --egress )" in workers
     readme = (CONFIG.parent / "README.md").read_text(encoding="utf-8")
     assert "node_resource: egress" in readme

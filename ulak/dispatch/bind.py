@@ -44,7 +44,7 @@ from ulak.dispatch.ledger import (
     ReceiptSeen,
 )
 from ulak.dispatch.outbox import Outbox
-from ulak.dispatch.sendrecord import SendRecord
+from ulak.dispatch.sendrecord import RecordFenced, SendRecord
 from ulak.dispatch.stager import Stager
 from ulak.dispatch.throttle import TokenSource, limits_for
 from ulak.replies.mo import MoPart, MoStore, mo_part
@@ -504,6 +504,10 @@ class BindClient:
                 async with self._record_lock:
                     await self.record.add(items)
                     self._record_empty = False
+            except RecordFenced as exc:  # a later process holds the name: send nothing more
+                self.queue.extendleft(reversed(self._stager.abort()))
+                self._revoked(SinkRevoked(str(exc)))
+                return
             except Exception as exc:
                 self._log.error("record.write_failed", error=f"{type(exc).__name__}: {exc}")
                 self.queue.extendleft(reversed(self._stager.abort()))  # back in front, in order

@@ -18,10 +18,11 @@ send: at-most-once means a part that might have gone is never sent again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import msgpack
+import redis.exceptions
 
 from ulak.dispatch.ledger import PartUnknown
 
@@ -68,25 +69,71 @@ def unpack(record: bytes | None) -> list[PartUnknown]:
     return list(seen.values())
 
 
+class RecordFenced(Exception):
+    """Another process holds the bind's name now (its fence is of a later generation): this one must
+    not stage, and so must not send, anything more."""
+
+
+# Append to the record only while the fence (``keys.bind_fence``, same hash slot) is of no later
+# generation than ours. A bind on a node cut off from Redis and Ray for longer than Ray waits is made
+# again elsewhere, and its parts sent there; when the cut heals, the old process reaches Redis again
+# before its raylet ends it, and without this check it staged and sent parts the new one had already
+# sent (issue 30: 200 parts twice after a 20 s cut). Its next ledger write would have found it
+# superseded, but only after those had gone.
+_ADD_SCRIPT = """
+if ARGV[2] ~= '0' then
+  local f = redis.call('GET', KEYS[2])
+  if f and (tonumber(string.match(f, '^(%d+)')) or 0) > tonumber(ARGV[2]) then
+    return redis.error_reply('FENCED ' .. f)
+  end
+end
+redis.call('APPEND', KEYS[1], ARGV[1])
+return 1
+"""
+
+
 class RedisSendRecord:
     """A bind's send record in Redis (``redis.asyncio``), under ``ulak.keys.bind_sends``: one string,
-    MessagePack arrays end to end, so that each write is a single command (APPEND, or SET when
-    rewritten; a redis-py pipeline of two cost the bind several times more).
+    MessagePack arrays end to end, so that each write is a single command (one script call that
+    appends, or SET when rewritten; a redis-py pipeline of two cost the bind several times more).
 
     With a *registry* (``keys.bind_records``), the record's key is in that set whenever the record
-    may hold anything, so whoever finds the process dead finds its record by the bind's name."""
+    may hold anything, so whoever finds the process dead finds its record by the bind's name. With a
+    *fence* (``keys.bind_fence``) and the *generation* this process took it at (0: not yet), an
+    append is refused (:class:`RecordFenced`) once a later process holds the name."""
 
-    def __init__(self, client: Any, key: str, *, registry: str | None = None) -> None:
+    def __init__(
+        self,
+        client: Any,
+        key: str,
+        *,
+        registry: str | None = None,
+        fence: str | None = None,
+        generation: Callable[[], int] = lambda: 0,
+    ) -> None:
         self._client = client
         self.key = key
         self.registry = registry
+        self.fence = fence
+        self._generation = generation
+        self._add = client.register_script(_ADD_SCRIPT)
         self._registered = False
 
     async def add(self, parts: Sequence[PartLike]) -> None:
         if self.registry is not None and not self._registered:
             await self._client.sadd(self.registry, self.key)
             self._registered = True
-        await self._client.append(self.key, pack(parts))  # keeps the TTL the last rewrite set
+        packed = pack(parts)
+        if self.fence is None:
+            await self._client.append(self.key, packed)  # keeps the TTL the last rewrite set
+            return
+        try:
+            await self._add(keys=[self.key, self.fence], args=[packed, str(self._generation())])
+        except redis.exceptions.ResponseError as exc:
+            if str(exc).startswith("FENCED"):
+                held = str(exc)[len("FENCED ") :]
+                raise RecordFenced(f"{self.fence} is at {held}: another process holds this bind") from None
+            raise
 
     async def reset(self, parts: Sequence[PartLike]) -> None:
         if parts:
