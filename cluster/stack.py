@@ -184,7 +184,9 @@ class LocalStack:
             self.redis_url = self._redis.url
         if not ray.is_initialized():
             ray.init(
-                address=self.settings.ray.address,
+                # Unset means a Ray of our own: not a cluster some earlier `ray start` on this
+                # machine left its address for (Ray's default joins that one).
+                address=self.settings.ray.address or "local",
                 num_cpus=self.settings.ray.num_cpus,
                 namespace=self.settings.ray.namespace,
                 include_dashboard=False,

@@ -26,6 +26,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -68,6 +69,7 @@ class Node:
     egress_address: str | None
     link: str  # the root side of its cluster veth: down = cut off from the head
     home: Path
+    tmp: Path
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def run(self, command: Sequence[str], *, env: dict[str, str], log: str) -> subprocess.Popen[bytes]:
@@ -82,6 +84,10 @@ class Node:
                 "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
                 "HOME": str(self.home),
                 "XDG_STATE_HOME": str(self.home / "state"),
+                # Ray's files of its own, as on a machine of its own: a shared /tmp/ray let the
+                # head's address file make every later local `ray.init()` join this cluster. Short:
+                # a Unix socket's path must fit in 107 bytes.
+                "RAY_TMPDIR": str(self.tmp),
                 "PYTHONUNBUFFERED": "1",
                 **env,
             },
@@ -136,6 +142,7 @@ class Network:
         self.egress_bridge = f"ule{self.tag}"
         self.nodes: list[Node] = []
         self._made: list[tuple[str, ...]] = []  # what close removes, newest first
+        self._tmp: list[Path] = []
 
     @property
     def smsc_address(self) -> str:
@@ -165,7 +172,9 @@ class Network:
             self._veth(netns, f"e{self.tag}{index}", "eth1", self.egress_bridge, egress_address)
         home = self.workdir / name
         home.mkdir(parents=True, exist_ok=True)
-        node = Node(name, netns, address, egress_address, link, home)
+        tmp = Path(tempfile.mkdtemp(prefix=f"uk{name}"))
+        self._tmp.append(tmp)
+        node = Node(name, netns, address, egress_address, link, home, tmp)
         self.nodes.append(node)
         return node
 
@@ -184,6 +193,9 @@ class Network:
         for undo in reversed(self._made):
             subprocess.run(["ip", *undo], capture_output=True, check=False)
         self._made.clear()
+        for tmp in self._tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+        self._tmp.clear()
 
     def __exit__(self, *exc: object) -> None:
         self.close()

@@ -157,7 +157,9 @@ def main() -> None:
     settings = load_settings(environ={**os.environ, **env})
     config = IngestConfig(max_rows=max(args.rows, 10_000_000))
     with RedisServer(args.dir / "redis", appendonly=False) as redis_server:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        ray.init(
+            address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR"
+        )
         base_rss, base_pss = MemorySampler.rss(), MemorySampler.pss()
         spec = CampaignSpec(template=TEMPLATE)
 

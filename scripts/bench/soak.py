@@ -147,7 +147,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     rng = random.Random(args.seed)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     workdir = Path(tempfile.mkdtemp(prefix="ulak-soak-"))
     sim = SimProcess(workdir, *SIM_ARGS, "--seed", str(args.seed))
     began = time.monotonic()

@@ -43,7 +43,13 @@ def ray_session() -> Iterator[Any]:
     """A local Ray, started once per test session with an explicit CPU count."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, namespace="ulak-tests", log_to_driver=False)
+    ray.init(
+        address="local",  # never a cluster an earlier `ray start` left its address for
+        num_cpus=2,
+        include_dashboard=False,
+        namespace="ulak-tests",
+        log_to_driver=False,
+    )
     yield ray
     ray.shutdown()
 
