@@ -42,6 +42,7 @@ BIND_STATES = (
     "closed",
     "missing",
     "unplaced",
+    "unreachable",
 )
 # The ledger script's receipt-latency buckets (ulak/dispatch/ledger.lua), in seconds.
 LATENCY_BUCKETS = ("1", "5", "15", "60", "300", "1800", "3600", "21600", "86400")
@@ -59,7 +60,7 @@ _BIND_GAUGES: dict[str, tuple[str, Any]] = {
     "ulak_bind_window": ("the bind's window", lambda b: b.get("window", 0)),
     "ulak_bind_queued": ("parts queued in the bind", lambda b: b.get("queued", 0)),
     "ulak_bind_failed": (
-        "1 when the bind is failed, refused, missing or unplaced (see its last_error and the log)",
+        "1 when the bind cannot send: failed, refused, missing, unplaced or unreachable (see last_error)",
         lambda b: b.get("state") in BIND_DOWN,
     ),
     "ulak_bind_paused_seconds": (
@@ -101,6 +102,7 @@ class Snapshot:
     replies: dict[str, int] = field(default_factory=dict)  # cluster.replies.counts
     webhooks: list[dict[str, Any]] = field(default_factory=list)  # cluster.webhooks.endpoints
     ingest: dict[str, float] = field(default_factory=dict)  # keys.INGEST_STATS
+    replaced: dict[tuple[str, str], int] = field(default_factory=dict)  # keys.BIND_REPLACEMENTS
 
 
 def read_snapshot(plane: ControlPlane) -> Snapshot:
@@ -119,6 +121,7 @@ def read_snapshot(plane: ControlPlane) -> Snapshot:
         for name in PART_STATES:
             parts[name] += view["parts"][name]
     raw_ingest: dict[bytes, bytes] = plane.client.hgetall(keys.INGEST_STATS)  # type: ignore[assignment]
+    raw_replaced: dict[bytes, bytes] = plane.client.hgetall(keys.BIND_REPLACEMENTS)  # type: ignore[assignment]
     return Snapshot(
         jobs=jobs,
         messages=messages,
@@ -132,6 +135,9 @@ def read_snapshot(plane: ControlPlane) -> Snapshot:
         replies=replies.counts(plane.client),
         webhooks=webhooks.endpoints(plane.client),
         ingest={k.decode(): float(v) for k, v in raw_ingest.items()},
+        replaced={
+            (op, bind): int(v) for k, v in raw_replaced.items() for op, _, bind in [k.decode().partition("/")]
+        },
     )
 
 
@@ -164,6 +170,14 @@ def families(snap: Snapshot) -> Iterator[Metric]:
         counter = CounterMetricFamily(name, doc)
         counter.add_metric([], snap.ingest.get(key, 0.0))
         yield counter
+    replaced = CounterMetricFamily(
+        "ulak_bind_replacements",
+        "Bind processes found dead (their node lost, or a crash) and made again.",
+        labels=["operator", "bind"],
+    )
+    for (op, bind), count in sorted(snap.replaced.items()):
+        replaced.add_metric([op, bind], count)
+    yield replaced
 
 
 def _bind_families(snap: Snapshot) -> Iterator[Metric]:

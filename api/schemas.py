@@ -162,7 +162,7 @@ class JobList(BaseModel):
 
 
 # Bind states in which a bind cannot send (and its operator's rows wait): /metrics, `ulak status`.
-BIND_DOWN = ("failed", "refused", "missing", "unplaced")
+BIND_DOWN = ("failed", "refused", "missing", "unplaced", "unreachable")
 
 
 class BindView(BaseModel):
@@ -172,7 +172,7 @@ class BindView(BaseModel):
         "credentials: last_error says what to fix), failed (an unexpected error, logged with its "
         "traceback; the bind binds again by itself), missing (its process is gone), unplaced (no node in "
         "the cluster offers its node_resource: it waits for one, and is fed nothing meanwhile), "
-        "unreachable (it did not answer within a second: its node may be lost or cut off; once Ray "
+        "unreachable (it did not answer within 0.75 s: its node may be lost or cut off; once Ray "
         "declares it dead it is made again on another node)"
     )
     window: int

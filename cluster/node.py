@@ -320,7 +320,7 @@ def run_head(
     # Ray reads RAY_AUTH_MODE and RAY_AUTH_TOKEN when it is imported: the control plane's client
     # and the API process it starts must see the file's, so they go in before Ray is imported.
     os.environ.update(env)
-    from cluster.stack import LocalStack  # noqa: PLC0415 - imports Ray
+    from cluster.stack import LocalStack, end_process  # noqa: PLC0415 - imports Ray
     from ulak.redis_server import RedisServer, default_state_dir  # noqa: PLC0415
     from ulak.settings import load_settings  # noqa: PLC0415
 
@@ -359,12 +359,8 @@ def run_head(
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         if stack is not None:
             stack.stop()
-        if ray_head is not None and ray_head.poll() is None:
-            ray_head.terminate()
-            try:
-                ray_head.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                ray_head.kill()
+        if ray_head is not None:
+            end_process(ray_head, timeout=30)
         if server is not None:
             server.stop()
     return 0

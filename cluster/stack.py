@@ -281,12 +281,8 @@ class LocalStack:
 
     def stop(self) -> None:
         for process in (self._api, self._redirect):
-            if process is not None and process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+            if process is not None:
+                end_process(process, timeout=15)
         if ray.is_initialized():
             stop_actors(self.settings.ray.namespace)
         if self._started_ray:
@@ -302,6 +298,18 @@ class LocalStack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def end_process(process: subprocess.Popen[bytes], *, timeout: float) -> None:
+    """SIGTERM, and SIGKILL if it has not exited within *timeout* seconds."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _wait_ready(

@@ -256,7 +256,8 @@ class Simulator:
         enc = _json_str
         self._record.write(
             f'{{"t": {time.time():.6f}, "mono": {now:.6f}, "system_id": {enc(conn.system_id)}, '
-            f'"conn": {conn.conn_id}, "message_id": "{message_id}", "src": {enc(pdu.source_addr)}, '
+            f'"conn": {conn.conn_id}, "peer": "{conn.peer}", "message_id": "{message_id}", '
+            f'"src": {enc(pdu.source_addr)}, '
             f'"dst": {enc(pdu.destination_addr)}, "dc": {pdu.data_coding}, "esm": {pdu.esm_class}, '
             f'"udh": "{udh}", "concat": {"null" if concat is None else list(concat)}, '
             f'"payload": {"true" if pdu.payload else "false"}, '
@@ -506,6 +507,7 @@ class SmscConnection(asyncio.Protocol):
         self.sim = sim
         self.session = Session(Role.SMSC, window=sim.config.window)
         self.system_id = ""
+        self.peer = ""  # the address it binds from (an IP address: safe in the record unescaped)
         self.transport: asyncio.Transport | None = None
         self.pdus_received = 0
         self.window: deque[float] = deque()  # accept times of the last second's submits (TPS cap)
@@ -663,7 +665,7 @@ class SmscConnection(asyncio.Protocol):
             status = CommandStatus.ESME_RINVSYSID
         elif accounts is not None and accounts[pdu.system_id] != pdu.password:
             status = CommandStatus.ESME_RINVPASWD
-        peer = self._peer()
+        peer = self.peer = self._peer()
         allowed = sim.config.allow.get(pdu.system_id)
         if status == CommandStatus.ESME_ROK and allowed is not None and not _allowed(peer, allowed):
             # An operator refuses a bind from an address it has not whitelisted.

@@ -501,24 +501,16 @@ def _node(args: argparse.Namespace, console: Console) -> int:
             if problem:
                 console.print(f"[red]{problem}[/red]")
             return 1 if problem else 0
+        sizes = {
+            "ip": args.ip,
+            "num_cpus": args.num_cpus,
+            "resources": args.resources,
+            "object_store_memory": args.object_store_memory,
+        }
         if args.node_command == "worker":
-            return node.run_worker(
-                args.env_file,
-                ip=args.ip,
-                egress=args.egress,
-                num_cpus=args.num_cpus,
-                resources=args.resources,
-                object_store_memory=args.object_store_memory,
-            )
+            return node.run_worker(args.env_file, egress=args.egress, **sizes)
         return node.run_head(
-            args.env_file,
-            ip=args.ip,
-            num_cpus=args.num_cpus,
-            resources=args.resources,
-            config_dir=args.config_dir,
-            redis=not args.no_redis,
-            api=not args.no_api,
-            object_store_memory=args.object_store_memory,
+            args.env_file, config_dir=args.config_dir, redis=not args.no_redis, api=not args.no_api, **sizes
         )
     except node.NodeError as exc:
         console.print(f"[red]{exc}[/red]")

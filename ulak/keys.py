@@ -154,6 +154,11 @@ INGEST_STATS = f"{PREFIX}:stats:ingest"
 ``seconds`` (the time preparing took). Counters: only ever incremented, never expire."""
 
 
+BIND_REPLACEMENTS = f"{PREFIX}:stats:bind_replacements"
+"""Hash: ``operator/bind`` -> how many times the bind pool found that bind's process dead (its node
+lost, or a crash) and made it again, for ``/metrics``. Counters: only ever incremented, never expire."""
+
+
 JOBS = f"{PREFIX}:jobs"
 """Sorted set: every job id, scored by creation time (unix seconds). Entries live as long as the job."""
 

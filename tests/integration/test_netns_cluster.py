@@ -247,7 +247,8 @@ def outcome(c: Cluster, job_id: str, numbers: list[str]) -> dict[str, Any]:
         report = list(csv.DictReader(io.StringIO(h.get(f"/v1/jobs/{job_id}/report").text)))
     statuses = Counter(r["status"] for r in report)
     wanted = set(numbers)
-    at_smsc = Counter(r["dst"] for r in c.sim.records() if r["dst"] in wanted)
+    records = [r for r in c.sim.records() if r["dst"] in wanted]
+    at_smsc = Counter(r["dst"] for r in records)
     acked = {r["msisdn"] for r in report if r["status"] == "acked"}
     return {
         "rows": len(report),
@@ -255,6 +256,7 @@ def outcome(c: Cluster, job_id: str, numbers: list[str]) -> dict[str, Any]:
         "twice": {n: k for n, k in at_smsc.items() if k > 1},
         "acked_not_at_smsc": len(acked - set(at_smsc)),
         "never_sent": len(wanted - set(at_smsc) - {r["msisdn"] for r in report if r["status"] == "unknown"}),
+        "by_address": dict(Counter(r.get("peer", "") for r in records)),
     }
 
 
@@ -308,6 +310,7 @@ def lose_a_node(c: Cluster, tmp_path: Path, *, rows: int, offset: int) -> dict[s
         "slowest_api_s": round(watch.slowest, 2),
         "unknown": got["statuses"].get("unknown", 0),
         "job_actor_lost": job_actor_lost,
+        "parts_by_address": got["by_address"],
         "bind_states_seen": dict(watch.bind_states),
     }
 
@@ -315,7 +318,7 @@ def lose_a_node(c: Cluster, tmp_path: Path, *, rows: int, offset: int) -> dict[s
 def test_binds_spread_over_the_egress_nodes_and_a_node_killed_mid_job_loses_nothing(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    measured = lose_a_node(cluster, tmp_path, rows=10_000, offset=0)
+    measured = lose_a_node(cluster, tmp_path, rows=20_000, offset=0)
     print(f"node loss: {measured}")
     stats = cluster.sim.stats()
     assert stats["rejected"].get("ESME_RTHROTTLED", 0) == 0, stats["rejected"]
