@@ -335,7 +335,13 @@ class BindPool:
         if not calls:
             return []
         objects = [obj for _, obj in calls]
-        ready, _ = ray.wait(objects, num_returns=len(objects), timeout=timeout)
+        deadline = time.monotonic() + timeout
+        try:  # the common case in one call: every bind answers
+            return list(ray.get(objects, timeout=timeout))
+        except (ray.exceptions.RayError, ValueError):
+            pass  # sorted out below, bind by bind (the others given the rest of the time)
+        left = max(0.0, deadline - time.monotonic())
+        ready, _ = ray.wait(objects, num_returns=len(objects), timeout=left)
         answered = set(ready)
         results: list[Any] = []
         dead: list[BindRef] = []

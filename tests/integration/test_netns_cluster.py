@@ -250,12 +250,16 @@ def outcome(c: Cluster, job_id: str, numbers: list[str]) -> dict[str, Any]:
     records = [r for r in c.sim.records() if r["dst"] in wanted]
     at_smsc = Counter(r["dst"] for r in records)
     acked = {r["msisdn"] for r in report if r["status"] == "acked"}
+    unknown = {r["msisdn"] for r in report if r["status"] == "unknown"}
     return {
         "rows": len(report),
         "statuses": dict(statuses),
         "twice": {n: k for n, k in at_smsc.items() if k > 1},
         "acked_not_at_smsc": len(acked - set(at_smsc)),
-        "never_sent": len(wanted - set(at_smsc) - {r["msisdn"] for r in report if r["status"] == "unknown"}),
+        "never_sent": len(wanted - set(at_smsc) - unknown),
+        # Reported unknown but never at the SMSC: parts a lost bind had staged (written to its send
+        # record, so they may have gone) and not sent. At most two windows a bind.
+        "unknown_never_sent": len(unknown - set(at_smsc)),
         "by_address": dict(Counter(r.get("peer", "") for r in records)),
     }
 
@@ -309,12 +313,14 @@ def lose_a_node(c: Cluster, tmp_path: Path, *, rows: int, offset: int) -> dict[s
         "binds_back_s": round(back_after, 1),
         "slowest_api_s": round(watch.slowest, 2),
         "unknown": got["statuses"].get("unknown", 0),
+        "unknown_never_sent": got["unknown_never_sent"],
         "job_actor_lost": job_actor_lost,
         "parts_by_address": got["by_address"],
         "bind_states_seen": dict(watch.bind_states),
     }
 
 
+@pytest.mark.timeout(900)  # the cluster's start (in the first test) and a 20,000-part job at 400/s
 def test_binds_spread_over_the_egress_nodes_and_a_node_killed_mid_job_loses_nothing(
     cluster: Cluster, tmp_path: Path
 ) -> None:
@@ -329,6 +335,7 @@ def test_binds_spread_over_the_egress_nodes_and_a_node_killed_mid_job_loses_noth
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(3600)
 def test_ten_egress_nodes_lost_in_a_row(cluster: Cluster, tmp_path: Path) -> None:
     """The node-loss scenario ten times over one cluster; what each took goes to
     ``build/node-loss.json`` (BENCHMARKS.md, "Losing an egress node")."""
@@ -342,6 +349,7 @@ def test_ten_egress_nodes_lost_in_a_row(cluster: Cluster, tmp_path: Path) -> Non
     assert cluster.sim.stats()["rejected"].get("ESME_RTHROTTLED", 0) == 0
 
 
+@pytest.mark.timeout(900)
 def test_an_egress_node_cut_off_from_the_head_for_20_s_sends_nothing_twice(
     cluster: Cluster, tmp_path: Path
 ) -> None:
