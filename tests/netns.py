@@ -22,6 +22,7 @@ without the rights to make namespaces gets :func:`unavailable`'s reason, for a s
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import shutil
 import signal
@@ -53,6 +54,21 @@ def unavailable() -> str | None:
         return f"cannot make a network namespace: {made.stderr.strip()}"
     subprocess.run(["ip", "netns", "del", probe], check=False)
     return None
+
+
+def _free_subnet(first: int) -> int:
+    """A third octet for 10.213.N.0/24 and 10.214.N.0/24 that overlaps no route of this machine (a
+    machine whose own network is there, or a test run beside this one)."""
+    routes = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True, check=False).stdout
+    taken = []
+    for line in routes.splitlines():
+        with contextlib.suppress(ValueError, IndexError):
+            taken.append(ipaddress.ip_network(line.split()[0], strict=False))  # not "default"
+    for n in [*range(first, 250), *range(16, first)]:
+        wanted = [ipaddress.ip_network(f"10.{b}.{n}.0/24") for b in (213, 214)]
+        if not any(w.overlaps(t) for w in wanted for t in taken):
+            return n
+    raise RuntimeError("no free 10.213.N.0/24 and 10.214.N.0/24 for the test machines")
 
 
 def _ip(*args: str) -> None:
@@ -135,7 +151,7 @@ class Network:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.tag = f"{os.getpid() % 4096:03x}"
-        subnet = 16 + os.getpid() % 200
+        subnet = _free_subnet(16 + os.getpid() % 200)
         self.cluster_prefix = f"10.213.{subnet}"
         self.egress_prefix = f"10.214.{subnet}"
         self.cluster_bridge = f"ulc{self.tag}"
