@@ -171,13 +171,10 @@ class BindPool:
         if len(nodes) < 2:
             return {}
         held: dict[str, int] = dict.fromkeys(nodes, 0)
-        fresh = {ref.bind for ref in new}
-        for b in op.binds:  # where the operator's other binds are now
-            if b.name in fresh:
-                continue
-            node = self._node_of(BindRef(op.name, b.name))
-            if node in held:
-                held[node] += 1
+        others = [BindRef(op.name, b.name) for b in op.binds if BindRef(op.name, b.name) not in new]
+        for described in self._describe_all(others).values():  # where the operator's others are now
+            if described.get("node") in held:
+                held[described["node"]] += 1
         chosen: dict[str, str] = {}
         for ref in new:
             node = min(nodes, key=lambda n: (held[n], nodes.index(n)))
@@ -227,24 +224,29 @@ class BindPool:
         log.info("bind.moving", operator=ref.operator, bind=ref.bind)
         self._replace([ref])
 
-    def _describe_all(self, refs: list[BindRef]) -> dict[BindRef, dict[str, Any]]:
-        """What each of *refs* says of itself, all asked at once (those that do not answer left out)."""
+    def _ask(self, refs: list[BindRef], timeout: float) -> dict[BindRef, dict[str, Any] | Exception]:
+        """What each of *refs* says of itself, all asked at once and none waited for past *timeout*:
+        its description, or why not (``ValueError``: no actor of that name; ``GetTimeoutError``: no
+        answer in time; ``ActorDiedError``; another ``RayError``: its node or network lost)."""
+        out: dict[BindRef, dict[str, Any] | Exception] = {}
         asked = []
         for ref in refs:
-            with contextlib.suppress(ValueError):
+            try:
                 asked.append((ref, self._actor(ref).describe.remote()))
+            except ValueError as exc:
+                out[ref] = exc
         if asked:
-            ray.wait([obj for _, obj in asked], num_returns=len(asked), timeout=DESCRIBE_TIMEOUT)
-        seen: dict[BindRef, dict[str, Any]] = {}
+            ray.wait([obj for _, obj in asked], num_returns=len(asked), timeout=timeout)
         for ref, obj in asked:
-            with contextlib.suppress(ray.exceptions.RayError):
-                seen[ref] = dict(ray.get(obj, timeout=0))
-        return seen
+            try:
+                out[ref] = dict(ray.get(obj, timeout=0))
+            except ray.exceptions.RayError as exc:
+                out[ref] = exc
+        return out
 
-    def _node_of(self, ref: BindRef) -> str | None:
-        with contextlib.suppress(ValueError, *ACTOR_LOST):
-            return str(self._describe(ref, DESCRIBE_TIMEOUT).get("node"))
-        return None
+    def _describe_all(self, refs: list[BindRef]) -> dict[BindRef, dict[str, Any]]:
+        """What each of *refs* says of itself (those that do not answer left out)."""
+        return {ref: d for ref, d in self._ask(refs, DESCRIBE_TIMEOUT).items() if isinstance(d, dict)}
 
     def stop(self) -> None:
         """Unbind every bind and end its process, and the throttles' (a stack that started them)."""
@@ -426,37 +428,25 @@ class BindPool:
         off: it is made again elsewhere once Ray says so), one whose process is gone ``missing``."""
         starved = self._starved_binds()
         entries: dict[BindRef, dict[str, Any]] = {}
-        asked: list[tuple[BindRef, Any]] = []
         for op in self.settings.operators:
             for b in op.binds:
                 ref = BindRef(op.name, b.name)
-                entry: dict[str, Any] = {"bind": b.name, "window": b.window}
-                entries[ref] = entry
+                entries[ref] = {"bind": b.name, "window": b.window}
                 if ref in starved:
-                    entry.update(
+                    entries[ref].update(
                         state="unplaced",
                         last_error=f"no node in the cluster offers the {b.node_resource!r} resource; "
                         f"start one with ray start --resources='{{\"{b.node_resource}\": 1}}'",
                     )
-                    continue
-                try:
-                    asked.append((ref, self._actor(ref).describe.remote()))
-                except ValueError as exc:
-                    entry.update(state="missing", last_error=type(exc).__name__)
-        if asked:
-            ready, _ = ray.wait([obj for _, obj in asked], num_returns=len(asked), timeout=timeout)
-            answered = set(ready)
-            for ref, obj in asked:
-                entry = entries[ref]
-                if obj not in answered:
-                    entry.update(state="unreachable", last_error=f"no answer in {timeout:g} s")
-                    continue
-                try:
-                    entry.update(ray.get(obj))
-                except ray.exceptions.ActorDiedError as exc:
-                    entry.update(state="missing", last_error=type(exc).__name__)
-                except ray.exceptions.RayError as exc:
-                    entry.update(state="unreachable", last_error=type(exc).__name__)
+        for ref, said in self._ask([r for r in entries if r not in starved], timeout).items():
+            if isinstance(said, dict):
+                entries[ref].update(said)
+            elif isinstance(said, ValueError | ray.exceptions.ActorDiedError):
+                entries[ref].update(state="missing", last_error=type(said).__name__)
+            elif isinstance(said, ray.exceptions.GetTimeoutError):
+                entries[ref].update(state="unreachable", last_error=f"no answer in {timeout:g} s")
+            else:
+                entries[ref].update(state="unreachable", last_error=type(said).__name__)
         nodes = _node_addresses()
         out: dict[str, list[dict[str, Any]]] = {}
         for ref, entry in entries.items():
@@ -476,28 +466,24 @@ class BindPool:
     def _look(self, timeout: float) -> tuple[list[BindRef], list[BindRef]]:
         """Every bind asked at once if it lives: (the dead, those that did not answer in *timeout*).
         One no node can hold is not asked (the call would wait to be placed): not dead, waiting."""
-        dead: list[BindRef] = []
-        unreachable: list[BindRef] = []
         starved = self._starved_binds()
-        calls = []
-        for ref in self.refs():
-            try:
-                actor = self._actor(ref)
-            except ValueError:
-                dead.append(ref)  # made again, placed when a node offers its resource
-                continue
-            if ref not in starved:
-                calls.append((ref, actor.describe.remote()))
-        if calls:
-            ray.wait([obj for _, obj in calls], num_returns=len(calls), timeout=timeout)
-        for ref, obj in calls:
-            try:
-                ray.get(obj, timeout=0)
-            except ray.exceptions.ActorDiedError:
+        # One no node can hold is only looked up: a process of it gone is dead (made again, placed
+        # when a node offers its resource).
+        dead = [ref for ref in self.refs() if ref in starved and not self._exists(ref)]
+        unreachable: list[BindRef] = []
+        for ref, said in self._ask([r for r in self.refs() if r not in starved], timeout).items():
+            if isinstance(said, ValueError | ray.exceptions.ActorDiedError):
                 dead.append(ref)
-            except ray.exceptions.RayError:
+            elif isinstance(said, Exception):
                 unreachable.append(ref)
         return dead, unreachable
+
+    def _exists(self, ref: BindRef) -> bool:
+        try:
+            self._actor(ref)
+        except ValueError:
+            return False
+        return True
 
     def recover(self, *, timeout: float = 2.0) -> tuple[list[BindRef], list[BindRef]]:
         """After a call raised :class:`BindDied` or :class:`BindUnreachable`: the binds that died
