@@ -163,12 +163,8 @@ class BindPool:
         so that losing a node leaves every operator some binds. Ray's own choice packed all twelve
         binds of three operators onto one of two egress nodes (issue 30). Empty: Ray chooses (pack,
         no resource named, or a single node)."""
-        resources = {b.node_resource for b in op.binds}
-        if op.placement != "spread" or resources == {None}:
-            return {}
-        resource = next(r for r in resources if r)
-        nodes = sorted(_nodes_offering(resource))
-        if len(nodes) < 2:
+        nodes = _spread_over(op)
+        if not nodes:
             return {}
         held: dict[str, int] = dict.fromkeys(nodes, 0)
         others = [BindRef(op.name, b.name) for b in op.binds if BindRef(op.name, b.name) not in new]
@@ -190,11 +186,8 @@ class BindPool:
         lost to it, which it recovers from, but needlessly). Returns the binds moved."""
         moved: list[BindRef] = []
         for op in self.settings.operators:
-            resource = next((b.node_resource for b in op.binds if b.node_resource), None)
-            if op.placement != "spread" or resource is None:
-                continue
-            nodes = sorted(_nodes_offering(resource))
-            if len(nodes) < 2:
+            nodes = _spread_over(op)
+            if not nodes:
                 continue
             refs = [BindRef(op.name, b.name) for b in op.binds]
             seen = self._describe_all(refs)
@@ -465,10 +458,9 @@ class BindPool:
 
     def _look(self, timeout: float) -> tuple[list[BindRef], list[BindRef]]:
         """Every bind asked at once if it lives: (the dead, those that did not answer in *timeout*).
-        One no node can hold is not asked (the call would wait to be placed): not dead, waiting."""
+        One no node can hold is not asked (the call would wait to be placed), only looked up: with
+        no process of it, it is dead (made again, placed when a node offers its resource)."""
         starved = self._starved_binds()
-        # One no node can hold is only looked up: a process of it gone is dead (made again, placed
-        # when a node offers its resource).
         dead = [ref for ref in self.refs() if ref in starved and not self._exists(ref)]
         unreachable: list[BindRef] = []
         for ref, said in self._ask([r for r in self.refs() if r not in starved], timeout).items():
@@ -564,6 +556,17 @@ def _idle(described: dict[str, Any]) -> bool:
         described.get("queued") or described.get("staged") or described.get("jobs")
         or "SubmitSm" in (described.get("in_flight") or [])
     )
+
+
+def _spread_over(op: OperatorConfig) -> list[str]:
+    """The live nodes *op*'s binds are spread over, in a fixed order: those offering its binds'
+    ``node_resource``. Empty when there is nothing to spread: ``placement: pack``, no resource named,
+    or fewer than two such nodes (Ray places the binds then)."""
+    resource = next((b.node_resource for b in op.binds if b.node_resource), None)
+    if op.placement != "spread" or resource is None:
+        return []
+    nodes = sorted(_nodes_offering(resource))
+    return nodes if len(nodes) >= 2 else []
 
 
 def _nodes_offering(resource: str) -> list[str]:
