@@ -1,4 +1,2 @@
-"""Ray actors, thin wrappers over plain classes in ``ulak.dispatch``.
-
-``actors.factories`` applies ``ray.remote`` options (names, restarts, concurrency) in one place.
-"""
+"""The only place that makes Ray actors: thin wrappers over plain classes, and the makers handed to
+``cluster`` (``actors.factories``: every placement and restart choice). Imports ``cluster`` and below."""

@@ -28,7 +28,7 @@ class SmppConnectionActor:
         relax_gc()
         self._redis = redisclient.async_client(redis_url, retries=3)  # short: the bind retries (redisclient)
         # The send record is this process's own, registered under the bind's name: the pool that
-        # finds the process dead reads it there (cluster.pool), whatever bind has since taken the name.
+        # finds the process dead reads it there (cluster.send.pool), whatever bind has since taken the name.
         actor_id = ray.get_runtime_context().get_actor_id() or "driver"
         fence = keys.bind_fence(operator.name, bind.name, ledger=operator.ledger_name)
         self._record = RedisSendRecord(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import ray
@@ -12,7 +13,8 @@ from actors.job import JobActor
 from actors.replies import RepliesActor
 from actors.throttle import ThrottleActor
 from actors.webhooks import WebhookActor
-from cluster.pool import BindRef, throttle_actor_name
+from cluster.plane import ControlPlane
+from cluster.send.pool import BindRef, throttle_actor_name
 from ulak.settings import BindConfig, OperatorConfig, Settings, WebhooksConfig
 
 # Ray keeps an event record of every actor call in the GCS for its dashboard's task table (up to
@@ -51,7 +53,7 @@ def connection_actor(
 ) -> Any:
     """The bind's SmppConnectionActor: an async actor (one event loop holds the socket). Not restarted
     by Ray: a new process could not tell which of the dead one's sends reached the SMSC. The bind
-    pool settles a dead one's send record and makes a new one (``cluster.pool.BindPool``, the only
+    pool settles a dead one's send record and makes a new one (``cluster.send.pool.BindPool``, the only
     caller: a job's runner that meets a dead bind, and the stack when it starts)."""
     cls: Any = ray.remote(num_cpus=0, max_restarts=0)(SmppConnectionActor)
     options: dict[str, Any] = {
@@ -87,7 +89,7 @@ def job_actor(job_id: str, *, settings: Settings, redis_url: str, namespace: str
         get_if_exists=True,
         max_concurrency=4,
         **NO_TASK_EVENTS,
-    ).remote(job_id, settings, redis_url, namespace)
+    ).remote(job_id, settings, redis_url, namespace, RayBinds())
 
 
 def replies_actor(*, redis_url: str, settings: Settings, namespace: str) -> Any:
@@ -96,7 +98,11 @@ def replies_actor(*, redis_url: str, settings: Settings, namespace: str) -> Any:
     cls: Any = ray.remote(num_cpus=0, max_restarts=-1)(RepliesActor)
     return cls.options(
         name="replies", namespace=namespace, lifetime="detached", get_if_exists=True, **NO_TASK_EVENTS
-    ).remote(redis_url, settings, namespace)
+    ).remote(
+        redis_url,
+        settings,
+        functools.partial(control_plane, settings, redis_url=redis_url, namespace=namespace),
+    )
 
 
 def webhook_actor(
@@ -113,3 +119,61 @@ def webhook_actor(
     return cls.options(
         name="webhooks", namespace=namespace, lifetime="detached", get_if_exists=True, **NO_TASK_EVENTS
     ).remote(redis_url, config, ledgers, secrets)
+
+
+class RayBinds:
+    """The bind pool's maker (``cluster.send.pool.BindMaker``): throttles and binds as above."""
+
+    def throttle(self, operator: OperatorConfig, *, namespace: str, detached: bool) -> Any:
+        return throttle_actor(operator, namespace=namespace, detached=detached)
+
+    def connection(
+        self,
+        bind: BindConfig,
+        operator: OperatorConfig,
+        *,
+        redis_url: str,
+        throttle: Any,
+        namespace: str,
+        detached: bool,
+        node: str | None,
+    ) -> Any:
+        return connection_actor(
+            bind,
+            operator,
+            redis_url=redis_url,
+            throttle=throttle,
+            namespace=namespace,
+            detached=detached,
+            node=node,
+        )
+
+
+class RayActors(RayBinds):
+    """The control plane's maker (``cluster.plane.ActorMaker``): the binds', and the job, replies
+    and webhook actors as above."""
+
+    def job(self, job_id: str, *, settings: Settings, redis_url: str, namespace: str) -> Any:
+        return job_actor(job_id, settings=settings, redis_url=redis_url, namespace=namespace)
+
+    def replies(self, *, settings: Settings, redis_url: str, namespace: str) -> Any:
+        return replies_actor(redis_url=redis_url, settings=settings, namespace=namespace)
+
+    def webhooks(
+        self,
+        *,
+        redis_url: str,
+        config: WebhooksConfig,
+        ledgers: list[str],
+        namespace: str,
+        secrets: dict[str, str] | None = None,
+    ) -> Any:
+        return webhook_actor(
+            redis_url=redis_url, config=config, ledgers=ledgers, namespace=namespace, secrets=secrets
+        )
+
+
+def control_plane(settings: Settings, *, redis_url: str, namespace: str | None = None) -> ControlPlane:
+    """The control plane over this cluster's Ray actors (the API process's, and the replies
+    actor's for the follow-ups it submits)."""
+    return ControlPlane(settings, redis_url=redis_url, namespace=namespace, actors=RayActors())

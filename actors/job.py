@@ -12,18 +12,24 @@ from typing import Any
 
 import ray
 
-from cluster.runner import JobRunner
+from cluster.send.pool import BindMaker, BindPool
+from cluster.send.runner import JobRunner
 from ulak.logging import configure_logging
 from ulak.runtime import relax_gc
 from ulak.settings import Settings
 
 
 class JobActor:
-    def __init__(self, job_id: str, settings: Settings, redis_url: str, namespace: str) -> None:
+    def __init__(
+        self, job_id: str, settings: Settings, redis_url: str, namespace: str, binds: BindMaker
+    ) -> None:
         configure_logging(json=True)
         relax_gc()  # the runner builds and holds parts by the thousand
         self.job_id = job_id
-        self.runner = JobRunner(job_id, settings=settings, redis_url=redis_url, namespace=namespace)
+        pool = BindPool(settings, redis_url=redis_url, namespace=namespace, maker=binds)
+        self.runner = JobRunner(
+            job_id, settings=settings, redis_url=redis_url, namespace=namespace, pool=pool
+        )
         self.state = ""
         self._thread = threading.Thread(target=self._run, name=f"job-{job_id}", daemon=True)
         self._thread.start()

@@ -1,17 +1,18 @@
-"""RepliesActor: one per cluster, turns the binds' MO parts into replies (``cluster.replies``) and
-sends surveys' follow-ups (``cluster.followups``)."""
+"""RepliesActor: one per cluster, turns the binds' MO parts into replies (``cluster.engagement.replies``) and
+sends surveys' follow-ups (``cluster.engagement.followups``)."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
 import structlog
 
-from cluster.followups import FollowupSender
-from cluster.replies import ReplyProcessor
+from cluster.engagement.followups import FollowupSender
+from cluster.engagement.replies import ReplyProcessor
 from ulak import redisclient
 from ulak.logging import configure_logging
 from ulak.settings import Settings
@@ -20,18 +21,13 @@ log = structlog.get_logger("ulak.replies")
 
 
 class RepliesActor:
-    def __init__(self, redis_url: str, settings: Settings, namespace: str) -> None:
+    def __init__(self, redis_url: str, settings: Settings, plane: Callable[[], Any]) -> None:
         configure_logging(json=True)
         client = redisclient.client(redis_url)
         self.processor = ReplyProcessor(
             client, settings.replies, default_region=settings.ingest.default_region
         )
         self.followup_every = settings.replies.followup_seconds
-
-        def plane() -> Any:
-            from cluster.plane import ControlPlane  # noqa: PLC0415 (it makes actors: not at import)
-
-            return ControlPlane(settings, redis_url=redis_url, namespace=namespace)
 
         self.followups = FollowupSender(client, plane)
         self.errors = 0

@@ -17,6 +17,7 @@ import ray
 import structlog
 import uvicorn
 
+from actors.factories import control_plane
 from api.main import create_app
 from cluster.plane import ControlPlane
 from ulak.dispatch.routing import RoutingError, router_from_operators
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(json=not sys.stderr.isatty())
     ray.init(address=settings.ray.address, namespace=settings.ray.namespace, log_to_driver=False)
-    plane = ControlPlane(settings, redis_url=settings.redis.url)
+    plane = control_plane(settings, redis_url=settings.redis.url)
     plane.ensure_dispatch()
     threading.Thread(target=_purge_hourly, args=(plane,), name="ulak-purge", daemon=True).start()
     threading.Thread(target=_supervise_binds, args=(plane,), name="ulak-binds", daemon=True).start()

@@ -15,9 +15,11 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cluster.conversions import ConversionRefused
-from cluster.events import EventsBusy
-from cluster.jobs import InvalidTransition, JobNotFound, JobRefused
+from cluster.engagement.conversions import ConversionRefused
+from cluster.engagement.events import EventsBusy
+from cluster.jobs.options import JobRefused
+from cluster.jobs.states import InvalidTransition
+from cluster.jobs.views import JobNotFound
 from cluster.webhooks import WebhookRefused
 from ingest.errors import IngestError
 from ulak import redisclient

@@ -25,8 +25,9 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from api.schemas import BIND_DOWN
-from cluster import replies, webhooks
-from cluster.jobs import ACTIVE, JobState
+from cluster import webhooks
+from cluster.engagement import replies
+from cluster.jobs.states import ACTIVE, JobState
 from cluster.plane import ControlPlane
 from ulak import keys
 
@@ -99,7 +100,7 @@ class Snapshot:
     bind_tps: dict[tuple[str, str], float] = field(default_factory=dict)  # (operator, bind) -> its cap
     throttles: dict[str, dict[str, Any]] = field(default_factory=dict)  # operator -> described throttle
     latency: dict[str, float] = field(default_factory=dict)  # bucket "le" or "sum" -> count or seconds
-    replies: dict[str, int] = field(default_factory=dict)  # cluster.replies.counts
+    replies: dict[str, int] = field(default_factory=dict)  # cluster.engagement.replies.counts
     webhooks: list[dict[str, Any]] = field(default_factory=list)  # cluster.webhooks.endpoints
     ingest: dict[str, float] = field(default_factory=dict)  # keys.INGEST_STATS
     replaced: dict[tuple[str, str], int] = field(default_factory=dict)  # keys.BIND_REPLACEMENTS

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cluster.jobs import JobOptions
+from cluster.jobs.options import JobOptions
 
 
 class ErrorBody(BaseModel):

@@ -12,31 +12,23 @@ import os
 import secrets
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import ray
 import structlog
 
-from actors.factories import job_actor, replies_actor, webhook_actor
-from cluster import events, legacy
-from cluster.conversions import Conversions
-from cluster.jobs import (
-    ACTIVE,
-    CANCELLABLE,
-    PAUSABLE,
-    InvalidTransition,
-    JobOptions,
-    JobRefused,
-    JobState,
-    JobStore,
-    says_how_to_opt_out,
-)
-from cluster.pool import BindPool
+from cluster.engagement import events
+from cluster.engagement.conversions import Conversions
+from cluster.jobs import legacy
+from cluster.jobs.options import JobOptions, JobRefused, says_how_to_opt_out
+from cluster.jobs.states import ACTIVE, CANCELLABLE, PAUSABLE, InvalidTransition, JobState
+from cluster.jobs.store import JobStore
+from cluster.send.pool import BindMaker, BindPool
 from cluster.webhooks import checked_address
 from ingest.prepare import check_upload
 from ulak import keys, redisclient
 from ulak.jobfiles import JobDir, JobFiles
-from ulak.settings import Settings
+from ulak.settings import Settings, WebhooksConfig
 
 log = structlog.get_logger("ulak.plane")
 
@@ -44,16 +36,38 @@ IDEMPOTENCY_TTL = 86400
 REPLIES_SECRET_ENV = "ULAK_REPLIES_WEBHOOK_SECRET"  # the secret replies.webhook_url calls are signed with
 
 
+class ActorMaker(BindMaker, Protocol):
+    """What makes the cluster's Ray actors (``actors.factories.RayActors``): the plane says which
+    ones must run, the maker how (placement and restart policy, all in ``actors/``)."""
+
+    def job(self, job_id: str, *, settings: Settings, redis_url: str, namespace: str) -> Any: ...
+
+    def replies(self, *, settings: Settings, redis_url: str, namespace: str) -> Any: ...
+
+    def webhooks(
+        self,
+        *,
+        redis_url: str,
+        config: WebhooksConfig,
+        ledgers: list[str],
+        namespace: str,
+        secrets: dict[str, str] | None = None,
+    ) -> Any: ...
+
+
 class ControlPlane:
-    def __init__(self, settings: Settings, *, redis_url: str, namespace: str | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, redis_url: str, actors: ActorMaker, namespace: str | None = None
+    ) -> None:
         self.settings = settings
+        self.actors = actors
         self.redis_url = redis_url
         self.namespace = namespace or settings.ray.namespace
         self.client = redisclient.client(redis_url)
         self.aclient = redisclient.async_client(redis_url)  # the API's hot reads, on its event loop
         self.store = JobStore(self.client)
         self.files = JobFiles.configured(settings.jobs)
-        self.pool = BindPool(settings, redis_url=redis_url, namespace=self.namespace)
+        self.pool = BindPool(settings, redis_url=redis_url, namespace=self.namespace, maker=actors)
         self.conversions = Conversions(self.client, settings, job_dir=self.job_dir)
 
     def close(self) -> None:
@@ -65,17 +79,17 @@ class ControlPlane:
     def ensure_dispatch(self, *, bind_timeout: float = 0.0) -> None:
         """Start (or find) every operator's throttle and binds as detached actors (``BindPool``);
         optionally wait up to *bind_timeout* seconds for them to bind. Jobs an older Ulak left in
-        Redis are moved into the current key layout first (``cluster.legacy``)."""
+        Redis are moved into the current key layout first (``cluster.jobs.legacy``)."""
         legacy.migrate(self.client)
         self.pool.ensure(bind_timeout=bind_timeout)
-        webhook_actor(
+        self.actors.webhooks(
             redis_url=self.redis_url,
             config=self.settings.webhooks,
             ledgers=self.settings.ledgers(),
             namespace=self.namespace,
             secrets={"replies": s} if (s := os.environ.get(REPLIES_SECRET_ENV)) else None,
         )
-        replies_actor(redis_url=self.redis_url, settings=self.settings, namespace=self.namespace)
+        self.actors.replies(redis_url=self.redis_url, settings=self.settings, namespace=self.namespace)
         # Jobs whose actor is gone (the whole cluster restarted) get a new one: they resume from Redis.
         for job_id in self.store.ids(limit=1000):
             if self.store.state(job_id) in ACTIVE:
@@ -211,7 +225,9 @@ class ControlPlane:
         return secret.decode() if isinstance(secret, bytes) else None
 
     def _job_actor(self, job_id: str) -> Any:
-        return job_actor(job_id, settings=self.settings, redis_url=self.redis_url, namespace=self.namespace)
+        return self.actors.job(
+            job_id, settings=self.settings, redis_url=self.redis_url, namespace=self.namespace
+        )
 
     def purge(self, *, older_than_days: float | None = None, dry_run: bool = False) -> list[str]:
         """Delete the jobs that ended more than *older_than_days* ago (default ``jobs.retention_days``;
@@ -237,7 +253,7 @@ class ControlPlane:
 
     def compact_events(self, *, older_than: float = 3600.0) -> dict[str, int]:
         """Move every job's click and conversion events older than *older_than* seconds from Redis
-        to Parquet in its folder (``cluster.events``); returns how many moved in all."""
+        to Parquet in its folder (``cluster.engagement.events``); returns how many moved in all."""
         moved: dict[str, int] = {}
         for job_id in self.store.ids(limit=1_000_000):
             pipe = self.client.pipeline(transaction=True)  # one slot: the job's

@@ -16,7 +16,7 @@ only once every outcome stream has been read to its end after that (a job ends o
 outcomes are written, so they are all in hand by then).
 
 **Per endpoint, in order, at least once.** :class:`WebhookDeliverer` first routes each job's batch
-(and the replies processor each reply, ``cluster.replies``) to the queue of its endpoint (its URL:
+(and the replies processor each reply, ``cluster.engagement.replies``) to the queue of its endpoint (its URL:
 ``keys.webhook_queue``), then moves its cursor; a crash between the two routes the batch again (a
 receiver may see a ``delivery`` id twice and should ignore the repeat). Each endpoint's queue is
 delivered from its head, one call at a time (so in order), endpoints side by side in a thread

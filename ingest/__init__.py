@@ -1,1 +1,2 @@
-"""Campaign ingest: CSV/Parquet/XLSX read by Ray Data into validated, planned, routed Arrow partitions."""
+"""Campaign ingest: CSV/Parquet/XLSX read by Ray Data into validated, planned, routed Arrow partitions.
+Owns the prepared files of a job; imports only ``ulak``."""

@@ -25,46 +25,15 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from ulak.objectstore import SCHEMES, object_store
+from ulak.objectstore import filesystem, scheme_of
 from ulak.redis_server import default_state_dir
 
 if TYPE_CHECKING:
     from ulak.settings import JobsConfig
-
-
-def _scheme(location: str) -> str:
-    """The URI scheme of *location*, or '' for a local path (a Windows drive letter is a path)."""
-    scheme = urlsplit(location).scheme
-    return scheme if len(scheme) > 1 else ""
-
-
-def filesystem(location: str, options: Mapping[str, Any]) -> tuple[pafs.FileSystem, str]:
-    """The filesystem *location* names and the path on it. ``s3://`` and ``gs://`` are built from
-    *options* (``ulak.objectstore``); another scheme pyarrow knows (``hdfs://``, ``file://``) from
-    the URI alone; a path without a scheme is local. ``ValueError`` says what is wrong."""
-    scheme = _scheme(location)
-    if not scheme:
-        if options:
-            raise ValueError("jobs.storage is for a data_dir URI (s3://, gs://); a local data_dir takes none")
-        return pafs.LocalFileSystem(), str(Path(location).expanduser().resolve())
-    if scheme in SCHEMES:
-        parts = urlsplit(location)
-        path = (parts.netloc + parts.path).rstrip("/")
-        if not parts.netloc:
-            raise ValueError(f"{location!r} names no bucket: write {scheme}://bucket/prefix")
-        return object_store(scheme, options), path
-    if options:
-        raise ValueError(f"jobs.storage options apply to {', '.join(SCHEMES)} URIs, not {scheme}://")
-    try:
-        fs, path = pafs.FileSystem.from_uri(location)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise ValueError(f"{location!r}: pyarrow reads no filesystem from it ({exc})") from None
-    return fs, path.rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -78,7 +47,7 @@ class JobFiles:
     @classmethod
     def at(cls, location: str | Path, options: Mapping[str, Any] | None = None) -> JobFiles:
         fs, root = filesystem(str(location), options or {})
-        return cls(fs, root, _scheme(str(location)))
+        return cls(fs, root, scheme_of(str(location)))
 
     @classmethod
     def configured(cls, config: JobsConfig) -> JobFiles:
@@ -96,7 +65,7 @@ class JobFiles:
     def dir(self, location: str) -> JobDir:
         """The folder a job record names (its ``dir``): a path on this root's filesystem, as
         :attr:`JobDir.uri` wrote it."""
-        scheme = _scheme(location)
+        scheme = scheme_of(location)
         if scheme != self.scheme:
             # A job made before data_dir moved: its folder is where it was made.
             if scheme:

@@ -145,7 +145,7 @@ REPLY_KEYWORDS = f"{PREFIX}:{MO_TAG}:keywords"
 
 LAYOUT = f"{PREFIX}:layout"
 """String: the key layout this Redis holds, ``2`` (hash-tagged, this module's) once the jobs an
-older Ulak left are moved into it (``cluster.legacy``); the control plane then skips the move at
+older Ulak left are moved into it (``cluster.jobs.legacy``); the control plane then skips the move at
 start. Never expires."""
 
 
@@ -189,7 +189,7 @@ def job_click_minutes(job_id: str) -> str:
 
 
 def job_conversions(job_id: str) -> str:
-    """Hash: the job's conversions (``cluster.conversions``): ``events`` reported, ``conversions``
+    """Hash: the job's conversions (``cluster.engagement.conversions``): ``events`` reported, ``conversions``
     attributed (``by_click``, ``by_delivery``), ``unattributed``, ``converters`` (rows with one),
     ``value`` (attributed value in millionths of ``measurement.currency``). Kept as long as the job."""
     return f"{PREFIX}:job:{{{job_id}}}:conversions"
@@ -221,12 +221,12 @@ def job_conversion_minutes(job_id: str) -> str:
 
 def job_events_lock(job_id: str) -> str:
     """String: a random token while one process moves the job's event streams to Parquet, or reads
-    them back (``cluster.events``). Expires after ten minutes (a holder that died)."""
+    them back (``cluster.engagement.events``). Expires after ten minutes (a holder that died)."""
     return f"{PREFIX}:job:{{{job_id}}}:events:lock"
 
 
 def job_conversion_keys(job_id: str) -> list[str]:
-    """The keys a job's conversions are counted in, in the order ``cluster.conversions``' script
+    """The keys a job's conversions are counted in, in the order ``cluster.engagement.conversions``' script
     takes them (one slot: the job's)."""
     return [
         job_conversions(job_id),
@@ -300,7 +300,7 @@ def ingest_credits(token: str) -> str:
 
 def bind_records(operator: str, bind: str, *, ledger: str) -> str:
     """Set: the send records (``bind_sends`` keys) of a bind's processes that may hold anything, so
-    that a dead process's record is found by its bind's name (``cluster.pool``). Each process adds
+    that a dead process's record is found by its bind's name (``cluster.send.pool``). Each process adds
     its record before its first write and removes it when the record is emptied; the pool removes a
     dead one's when it has settled it. No expiry (a member whose record expired reads as empty)."""
     return f"{PREFIX}:{tag(ledger)}:bind:{operator}:{bind}:records"
@@ -354,7 +354,7 @@ def job_survey_replies(job_id: str) -> str:
 
 def job_survey_followups(job_id: str) -> str:
     """Stream of {number, text}: follow-ups to send, one per first answer, until a follow-up job
-    takes them (``cluster.followups``)."""
+    takes them (``cluster.engagement.followups``)."""
     return f"{PREFIX}:job:{{{job_id}}}:survey:followups"
 
 

@@ -56,7 +56,7 @@ UNREACHABLE: tuple[type[Exception], ...] = (
 @contextlib.contextmanager
 def unavailable() -> Iterator[None]:
     """Around an actor method's Redis calls: Redis away leaves the actor as :class:`RedisUnavailable`,
-    which its caller can tell from a bug (``cluster.pool`` hands it to the runner, which waits)."""
+    which its caller can tell from a bug (``cluster.send.pool`` hands it to the runner, which waits)."""
     try:
         yield
     except UNREACHABLE as exc:

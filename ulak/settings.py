@@ -282,7 +282,7 @@ class JobsConfig(_Model):
 
     @model_validator(mode="after")
     def _storage(self) -> JobsConfig:
-        from ulak.jobfiles import filesystem  # noqa: PLC0415 - pyarrow.fs, only when the config names one
+        from ulak.objectstore import filesystem  # noqa: PLC0415 - pyarrow.fs, only when the config names one
 
         if self.data_dir is not None:
             try:
@@ -366,7 +366,7 @@ class LinksConfig(_Model):
 
 
 class MeasurementConfig(_Model):
-    """How a campaign's conversions are counted and valued (``cluster.conversions``, the summary)."""
+    """How conversions are counted and valued (``cluster.engagement.conversions``, the summary)."""
 
     currency: str = Field(
         default="TRY",

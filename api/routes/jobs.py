@@ -20,10 +20,13 @@ from starlette.datastructures import UploadFile
 from api.deps import Key, Plane, WriteKey
 from api.errors import ApiError, validation_error
 from api.schemas import ErrorBody, JobCreated, JobList, JobUri, JobView, Links, Purged, PurgeRequest
-from cluster import events
-from cluster.jobs import JobOptions, JobState, job_ledgers, view_async
+from cluster.engagement import events
+from cluster.jobs.options import JobOptions
+from cluster.jobs.states import JobState
+from cluster.jobs.store import view_async
+from cluster.jobs.views import job_ledgers
 from cluster.plane import ControlPlane
-from cluster.report import (
+from cluster.reports.report import (
     REPORT_SCHEMA,
     as_csv,
     as_parquet,
@@ -31,8 +34,8 @@ from cluster.report import (
     rejected_schema,
     report_batches,
 )
-from cluster.summary import BUCKETS, summarize
-from cluster.summary import as_csv as summary_csv
+from cluster.reports.summary import BUCKETS, summarize
+from cluster.reports.summary import as_csv as summary_csv
 from ingest.errors import FileTooLarge
 from ingest.fetch import copy_limited, fetch
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from api.deps import Key, Plane
 from api.schemas import BindView, OperatorView
-from cluster.pool import operator_state
+from cluster.send.pool import operator_state
 from ulak.settings import OperatorConfig
 
 router = APIRouter(prefix="/v1/operators", tags=["operators"])

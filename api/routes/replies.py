@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import Key, Plane, WriteKey
 from api.errors import ApiError
 from api.schemas import ErrorBody
-from cluster import replies
+from cluster.engagement import replies
 from ingest.numbers import NumberNormalizer
 from ulak import keys
 from ulak.consent import IYS_FIELDS, Consent, Consents, iys_row

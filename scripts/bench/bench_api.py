@@ -28,9 +28,9 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from api.cli.demo import TEMPLATE, demo_settings, write_campaign  # noqa: E402
+from api.cli.stack import LocalStack  # noqa: E402
 from api.client import ApiClient  # noqa: E402
-from cluster.demo import TEMPLATE, demo_settings, write_campaign  # noqa: E402
-from cluster.stack import LocalStack  # noqa: E402
 from ulak.redis_server import free_port  # noqa: E402
 
 

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_e2e import TEXT, bench_operator  # noqa: E402
 
-from cluster.stack import start_simulator  # noqa: E402
+from api.cli.stack import start_simulator  # noqa: E402
 from ulak import keys  # noqa: E402
 from ulak.dispatch.bind import BindClient, OutboundPart  # noqa: E402
 from ulak.dispatch.fence import FencedWrites  # noqa: E402

@@ -29,9 +29,9 @@ from pydantic import SecretStr
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from cluster.campaign import run_campaign  # noqa: E402
-from cluster.local import Cluster  # noqa: E402
-from cluster.stack import start_simulator  # noqa: E402
+from actors.local import Cluster  # noqa: E402
+from api.cli.stack import start_simulator  # noqa: E402
+from scripts.bench.campaign import run_campaign  # noqa: E402
 from ulak.settings import BindConfig, OperatorConfig, RayConfig, RedisConfig, Settings  # noqa: E402
 
 TEXT = "Kampanya: tum urunlerde %20 indirim, detaylar icin https://ulak.example/k/Ab3"

@@ -141,7 +141,8 @@ def main() -> None:
 
     import ray
 
-    from ingest.prepare import CampaignSpec, prepare
+    from ingest.prepare import prepare
+    from ingest.spec import CampaignSpec
     from ulak.redis_server import RedisServer
     from ulak.settings import IngestConfig, load_settings
 

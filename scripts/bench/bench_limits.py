@@ -38,7 +38,7 @@ import redis.asyncio
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from cluster.stack import start_simulator  # noqa: E402
+from api.cli.stack import start_simulator  # noqa: E402
 from ulak.dispatch.bind import BindClient, OutboundPart  # noqa: E402
 from ulak.dispatch.ledger import RedisLedger  # noqa: E402
 from ulak.dispatch.message import plan_for, submit_pdus  # noqa: E402

@@ -26,8 +26,8 @@ import ray  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 from ray.cluster_utils import Cluster as RayCluster  # noqa: E402
 
-from cluster.campaign import run_campaign  # noqa: E402
-from cluster.local import Cluster  # noqa: E402
+from actors.local import Cluster  # noqa: E402
+from scripts.bench.campaign import run_campaign  # noqa: E402
 from ulak.settings import BindConfig, OperatorConfig, RayConfig, RedisConfig, Settings  # noqa: E402
 
 BIND_TPS = 100

@@ -25,8 +25,8 @@ import pytest
 import ray
 import redis
 
+from api.cli.stack import stop_actors
 from api.keys import create_key
-from cluster.stack import stop_actors
 from tests.dashboard import mismatches
 from tests.helpers import ApiProcess, SimProcess, wait_for
 from ulak import keys, redisclient
@@ -605,7 +605,7 @@ def test_a_bind_that_dies_is_replaced_and_its_job_finishes_without_duplicates(st
 def test_cli_submits_follows_and_downloads(
     stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from ulak.cli import main
+    from api.cli.main import main
 
     path = tmp_path / "cli.csv"
     _campaign(path, "905324", 40, bad_every=10)

@@ -11,8 +11,8 @@ import pyarrow as pa
 import pytest
 import redis
 
-from cluster.campaign import run_campaign
-from cluster.local import Cluster
+from actors.local import Cluster
+from scripts.bench.campaign import run_campaign
 from tests.helpers import SimProcess, sim_bind, wait_for
 from ulak import keys
 from ulak.redis_server import RedisServer

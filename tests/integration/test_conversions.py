@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from cluster import events
+from cluster.engagement import events
 from tests.helpers import ApiProcess, SimProcess, wait_for
 from tests.integration.test_api import _campaign, _post, _wait_state, running_stack
 from ulak import keys

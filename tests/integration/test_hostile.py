@@ -26,9 +26,10 @@ import ray
 import redis
 import xlsxwriter
 
+from api.cli.stack import stop_actors
 from api.keys import create_key
-from cluster.jobs import JobOptions, JobStore
-from cluster.stack import stop_actors
+from cluster.jobs.options import JobOptions
+from cluster.jobs.store import JobStore
 from tests.helpers import ApiProcess, SimProcess, wait_for
 from ulak.redis_server import RedisServer
 

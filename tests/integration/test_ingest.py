@@ -17,8 +17,9 @@ import redis
 import xlsxwriter
 
 from ingest import errors
-from ingest.prepare import CampaignSpec, PreparedCampaign, prepare
+from ingest.prepare import PreparedCampaign, prepare
 from ingest.sources import open_source
+from ingest.spec import CampaignSpec
 from ulak import keys
 from ulak.dispatch.message import plan_for
 from ulak.settings import BindConfig, IngestConfig, OperatorConfig

@@ -6,8 +6,8 @@ import json
 
 import redis
 
-from cluster import legacy
-from cluster.jobs import JobStore
+from cluster.jobs import legacy
+from cluster.jobs.store import JobStore
 from ulak import keys
 
 

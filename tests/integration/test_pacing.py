@@ -14,7 +14,8 @@ import pytest
 import redis
 
 from ingest.pacing import Pacing, ReadStalled
-from ingest.prepare import CampaignSpec, prepare
+from ingest.prepare import prepare
+from ingest.spec import CampaignSpec
 from tests.integration.test_ingest import OPERATORS
 from ulak.settings import IngestConfig
 

@@ -16,7 +16,7 @@ import pytest
 import ray
 from rich.console import Console
 
-from cluster.console import kpi_table
+from api.cli.console import kpi_table
 from tests.helpers import SimProcess, wait_for
 from tests.integration.test_api import _post, _wait_state, running_stack
 from tests.integration.test_webhook_endpoints import _Receiver

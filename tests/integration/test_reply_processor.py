@@ -6,7 +6,7 @@ import time
 
 import redis
 
-from cluster.replies import ReplyProcessor, counts, recent
+from cluster.engagement.replies import ReplyProcessor, counts, recent
 from ulak import keys
 from ulak.replies.mo import MoPart
 from ulak.settings import RepliesConfig

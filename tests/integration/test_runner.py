@@ -1,6 +1,6 @@
 """JobRunner against an in-memory bind pool and a real Redis: no Ray, no sockets.
 
-The pool is the runner's only way to binds (``cluster.pool``), so a fake one here drives every path of
+The pool is the runner's only way to binds (``cluster.send.pool``), so a fake one here drives every path of
 the runner's dispatch: rounds of batches, pause and resume taking parts back, a message whose first
 part went being finished, a bind dying with parts it may have sent, and the drain's reconcile. The
 fake "sends" a part by writing its ack and receipt through the real ledger, and remembers every part
@@ -20,11 +20,14 @@ import pyarrow.parquet as pq
 import pytest
 import redis
 
-from cluster import runner as runner_module
-from cluster.jobs import JobOptions, JobState, JobStore, ledgers_field
-from cluster.plane import ControlPlane
-from cluster.pool import BindDied, BindRef, Take
-from cluster.runner import JobRunner
+from actors.factories import control_plane
+from cluster.jobs.options import JobOptions
+from cluster.jobs.states import JobState
+from cluster.jobs.store import JobStore
+from cluster.jobs.views import ledgers_field
+from cluster.send import runner as runner_module
+from cluster.send.pool import BindDied, BindRef, Take
+from cluster.send.runner import JobRunner
 from ingest.collect import ACCEPTED_FILE
 from tests.helpers import wait_for
 from ulak import keys
@@ -213,7 +216,7 @@ def test_pauses_and_a_dying_bind_lose_nothing_and_send_nothing_twice(
     settings = _settings(redis_server_url, tmp_path)
     job, parts = _job(settings, redis_client, tmp_path, rows=300)
     pool = FakePool(settings, redis_client, per_call=3, die_after=die_after)
-    plane = ControlPlane(settings, redis_url=redis_server_url, namespace="test")
+    plane = control_plane(settings, redis_url=redis_server_url, namespace="test")  # makes no actor here
     result, thread = _run(settings, redis_server_url, job, pool)
     store = JobStore(redis_client)
     for at in (60, 200, 350):  # pause while sending, resume: three times over the run

@@ -407,7 +407,7 @@ def test_unacknowledged_receipts_are_delivered_again_after_reconnect(sim: SimPro
 
 
 def test_accounts_from_the_environment_stay_off_the_command_line(tmp_path: Path) -> None:
-    from cluster.stack import start_simulator
+    from api.cli.stack import start_simulator
 
     process, port = start_simulator(tmp_path, accounts={"acme": "s3cr3tpw"})
     try:

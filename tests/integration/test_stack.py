@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import redis
 
+from api.cli.stack import StackInfo, local_key
 from api.keys import create_key, lookup
-from cluster.stack import StackInfo, local_key
 
 
 def test_a_restart_keeps_the_saved_key_whatever_port_the_redis_has_now(redis_client: redis.Redis) -> None:

@@ -85,7 +85,7 @@ def test_the_summary_says_exactly_what_happened(ray_session: Any, tmp_path: Path
                 exported = http.get(f"/v1/jobs/{job_id}/summary", params={"format": "csv"})
                 assert http.get(f"/v1/jobs/{job_id}/summary", params={"bucket": 7}).status_code == 422
             cli = subprocess.run(
-                [sys.executable, "-m", "ulak.cli", "summary", job_id, "--api", stack.api.url],
+                [sys.executable, "-m", "api.cli.main", "summary", job_id, "--api", stack.api.url],
                 env={**stack.env, "ULAK_API_KEY": stack.token, "COLUMNS": "200"},
                 capture_output=True,
                 text=True,

@@ -7,7 +7,7 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cluster.conversions import Touches, attribute
+from cluster.engagement.conversions import Touches, attribute
 from ulak.money import from_micros, micros
 
 DAY = 86400.0

@@ -24,8 +24,8 @@ import pytest
 import yaml
 from ray.autoscaler._private.kuberay.autoscaling_config import _derive_autoscaling_config_from_ray_cr
 
+from api.cli.main import build_parser
 from tests.netns import EGRESS_COMMAND, HEAD_COMMAND
-from ulak.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

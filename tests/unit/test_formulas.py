@@ -7,7 +7,7 @@ import io
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from cluster.report import as_csv
+from cluster.reports.report import as_csv
 from ingest.formulas import neutralised
 
 

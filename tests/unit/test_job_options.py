@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from cluster.jobs import JobOptions
+from cluster.jobs.options import JobOptions
 
 
 def test_variants_are_grouped_by_send_time_earliest_first() -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 import pyarrow.fs as pafs
 import pytest
 
-from ulak.jobfiles import JobDir, JobFiles, filesystem
+from ulak.jobfiles import JobDir, JobFiles
+from ulak.objectstore import filesystem
 from ulak.settings import ConfigError, load_settings
 
 

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ingest.errors import TemplateError
-from ingest.prepare import CampaignSpec
+from ingest.spec import CampaignSpec
 from ulak import links
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cluster import node
+from api.cli import node
 
 
 def test_init_writes_a_file_every_node_can_start_from(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cluster.pool import operator_state
+from cluster.send.pool import operator_state
 
 
 def test_up_degraded_and_down_name_the_binds_that_cannot_send() -> None:

@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
 from hypothesis import given
 from hypothesis import strategies as st
 
+import ulak.sim.smsc as sim_module
 from ulak.smpp.codec import decode, encode
 from ulak.smpp.pdu import DeliverSm, SubmitSm
 from ulak.smpp.receipt import ReceiptStatus, parse_receipt
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load_simulator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("smsc_sim", ROOT / "scripts" / "smsc_sim.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["smsc_sim"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-sim_module = _load_simulator()
 digits = st.text("0123456789", max_size=20)
 
 

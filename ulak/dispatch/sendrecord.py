@@ -9,7 +9,7 @@ unsettled: staged and not sent, in flight, or answered with the answer not writt
 may also hold parts settled since: harmless, the ledger ignores ``unknown`` for a part it has an
 outcome for.)
 
-When the process is found dead (``cluster.pool``), every part in its record whose outcome the
+When the process is found dead (``cluster.send.pool``), every part in its record whose outcome the
 ledger does not hold becomes ``unknown``: it may have reached the SMSC. The staged parts it had not
 sent yet are among them (fewer than three windows: a bind stages up to two more when it has under
 one, and never more than its lease has tokens for), the price of not writing before every single

@@ -39,7 +39,7 @@ def first_word(text: str) -> str:
 class Kind(StrEnum):
     OPT_OUT = "optout"
     OPT_IN = "optin"
-    ANSWER = "answer"  # a survey's answer (cluster.replies)
+    ANSWER = "answer"  # a survey's answer (cluster.engagement.replies)
     REPLY = "reply"  # anything else: kept as a free reply
 
 

@@ -1,7 +1,7 @@
 """MO (mobile-originated) messages: one part as a bind reads it, and parts put back together.
 
 Sans-IO: a bind turns each ``deliver_sm`` that is not a receipt into a :class:`MoPart` and makes it
-durable (``keys.mo_parts``) before it answers; the replies processor (``cluster.replies``) feeds
+durable (``keys.mo_parts``) before it answers; the replies processor (``cluster.engagement.replies``) feeds
 the parts to a :class:`Reassembler`, which gives whole :class:`MoMessage` s back: at once for a
 single part, once every part of a concatenated message is there (UDH 8- or 16-bit reference, or
 the SAR TLVs; in any order), or after a timeout with what came (``complete`` False).

@@ -1,7 +1,7 @@
 """The bind pool: every operator's binds as one object, between whoever feeds them and Ray.
 
-A job's runner (``cluster.runner``), a one-off campaign (``cluster.campaign``), the control plane
-(``cluster.plane``) and the local stack (``cluster.local``) all reach binds through here, and this is
+A job's runner (``cluster.send.runner``), a one-off campaign (``scripts.bench.campaign``), the control plane
+(``cluster.plane``) and the local stack (``actors.local``) all reach binds through here, and this is
 the one place that makes them (with their operator's throttle): ``ensure``. What they ask of it is
 what dispatch needs, in batches, one round trip at a time:
 
@@ -23,7 +23,7 @@ import itertools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import ray
 import structlog
@@ -33,7 +33,7 @@ from ulak.dispatch.batch import pack_parts
 from ulak.dispatch.bind import OutboundPart
 from ulak.dispatch.ledger import RedisLedger
 from ulak.dispatch.sendrecord import read_record
-from ulak.settings import OperatorConfig, Settings
+from ulak.settings import BindConfig, OperatorConfig, Settings
 
 log = structlog.get_logger("ulak.pool")
 
@@ -85,6 +85,27 @@ def throttle_actor_name(operator: str) -> str:
 
 
 Take = Callable[[str], list[OutboundPart]]
+
+
+class BindMaker(Protocol):
+    """What makes a pool's Ray actors (``actors.factories.RayBinds``): the pool decides which binds
+    run and on which node, the maker how (placement and restart policy, all in ``actors/``)."""
+
+    def throttle(self, operator: OperatorConfig, *, namespace: str, detached: bool) -> Any: ...
+
+    def connection(
+        self,
+        bind: BindConfig,
+        operator: OperatorConfig,
+        *,
+        redis_url: str,
+        throttle: Any,
+        namespace: str,
+        detached: bool,
+        node: str | None,
+    ) -> Any: ...
+
+
 STARVED_RECHECK = 1.0  # seconds between two looks at which custom resources the live nodes offer
 
 
@@ -97,10 +118,12 @@ class BindPool:
         *,
         redis_url: str,
         namespace: str,
+        maker: BindMaker,
         detached: bool = True,
         max_backlog: int | None = None,
     ) -> None:
         self.settings = settings
+        self.maker = maker
         self.redis_url = redis_url
         self.namespace = namespace
         self.detached = detached
@@ -123,18 +146,16 @@ class BindPool:
         """Make (or find) the throttles and binds, *only* those if given, and start them; wait up to
         *bind_timeout* seconds for them to bind (0: return once they are started, binding goes on
         inside each)."""
-        from actors.factories import connection_actor, throttle_actor  # noqa: PLC0415 - actors import cluster
-
         wanted = set(only) if only is not None else None
         handles: dict[BindRef, Any] = {}
         for op in self.settings.operators:
             binds = [b for b in op.binds if wanted is None or BindRef(op.name, b.name) in wanted]
             if not binds:
                 continue
-            throttle = throttle_actor(op, namespace=self.namespace, detached=self.detached)
+            throttle = self.maker.throttle(op, namespace=self.namespace, detached=self.detached)
             nodes = self._spread(op, [BindRef(op.name, b.name) for b in binds])
             for b in binds:
-                handles[BindRef(op.name, b.name)] = connection_actor(
+                handles[BindRef(op.name, b.name)] = self.maker.connection(
                     b,
                     op,
                     redis_url=self.redis_url,
@@ -553,7 +574,9 @@ class BindPool:
 def _idle(described: dict[str, Any]) -> bool:
     """A bind that holds nothing: no part queued, staged or on the wire, no job's parts."""
     return not (
-        described.get("queued") or described.get("staged") or described.get("jobs")
+        described.get("queued")
+        or described.get("staged")
+        or described.get("jobs")
         or "SubmitSm" in (described.get("in_flight") or [])
     )
 

@@ -1,6 +1,6 @@
 """The README's demo: the whole stack on one machine, driven through the HTTP API.
 
-Starts the stack (``cluster.stack.LocalStack``: Ulak's own Redis in a temporary directory, local Ray,
+Starts the stack (``api.cli.stack.LocalStack``: Ulak's own Redis in a temporary directory, local Ray,
 the bundled SMSC simulator serving every operator of configs/operators.yaml, and the control plane),
 writes a campaign CSV with numbers in every usual form and a few bad ones, submits it over HTTP with a
 Turkish template, follows it with a progress bar, and prints the job's figures and the first lines of
@@ -18,9 +18,9 @@ from pathlib import Path
 import phonenumbers
 from rich.console import Console
 
+from api.cli.console import follow, summary
+from api.cli.stack import LocalStack
 from api.client import ApiClient
-from cluster.console import follow, summary
-from cluster.stack import LocalStack
 from ulak.redis_server import free_port
 from ulak.settings import JobsConfig, RedisConfig, Settings, load_settings
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import structlog
 
-from cluster.jobs import JobOptions
+from cluster.jobs.options import JobOptions
 from ulak import keys
 
 log = structlog.get_logger("ulak.followups")

@@ -15,7 +15,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import redis
 
-from cluster.jobs import JobState
+from cluster.jobs.states import JobState
 from ingest.collect import ACCEPTED_FILE, REJECTED_FILE
 from ingest.formulas import neutralised
 from ulak import keys
@@ -44,7 +44,7 @@ REPORT_SCHEMA = pa.schema(
         ("link_code", pa.string()),  # the row's tracked link's code ({link}: ulak.links)
         ("clicks", pa.int64()),  # people's clicks on it (bots apart: they are the job's, not a row's)
         ("first_click_at", pa.timestamp("ms", tz="UTC")),
-        ("conversions", pa.int64()),  # attributed to this job (cluster.conversions)
+        ("conversions", pa.int64()),  # attributed to this job (cluster.engagement.conversions)
         ("value", VALUE),  # theirs, in measurement.currency
     ]
 )

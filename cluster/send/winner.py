@@ -25,8 +25,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import redis
 
-from cluster.jobs import JobOptions, JobState
-from cluster.report import report_batches
+from cluster.jobs.options import JobOptions
+from cluster.jobs.states import JobState
+from cluster.reports.report import report_batches
 from ingest.collect import ACCEPTED_FILE, ACCEPTED_SCHEMA, REST_FILE
 from ulak.jobfiles import JobDir
 from ulak.variants import REST, compare

@@ -8,7 +8,8 @@ from typing import Any
 
 import ray
 
-from cluster.pool import BindPool
+from actors.factories import RayBinds
+from cluster.send.pool import BindPool
 from ulak.redis_server import RedisServer, default_state_dir
 from ulak.settings import Settings
 
@@ -49,7 +50,11 @@ class Cluster:
         if binds:
             # Not detached: they end with this process (the namespace is this stack's own).
             self.pool = BindPool(
-                self.settings, redis_url=self.redis_url, namespace=self.namespace, detached=False
+                self.settings,
+                redis_url=self.redis_url,
+                namespace=self.namespace,
+                maker=RayBinds(),
+                detached=False,
             )
             self.pool.ensure(bind_timeout=bind_timeout)
         return self

@@ -30,7 +30,7 @@ from ulak import redisclient
 from ulak.redis_server import RedisServer, default_state_dir
 from ulak.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SIMULATOR = ROOT / "scripts" / "smsc_sim.py"
 SIM_PASSWORD = "sim"  # the simulator's accounts' password when the stack runs it
 # The simulator stands in for an operator's SMSC, which in production runs elsewhere: below the API

@@ -3,7 +3,7 @@
 The figures come from three places, each read once:
 
 * the rows' outcomes (status, receipt, error, times, parts the SMSC took) are the row-level report's
-  (``cluster.report``). A job that has ended with every receipt in keeps them as a snapshot,
+  (``cluster.reports.report``). A job that has ended with every receipt in keeps them as a snapshot,
   ``outcomes.parquet`` in its folder, stamped with the ledger counters it was taken at: a late
   receipt changes the counters, and the next summary takes a new snapshot;
 * each row's clicks and conversions are read from the job's per-row hashes
@@ -36,10 +36,13 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from cluster.jobs import JobOptions, JobState, JobStore, job_ledgers
-from cluster.replies import survey_summary
-from cluster.report import report_batches
-from cluster.winner import describe as winner_decision
+from cluster.engagement.replies import survey_summary
+from cluster.jobs.options import JobOptions
+from cluster.jobs.states import JobState
+from cluster.jobs.store import JobStore
+from cluster.jobs.views import job_ledgers
+from cluster.reports.report import report_batches
+from cluster.send.winner import describe as winner_decision
 from ulak import keys
 from ulak.jobfiles import JobDir
 from ulak.money import from_micros, micros

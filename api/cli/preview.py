@@ -13,9 +13,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from cluster.local import Cluster
+from actors.local import Cluster
 from ingest.errors import IngestError
-from ingest.prepare import CampaignSpec, check_upload, prepare
+from ingest.prepare import check_upload, prepare
+from ingest.spec import CampaignSpec
 from ulak.settings import Settings
 
 

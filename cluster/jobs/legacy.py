@@ -24,7 +24,8 @@ import json
 import redis
 import structlog
 
-from cluster.jobs import ACTIVE, JobStore
+from cluster.jobs.states import ACTIVE
+from cluster.jobs.store import JobStore
 from ulak import keys
 
 log = structlog.get_logger("ulak.legacy")

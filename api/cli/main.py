@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import runpy
 import signal
 import sys
 import time
@@ -29,8 +28,6 @@ from rich.table import Table
 from ulak import __version__, redisclient
 from ulak.settings import ConfigError, load_settings
 from ulak.text import Concat, MessageTooLong, plan
-
-SIMULATOR = Path(__file__).resolve().parent.parent / "scripts" / "smsc_sim.py"
 
 
 def _plan(args: argparse.Namespace, console: Console) -> int:
@@ -82,24 +79,19 @@ def _config(args: argparse.Namespace, console: Console) -> int:
 
 
 def _sim(argv: list[str]) -> int:
-    if not SIMULATOR.exists():
-        print(
-            f"the simulator ships in the source tree ({SIMULATOR}); run Ulak from a checkout", file=sys.stderr
-        )
-        return 2
-    sys.argv = [str(SIMULATOR), *argv]
-    runpy.run_path(str(SIMULATOR), run_name="__main__")
-    return 0
+    from ulak.sim.smsc import main as simulate  # noqa: PLC0415 - only this command needs it
+
+    return simulate(argv)
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from cluster.demo import run_demo  # noqa: PLC0415 - imports Ray, which the other commands do not need
+    from api.cli.demo import run_demo  # noqa: PLC0415 - imports Ray, which the other commands do not need
 
     return run_demo(args.rows, tps_scale=args.tps_scale)
 
 
 def _up(args: argparse.Namespace, console: Console) -> int:
-    from cluster.stack import LocalStack, stack_file  # noqa: PLC0415 - imports Ray
+    from api.cli.stack import LocalStack, stack_file  # noqa: PLC0415 - imports Ray
 
     environ = dict(os.environ)
     if args.address:
@@ -153,8 +145,8 @@ def _bind_configs(config_dir: Path | None, environ: dict[str, str]) -> list[Any]
 
 
 def _client(args: argparse.Namespace) -> Any:
+    from api.cli.stack import StackInfo  # noqa: PLC0415
     from api.client import ApiClient  # noqa: PLC0415
-    from cluster.stack import StackInfo  # noqa: PLC0415
 
     info = StackInfo.load()
     url = args.api or os.environ.get("ULAK_API_URL") or (info.api_url if info else "http://127.0.0.1:8080")
@@ -163,8 +155,8 @@ def _client(args: argparse.Namespace) -> Any:
 
 
 def _jobs(args: argparse.Namespace, console: Console) -> int:
+    from api.cli.console import TERMINAL, blocked_binds, follow, kpi_table, summary  # noqa: PLC0415
     from api.client import ApiClientError  # noqa: PLC0415
-    from cluster.console import TERMINAL, blocked_binds, follow, kpi_table, summary  # noqa: PLC0415
 
     try:
         with _client(args) as client:
@@ -398,8 +390,8 @@ def _consents(client: Any, args: argparse.Namespace, console: Console, where: st
 def _keys(args: argparse.Namespace, console: Console) -> int:
     import redis  # noqa: PLC0415
 
+    from api.cli.stack import StackInfo  # noqa: PLC0415
     from api.keys import create_key, list_keys, revoke  # noqa: PLC0415
-    from cluster.stack import StackInfo  # noqa: PLC0415
     from ulak.redis_server import redacted  # noqa: PLC0415
 
     info = StackInfo.load()
@@ -434,9 +426,9 @@ def _keys(args: argparse.Namespace, console: Console) -> int:
 
 
 def _ingest(args: argparse.Namespace, console: Console) -> int:
-    from cluster.preview import preview_file  # noqa: PLC0415 - imports Ray
+    from api.cli.preview import preview_file  # noqa: PLC0415 - imports Ray
     from ingest.errors import IngestError  # noqa: PLC0415
-    from ingest.prepare import CampaignSpec  # noqa: PLC0415
+    from ingest.spec import CampaignSpec  # noqa: PLC0415
 
     try:
         settings = load_settings(args.config_dir, passwords=False)  # a dry run opens no bind
@@ -473,7 +465,7 @@ def _node_parser(sub: Any) -> None:
         p.add_argument("--ip", help="this node's address on the cluster network (default: see README)")
         p.add_argument("--num-cpus", type=int, help="CPUs this node offers Ray (default: all)")
         p.add_argument("--object-store-memory", type=int, help="bytes of Ray's object store (default: Ray's)")
-        p.add_argument("--resources", help='custom Ray resources as JSON, e.g. \'{"egress": 1}\'')
+        p.add_argument("--resources", help="custom Ray resources as JSON, e.g. '{\"egress\": 1}'")
         if name == "worker":
             p.add_argument("--egress", action="store_true", help="binds may leave from here")
         else:
@@ -483,7 +475,7 @@ def _node_parser(sub: Any) -> None:
 
 
 def _node(args: argparse.Namespace, console: Console) -> int:
-    from cluster import node  # noqa: PLC0415 - the head imports Ray
+    from api.cli import node  # noqa: PLC0415 - the head imports Ray
 
     try:
         if args.node_command == "init":

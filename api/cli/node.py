@@ -320,7 +320,7 @@ def run_head(
     # Ray reads RAY_AUTH_MODE and RAY_AUTH_TOKEN when it is imported: the control plane's client
     # and the API process it starts must see the file's, so they go in before Ray is imported.
     os.environ.update(env)
-    from cluster.stack import LocalStack, end_process, stack_file  # noqa: PLC0415 - imports Ray
+    from api.cli.stack import LocalStack, end_process, stack_file  # noqa: PLC0415 - imports Ray
     from ulak.redis_server import RedisServer, default_state_dir  # noqa: PLC0415
     from ulak.settings import load_settings  # noqa: PLC0415
 

@@ -31,7 +31,7 @@ import pyarrow as pa
 import redis
 import structlog
 
-from cluster.jobs import JobOptions, Survey
+from cluster.jobs.options import JobOptions, Survey
 from cluster.webhooks import enqueue
 from ingest.numbers import NumberNormalizer
 from ulak import keys

@@ -37,7 +37,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import redis
 
-from cluster.jobs import JobOptions, job_ledgers
+from cluster.jobs.options import JobOptions
+from cluster.jobs.views import job_ledgers
 from ingest.collect import ACCEPTED_FILE, HOLDOUT_FILE
 from ingest.numbers import NumberNormalizer, as_uint64
 from ulak import keys, links

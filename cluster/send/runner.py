@@ -20,16 +20,18 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import structlog
 
-from cluster import winner
-from cluster.jobs import RECEIPT_OUTCOMES, InvalidTransition, JobState, JobStore, ledgers_field
-from cluster.pool import BindDied, BindPool, operator_state
+from cluster.jobs.states import InvalidTransition, JobState
+from cluster.jobs.store import JobStore
+from cluster.jobs.views import RECEIPT_OUTCOMES, ledgers_field
+from cluster.send import winner
+from cluster.send.pool import BindDied, BindRef, Take, operator_state
 from ingest.collect import ACCEPTED_FILE
 from ingest.errors import IngestError
 from ingest.prepare import LinkSpec, prepare
@@ -56,6 +58,26 @@ REDIS_DOWN = redisclient.UNREACHABLE  # Redis away: the runner waits (run())
 Row = list[OutboundPart]  # a message: its parts, always handed to one bind together
 
 
+class Pool(Protocol):
+    """What the runner asks of the binds (``cluster.send.pool.BindPool``; the tests' ``FakePool``)."""
+
+    def feed(self, job: str, operators: list[str], take: Take, *, weight: float = 1.0) -> int: ...
+
+    def enqueue(self, ref: BindRef, parts: list[OutboundPart], *, weight: float = 1.0) -> None: ...
+
+    def withdraw(self, job: str) -> list[tuple[BindRef, list[OutboundPart]]]: ...
+
+    def pending(self, job: str) -> int: ...
+
+    def queued(self, job: str) -> int: ...
+
+    def describe(self) -> dict[str, list[dict[str, Any]]]: ...
+
+    def recover(self) -> tuple[list[BindRef], list[BindRef]]: ...
+
+    def close(self) -> None: ...
+
+
 class JobRunner:
     """Drives one job from its Redis record to a terminal state (see the module docstring)."""
 
@@ -66,8 +88,8 @@ class JobRunner:
         settings: Settings,
         redis_url: str,
         namespace: str,
+        pool: Pool,
         poll: float = 0.2,
-        pool: BindPool | None = None,
     ) -> None:
         self.job_id = job_id
         self.settings = settings
@@ -86,7 +108,7 @@ class JobRunner:
         self._counters_at = -1.0  # when _counters_read was read (monotonic; -1: never)
         self._described_at = 0.0
         self._waiting = ""
-        self.pool = pool or BindPool(settings, redis_url=redis_url, namespace=namespace)
+        self.pool = pool
         self._replaced = 0
         self._taken_back = -1  # the last pause answered with ``taken_back`` (Plane.pause waits for it)
         # What this runner wrote that decides what it does next, kept to write again if Redis loses
@@ -618,7 +640,7 @@ class JobRunner:
     def _rows(self, *, skip_sent: bool) -> Iterator[dict[str, list[Row]] | None]:
         """The job's messages as parts, per operator, a file batch at a time (in row order). Test
         then winner: the test slice first, then None while the winner is not known yet (the caller
-        keeps steering and feeding), then the rest with the winner's text (``cluster.winner``)."""
+        keeps steering and feeding), then the rest with the winner's text (``cluster.send.winner``)."""
         if self.options.test_share is None:
             yield from self._timed_rows(skip_sent=skip_sent)
             return

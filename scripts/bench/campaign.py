@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 import pyarrow as pa
 import redis
 
-from cluster.local import Cluster
-from cluster.pool import BindPool
+from actors.local import Cluster
+from cluster.send.pool import BindPool
 from ulak import keys, redisclient
 from ulak.dispatch.bind import OutboundPart, outbound_part
 from ulak.dispatch.ledger import COUNTERS, LedgerReader

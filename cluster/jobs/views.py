@@ -1,0 +1,188 @@
+"""A job as the API shows it: its record and counters read into figures that add up, rates, ETA."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from cluster.jobs.states import JobState
+from ulak import keys, links
+from ulak.dispatch.ledger import COUNTERS
+from ulak.money import from_micros
+from ulak.quoting import quoted
+from ulak.settings import OperatorConfig
+
+CONVERSION_COUNTERS = (
+    "conversions",
+    "by_click",
+    "by_delivery",
+    "unattributed",
+    "converters",
+    "value",
+    "holdout_conversions",  # reported for held-out recipients (they got no message)
+    "holdout_converters",  # held-out recipients who converted in the campaign's period
+    "period_converters",  # sent recipients who converted in that period, attributed or not
+)
+RECEIPT_OUTCOMES = ("delivered", "undelivered", "expired", "rejected", "deleted", "receipt_unknown")
+# Set by the job runner in the same hash as the ledger's (which has its own "rejected": a receipt outcome).
+INGEST_COUNTERS = ("rows", "accepted", "rows_rejected", "held_out", "parts_total", "cancelled")
+
+
+def job_ledgers(record: dict[str, str]) -> dict[str, str]:
+    """Each operator a job's rows go to, and the ledger that keeps them (its record's ``ledgers``,
+    written when it is prepared, so a later change of configuration does not lose its figures)."""
+    pairs = (item.partition(":") for item in record.get("ledgers", "").split(",") if item)
+    return {op: ledger or op for op, _, ledger in pairs}
+
+
+def decoded(raw: dict[bytes, bytes]) -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in raw.items()}
+
+
+def ledgers_field(operators: Iterable[OperatorConfig]) -> str:
+    """The record's ``ledgers`` for a job whose rows go to *operators*."""
+    return ",".join(f"{op.name}:{op.ledger_name}" for op in sorted(operators, key=lambda o: o.name))
+
+
+class JobNotFound(LookupError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def queue_view(pipe: Any, job_id: str) -> None:
+    pipe.hgetall(keys.job(job_id))
+    pipe.hgetall(keys.job_counters(job_id))
+    pipe.lrange(keys.job_samples(job_id), 0, -1)
+    pipe.hgetall(keys.job_clicks(job_id))
+    pipe.hgetall(keys.job_conversions(job_id))
+
+
+def make_view(
+    job_id: str,
+    raw_rec: dict[bytes, bytes],
+    raw_counters: Sequence[dict[bytes, bytes] | dict[str, int]],
+    raw_samples: list[bytes],
+    *,
+    clicks: dict[bytes, bytes],
+    conversions: dict[bytes, bytes],
+) -> dict[str, Any]:
+    """The job's view from its record, counters (its own, then its ledger's), samples, clicks and
+    conversions."""
+    if not raw_rec:
+        raise JobNotFound(f"no job {quoted(job_id, 40)}")
+    rec = decoded(raw_rec)
+    c = counters(raw_counters)
+    state = JobState(rec["state"])
+    in_flight = c["submitted"] - c["acked"] - c["failed"] - c["unknown"]
+    pending = c["accepted"] - c["submitted"] - c["cancelled"]
+    outcomes = {o: c[o] for o in RECEIPT_OUTCOMES}
+    msgs_rate, parts_rate = _rates(raw_samples)
+    parts_left = max(0, c["parts_total"] - c["parts_sent"]) if pending > 0 else 0
+    eta = parts_left / parts_rate if parts_rate > 0 and state is JobState.SENDING else None
+    preview = json.loads(rec["preview"]) if "preview" in rec else None
+    clicked = links.clicks_view(clicks)
+    converted = {n: int(conversions.get(n.encode(), 0)) for n in CONVERSION_COUNTERS}
+    return {
+        "id": job_id,
+        "state": state.value,
+        "options": json.loads(rec["options"]),
+        "source": rec.get("source"),
+        "error": json.loads(rec["error"]) if "error" in rec else None,
+        "waiting": rec.get("waiting") or None,
+        "counts": {
+            "rows": c["rows"],
+            "accepted": c["accepted"],
+            "rejected": c["rows_rejected"],
+            "held_out": c["held_out"],
+            "pending": pending,
+            "cancelled": c["cancelled"],
+            "submitted": c["submitted"],
+            "in_flight": in_flight,
+            "acked": c["acked"],
+            "failed": c["failed"],
+            "unknown": c["unknown"],
+        },
+        "parts": {
+            "total": c["parts_total"],
+            "sent": c["parts_sent"],
+            "acked": c["parts_acked"],
+            "failed": c["parts_failed"],
+            "unknown": c["parts_unknown"],
+        },
+        "receipts": {
+            "awaiting": c["acked"] - sum(outcomes.values()),
+            **outcomes,
+            "received": c["receipts"],
+            "duplicates": c["receipts_duplicate"],
+        },
+        "delivery_rate": round(c["delivered"] / c["acked"], 4) if c["acked"] else None,
+        "clicks": {
+            **clicked,
+            "click_rate": round(clicked["unique"] / c["delivered"], 4) if c["delivered"] else None,
+        },
+        "conversions": {
+            **{n: converted[n] for n in CONVERSION_COUNTERS if n != "value"},
+            "value": str(from_micros(converted["value"])),
+            "conversion_rate": (
+                round(converted["conversions"] / clicked["unique"], 4) if clicked["unique"] else None
+            ),
+        },
+        "rates": {"messages_per_second": round(msgs_rate, 1), "parts_per_second": round(parts_rate, 1)},
+        "eta_seconds": round(eta, 1) if eta is not None else None,
+        "operators": preview["operators"] if preview else {},
+        "rejected_reasons": preview["rejected"] if preview else {},
+        "encodings": preview.get("encodings", {}) if preview else {},
+        "samples": preview.get("samples", []) if preview else [],
+        "times": {
+            s: iso_time(rec.get(f"{s}_at"))
+            for s in ("created", *(x.value for x in JobState))
+            if rec.get(f"{s}_at")
+        },
+        **_history(rec.get("history", "")),
+    }
+
+
+def _history(raw: str) -> dict[str, Any]:
+    """Every entry into a state in order, and how long the job has been sending in all (``times``
+    keeps only the last entry into each: after a pause nobody could tell how long it sent)."""
+    entries = [(state, float(at)) for state, _, at in (e.partition("@") for e in raw.split())]
+    sending = 0.0
+    for (state, at), (_, until) in zip(entries, [*entries[1:], ("", time.time())], strict=True):
+        if state == JobState.SENDING.value:
+            sending += until - at
+    return {
+        "history": [{"state": state, "at": iso_time(str(at))} for state, at in entries],
+        "sending_seconds": round(sending, 3) if entries else None,
+    }
+
+
+def counters(hashes: Sequence[dict[bytes, bytes] | dict[str, int]]) -> dict[str, int]:
+    """Counter hashes (as Redis returned them, or already decoded), summed, every counter present."""
+    found: dict[str, int] = {}
+    for raw in hashes:
+        for k, v in raw.items():
+            name = k.decode() if isinstance(k, bytes) else k
+            found[name] = found.get(name, 0) + int(v)
+    return {name: found.get(name, 0) for name in (*INGEST_COUNTERS, *COUNTERS)}
+
+
+def _rates(raw: list[bytes], span: float = 10.0) -> tuple[float, float]:
+    samples = [tuple(float(x) for x in s.decode().split("|")) for s in raw]
+    if len(samples) < 2 or time.time() - samples[0][0] > 3.0:  # no fresh samples: not moving
+        return 0.0, 0.0
+    newest = samples[0]
+    oldest = next((s for s in samples if newest[0] - s[0] >= span), samples[-1])
+    dt = newest[0] - oldest[0]
+    if dt <= 0:
+        return 0.0, 0.0
+    return (newest[1] - oldest[1]) / dt, (newest[2] - oldest[2]) / dt
+
+
+def iso_time(ts: str | None) -> str | None:
+    if not ts:
+        return None
+    return datetime.fromtimestamp(float(ts), UTC).isoformat().replace("+00:00", "Z")
