@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cluster.jobs.options import JobOptions
+from cluster.jobs.states import TERMINAL, JobState
 
 
 class ErrorBody(BaseModel):
@@ -120,9 +121,12 @@ class Rates(BaseModel):
 
 class JobView(BaseModel):
     id: str
-    state: str = Field(
-        description="queued, ingesting, scheduled, sending, paused, draining, cancelling, done, …"
+    state: str = Field(description=f"one of {', '.join(JobState)}")
+    actions: list[str] = Field(
+        description="what may be asked of the job in its state: pause, resume and/or cancel "
+        "(its POST /v1/jobs/{id}/<action>)"
     )
+    ended: bool = Field(description=f"whether the state is final ({', '.join(sorted(TERMINAL))})")
     options: dict[str, Any]
     source: str | None
     error: ErrorBody | None

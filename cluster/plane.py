@@ -21,7 +21,7 @@ from cluster.engagement import events
 from cluster.engagement.conversions import Conversions
 from cluster.jobs import legacy
 from cluster.jobs.options import JobOptions, JobRefused, says_how_to_opt_out
-from cluster.jobs.states import ACTIVE, CANCELLABLE, PAUSABLE, InvalidTransition, JobState
+from cluster.jobs.states import ACTIVE, InvalidTransition, JobEvent, JobState, resumed_state
 from cluster.jobs.store import JobStore
 from cluster.send.pool import BindMaker, BindPool
 from cluster.webhooks import checked_address
@@ -278,7 +278,7 @@ class ControlPlane:
         message whose first part went out is finished). Returns False if the runner did not answer
         within *timeout* (it does at its next poll, ``JobRunner.poll``; a runner that died is
         replaced by the supervisor, which takes the job back before anything else)."""
-        was = self.store.transition(job_id, JobState.PAUSED, allowed=PAUSABLE)
+        was = self.store.transition(job_id, JobEvent.PAUSE)
         if was is not JobState.SENDING:
             return True  # nothing was handed to the binds yet
         pause = self.store.pause_number(job_id)
@@ -294,10 +294,7 @@ class ControlPlane:
         record = self.store.record(job_id)
         if record["state"] != JobState.PAUSED.value:
             raise InvalidTransition(f"job {job_id} is {record['state']}, not paused", record["state"])
-        back = JobState(record.get("paused_from", JobState.SCHEDULED.value))
-        if back in (JobState.SENDING, JobState.PAUSED):
-            back = JobState.SCHEDULED  # the runner moves it on to sending when the window allows
-        self.store.transition(job_id, back, allowed=(JobState.PAUSED,))
+        self.store.transition(job_id, JobEvent.RESUME, to=resumed_state(record.get("paused_from")))
 
     def cancel(self, job_id: str) -> None:
-        self.store.transition(job_id, JobState.CANCELLING, allowed=CANCELLABLE)
+        self.store.transition(job_id, JobEvent.CANCEL)

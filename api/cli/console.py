@@ -12,8 +12,7 @@ from rich.table import Table
 
 from api.client import ApiClient
 from api.schemas import BIND_DOWN
-
-TERMINAL = ("done", "failed", "cancelled")
+from cluster.jobs.states import JobState
 
 
 def follow(client: ApiClient, job_id: str, console: Console, *, poll: float = 0.5) -> dict[str, Any]:
@@ -27,7 +26,7 @@ def follow(client: ApiClient, job_id: str, console: Console, *, poll: float = 0.
         console=console,
         transient=False,
     ) as progress:
-        task = progress.add_task("job", total=None, state="queued", detail="")
+        task = progress.add_task("job", total=None, state=JobState.QUEUED.value, detail="")
         while True:
             view = client.job(job_id)
             c, r = view["counts"], view["receipts"]
@@ -46,15 +45,15 @@ def follow(client: ApiClient, job_id: str, console: Console, *, poll: float = 0.
                 state=view["state"],
                 detail=detail,
             )
-            if view["state"] in TERMINAL:
+            if view["ended"]:
                 return view
             time.sleep(poll)
 
 
 def _seconds(view: dict[str, Any]) -> float | None:
     times = view["times"]
-    start = times.get("sending") or times.get("scheduled")
-    end = times.get(view["state"]) if view["state"] in TERMINAL else None
+    start = times.get(JobState.SENDING) or times.get(JobState.SCHEDULED)
+    end = times.get(view["state"]) if view["ended"] else None
     if not start or not end:
         return None
     parse = datetime.fromisoformat

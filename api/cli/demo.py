@@ -21,6 +21,7 @@ from rich.console import Console
 from api.cli.console import follow, summary
 from api.cli.stack import LocalStack
 from api.client import ApiClient
+from cluster.jobs.states import JobState
 from ulak.redis_server import free_port
 from ulak.settings import JobsConfig, RedisConfig, Settings, load_settings
 
@@ -123,4 +124,4 @@ def run_demo(rows: int, *, tps_scale: float = 10.0) -> int:
         finally:
             with console.status("stopping…"):
                 stack.stop()
-    return 0 if view["state"] == "done" else 1
+    return 0 if view["state"] == JobState.DONE else 1

@@ -25,6 +25,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from cluster.jobs.states import JobState
 from ulak import __version__, redisclient
 from ulak.settings import ConfigError, load_settings
 from ulak.text import Concat, MessageTooLong, plan
@@ -155,7 +156,7 @@ def _client(args: argparse.Namespace) -> Any:
 
 
 def _jobs(args: argparse.Namespace, console: Console) -> int:
-    from api.cli.console import TERMINAL, blocked_binds, follow, kpi_table, summary  # noqa: PLC0415
+    from api.cli.console import blocked_binds, follow, kpi_table, summary  # noqa: PLC0415
     from api.client import ApiClientError  # noqa: PLC0415
 
     try:
@@ -184,7 +185,7 @@ def _jobs(args: argparse.Namespace, console: Console) -> int:
                     return 0
                 view = follow(client, job["id"], console)
                 summary(view, console)
-                return 0 if view["state"] == "done" else 1
+                return 0 if view["state"] == JobState.DONE else 1
             if args.command == "jobs" and args.action == "purge":
                 ids = client.purge(older_than_days=args.older_than, dry_run=args.dry_run)
                 verb = "would delete" if args.dry_run else "deleted"
@@ -216,7 +217,7 @@ def _jobs(args: argparse.Namespace, console: Console) -> int:
                     console.print_json(data=view)
                 else:
                     summary(view, console)
-                    if view["state"] not in TERMINAL:
+                    if not view["ended"]:
                         blocked_binds(client.operators(), console)
                 return 0
             if args.command in ("pause", "resume", "cancel"):

@@ -270,7 +270,7 @@ function signInPage(app) {
 
 function progressOf(view) {
   const c = view.counts;
-  if (!c.accepted) return ["done", "failed", "cancelled"].includes(view.state) ? 1 : 0;
+  if (!c.accepted) return view.ended ? 1 : 0;
   return Math.min(1, (c.acked + c.failed + c.unknown + c.cancelled) / c.accepted);
 }
 
@@ -335,10 +335,10 @@ function formData(form, dryRun) {
   return data;
 }
 
-async function waitFor(jobId, states) {
+async function waitForEnd(jobId) {
   for (;;) {
     const view = await api(`/v1/jobs/${encodeURIComponent(jobId)}`);
-    if (states.includes(view.state)) return view;
+    if (view.ended) return view;
     await new Promise((r) => setTimeout(r, 500));
   }
 }
@@ -354,7 +354,7 @@ function newPage(app) {
     put(out, h("p", { class: "muted" }, t("new.previewing")));
     try {
       const created = await api("/v1/jobs", { method: "POST", body: formData(form, true) });
-      const [view, operators] = await Promise.all([waitFor(created.id, ["done", "failed", "cancelled"]), api("/v1/operators")]);
+      const [view, operators] = await Promise.all([waitForEnd(created.id), api("/v1/operators")]);
       if (view.state !== "done") throw new Error((view.error && view.error.message) || view.state);
       put(out, previewCard(view, operators));
       confirmButton.disabled = view.counts.accepted === 0;
@@ -536,6 +536,7 @@ function jobPage(app, jobId) {
     h("button", { type: "button", class: "secondary", id: "dl-summary", onclick: () => download(`${path}/summary?format=csv`, `${jobId}-summary.csv`) }, t("job.summary_csv"))));
   put(app, head, live, chart, results, downloads);
   let lastState = null;
+  let lastEnded = false;
   const act = (verb) => async () => {
     try {
       show(await api(`${path}/${verb}`, { method: "POST" }));
@@ -544,14 +545,14 @@ function jobPage(app, jobId) {
     }
   };
   const show = (view) => {
-    const paused = view.state === "paused";
-    const ended = ["done", "failed", "cancelled"].includes(view.state);
+    const may = (action) => view.actions.includes(action);
+    const ended = view.ended;
     put(head, h("h1", {}, view.options.name || view.id, " ", h("span", { id: "job-state", "data-state": view.state }, stateBadge(view.state))),
       h("p", { class: "muted" }, view.id, " · ", view.source || ""),
       h("div", { class: "actions" },
-        h("button", { type: "button", id: "pause", disabled: paused || ended, onclick: act("pause") }, t("job.pause")),
-        h("button", { type: "button", id: "resume", class: "secondary", disabled: !paused, onclick: act("resume") }, t("job.resume")),
-        h("button", { type: "button", id: "cancel", class: "danger", disabled: ended, onclick: act("cancel") }, t("job.cancel"))));
+        h("button", { type: "button", id: "pause", disabled: !may("pause"), onclick: act("pause") }, t("job.pause")),
+        h("button", { type: "button", id: "resume", class: "secondary", disabled: !may("resume"), onclick: act("resume") }, t("job.resume")),
+        h("button", { type: "button", id: "cancel", class: "danger", disabled: !may("cancel"), onclick: act("cancel") }, t("job.cancel"))));
     const c = view.counts;
     const eta = view.eta_seconds === null ? t("none") : `${Math.ceil(view.eta_seconds).toLocaleString(locale())} s`;
     put(live, h("h2", {}, t("job.progress")), h("div", { id: "progress" }, progressBar(progressOf(view))),
@@ -566,6 +567,7 @@ function jobPage(app, jobId) {
       view.error ? h("p", { class: "error" }, `${t("job.error")}: ${view.error.message}`) : null);
     if (view.state !== lastState || ended) loadSummary(view);
     lastState = view.state;
+    lastEnded = ended;
   };
   let summaryAt = 0;
   const loadSummary = async (view) => {
@@ -598,7 +600,7 @@ function jobPage(app, jobId) {
   follow();
   // While paused the stream goes on; the end event stops it, but a resume after it needs a look.
   const poll = setInterval(async () => {
-    if (["done", "failed", "cancelled"].includes(lastState)) return;
+    if (lastEnded) return;
     try { show(await api(path)); } catch (error) { /* the stream shows errors */ }
   }, 5000);
   onLeave(() => clearInterval(poll));

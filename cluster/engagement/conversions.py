@@ -38,6 +38,7 @@ import pyarrow.parquet as pq
 import redis
 
 from cluster.jobs.options import JobOptions
+from cluster.jobs.states import TERMINAL, JobState
 from cluster.jobs.views import job_ledgers
 from ingest.collect import ACCEPTED_FILE, HOLDOUT_FILE
 from ingest.numbers import NumberNormalizer, as_uint64
@@ -410,9 +411,9 @@ def campaign_period(record: dict[str, str], *, click_window: float) -> tuple[flo
     """When a recipient's conversion counts for the campaign's lift (sent and held out alike): from
     the job's first sending to its end plus the click window (no end while it runs)."""
     history = [entry.partition("@") for entry in record.get("history", "").split()]
-    sending = [float(at) for state, _, at in history if state == "sending"]
+    sending = [float(at) for state, _, at in history if state == JobState.SENDING]
     start = sending[0] if sending else float(record.get("created_at", 0))
-    ended = [float(record[f"{s}_at"]) for s in ("done", "cancelled", "failed") if record.get(f"{s}_at")]
+    ended = [float(record[f"{s}_at"]) for s in TERMINAL if record.get(f"{s}_at")]
     return start, (max(ended) + click_window if ended else float("inf"))
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import redis
 
 from cluster.jobs.options import JobOptions
-from cluster.jobs.states import ACTIVE, InvalidTransition, JobState
+from cluster.jobs.states import InvalidTransition, JobEvent, JobState, move
 from cluster.jobs.views import JobNotFound, counters, decoded, job_ledgers, make_view, queue_view
 from ulak import keys, links
 from ulak.dispatch.ledger import LedgerReader, sum_counters
@@ -22,14 +22,14 @@ from ulak.quoting import quoted
 _TRANSITION = """
 local cur = redis.call('HGET', KEYS[1], 'state')
 if not cur then return {0, ''} end
-for i = 3, #ARGV do
+for i = 4, #ARGV do
   if cur == ARGV[i] then
     redis.call('HSET', KEYS[1], 'state', ARGV[1], ARGV[1] .. '_at', ARGV[2], 'updated_at', ARGV[2])
     -- Every entry into a state, in order ('state@unix ...'), the oldest dropped past 8,000 bytes
     local h = (redis.call('HGET', KEYS[1], 'history') or '') .. ' ' .. ARGV[1] .. '@' .. ARGV[2]
     if #h > 8000 then h = string.sub(h, string.find(h, ' ', #h - 8000, true)) end
     redis.call('HSET', KEYS[1], 'history', h)
-    if ARGV[1] == 'paused' then
+    if ARGV[3] == '1' then  -- a pause
       redis.call('HSET', KEYS[1], 'paused_from', cur)
       redis.call('HINCRBY', KEYS[1], 'pauses', 1)  -- the runner answers with taken_back = this
     end
@@ -67,7 +67,7 @@ class JobStore:
                 "created_at": now,
                 "queued_at": now,
                 "updated_at": now,
-                "history": f"queued@{now}",
+                "history": f"{JobState.QUEUED.value}@{now}",
             },
         )
         pipe.zadd(keys.JOBS, {job_id: now})
@@ -188,12 +188,15 @@ class JobStore:
 
     # ----------------------------------------------------------------------------- transitions
 
-    def transition(self, job_id: str, to: JobState, *, allowed: tuple[JobState, ...]) -> JobState:
-        """Move the job to *to* if it is in one of *allowed*; return the state it was in.
+    def transition(self, job_id: str, event: JobEvent, *, to: JobState | None = None) -> JobState:
+        """Apply *event* (``cluster.jobs.states.MOVES``) if the job is in a state it may happen in,
+        leading to *to* where it may lead to several; return the state the job was in.
 
         Raises :class:`InvalidTransition` (with the current state) otherwise."""
+        allowed, to = move(event, to=to)
+        pause = "1" if event is JobEvent.PAUSE else "0"
         ok, cur = self._transition(
-            keys=[keys.job(job_id)], args=[to.value, _now(), *[s.value for s in allowed]]
+            keys=[keys.job(job_id)], args=[to.value, _now(), pause, *[s.value for s in allowed]]
         )
         current = cur.decode() if isinstance(cur, bytes) else str(cur)
         if not current:
@@ -211,7 +214,7 @@ class JobStore:
         error = {"code": code, "message": message, **({"field": field} if field else {})}
         self.update(job_id, error=json.dumps(error))
         with contextlib.suppress(InvalidTransition):  # already terminal (cancelled meanwhile): keep that
-            self.transition(job_id, JobState.FAILED, allowed=ACTIVE)
+            self.transition(job_id, JobEvent.FAIL)
 
     # -------------------------------------------------------------------------------- figures
 

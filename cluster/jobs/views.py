@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from cluster.jobs.states import JobState
+from cluster.jobs.states import JobState, actions
 from ulak import keys, links
 from ulak.dispatch.ledger import COUNTERS
 from ulak.money import from_micros
@@ -89,6 +89,8 @@ def make_view(
     return {
         "id": job_id,
         "state": state.value,
+        "actions": actions(state),
+        "ended": state.terminal,
         "options": json.loads(rec["options"]),
         "source": rec.get("source"),
         "error": json.loads(rec["error"]) if "error" in rec else None,

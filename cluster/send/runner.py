@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import structlog
 
-from cluster.jobs.states import InvalidTransition, JobState
+from cluster.jobs.states import InvalidTransition, JobEvent, JobState
 from cluster.jobs.store import JobStore
 from cluster.jobs.views import RECEIPT_OUTCOMES, ledgers_field
 from cluster.send import winner
@@ -199,7 +199,7 @@ class JobRunner:
         if state is JobState.QUEUED:
             # Paused or cancelling while queued: prepare anyway, the send loop obeys.
             with contextlib.suppress(InvalidTransition):
-                self.store.transition(self.job_id, JobState.INGESTING, allowed=(JobState.QUEUED,))
+                self.store.transition(self.job_id, JobEvent.INGEST)
         opts = self.options
         spec = opts.campaign_spec(self.job_id)
         record = self.store.record(self.job_id)
@@ -242,13 +242,12 @@ class JobRunner:
 
     def _prepared_state(self, after: JobState) -> None:
         """From ingesting to *after* (scheduled, or done for a dry run or a job with no rows)."""
+        event = JobEvent.NOTHING_TO_SEND if after is JobState.DONE else JobEvent.PREPARED
         try:
-            self.store.transition(self.job_id, after, allowed=(JobState.INGESTING,))
+            self.store.transition(self.job_id, event)
         except InvalidTransition as exc:
             if exc.state == JobState.PAUSED.value:  # paused while ingesting: resume goes to scheduled
                 self.store.update(self.job_id, paused_from=JobState.SCHEDULED.value)
-                if after is JobState.DONE:
-                    self.store.transition(self.job_id, JobState.DONE, allowed=(JobState.PAUSED,))
 
     # ------------------------------------------------------------------------------------- send
 
@@ -367,7 +366,7 @@ class JobRunner:
         self.store.update(self.job_id, **fields, **({"sending_began": "1"} if self._began else {}))
         if state is JobState.QUEUED:
             with contextlib.suppress(InvalidTransition):
-                self.store.transition(self.job_id, JobState.INGESTING, allowed=(JobState.QUEUED,))
+                self.store.transition(self.job_id, JobEvent.INGEST)
         if self.store.state(self.job_id) is JobState.INGESTING:
             self._prepared_state(after)
         return self.store.state(self.job_id)
@@ -434,7 +433,7 @@ class JobRunner:
                     time.sleep(self.poll)
                     continue
                 try:
-                    self.store.transition(self.job_id, JobState.DRAINING, allowed=(JobState.SENDING,))
+                    self.store.transition(self.job_id, JobEvent.ALL_HANDED)
                 except InvalidTransition:
                     last_poll = 0.0  # paused or cancelled at the last moment: steer again
                     continue
@@ -498,21 +497,21 @@ class JobRunner:
             return None
         if state in (JobState.QUEUED, JobState.INGESTING):  # resumed to where it was paused; it is prepared
             try:
-                self.store.transition(self.job_id, JobState.SCHEDULED, allowed=(state,))
+                self.store.transition(self.job_id, JobEvent.PREPARED)
             except InvalidTransition:
                 return self.store.state(self.job_id)
             state = JobState.SCHEDULED
         now = datetime.now(UTC)
         if state is JobState.SENDING and not self.options.may_send(now):
             try:
-                self.store.transition(self.job_id, JobState.SCHEDULED, allowed=(JobState.SENDING,))
+                self.store.transition(self.job_id, JobEvent.WINDOW_CLOSES)
                 self._log.info("job.outside_window")
                 state = JobState.SCHEDULED
             except InvalidTransition:
                 return self.store.state(self.job_id)
         if state is JobState.SCHEDULED and self.options.may_send(now):
             try:
-                self.store.transition(self.job_id, JobState.SENDING, allowed=(JobState.SCHEDULED,))
+                self.store.transition(self.job_id, JobEvent.WINDOW_OPENS)
                 return JobState.SENDING
             except InvalidTransition:
                 return self.store.state(self.job_id)
@@ -550,7 +549,7 @@ class JobRunner:
         counters = self.store.counters(self.job_id)
         cancelled = counters["accepted"] - counters["submitted"]
         self.client.hset(keys.job_counters(self.job_id), "cancelled", cancelled)
-        self.store.transition(self.job_id, JobState.CANCELLED, allowed=(JobState.CANCELLING,))
+        self.store.transition(self.job_id, JobEvent.CANCELLED)
         self._sample()
         self._log.info("job.cancelled", cancelled=cancelled, submitted=counters["submitted"])
 
@@ -575,7 +574,7 @@ class JobRunner:
             # Parts never sent, in no bind (a bind lost them before they left): send them, as a
             # resumed runner would; the job drains again after.
             with contextlib.suppress(InvalidTransition):
-                self.store.transition(self.job_id, JobState.SENDING, allowed=(JobState.DRAINING,))
+                self.store.transition(self.job_id, JobEvent.PARTS_LEFT)
             return
         quiet_since = time.monotonic()
         last = -1
@@ -591,7 +590,7 @@ class JobRunner:
             self._maybe_sample()
             time.sleep(self.poll)
         try:
-            self.store.transition(self.job_id, JobState.DONE, allowed=(JobState.DRAINING,))
+            self.store.transition(self.job_id, JobEvent.SETTLED)
         except InvalidTransition:
             return
         self._sample()
