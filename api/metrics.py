@@ -30,21 +30,10 @@ from cluster.engagement import replies
 from cluster.jobs.states import ACTIVE, JobState
 from cluster.plane import ControlPlane
 from ulak import keys
+from ulak.dispatch.bindstate import UP, BindState
 
-# Every state a bind reports (ulak.dispatch.bind.BindState), and the pool's own two for a bind that
-# has no actor (missing) or no node to run on (unplaced).
-BIND_STATES = (
-    "connecting",
-    "bound",
-    "throttled",
-    "reconnecting",
-    "refused",
-    "failed",
-    "closed",
-    "missing",
-    "unplaced",
-    "unreachable",
-)
+# Every state a bind reports, its own and the pool's (ulak.dispatch.bindstate).
+BIND_STATES = tuple(BindState)
 # The ledger script's receipt-latency buckets (ulak/dispatch/ledger.lua), in seconds.
 LATENCY_BUCKETS = ("1", "5", "15", "60", "300", "1800", "3600", "21600", "86400")
 MESSAGE_STATES = ("pending", "in_flight", "acked", "failed", "unknown", "cancelled")
@@ -55,7 +44,7 @@ JOBS_SCANNED = 1000
 _BIND_GAUGES: dict[str, tuple[str, Any]] = {
     "ulak_bind_up": (
         "1 when the bind is bound (or bound and throttled)",
-        lambda b: b.get("state") in ("bound", "throttled"),
+        lambda b: b.get("state") in UP,
     ),
     "ulak_bind_in_flight": ("PDUs awaiting a response (window use)", lambda b: len(b.get("in_flight", []))),
     "ulak_bind_window": ("the bind's window", lambda b: b.get("window", 0)),
@@ -188,8 +177,8 @@ def _bind_families(snap: Snapshot) -> Iterator[Metric]:
         "ulak_bind_state", "1 for the state the bind is in, 0 for the others.", labels=[*labels, "state"]
     )
     for op, b in rows:
-        for name in BIND_STATES:
-            state.add_metric([op, b["bind"], name], float(b.get("state") == name))
+        for bind_state in BIND_STATES:
+            state.add_metric([op, b["bind"], bind_state.value], float(b.get("state") == bind_state))
     yield state
     tps = GaugeMetricFamily(
         "ulak_bind_tps",

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cluster.jobs.options import JobOptions
 from cluster.jobs.states import TERMINAL, JobState
+from ulak.dispatch.bindstate import DOWN
 
 
 class ErrorBody(BaseModel):
@@ -166,7 +167,7 @@ class JobList(BaseModel):
 
 
 # Bind states in which a bind cannot send (and its operator's rows wait): /metrics, `ulak status`.
-BIND_DOWN = ("failed", "refused", "missing", "unplaced", "unreachable")
+BIND_DOWN = tuple(sorted(DOWN))
 
 
 class BindView(BaseModel):

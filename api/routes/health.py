@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import Plane, open_to
 from api.schemas import Health
+from ulak.dispatch.bindstate import UP, BindState
 
 router = APIRouter(tags=["health"])
 
@@ -36,12 +37,13 @@ def readyz(plane: Plane) -> Any:
     checks["ray"] = "ok" if ray.is_initialized() else "not connected"
     binds = plane.binds() if checks["ray"] == "ok" else {}
     checks["operators"] = {
-        name: {b["bind"]: b.get("state", "missing") for b in rows} for name, rows in binds.items()
+        name: {b["bind"]: b.get("state", BindState.MISSING.value) for b in rows}
+        for name, rows in binds.items()
     }
     ready = (
         checks["redis"] == "ok"
         and checks["ray"] == "ok"
-        and all(any(b.get("state") in ("bound", "throttled") for b in rows) for rows in binds.values())
+        and all(any(b.get("state") in UP for b in rows) for rows in binds.values())
     )
     health = Health(status="ready" if ready else "not_ready", checks=checks)
     return health if ready else JSONResponse(health.model_dump(), status_code=503)

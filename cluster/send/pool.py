@@ -31,6 +31,7 @@ import structlog
 from ulak import keys, redisclient
 from ulak.dispatch.batch import pack_parts
 from ulak.dispatch.bind import OutboundPart
+from ulak.dispatch.bindstate import UP, BindState
 from ulak.dispatch.ledger import RedisLedger
 from ulak.dispatch.sendrecord import read_record
 from ulak.settings import BindConfig, OperatorConfig, Settings
@@ -448,7 +449,7 @@ class BindPool:
                 entries[ref] = {"bind": b.name, "window": b.window}
                 if ref in starved:
                     entries[ref].update(
-                        state="unplaced",
+                        state=BindState.UNPLACED,
                         last_error=f"no node in the cluster offers the {b.node_resource!r} resource; "
                         f"start one with ray start --resources='{{\"{b.node_resource}\": 1}}'",
                     )
@@ -456,11 +457,11 @@ class BindPool:
             if isinstance(said, dict):
                 entries[ref].update(said)
             elif isinstance(said, ValueError | ray.exceptions.ActorDiedError):
-                entries[ref].update(state="missing", last_error=type(said).__name__)
+                entries[ref].update(state=BindState.MISSING, last_error=type(said).__name__)
             elif isinstance(said, ray.exceptions.GetTimeoutError):
-                entries[ref].update(state="unreachable", last_error=f"no answer in {timeout:g} s")
+                entries[ref].update(state=BindState.UNREACHABLE, last_error=f"no answer in {timeout:g} s")
             else:
-                entries[ref].update(state="unreachable", last_error=type(said).__name__)
+                entries[ref].update(state=BindState.UNREACHABLE, last_error=type(said).__name__)
         nodes = _node_addresses()
         out: dict[str, list[dict[str, Any]]] = {}
         for ref, entry in entries.items():
@@ -615,13 +616,10 @@ def _offered(resource: str) -> float:
     return offered.get(resource, 0.0)
 
 
-SENDING = ("bound", "throttled")  # bind states in which parts go out (throttled: pausing, then on)
-
-
 def operator_state(binds: Sequence[dict[str, Any]]) -> tuple[str, str]:
     """An operator's state from its binds' descriptions: ``up`` (every bind sending), ``degraded``
     (some), ``down`` (none: its rows wait); and why, naming each bind that cannot send."""
-    idle = [b for b in binds if b.get("state") not in SENDING]
+    idle = [b for b in binds if b.get("state") not in UP]
     state = "up" if not idle else "down" if len(idle) == len(binds) else "degraded"
     return state, "; ".join(_why_idle(b) for b in idle)
 

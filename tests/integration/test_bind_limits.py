@@ -14,7 +14,8 @@ import redis.asyncio
 from tests.helpers import SimProcess, sim_bind
 from tests.integration.test_bind import campaign, record_keys
 from ulak import keys
-from ulak.dispatch.bind import BindClient, BindState, OutboundPart
+from ulak.dispatch.bind import BindClient, OutboundPart
+from ulak.dispatch.bindstate import BindState
 from ulak.dispatch.ledger import RedisLedger
 from ulak.dispatch.throttle import Lease, LocalTokenSource, SlidingWindowLimiter
 from ulak.settings import OperatorConfig

@@ -23,11 +23,11 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any, TypeVar, cast
 
 import structlog
 
+from ulak.dispatch.bindstate import BindEvent, BindState, next_state
 from ulak.dispatch.fairqueue import FairQueue
 from ulak.dispatch.inbox import Inbound, InboxStore
 from ulak.dispatch.leases import LeaseMeter
@@ -128,21 +128,6 @@ class _Stopped(Exception):
 
 # Opens a connection for a protocol factory, as ``loop.create_connection`` does (host and port bound).
 Connector = Callable[[Callable[[], asyncio.Protocol]], Awaitable[tuple[Any, Any]]]
-
-
-class BindState(Enum):
-    CONNECTING = "connecting"
-    BOUND = "bound"
-    THROTTLED = "throttled"
-    RECONNECTING = "reconnecting"
-    # The SMSC refused the bind's credentials (ESME_RINVPASWD, ESME_RINVSYSID): a configuration error
-    # that retrying will not fix. The bind tries again every REFUSED_RETRY seconds, in case the
-    # operator's side is what changes, and says so in its last_error.
-    REFUSED = "refused"
-    # The send loop hit an error it does not know (a bug): logged with its traceback, shown here with
-    # the error until the loop, started again after a backoff, is bound again.
-    FAILED = "failed"
-    CLOSED = "closed"
 
 
 # Bind refusals that say the credentials are wrong (SMPP 3.4 §5.1.3): not transient.
@@ -437,7 +422,7 @@ class BindClient:
             # record): what is still staged was never sent.
             with contextlib.suppress(Exception):
                 await self.record.reset([])
-        self.state = BindState.CLOSED
+        self._move(BindEvent.STOPPED)
 
     async def flush(self, *, tick: bool = False) -> None:
         """Write pending ledger events (serialised; a failed write keeps them for the next try).
@@ -523,8 +508,8 @@ class BindClient:
         goes on (issue 14: an error nobody caught ended it, and the bind said "bound" for good)."""
         loop = asyncio.get_running_loop()
         while not self._stopping:
-            if self.state not in (BindState.REFUSED, BindState.FAILED):
-                self.state = BindState.CONNECTING if self.stats.connects == 0 else BindState.RECONNECTING
+            first = self.stats.connects == 0
+            self._move(BindEvent.CONNECT, to=BindState.CONNECTING if first else BindState.RECONNECTING)
             if self._down_since is None:
                 self._down_since = time.monotonic()
             if self._claim is not None and not await self._claimed():
@@ -537,10 +522,10 @@ class BindClient:
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
                 self._log.warning("bind.lost", error=self.stats.last_error)
             except BindRefused as exc:
-                self.state = BindState.REFUSED
+                self._move(BindEvent.REFUSED)
                 self.stats.last_error = str(exc)
             except Exception as exc:  # a bug: never let it end the loop silently
-                self.state = BindState.FAILED
+                self._move(BindEvent.CRASHED)
                 self.stats.failures += 1
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
                 self._log.exception("bind.failed", error=self.stats.last_error)
@@ -613,8 +598,11 @@ class BindClient:
         self._backoff.reset()
         self.stats.attempts = 0
         self._down_since = None
-        self.state = BindState.BOUND
+        self._move(BindEvent.BOUND)
         self._log.info("bind.established", smsc=self.smsc)
+
+    def _move(self, event: BindEvent, *, to: BindState | None = None) -> None:
+        self.state = next_state(self.state, event, to=to)
 
     def _teardown(self) -> None:
         wire = self._wire
@@ -641,10 +629,10 @@ class BindClient:
             now = time.monotonic()
             self._check_liveness(session, now, enquire_interval)
             if now < self._pause_until:
-                self.state = BindState.THROTTLED
+                self._move(BindEvent.SLOW_DOWN)
                 await self._sleep_or_lost(self._pause_until - now)
                 continue
-            self.state = BindState.BOUND
+            self._move(BindEvent.GO_ON)
             leases = self._leases
             if leases.live(now) and self._should_stage():
                 await self._stage(leases.left - self._stager.ready)

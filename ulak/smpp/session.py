@@ -63,7 +63,42 @@ class State(Enum):
 
     @property
     def is_bound(self) -> bool:
-        return self in (State.BOUND_TX, State.BOUND_RX, State.BOUND_TRX)
+        return self in _BOUND
+
+
+class SessionEvent(Enum):
+    BIND = "bind"  # a bind request sent (ESME) or received (SMSC)
+    BOUND = "bound"  # the bind accepted: bound as its kind asked (tx, rx or trx)
+    BIND_REFUSED = "bind_refused"  # the bind answered with an error: open, to try again
+    UNBIND = "unbind"  # an unbind sent or received
+    UNBOUND = "unbound"  # the unbind answered
+    CLOSE = "close"  # the connection is gone, or a framing error ended it
+
+
+_BOUND = (State.BOUND_TX, State.BOUND_RX, State.BOUND_TRX)
+# event: (the states it may happen in, the states it may lead to; the first is the default). The
+# checks before each move answer the peer (a rejection, a LocalProtocolError); a move the table does
+# not allow after them is a bug of this module (``SessionBug``).
+MOVES: dict[SessionEvent, tuple[tuple[State, ...], tuple[State, ...]]] = {
+    SessionEvent.BIND: ((State.OPEN,), (State.BINDING,)),
+    SessionEvent.BOUND: ((State.BINDING,), _BOUND),
+    SessionEvent.BIND_REFUSED: ((State.BINDING,), (State.OPEN,)),
+    SessionEvent.UNBIND: (_BOUND, (State.UNBINDING,)),
+    SessionEvent.UNBOUND: ((State.UNBINDING,), (State.CLOSED,)),
+    SessionEvent.CLOSE: (tuple(State), (State.CLOSED,)),
+}
+
+
+class SessionBug(AssertionError):
+    """A move the transition table does not allow: a bug in this module, never the peer's doing."""
+
+
+def next_state(state: State, event: SessionEvent, *, to: State | None = None) -> State:
+    """Where *event* takes a session in *state* (to *to*, where it may lead to several)."""
+    sources, targets = MOVES[event]
+    if state not in sources or (to is not None and to not in targets):
+        raise SessionBug(f"{event.value} in state {state.value}" + (f" to {to.value}" if to else ""))
+    return to or targets[0]
 
 
 _BOUND_STATE = {
@@ -305,24 +340,24 @@ class Session:
         if isinstance(pdu, _BINDS):
             if self.role is not Role.ESME or state is not State.OPEN:
                 raise LocalProtocolError(f"cannot send a bind in state {state.value} as {self.role.value}")
-            self.state = State.BINDING
+            self._move(SessionEvent.BIND)
             self._pending_bind = pdu.command_id
         elif isinstance(pdu, Unbind):
             if not state.is_bound:
                 raise LocalProtocolError(f"cannot unbind in state {state.value}")
-            self.state = State.UNBINDING
+            self._move(SessionEvent.UNBIND)
 
     def _before_send_response(self, pdu: Response) -> None:
         if isinstance(pdu, _BIND_RESPS):
             if self.role is not Role.SMSC or self.state is not State.BINDING:
                 raise LocalProtocolError(f"no bind to answer in state {self.state.value}")
             if pdu.status == CommandStatus.ESME_ROK and self._pending_bind is not None:
-                self.state = _BOUND_STATE[CommandId(self._pending_bind)]
+                self._move(SessionEvent.BOUND, to=_BOUND_STATE[CommandId(self._pending_bind)])
             else:
-                self.state = State.OPEN
+                self._move(SessionEvent.BIND_REFUSED)
             self._pending_bind = None
         elif isinstance(pdu, UnbindResp) and self.state is State.UNBINDING:
-            self.state = State.CLOSED
+            self._move(SessionEvent.UNBOUND)
 
     # ------------------------------------------------------------------------------------------- input
 
@@ -358,7 +393,7 @@ class Session:
                         fatal=True,
                     )
                 )
-                self.state = State.CLOSED
+                self._move(SessionEvent.CLOSE)
                 buf.clear()
                 return
             if pos + length > end:
@@ -442,13 +477,13 @@ class Session:
             elif state is not State.OPEN:
                 rejection = CommandStatus.ESME_RALYBND
             else:
-                self.state = State.BINDING
+                self._move(SessionEvent.BIND)
                 self._pending_bind = pdu.command_id
         elif isinstance(pdu, Unbind):
             if not state.is_bound:
                 rejection = CommandStatus.ESME_RINVBNDSTS
             else:
-                self.state = State.UNBINDING
+                self._move(SessionEvent.UNBIND)
         if rejection is not None:
             self._events.append(
                 ProtocolError(
@@ -495,15 +530,18 @@ class Session:
         request = outstanding.pdu
         if isinstance(request, _BINDS):
             if pdu.status == CommandStatus.ESME_ROK and not isinstance(pdu, GenericNack):
-                self.state = _BOUND_STATE[CommandId(request.command_id)]
+                self._move(SessionEvent.BOUND, to=_BOUND_STATE[CommandId(request.command_id)])
             else:
-                self.state = State.OPEN
+                self._move(SessionEvent.BIND_REFUSED)
             self._pending_bind = None
         elif isinstance(request, Unbind):
-            self.state = State.CLOSED
+            self._move(SessionEvent.UNBOUND)
         self._events.append(ResponseReceived(pdu, request, outstanding.context, outstanding.sent_at))
 
     # ------------------------------------------------------------------------------------------ events
+
+    def _move(self, event: SessionEvent, *, to: State | None = None) -> None:
+        self.state = next_state(self.state, event, to=to)
 
     def next_event(self) -> Event | None:
         return self._events.popleft() if self._events else None
@@ -516,7 +554,7 @@ class Session:
 
     def close(self) -> list[Outstanding]:
         """Mark the connection gone; return (and forget) every request still in flight."""
-        self.state = State.CLOSED
+        self._move(SessionEvent.CLOSE)
         in_flight = list(self._outstanding.values())
         self._outstanding.clear()
         self._buffer.clear()
