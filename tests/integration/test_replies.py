@@ -16,11 +16,11 @@ import pytest
 import ray
 from rich.console import Console
 
+from api.cli import main as cli
 from api.cli.console import kpi_table
 from tests.helpers import SimProcess, wait_for
 from tests.integration.test_api import _post, _wait_state, running_stack
 from tests.integration.test_webhook_endpoints import _Receiver
-from ulak import cli
 
 RULES = {"rules": [{"to": "4646", "brand": "acme", "optout_words": ["CIKIS"]}], "concat_timeout": 3}
 
