@@ -31,6 +31,7 @@ from cluster.jobs.states import ACTIVE, JobState
 from cluster.plane import ControlPlane
 from ulak import keys
 from ulak.dispatch.bindstate import UP, BindState
+from ulak.records import read_bind_field
 
 # Every state a bind reports, its own and the pool's (ulak.dispatch.bindstate).
 BIND_STATES = tuple(BindState)
@@ -125,9 +126,7 @@ def read_snapshot(plane: ControlPlane) -> Snapshot:
         replies=replies.counts(plane.client),
         webhooks=webhooks.endpoints(plane.client),
         ingest={k.decode(): float(v) for k, v in raw_ingest.items()},
-        replaced={
-            (op, bind): int(v) for k, v in raw_replaced.items() for op, _, bind in [k.decode().partition("/")]
-        },
+        replaced={read_bind_field(k): int(v) for k, v in raw_replaced.items()},
     )
 
 

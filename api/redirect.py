@@ -19,6 +19,7 @@ import secrets
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import astuple
 from typing import Any
 
 import structlog
@@ -26,6 +27,7 @@ import uvicorn
 
 from ulak import keys, links, redisclient
 from ulak.logging import configure_logging
+from ulak.records import LinkOwner
 from ulak.settings import ConfigError, load_settings
 
 log = structlog.get_logger("ulak.redirect")
@@ -94,7 +96,7 @@ class RedirectApp:
         found = await self._redis.get(keys.link(code))
         if found is None:
             return None
-        job_id, row, ledger = links.parse_reservation(found)
+        job_id, row, ledger = astuple(LinkOwner.read(found))
         target = await self._target(job_id)
         if target is None:
             return None

@@ -31,6 +31,7 @@ import numpy as np
 import pyarrow as pa
 
 from ulak import keys
+from ulak.records import Ack, LinkOwner, Receipt
 
 ALPHABET = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _ALPHABET = np.frombuffer(ALPHABET, dtype=np.uint8)
@@ -114,7 +115,9 @@ def reserve(
     n = len(rows)
     codes = new_codes(n, length).to_pylist()
     where = ledgers.to_pylist() if ledgers is not None else [None] * n
-    row_values = [f"{job_id}|{r}|{ledger or ''}" for r, ledger in zip(rows.to_pylist(), where, strict=True)]
+    row_values = [
+        LinkOwner(job_id, r, ledger or "").write() for r, ledger in zip(rows.to_pylist(), where, strict=True)
+    ]
     todo = list(range(n))
     ttl_ms = max(1, int(ttl * 1000))
     while todo:
@@ -130,20 +133,14 @@ def reserve(
     return pa.array(codes, pa.string())
 
 
-def parse_reservation(value: bytes) -> tuple[str, int, str]:
-    """``(job, row, ledger)`` of a code's ``keys.link`` value (ledger empty: unknown)."""
-    job_id, row, ledger = value.decode().split("|")
-    return job_id, int(row), ledger
-
-
 def sent_at(part_fields: list[bytes | None]) -> float | None:
     """When a row's first part reached the phone, or at least the SMSC: its receipt's time, else its
     ack's (unix s), from the part's ``m`` and ``r`` fields (``keys.job_parts``); None: not sent."""
     acked, receipt = part_fields
     if receipt is not None:
-        return int(receipt.decode().rpartition("|")[2]) / 1000
+        return Receipt.read(receipt).at
     if acked is not None:
-        return int(acked.decode().rpartition("|")[2]) / 1000
+        return Ack.read(acked).at_ms / 1000
     return None
 
 

@@ -46,6 +46,7 @@ from ulak import keys, links
 from ulak.jobfiles import JobDir
 from ulak.money import from_micros, micros
 from ulak.quoting import quoted
+from ulak.records import LinkOwner, MessageOwner, Receipt
 from ulak.settings import Settings
 from ulak.smpp.receipt import normalize_message_id
 
@@ -319,7 +320,8 @@ class Conversions:
                 "unknown_recipient",
                 "link_code",
             )
-        job, row, ledger = links.parse_reservation(found)  # type: ignore[arg-type]
+        owner = LinkOwner.read(found)
+        job, row, ledger = owner.job_id, owner.row, owner.ledger
         return Recipient(job, row, ledger)
 
     def _by_message_id(self, raw: str, operator: str | None) -> Recipient:
@@ -340,8 +342,8 @@ class Conversions:
             pipe.get(key)
         for ledger, value in zip(candidates.values(), pipe.execute(), strict=True):
             if value is not None:
-                job, row = value.decode().split("|")[:2]
-                return Recipient(job, int(row), ledger)
+                sent = MessageOwner.read(value)
+                return Recipient(sent.job_id, sent.row, ledger)
         raise ConversionRefused(
             f"no message {quoted(raw, 40)} is known (a message id is kept until a day after its "
             "validity period); name the recipient by link_code, or job_id and msisdn",
@@ -397,9 +399,9 @@ class Conversions:
         ]
         delivered = None
         if receipt and receipt[0] is not None:
-            status, _, ms = receipt[0].decode().split("|")
-            if status == "DELIVRD":
-                delivered = int(ms) / 1000
+            found = Receipt.read(receipt[0])
+            if found.delivered:
+                delivered = found.at
         return Touches(
             first_click=int(first) / 1000 if first is not None else None,
             last_click=int(last) / 1000 if last is not None else None,

@@ -37,6 +37,7 @@ from ingest.numbers import NumberNormalizer
 from ulak import keys
 from ulak.consent import ONAY, RET, Consent, Consents
 from ulak.optouts import OptOuts
+from ulak.records import SurveyAsked
 from ulak.replies import survey
 from ulak.replies.keywords import Keywords, Kind, Verdict
 from ulak.replies.mo import MoMessage, MoPart, Reassembler
@@ -363,9 +364,9 @@ class ReplyProcessor:
         found = self.client.hget(keys.survey_index(reply.to), reply.number)
         if found is None:
             return reply
-        job_id, since, window, kind = found.decode().split("|")
-        seconds = reply.received - float(since)
-        if not 0 <= seconds <= float(window):
+        asked_by = SurveyAsked.read(found)
+        job_id, kind = asked_by.job_id, asked_by.kind
+        if not asked_by.answers_at(reply.received):
             return reply
         answer: str | int | None = survey.yes_no(reply.text) if kind == "yes_no" else survey.score(reply.text)
         field = "" if answer is None else (str(answer) if kind == "yes_no" else f"s{answer}")
@@ -375,7 +376,7 @@ class ReplyProcessor:
             "id": reply_id,
             "answer": answer,
             "at": reply.received,
-            "seconds": round(seconds, 3),
+            "seconds": round(reply.received - asked_by.since, 3),
             "text": reply.text[:1000],
             "comments": [],
         }

@@ -18,6 +18,7 @@ from ulak import keys, links
 from ulak.dispatch.ledger import LedgerReader, sum_counters
 from ulak.jobfiles import JobDir
 from ulak.quoting import quoted
+from ulak.records import Sample
 
 _TRANSITION = """
 local cur = redis.call('HGET', KEYS[1], 'state')
@@ -229,7 +230,7 @@ class JobStore:
 
     def sample(self, job_id: str, counters: dict[str, int], *, keep: int = 30) -> None:
         """Record a progress sample (the job's runner does, about once a second) for rates and ETA."""
-        value = f"{time.time():.3f}|{counters['submitted']}|{counters['parts_sent']}"
+        value = Sample(time.time(), counters["submitted"], counters["parts_sent"]).write()
         pipe = self.client.pipeline()
         pipe.lpush(keys.job_samples(job_id), value)
         pipe.ltrim(keys.job_samples(job_id), 0, keep - 1)

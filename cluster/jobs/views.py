@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import astuple
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +14,7 @@ from ulak import keys, links
 from ulak.dispatch.ledger import COUNTERS
 from ulak.money import from_micros
 from ulak.quoting import quoted
+from ulak.records import Sample
 from ulak.settings import OperatorConfig
 
 CONVERSION_COUNTERS = (
@@ -173,7 +175,7 @@ def counters(hashes: Sequence[dict[bytes, bytes] | dict[str, int]]) -> dict[str,
 
 
 def _rates(raw: list[bytes], span: float = 10.0) -> tuple[float, float]:
-    samples = [tuple(float(x) for x in s.decode().split("|")) for s in raw]
+    samples = [astuple(Sample.read(s)) for s in raw]
     if len(samples) < 2 or time.time() - samples[0][0] > 3.0:  # no fresh samples: not moving
         return 0.0, 0.0
     newest = samples[0]

@@ -22,6 +22,7 @@ from ulak import keys
 from ulak.dispatch.ledger import LedgerReader, outcome_of
 from ulak.jobfiles import JobDir
 from ulak.money import from_micros
+from ulak.records import Ack, PartState, Receipt
 from ulak.smpp.constants import status_name
 
 VALUE = pa.decimal128(24, 6)
@@ -48,8 +49,6 @@ REPORT_SCHEMA = pa.schema(
         ("value", VALUE),  # theirs, in measurement.currency
     ]
 )
-
-_SUBMIT = {"s": "in_flight", "a": "acked", "f": "failed", "u": "unknown"}
 
 
 def report_batches(
@@ -84,10 +83,10 @@ def report_batches(
         for i, n in enumerate(parts):
             state_raw, outcome = row_values[i]
             mine, at = part_values[i], 0
-            status.append(_SUBMIT[state_raw.decode()] if state_raw is not None else unsent)
-            if outcome is None and n == 1 and state_raw == b"a" and mine[2] is not None:
+            status.append(PartState.read(state_raw).status if state_raw is not None else unsent)
+            if outcome is None and n == 1 and state_raw == PartState.ACKED.encode() and mine[2] is not None:
                 # a single-part row's outcome is its receipt's (the ledger keeps no field for it)
-                derived = outcome_of(mine[2].decode().partition("|")[0])
+                derived = outcome_of(Receipt.read(mine[2]).status)
                 outcome = derived.encode() if derived is not None else None
             receipt.append(outcome.decode() if outcome is not None else None)
             row_ids: list[str] = []
@@ -99,17 +98,17 @@ def report_batches(
                 m, e, r = mine[at : at + 3]
                 at += 3
                 if m is not None:
-                    mid, _, ms = m.decode().rpartition("|")
-                    row_ids.append(mid)
-                    acked = max(acked or 0, int(ms))
+                    ack = Ack.read(m)
+                    row_ids.append(ack.message_id)
+                    acked = max(acked or 0, ack.at_ms)
                 if e is not None and failed is None:
                     code = int(e)
                     failed = f"0x{code:08X} {status_name(code)}"
                 if r is not None:
-                    rstatus, rerr, ms = r.decode().split("|")
-                    received = max(received or 0, int(ms))
-                    if rstatus != "DELIVRD" and negative is None:
-                        negative = f"{rstatus} err:{rerr}"
+                    got = Receipt.read(r)
+                    received = max(received or 0, got.at_ms)
+                    if not got.delivered and negative is None:
+                        negative = f"{got.status} err:{got.error}"
             error.append(failed or negative)
             ids.append(" ".join(row_ids) or None)
             acked_at.append(acked)

@@ -46,6 +46,7 @@ from cluster.send.winner import describe as winner_decision
 from ulak import keys
 from ulak.jobfiles import JobDir
 from ulak.money import from_micros, micros
+from ulak.records import read_minute_field
 from ulak.settings import Settings
 from ulak.variants import compare, difference_interval, two_proportion_p
 
@@ -459,9 +460,9 @@ class _Rows:
         add(self.receipt_at[delivered] // 1000, "delivered")
         for raw, names in ((clicks, ("clicks", "unique_clicks")), (conversions, ("conversions", "value"))):
             for field, count in raw.items():  # already per minute: a few thousand fields at most
-                minute, _, kind = field.decode().partition(":")
-                start = int(minute) // bucket * bucket
-                points.setdefault(start, Counter())[names[1] if kind else names[0]] += int(count)
+                minute, second_kind = read_minute_field(field)
+                start = minute // bucket * bucket
+                points.setdefault(start, Counter())[names[1] if second_kind else names[0]] += int(count)
         counted = ("sent", "delivered", "clicks", "unique_clicks", "conversions")
         return [
             {

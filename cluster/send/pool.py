@@ -34,6 +34,7 @@ from ulak.dispatch.bind import OutboundPart
 from ulak.dispatch.bindstate import UP, BindState
 from ulak.dispatch.ledger import RedisLedger
 from ulak.dispatch.sendrecord import read_record
+from ulak.records import bind_field
 from ulak.settings import BindConfig, OperatorConfig, Settings
 
 log = structlog.get_logger("ulak.pool")
@@ -519,7 +520,7 @@ class BindPool:
         self._handles = None
         for ref in dead:
             self.settle_dead(ref)
-            self._client.hincrby(keys.BIND_REPLACEMENTS, f"{ref.operator}/{ref.bind}", 1)
+            self._client.hincrby(keys.BIND_REPLACEMENTS, bind_field(ref.operator, ref.bind), 1)
             # Ray keeps a dead actor's name while any handle to it lives: ours go first.
             self._owned.pop(ref, None)
             self._backlog.pop(ref, None)

@@ -40,6 +40,7 @@ from ulak.dispatch.bind import OutboundPart, outbound_part
 from ulak.dispatch.ledger import Event, LedgerReader, PartUnknown, RedisLedger
 from ulak.dispatch.message import PlanCache, SubmitBodies, relative_validity
 from ulak.jobfiles import JobFiles
+from ulak.records import PartState, SurveyAsked
 from ulak.settings import Settings
 from ulak.variants import REST
 
@@ -334,7 +335,8 @@ class JobRunner:
         assert survey is not None and reply_to is not None
         self.client.hsetnx(keys.job(self.job_id), "survey_since", f"{time.time():.3f}")
         since = self.store.record(self.job_id)["survey_since"]
-        value = f"{self.job_id}|{since}|{survey.window_hours * 3600:.0f}|{survey.kind}"
+        asked = SurveyAsked(self.job_id, float(since), survey.window_hours * 3600, survey.kind)
+        value = asked.write(since=since)
         rows_file = pq.ParquetFile(self.directory.open_input(ACCEPTED_FILE))
         key = keys.survey_index(reply_to)
         for batch in rows_file.iter_batches(batch_size=10_000, columns=["msisdn"]):
@@ -621,9 +623,10 @@ class JobRunner:
                 rows: list[int] = batch.column("row").to_pylist()
                 ops: list[str] = batch.column("operator").to_pylist()
                 row_states = reader.fields("rows", ops, [[str(r)] for r in rows])
-                started = {r for r, v in zip(rows, row_states, strict=True) if v[0] == b"s"}
+                sent = PartState.SENT.encode()
+                started = {r for r, v in zip(rows, row_states, strict=True) if v[0] == sent}
             for (op, row, part, parts), value in states:
-                if value == b"s" or (value is None and row in started):
+                if value == PartState.SENT.encode() or (value is None and row in started):
                     lost.setdefault(op, []).append(PartUnknown(self.job_id, row, part, parts))
                 elif value is None:
                     never += 1

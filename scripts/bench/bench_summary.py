@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from api.client import ApiClient  # noqa: E402
 from scripts.bench.bench_api import bench_stack  # noqa: E402
 from ulak import keys, links, redisclient  # noqa: E402
+from ulak.records import LinkOwner  # noqa: E402
 
 
 def _codes(client: redis.Redis, n: int) -> list[tuple[str, int]]:
@@ -45,7 +46,7 @@ def _codes(client: redis.Redis, n: int) -> list[tuple[str, int]]:
         if len(found) >= n:
             break
     values = client.mget([keys.link(c) for c in found])
-    return [(c, links.parse_reservation(v)[1]) for c, v in zip(found, values, strict=True) if v is not None]
+    return [(c, LinkOwner.read(v).row) for c, v in zip(found, values, strict=True) if v is not None]
 
 
 def _click(client: redis.Redis, job_id: str, rows: list[int]) -> None:

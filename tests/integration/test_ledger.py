@@ -22,6 +22,7 @@ from ulak.dispatch.ledger import (
     RedisLedger,
     coalesce,
 )
+from ulak.records import Ack, MessageOwner, PartState, Receipt
 
 JOB = "job1"
 OP = "op"  # every event of these tests goes to one operator's ledger
@@ -164,3 +165,18 @@ def test_redis_ledger_matches_the_model(redis_server_url: str, seed: int, rows: 
     outcomes = ("delivered", "undelivered", "expired", "rejected", "deleted", "receipt_unknown")
     assert sum(c[o] for o in outcomes) <= c["acked"]
     client.close()
+
+
+def test_what_the_ledger_script_stores_reads_back_through_the_codecs(redis_client: redis.Redis) -> None:
+    """The Lua script writes the part fields and the message-id map; ``ulak.records`` reads them."""
+    ledger = RedisLedger(redis_client, ledger=OP)
+    ledger.apply([PartSent("codec", 4, 1, 1), PartAcked("codec", 4, 1, 1, "smsc", "id|with|bars")])
+    ledger.apply([ReceiptSeen("smsc", "id|with|bars", "UNDELIV", "011")])
+    fields = redis_client.hmget(keys.job_parts("codec", OP), ["4:1", "4:1:m", "4:1:r"])
+    assert PartState.read(fields[0]) is PartState.ACKED
+    ack, receipt = Ack.read(fields[1]), Receipt.read(fields[2])
+    assert ack.message_id == "id|with|bars" and ack.at_ms > 1_700_000_000_000
+    assert (receipt.status, receipt.error, receipt.delivered) == ("UNDELIV", "011", False)
+    assert receipt.at_ms >= ack.at_ms
+    owner = MessageOwner.read(redis_client.get(keys.message_id(OP, "smsc", "id|with|bars")))
+    assert (owner.job_id, owner.row) == ("codec", 4)

@@ -19,6 +19,7 @@ import pyarrow as pa
 from tests.helpers import ApiProcess, SimProcess, wait_for
 from tests.integration.test_api import _assert_adds_up, _campaign, _post, _wait_state, running_stack
 from ulak import keys, links
+from ulak.records import LinkOwner
 from ulak.redis_server import free_port
 
 PHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148"
@@ -74,7 +75,8 @@ def test_links_in_the_sent_texts_lead_to_the_page_and_count_clicks(ray_session: 
             by_row = {int(r["row"]): r["msisdn"].lstrip("+") for r in report}
             row_of: dict[str, int] = {}
             for dst, code in codes.items():
-                job, row_of[code], ledger = links.parse_reservation(stack.redis.get(keys.link(code)))
+                owner = LinkOwner.read(stack.redis.get(keys.link(code)))
+                job, row_of[code], ledger = owner.job_id, owner.row, owner.ledger
                 assert (job, ledger) == (job_id, "tcell") and by_row[row_of[code]] == dst
 
             # A click within scanner_seconds of its message's delivery is a carrier's scanner: a

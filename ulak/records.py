@@ -1,0 +1,183 @@
+"""The layouts of the values behind the keys of ``ulak.keys``: one reader (and writer, where Python
+writes it) per value that one module writes and another reads. ``ulak.keys`` names the keys; this
+module says what their values hold. No other module splits a stored string.
+
+Some are written by the ledger's Lua script (``ulak/dispatch/ledger.lua``); the readers here follow
+its layout, and ``tests/unit/test_records.py`` holds the two to each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+SEP = "|"
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class PartState(StrEnum):
+    """A part's submit state in ``keys.job_parts`` (``<row>:<part>``), and a row's in ``keys.job_rows``
+    (its first part's). One letter each: a million parts are a million fields."""
+
+    SENT = "s"  # handed to the SMSC, no answer yet
+    ACKED = "a"  # submit_sm_resp ESME_ROK
+    FAILED = "f"  # submit_sm_resp with an error
+    UNKNOWN = "u"  # its bind died with it on the wire: it may or may not have gone
+
+    @property
+    def status(self) -> str:
+        """The row status the report shows for it."""
+        return _STATUS[self]
+
+    @classmethod
+    def read(cls, value: bytes | str) -> PartState:
+        return cls(_text(value))
+
+
+_STATUS = {
+    PartState.SENT: "in_flight",
+    PartState.ACKED: "acked",
+    PartState.FAILED: "failed",
+    PartState.UNKNOWN: "unknown",
+}
+
+
+@dataclass(frozen=True)
+class Ack:
+    """A part's ``<row>:<part>:m`` in ``keys.job_parts``: ``id|unix_ms`` (the SMSC's message id, and
+    when its submit_sm_resp came). Written by the ledger script."""
+
+    message_id: str
+    at_ms: int
+
+    @classmethod
+    def read(cls, value: bytes | str) -> Ack:
+        message_id, _, ms = _text(value).rpartition(SEP)  # an id may hold "|": the time never does
+        return cls(message_id, int(ms))
+
+    def write(self) -> str:
+        return f"{self.message_id}{SEP}{self.at_ms}"
+
+
+DELIVERED = "DELIVRD"
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A part's ``<row>:<part>:r`` in ``keys.job_parts``: ``status|error|unix_ms`` (the receipt's
+    stat and err fields, and when it came). Written by the ledger script."""
+
+    status: str
+    error: str
+    at_ms: int
+
+    @classmethod
+    def read(cls, value: bytes | str) -> Receipt:
+        status, error, ms = _text(value).split(SEP)
+        return cls(status, error, int(ms))
+
+    def write(self) -> str:
+        return SEP.join((self.status, self.error, str(self.at_ms)))
+
+    @property
+    def delivered(self) -> bool:
+        return self.status == DELIVERED
+
+    @property
+    def at(self) -> float:
+        """Unix seconds."""
+        return self.at_ms / 1000
+
+
+@dataclass(frozen=True)
+class MessageOwner:
+    """``keys.message_id``'s value: ``job|row|part|parts|acked_ms[|a]``, whose part an SMSC message id
+    is. Written by the ledger script; read to attribute a conversion named by message id."""
+
+    job_id: str
+    row: int
+
+    @classmethod
+    def read(cls, value: bytes | str) -> MessageOwner:
+        job_id, row = _text(value).split(SEP)[:2]
+        return cls(job_id, int(row))
+
+
+@dataclass(frozen=True)
+class LinkOwner:
+    """``keys.link``'s value: ``job|row|ledger``, whose tracked link a code is (ledger empty: not
+    known). Written when codes are reserved (``ulak.links.reserve``)."""
+
+    job_id: str
+    row: int
+    ledger: str
+
+    @classmethod
+    def read(cls, value: bytes | str) -> LinkOwner:
+        job_id, row, ledger = _text(value).split(SEP)
+        return cls(job_id, int(row), ledger)
+
+    def write(self) -> str:
+        return SEP.join((self.job_id, str(self.row), self.ledger))
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One of ``keys.job_samples``: ``t|submitted|parts_sent`` (a job's progress at unix time t)."""
+
+    at: float
+    submitted: int
+    parts_sent: int
+
+    @classmethod
+    def read(cls, value: bytes | str) -> Sample:
+        at, submitted, parts_sent = _text(value).split(SEP)
+        return cls(float(at), int(float(submitted)), int(float(parts_sent)))
+
+    def write(self) -> str:
+        return f"{self.at:.3f}{SEP}{self.submitted}{SEP}{self.parts_sent}"
+
+
+@dataclass(frozen=True)
+class SurveyAsked:
+    """``keys.survey_index``'s value per number: ``job|since|window seconds|kind``, the most recent
+    survey that asked it (written by the job's runner, read by the replies processor)."""
+
+    job_id: str
+    since: float
+    window: float
+    kind: str
+
+    @classmethod
+    def read(cls, value: bytes | str) -> SurveyAsked:
+        job_id, since, window, kind = _text(value).split(SEP)
+        return cls(job_id, float(since), float(window), kind)
+
+    def write(self, *, since: str) -> str:
+        """*since* as the job record keeps it (the same text, so a resumed runner writes the same)."""
+        return SEP.join((self.job_id, since, f"{self.window:.0f}", self.kind))
+
+    def answers_at(self, when: float) -> bool:
+        """Whether a reply at unix time *when* is within the survey's window."""
+        return 0 <= when - self.since <= self.window
+
+
+def bind_field(operator: str, bind: str) -> str:
+    """A hash field naming one bind, ``operator/bind`` (``keys.BIND_REPLACEMENTS``)."""
+    return f"{operator}/{bind}"
+
+
+def read_bind_field(field: bytes | str) -> tuple[str, str]:
+    operator, _, bind = _text(field).partition("/")
+    return operator, bind
+
+
+def read_minute_field(field: bytes | str) -> tuple[int, bool]:
+    """A per-minute hash field of clicks or conversions, ``<unix minute>[:<kind>]`` (written by the
+    click and conversion scripts): the minute, and whether it counts the second kind (unique
+    clicks, value) rather than the first (clicks, conversions)."""
+    minute, _, kind = _text(field).partition(":")
+    return int(minute), bool(kind)
