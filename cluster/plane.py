@@ -21,6 +21,7 @@ from cluster.engagement import events
 from cluster.engagement.conversions import Conversions
 from cluster.jobs import legacy
 from cluster.jobs.options import JobOptions, JobRefused, says_how_to_opt_out
+from cluster.jobs.record import JobRecord
 from cluster.jobs.states import ACTIVE, InvalidTransition, JobEvent, JobState, resumed_state
 from cluster.jobs.store import JobStore
 from cluster.send.pool import BindMaker, BindPool
@@ -173,9 +174,9 @@ class ControlPlane:
         job_id = time.strftime("%Y%m%d") + "-" + secrets.token_hex(5)
         return job_id, self.files.new(job_id)
 
-    def job_dir(self, record: dict[str, str]) -> JobDir:
+    def job_dir(self, record: JobRecord) -> JobDir:
         """The folder of the job whose record is *record*."""
-        return self.files.dir(record["dir"])
+        return self.files.dir(record.dir)
 
     def existing(self, idempotency_digest: str | None) -> str | None:
         if idempotency_digest is None:
@@ -292,9 +293,9 @@ class ControlPlane:
 
     def resume(self, job_id: str) -> None:
         record = self.store.record(job_id)
-        if record["state"] != JobState.PAUSED.value:
-            raise InvalidTransition(f"job {job_id} is {record['state']}, not paused", record["state"])
-        self.store.transition(job_id, JobEvent.RESUME, to=resumed_state(record.get("paused_from")))
+        if record.state is not JobState.PAUSED:
+            raise InvalidTransition(f"job {job_id} is {record.state}, not paused", record.state)
+        self.store.transition(job_id, JobEvent.RESUME, to=resumed_state(record.paused_from))
 
     def cancel(self, job_id: str) -> None:
         self.store.transition(job_id, JobEvent.CANCEL)

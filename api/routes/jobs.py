@@ -22,9 +22,9 @@ from api.errors import ApiError, validation_error
 from api.schemas import ErrorBody, JobCreated, JobList, JobUri, JobView, Links, Purged, PurgeRequest
 from cluster.engagement import events
 from cluster.jobs.options import JobOptions
+from cluster.jobs.record import JobRecord
 from cluster.jobs.states import JobState
 from cluster.jobs.store import view_async
-from cluster.jobs.views import job_ledgers
 from cluster.plane import ControlPlane
 from cluster.reports.report import (
     REPORT_SCHEMA,
@@ -319,10 +319,10 @@ def cancel_job(job_id: str, plane: Plane, key: WriteKey) -> dict[str, Any]:
     return plane.store.view(job_id)
 
 
-def _unprepared(job_id: str, record: dict[str, str]) -> ApiError:
-    state = JobState(record["state"])
+def _unprepared(job_id: str, record: JobRecord) -> ApiError:
+    state = record.state
     if state.terminal:
-        code = json.loads(record["error"]).get("code") if record.get("error") else None
+        code = record.error.get("code") if record.error else None
         why = f" ({code}: see the job's error)" if code else ""
         return ApiError(
             409,
@@ -353,11 +353,10 @@ def job_report(
 ) -> StreamingResponse:
     """Every accepted row: number, operator, parts, submit status, receipt, error, message ids, times."""
     record = plane.store.record(job_id)
-    state = JobState(record["state"])
-    if record.get("prepared") != "1":
+    if not record.prepared:
         raise _unprepared(job_id, record)
     directory = plane.job_dir(record)
-    batches = report_batches(plane.client, job_id, directory, state=state, ledgers=job_ledgers(record))
+    batches = report_batches(plane.client, job_id, directory, state=record.state, ledgers=record.ledgers)
     return _stream(batches, REPORT_SCHEMA, format, f"{job_id}-report")
 
 
@@ -429,7 +428,7 @@ def job_rejected(
     """The rows refused at ingest: row number, reason, detail, and the row's original values."""
     record = plane.store.record(job_id)
     directory = plane.job_dir(record)
-    schema = rejected_schema(directory) if record.get("prepared") == "1" else None
+    schema = rejected_schema(directory) if record.prepared else None
     if schema is None:
         raise _unprepared(job_id, record)
     return _stream(rejected_batches(directory), schema, format, f"{job_id}-rejected")

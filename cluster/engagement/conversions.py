@@ -37,9 +37,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import redis
 
-from cluster.jobs.options import JobOptions
+from cluster.jobs.record import JobRecord
 from cluster.jobs.states import TERMINAL, JobState
-from cluster.jobs.views import job_ledgers
 from ingest.collect import ACCEPTED_FILE, HOLDOUT_FILE
 from ingest.numbers import NumberNormalizer, as_uint64
 from ulak import keys, links
@@ -166,7 +165,7 @@ class Conversions:
         client: redis.Redis,
         settings: Settings,
         *,
-        job_dir: Callable[[dict[str, str]], JobDir],
+        job_dir: Callable[[JobRecord], JobDir],
         now: Callable[[], float] = time.time,
         cached_jobs: int = 4,
     ) -> None:
@@ -220,7 +219,7 @@ class Conversions:
             link_code=link_code, job_id=job_id, msisdn=msisdn, message_id=message_id, operator=operator
         )
         record = self._job_record(who.job_id)
-        options = JobOptions.model_validate_json(record["options"])
+        options = record.options
         click_days = (
             options.click_window_days
             if options.click_window_days is not None
@@ -281,13 +280,13 @@ class Conversions:
         had = self.client.hget(keys.job_conversion_ids(job.decode()), event_id)  # type: ignore[union-attr]
         return {**json.loads(had), "duplicate": True} if had is not None else None
 
-    def _job_record(self, job_id: str) -> dict[str, str]:
+    def _job_record(self, job_id: str) -> JobRecord:
         raw: dict[bytes, bytes] = self.client.hgetall(keys.job(job_id))  # type: ignore[assignment]
         if not raw:
             raise ConversionRefused(
                 f"job {quoted(job_id, 40)} does not exist (or was purged)", 404, "job_not_found", "job_id"
             )
-        return {k.decode(): v.decode() for k, v in raw.items()}
+        return JobRecord.from_redis(raw)
 
     # ----------------------------------------------------------------------- finding the row
 
@@ -354,7 +353,7 @@ class Conversions:
 
     def _by_number(self, job_id: str, msisdn: str) -> Recipient:
         record = self._job_record(job_id)
-        if record.get("prepared") != "1":
+        if not record.prepared:
             raise ConversionRefused(
                 f"job {job_id} has not prepared its rows yet: it has no recipients to match",
                 409,
@@ -370,9 +369,9 @@ class Conversions:
                 f"+{e164[0].as_py()} is not a recipient of job {job_id}", 404, "unknown_recipient", "msisdn"
             )
         row, op, held = found
-        return Recipient(job_id, row, job_ledgers(record).get(op or "", ""), held_out=held)
+        return Recipient(job_id, row, record.ledgers.get(op or "", ""), held_out=held)
 
-    def _index(self, job_id: str, record: dict[str, str]) -> _Numbers:
+    def _index(self, job_id: str, record: JobRecord) -> _Numbers:
         with self._lock:
             if job_id in self._numbers:
                 self._numbers.move_to_end(job_id)
@@ -409,13 +408,12 @@ class Conversions:
         )
 
 
-def campaign_period(record: dict[str, str], *, click_window: float) -> tuple[float, float]:
+def campaign_period(record: JobRecord, *, click_window: float) -> tuple[float, float]:
     """When a recipient's conversion counts for the campaign's lift (sent and held out alike): from
     the job's first sending to its end plus the click window (no end while it runs)."""
-    history = [entry.partition("@") for entry in record.get("history", "").split()]
-    sending = [float(at) for state, _, at in history if state == JobState.SENDING]
-    start = sending[0] if sending else float(record.get("created_at", 0))
-    ended = [float(record[f"{s}_at"]) for s in TERMINAL if record.get(f"{s}_at")]
+    sending = [at for state, at in record.history if state == JobState.SENDING]
+    start = sending[0] if sending else record.created_at
+    ended = [at for s in TERMINAL if (at := record.entered_at(s)) is not None]
     return start, (max(ended) + click_window if ended else float("inf"))
 
 

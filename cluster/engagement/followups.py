@@ -22,6 +22,7 @@ from typing import Any
 import structlog
 
 from cluster.jobs.options import JobOptions
+from cluster.jobs.record import JobRecord
 from ulak import keys
 
 log = structlog.get_logger("ulak.followups")
@@ -50,11 +51,11 @@ class FollowupSender:
 
     def _survey(self, job_id: str) -> int:
         stream = keys.job_survey_followups(job_id)
-        record = {k.decode(): v.decode() for k, v in self.client.hgetall(keys.job(job_id)).items()}
-        if "options" not in record:  # purged
+        record = JobRecord.from_redis(self.client.hgetall(keys.job(job_id)))
+        if "options" not in record.fields:  # purged
             self.client.srem(keys.FOLLOWUP_JOBS, job_id)
             return 0
-        bounds = record.get("followup_batch")
+        bounds = record.followup_batch
         if bounds:
             first, last = bounds.split(" ")
             entries = self.client.xrange(stream, first, last)
@@ -68,9 +69,9 @@ class FollowupSender:
             first, last = entries[0][0].decode(), entries[-1][0].decode()
             self.client.hset(keys.job(job_id), "followup_batch", f"{first} {last}")
         if entries:
-            options = JobOptions.model_validate_json(record["options"])
+            options = record.options
             made = self._submit(job_id, options, entries, f"{first}-{last}")
-            known = record.get("followup_jobs", "").split()
+            known = record.followup_jobs
             if made not in known:
                 self.client.hset(keys.job(job_id), "followup_jobs", " ".join([*known, made]))
         pipe = self.client.pipeline(transaction=True)  # one slot: the survey job's

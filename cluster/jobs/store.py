@@ -12,8 +12,9 @@ from typing import Any
 import redis
 
 from cluster.jobs.options import JobOptions
+from cluster.jobs.record import JobRecord
 from cluster.jobs.states import InvalidTransition, JobEvent, JobState, move
-from cluster.jobs.views import JobNotFound, counters, decoded, job_ledgers, make_view, queue_view
+from cluster.jobs.views import JobNotFound, counters, make_view, queue_view
 from ulak import keys, links
 from ulak.dispatch.ledger import LedgerReader, sum_counters
 from ulak.jobfiles import JobDir
@@ -74,11 +75,11 @@ class JobStore:
         pipe.zadd(keys.JOBS, {job_id: now})
         pipe.execute()
 
-    def record(self, job_id: str) -> dict[str, str]:
+    def record(self, job_id: str) -> JobRecord:
         raw: dict[bytes, bytes] = self.client.hgetall(keys.job(job_id))  # type: ignore[assignment]
         if not raw:
             raise JobNotFound(f"no job {quoted(job_id, 40)}")
-        return decoded(raw)
+        return JobRecord.from_redis(raw)
 
     def state(self, job_id: str) -> JobState:
         value = self.client.hget(keys.job(job_id), "state")
@@ -108,7 +109,7 @@ class JobStore:
         return int(value or 0)
 
     def options(self, job_id: str) -> JobOptions:
-        return JobOptions.model_validate_json(self.record(job_id)["options"])
+        return self.record(job_id).options
 
     def update(self, job_id: str, **fields: str | int | float) -> None:
         mapping: dict[str, str | int | float] = {**fields, "updated_at": _now()}
@@ -164,7 +165,7 @@ class JobStore:
         the configured ones: a webhook job is listed in each), samples and index entries (the
         message-id keys expire by themselves). Its directory is the caller's to delete."""
         raw: dict[bytes, bytes] = self.client.hgetall(keys.job(job_id))  # type: ignore[assignment]
-        mine = job_ledgers(decoded(raw))
+        mine = JobRecord.from_redis(raw).ledgers
         pipe = self.client.pipeline(transaction=False)  # many slots on a cluster; the record goes last
         for key in LedgerReader(self.client, job_id, mine).ledger_keys(ledgers):
             pipe.delete(key)
@@ -226,7 +227,7 @@ class JobStore:
 
     def reader(self, job_id: str) -> LedgerReader:
         """The job's rows, parts and ledger counters, read from the ledgers its record names."""
-        return LedgerReader(self.client, job_id, job_ledgers(self.record(job_id)))
+        return LedgerReader(self.client, job_id, self.record(job_id).ledgers)
 
     def sample(self, job_id: str, counters: dict[str, int], *, keep: int = 30) -> None:
         """Record a progress sample (the job's runner does, about once a second) for rates and ETA."""
@@ -240,15 +241,15 @@ class JobStore:
         """The job as the API shows it: state, options, the figures (adding up), rates, ETA, times."""
         return self.view_and_record(job_id)[0]
 
-    def view_and_record(self, job_id: str) -> tuple[dict[str, Any], dict[str, str]]:
+    def view_and_record(self, job_id: str) -> tuple[dict[str, Any], JobRecord]:
         """:meth:`view`, and the record it was made from (read once, in the same MULTI)."""
         # One MULTI for the job's own keys (one slot), then one pipeline for its ledgers' counters,
         # each an atomic snapshot that adds up (ulak.dispatch.ledger.LedgerReader).
         pipe = self.client.pipeline(transaction=True)
         queue_view(pipe, job_id)
         rec, own, samples, clicks, conversions = pipe.execute()
-        record = decoded(rec)
-        ledger = LedgerReader(self.client, job_id, job_ledgers(record)).counters()
+        record = JobRecord.from_redis(rec)
+        ledger = LedgerReader(self.client, job_id, record.ledgers).counters()
         view = make_view(job_id, rec, [own, ledger], samples, clicks=clicks, conversions=conversions)
         return view, record
 
@@ -258,7 +259,7 @@ async def view_async(client: Any, job_id: str) -> dict[str, Any]:
     pipe = client.pipeline(transaction=True)
     queue_view(pipe, job_id)
     rec, own, samples, clicks, conversions = await pipe.execute()
-    found = LedgerReader(client, job_id, job_ledgers(decoded(rec))).counter_keys()
+    found = LedgerReader(client, job_id, JobRecord.from_redis(rec).ledgers).counter_keys()
     ledger: dict[str, int] = {}
     if found:  # LedgerReader.counters, over the asyncio client
         pipe = client.pipeline(transaction=False)

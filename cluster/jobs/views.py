@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import astuple
 from datetime import UTC, datetime
 from typing import Any
 
+from cluster.jobs.record import JobRecord
 from cluster.jobs.states import JobState, actions
 from ulak import keys, links
 from ulak.dispatch.ledger import COUNTERS
 from ulak.money import from_micros
 from ulak.quoting import quoted
 from ulak.records import Sample
-from ulak.settings import OperatorConfig
 
 CONVERSION_COUNTERS = (
     "conversions",
@@ -31,22 +31,6 @@ CONVERSION_COUNTERS = (
 RECEIPT_OUTCOMES = ("delivered", "undelivered", "expired", "rejected", "deleted", "receipt_unknown")
 # Set by the job runner in the same hash as the ledger's (which has its own "rejected": a receipt outcome).
 INGEST_COUNTERS = ("rows", "accepted", "rows_rejected", "held_out", "parts_total", "cancelled")
-
-
-def job_ledgers(record: dict[str, str]) -> dict[str, str]:
-    """Each operator a job's rows go to, and the ledger that keeps them (its record's ``ledgers``,
-    written when it is prepared, so a later change of configuration does not lose its figures)."""
-    pairs = (item.partition(":") for item in record.get("ledgers", "").split(",") if item)
-    return {op: ledger or op for op, _, ledger in pairs}
-
-
-def decoded(raw: dict[bytes, bytes]) -> dict[str, str]:
-    return {k.decode(): v.decode() for k, v in raw.items()}
-
-
-def ledgers_field(operators: Iterable[OperatorConfig]) -> str:
-    """The record's ``ledgers`` for a job whose rows go to *operators*."""
-    return ",".join(f"{op.name}:{op.ledger_name}" for op in sorted(operators, key=lambda o: o.name))
 
 
 class JobNotFound(LookupError):
@@ -76,16 +60,16 @@ def make_view(
     conversions."""
     if not raw_rec:
         raise JobNotFound(f"no job {quoted(job_id, 40)}")
-    rec = decoded(raw_rec)
+    rec = JobRecord.from_redis(raw_rec)
     c = counters(raw_counters)
-    state = JobState(rec["state"])
+    state = rec.state
     in_flight = c["submitted"] - c["acked"] - c["failed"] - c["unknown"]
     pending = c["accepted"] - c["submitted"] - c["cancelled"]
     outcomes = {o: c[o] for o in RECEIPT_OUTCOMES}
     msgs_rate, parts_rate = _rates(raw_samples)
     parts_left = max(0, c["parts_total"] - c["parts_sent"]) if pending > 0 else 0
     eta = parts_left / parts_rate if parts_rate > 0 and state is JobState.SENDING else None
-    preview = json.loads(rec["preview"]) if "preview" in rec else None
+    preview = rec.preview
     clicked = links.clicks_view(clicks)
     converted = {n: int(conversions.get(n.encode(), 0)) for n in CONVERSION_COUNTERS}
     return {
@@ -93,10 +77,10 @@ def make_view(
         "state": state.value,
         "actions": actions(state),
         "ended": state.terminal,
-        "options": json.loads(rec["options"]),
-        "source": rec.get("source"),
-        "error": json.loads(rec["error"]) if "error" in rec else None,
-        "waiting": rec.get("waiting") or None,
+        "options": json.loads(rec.options_json),
+        "source": rec.source,
+        "error": rec.error,
+        "waiting": rec.waiting,
         "counts": {
             "rows": c["rows"],
             "accepted": c["accepted"],
@@ -142,24 +126,23 @@ def make_view(
         "encodings": preview.get("encodings", {}) if preview else {},
         "samples": preview.get("samples", []) if preview else [],
         "times": {
-            s: iso_time(rec.get(f"{s}_at"))
+            s: iso_time(at)
             for s in ("created", *(x.value for x in JobState))
-            if rec.get(f"{s}_at")
+            if (at := rec.entered_at(s)) is not None
         },
-        **_history(rec.get("history", "")),
+        **_history(rec.history),
     }
 
 
-def _history(raw: str) -> dict[str, Any]:
+def _history(entries: list[tuple[str, float]]) -> dict[str, Any]:
     """Every entry into a state in order, and how long the job has been sending in all (``times``
     keeps only the last entry into each: after a pause nobody could tell how long it sent)."""
-    entries = [(state, float(at)) for state, _, at in (e.partition("@") for e in raw.split())]
     sending = 0.0
     for (state, at), (_, until) in zip(entries, [*entries[1:], ("", time.time())], strict=True):
         if state == JobState.SENDING.value:
             sending += until - at
     return {
-        "history": [{"state": state, "at": iso_time(str(at))} for state, at in entries],
+        "history": [{"state": state, "at": iso_time(at)} for state, at in entries],
         "sending_seconds": round(sending, 3) if entries else None,
     }
 
@@ -186,7 +169,7 @@ def _rates(raw: list[bytes], span: float = 10.0) -> tuple[float, float]:
     return (newest[1] - oldest[1]) / dt, (newest[2] - oldest[2]) / dt
 
 
-def iso_time(ts: str | None) -> str | None:
+def iso_time(ts: float | str | None) -> str | None:
     if not ts:
         return None
     return datetime.fromtimestamp(float(ts), UTC).isoformat().replace("+00:00", "Z")

@@ -38,9 +38,9 @@ import pyarrow.parquet as pq
 
 from cluster.engagement.replies import survey_summary
 from cluster.jobs.options import JobOptions
+from cluster.jobs.record import JobRecord
 from cluster.jobs.states import JobState
 from cluster.jobs.store import JobStore
-from cluster.jobs.views import job_ledgers
 from cluster.reports.report import report_batches
 from cluster.send.winner import describe as winner_decision
 from ulak import keys
@@ -73,7 +73,7 @@ def summarize(
     settings: Settings,
     job_id: str,
     *,
-    job_dir: Callable[[dict[str, str]], JobDir],
+    job_dir: Callable[[JobRecord], JobDir],
     bucket: int = 60,
     now: float | None = None,
 ) -> dict[str, Any]:
@@ -84,7 +84,7 @@ def summarize(
     client = store.client
     view, record = store.view_and_record(job_id)
     directory = job_dir(record)
-    options = JobOptions.model_validate_json(record["options"])
+    options = record.options
     rows = _Rows(_outcomes(store, job_id, record, view, directory))
     rows.attach(_engagement(store, job_id, record, view, directory))
     prices = {op.name: micros(op.price_per_part) for op in settings.operators}
@@ -122,7 +122,7 @@ def summarize(
         "operators": operators,
         "variants": variants,
         "ab_test": _ab_test(tested) if len(tested) >= 2 else None,
-        "decision": winner_decision(record.get("decision")),
+        "decision": winner_decision(record.decision),
         "holdout": _holdout(view, total) if options.holdout else None,
         "survey": (
             survey_summary(client, job_id, options.survey.kind, delivered=total["delivered"])
@@ -208,18 +208,18 @@ def _stamp(view: Mapping[str, Any]) -> str:
 
 
 def _outcomes(
-    store: JobStore, job_id: str, record: dict[str, str], view: Mapping[str, Any], directory: JobDir
+    store: JobStore, job_id: str, record: JobRecord, view: Mapping[str, Any], directory: JobDir
 ) -> pa.Table:
     """The rows' outcomes: the snapshot when it is still true, else read from the ledgers (and kept
     as the snapshot when nothing but a late receipt can change them any more)."""
-    if record.get("prepared") != "1":
+    if not record.prepared:
         return _empty()
     stamp = _stamp(view)
-    if record.get("outcomes_stamp") == stamp and directory.exists(SNAPSHOT):
+    if record.outcomes_stamp == stamp and directory.exists(SNAPSHOT):
         return pq.read_table(directory.open_input(SNAPSHOT))
     state = JobState(view["state"])
     batches = report_batches(
-        store.client, job_id, directory, state=state, ledgers=job_ledgers(record), batch_rows=20_000
+        store.client, job_id, directory, state=state, ledgers=record.ledgers, batch_rows=20_000
     )
     table = _empty()
     pieces = [_slim(b) for b in batches]
@@ -239,16 +239,16 @@ _ENGAGEMENT = pa.schema(
 
 
 def _engagement(
-    store: JobStore, job_id: str, record: dict[str, str], view: Mapping[str, Any], directory: JobDir
+    store: JobStore, job_id: str, record: JobRecord, view: Mapping[str, Any], directory: JobDir
 ) -> pa.Table:
     """Each clicked or converted row's clicks, conversions and value (millionths): the snapshot
     while the job's click and conversion counters are what it was taken at, else the per-row
     hashes (kept as the snapshot once the job has ended). The stamp is read before the hashes, so
     a click between the two only makes the next read take the snapshot again."""
-    if record.get("prepared") != "1":
+    if not record.prepared:
         return _ENGAGEMENT.empty_table()
     stamp = "e1|" + json.dumps([view["clicks"], view["conversions"]], sort_keys=True)
-    if record.get("engagement_stamp") == stamp and directory.exists(ENGAGEMENT):
+    if record.engagement_stamp == stamp and directory.exists(ENGAGEMENT):
         return pq.read_table(directory.open_input(ENGAGEMENT))
     client = store.client
     clicked, clicks, _ = _counts(client.hgetall(keys.job_clicked_rows(job_id)), None)  # type: ignore[arg-type]

@@ -27,9 +27,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import structlog
 
+from cluster.jobs.record import YES, ledgers_field
 from cluster.jobs.states import InvalidTransition, JobEvent, JobState
 from cluster.jobs.store import JobStore
-from cluster.jobs.views import RECEIPT_OUTCOMES, ledgers_field
+from cluster.jobs.views import RECEIPT_OUTCOMES
 from cluster.send import winner
 from cluster.send.pool import BindDied, BindRef, Take, operator_state
 from ingest.collect import ACCEPTED_FILE
@@ -100,7 +101,7 @@ class JobRunner:
         self.client = redisclient.client(redis_url)
         self.store = JobStore(self.client)
         self.options = self.store.options(job_id)
-        self.directory = JobFiles.configured(settings.jobs).dir(self.store.record(job_id)["dir"])
+        self.directory = JobFiles.configured(settings.jobs).dir(self.store.record(job_id).dir)
         self._log = log.bind(job_id=job_id)
         self._ledger_reader: LedgerReader | None = None
         self._last_sample = 0.0
@@ -148,7 +149,7 @@ class JobRunner:
                     break
                 state = self._restore(state)
                 try:
-                    if self.store.record(self.job_id).get("prepared") != "1":
+                    if not self.store.record(self.job_id).prepared:
                         self._ingest(state)
                     elif state is JobState.DRAINING:
                         self._drain()
@@ -173,7 +174,7 @@ class JobRunner:
     def _discard_upload(self) -> None:
         """The uploaded file holds personal data and is needed only until the rows are prepared:
         it goes when the job ends, whatever the end (``jobs.keep_uploads`` keeps it)."""
-        upload = self.store.record(self.job_id).get("upload")
+        upload = self.store.record(self.job_id).upload
         if upload:
             self.directory.delete(_name(upload))
 
@@ -206,7 +207,8 @@ class JobRunner:
         record = self.store.record(self.job_id)
         started = time.perf_counter()
         # Writes accepted.parquet and rejected.parquet into the job's directory, whole or not at all.
-        with self.directory.local(_name(record["upload"])) as upload:
+        assert record.upload is not None, "the upload is fetched before ingest"
+        with self.directory.local(_name(record.upload)) as upload:
             prepared = prepare(
                 upload,
                 spec,
@@ -214,7 +216,7 @@ class JobRunner:
                 operators=self.settings.operators,
                 redis_url=self.redis_url,
                 directory=self.directory,
-                name=record.get("filename"),
+                name=record.filename,
                 read_here=not self.directory.is_local,
                 links=self._links(),
                 optout_instruction=self.settings.replies.optout_instruction,
@@ -230,7 +232,7 @@ class JobRunner:
         fields = {
             "preview": json.dumps(preview.as_dict()),
             "ledgers": ledgers_field(self.settings.operator(op) for op in preview.operators),  # its figures
-            "prepared": "1",
+            "prepared": YES,
         }
         after = JobState.DONE if opts.dry_run or preview.accepted == 0 else JobState.SCHEDULED
         self._prepared = (fields, counters, after)
@@ -334,7 +336,8 @@ class JobRunner:
         survey, reply_to = self.options.survey, self.options.survey_reply_to()
         assert survey is not None and reply_to is not None
         self.client.hsetnx(keys.job(self.job_id), "survey_since", f"{time.time():.3f}")
-        since = self.store.record(self.job_id)["survey_since"]
+        since = self.store.record(self.job_id).survey_since
+        assert since is not None  # set just above
         asked = SurveyAsked(self.job_id, float(since), survey.window_hours * 3600, survey.kind)
         value = asked.write(since=since)
         rows_file = pq.ParquetFile(self.directory.open_input(ACCEPTED_FILE))
@@ -353,8 +356,8 @@ class JobRunner:
             return state
         fields, counters, after = self._prepared
         record = self.store.record(self.job_id)
-        lost = list(fields) if record.get("prepared") != "1" else []  # one write made them all
-        if self._began and record.get("sending_began") != "1":
+        lost = list(fields) if not record.prepared else []  # one write made them all
+        if self._began and not record.sending_began:
             lost.append("sending_began")
         if not lost:
             return state
@@ -365,7 +368,7 @@ class JobRunner:
             hint="Redis lost its last writes (a crash with appendfsync everysec); written again",
         )
         self.client.hset(keys.job_counters(self.job_id), mapping=counters)
-        self.store.update(self.job_id, **fields, **({"sending_began": "1"} if self._began else {}))
+        self.store.update(self.job_id, **fields, **({"sending_began": YES} if self._began else {}))
         if state is JobState.QUEUED:
             with contextlib.suppress(InvalidTransition):
                 self.store.transition(self.job_id, JobEvent.INGEST)
@@ -379,7 +382,7 @@ class JobRunner:
         # writes it again when this runner set it; a new runner asks the ledger and the binds).
         resuming = (
             self._began
-            or self.store.record(self.job_id).get("sending_began") == "1"
+            or self.store.record(self.job_id).sending_began
             or self._counters(fresh=True).get("submitted", 0) > 0
             or self._pending() > 0
         )
@@ -390,7 +393,7 @@ class JobRunner:
             self._quiesce()
             self._log.info("job.resuming")
         else:
-            self.store.update(self.job_id, sending_began="1")
+            self.store.update(self.job_id, sending_began=YES)
         if self.options.survey is not None:
             self._index_survey()
         rows = self._rows(skip_sent=resuming)
@@ -647,7 +650,7 @@ class JobRunner:
             yield from self._timed_rows(skip_sent=skip_sent)
             return
         yield from self._file_rows(skip_sent=skip_sent, rest=False)
-        while self.store.record(self.job_id).get("winner") is None:
+        while self.store.record(self.job_id).winner is None:
             if not self._decide_now():
                 yield None
         yield from self._file_rows(skip_sent=skip_sent, rest=True)
@@ -673,12 +676,10 @@ class JobRunner:
 
     def _decide_now(self) -> bool:
         """Pick the winner if the decision period is over (and say when it will be, while not)."""
-        record = self.store.record(self.job_id)
-        if not record.get("decide_at"):
-            at = time.time() + self.options.decide_after_minutes * 60
-            self.store.update(self.job_id, decide_at=round(at, 3))
-            record["decide_at"] = str(at)
-        decide_at = float(record["decide_at"])
+        decide_at = self.store.record(self.job_id).decide_at
+        if decide_at is None:
+            decide_at = time.time() + self.options.decide_after_minutes * 60
+            self.store.update(self.job_id, decide_at=round(decide_at, 3))
         if time.time() < decide_at:
             when = datetime.fromtimestamp(decide_at, UTC).isoformat(timespec="seconds")
             by = self.options.winner_by

@@ -29,6 +29,7 @@ import xlsxwriter
 from api.cli.stack import stop_actors
 from api.keys import create_key
 from cluster.jobs.options import JobOptions
+from cluster.jobs.states import JobState
 from cluster.jobs.store import JobStore
 from tests.helpers import ApiProcess, SimProcess, wait_for
 from ulak.redis_server import RedisServer
@@ -542,8 +543,8 @@ def test_rejected_rows_come_back_with_formulas_quoted_and_the_upload_is_deleted(
     raw = pq.read_table(pa.BufferReader(parquet)).column("telefon").to_pylist()
     assert raw[0] == '=HYPERLINK("http://evil","tıkla")'  # Parquet stays raw
     record = JobStore(hostile.redis).record(job_id)
-    folder = Path(record["dir"])
-    assert record["upload"] == "upload.csv" and folder.is_dir()
+    folder = Path(record.dir)
+    assert record.upload == "upload.csv" and folder.is_dir()
     assert not (folder / "upload.csv").exists() and (folder / "accepted.parquet").exists()
 
 
@@ -584,10 +585,11 @@ def test_purge_deletes_jobs_past_their_retention_with_their_files(hostile: Hosti
         )
         job_id = created.json()["id"]
         wait_for(lambda: http.get(f"/v1/jobs/{job_id}").json()["state"] == "done", timeout=60, what="dry run")
-        directory = Path(JobStore(hostile.redis).record(job_id)["dir"])
+        directory = Path(JobStore(hostile.redis).record(job_id).dir)
         assert job_id not in http.post("/v1/jobs/purge", json={}).json()["purged"]  # retention_days: 90
         second = 1 / 86400
-        ended = float(JobStore(hostile.redis).record(job_id)["done_at"])
+        ended = JobStore(hostile.redis).record(job_id).entered_at(JobState.DONE)
+        assert ended is not None
         wait_for(lambda: time.time() > ended + 2, timeout=10, what="two seconds since the job ended")
         dry = http.post("/v1/jobs/purge", json={"older_than_days": second, "dry_run": True}).json()
         assert dry["dry_run"] and job_id in dry["purged"] and directory.exists()

@@ -66,7 +66,7 @@ class JobStates(RuleBasedStateMachine):
     def apply(self, event: JobEvent) -> None:
         expected = self._expect(event)
         to = (
-            resumed_state(self.store.record(self.job).get("paused_from"))
+            resumed_state(self.store.record(self.job).paused_from)
             if event is JobEvent.RESUME
             else None
         )
@@ -88,9 +88,9 @@ class JobStates(RuleBasedStateMachine):
         if not hasattr(self, "job"):
             return
         record = self.store.record(self.job)
-        assert record["state"] == self.state
-        assert int(record.get("pauses", 0)) == self.pauses
-        assert [entry.split("@")[0] for entry in record["history"].split()] == self.entered
+        assert record.state is self.state
+        assert int(record.fields.get("pauses", 0)) == self.pauses
+        assert [state for state, _ in record.history] == self.entered
         view = self.store.view(self.job)
         assert (view["state"], view["ended"]) == (self.state, self.state in TERMINAL)
         assert view["actions"] == actions(self.state)

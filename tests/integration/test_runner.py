@@ -22,9 +22,9 @@ import redis
 
 from actors.factories import control_plane
 from cluster.jobs.options import JobOptions
+from cluster.jobs.record import YES, ledgers_field
 from cluster.jobs.states import JobEvent, JobState
 from cluster.jobs.store import JobStore
-from cluster.jobs.views import ledgers_field
 from cluster.send import runner as runner_module
 from cluster.send.pool import BindDied, BindRef, Take
 from cluster.send.runner import JobRunner
@@ -195,7 +195,7 @@ def _job(settings: Settings, client: redis.Redis, tmp_path: Path, rows: int) -> 
     pq.write_table(pa.table(table), directory / ACCEPTED_FILE)
     store = JobStore(client)
     store.create("j1", options=JobOptions(text_column="text"), source="test", directory=directory)
-    store.update("j1", prepared="1", ledgers=ledgers_field(settings.operators))
+    store.update("j1", prepared=YES, ledgers=ledgers_field(settings.operators))
     client.hset(keys.job_counters("j1"), mapping={"rows": rows, "accepted": rows})
     store.transition("j1", JobEvent.PREPARED)
     return "j1", sum(table["parts"])
