@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import redis
 from pydantic import SecretStr
 
 from ulak.redis_server import RedisServer, free_port
-from ulak.settings import BindConfig
+from ulak.settings import BindConfig, OperatorConfig, RayConfig, RedisConfig, Settings
 from ulak.smpp.pdu import (
     BindReceiver,
     BindTransceiver,
@@ -58,6 +58,42 @@ def sim_bind(sim: SimProcess, name: str, **fields: Any) -> BindConfig:
 
 
 SIMULATOR = ROOT / "scripts" / "smsc_sim.py"
+
+
+class FakeClock:
+    """The tests' one clock that moves only when told: call it for the time, set or advance ``now``."""
+
+    def __init__(self, now: float = 100.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def settings_for(redis_url: str, operators: Iterable[OperatorConfig], **sections: Any) -> Settings:
+    """The tests' one way to build Settings in process: Redis at *redis_url*, *operators*, Ray and
+    the rest at their defaults unless *sections* says (``jobs=JobsConfig(...)``). (The API process
+    reads YAML: ``tests.integration.stack.write_config``.)"""
+    return Settings(redis=RedisConfig(url=redis_url), ray=RayConfig(), operators=tuple(operators), **sections)
+
+
+def tcell_and_voda(
+    bind: Callable[[str], BindConfig], *, tps: int, voda_binds: int = 1
+) -> list[OperatorConfig]:
+    """The two operators most tests route to: tcell (+90532…, binds t1 and t2) and voda (+90542…,
+    binds v1[, v2]), each bind made by *bind* from its name."""
+    return [
+        OperatorConfig(name="tcell", prefixes=("90532",), tps=tps, binds=(bind("t1"), bind("t2"))),
+        OperatorConfig(
+            name="voda",
+            prefixes=("90542",),
+            tps=tps,
+            binds=tuple(bind(f"v{i}") for i in range(1, voda_binds + 1)),
+        ),
+    ]
 
 
 def wait_for(

@@ -28,7 +28,8 @@ from ray.cluster_utils import Cluster as RayCluster  # noqa: E402
 
 from actors.local import Cluster  # noqa: E402
 from scripts.bench.campaign import run_campaign  # noqa: E402
-from ulak.settings import BindConfig, OperatorConfig, RayConfig, RedisConfig, Settings  # noqa: E402
+from tests.helpers import settings_for  # noqa: E402
+from ulak.settings import BindConfig, OperatorConfig, Settings  # noqa: E402
 
 BIND_TPS = 100
 ACCOUNT_TPS = 150  # the account caps the two binds together below the sum of theirs: both hold
@@ -50,7 +51,7 @@ def settings(redis_url: str, port: int) -> Settings:
         for i in (1, 2)
     )
     op = OperatorConfig(name="op", prefixes=("90",), tps=ACCOUNT_TPS, binds=binds)
-    return Settings(redis=RedisConfig(url=redis_url), ray=RayConfig(), operators=(op,))
+    return settings_for(redis_url, [op])
 
 
 def where(stack: Cluster) -> dict[str, str]:

@@ -6,15 +6,12 @@ of phone numbers, so the simulator's record can be read per test.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,135 +20,21 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import ray
-import redis
 
-from api.cli.stack import stop_actors
-from api.keys import create_key
 from tests.dashboard import mismatches
-from tests.helpers import ApiProcess, SimProcess, wait_for
-from ulak import keys, redisclient
-from ulak.redis_server import RedisServer
-
-TEMPLATE = "Merhaba {ad}, hesabınıza {tutar} TL puan yüklendi. Şubat kampanyası için teşekkürler!"
-LONG = "Uzun mesaj: " + "çok güzel bir kampanya, kaçırmayın! " * 6
-
-
-@dataclass
-class Stack:
-    workdir: Path
-    config_dir: Path
-    env: dict[str, str]
-    sim: SimProcess
-    redis: redis.Redis
-    api: ApiProcess
-    token: str
-    read_token: str
-    namespace: str
-    redis_server: RedisServer | None  # None: a Redis the test started itself (a cluster)
-
-    def client(self, token: str | None = None) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.api.url, headers={"Authorization": f"Bearer {token or self.token}"}, timeout=30
-        )
-
-    def restart_api(self, *, kill: bool = False) -> None:
-        self.api.stop(9 if kill else 15)
-        self.api = ApiProcess(self.workdir, self.config_dir, self.env)
-
-    def records(self, prefix: str) -> list[dict[str, Any]]:
-        return [r for r in self.sim.records() if r["dst"].startswith(prefix)]
-
-
-def _config(
-    workdir: Path,
-    sim: SimProcess,
-    redis_url: str,
-    *,
-    tps: int,
-    jobs: dict[str, Any] | None = None,
-    accounts: dict[str, str] | None = None,
-    links: dict[str, Any] | None = None,
-    replies: dict[str, Any] | None = None,
-) -> Path:
-    config_dir = workdir / "configs"
-    config_dir.mkdir()
-    (workdir / "uploads").mkdir()
-
-    def bind(name: str) -> str:
-        system_id = (accounts or {}).get({"t": "tcell", "v": "voda"}[name[0]], "test")
-        return (
-            f"{{name: {name}, host: 127.0.0.1, port: {sim.port}, system_id: {system_id}, "
-            f"password_env: ULAK_TEST_SIM_PASSWORD, window: 20}}"
-        )
-
-    (config_dir / "operators.yaml").write_text(
-        "operators:\n"
-        f"  - {{name: tcell, prefixes: ['90532', '90533'], tps: {tps}, price_per_part: 0.20,\n"
-        f"      binds: [{bind('t1')}, {bind('t2')}]}}\n"
-        f"  - {{name: voda, prefixes: ['90542', '90543'], tps: {tps}, concatenation: sar,\n"
-        "      price_per_part: 0.15,\n"
-        f"      binds: [{bind('v1')}]}}\n"
-    )
-    (config_dir / "ulak.yaml").write_text(
-        f"redis: {{url: '{redis_url}'}}\n"
-        "jobs: "
-        + json.dumps(
-            {"data_dir": str(workdir / "jobs"), "receipt_wait": 5, "drain_timeout": 60} | (jobs or {})
-        )
-        + "\n"
-        f"ingest: {{max_file_bytes: 2000000}}\n"
-        f"api: {{uri_root: '{workdir / 'uploads'}'}}\n"
-        "webhooks: {allow_private_targets: true}\n"  # the test's receiver listens on 127.0.0.1
-        + (f"links: {json.dumps(links)}\n" if links else "")
-        + (f"replies: {json.dumps(replies)}\n" if replies else "")
-    )
-    return config_dir
-
-
-@contextlib.contextmanager
-def running_stack(
-    workdir: Path,
-    sim: SimProcess,
-    *,
-    tps: int,
-    name: str,
-    appendonly: bool = False,
-    jobs: dict[str, Any] | None = None,
-    redis_url: str | None = None,
-    accounts: dict[str, str] | None = None,
-    links: dict[str, Any] | None = None,
-    replies: dict[str, Any] | None = None,
-) -> Iterator[Stack]:
-    """Redis (its own server, or the one at *redis_url*: a cluster's), the API process (joining this
-    session's Ray in a namespace of its own) and its binds to *sim*, ready once /readyz says the
-    binds are bound; all stopped after (``stack.sim`` too: a test may have replaced it)."""
-    server = RedisServer(workdir / "redis", appendonly=appendonly).start() if redis_url is None else None
-    url = server.url if server is not None else str(redis_url)
-    client = redisclient.client(url)
-    namespace = f"ulak-{name}-{uuid.uuid4().hex[:6]}"
-    env = {
-        "ULAK_TEST_SIM_PASSWORD": "secret",
-        "ULAK_RAY__ADDRESS": ray.get_runtime_context().gcs_address,
-        "ULAK_RAY__NAMESPACE": namespace,
-    }
-    config_dir = _config(
-        workdir, sim, url, tps=tps, jobs=jobs, accounts=accounts, links=links, replies=replies
-    )
-    token, _ = create_key(client, name="tests")
-    read_token, _ = create_key(client, name="dashboard", scope="read")
-    api = ApiProcess(workdir, config_dir, env)
-    stack = Stack(workdir, config_dir, env, sim, client, api, token, read_token, namespace, server)
-    try:
-        with stack.client() as http:
-            wait_for(lambda: http.get("/readyz").status_code == 200, timeout=30, what="the binds to bind")
-        yield stack
-    finally:
-        stack.api.stop()
-        stop_actors(namespace)
-        client.close()
-        if server is not None:
-            server.stop()
-        stack.sim.stop()
+from tests.helpers import SimProcess, wait_for
+from tests.integration.stack import (
+    TEMPLATE,
+    Stack,
+    assert_adds_up,
+    assert_done,
+    campaign_csv,
+    no_duplicates,
+    post_job,
+    running_stack,
+    wait_state,
+)
+from ulak import keys
 
 
 @pytest.fixture(scope="module")
@@ -162,78 +45,12 @@ def stack(ray_session: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         yield running
 
 
-def _campaign(
-    path: Path, prefix: str, rows: int, *, bad_every: int = 0, long_every: int = 0
-) -> dict[str, int]:
-    """A CSV of *rows* rows for numbers ``+<prefix>…``; returns what the upload should turn into."""
-    expected = Counter[str]()
-    with path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["telefon", "ad", "tutar"])
-        for i in range(rows):
-            if bad_every and i % bad_every == bad_every - 1:
-                w.writerow(["12345", f"Ayşe {i}", str(i)])
-                expected["rejected"] += 1
-                continue
-            tutar = LONG if long_every and i % long_every == 0 else str(i)
-            w.writerow([f"+{prefix}{i:0{12 - len(prefix)}d}", f"Çağrı {i}", tutar])
-            expected["accepted"] += 1
-    expected["rows"] = rows
-    return dict(expected)
-
-
-def _post(http: httpx.Client, path: Path, **options: Any) -> httpx.Response:
-    data = {k: (json.dumps(v) if isinstance(v, bool) else str(v)) for k, v in options.items()}
-    with path.open("rb") as f:
-        return http.post("/v1/jobs", files={"file": (path.name, f, "text/csv")}, data=data)
-
-
-def _wait_state(http: httpx.Client, job_id: str, *states: str, timeout: float = 120) -> dict[str, Any]:
-    def check() -> dict[str, Any] | None:
-        response = http.get(f"/v1/jobs/{job_id}")
-        if response.status_code == 503:  # Redis (or a shard of it) away for now: ask again
-            return None
-        view: dict[str, Any] = response.json()
-        return view if view["state"] in states else None
-
-    result: dict[str, Any] = wait_for(
-        check, timeout=timeout, interval=0.1, what=f"job {job_id} to be {states}"
-    )
-    return result
-
-
-def _assert_adds_up(view: dict[str, Any]) -> None:
-    c, r = view["counts"], view["receipts"]
-    assert c["rows"] == c["accepted"] + c["rejected"] + c["held_out"]
-    assert c["accepted"] == c["pending"] + c["cancelled"] + c["submitted"]
-    assert c["submitted"] == c["in_flight"] + c["acked"] + c["failed"] + c["unknown"]
-    outcomes = ("delivered", "undelivered", "expired", "rejected", "deleted", "receipt_unknown")
-    assert c["acked"] == r["awaiting"] + sum(r[o] for o in outcomes)
-
-
-def _assert_done(view: dict[str, Any], expected: dict[str, int]) -> None:
-    """*view* is done, its figures add up, and its rows are what the upload should have made."""
-    assert view["state"] == "done", view
-    _assert_adds_up(view)
-    c = view["counts"]
-    assert (c["rows"], c["accepted"], c["rejected"]) == (
-        expected["rows"],
-        expected["accepted"],
-        expected["rejected"],
-    )
-
-
-def _no_duplicates(records: list[dict[str, Any]]) -> None:
-    parts = Counter((r["dst"], tuple(r["concat"] or (0, 0, 1))[2]) for r in records)
-    assert parts and max(parts.values()) == 1, [p for p, n in parts.items() if n > 1][:5]
-
-
 def test_full_lifecycle_report_and_events(stack: Stack) -> None:
     prefix = "905321"
     path = stack.workdir / "lifecycle.csv"
-    expected = _campaign(path, prefix, 1500, bad_every=100, long_every=50)
+    expected = campaign_csv(path, prefix, 1500, bad_every=100, long_every=50)
     with stack.client() as http:
-        created = _post(http, path, template=TEMPLATE, name="lifecycle")
+        created = post_job(http, path, template=TEMPLATE, name="lifecycle")
         assert created.status_code == 202, created.text
         job = created.json()
         assert job["links"]["report"] == f"/v1/jobs/{job['id']}/report"
@@ -244,14 +61,14 @@ def test_full_lifecycle_report_and_events(stack: Stack) -> None:
                     kinds.append(line.removeprefix("event: "))
                 elif line.startswith("data: "):
                     last = json.loads(line.removeprefix("data: "))
-                    _assert_adds_up(last)
+                    assert_adds_up(last)
         assert kinds[-1] == "end" and set(kinds[:-1]) == {"progress"} and len(kinds) > 1
         view = http.get(f"/v1/jobs/{job['id']}").json()
         assert view == last | {"rates": view["rates"]} or view["state"] == "done"
         report = http.get(f"/v1/jobs/{job['id']}/report")
         rejected = http.get(f"/v1/jobs/{job['id']}/rejected")
         listed = http.get("/v1/jobs", params={"state": "done"}).json()
-    _assert_done(view, expected)
+    assert_done(view, expected)
     c = view["counts"]
     assert c["submitted"] == c["acked"] == expected["accepted"]
     assert view["receipts"]["awaiting"] == 0
@@ -259,7 +76,7 @@ def test_full_lifecycle_report_and_events(stack: Stack) -> None:
     assert job["id"] in [j["id"] for j in listed["jobs"]]
 
     records = stack.records(prefix)
-    _no_duplicates(records)
+    no_duplicates(records)
     assert len(records) == view["parts"]["acked"] == view["parts"]["total"]
     rows = list(csv.DictReader(io.StringIO(report.text)))
     assert len(rows) == expected["accepted"]
@@ -282,10 +99,10 @@ def test_full_lifecycle_report_and_events(stack: Stack) -> None:
 def test_pause_resume_and_cancel_reach_the_binds(stack: Stack) -> None:
     prefix = "905331"
     path = stack.workdir / "steer.csv"
-    _campaign(path, prefix, 6000)
+    campaign_csv(path, prefix, 6000)
     with stack.client() as http:
-        job_id = _post(http, path, template=TEMPLATE).json()["id"]
-        _wait_state(http, job_id, "sending")
+        job_id = post_job(http, path, template=TEMPLATE).json()["id"]
+        wait_state(http, job_id, "sending")
         wait_for(lambda: len(stack.records(prefix)) > 200, timeout=30, what="sending to start")
         paused = http.post(f"/v1/jobs/{job_id}/pause")
         assert paused.status_code == 200 and paused.json()["state"] == "paused"
@@ -309,15 +126,15 @@ def test_pause_resume_and_cancel_reach_the_binds(stack: Stack) -> None:
         cancelled = http.post(f"/v1/jobs/{job_id}/cancel")
         assert cancelled.status_code == 200, (cancelled.text, http.get(f"/v1/jobs/{job_id}").text)
         assert cancelled.json()["state"] in ("cancelling", "cancelled")
-        view = _wait_state(http, job_id, "cancelled", timeout=30)
+        view = wait_state(http, job_id, "cancelled", timeout=30)
         report = list(csv.DictReader(io.StringIO(http.get(f"/v1/jobs/{job_id}/report").text)))
         again = http.post(f"/v1/jobs/{job_id}/resume")
-    _assert_adds_up(view)
+    assert_adds_up(view)
     c = view["counts"]
     assert c["cancelled"] > 0 and c["pending"] == 0 and c["in_flight"] == 0
     assert c["cancelled"] + c["submitted"] == 6000
     records = stack.records(prefix)
-    _no_duplicates(records)
+    no_duplicates(records)
     assert len(records) == c["submitted"] == c["acked"]
     assert Counter(r["status"] for r in report) == {"acked": c["acked"], "cancelled": c["cancelled"]}
     sent = {r["msisdn"] for r in report if r["status"] == "acked"}
@@ -333,13 +150,13 @@ def test_paused_with_everything_handed_to_the_binds_then_resumed_sends_every_row
     # and the job must not call itself draining while the binds still have its parts queued.
     prefix = "905332"
     path = stack.workdir / "resume.csv"
-    _campaign(path, prefix, 3000)
+    campaign_csv(path, prefix, 3000)
     with stack.client() as http:
-        job_id = _post(http, path, template=TEMPLATE).json()["id"]
+        job_id = post_job(http, path, template=TEMPLATE).json()["id"]
         wait_for(lambda: len(stack.records(prefix)) > 200, timeout=30, what="sending to start")
         paused = http.post(f"/v1/jobs/{job_id}/pause")
         assert paused.status_code == 200, paused.text
-        _wait_state(http, job_id, "paused")
+        wait_state(http, job_id, "paused")
         wait_for(
             lambda: http.get(f"/v1/jobs/{job_id}").json()["counts"]["in_flight"] == 0,
             timeout=15,
@@ -349,12 +166,12 @@ def test_paused_with_everything_handed_to_the_binds_then_resumed_sends_every_row
         assert http.post(f"/v1/jobs/{job_id}/resume").status_code == 200
         wait_for(lambda: len(stack.records(prefix)) > held + 200, timeout=30, what="sending to resume")
         assert http.get(f"/v1/jobs/{job_id}").json()["state"] == "sending"  # the rest is still queued
-        view = _wait_state(http, job_id, "done", timeout=120)
-    _assert_adds_up(view)
+        view = wait_state(http, job_id, "done", timeout=120)
+    assert_adds_up(view)
     c = view["counts"]
     assert c["accepted"] == c["submitted"] == c["acked"] == 3000 and c["pending"] == 0
     records = stack.records(prefix)
-    _no_duplicates(records)
+    no_duplicates(records)
     assert len(records) == 3000
     # every entry into a state is kept: both stretches of sending, and the pause between them
     states = [h["state"] for h in view["history"]]
@@ -365,7 +182,7 @@ def test_paused_with_everything_handed_to_the_binds_then_resumed_sends_every_row
 
 def test_idempotent_post_returns_the_same_job(stack: Stack) -> None:
     path = stack.workdir / "idem.csv"
-    _campaign(path, "905322", 20)
+    campaign_csv(path, "905322", 20)
     with stack.client() as http:
         headers = {"Idempotency-Key": "order-42"}
         with path.open("rb") as f:
@@ -378,7 +195,7 @@ def test_idempotent_post_returns_the_same_job(stack: Stack) -> None:
             )
         assert first.status_code == second.status_code == 202
         assert first.json()["id"] == second.json()["id"]
-        _wait_state(http, first.json()["id"], "done")
+        wait_state(http, first.json()["id"], "done")
         listed = http.get("/v1/jobs", params={"limit": 500}).json()["jobs"]
     assert sum(1 for j in listed if j["options"]["template"] == "x {ad}") == 1
     assert len(stack.records("905322")) == 20
@@ -494,13 +311,13 @@ def test_other_request_errors(stack: Stack) -> None:
 
 def test_job_from_a_uri_under_the_root_and_parquet_report(stack: Stack) -> None:
     path = stack.workdir / "uploads" / "from-uri.csv"
-    _campaign(path, "905323", 30)
+    campaign_csv(path, "905323", 30)
     with stack.client() as http:
         created = http.post(
             "/v1/jobs", json={"uri": str(path), "template": "Selam {ad}", "sender": "ULAKTEST"}
         )
         assert created.status_code == 202, created.text
-        view = _wait_state(http, created.json()["id"], "done")
+        view = wait_state(http, created.json()["id"], "done")
         report = pq.read_table(
             pa.BufferReader(http.get(f"{created.json()['links']['report']}?format=parquet").content)
         )
@@ -512,9 +329,9 @@ def test_job_from_a_uri_under_the_root_and_parquet_report(stack: Stack) -> None:
 
 def test_operators_readyz_and_metrics(stack: Stack) -> None:
     path = stack.workdir / "metrics.csv"
-    _campaign(path, "905329", 20)
+    campaign_csv(path, "905329", 20)
     with stack.client() as http:
-        _wait_state(http, _post(http, path, template="x {ad}").json()["id"], "done")  # some receipts
+        wait_state(http, post_job(http, path, template="x {ad}").json()["id"], "done")  # some receipts
         operators = http.get("/v1/operators").json()
         ready = http.get("/readyz")
         metrics = http.get("/metrics").text
@@ -543,8 +360,8 @@ def test_operators_readyz_and_metrics(stack: Stack) -> None:
 def _job_under_way(stack: Stack, http: httpx.Client, prefix: str, **campaign: int) -> str:
     """A 4,000-row job for numbers ``+<prefix>…``, posted and sending: the SMSC has 300 of its parts."""
     path = stack.workdir / f"{prefix}.csv"
-    _campaign(path, prefix, 4000, **campaign)
-    job_id: str = _post(http, path, template=TEMPLATE).json()["id"]
+    campaign_csv(path, prefix, 4000, **campaign)
+    job_id: str = post_job(http, path, template=TEMPLATE).json()["id"]
     wait_for(lambda: len(stack.records(prefix)) > 300, timeout=60, what="sending to start")
     return job_id
 
@@ -557,11 +374,11 @@ def test_control_plane_restart_mid_job(stack: Stack) -> None:
     with stack.client() as http:
         mid = http.get(f"/v1/jobs/{job_id}").json()
         assert mid["state"] in ("sending", "draining", "done")
-        view = _wait_state(http, job_id, "done")
-    _assert_adds_up(view)
+        view = wait_state(http, job_id, "done")
+    assert_adds_up(view)
     assert view["counts"]["acked"] == 4000
     records = stack.records(prefix)
-    _no_duplicates(records)
+    no_duplicates(records)
     assert len(records) == 4000
 
 
@@ -571,11 +388,11 @@ def test_job_actor_killed_mid_job_resumes_without_duplicates(stack: Stack) -> No
         job_id = _job_under_way(stack, http, prefix, long_every=7)
         actor = ray.get_actor(f"job:{job_id}", namespace=stack.namespace)
         ray.kill(actor, no_restart=False)  # the process dies; Ray starts a new one, which resumes
-        view = _wait_state(http, job_id, "done")
-    _assert_adds_up(view)
+        view = wait_state(http, job_id, "done")
+    assert_adds_up(view)
     assert view["counts"]["acked"] == 4000 and view["counts"]["unknown"] == 0
     records = stack.records(prefix)
-    _no_duplicates(records)
+    no_duplicates(records)
     assert len(records) == view["parts"]["total"]
 
 
@@ -588,14 +405,14 @@ def test_a_bind_that_dies_is_replaced_and_its_job_finishes_without_duplicates(st
         record = ray.get(t2.describe.remote())["send_record"]
         assert record == keys.bind_sends("tcell", "t2", t2._actor_id.hex(), ledger="tcell")
         ray.kill(t2, no_restart=True)
-        view = _wait_state(http, job_id, "done", "failed")
+        view = wait_state(http, job_id, "done", "failed")
         assert view["state"] == "done", view
         tcell = http.get("/v1/operators").json()[0]
-    _assert_adds_up(view)
+    assert_adds_up(view)
     c = view["counts"]
     assert c["pending"] == 0 and c["acked"] + c["unknown"] == c["accepted"] == 4000
     records = stack.records(prefix)
-    _no_duplicates(records)
+    no_duplicates(records)
     assert c["acked"] <= len(records) <= c["acked"] + c["unknown"]  # what may have gone is unknown
     assert not stack.redis.exists(record)  # read, then deleted
     # The runner put a new bind in its place, under the same name.
@@ -608,7 +425,7 @@ def test_cli_submits_follows_and_downloads(
     from api.cli.main import main
 
     path = tmp_path / "cli.csv"
-    _campaign(path, "905324", 40, bad_every=10)
+    campaign_csv(path, "905324", 40, bad_every=10)
     auth = ["--api", stack.api.url, "--key", stack.token]
     assert main(["submit", str(path), "--template", "Merhaba {ad}", "--name", "cli", *auth]) == 0
     out = capsys.readouterr().out
@@ -689,17 +506,17 @@ def test_receipt_webhook_is_signed_complete_and_retried(stack: Stack) -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     prefix = "905326"
     path = stack.workdir / "hook.csv"
-    _campaign(path, prefix, 300, long_every=20)
+    campaign_csv(path, prefix, 300, long_every=20)
     try:
         with stack.client() as http_client:
-            created = _post(
+            created = post_job(
                 http_client,
                 path,
                 template="Selam {ad}",
                 webhook_url=f"http://127.0.0.1:{server.server_port}/hook",
             ).json()
             secret = created["webhook_secret"]
-            view = _wait_state(http_client, created["id"], "done")
+            view = wait_state(http_client, created["id"], "done")
 
         def events() -> list[dict[str, Any]]:
             seen: dict[str, list[dict[str, Any]]] = {}
@@ -730,13 +547,13 @@ def test_receipt_webhook_is_signed_complete_and_retried(stack: Stack) -> None:
 
 def test_two_jobs_share_the_binds_by_weight(stack: Stack) -> None:
     heavy, light = stack.workdir / "heavy.csv", stack.workdir / "light.csv"
-    _campaign(heavy, "905327", 2000)
-    _campaign(light, "905328", 2000)
+    campaign_csv(heavy, "905327", 2000)
+    campaign_csv(light, "905328", 2000)
     with stack.client() as http:
-        a = _post(http, heavy, template="A {ad}", weight=3).json()["id"]
-        b = _post(http, light, template="B {ad}", weight=1).json()["id"]
-        _wait_state(http, a, "done")
-        _wait_state(http, b, "done")
+        a = post_job(http, heavy, template="A {ad}", weight=3).json()["id"]
+        b = post_job(http, light, template="B {ad}", weight=1).json()["id"]
+        wait_state(http, a, "done")
+        wait_state(http, b, "done")
     # Each bind serves its own queue: measure per connection, while both jobs had parts at that bind.
     records = sorted(stack.records("905327") + stack.records("905328"), key=lambda r: r["t"])
     both = []

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -13,43 +12,23 @@ import pytest
 import redis
 import redis.asyncio
 
-from tests.helpers import SimProcess, sim_bind
+from tests.helpers import SimProcess
+from tests.integration.binds import (
+    TEXTS,
+    campaign,
+    counters,
+    operator_for,
+    record_keys,
+    wait_receipts,
+)
 from ulak import keys
 from ulak.dispatch.bind import BindClient, OutboundPart
 from ulak.dispatch.ledger import RedisLedger
-from ulak.dispatch.message import plan_for, submit_pdus
 from ulak.dispatch.sendrecord import RedisSendRecord, read_record
 from ulak.dispatch.throttle import LocalTokenSource, SlidingWindowLimiter
-from ulak.settings import BindConfig, OperatorConfig
+from ulak.settings import OperatorConfig
 from ulak.smpp.receipt import MessageIdFormat
 from ulak.text import Concat
-
-TEXTS = [
-    "Kampanya: tum urunlerde %20 indirim",  # GSM, 1 part
-    "Şubat kampanyası: %20 indirim, ğüşıöç İĞÜŞÖÇ",  # Turkish single shift, 1 part
-    "Привет! Скидка 20% 😀",  # UCS-2, 1 part
-    "Uzun mesaj: " + "çok güzel bir kampanya, kaçırmayın! " * 9,  # Turkish, multipart
-]
-
-
-def operator_for(sim: SimProcess, **overrides: Any) -> OperatorConfig:
-    bind_fields = {
-        k: overrides.pop(k) for k in list(overrides) if k in BindConfig.model_fields and k not in ("name",)
-    }
-    bind = sim_bind(sim, "b1", **{"window": 20, **bind_fields})
-    return OperatorConfig(
-        name="op", prefixes=("90",), tps=overrides.pop("tps", 5000), binds=(bind,), **overrides
-    )
-
-
-def campaign(op: OperatorConfig, rows: int, job: str = "job1") -> tuple[list[OutboundPart], int]:
-    parts: list[OutboundPart] = []
-    for row in range(rows):
-        text = TEXTS[row % len(TEXTS)]
-        message = plan_for(text, op, reference=row & 0xFF)
-        pdus = submit_pdus(message, destination=f"90532{row:07d}", bind=op.binds[0])
-        parts += [OutboundPart(job, row, i, len(pdus), pdu) for i, pdu in enumerate(pdus, start=1)]
-    return parts, len(parts)
 
 
 async def run_bind(
@@ -79,25 +58,6 @@ async def run_bind(
     assert not await client.exists(record.key)  # all settled and written: nothing left to account for
     await client.aclose()
     return bind
-
-
-def counters(url: str, job: str = "job1") -> dict[str, int]:
-    client = redis.Redis.from_url(url)
-    try:
-        return {k.decode(): int(v) for k, v in client.hgetall(keys.job_op_counters(job, "op")).items()}
-    finally:
-        client.close()
-
-
-def record_keys(sim: SimProcess) -> Counter[tuple[str, int | None]]:
-    return Counter((r["dst"], (r["concat"] or [0, 0, 1])[2]) for r in sim.records())
-
-
-def wait_receipts(url: str, expected: int, timeout: float = 20) -> dict[str, int]:
-    from tests.helpers import wait_for
-
-    wait_for(lambda: counters(url).get("receipts", 0) >= expected, timeout=timeout, what="receipts")
-    return counters(url)
 
 
 @pytest.mark.parametrize("concat", [Concat.UDH8, Concat.SAR, Concat.PAYLOAD])

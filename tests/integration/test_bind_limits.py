@@ -12,7 +12,7 @@ import redis
 import redis.asyncio
 
 from tests.helpers import SimProcess, sim_bind
-from tests.integration.test_bind import campaign, record_keys
+from tests.integration.binds import campaign, record_keys
 from ulak import keys
 from ulak.dispatch.bind import BindClient, OutboundPart
 from ulak.dispatch.bindstate import BindState

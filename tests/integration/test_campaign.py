@@ -13,10 +13,10 @@ import redis
 
 from actors.local import Cluster
 from scripts.bench.campaign import run_campaign
-from tests.helpers import SimProcess, sim_bind, wait_for
+from tests.helpers import SimProcess, settings_for, sim_bind, tcell_and_voda, wait_for
 from ulak import keys
 from ulak.redis_server import RedisServer
-from ulak.settings import BindConfig, OperatorConfig, RayConfig, RedisConfig, Settings
+from ulak.settings import BindConfig, OperatorConfig, Settings
 
 TEXTS = [
     "Kampanya: tum urunlerde %20 indirim",
@@ -26,18 +26,11 @@ TEXTS = [
 ]
 
 
-def settings_for(sim: SimProcess, redis_url: str) -> Settings:
+def campaign_settings(sim: SimProcess, redis_url: str) -> Settings:
     def bind(name: str) -> BindConfig:
         return sim_bind(sim, name)
 
-    return Settings(
-        redis=RedisConfig(url=redis_url),
-        ray=RayConfig(),
-        operators=(
-            OperatorConfig(name="tcell", prefixes=("90532",), tps=20000, binds=(bind("t1"), bind("t2"))),
-            OperatorConfig(name="voda", prefixes=("90542",), tps=20000, binds=(bind("v1"), bind("v2"))),
-        ),
-    )
+    return settings_for(redis_url, tcell_and_voda(bind, tps=20000, voda_binds=2))
 
 
 def test_campaign_over_two_operators_and_four_binds(
@@ -48,7 +41,7 @@ def test_campaign_over_two_operators_and_four_binds(
         (f"90532{i:07d}" if i % 2 else f"90542{i:07d}") if i % 97 else f"44770{i:07d}" for i in range(rows)
     ]
     table = pa.table({"phone": phones, "text": [TEXTS[i % 4] for i in range(rows)]})
-    with Cluster(settings_for(sim, redis_server.url)) as cluster:
+    with Cluster(campaign_settings(sim, redis_server.url)) as cluster:
         counters = run_campaign(cluster, table, job_id="c1", receipt_wait=30)
         described = cluster.describe()
     unroutable = sum(1 for i in range(rows) if i % 97 == 0)
@@ -91,7 +84,7 @@ def test_cap_300_over_three_binds_is_kept_and_used(
         return sim_bind(sim, name)
 
     op = OperatorConfig(name="tcell", prefixes=("90532",), tps=300, binds=(bind("a"), bind("b"), bind("c")))
-    settings = Settings(redis=RedisConfig(url=redis_server.url), ray=RayConfig(), operators=(op,))
+    settings = settings_for(redis_server.url, [op])
     rows = 2400  # eight seconds at the cap
     table = pa.table({"phone": [f"90532{i:07d}" for i in range(rows)], "text": ["Kampanya %20"] * rows})
     with Cluster(settings) as cluster:
@@ -131,7 +124,7 @@ def test_broken_binds_lose_nothing_and_repeat_nothing(
 
     chaos = threading.Thread(target=faults)
     chaos.start()
-    settings = settings_for(sim, redis_server.url)
+    settings = campaign_settings(sim, redis_server.url)
     with Cluster(settings) as cluster:
         counters = run_campaign(cluster, table, job_id="chaos", receipt_wait=30)
     chaos.join()

@@ -24,15 +24,16 @@ import pytest
 import ray
 
 from tests.helpers import ApiProcess, SimProcess, crash_redis, wait_for
-from tests.integration.test_api import (
+from tests.integration.stack import (
     LONG,
     TEMPLATE,
     Stack,
-    _assert_adds_up,
-    _no_duplicates,
-    _post,
-    _wait_state,
+    assert_adds_up,
+    assert_report_agrees,
+    no_duplicates,
+    post_job,
     running_stack,
+    wait_state,
 )
 from ulak.dispatch.bind import Backoff
 
@@ -94,7 +95,7 @@ def test_a_job_under_chaos_ends_by_itself_with_every_row_accounted_for(
     mixed_campaign(path, prefixes, 6000)
     faults: list[str] = []
     with stack.client() as http:
-        job_id = _post(http, path, template=TEMPLATE).json()["id"]
+        job_id = post_job(http, path, template=TEMPLATE).json()["id"]
         wait_for(lambda: len(records_of(stack, prefixes)) > 100, timeout=60, what="sending to start")
         pending = [
             "kill_bind",
@@ -171,36 +172,22 @@ def test_a_job_under_chaos_ends_by_itself_with_every_row_accounted_for(
             elif action == "cancel":
                 assert http.post(f"/v1/jobs/{job_id}/cancel").status_code == 200
                 pending.remove(action)
-        view = _wait_state(http, job_id, "done", "cancelled", "failed", timeout=240)
+        view = wait_state(http, job_id, "done", "cancelled", "failed", timeout=240)
         report = http.get(f"/v1/jobs/{job_id}/report")
     assert not pending, f"the job ended before its faults: {faults}"  # else the test proves nothing
     assert view["state"] == ("cancelled" if cancel and "cancel" in faults else "done"), (view, faults)
-    _assert_adds_up(view)
+    assert_adds_up(view)
     c = view["counts"]
     assert c["in_flight"] == 0, (c, faults)
     if view["state"] == "done":
         assert c["pending"] == 0, (c, faults)
     records = records_of(stack, prefixes)
-    _no_duplicates(records)
+    no_duplicates(records)
     rows = list(csv.DictReader(io.StringIO(report.text)))
     assert len(rows) == c["accepted"]
     statuses = Counter(r["status"] for r in rows)
     assert "in_flight" not in statuses and (view["state"] != "done" or "pending" not in statuses)
     assert_report_agrees(rows, records, faults)
-
-
-def assert_report_agrees(rows: list[dict[str, str]], records: list[dict[str, Any]], context: Any) -> None:
-    """The report and the SMSC's record agree: every acked row's message ids are the ones the SMSC
-    gave its parts; a row the SMSC has and we do not call acked is one we call unknown."""
-    at_smsc: dict[str, list[str]] = {}
-    for r in records:
-        at_smsc.setdefault(r["dst"], []).append(r["message_id"])
-    for row in rows:
-        got = at_smsc.get(row["msisdn"], [])
-        if row["status"] == "acked":
-            assert sorted(row["message_ids"].split()) == sorted(got), (row, context)
-        elif got:
-            assert row["status"] == "unknown", (row, got, context)
 
 
 def test_redis_away_is_a_503_that_says_so_and_back_is_200(chaos_stack: Stack) -> None:
@@ -231,7 +218,7 @@ def test_an_smsc_away_for_long_is_waited_on_with_a_reason_and_bounded_attempts(c
     path = stack.workdir / "outage.csv"
     mixed_campaign(path, prefixes, 1500)
     with stack.client() as http:
-        job_id = _post(http, path, template=TEMPLATE).json()["id"]
+        job_id = post_job(http, path, template=TEMPLATE).json()["id"]
         wait_for(lambda: len(records_of(stack, prefixes)) > 100, timeout=60, what="sending to start")
         restart_smsc(stack, 10, kill=False, start=False)
         gone = time.monotonic()
@@ -255,8 +242,8 @@ def test_an_smsc_away_for_long_is_waited_on_with_a_reason_and_bounded_attempts(c
             time.sleep(1.0)
         assert max(b["attempts"] for b in binds) >= 5, binds  # they did keep trying
         stack.sim = restart_smsc(stack, 10, kill=False, start=True)
-        view = _wait_state(http, job_id, "done", "failed", timeout=180)
+        view = wait_state(http, job_id, "done", "failed", timeout=180)
         assert not view.get("waiting"), view
-    _assert_adds_up(view)
+    assert_adds_up(view)
     assert view["counts"]["pending"] == 0 and view["counts"]["in_flight"] == 0, view
-    _no_duplicates(records_of(stack, prefixes))
+    no_duplicates(records_of(stack, prefixes))

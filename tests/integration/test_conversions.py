@@ -14,7 +14,7 @@ import httpx
 
 from cluster.engagement import events
 from tests.helpers import ApiProcess, SimProcess, wait_for
-from tests.integration.test_api import _campaign, _post, _wait_state, running_stack
+from tests.integration.stack import campaign_csv, post_job, running_stack, wait_state
 from ulak import keys
 from ulak.jobfiles import JobFiles
 from ulak.redis_server import free_port
@@ -41,9 +41,9 @@ def test_conversions_are_counted_once_and_only_within_the_windows(ray_session: A
         redirect = ApiProcess(tmp_path, stack.config_dir, stack.env, port=port, module="api.redirect")
         try:
             path = tmp_path / "conv.csv"
-            _campaign(path, "905328", 40)
+            campaign_csv(path, "905328", 40)
             with stack.client() as http:
-                created = _post(
+                created = post_job(
                     http,
                     path,
                     template="Selam {ad}: {link}",
@@ -53,7 +53,7 @@ def test_conversions_are_counted_once_and_only_within_the_windows(ray_session: A
                 )
                 assert created.status_code == 202, created.text
                 job_id = created.json()["id"]
-                assert _wait_state(http, job_id, "done", "failed")["state"] == "done"
+                assert wait_state(http, job_id, "done", "failed")["state"] == "done"
                 wait_for(
                     lambda: http.get(f"/v1/jobs/{job_id}").json()["receipts"]["awaiting"] == 0,
                     timeout=30,

@@ -11,7 +11,7 @@ import redis
 import redis.asyncio
 
 from tests.helpers import SimProcess, async_wait_for
-from tests.integration.test_bind import campaign, counters, operator_for
+from tests.integration.binds import campaign, counters, operator_for
 from ulak import keys
 from ulak.dispatch.bind import BindClient
 from ulak.dispatch.fence import FencedWrites

@@ -20,15 +20,13 @@ from ingest import errors
 from ingest.prepare import PreparedCampaign, prepare
 from ingest.sources import open_source
 from ingest.spec import CampaignSpec
+from tests.integration.binds import (
+    OPERATORS,
+)
 from ulak import keys
 from ulak.dispatch.message import plan_for
-from ulak.settings import BindConfig, IngestConfig, OperatorConfig
+from ulak.settings import IngestConfig, OperatorConfig
 
-BIND = BindConfig(name="b", host="127.0.0.1", port=2775, system_id="x", password_env="X")
-OPERATORS = (
-    OperatorConfig(name="tcell", prefixes=("90532", "90533"), tps=100, binds=(BIND,), max_parts=2),
-    OperatorConfig(name="voda", prefixes=("90542",), tps=100, binds=(BIND,), concatenation="sar"),
-)
 TEMPLATE = "Merhaba {ad}, {tutar} TL borcunuz var."
 
 

@@ -65,11 +65,7 @@ class JobStates(RuleBasedStateMachine):
     @rule(event=st.sampled_from(JobEvent))
     def apply(self, event: JobEvent) -> None:
         expected = self._expect(event)
-        to = (
-            resumed_state(self.store.record(self.job).paused_from)
-            if event is JobEvent.RESUME
-            else None
-        )
+        to = resumed_state(self.store.record(self.job).paused_from) if event is JobEvent.RESUME else None
         try:
             was = self.store.transition(self.job, event, to=to)
         except InvalidTransition as exc:

@@ -19,14 +19,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.helpers import SimProcess, wait_for
-from tests.integration.test_api import (
+from tests.integration.stack import (
     TEMPLATE,
-    _assert_done,
-    _campaign,
-    _no_duplicates,
-    _post,
-    _wait_state,
+    assert_done,
+    campaign_csv,
+    no_duplicates,
+    post_job,
     running_stack,
+    wait_state,
 )
 from ulak.jobfiles import JobFiles
 
@@ -97,14 +97,14 @@ def test_a_campaign_whose_files_live_in_s3(ray_session: Any, s3: dict[str, Any],
     with running_stack(tmp_path, sim, tps=400, name="s3", jobs=jobs) as stack:
         prefix = "905325"
         path = tmp_path / "s3.csv"
-        expected = _campaign(path, prefix, 600, bad_every=50, long_every=40)
+        expected = campaign_csv(path, prefix, 600, bad_every=50, long_every=40)
         with stack.client() as http:
             bad = http.post("/v1/jobs", files={"file": ("x.csv", b"ad\nAyse\n")}, data={"template": "x"})
             assert bad.status_code == 422 and bad.json()["code"] == "no_phone_column", bad.text
-            created = _post(http, path, template=TEMPLATE, name="s3")
+            created = post_job(http, path, template=TEMPLATE, name="s3")
             assert created.status_code == 202, created.text
             job_id = created.json()["id"]
-            view = _wait_state(http, job_id, "done", "failed")
+            view = wait_state(http, job_id, "done", "failed")
             report = http.get(f"/v1/jobs/{job_id}/report").text
             rejected = http.get(f"/v1/jobs/{job_id}/rejected").text
             parquet = http.get(f"/v1/jobs/{job_id}/report", params={"format": "parquet"}).content
@@ -117,7 +117,7 @@ def test_a_campaign_whose_files_live_in_s3(ray_session: Any, s3: dict[str, Any],
                 json={"uri": str(tmp_path / "uploads" / "named.csv"), "template": TEMPLATE, "dry_run": True},
             )
             assert named.status_code == 202, named.text
-            dry = _wait_state(http, named.json()["id"], "done", "failed")
+            dry = wait_state(http, named.json()["id"], "done", "failed")
             assert dry["state"] == "done" and dry["counts"]["accepted"] == expected["accepted"], dry
 
             # Every job's folder is in the bucket, holding its reports and nothing else: the uploads
@@ -135,9 +135,9 @@ def test_a_campaign_whose_files_live_in_s3(ray_session: Any, s3: dict[str, Any],
             assert http.get(f"/v1/jobs/{job_id}").status_code == 404
         assert _objects(s3, "campaigns") == set()
 
-    _assert_done(view, expected)
+    assert_done(view, expected)
     assert view["counts"]["acked"] == expected["accepted"]
-    _no_duplicates(records)
+    no_duplicates(records)
     assert len(records) == view["parts"]["total"]
     rows = list(csv.DictReader(io.StringIO(report)))
     assert [int(r["row"]) for r in rows] == sorted(int(r["row"]) for r in rows)

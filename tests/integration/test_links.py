@@ -17,7 +17,7 @@ import httpx
 import pyarrow as pa
 
 from tests.helpers import ApiProcess, SimProcess, wait_for
-from tests.integration.test_api import _assert_adds_up, _campaign, _post, _wait_state, running_stack
+from tests.integration.stack import assert_adds_up, campaign_csv, post_job, running_stack, wait_state
 from ulak import keys, links
 from ulak.records import LinkOwner
 from ulak.redis_server import free_port
@@ -36,15 +36,15 @@ def test_links_in_the_sent_texts_lead_to_the_page_and_count_clicks(ray_session: 
         redirect = ApiProcess(tmp_path, stack.config_dir, stack.env, port=port, module="api.redirect")
         try:
             path = tmp_path / "links.csv"
-            expected = _campaign(path, "905327", 60)
+            expected = campaign_csv(path, "905327", 60)
             with stack.client() as http:
                 # {link} and link_url go together: either alone is refused, naming what is missing.
-                alone = _post(http, path, template="Selam {ad} {link}")
+                alone = post_job(http, path, template="Selam {ad} {link}")
                 assert alone.status_code == 422 and "link_url" in alone.text, alone.text
-                unused = _post(http, path, template="Selam {ad}", link_url="https://shop.example/")
+                unused = post_job(http, path, template="Selam {ad}", link_url="https://shop.example/")
                 assert unused.status_code == 422 and "{link}" in unused.text, unused.text
 
-                created = _post(
+                created = post_job(
                     http,
                     path,
                     template="Selam {ad}, kampanya: {link}",
@@ -53,7 +53,7 @@ def test_links_in_the_sent_texts_lead_to_the_page_and_count_clicks(ray_session: 
                 )
                 assert created.status_code == 202, created.text
                 job_id = created.json()["id"]
-                view = _wait_state(http, job_id, "done", "failed")
+                view = wait_state(http, job_id, "done", "failed")
                 assert view["state"] == "done", view
                 wait_for(
                     lambda: http.get(f"/v1/jobs/{job_id}").json()["receipts"]["awaiting"] == 0,
@@ -129,7 +129,7 @@ def test_links_in_the_sent_texts_lead_to_the_page_and_count_clicks(ray_session: 
         finally:
             redirect.stop()
 
-    _assert_adds_up(view)
+    assert_adds_up(view)
     delivered = view["receipts"]["delivered"]
     assert delivered > 0
     # People's clicks, per row: the 20, the 5 again, and the late code's row (one of them, or not).

@@ -16,7 +16,7 @@ import redis
 from ingest.pacing import Pacing, ReadStalled
 from ingest.prepare import prepare
 from ingest.spec import CampaignSpec
-from tests.integration.test_ingest import OPERATORS
+from tests.integration.binds import OPERATORS
 from ulak.settings import IngestConfig
 
 

@@ -25,15 +25,15 @@ import pytest
 import redis
 
 from tests.helpers import SimProcess, crash_redis, start_redis_cluster, wait_for
-from tests.integration.test_api import (
-    _assert_adds_up,
-    _campaign,
-    _no_duplicates,
-    _post,
-    _wait_state,
+from tests.integration.stack import (
+    assert_adds_up,
+    assert_report_agrees,
+    campaign_csv,
+    no_duplicates,
+    post_job,
     running_stack,
+    wait_state,
 )
-from tests.integration.test_chaos import assert_report_agrees
 from ulak import keys, redisclient
 from ulak.redis_server import RedisServer
 
@@ -101,8 +101,8 @@ def test_a_campaign_through_a_redis_cluster(
     assert nodes["tcell"] != nodes["voda"], nodes
 
     first, second = tmp_path / "a.csv", tmp_path / "b.csv"
-    a = _campaign(first, "905325", 400, bad_every=40, long_every=15)
-    b = _campaign(second, "905425", 400, long_every=25)
+    a = campaign_csv(first, "905325", 400, bad_every=40, long_every=15)
+    b = campaign_csv(second, "905425", 400, long_every=25)
     path = tmp_path / "both.csv"
     lines = first.read_text(encoding="utf-8").splitlines(keepends=True)
     path.write_text(
@@ -120,7 +120,7 @@ def test_a_campaign_through_a_redis_cluster(
         url = _url(cluster)
         with running_stack(tmp_path, sim, tps=300, name="cluster", redis_url=url, accounts=accounts) as stack:
             with stack.client() as http_client:
-                created = _post(http_client, path, template="Selam {ad} {tutar}", webhook_url=hook.url)
+                created = post_job(http_client, path, template="Selam {ad} {tutar}", webhook_url=hook.url)
                 assert created.status_code == 202, created.text
                 job_id = created.json()["id"]
 
@@ -130,9 +130,9 @@ def test_a_campaign_through_a_redis_cluster(
 
                 wait_for(lambda: sent(100), timeout=60, what="100 rows sent")
                 assert http_client.post(f"/v1/jobs/{job_id}/pause").status_code == 200
-                _wait_state(http_client, job_id, "paused")
+                wait_state(http_client, job_id, "paused")
                 assert http_client.post(f"/v1/jobs/{job_id}/resume").status_code == 200
-                view = _wait_state(http_client, job_id, "done", "failed", timeout=180)
+                view = wait_state(http_client, job_id, "done", "failed", timeout=180)
                 report = http_client.get(f"/v1/jobs/{job_id}/report", params={"format": "csv"}).text
                 records = stack.records("9053") + stack.records("9054")
                 wait_for(
@@ -154,11 +154,11 @@ def test_a_campaign_through_a_redis_cluster(
         client.close()
 
     assert view["state"] == "done", view
-    _assert_adds_up(view)
+    assert_adds_up(view)
     c = view["counts"]
     assert (c["rows"], c["accepted"], c["acked"]) == (800, accepted, accepted)
     assert set(view["operators"]) == {"tcell", "voda"}
-    _no_duplicates(records)
+    no_duplicates(records)
     assert len(records) == view["parts"]["total"] == view["parts"]["acked"]
     rows = list(csv.DictReader(io.StringIO(report)))
     assert len(rows) == accepted and {r["status"] for r in rows} == {"acked"}
@@ -189,10 +189,10 @@ def test_a_shard_that_goes_away_is_a_503_until_it_is_back(
         tmp_path, sim, tps=300, name="shard", redis_url=_url(cluster), accounts=accounts
     ) as stack:
         path = tmp_path / "small.csv"
-        _campaign(path, "905325", 20)
+        campaign_csv(path, "905325", 20)
         with stack.client() as http_client:
-            job_id = _post(http_client, path, template="Selam {ad}").json()["id"]
-            _wait_state(http_client, job_id, "done")
+            job_id = post_job(http_client, path, template="Selam {ad}").json()["id"]
+            wait_state(http_client, job_id, "done")
             client = redisclient.client(_url(cluster))
             port = client.get_node_from_key(keys.job(job_id)).port  # type: ignore[attr-defined]
             client.close()
@@ -226,8 +226,8 @@ def _both_operators(
 ) -> tuple[Path, dict[str, int], dict[str, int]]:
     """One file with *rows* rows for each operator (some long), and what each part should become."""
     path, parts = tmp_path / "both.csv", tmp_path / "second.csv"
-    a = _campaign(path, prefix_a, rows, long_every=20)
-    b = _campaign(parts, prefix_b, rows, long_every=30)
+    a = campaign_csv(path, prefix_a, rows, long_every=20)
+    b = campaign_csv(parts, prefix_b, rows, long_every=30)
     path.write_text(path.read_text("utf-8") + "".join(parts.read_text("utf-8").splitlines(True)[1:]), "utf-8")
     return path, a, b
 
@@ -248,7 +248,7 @@ def test_a_job_outlives_the_crash_of_the_shard_its_binds_write_to(
     shard = next(s for s in cluster if s.port == port)
     with running_stack(tmp_path, sim, tps=100, name="crash", redis_url=url, accounts=accounts) as stack:
         with stack.client() as http:
-            job_id = _post(http, path, template="Selam {ad}").json()["id"]
+            job_id = post_job(http, path, template="Selam {ad}").json()["id"]
             sizes: list[tuple[float, int]] = []  # (when, the shard's file size): what "a second ago" was
 
             def sent(at: int) -> bool:
@@ -266,14 +266,14 @@ def test_a_job_outlives_the_crash_of_the_shard_its_binds_write_to(
             assert keep > 0  # the shard's file had the cluster's own state in it by then
             # Away past the node timeout (3 s): the other shards call the whole cluster down.
             cut = crash_redis(shard, keep_bytes=keep, down=4.0)
-            view = _wait_state(http, job_id, "done", "failed", timeout=240)
+            view = wait_state(http, job_id, "done", "failed", timeout=240)
             report = http.get(f"/v1/jobs/{job_id}/report", params={"format": "csv"}).text
         records = stack.records("905326") + stack.records("905426")
     assert view["state"] == "done", view
-    _assert_adds_up(view)
+    assert_adds_up(view)
     c = view["counts"]
     assert (c["accepted"], c["pending"], c["in_flight"]) == (a["accepted"] + b["accepted"], 0, 0)
-    _no_duplicates(records)
+    no_duplicates(records)
     rows = list(csv.DictReader(io.StringIO(report)))
     assert len(rows) == c["accepted"] and not {r["status"] for r in rows} - {"acked", "unknown"}
     assert_report_agrees(rows, records, {"cut": cut})
@@ -293,7 +293,7 @@ def test_a_job_outlives_its_record_losing_the_last_seconds(
     client = redisclient.client(url)
     with running_stack(tmp_path, sim, tps=100, name="record", redis_url=url, accounts=accounts) as stack:
         with stack.client() as http:
-            job_id = _post(http, path, template="Selam {ad}").json()["id"]
+            job_id = post_job(http, path, template="Selam {ad}").json()["id"]
             port = client.get_node_from_key(keys.job(job_id)).port  # type: ignore[attr-defined]
             shard = next(s for s in cluster if s.port == port)
             before: list[int] = []  # the shard's file sizes while the job was still being prepared
@@ -309,16 +309,16 @@ def test_a_job_outlives_its_record_losing_the_last_seconds(
             assert before, "the job was never seen being prepared: nothing to cut back to"
             cut = crash_redis(shard, keep_bytes=before[-1], down=4.0)
             assert cut > 0
-            view = _wait_state(http, job_id, "done", "failed", timeout=240)
+            view = wait_state(http, job_id, "done", "failed", timeout=240)
             report = http.get(f"/v1/jobs/{job_id}/report", params={"format": "csv"}).text
         records = stack.records("905327") + stack.records("905427")
     client.close()
     assert view["state"] == "done", view
     assert "sending" in [h["state"] for h in view["history"]]
-    _assert_adds_up(view)
+    assert_adds_up(view)
     c = view["counts"]
     assert (c["accepted"], c["pending"], c["in_flight"]) == (a["accepted"] + b["accepted"], 0, 0)
-    _no_duplicates(records)
+    no_duplicates(records)
     rows = list(csv.DictReader(io.StringIO(report)))
     assert len(rows) == c["accepted"] and not {r["status"] for r in rows} - {"acked", "unknown"}
     assert_report_agrees(rows, records, {"cut": cut})

@@ -19,8 +19,7 @@ from rich.console import Console
 from api.cli import main as cli
 from api.cli.console import kpi_table
 from tests.helpers import SimProcess, wait_for
-from tests.integration.test_api import _post, _wait_state, running_stack
-from tests.integration.test_webhook_endpoints import _Receiver
+from tests.integration.stack import WebhookReceiver, post_job, running_stack, wait_state
 
 RULES = {"rules": [{"to": "4646", "brand": "acme", "optout_words": ["CIKIS"]}], "concat_timeout": 3}
 
@@ -43,7 +42,7 @@ def test_replies_opt_out_in_every_spelling_and_the_next_job_leaves_them_out(
     ray_session: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sim = SimProcess(tmp_path, "--account", "test:secret", "--seed", "17")
-    hook = _Receiver()  # every reply is POSTed here, signed with the replies' secret
+    hook = WebhookReceiver()  # every reply is POSTed here, signed with the replies' secret
     monkeypatch.setenv("ULAK_REPLIES_WEBHOOK_SECRET", "mo-secret")
     config = RULES | {"webhook_url": hook.url}
     with running_stack(tmp_path, sim, tps=200, name="replies", replies=config) as stack:
@@ -132,9 +131,9 @@ def test_replies_opt_out_in_every_spelling_and_the_next_job_leaves_them_out(
                 w.writerow(["telefon", "ad"])
                 for i in range(1, 13):
                     w.writerow([f"+9053210000{i:02d}", f"Kişi {i}"])
-            plain = _post(http, path, template="Merhaba {ad}").json()["id"]
-            branded = _post(http, path, template="Merhaba {ad}", brand="acme").json()["id"]
-            views = [_wait_state(http, j, "done") for j in (plain, branded)]
+            plain = post_job(http, path, template="Merhaba {ad}").json()["id"]
+            branded = post_job(http, path, template="Merhaba {ad}", brand="acme").json()["id"]
+            views = [wait_state(http, j, "done") for j in (plain, branded)]
             assert [v["counts"]["rejected"] for v in views] == [5, 6]
             metrics = http.get("/metrics").text
             assert 'ulak_replies_total{kind="optout"} 6' in metrics
@@ -254,7 +253,7 @@ def test_a_commercial_job_sends_only_with_consent_and_says_how_to_opt_out(
             for key, number in n.items():
                 text = f"Kampanya {key}. Çıkmak için RET yazıp 4545'e gönderin" if key != "G" else "Kampanya"
                 w.writerow(["+" + number, key, text])
-        refused = _post(http, path, template="Merhaba {ad}, indirim!", category="commercial")
+        refused = post_job(http, path, template="Merhaba {ad}, indirim!", category="commercial")
         assert refused.status_code == 422 and refused.json()["code"] == "no_optout_text", refused.text
         assert refused.json()["field"] == "template"
         variants = json.dumps(
@@ -263,14 +262,14 @@ def test_a_commercial_job_sends_only_with_consent_and_says_how_to_opt_out(
                 {"name": "B", "template": "Merhaba"},
             ]
         )
-        refused = _post(http, path, template="x RET", category="commercial", variants=variants)
+        refused = post_job(http, path, template="x RET", category="commercial", variants=variants)
         assert refused.status_code == 422 and refused.json()["field"] == "variants[1].template"
 
         good = "Merhaba {ad}, %20 indirim! Listeden çıkmak için İPTAL yazıp 4545'e gönderin."
-        commercial = _post(http, path, template=good, category="commercial").json()["id"]
-        by_column = _post(http, path, text_column="metin", category="commercial").json()["id"]
-        informational = _post(http, path, template="Hesabınız güncellendi {ad}").json()["id"]
-        views = {j: _wait_state(http, j, "done") for j in (commercial, by_column, informational)}
+        commercial = post_job(http, path, template=good, category="commercial").json()["id"]
+        by_column = post_job(http, path, text_column="metin", category="commercial").json()["id"]
+        informational = post_job(http, path, template="Hesabınız güncellendi {ad}").json()["id"]
+        views = {j: wait_state(http, j, "done") for j in (commercial, by_column, informational)}
         assert views[commercial]["counts"]["rejected"] == 4
         assert views[commercial]["rejected_reasons"] == {"opted_out": 1, "no_consent": 3}
         assert views[by_column]["rejected_reasons"] == {"opted_out": 1, "no_consent": 3, "no_optout_text": 1}
@@ -312,20 +311,20 @@ def test_yes_no_and_nps_surveys_count_their_answers(ray_session: Any, tmp_path: 
         stack.client() as http,
     ):
         question = "Aldığınız hizmetten memnun musunuz? EVET veya HAYIR yazın"
-        first = _post(
+        first = post_job(
             http, _survey_file(tmp_path / "yn.csv", yes_no), template=question, sender="4545", survey=YES_NO
         ).json()["id"]
         nps_q = "Bizi bir arkadaşınıza ne kadar önerirsiniz? 0-10 arası bir puan yazın"
-        second = _post(
+        second = post_job(
             http,
             _survey_file(tmp_path / "nps.csv", scored),
             template=nps_q,
             survey=NPS,
         ).json()["id"]
-        no_reply_to = _post(http, _survey_file(tmp_path / "x.csv", yes_no[:1]), template="x", survey="nps")
+        no_reply_to = post_job(http, _survey_file(tmp_path / "x.csv", yes_no[:1]), template="x", survey="nps")
         assert no_reply_to.status_code == 422 and no_reply_to.json()["field"] == "survey", no_reply_to.text
         for job_id in (first, second):
-            _wait_state(http, job_id, "done")
+            wait_state(http, job_id, "done")
 
         answers = [" evet!", "Evet", "EVET 👍", "e", "yes", "Tamam", "Hayır", "HAYIR", "hayir.", "belki"]
         for number, text in zip(yes_no, answers, strict=True):

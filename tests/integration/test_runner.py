@@ -29,13 +29,13 @@ from cluster.send import runner as runner_module
 from cluster.send.pool import BindDied, BindRef, Take
 from cluster.send.runner import JobRunner
 from ingest.collect import ACCEPTED_FILE
-from tests.helpers import wait_for
+from tests.helpers import settings_for, tcell_and_voda, wait_for
 from ulak import keys
 from ulak.dispatch.bind import OutboundPart
 from ulak.dispatch.ledger import Event, PartAcked, PartUnknown, ReceiptSeen, RedisLedger
 from ulak.dispatch.message import plan_for
 from ulak.redis_server import RedisServer
-from ulak.settings import BindConfig, JobsConfig, OperatorConfig, RayConfig, RedisConfig, Settings
+from ulak.settings import BindConfig, JobsConfig, Settings
 
 TEXTS = ["Kısa mesaj", "Uzun mesaj: " + "çok güzel bir kampanya, kaçırmayın! " * 9]
 
@@ -167,15 +167,8 @@ def _settings(url: str, tmp_path: Path) -> Settings:
     def bind(name: str) -> BindConfig:
         return BindConfig(name=name, host="127.0.0.1", port=1, system_id="x", password_env="X")
 
-    return Settings(
-        redis=RedisConfig(url=url),
-        ray=RayConfig(),
-        jobs=JobsConfig(data_dir=tmp_path / "jobs", receipt_wait=5, batch_rows=50),
-        operators=(
-            OperatorConfig(name="tcell", prefixes=("90532",), tps=100, binds=(bind("t1"), bind("t2"))),
-            OperatorConfig(name="voda", prefixes=("90542",), tps=100, binds=(bind("v1"),)),
-        ),
-    )
+    jobs = JobsConfig(data_dir=tmp_path / "jobs", receipt_wait=5, batch_rows=50)
+    return settings_for(url, tcell_and_voda(bind, tps=100), jobs=jobs)
 
 
 def _job(settings: Settings, client: redis.Redis, tmp_path: Path, rows: int) -> tuple[str, int]:

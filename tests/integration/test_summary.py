@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from tests.helpers import ApiProcess, SimProcess, wait_for
-from tests.integration.test_api import _post, _wait_state, running_stack
+from tests.integration.stack import post_job, running_stack, wait_state
 from ulak.redis_server import free_port
 
 PHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148"
@@ -45,7 +45,7 @@ def test_the_summary_says_exactly_what_happened(ray_session: Any, tmp_path: Path
             path = tmp_path / "summary.csv"
             _file(path)
             with stack.client() as http:
-                created = _post(
+                created = post_job(
                     http,
                     path,
                     name="Aralık",
@@ -56,7 +56,7 @@ def test_the_summary_says_exactly_what_happened(ray_session: Any, tmp_path: Path
                 )
                 assert created.status_code == 202, created.text
                 job_id = created.json()["id"]
-                assert _wait_state(http, job_id, "done", "failed")["state"] == "done"
+                assert wait_state(http, job_id, "done", "failed")["state"] == "done"
                 wait_for(
                     lambda: http.get(f"/v1/jobs/{job_id}").json()["receipts"]["awaiting"] == 0,
                     timeout=30,

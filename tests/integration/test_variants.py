@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from ingest.numbers import as_uint64
 from tests.helpers import ApiProcess, SimProcess, wait_for
-from tests.integration.test_api import _assert_adds_up, _post, _wait_state, running_stack
+from tests.integration.stack import assert_adds_up, post_job, running_stack, wait_state
 from ulak.redis_server import free_port
 from ulak.variants import Split, seed_of
 
@@ -62,20 +62,20 @@ def test_an_ab_test_with_a_holdout(ray_session: Any, tmp_path: Path) -> None:
                 "holdout": "0.1",
             }
             with stack.client() as http:
-                bad = _post(http, path, **{**options, "variants": "[{'name': 'A'}]"})
+                bad = post_job(http, path, **{**options, "variants": "[{'name': 'A'}]"})
                 assert bad.status_code == 422 and bad.json()["field"] == "variants", bad.text
-                same = _post(
+                same = post_job(
                     http, path, **{**options, "variants": json.dumps([{"name": "A"}, {"name": "A"}])}
                 )
                 assert same.status_code == 422 and "differ" in same.text, same.text
                 broken = [{"name": "A"}, {"name": "B", "template": "B {nope} {link}"}]
-                wrong = _post(http, path, **{**options, "variants": json.dumps(broken)})
+                wrong = post_job(http, path, **{**options, "variants": json.dumps(broken)})
                 assert wrong.status_code == 422 and wrong.json()["field"] == "variants.1.template", wrong.text
 
-                created = _post(http, path, **options)
+                created = post_job(http, path, **options)
                 assert created.status_code == 202, created.text
                 job_id = created.json()["id"]
-                assert _wait_state(http, job_id, "done", "failed")["state"] == "done"
+                assert wait_state(http, job_id, "done", "failed")["state"] == "done"
                 wait_for(
                     lambda: http.get(f"/v1/jobs/{job_id}").json()["receipts"]["awaiting"] == 0,
                     timeout=30,
@@ -84,14 +84,14 @@ def test_an_ab_test_with_a_holdout(ray_session: Any, tmp_path: Path) -> None:
                 view = http.get(f"/v1/jobs/{job_id}").json()
                 report = _report(http, job_id)
                 # The same seed splits the same numbers the same way (a dry run: nothing sent).
-                again = _post(http, path, **options, dry_run="true")
-                other = _post(http, path, **{**options, "split_seed": "another"}, dry_run="true")
-                replay = [_wait_state(http, r.json()["id"], "done", "failed") for r in (again, other)]
+                again = post_job(http, path, **options, dry_run="true")
+                other = post_job(http, path, **{**options, "split_seed": "another"}, dry_run="true")
+                replay = [wait_state(http, r.json()["id"], "done", "failed") for r in (again, other)]
                 assert [v["state"] for v in replay] == ["done", "done"]
                 split_again, split_other = (_report(http, v["id"]) for v in replay)
 
             records = stack.records("905330")
-            _assert_adds_up(view)
+            assert_adds_up(view)
             variant_of = {"+" + r["msisdn"].lstrip("+"): r["variant"] for r in report}
             held = sorted(set(numbers) - set(variant_of))
 
@@ -195,9 +195,9 @@ def test_a_send_time_test_sends_each_variant_from_its_own_time(ray_session: Any,
             {"name": "B", "template": "B: Merhaba {ad}", "send_at": later.isoformat()},
         ]
         with stack.client() as http:
-            refused = _post(http, path, template="x {ad}", variants=json.dumps(variants), test_share="0.2")
+            refused = post_job(http, path, template="x {ad}", variants=json.dumps(variants), test_share="0.2")
             assert refused.status_code == 422 and "send_at" in refused.text, refused.text
-            created = _post(http, path, template="Merhaba {ad}", variants=json.dumps(variants))
+            created = post_job(http, path, template="Merhaba {ad}", variants=json.dumps(variants))
             assert created.status_code == 202, created.text
             job_id = created.json()["id"]
 
@@ -207,11 +207,11 @@ def test_a_send_time_test_sends_each_variant_from_its_own_time(ray_session: Any,
 
             waiting = wait_for(waits, timeout=60, what="the job to wait for B's time")
             assert "variant B" in waiting, waiting
-            view = _wait_state(http, job_id, "done", "failed", timeout=120)
+            view = wait_state(http, job_id, "done", "failed", timeout=120)
             report = _report(http, job_id)
         records = stack.records("905330")
     assert view["state"] == "done"
-    _assert_adds_up(view)
+    assert_adds_up(view)
     variant_of = {r["msisdn"].lstrip("+"): r["variant"] for r in report}
     assert len(records) == len(report) == ROWS
     a = [r["t"] for r in records if variant_of[r["dst"].lstrip("+")] == "A"]

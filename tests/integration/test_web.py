@@ -20,7 +20,7 @@ import xlsxwriter
 
 from tests.chromium import chromium_path, launch_args
 from tests.helpers import SimProcess, wait_for
-from tests.integration.test_api import Stack, running_stack
+from tests.integration.stack import Stack, running_stack
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 

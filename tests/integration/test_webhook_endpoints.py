@@ -3,50 +3,22 @@ only its own queue, loses nothing and keeps its order; its dead letters replay."
 
 from __future__ import annotations
 
-import http.server
-import json
 import threading
 import time
-from typing import Any
 
 import httpx
 import redis
 
 from cluster import webhooks
 from tests.helpers import wait_for
+from tests.integration.stack import (
+    WebhookReceiver,
+)
 from ulak import keys
 
 
-class _Receiver:
-    """Answers 503 to its first *failures* calls, then 204; keeps the deliveries it accepted."""
-
-    def __init__(self, failures: int = 0) -> None:
-        self.failures = failures
-        self.calls = 0
-        self.accepted: list[str] = []
-        owner = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                owner.calls += 1
-                if owner.calls <= owner.failures:
-                    self.send_response(503)
-                else:
-                    owner.accepted.append(body["delivery"])
-                    self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-
-
 def test_a_down_endpoint_holds_up_only_itself_and_its_dead_letters_replay(redis_client: redis.Redis) -> None:
-    down, healthy = _Receiver(failures=4), _Receiver()
+    down, healthy = WebhookReceiver(failures=4), WebhookReceiver()
     for job, target in (("j-down", down), ("j-up", healthy)):
         redis_client.hset(keys.job(job), mapping={"webhook_url": target.url, "webhook_secret": "s3cret"})
     for i in range(20):  # interleaved, as jobs' batches come

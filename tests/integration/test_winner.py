@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from tests.helpers import ApiProcess, SimProcess, wait_for
-from tests.integration.test_api import _assert_adds_up, _post, _wait_state, running_stack
+from tests.integration.stack import assert_adds_up, post_job, running_stack, wait_state
 from ulak.redis_server import free_port
 
 PHONE = "Mozilla/5.0 (Linux; Android 14) Chrome/120 Mobile Safari/537.36"
@@ -47,9 +47,9 @@ def test_the_rest_is_sent_with_the_variant_that_won_the_test(ray_session: Any, t
                 "winner_by": "clicks",
             }
             with stack.client() as http:
-                alone = _post(http, path, template="Merhaba {ad}", test_share="0.3")
+                alone = post_job(http, path, template="Merhaba {ad}", test_share="0.3")
                 assert alone.status_code == 422 and alone.json()["field"] == "test_share", alone.text
-                created = _post(http, path, **options)
+                created = post_job(http, path, **options)
                 assert created.status_code == 202, created.text
                 job_id = created.json()["id"]
 
@@ -82,7 +82,7 @@ def test_the_rest_is_sent_with_the_variant_that_won_the_test(ray_session: Any, t
                 assert clicks["unique"] == len(b_rows[::2]) > 50, clicks
                 assert "winner" in waiting()  # still deciding: the clicks came in time
 
-                assert _wait_state(http, job_id, "done", "failed")["state"] == "done"
+                assert wait_state(http, job_id, "done", "failed")["state"] == "done"
                 wait_for(
                     lambda: http.get(f"/v1/jobs/{job_id}").json()["receipts"]["awaiting"] == 0,
                     timeout=30,
@@ -95,7 +95,7 @@ def test_the_rest_is_sent_with_the_variant_that_won_the_test(ray_session: Any, t
         finally:
             redirect.stop()
 
-    _assert_adds_up(view)
+    assert_adds_up(view)
     assert view["counts"]["acked"] + view["counts"]["failed"] == ROWS == len(records)
     assert view["parts"]["total"] == view["parts"]["sent"]  # the rest counted with the winner's parts
     by_number = {"+" + r["dst"]: r for r in records}

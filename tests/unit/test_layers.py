@@ -169,3 +169,18 @@ def test_the_api_s_models_import_no_ray(module: str) -> None:
     code = f"import sys, {module}; print(sorted(m for m in sys.modules if m.split('.')[0] == 'ray'))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared test code lives in the harness modules (``tests/helpers.py``, ``tests/integration/
+    stack.py`` and ``binds.py``), never in a test module another one reaches into."""
+    found = []
+    for path in (ROOT / "tests").rglob("test_*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.module
+                and node.module.split(".")[-1].startswith("test_")
+            ):
+                found.append(f"{path.relative_to(ROOT)} imports {node.module}")
+    assert found == []

@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
+from tests.helpers import FakeClock
 from ulak.dispatch.leases import SPEND_FRACTION, LeaseMeter
 from ulak.dispatch.throttle import Lease, Settlement
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def lease(lease_id: int, tokens: int, hold: float = 0.05) -> Lease:
@@ -19,7 +12,7 @@ def lease(lease_id: int, tokens: int, hold: float = 0.05) -> Lease:
 
 
 def test_a_lease_is_spent_within_its_hold_and_no_further() -> None:
-    clock = Clock()
+    clock = FakeClock()
     meter = LeaseMeter(clock)
     meter.begin(lease(1, 10, hold=1.0), asked=99.9)
     assert meter.left == 10 and meter.live(clock.now)
@@ -30,7 +23,7 @@ def test_a_lease_is_spent_within_its_hold_and_no_further() -> None:
 
 
 def test_a_used_lease_settles_once_its_pdus_are_answered_with_offsets_from_the_asking() -> None:
-    clock = Clock()
+    clock = FakeClock()
     meter = LeaseMeter(clock)
     meter.begin(lease(7, 10), asked=99.98)  # the answer came 20 ms after the asking
     clock.now = 100.01
@@ -48,7 +41,7 @@ def test_a_used_lease_settles_once_its_pdus_are_answered_with_offsets_from_the_a
 
 
 def test_a_lease_never_used_settles_at_once_for_nothing() -> None:
-    meter = LeaseMeter(Clock())
+    meter = LeaseMeter(FakeClock())
     meter.begin(lease(3, 10), asked=100.0)
     meter.end()
     assert meter.next_settlement() == Settlement(3, 0, None)
@@ -56,7 +49,7 @@ def test_a_lease_never_used_settles_at_once_for_nothing() -> None:
 
 
 def test_leases_settle_in_order_and_a_settlement_not_sent_comes_first_again() -> None:
-    clock = Clock()
+    clock = FakeClock()
     meter = LeaseMeter(clock)
     for lease_id in (1, 2):
         meter.begin(lease(lease_id, 5), asked=clock.now)
@@ -72,7 +65,7 @@ def test_leases_settle_in_order_and_a_settlement_not_sent_comes_first_again() ->
 
 
 def test_a_dropped_lease_is_forgotten_unsettled() -> None:
-    meter = LeaseMeter(Clock())
+    meter = LeaseMeter(FakeClock())
     meter.begin(lease(9, 5), asked=100.0)
     meter.spent(2)
     meter.drop()

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 
+from tests.helpers import FakeClock
 from ulak.smpp import CommandStatus
 from ulak.smpp.codec import encode, preencode
 from ulak.smpp.errors import LocalProtocolError, WindowFull
@@ -40,20 +41,12 @@ from ulak.smpp.session import (
 )
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def drain(session: Session) -> list[Event]:
     return list(session.events())
 
 
-def bound_pair(window: int = 3, bind: type = BindTransceiver) -> tuple[Session, Session, Clock]:
-    clock = Clock()
+def bound_pair(window: int = 3, bind: type = BindTransceiver) -> tuple[Session, Session, FakeClock]:
+    clock = FakeClock(1000.0)
     esme = Session(Role.ESME, window=window, clock=clock, response_timeout=10)
     smsc = Session(Role.SMSC, window=window, clock=clock)
     smsc.receive_data(esme.send(bind(system_id="a", password="b")))
@@ -388,7 +381,7 @@ def test_lean_receipts_are_for_the_esme_side() -> None:
 
 def lean_ack_pair() -> tuple[Session, Session]:
     """A lean-acks session and a plain one, both bound (the bind exchange is not what is tested)."""
-    clock = Clock()
+    clock = FakeClock(1000.0)
     lean = Session(Role.ESME, window=3, clock=clock, lean_acks=True)
     plain = Session(Role.ESME, window=3, clock=clock)
     lean.state = plain.state = State.BOUND_TRX

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.helpers import FakeClock
 from ulak.dispatch.throttle import (
     BothLimits,
     LocalTokenSource,
@@ -16,14 +17,6 @@ from ulak.dispatch.throttle import (
     SlidingWindowLimiter,
     limits_for,
 )
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def max_in_any_window(times: list[float], window: float = 1.0) -> int:
@@ -40,7 +33,7 @@ def simulate(
     rate: int, binds: int, seconds: float, *, hold: float = 0.05, tick: float = 0.005
 ) -> list[float]:
     """Binds lease ~hold worth of tokens, send them at once, settle, repeat; returns send times."""
-    clock = Clock()
+    clock = FakeClock()
     limiter = SlidingWindowLimiter(rate, clock=clock)
     sends: list[float] = []
     next_try = [clock.now] * binds
@@ -68,7 +61,7 @@ def test_never_over_the_cap_and_close_to_it(rate: int, binds: int) -> None:
 
 
 def test_unused_tokens_come_back() -> None:
-    clock = Clock()
+    clock = FakeClock()
     limiter = SlidingWindowLimiter(100, clock=clock)
     lease = limiter.acquire(100)
     assert lease.tokens == 100
@@ -78,7 +71,7 @@ def test_unused_tokens_come_back() -> None:
 
 
 def test_unsettled_lease_is_charged_for_its_whole_hold() -> None:
-    clock = Clock()
+    clock = FakeClock()
     limiter = SlidingWindowLimiter(10, clock=clock)
     limiter.acquire(10, hold=0.5)
     clock.now += 1.2  # hold (0.5) + window (1.0) + margin not yet passed
@@ -88,7 +81,7 @@ def test_unsettled_lease_is_charged_for_its_whole_hold() -> None:
 
 
 def test_retry_after_says_when_tokens_return() -> None:
-    clock = Clock()
+    clock = FakeClock()
     limiter = SlidingWindowLimiter(10, clock=clock)
     lease = limiter.acquire(10)
     limiter.settle(lease.lease_id, used=10, last_sent_after=0.0)
@@ -102,7 +95,7 @@ def test_retry_after_says_when_tokens_return() -> None:
 def test_a_lease_answered_after_its_hold_stays_charged_until_a_window_after_the_answer() -> None:
     # The SMSC may count a PDU as late as it answers it: a lease whose last PDU was answered 0.3 s
     # after it arrived (the hold was 0.05 s) keeps its tokens until a window after that.
-    clock = Clock()
+    clock = FakeClock()
     limiter = SlidingWindowLimiter(10, clock=clock)
     lease = limiter.acquire(10, hold=0.05)
     clock.now += 0.3
@@ -114,7 +107,7 @@ def test_a_lease_answered_after_its_hold_stays_charged_until_a_window_after_the_
 
 
 def test_settling_twice_or_late_is_harmless() -> None:
-    clock = Clock()
+    clock = FakeClock()
     limiter = SlidingWindowLimiter(10, clock=clock)
     lease = limiter.acquire(5)
     limiter.settle(lease.lease_id, used=0, last_sent_after=None)
@@ -124,7 +117,7 @@ def test_settling_twice_or_late_is_harmless() -> None:
 
 
 def test_rate_change_applies_to_new_leases() -> None:
-    clock = Clock()
+    clock = FakeClock()
     limiter = SlidingWindowLimiter(10, clock=clock)
     limiter.acquire(10)
     limiter.set_rate(20)
@@ -145,7 +138,7 @@ def test_rate_change_applies_to_new_leases() -> None:
     )
 )
 def test_any_schedule_stays_under_the_cap(steps: list[tuple[float, int, float, float, float]]) -> None:
-    clock = Clock()
+    clock = FakeClock()
     rate = 50
     limiter = SlidingWindowLimiter(rate, clock=clock)
     sends: list[float] = []
@@ -174,7 +167,7 @@ def test_exchange_is_settle_then_acquire_and_the_pool_refills(
 ) -> None:
     """One call per lease while busy (settle the last, lease the next) changes nothing the limiter
     decides; and once a window has passed with nothing leased, every token is free again."""
-    clocks = Clock(), Clock()
+    clocks = FakeClock(), FakeClock()
     paired = SlidingWindowLimiter(50, clock=clocks[0])
     merged = SlidingWindowLimiter(50, clock=clocks[1])
     last: Settlement | None = None
@@ -213,7 +206,7 @@ def test_both_limits_hold_at_once(
     """Four binds, each with its own cap, share an account cap: no sliding second ever sees more than
     a bind's cap from one bind, or more than the account's from all of them."""
     bind_cap, account_cap = caps
-    clock = Clock()
+    clock = FakeClock()
     account = SlidingWindowLimiter(account_cap, clock=clock)
     shared = LocalTokenSource(account)
     binds = [BothLimits(SlidingWindowLimiter(bind_cap, clock=clock), shared) for _ in range(4)]
@@ -238,7 +231,7 @@ def test_both_limits_hold_at_once(
 
 def test_a_bind_with_its_own_cap_gets_all_of_it_and_no_more() -> None:
     """One bind capped at 100 under an account of 400: it sends its 100 a second, not the account's."""
-    clock = Clock()
+    clock = FakeClock()
     account = LocalTokenSource(SlidingWindowLimiter(400, clock=clock))
     both = BothLimits(SlidingWindowLimiter(100, clock=clock), account)
     sent: list[float] = []
@@ -268,7 +261,7 @@ def test_independent_binds_never_ask_the_account() -> None:
 
 def test_a_restarted_limiter_grants_nothing_for_a_window() -> None:
     """Its previous life's leases may still be spent: a fresh second at once would go over the cap."""
-    clock = Clock()
+    clock = FakeClock()
     limiter = SlidingWindowLimiter(100, clock=clock)
     limiter.assume_full()
     assert limiter.acquire(10).tokens == 0
