@@ -11,8 +11,9 @@ import contextlib
 import os
 import secrets
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import ray
 import structlog
@@ -26,6 +27,7 @@ from cluster.jobs.states import ACTIVE, InvalidTransition, JobEvent, JobState, r
 from cluster.jobs.store import JobStore
 from cluster.send.pool import BindMaker, BindPool
 from cluster.webhooks import checked_address
+from ingest.fetch import copy_limited, fetch
 from ingest.prepare import check_upload
 from ulak import keys, redisclient
 from ulak.jobfiles import JobDir, JobFiles
@@ -35,6 +37,14 @@ log = structlog.get_logger("ulak.plane")
 
 IDEMPOTENCY_TTL = 86400
 REPLIES_SECRET_ENV = "ULAK_REPLIES_WEBHOOK_SECRET"  # the secret replies.webhook_url calls are signed with
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A campaign file a request carried: read from *file*, named *filename* by its sender."""
+
+    file: BinaryIO
+    filename: str | None
 
 
 class ActorMaker(BindMaker, Protocol):
@@ -169,6 +179,53 @@ class ControlPlane:
                     code="no_optout_text",
                     field=field,
                 )
+
+    def create_job(
+        self,
+        options: JobOptions,
+        *,
+        file: Upload | None = None,
+        uri: str | None = None,
+        idempotency_digest: str | None = None,
+    ) -> str:
+        """What ``POST /v1/jobs`` does once the request is read: check the options, stage the file
+        (the upload copied, or the *uri* fetched, either bounded by ``ingest.max_file_bytes``),
+        check its format and header (4xx before anything starts), record the job and start its
+        actor. Returns the job's id (an earlier one's, for a repeated idempotency key). Whatever is
+        refused leaves nothing behind."""
+        self.check_options(options)
+        limit = self.settings.ingest.max_file_bytes
+        job_id, directory = self.new_job_dir()
+        staging = directory.staging()  # the folder itself when local; the upload is checked here first
+        try:
+            if file is not None:
+                filename = Path(file.filename or "upload.csv").name
+                path = staging / ("upload" + Path(filename).suffix.lower())
+                copy_limited(file.file, path, limit=limit, name=filename, field="file")
+                source = f"upload:{filename}"
+            else:
+                assert uri is not None, "a job needs a file or a URI"
+                api = self.settings.api
+                path, filename = fetch(
+                    uri, root=api.uri_root, stores=api.object_stores, dest_dir=staging, max_bytes=limit
+                )
+                source = uri
+            self.check_upload(path, options, filename=filename)
+            upload = directory.adopt(path)
+            job_id, _ = self.submit(
+                job_id=job_id,
+                directory=directory,
+                upload=upload,
+                filename=filename,
+                source=source,
+                options=options,
+                idempotency_digest=idempotency_digest,
+            )
+        except BaseException:
+            directory.discard(staging)
+            directory.remove()
+            raise
+        return job_id
 
     def new_job_dir(self) -> tuple[str, JobDir]:
         job_id = time.strftime("%Y%m%d") + "-" + secrets.token_hex(5)

@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl
 
@@ -25,7 +24,7 @@ from cluster.jobs.options import JobOptions
 from cluster.jobs.record import JobRecord
 from cluster.jobs.states import JobState
 from cluster.jobs.store import view_async
-from cluster.plane import ControlPlane
+from cluster.plane import ControlPlane, Upload
 from cluster.reports.report import (
     REPORT_SCHEMA,
     as_csv,
@@ -37,7 +36,6 @@ from cluster.reports.report import (
 from cluster.reports.summary import BUCKETS, summarize
 from cluster.reports.summary import as_csv as summary_csv
 from ingest.errors import FileTooLarge
-from ingest.fetch import copy_limited, fetch
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -189,81 +187,64 @@ async def create_job(
     if declared is not None and declared.isdigit() and int(declared) > limit + (1 << 20):
         raise FileTooLarge(f"the upload exceeds {limit:,} bytes (ingest.max_file_bytes)", field="file")
     content_type = request.headers.get("content-type", "")
-    job_id, directory = await run_in_threadpool(plane.new_job_dir)
-    staging = directory.staging()  # the folder itself when local; the upload is checked here first
-    try:
-        if content_type.startswith("multipart/form-data"):
-            complete = _watch_multipart_end(request, content_type)
-            form = await request.form(max_files=1, max_fields=len(_FORM_FIELDS) + 10)
-            upload = form.get("file")
-            if not complete():
-                raise ApiError(
-                    400,
-                    "truncated_upload",
-                    "the multipart body ended before its closing boundary: the upload was cut short; "
-                    "send it again",
-                    field="file",
+    if content_type.startswith("multipart/form-data"):
+        options, upload = await _read_form(request, content_type)
+        try:
+            job_id = await run_in_threadpool(
+                lambda: plane.create_job(
+                    options, file=Upload(upload.file, upload.filename), idempotency_digest=digest
                 )
-            if not isinstance(upload, UploadFile):
-                raise ApiError(
-                    422, "missing_file", "send the campaign as the multipart field 'file'", field="file"
-                )
-            options = _options(_form_options(form))
-            await run_in_threadpool(plane.check_options, options)
-            filename = Path(upload.filename or "upload.csv").name
-            path = staging / ("upload" + Path(filename).suffix.lower())
-            await run_in_threadpool(
-                lambda: copy_limited(upload.file, path, limit=limit, name=filename, field="file")
             )
+        finally:
             await upload.close()
-            source = f"upload:{filename}"
-        elif content_type.startswith("application/json"):
-            try:
-                raw = await request.json()
-            except ValueError:
-                raise ApiError(400, "bad_json", "the body is not valid JSON") from None
-            if not isinstance(raw, dict):
-                raise ApiError(422, "invalid_options", "the body must be a JSON object")
-            try:
-                spec = JobUri.model_validate(raw)
-            except ValidationError as exc:
-                raise validation_error(exc, code="invalid_options") from None
-            options = JobOptions.model_validate(spec.model_dump(exclude={"uri"}))
-            await run_in_threadpool(plane.check_options, options)
-            path, filename = await run_in_threadpool(
-                lambda: fetch(
-                    spec.uri,
-                    root=plane.settings.api.uri_root,
-                    stores=plane.settings.api.object_stores,
-                    dest_dir=staging,
-                    max_bytes=limit,
-                )
-            )
-            source = spec.uri
-        else:
-            raise ApiError(
-                415,
-                "unsupported_media_type",
-                "send multipart/form-data with a 'file' field, or application/json with a 'uri'",
-            )
-        await run_in_threadpool(plane.check_upload, path, options, filename=filename)
-        upload_name = await run_in_threadpool(directory.adopt, path)
-        job_id, _ = await run_in_threadpool(
-            lambda: plane.submit(
-                job_id=job_id,
-                directory=directory,
-                upload=upload_name,
-                filename=filename,
-                source=source,
-                options=options,
-                idempotency_digest=digest,
-            )
+    elif content_type.startswith("application/json"):
+        options, uri = await _read_uri(request)
+        job_id = await run_in_threadpool(
+            lambda: plane.create_job(options, uri=uri, idempotency_digest=digest)
         )
-    except BaseException:
-        directory.discard(staging)
-        await run_in_threadpool(directory.remove)
-        raise
+    else:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "send multipart/form-data with a 'file' field, or application/json with a 'uri'",
+        )
     return _created(plane, job_id)
+
+
+async def _read_form(request: Request, content_type: str) -> tuple[JobOptions, UploadFile]:
+    """The options and the file of a multipart upload (400 if the body was cut short)."""
+    complete = _watch_multipart_end(request, content_type)
+    form = await request.form(max_files=1, max_fields=len(_FORM_FIELDS) + 10)
+    upload = form.get("file")
+    if not complete():
+        raise ApiError(
+            400,
+            "truncated_upload",
+            "the multipart body ended before its closing boundary: the upload was cut short; send it again",
+            field="file",
+        )
+    if not isinstance(upload, UploadFile):
+        raise ApiError(422, "missing_file", "send the campaign as the multipart field 'file'", field="file")
+    try:
+        return _options(_form_options(form)), upload
+    except BaseException:
+        await upload.close()
+        raise
+
+
+async def _read_uri(request: Request) -> tuple[JobOptions, str]:
+    """The options and the URI of a JSON request."""
+    try:
+        raw = await request.json()
+    except ValueError:
+        raise ApiError(400, "bad_json", "the body is not valid JSON") from None
+    if not isinstance(raw, dict):
+        raise ApiError(422, "invalid_options", "the body must be a JSON object")
+    try:
+        spec = JobUri.model_validate(raw)
+    except ValidationError as exc:
+        raise validation_error(exc, code="invalid_options") from None
+    return JobOptions.model_validate(spec.model_dump(exclude={"uri"})), spec.uri
 
 
 @router.post("/purge", response_model=Purged, responses={**_ERRORS, 403: {"model": ErrorBody}})
