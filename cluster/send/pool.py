@@ -30,9 +30,9 @@ import structlog
 
 from ulak import keys, redisclient
 from ulak.dispatch.batch import pack_parts
-from ulak.dispatch.bind import OutboundPart
 from ulak.dispatch.bindstate import UP, BindState
 from ulak.dispatch.ledger import RedisLedger
+from ulak.dispatch.part import OutboundPart
 from ulak.dispatch.sendrecord import read_record
 from ulak.records import bind_field
 from ulak.settings import BindConfig, OperatorConfig, Settings

@@ -37,9 +37,9 @@ from ingest.collect import ACCEPTED_FILE
 from ingest.errors import IngestError
 from ingest.prepare import LinkSpec, prepare
 from ulak import keys, redisclient
-from ulak.dispatch.bind import OutboundPart, outbound_part
 from ulak.dispatch.ledger import Event, LedgerReader, PartUnknown, RedisLedger
 from ulak.dispatch.message import PlanCache, SubmitBodies, relative_validity
+from ulak.dispatch.part import OutboundPart, outbound_part
 from ulak.jobfiles import JobFiles
 from ulak.records import PartState, SurveyAsked
 from ulak.settings import Settings

@@ -15,9 +15,9 @@ import redis
 from actors.local import Cluster
 from cluster.send.pool import BindPool
 from ulak import keys, redisclient
-from ulak.dispatch.bind import OutboundPart, outbound_part
 from ulak.dispatch.ledger import COUNTERS, LedgerReader
 from ulak.dispatch.message import PlanCache, SubmitBodies
+from ulak.dispatch.part import OutboundPart, outbound_part
 from ulak.dispatch.routing import router_from_operators
 from ulak.runtime import paused_gc
 from ulak.settings import OperatorConfig

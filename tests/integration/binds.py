@@ -11,8 +11,8 @@ import redis.asyncio
 
 from tests.helpers import SimProcess, sim_bind
 from ulak import keys
-from ulak.dispatch.bind import OutboundPart
 from ulak.dispatch.message import plan_for, submit_pdus
+from ulak.dispatch.part import OutboundPart
 from ulak.settings import BindConfig, OperatorConfig
 
 TEXTS = [

@@ -275,7 +275,7 @@ def test_a_bind_that_dies_leaves_every_part_the_smsc_got_accounted_for(
             await asyncio.sleep(0.001)
         # Death: no more writes, the connection gone, no reconnecting; what it held in memory is lost.
         dead.set()
-        bind._stopping = True
+        bind.stopping = True
         assert bind._wire is not None and bind._wire.transport is not None
         bind._wire.transport.abort()
         while not all(task.done() for task in bind._tasks):

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import SimProcess
-from ulak.dispatch.bind import RECORD_REWRITE
+from ulak.dispatch.writer import RECORD_REWRITE
 
 SCENARIO = Path(__file__).with_name("multinode.py")
 ROWS = 600

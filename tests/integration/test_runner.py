@@ -31,9 +31,9 @@ from cluster.send.runner import JobRunner
 from ingest.collect import ACCEPTED_FILE
 from tests.helpers import settings_for, tcell_and_voda, wait_for
 from ulak import keys
-from ulak.dispatch.bind import OutboundPart
 from ulak.dispatch.ledger import Event, PartAcked, PartUnknown, ReceiptSeen, RedisLedger
 from ulak.dispatch.message import plan_for
+from ulak.dispatch.part import OutboundPart
 from ulak.redis_server import RedisServer
 from ulak.settings import BindConfig, JobsConfig, Settings
 

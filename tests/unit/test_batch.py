@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ulak.dispatch.batch import PartBatch, pack_parts, unpack_parts
-from ulak.dispatch.bind import OutboundPart, outbound_part
+from ulak.dispatch.part import OutboundPart, outbound_part
 from ulak.smpp.pdu import SubmitSm, encoded_submit_sm
 
 parts_strategy = st.lists(

@@ -14,7 +14,7 @@ from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ulak.dispatch.bind import OutboundPart, outbound_part
+from ulak.dispatch.part import OutboundPart, outbound_part
 from ulak.smpp.pdu import EncodedSubmitSm, encoded_submit_sm
 
 

@@ -38,7 +38,7 @@ from typing import Any
 import redis.exceptions
 import structlog
 
-from ulak.dispatch.bind import SinkRevoked
+from ulak.dispatch.durable import SinkRevoked
 from ulak.dispatch.inbox import RedisInbox, pack_receipt
 from ulak.dispatch.ledger import Event, ReceiptSeen, RedisLedger
 
