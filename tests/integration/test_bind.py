@@ -275,9 +275,9 @@ def test_a_bind_that_dies_leaves_every_part_the_smsc_got_accounted_for(
             await asyncio.sleep(0.001)
         # Death: no more writes, the connection gone, no reconnecting; what it held in memory is lost.
         dead.set()
-        bind.stopping = True
-        assert bind._wire is not None and bind._wire.transport is not None
-        bind._wire.transport.abort()
+        bind.link.stopping = True
+        assert bind.link.wire is not None and bind.link.wire.transport is not None
+        bind.link.wire.transport.abort()
         while not all(task.done() for task in bind._tasks):
             for task in bind._tasks:  # again: redis-py can swallow a cancel that lands mid-command
                 task.cancel()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from ulak.dispatch.bindstate import BindEvent, BindState
@@ -49,8 +50,6 @@ class Link(Protocol):
 
     async def sleep_or_lost(self, seconds: float, *, wake: bool = False) -> None: ...
 
-    def revoked(self, exc: SinkRevoked) -> None: ...
-
 
 class SendPath:
     """One bind's sending (see the module docstring)."""
@@ -63,6 +62,7 @@ class SendPath:
         tokens: TokenSource,
         link: Link,
         writer: LedgerWriter,
+        revoked: Callable[[SinkRevoked], None],
         stats: Any,
         log: Any,
         lease_seconds: float,
@@ -90,6 +90,7 @@ class SendPath:
         self._rng = rng
         self._link = link
         self._writer = writer
+        self._revoked = revoked
         self._log = log
 
     @property
@@ -152,7 +153,7 @@ class SendPath:
             await self._writer.record_staged(items)
         except RecordFenced as exc:  # a later process holds the name: send nothing more
             self.queue.extendleft(reversed(self._stager.abort()))
-            self._link.revoked(SinkRevoked(str(exc)))
+            self._revoked(SinkRevoked(str(exc)))
             return
         except Exception as exc:
             self._log.error("record.write_failed", error=f"{type(exc).__name__}: {exc}")
@@ -198,39 +199,44 @@ class SendPath:
                 await self.settle()
                 await self._link.sleep_or_lost(min(1.0, enquire_interval / 4), wake=True)
                 continue
-            # While busy, a lease is settled in the same call that asks for the next one. A lease is
-            # ~lease_seconds of the operator's rate, spent as the window frees up, so an uncapped
-            # bind asks the limiter once per lease, not once per window refill.
-            settlement = leases.next_settlement()
-            await self.settle()  # more than one ready (rare): the rest on their own
-            share = self._lease_size()
-            # Counted after the await: a withdraw meanwhile may have emptied the queue (want 0 once
-            # divided the hold below by zero and ended the loop: issue 14).
-            want = min(self.queued, share, 20 * self.bind.window)
-            if want <= 0:
-                if settlement is not None:
-                    leases.keep(settlement)
-                continue
-            # A lease smaller than the rate's share (uncapped: the window and the queue bound it)
-            # may be held longer, up to a second: it reserves fewer tokens than a full share would,
-            # and a busy uncapped bind then asks about once a second instead of twenty times (an
-            # actor call costs the ThrottleActor ~0.5 ms of CPU, more on a loaded machine).
-            hold = self.lease_seconds if want >= share else min(1.0, self.lease_seconds * share / want)
-            asked = time.monotonic()
-            try:
-                lease = await self.tokens.exchange(settlement, want, hold=hold)
-            except Exception as exc:
-                # The operator's limiter is unreachable (its actor restarting): the settlement is
-                # lost with the call, which the limiter survives (an unsettled lease expires on its
-                # own). Wait, and ask again; the connection has nothing to do with it.
-                self._limiter_failed(exc)
-                await self._link.sleep_or_lost(0.5)
-                continue
-            if not lease.tokens:
-                await self._link.sleep_or_lost(min(lease.retry_after, 1.0))
-                continue
-            leases.begin(lease, asked=asked)  # offsets from the asking (see ulak.dispatch.leases)
-            self._spend(session, min(session.window_available, self._stager.ready, lease.tokens))
+            await self._lease(session)
+
+    async def _lease(self, session: Session) -> None:
+        """Ask the limiter for the next lease and start spending it (one pass of the send loop)."""
+        leases = self._leases
+        # While busy, a lease is settled in the same call that asks for the next one. A lease is
+        # ~lease_seconds of the operator's rate, spent as the window frees up, so an uncapped
+        # bind asks the limiter once per lease, not once per window refill.
+        settlement = leases.next_settlement()
+        await self.settle()  # more than one ready (rare): the rest on their own
+        share = self._lease_size()
+        # Counted after the await: a withdraw meanwhile may have emptied the queue (want 0 once
+        # divided the hold below by zero and ended the loop: issue 14).
+        want = min(self.queued, share, 20 * self.bind.window)
+        if want <= 0:
+            if settlement is not None:
+                leases.keep(settlement)
+            return
+        # A lease smaller than the rate's share (uncapped: the window and the queue bound it)
+        # may be held longer, up to a second: it reserves fewer tokens than a full share would,
+        # and a busy uncapped bind then asks about once a second instead of twenty times (an
+        # actor call costs the ThrottleActor ~0.5 ms of CPU, more on a loaded machine).
+        hold = self.lease_seconds if want >= share else min(1.0, self.lease_seconds * share / want)
+        asked = time.monotonic()
+        try:
+            lease = await self.tokens.exchange(settlement, want, hold=hold)
+        except Exception as exc:
+            # The operator's limiter is unreachable (its actor restarting): the settlement is
+            # lost with the call, which the limiter survives (an unsettled lease expires on its
+            # own). Wait, and ask again; the connection has nothing to do with it.
+            self._limiter_failed(exc)
+            await self._link.sleep_or_lost(0.5)
+            return
+        if not lease.tokens:
+            await self._link.sleep_or_lost(min(lease.retry_after, 1.0))
+            return
+        leases.begin(lease, asked=asked)  # offsets from the asking (see ulak.dispatch.leases)
+        self._spend(session, min(session.window_available, self._stager.ready, lease.tokens))
 
     def _spend(self, session: Session, n: int) -> None:
         self._leases.spent(self._send(session, n))
