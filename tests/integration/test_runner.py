@@ -25,7 +25,7 @@ from cluster.jobs.options import JobOptions
 from cluster.jobs.record import YES, ledgers_field
 from cluster.jobs.states import JobEvent, JobState
 from cluster.jobs.store import JobStore
-from cluster.send import runner as runner_module
+from cluster.send import progress as progress_module
 from cluster.send.pool import BindDied, BindRef, Take
 from cluster.send.runner import JobRunner
 from ingest.collect import ACCEPTED_FILE
@@ -253,7 +253,7 @@ def test_a_redis_restart_mid_job_fails_nothing(tmp_path: Path) -> None:
 def test_a_job_that_cannot_send_says_which_operator_and_why(
     redis_client: redis.Redis, redis_server_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(runner_module, "STALL_SECONDS", 1.0)
+    monkeypatch.setattr(progress_module, "STALL_SECONDS", 1.0)
     settings = _settings(redis_server_url, tmp_path)
     job, parts = _job(settings, redis_client, tmp_path, rows=300)
     pool = FakePool(settings, redis_client, per_call=3)

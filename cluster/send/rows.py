@@ -1,0 +1,214 @@
+"""A job's rows as the binds take them: read from its rows file a batch at a time and planned into
+parts (skipping what the ledger has seen sent, for a resumed job), in the order an A/B test wants
+them (a test slice, then the winner's; or each variant at its send time); and the messages read
+but not yet handed to a bind (:class:`Pending`), which a pause takes back."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from cluster.send import winner
+from cluster.send.job import Job
+from cluster.send.progress import Progress
+from ingest.collect import ACCEPTED_FILE
+from ulak import keys
+from ulak.dispatch.message import PlanCache, SubmitBodies, relative_validity
+from ulak.dispatch.part import OutboundPart, outbound_part
+from ulak.variants import REST
+
+Row = list[OutboundPart]  # a message: its parts, always handed to one bind together
+
+
+class RowReader:
+    """The job's rows as parts (see the module docstring)."""
+
+    def __init__(self, job: Job, progress: Progress) -> None:
+        self.job = job
+        self.progress = progress
+
+    def read(self, *, skip_sent: bool) -> Iterator[dict[str, list[Row]] | None]:
+        """The job's messages as parts, per operator, a file batch at a time (in row order). Test
+        then winner: the test slice first, then None while the winner is not known yet (the caller
+        keeps steering and feeding), then the rest with the winner's text (``cluster.send.winner``)."""
+        if self.job.options.test_share is None:
+            yield from self._timed(skip_sent=skip_sent)
+            return
+        yield from self._file(skip_sent=skip_sent, rest=False)
+        while self.job.store.record(self.job.job_id).winner is None:
+            if not self._decide_now():
+                yield None
+        yield from self._file(skip_sent=skip_sent, rest=True)
+
+    def _timed(self, *, skip_sent: bool) -> Iterator[dict[str, list[Row]] | None]:
+        """Every row; in a send-time test, each variant's rows once its ``send_at`` has come (None
+        until then, so the caller keeps steering: pause and cancel work while it waits)."""
+        groups = self.job.options.send_times()
+        if not groups:
+            yield from self._file(skip_sent=skip_sent, rest=None)
+            return
+        for at, names in groups:
+            while time.time() < at:
+                when = datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")
+                self.progress.say_waiting(
+                    f"A/B send-time test: variant {', '.join(names)} is sent from {when}"
+                )
+                yield None
+            yield from self._file(skip_sent=skip_sent, rest=None, only=set(names))
+
+    def _decide_now(self) -> bool:
+        """Pick the winner if the decision period is over (and say when it will be, while not)."""
+        decide_at = self.job.store.record(self.job.job_id).decide_at
+        if decide_at is None:
+            decide_at = time.time() + self.job.options.decide_after_minutes * 60
+            self.job.store.update(self.job.job_id, decide_at=round(decide_at, 3))
+        if time.time() < decide_at:
+            when = datetime.fromtimestamp(decide_at, UTC).isoformat(timespec="seconds")
+            by = self.job.options.winner_by
+            self.progress.say_waiting(
+                f"A/B test: the test slice is sent; the winner (by {by}) is picked at {when}"
+            )
+            return False
+        decision = winner.decide(
+            self.job.client,
+            self.job.job_id,
+            self.job.directory,
+            options=self.job.options,
+            ledgers=self.job.reader().ledgers,
+        )
+        delta = winner.rewrite(self.job.directory, decision["winner"])
+        if delta:
+            self.job.client.hincrby(keys.job_counters(self.job.job_id), "parts_total", delta)
+        self.job.store.update(
+            self.job.job_id, decision=json.dumps(decision), winner=decision["winner"], waiting=""
+        )
+        self.progress.waiting = ""
+        self.job.log.info(
+            "job.winner", winner=decision["winner"], by=decision["by"], variants=decision["variants"]
+        )
+        return True
+
+    def _file(
+        self, *, skip_sent: bool, rest: bool | None, only: set[str] | None = None
+    ) -> Iterator[dict[str, list[Row]]]:
+        """The rows of the rows file as parts (*rest*: only the rest, or only the test slice; None:
+        all; *only*: only these variants' rows)."""
+        operators = {op.name: op for op in self.job.settings.operators}
+        opts = self.job.options
+        validity = relative_validity(opts.validity_minutes) if opts.validity_minutes else ""
+        job_id = self.job.job_id
+        plans = PlanCache()
+        bodies = SubmitBodies(source_addr=opts.sender, validity_period=validity)
+        senders = {  # an A/B test's variants with a sender of their own
+            v.name: SubmitBodies(source_addr=v.sender, validity_period=validity)
+            for v in opts.variants or ()
+            if v.sender is not None
+        }
+        rows_file = pq.ParquetFile(self.job.directory.open_input(ACCEPTED_FILE))
+        with_variants = "variant" in rows_file.schema_arrow.names
+        for whole in rows_file.iter_batches(batch_size=self.job.settings.jobs.batch_rows):
+            batch = whole
+            if rest is not None:
+                is_rest = pc.fill_null(pc.equal(whole.column("phase"), REST), False)
+                batch = whole.filter(is_rest if rest else pc.invert(is_rest))
+            if only is not None:
+                batch = batch.filter(pc.is_in(batch.column("variant"), pa.array(sorted(only))))
+            sent = self._sent_parts(batch) if skip_sent else None
+            out: dict[str, list[Row]] = {}
+            variants = batch.column("variant").to_pylist() if with_variants else [None] * batch.num_rows
+            for row, msisdn, op_name, text, variant in zip(
+                *(batch.column(c).to_pylist() for c in ("row", "msisdn", "operator", "text")),
+                variants,
+                strict=True,
+            ):
+                op = operators[op_name]
+                message = plans.plan(text, op, row=row)
+                pdus = senders.get(variant, bodies).parts(message, destination=msisdn, bind=op.binds[0])
+                items = [
+                    outbound_part(job_id, row, i, len(pdus), pdu)
+                    for i, pdu in enumerate(pdus, 1)
+                    if sent is None or (row, i) not in sent
+                ]
+                if items:
+                    out.setdefault(op_name, []).append(items)
+            yield out
+
+    def _sent_parts(self, batch: pa.RecordBatch) -> set[tuple[int, int]]:
+        """Which (row, part) of *batch* the ledger has seen sent (in any state)."""
+        return {(row, part) for (_, row, part, _), v in self.part_states(batch) if v is not None}
+
+    def part_states(self, batch: pa.RecordBatch) -> list[tuple[tuple[str, int, int, int], bytes | None]]:
+        """Each part of *batch*'s rows, as (operator, row, part, parts), with its state in the ledger
+        (None: never seen sent), read in one round trip (``LedgerReader.fields``)."""
+        rows: list[int] = batch.column("row").to_pylist()
+        counts: list[int] = batch.column("parts").to_pylist()
+        ops: list[str] = batch.column("operator").to_pylist()
+        names = [[f"{r}:{p}" for p in range(1, n + 1)] for r, n in zip(rows, counts, strict=True)]
+        values = self.job.reader().fields("parts", ops, names)
+        return [
+            ((op, row, part, n), value)
+            for op, row, n, found in zip(ops, rows, counts, values, strict=True)
+            for part, value in enumerate(found, 1)
+        ]
+
+
+class Pending:
+    """The job's messages read from its rows file and not yet handed to a bind, per operator, with
+    their part count kept in step (a count kept apart once lost the parts a pause took back)."""
+
+    def __init__(self, operators: Iterable[str]) -> None:
+        self._queues: dict[str, deque[Row]] = {name: deque() for name in operators}
+        self.parts = 0
+
+    def operators(self) -> list[str]:
+        """The operators with messages waiting."""
+        return [name for name, queue in self._queues.items() if queue]
+
+    def waiting(self, name: str) -> bool:
+        """Whether *name* has messages waiting."""
+        return bool(self._queues[name])
+
+    def wants_more(self, low: int) -> bool:
+        """Whether some operator has fewer than *low* messages waiting (time to read more rows)."""
+        return any(len(q) < low for q in self._queues.values())
+
+    def extend(self, name: str, rows: list[Row]) -> None:
+        self._queues[name].extend(rows)
+        self.parts += sum(len(r) for r in rows)
+
+    def put_back(self, name: str, rows: list[Row]) -> None:
+        """Messages taken back from a bind go first again, in their order."""
+        self._queues[name].extendleft(reversed(rows))
+        self.parts += sum(len(r) for r in rows)
+
+    def take(self, name: str, limit: int) -> list[OutboundPart]:
+        """Whole messages from the front, about *limit* parts (a message is never split)."""
+        queue = self._queues[name]
+        chunk: list[OutboundPart] = []
+        while queue and (not chunk or len(chunk) + len(queue[0]) <= limit):
+            chunk.extend(queue.popleft())
+        self.parts -= len(chunk)
+        return chunk
+
+
+def split_started(parts: list[OutboundPart]) -> tuple[list[Row], list[OutboundPart]]:
+    """Withdrawn parts as (messages not started, parts finishing started messages)."""
+    rows: dict[int, Row] = {}
+    for p in parts:
+        rows.setdefault(p.row, []).append(p)
+    keep: list[Row] = []
+    finish: list[OutboundPart] = []
+    for row_parts in rows.values():
+        row_parts.sort(key=lambda p: p.part)
+        if row_parts[0].part == 1:
+            keep.append(row_parts)
+        else:
+            finish.extend(row_parts)
+    return keep, finish
