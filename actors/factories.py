@@ -122,55 +122,19 @@ def webhook_actor(
 
 
 class RayBinds:
-    """The bind pool's maker (``cluster.send.pool.BindMaker``): throttles and binds as above."""
+    """The bind pool's maker (``cluster.send.keeper.BindMaker``): throttles and binds as above."""
 
-    def throttle(self, operator: OperatorConfig, *, namespace: str, detached: bool) -> Any:
-        return throttle_actor(operator, namespace=namespace, detached=detached)
-
-    def connection(
-        self,
-        bind: BindConfig,
-        operator: OperatorConfig,
-        *,
-        redis_url: str,
-        throttle: Any,
-        namespace: str,
-        detached: bool,
-        node: str | None,
-    ) -> Any:
-        return connection_actor(
-            bind,
-            operator,
-            redis_url=redis_url,
-            throttle=throttle,
-            namespace=namespace,
-            detached=detached,
-            node=node,
-        )
+    throttle = staticmethod(throttle_actor)
+    connection = staticmethod(connection_actor)
 
 
 class RayActors(RayBinds):
     """The control plane's maker (``cluster.plane.ActorMaker``): the binds', and the job, replies
     and webhook actors as above."""
 
-    def job(self, job_id: str, *, settings: Settings, redis_url: str, namespace: str) -> Any:
-        return job_actor(job_id, settings=settings, redis_url=redis_url, namespace=namespace)
-
-    def replies(self, *, settings: Settings, redis_url: str, namespace: str) -> Any:
-        return replies_actor(redis_url=redis_url, settings=settings, namespace=namespace)
-
-    def webhooks(
-        self,
-        *,
-        redis_url: str,
-        config: WebhooksConfig,
-        ledgers: list[str],
-        namespace: str,
-        secrets: dict[str, str] | None = None,
-    ) -> Any:
-        return webhook_actor(
-            redis_url=redis_url, config=config, ledgers=ledgers, namespace=namespace, secrets=secrets
-        )
+    job = staticmethod(job_actor)
+    replies = staticmethod(replies_actor)
+    webhooks = staticmethod(webhook_actor)
 
 
 def control_plane(settings: Settings, *, redis_url: str, namespace: str | None = None) -> ControlPlane:

@@ -13,7 +13,7 @@ import ray
 import redis
 import structlog
 
-from cluster.send.nodes import idle, spread_over
+from cluster.send.nodes import holds_nothing, spread_over
 from cluster.send.refs import CALL_TIMEOUT, BindRef
 from cluster.send.roster import BindRoster
 from ulak import keys
@@ -148,7 +148,7 @@ class BindKeeper:
             least = min(nodes, key=lambda n: len(held[n]))
             if len(held[most]) - len(held[least]) <= 1:
                 continue
-            idle = [ref for ref in held[most] if idle(seen[ref])]
+            idle = [ref for ref in held[most] if holds_nothing(seen[ref])]
             if idle:
                 self._move(idle[-1])
                 moved.append(idle[-1])

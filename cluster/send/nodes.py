@@ -10,7 +10,7 @@ import ray
 from ulak.settings import OperatorConfig
 
 
-def idle(described: dict[str, Any]) -> bool:
+def holds_nothing(described: dict[str, Any]) -> bool:
     """A bind that holds nothing: no part queued, staged or on the wire, no job's parts."""
     return not (
         described.get("queued")

@@ -135,31 +135,35 @@ def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
     return tmp_path
 
 
-def test_the_check_finds_a_planted_upward_import_even_a_lazy_one(tmp_path: Path) -> None:
-    root = _tree(
-        tmp_path,
+PLANTED = {
+    "an upward import, even a lazy one, and the cycle it closes": (
         {
             "cluster/send/pool.py": "def f():\n    from actors.factories import make\n",
             "actors/factories.py": "from cluster.send import pool\n",
             "api/cli.py": "from actors import factories\nfrom ulak import keys\n",
             "ulak/keys.py": "",
         },
-    )
-    assert upward(imports(root)) == ["cluster.send.pool imports actors.factories"]
-    assert cycles(imports(root)) == [["actors.factories", "cluster.send.pool"]]
-
-
-def test_the_check_finds_a_cycle_inside_one_package(tmp_path: Path) -> None:
-    root = _tree(
-        tmp_path,
+        ["cluster.send.pool imports actors.factories"],
+        [["actors.factories", "cluster.send.pool"]],
+    ),
+    "a cycle inside one package, through a type-only and a relative import": (
         {
             "ulak/settings.py": "import typing\nif typing.TYPE_CHECKING:\n    from ulak.files import F\n",
             "ulak/files.py": "from . import server\n",
             "ulak/server.py": "from ulak import settings\n",
         },
-    )
-    assert upward(imports(root)) == []
-    assert cycles(imports(root)) == [["ulak.files", "ulak.server", "ulak.settings"]]
+        [],
+        [["ulak.files", "ulak.server", "ulak.settings"]],
+    ),
+}
+
+
+@pytest.mark.parametrize("planted", PLANTED)
+def test_the_check_finds_what_is_planted(tmp_path: Path, planted: str) -> None:
+    files, up, round_ = PLANTED[planted]
+    root = _tree(tmp_path, files)
+    assert upward(imports(root)) == up
+    assert cycles(imports(root)) == round_
 
 
 @pytest.mark.parametrize("module", ["api.schemas", "cluster.jobs.options", "ulak.settings"])

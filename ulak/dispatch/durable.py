@@ -113,37 +113,42 @@ class DurableInbound:
         assert inbox is not None
         try:
             left = await self._retrying(inbox.unsettled)
-            if left:
-                self._log.info("inbox.replayed", receipts=len(left))
-            self._answering.receipts(left)
-            while not (self._done and not self._receipts):
-                if not self._done:
-                    await self._receipts_ready.wait()
-                self._receipts_ready.clear()
-                session = self._answering.session()
-                receipts, answers = self._receipts.take(session)
-                if receipts:
-                    await self._retrying(functools.partial(inbox.append, receipts))
-                    self._answering.receipts(receipts)
-                    self._answer(session, answers)
         except _Stopped:
             return
+        if left:
+            self._log.info("inbox.replayed", receipts=len(left))
+        self._answering.receipts(left)
+        await self._keep(self._receipts, self._receipts_ready, inbox.append, self._answering.receipts)
 
     async def _keep_replies(self) -> None:
         """Make received replies durable (``keys.MO_PARTS``), then answer them: the SMSC sends a
         reply once, and forgets it when answered."""
         replies = self.replies
         assert replies is not None
+        await self._keep(self._parts, self._parts_ready, replies.append, self._replies_durable)
+
+    def _replies_durable(self, parts: list[MoPart]) -> None:
+        self._stats.mo_durable += len(parts)
+
+    async def _keep(
+        self,
+        held: Inbound[Any],
+        ready: asyncio.Event,
+        write: Callable[[list[Any]], Awaitable[None]],
+        written: Callable[[list[Any]], None],
+    ) -> None:
+        """Until the bind stops: *write* what is *held* (again while it fails), tell *written*, and
+        answer it on the connection it came on (what came on a lost one is never answered)."""
         try:
-            while not (self._done and not self._parts):
+            while not (self._done and not held):
                 if not self._done:
-                    await self._parts_ready.wait()
-                self._parts_ready.clear()
+                    await ready.wait()
+                ready.clear()
                 session = self._answering.session()
-                parts, answers = self._parts.take(session)
-                if parts:
-                    await self._retrying(functools.partial(replies.append, parts))
-                    self._stats.mo_durable += len(parts)
+                items, answers = held.take(session)
+                if items:
+                    await self._retrying(functools.partial(write, items))
+                    written(items)
                     self._answer(session, answers)
         except _Stopped:
             return
