@@ -197,20 +197,7 @@ class Conversions:
         """Count one conversion; the answer says whether and how it was attributed (``duplicate``:
         this event id was counted before, and this is the answer it got then)."""
         measurement = self.settings.measurement
-        if currency is not None and currency != measurement.currency:
-            raise ConversionRefused(
-                f"this installation counts value in {measurement.currency} (measurement.currency); "
-                f"convert the value before sending it",
-                code="currency_mismatch",
-                field="currency",
-            )
-        now = self._now()
-        at = now if occurred_at is None else occurred_at
-        if at > now + FUTURE_SLACK:
-            raise ConversionRefused(
-                "occurred_at is in the future; send when the conversion happened, with its time zone",
-                field="occurred_at",
-            )
+        at = self._checked(currency=currency, occurred_at=occurred_at)
         digest = hashlib.sha256(event_id.encode()).hexdigest()
         earlier = self._earlier(digest, event_id)
         if earlier is not None:
@@ -219,17 +206,7 @@ class Conversions:
             link_code=link_code, job_id=job_id, msisdn=msisdn, message_id=message_id, operator=operator
         )
         record = self._job_record(who.job_id)
-        options = record.options
-        click_days = (
-            options.click_window_days
-            if options.click_window_days is not None
-            else measurement.click_window_days
-        )
-        delivery_days = (
-            options.delivery_window_days
-            if options.delivery_window_days is not None
-            else measurement.delivery_window_days
-        )
+        click_days, delivery_days = self._windows(record)
         touch = None
         if not who.held_out:  # it got no message: nothing to attribute, it counts for the lift
             touch = attribute(
@@ -244,9 +221,7 @@ class Conversions:
             "event_id": event_id,
             "job_id": who.job_id,
             "row": who.row,
-            "attributed": touch is not None,
-            "by": touch[0] if touch else None,
-            "touched_at": _iso(touch[1]) if touch else None,
+            **_attribution(touch),
             "occurred_at": _iso(at),
             "value": str(from_micros(amount)),
             "currency": measurement.currency,
@@ -272,6 +247,36 @@ class Conversions:
         if had is not None:
             return {**json.loads(had), "duplicate": True}
         return {**answer, "duplicate": False}
+
+    def _checked(self, *, currency: str | None, occurred_at: float | None) -> float:
+        """When the conversion happened (now if not said), refused in a currency not counted here
+        or in the future."""
+        measurement = self.settings.measurement
+        if currency is not None and currency != measurement.currency:
+            raise ConversionRefused(
+                f"this installation counts value in {measurement.currency} (measurement.currency); "
+                f"convert the value before sending it",
+                code="currency_mismatch",
+                field="currency",
+            )
+        now = self._now()
+        at = now if occurred_at is None else occurred_at
+        if at > now + FUTURE_SLACK:
+            raise ConversionRefused(
+                "occurred_at is in the future; send when the conversion happened, with its time zone",
+                field="occurred_at",
+            )
+        return at
+
+    def _windows(self, record: JobRecord) -> tuple[float, float]:
+        """The job's click and delivery attribution windows in days (its own, else the defaults)."""
+        options, measurement = record.options, self.settings.measurement
+        click = options.click_window_days
+        delivery = options.delivery_window_days
+        return (
+            click if click is not None else measurement.click_window_days,
+            delivery if delivery is not None else measurement.delivery_window_days,
+        )
 
     def _earlier(self, digest: str, event_id: str) -> dict[str, Any] | None:
         job = self.client.get(keys.conversion_event(digest))
@@ -406,6 +411,15 @@ class Conversions:
             last_click=int(last) / 1000 if last is not None else None,
             delivered=delivered,
         )
+
+
+def _attribution(touch: tuple[str, float] | None) -> dict[str, Any]:
+    """How a conversion was attributed: to a click or a delivery, and when that was; or not."""
+    return {
+        "attributed": touch is not None,
+        "by": touch[0] if touch else None,
+        "touched_at": _iso(touch[1]) if touch else None,
+    }
 
 
 def campaign_period(record: JobRecord, *, click_window: float) -> tuple[float, float]:

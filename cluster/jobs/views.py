@@ -63,15 +63,11 @@ def make_view(
     rec = JobRecord.from_redis(raw_rec)
     c = counters(raw_counters)
     state = rec.state
-    in_flight = c["submitted"] - c["acked"] - c["failed"] - c["unknown"]
-    pending = c["accepted"] - c["submitted"] - c["cancelled"]
-    outcomes = {o: c[o] for o in RECEIPT_OUTCOMES}
     msgs_rate, parts_rate = _rates(raw_samples)
+    pending = c["accepted"] - c["submitted"] - c["cancelled"]
     parts_left = max(0, c["parts_total"] - c["parts_sent"]) if pending > 0 else 0
     eta = parts_left / parts_rate if parts_rate > 0 and state is JobState.SENDING else None
-    preview = rec.preview
-    clicked = links.clicks_view(clicks)
-    converted = {n: int(conversions.get(n.encode(), 0)) for n in CONVERSION_COUNTERS}
+    preview = rec.preview or {}
     return {
         "id": job_id,
         "state": state.value,
@@ -81,15 +77,36 @@ def make_view(
         "source": rec.source,
         "error": rec.error,
         "waiting": rec.waiting,
+        **_figures(c),
+        **_engagement(c, clicks, conversions),
+        "rates": {"messages_per_second": round(msgs_rate, 1), "parts_per_second": round(parts_rate, 1)},
+        "eta_seconds": round(eta, 1) if eta is not None else None,
+        "operators": preview.get("operators", {}),
+        "rejected_reasons": preview.get("rejected", {}),
+        "encodings": preview.get("encodings", {}),
+        "samples": preview.get("samples", []),
+        "times": {
+            s: iso_time(at)
+            for s in ("created", *(x.value for x in JobState))
+            if (at := rec.entered_at(s)) is not None
+        },
+        **_history(rec.history),
+    }
+
+
+def _figures(c: dict[str, int]) -> dict[str, Any]:
+    """The view's counts, parts and receipts: they add up by construction (the module docstring)."""
+    outcomes = {o: c[o] for o in RECEIPT_OUTCOMES}
+    return {
         "counts": {
             "rows": c["rows"],
             "accepted": c["accepted"],
             "rejected": c["rows_rejected"],
             "held_out": c["held_out"],
-            "pending": pending,
+            "pending": c["accepted"] - c["submitted"] - c["cancelled"],
             "cancelled": c["cancelled"],
             "submitted": c["submitted"],
-            "in_flight": in_flight,
+            "in_flight": c["submitted"] - c["acked"] - c["failed"] - c["unknown"],
             "acked": c["acked"],
             "failed": c["failed"],
             "unknown": c["unknown"],
@@ -108,6 +125,16 @@ def make_view(
             "duplicates": c["receipts_duplicate"],
         },
         "delivery_rate": round(c["delivered"] / c["acked"], 4) if c["acked"] else None,
+    }
+
+
+def _engagement(
+    c: dict[str, int], clicks: dict[bytes, bytes], conversions: dict[bytes, bytes]
+) -> dict[str, Any]:
+    """The view's clicks and conversions, with their rates (per delivered, per unique click)."""
+    clicked = links.clicks_view(clicks)
+    converted = {n: int(conversions.get(n.encode(), 0)) for n in CONVERSION_COUNTERS}
+    return {
         "clicks": {
             **clicked,
             "click_rate": round(clicked["unique"] / c["delivered"], 4) if c["delivered"] else None,
@@ -119,18 +146,6 @@ def make_view(
                 round(converted["conversions"] / clicked["unique"], 4) if clicked["unique"] else None
             ),
         },
-        "rates": {"messages_per_second": round(msgs_rate, 1), "parts_per_second": round(parts_rate, 1)},
-        "eta_seconds": round(eta, 1) if eta is not None else None,
-        "operators": preview["operators"] if preview else {},
-        "rejected_reasons": preview["rejected"] if preview else {},
-        "encodings": preview.get("encodings", {}) if preview else {},
-        "samples": preview.get("samples", []) if preview else [],
-        "times": {
-            s: iso_time(at)
-            for s in ("created", *(x.value for x in JobState))
-            if (at := rec.entered_at(s)) is not None
-        },
-        **_history(rec.history),
     }
 
 

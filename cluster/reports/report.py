@@ -61,7 +61,7 @@ def report_batches(
     batch_rows: int = 10_000,
 ) -> Iterator[pa.RecordBatch]:
     """The report of *job_id* in row order (empty before the job's rows are prepared); *ledgers*: its
-    operators' (``cluster.jobs.job_ledgers``)."""
+    operators' (``JobRecord.ledgers``)."""
     if not directory.exists(ACCEPTED_FILE):
         return
     unsent = "cancelled" if state is JobState.CANCELLED else "pending"
@@ -79,40 +79,11 @@ def report_batches(
                 for r, n in zip(rows, parts, strict=True)
             ],
         )
-        status, receipt, error, ids, acked_at, receipt_at = [], [], [], [], [], []
-        for i, n in enumerate(parts):
-            state_raw, outcome = row_values[i]
-            mine, at = part_values[i], 0
-            status.append(PartState.read(state_raw).status if state_raw is not None else unsent)
-            if outcome is None and n == 1 and state_raw == PartState.ACKED.encode() and mine[2] is not None:
-                # a single-part row's outcome is its receipt's (the ledger keeps no field for it)
-                derived = outcome_of(Receipt.read(mine[2]).status)
-                outcome = derived.encode() if derived is not None else None
-            receipt.append(outcome.decode() if outcome is not None else None)
-            row_ids: list[str] = []
-            failed: str | None = None
-            negative: str | None = None
-            acked: int | None = None
-            received: int | None = None
-            for _ in range(n):
-                m, e, r = mine[at : at + 3]
-                at += 3
-                if m is not None:
-                    ack = Ack.read(m)
-                    row_ids.append(ack.message_id)
-                    acked = max(acked or 0, ack.at_ms)
-                if e is not None and failed is None:
-                    code = int(e)
-                    failed = f"0x{code:08X} {status_name(code)}"
-                if r is not None:
-                    got = Receipt.read(r)
-                    received = max(received or 0, got.at_ms)
-                    if not got.delivered and negative is None:
-                        negative = f"{got.status} err:{got.error}"
-            error.append(failed or negative)
-            ids.append(" ".join(row_ids) or None)
-            acked_at.append(acked)
-            receipt_at.append(received)
+        outcomes = [
+            _row_outcome(n, row, fields, unsent=unsent)
+            for n, row, fields in zip(parts, row_values, part_values, strict=True)
+        ]
+        status, receipt, error, ids, acked_at, receipt_at = (list(c) for c in zip(*outcomes, strict=True))
         codes, clicks, first_click = _clicks(client, job_id, batch, rows)
         conversions, value = _conversions(client, job_id, rows)
         yield pa.RecordBatch.from_arrays(
@@ -138,6 +109,40 @@ def report_batches(
             ],
             schema=REPORT_SCHEMA,
         )
+
+
+_RowOutcome = tuple[str, str | None, str | None, str | None, int | None, int | None]
+
+
+def _row_outcome(n: int, row: list[bytes | None], mine: list[bytes | None], *, unsent: str) -> _RowOutcome:
+    """One row's (status, receipt outcome, error, message ids, acked at, receipt at) from its ledger
+    fields (*row*: its state and outcome; *mine*: each of its *n* parts' ack, error and receipt)."""
+    state_raw, outcome = row
+    status = PartState.read(state_raw).status if state_raw is not None else unsent
+    if outcome is None and n == 1 and state_raw == PartState.ACKED.encode() and mine[2] is not None:
+        # a single-part row's outcome is its receipt's (the ledger keeps no field for it)
+        derived = outcome_of(Receipt.read(mine[2]).status)
+        outcome = derived.encode() if derived is not None else None
+    row_ids: list[str] = []
+    failed: str | None = None
+    negative: str | None = None
+    acked: int | None = None
+    received: int | None = None
+    for m, e, r in zip(mine[0::3], mine[1::3], mine[2::3], strict=True):
+        if m is not None:
+            ack = Ack.read(m)
+            row_ids.append(ack.message_id)
+            acked = max(acked or 0, ack.at_ms)
+        if e is not None and failed is None:
+            code = int(e)
+            failed = f"0x{code:08X} {status_name(code)}"
+        if r is not None:
+            got = Receipt.read(r)
+            received = max(received or 0, got.at_ms)
+            if not got.delivered and negative is None:
+                negative = f"{got.status} err:{got.error}"
+    receipt = outcome.decode() if outcome is not None else None
+    return status, receipt, failed or negative, " ".join(row_ids) or None, acked, received
 
 
 def _column(batch: pa.RecordBatch, name: str) -> pa.Array:

@@ -89,15 +89,7 @@ def summarize(
     rows.attach(_engagement(store, job_id, record, view, directory))
     prices = {op.name: micros(op.price_per_part) for op in settings.operators}
     total = rows.kpis(np.ones(rows.n, dtype=bool), prices)
-    operators = {
-        op: rows.kpis(rows.operator.eq(op), prices) for op in sorted(rows.operator.distinct() - {""})
-    }
-    names = [v.name for v in options.variants or ()]
-    variants = {name: rows.kpis(rows.variant.eq(name), prices) for name in names}
-    # Test then winner: the variants are compared on the test slice alone (the rest all got one).
-    tested = variants
-    if options.test_share is not None:
-        tested = {name: rows.kpis(rows.variant.eq(name) & ~rows.phase.eq("rest"), prices) for name in names}
+    operators, variants, tested = _groups(rows, options, prices)
     conversions = view["conversions"]
     summary: dict[str, Any] = {
         "job_id": job_id,
@@ -139,6 +131,22 @@ def summarize(
         },
     }
     return summary
+
+
+def _groups(
+    rows: _Rows, options: JobOptions, prices: Mapping[str, int]
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The figures per operator, per variant, and per variant as the A/B test compares them (test
+    then winner: on the test slice alone, since the rest all got one)."""
+    operators = {
+        op: rows.kpis(rows.operator.eq(op), prices) for op in sorted(rows.operator.distinct() - {""})
+    }
+    names = [v.name for v in options.variants or ()]
+    variants = {name: rows.kpis(rows.variant.eq(name), prices) for name in names}
+    tested = variants
+    if options.test_share is not None:
+        tested = {name: rows.kpis(rows.variant.eq(name) & ~rows.phase.eq("rest"), prices) for name in names}
+    return operators, variants, tested
 
 
 def _ab_test(variants: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:

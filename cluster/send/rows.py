@@ -16,12 +16,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from cluster.send import winner
-from cluster.send.job import Job
+from cluster.send.job import Job, Pool
 from cluster.send.progress import Progress
 from ingest.collect import ACCEPTED_FILE
 from ulak import keys
 from ulak.dispatch.message import PlanCache, SubmitBodies, relative_validity
 from ulak.dispatch.part import OutboundPart, outbound_part
+from ulak.records import SurveyAsked
 from ulak.variants import REST
 
 Row = list[OutboundPart]  # a message: its parts, always handed to one bind together
@@ -158,6 +159,25 @@ class RowReader:
             for part, value in enumerate(found, 1)
         ]
 
+    def index_survey(self) -> None:
+        """Make this job the most recent survey of each of its recipients, for replies to its
+        reply_to (``keys.survey_index``): from when it first began sending, for its window. Done
+        again by a resumed runner: the same values."""
+        survey, reply_to = self.job.options.survey, self.job.options.survey_reply_to()
+        assert survey is not None and reply_to is not None
+        self.job.client.hsetnx(keys.job(self.job.job_id), "survey_since", f"{time.time():.3f}")
+        since = self.job.store.record(self.job.job_id).survey_since
+        assert since is not None  # set just above
+        asked = SurveyAsked(self.job.job_id, float(since), survey.window_hours * 3600, survey.kind)
+        value = asked.write(since=since)
+        rows_file = pq.ParquetFile(self.job.directory.open_input(ACCEPTED_FILE))
+        key = keys.survey_index(reply_to)
+        for batch in rows_file.iter_batches(batch_size=10_000, columns=["msisdn"]):
+            numbers = batch.column("msisdn").to_pylist()
+            if numbers:
+                self.job.client.hset(key, mapping=dict.fromkeys(numbers, value))
+        self.job.log.info("job.survey_indexed", reply_to=reply_to, rows=rows_file.metadata.num_rows)
+
 
 class Pending:
     """The job's messages read from its rows file and not yet handed to a bind, per operator, with
@@ -187,6 +207,17 @@ class Pending:
         """Messages taken back from a bind go first again, in their order."""
         self._queues[name].extendleft(reversed(rows))
         self.parts += sum(len(r) for r in rows)
+
+    def take_back(self, pool: Pool, job_id: str, *, weight: float) -> None:
+        """Withdraw the job's queued parts from every bind, back to the front of these; a message
+        whose first part is already sent goes back to its bind to be finished."""
+        for ref, parts in pool.withdraw(job_id):
+            if not parts:
+                continue
+            keep, finish = split_started(parts)
+            if finish:
+                pool.enqueue(ref, finish, weight=weight)
+            self.put_back(ref.operator, keep)
 
     def take(self, name: str, limit: int) -> list[OutboundPart]:
         """Whole messages from the front, about *limit* parts (a message is never split)."""

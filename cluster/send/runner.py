@@ -15,10 +15,10 @@ recipient would otherwise get part 1 of 3 and never the rest.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import pyarrow.parquet as pq
 import structlog
 
 from cluster.jobs.record import YES
@@ -29,12 +29,10 @@ from cluster.send.handoff import Handoff
 from cluster.send.job import Job, Pool
 from cluster.send.pool import BindDied
 from cluster.send.progress import Progress
-from cluster.send.rows import Pending, RowReader, split_started
-from ingest.collect import ACCEPTED_FILE
+from cluster.send.rows import Pending, Row, RowReader
 from ingest.errors import IngestError
 from ulak import keys, redisclient
 from ulak.jobfiles import JobFiles
-from ulak.records import SurveyAsked
 from ulak.settings import Settings
 
 log = structlog.get_logger("ulak.job")
@@ -179,45 +177,8 @@ class JobRunner:
             time.sleep(delay)
             self.progress.not_waiting()
 
-    def _index_survey(self) -> None:
-        """Make this job the most recent survey of each of its recipients, for replies to its
-        reply_to (``keys.survey_index``): from when it first began sending, for its window. Done
-        again by a resumed runner: the same values."""
-        survey, reply_to = self.options.survey, self.options.survey_reply_to()
-        assert survey is not None and reply_to is not None
-        self.client.hsetnx(keys.job(self.job_id), "survey_since", f"{time.time():.3f}")
-        since = self.store.record(self.job_id).survey_since
-        assert since is not None  # set just above
-        asked = SurveyAsked(self.job_id, float(since), survey.window_hours * 3600, survey.kind)
-        value = asked.write(since=since)
-        rows_file = pq.ParquetFile(self.directory.open_input(ACCEPTED_FILE))
-        key = keys.survey_index(reply_to)
-        for batch in rows_file.iter_batches(batch_size=10_000, columns=["msisdn"]):
-            numbers = batch.column("msisdn").to_pylist()
-            if numbers:
-                self.client.hset(key, mapping=dict.fromkeys(numbers, value))
-        self._log.info("job.survey_indexed", reply_to=reply_to, rows=rows_file.metadata.num_rows)
-
     def _send(self) -> None:
-        # Resuming: a runner before this one sent parts of the job, or this one did before Redis
-        # went away. The record's flag alone is not enough: Redis may have lost it (``_restore``
-        # writes it again when this runner set it; a new runner asks the ledger and the binds).
-        resuming = (
-            self.handoff.began
-            or self.store.record(self.job_id).sending_began
-            or self.progress.counters(fresh=True).get("submitted", 0) > 0
-            or self.pool.pending(self.job_id) > 0
-        )
-        self.handoff.began = True
-        if resuming:
-            # A previous runner may have left parts queued in the binds: take them back (discarding
-            # them: the ledger says what was sent, and the rest is read again from the rows file).
-            self.drain.quiesce()
-            self._log.info("job.resuming")
-        else:
-            self.store.update(self.job_id, sending_began=YES)
-        if self.options.survey is not None:
-            self._index_survey()
+        resuming = self._begin()
         rows = self.rows.read(skip_sent=resuming)
         pending = Pending(op.name for op in self.settings.operators)
         # Rows read ahead per operator: enough for a batch to each of its binds, twice over.
@@ -236,36 +197,19 @@ class JobRunner:
                     self.progress.not_waiting()  # paused, or outside its window: not stalled
                     time.sleep(self.poll)
                     continue
-            while not exhausted and pending.parts < MAX_PENDING_PARTS and pending.wants_more(read_ahead):
-                batch = next(rows, _END)
-                if batch is _END:
-                    exhausted = True
-                    break
-                deciding = batch is None
-                if batch is None:  # test then winner: the rest waits for the winner
-                    break
-                assert isinstance(batch, dict)
-                for name, message_rows in batch.items():
-                    pending.extend(name, message_rows)
+            if not exhausted:
+                exhausted, deciding = self._read(rows, pending, read_ahead, deciding=deciding)
             if deciding and not pending.parts:
                 self.progress.maybe_sample()
                 time.sleep(self.poll)
                 continue
             if exhausted and not pending.parts:
-                # Everything is handed to the binds, but the job stays *sending* (pausable and
-                # cancellable, its queued parts withdrawable) until the binds have sent it all:
-                # draining means only answers and receipts are left to wait for.
-                if self.pool.queued(self.job_id):
-                    self.progress.watch(self.pool)
-                    time.sleep(self.poll)
-                    continue
-                try:
-                    self.store.transition(self.job_id, JobEvent.ALL_HANDED)
-                except InvalidTransition:
+                handed = self._all_handed()
+                if handed:
+                    return
+                if handed is None:
                     last_poll = 0.0  # paused or cancelled at the last moment: steer again
-                    continue
-                self.progress.not_waiting()
-                return
+                continue
             # A round gives a batch to every bind with room (``BindPool.feed``).
             sent = self.pool.feed(
                 self.job_id,
@@ -277,6 +221,68 @@ class JobRunner:
                 time.sleep(0.02)  # every bind is full: let them drain
             self.progress.maybe_sample()
             self.progress.watch(self.pool)
+
+    def _begin(self) -> bool:
+        """Start sending; returns whether it is a resumption (parts of the job were sent before)."""
+        # A runner before this one sent parts of the job, or this one did before Redis went away.
+        # The record's flag alone is not enough: Redis may have lost it (``Handoff.restore`` writes
+        # it again when this runner set it; a new runner asks the ledger and the binds).
+        resuming = (
+            self.handoff.began
+            or self.store.record(self.job_id).sending_began
+            or self.progress.counters(fresh=True).get("submitted", 0) > 0
+            or self.pool.pending(self.job_id) > 0
+        )
+        self.handoff.began = True
+        if resuming:
+            # A previous runner may have left parts queued in the binds: take them back (discarding
+            # them: the ledger says what was sent, and the rest is read again from the rows file).
+            self.drain.quiesce()
+            self._log.info("job.resuming")
+        else:
+            self.store.update(self.job_id, sending_began=YES)
+        if self.options.survey is not None:
+            self.rows.index_survey()
+        return resuming
+
+    def _read(
+        self,
+        rows: Iterator[dict[str, list[Row]] | None],
+        pending: Pending,
+        read_ahead: int,
+        *,
+        deciding: bool,
+    ) -> tuple[bool, bool]:
+        """Read rows into *pending* until every operator has *read_ahead* messages (or the runner
+        holds ``MAX_PENDING_PARTS``). Returns (the rows are all read, the rest waits for the A/B
+        winner), the latter as it was when nothing was read."""
+        while pending.parts < MAX_PENDING_PARTS and pending.wants_more(read_ahead):
+            batch = next(rows, _END)
+            if batch is _END:
+                return True, deciding
+            deciding = batch is None
+            if batch is None:  # test then winner: the rest waits for the winner
+                break
+            assert isinstance(batch, dict)
+            for name, message_rows in batch.items():
+                pending.extend(name, message_rows)
+        return False, deciding
+
+    def _all_handed(self) -> bool | None:
+        """Every row is handed to the binds, but the job stays *sending* (pausable and cancellable,
+        its queued parts withdrawable) until the binds have sent it all: draining means only answers
+        and receipts are left to wait for. True once draining; False while the binds still hold
+        parts to send; None if the job was paused or cancelled at the last moment."""
+        if self.pool.queued(self.job_id):
+            self.progress.watch(self.pool)
+            time.sleep(self.poll)
+            return False
+        try:
+            self.store.transition(self.job_id, JobEvent.ALL_HANDED)
+        except InvalidTransition:
+            return None
+        self.progress.not_waiting()
+        return True
 
     def _steer(self, pending: Pending) -> JobState | None:
         """Obey the job's state: returns SENDING to keep feeding, another state to wait, None to stop."""
@@ -311,28 +317,20 @@ class JobRunner:
             # Read before the take-back: a pause that comes after it has a higher number, and is
             # answered at the next poll.
             pause = self.store.pause_number(self.job_id)
-            self._take_back(pending)
+            self._take_back_into(pending)
             if pause != self._taken_back:
                 self.store.update(self.job_id, taken_back=pause)
                 self._taken_back = pause
         elif state is JobState.SCHEDULED:
-            self._take_back(pending)
+            self._take_back_into(pending)
         return state
 
-    def _take_back(self, pending: Pending) -> None:
-        """Withdraw the job's queued parts from every bind, back to the front of *pending*; a message
-        whose first part is already sent goes back to its bind to be finished."""
-        for ref, parts in self.pool.withdraw(self.job_id):
-            if not parts:
-                continue
-            keep, finish = split_started(parts)
-            if finish:
-                self.pool.enqueue(ref, finish, weight=self.options.weight)
-            pending.put_back(ref.operator, keep)
+    def _take_back_into(self, pending: Pending) -> None:
+        pending.take_back(self.pool, self.job_id, weight=self.options.weight)
 
     def _cancel(self) -> None:
         deadline = time.monotonic() + self.settings.jobs.drain_timeout
-        self._take_back(Pending(op.name for op in self.settings.operators))
+        self._take_back_into(Pending(op.name for op in self.settings.operators))
         # Wait for the answers to what is in flight (and the started messages' last parts).
         while self.pool.pending(self.job_id) and time.monotonic() < deadline:
             time.sleep(0.05)
