@@ -164,25 +164,7 @@ class _BlockPreparer:
         routes = self.router.route(msisdn)
         reason = pc.coalesce(reason, _where(pc.is_null(routes), "unknown_operator"))
         variant = self.split.assign(as_uint64(msisdn)) if self.split is not None else None
-        if self.links is not None:  # reserved before the text is rendered: its length is the real one
-            ledgers = pc.take(pa.array([op.ledger_name for op in self.operators], pa.string()), routes)
-            rows = table.column(ROW).combine_chunks()
-            held = self.split.held(variant) if self.split is not None and variant is not None else None
-            if held is not None and held.any():
-                # A held-out row is never sent: no code is reserved for it, and its text (never sent,
-                # planned for the preview's like-for-like cost) carries a dummy one of the same length.
-                keep = pa.array(np.flatnonzero(~held))
-                codes = pa.nulls(n, pa.string())
-                reserved = self.links.codes(rows.take(keep), ledgers.take(keep))
-                codes = _scatter(codes, keep, reserved)
-                shown = pc.fill_null(codes, "0" * self.links.code_length)
-            else:
-                codes = shown = self.links.codes(rows, ledgers)
-            table = table.append_column(
-                links.LINK_FIELD, pc.binary_join_element_wise(self.links.prefix, shown, "")
-            )
-        else:
-            codes = pa.nulls(n, pa.string())
+        table, codes = self._link_codes(table, routes, variant)
 
         pieces = None
         if self.template is not None and variant is not None and any(self.variant_templates):
@@ -215,11 +197,7 @@ class _BlockPreparer:
         )
         reason = pc.coalesce(reason, self._opted_out(msisdn, reason))
         if self.commercial:
-            granted = _fetch(self.consent) if self.consent is not None else pa.array([], pa.string())
-            reason = pc.coalesce(reason, _where(pc.invert(pc.is_in(msisdn, value_set=granted)), "no_consent"))
-            if self.text_column is not None and self.optout_instruction:
-                says = pc.match_substring_regex(pc.cast(text, pa.string()), "(?i)" + self.optout_instruction)
-                reason = pc.coalesce(reason, _where(pc.invert(pc.fill_null(says, False)), "no_optout_text"))
+            reason = self._commercial(msisdn, text, reason)
         rest: dict[str, pa.Array] = {}
         if variant is not None and self.split is not None and self.split.rest_index >= 0:
             rest, reason = self._rest_texts(table, variant, routes, reason)
@@ -240,6 +218,39 @@ class _BlockPreparer:
         for name, column in rest.items():
             prepared = prepared.append_column(name, column)
         return prepared
+
+    def _link_codes(
+        self, table: pa.Table, routes: pa.Array, variant: np.ndarray[Any, Any] | None
+    ) -> tuple[pa.Table, pa.Array]:
+        """With tracked links: each row's code, reserved before the text is rendered (so its length
+        is the real one), and the table with the ``{link}`` column; else no codes."""
+        n = table.num_rows
+        if self.links is None:
+            return table, pa.nulls(n, pa.string())
+        ledgers = pc.take(pa.array([op.ledger_name for op in self.operators], pa.string()), routes)
+        rows = table.column(ROW).combine_chunks()
+        held = self.split.held(variant) if self.split is not None and variant is not None else None
+        if held is not None and held.any():
+            # A held-out row is never sent: no code is reserved for it, and its text (never sent,
+            # planned for the preview's like-for-like cost) carries a dummy one of the same length.
+            keep = pa.array(np.flatnonzero(~held))
+            codes = pa.nulls(n, pa.string())
+            reserved = self.links.codes(rows.take(keep), ledgers.take(keep))
+            codes = _scatter(codes, keep, reserved)
+            shown = pc.fill_null(codes, "0" * self.links.code_length)
+        else:
+            codes = shown = self.links.codes(rows, ledgers)
+        link = pc.binary_join_element_wise(self.links.prefix, shown, "")
+        return table.append_column(links.LINK_FIELD, link), codes
+
+    def _commercial(self, msisdn: pa.Array, text: pa.Array, reason: pa.Array) -> pa.Array:
+        """A commercial job's refusals: no consent on record, and (a text column's) no opt-out text."""
+        granted = _fetch(self.consent) if self.consent is not None else pa.array([], pa.string())
+        reason = pc.coalesce(reason, _where(pc.invert(pc.is_in(msisdn, value_set=granted)), "no_consent"))
+        if self.text_column is not None and self.optout_instruction:
+            says = pc.match_substring_regex(pc.cast(text, pa.string()), "(?i)" + self.optout_instruction)
+            reason = pc.coalesce(reason, _where(pc.invert(pc.fill_null(says, False)), "no_optout_text"))
+        return reason
 
     def _rest_texts(
         self, table: pa.Table, variant: np.ndarray[Any, Any], routes: pa.Array, reason: pa.Array

@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import os
 import signal
 import sys
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -156,184 +159,241 @@ def _client(args: argparse.Namespace) -> Any:
 
 
 def _jobs(args: argparse.Namespace, console: Console) -> int:
-    from api.cli.console import blocked_binds, follow, kpi_table, summary  # noqa: PLC0415
+    """The commands about jobs: submit, jobs (and purge), status, pause/resume/cancel, summary, report."""
     from api.client import ApiClientError  # noqa: PLC0415
 
+    command = "purge" if args.command == "jobs" and args.action == "purge" else args.command
     try:
         with _client(args) as client:
-            if args.command == "submit":
-                options = {
-                    "template": args.template,
-                    "text_column": args.text_column,
-                    "phone_column": args.phone_column,
-                    "sheet": args.sheet,
-                    "encoding": args.encoding,
-                    "operators": ",".join(args.operators) if args.operators else None,
-                    "sender": args.sender,
-                    "send_at": args.send_at,
-                    "send_window": args.send_window,
-                    "window_timezone": args.timezone,
-                    "validity_minutes": args.validity,
-                    "name": args.name,
-                    "brand": args.brand,
-                    "category": "commercial" if args.commercial else None,
-                    "dry_run": args.dry_run or None,
-                }
-                job = client.submit(args.file, options, idempotency_key=args.idempotency_key)
-                console.print(f"job [bold]{job['id']}[/bold] accepted")
-                if args.no_wait:
-                    return 0
-                view = follow(client, job["id"], console)
-                summary(view, console)
-                return 0 if view["state"] == JobState.DONE else 1
-            if args.command == "jobs" and args.action == "purge":
-                ids = client.purge(older_than_days=args.older_than, dry_run=args.dry_run)
-                verb = "would delete" if args.dry_run else "deleted"
-                console.print(
-                    f"{verb} {len(ids):,} job(s) that ended long enough ago" + (": " if ids else "")
-                )
-                for job_id in ids:
-                    print(job_id)
-                return 0
-            if args.command == "jobs":
-                table = Table("id", "name", "state", "rows", "accepted", "acked", "delivered", "created")
-                for v in client.jobs(state=args.state, limit=args.limit):
-                    c = v["counts"]
-                    table.add_row(
-                        v["id"],
-                        v["options"].get("name", ""),
-                        v["state"],
-                        f"{c['rows']:,}",
-                        f"{c['accepted']:,}",
-                        f"{c['acked']:,}",
-                        f"{v['receipts']['delivered']:,}",
-                        v["times"].get("created", ""),
-                    )
-                console.print(table)
-                return 0
-            if args.command == "status":
-                view = client.job(args.id)
-                if args.json:
-                    console.print_json(data=view)
-                else:
-                    summary(view, console)
-                    if not view["ended"]:
-                        blocked_binds(client.operators(), console)
-                return 0
-            if args.command in ("pause", "resume", "cancel"):
-                view = client.steer(args.id, args.command)
-                console.print(f"job {args.id}: {view['state']}")
-                return 0
-            if args.command == "summary":
-                if args.csv:
-                    sys.stdout.buffer.write(client.summary_csv(args.id))
-                elif args.json:
-                    console.print_json(data=client.summary(args.id))
-                else:
-                    kpi_table(client.summary(args.id), console)
-                return 0
-            if args.command == "report":
-                size = client.download(args.id, args.output, kind="rejected" if args.rejected else "report")
-                console.print(f"wrote {args.output} ({size:,} bytes)")
-                return 0
+            return _JOB_COMMANDS[command](client, args, console)
     except ApiClientError as exc:
         console.print(f"[red]{exc}[/red]")
         return 1
-    raise AssertionError(args.command)
+
+
+def _submit(client: Any, args: argparse.Namespace, console: Console) -> int:
+    from api.cli.console import follow, summary  # noqa: PLC0415
+
+    options = {
+        "template": args.template,
+        "text_column": args.text_column,
+        "phone_column": args.phone_column,
+        "sheet": args.sheet,
+        "encoding": args.encoding,
+        "operators": ",".join(args.operators) if args.operators else None,
+        "sender": args.sender,
+        "send_at": args.send_at,
+        "send_window": args.send_window,
+        "window_timezone": args.timezone,
+        "validity_minutes": args.validity,
+        "name": args.name,
+        "brand": args.brand,
+        "category": "commercial" if args.commercial else None,
+        "dry_run": args.dry_run or None,
+    }
+    job = client.submit(args.file, options, idempotency_key=args.idempotency_key)
+    console.print(f"job [bold]{job['id']}[/bold] accepted")
+    if args.no_wait:
+        return 0
+    view = follow(client, job["id"], console)
+    summary(view, console)
+    return 0 if view["state"] == JobState.DONE else 1
+
+
+def _purge(client: Any, args: argparse.Namespace, console: Console) -> int:
+    ids = client.purge(older_than_days=args.older_than, dry_run=args.dry_run)
+    verb = "would delete" if args.dry_run else "deleted"
+    console.print(f"{verb} {len(ids):,} job(s) that ended long enough ago" + (": " if ids else ""))
+    for job_id in ids:
+        print(job_id)
+    return 0
+
+
+def _list_jobs(client: Any, args: argparse.Namespace, console: Console) -> int:
+    table = Table("id", "name", "state", "rows", "accepted", "acked", "delivered", "created")
+    for v in client.jobs(state=args.state, limit=args.limit):
+        c = v["counts"]
+        table.add_row(
+            v["id"],
+            v["options"].get("name", ""),
+            v["state"],
+            f"{c['rows']:,}",
+            f"{c['accepted']:,}",
+            f"{c['acked']:,}",
+            f"{v['receipts']['delivered']:,}",
+            v["times"].get("created", ""),
+        )
+    console.print(table)
+    return 0
+
+
+def _status(client: Any, args: argparse.Namespace, console: Console) -> int:
+    from api.cli.console import blocked_binds, summary  # noqa: PLC0415
+
+    view = client.job(args.id)
+    if args.json:
+        console.print_json(data=view)
+    else:
+        summary(view, console)
+        if not view["ended"]:
+            blocked_binds(client.operators(), console)
+    return 0
+
+
+def _steer(client: Any, args: argparse.Namespace, console: Console) -> int:
+    view = client.steer(args.id, args.command)
+    console.print(f"job {args.id}: {view['state']}")
+    return 0
+
+
+def _summary(client: Any, args: argparse.Namespace, console: Console) -> int:
+    from api.cli.console import kpi_table  # noqa: PLC0415
+
+    if args.csv:
+        sys.stdout.buffer.write(client.summary_csv(args.id))
+    elif args.json:
+        console.print_json(data=client.summary(args.id))
+    else:
+        kpi_table(client.summary(args.id), console)
+    return 0
+
+
+def _report(client: Any, args: argparse.Namespace, console: Console) -> int:
+    size = client.download(args.id, args.output, kind="rejected" if args.rejected else "report")
+    console.print(f"wrote {args.output} ({size:,} bytes)")
+    return 0
+
+
+_JOB_COMMANDS: dict[str, Callable[[Any, argparse.Namespace, Console], int]] = {
+    "submit": _submit,
+    "purge": _purge,
+    "jobs": _list_jobs,
+    "status": _status,
+    "pause": _steer,
+    "resume": _steer,
+    "cancel": _steer,
+    "summary": _summary,
+    "report": _report,
+}
+
+
+def _when(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds") if at else ""
 
 
 def _optouts(args: argparse.Namespace, console: Console) -> int:
-    import csv  # noqa: PLC0415
-    from datetime import UTC, datetime  # noqa: PLC0415
-
+    """The commands about recipients: replies, consents, optouts (add, remove, import, export, list)."""
     from api.client import ApiClientError  # noqa: PLC0415
-
-    def when(at: float) -> str:
-        return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds") if at else ""
 
     try:
         with _client(args) as client:
             if args.command == "replies":
-                answer = client.replies(kind=args.kind, limit=args.limit)
-                c = answer["counts"]
-                console.print(
-                    f"{c['messages']:,} replies: {c['optout']:,} opt-outs, {c['optin']:,} opt-ins, "
-                    f"{c['reply']:,} free ({c['incomplete']:,} incomplete, {c['duplicate']:,} sent again)"
-                )
-                table = Table("received", "number", "to", "kind", "text")
-                for r in answer["items"]:
-                    table.add_row(when(r["received"]), r["number"], r["to"], r["kind"], r["text"])
-                console.print(table)
-                return 0
+                return _replies(client, args, console)
             where = f"brand {args.brand}'s list" if args.brand else "the global list"
             if args.command == "consents":
                 return _consents(client, args, console, where)
             if args.action == "export" and args.iys:
-                data = client.optouts_iys(brand=args.brand)
-                if args.items:
-                    Path(args.items[0]).write_bytes(data)
-                    written = max(len(data.splitlines()) - 1, 0)
-                    console.print(f"wrote {written:,} RET rows to {args.items[0]}")
-                else:
-                    sys.stdout.buffer.write(data)
-                return 0
-            if args.action == "add":
-                if not args.items:
-                    console.print("[red]give the numbers to add[/red]")
-                    return 2
-                done = client.optouts_add(args.items, brand=args.brand)
-                console.print(f"{done['added']:,} added to {where} ({done['already']:,} already on it)")
-                return 0
-            if args.action == "remove":
-                for number in args.items:
-                    client.optouts_remove(number, brand=args.brand)
-                    console.print(f"{number} taken off {where}")
-                return 0
-            if args.action == "import":
-                if len(args.items) != 1:
-                    console.print("[red]give one CSV file to import[/red]")
-                    return 2
-                path = Path(args.items[0])
-                with path.open(newline="", encoding="utf-8-sig") as f:
-                    rows = list(csv.reader(f))
-                header = rows[0] if rows else []
-                index = header.index(args.column) if args.column in header else 0
-                start = 1 if rows and not any(ch.isdigit() for ch in rows[0][index]) else 0
-                numbers = [r[index] for r in rows[start:] if len(r) > index and r[index].strip()]
-                added = already = 0
-                for i in range(0, len(numbers), 50_000):
-                    done = client.optouts_add(
-                        numbers[i : i + 50_000], brand=args.brand, source="import", detail=path.name
-                    )
-                    added, already = added + done["added"], already + done["already"]
-                console.print(f"{added:,} added to {where} from {path} ({already:,} already on it)")
-                return 0
-            entries = client.optouts(brand=args.brand)
-            if args.action == "export":
-                out = Path(args.items[0]) if args.items else None
-                stream: contextlib.AbstractContextManager[Any] = (
-                    out.open("w", newline="", encoding="utf-8") if out else contextlib.nullcontext(sys.stdout)
-                )
-                with stream as f:
-                    w = csv.writer(f)
-                    w.writerow(["number", "brand", "source", "at", "detail"])
-                    n = 0
-                    for e in entries:
-                        w.writerow(
-                            ["+" + e["number"], e["brand"] or "", e["source"], when(e["at"]), e["detail"]]
-                        )
-                        n += 1
-                if out:
-                    console.print(f"wrote {n:,} entries of {where} to {out}")
-                return 0
-            table = Table("number", "source", "since", "detail")
-            for e in entries:
-                table.add_row("+" + e["number"], e["source"], when(e["at"]), e["detail"])
-            console.print(table)
-            return 0
+                return _export_iys(client, args, console)
+            return _OPTOUT_ACTIONS[args.action](client, args, console, where)
     except ApiClientError as exc:
         console.print(f"[red]{exc}[/red]")
         return 1
+
+
+def _replies(client: Any, args: argparse.Namespace, console: Console) -> int:
+    answer = client.replies(kind=args.kind, limit=args.limit)
+    c = answer["counts"]
+    console.print(
+        f"{c['messages']:,} replies: {c['optout']:,} opt-outs, {c['optin']:,} opt-ins, "
+        f"{c['reply']:,} free ({c['incomplete']:,} incomplete, {c['duplicate']:,} sent again)"
+    )
+    table = Table("received", "number", "to", "kind", "text")
+    for r in answer["items"]:
+        table.add_row(_when(r["received"]), r["number"], r["to"], r["kind"], r["text"])
+    console.print(table)
+    return 0
+
+
+def _export_iys(client: Any, args: argparse.Namespace, console: Console) -> int:
+    data = client.optouts_iys(brand=args.brand)
+    if args.items:
+        Path(args.items[0]).write_bytes(data)
+        written = max(len(data.splitlines()) - 1, 0)
+        console.print(f"wrote {written:,} RET rows to {args.items[0]}")
+    else:
+        sys.stdout.buffer.write(data)
+    return 0
+
+
+def _optouts_add(client: Any, args: argparse.Namespace, console: Console, where: str) -> int:
+    if not args.items:
+        console.print("[red]give the numbers to add[/red]")
+        return 2
+    done = client.optouts_add(args.items, brand=args.brand)
+    console.print(f"{done['added']:,} added to {where} ({done['already']:,} already on it)")
+    return 0
+
+
+def _optouts_remove(client: Any, args: argparse.Namespace, console: Console, where: str) -> int:
+    for number in args.items:
+        client.optouts_remove(number, brand=args.brand)
+        console.print(f"{number} taken off {where}")
+    return 0
+
+
+def _optouts_import(client: Any, args: argparse.Namespace, console: Console, where: str) -> int:
+    if len(args.items) != 1:
+        console.print("[red]give one CSV file to import[/red]")
+        return 2
+    path = Path(args.items[0])
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        rows = list(csv.reader(f))
+    header = rows[0] if rows else []
+    index = header.index(args.column) if args.column in header else 0
+    start = 1 if rows and not any(ch.isdigit() for ch in rows[0][index]) else 0
+    numbers = [r[index] for r in rows[start:] if len(r) > index and r[index].strip()]
+    added = already = 0
+    for i in range(0, len(numbers), 50_000):
+        done = client.optouts_add(
+            numbers[i : i + 50_000], brand=args.brand, source="import", detail=path.name
+        )
+        added, already = added + done["added"], already + done["already"]
+    console.print(f"{added:,} added to {where} from {path} ({already:,} already on it)")
+    return 0
+
+
+def _optouts_export(client: Any, args: argparse.Namespace, console: Console, where: str) -> int:
+    out = Path(args.items[0]) if args.items else None
+    stream: contextlib.AbstractContextManager[Any] = (
+        out.open("w", newline="", encoding="utf-8") if out else contextlib.nullcontext(sys.stdout)
+    )
+    n = 0
+    with stream as f:
+        w = csv.writer(f)
+        w.writerow(["number", "brand", "source", "at", "detail"])
+        for e in client.optouts(brand=args.brand):
+            w.writerow(["+" + e["number"], e["brand"] or "", e["source"], _when(e["at"]), e["detail"]])
+            n += 1
+    if out:
+        console.print(f"wrote {n:,} entries of {where} to {out}")
+    return 0
+
+
+def _optouts_list(client: Any, args: argparse.Namespace, console: Console, where: str) -> int:
+    table = Table("number", "source", "since", "detail")
+    for e in client.optouts(brand=args.brand):
+        table.add_row("+" + e["number"], e["source"], _when(e["at"]), e["detail"])
+    console.print(table)
+    return 0
+
+
+_OPTOUT_ACTIONS: dict[str, Callable[[Any, argparse.Namespace, Console, str], int]] = {
+    "add": _optouts_add,
+    "remove": _optouts_remove,
+    "import": _optouts_import,
+    "export": _optouts_export,
+    "list": _optouts_list,
+}
 
 
 _CONSENT_COLUMNS = {
@@ -515,6 +575,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ulak", description="Ulak: distributed bulk-SMS dispatch over SMPP")
     parser.add_argument("--version", action="version", version=f"ulak {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    _stack_parsers(sub)
+    _job_parsers(sub)
+    _list_parsers(sub)
+    _local_parsers(sub)
+    _node_parser(sub)
+    return parser
+
+
+def _client_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--api", help="control plane URL (default: $ULAK_API_URL, else the running stack)")
+    p.add_argument("--key", help="API key (default: $ULAK_API_KEY, else the running stack's)")
+
+
+def _stack_parsers(sub: Any) -> None:
+    """plan, config, sim, demo, up."""
     p_plan = sub.add_parser("plan", help="show how a text is encoded and split into SMS parts")
     p_plan.add_argument("text")
     p_plan.add_argument("--concat", choices=[c.value for c in Concat], default=Concat.UDH8.value)
@@ -541,10 +616,9 @@ def build_parser() -> argparse.ArgumentParser:
         "starting a local one (the same as ULAK_RAY__ADDRESS)",
     )
 
-    def client_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--api", help="control plane URL (default: $ULAK_API_URL, else the running stack)")
-        p.add_argument("--key", help="API key (default: $ULAK_API_KEY, else the running stack's)")
 
+def _job_parsers(sub: Any) -> None:
+    """submit, jobs, status, pause/resume/cancel, summary, report."""
     p_submit = sub.add_parser("submit", help="submit a campaign file and follow it to the end")
     p_submit.add_argument("file", type=Path)
     text_or_column = p_submit.add_mutually_exclusive_group(required=True)
@@ -569,7 +643,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_submit.add_argument("--dry-run", action="store_true", help="prepare and report, send nothing")
     p_submit.add_argument("--idempotency-key", help="a retried submit with the same key returns the same job")
     p_submit.add_argument("--no-wait", action="store_true", help="print the job id and return")
-    client_options(p_submit)
+    _client_options(p_submit)
     p_jobs = sub.add_parser("jobs", help="list jobs, newest first; `ulak jobs purge` deletes old ones")
     p_jobs.add_argument("action", nargs="?", choices=["list", "purge"], default="list")
     p_jobs.add_argument(
@@ -578,26 +652,30 @@ def build_parser() -> argparse.ArgumentParser:
     p_jobs.add_argument("--dry-run", action="store_true", help="purge: list what would go, delete nothing")
     p_jobs.add_argument("--state")
     p_jobs.add_argument("--limit", type=int, default=20)
-    client_options(p_jobs)
+    _client_options(p_jobs)
     p_status = sub.add_parser("status", help="a job's figures")
     p_status.add_argument("id")
     p_status.add_argument("--json", action="store_true")
-    client_options(p_status)
+    _client_options(p_status)
     for action in ("pause", "resume", "cancel"):
         p_action = sub.add_parser(action, help=f"{action} a job")
         p_action.add_argument("id")
-        client_options(p_action)
+        _client_options(p_action)
     p_summary = sub.add_parser("summary", help="a campaign's KPIs: delivery, clicks, conversions, cost, ROI")
     p_summary.add_argument("id")
     shape = p_summary.add_mutually_exclusive_group()
     shape.add_argument("--csv", action="store_true", help="the total and each operator as CSV, to stdout")
     shape.add_argument("--json", action="store_true", help="everything, with the time series")
-    client_options(p_summary)
+    _client_options(p_summary)
     p_report = sub.add_parser("report", help="download a job's row-level report (or its refused rows)")
     p_report.add_argument("id")
     p_report.add_argument("-o", "--output", type=Path, required=True, help="out.csv or out.parquet")
     p_report.add_argument("--rejected", action="store_true", help="the rows refused at ingest instead")
-    client_options(p_report)
+    _client_options(p_report)
+
+
+def _list_parsers(sub: Any) -> None:
+    """optouts, consents, replies."""
     p_opt = sub.add_parser("optouts", help="the opt-out lists: add, remove, list, import, export")
     p_opt.add_argument("action", choices=["add", "remove", "list", "import", "export"])
     p_opt.add_argument("items", nargs="*", help="add/remove: numbers; import/export: a CSV file")
@@ -608,12 +686,16 @@ def build_parser() -> argparse.ArgumentParser:
     p_consents.add_argument("action", choices=["import", "counts"])
     p_consents.add_argument("file", nargs="?", type=Path, help="import: number, status, date, source columns")
     p_consents.add_argument("--brand", help="a brand's list (default: the global one)")
-    client_options(p_consents)
-    client_options(p_opt)
+    _client_options(p_consents)
+    _client_options(p_opt)
     p_replies = sub.add_parser("replies", help="the latest replies (MO) and what they meant")
     p_replies.add_argument("--kind", choices=["optout", "optin", "reply"])
     p_replies.add_argument("--limit", type=int, default=30)
-    client_options(p_replies)
+    _client_options(p_replies)
+
+
+def _local_parsers(sub: Any) -> None:
+    """keys, ingest: on the machine, with Redis or Ray at hand."""
     p_keys = sub.add_parser("keys", help="API keys (kept hashed in Redis)")
     p_keys.add_argument("--redis-url", help="default: $ULAK_REDIS__URL, else the running stack's")
     keys_sub = p_keys.add_subparsers(dest="keys_command", required=True)
@@ -635,8 +717,6 @@ def build_parser() -> argparse.ArgumentParser:
     p_ingest.add_argument("--encoding", help="CSV text encoding (default: UTF-8, else cp1254)")
     p_ingest.add_argument("--rejected", type=Path, help="write the rejected-rows report (.csv or .parquet)")
     p_ingest.add_argument("--config-dir", type=Path, default=None)
-    _node_parser(sub)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
