@@ -36,7 +36,7 @@ def follow(client: ApiClient, job_id: str, console: Console, *, poll: float = 0.
             detail = f"delivered {r['delivered']:,} · failed {c['failed']:,} · {rate:,.0f} msg/s" + (
                 f" · ETA {eta:,.0f} s" if eta is not None else ""
             )
-            if view["state"] == "ingesting" or c["rows"] == 0:
+            if view["state"] == JobState.INGESTING or c["rows"] == 0:
                 detail = "reading and checking the upload…"
             progress.update(
                 task,
