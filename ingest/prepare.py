@@ -473,6 +473,15 @@ def check_upload(
     allowed_operators(operators, spec.operators)
 
 
+def _configure_ray_data() -> None:
+    """Ray Data as ingest wants it: rows in file order, blocks of a few MB, no progress bars."""
+    ctx = ray.data.DataContext.get_current()
+    ctx.execution_options.preserve_order = True  # the reports list rows in file order
+    ctx.enable_progress_bars = False
+    # Blocks of a few MB: the file is read by one task, and its blocks are what spreads over the CPUs.
+    ctx.target_max_block_size = 2 << 20
+
+
 def prepare(
     path: Path,
     spec: CampaignSpec,
@@ -495,11 +504,7 @@ def prepare(
     """
     source = _open(path, spec, config, name)
     allowed = allowed_operators(operators, spec.operators)
-    ctx = ray.data.DataContext.get_current()
-    ctx.execution_options.preserve_order = True  # the reports list rows in file order
-    ctx.enable_progress_bars = False
-    # Blocks of a few MB: the file is read by one task, and its blocks are what spreads over the CPUs.
-    ctx.target_max_block_size = 2 << 20
+    _configure_ray_data()
     # A spreadsheet read whole (XLS, ODS, a small or unusual XLSX: see ingest.sheets) has its header
     # inside the parsed sheet: it is read (once, into the object store) before anything is checked,
     # and there is nothing to pace.
@@ -526,15 +531,7 @@ def prepare(
         optout_instruction=optout_instruction,
         links=links,
     )
-    collector = Collector(
-        jobfiles.of(directory),
-        source=source,
-        columns=columns,
-        operators=[op.name for op in allowed],
-        samples=config.sample_messages,
-        holdout=spec.split is not None and spec.split.holdout > 0,
-        rest_variants=spec.split.names if spec.split is not None and spec.split.rest_index >= 0 else (),
-    )
+    collector = _collector(directory, source, columns, allowed, spec, config)
     try:
         _unwrap(lambda: _stream_blocks(dataset, preparer, collector, pacing))
     except BaseException:
@@ -544,6 +541,27 @@ def prepare(
         if pacing is not None:
             pacing.close()
     return collector.finish()
+
+
+def _collector(
+    directory: jobfiles.JobDir | Path,
+    source: Source,
+    columns: tuple[str, ...],
+    allowed: Sequence[OperatorConfig],
+    spec: CampaignSpec,
+    config: IngestConfig,
+) -> Collector:
+    """What gathers the prepared blocks into the job's files, and counts the preview."""
+    split = spec.split
+    return Collector(
+        jobfiles.of(directory),
+        source=source,
+        columns=columns,
+        operators=[op.name for op in allowed],
+        samples=config.sample_messages,
+        holdout=split is not None and split.holdout > 0,
+        rest_variants=split.names if split is not None and split.rest_index >= 0 else (),
+    )
 
 
 @ray.remote(num_cpus=1)

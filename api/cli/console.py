@@ -151,6 +151,12 @@ def kpi_table(summary: dict[str, Any], console: Console) -> None:
         f"windows ({summary['windows_days']['click']:g} d after a click, "
         f"{summary['windows_days']['delivery']:g} d after delivery): {summary['unattributed_conversions']:,}"
     )
+    _comparisons(summary, console)
+    _survey(summary.get("survey"), console)
+
+
+def _comparisons(summary: dict[str, Any], console: Console) -> None:
+    """The A/B test's verdicts, the lift over the holdout, and the goals."""
     test = summary.get("ab_test")
     if test:
         for kind in ("clicks", "conversions"):
@@ -171,7 +177,10 @@ def kpi_table(summary: dict[str, Any], console: Console) -> None:
         )
     for kind, goal in (summary.get("goal") or {}).items():
         console.print(f"goal ({kind}): {goal['reached']} of {goal['target']} = {goal['progress']:.1%}")
-    survey = summary.get("survey")
+
+
+def _survey(survey: dict[str, Any] | None, console: Console) -> None:
+    """A survey's answers: response rate, YES/NO or NPS, the free replies."""
     if survey:
         t = survey["time_to_answer"]
         console.print(

@@ -40,7 +40,11 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote, urlsplit
+
+if TYPE_CHECKING:
+    from ulak.redis_server import RedisServer
 
 DEFAULT_ENV_FILE = Path("/etc/ulak/ulak.env")
 RAY_PORT = 6380
@@ -321,7 +325,6 @@ def run_head(
     # and the API process it starts must see the file's, so they go in before Ray is imported.
     os.environ.update(env)
     from api.cli.stack import LocalStack, end_process, stack_file  # noqa: PLC0415 - imports Ray
-    from ulak.redis_server import RedisServer, default_state_dir  # noqa: PLC0415
     from ulak.settings import load_settings  # noqa: PLC0415
 
     server: RedisServer | None = None
@@ -333,12 +336,7 @@ def run_head(
 
     signal.signal(signal.SIGTERM, stop)
     try:
-        url = urlsplit(env.get("ULAK_REDIS__URL", ""))
-        if redis and url.hostname == address:
-            state = Path(env.get("ULAK_STATE_DIR") or default_state_dir()) / "cluster-redis"
-            password = unquote(url.password) if url.password else None
-            server = RedisServer(state, port=url.port or REDIS_PORT, password=password, host=address).start()
-            print(f"ulak node head: Redis on {address}:{server.port}", flush=True)
+        server = _head_redis(env, address) if redis else None
         command = head_command(
             env, ip=address, num_cpus=num_cpus, resources=resources, object_store_memory=object_store_memory
         )
@@ -366,6 +364,20 @@ def run_head(
         if server is not None:
             server.stop()
     return 0
+
+
+def _head_redis(env: dict[str, str], address: str) -> RedisServer | None:
+    """Redis on this node, when the cluster's Redis URL names this node's address (else None)."""
+    from ulak.redis_server import RedisServer, default_state_dir  # noqa: PLC0415
+
+    url = urlsplit(env.get("ULAK_REDIS__URL", ""))
+    if url.hostname != address:
+        return None
+    state = Path(env.get("ULAK_STATE_DIR") or default_state_dir()) / "cluster-redis"
+    password = unquote(url.password) if url.password else None
+    server = RedisServer(state, port=url.port or REDIS_PORT, password=password, host=address).start()
+    print(f"ulak node head: Redis on {address}:{server.port}", flush=True)
+    return server
 
 
 def _wait_port(host: str, port: int, process: subprocess.Popen[bytes], timeout: float = 60) -> None:

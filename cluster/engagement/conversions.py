@@ -227,26 +227,37 @@ class Conversions:
             "currency": measurement.currency,
             "held_out": who.held_out,
         }
-        at_ms = int(at * 1000)
-        had = self._record(
-            keys=keys.job_conversion_keys(who.job_id),
-            args=[
-                event_id,
-                who.row,
-                touch[0] if touch else "",
-                amount,
-                json.dumps(answer),
-                at_ms,
-                at_ms // 60_000 * 60,
-                EVENT_STREAM_MAX,
-                "1" if start <= at <= end else "0",
-                "1" if who.held_out else "0",
-            ],
+        in_period = start <= at <= end
+        had = self._count(
+            who, answer, by=touch[0] if touch else "", amount=amount, at=at, in_period=in_period
         )
         self.client.set(keys.conversion_event(digest), who.job_id, ex=int(measurement.event_days * DAY))
         if had is not None:
             return {**json.loads(had), "duplicate": True}
         return {**answer, "duplicate": False}
+
+    def _count(
+        self, who: Recipient, answer: dict[str, Any], *, by: str, amount: int, at: float, in_period: bool
+    ) -> bytes | None:
+        """Count the conversion in the job's slot (one script, idempotent by event id): the answer
+        an earlier count of the same event id got, if one did."""
+        at_ms = int(at * 1000)
+        had: bytes | None = self._record(
+            keys=keys.job_conversion_keys(who.job_id),
+            args=[
+                answer["event_id"],
+                who.row,
+                by,
+                amount,
+                json.dumps(answer),
+                at_ms,
+                at_ms // 60_000 * 60,
+                EVENT_STREAM_MAX,
+                "1" if in_period else "0",
+                "1" if who.held_out else "0",
+            ],
+        )
+        return had
 
     def _checked(self, *, currency: str | None, occurred_at: float | None) -> float:
         """When the conversion happened (now if not said), refused in a currency not counted here

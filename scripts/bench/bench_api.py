@@ -92,16 +92,20 @@ def _load(
         t.start()
     for t in pool:
         t.join()
-    elapsed = time.perf_counter() - start
+    return _latencies(latencies, requests=n, errors=errors, elapsed=time.perf_counter() - start)
+
+
+def _latencies(latencies: list[float], *, requests: int, errors: int, elapsed: float) -> dict[str, float]:
+    """What the load saw: its rate, errors and latency quantiles in milliseconds."""
     latencies.sort()
 
     def pct(q: float) -> float:
         return round(1000 * latencies[min(len(latencies) - 1, int(q * len(latencies)))], 2)
 
     return {
-        "requests": n,
+        "requests": requests,
         "errors": errors,
-        "achieved_rate": round(n / elapsed, 1),
+        "achieved_rate": round(requests / elapsed, 1),
         "p50_ms": pct(0.50),
         "p90_ms": pct(0.90),
         "p99_ms": pct(0.99),
@@ -131,7 +135,7 @@ def bench_stack(workdir: Path, *, rows: int, tps_scale: float) -> tuple[LocalSta
     return stack, campaign
 
 
-def main() -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -141,7 +145,11 @@ def main() -> int:
     parser.add_argument("--tps-scale", type=float, default=100.0, help="lift the operators' caps")
     parser.add_argument("--idle", action="store_true", help="measure after the job is done (nothing sending)")
     parser.add_argument("--load", nargs=3, metavar=("URL", "TOKEN", "PATH"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> int:
+    args = _parser().parse_args()
     if args.load:  # the second process
         print(json.dumps(_load(*args.load, args.rate, args.seconds)))
         return 0

@@ -114,7 +114,7 @@ async def run(args: argparse.Namespace, redis_url: str, port: int) -> tuple[floa
     return elapsed, cpu, sum(c.stats.submitted for c in clients), memory
 
 
-def main() -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -130,7 +130,11 @@ def main() -> int:
         help="answer receipts before they are durable, and write without the fence",
     )
     parser.add_argument("--appendfsync", choices=("everysec", "always"), default="everysec")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> int:
+    args = _parser().parse_args()
     try:
         import uvloop
 

@@ -129,7 +129,7 @@ class MemorySampler:
         self._thread.join()
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -137,7 +137,26 @@ def main() -> None:
     parser.add_argument("--format", choices=["csv", "xlsx"], default="csv")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--dir", type=Path, default=Path("/tmp/ulak-bench"))
-    args = parser.parse_args()
+    return parser
+
+
+def _print_memory(
+    sampler: MemorySampler, seconds: float, *, base: tuple[float, float], warm: tuple[float, float]
+) -> None:
+    """The memory run's peaks over the idle stack (*base*: RSS, PSS) and the warmed-up one (*warm*)."""
+    mib = 2**20
+    print(
+        f"memory run ({seconds:.2f} s, PSS sampled): peak growth over the idle stack: "
+        f"RSS {(sampler.peak_rss - base[0]) / mib:,.0f} MiB, "
+        f"PSS {(sampler.peak_pss - base[1]) / mib:,.0f} MiB; "
+        f"over the warmed-up stack: RSS {(sampler.peak_rss - warm[0]) / mib:,.0f} MiB, "
+        f"PSS {(sampler.peak_pss - warm[1]) / mib:,.0f} MiB "
+        f"(idle stack: RSS {base[0] / mib:,.0f} MiB, PSS {base[1] / mib:,.0f} MiB)"
+    )
+
+
+def main() -> None:
+    args = _parser().parse_args()
 
     import ray
 
@@ -192,15 +211,7 @@ def main() -> None:
         sampler = MemorySampler(pss=True)
         seconds = run(sampler)
         ray.shutdown()
-    mib = 2**20
-    print(
-        f"memory run ({seconds:.2f} s, PSS sampled): peak growth over the idle stack: "
-        f"RSS {(sampler.peak_rss - base_rss) / mib:,.0f} MiB, "
-        f"PSS {(sampler.peak_pss - base_pss) / mib:,.0f} MiB; "
-        f"over the warmed-up stack: RSS {(sampler.peak_rss - warm_rss) / mib:,.0f} MiB, "
-        f"PSS {(sampler.peak_pss - warm_pss) / mib:,.0f} MiB "
-        f"(idle stack: RSS {base_rss / mib:,.0f} MiB, PSS {base_pss / mib:,.0f} MiB)"
-    )
+    _print_memory(sampler, seconds, base=(base_rss, base_pss), warm=(warm_rss, warm_pss))
     warm = sorted(times[1:])
     print(
         f"{args.format} {args.rows:,} rows: cold {times[0]:.2f} s, "

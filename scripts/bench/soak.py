@@ -39,8 +39,15 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from tests.helpers import ApiProcess, SimProcess, crash_redis  # noqa: E402
-from tests.integration.test_api import TEMPLATE, Stack, _post, running_stack  # noqa: E402
-from tests.integration.test_chaos import SIM_ARGS, mixed_campaign, restart_smsc  # noqa: E402
+from tests.integration.stack import (  # noqa: E402
+    SIM_ARGS,
+    TEMPLATE,
+    Stack,
+    mixed_campaign,
+    post_job,
+    restart_smsc,
+    running_stack,
+)
 
 FAULTS = (
     "drop",
@@ -135,7 +142,7 @@ def get_json(stack: Stack, path: str) -> Any:
         time.sleep(1.0)
 
 
-def main() -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -145,7 +152,29 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=6000, help="rows a campaign")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path)
-    args = parser.parse_args()
+    return parser
+
+
+def _context(
+    elapsed: float, jobs: list[str], faults: list[tuple[float, str]], samples: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The command, the machine, and how the soak went (beside the tally of its jobs)."""
+    return {
+        "command": "python scripts/bench/soak.py " + " ".join(sys.argv[1:]),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}",
+        "minutes": round(elapsed / 60, 1),
+        "jobs": len(jobs),
+        "faults": faults,
+        "rss_first_last": {"first": samples[1]["rss_mib"], "last": samples[-1]["rss_mib"]}
+        if len(samples) > 1
+        else {},
+        "samples": samples,
+    }
+
+
+def main() -> int:
+    args = _parser().parse_args()
     rng = random.Random(args.seed)
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     workdir = Path(tempfile.mkdtemp(prefix="ulak-soak-"))
@@ -169,7 +198,7 @@ def main() -> int:
                 offset = len(jobs) * args.rows
                 _renumber(path, offset)
                 with stack.client() as http:
-                    current = _post(http, path, template=TEMPLATE).json()["id"]
+                    current = post_job(http, path, template=TEMPLATE).json()["id"]
                 jobs.append(current)
             if now >= next_sample:
                 view = get_json(stack, f"/v1/jobs/{current}") if current else {}
@@ -199,20 +228,7 @@ def main() -> int:
         elapsed = time.monotonic() - began
         result = _tally(stack, jobs)
     ray.shutdown()
-    result.update(
-        {
-            "command": "python scripts/bench/soak.py " + " ".join(sys.argv[1:]),
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
-            f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}",
-            "minutes": round(elapsed / 60, 1),
-            "jobs": len(jobs),
-            "faults": faults,
-            "rss_first_last": {"first": samples[1]["rss_mib"], "last": samples[-1]["rss_mib"]}
-            if len(samples) > 1
-            else {},
-            "samples": samples,
-        }
-    )
+    result.update(_context(elapsed, jobs, faults, samples))
     result["parts_per_second"] = round(result["parts_at_smsc"] / elapsed, 1)
     text = json.dumps(result, indent=1)
     print(text)

@@ -256,3 +256,37 @@ class WebhookReceiver:
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+
+
+SIM_ARGS = ("--account", "test:secret", "--dlr-delay", "0.05:0.3", "--record-sync")
+
+
+def mixed_campaign(path: Path, prefixes: tuple[str, ...], rows: int) -> None:
+    """*rows* rows dealt over *prefixes*; one in seven is a long (multipart) message."""
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["telefon", "ad", "tutar"])
+        for i in range(rows):
+            prefix = prefixes[i % len(prefixes)]
+            tutar = LONG if i % 7 == 0 else str(i)
+            w.writerow([f"+{prefix}{i:0{12 - len(prefix)}d}", f"Çağrı {i}", tutar])
+
+
+def restart_smsc(stack: Stack, restarts: int, *, kill: bool, start: bool | None = None) -> SimProcess:
+    """Stop the SMSC (its connections drop), or *kill* it (SIGKILL: its receipts not yet sent are
+    gone with it, as a crashed SMSC's unsaved state), and start it again on the same port, ids not
+    reused. *start*: False only stops it, True only starts it again (the port kept in between)."""
+    port = stack.sim.port
+    if start is not True:
+        if kill:
+            stack.sim.kill()
+        else:
+            stack.sim.stop()
+        stack.sim.port_file.unlink()
+        if start is False:
+            return stack.sim
+    stack.sim = SimProcess(
+        stack.workdir, *SIM_ARGS, "--seed", str(100 + restarts), "--port", str(port),
+        "--id-start", str(10_000_000 * (restarts + 1)),
+    )  # fmt: skip
+    return stack.sim

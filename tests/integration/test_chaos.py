@@ -17,7 +17,6 @@ import random
 import time
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,19 +24,19 @@ import ray
 
 from tests.helpers import ApiProcess, SimProcess, crash_redis, wait_for
 from tests.integration.stack import (
-    LONG,
+    SIM_ARGS,
     TEMPLATE,
     Stack,
     assert_adds_up,
     assert_report_agrees,
+    mixed_campaign,
     no_duplicates,
     post_job,
+    restart_smsc,
     running_stack,
     wait_state,
 )
 from ulak.dispatch.bind import Backoff
-
-SIM_ARGS = ("--account", "test:secret", "--dlr-delay", "0.05:0.3", "--record-sync")
 
 
 @pytest.fixture(scope="module")
@@ -49,39 +48,8 @@ def chaos_stack(ray_session: Any, tmp_path_factory: pytest.TempPathFactory) -> I
         yield running
 
 
-def mixed_campaign(path: Path, prefixes: tuple[str, ...], rows: int) -> None:
-    """*rows* rows dealt over *prefixes*; one in seven is a long (multipart) message."""
-    with path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["telefon", "ad", "tutar"])
-        for i in range(rows):
-            prefix = prefixes[i % len(prefixes)]
-            tutar = LONG if i % 7 == 0 else str(i)
-            w.writerow([f"+{prefix}{i:0{12 - len(prefix)}d}", f"Çağrı {i}", tutar])
-
-
 def records_of(stack: Stack, prefixes: tuple[str, ...]) -> list[dict[str, Any]]:
     return [r for r in stack.sim.records() if r["dst"].startswith(prefixes)]
-
-
-def restart_smsc(stack: Stack, restarts: int, *, kill: bool, start: bool | None = None) -> SimProcess:
-    """Stop the SMSC (its connections drop), or *kill* it (SIGKILL: its receipts not yet sent are
-    gone with it, as a crashed SMSC's unsaved state), and start it again on the same port, ids not
-    reused. *start*: False only stops it, True only starts it again (the port kept in between)."""
-    port = stack.sim.port
-    if start is not True:
-        if kill:
-            stack.sim.kill()
-        else:
-            stack.sim.stop()
-        stack.sim.port_file.unlink()
-        if start is False:
-            return stack.sim
-    stack.sim = SimProcess(
-        stack.workdir, *SIM_ARGS, "--seed", str(100 + restarts), "--port", str(port),
-        "--id-start", str(10_000_000 * (restarts + 1)),
-    )  # fmt: skip
-    return stack.sim
 
 
 @pytest.mark.parametrize(("seed", "cancel"), [(1, False), (2, False), (3, True)])

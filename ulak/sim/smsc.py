@@ -155,6 +155,18 @@ class Stats:
         }
 
 
+def _mo_encoding(text: str, data_coding: int | None) -> tuple[bytes, int, bytes]:
+    """An MO's body, data_coding and national shift IEs: GSM 03.38, else with the Turkish single
+    shift table, else UCS-2 (or Latin-1 with ``data_coding`` 3)."""
+    if data_coding == 3:
+        return text.encode("latin-1"), 3, b""
+    if (septets := alphabet().to_septets(text)) is not None:
+        return septets, DATA_CODING_DEFAULT, b""
+    if (tr := alphabet(0, TURKISH).to_septets(text)) is not None:
+        return tr, DATA_CODING_DEFAULT, b"\x24\x01\x01"
+    return text.encode("utf-16-be"), 0x08, b""
+
+
 class Simulator:
     def __init__(self, config: SimConfig) -> None:
         self.config = config
@@ -377,15 +389,7 @@ class Simulator:
         concatenated by an 8- or 16-bit UDH reference or by SAR TLVs (*concat*), sent in *order*
         (1-based sequence numbers). Each is delivered again on a later connection until it is
         answered, as an SMSC does. Returns how many deliver_sm were queued."""
-        shift = b""
-        if data_coding == 3:
-            body, dc = text.encode("latin-1"), 3
-        elif (septets := alphabet().to_septets(text)) is not None:
-            body, dc = septets, DATA_CODING_DEFAULT
-        elif (tr := alphabet(0, TURKISH).to_septets(text)) is not None:
-            body, dc, shift = tr, DATA_CODING_DEFAULT, b"\x24\x01\x01"
-        else:
-            body, dc = text.encode("utf-16-be"), 0x08
+        body, dc, shift = _mo_encoding(text, data_coding)
         if parts < 1 or parts > 255:
             raise ValueError("parts must be 1 to 255")
         unit = 2 if dc == 0x08 else 1
@@ -889,6 +893,34 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="accepted credentials, one SYSTEM_ID:PASSWORD a line (also $ULAK_SIM_ACCOUNTS, comma-separated)",
     )
+    _behaviour_options(p)
+    p.add_argument("--enquire-link-interval", type=float, default=30.0)
+    p.add_argument("--drop-after", type=int, help="drop each connection after it sent N PDUs")
+    p.add_argument("--refuse-binds-for", type=float, default=0.0, help="seconds of ESME_RBINDFAIL at start")
+    p.add_argument("--window", type=int, default=100, help="deliver_sm outstanding per connection")
+    p.add_argument("--record", type=Path, help="append every accepted submit_sm to this JSONL file")
+    p.add_argument("--packed", action="store_true", help="GSM text arrives packed (for the record)")
+    p.add_argument(
+        "--record-sync",
+        action="store_true",
+        help="write the record out before answering, so that a killed simulator (SIGKILL) has on "
+        "record every submit_sm it accepted",
+    )
+    p.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="SYSTEM_ID=CIDR[,CIDR]",
+        help="the networks an account's binds may come from (repeat per account); others get ESME_RBINDFAIL",
+    )
+    p.add_argument("--seed", type=int)
+    p.add_argument("--stats", action="store_true", help="print a JSON stats summary on exit")
+    p.add_argument("--stats-file", type=Path, help="write the JSON stats summary here on exit")
+    return p
+
+
+def _behaviour_options(p: argparse.ArgumentParser) -> None:
+    """How the SMSC answers: its limits, its refusals and errors, and its receipts."""
     p.add_argument("--tps", type=float, help="per-bind submit_sm cap over a sliding 1 s window")
     p.add_argument("--account-tps", type=float, help="the same cap over all binds of one system_id")
     p.add_argument("--msgqful-rate", type=float, default=0.0, help="fraction answered ESME_RMSGQFUL")
@@ -917,29 +949,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dlr-id-upper", action="store_true", help="receipt ids in upper case")
     p.add_argument("--dlr-before-resp-rate", type=float, default=0.0)
     p.add_argument("--duplicate-dlr-rate", type=float, default=0.0)
-    p.add_argument("--enquire-link-interval", type=float, default=30.0)
-    p.add_argument("--drop-after", type=int, help="drop each connection after it sent N PDUs")
-    p.add_argument("--refuse-binds-for", type=float, default=0.0, help="seconds of ESME_RBINDFAIL at start")
-    p.add_argument("--window", type=int, default=100, help="deliver_sm outstanding per connection")
-    p.add_argument("--record", type=Path, help="append every accepted submit_sm to this JSONL file")
-    p.add_argument("--packed", action="store_true", help="GSM text arrives packed (for the record)")
-    p.add_argument(
-        "--record-sync",
-        action="store_true",
-        help="write the record out before answering, so that a killed simulator (SIGKILL) has on "
-        "record every submit_sm it accepted",
-    )
-    p.add_argument(
-        "--allow",
-        action="append",
-        default=[],
-        metavar="SYSTEM_ID=CIDR[,CIDR]",
-        help="the networks an account's binds may come from (repeat per account); others get ESME_RBINDFAIL",
-    )
-    p.add_argument("--seed", type=int)
-    p.add_argument("--stats", action="store_true", help="print a JSON stats summary on exit")
-    p.add_argument("--stats-file", type=Path, help="write the JSON stats summary here on exit")
-    return p
 
 
 def _allowed(peer: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:

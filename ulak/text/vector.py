@@ -105,12 +105,7 @@ def plan_columns(
     """
     if isinstance(texts, pa.ChunkedArray):
         texts = texts.combine_chunks()
-    literals = "".join(p for p in pieces or () if isinstance(p, str))
-    columns = [
-        p.combine_chunks() if isinstance(p, pa.ChunkedArray) else p
-        for p in pieces or ()
-        if not isinstance(p, str)
-    ]
+    literals, columns = _split_pieces(pieces)
     n = len(texts)
     candidates = _candidates(concat, languages)
     names = [c.encoding.name for c in candidates]
@@ -131,13 +126,7 @@ def plan_columns(
         rows = todo[ok]
         if rows.size == 0:
             continue
-        units = lengths[rows] + doubles
-        one = units <= cand.single_capacity
-        lower = np.where(one, 1, -(-units // cand.part_capacity)).astype(np.int32)
-        # A pair never splits, so each boundary wastes at most one unit: p parts hold at least
-        # p * capacity - (p - 1) units. Where that bound and the plain one agree, the count is exact.
-        upper = np.where(one, 1, -(-(units - 1) // (cand.part_capacity - 1))).astype(np.int32)
-        exact = one | (doubles == 0) | (lower == upper)
+        lower, exact = _part_bounds(lengths[rows] + doubles, doubles, cand)
         current = best_parts[rows]
         # A known count wins if it is smaller; an unknown one (pairs to keep together) only matters if
         # its lower bound could beat the best so far: then only plan() can tell.
@@ -154,22 +143,61 @@ def plan_columns(
     enc_codes = best_enc.copy()
     redo = np.flatnonzero(undecided)
     if redo.size:
-        by_text: dict[str, tuple[int, int]] = {}
-        code_of = {name: i for i, name in enumerate(names)}
-        for row, text in zip(redo, texts.take(pa.array(redo)).to_pylist(), strict=True):
-            found = by_text.get(text)
-            if found is None:
-                try:
-                    planned = plan(text, concat=concat, languages=languages, max_parts=MAX_PARTS)
-                    found = (code_of[planned.encoding.name], planned.parts)
-                except MessageTooLong as exc:
-                    found = (int(best_enc[row]), exc.parts)
-                by_text[text] = found
-            enc_codes[row], parts[row] = found
+        _replan(texts, redo, names, enc_codes, parts, concat=concat, languages=languages)
     encodings = pa.DictionaryArray.from_arrays(
         pa.array(enc_codes, type=pa.int8(), mask=enc_codes < 0), pa.array(names, type=pa.string())
     )
     return encodings, parts
+
+
+def _split_pieces(pieces: Pieces | None) -> tuple[str, list[pa.Array]]:
+    """A template's literal text (all of it, joined) and its columns (combined into one chunk)."""
+    literals = "".join(p for p in pieces or () if isinstance(p, str))
+    columns = [
+        p.combine_chunks() if isinstance(p, pa.ChunkedArray) else p
+        for p in pieces or ()
+        if not isinstance(p, str)
+    ]
+    return literals, columns
+
+
+def _part_bounds(
+    units: npt.NDArray[np.int64], doubles: npt.NDArray[np.int64], cand: _Candidate
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.bool_]]:
+    """For texts of *units* (of which *doubles* cost two): the fewest parts *cand* needs, and
+    whether that is the count (else only ``plan()`` can tell)."""
+    one = units <= cand.single_capacity
+    lower = np.where(one, 1, -(-units // cand.part_capacity)).astype(np.int32)
+    # A pair never splits, so each boundary wastes at most one unit: p parts hold at least
+    # p * capacity - (p - 1) units. Where that bound and the plain one agree, the count is exact.
+    upper = np.where(one, 1, -(-(units - 1) // (cand.part_capacity - 1))).astype(np.int32)
+    return lower, one | (doubles == 0) | (lower == upper)
+
+
+def _replan(
+    texts: pa.Array,
+    redo: npt.NDArray[np.intp],
+    names: list[str],
+    enc_codes: npt.NDArray[np.int8],
+    parts: npt.NDArray[np.int32],
+    *,
+    concat: Concat,
+    languages: tuple[int, ...],
+) -> None:
+    """The rows whose count the bounds could not settle (pairs to keep together), planned one by
+    one with ``plan()`` (each distinct text once); their encoding and parts set in place."""
+    by_text: dict[str, tuple[int, int]] = {}
+    code_of = {name: i for i, name in enumerate(names)}
+    for row, text in zip(redo, texts.take(pa.array(redo)).to_pylist(), strict=True):
+        found = by_text.get(text)
+        if found is None:
+            try:
+                planned = plan(text, concat=concat, languages=languages, max_parts=MAX_PARTS)
+                found = (code_of[planned.encoding.name], planned.parts)
+            except MessageTooLong as exc:
+                found = (int(enc_codes[row]), exc.parts)
+            by_text[text] = found
+        enc_codes[row], parts[row] = found
 
 
 def _fits(
