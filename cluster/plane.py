@@ -180,16 +180,9 @@ class ControlPlane:
                     field=field,
                 )
 
-    def create_job(
-        self,
-        options: JobOptions,
-        *,
-        file: Upload | None = None,
-        uri: str | None = None,
-        idempotency_digest: str | None = None,
-    ) -> str:
+    def create_job(self, options: JobOptions, source: Upload | str, *, digest: str | None = None) -> str:
         """What ``POST /v1/jobs`` does once the request is read: check the options, stage the file
-        (the upload copied, or the *uri* fetched, either bounded by ``ingest.max_file_bytes``),
+        (the upload copied, or the URI *source* names fetched, either bounded by ``ingest.max_file_bytes``),
         check its format and header (4xx before anything starts), record the job and start its
         actor. Returns the job's id (an earlier one's, for a repeated idempotency key). Whatever is
         refused leaves nothing behind."""
@@ -198,18 +191,17 @@ class ControlPlane:
         job_id, directory = self.new_job_dir()
         staging = directory.staging()  # the folder itself when local; the upload is checked here first
         try:
-            if file is not None:
-                filename = Path(file.filename or "upload.csv").name
+            if isinstance(source, Upload):
+                filename = Path(source.filename or "upload.csv").name
                 path = staging / ("upload" + Path(filename).suffix.lower())
-                copy_limited(file.file, path, limit=limit, name=filename, field="file")
-                source = f"upload:{filename}"
+                copy_limited(source.file, path, limit=limit, name=filename, field="file")
+                named = f"upload:{filename}"
             else:
-                assert uri is not None, "a job needs a file or a URI"
                 api = self.settings.api
                 path, filename = fetch(
-                    uri, root=api.uri_root, stores=api.object_stores, dest_dir=staging, max_bytes=limit
+                    source, root=api.uri_root, stores=api.object_stores, dest_dir=staging, max_bytes=limit
                 )
-                source = uri
+                named = source
             self.check_upload(path, options, filename=filename)
             upload = directory.adopt(path)
             job_id, _ = self.submit(
@@ -217,9 +209,9 @@ class ControlPlane:
                 directory=directory,
                 upload=upload,
                 filename=filename,
-                source=source,
+                source=named,
                 options=options,
-                idempotency_digest=idempotency_digest,
+                idempotency_digest=digest,
             )
         except BaseException:
             directory.discard(staging)

@@ -531,7 +531,7 @@ def prepare(
         optout_instruction=optout_instruction,
         links=links,
     )
-    collector = _collector(directory, source, columns, allowed, spec, config)
+    collector = _collector(directory, source, columns=columns, allowed=allowed, spec=spec, config=config)
     try:
         _unwrap(lambda: _stream_blocks(dataset, preparer, collector, pacing))
     except BaseException:
@@ -546,6 +546,7 @@ def prepare(
 def _collector(
     directory: jobfiles.JobDir | Path,
     source: Source,
+    *,
     columns: tuple[str, ...],
     allowed: Sequence[OperatorConfig],
     spec: CampaignSpec,

@@ -191,17 +191,13 @@ async def create_job(
         options, upload = await _read_form(request, content_type)
         try:
             job_id = await run_in_threadpool(
-                lambda: plane.create_job(
-                    options, file=Upload(upload.file, upload.filename), idempotency_digest=digest
-                )
+                lambda: plane.create_job(options, Upload(upload.file, upload.filename), digest=digest)
             )
         finally:
             await upload.close()
     elif content_type.startswith("application/json"):
         options, uri = await _read_uri(request)
-        job_id = await run_in_threadpool(
-            lambda: plane.create_job(options, uri=uri, idempotency_digest=digest)
-        )
+        job_id = await run_in_threadpool(lambda: plane.create_job(options, uri, digest=digest))
     else:
         raise ApiError(
             415,

@@ -22,11 +22,7 @@ class Drain:
     """Draining and settling one job (see the module docstring)."""
 
     def __init__(self, job: Job, *, pool: Pool, progress: Progress, rows: RowReader, poll: float) -> None:
-        self.job = job
-        self.pool = pool
-        self.progress = progress
-        self.rows = rows
-        self.poll = poll
+        self.job, self.pool, self.progress, self.rows, self.poll = job, pool, progress, rows, poll
 
     def withdraw_all(self) -> None:
         """Take the job's queued parts back from every bind, discarding them; each bind writes its

@@ -51,9 +51,9 @@ class BindKeeper:
     def __init__(
         self,
         settings: Settings,
-        *,
         roster: BindRoster,
         maker: BindMaker,
+        *,
         client: redis.Redis,
         redis_url: str,
         detached: bool,

@@ -79,8 +79,8 @@ class BindPool:
         self.roster = BindRoster(settings, namespace=namespace)
         self.keeper = BindKeeper(
             settings,
-            roster=self.roster,
-            maker=maker,
+            self.roster,
+            maker,
             client=self._client,
             redis_url=redis_url,
             detached=detached,

@@ -32,7 +32,15 @@ from ulak.dispatch.durable import Answering, DurableInbound, SinkRevoked
 from ulak.dispatch.inbox import InboxStore
 from ulak.dispatch.ledger import BATCH as LEDGER_BATCH
 from ulak.dispatch.ledger import ReceiptSeen
-from ulak.dispatch.link import REFUSED_RETRY, Backoff, BindLink, BindRefused, Connector, Handlers
+from ulak.dispatch.link import (
+    BIND_REQUESTS,
+    REFUSED_RETRY,
+    Backoff,
+    BindLink,
+    BindRefused,
+    Connector,
+    Handlers,
+)
 from ulak.dispatch.part import OutboundPart, outbound_part
 from ulak.dispatch.sendpath import SendPath
 from ulak.dispatch.sendrecord import SendRecord
@@ -42,9 +50,6 @@ from ulak.replies.mo import MoStore, mo_part
 from ulak.settings import BindConfig, OperatorConfig
 from ulak.smpp.codec import encode
 from ulak.smpp.pdu import (
-    BindReceiver,
-    BindTransceiver,
-    BindTransmitter,
     DeliverSm,
     DeliverSmResp,
     EnquireLink,
@@ -137,9 +142,9 @@ class BindClient:
         rng = rng or random.Random()
         self.link = BindLink(
             bind,
-            handlers=Handlers(self._on_data, self._send, self._crashed, self._lost_in_flight),
-            stats=self.stats,
-            log=self._log,
+            Handlers(self._on_data, self._send, self._crashed, self._lost_in_flight),
+            self.stats,
+            self._log,
             rng=rng,
             backoff=backoff,
             connect=connect,
@@ -158,11 +163,11 @@ class BindClient:
             bind,
             operator,
             # The operator's limiter (shared by its binds), and the bind's own cap when it has one.
-            tokens=limits_for(
+            limits_for(
                 bind.tps, account_tps=operator.tps, bind_caps=[b.tps for b in operator.binds], shared=tokens
             ),
-            link=self.link,
-            writer=self.writer,
+            self.link,
+            self.writer,
             revoked=self.revoked,
             stats=self.stats,
             log=self._log,
@@ -170,9 +175,7 @@ class BindClient:
             throttle_pause=throttle_pause,
             rng=rng,
         )
-        self.inbound = DurableInbound(
-            inbox=inbox, replies=replies, answering=self._answering(), stats=self.stats, log=self._log
-        )
+        self.inbound = DurableInbound(inbox, replies, self._answering(), stats=self.stats, log=self._log)
 
     def _answering(self) -> Answering:
         """How the durable inbound answers on this bind's connection."""
@@ -353,7 +356,7 @@ class BindClient:
             self.sender.response(item, resp)
             return
         request = event.request
-        if isinstance(request, (BindTransceiver, BindTransmitter, BindReceiver)):
+        if isinstance(request, BIND_REQUESTS):
             self.link.bind_answered(resp.status)
         elif isinstance(request, Unbind):
             self.link.lost.set()

@@ -51,13 +51,10 @@ class DurableInbound:
     without *replies*, a reply too."""
 
     def __init__(
-        self, *, inbox: InboxStore | None, replies: MoStore | None, answering: Answering, stats: Any, log: Any
+        self, inbox: InboxStore | None, replies: MoStore | None, answering: Answering, *, stats: Any, log: Any
     ) -> None:
-        self.inbox = inbox
-        self.replies = replies
-        self._answering = answering
-        self._stats = stats
-        self._log = log
+        self.inbox, self.replies = inbox, replies
+        self._answering, self._stats, self._log = answering, stats, log
         self._receipts: Inbound[ReceiptSeen] = Inbound()
         self._parts: Inbound[MoPart] = Inbound()
         self._receipts_ready = asyncio.Event()

@@ -24,6 +24,7 @@ _BIND_PDU: dict[str, type[BindTransceiver | BindTransmitter | BindReceiver]] = {
     "transmitter": BindTransmitter,
     "receiver": BindReceiver,
 }
+BIND_REQUESTS = tuple(_BIND_PDU.values())
 # Opens a connection for a protocol factory, as ``loop.create_connection`` does (host and port bound).
 Connector = Callable[[Callable[[], asyncio.Protocol]], Awaitable[tuple[Any, Any]]]
 # Bind refusals that say the credentials are wrong (SMPP 3.4 §5.1.3): not transient.
@@ -110,10 +111,10 @@ class BindLink:
     def __init__(
         self,
         bind: BindConfig,
-        *,
         handlers: Handlers,
         stats: Any,
         log: Any,
+        *,
         rng: random.Random,
         backoff: Backoff | None = None,
         connect: Connector | None = None,
@@ -132,10 +133,7 @@ class BindLink:
         self._refused: str | None = None  # why the SMSC refused the credentials, at the last bind
         self._backoff = backoff or Backoff(cap=bind.reconnect_delay_max, rng=rng)
         self._down_since: float | None = None  # monotonic: when the bind last stopped being bound
-        self._connector = connect
-        self._claim = claim
-        self._handlers = handlers
-        self._log = log
+        self._connector, self._claim, self._handlers, self._log = connect, claim, handlers, log
 
     @property
     def down_for(self) -> float:

@@ -58,10 +58,10 @@ class SendPath:
         self,
         bind: BindConfig,
         operator: OperatorConfig,
-        *,
         tokens: TokenSource,
         link: Link,
         writer: LedgerWriter,
+        *,
         revoked: Callable[[SinkRevoked], None],
         stats: Any,
         log: Any,
@@ -88,10 +88,7 @@ class SendPath:
         self._throttle_level = 0  # consecutive throttled responses: how hard the bind backs off
         self._throttle_pause = throttle_pause
         self._rng = rng
-        self._link = link
-        self._writer = writer
-        self._revoked = revoked
-        self._log = log
+        self._link, self._writer, self._revoked, self._log = link, writer, revoked, log
 
     @property
     def staged(self) -> int:
