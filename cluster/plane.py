@@ -8,6 +8,7 @@ they, and the job actors, outlive a restart of the process that runs the API.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
 import time
@@ -31,6 +32,7 @@ from ingest.fetch import copy_limited, fetch
 from ingest.prepare import check_upload
 from ulak import keys, redisclient
 from ulak.jobfiles import JobDir, JobFiles
+from ulak.records import IdempotentRequest
 from ulak.settings import Settings, WebhooksConfig
 
 log = structlog.get_logger("ulak.plane")
@@ -203,6 +205,7 @@ class ControlPlane:
                 )
                 named = source
             self.check_upload(path, options, filename=filename)
+            fingerprint = _fingerprint(options, path if isinstance(source, Upload) else None, source)
             upload = directory.adopt(path)
             job_id, _ = self.submit(
                 job_id=job_id,
@@ -212,6 +215,7 @@ class ControlPlane:
                 source=named,
                 options=options,
                 idempotency_digest=digest,
+                fingerprint=fingerprint,
             )
         except BaseException:
             directory.discard(staging)
@@ -227,11 +231,12 @@ class ControlPlane:
         """The folder of the job whose record is *record*."""
         return self.files.dir(record.dir)
 
-    def existing(self, idempotency_digest: str | None) -> str | None:
+    def existing(self, idempotency_digest: str | None) -> IdempotentRequest | None:
+        """The job a request with this idempotency key created, and what that request asked."""
         if idempotency_digest is None:
             return None
         found = self.client.get(keys.idempotency(idempotency_digest))
-        return found.decode() if found is not None else None  # type: ignore[union-attr]
+        return IdempotentRequest.read(found) if found is not None else None
 
     def submit(
         self,
@@ -243,18 +248,28 @@ class ControlPlane:
         source: str,
         options: JobOptions,
         idempotency_digest: str | None = None,
+        fingerprint: str = "",
     ) -> tuple[str, bool]:
         """Record the job and start its actor; returns (job id, created). With an idempotency key
-        already used, the earlier job is returned and this upload discarded."""
+        already used by the same request (*fingerprint*), the earlier job is returned and this
+        upload discarded; used by another request, :class:`JobRefused` (``idempotency_key_reused``):
+        the client has a bug, and nothing new is sent."""
         if idempotency_digest is not None:
-            claimed = self.client.set(
-                keys.idempotency(idempotency_digest), job_id, nx=True, ex=IDEMPOTENCY_TTL
-            )
-            if not claimed:
+            claim = IdempotentRequest(job_id, fingerprint).write()
+            key = keys.idempotency(idempotency_digest)
+            if not self.client.set(key, claim, nx=True, ex=IDEMPOTENCY_TTL):
                 directory.remove()
                 earlier = self.existing(idempotency_digest)
                 assert earlier is not None
-                return earlier, False
+                if earlier.fingerprint and earlier.fingerprint != fingerprint:
+                    raise JobRefused(
+                        f"this Idempotency-Key was used by another request, which created job "
+                        f"{earlier.job_id}: send a new key for a new campaign, or the same options "
+                        "and file to get that job again",
+                        code="idempotency_key_reused",
+                        field="Idempotency-Key",
+                    )
+                return earlier.job_id, False
         self.store.create(job_id, options=options, source=source, directory=directory)
         self.store.update(job_id, upload=upload, filename=filename)
         if options.webhook_url is not None:
@@ -348,3 +363,17 @@ class ControlPlane:
 
     def cancel(self, job_id: str) -> None:
         self.store.transition(job_id, JobEvent.CANCEL)
+
+
+def _fingerprint(options: JobOptions, path: Path | None, source: Upload | str) -> str:
+    """What a keyed request asked, as a digest: its options, and its file's bytes (an upload) or
+    its URI (what it names may change; the URI is what the client sent)."""
+    digest = hashlib.sha256(options.model_dump_json(exclude_none=True).encode())
+    if path is None:
+        digest.update(b"\0uri:" + str(source).encode())
+        return digest.hexdigest()[:32]
+    digest.update(b"\0file:")
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()[:32]

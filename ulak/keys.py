@@ -261,8 +261,8 @@ def job_samples(job_id: str) -> str:
 
 
 def idempotency(key_digest: str) -> str:
-    """String: the job id a POST with this ``Idempotency-Key`` (sha256, per API key) created.
-    Expires after a day."""
+    """String: the job a POST with this ``Idempotency-Key`` (sha256, per API key) created, and the
+    request's fingerprint (``ulak.records.IdempotentRequest``). Expires after a day."""
     return f"{PREFIX}:idem:{key_digest}"
 
 

@@ -181,3 +181,20 @@ def read_minute_field(field: bytes | str) -> tuple[int, bool]:
     clicks, value) rather than the first (clicks, conversions)."""
     minute, _, kind = _text(field).partition(":")
     return int(minute), bool(kind)
+
+
+@dataclass(frozen=True)
+class IdempotentRequest:
+    """``keys.idempotency``'s value: ``job fingerprint``, the job a keyed request created and a
+    digest of what it asked (options and file). A value written before fingerprints has none."""
+
+    job_id: str
+    fingerprint: str
+
+    @classmethod
+    def read(cls, value: bytes | str) -> IdempotentRequest:
+        job_id, _, fingerprint = _text(value).partition(" ")
+        return cls(job_id, fingerprint)
+
+    def write(self) -> str:
+        return f"{self.job_id} {self.fingerprint}"

@@ -177,11 +177,12 @@ async def create_job(
 ) -> JobCreated:
     """Starts a job: 202 with its id and links. Ingest runs in the cluster; the upload's format and
     header are checked first (4xx before anything starts). A repeated ``Idempotency-Key`` (per API key,
-    kept a day) returns the job the first request created."""
+    kept a day) returns the job the first request created; with other options or another file it is
+    a 422 ``idempotency_key_reused`` naming that job."""
     digest = hashlib.sha256(f"{key.id}:{idempotency_key}".encode()).hexdigest() if idempotency_key else None
     earlier = await run_in_threadpool(plane.existing, digest)
-    if earlier is not None:
-        return _created(plane, earlier)
+    if earlier is not None and not earlier.fingerprint:  # a key kept before requests were fingerprinted
+        return _created(plane, earlier.job_id)
     limit = plane.settings.ingest.max_file_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit + (1 << 20):

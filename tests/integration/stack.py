@@ -170,10 +170,12 @@ def campaign_csv(
     return dict(expected)
 
 
-def post_job(http: httpx.Client, path: Path, **options: Any) -> httpx.Response:
+def post_job(
+    http: httpx.Client, path: Path, *, headers: dict[str, str] | None = None, **options: Any
+) -> httpx.Response:
     data = {k: (json.dumps(v) if isinstance(v, bool) else str(v)) for k, v in options.items()}
     with path.open("rb") as f:
-        return http.post("/v1/jobs", files={"file": (path.name, f, "text/csv")}, data=data)
+        return http.post("/v1/jobs", files={"file": (path.name, f, "text/csv")}, data=data, headers=headers)
 
 
 def wait_state(http: httpx.Client, job_id: str, *states: str, timeout: float = 120) -> dict[str, Any]:

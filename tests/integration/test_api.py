@@ -201,6 +201,30 @@ def test_idempotent_post_returns_the_same_job(stack: Stack) -> None:
     assert len(stack.records("905322")) == 20
 
 
+def test_an_idempotency_key_reused_by_another_request_is_refused_and_sends_nothing(stack: Stack) -> None:
+    """Stripe's rule: the same key with other options, or another file, is the client's bug: 422
+    naming the job the key made, and nothing new is sent. The same request again gets that job."""
+    path, other = stack.workdir / "idem2.csv", stack.workdir / "idem3.csv"
+    campaign_csv(path, "905323", 5)
+    campaign_csv(other, "905324", 5)
+    with stack.client() as http:
+        headers = {"Idempotency-Key": "order-43"}
+        first = post_job(http, path, template="y {ad}", headers=headers)
+        assert first.status_code == 202, first.text
+        job_id = first.json()["id"]
+        for file, template in ((path, "z {ad}"), (other, "y {ad}")):
+            refused = post_job(http, file, template=template, headers=headers)
+            assert refused.status_code == 422, refused.text
+            body = refused.json()
+            assert body["code"] == "idempotency_key_reused" and job_id in body["message"]
+        again = post_job(http, path, template="y {ad}", headers=headers)
+        assert (again.status_code, again.json()["id"]) == (202, job_id)
+        wait_state(http, job_id, "done")
+        listed = http.get("/v1/jobs", params={"limit": 500}).json()["jobs"]
+    assert [j["id"] for j in listed if j["options"]["template"] in ("y {ad}", "z {ad}")] == [job_id]
+    assert len(stack.records("905323")) == 5 and stack.records("905324") == []
+
+
 def test_auth_failures(stack: Stack) -> None:
     bare = httpx.Client(base_url=stack.api.url, timeout=10)
     missing = bare.get("/v1/jobs")

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from ulak.records import (
     Ack,
+    IdempotentRequest,
     LinkOwner,
     PartState,
     Receipt,
@@ -62,3 +63,10 @@ def test_a_survey_answers_within_its_window_only() -> None:
 
 def test_a_bind_field_reads_back() -> None:
     assert read_bind_field(bind_field("turkcell", "b1").encode()) == ("turkcell", "b1")
+
+
+def test_an_idempotency_claim_reads_back_and_one_written_before_fingerprints_has_none() -> None:
+    assert IdempotentRequest.read(IdempotentRequest("j1", "ab12").write().encode()) == IdempotentRequest(
+        "j1", "ab12"
+    )
+    assert IdempotentRequest.read(b"20261205-0a1b2c3d4e") == IdempotentRequest("20261205-0a1b2c3d4e", "")
