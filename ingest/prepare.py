@@ -449,6 +449,8 @@ def _open(path: Path, spec: CampaignSpec, config: IngestConfig, name: str | None
         encoding=spec.encoding or config.csv_encoding,
         fallback_encoding=config.fallback_encoding,
         sheet=spec.sheet,
+        max_unzipped_bytes=config.max_unzipped_bytes,
+        max_zip_ratio=config.max_zip_ratio,
     )
 
 

@@ -124,8 +124,12 @@ def open_source(
     encoding: str = "auto",
     fallback_encoding: str = "cp1254",
     sheet: str | int | None = None,
+    max_unzipped_bytes: int = 4 << 30,
+    max_zip_ratio: float = 200.0,
 ) -> Source:
-    """Recognise *path* (uploaded as *name*, whose extension must match) and read its header."""
+    """Recognise *path* (uploaded as *name*, whose extension must match) and read its header. A
+    spreadsheet that would inflate past *max_unzipped_bytes*, or one of whose parts inflates more
+    than *max_zip_ratio* times (a ZIP bomb), is refused before anything is parsed."""
     size = path.stat().st_size
     shown = name or path.name
     if size == 0:
@@ -159,6 +163,8 @@ def open_source(
         return _parquet_source(path, shown, max_rows=max_rows)
     if encrypted:
         raise EncryptedFile(f"{shown} is password-protected; save it without a password", field="file")
+    if found in (Format.XLSX, Format.ODS):
+        _check_inflation(path, shown, max_bytes=max_unzipped_bytes, max_ratio=max_zip_ratio)
     sheet = 0 if sheet is None else sheet
     plan = sheets.layout(path, sheet) if found is Format.XLSX else None
     if plan is None:
@@ -174,6 +180,31 @@ def open_source(
     if not any(_cell_text(v).strip() for v in header):
         raise EmptyFile(f"{shown}: the sheet is empty", field="file")
     return Source(path, found, _column_names(header), sheet=sheet, sheet_layout=plan, name=shown)
+
+
+BOMB_FLOOR = 64 << 20  # a part inflating to less is harmless whatever its ratio
+
+
+def _check_inflation(path: Path, shown: str, *, max_bytes: int, max_ratio: float) -> None:
+    """Refuse a ZIP whose parts, by the sizes its directory declares, inflate past *max_bytes* in
+    all, or one of which inflates more than *max_ratio* times (and past ``BOMB_FLOOR``): parsing it
+    would take minutes and gigabytes before any row could be checked."""
+    with zipfile.ZipFile(path) as zf:
+        parts = zf.infolist()
+    total = sum(p.file_size for p in parts)
+    if total > max_bytes:
+        raise FileTooLarge(
+            f"{shown} inflates to {total:,} bytes; the limit is {max_bytes:,} (ingest.max_unzipped_bytes)",
+            field="file",
+        )
+    for p in parts:
+        if p.file_size > BOMB_FLOOR and p.file_size > max_ratio * max(p.compress_size, 1):
+            raise FileTooLarge(
+                f"{shown}: its part {p.filename} inflates {p.file_size / max(p.compress_size, 1):,.0f} "
+                f"times, to {p.file_size:,} bytes (ingest.max_zip_ratio is {max_ratio:g}): not a sheet "
+                "a spreadsheet program writes",
+                field="file",
+            )
 
 
 def _sniff_format(head: bytes, path: Path, shown: str) -> Format:

@@ -222,6 +222,18 @@ class IngestConfig(_Model):
     )
     max_file_bytes: int = Field(default=2 << 30, ge=1, description="larger uploads are refused (413)")
     max_rows: int = Field(default=10_000_000, ge=1, description="more rows are refused (413)")
+    max_unzipped_bytes: int = Field(
+        default=4 << 30,
+        ge=1,
+        description="a spreadsheet (XLSX, ODS) whose parts add up to more, once inflated, is refused "
+        "(413) before it is parsed, by the sizes its ZIP directory declares",
+    )
+    max_zip_ratio: float = Field(
+        default=200.0,
+        gt=1,
+        description="a spreadsheet part inflating more than this many times its stored size (and to "
+        "over 64 MiB) is refused (413): a ZIP bomb, not a sheet",
+    )
     csv_encoding: str = Field(default="auto", description="'auto' = UTF-8 if the file decodes, else fallback")
     fallback_encoding: str = Field(default="cp1254", description="Turkish Excel exports are Windows-1254")
     sample_messages: int = Field(default=5, ge=0, le=100, description="rendered examples in the preview")
