@@ -205,8 +205,8 @@ def test_an_idempotency_key_reused_by_another_request_is_refused_and_sends_nothi
     """Stripe's rule: the same key with other options, or another file, is the client's bug: 422
     naming the job the key made, and nothing new is sent. The same request again gets that job."""
     path, other = stack.workdir / "idem2.csv", stack.workdir / "idem3.csv"
-    campaign_csv(path, "905323", 5)
-    campaign_csv(other, "905324", 5)
+    campaign_csv(path, "905338", 5)
+    campaign_csv(other, "905339", 5)
     with stack.client() as http:
         headers = {"Idempotency-Key": "order-43"}
         first = post_job(http, path, template="y {ad}", headers=headers)
@@ -222,7 +222,7 @@ def test_an_idempotency_key_reused_by_another_request_is_refused_and_sends_nothi
         wait_state(http, job_id, "done")
         listed = http.get("/v1/jobs", params={"limit": 500}).json()["jobs"]
     assert [j["id"] for j in listed if j["options"]["template"] in ("y {ad}", "z {ad}")] == [job_id]
-    assert len(stack.records("905323")) == 5 and stack.records("905324") == []
+    assert len(stack.records("905338")) == 5 and stack.records("905339") == []
 
 
 def test_auth_failures(stack: Stack) -> None:
