@@ -58,6 +58,10 @@ _BIND_GAUGES: dict[str, tuple[str, Any]] = {
         "how long the bind still waits after a 'slow down' answer",
         lambda b: b.get("paused_for", 0.0),
     ),
+    "ulak_bind_learned_tps": (
+        "the rate the bind sends at, learned from the SMSC's 'slow down' answers (ulak_bind_tps: its cap)",
+        lambda b: b.get("learned_tps", 0.0),
+    ),
     "ulak_bind_down_seconds": (
         "how long the bind has not been bound (0: it is)",
         lambda b: b.get("down_for", 0.0),
@@ -66,6 +70,7 @@ _BIND_GAUGES: dict[str, tuple[str, Any]] = {
 _BIND_COUNTERS = {
     "submitted": "submit_sm written",
     "throttled": "ESME_RTHROTTLED (0x58) and ESME_RMSGQFUL (0x14) answers",
+    "slowed": "times the SMSC's 'slow down' answers lowered the bind's learned rate",
     "receipts": "delivery receipts received",
     "mo": "MO deliver_sm (replies) read",
     "mo_durable": "MO parts written to Redis, then answered",

@@ -182,6 +182,13 @@ class BindView(BaseModel):
     )
     window: int
     tps: float | None = Field(default=None, description="the bind's own cap in parts per second, if any")
+    learned_tps: float | None = Field(
+        default=None,
+        description="the rate the bind sends at, learned from the SMSC's 'slow down' answers (0x58, "
+        "0x14): never above its cap (or the operator's); below it when the SMSC allows less than was "
+        "declared. null while the bind has not reported",
+    )
+    slowed: int = Field(default=0, description="how often the SMSC made the bind lower its learned rate")
     in_flight: int = 0
     queued: int = 0
     submitted: int = 0

@@ -39,7 +39,7 @@ const I18N = {
     "k.variant": "Varyant", "k.significant": "Anlamlı", "k.p_value": "p değeri", "k.p_best": "En iyi olma olasılığı",
     "k.leader": "Önde", "k.recipients": "Alıcı",
     "ops.title": "Operatörler", "ops.binds": "Bağlantılar", "col.bind": "Bağlantı", "col.window": "Pencere",
-    "col.submitted": "Gönderilen", "col.throttled": "0x58/0x14", "col.reconnects": "Yeniden bağlanma",
+    "col.submitted": "Gönderilen", "col.learned": "Öğrenilen hız", "col.throttled": "0x58/0x14", "col.reconnects": "Yeniden bağlanma",
     "col.last_error": "Son hata", "col.node": "Düğüm", "col.tps": "TPS", "col.price": "Parça fiyatı", "col.rate": "Hız",
     "lists.title": "Ret ve onay listeleri", "lists.optouts": "Ret listesi", "lists.brand": "Marka (boş: genel liste)",
     "lists.add": "Ekle", "lists.remove": "Çıkar", "lists.numbers": "Numaralar (virgül ya da satır ile)",
@@ -82,7 +82,7 @@ const I18N = {
     "k.variant": "Variant", "k.significant": "Significant", "k.p_value": "p-value", "k.p_best": "P(best)",
     "k.leader": "Leader", "k.recipients": "Recipients",
     "ops.title": "Operators", "ops.binds": "Binds", "col.bind": "Bind", "col.window": "Window",
-    "col.submitted": "Submitted", "col.throttled": "0x58/0x14", "col.reconnects": "Reconnects",
+    "col.submitted": "Submitted", "col.learned": "Learned rate", "col.throttled": "0x58/0x14", "col.reconnects": "Reconnects",
     "col.last_error": "Last error", "col.node": "Node", "col.tps": "TPS", "col.price": "Price per part", "col.rate": "Rate",
     "lists.title": "Opt-out and consent lists", "lists.optouts": "Opt-outs", "lists.brand": "Brand (empty: the global list)",
     "lists.add": "Add", "lists.remove": "Remove", "lists.numbers": "Numbers (comma or line separated)",
@@ -617,11 +617,12 @@ function operatorsPage(app) {
       h("h2", {}, o.name, " ", badge(o.state), " ", h("span", { class: "muted" },
         `${t("col.tps")} ${num(o.tps)} · ${t("col.price")} ${o.price_per_part} · ${t("col.rate")} ${num(Math.round(rates[o.name] || 0))}/s`)),
       o.reason ? h("p", { class: "muted" }, o.reason) : null,
-      table([t("col.bind"), t("col.state"), t("col.node"), t("col.window"), t("col.rate"), t("col.tps"), t("col.submitted"),
-        t("col.throttled"), t("col.reconnects"), t("col.last_error")],
+      table([t("col.bind"), t("col.state"), t("col.node"), t("col.window"), t("col.rate"), t("col.tps"), t("col.learned"),
+        t("col.submitted"), t("col.throttled"), t("col.reconnects"), t("col.last_error")],
       o.binds.map((b) => [b.bind, badge(b.state), b.node_ip || "", `${b.in_flight} / ${b.window}`,
         `${num(Math.round(bindRates[`${o.name}/${b.bind}`] || 0))}/s`, b.tps === null ? t("none") : num(b.tps),
-        num(b.submitted), num(b.throttled), num(Math.max(0, b.connects - 1)), b.last_error || ""]), [3, 4, 5, 6, 7, 8]))));
+        b.learned_tps === null || b.learned_tps === undefined ? "" : `${num(b.learned_tps)}/s`,
+        num(b.submitted), num(b.throttled), num(Math.max(0, b.connects - 1)), b.last_error || ""]), [3, 4, 5, 6, 7, 8, 9]))));
   });
 }
 

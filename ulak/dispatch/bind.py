@@ -44,7 +44,7 @@ from ulak.dispatch.link import (
 from ulak.dispatch.part import OutboundPart, outbound_part
 from ulak.dispatch.sendpath import SendPath
 from ulak.dispatch.sendrecord import SendRecord
-from ulak.dispatch.throttle import TokenSource, limits_for
+from ulak.dispatch.throttle import TokenSource, learner_for, limits_for
 from ulak.dispatch.writer import RECORD_REWRITE, EventSink, LedgerWriter
 from ulak.replies.mo import MoStore, mo_part
 from ulak.settings import BindConfig, OperatorConfig
@@ -104,8 +104,9 @@ class BindStats:
 class BindClient:
     """Holds one bind for as long as it runs (see the module docstring).
 
-    *backoff* (reconnects), *throttle_pause* (the first pause after ESME_RTHROTTLED, doubling up to
-    2 s) and *connect* (how a connection is opened: TCP to the bind's host by default) are there for
+    *backoff* (reconnects), *throttle_pause* (the first pause after ESME_RTHROTTLED, doubling while
+    pauses keep ending in one, up to 2 s) and *connect* (how a connection is opened: TCP to the
+    bind's host by default) are there for
     tests that drive a bind against an in-memory SMSC. With an *inbox*, a receipt is answered only
     once it is in there (``ulak.dispatch.inbox``); its ledger *sink* must then trim that inbox as it
     applies receipts (``RedisLedger.apply_async(events, inbox=key)``). A *claim* is awaited before the
@@ -159,18 +160,25 @@ class BindClient:
             flush_batch=flush_batch,
             log=self._log,
         )
+        learner = learner_for(bind.tps, account_tps=operator.tps, binds=len(operator.binds))
         self.sender = SendPath(
             bind,
             operator,
-            # The operator's limiter (shared by its binds), and the bind's own cap when it has one.
+            # The operator's limiter (shared by its binds), and the bind's own cap: learned from the
+            # SMSC's "slow down" answers, never above what was declared.
             limits_for(
-                bind.tps, account_tps=operator.tps, bind_caps=[b.tps for b in operator.binds], shared=tokens
+                bind.tps,
+                account_tps=operator.tps,
+                bind_caps=[b.tps for b in operator.binds],
+                shared=tokens,
+                learner=learner,
             ),
             self.link,
             self.writer,
             revoked=self.revoked,
             stats=self.stats,
             log=self._log,
+            learner=learner,
             lease_seconds=lease_seconds,
             throttle_pause=throttle_pause,
             rng=rng,
@@ -232,6 +240,9 @@ class BindClient:
             "session": session.state.value if session else None,
             "lost": self.link.lost.is_set(),
             "paused_for": self.sender.paused_for,
+            # The rate it sends at: learned from the SMSC's "slow down" answers (ulak.dispatch.learning).
+            "learned_tps": round(self.sender.learner.rate, 1),
+            "slowed": self.sender.learner.decreases,
             "tasks": [t.get_name() + (":done" if t.done() else "") for t in self._tasks],
             "receipts_not_durable": self.inbound.receipts_waiting,
             "replies_not_durable": self.inbound.replies_waiting,

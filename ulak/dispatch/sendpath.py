@@ -4,7 +4,8 @@ on the window; the SMSC's answers to what it sent (acked, failed, "slow down") a
 connection leaves. :class:`SendPath` owns all of it; the connection (``BindClient``) is its link.
 
 ESME_RTHROTTLED / ESME_RMSGQFUL are not the message's fault: the part goes back to the front of the
-staged parts in its order and the whole bind pauses, then ramps back (multiplicative back-off).
+staged parts in its order, the lease in hand is given up, the bind pauses briefly, and the rate it
+leases at is lowered to what it learns the SMSC really allows (``ulak.dispatch.learning``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Protocol
 from ulak.dispatch.bindstate import BindEvent, BindState
 from ulak.dispatch.durable import SinkRevoked
 from ulak.dispatch.fairqueue import FairQueue
+from ulak.dispatch.learning import AcceptCounter, RateLearner
 from ulak.dispatch.leases import LeaseMeter
 from ulak.dispatch.ledger import PartAcked, PartFailed, PartReturned, PartSent, PartUnknown
 from ulak.dispatch.part import OutboundPart
@@ -62,6 +64,7 @@ class SendPath:
         link: Link,
         writer: LedgerWriter,
         *,
+        learner: RateLearner,
         revoked: Callable[[SinkRevoked], None],
         stats: Any,
         log: Any,
@@ -85,7 +88,9 @@ class SendPath:
         self._leases = LeaseMeter(time.monotonic)
         self._last_answer = 0.0  # when a submit_sm was last answered, or the connection lost
         self._pause_until = 0.0
-        self._throttle_level = 0  # consecutive throttled responses: how hard the bind backs off
+        self._throttle_level = 0  # pauses in a row ended by "slow down": how long the next one is
+        self.learner = learner  # the rate the SMSC really allows, learned from its "slow down"
+        self._accepts = AcceptCounter()  # what it accepted over the last second (for the learner)
         self._throttle_pause = throttle_pause
         self._rng = rng
         self._link, self._writer, self._revoked, self._log = link, writer, revoked, log
@@ -257,9 +262,7 @@ class SendPath:
         self._log.warning("limiter.unavailable", error=self.stats.last_error)
 
     def _lease_size(self) -> int:
-        rate = self.operator.tps if self.bind.tps is None else min(self.operator.tps, self.bind.tps)
-        base = max(1, int(rate * self.lease_seconds))
-        return max(1, base >> min(self._throttle_level, 6))
+        return max(1, int(min(self.operator.tps, self.learner.rate) * self.lease_seconds))
 
     def _send(self, session: Session, n: int) -> int:
         if self._link.lost.is_set() or self._link.stopping or not session.state.is_bound:
@@ -295,16 +298,17 @@ class SendPath:
 
     def accepted(self, item: OutboundPart, raw: str) -> None:
         """The SMSC accepted *item* and gave it the message id *raw*."""
-        self._last_answer = time.monotonic()
+        self._last_answer = now = time.monotonic()
+        self._accepts.add(now)
         self._writer.outbox.answered(item)
-        if self._throttle_level:
-            self._throttle_level -= 1  # ramp back per success
+        if self._throttle_level and now >= self._pause_until:
+            self._throttle_level = 0  # accepted after the pause: the next one starts short again
         message_id = normalize_message_id(raw, self.bind.resp_id_format)
         shown = raw if raw != message_id else ""
         event = PartAcked(item.job, item.row, item.part, item.parts, self._link.smsc, message_id, shown)
         self._writer.outbox.add(event)
 
-    def throttled(self, item: OutboundPart, sequence: int) -> None:
+    def throttled(self, item: OutboundPart, sequence: int, status: int) -> None:
         # The SMSC says "slow down": resend this part first, in order, and pause the whole bind. The
         # SMSC does not have it: if the ledger was told it was sent, it is told it came back, so a
         # runner that takes the job back (pause, restart) sends it again instead of skipping it.
@@ -312,9 +316,21 @@ class SendPath:
         if not self._writer.outbox.answered(item):
             self._writer.outbox.add(PartReturned(item.job, item.row, item.part, item.parts))
         self._stager.returned(sequence, item)
+        now = time.monotonic()
+        accepted = self._accepts.last_second(now)
+        if self.learner.throttled(accepted_last_second=accepted):
+            self._log.info(
+                "bind.slowed", rate=round(self.learner.rate, 1), accepted=accepted, status=f"{status:#04x}"
+            )
+        if now < self._pause_until:
+            return  # answers to what was in flight before the pause: one burst, one pause
+        # The rest of the lease in hand would go at the old rate: give it up (settled as used).
+        self._leases.end()
+        # A short pause lets the SMSC's window empty; it doubles only while pauses keep ending in
+        # another "slow down" (the learned rate does the lasting slowing down).
         self._throttle_level = min(self._throttle_level + 1, 6)
         pause = min(2.0, self._throttle_pause * 2 ** (self._throttle_level - 1)) * self._rng.uniform(0.8, 1.2)
-        self._pause_until = max(self._pause_until, time.monotonic() + pause)
+        self._pause_until = now + pause
 
     def account_lost(self, outstanding: list[Outstanding]) -> None:
         lost = [o.context for o in outstanding if isinstance(o.context, OutboundPart)]
@@ -337,7 +353,7 @@ class SendPath:
             return
         self._last_answer = time.monotonic()
         if status in _TRANSIENT:
-            self.throttled(item, resp.sequence)
+            self.throttled(item, resp.sequence, int(status))
         else:
             self._writer.outbox.answered(item)
             self._writer.outbox.add(PartFailed(item.job, item.row, item.part, item.parts, int(status)))

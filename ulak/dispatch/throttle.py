@@ -23,6 +23,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from ulak.dispatch.learning import RateLearner
+
 
 @dataclass(frozen=True, slots=True)
 class Lease:
@@ -51,7 +53,13 @@ class _Charge:
 
 
 class SlidingWindowLimiter:
-    """At most ``rate`` PDUs in any ``window``-second span, shared by every caller."""
+    """At most ``rate`` PDUs in any ``window``-second span, shared by every caller.
+
+    With *pace* (seconds), tokens are also paced: no more than ``rate × pace`` at once, then at
+    ``rate`` a second (a token bucket on top of the window). A bind's own cap is paced: sent in one
+    burst, a second's worth went out in a tenth of a second and then nothing for nine tenths, which
+    an SMSC counting in shorter slices, or pacing itself, refuses; and what it accepted "over the
+    last second" then said nothing of its limit (``ulak.dispatch.learning``)."""
 
     def __init__(
         self,
@@ -59,13 +67,17 @@ class SlidingWindowLimiter:
         *,
         window: float = 1.0,
         margin: float = 0.002,
+        pace: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.window = window
         self.margin = margin
+        self.pace = pace
         self._clock = clock
+        self._bucket = 0.0  # paced tokens ready (only with pace)
+        self._filled_at = clock()
         self._ledger: dict[int, _Charge] = {}
         # Charges by end, to expire them without scanning the ledger (uncapped, binds lease hundreds
         # of times a second): a settled charge's end only moves earlier, so it is pushed again and
@@ -81,6 +93,15 @@ class SlidingWindowLimiter:
             raise ValueError("rate must be positive")
         self.rate = rate
         self._capacity = int(rate * self.window)
+        self._burst = max(1.0, rate * self.pace) if self.pace is not None else 0.0
+        if self.pace is not None and not hasattr(self, "_started"):
+            self._bucket, self._started = self._burst, True  # the first lease goes at once
+
+    def _paced(self, now: float) -> float:
+        """Paced tokens ready at *now* (refilled at ``rate`` up to the burst)."""
+        self._bucket = min(self._burst, self._bucket + (now - self._filled_at) * self.rate)
+        self._filled_at = now
+        return self._bucket
 
     def _charged(self, now: float) -> int:
         horizon = now - self.window - self.margin
@@ -93,6 +114,9 @@ class SlidingWindowLimiter:
                 self._total -= charge.tokens
         return self._total
 
+    def now(self) -> float:
+        return self._clock()
+
     def available(self) -> int:
         return max(0, self._capacity - self._charged(self._clock()))
 
@@ -103,6 +127,11 @@ class SlidingWindowLimiter:
         now = self._clock()
         free = self._capacity - self._charged(now)
         tokens = min(want, free)
+        if self.pace is not None and tokens > 0:
+            tokens = min(tokens, int(self._paced(now)))
+            if tokens <= 0:
+                return Lease(0, 0, hold, retry_after=max(0.001, (1.0 - self._bucket) / self.rate))
+            self._bucket -= tokens
         if tokens <= 0:
             return Lease(0, 0, hold, retry_after=self._retry_after(now))
         return Lease(self._charge(now, now + hold, tokens), tokens, hold)
@@ -132,6 +161,8 @@ class SlidingWindowLimiter:
         charge = self._ledger.get(lease_id)
         if charge is None or tokens >= charge.tokens:
             return
+        if self.pace is not None:  # never spent: paced again at once
+            self._bucket = min(self._burst, self._bucket + charge.tokens - max(0, tokens))
         if tokens <= 0:
             self._release(lease_id, charge)
             return
@@ -177,6 +208,10 @@ class SlidingWindowLimiter:
         return max(0.001, min(c.end for c in self._ledger.values()) + horizon - now)
 
 
+# A bind's own cap goes out in slices of this many seconds' worth (see SlidingWindowLimiter).
+PACE = 0.05
+
+
 class TokenSource(Protocol):
     """A limiter as a bind sees it (a local object, or a Ray actor handle behind an adapter)."""
 
@@ -200,11 +235,21 @@ class BothLimits:
     way (from the grant until the last PDU was answered, plus a window), so neither cap is exceeded,
     whichever is the tighter at the moment. With ``shared=None`` (the binds' own caps add up to no
     more than the account's, so it can never be the tighter) the bind never calls the shared one.
-    Lease ids are the own limiter's."""
+    Lease ids are the own limiter's.
 
-    def __init__(self, own: SlidingWindowLimiter, shared: TokenSource | None) -> None:
+    With a *learner* (``ulak.dispatch.learning``), the own cap is the rate the bind learned from the
+    SMSC's "slow down" answers, set before each lease; the learner is told whether that cap is what
+    held the bind back (it granted fewer tokens than the bind wanted), so that it probes upward only
+    when more speed would be used."""
+
+    def __init__(
+        self, own: SlidingWindowLimiter, shared: TokenSource | None, learner: RateLearner | None = None
+    ) -> None:
         self.own = own
         self.shared = shared
+        self.learner = learner
+        self._held = False  # the own cap held the bind back over the last window
+        self._refused_at = -1e9  # when the own cap last granted less than was asked
         self._shared_of: dict[int, int] = {}  # own lease id → the shared limiter's lease id
 
     def _settle_own(self, settlement: Settlement) -> Settlement | None:
@@ -222,7 +267,18 @@ class BothLimits:
 
     async def exchange(self, settlement: Settlement | None, want: int, *, hold: float) -> Lease:
         forward = self._settle_own(settlement) if settlement is not None else None
+        if self.learner is not None:
+            rate = self.learner.held_back(self._held)
+            if rate != self.own.rate:
+                self.own.set_rate(rate)
         own = self.own.acquire(want, hold=hold)
+        if self.learner is not None:
+            # Held back by the own cap if it refused any of a lease within the last window: a bind
+            # at its cap alternates between full leases and refused ones.
+            now = self.own.now()
+            if own.tokens < want:
+                self._refused_at = now
+            self._held = now - self._refused_at < self.own.window
         if self.shared is None:
             return own
         if not own.tokens:
@@ -245,14 +301,37 @@ class BothLimits:
 
 
 def limits_for(
-    bind_tps: float | None, *, account_tps: float, bind_caps: list[float | None], shared: TokenSource
+    bind_tps: float | None,
+    *,
+    account_tps: float,
+    bind_caps: list[float | None],
+    shared: TokenSource,
+    learner: RateLearner | None = None,
 ) -> TokenSource:
-    """What a bind spends: the operator's *shared* limiter alone when the bind has no cap of its own,
-    else its own cap and the account's (see :class:`BothLimits`)."""
-    if bind_tps is None:
+    """What a bind spends: its own cap and the account's (see :class:`BothLimits`); the operator's
+    *shared* limiter alone when the bind has no cap of its own and learns none.
+
+    With a *learner* the own cap is the learned rate, whether or not one was declared: the account's
+    shared limiter is still asked unless every bind declared a cap and they fit in the account's."""
+    if bind_tps is None and learner is None:
         return shared
-    independent = all(c is not None for c in bind_caps) and sum(c or 0.0 for c in bind_caps) <= account_tps
-    return BothLimits(SlidingWindowLimiter(bind_tps), None if independent else shared)
+    independent = (
+        bind_tps is not None
+        and all(c is not None for c in bind_caps)
+        and sum(c or 0.0 for c in bind_caps) <= account_tps
+    )
+    own = SlidingWindowLimiter(learner.rate if learner is not None else bind_tps or account_tps, pace=PACE)
+    return BothLimits(own, None if independent else shared, learner)
+
+
+def learner_for(bind_tps: float | None, *, account_tps: float, binds: int) -> RateLearner:
+    """A bind's learner: it never exceeds what was declared (its own cap, else the account's) and
+    starts there, or, with only the account's cap declared, at its share of it (the shared limiter
+    would give it no more while every bind is busy; it probes upward when it is held back)."""
+    if bind_tps is not None:
+        ceiling = min(bind_tps, account_tps)
+        return RateLearner(ceiling)
+    return RateLearner(account_tps, start=account_tps / max(1, binds))
 
 
 class LocalTokenSource:

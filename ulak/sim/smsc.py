@@ -95,6 +95,7 @@ class SimConfig:
     allow: dict[str, tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]] = field(default_factory=dict)
     tps: float | None = None  # per-bind cap on submit_sm over a sliding 1 s window
     account_tps: float | None = None  # the same cap counted over all binds of an account
+    fixed_second: bool = False  # count the caps per calendar second instead of a sliding one
     msgqful_rate: float = 0.0
     reject_prefixes: dict[str, int] = field(default_factory=dict)
     error_rate: float = 0.0
@@ -699,12 +700,12 @@ class SmscConnection(asyncio.Protocol):
         stats = sim.stats
         stats.counts["submit_sm"] += 1
         status = _OK
-        if cfg.tps is not None and _over_cap(self.window, now, cfg.tps):
+        if cfg.tps is not None and _over_cap(self.window, now, cfg.tps, fixed=cfg.fixed_second):
             status = _THROTTLED
         account_window = None
         if cfg.account_tps is not None:
             account_window = sim.account_windows.setdefault(self.system_id, deque())
-            if status == _OK and _over_cap(account_window, now, cfg.account_tps):
+            if status == _OK and _over_cap(account_window, now, cfg.account_tps, fixed=cfg.fixed_second):
                 status = _THROTTLED
         if status == _OK and cfg.msgqful_rate and sim.random.random() < cfg.msgqful_rate:
             status = _MSGQFUL
@@ -751,9 +752,10 @@ class SmscConnection(asyncio.Protocol):
         sim.schedule_receipt(self, submit, message_id, now)
 
 
-def _over_cap(window: deque[float], now: float, cap: float) -> bool:
-    """Sliding one-second window: drop what is older than a second, then compare with the cap."""
-    cutoff = now - 1.0
+def _over_cap(window: deque[float], now: float, cap: float, *, fixed: bool = False) -> bool:
+    """Sliding one-second window (or, *fixed*, the calendar second *now* is in): drop what is
+    older, then compare with the cap."""
+    cutoff = float(int(now)) - 1e-9 if fixed else now - 1.0
     while window and window[0] <= cutoff:
         window.popleft()
     return len(window) >= cap
@@ -923,6 +925,11 @@ def _behaviour_options(p: argparse.ArgumentParser) -> None:
     """How the SMSC answers: its limits, its refusals and errors, and its receipts."""
     p.add_argument("--tps", type=float, help="per-bind submit_sm cap over a sliding 1 s window")
     p.add_argument("--account-tps", type=float, help="the same cap over all binds of one system_id")
+    p.add_argument(
+        "--fixed-second",
+        action="store_true",
+        help="count --tps and --account-tps per calendar second (as some SMSCs do), not a sliding one",
+    )
     p.add_argument("--msgqful-rate", type=float, default=0.0, help="fraction answered ESME_RMSGQFUL")
     p.add_argument(
         "--reject-prefix",
@@ -993,6 +1000,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         accounts=accounts,
         tps=args.tps,
         account_tps=args.account_tps,
+        fixed_second=args.fixed_second,
         msgqful_rate=args.msgqful_rate,
         reject_prefixes=reject,
         error_rate=args.error_rate,
