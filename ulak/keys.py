@@ -225,6 +225,13 @@ def job_events_lock(job_id: str) -> str:
     return f"{PREFIX}:job:{{{job_id}}}:events:lock"
 
 
+def job_summary_lock(job_id: str) -> str:
+    """String: a random token while one process takes the job's outcomes snapshot for its summary
+    (``cluster.reports.summary``): another reader waits for it rather than read every row's ledger
+    again. Expires 30 s after its holder last renewed it (a holder that died)."""
+    return f"{PREFIX}:job:{{{job_id}}}:summary:lock"
+
+
 def job_conversion_keys(job_id: str) -> list[str]:
     """The keys a job's conversions are counted in, in the order ``cluster.engagement.conversions``' script
     takes them (one slot: the job's)."""

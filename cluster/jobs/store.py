@@ -174,6 +174,7 @@ class JobStore:
         pipe.delete(keys.job_counters(job_id))  # one key a DELETE: a cluster pipeline takes no more
         pipe.delete(keys.job_samples(job_id))
         pipe.delete(keys.job_events_lock(job_id))
+        pipe.delete(keys.job_summary_lock(job_id))
         for key in (
             *links.click_keys(job_id),
             *keys.job_conversion_keys(job_id),

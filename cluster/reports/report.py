@@ -59,9 +59,11 @@ def report_batches(
     state: JobState,
     ledgers: Mapping[str, str],
     batch_rows: int = 10_000,
+    engagement: bool = True,
 ) -> Iterator[pa.RecordBatch]:
     """The report of *job_id* in row order (empty before the job's rows are prepared); *ledgers*: its
-    operators' (``JobRecord.ledgers``)."""
+    operators' (``JobRecord.ledgers``). Without *engagement* the clicks and conversions columns are
+    left empty (the summary reads them on their own)."""
     if not directory.exists(ACCEPTED_FILE):
         return
     unsent = "cancelled" if state is JobState.CANCELLED else "pending"
@@ -84,8 +86,14 @@ def report_batches(
             for n, row, fields in zip(parts, row_values, part_values, strict=True)
         ]
         status, receipt, error, ids, acked_at, receipt_at = (list(c) for c in zip(*outcomes, strict=True))
-        codes, clicks, first_click = _clicks(client, job_id, batch, rows)
-        conversions, value = _conversions(client, job_id, rows)
+        if engagement:
+            codes, clicks, first_click = _clicks(client, job_id, batch, rows)
+            conversions, value = _conversions(client, job_id, rows)
+        else:
+            n = len(rows)
+            codes, clicks = _column(batch, "link_code"), pa.nulls(n, pa.int64())
+            first_click = pa.nulls(n, pa.timestamp("ms", tz="UTC"))
+            conversions, value = pa.nulls(n, pa.int64()), pa.nulls(n, VALUE)
         yield pa.RecordBatch.from_arrays(
             [
                 batch.column("row"),

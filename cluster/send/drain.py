@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 
 from cluster.jobs.states import InvalidTransition, JobEvent, JobState
 from cluster.jobs.views import RECEIPT_OUTCOMES
+from cluster.reports.summary import warm
 from cluster.send.job import Job, Pool
 from cluster.send.progress import Progress
 from cluster.send.rows import RowReader
@@ -90,6 +91,11 @@ class Drain:
             return
         self.progress.sample()
         self.job.log.info("job.done", **{k: c[k] for k in ("submitted", "acked", "failed", "delivered")})
+        try:
+            # Its summary's snapshot now, while nobody waits for it: the first read is then quick.
+            warm(self.job.store, self.job.job_id, self.job.directory)
+        except Exception as exc:  # the first summary read takes the snapshot instead
+            self.job.log.warning("summary.warm_failed", error=f"{type(exc).__name__}: {exc}")
 
     def reconcile(self, *, cancelled: bool = False) -> int:
         """Before a job is done, every row must have a final state. With nothing left in any bind,
