@@ -56,12 +56,16 @@ def bench_operator(port: int, *, binds: int, window: int) -> OperatorConfig:
 
 
 class TreeSampler(threading.Thread):
-    """Samples the RSS of this process and its descendants; CPU is read from the tree at the end."""
+    """Samples the RSS and CPU times of this process and its descendants every half second. CPU is
+    kept per process as last seen, so processes that ended meanwhile (a job's actor, Ray Data's
+    workers) still count, up to their last sample."""
 
     def __init__(self) -> None:
         super().__init__(daemon=True)
         self.peak_rss = 0
         self.stop = threading.Event()
+        self._cpu: dict[int, tuple[str, float]] = {}  # pid -> (kind, CPU seconds as last seen)
+        self._lock = threading.Lock()
 
     def tree(self) -> list[psutil.Process]:
         me = psutil.Process()
@@ -69,31 +73,44 @@ class TreeSampler(threading.Thread):
 
     def run(self) -> None:
         while not self.stop.is_set():
-            total = 0
-            for p in self.tree():
-                with contextlib.suppress(psutil.Error):
-                    total += p.memory_info().rss
-            self.peak_rss = max(self.peak_rss, total)
+            self.sample()
             time.sleep(0.5)
+
+    def sample(self) -> None:
+        total = 0
+        for p in self.tree():
+            with contextlib.suppress(psutil.Error):
+                total += p.memory_info().rss
+                t = p.cpu_times()
+                kind = self._kind(p)
+                with self._lock:
+                    self._cpu[p.pid] = (kind, t.user + t.system)
+        self.peak_rss = max(self.peak_rss, total)
+
+    @staticmethod
+    def _kind(p: psutil.Process) -> str:
+        cmd = " ".join(p.cmdline())
+        if "smsc_sim" in cmd or "ulak.sim" in cmd:
+            return "simulator"
+        if "redis-server" in cmd:
+            return "redis"
+        if p.pid == psutil.Process().pid:
+            return "driver"
+        if cmd.startswith("ray::"):
+            return cmd.split()[0]  # ray::SmppConnectionActor, ray::ThrottleActor, ray::IDLE
+        if "-m api.redirect" in cmd:
+            return "redirect"
+        if "-m api" in cmd:
+            return "api"
+        return "ray-system (raylet, gcs, …)"
 
     def cpu_by_process(self) -> dict[str, float]:
         """CPU seconds per kind of process in the tree (driver, Ray workers, redis, simulator, …)."""
+        self.sample()
         found: dict[str, float] = {}
-        for p in self.tree():
-            with contextlib.suppress(psutil.Error):
-                cmd = " ".join(p.cmdline())
-                if "smsc_sim" in cmd:
-                    kind = "simulator"
-                elif "redis-server" in cmd:
-                    kind = "redis"
-                elif p.pid == psutil.Process().pid:
-                    kind = "driver"
-                elif cmd.startswith("ray::"):
-                    kind = cmd.split()[0]  # ray::SmppConnectionActor, ray::ThrottleActor, ray::IDLE
-                else:
-                    kind = "ray-system (raylet, gcs, …)"
-                t = p.cpu_times()
-                found[kind] = found.get(kind, 0.0) + t.user + t.system
+        with self._lock:
+            for kind, seconds in self._cpu.values():
+                found[kind] = found.get(kind, 0.0) + seconds
         return found
 
     def cpu_seconds(self) -> float:

@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""The product path, as a user runs it: the local stack (Ulak's Redis, local Ray, the bundled SMSC
+simulator serving the three operators of configs/operators.yaml, with delivery receipts, and the
+control plane), a campaign CSV uploaded over HTTP, followed over HTTP to ``done``, then its report and
+summary downloaded. What ``ulak demo`` does, measured.
+
+It reports:
+
+* ``parts_per_second_sending``: the job's own figure (parts sent / its ``sending_seconds``), as the
+  demo prints it;
+* ``seconds_202_to_done``: from the upload's 202 to the job's ``done`` (ingest, sending, and the wait
+  for the last receipts);
+* ``seconds_report`` / ``seconds_first_summary``: downloading the row-level report, and the first
+  ``GET /summary`` of the finished job;
+* ``stack_cpu_us_per_part`` (all processes: API, Ray, the job's and binds' actors, Redis, the
+  simulator; and without the simulator), CPU seconds by process, and the summed peak RSS of them.
+
+Caps are lifted with ``--tps-scale`` (1000 by default: the operators' 400–1,000/s become 400k–1M/s, so
+the machine is the limit).
+
+    python scripts/bench/bench_product.py --rows 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from api.cli.demo import DEMO_SIMULATOR_ARGS, TEMPLATE, demo_settings, write_campaign  # noqa: E402
+from api.cli.stack import LocalStack  # noqa: E402
+from api.client import ApiClient  # noqa: E402
+from cluster.jobs.states import JobState  # noqa: E402
+from scripts.bench.bench_e2e import TreeSampler  # noqa: E402
+from ulak.redis_server import free_port  # noqa: E402
+
+ENDED = {JobState.DONE.value, JobState.FAILED.value, JobState.CANCELLED.value}
+
+
+def follow(client: ApiClient, job_id: str, *, poll: float) -> dict[str, object]:
+    """Poll the job as a client does until it ends; returns its last view."""
+    while True:
+        view = client.job(job_id)
+        if view["state"] in ENDED:
+            return view
+        time.sleep(poll)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--tps-scale", type=float, default=1000.0, help="the operators' caps times this")
+    parser.add_argument("--poll", type=float, default=1.0, help="seconds between the client's GETs")
+    args = parser.parse_args()
+    sampler = TreeSampler()
+    sampler.start()
+    with tempfile.TemporaryDirectory(prefix="ulak-bench-product-") as tmp:
+        workdir = Path(tmp)
+        settings = demo_settings(tps_scale=args.tps_scale, workdir=workdir)
+        campaign = workdir / "kampanya.csv"
+        write_campaign(campaign, args.rows, [p for op in settings.operators for p in op.prefixes])
+        stack = LocalStack(
+            settings,
+            simulator=True,
+            sim_args=DEMO_SIMULATOR_ARGS,
+            api_port=free_port(),
+            redirect_port=free_port(),
+            workdir=workdir / "run",
+            save_info=False,
+        ).start()
+        try:
+            with ApiClient(stack.api_url, stack.token) as client:
+                cpu0 = sampler.cpu_by_process()
+                sampler.peak_rss = 0
+                t0 = time.perf_counter()
+                job = client.submit(campaign, {"template": TEMPLATE, "name": "bench"})
+                accepted_at = time.perf_counter()
+                view = follow(client, job["id"], poll=args.poll)
+                done_at = time.perf_counter()
+                cpu1 = sampler.cpu_by_process()
+                peak = sampler.peak_rss
+                t = time.perf_counter()
+                client.download(job["id"], workdir / "report.csv")
+                report_s = time.perf_counter() - t
+                t = time.perf_counter()
+                client.summary(job["id"])
+                summary_s = time.perf_counter() - t
+        finally:
+            stack.stop()
+    sampler.stop.set()
+    by_kind = {k: round(v - cpu0.get(k, 0.0), 1) for k, v in sorted(cpu1.items())}
+    counts, parts = view["counts"], view["parts"]
+    assert isinstance(counts, dict) and isinstance(parts, dict)
+    sent = parts["sent"]
+    cpu = sum(by_kind.values())
+    sending = view.get("sending_seconds") or 0.0
+    assert isinstance(sending, float | int)
+    result = {
+        "rows": args.rows,
+        "state": view["state"],
+        "accepted": counts["accepted"],
+        "refused": counts["rejected"],
+        "acked": counts["acked"],
+        "failed": counts["failed"],
+        "unknown": counts["unknown"],
+        "parts_sent": sent,
+        "seconds_upload_to_202": round(accepted_at - t0, 2),
+        "seconds_202_to_done": round(done_at - accepted_at, 1),
+        "sending_seconds": round(float(sending), 1),
+        "parts_per_second_sending": round(sent / sending) if sending else None,
+        "seconds_report": round(report_s, 2),
+        "seconds_first_summary": round(summary_s, 2),
+        "stack_cpu_seconds": round(cpu, 1),
+        "stack_cpu_us_per_part": round(cpu / sent * 1e6, 1) if sent else None,
+        "stack_cpu_us_per_part_without_simulator": round(
+            (cpu - by_kind.get("simulator", 0.0)) / sent * 1e6, 1
+        )
+        if sent
+        else None,
+        "cpu_seconds_by_process": by_kind,
+        "stack_peak_rss_mib": round(peak / 2**20),
+        "command": "python scripts/bench/bench_product.py " + " ".join(sys.argv[1:]),
+        "machine": f"{psutil.cpu_count()} cpu, {round(psutil.virtual_memory().total / 2**30)} GiB, "
+        f"python {platform.python_version()}",
+    }
+    print(json.dumps(result, indent=2))
+    return 0 if view["state"] == JobState.DONE.value else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
