@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping
 from contextvars import ContextVar
 from decimal import Decimal
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -91,6 +92,11 @@ class BindConfig(_Model):
     receipt_id_format: MessageIdFormat = MessageIdFormat.AUTO
 
 
+@cache
+def _language_codes(names: tuple[str, ...]) -> tuple[int, ...]:
+    return tuple(NATIONAL_LANGUAGES[name] for name in names)
+
+
 class OperatorConfig(_Model):
     """A mobile operator: where its numbers go, how fast, and through which binds."""
 
@@ -160,8 +166,9 @@ class OperatorConfig(_Model):
 
     @property
     def languages(self) -> tuple[int, ...]:
-        """The national language codes (TS 23.038) the encoder may use for this operator."""
-        return tuple(NATIONAL_LANGUAGES[name] for name in self.national_languages)
+        """The national language codes (TS 23.038) the encoder may use for this operator (read for
+        every row the runner plans: looked up, not built, each time)."""
+        return _language_codes(self.national_languages)
 
     @model_validator(mode="after")
     def _unique_binds(self) -> OperatorConfig:

@@ -124,13 +124,13 @@ class RowReader:
             sent = self._sent_parts(batch) if skip_sent else None
             out: dict[str, list[Row]] = {}
             variants = batch.column("variant").to_pylist() if with_variants else [None] * batch.num_rows
-            for row, msisdn, op_name, text, variant in zip(
-                *(batch.column(c).to_pylist() for c in ("row", "msisdn", "operator", "text")),
+            for row, msisdn, op_name, text, encoding, variant in zip(
+                *(batch.column(c).to_pylist() for c in ("row", "msisdn", "operator", "text", "encoding")),
                 variants,
                 strict=True,
             ):
                 op = operators[op_name]
-                message = plans.plan(text, op, row=row)
+                message = plans.plan(text, op, row=row, encoding=encoding)
                 pdus = senders.get(variant, bodies).parts(message, destination=msisdn, bind=op.binds[0])
                 items = [
                     outbound_part(job_id, row, i, len(pdus), pdu)

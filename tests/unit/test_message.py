@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from ulak.dispatch.message import SubmitBodies, plan_for, submit_pdus
+from ulak.dispatch.message import PlanCache, SubmitBodies, plan_for, submit_pdus
 from ulak.settings import BindConfig, OperatorConfig
 from ulak.smpp.codec import preencode
 from ulak.text.plan import Concat
@@ -15,6 +17,10 @@ TEXTS = [
     "Şubat kampanyası: %20 indirim, ğüşıöç İĞÜŞÖÇ",
     "Привет! Скидка 20% 😀",
     "Uzun mesaj: " + "çok güzel bir kampanya, kaçırmayın! " * 9,
+    "",  # an empty message is one part with no short message
+    "x" * 160,  # a full GSM part
+    "ğ" * 155,  # a full Turkish single-shift part (a UDH with the shift IE)
+    "ж" * 70,  # a full UCS-2 part
 ]
 
 
@@ -70,3 +76,42 @@ def test_an_operator_without_national_tables_is_never_sent_them() -> None:
     assert (national.data_coding, national.segments[0].data[:3]) == (0x00, b"\x03\x24\x01")
     assert (plain.data_coding, plain.segments[0].esm_class) == (0x08, 0)
     assert plain.segments[0].data == text.encode("utf-16-be")
+
+
+VALIDITY = "000001000000000R"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(st.sampled_from("abcXYZ09 %€{}[]~|^\\şğıİçöüŞĞÇÖÜжя😀é"), max_size=200),
+    st.sampled_from(list(Concat)),
+    st.from_regex(r"\A[0-9]{1,20}\Z"),
+)
+def test_personalised_texts_are_the_bytes_of_each_submit_sm_encoded_alone(
+    text: str, concat: Concat, number: str
+) -> None:
+    """Every row its own text (the one-part frame, then the cut for longer ones): the bytes are still
+    those of the general encoder."""
+    op = operator(concat)
+    bodies = SubmitBodies(source_addr="MARKA", validity_period=VALIDITY)
+    message = plan_for(text, op, reference=9)
+    pdus = submit_pdus(
+        message, destination=number, bind=op.binds[0], source_addr="MARKA", validity_period=VALIDITY
+    )
+    assert bodies.parts(message, destination=number, bind=op.binds[0]) == [preencode(p) for p in pdus]
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_a_plan_in_the_encoding_ingest_chose_is_the_plan_it_would_choose(text: str) -> None:
+    """The runner plans each row in the encoding ingest chose for it (one try instead of one per
+    alphabet): the same plan as choosing again. A name the operator no longer allows (its national
+    tables were taken out since) is chosen again, not sent in tables the SMSC does not have."""
+    op = operator(Concat.UDH8)
+    chosen = plan_for(text, op, reference=0)
+    assert PlanCache().plan(text, op, row=1, encoding=chosen.encoding.name) == plan_for(
+        text, op, reference=1 if chosen.parts > 1 else 0
+    )
+    plain = op.model_copy(update={"national_languages": ()})
+    assert PlanCache().plan(text, plain, row=0, encoding=chosen.encoding.name) == plan_for(
+        text, plain, reference=0
+    )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ulak.settings import BindConfig, OperatorConfig
-from ulak.smpp.codec import preencode, split_at_destination
+from ulak.smpp.codec import preencode, short_message_ends, split_at_destination
 from ulak.smpp.pdu import EncodedSubmitSm, SubmitSm, encoded_submit_sm
-from ulak.text.plan import MessagePlan, plan
+from ulak.text.plan import Encoding, MessagePlan, MessageTooLong, encoding_named, plan
 
 
 def submit_pdus(
@@ -46,9 +48,11 @@ def submit_pdus(
     return pdus
 
 
-def plan_for(text: str, operator: OperatorConfig, *, reference: int) -> MessagePlan:
+def plan_for(
+    text: str, operator: OperatorConfig, *, reference: int, encoding: Encoding | None = None
+) -> MessagePlan:
     """Plan *text* the way *operator* is configured (concatenation, national languages, packing, part
-    limit)."""
+    limit); in *encoding* when given (else the one with the fewest parts)."""
     return plan(
         text,
         concat=operator.concatenation,
@@ -56,6 +60,7 @@ def plan_for(text: str, operator: OperatorConfig, *, reference: int) -> MessageP
         reference=reference,
         max_parts=operator.max_parts,
         packed=operator.packed_gsm,
+        encoding=encoding,
     )
 
 
@@ -74,16 +79,33 @@ class PlanCache:
         self.limit = limit
         self._plans: dict[tuple[str, str], MessagePlan] = {}
 
-    def plan(self, text: str, operator: OperatorConfig, *, row: int) -> MessagePlan:
+    def plan(
+        self, text: str, operator: OperatorConfig, *, row: int, encoding: str | None = None
+    ) -> MessagePlan:
+        """*encoding*: the name of the encoding ingest chose for the row (``Encoding.name``), if known:
+        the text is then encoded once, in it, instead of trying each alphabet in turn (a personalised
+        campaign plans every row anew, and the trying was most of the planning)."""
         key = (operator.name, text)
         message = self._plans.get(key)
         if message is None:
             if len(self._plans) >= self.limit:  # a campaign of all-different texts: keep memory bounded
                 self._plans.clear()
-            message = self._plans[key] = plan_for(text, operator, reference=0)
+            message = self._plans[key] = self._plan(text, operator, 0, encoding)
         if message.parts > 1:
-            return plan_for(text, operator, reference=row & 0xFFFF)
+            return plan_for(text, operator, reference=row & 0xFFFF, encoding=message.encoding)
         return message
+
+    @staticmethod
+    def _plan(text: str, operator: OperatorConfig, reference: int, encoding: str | None) -> MessagePlan:
+        known = encoding_named(encoding, operator.languages) if encoding else None
+        if known is not None:
+            try:
+                return plan_for(text, operator, reference=reference, encoding=known)
+            except MessageTooLong:
+                raise
+            except ValueError:  # the operator's tables changed since ingest: choose again
+                pass
+        return plan_for(text, operator, reference=reference)
 
 
 class SubmitBodies:
@@ -108,11 +130,18 @@ class SubmitBodies:
         self.limit = limit
         # by (message, bind) identity; the entry holds both, so neither id is reused while cached
         self._cut: dict[tuple[int, int], tuple[MessagePlan, BindConfig, list[tuple[bytes, bytes]]]] = {}
+        # One-part messages by (bind identity, data_coding, esm_class): the body around the number
+        # and the short message, which is all that differs between personalised texts.
+        self._frames: dict[tuple[int, int, int], tuple[BindConfig, bytes, bytes]] = {}
 
     def parts(self, message: MessagePlan, *, destination: str, bind: BindConfig) -> list[EncodedSubmitSm]:
         if not (destination.isascii() and destination.isdigit() and len(destination) < 21):
             # what the codec checks (or rejects) for other destinations: let it
             return [preencode(p) for p in self._pdus(message, destination, bind)]
+        if len(message.segments) == 1:
+            one = self._one_part(message, destination, bind)
+            if one is not None:
+                return [one]
         key = (id(message), id(bind))
         entry = self._cut.get(key)
         if entry is None:
@@ -125,6 +154,28 @@ class SubmitBodies:
             )
         number = destination.encode("ascii") + b"\0"
         return [encoded_submit_sm(head + number + tail) for head, tail in entry[2]]
+
+    def _one_part(self, message: MessagePlan, destination: str, bind: BindConfig) -> EncodedSubmitSm | None:
+        """A one-part message's body from the frame of its kind: a campaign whose every text is
+        personalised plans each row anew, and encoding a ``SubmitSm`` per row cost more than the
+        planning did. None for what the frame does not cover (a payload or SAR TLV, a long body)."""
+        segment = message.segments[0]
+        data = segment.data
+        if segment.in_payload or segment.sar is not None or len(data) > 254:
+            return None
+        key = (id(bind), message.data_coding, segment.esm_class)
+        frame = self._frames.get(key)
+        if frame is None:
+            empty = replace(message, segments=(replace(segment, data=b""),))
+            head, tail = split_at_destination(self._pdus(empty, "", bind)[0])
+            ends = short_message_ends(head + b"\0" + tail, start=0)
+            if ends is None or len(head) + 1 + len(tail) != ends[3] + 6:  # sm_length last: no TLV
+                return None
+            frame = self._frames[key] = (bind, head, tail[:-1])
+        _, head, middle = frame
+        return encoded_submit_sm(
+            head + destination.encode("ascii") + b"\0" + middle + bytes((len(data),)) + data
+        )
 
     def _pdus(self, message: MessagePlan, destination: str, bind: BindConfig) -> list[SubmitSm]:
         return submit_pdus(

@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
+from functools import cache
 
 from gsmcodecs.charmaps import GSMCHARMAPS
 
@@ -122,6 +123,20 @@ class _NationalEncodings(dict[int, tuple[Encoding, ...]]):
 
 
 _NATIONAL = _NationalEncodings()
+
+
+def encoding_named(name: str, languages: tuple[int, ...]) -> Encoding | None:
+    """The encoding called *name* (``Encoding.name``) among those *languages* allow (the default
+    alphabet and UCS-2 always); None when it is not one of them."""
+    return _named(languages).get(name)
+
+
+@cache
+def _named(languages: tuple[int, ...]) -> dict[str, Encoding]:
+    found = {GSM7.name: GSM7, UCS2.name: UCS2}
+    for lang in languages:
+        found.update((e.name, e) for e in _NATIONAL[lang])
+    return found
 
 
 @dataclass(frozen=True, slots=True)
