@@ -210,6 +210,7 @@ class SlidingWindowLimiter:
 
 # A bind's own cap goes out in slices of this many seconds' worth (see SlidingWindowLimiter).
 PACE = 0.05
+LEARNED_FLOOR = 0.05  # the lowest a learned rate goes, as a share of the declared cap
 
 
 class TokenSource(Protocol):
@@ -328,10 +329,13 @@ def learner_for(bind_tps: float | None, *, account_tps: float, binds: int) -> Ra
     """A bind's learner: it never exceeds what was declared (its own cap, else the account's) and
     starts there, or, with only the account's cap declared, at its share of it (the shared limiter
     would give it no more while every bind is busy; it probes upward when it is held back)."""
+    ceiling = min(bind_tps, account_tps) if bind_tps is not None else account_tps
+    # Never below a twentieth of it: an SMSC that answers "slow down" at random, whatever the rate,
+    # slows a bind to a crawl, not to a halt.
+    floor = max(1.0, ceiling * LEARNED_FLOOR)
     if bind_tps is not None:
-        ceiling = min(bind_tps, account_tps)
-        return RateLearner(ceiling)
-    return RateLearner(account_tps, start=account_tps / max(1, binds))
+        return RateLearner(ceiling, floor=floor)
+    return RateLearner(account_tps, start=account_tps / max(1, binds), floor=floor)
 
 
 class LocalTokenSource:
