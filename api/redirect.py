@@ -1,7 +1,9 @@
 """The redirect service: ``GET /<code>`` answers 302 to the job's link and records the click.
 
-``python -m api.redirect`` serves it on ``links.host``:``links.port`` (``ulak up`` runs one); run
-more behind a load balancer for more redirects a second: they share nothing but Redis. No API key:
+``python -m api.redirect`` serves it on ``links.host``:``links.port`` (``ulak up`` runs one) with
+``links.workers`` processes sharing the port (one per CPU by default: a redirect is CPU in Python,
+and one process topped out near 2,000/s); run more machines behind a load balancer for more: they
+share nothing but Redis. No API key:
 a link is public by nature, and an unknown, malformed or expired code, or one whose job is gone, is
 the same plain 404, so nothing is learnt by guessing. What counts as a click, a unique click or a
 bot is ``ulak.links``'s.
@@ -14,8 +16,12 @@ the job's target.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import json
+import os
 import secrets
+import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -186,13 +192,24 @@ def main(argv: list[str] | None = None) -> int:
         print("the redirect service needs Redis: set ULAK_REDIS__URL, or run `ulak up`", file=sys.stderr)
         return 2
     configure_logging(json=not sys.stderr.isatty())
-    app = RedirectApp(
-        settings.redis.url, scanner_seconds=settings.links.scanner_seconds, forwarded_for=args.forwarded_for
-    )
+    workers = settings.links.workers or os.cpu_count() or 1
+    host = args.host or settings.links.host
+    port = args.port if args.port is not None else settings.links.port
+    if workers == 1:
+        app: Any = _app(settings.redis.url, settings.links.scanner_seconds, args.forwarded_for)
+    else:
+        # Several processes on one listening socket (uvicorn's supervisor binds it, starts the
+        # workers, and starts one again if it dies); each builds its app from the environment.
+        os.environ[_APP_ENV] = json.dumps(
+            [settings.redis.url, settings.links.scanner_seconds, args.forwarded_for]
+        )
+        app = "api.redirect:app_from_environment"
     uvicorn.run(
         app,
-        host=args.host or settings.links.host,
-        port=args.port if args.port is not None else settings.links.port,
+        host=host,
+        port=port,
+        factory=workers > 1,
+        workers=workers if workers > 1 else None,
         log_level="warning",
         access_log=False,
         lifespan="on",
@@ -200,5 +217,31 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+_APP_ENV = "ULAK_REDIRECT_APP"  # what a worker process builds its app from (set by main)
+
+
+def _app(redis_url: str, scanner_seconds: float, forwarded_for: bool) -> RedirectApp:
+    return RedirectApp(redis_url, scanner_seconds=scanner_seconds, forwarded_for=forwarded_for)
+
+
+def app_from_environment() -> RedirectApp:
+    """A worker's app (``uvicorn --factory``), from what :func:`main` put in the environment."""
+    _die_with_parent()
+    configure_logging(json=not sys.stderr.isatty())
+    redis_url, scanner_seconds, forwarded_for = json.loads(os.environ[_APP_ENV])
+    return _app(redis_url, float(scanner_seconds), bool(forwarded_for))
+
+
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _die_with_parent() -> None:
+    """A worker ends when its supervisor does, even by SIGKILL (Linux's PR_SET_PDEATHSIG): an orphan
+    would go on answering on the port with nobody to stop it."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+    if os.getppid() == 1:  # the supervisor was gone before the call
+        os.kill(os.getpid(), signal.SIGTERM)

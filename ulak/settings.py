@@ -368,6 +368,13 @@ class LinksConfig(_Model):
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8081, ge=0, le=65535, description="where the redirect service listens")
+    workers: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="processes of the redirect service sharing its port (each redirect is CPU in "
+        "Python); 0 = one per CPU of the machine",
+    )
 
     @field_validator("base_url")
     @classmethod

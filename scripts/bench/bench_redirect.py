@@ -9,6 +9,16 @@ reports the achieved rate and latency percentiles (open loop, as ``bench_api.py`
 
     .venv/bin/python scripts/bench/bench_redirect.py --rows 300000 --rate 5000 --seconds 20
     .venv/bin/python scripts/bench/bench_redirect.py --rows 20000 --rate 2000 --idle  # nothing sending
+
+With ``--wrk CONNECTIONS`` the load comes from ``wrk`` (Debian's package: ``apt-get install wrk``), a
+compiled load generator, as fast as the service answers on that many connections (closed loop: wrk
+4 has no fixed rate), each request a code from the job's links in turn: the Python loader ate the
+server's CPU on this 2-core machine. Every fetch is counted afterwards (a person's click or a bot's:
+the scanner rule makes a click within ``links.scanner_seconds`` of its delivery a bot's), and the
+counts must equal wrk's requests.
+
+    .venv/bin/python scripts/bench/bench_redirect.py --rows 20000 --idle --wrk 32 --seconds 15
+    .venv/bin/python scripts/bench/bench_redirect.py --rows 300000 --wrk 32 --seconds 15
 """
 
 from __future__ import annotations
@@ -44,6 +54,51 @@ def _codes(client: redis.Redis, n: int) -> list[str]:
     return found
 
 
+WRK_SCRIPT = """
+local codes = {}
+for line in io.lines(os.getenv("ULAK_CODES")) do codes[#codes + 1] = "/" .. line end
+local counter = 0
+local headers = {["User-Agent"] = os.getenv("ULAK_AGENT")}
+function init(args)
+  counter = math.random(#codes)  -- threads start apart
+end
+function request()
+  counter = counter % #codes + 1
+  return wrk.format("GET", codes[counter], headers)
+end
+"""
+
+
+def _wrk(url: str, codes: Path, *, connections: int, seconds: float) -> dict[str, object]:
+    """wrk against *url* with a distinct code a request (see the module docstring)."""
+    script = codes.with_suffix(".lua")
+    script.write_text(WRK_SCRIPT)
+    env = {**os.environ, "ULAK_CODES": str(codes), "ULAK_AGENT": PHONE}
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "-s", str(script), url]
+    out = subprocess.run(command, capture_output=True, text=True, check=True, env=env).stdout
+    result: dict[str, object] = {"load": f"wrk -t2 -c{connections} -d{int(seconds)}s", "wrk_output": out}
+    for line in out.splitlines():
+        words = line.split()
+        if len(words) == 2 and words[0] in ("50%", "75%", "90%", "99%"):
+            result[f"p{words[0][:-1]}_ms"] = _ms(words[1])
+        elif line.strip().startswith("Requests/sec:"):
+            result["redirects_per_second"] = float(words[1])
+        elif "requests in" in line:
+            result["requests"] = int(words[0])
+        elif line.strip().startswith("Non-2xx or 3xx responses:"):
+            result["not_redirected"] = int(words[-1])
+    result.setdefault("not_redirected", 0)
+    return result
+
+
+def _ms(text: str) -> float:
+    """wrk's latency (``812.00us``, ``3.21ms``, ``1.02s``) in milliseconds."""
+    for unit, factor in (("us", 0.001), ("ms", 1.0), ("s", 1000.0)):
+        if text.endswith(unit):
+            return round(float(text[: -len(unit)]) * factor, 3)
+    return float(text)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -54,6 +109,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=16)
     parser.add_argument("--tps-scale", type=float, default=100.0, help="lift the operators' caps")
     parser.add_argument("--idle", action="store_true", help="measure after the job is done (nothing sending)")
+    parser.add_argument(
+        "--wrk", type=int, metavar="CONNECTIONS", help="load from wrk on this many connections"
+    )
     parser.add_argument("--load", nargs=2, metavar=("URL", "CODES"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.load:  # the second process
@@ -79,13 +137,19 @@ def main() -> int:
                 codes = workdir / "codes.txt"
                 codes.write_text("\n".join(_codes(r, 20_000)))
                 before = client.job(job_id)
-                loader = subprocess.run(
-                    [sys.executable, __file__, "--rate", str(args.rate), "--seconds", str(args.seconds),
-                     "--threads", str(args.threads), "--load", stack.redirect_url, str(codes)],
-                    capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                )  # fmt: skip
-                result = json.loads(loader.stdout)
+                if args.wrk:
+                    result = _wrk(stack.redirect_url, codes, connections=args.wrk, seconds=args.seconds)
+                else:
+                    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+                    loader = subprocess.run(
+                        [sys.executable, __file__, "--rate", str(args.rate), "--seconds", str(args.seconds),
+                         "--threads", str(args.threads), "--load", stack.redirect_url, str(codes)],
+                        capture_output=True, text=True, check=True, env=env,
+                    )  # fmt: skip
+                    result = json.loads(loader.stdout)
                 view = client.job(job_id)
+                clicks = view["clicks"]
+                result["fetches_counted"] = sum(clicks[k] - before["clicks"][k] for k in ("total", "bots"))
                 result["clicks_counted"] = view["clicks"]["total"]
                 result["job_state_at_end"] = view["state"]
                 result["job_msgs_per_s_at_end"] = view["rates"]["messages_per_second"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import signal
 import time
 from collections import Counter
 from datetime import datetime
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pyarrow as pa
 
 from tests.helpers import ApiProcess, SimProcess, wait_for
@@ -88,6 +90,18 @@ def test_links_in_the_sent_texts_lead_to_the_page_and_count_clicks(ray_session: 
                 assert first.status_code == 302
             finally:
                 strict.stop()
+            # Its processes (links.workers) end with their supervisor, even one killed outright:
+            # none is left answering on the port with nobody to stop it.
+            env = {**stack.env, "ULAK_LINKS__WORKERS": "2"}
+            killed = ApiProcess(tmp_path, stack.config_dir, env, port=free_port(), module="api.redirect")
+            workers = psutil.Process(killed.process.pid).children()
+            assert len(workers) >= 2, workers
+            killed.stop(signal.SIGKILL)
+            wait_for(
+                lambda: not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers),
+                timeout=15,
+                what="the workers to end with their supervisor",
+            )
             # The rest come more than the configured second after the last receipt.
             last = max(r["receipt_at"] for r in report)
             wait_for(
