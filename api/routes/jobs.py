@@ -33,7 +33,7 @@ from cluster.reports.report import (
     rejected_schema,
     report_batches,
 )
-from cluster.reports.summary import BUCKETS, summarize
+from cluster.reports.summary import BUCKETS, current_outcomes, summarize
 from cluster.reports.summary import as_csv as summary_csv
 from ingest.errors import FileTooLarge
 
@@ -334,7 +334,15 @@ def job_report(
     if not record.prepared:
         raise _unprepared(job_id, record)
     directory = plane.job_dir(record)
-    batches = report_batches(plane.client, job_id, directory, state=record.state, ledgers=record.ledgers)
+    batches = report_batches(
+        plane.client,
+        job_id,
+        directory,
+        state=record.state,
+        ledgers=record.ledgers,
+        batch_rows=20_000,
+        outcomes=current_outcomes(plane.store, job_id, directory) if record.state.terminal else None,
+    )
     return _stream(batches, REPORT_SCHEMA, format, f"{job_id}-report")
 
 

@@ -66,6 +66,7 @@ _COLUMNS = (
     "error",
     "acked_at",
     "receipt_at",
+    "message_ids",
 )
 _STAMPED = ("acked", "failed", "unknown", "cancelled", "receipts", "receipts_duplicate")
 
@@ -214,7 +215,7 @@ def _stamp(view: Mapping[str, Any]) -> str:
     counts, receipts = view["counts"], view["receipts"]
     values = [counts["acked"], counts["failed"], counts["unknown"], counts["cancelled"]]
     values += [receipts["received"], receipts["duplicates"]]
-    return f"v2|{view['state']}|" + "|".join(map(str, values))  # v2: the snapshot has variant and phase
+    return f"v3|{view['state']}|" + "|".join(map(str, values))  # v3: the snapshot has message ids
 
 
 def _outcomes(
@@ -276,6 +277,15 @@ def _read_outcomes(
         if lock is not None:
             store.client.expire(lock, LOCK_SECONDS)
     return pa.Table.from_batches(pieces) if pieces else _empty()
+
+
+def current_outcomes(store: JobStore, job_id: str, directory: JobDir) -> pa.Table | None:
+    """The ended job's outcomes snapshot when it is still true (no late receipt since), for the
+    report to read its rows' outcomes from instead of every row's ledger; None otherwise."""
+    view, record = store.view_and_record(job_id)
+    if record.outcomes_stamp == _stamp(view) and directory.exists(SNAPSHOT):
+        return pq.read_table(directory.open_input(SNAPSHOT))
+    return None
 
 
 def warm(store: JobStore, job_id: str, directory: JobDir) -> None:
@@ -351,6 +361,7 @@ _SLIM = pa.schema(
         ("error", pa.string()),
         ("acked_at", pa.timestamp("ms", tz="UTC")),
         ("receipt_at", pa.timestamp("ms", tz="UTC")),
+        ("message_ids", pa.string()),  # for the report (``report_batches(outcomes=...)``)
     ]
 )
 
