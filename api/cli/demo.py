@@ -63,6 +63,20 @@ def demo_settings(*, tps_scale: float, workdir: Path) -> Settings:
     )
 
 
+def demo_stack(settings: Settings, workdir: Path) -> LocalStack:
+    """The demo's stack, not started: the simulator with receipts, free ports, its own run folder
+    in *workdir*, nothing saved for later commands (``bench_product.py`` runs the same)."""
+    return LocalStack(
+        settings,
+        simulator=True,
+        sim_args=DEMO_SIMULATOR_ARGS,
+        api_port=free_port(),
+        redirect_port=free_port(),
+        workdir=workdir / "run",
+        save_info=False,
+    )
+
+
 def write_campaign(path: Path, rows: int, prefixes: list[str], *, seed: int = 1) -> None:
     """A campaign CSV as people export them: numbers in every usual form, a few bad or repeated ones."""
     rng = random.Random(seed)
@@ -98,15 +112,7 @@ def run_demo(rows: int, *, tps_scale: float = 10.0) -> int:
         caps = ", ".join(f"{op.name} {op.tps:,.0f}/s" for op in settings.operators)
         console.print(f"[bold]Ulak demo[/bold]: {rows:,} rows; operators' caps (parts/s): {caps}")
         with console.status("starting Redis, Ray, the SMSC simulator and the control plane…"):
-            stack = LocalStack(
-                settings,
-                simulator=True,
-                sim_args=DEMO_SIMULATOR_ARGS,
-                api_port=free_port(),
-                redirect_port=free_port(),
-                workdir=workdir / "run",
-                save_info=False,
-            ).start()
+            stack = demo_stack(settings, workdir).start()
         try:
             campaign = workdir / "kampanya.csv"
             write_campaign(campaign, rows, [p for op in settings.operators for p in op.prefixes])

@@ -36,12 +36,10 @@ import psutil
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from api.cli.demo import DEMO_SIMULATOR_ARGS, TEMPLATE, demo_settings, write_campaign  # noqa: E402
-from api.cli.stack import LocalStack  # noqa: E402
+from api.cli.demo import TEMPLATE, demo_settings, demo_stack, write_campaign  # noqa: E402
 from api.client import ApiClient  # noqa: E402
 from cluster.jobs.states import JobState  # noqa: E402
 from scripts.bench.bench_e2e import TreeSampler  # noqa: E402
-from ulak.redis_server import free_port  # noqa: E402
 
 ENDED = {JobState.DONE.value, JobState.FAILED.value, JobState.CANCELLED.value}
 
@@ -70,15 +68,7 @@ def main() -> int:
         settings = demo_settings(tps_scale=args.tps_scale, workdir=workdir)
         campaign = workdir / "kampanya.csv"
         write_campaign(campaign, args.rows, [p for op in settings.operators for p in op.prefixes])
-        stack = LocalStack(
-            settings,
-            simulator=True,
-            sim_args=DEMO_SIMULATOR_ARGS,
-            api_port=free_port(),
-            redirect_port=free_port(),
-            workdir=workdir / "run",
-            save_info=False,
-        ).start()
+        stack = demo_stack(settings, workdir).start()
         try:
             with ApiClient(stack.api_url, stack.token) as client:
                 cpu0 = sampler.cpu_by_process()

@@ -142,27 +142,29 @@ def test_a_fixed_second_smsc_is_learned_as_well() -> None:
     assert throttled <= 0.01 * (accepted + throttled)
 
 
-def test_an_idle_bind_does_not_creep_upward() -> None:
-    """Growth counts only the time the learned rate held the bind back: a bind slowed to 45/s that
-    then has nothing to send for a minute is still at 45/s."""
+def slowed(accepted: int) -> tuple[FakeClock, RateLearner]:
+    """A learner of 400/s started at 100/s, just slowed down with *accepted* accepted last second."""
     clock = FakeClock(0.0)
     learner = RateLearner(400, start=100, clock=clock)
-    assert learner.throttled(accepted_last_second=50)
-    rate = learner.rate
+    assert learner.throttled(accepted_last_second=accepted)
+    return clock, learner
+
+
+def test_an_idle_bind_does_not_creep_upward() -> None:
+    """Growth counts only the time the learned rate held the bind back: a bind slowed to 47.5/s
+    that then has nothing to send for a minute is still at 47.5/s."""
+    clock, learner = slowed(50)
     for _ in range(600):
         clock.advance(0.1)
-        assert learner.held_back(False) == rate
+        assert learner.held_back(False) == 47.5
 
 
 def test_one_burst_of_slow_downs_lowers_the_rate_once() -> None:
-    clock = FakeClock(0.0)
-    learner = RateLearner(400, start=100, clock=clock)
-    assert learner.throttled(accepted_last_second=100)
-    after = learner.rate
+    clock, learner = slowed(100)
     for _ in range(9):
         clock.advance(0.1)
         assert not learner.throttled(accepted_last_second=100)
-    assert learner.rate == after == 95
+    assert learner.rate == 95
     clock.advance(0.2)
     assert learner.throttled(accepted_last_second=100)
 
