@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from tests.helpers import FakeClock
 from ulak.dispatch.learning import AcceptCounter, RateLearner
-from ulak.dispatch.throttle import PACE, BothLimits, Settlement, SlidingWindowLimiter
+from ulak.dispatch.throttle import PACE, BothLimits, Settlement, SlidingWindowLimiter, learner_for
 
 TICK = 0.002  # seconds per step of the model
 
@@ -196,3 +196,15 @@ def test_accepts_are_counted_over_the_last_second() -> None:
         counter.add(10.0 + i * 0.01)
     assert 90 <= counter.last_second(12.995) <= 100
     assert counter.last_second(20.0) == 0
+
+
+def test_a_bind_learns_from_what_was_declared_never_above_it_nor_to_a_halt() -> None:
+    """The ceiling is what was declared (the bind's cap, else the account's); with only the account's,
+    a bind starts at its share; the floor is a twentieth of the ceiling, at most 50/s, so that an
+    operator configured "uncapped" can still learn a real SMSC's limit."""
+    own = learner_for(100, account_tps=400, binds=4)
+    assert (own.ceiling, own.rate, own.floor) == (100, 100, 5)
+    shared = learner_for(None, account_tps=400, binds=4)
+    assert (shared.ceiling, shared.rate, shared.floor) == (400, 100, 20)
+    uncapped = learner_for(None, account_tps=10_000_000, binds=4)
+    assert uncapped.floor == 50
