@@ -227,7 +227,7 @@ def _outcomes(
         return _empty()
     stamp = _stamp(view)
     if record.outcomes_stamp == stamp and directory.exists(SNAPSHOT):
-        return pq.read_table(directory.open_input(SNAPSHOT))
+        return _read_snapshot(directory)
     state = JobState(view["state"])
     if not (state.terminal and view["receipts"]["awaiting"] == 0):
         return _read_outcomes(store, job_id, record, directory, state)  # still changing: no snapshot
@@ -238,7 +238,7 @@ def _outcomes(
         time.sleep(0.2)
         again = store.record(job_id)
         if again.outcomes_stamp == stamp and directory.exists(SNAPSHOT):
-            return pq.read_table(directory.open_input(SNAPSHOT))
+            return _read_snapshot(directory)
     try:
         table = _read_outcomes(store, job_id, record, directory, state, lock=lock)
         with directory.open_output(SNAPSHOT + ".tmp") as sink:
@@ -249,6 +249,11 @@ def _outcomes(
     finally:
         if store.client.get(lock) == token.encode():
             store.client.delete(lock)
+
+
+def _read_snapshot(directory: JobDir) -> pa.Table:
+    """The snapshot's columns the summary uses (the message ids are the report's)."""
+    return pq.read_table(directory.open_input(SNAPSHOT), columns=_SUMMARY_COLUMNS)
 
 
 def _read_outcomes(
@@ -364,6 +369,9 @@ _SLIM = pa.schema(
         ("message_ids", pa.string()),  # for the report (``report_batches(outcomes=...)``)
     ]
 )
+
+
+_SUMMARY_COLUMNS = [f.name for f in _SLIM if f.name != "message_ids"]
 
 
 def _empty() -> pa.Table:
