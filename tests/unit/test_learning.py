@@ -200,11 +200,11 @@ def test_accepts_are_counted_over_the_last_second() -> None:
 
 def test_a_bind_learns_from_what_was_declared_never_above_it_nor_to_a_halt() -> None:
     """The ceiling is what was declared (the bind's cap, else the account's); with only the account's,
-    a bind starts at its share; the floor is a twentieth of the ceiling, at most 50/s, so that an
+    a bind starts at its share; the floor is a twentieth of the ceiling, at most 10/s, so that an
     operator configured "uncapped" can still learn a real SMSC's limit."""
     own = learner_for(100, account_tps=400, binds=4)
     assert (own.ceiling, own.rate, own.floor) == (100, 100, 5)
     shared = learner_for(None, account_tps=400, binds=4)
-    assert (shared.ceiling, shared.rate, shared.floor) == (400, 100, 20)
+    assert (shared.ceiling, shared.rate, shared.floor) == (400, 100, 10)
     uncapped = learner_for(None, account_tps=10_000_000, binds=4)
-    assert uncapped.floor == 50
+    assert uncapped.floor == 10

@@ -211,7 +211,7 @@ class SlidingWindowLimiter:
 # A bind's own cap goes out in slices of this many seconds' worth (see SlidingWindowLimiter).
 PACE = 0.05
 LEARNED_FLOOR = 0.05  # the lowest a learned rate goes, as a share of the declared cap…
-LEARNED_FLOOR_MAX = 50.0  # …and in parts a second
+LEARNED_FLOOR_MAX = 10.0  # …and in parts a second
 
 
 class TokenSource(Protocol):
@@ -331,8 +331,8 @@ def learner_for(bind_tps: float | None, *, account_tps: float, binds: int) -> Ra
     starts there, or, with only the account's cap declared, at its share of it (the shared limiter
     would give it no more while every bind is busy; it probes upward when it is held back)."""
     ceiling = min(bind_tps, account_tps) if bind_tps is not None else account_tps
-    # Never below a twentieth of it (50/s at most: an operator "uncapped" at millions a second must
-    # still be able to learn a real SMSC's few hundred): an SMSC that answers "slow down" at random,
+    # Never below a twentieth of it (10/s at most: an operator "uncapped" at millions a second must
+    # still be able to learn a real SMSC's few dozen): an SMSC that answers "slow down" at random,
     # whatever the rate, slows a bind to a crawl, not to a halt.
     floor = max(1.0, min(ceiling * LEARNED_FLOOR, LEARNED_FLOOR_MAX))
     if bind_tps is not None:
