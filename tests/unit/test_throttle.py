@@ -269,3 +269,20 @@ def test_a_restarted_limiter_grants_nothing_for_a_window() -> None:
     assert limiter.acquire(10).tokens == 0
     clock.now += 0.51
     assert limiter.acquire(10).tokens == 10
+
+
+def test_a_paced_limiter_spreads_its_second_over_the_second() -> None:
+    """Paced (a bind's own cap), 100/s goes out 5 at a time every 50 ms, not 100 at once: no 100 ms
+    of it holds more than 15, and every second still gets its 95-100."""
+    clock = FakeClock(0.0)
+    limiter = SlidingWindowLimiter(100, pace=0.05, clock=clock)
+    sends: list[float] = []
+    while clock.now < 10.0:
+        lease = limiter.acquire(50, hold=0.05)
+        sends += [clock.now] * lease.tokens
+        if lease.tokens:
+            limiter.settle(lease.lease_id, used=lease.tokens, last_sent_after=0.0)
+        clock.advance(0.001)
+    assert max_in_any_window(sends, 0.1) <= 15
+    assert max_in_any_window(sends) <= 100
+    assert all(95 <= sum(1 for t in sends if s <= t < s + 1) <= 100 for s in range(1, 9))

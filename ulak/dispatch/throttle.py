@@ -86,6 +86,7 @@ class SlidingWindowLimiter:
         self._total = 0  # tokens charged in the ledger
         self._next_id = 1
         self.set_rate(rate)
+        self._bucket = self._burst  # the first lease goes at once
 
     def set_rate(self, rate: float) -> None:
         """Change the cap (operator config reload); leases already granted stay valid."""
@@ -94,8 +95,6 @@ class SlidingWindowLimiter:
         self.rate = rate
         self._capacity = int(rate * self.window)
         self._burst = max(1.0, rate * self.pace) if self.pace is not None else 0.0
-        if self.pace is not None and not hasattr(self, "_started"):
-            self._bucket, self._started = self._burst, True  # the first lease goes at once
 
     def _paced(self, now: float) -> float:
         """Paced tokens ready at *now* (refilled at ``rate`` up to the burst)."""
