@@ -114,6 +114,7 @@ class RowReader:
         }
         rows_file = pq.ParquetFile(self.job.directory.open_input(ACCEPTED_FILE))
         with_variants = "variant" in rows_file.schema_arrow.names
+        with_encodings = "encoding" in rows_file.schema_arrow.names  # ingest's choice, when it says
         for whole in rows_file.iter_batches(batch_size=self.job.settings.jobs.batch_rows):
             batch = whole
             if rest is not None:
@@ -123,9 +124,12 @@ class RowReader:
                 batch = batch.filter(pc.is_in(batch.column("variant"), pa.array(sorted(only))))
             sent = self._sent_parts(batch) if skip_sent else None
             out: dict[str, list[Row]] = {}
-            variants = batch.column("variant").to_pylist() if with_variants else [None] * batch.num_rows
+            nothing = [None] * batch.num_rows
+            variants = batch.column("variant").to_pylist() if with_variants else nothing
+            encodings = batch.column("encoding").to_pylist() if with_encodings else nothing
             for row, msisdn, op_name, text, encoding, variant in zip(
-                *(batch.column(c).to_pylist() for c in ("row", "msisdn", "operator", "text", "encoding")),
+                *(batch.column(c).to_pylist() for c in ("row", "msisdn", "operator", "text")),
+                encodings,
                 variants,
                 strict=True,
             ):

@@ -120,11 +120,13 @@ def test_a_campaign_whose_files_live_in_s3(ray_session: Any, s3: dict[str, Any],
             dry = wait_state(http, named.json()["id"], "done", "failed")
             assert dry["state"] == "done" and dry["counts"]["accepted"] == expected["accepted"], dry
 
-            # Every job's folder is in the bucket, holding its reports and nothing else: the uploads
-            # are gone with their jobs, the refused upload left no folder, nothing was half-written.
+            # Every job's folder is in the bucket, holding its reports and the summary's snapshots
+            # (taken by the job's actor as the job ended) and nothing else: the uploads are gone with
+            # their jobs, the refused upload left no folder, nothing was half-written.
             folders = {p.partition("/")[0] for p in _objects(s3, "campaigns")}
             assert folders == {job_id, named.json()["id"]}
-            assert _objects(s3, f"campaigns/{job_id}") == {"accepted.parquet", "rejected.parquet"}
+            kept = {"accepted.parquet", "rejected.parquet", "outcomes.parquet", "engagement.parquet"}
+            wait_for(lambda: _objects(s3, f"campaigns/{job_id}") == kept, timeout=30, what="the snapshots")
             assert not (tmp_path / "jobs").exists()
 
             def purged() -> bool:
