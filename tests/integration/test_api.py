@@ -364,12 +364,17 @@ def test_operators_readyz_and_metrics(stack: Stack) -> None:
         ("voda", ["v1"]),
     ]
     assert all(b["state"] == "bound" and b["window"] == 20 for o in operators for b in o["binds"])
+    # Each bind's learned rate, never above what was declared (the simulator here never said 0x58).
+    assert all(0 < b["learned_tps"] <= (b["tps"] or o["tps"]) for o in operators for b in o["binds"])
     assert [(o["state"], o["reason"]) for o in operators] == [("up", ""), ("up", "")]
     assert ready.status_code == 200 and ready.json()["checks"]["redis"] == "ok"
     lines = {k: float(v) for k, v in (x.rsplit(" ", 1) for x in metrics.splitlines() if x[:1] != "#")}
     assert lines['ulak_bind_up{bind="t1",operator="tcell"}'] == 1
     assert lines['ulak_bind_state{bind="t1",operator="tcell",state="bound"}'] == 1
     assert lines['ulak_bind_window{bind="v1",operator="voda"}'] == 20
+    assert (
+        lines['ulak_bind_learned_tps{bind="v1",operator="voda"}'] == operators[1]["binds"][0]["learned_tps"]
+    )
     assert lines['ulak_jobs{state="done"}'] >= 1
     assert lines['ulak_throttle_rate{operator="tcell"}'] == 400
     assert lines['ulak_throttle_leases_total{operator="tcell"}'] > 0

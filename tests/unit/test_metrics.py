@@ -28,6 +28,8 @@ def _snapshot() -> Snapshot:
         "queued": 3,
         "submitted": 1200,
         "throttled": 4,
+        "learned_tps": 87.5,
+        "slowed": 3,
         "receipts": 1100,
         "connects": 2,
         "disconnects": 1,
@@ -62,6 +64,8 @@ def test_families_carry_the_snapshot_figures() -> None:
     assert values['ulak_bind_failed{bind="t2",operator="tcell"}'] == 1  # missing: no actor
     assert values['ulak_bind_in_flight{bind="t1",operator="tcell"}'] == 7
     assert values['ulak_bind_throttled_total{bind="t1",operator="tcell"}'] == 4
+    assert values['ulak_bind_learned_tps{bind="t1",operator="tcell"}'] == 87.5  # beside its cap
+    assert values['ulak_bind_slowed_total{bind="t1",operator="tcell"}'] == 3
     assert values['ulak_bind_submitted_total{bind="t2",operator="tcell"}'] == 0
     assert values['ulak_throttle_waits_total{operator="tcell"}'] == 9
     assert values['ulak_receipt_latency_seconds_bucket{le="5"}'] == 1050
