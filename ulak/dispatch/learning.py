@@ -19,8 +19,9 @@ second rather than bytes in flight:
 * never above the ``ceiling`` (the declared cap: a learned rate never exceeds what was declared) nor
   below the ``floor``.
 
-With the defaults (beta 0.9, c 0.006) a bind returns to the limit it was throttled at in ~2.6 s and
-doubles beyond it in another ~5.5 s; held at a fixed limit it probes over it every ~4-5 s.
+With the defaults (beta 0.95, c 0.006) a bind returns to the limit it was throttled at in ~2 s and
+doubles beyond it in another ~5.5 s; held at a fixed limit it probes over it every few seconds
+(beta 0.9 took ~2.6 s back and followed a restored limit more slowly: BENCHMARKS.md).
 """
 
 from __future__ import annotations
