@@ -226,7 +226,7 @@ def _outcomes(
     if not record.prepared:
         return _empty()
     stamp = _stamp(view)
-    if record.outcomes_stamp == stamp and directory.exists(SNAPSHOT):
+    if _is_current(record, stamp, directory):
         return _read_snapshot(directory)
     state = JobState(view["state"])
     if not (state.terminal and view["receipts"]["awaiting"] == 0):
@@ -236,8 +236,7 @@ def _outcomes(
     lock, token = keys.job_summary_lock(job_id), secrets.token_hex(8)
     while not store.client.set(lock, token, nx=True, ex=LOCK_SECONDS):
         time.sleep(0.2)
-        again = store.record(job_id)
-        if again.outcomes_stamp == stamp and directory.exists(SNAPSHOT):
+        if _is_current(store.record(job_id), stamp, directory):
             return _read_snapshot(directory)
     try:
         table = _read_outcomes(store, job_id, record, directory, state, lock=lock)
@@ -249,6 +248,11 @@ def _outcomes(
     finally:
         if store.client.get(lock) == token.encode():
             store.client.delete(lock)
+
+
+def _is_current(record: JobRecord, stamp: str, directory: JobDir) -> bool:
+    """Whether the job's outcomes snapshot was taken at *stamp* (the ledger counters now)."""
+    return record.outcomes_stamp == stamp and directory.exists(SNAPSHOT)
 
 
 def _read_snapshot(directory: JobDir) -> pa.Table:
@@ -288,7 +292,7 @@ def current_outcomes(store: JobStore, job_id: str, directory: JobDir) -> pa.Tabl
     """The ended job's outcomes snapshot when it is still true (no late receipt since), for the
     report to read its rows' outcomes from instead of every row's ledger; None otherwise."""
     view, record = store.view_and_record(job_id)
-    if record.outcomes_stamp == _stamp(view) and directory.exists(SNAPSHOT):
+    if _is_current(record, _stamp(view), directory):
         return pq.read_table(directory.open_input(SNAPSHOT))
     return None
 
