@@ -15,13 +15,14 @@ uses (``IYS_FIELDS``).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ulak import keys
+from ulak import keys, refusals
 
 ONAY, RET = "ONAY", "RET"
 # İYS's consent fields, in the order of its bulk upload (recipient as +90…, consentDate in Turkish
@@ -30,9 +31,11 @@ IYS_FIELDS = ("type", "source", "recipient", "status", "consentDate", "recipient
 _TR = ZoneInfo("Europe/Istanbul")
 
 # ARGV: n, then (number, status, at, source) n times. Keeps the latest record per number (RET on a
-# tie) and the ONAY set in step; returns how many records changed.
+# tie) and the ONAY set in step; returns how many records changed, then the numbers whose record
+# became RET (for the refusals stream: ulak.refusals).
 _UPSERT = """
 local changed = 0
+local withdrawn = {}
 for i = 0, tonumber(ARGV[1]) - 1 do
   local number, status, at, source = ARGV[2 + i * 4], ARGV[3 + i * 4], ARGV[4 + i * 4], ARGV[5 + i * 4]
   local old = redis.call('HGET', KEYS[1], number)
@@ -44,24 +47,21 @@ for i = 0, tonumber(ARGV[1]) - 1 do
   end
   if take then
     redis.call('HSET', KEYS[1], number, cjson.encode({status = status, at = tonumber(at), source = source}))
-    if status == 'ONAY' then redis.call('SADD', KEYS[2], number) else redis.call('SREM', KEYS[2], number) end
+    if status == 'ONAY' then
+      redis.call('SADD', KEYS[2], number)
+    else
+      redis.call('SREM', KEYS[2], number)
+      withdrawn[#withdrawn + 1] = number
+    end
     changed = changed + 1
   end
 end
-return changed
+return {changed, withdrawn}
 """
 
 
-def records_key(brand: str | None) -> str:
-    """Hash, number -> JSON {status, at, source}: each number's consent on record."""
-    name = "consent" if brand is None else f"consent:{brand}"
-    return f"{keys.PREFIX}:{{{name}}}:records"
-
-
-def granted_key(brand: str | None) -> str:
-    """Set: the numbers whose consent on record is ONAY."""
-    name = "consent" if brand is None else f"consent:{brand}"
-    return f"{keys.PREFIX}:{{{name}}}:onay"
+records_key = keys.consent_records
+granted_key = keys.consent_granted
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +98,16 @@ class Consents:
         args: list[Any] = [len(batch)]
         for e in batch:
             args += [e.number, e.status, repr(float(e.at)), e.source[:100]]
-        return int(self._upsert(keys=[records_key(brand), granted_key(brand)], args=args))
+        changed, withdrawn = self._upsert(keys=[records_key(brand), granted_key(brand)], args=args)
+        if withdrawn:  # RET now: rows of commercial jobs not sent yet stop (ulak.refusals)
+            refusals.publish(
+                self.client,
+                kind=refusals.NO_CONSENT,
+                brand=brand,
+                numbers=[n.decode() if isinstance(n, bytes) else str(n) for n in withdrawn],
+                at=time.time(),
+            )
+        return int(changed)
 
     def get(self, number: str, *, brand: str | None) -> Consent | None:
         raw = self.client.hget(records_key(brand), number)

@@ -127,6 +127,27 @@ def optout_meta(brand: str | None) -> str:
 OPTOUT_BRANDS = f"{PREFIX}:optout-brands"
 """Set: the brands that have an opt-out list of their own."""
 
+
+def consent_records(brand: str | None) -> str:
+    """Hash, number -> JSON {status, at, source}: each number's consent on record (``ulak.consent``),
+    the global list's or *brand*'s. Never expires."""
+    name = "consent" if brand is None else f"consent:{brand}"
+    return f"{PREFIX}:{{{name}}}:records"
+
+
+def consent_granted(brand: str | None) -> str:
+    """Set: the numbers whose consent on record is ONAY; in its records' slot (one script keeps the
+    two in step). Never expires."""
+    name = "consent" if brand is None else f"consent:{brand}"
+    return f"{PREFIX}:{{{name}}}:onay"
+
+
+REFUSALS = f"{PREFIX}:{{refusals}}"
+"""Stream: every opt-out and every consent withdrawn (RET), as they are recorded (``ulak.refusals``:
+``k`` kind, ``b`` brand or empty, ``n`` the numbers comma-separated, ``t`` unix time); every job's
+runner and every bind follow it to stop rows still unsent. Capped near ``refusals.STREAM_MAX``
+entries (each up to 5,000 numbers); readers only look back minutes."""
+
 MO_TAG = "{ulak:mo}"
 MO_PARTS = f"{PREFIX}:{MO_TAG}:parts"
 """Stream: MO parts as the binds read them, written before each deliver_sm_resp (``ulak.replies``);

@@ -3,7 +3,8 @@
 The list itself is a Redis set (``keys.optout_set``), what ingest checks every row against in one
 vectorised pass (``ingest.prepare.optout_snapshot``); beside it a hash (``keys.optout_meta``) keeps
 each entry's source (``mo``: a reply with an opt-out word, ``api``, ``import``), time and, for one
-that came by reply, the words and the short code. Both change in one MULTI (one slot).
+that came by reply, the words and the short code. Both change in one MULTI (one slot); then the
+numbers go to the refusals stream, which stops them in every job already running (``ulak.refusals``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ulak import keys
+from ulak import keys, refusals
 
 SOURCES = ("mo", "api", "import")
 
@@ -64,6 +65,11 @@ class OptOuts:
             for number in chunk:
                 pipe.hsetnx(keys.optout_meta(brand), number, meta)
             added += pipe.execute()[0]
+            # Then told to every running job and bind: rows not sent yet stop (ulak.refusals). Every
+            # number, not only the new ones: one already listed may be in a job that was never
+            # told (an import made while the stream was trimmed), and telling again stops nothing
+            # twice.
+            refusals.publish(self.client, kind=refusals.OPTED_OUT, brand=brand, numbers=chunk, at=when)
         if brand is not None:
             self.client.sadd(keys.OPTOUT_BRANDS, brand)
         return added
