@@ -26,6 +26,7 @@ class PartState(StrEnum):
     ACKED = "a"  # submit_sm_resp ESME_ROK
     FAILED = "f"  # submit_sm_resp with an error
     UNKNOWN = "u"  # its bind died with it on the wire: it may or may not have gone
+    STOPPED = "x"  # never sent: its recipient refused while it waited (ulak.refusals)
 
     @property
     def status(self) -> str:
@@ -42,6 +43,7 @@ _STATUS = {
     PartState.ACKED: "acked",
     PartState.FAILED: "failed",
     PartState.UNKNOWN: "unknown",
+    PartState.STOPPED: "stopped",  # the report shows the reason instead (``Stopped``)
 }
 
 
@@ -198,3 +200,16 @@ class IdempotentRequest:
 
     def write(self) -> str:
         return f"{self.job_id} {self.fingerprint}"
+
+
+@dataclass(frozen=True, slots=True)
+class Stopped:
+    """A stopped row's ``<row>:x`` in ``keys.job_rows``: ``reason|unix_ms`` (written by ledger.lua)."""
+
+    reason: str  # opted_out or no_consent (ulak.refusals)
+    at_ms: int
+
+    @classmethod
+    def read(cls, value: bytes | str) -> Stopped:
+        reason, _, at = _text(value).partition("|")
+        return cls(reason, int(at or 0))

@@ -20,6 +20,7 @@ from ulak.dispatch.ledger import (
     PartUnknown,
     ReceiptSeen,
     RedisLedger,
+    RowStopped,
     coalesce,
 )
 from ulak.records import Ack, MessageOwner, PartState, Receipt
@@ -102,6 +103,11 @@ def random_history(rng: random.Random, rows: int) -> list[Event]:
     per_part: list[list[Event]] = []
     for row in range(rows):
         parts = rng.randint(1, 3)
+        if rng.random() < 0.1:  # refused while it waited: stopped, never sent (ulak.refusals)
+            per_part.append([RowStopped(JOB, row, parts, rng.choice(["opted_out", "no_consent"]), 1)])
+            continue
+        if rng.random() < 0.05:  # a stop that comes when a part may be sent already: changes nothing
+            per_part.append([RowStopped(JOB, row, parts, "opted_out", 1)])
         for part in range(1, parts + 1):
             seq: list[Event] = [PartSent(JOB, row, part, parts)]
             fate = rng.random()

@@ -9,12 +9,14 @@
 -- float formatting, which was a tenth of this script's time when they came as integers). For an ack
 -- (A) and a receipt (R), x1 is the SMSC identity and x2 the message id's key, built by the caller
 -- (a string.format here costs ~1 µs); x3 is the id as the report shows it (A) or 'status|error' (R),
--- whose status comes alone in the job's place. For a failure (F), x1 is the status.
+-- whose status comes alone in the job's place. For a failure (F), x1 is the status. For a row
+-- stopped (X: its recipient refused before it was sent), x1 is the reason and x2 the time (unix ms).
 -- Besides the rules, the parts hash keeps what the row-level report shows: per part the message id
 -- and ack time ('<row>:<part>:m' = 'id as the SMSC wrote it|unix_ms'), the failure status
 -- ('<row>:<part>:e'), and the receipt ('<row>:<part>:r' = 'status|error|unix_ms'). The rows hash
 -- keeps each row's state ('<row>') and, for a multi-part row, its outcome once decided ('<row>:o';
--- a single-part row's outcome is its part's receipt).
+-- a single-part row's outcome is its part's receipt); a stopped row's reason ('<row>:x' =
+-- 'reason|unix_ms').
 --
 -- Cost: Redis runs this script alone, so every redis.call here delays every other client (the API's
 -- reads too). Counter increments are therefore summed in Lua and written once per batch, the clock is
@@ -213,6 +215,15 @@ for i = 1, #batch, 8 do
         redis.call('SET', ek, value, 'EX', ttl)
         redis.call('EXPIRE', held_key, ttl)  -- outlives every receipt held
       end
+    end
+  elseif kind == 'X' then
+    -- Stopped before any part was sent (its recipient refused: ulak/refusals.py): final.
+    local ck, rk, pk = keys_of(job)
+    if redis.call('HSETNX', rk, row, 'x') == 1 then
+      redis.call('HSET', rk, row .. ':x', x1 .. '|' .. x2)
+      for p = 1, parts do redis.call('HSET', pk, row .. ':' .. p, 'x') end
+      bump(ck, 'stopped_' .. x1)
+      increments[ck]['parts_stopped'] = (increments[ck]['parts_stopped'] or 0) + parts
     end
   else
     local ck, rk, pk = keys_of(job)

@@ -23,6 +23,11 @@ Rules (per row of a job; a row is one logical message of ``parts`` PDUs):
   takes the job back then sends it again rather than skipping it as sent (issue 14: parts
   throttled, then taken back by a pause, were never sent). A part not seen sent, or with an
   outcome already, is left as it is.
+* A row not sent yet may be *stopped* (``RowStopped``: its recipient opted out or withdrew consent
+  while the job ran, ``ulak.refusals``): its state and every part's become ``x``, its reason and
+  time are kept, and ``stopped_<reason>`` counts it (``parts_stopped`` its parts). A stopped row
+  is final: nothing sent later (there should be nothing) changes it, and a row with a part sent is
+  never stopped.
 * A receipt whose message id is not known yet (it overtook its submit_sm_resp) is held and applied
   when the acknowledgement records the id; held receipts are counted, never dropped silently.
 """
@@ -57,6 +62,9 @@ COUNTERS = (
     "parts_unknown",
     "receipts",
     "receipts_duplicate",
+    "stopped_opted_out",
+    "stopped_no_consent",
+    "parts_stopped",
 )
 
 # Receipt status (SMPP appendix B text) → the counter a row's outcome goes to; None = not final.
@@ -124,6 +132,17 @@ class PartUnknown:
 
 
 @dataclass(slots=True)
+class RowStopped:
+    """Not sent, and never to be: its recipient refused (``ulak.refusals``) while it waited."""
+
+    job: str
+    row: int
+    parts: int
+    reason: str  # opted_out or no_consent
+    at_ms: int  # when it was stopped (unix ms)
+
+
+@dataclass(slots=True)
 class ReceiptSeen:
     smsc: str
     message_id: str  # normalised
@@ -131,7 +150,7 @@ class ReceiptSeen:
     error: str = ""
 
 
-Event = PartSent | PartAcked | PartFailed | PartReturned | PartUnknown | ReceiptSeen
+Event = PartSent | PartAcked | PartFailed | PartReturned | PartUnknown | ReceiptSeen | RowStopped
 # Events are not frozen: a bind makes two or three per message, and a frozen dataclass's __init__
 # costs ~4× a plain one (2.6 µs against 0.6 for a PartAcked). Nothing mutates them after creation.
 
@@ -151,6 +170,9 @@ class MemoryLedger:
         for event in events:
             if isinstance(event, ReceiptSeen):
                 self._receipt(event.smsc, event.message_id, event.status, event.error)
+                continue
+            if isinstance(event, RowStopped):
+                self._stop(event)
                 continue
             job, row, part, parts = event.job, event.row, event.part, event.parts
             c = self.counters[job]
@@ -203,6 +225,18 @@ class MemoryLedger:
                     if r["state"] == "s":
                         r["state"] = terminal
                         c["failed" if terminal == "f" else "unknown"] += 1
+
+    def _stop(self, event: RowStopped) -> None:
+        r = self.rows.setdefault((event.job, event.row), {"state": None, "acked": 0, "delivered": 0})
+        if r["state"] is not None:
+            return
+        r["state"] = "x"
+        r["stopped"] = f"{event.reason}|{event.at_ms}"
+        for part in range(1, event.parts + 1):
+            p = self.parts.setdefault((event.job, event.row, part), {"state": None, "receipt": None})
+            p["state"] = "x"
+        self.counters[event.job][f"stopped_{event.reason}"] += 1
+        self.counters[event.job]["parts_stopped"] += event.parts
 
     def _receipt(self, smsc: str, message_id: str, status: str, error: str) -> None:
         target = self.message_ids.get((smsc, message_id))
@@ -257,11 +291,14 @@ def coalesce(events: list[Event]) -> list[Event]:
     keeps this rule as its events arrive (``BindClient._answered``); this is its reference, which
     the ledger tests write their batches through."""
     settled: set[tuple[str, int, int]] = set()
+    stopped: set[tuple[str, int]] = set()  # a send before its row's stop decides it: kept
     kept: list[Event] = []
     for e in reversed(events):
         if isinstance(e, PartSent):
-            if (e.job, e.row, e.part) in settled:
+            if (e.job, e.row, e.part) in settled and (e.job, e.row) not in stopped:
                 continue
+        elif isinstance(e, RowStopped):
+            stopped.add((e.job, e.row))
         elif not isinstance(e, ReceiptSeen):
             settled.add((e.job, e.row, e.part))
         kept.append(e)
@@ -281,6 +318,9 @@ def _pack(events: list[Event], msg: str) -> bytes:
             key = f"{msg}{e.smsc}:{e.message_id}"
             flat += ("R", e.status, "0", "0", "0", e.smsc, key, f"{e.status}|{e.error}")
             continue
+        if isinstance(e, RowStopped):
+            flat += ("X", e.job, str(e.row), "1", str(e.parts), e.reason, str(e.at_ms), "")
+            continue
         row, part, parts = str(e.row), str(e.part), str(e.parts)
         if isinstance(e, PartAcked):
             key = f"{msg}{e.smsc}:{e.message_id}"
@@ -291,6 +331,7 @@ def _pack(events: list[Event], msg: str) -> bytes:
             flat += ("F", e.job, row, part, parts, str(e.status), "", "")
         elif isinstance(e, PartReturned):
             flat += ("T", e.job, row, part, parts, "", "", "")
+
         else:
             flat += ("U", e.job, row, part, parts, "", "", "")
     return msgpack.packb(flat)  # type: ignore[no-any-return]

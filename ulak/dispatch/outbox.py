@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from ulak.dispatch.ledger import Event, PartSent, ReceiptSeen
+from ulak.dispatch.ledger import Event, PartSent, ReceiptSeen, RowStopped
 
 
 class Outbox:
@@ -84,8 +84,9 @@ class Outbox:
         self.sent_at.clear()  # their places moved: those sends simply stay
 
     def unsettled(self) -> list[Event]:
-        """The events about parts (not receipts) still to write: what a send record must keep."""
-        return [e for e in self.events if e is not None and type(e) is not ReceiptSeen]
+        """The events about parts sent (not receipts, not rows stopped unsent) still to write: what
+        a send record must keep."""
+        return [e for e in self.events if e is not None and type(e) not in (ReceiptSeen, RowStopped)]
 
     @property
     def waiting_receipts(self) -> int:
