@@ -6,6 +6,7 @@ the ledger and a handle to the operator's ThrottleActor, and takes work in batch
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import ray
@@ -17,6 +18,7 @@ from ulak.dispatch.bind import BindClient, OutboundPart
 from ulak.dispatch.fence import FencedWrites
 from ulak.dispatch.sendrecord import RedisSendRecord
 from ulak.logging import configure_logging
+from ulak.refusals import Follower, Scope
 from ulak.replies.mo import RedisMoStore
 from ulak.runtime import relax_gc
 from ulak.settings import BindConfig, OperatorConfig
@@ -59,6 +61,7 @@ class SmppConnectionActor:
             inbox=self._writes.inbox,
             claim=self._writes.claim,
             replies=RedisMoStore(self._redis, keys.MO_PARTS),
+            refusals=functools.partial(Follower().aread, self._redis),
         )
         self._started = False
         self._node = ray.get_runtime_context().get_node_id()  # where the bind's connection leaves from
@@ -82,10 +85,13 @@ class SmppConnectionActor:
                 ) from None
         return self.client.describe()
 
-    async def enqueue(self, parts: PartBatch | list[OutboundPart], weight: float = 1.0) -> int:
-        """Queue a batch (its job's share of the bind: *weight*); returns how many parts now wait here
-        (the caller's back-pressure signal). Callers send ``ulak.dispatch.batch.pack_parts(parts)``."""
-        self.client.enqueue(unpack_parts(parts), weight=weight)
+    async def enqueue(
+        self, parts: PartBatch | list[OutboundPart], weight: float = 1.0, scope: Scope | None = None
+    ) -> int:
+        """Queue a batch (its job's share of the bind: *weight*; whose refusals stop its rows:
+        *scope*); returns how many parts now wait here (the caller's back-pressure signal). Callers
+        send ``ulak.dispatch.batch.pack_parts(parts)``."""
+        self.client.enqueue(unpack_parts(parts), weight=weight, scope=scope)
         return self.client.queued
 
     async def withdraw(self, job: str) -> list[OutboundPart]:

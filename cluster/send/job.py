@@ -14,6 +14,7 @@ from cluster.send.pool import BindRef, Take
 from ulak.dispatch.ledger import LedgerReader
 from ulak.dispatch.part import OutboundPart
 from ulak.jobfiles import JobDir
+from ulak.refusals import Scope
 from ulak.settings import Settings
 
 
@@ -39,7 +40,9 @@ class Job:
 class Pool(Protocol):
     """What the runner asks of the binds (``cluster.send.pool.BindPool``; the tests' ``FakePool``)."""
 
-    def feed(self, job: str, operators: list[str], take: Take, *, weight: float = 1.0) -> int: ...
+    def feed(
+        self, job: str, operators: list[str], take: Take, *, weight: float = 1.0, scope: Scope | None = None
+    ) -> int: ...
 
     def enqueue(self, ref: BindRef, parts: list[OutboundPart], *, weight: float = 1.0) -> None: ...
 

@@ -41,6 +41,7 @@ from ulak import redisclient
 from ulak.dispatch.batch import pack_parts
 from ulak.dispatch.bindstate import UP
 from ulak.dispatch.part import OutboundPart
+from ulak.refusals import Scope
 from ulak.settings import Settings
 
 __all__ = [
@@ -131,7 +132,15 @@ class BindPool:
             raise BindUnreachable(f"bind {names} did not answer")
         return results
 
-    def feed(self, job: str, operators: Sequence[str], take: Take, *, weight: float = 1.0) -> int:
+    def feed(
+        self,
+        job: str,
+        operators: Sequence[str],
+        take: Take,
+        *,
+        weight: float = 1.0,
+        scope: Scope | None = None,
+    ) -> int:
         """One round: to every bind of *operators* with room, a batch from ``take(operator)`` (an empty
         batch: nothing more for it now); the binds over ``max_backlog`` are asked how far they got
         instead. Returns how many batches went out (none: every bind is full, let them drain).
@@ -152,7 +161,7 @@ class BindPool:
                     continue
                 chunk = take(name)
                 if chunk:
-                    calls.append((ref, handles[ref].enqueue.remote(pack_parts(chunk), weight)))
+                    calls.append((ref, handles[ref].enqueue.remote(pack_parts(chunk), weight, scope)))
         answers = calls + polls
         for (ref, _), queued in zip(answers, self._get(answers), strict=True):
             self._backlog[ref] = queued

@@ -35,6 +35,7 @@ from ulak.dispatch.ledger import Event, PartAcked, PartUnknown, ReceiptSeen, Red
 from ulak.dispatch.message import plan_for
 from ulak.dispatch.part import OutboundPart
 from ulak.redis_server import RedisServer
+from ulak.refusals import Scope
 from ulak.settings import BindConfig, JobsConfig, Settings
 
 TEXTS = ["Kısa mesaj", "Uzun mesaj: " + "çok güzel bir kampanya, kaçırmayın! " * 9]
@@ -100,7 +101,9 @@ class FakePool:
             if self.dead is not None:
                 raise BindDied(f"bind {self.dead.operator}/{self.dead.bind} died")
 
-    def feed(self, job: str, operators: list[str], take: Take, *, weight: float = 1.0) -> int:
+    def feed(
+        self, job: str, operators: list[str], take: Take, *, weight: float = 1.0, scope: Scope | None = None
+    ) -> int:
         self._step()
         fed = 0
         for ref, queue in self.queues.items():

@@ -46,6 +46,7 @@ from ulak.dispatch.sendpath import SendPath
 from ulak.dispatch.sendrecord import SendRecord
 from ulak.dispatch.throttle import TokenSource, learner_for, limits_for
 from ulak.dispatch.writer import RECORD_REWRITE, EventSink, LedgerWriter
+from ulak.refusals import Refusal, Scope
 from ulak.replies.mo import MoStore, mo_part
 from ulak.settings import BindConfig, OperatorConfig
 from ulak.smpp.codec import encode
@@ -81,6 +82,7 @@ __all__ = [
 ]
 
 log = structlog.get_logger("ulak.bind")
+REFUSALS_POLL = 0.5  # seconds between two reads of the refusals stream (a refusal stops rows within ~1 s)
 
 
 @dataclass
@@ -133,6 +135,7 @@ class BindClient:
         inbox: InboxStore | None = None,
         claim: Callable[[], Awaitable[None]] | None = None,
         replies: MoStore | None = None,
+        refusals: Callable[[], Awaitable[list[Refusal]]] | None = None,
     ) -> None:
         self.bind = bind
         self.operator = operator
@@ -184,6 +187,8 @@ class BindClient:
             rng=rng,
         )
         self.inbound = DurableInbound(inbox, replies, self._answering(), stats=self.stats, log=self._log)
+        self._refusals = refusals
+        self._following: asyncio.Task[None] | None = None
 
     def _answering(self) -> Answering:
         """How the durable inbound answers on this bind's connection."""
@@ -196,10 +201,11 @@ class BindClient:
 
     # ------------------------------------------------------------------------------------ public API
 
-    def enqueue(self, parts: list[OutboundPart], *, weight: float = 1.0) -> None:
+    def enqueue(self, parts: list[OutboundPart], *, weight: float = 1.0, scope: Scope | None = None) -> None:
         """Queue parts to send (the caller bounds how much it queues: ``queued`` says how much waits).
-        Jobs share the bind by *weight* (see ``ulak.dispatch.fairqueue``)."""
-        self.sender.enqueue(parts, weight=weight)
+        Jobs share the bind by *weight* (see ``ulak.dispatch.fairqueue``); *scope*: whose refusals
+        stop their rows (``ulak.refusals``)."""
+        self.sender.enqueue(parts, weight=weight, scope=scope)
 
     def withdraw(self, job: str) -> list[OutboundPart]:
         """Take *job*'s queued parts back, in order (pause and cancel: nothing more of it is sent).
@@ -247,6 +253,7 @@ class BindClient:
             "receipts_not_durable": self.inbound.receipts_waiting,
             "replies_not_durable": self.inbound.replies_waiting,
             "down_for": self.link.down_for,
+            "rows_stopped": self.sender.refusals.stopped,
             **self.stats.__dict__,
         }
 
@@ -256,6 +263,22 @@ class BindClient:
             asyncio.create_task(self.writer.run(), name=f"flush-{self.bind.name}"),
             *self.inbound.tasks(self.bind.name),
         ]
+        if self._refusals is not None:
+            follow = self._follow(self._refusals)
+            self._following = asyncio.create_task(follow, name=f"refusals-{self.bind.name}")
+
+    async def _follow(self, read: Callable[[], Awaitable[list[Refusal]]]) -> None:
+        """Every ``REFUSALS_POLL`` seconds, the refusals recorded since: their rows queued here and
+        not started are stopped (``ulak.refusals``). Redis away: tried again, the rows wait."""
+        while not self.link.stopping:
+            try:
+                refusals = await read()
+            except Exception as exc:
+                self._log.warning("refusals.read_failed", error=f"{type(exc).__name__}: {exc}")
+                refusals = []
+            if refusals:
+                self.sender.refused(refusals)
+            await asyncio.sleep(REFUSALS_POLL)
 
     async def wait_bound(self, timeout: float) -> None:
         await asyncio.wait_for(self.link.bound.wait(), timeout)
@@ -278,6 +301,8 @@ class BindClient:
         self.link.stopping = True
         await self.link.unbind()
         run, flusher, *inbox = self._tasks
+        if self._following is not None:
+            self._following.cancel()
         run.cancel()
         await asyncio.gather(run, return_exceptions=True)
         self.inbound.finish()  # what is not durable yet stays unanswered: the SMSC sends it again

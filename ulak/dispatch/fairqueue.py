@@ -11,7 +11,7 @@ queue). Plain Python, no I/O: the bind calls it from its event loop.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, Protocol, TypeVar
 
 
@@ -103,6 +103,27 @@ class FairQueue(Generic[T]):
         self._deficit.pop(job, None)
         self._weights.pop(job, None)
         return list(q)
+
+    def of(self, job: str) -> list[T]:
+        """*job*'s parts waiting, in order (a copy)."""
+        return list(self._queues.get(job) or ())
+
+    def remove(self, job: str, drop: Callable[[T], bool]) -> list[T]:
+        """Remove and return *job*'s parts for which *drop* is true; the rest keep their order."""
+        q = self._queues.get(job)
+        if not q:
+            return []
+        kept: deque[T] = deque()
+        dropped: list[T] = []
+        for item in q:
+            (dropped if drop(item) else kept).append(item)
+        if not dropped:
+            return []
+        if not kept:
+            return self.withdraw(job)  # all of them: it leaves the round as a job run dry does
+        self._len -= len(dropped)
+        self._queues[job] = kept
+        return dropped
 
     def count(self, job: str) -> int:
         q = self._queues.get(job)

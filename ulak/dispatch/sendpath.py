@@ -23,10 +23,12 @@ from ulak.dispatch.learning import AcceptCounter, RateLearner
 from ulak.dispatch.leases import LeaseMeter
 from ulak.dispatch.ledger import PartAcked, PartFailed, PartReturned, PartSent, PartUnknown
 from ulak.dispatch.part import OutboundPart
+from ulak.dispatch.refusing import RefusalGuard
 from ulak.dispatch.sendrecord import RecordFenced
 from ulak.dispatch.stager import Stager
 from ulak.dispatch.throttle import TokenSource
 from ulak.dispatch.writer import LedgerWriter
+from ulak.refusals import Refusal, Scope
 from ulak.settings import BindConfig, OperatorConfig
 from ulak.smpp.constants import CommandStatus
 from ulak.smpp.pdu import SubmitSmResp
@@ -94,6 +96,7 @@ class SendPath:
         self._throttle_pause = throttle_pause
         self._rng = rng
         self._link, self._writer, self._revoked, self._log = link, writer, revoked, log
+        self.refusals = RefusalGuard()  # rows of numbers that refused since: never sent
 
     @property
     def staged(self) -> int:
@@ -116,18 +119,33 @@ class SendPath:
         """The send loop failed: its lease is not spent again (it expires at the limiter)."""
         self._leases.drop()
 
-    def enqueue(self, parts: list[OutboundPart], *, weight: float = 1.0) -> None:
+    def enqueue(self, parts: list[OutboundPart], *, weight: float = 1.0, scope: Scope | None = None) -> None:
         """Queue parts to send (the caller bounds how much it queues: ``queued`` says how much waits).
-        Jobs share the bind by *weight* (see ``ulak.dispatch.fairqueue``)."""
+        Jobs share the bind by *weight* (see ``ulak.dispatch.fairqueue``); *scope*: whose refusals
+        stop their rows (``ulak.refusals``), the rows of numbers refused lately left out at once."""
         for job in {p.job for p in parts}:
             self.queue.set_weight(job, weight)
+            self.refusals.set_scope(job, scope)
+        parts, stopped = self.refusals.admit(parts)
+        if stopped:
+            self._writer.outbox.extend(stopped)
+            self._log.info("rows.stopped", rows=len(stopped), when="enqueued")
         self.queue.extend(parts)
         self._link.wakeup.set()
+
+    def refused(self, refusals: list[Refusal]) -> None:
+        """Numbers refused (``ulak.refusals``): their messages queued here and not started are
+        dropped, each row written as stopped."""
+        stopped = self.refusals.purge(self.queue, refusals)
+        if stopped:
+            self._writer.outbox.extend(stopped)
+            self._log.info("rows.stopped", rows=len(stopped), when="queued")
 
     def withdraw(self, job: str) -> list[OutboundPart]:
         """Take *job*'s queued parts back, in order (pause and cancel: nothing more of it is sent).
         Staged ones leave the send record at the next flush (the actor flushes right after)."""
         self._writer.withdrawn()
+        self.refusals.forget(job)
         return self._stager.withdraw(job) + self.queue.withdraw(job)
 
     def queued_of(self, job: str) -> int:

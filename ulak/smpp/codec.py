@@ -273,6 +273,18 @@ def split_at_destination(pdu: SubmitSm) -> tuple[bytes, bytes]:
     return body[:start], body[start + 1 :]
 
 
+def destination_of(pdu: SubmitSm | EncodedSubmitSm) -> str:
+    """The destination_addr of a submit_sm, read in place from an encoded body (a bind checks the
+    numbers it holds against refusals without decoding its queue)."""
+    if isinstance(pdu, SubmitSm):
+        return pdu.destination_addr
+    body = pdu.body
+    p = body.find(b"\0")  # service_type
+    q = body.find(b"\0", p + 3)  # source_addr (after its TON and NPI)
+    r = body.find(b"\0", q + 3)  # destination_addr (after its TON and NPI)
+    return body[q + 3 : r].decode("latin-1")
+
+
 def preencode(pdu: SubmitSm) -> EncodedSubmitSm:
     """*pdu*'s body encoded now, to be sent later (see :class:`EncodedSubmitSm`)."""
     return EncodedSubmitSm(body=_encode_short_message(pdu))
