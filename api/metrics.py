@@ -37,8 +37,17 @@ from ulak.records import read_bind_field
 BIND_STATES = tuple(BindState)
 # The ledger script's receipt-latency buckets (ulak/dispatch/ledger.lua), in seconds.
 LATENCY_BUCKETS = ("1", "5", "15", "60", "300", "1800", "3600", "21600", "86400")
-MESSAGE_STATES = ("pending", "in_flight", "acked", "failed", "unknown", "cancelled")
-PART_STATES = ("total", "sent", "acked", "failed", "unknown")
+MESSAGE_STATES = (
+    "pending",
+    "in_flight",
+    "acked",
+    "failed",
+    "unknown",
+    "cancelled",
+    "opted_out",
+    "no_consent",
+)
+PART_STATES = ("total", "sent", "acked", "failed", "unknown", "stopped")
 REPLY_KINDS = ("optout", "optin", "answer", "reply")
 JOBS_SCANNED = 1000
 

@@ -49,7 +49,7 @@ class JobCreated(BaseModel):
 
 class Counts(BaseModel):
     """Messages (rows); they add up: rows = accepted + rejected + held_out; accepted = pending + cancelled +
-    submitted; submitted = in_flight + acked + failed + unknown."""
+    opted_out + no_consent + submitted; submitted = in_flight + acked + failed + unknown."""
 
     rows: int
     accepted: int
@@ -57,6 +57,13 @@ class Counts(BaseModel):
     held_out: int = Field(default=0, description="kept unsent by the job's holdout")
     pending: int
     cancelled: int
+    opted_out: int = Field(
+        default=0,
+        description="stopped unsent: the recipient opted out while the job ran (in the report: when)",
+    )
+    no_consent: int = Field(
+        default=0, description="stopped unsent: consent withdrawn (RET) while the job ran"
+    )
     submitted: int
     in_flight: int
     acked: int
@@ -70,6 +77,7 @@ class PartCounts(BaseModel):
     acked: int
     failed: int
     unknown: int
+    stopped: int = Field(default=0, description="parts of the rows stopped unsent (opted_out, no_consent)")
 
 
 class Receipts(BaseModel):

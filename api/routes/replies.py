@@ -73,7 +73,9 @@ def normalized(plane: Any, numbers: list[str]) -> list[str]:
 )
 async def add_optouts(body: OptOutsIn, plane: Plane, key: WriteKey) -> dict[str, Any]:
     """Put numbers on the list: rows with them are refused (``opted_out``) by every job prepared
-    from now on (the global list), or by the brand's jobs (``brand`` on the job)."""
+    from now on (the global list), or by the brand's jobs (``brand`` on the job), and stopped
+    (``opted_out``, with the time) in those already running, paused or scheduled: nothing not yet
+    sent goes to them (``ulak.refusals``)."""
 
     def add() -> dict[str, Any]:
         numbers = normalized(plane, body.numbers)
@@ -200,7 +202,9 @@ class ConsentsIn(BaseModel):
 )
 async def record_consents(body: ConsentsIn, plane: Plane, key: WriteKey) -> dict[str, Any]:
     """Record consents: each number keeps its latest by date, and of two on the same date RET
-    stands. A commercial job sends only to numbers whose record is ONAY (and not opted out)."""
+    stands. A commercial job sends only to numbers whose record is ONAY (and not opted out); a
+    record that becomes RET stops that number's unsent rows in the commercial jobs already running
+    (``no_consent``)."""
 
     def record() -> dict[str, Any]:
         numbers = normalized(plane, [r.number for r in body.records])

@@ -64,8 +64,8 @@ def make_view(
     c = counters(raw_counters)
     state = rec.state
     msgs_rate, parts_rate = _rates(raw_samples)
-    pending = c["accepted"] - c["submitted"] - c["cancelled"]
-    parts_left = max(0, c["parts_total"] - c["parts_sent"]) if pending > 0 else 0
+    pending = c["accepted"] - c["submitted"] - c["cancelled"] - stopped(c)
+    parts_left = max(0, c["parts_total"] - c["parts_sent"] - c["parts_stopped"]) if pending > 0 else 0
     eta = parts_left / parts_rate if parts_rate > 0 and state is JobState.SENDING else None
     preview = rec.preview or {}
     return {
@@ -94,6 +94,11 @@ def make_view(
     }
 
 
+def stopped(c: dict[str, int]) -> int:
+    """Rows stopped before they were sent: their recipients refused while the job ran."""
+    return c["stopped_opted_out"] + c["stopped_no_consent"]
+
+
 def _figures(c: dict[str, int]) -> dict[str, Any]:
     """The view's counts, parts and receipts: they add up by construction (the module docstring)."""
     outcomes = {o: c[o] for o in RECEIPT_OUTCOMES}
@@ -103,8 +108,11 @@ def _figures(c: dict[str, int]) -> dict[str, Any]:
             "accepted": c["accepted"],
             "rejected": c["rows_rejected"],
             "held_out": c["held_out"],
-            "pending": c["accepted"] - c["submitted"] - c["cancelled"],
+            "pending": c["accepted"] - c["submitted"] - c["cancelled"] - stopped(c),
             "cancelled": c["cancelled"],
+            # stopped before they were sent: the recipient refused while the job ran (ulak.refusals)
+            "opted_out": c["stopped_opted_out"],
+            "no_consent": c["stopped_no_consent"],
             "submitted": c["submitted"],
             "in_flight": c["submitted"] - c["acked"] - c["failed"] - c["unknown"],
             "acked": c["acked"],
@@ -117,6 +125,7 @@ def _figures(c: dict[str, int]) -> dict[str, Any]:
             "acked": c["parts_acked"],
             "failed": c["parts_failed"],
             "unknown": c["parts_unknown"],
+            "stopped": c["parts_stopped"],
         },
         "receipts": {
             "awaiting": c["acked"] - sum(outcomes.values()),

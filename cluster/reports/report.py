@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -22,7 +23,7 @@ from ulak import keys
 from ulak.dispatch.ledger import LedgerReader, outcome_of
 from ulak.jobfiles import JobDir
 from ulak.money import from_micros
-from ulak.records import Ack, PartState, Receipt
+from ulak.records import Ack, PartState, Receipt, Stopped
 from ulak.smpp.constants import status_name
 
 VALUE = pa.decimal128(24, 6)
@@ -36,7 +37,9 @@ REPORT_SCHEMA = pa.schema(
         ("encoding", pa.string()),
         ("variant", pa.string()),  # of an A/B test (ulak.variants); empty without one
         ("phase", pa.string()),  # test then winner: test (the slice) or rest (the winner's); else empty
-        ("status", pa.string()),  # pending, cancelled, in_flight, acked, failed, unknown
+        # pending, cancelled, in_flight, acked, failed, unknown; opted_out or no_consent: stopped
+        # unsent while the job ran (its time in error)
+        ("status", pa.string()),
         ("receipt", pa.string()),  # delivered, undelivered, expired, rejected, deleted, receipt_unknown
         ("error", pa.string()),  # SMPP status of a failed part, or a negative receipt's err code
         ("message_ids", pa.string()),  # the SMSC's ids of the parts, space-separated, in part order
@@ -131,7 +134,7 @@ def _from_ledgers(
     parts: list[int] = batch.column("parts").to_pylist()
     operators: list[str] = batch.column("operator").to_pylist()
     ledger = LedgerReader(client, job_id, ledgers)
-    row_values = ledger.fields("rows", operators, [(str(r), f"{r}:o") for r in rows])
+    row_values = ledger.fields("rows", operators, [(str(r), f"{r}:o", f"{r}:x") for r in rows])
     part_values = ledger.fields(
         "parts",
         operators,
@@ -158,8 +161,13 @@ _RowOutcome = tuple[str, str | None, str | None, str | None, int | None, int | N
 def _row_outcome(n: int, row: list[bytes | None], mine: list[bytes | None], *, unsent: str) -> _RowOutcome:
     """One row's (status, receipt outcome, error, message ids, acked at, receipt at) from its ledger
     fields (*row*: its state and outcome; *mine*: each of its *n* parts' ack, error and receipt)."""
-    state_raw, outcome = row
+    state_raw, outcome, stopped_raw = row
     status = PartState.read(state_raw).status if state_raw is not None else unsent
+    if stopped_raw is not None:  # never sent: the recipient refused while it waited
+        stopped = Stopped.read(stopped_raw)
+        when = datetime.fromtimestamp(stopped.at_ms / 1000, UTC).isoformat(timespec="seconds")
+        why = f"stopped at {when}: the recipient refused while the job ran"
+        return stopped.reason, None, why, None, None, None
     if outcome is None and n == 1 and state_raw == PartState.ACKED.encode() and mine[2] is not None:
         # a single-part row's outcome is its receipt's (the ledger keeps no field for it)
         derived = outcome_of(Receipt.read(mine[2]).status)

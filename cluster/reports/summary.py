@@ -214,8 +214,9 @@ def _goal(options: JobOptions, conversions: int, value: int) -> dict[str, Any] |
 def _stamp(view: Mapping[str, Any]) -> str:
     counts, receipts = view["counts"], view["receipts"]
     values = [counts["acked"], counts["failed"], counts["unknown"], counts["cancelled"]]
+    values += [counts["opted_out"], counts["no_consent"]]
     values += [receipts["received"], receipts["duplicates"]]
-    return f"v3|{view['state']}|" + "|".join(map(str, values))  # v3: the snapshot has message ids
+    return f"v4|{view['state']}|" + "|".join(map(str, values))  # v4: and rows stopped
 
 
 def _outcomes(

@@ -9,7 +9,7 @@ import time
 import pyarrow.parquet as pq
 
 from cluster.jobs.states import InvalidTransition, JobEvent, JobState
-from cluster.jobs.views import RECEIPT_OUTCOMES
+from cluster.jobs.views import RECEIPT_OUTCOMES, stopped
 from cluster.reports.summary import warm
 from cluster.send.job import Job, Pool
 from cluster.send.progress import Progress
@@ -107,7 +107,7 @@ class Drain:
         recipient may have part of it."""
         c = self.job.store.counters(self.job.job_id)
         in_flight = c["submitted"] - c["acked"] - c["failed"] - c["unknown"]
-        unsent = c["accepted"] - c["submitted"]
+        unsent = c["accepted"] - c["submitted"] - stopped(c)
         if in_flight <= 0 and unsent <= 0:
             return 0
         lost: dict[str, list[Event]] = {}  # per operator: each has its own ledger

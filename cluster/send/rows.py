@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 
 import pyarrow as pa
@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 from cluster.send import winner
 from cluster.send.job import Job, Pool
 from cluster.send.progress import Progress
+from cluster.send.stops import Stops
 from ingest.collect import ACCEPTED_FILE
 from ulak import keys
 from ulak.dispatch.message import PlanCache, SubmitBodies, relative_validity
@@ -31,9 +32,10 @@ Row = list[OutboundPart]  # a message: its parts, always handed to one bind toge
 class RowReader:
     """The job's rows as parts (see the module docstring)."""
 
-    def __init__(self, job: Job, progress: Progress) -> None:
+    def __init__(self, job: Job, progress: Progress, stops: Stops) -> None:
         self.job = job
         self.progress = progress
+        self.stops = stops
 
     def read(self, *, skip_sent: bool) -> Iterator[dict[str, list[Row]] | None]:
         """The job's messages as parts, per operator, a file batch at a time (in row order). Test
@@ -127,12 +129,21 @@ class RowReader:
             nothing = [None] * batch.num_rows
             variants = batch.column("variant").to_pylist() if with_variants else nothing
             encodings = batch.column("encoding").to_pylist() if with_encodings else nothing
-            for row, msisdn, op_name, text, encoding, variant in zip(
+            numbers: list[str] = batch.column("msisdn").to_pylist()
+            # Refused since ingest (ulak.refusals): stopped here, unless a part of it was sent.
+            refused = self.stops.refused(numbers)
+            stops: list[tuple[str, int, int, str]] = []
+            for i, row, msisdn, op_name, text, encoding, variant, n in zip(
+                range(batch.num_rows),
                 *(batch.column(c).to_pylist() for c in ("row", "msisdn", "operator", "text")),
                 encodings,
                 variants,
+                batch.column("parts").to_pylist(),
                 strict=True,
             ):
+                if i in refused and (sent is None or not any((row, p) in sent for p in range(1, n + 1))):
+                    stops.append((op_name, row, n, refused[i]))
+                    continue
                 op = operators[op_name]
                 message = plans.plan(text, op, row=row, encoding=encoding)
                 pdus = senders.get(variant, bodies).parts(message, destination=msisdn, bind=op.binds[0])
@@ -143,6 +154,7 @@ class RowReader:
                 ]
                 if items:
                     out.setdefault(op_name, []).append(items)
+            self.stops.record(stops)
             yield out
 
     def _sent_parts(self, batch: pa.RecordBatch) -> set[tuple[int, int]]:
@@ -222,6 +234,21 @@ class Pending:
             if finish:
                 pool.enqueue(ref, finish, weight=weight)
             self.put_back(ref.operator, keep)
+
+    def stop(self, why: Callable[[Row], str | None]) -> list[tuple[str, int, int, str]]:
+        """Drop the messages *why* names a reason for; each as (operator, row, parts, reason)."""
+        stopped: list[tuple[str, int, int, str]] = []
+        for name, queue in self._queues.items():
+            kept: deque[Row] = deque()
+            for message in queue:
+                reason = why(message)
+                if reason is None:
+                    kept.append(message)
+                else:
+                    stopped.append((name, message[0].row, message[0].parts, reason))
+                    self.parts -= len(message)
+            self._queues[name] = kept
+        return stopped
 
     def take(self, name: str, limit: int) -> list[OutboundPart]:
         """Whole messages from the front, about *limit* parts (a message is never split)."""

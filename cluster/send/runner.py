@@ -24,12 +24,14 @@ import structlog
 from cluster.jobs.record import YES
 from cluster.jobs.states import InvalidTransition, JobEvent, JobState
 from cluster.jobs.store import JobStore
+from cluster.jobs.views import stopped
 from cluster.send.drain import Drain
 from cluster.send.handoff import Handoff
 from cluster.send.job import Job, Pool
 from cluster.send.pool import BindDied
 from cluster.send.progress import Progress
 from cluster.send.rows import Pending, Row, RowReader
+from cluster.send.stops import Stops
 from ingest.errors import IngestError
 from ulak import keys, redisclient
 from ulak.jobfiles import JobFiles
@@ -77,7 +79,8 @@ class JobRunner:
         )
         self.pool = pool
         self.progress = Progress(job)
-        self.rows = RowReader(job, self.progress)
+        self.stops = Stops(job)
+        self.rows = RowReader(job, self.progress, self.stops)
         self.handoff = Handoff(job)
         self.drain = Drain(job, pool=pool, progress=self.progress, rows=self.rows, poll=poll)
         self._replaced = 0
@@ -216,6 +219,7 @@ class JobRunner:
                 pending.operators(),
                 lambda name: pending.take(name, CHUNK_PARTS),
                 weight=self.options.weight,
+                scope=self.stops.scope,
             )
             if not sent:
                 time.sleep(0.02)  # every bind is full: let them drain
@@ -285,7 +289,9 @@ class JobRunner:
         return True
 
     def _steer(self, pending: Pending) -> JobState | None:
-        """Obey the job's state: returns SENDING to keep feeding, another state to wait, None to stop."""
+        """Obey the job's state: returns SENDING to keep feeding, another state to wait, None to stop.
+        In every state, the messages held for numbers refused since are dropped first."""
+        self._stop_refused(pending)
         state = self.store.state(self.job_id)
         self.progress.maybe_sample()
         if state.terminal:
@@ -325,6 +331,13 @@ class JobRunner:
             self._take_back_into(pending)
         return state
 
+    def _stop_refused(self, pending: Pending) -> None:
+        """Drop the messages held here whose numbers the refusals stream named since the last poll
+        (``cluster.send.stops``); the binds drop what they hold themselves."""
+        matcher = self.stops.follow()
+        if matcher is not None:
+            self.stops.record(pending.stop(lambda message: Stops.why(matcher, message)))
+
     def _take_back_into(self, pending: Pending) -> None:
         pending.take_back(self.pool, self.job_id, weight=self.options.weight)
 
@@ -337,7 +350,7 @@ class JobRunner:
         self.drain.withdraw_all()
         self.drain.reconcile(cancelled=True)  # no row left in flight: the chaos test found one
         counters = self.store.counters(self.job_id)
-        cancelled = counters["accepted"] - counters["submitted"]
+        cancelled = counters["accepted"] - counters["submitted"] - stopped(counters)
         self.client.hset(keys.job_counters(self.job_id), "cancelled", cancelled)
         self.store.transition(self.job_id, JobEvent.CANCELLED)
         self.progress.sample()

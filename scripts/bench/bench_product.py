@@ -25,10 +25,13 @@ the machine is the limit).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import csv
 import json
 import platform
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -38,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from api.cli.demo import TEMPLATE, demo_settings, demo_stack, write_campaign  # noqa: E402
-from api.client import ApiClient  # noqa: E402
+from api.client import ApiClient, ApiClientError  # noqa: E402
 from cluster.jobs.states import JobState  # noqa: E402
 from scripts.bench.bench_e2e import TreeSampler  # noqa: E402
 
@@ -54,6 +57,28 @@ def follow(client: ApiClient, job_id: str, *, poll: float) -> dict[str, object]:
         time.sleep(poll)
 
 
+def second_half(campaign: Path, rows: int, *, every: int = 97) -> list[str]:
+    """Numbers of the campaign's second half (as written, in whatever form), every *every*-th."""
+    with campaign.open(encoding="utf-8") as f:
+        reader = csv.reader(f)
+        next(reader)
+        return [row[0] for i, row in enumerate(reader) if i >= rows // 2 and i % every == 0]
+
+
+def opt_out(
+    url: str, token: str, numbers: list[str], rate: float, *, stop: threading.Event, done: list[int]
+) -> None:
+    """Opt *numbers* out one by one through the API, *rate* a second, until *stop* (a landline or a
+    typo among them is refused with a 422, as it should be)."""
+    with ApiClient(url, token) as client:
+        for number in numbers:
+            if stop.wait(1.0 / rate):
+                return
+            with contextlib.suppress(ApiClientError):
+                client.optouts_add([number])
+                done.append(1)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -61,6 +86,13 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--tps-scale", type=float, default=1000.0, help="the operators' caps times this")
     parser.add_argument("--poll", type=float, default=1.0, help="seconds between the client's GETs")
+    parser.add_argument(
+        "--optouts-per-second",
+        type=float,
+        default=0.0,
+        help="while the job sends, recipients of its second half opt out by the API at this rate "
+        "(each stops that row in flight: the cost of refusals checked while sending)",
+    )
     args = parser.parse_args()
     sampler = TreeSampler()
     sampler.start()
@@ -77,8 +109,19 @@ def main() -> int:
                 t0 = time.perf_counter()
                 job = client.submit(campaign, {"template": TEMPLATE, "name": "bench"})
                 accepted_at = time.perf_counter()
+                stop_optouts = threading.Event()
+                optouts: list[int] = []
+                if args.optouts_per_second > 0:
+                    numbers = second_half(campaign, args.rows)
+                    threading.Thread(
+                        target=opt_out,
+                        args=(stack.api_url, stack.token, numbers, args.optouts_per_second),
+                        kwargs={"stop": stop_optouts, "done": optouts},
+                        daemon=True,
+                    ).start()
                 view = follow(client, job["id"], poll=args.poll)
                 done_at = time.perf_counter()
+                stop_optouts.set()
                 cpu1 = sampler.cpu_by_process()
                 peak = sampler.peak_rss
                 t = time.perf_counter()
@@ -109,6 +152,8 @@ def main() -> int:
         "acked": counts["acked"],
         "failed": counts["failed"],
         "unknown": counts["unknown"],
+        "optouts_posted": len(optouts),
+        "stopped_opted_out": counts.get("opted_out", 0),
         "parts_sent": sent,
         "seconds_upload_to_202": round(accepted_at - t0, 2),
         "seconds_202_to_done": round(done_at - accepted_at, 1),

@@ -195,7 +195,8 @@ def wait_state(http: httpx.Client, job_id: str, *states: str, timeout: float = 1
 def assert_adds_up(view: dict[str, Any]) -> None:
     c, r = view["counts"], view["receipts"]
     assert c["rows"] == c["accepted"] + c["rejected"] + c["held_out"]
-    assert c["accepted"] == c["pending"] + c["cancelled"] + c["submitted"]
+    stopped = c["opted_out"] + c["no_consent"]  # refused while the job ran (ulak.refusals)
+    assert c["accepted"] == c["pending"] + c["cancelled"] + stopped + c["submitted"]
     assert c["submitted"] == c["in_flight"] + c["acked"] + c["failed"] + c["unknown"]
     outcomes = ("delivered", "undelivered", "expired", "rejected", "deleted", "receipt_unknown")
     assert c["acked"] == r["awaiting"] + sum(r[o] for o in outcomes)

@@ -1,0 +1,175 @@
+"""Refusals honoured in flight, over SMPP: recipients who answer RET (or whose consent is withdrawn)
+while a job runs get nothing more from it, whatever the job is doing then (sending, paused, waiting
+for its A/B winner). Judged on what the simulator recorded: no part to a refused number later than
+two seconds after its refusal was durable (the opt-out's recorded time), and the rows end
+``opted_out`` / ``no_consent`` in the report and the counts."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.helpers import SimProcess, wait_for
+from tests.integration.stack import Stack, assert_adds_up, post_job, running_stack, wait_state
+from ulak.consent import ONAY, RET, Consent, Consents
+from ulak.optouts import OptOuts
+from ulak.refusals import NO_CONSENT, OPTED_OUT, Follower
+
+MARGIN = 2.0  # seconds from a refusal made durable to its last part possibly sent
+TEXT = "Merhaba {ad}, kampanya başladı. Almak istemiyorsanız RET yazıp 4545'e gönderin"
+
+
+def _csv(path: Path, numbers: list[str]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["telefon", "ad"])
+        for i, n in enumerate(numbers):
+            w.writerow([f"+{n}", f"Ada {i}"])
+    return path
+
+
+def _submitted(http: httpx.Client, job_id: str) -> int:
+    return int(http.get(f"/v1/jobs/{job_id}").json()["counts"]["submitted"])
+
+
+def _report(http: httpx.Client, job_id: str) -> dict[str, dict[str, str]]:
+    text = http.get(f"/v1/jobs/{job_id}/report").text
+    return {r["msisdn"]: r for r in csv.DictReader(io.StringIO(text))}
+
+
+def _refused_at(stack: Stack, numbers: list[str], *, brand: str | None = None) -> dict[str, float]:
+    """When each opt-out was made durable, once all of them are (the replies processor's work)."""
+    store = OptOuts(stack.redis)
+
+    def found() -> dict[str, float] | None:
+        entries = {n: store.get(n, brand=brand) for n in numbers}
+        return {n: e.at for n, e in entries.items() if e is not None} if all(entries.values()) else None
+
+    result: dict[str, float] = wait_for(found, timeout=30, what=f"{len(numbers)} opt-outs recorded")
+    return result
+
+
+def _check(stack: Stack, http: httpx.Client, job_id: str, refused: dict[str, float], reason: str) -> int:
+    """Nothing reached a refused number after its refusal (+ MARGIN); each of them is either sent
+    before it or stopped with *reason*; the figures add up. Returns how many were stopped."""
+    view = wait_state(http, job_id, "done", timeout=180)
+    assert_adds_up(view)
+    late = [
+        (r["dst"], round(r["t"] - refused[r["dst"]], 2))
+        for r in stack.sim.records()
+        if r["dst"] in refused and r["t"] > refused[r["dst"]] + MARGIN
+    ]
+    assert not late, late
+    report = _report(http, job_id)
+    sent_numbers = {r["dst"] for r in stack.sim.records()}
+    stopped = 0
+    for number in refused:
+        row = report[number]
+        if number in sent_numbers:
+            assert row["status"] == "acked", row
+        else:
+            assert row["status"] == reason and row["error"].startswith("stopped at"), row
+            stopped += 1
+    assert view["counts"][reason] == stopped
+    return stopped
+
+
+def test_refusals_stop_a_sending_a_paused_and_an_ab_job(ray_session: Any, tmp_path: Path) -> None:
+    sim = SimProcess(tmp_path, "--account", "test:secret", "--seed", "3")
+    with running_stack(tmp_path, sim, tps=150, name="refusals") as stack, stack.client() as http:
+        # 1. Sending: 3,000 rows at 150/s; 40 recipients answer RET and 10 more have their consent
+        #    withdrawn by the API while it sends (the binds hold minutes of its parts then).
+        numbers = [f"90532{i:07d}" for i in range(3000)]
+        granted = [{"number": f"+{n}", "status": "ONAY"} for n in numbers]
+        assert http.post("/v1/consents", json={"brand": "acme", "records": granted}).status_code == 201
+        path = _csv(tmp_path / "sending.csv", numbers)
+        job = post_job(http, path, template=TEXT, brand="acme", category="commercial").json()["id"]
+        wait_for(lambda: _submitted(http, job) >= 450, timeout=60, what="450 rows sent")
+        optouts = numbers[1500::35][:40]  # ahead of the sending: most, if not all, still unsent
+        for n in optouts:
+            sim.control(op="mo", system_id="test", source=n, dest="4545", text="RET")
+        withdrawn = numbers[1510::140][:10]
+        answer = http.post(
+            "/v1/consents",
+            json={"brand": "acme", "records": [{"number": f"+{n}", "status": "RET"} for n in withdrawn]},
+        )
+        assert answer.status_code == 201, answer.text
+        consent_at = {n: c.at for n in withdrawn if (c := Consents(stack.redis).get(n, brand="acme"))}
+        assert len(consent_at) == 10
+        refused_at = _refused_at(stack, optouts)
+        assert _check(stack, http, job, refused_at, "opted_out") >= 20
+        stopped = _report(http, job)
+        for n in withdrawn:  # recorded when the API answered: that is when it was durable
+            assert all(r["t"] <= consent_at[n] + MARGIN for r in stack.sim.records() if r["dst"] == n)
+        reached = {r["dst"] for r in stack.sim.records()}
+        assert all(stopped[n]["status"] == ("acked" if n in reached else "no_consent") for n in withdrawn)
+        no_consent = http.get(f"/v1/jobs/{job}").json()["counts"]["no_consent"]
+        assert no_consent == sum(n not in reached for n in withdrawn) >= 5
+
+        # 2. Paused: what was taken back from the binds, and the rest of the file, skip who refused
+        #    while the job was paused; resumed, it sends to everyone else.
+        numbers = [f"90533{i:07d}" for i in range(1200)]
+        job = post_job(http, _csv(tmp_path / "paused.csv", numbers), template=TEXT).json()["id"]
+        wait_for(lambda: _submitted(http, job) >= 200, timeout=60, what="200 rows sent")
+        assert http.post(f"/v1/jobs/{job}/pause").status_code == 200
+        wait_state(http, job, "paused")
+        before = len(stack.records("90533"))
+        sent = {r["dst"] for r in stack.records("90533")}
+        optouts = [n for n in numbers if n not in sent][::25][:30]
+        for n in optouts:
+            sim.control(op="mo", system_id="test", source=n, dest="4545", text="RET")
+        refused_at = _refused_at(stack, optouts)
+        assert len(stack.records("90533")) == before  # paused: nothing more sent
+        assert http.post(f"/v1/jobs/{job}/resume").status_code == 200
+        assert _check(stack, http, job, refused_at, "opted_out") == 30
+        assert len({r["dst"] for r in stack.records("90533")}) == 1200 - 30
+
+        # 3. Test then winner: recipients of the rest refuse (on the brand's list) while the job
+        #    waits for its decision; the rest goes without them.
+        numbers = [f"90532{i:07d}" for i in range(5000, 5600)]
+        variants = [{"name": "A", "template": "A: " + TEXT}, {"name": "B", "template": "B: " + TEXT}]
+        options = {"variants": json.dumps(variants), "test_share": "0.3", "decide_after_minutes": "0.2"}
+        job = post_job(
+            http, _csv(tmp_path / "ab.csv", numbers), template=TEXT, brand="acme", **options
+        ).json()["id"]
+        wait_for(
+            lambda: "winner" in str(http.get(f"/v1/jobs/{job}").json()["waiting"] or ""),
+            timeout=60,
+            what="the decision period",
+        )
+        rest = [n for n, r in _report(http, job).items() if r["phase"] == "rest"]
+        optouts = rest[::20][:15]
+        answer = http.post("/v1/optouts", json={"numbers": [f"+{n}" for n in optouts], "brand": "acme"})
+        assert answer.status_code == 201, answer.text
+        refused_at = _refused_at(stack, optouts, brand="acme")
+        assert _check(stack, http, job, refused_at, "opted_out") == 15
+
+
+def test_a_reader_keeps_only_the_refusals_that_still_stand(redis_client: Any) -> None:
+    """The lists decide: a number that opted in again, or whose consent is ONAY again, is not stopped
+    by its earlier refusal still in the stream; a brand's refusal names its brand."""
+    optouts, consents = OptOuts(redis_client), Consents(redis_client)
+    optouts.add(["905321111111", "905321111112"], brand=None, source="api")
+    optouts.add(["905321111115"], brand="acme", source="mo")
+    optouts.remove(["905321111112"], brand=None)
+    consents.record(
+        [Consent("905321111113", ONAY, 1.0, "x"), Consent("905321111114", ONAY, 1.0, "x")], brand=None
+    )
+    consents.record(
+        [Consent("905321111113", RET, 2.0, "x"), Consent("905321111114", RET, 2.0, "x")], brand=None
+    )
+    consents.record([Consent("905321111113", ONAY, 3.0, "x")], brand=None)
+    got = sorted((r.kind, r.brand or "", n) for r in Follower().read(redis_client) for n in r.numbers)
+    assert got == [
+        (NO_CONSENT, "", "905321111114"),
+        (OPTED_OUT, "", "905321111111"),
+        (OPTED_OUT, "acme", "905321111115"),
+    ]
+    follower = Follower()
+    follower.read(redis_client)
+    assert follower.read(redis_client) == []  # read once
