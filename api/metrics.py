@@ -83,6 +83,7 @@ _BIND_COUNTERS = {
     "receipts": "delivery receipts received",
     "mo": "MO deliver_sm (replies) read",
     "mo_durable": "MO parts written to Redis, then answered",
+    "rows_stopped": "queued messages dropped unsent: their recipients refused while the job ran",
     "disconnects": "connections lost",
     "connects": "connections made (reconnects = connects - 1)",
     "failures": "unexpected errors in the send loop (logged with a traceback)",

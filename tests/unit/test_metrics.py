@@ -35,6 +35,7 @@ def _snapshot() -> Snapshot:
         "disconnects": 1,
         "mo": 5,
         "mo_durable": 5,
+        "rows_stopped": 2,
     }
     return Snapshot(
         jobs={"done": 3, "sending": 1},
@@ -66,6 +67,7 @@ def test_families_carry_the_snapshot_figures() -> None:
     assert values['ulak_bind_throttled_total{bind="t1",operator="tcell"}'] == 4
     assert values['ulak_bind_learned_tps{bind="t1",operator="tcell"}'] == 87.5  # beside its cap
     assert values['ulak_bind_slowed_total{bind="t1",operator="tcell"}'] == 3
+    assert values['ulak_bind_rows_stopped_total{bind="t1",operator="tcell"}'] == 2
     assert values['ulak_bind_submitted_total{bind="t2",operator="tcell"}'] == 0
     assert values['ulak_throttle_waits_total{operator="tcell"}'] == 9
     assert values['ulak_receipt_latency_seconds_bucket{le="5"}'] == 1050
