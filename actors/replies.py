@@ -1,5 +1,6 @@
 """RepliesActor: one per cluster, turns the binds' MO parts into replies (``cluster.engagement.replies``) and
-sends surveys' follow-ups (``cluster.engagement.followups``)."""
+sends surveys' follow-ups (``cluster.engagement.followups``) and opt-out confirmations
+(``cluster.engagement.confirmations``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import redis
 import structlog
 
+from cluster.engagement.confirmations import ConfirmationSender
 from cluster.engagement.followups import FollowupSender
 from cluster.engagement.replies import ReplyProcessor
 from ulak import redisclient
@@ -30,6 +32,7 @@ class RepliesActor:
         self.followup_every = settings.replies.followup_seconds
 
         self.followups = FollowupSender(client, plane)
+        self.confirmations = ConfirmationSender(client, plane)
         self.errors = 0
         self.last_error = ""
         self._thread = threading.Thread(target=self._run, name="replies", daemon=True)
@@ -47,6 +50,7 @@ class RepliesActor:
                 if time.monotonic() - last_followups >= self.followup_every:
                     last_followups = time.monotonic()
                     self.followups.run_once()
+                    self.confirmations.run_once()
             except redis.RedisError as exc:  # Redis away: the parts wait in their stream
                 self._failed("replies.redis_error", exc)
             except Exception as exc:  # never end silently: say why, and carry on from the stream
@@ -68,6 +72,7 @@ class RepliesActor:
             "processed": self.processor.processed,
             "waiting_for_parts": self.processor.reassembler.waiting(),
             "followup_jobs": self.followups.jobs_made,
+            "confirmation_jobs": self.confirmations.jobs_made,
             "errors": self.errors,
             "last_error": self.last_error,
         }

@@ -527,7 +527,7 @@ def prepare(
         region=config.default_region,
         operators=allowed,
         router=router_from_operators(allowed, configured=operators),
-        optouts=_optouts_ref(redis_url, spec.brand),
+        optouts=_optouts_ref(redis_url, spec.brand) if spec.optouts else None,
         consent=_consent_ref(redis_url, spec.brand) if spec.commercial else None,
         commercial=spec.commercial,
         optout_instruction=optout_instruction,

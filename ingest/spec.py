@@ -28,6 +28,7 @@ class CampaignSpec:
     variant_templates: tuple[str | None, ...] = ()  # per variant of split, its own template or None
     brand: str | None = None  # its opt-out list is checked too (the global one always is)
     commercial: bool = False  # only numbers with consent on record; its text says how to opt out
+    optouts: bool = True  # checked against the opt-out lists (not: opt-out confirmations)
 
     def __post_init__(self) -> None:
         if (self.template is None) == (self.text_column is None):

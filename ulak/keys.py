@@ -159,6 +159,20 @@ MO_COUNTS = f"{PREFIX}:{MO_TAG}:counts"
 MO_SEEN = f"{PREFIX}:{MO_TAG}:seen"
 """Sorted set, part digest -> unix time: parts seen lately (a part the SMSC sends again)."""
 MO_GROUP = "replies"
+OPTOUT_CONFIRMATIONS = f"{PREFIX}:{MO_TAG}:confirmations"
+"""Stream: opt-out confirmations to send (``number``, ``brand``, ``sender``, ``text``), queued by the
+replies processor, sent as jobs by ``cluster.engagement.confirmations`` and deleted then."""
+OPTOUT_CONFIRMATION_BATCH = f"{PREFIX}:{MO_TAG}:confirmations:batch"
+"""String ``first last``: the stream ids of the confirmations being made into a job (written before
+the job is submitted, cleared after: a sender that dies tries the same batch again)."""
+
+
+def optout_confirmed(brand: str | None) -> str:
+    """Set: the numbers confirmed (or queued to be) on *brand*'s opt-out list (None: the global
+    one), so a number gets one confirmation per opt-out; an opt-in takes it out. In the MO slot."""
+    return f"{PREFIX}:{MO_TAG}:confirmed:{brand or '*'}"
+
+
 REPLY_KEYWORDS = f"{PREFIX}:{MO_TAG}:keywords"
 """String, JSON {optout_words, optin_words, rules}: keyword rules set by the API (``PUT
 /v1/replies/keywords``), in place of the configuration's; the processor reads it every 2 s."""

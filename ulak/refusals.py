@@ -48,10 +48,11 @@ class Scope:
 
     brand: str | None = None
     commercial: bool = False
+    optouts: bool = True  # False: opt-out confirmations, sent because the number opted out
 
     def stops(self, refusal: Refusal) -> bool:
         if refusal.kind == OPTED_OUT:
-            return refusal.brand is None or refusal.brand == self.brand
+            return self.optouts and (refusal.brand is None or refusal.brand == self.brand)
         return self.commercial and refusal.brand == self.brand
 
 
@@ -223,11 +224,12 @@ class RowCheck:
     def __init__(self, client: Any, scope: Scope) -> None:
         self.client = client
         self.scope = scope
-        self.lists = [keys.optout_set(None)] + ([keys.optout_set(scope.brand)] if scope.brand else [])
+        brands = [None, scope.brand] if scope.brand else [None]
+        self.lists = [keys.optout_set(b) for b in brands] if scope.optouts else []
 
     def refused(self, numbers: Sequence[str]) -> dict[int, str]:
         """Index in *numbers* -> reason, for each number refused now."""
-        if not numbers:
+        if not numbers or not (self.lists or self.scope.commercial):
             return {}
         pipe = self.client.pipeline(transaction=False)
         for key in self.lists:

@@ -447,6 +447,12 @@ class ReplyRule(_Model):
     )
     optout_words: tuple[str, ...] | None = None
     optin_words: tuple[str, ...] | None = None
+    optout_confirmation: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=459,
+        description="sent once to who opts out here (instead of the default replies.optout_confirmation)",
+    )
 
 
 class RepliesConfig(_Model):
@@ -463,6 +469,13 @@ class RepliesConfig(_Model):
     )
     rules: tuple[ReplyRule, ...] = Field(
         default=(), description="per short code: its brand and keywords; other replies use the defaults"
+    )
+    optout_confirmation: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=459,
+        description="a message sent once to a number that opts out by reply (from the short code it "
+        "wrote to, e.g. 'Listemizden çıkarıldınız. Tekrar katılmak için BASLA yazın.'); none by default",
     )
     concat_timeout: float = Field(
         default=300.0,

@@ -37,6 +37,9 @@ from cluster.reports.summary import BUCKETS, current_outcomes, summarize
 from cluster.reports.summary import as_csv as summary_csv
 from ingest.errors import FileTooLarge
 
+# Options only Ulak itself sets (opt-out confirmations skip the opt-out lists): never a client's.
+_INTERNAL = frozenset({"confirms_optout"})
+
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -57,6 +60,7 @@ _UPLOAD_DOC: dict[str, Any] = {
                         **{
                             name: {"type": "string", "description": field.description or ""}
                             for name, field in JobOptions.model_fields.items()
+                            if name not in _INTERNAL
                         },
                     },
                 }
@@ -66,7 +70,7 @@ _UPLOAD_DOC: dict[str, Any] = {
     }
 }
 
-_FORM_FIELDS = set(JobOptions.model_fields)
+_FORM_FIELDS = set(JobOptions.model_fields) - _INTERNAL
 
 
 def _links(job_id: str) -> Links:
@@ -237,6 +241,8 @@ async def _read_uri(request: Request) -> tuple[JobOptions, str]:
         raise ApiError(400, "bad_json", "the body is not valid JSON") from None
     if not isinstance(raw, dict):
         raise ApiError(422, "invalid_options", "the body must be a JSON object")
+    for name in sorted(_INTERNAL & set(raw)):
+        raise ApiError(422, "invalid_options", f"{name}: unknown option", field=name)
     try:
         spec = JobUri.model_validate(raw)
     except ValidationError as exc:

@@ -95,7 +95,7 @@ class FollowupSender:
             sink.write(out.getvalue().encode("utf-8"))
         followup = JobOptions(
             text_column="metin",
-            sender=options.survey_reply_to() if _sender_ok(options.survey_reply_to()) else options.sender,
+            sender=options.survey_reply_to() if sender_ok(options.survey_reply_to()) else options.sender,
             brand=options.brand,
             name=f"follow-ups of {survey_id}",
         )
@@ -115,5 +115,5 @@ class FollowupSender:
         return str(made)
 
 
-def _sender_ok(value: str | None) -> bool:
+def sender_ok(value: str | None) -> bool:
     return value is not None and len(value) <= 11 and all(c.isalnum() or c in " ._-" for c in value)

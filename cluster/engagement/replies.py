@@ -31,6 +31,7 @@ import pyarrow as pa
 import redis
 import structlog
 
+from cluster.engagement.confirmations import Confirmations
 from cluster.jobs.options import JobOptions, Survey
 from cluster.webhooks import enqueue
 from ingest.numbers import NumberNormalizer
@@ -152,10 +153,17 @@ class ReplyRules:
             )
             for r in config.rules
         }
+        self._confirmations = {
+            r.to: r.optout_confirmation or config.optout_confirmation for r in config.rules
+        }
 
     def judge(self, to: str, text: str) -> tuple[Verdict, str | None]:
         brand, words = self._by_to.get(to, (None, self._default))
         return words.classify(text), brand
+
+    def confirmation(self, to: str) -> str | None:
+        """The message to confirm an opt-out sent to *to* with (None: none is sent)."""
+        return self._confirmations.get(to, self.config.optout_confirmation)
 
 
 KEYWORD_FIELDS = ("optout_words", "optin_words", "rules")
@@ -181,6 +189,7 @@ class ReplyProcessor:
         self._keywords_at = 0.0
         self.optouts = OptOuts(client)
         self.consents = Consents(client)
+        self.confirmations = Confirmations(client)
         self._record_answer = client.register_script(_ANSWER)
         self._surveys: dict[str, Survey | None] = {}
         self.normalizer = NumberNormalizer(default_region)
@@ -325,8 +334,12 @@ class ReplyProcessor:
                     [reply.number], brand=reply.brand, source="mo", detail=reply.text, at=reply.received
                 )
                 self.consents.record([Consent(reply.number, RET, reply.received, "mo")], brand=reply.brand)
+                text = self.rules.confirmation(reply.to)
+                if text is not None:  # once per opt-out (cluster.engagement.confirmations)
+                    self.confirmations.queue(reply.number, brand=reply.brand, sender=reply.to, text=text)
             elif reply.kind is Kind.OPT_IN:
                 self.optouts.remove([reply.number], brand=reply.brand)
+                self.confirmations.unconfirm(reply.number, brand=reply.brand)
                 self.consents.record([Consent(reply.number, ONAY, reply.received, "mo")], brand=reply.brand)
         # Webhooks queued before the reply is written: a crash between queues them again (a
         # receiver sees the delivery id twice), never loses them.

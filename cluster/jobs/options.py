@@ -137,6 +137,11 @@ class JobOptions(BaseModel):
         description="commercial: sent only to numbers with consent on record (ONAY; the rest are "
         "refused as no_consent), and its text must say how to opt out (replies.optout_instruction)",
     )
+    confirms_optout: bool = Field(
+        default=False,
+        description="internal: opt-out confirmations (sent to numbers because they opted out; never "
+        "settable through the API)",
+    )
     send_at: datetime | None = Field(default=None, description="do not send before (ISO 8601 with zone)")
     send_window: str | None = Field(
         default=None, description="daily hours to send in, 'HH:MM-HH:MM' in window_timezone, e.g. 09:00-20:00"
@@ -375,6 +380,7 @@ class JobOptions(BaseModel):
             link=self.link_url is not None,
             brand=self.brand,
             commercial=self.category == "commercial",
+            optouts=not self.confirms_optout,
         )
 
     def window_open(self, now: datetime) -> bool:

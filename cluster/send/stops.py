@@ -28,7 +28,11 @@ class Stops:
     def __init__(self, job: Job) -> None:
         self.job = job
         options = job.options
-        self.scope = Scope(brand=options.brand, commercial=options.category == "commercial")
+        self.scope = Scope(
+            brand=options.brand,
+            commercial=options.category == "commercial",
+            optouts=not options.confirms_optout,
+        )
         self.check = RowCheck(job.client, self.scope)
         self.follower = Follower()
         self.stopped = 0

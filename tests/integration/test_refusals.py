@@ -6,9 +6,11 @@ two seconds after its refusal was durable (the opt-out's recorded time), and the
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from ulak.optouts import OptOuts
 from ulak.refusals import NO_CONSENT, OPTED_OUT, Follower
 
 MARGIN = 2.0  # seconds from a refusal made durable to its last part possibly sent
+CONFIRMATION = "Listemizden çıkarıldınız. Tekrar katılmak için BASLA yazın."
 TEXT = "Merhaba {ad}, kampanya başladı. Almak istemiyorsanız RET yazıp 4545'e gönderin"
 
 
@@ -31,6 +34,11 @@ def _csv(path: Path, numbers: list[str]) -> Path:
         for i, n in enumerate(numbers):
             w.writerow([f"+{n}", f"Ada {i}"])
     return path
+
+
+def _campaign(stack: Stack, prefix: str) -> list[dict[str, Any]]:
+    """What the SMSC took for *prefix*'s numbers, opt-out confirmations apart."""
+    return [r for r in stack.records(prefix) if r["text"] != CONFIRMATION]
 
 
 def _submitted(http: httpx.Client, job_id: str) -> int:
@@ -62,11 +70,11 @@ def _check(stack: Stack, http: httpx.Client, job_id: str, refused: dict[str, flo
     late = [
         (r["dst"], round(r["t"] - refused[r["dst"]], 2))
         for r in stack.sim.records()
-        if r["dst"] in refused and r["t"] > refused[r["dst"]] + MARGIN
+        if r["dst"] in refused and r["t"] > refused[r["dst"]] + MARGIN and r["text"] != CONFIRMATION
     ]
     assert not late, late
     report = _report(http, job_id)
-    sent_numbers = {r["dst"] for r in stack.sim.records()}
+    sent_numbers = {r["dst"] for r in stack.sim.records() if r["text"] != CONFIRMATION}
     stopped = 0
     for number in refused:
         row = report[number]
@@ -81,13 +89,22 @@ def _check(stack: Stack, http: httpx.Client, job_id: str, refused: dict[str, flo
 
 def test_refusals_stop_a_sending_a_paused_and_an_ab_job(ray_session: Any, tmp_path: Path) -> None:
     sim = SimProcess(tmp_path, "--account", "test:secret", "--seed", "3")
-    with running_stack(tmp_path, sim, tps=150, name="refusals") as stack, stack.client() as http:
+    replies = {"optout_confirmation": CONFIRMATION, "followup_seconds": 1}
+    with (
+        running_stack(tmp_path, sim, tps=150, name="refusals", replies=replies) as stack,
+        stack.client() as http,
+    ):
         # 1. Sending: 3,000 rows at 150/s; 40 recipients answer RET and 10 more have their consent
         #    withdrawn by the API while it sends (the binds hold minutes of its parts then).
         numbers = [f"90532{i:07d}" for i in range(3000)]
         granted = [{"number": f"+{n}", "status": "ONAY"} for n in numbers]
         assert http.post("/v1/consents", json={"brand": "acme", "records": granted}).status_code == 201
         path = _csv(tmp_path / "sending.csv", numbers)
+        # Skipping the opt-out lists is for Ulak's own confirmations: no client may ask for it.
+        forged = post_job(http, path, template=TEXT, confirms_optout="true")
+        assert forged.status_code == 422 and forged.json()["field"] == "confirms_optout", forged.text
+        forged = http.post("/v1/jobs", json={"uri": str(path), "template": TEXT, "confirms_optout": True})
+        assert forged.status_code == 422 and forged.json()["field"] == "confirms_optout", forged.text
         job = post_job(http, path, template=TEXT, brand="acme", category="commercial").json()["id"]
         wait_for(lambda: _submitted(http, job) >= 450, timeout=60, what="450 rows sent")
         optouts = numbers[1500::35][:40]  # ahead of the sending: most, if not all, still unsent
@@ -103,10 +120,11 @@ def test_refusals_stop_a_sending_a_paused_and_an_ab_job(ray_session: Any, tmp_pa
         assert len(consent_at) == 10
         refused_at = _refused_at(stack, optouts)
         assert _check(stack, http, job, refused_at, "opted_out") >= 20
+        confirmed_numbers = list(optouts)
         stopped = _report(http, job)
         for n in withdrawn:  # recorded when the API answered: that is when it was durable
             assert all(r["t"] <= consent_at[n] + MARGIN for r in stack.sim.records() if r["dst"] == n)
-        reached = {r["dst"] for r in stack.sim.records()}
+        reached = {r["dst"] for r in stack.sim.records() if r["text"] != CONFIRMATION}
         assert all(stopped[n]["status"] == ("acked" if n in reached else "no_consent") for n in withdrawn)
         no_consent = http.get(f"/v1/jobs/{job}").json()["counts"]["no_consent"]
         assert no_consent == sum(n not in reached for n in withdrawn) >= 5
@@ -118,16 +136,17 @@ def test_refusals_stop_a_sending_a_paused_and_an_ab_job(ray_session: Any, tmp_pa
         wait_for(lambda: _submitted(http, job) >= 200, timeout=60, what="200 rows sent")
         assert http.post(f"/v1/jobs/{job}/pause").status_code == 200
         wait_state(http, job, "paused")
-        before = len(stack.records("90533"))
-        sent = {r["dst"] for r in stack.records("90533")}
+        before = len(_campaign(stack, "90533"))
+        sent = {r["dst"] for r in _campaign(stack, "90533")}
         optouts = [n for n in numbers if n not in sent][::25][:30]
         for n in optouts:
             sim.control(op="mo", system_id="test", source=n, dest="4545", text="RET")
         refused_at = _refused_at(stack, optouts)
-        assert len(stack.records("90533")) == before  # paused: nothing more sent
+        confirmed_numbers += optouts
+        assert len(_campaign(stack, "90533")) == before  # paused: nothing more sent
         assert http.post(f"/v1/jobs/{job}/resume").status_code == 200
         assert _check(stack, http, job, refused_at, "opted_out") == 30
-        assert len({r["dst"] for r in stack.records("90533")}) == 1200 - 30
+        assert len({r["dst"] for r in _campaign(stack, "90533")}) == 1200 - 30
 
         # 3. Test then winner: recipients of the rest refuse (on the brand's list) while the job
         #    waits for its decision; the rest goes without them.
@@ -148,6 +167,30 @@ def test_refusals_stop_a_sending_a_paused_and_an_ab_job(ray_session: Any, tmp_pa
         assert answer.status_code == 201, answer.text
         refused_at = _refused_at(stack, optouts, brand="acme")
         assert _check(stack, http, job, refused_at, "opted_out") == 15
+
+        # Who opted out by reply got one confirmation each, from the short code, though on the list;
+        # RET sent again confirms nothing again; an opt-in then an opt-out confirms once more.
+        by_reply = confirmed_numbers
+        again = by_reply[:3]
+        for n in again:  # in other words: the same text within minutes is the SMSC resending a part
+            sim.control(op="mo", system_id="test", source=n, dest="4545", text="ret, dedim!")
+        sim.control(op="mo", system_id="test", source=by_reply[3], dest="4545", text="BASLA")
+        wait_for(lambda: OptOuts(stack.redis).get(by_reply[3], brand=None) is None, timeout=30, what="opt-in")
+        sim.control(op="mo", system_id="test", source=by_reply[3], dest="4545", text="RET yine")
+        wait_for(lambda: OptOuts(stack.redis).get(by_reply[3], brand=None), timeout=30, what="opt-out")
+        expected = dict.fromkeys(by_reply, 1) | {by_reply[3]: 2}
+
+        def confirmations() -> dict[str, int]:
+            return dict(Counter(r["dst"] for r in stack.sim.records() if r["text"] == CONFIRMATION))
+
+        with contextlib.suppress(AssertionError):
+            wait_for(lambda: confirmations() == expected, timeout=60, what="confirmations")
+        got = confirmations()
+        assert got == expected, ({n: (got.get(n), k) for n, k in expected.items() if got.get(n) != k}, got)
+        assert {r["src"] for r in stack.sim.records() if r["text"] == CONFIRMATION} == {"4545"}
+        jobs = http.get("/v1/jobs", params={"limit": 50}).json()["jobs"]
+        made = [j for j in jobs if j["options"].get("confirms_optout")]
+        assert made and all(j["options"]["name"] == "opt-out confirmations" for j in made)
 
 
 def test_a_reader_keeps_only_the_refusals_that_still_stand(redis_client: Any) -> None:
