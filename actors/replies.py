@@ -71,8 +71,8 @@ class RepliesActor:
             "running": self._thread.is_alive(),
             "processed": self.processor.processed,
             "waiting_for_parts": self.processor.reassembler.waiting(),
-            "followup_jobs": self.followups.jobs_made,
-            "confirmation_jobs": self.confirmations.jobs_made,
+            "followup_jobs": self.followups.maker.made,
+            "confirmation_jobs": self.confirmations.maker.made,
             "errors": self.errors,
             "last_error": self.last_error,
         }

@@ -16,15 +16,13 @@ lists, and refusals do not stop them, since its recipients are on the list becau
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 from collections.abc import Callable
 from typing import Any
 
 import structlog
 
-from cluster.engagement.followups import sender_ok
+from cluster.engagement.jobmaker import JobMaker, sender_ok
 from cluster.jobs.options import JobOptions
 from ulak import keys
 
@@ -63,14 +61,7 @@ class ConfirmationSender:
 
     def __init__(self, client: Any, plane: Callable[[], Any]) -> None:
         self.client = client
-        self._plane_factory = plane
-        self._plane: Any = None
-        self.jobs_made = 0
-
-    def plane(self) -> Any:
-        if self._plane is None:
-            self._plane = self._plane_factory()
-        return self._plane
+        self.maker = JobMaker(plane)
 
     def run_once(self) -> int:
         """Send one batch of what is queued; returns how many confirmations went into jobs."""
@@ -99,16 +90,6 @@ class ConfirmationSender:
         return len(entries)
 
     def _submit(self, brand: str | None, sender: str, text: str, numbers: list[str], span: str) -> str:
-        plane = self.plane()
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(["telefon", "metin"])
-        for number in numbers:
-            writer.writerow(["+" + number, text])
-        job_id, directory = plane.new_job_dir()
-        name = "confirmations.csv"
-        with directory.open_output(name) as sink:
-            sink.write(out.getvalue().encode("utf-8"))
         options = JobOptions(
             text_column="metin",
             sender=sender if sender_ok(sender) else None,
@@ -118,16 +99,13 @@ class ConfirmationSender:
         )
         group = hashlib.sha256(f"{brand}|{sender}|{text}".encode()).hexdigest()[:16]
         digest = hashlib.sha256(f"optout-confirmation:{span}:{group}".encode()).hexdigest()
-        made, created = plane.submit(
-            job_id=job_id,
-            directory=directory,
-            upload=name,
-            filename=name,
+        made, created = self.maker.submit(
+            [(n, text) for n in numbers],
+            options,
+            name="confirmations.csv",
             source="opt-out confirmations",
-            options=options,
-            idempotency_digest=digest,
+            digest=digest,
         )
         if created:
-            self.jobs_made += 1
             log.info("optouts.confirmations", job_id=made, rows=len(numbers), brand=brand)
-        return str(made)
+        return made

@@ -13,14 +13,13 @@ from the survey's reply_to, in its brand: opt-outs filter it like any other), a 
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 from collections.abc import Callable
 from typing import Any
 
 import structlog
 
+from cluster.engagement.jobmaker import JobMaker, sender_ok
 from cluster.jobs.options import JobOptions
 from cluster.jobs.record import JobRecord
 from ulak import keys
@@ -33,14 +32,7 @@ BATCH = 5000
 class FollowupSender:
     def __init__(self, client: Any, plane: Callable[[], Any]) -> None:
         self.client = client
-        self._plane_factory = plane
-        self._plane: Any = None
-        self.jobs_made = 0
-
-    def plane(self) -> Any:
-        if self._plane is None:
-            self._plane = self._plane_factory()
-        return self._plane
+        self.maker = JobMaker(plane)
 
     def run_once(self) -> int:
         """Send what is queued for every survey that has any; returns the follow-ups sent."""
@@ -83,16 +75,7 @@ class FollowupSender:
         return len(entries)
 
     def _submit(self, survey_id: str, options: JobOptions, entries: list[Any], span: str) -> str:
-        plane = self.plane()
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(["telefon", "metin"])
-        for _, fields in entries:
-            writer.writerow(["+" + fields[b"number"].decode(), fields[b"text"].decode()])
-        job_id, directory = plane.new_job_dir()
-        name = "followups.csv"
-        with directory.open_output(name) as sink:
-            sink.write(out.getvalue().encode("utf-8"))
+        rows = [(fields[b"number"].decode(), fields[b"text"].decode()) for _, fields in entries]
         followup = JobOptions(
             text_column="metin",
             sender=options.survey_reply_to() if sender_ok(options.survey_reply_to()) else options.sender,
@@ -100,20 +83,9 @@ class FollowupSender:
             name=f"follow-ups of {survey_id}",
         )
         digest = hashlib.sha256(f"followup:{survey_id}:{span}".encode()).hexdigest()
-        made, created = plane.submit(
-            job_id=job_id,
-            directory=directory,
-            upload=name,
-            filename=name,
-            source=f"survey {survey_id}",
-            options=followup,
-            idempotency_digest=digest,
+        made, created = self.maker.submit(
+            rows, followup, name="followups.csv", source=f"survey {survey_id}", digest=digest
         )
         if created:
-            self.jobs_made += 1
             log.info("survey.followups", survey=survey_id, job_id=made, rows=len(entries))
-        return str(made)
-
-
-def sender_ok(value: str | None) -> bool:
-    return value is not None and len(value) <= 11 and all(c.isalnum() or c in " ._-" for c in value)
+        return made
