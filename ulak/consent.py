@@ -32,10 +32,10 @@ _TR = ZoneInfo("Europe/Istanbul")
 
 # ARGV: n, then (number, status, at, source) n times. Keeps the latest record per number (RET on a
 # tie) and the ONAY set in step; returns how many records changed, then the numbers whose record
-# became RET (for the refusals stream: ulak.refusals).
+# became RET and those that became ONAY (for the refusals stream: ulak.refusals).
 _UPSERT = """
 local changed = 0
-local withdrawn = {}
+local withdrawn, granted = {}, {}
 for i = 0, tonumber(ARGV[1]) - 1 do
   local number, status, at, source = ARGV[2 + i * 4], ARGV[3 + i * 4], ARGV[4 + i * 4], ARGV[5 + i * 4]
   local old = redis.call('HGET', KEYS[1], number)
@@ -48,7 +48,7 @@ for i = 0, tonumber(ARGV[1]) - 1 do
   if take then
     redis.call('HSET', KEYS[1], number, cjson.encode({status = status, at = tonumber(at), source = source}))
     if status == 'ONAY' then
-      redis.call('SADD', KEYS[2], number)
+      if redis.call('SADD', KEYS[2], number) == 1 then granted[#granted + 1] = number end
     else
       redis.call('SREM', KEYS[2], number)
       withdrawn[#withdrawn + 1] = number
@@ -56,7 +56,7 @@ for i = 0, tonumber(ARGV[1]) - 1 do
     changed = changed + 1
   end
 end
-return {changed, withdrawn}
+return {changed, withdrawn, granted}
 """
 
 
@@ -98,15 +98,12 @@ class Consents:
         args: list[Any] = [len(batch)]
         for e in batch:
             args += [e.number, e.status, repr(float(e.at)), e.source[:100]]
-        changed, withdrawn = self._upsert(keys=[records_key(brand), granted_key(brand)], args=args)
-        if withdrawn:  # RET now: rows of commercial jobs not sent yet stop (ulak.refusals)
-            refusals.publish(
-                self.client,
-                kind=refusals.NO_CONSENT,
-                brand=brand,
-                numbers=[n.decode() if isinstance(n, bytes) else str(n) for n in withdrawn],
-                at=time.time(),
-            )
+        changed, withdrawn, granted = self._upsert(keys=[records_key(brand), granted_key(brand)], args=args)
+        # RET now: rows of commercial jobs not sent yet stop (ulak.refusals); ONAY: a RET undone.
+        for kind, numbers in ((refusals.NO_CONSENT, withdrawn), (refusals.CONSENTED, granted)):
+            if numbers:
+                decoded = [n.decode() if isinstance(n, bytes) else str(n) for n in numbers]
+                refusals.publish(self.client, kind=kind, brand=brand, numbers=decoded, at=time.time())
         return int(changed)
 
     def get(self, number: str, *, brand: str | None) -> Consent | None:

@@ -82,6 +82,8 @@ class OptOuts:
             pipe.srem(keys.optout_set(brand), *chunk)
             pipe.hdel(keys.optout_meta(brand), *chunk)
             removed += pipe.execute()[0]
+            # Binds forget a refusal they remember for these (ulak.refusals.Recent): sent to again.
+            refusals.publish(self.client, kind=refusals.OPTED_IN, brand=brand, numbers=chunk, at=time.time())
         return removed
 
     def get(self, number: str, *, brand: str | None) -> OptOut | None:

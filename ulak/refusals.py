@@ -19,10 +19,10 @@ its ``Scope``: the global opt-out list always, its brand's list, and, for a comm
 withdrawn on the list it is checked against (its brand's, else the global one).
 
 The lists decide: a reader keeps of each entry only the numbers still refused when it reads it (a
-number that opted in again since is sent to). What is not covered: a refusal recorded on its list
-but not in the stream (the process died between the two writes) stops only the rows read after it,
-not those already handed to a bind; and a bind that read a refusal keeps it ``RECENT`` seconds for
-the batches it is given, so a number that opts in again within that time misses those.
+number that opted in again since is sent to), and opt-ins and consents (ONAY) go to the stream
+too, so a bind forgets a refusal it remembers as soon as it is undone. What is not covered: a
+refusal recorded on its list but not in the stream (the process died between the two writes) stops
+only the rows read after it, not those already handed to a bind.
 """
 
 from __future__ import annotations
@@ -35,7 +35,11 @@ from typing import Any
 from ulak import keys
 
 OPTED_OUT, NO_CONSENT = "opted_out", "no_consent"
-KINDS = (OPTED_OUT, NO_CONSENT)
+KINDS = (OPTED_OUT, NO_CONSENT)  # refusals: they stop rows
+# ...and their undoing, in the same stream: an opt-in, consent ONAY again. A bind forgets the
+# refusal it remembers (``Recent``) when it reads one, so who opted back in is sent to at once.
+OPTED_IN, CONSENTED = "opted_in", "consented"
+CLEARS = {OPTED_IN: OPTED_OUT, CONSENTED: NO_CONSENT}
 STREAM_MAX = 100_000  # entries the stream keeps (approximately), each up to CHUNK numbers
 CHUNK = 5000
 LOOKBACK = 300.0  # seconds of the stream a new reader reads first (see ``Follower``)
@@ -51,6 +55,8 @@ class Scope:
     optouts: bool = True  # False: opt-out confirmations, sent because the number opted out
 
     def stops(self, refusal: Refusal) -> bool:
+        if refusal.kind not in KINDS:
+            return False  # an opt-in or a consent: it stops nothing
         if refusal.kind == OPTED_OUT:
             return self.optouts and (refusal.brand is None or refusal.brand == self.brand)
         return self.commercial and refusal.brand == self.brand
@@ -58,7 +64,7 @@ class Scope:
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
-    kind: str  # OPTED_OUT or NO_CONSENT
+    kind: str  # OPTED_OUT or NO_CONSENT; OPTED_IN or CONSENTED: one undone
     brand: str | None  # the list it is on (None: the global one)
     numbers: tuple[str, ...]  # E.164 without '+'
     at: float  # unix time it was recorded
@@ -69,7 +75,7 @@ class Refusal:
     @classmethod
     def read(cls, fields: dict[bytes, bytes]) -> Refusal:
         kind = fields[b"k"].decode()
-        if kind not in KINDS:
+        if kind not in KINDS and kind not in CLEARS:
             raise ValueError(f"a refusal of unknown kind {kind!r} in {keys.REFUSALS}")
         numbers = fields[b"n"].decode()
         return cls(
@@ -82,7 +88,7 @@ class Refusal:
 
 def publish(pipe: Any, *, kind: str, brand: str | None, numbers: Sequence[str], at: float) -> None:
     """Queue on *pipe* (a Redis pipeline, or a client) the stream entries of *numbers* refused."""
-    assert kind in KINDS, kind
+    assert kind in KINDS or kind in CLEARS, kind
     for start in range(0, len(numbers), CHUNK):
         chunk = tuple(numbers[start : start + CHUNK])
         pipe.xadd(
@@ -140,7 +146,8 @@ class Follower:
 
 def _ask(pipe: Any, refusals: list[Refusal]) -> None:
     for r in refusals:
-        key = keys.optout_set(r.brand) if r.kind == OPTED_OUT else keys.consent_granted(r.brand)
+        on_list = r.kind in (OPTED_OUT, OPTED_IN)
+        key = keys.optout_set(r.brand) if on_list else keys.consent_granted(r.brand)
         pipe.smismember(key, list(r.numbers) or [""])
 
 
@@ -148,7 +155,8 @@ def _standing(refusals: list[Refusal], answers: list[Any]) -> list[Refusal]:
     """*refusals* cut to the numbers still refused: on the opt-out list, or without consent."""
     out = []
     for r, found in zip(refusals, answers, strict=True):
-        listed = r.kind == OPTED_OUT  # an opt-out stands while listed, a RET while not granted
+        # An opt-out stands while listed, a RET while not granted; their undoing the other way round.
+        listed = r.kind in (OPTED_OUT, CONSENTED)
         numbers = tuple(n for n, f in zip(r.numbers, found, strict=False) if bool(f) == listed)
         if numbers:
             out.append(Refusal(r.kind, r.brand, numbers, r.at))
@@ -169,10 +177,22 @@ class Recent:
         return bool(self._seen)
 
     def add(self, refusals: Iterable[Refusal]) -> None:
+        """Remember *refusals*, in order; an opt-in or consent among them forgets what it undoes."""
         now = self.clock()
         for r in refusals:
-            self._seen.append((now, r))
-            self._numbers.setdefault((r.kind, r.brand), set()).update(r.numbers)
+            undone = CLEARS.get(r.kind)
+            if undone is None:
+                self._seen.append((now, r))
+                self._numbers.setdefault((r.kind, r.brand), set()).update(r.numbers)
+                continue
+            cleared = set(r.numbers)
+            self._seen = [
+                (at, Refusal(s.kind, s.brand, tuple(n for n in s.numbers if n not in cleared), s.at))
+                if (s.kind, s.brand) == (undone, r.brand)
+                else (at, s)
+                for at, s in self._seen
+            ]
+            self._numbers.get((undone, r.brand), set()).difference_update(cleared)
         self._expire(now)
 
     def _expire(self, now: float) -> None:

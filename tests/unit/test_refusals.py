@@ -11,7 +11,7 @@ from ulak.dispatch.fairqueue import FairQueue
 from ulak.dispatch.ledger import MemoryLedger, PartSent, RowStopped
 from ulak.dispatch.part import OutboundPart, outbound_part
 from ulak.dispatch.refusing import RefusalGuard
-from ulak.refusals import NO_CONSENT, OPTED_OUT, Matcher, Recent, Refusal, Scope
+from ulak.refusals import CONSENTED, NO_CONSENT, OPTED_IN, OPTED_OUT, Matcher, Recent, Refusal, Scope
 from ulak.smpp.codec import destination_of, preencode
 from ulak.smpp.pdu import SubmitSm
 
@@ -53,6 +53,19 @@ def test_recent_forgets_after_keep() -> None:
     assert m.kind_of("1") is None and m.kind_of("2") == OPTED_OUT
     now[0] = 20.0
     assert not recent.matcher(Scope()) and not recent
+
+
+def test_an_opt_in_makes_a_bind_forget_the_opt_out_it_remembers() -> None:
+    """Who opted out and back in within the bind's memory is sent to again, on that list only."""
+    recent = Recent(keep=60.0, clock=lambda: 0.0)
+    recent.add([Refusal(OPTED_OUT, None, ("1", "2"), 0.0), Refusal(OPTED_OUT, "acme", ("1",), 0.0)])
+    recent.add([Refusal(OPTED_IN, None, ("1",), 0.0), Refusal(CONSENTED, None, ("2",), 0.0)])
+    m = recent.matcher(Scope("acme", True))
+    assert m.kind_of("2") == OPTED_OUT and m.kind_of("1") == OPTED_OUT  # still on acme's list
+    assert recent.matcher(Scope()).kind_of("1") is None
+    recent.add([Refusal(OPTED_OUT, None, ("1",), 0.0)])  # and out again
+    assert recent.matcher(Scope()).kind_of("1") == OPTED_OUT
+    assert not Scope(None, True).stops(Refusal(CONSENTED, None, ("2",), 0.0))
 
 
 def test_destination_read_in_place() -> None:
