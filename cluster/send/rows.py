@@ -235,27 +235,28 @@ class Pending:
                 pool.enqueue(ref, finish, weight=weight)
             self.put_back(ref.operator, keep)
 
-    def stop(self, why: Callable[[Row], str | None]) -> list[tuple[str, int, int, str]]:
-        """Drop the messages *why* names a reason for; each as (operator, row, parts, reason)."""
-        stopped: list[tuple[str, int, int, str]] = []
-        for name, queue in self._queues.items():
-            kept: deque[Row] = deque()
-            for message in queue:
-                reason = why(message)
-                if reason is None:
-                    kept.append(message)
-                else:
-                    stopped.append((name, message[0].row, message[0].parts, reason))
-                    self.parts -= len(message)
-            self._queues[name] = kept
-        return stopped
-
-    def take(self, name: str, limit: int) -> list[OutboundPart]:
-        """Whole messages from the front, about *limit* parts (a message is never split)."""
+    def take(
+        self,
+        name: str,
+        limit: int,
+        *,
+        why: Callable[[Row], str | None] | None = None,
+        stopped: list[tuple[str, int, int, str]] | None = None,
+    ) -> list[OutboundPart]:
+        """Whole messages from the front, about *limit* parts (a message is never split). With
+        *why*, a message it names a reason for is not taken but put in *stopped* as (operator, row,
+        parts, reason): checked as it leaves, not by scanning what waits (200,000 parts held while
+        refusals came at 20 a second cost the job's actor six times its CPU)."""
         queue = self._queues[name]
         chunk: list[OutboundPart] = []
         while queue and (not chunk or len(chunk) + len(queue[0]) <= limit):
-            chunk.extend(queue.popleft())
+            message = queue.popleft()
+            if why is not None and (reason := why(message)) is not None:
+                assert stopped is not None
+                stopped.append((name, message[0].row, message[0].parts, reason))
+                self.parts -= len(message)
+                continue
+            chunk.extend(message)
         self.parts -= len(chunk)
         return chunk
 

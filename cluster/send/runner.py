@@ -14,6 +14,7 @@ recipient would otherwise get part 1 of 3 and never the rest.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -213,14 +214,18 @@ class JobRunner:
                 if handed is None:
                     last_poll = 0.0  # paused or cancelled at the last moment: steer again
                 continue
-            # A round gives a batch to every bind with room (``BindPool.feed``).
+            # A round gives a batch to every bind with room (``BindPool.feed``); a message whose
+            # number refused since it was read is not handed (``cluster.send.stops``).
+            why = self.stops.why_not()
+            stopped: list[tuple[str, int, int, str]] = []
             sent = self.pool.feed(
                 self.job_id,
                 pending.operators(),
-                lambda name: pending.take(name, CHUNK_PARTS),
+                functools.partial(pending.take, limit=CHUNK_PARTS, why=why, stopped=stopped),
                 weight=self.options.weight,
                 scope=self.stops.scope,
             )
+            self.stops.record(stopped)
             if not sent:
                 time.sleep(0.02)  # every bind is full: let them drain
             self.progress.maybe_sample()
@@ -290,8 +295,8 @@ class JobRunner:
 
     def _steer(self, pending: Pending) -> JobState | None:
         """Obey the job's state: returns SENDING to keep feeding, another state to wait, None to stop.
-        In every state, the messages held for numbers refused since are dropped first."""
-        self._stop_refused(pending)
+        In every state, it reads the refusals recorded since (``cluster.send.stops``) first."""
+        self.stops.follow()
         state = self.store.state(self.job_id)
         self.progress.maybe_sample()
         if state.terminal:
@@ -330,13 +335,6 @@ class JobRunner:
         elif state is JobState.SCHEDULED:
             self._take_back_into(pending)
         return state
-
-    def _stop_refused(self, pending: Pending) -> None:
-        """Drop the messages held here whose numbers the refusals stream named since the last poll
-        (``cluster.send.stops``); the binds drop what they hold themselves."""
-        matcher = self.stops.follow()
-        if matcher is not None:
-            self.stops.record(pending.stop(lambda message: Stops.why(matcher, message)))
 
     def _take_back_into(self, pending: Pending) -> None:
         pending.take_back(self.pool, self.job_id, weight=self.options.weight)

@@ -3,22 +3,23 @@ are never handed to a bind.
 
 Each batch of rows the runner reads is checked against the opt-out lists and consent records as
 they are now (one round trip a batch: ``RowCheck``), so a job paused for a day, scheduled for
-tonight or waiting for its A/B winner sends nothing to who refused meanwhile. The messages it has
-read and not handed yet are dropped as the refusals stream names their numbers (``purge``, at every
-poll of the job's state, whatever the state). A row stopped so is written to its ledger as
-``RowStopped`` (final: ``opted_out`` or ``no_consent``, with the time). The binds do the same for
-what they hold (``ulak.dispatch.refusing``).
+tonight or waiting for its A/B winner sends nothing to who refused meanwhile. It reads the
+refusals stream at every poll of the job's state, whatever the state, and each message it has read
+is checked against every refusal read since as it is handed to a bind (``why_not``). A row
+stopped so is written to its ledger as ``RowStopped`` (final: ``opted_out`` or ``no_consent``,
+with the time). The binds do the same for what they hold (``ulak.dispatch.refusing``).
 """
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from cluster.send.job import Job
 from ulak.dispatch.ledger import RedisLedger, RowStopped
 from ulak.dispatch.part import OutboundPart
-from ulak.refusals import Follower, Matcher, RowCheck, Scope
+from ulak.refusals import Follower, Matcher, Recent, RowCheck, Scope
 from ulak.smpp.codec import destination_of
 
 
@@ -35,17 +36,30 @@ class Stops:
         )
         self.check = RowCheck(job.client, self.scope)
         self.follower = Follower()
+        # Every refusal read since the runner started (not only the last minutes, as a bind keeps:
+        # a paused job holds its messages here for as long as the pause lasts).
+        self.seen = Recent(keep=math.inf)
+        self.matcher: Matcher | None = None
         self.stopped = 0
 
     def refused(self, numbers: Sequence[str]) -> dict[int, str]:
         """Index in *numbers* -> why, for each number the job may no longer send to."""
         return self.check.refused(numbers)
 
-    def follow(self) -> Matcher | None:
-        """The refusals recorded since the last call that concern this job (None: none)."""
+    def follow(self) -> None:
+        """Read the refusals recorded since the last call (at every poll of the job's state)."""
         refusals = self.follower.read(self.job.client)
-        matcher = Matcher.of(refusals, self.scope) if refusals else None
-        return matcher if matcher else None
+        if refusals:
+            self.seen.add(refusals)
+            matcher = self.seen.matcher(self.scope)
+            self.matcher = matcher if matcher else None
+
+    def why_not(self) -> Callable[[Sequence[OutboundPart]], str | None] | None:
+        """What a message about to be handed to a bind is checked with (None: nothing to check)."""
+        matcher = self.matcher
+        if matcher is None:
+            return None
+        return lambda message: self.why(matcher, message)
 
     @staticmethod
     def why(matcher: Matcher, message: Sequence[OutboundPart]) -> str | None:
