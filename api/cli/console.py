@@ -30,7 +30,8 @@ def follow(client: ApiClient, job_id: str, console: Console, *, poll: float = 0.
         while True:
             view = client.job(job_id)
             c, r = view["counts"], view["receipts"]
-            finished = c["acked"] + c["failed"] + c["unknown"] + c["cancelled"]
+            stopped = c.get("opted_out", 0) + c.get("no_consent", 0)  # refused while it ran
+            finished = c["acked"] + c["failed"] + c["unknown"] + c["cancelled"] + stopped
             rate = view["rates"]["messages_per_second"]
             eta = view["eta_seconds"]
             detail = f"delivered {r['delivered']:,} · failed {c['failed']:,} · {rate:,.0f} msg/s" + (
@@ -75,6 +76,8 @@ def summary(view: dict[str, Any], console: Console) -> None:
         ("failed (refused by the SMSC)", f"{c['failed']:,}"),
         ("unknown (connection lost in flight)", f"{c['unknown']:,}"),
         ("cancelled", f"{c['cancelled']:,}"),
+        ("stopped: opted out while sending", f"{c.get('opted_out', 0):,}"),
+        ("stopped: consent withdrawn while sending", f"{c.get('no_consent', 0):,}"),
         ("SMS parts sent", f"{p['sent']:,}"),
         ("delivered", f"{r['delivered']:,}"),
         ("undelivered / expired / rejected", f"{r['undelivered'] + r['expired'] + r['rejected']:,}"),
