@@ -8,7 +8,8 @@ beats ONAY). So each refusal, as it is recorded (``ulak.optouts.OptOuts.add``, a
 kinds of readers follow:
 
 * a job's runner, which checks each batch of rows it reads against the lists themselves (one round
-  trip a batch: ``RowCheck``) and drops the messages it holds that the stream names since;
+  trip a batch: ``RowCheck``), and each message it hands to a bind against every refusal the
+  stream named since it started (``cluster.send.stops``);
 * every bind, which drops the queued messages (not started: a message whose first part went is
   finished, its parts belong together) of the numbers the stream names, and checks each batch it
   is given against what the stream named lately (``Recent``: a set lookup a part, no Redis call).
@@ -57,11 +58,15 @@ class Scope:
     optouts: bool = True  # False: opt-out confirmations, sent because the number opted out
 
     def stops(self, refusal: Refusal) -> bool:
-        if refusal.kind not in KINDS:
+        return self.stops_kind(refusal.kind, refusal.brand)
+
+    def stops_kind(self, kind: str, brand: str | None) -> bool:
+        """Whether refusals of *kind* on *brand*'s list (None: the global one) stop these rows."""
+        if kind not in KINDS:
             return False  # an opt-in or a consent: it stops nothing
-        if refusal.kind == OPTED_OUT:
-            return self.optouts and (refusal.brand is None or refusal.brand == self.brand)
-        return self.commercial and refusal.brand == self.brand
+        if kind == OPTED_OUT:
+            return self.optouts and (brand is None or brand == self.brand)
+        return self.commercial and brand == self.brand
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,11 +213,7 @@ class Recent:
     def matcher(self, scope: Scope) -> Matcher:
         """What stops *scope*'s rows among the refusals remembered now."""
         self._expire(self.clock())
-        sets: dict[str, list[set[str]]] = {kind: [] for kind in KINDS}
-        for (kind, brand), numbers in self._numbers.items():
-            if scope.stops(Refusal(kind, brand, (), 0.0)):
-                sets[kind].append(numbers)
-        return Matcher(sets)
+        return Matcher.scoped(((kind, brand, n) for (kind, brand), n in self._numbers.items()), scope)
 
 
 class Matcher:
@@ -223,14 +224,19 @@ class Matcher:
 
     @classmethod
     def of(cls, refusals: Iterable[Refusal], scope: Scope) -> Matcher:
+        return cls.scoped(((r.kind, r.brand, set(r.numbers)) for r in refusals), scope)
+
+    @classmethod
+    def scoped(cls, lists: Iterable[tuple[str, str | None, set[str]]], scope: Scope) -> Matcher:
+        """Of (kind, brand, numbers) sets, those that stop *scope*'s rows."""
         sets: dict[str, list[set[str]]] = {kind: [] for kind in KINDS}
-        for r in refusals:
-            if scope.stops(r):
-                sets[r.kind].append(set(r.numbers))
+        for kind, brand, numbers in lists:
+            if scope.stops_kind(kind, brand):
+                sets[kind].append(numbers)
         return cls(sets)
 
     def __bool__(self) -> bool:
-        return any(self._sets)
+        return any(numbers for _, numbers in self._sets)  # a list emptied by opt-ins stops nothing
 
     def kind_of(self, number: str) -> str | None:
         for kind, numbers in self._sets:  # opt-outs first: the reason a person gave

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
 from ulak.dispatch.fairqueue import FairQueue
 from ulak.dispatch.ledger import RowStopped
@@ -91,6 +90,3 @@ class RefusalGuard:
 
     def forget(self, job: str) -> None:
         self._scopes.pop(job, None)
-
-    def describe(self) -> dict[str, Any]:
-        return {"rows_stopped": self.stopped}
