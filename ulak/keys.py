@@ -148,6 +148,22 @@ REFUSALS = f"{PREFIX}:{{refusals}}"
 runner and every bind follow it to stop rows still unsent. Capped near ``refusals.STREAM_MAX``
 entries (each up to 5,000 numbers); readers only look back minutes."""
 
+CAP_SHARDS = 16  # slots the frequency caps' histories spread over on a Redis Cluster
+
+
+def cap_history(shard: int, number: str) -> str:
+    """Sorted set: the capped messages handed to be sent to *number* lately, each member
+    ``<c|i>|<brand>|<job>:<row>`` (commercial or not) scored by when (unix ms, the runner's clock);
+    ``ulak.caps`` trims what is older than the longest cap's window and expires the key after it.
+    Tagged with its shard (``ulak.caps.shard_of``), so one script a shard checks a batch."""
+    return f"{PREFIX}:{{caps:{shard}}}:{number}"
+
+
+CLOCK_OFFSET = f"{PREFIX}:{{clock}}:offset"
+"""String: seconds added to the system time by runners whose ``jobs.clock`` is ``offset`` (tests and
+rehearsals of a schedule: ``ulak.clock``). Never expires; absent means none."""
+
+
 MO_TAG = "{ulak:mo}"
 MO_PARTS = f"{PREFIX}:{MO_TAG}:parts"
 """Stream: MO parts as the binds read them, written before each deliver_sm_resp (``ulak.replies``);

@@ -32,6 +32,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
+from ulak.caps import Cap, Rule, rules_for
 from ulak.redisclient import cluster_url, is_cluster
 from ulak.smpp.receipt import MessageIdFormat
 from ulak.text.alphabet import NATIONAL_LANGUAGES
@@ -288,6 +289,12 @@ class JobsConfig(_Model):
         description="a job that ended longer ago than this is deleted with its reports (`ulak jobs "
         "purge`, and hourly by the API); null = keep jobs forever",
     )
+    clock: Literal["system", "offset"] = Field(
+        default="system",
+        description="what time runners go by: the system's, or (tests and rehearsals of a schedule "
+        "only, never for real recipients) the system's plus the seconds in Redis's "
+        "ulak:{clock}:offset (ulak.clock)",
+    )
     keep_uploads: bool = Field(
         default=False,
         description="keep a job's uploaded file after the job ends (it holds personal data: by default "
@@ -520,6 +527,55 @@ class RepliesConfig(_Model):
         return next((r for r in self.rules if r.to == to), None)
 
 
+def _cap(text: str) -> str:
+    Cap.parse(text)  # raises what is wrong with it
+    return text.strip()
+
+
+class FrequencyCapsConfig(_Model):
+    """How many messages one recipient may get in a window (``ulak.caps``): per brand, and from all
+    commercial jobs together. Each cap is ``<messages>/<window>``: ``1/24h``, ``4/7d``, ``2/w``.
+    Commercial jobs are held to them unless they say otherwise (``frequency_cap``); informational
+    ones only when they ask to be."""
+
+    commercial: tuple[str, ...] = Field(
+        default=(),
+        description="caps on commercial messages of every brand together, e.g. ['4/7d']; none by default",
+    )
+    brands: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict,
+        description="each brand's own caps, e.g. {acme: ['1/24h']}, on the messages of the jobs with "
+        "that brand",
+    )
+
+    @field_validator("commercial")
+    @classmethod
+    def _caps(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_cap(text) for text in value)
+
+    @field_validator("brands")
+    @classmethod
+    def _brand_caps(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        for brand in value:
+            if not re.match(BRAND_PATTERN, brand):
+                raise ValueError(f"brand {brand!r}: lowercase letters, digits, _ and -, up to 40")
+        return {brand: tuple(_cap(text) for text in caps) for brand, caps in value.items()}
+
+    def longest(self) -> int:
+        """The longest window of any cap, in seconds (0: no caps): how long histories are kept."""
+        texts = [*self.commercial, *(t for caps in self.brands.values() for t in caps)]
+        return max((Cap.parse(t).seconds for t in texts), default=0)
+
+    def rules(self, *, brand: str | None, commercial: bool) -> tuple[Rule, ...]:
+        """The caps a job of *brand* is held to."""
+        return rules_for(
+            commercial_caps=[Cap.parse(t) for t in self.commercial],
+            brand_caps={b: [Cap.parse(t) for t in caps] for b, caps in self.brands.items()},
+            brand=brand,
+            commercial=commercial,
+        )
+
+
 _ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("ulak_settings_environ", default=None)
 
 
@@ -587,6 +643,7 @@ class Settings(BaseSettings):
     links: LinksConfig = LinksConfig()
     replies: RepliesConfig = RepliesConfig()
     measurement: MeasurementConfig = MeasurementConfig()
+    frequency_caps: FrequencyCapsConfig = FrequencyCapsConfig()
     operators: tuple[OperatorConfig, ...] = ()
 
     @classmethod

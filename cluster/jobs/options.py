@@ -142,6 +142,13 @@ class JobOptions(BaseModel):
         description="internal: opt-out confirmations (sent to numbers because they opted out; never "
         "settable through the API)",
     )
+    frequency_cap: Literal["defer", "refuse", "off"] | None = Field(
+        default=None,
+        description="what a message beyond a recipient's frequency cap (frequency_caps in the "
+        "configuration) does: defer (wait until the cap allows, within validity_minutes when set), "
+        "refuse (end as frequency_capped), off (neither checked nor counted); default: defer for "
+        "commercial jobs, off for informational ones",
+    )
     send_at: datetime | None = Field(default=None, description="do not send before (ISO 8601 with zone)")
     send_window: str | None = Field(
         default=None, description="daily hours to send in, 'HH:MM-HH:MM' in window_timezone, e.g. 09:00-20:00"
@@ -382,6 +389,13 @@ class JobOptions(BaseModel):
             commercial=self.category == "commercial",
             optouts=not self.confirms_optout,
         )
+
+    def capping(self) -> Literal["defer", "refuse"] | None:
+        """What a capped message of this job does (None: the job is not capped)."""
+        if self.confirms_optout:
+            return None  # a confirmation answers the recipient's own message
+        mode = self.frequency_cap or ("defer" if self.category == "commercial" else "off")
+        return None if mode == "off" else mode
 
     def window_open(self, now: datetime) -> bool:
         """Whether *now* is inside the daily send window (always, when there is none)."""

@@ -11,6 +11,7 @@ from typing import Any
 
 from cluster.jobs.record import YES, ledgers_field
 from cluster.jobs.states import InvalidTransition, JobEvent, JobState
+from cluster.send.capping import capped_now
 from cluster.send.job import Job
 from ingest.prepare import LinkSpec, prepare
 from ulak import keys
@@ -74,8 +75,11 @@ class Handoff:
             "held_out": preview.held_out,
             "parts_total": preview.parts,
         }
+        capped = capped_now(self.job) if preview.accepted else None
         fields = {
-            "preview": json.dumps(preview.as_dict()),
+            "preview": json.dumps(
+                {**preview.as_dict(), **({"frequency_capped": capped} if capped is not None else {})}
+            ),
             "ledgers": ledgers_field(
                 self.job.settings.operator(op) for op in preview.operators
             ),  # its figures

@@ -11,6 +11,7 @@ import redis
 from cluster.jobs.options import JobOptions
 from cluster.jobs.store import JobStore
 from cluster.send.pool import BindRef, Take
+from ulak.clock import Clock, SystemClock
 from ulak.dispatch.ledger import LedgerReader
 from ulak.dispatch.part import OutboundPart
 from ulak.jobfiles import JobDir
@@ -28,6 +29,7 @@ class Job:
     options: JobOptions
     directory: JobDir
     log: Any
+    clock: Clock = field(default_factory=SystemClock)
     _reader: LedgerReader | None = field(default=None, repr=False)
 
     def reader(self) -> LedgerReader:

@@ -50,6 +50,11 @@ class RowReader:
                 yield None
         yield from self._file(skip_sent=skip_sent, rest=True)
 
+    def again(self, rows: set[int]) -> Iterator[dict[str, list[Row]]]:
+        """Only *rows* (deferred by a frequency cap, ``cluster.send.capping``), skipping what the
+        ledger has seen sent of them."""
+        yield from self._file(skip_sent=True, rest=None, rows=rows)
+
     def _timed(self, *, skip_sent: bool) -> Iterator[dict[str, list[Row]] | None]:
         """Every row; in a send-time test, each variant's rows once its ``send_at`` has come (None
         until then, so the caller keeps steering: pause and cancel work while it waits)."""
@@ -58,7 +63,7 @@ class RowReader:
             yield from self._file(skip_sent=skip_sent, rest=None)
             return
         for at, names in groups:
-            while time.time() < at:
+            while self.job.clock.time() < at:
                 when = datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")
                 self.progress.say_waiting(
                     f"A/B send-time test: variant {', '.join(names)} is sent from {when}"
@@ -70,9 +75,9 @@ class RowReader:
         """Pick the winner if the decision period is over (and say when it will be, while not)."""
         decide_at = self.job.store.record(self.job.job_id).decide_at
         if decide_at is None:
-            decide_at = time.time() + self.job.options.decide_after_minutes * 60
+            decide_at = self.job.clock.time() + self.job.options.decide_after_minutes * 60
             self.job.store.update(self.job.job_id, decide_at=round(decide_at, 3))
-        if time.time() < decide_at:
+        if self.job.clock.time() < decide_at:
             when = datetime.fromtimestamp(decide_at, UTC).isoformat(timespec="seconds")
             by = self.job.options.winner_by
             self.progress.say_waiting(
@@ -99,10 +104,15 @@ class RowReader:
         return True
 
     def _file(
-        self, *, skip_sent: bool, rest: bool | None, only: set[str] | None = None
+        self,
+        *,
+        skip_sent: bool,
+        rest: bool | None,
+        only: set[str] | None = None,
+        rows: set[int] | None = None,
     ) -> Iterator[dict[str, list[Row]]]:
         """The rows of the rows file as parts (*rest*: only the rest, or only the test slice; None:
-        all; *only*: only these variants' rows)."""
+        all; *only*: only these variants' rows; *rows*: only these rows)."""
         operators = {op.name: op for op in self.job.settings.operators}
         opts = self.job.options
         validity = relative_validity(opts.validity_minutes) if opts.validity_minutes else ""
@@ -124,6 +134,12 @@ class RowReader:
                 batch = whole.filter(is_rest if rest else pc.invert(is_rest))
             if only is not None:
                 batch = batch.filter(pc.is_in(batch.column("variant"), pa.array(sorted(only))))
+            if rows is not None:
+                batch = batch.filter(
+                    pc.is_in(batch.column("row"), pa.array(sorted(rows), batch.column("row").type))
+                )
+                if not batch.num_rows:
+                    continue
             sent = self._sent_parts(batch) if skip_sent else None
             out: dict[str, list[Row]] = {}
             nothing = [None] * batch.num_rows
@@ -224,15 +240,20 @@ class Pending:
         self._queues[name].extendleft(reversed(rows))
         self.parts += sum(len(r) for r in rows)
 
-    def take_back(self, pool: Pool, job_id: str, *, weight: float) -> None:
+    def take_back(
+        self, pool: Pool, job_id: str, *, weight: float, release: Callable[[list[Row]], None] | None = None
+    ) -> None:
         """Withdraw the job's queued parts from every bind, back to the front of these; a message
-        whose first part is already sent goes back to its bind to be finished."""
+        whose first part is already sent goes back to its bind to be finished. *release* is given
+        the messages taken back unsent (their frequency caps' counts: ``cluster.send.capping``)."""
         for ref, parts in pool.withdraw(job_id):
             if not parts:
                 continue
             keep, finish = split_started(parts)
             if finish:
                 pool.enqueue(ref, finish, weight=weight)
+            if release is not None and keep:
+                release(keep)
             self.put_back(ref.operator, keep)
 
     def take(
@@ -242,23 +263,30 @@ class Pending:
         *,
         why: Callable[[Row], str | None] | None = None,
         stopped: list[tuple[str, int, int, str]] | None = None,
+        gate: Callable[[str, list[Row], list[tuple[str, int, int, str]]], list[Row]] | None = None,
     ) -> list[OutboundPart]:
         """Whole messages from the front, about *limit* parts (a message is never split). With
         *why*, a message it names a reason for is not taken but put in *stopped* as (operator, row,
         parts, reason): checked as it leaves, not by scanning what waits (200,000 parts held while
-        refusals came at 20 a second cost the job's actor six times its CPU)."""
+        refusals came at 20 a second cost the job's actor six times its CPU). With *gate* (the
+        frequency caps: ``cluster.send.capping``), the messages taken are checked as one batch and
+        only those it lets through are handed; the others it defers or puts in *stopped*."""
         queue = self._queues[name]
-        chunk: list[OutboundPart] = []
-        while queue and (not chunk or len(chunk) + len(queue[0]) <= limit):
+        messages: list[Row] = []
+        size = 0
+        while queue and (not messages or size + len(queue[0]) <= limit):
             message = queue.popleft()
+            self.parts -= len(message)
             if why is not None and (reason := why(message)) is not None:
                 assert stopped is not None
                 stopped.append((name, message[0].row, message[0].parts, reason))
-                self.parts -= len(message)
                 continue
-            chunk.extend(message)
-        self.parts -= len(chunk)
-        return chunk
+            messages.append(message)
+            size += len(message)
+        if gate is not None and messages:
+            assert stopped is not None
+            messages = gate(name, messages, stopped)
+        return [part for message in messages for part in message]
 
 
 def split_started(parts: list[OutboundPart]) -> tuple[list[Row], list[OutboundPart]]:

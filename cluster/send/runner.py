@@ -26,6 +26,7 @@ from cluster.jobs.record import YES
 from cluster.jobs.states import InvalidTransition, JobEvent, JobState
 from cluster.jobs.store import JobStore
 from cluster.jobs.views import stopped
+from cluster.send.capping import Capping
 from cluster.send.drain import Drain
 from cluster.send.handoff import Handoff
 from cluster.send.job import Job, Pool
@@ -35,6 +36,7 @@ from cluster.send.rows import Pending, Row, RowReader
 from cluster.send.stops import Stops
 from ingest.errors import IngestError
 from ulak import keys, redisclient
+from ulak.clock import clock
 from ulak.jobfiles import JobFiles
 from ulak.settings import Settings
 
@@ -76,11 +78,21 @@ class JobRunner:
         self.directory = JobFiles.configured(settings.jobs).dir(self.store.record(job_id).dir)
         self._log = log.bind(job_id=job_id)
         job = Job(
-            job_id, settings, redis_url, self.client, self.store, self.options, self.directory, self._log
+            job_id,
+            settings,
+            redis_url,
+            self.client,
+            self.store,
+            self.options,
+            self.directory,
+            self._log,
+            clock=clock(settings.jobs.clock, self.client),
         )
+        self.clock = job.clock
         self.pool = pool
         self.progress = Progress(job)
         self.stops = Stops(job)
+        self.capping = Capping(job)
         self.rows = RowReader(job, self.progress, self.stops)
         self.handoff = Handoff(job)
         self.drain = Drain(job, pool=pool, progress=self.progress, rows=self.rows, poll=poll)
@@ -207,6 +219,14 @@ class JobRunner:
                 self.progress.maybe_sample()
                 time.sleep(self.poll)
                 continue
+            if exhausted and not pending.parts and self.capping.deferred:
+                due = self.capping.due()
+                if due:  # read again the rows whose frequency cap now lets them go
+                    rows, exhausted = self.rows.again(due), False
+                else:
+                    self._say_deferred()
+                    time.sleep(self.poll)
+                continue
             if exhausted and not pending.parts:
                 handed = self._all_handed()
                 if handed:
@@ -215,13 +235,15 @@ class JobRunner:
                     last_poll = 0.0  # paused or cancelled at the last moment: steer again
                 continue
             # A round gives a batch to every bind with room (``BindPool.feed``); a message whose
-            # number refused since it was read is not handed (``cluster.send.stops``).
+            # number refused since it was read is not handed (``cluster.send.stops``), nor one past
+            # its recipient's frequency cap (``cluster.send.capping``).
             why = self.stops.why_not()
             stopped: list[tuple[str, int, int, str]] = []
+            gate = self.capping.admit if self.capping.gate is not None else None
             sent = self.pool.feed(
                 self.job_id,
                 pending.operators(),
-                functools.partial(pending.take, limit=CHUNK_PARTS, why=why, stopped=stopped),
+                functools.partial(pending.take, limit=CHUNK_PARTS, why=why, stopped=stopped, gate=gate),
                 weight=self.options.weight,
                 scope=self.stops.scope,
             )
@@ -230,6 +252,15 @@ class JobRunner:
                 time.sleep(0.02)  # every bind is full: let them drain
             self.progress.maybe_sample()
             self.progress.watch(self.pool)
+
+    def _say_deferred(self) -> None:
+        at = self.capping.next_due()
+        assert at is not None
+        when = datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")
+        self.progress.say_waiting(
+            f"{len(self.capping.deferred):,} messages wait for their recipients' frequency cap; "
+            f"the next may go at {when}"
+        )
 
     def _begin(self) -> bool:
         """Start sending; returns whether it is a resumption (parts of the job were sent before)."""
@@ -310,7 +341,7 @@ class JobRunner:
             except InvalidTransition:
                 return self.store.state(self.job_id)
             state = JobState.SCHEDULED
-        now = datetime.now(UTC)
+        now = datetime.fromtimestamp(self.clock.time(), UTC)
         if state is JobState.SENDING and not self.options.may_send(now):
             try:
                 self.store.transition(self.job_id, JobEvent.WINDOW_CLOSES)
@@ -337,7 +368,7 @@ class JobRunner:
         return state
 
     def _take_back_into(self, pending: Pending) -> None:
-        pending.take_back(self.pool, self.job_id, weight=self.options.weight)
+        pending.take_back(self.pool, self.job_id, weight=self.options.weight, release=self.capping.release)
 
     def _cancel(self) -> None:
         deadline = time.monotonic() + self.settings.jobs.drain_timeout

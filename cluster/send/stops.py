@@ -13,7 +13,6 @@ with the time). The binds do the same for what they hold (``ulak.dispatch.refusi
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Sequence
 
 from cluster.send.job import Job
@@ -73,7 +72,7 @@ class Stops:
         """Write each (operator, row, parts, reason) stopped to its operator's ledger."""
         if not stops:
             return
-        at_ms = int(time.time() * 1000)
+        at_ms = int(self.job.clock.time() * 1000)
         ledgers = self.job.reader().ledgers
         by_ledger: dict[str, list[RowStopped]] = {}
         for op, row, parts, reason in stops:

@@ -68,6 +68,7 @@ def write_config(
     accounts: dict[str, str] | None = None,
     links: dict[str, Any] | None = None,
     replies: dict[str, Any] | None = None,
+    frequency_caps: dict[str, Any] | None = None,
 ) -> Path:
     config_dir = workdir / "configs"
     config_dir.mkdir()
@@ -100,6 +101,7 @@ def write_config(
         "webhooks: {allow_private_targets: true}\n"  # the test's receiver listens on 127.0.0.1
         + (f"links: {json.dumps(links)}\n" if links else "")
         + (f"replies: {json.dumps(replies)}\n" if replies else "")
+        + (f"frequency_caps: {json.dumps(frequency_caps)}\n" if frequency_caps else "")
     )
     return config_dir
 
@@ -117,6 +119,7 @@ def running_stack(
     accounts: dict[str, str] | None = None,
     links: dict[str, Any] | None = None,
     replies: dict[str, Any] | None = None,
+    frequency_caps: dict[str, Any] | None = None,
 ) -> Iterator[Stack]:
     """Redis (its own server, or the one at *redis_url*: a cluster's), the API process (joining this
     session's Ray in a namespace of its own) and its binds to *sim*, ready once /readyz says the
@@ -131,7 +134,15 @@ def running_stack(
         "ULAK_RAY__NAMESPACE": namespace,
     }
     config_dir = write_config(
-        workdir, sim, url, tps=tps, jobs=jobs, accounts=accounts, links=links, replies=replies
+        workdir,
+        sim,
+        url,
+        tps=tps,
+        jobs=jobs,
+        accounts=accounts,
+        links=links,
+        replies=replies,
+        frequency_caps=frequency_caps,
     )
     token, _ = create_key(client, name="tests")
     read_token, _ = create_key(client, name="dashboard", scope="read")
@@ -195,7 +206,7 @@ def wait_state(http: httpx.Client, job_id: str, *states: str, timeout: float = 1
 def assert_adds_up(view: dict[str, Any]) -> None:
     c, r = view["counts"], view["receipts"]
     assert c["rows"] == c["accepted"] + c["rejected"] + c["held_out"]
-    stopped = c["opted_out"] + c["no_consent"]  # refused while the job ran (ulak.refusals)
+    stopped = c["opted_out"] + c["no_consent"] + c["frequency_capped"]  # ended unsent while it ran
     assert c["accepted"] == c["pending"] + c["cancelled"] + stopped + c["submitted"]
     assert c["submitted"] == c["in_flight"] + c["acked"] + c["failed"] + c["unknown"]
     outcomes = ("delivered", "undelivered", "expired", "rejected", "deleted", "receipt_unknown")

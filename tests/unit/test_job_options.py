@@ -66,3 +66,13 @@ def test_a_survey_names_where_its_answers_come_and_follow_ups_fit_its_kind() -> 
         "Sağ olun",
         "Sağ olun",
     ]
+
+
+def test_commercial_jobs_are_capped_by_default_informational_ones_only_when_they_ask() -> None:
+    assert JobOptions(template="x", category="commercial").capping() == "defer"
+    assert JobOptions(template="x").capping() is None
+    assert JobOptions(template="x", frequency_cap="refuse").capping() == "refuse"
+    assert JobOptions(template="x", category="commercial", frequency_cap="off").capping() is None
+    assert JobOptions(template="x", category="commercial", confirms_optout=True).capping() is None
+    with pytest.raises(ValidationError, match="frequency_cap"):
+        JobOptions(template="x", frequency_cap="sometimes")  # type: ignore[arg-type]
