@@ -46,6 +46,7 @@ MESSAGE_STATES = (
     "cancelled",
     "opted_out",
     "no_consent",
+    "frequency_capped",
 )
 PART_STATES = ("total", "sent", "acked", "failed", "unknown", "stopped")
 REPLY_KINDS = ("optout", "optin", "answer", "reply")

@@ -48,8 +48,9 @@ class JobCreated(BaseModel):
 
 
 class Counts(BaseModel):
-    """Messages (rows); they add up: rows = accepted + rejected + held_out; accepted = pending + cancelled +
-    opted_out + no_consent + submitted; submitted = in_flight + acked + failed + unknown."""
+    """Messages (rows); they add up: rows = accepted + rejected + held_out; accepted = pending +
+    cancelled + opted_out + no_consent + frequency_capped + submitted; submitted = in_flight + acked
+    + failed + unknown."""
 
     rows: int
     accepted: int
@@ -64,6 +65,11 @@ class Counts(BaseModel):
     no_consent: int = Field(
         default=0, description="stopped unsent: consent withdrawn (RET) while the job ran"
     )
+    frequency_capped: int = Field(
+        default=0,
+        description="ended unsent: past the recipient's frequency cap, in a job whose frequency_cap is "
+        "refuse (or that the cap would hold past its validity)",
+    )
     submitted: int
     in_flight: int
     acked: int
@@ -77,7 +83,9 @@ class PartCounts(BaseModel):
     acked: int
     failed: int
     unknown: int
-    stopped: int = Field(default=0, description="parts of the rows stopped unsent (opted_out, no_consent)")
+    stopped: int = Field(
+        default=0, description="parts of the rows stopped unsent (opted_out, no_consent, frequency_capped)"
+    )
 
 
 class Receipts(BaseModel):
@@ -155,6 +163,11 @@ class JobView(BaseModel):
     operators: dict[str, dict[str, int]] = Field(description="planned messages and parts per operator")
     rejected_reasons: dict[str, int]
     encodings: dict[str, int] = Field(default={}, description="accepted messages per encoding")
+    capped_at_start: int | None = Field(
+        default=None,
+        description="accepted rows whose recipient's frequency cap was full when the job was prepared "
+        "(they wait or are refused as the job's frequency_cap says; null: the job is not capped)",
+    )
     samples: list[dict[str, Any]] = Field(
         default=[],
         description="the first prepared messages as they will go out: row, msisdn, operator, text, "

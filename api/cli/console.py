@@ -30,7 +30,7 @@ def follow(client: ApiClient, job_id: str, console: Console, *, poll: float = 0.
         while True:
             view = client.job(job_id)
             c, r = view["counts"], view["receipts"]
-            stopped = c.get("opted_out", 0) + c.get("no_consent", 0)  # refused while it ran
+            stopped = c.get("opted_out", 0) + c.get("no_consent", 0) + c.get("frequency_capped", 0)
             finished = c["acked"] + c["failed"] + c["unknown"] + c["cancelled"] + stopped
             rate = view["rates"]["messages_per_second"]
             eta = view["eta_seconds"]
@@ -78,6 +78,7 @@ def summary(view: dict[str, Any], console: Console) -> None:
         ("cancelled", f"{c['cancelled']:,}"),
         ("stopped: opted out while sending", f"{c.get('opted_out', 0):,}"),
         ("stopped: consent withdrawn while sending", f"{c.get('no_consent', 0):,}"),
+        ("not sent: frequency cap", f"{c.get('frequency_capped', 0):,}"),
         ("SMS parts sent", f"{p['sent']:,}"),
         ("delivered", f"{r['delivered']:,}"),
         ("undelivered / expired / rejected", f"{r['undelivered'] + r['expired'] + r['rejected']:,}"),
@@ -90,6 +91,8 @@ def summary(view: dict[str, Any], console: Console) -> None:
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)
+    if view.get("capped_at_start"):
+        console.print(f"frequency cap full when prepared: {view['capped_at_start']:,} rows")
     if view["rejected_reasons"]:
         console.print("refused: " + ", ".join(f"{k} {v:,}" for k, v in view["rejected_reasons"].items()))
     if view["error"]:

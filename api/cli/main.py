@@ -189,6 +189,7 @@ def _submit(client: Any, args: argparse.Namespace, console: Console) -> int:
         "name": args.name,
         "brand": args.brand,
         "category": "commercial" if args.commercial else None,
+        "frequency_cap": args.frequency_cap,
         "dry_run": args.dry_run or None,
     }
     job = client.submit(args.file, options, idempotency_key=args.idempotency_key)
@@ -639,6 +640,12 @@ def _job_parsers(sub: Any) -> None:
         "--commercial",
         action="store_true",
         help="a commercial message: only to numbers with consent (ONAY); its text must say how to opt out",
+    )
+    p_submit.add_argument(
+        "--frequency-cap",
+        choices=("defer", "refuse", "off"),
+        help="a message past its recipient's frequency cap waits (defer: commercial's default), ends as "
+        "frequency_capped (refuse), or the caps do not apply (off: informational's default)",
     )
     p_submit.add_argument("--dry-run", action="store_true", help="prepare and report, send nothing")
     p_submit.add_argument("--idempotency-key", help="a retried submit with the same key returns the same job")

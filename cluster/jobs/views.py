@@ -84,6 +84,7 @@ def make_view(
         "operators": preview.get("operators", {}),
         "rejected_reasons": preview.get("rejected", {}),
         "encodings": preview.get("encodings", {}),
+        "capped_at_start": preview.get("frequency_capped"),
         "samples": preview.get("samples", []),
         "times": {
             s: iso_time(at)
@@ -95,8 +96,9 @@ def make_view(
 
 
 def stopped(c: dict[str, int]) -> int:
-    """Rows stopped before they were sent: their recipients refused while the job ran."""
-    return c["stopped_opted_out"] + c["stopped_no_consent"]
+    """Rows stopped before they were sent: their recipients refused while the job ran, or their
+    frequency cap would not let them go (a job that refuses capped messages)."""
+    return c["stopped_opted_out"] + c["stopped_no_consent"] + c["stopped_frequency_capped"]
 
 
 def _figures(c: dict[str, int]) -> dict[str, Any]:
@@ -113,6 +115,8 @@ def _figures(c: dict[str, int]) -> dict[str, Any]:
             # stopped before they were sent: the recipient refused while the job ran (ulak.refusals)
             "opted_out": c["stopped_opted_out"],
             "no_consent": c["stopped_no_consent"],
+            # ended unsent: past the recipient's frequency cap (ulak.caps), in a job that refuses those
+            "frequency_capped": c["stopped_frequency_capped"],
             "submitted": c["submitted"],
             "in_flight": c["submitted"] - c["acked"] - c["failed"] - c["unknown"],
             "acked": c["acked"],

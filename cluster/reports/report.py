@@ -37,7 +37,8 @@ REPORT_SCHEMA = pa.schema(
         ("encoding", pa.string()),
         ("variant", pa.string()),  # of an A/B test (ulak.variants); empty without one
         ("phase", pa.string()),  # test then winner: test (the slice) or rest (the winner's); else empty
-        # pending, cancelled, in_flight, acked, failed, unknown; opted_out or no_consent: stopped
+        # pending, cancelled, in_flight, acked, failed, unknown; opted_out, no_consent or
+        # frequency_capped: stopped unsent
         # unsent while the job ran (its time in error)
         ("status", pa.string()),
         ("receipt", pa.string()),  # delivered, undelivered, expired, rejected, deleted, receipt_unknown
@@ -166,7 +167,11 @@ def _row_outcome(n: int, row: list[bytes | None], mine: list[bytes | None], *, u
     if stopped_raw is not None:  # never sent: the recipient refused while it waited
         stopped = Stopped.read(stopped_raw)
         when = datetime.fromtimestamp(stopped.at_ms / 1000, UTC).isoformat(timespec="seconds")
-        why = f"stopped at {when}: the recipient refused while the job ran"
+        why = (
+            f"not sent ({when}): the recipient's frequency cap was reached"
+            if stopped.reason == "frequency_capped"
+            else f"stopped at {when}: the recipient refused while the job ran"
+        )
         return stopped.reason, None, why, None, None, None
     if outcome is None and n == 1 and state_raw == PartState.ACKED.encode() and mine[2] is not None:
         # a single-part row's outcome is its receipt's (the ledger keeps no field for it)

@@ -105,6 +105,11 @@ def summarize(
             "rejected": view["counts"]["rejected"],
             "pending": view["counts"]["pending"],
             "cancelled": view["counts"]["cancelled"],
+            # ended unsent while the job ran: refusals (ulak.refusals) and frequency caps (ulak.caps)
+            "opted_out": view["counts"]["opted_out"],
+            "no_consent": view["counts"]["no_consent"],
+            "frequency_capped": view["counts"]["frequency_capped"],
+            "capped_at_start": view.get("capped_at_start"),
         },
         **total,
         "bot_clicks": view["clicks"]["bots"],
@@ -214,9 +219,9 @@ def _goal(options: JobOptions, conversions: int, value: int) -> dict[str, Any] |
 def _stamp(view: Mapping[str, Any]) -> str:
     counts, receipts = view["counts"], view["receipts"]
     values = [counts["acked"], counts["failed"], counts["unknown"], counts["cancelled"]]
-    values += [counts["opted_out"], counts["no_consent"]]
+    values += [counts["opted_out"], counts["no_consent"], counts["frequency_capped"]]
     values += [receipts["received"], receipts["duplicates"]]
-    return f"v4|{view['state']}|" + "|".join(map(str, values))  # v4: and rows stopped
+    return f"v5|{view['state']}|" + "|".join(map(str, values))  # v5: and rows capped
 
 
 def _outcomes(

@@ -64,6 +64,7 @@ COUNTERS = (
     "receipts_duplicate",
     "stopped_opted_out",
     "stopped_no_consent",
+    "stopped_frequency_capped",
     "parts_stopped",
 )
 
@@ -138,7 +139,7 @@ class RowStopped:
     job: str
     row: int
     parts: int
-    reason: str  # opted_out or no_consent
+    reason: str  # opted_out or no_consent (ulak.refusals), frequency_capped (ulak.caps)
     at_ms: int  # when it was stopped (unix ms)
 
 
