@@ -47,6 +47,7 @@ MESSAGE_STATES = (
     "opted_out",
     "no_consent",
     "frequency_capped",
+    "expired",
 )
 PART_STATES = ("total", "sent", "acked", "failed", "unknown", "stopped")
 REPLY_KINDS = ("optout", "optin", "answer", "reply")

@@ -49,8 +49,8 @@ class JobCreated(BaseModel):
 
 class Counts(BaseModel):
     """Messages (rows); they add up: rows = accepted + rejected + held_out; accepted = pending +
-    cancelled + opted_out + no_consent + frequency_capped + submitted; submitted = in_flight + acked
-    + failed + unknown."""
+    cancelled + opted_out + no_consent + frequency_capped + expired + submitted; submitted =
+    in_flight + acked + failed + unknown."""
 
     rows: int
     accepted: int
@@ -70,6 +70,11 @@ class Counts(BaseModel):
         description="ended unsent: past the recipient's frequency cap, in a job whose frequency_cap is "
         "refuse (or that the cap would hold past its validity)",
     )
+    expired: int = Field(
+        default=0,
+        description="ended unsent: held for the recipient's local send window (or cap) past the job's "
+        "validity_minutes (not receipts.expired: those were sent and expired in the network)",
+    )
     submitted: int
     in_flight: int
     acked: int
@@ -84,7 +89,8 @@ class PartCounts(BaseModel):
     failed: int
     unknown: int
     stopped: int = Field(
-        default=0, description="parts of the rows stopped unsent (opted_out, no_consent, frequency_capped)"
+        default=0,
+        description="parts of the rows stopped unsent (opted_out, no_consent, frequency_capped, expired)",
     )
 
 

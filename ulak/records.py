@@ -206,7 +206,7 @@ class IdempotentRequest:
 class Stopped:
     """A stopped row's ``<row>:x`` in ``keys.job_rows``: ``reason|unix_ms`` (written by ledger.lua)."""
 
-    reason: str  # opted_out or no_consent (ulak.refusals), frequency_capped (ulak.caps)
+    reason: str  # opted_out, no_consent (ulak.refusals), frequency_capped (ulak.caps), expired
     at_ms: int
 
     @classmethod

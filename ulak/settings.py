@@ -19,6 +19,7 @@ from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
@@ -289,6 +290,15 @@ class JobsConfig(_Model):
         description="a job that ended longer ago than this is deleted with its reports (`ulak jobs "
         "purge`, and hourly by the API); null = keep jobs forever",
     )
+    recipient_zones: dict[str, str] = Field(
+        default_factory=dict,
+        description="a country's zone for a send window in the recipient's time, where the country has "
+        "several and the number does not say which, by region code, e.g. {US: America/Chicago} "
+        "(defaults: ulak.zones.MAIN_ZONES)",
+    )
+    unknown_zone: str = Field(
+        default="Europe/Istanbul", description="the zone of a recipient whose number's zone is not known"
+    )
     clock: Literal["system", "offset"] = Field(
         default="system",
         description="what time runners go by: the system's, or (tests and rehearsals of a schedule "
@@ -305,6 +315,21 @@ class JobsConfig(_Model):
     @classmethod
     def _as_text(cls, value: Any) -> Any:
         return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+    @field_validator("unknown_zone")
+    @classmethod
+    def _unknown_zone(cls, value: str) -> str:
+        _zone_name(value)
+        return value
+
+    @field_validator("recipient_zones")
+    @classmethod
+    def _recipient_zones(cls, value: dict[str, str]) -> dict[str, str]:
+        for region, zone in value.items():
+            if not re.fullmatch(r"[A-Z]{2}", region):
+                raise ValueError(f"recipient_zones: {region!r} is no region code (two capitals: US, RU)")
+            _zone_name(zone)
+        return value
 
     @model_validator(mode="after")
     def _storage(self) -> JobsConfig:
@@ -525,6 +550,13 @@ class RepliesConfig(_Model):
 
     def rule(self, to: str) -> ReplyRule | None:
         return next((r for r in self.rules if r.to == to), None)
+
+
+def _zone_name(name: str) -> None:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r}; use an IANA name such as Europe/Istanbul") from None
 
 
 def _cap(text: str) -> str:

@@ -30,7 +30,7 @@ def follow(client: ApiClient, job_id: str, console: Console, *, poll: float = 0.
         while True:
             view = client.job(job_id)
             c, r = view["counts"], view["receipts"]
-            stopped = c.get("opted_out", 0) + c.get("no_consent", 0) + c.get("frequency_capped", 0)
+            stopped = sum(c.get(k, 0) for k in ("opted_out", "no_consent", "frequency_capped", "expired"))
             finished = c["acked"] + c["failed"] + c["unknown"] + c["cancelled"] + stopped
             rate = view["rates"]["messages_per_second"]
             eta = view["eta_seconds"]
@@ -79,6 +79,7 @@ def summary(view: dict[str, Any], console: Console) -> None:
         ("stopped: opted out while sending", f"{c.get('opted_out', 0):,}"),
         ("stopped: consent withdrawn while sending", f"{c.get('no_consent', 0):,}"),
         ("not sent: frequency cap", f"{c.get('frequency_capped', 0):,}"),
+        ("not sent: window past validity", f"{c.get('expired', 0):,}"),
         ("SMS parts sent", f"{p['sent']:,}"),
         ("delivered", f"{r['delivered']:,}"),
         ("undelivered / expired / rejected", f"{r['undelivered'] + r['expired'] + r['rejected']:,}"),

@@ -632,7 +632,9 @@ def _job_parsers(sub: Any) -> None:
     p_submit.add_argument("--sender", help="sender id (up to 11 letters/digits)")
     p_submit.add_argument("--send-at", help="not before (ISO 8601 with zone)")
     p_submit.add_argument("--send-window", help="daily hours, e.g. 09:00-20:00")
-    p_submit.add_argument("--timezone", help="zone of --send-window (default Europe/Istanbul)")
+    p_submit.add_argument(
+        "--timezone", help="zone of --send-window (default Europe/Istanbul; recipient: each recipient's own)"
+    )
     p_submit.add_argument("--validity", type=int, help="minutes the network keeps trying")
     p_submit.add_argument("--name")
     p_submit.add_argument("--brand", help="whose campaign: its opt-out and consent lists apply too")

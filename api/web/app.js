@@ -34,7 +34,7 @@ const I18N = {
     "k.value": "Toplam değer", "k.cost": "Maliyet", "k.roi": "ROI", "k.failed": "Başarısız", "k.pending": "Bekleyen",
     "k.in_flight": "Yolda", "k.acked": "Kabul edilen", "k.unknown": "Belirsiz", "k.cancelled": "İptal",
     "k.opted_out": "Gönderimde RET", "k.no_consent": "Gönderimde izin geri alındı",
-    "k.frequency_capped": "Sıklık sınırı",
+    "k.frequency_capped": "Sıklık sınırı", "k.expired": "Geçerlilik doldu (gönderilmedi)",
     "k.rows": "Satır", "k.rejected": "Reddedilen", "k.converted": "Dönüşen", "k.clicked": "Tıklayan",
     "k.responses": "Yanıt", "k.response_rate": "Yanıt oranı", "k.yes": "EVET", "k.no": "HAYIR", "k.nps": "NPS",
     "k.promoters": "Destekçi", "k.passives": "Pasif", "k.detractors": "Eleştirmen", "k.free_replies": "Serbest yanıtlar",
@@ -79,7 +79,7 @@ const I18N = {
     "k.value": "Total value", "k.cost": "Cost", "k.roi": "ROI", "k.failed": "Failed", "k.pending": "Pending",
     "k.in_flight": "In flight", "k.acked": "Accepted", "k.unknown": "Unknown", "k.cancelled": "Cancelled",
     "k.opted_out": "Opted out while sending", "k.no_consent": "Consent withdrawn while sending",
-    "k.frequency_capped": "Frequency capped",
+    "k.frequency_capped": "Frequency capped", "k.expired": "Expired unsent",
     "k.rows": "Rows", "k.rejected": "Refused", "k.converted": "Converted", "k.clicked": "Clicked",
     "k.responses": "Responses", "k.response_rate": "Response rate", "k.yes": "YES", "k.no": "NO", "k.nps": "NPS",
     "k.promoters": "Promoters", "k.passives": "Passives", "k.detractors": "Detractors", "k.free_replies": "Free replies",
@@ -275,7 +275,7 @@ function signInPage(app) {
 function progressOf(view) {
   const c = view.counts;
   if (!c.accepted) return view.ended ? 1 : 0;
-  const stopped = (c.opted_out || 0) + (c.no_consent || 0) + (c.frequency_capped || 0);  // ended unsent
+  const stopped = (c.opted_out || 0) + (c.no_consent || 0) + (c.frequency_capped || 0) + (c.expired || 0);  // ended unsent
   return Math.min(1, (c.acked + c.failed + c.unknown + c.cancelled + stopped) / c.accepted);
 }
 
@@ -565,7 +565,7 @@ function jobPage(app, jobId) {
         kpi(t("job.rate"), `${num(view.rates.messages_per_second)} ${t("job.msgs")}`),
         kpi(t("job.rate"), `${num(view.rates.parts_per_second)} ${t("job.parts_s")}`),
         kpi(t("job.eta"), eta),
-        ...["rows", "rejected", "pending", "in_flight", "acked", "failed", "unknown", "cancelled", "opted_out", "no_consent", "frequency_capped"].map((k) =>
+        ...["rows", "rejected", "pending", "in_flight", "acked", "failed", "unknown", "cancelled", "opted_out", "no_consent", "frequency_capped", "expired"].map((k) =>
           kpi(t(`k.${k}`), h("span", { id: `count-${k}` }, num(c[k])))),
         kpi(t("k.delivered"), h("span", { id: "count-delivered" }, num(view.receipts.delivered)))),
       view.waiting ? h("p", { class: "muted" }, `${t("job.waiting")}: ${view.waiting}`) : null,

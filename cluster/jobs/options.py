@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import codecs
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -153,7 +153,11 @@ class JobOptions(BaseModel):
     send_window: str | None = Field(
         default=None, description="daily hours to send in, 'HH:MM-HH:MM' in window_timezone, e.g. 09:00-20:00"
     )
-    window_timezone: str = Field(default="Europe/Istanbul", description="IANA zone of send_window")
+    window_timezone: str = Field(
+        default="Europe/Istanbul",
+        description="IANA zone of send_window, or 'recipient': each recipient's own local time, from "
+        "their number's country (ulak.zones)",
+    )
     validity_minutes: int | None = Field(
         default=None, ge=1, le=7 * 24 * 60, description="the network drops an undelivered message after this"
     )
@@ -335,11 +339,14 @@ class JobOptions(BaseModel):
     @field_validator("window_timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
+        if value == RECIPIENT:
+            return value
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(
-                f"unknown time zone {value!r}; use an IANA name such as Europe/Istanbul"
+                f"unknown time zone {value!r}; use an IANA name such as Europe/Istanbul, or "
+                "'recipient' for each recipient's own"
             ) from None
         return value
 
@@ -397,19 +404,17 @@ class JobOptions(BaseModel):
         mode = self.frequency_cap or ("defer" if self.category == "commercial" else "off")
         return None if mode == "off" else mode
 
+    def local_windows(self) -> bool:
+        """Whether the send window is kept in each recipient's own zone (``window_timezone:
+        recipient``: the runner holds each message until its window is open, the job does not)."""
+        return self.send_window is not None and self.window_timezone == RECIPIENT
+
     def window_open(self, now: datetime) -> bool:
-        """Whether *now* is inside the daily send window (always, when there is none)."""
-        if self.send_window is None:
+        """Whether *now* is inside the job's daily send window (always, when there is none or it
+        is each recipient's own: ``local_windows``)."""
+        if self.send_window is None or self.window_timezone == RECIPIENT:
             return True
-        m = _WINDOW.match(self.send_window)
-        assert m is not None
-        start = int(m[1]) * 60 + int(m[2])
-        end = 24 * 60 if m[3] == "24:00" else int(m[4]) * 60 + int(m[5])
-        local = now.astimezone(ZoneInfo(self.window_timezone))
-        minute = local.hour * 60 + local.minute
-        if start <= end:
-            return start <= minute < end
-        return minute >= start or minute < end  # a window across midnight, e.g. 22:00-02:00
+        return in_window(self.send_window, ZoneInfo(self.window_timezone), now)
 
     def send_times(self) -> list[tuple[float, list[str]]]:
         """A send-time test: the variants grouped by when they may be sent (unix seconds, 0 for
@@ -423,3 +428,42 @@ class JobOptions(BaseModel):
 
     def may_send(self, now: datetime) -> bool:
         return (self.send_at is None or now >= self.send_at) and self.window_open(now)
+
+
+RECIPIENT = "recipient"  # window_timezone: each recipient's own zone
+
+
+def window_minutes(window: str) -> tuple[int, int]:
+    """A send window's (start, end) as minutes of the day (end 1440 for 24:00)."""
+    m = _WINDOW.match(window)
+    assert m is not None, "validated by JobOptions"
+    return int(m[1]) * 60 + int(m[2]), 24 * 60 if m[3] == "24:00" else int(m[4]) * 60 + int(m[5])
+
+
+def in_window(window: str, zone: ZoneInfo, now: datetime) -> bool:
+    """Whether *now* is inside the daily *window* kept in *zone* (across midnight, e.g. 22:00-02:00,
+    too)."""
+    start, end = window_minutes(window)
+    local = now.astimezone(zone)
+    minute = local.hour * 60 + local.minute
+    if start <= end:
+        return start <= minute < end
+    return minute >= start or minute < end
+
+
+def next_opening(window: str, zone: ZoneInfo, now: datetime) -> datetime:
+    """When the daily *window* in *zone* is next open: *now* if it is open. A start the clocks skip
+    that day (02:30 when they go from 02:00 to 03:00) comes as far past the gap as it was into it
+    (03:30), as zoneinfo reads a wall time that does not exist."""
+    if in_window(window, zone, now):
+        return now
+    start, _ = window_minutes(window)
+    local = now.astimezone(zone)
+    for days in range(3):
+        day = local.date() + timedelta(days=days)
+        naive = datetime(day.year, day.month, day.day, start // 60, start % 60)
+        opening = naive.replace(tzinfo=zone)
+        opening = opening.astimezone(UTC).astimezone(zone)  # a skipped wall time moves past the gap
+        if opening > now:
+            return opening
+    raise AssertionError(f"window {window} never opens")  # a start comes every day

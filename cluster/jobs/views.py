@@ -96,9 +96,15 @@ def make_view(
 
 
 def stopped(c: dict[str, int]) -> int:
-    """Rows stopped before they were sent: their recipients refused while the job ran, or their
-    frequency cap would not let them go (a job that refuses capped messages)."""
-    return c["stopped_opted_out"] + c["stopped_no_consent"] + c["stopped_frequency_capped"]
+    """Rows ended before they were sent: their recipients refused while the job ran, their frequency
+    cap would not let them go (a job that refuses capped messages), or they were held (by a cap or
+    the recipient's local window) past their validity."""
+    return (
+        c["stopped_opted_out"]
+        + c["stopped_no_consent"]
+        + c["stopped_frequency_capped"]
+        + c["stopped_expired"]
+    )
 
 
 def _figures(c: dict[str, int]) -> dict[str, Any]:
@@ -117,6 +123,8 @@ def _figures(c: dict[str, int]) -> dict[str, Any]:
             "no_consent": c["stopped_no_consent"],
             # ended unsent: past the recipient's frequency cap (ulak.caps), in a job that refuses those
             "frequency_capped": c["stopped_frequency_capped"],
+            # ended unsent: its recipient's local window would open only past its validity
+            "expired": c["stopped_expired"],
             "submitted": c["submitted"],
             "in_flight": c["submitted"] - c["acked"] - c["failed"] - c["unknown"],
             "acked": c["acked"],

@@ -167,11 +167,10 @@ def _row_outcome(n: int, row: list[bytes | None], mine: list[bytes | None], *, u
     if stopped_raw is not None:  # never sent: the recipient refused while it waited
         stopped = Stopped.read(stopped_raw)
         when = datetime.fromtimestamp(stopped.at_ms / 1000, UTC).isoformat(timespec="seconds")
-        why = (
-            f"not sent ({when}): the recipient's frequency cap was reached"
-            if stopped.reason == "frequency_capped"
-            else f"stopped at {when}: the recipient refused while the job ran"
-        )
+        why = {
+            "frequency_capped": f"not sent ({when}): the recipient's frequency cap was reached",
+            "expired": f"not sent ({when}): the recipient's send window opens only past its validity",
+        }.get(stopped.reason, f"stopped at {when}: the recipient refused while the job ran")
         return stopped.reason, None, why, None, None, None
     if outcome is None and n == 1 and state_raw == PartState.ACKED.encode() and mine[2] is not None:
         # a single-part row's outcome is its receipt's (the ledger keeps no field for it)

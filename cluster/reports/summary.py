@@ -109,6 +109,7 @@ def summarize(
             "opted_out": view["counts"]["opted_out"],
             "no_consent": view["counts"]["no_consent"],
             "frequency_capped": view["counts"]["frequency_capped"],
+            "expired": view["counts"]["expired"],
             "capped_at_start": view.get("capped_at_start"),
         },
         **total,
@@ -219,7 +220,7 @@ def _goal(options: JobOptions, conversions: int, value: int) -> dict[str, Any] |
 def _stamp(view: Mapping[str, Any]) -> str:
     counts, receipts = view["counts"], view["receipts"]
     values = [counts["acked"], counts["failed"], counts["unknown"], counts["cancelled"]]
-    values += [counts["opted_out"], counts["no_consent"], counts["frequency_capped"]]
+    values += [counts["opted_out"], counts["no_consent"], counts["frequency_capped"], counts["expired"]]
     values += [receipts["received"], receipts["duplicates"]]
     return f"v5|{view['state']}|" + "|".join(map(str, values))  # v5: and rows capped
 

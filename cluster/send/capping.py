@@ -1,14 +1,11 @@
 """A job's runner's side of frequency caps (``ulak.caps``): each batch of messages it hands to a bind
 is checked and counted in one round trip, and a message past its recipient's cap waits or ends.
 
-A capped message of a ``defer`` job leaves the runner's queue and only its row number is kept, with
-when the cap lets it go (``Deferred``): a million of them cost the runner a few dozen MB, not their
-parts. Once the rest is handed, the runner reads those rows again from the rows file when their
-time comes (``due``), and checks them again: a cap another job filled meanwhile holds them longer.
-A message the cap would hold past its validity (``validity_minutes`` from when it was first held),
-and every capped message of a ``refuse`` job, ends as ``frequency_capped``, a final state in the
-ledger like a refusal's. A runner that restarts forgets what it deferred and finds it again: the
-rows are unsent in the ledger, and the check says the same.
+A capped message of a ``defer`` job leaves the runner's queue and waits as a row number until the
+cap lets it go (``cluster.send.deferred``); then it is read again and checked again: a cap another
+job filled meanwhile holds it longer. A message the cap would hold past its validity
+(``validity_minutes`` from when it was first held), and every capped message of a ``refuse`` job,
+ends as ``frequency_capped``, a final state in the ledger like a refusal's.
 """
 
 from __future__ import annotations
@@ -17,6 +14,7 @@ from collections.abc import Sequence
 
 import pyarrow.parquet as pq
 
+from cluster.send.deferred import CAP, Deferred
 from cluster.send.job import Job
 from ingest.collect import ACCEPTED_FILE
 from ulak.caps import Gate
@@ -31,8 +29,9 @@ Row = list[OutboundPart]
 class Capping:
     """One job's frequency caps (see the module docstring)."""
 
-    def __init__(self, job: Job) -> None:
+    def __init__(self, job: Job, deferred: Deferred) -> None:
         self.job = job
+        self.deferred = deferred
         options = job.options
         self.mode = options.capping()
         rules = (
@@ -55,8 +54,6 @@ class Capping:
             else None
         )
         self.validity = options.validity_minutes * 60 if options.validity_minutes else None
-        self.deferred: dict[int, tuple[float, float]] = {}  # row -> (may go at, first held at), unix s
-        self.held = 0  # messages held back so far by this runner (a message held twice counts twice)
 
     def admit(self, name: str, messages: list[Row], refused: list[tuple[str, int, int, str]]) -> list[Row]:
         """The messages of *messages* (about to be handed to a bind of operator *name*) within every
@@ -78,13 +75,12 @@ class Capping:
                 admitted.append(message)
                 continue
             row = message[0].row
-            first = self.deferred.get(row, (at, now))[1]
+            first = self.deferred.first(row, now)
             if self.mode == "refuse" or (self.validity is not None and at > first + self.validity):
-                self.deferred.pop(row, None)
+                self.deferred.forget(row)
                 refused.append((name, row, message[0].parts, CAPPED))
             else:
-                self.deferred[row] = (at, first)
-                self.held += 1
+                self.deferred.hold(row, at, now=now, why=CAP)
         return admitted
 
     def release(self, messages: Sequence[Row]) -> None:
@@ -94,23 +90,11 @@ class Capping:
             fresh = [m[0] for m in messages if m and m[0].part == 1]
             self.gate.release([(destination_of(p.pdu), p.row) for p in fresh])
 
-    def due(self) -> set[int]:
-        """The deferred rows whose time has come (no longer deferred: they are read again)."""
-        now = self.job.clock.time()
-        rows = {row for row, (at, _) in self.deferred.items() if at <= now}
-        for row in rows:
-            del self.deferred[row]
-        return rows
-
-    def next_due(self) -> float | None:
-        """When the first deferred row may go (None: none is deferred)."""
-        return min((at for at, _ in self.deferred.values()), default=None)
-
 
 def capped_now(job: Job) -> int | None:
     """How many of the job's prepared rows their frequency cap would hold if they went now (the
     preview's ``frequency_capped``; None: the job is not capped). Only looks: nothing is counted."""
-    capping = Capping(job)
+    capping = Capping(job, Deferred())
     if capping.gate is None:
         return None
     rows_file = pq.ParquetFile(job.directory.open_input(ACCEPTED_FILE))

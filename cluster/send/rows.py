@@ -27,6 +27,9 @@ from ulak.records import SurveyAsked
 from ulak.variants import REST
 
 Row = list[OutboundPart]  # a message: its parts, always handed to one bind together
+# Checks a batch of messages about to be handed to operator *name*'s bind: returns those that may
+# go, holds or puts in the list (operator, row, parts, reason) the others (``Pending.take``).
+Gate = Callable[[str, list[Row], list[tuple[str, int, int, str]]], list[Row]]
 
 
 class RowReader:
@@ -263,7 +266,7 @@ class Pending:
         *,
         why: Callable[[Row], str | None] | None = None,
         stopped: list[tuple[str, int, int, str]] | None = None,
-        gate: Callable[[str, list[Row], list[tuple[str, int, int, str]]], list[Row]] | None = None,
+        gate: Gate | None = None,
     ) -> list[OutboundPart]:
         """Whole messages from the front, about *limit* parts (a message is never split). With
         *why*, a message it names a reason for is not taken but put in *stopped* as (operator, row,

@@ -27,12 +27,14 @@ from cluster.jobs.states import InvalidTransition, JobEvent, JobState
 from cluster.jobs.store import JobStore
 from cluster.jobs.views import stopped
 from cluster.send.capping import Capping
+from cluster.send.deferred import Deferred
 from cluster.send.drain import Drain
 from cluster.send.handoff import Handoff
 from cluster.send.job import Job, Pool
+from cluster.send.localtime import LocalWindows
 from cluster.send.pool import BindDied
 from cluster.send.progress import Progress
-from cluster.send.rows import Pending, Row, RowReader
+from cluster.send.rows import Gate, Pending, Row, RowReader
 from cluster.send.stops import Stops
 from ingest.errors import IngestError
 from ulak import keys, redisclient
@@ -92,7 +94,9 @@ class JobRunner:
         self.pool = pool
         self.progress = Progress(job)
         self.stops = Stops(job)
-        self.capping = Capping(job)
+        self.deferred = Deferred()  # rows held back until a time of their own
+        self.capping = Capping(job, self.deferred)
+        self.windows = LocalWindows(job, self.deferred)
         self.rows = RowReader(job, self.progress, self.stops)
         self.handoff = Handoff(job)
         self.drain = Drain(job, pool=pool, progress=self.progress, rows=self.rows, poll=poll)
@@ -219,9 +223,9 @@ class JobRunner:
                 self.progress.maybe_sample()
                 time.sleep(self.poll)
                 continue
-            if exhausted and not pending.parts and self.capping.deferred:
-                due = self.capping.due()
-                if due:  # read again the rows whose frequency cap now lets them go
+            if exhausted and not pending.parts and self.deferred:
+                due = self.deferred.due(self.clock.time())
+                if due:  # read again the rows whose cap or window now lets them go
                     rows, exhausted = self.rows.again(due), False
                 else:
                     self._say_deferred()
@@ -236,10 +240,11 @@ class JobRunner:
                 continue
             # A round gives a batch to every bind with room (``BindPool.feed``); a message whose
             # number refused since it was read is not handed (``cluster.send.stops``), nor one past
-            # its recipient's frequency cap (``cluster.send.capping``).
+            # its recipient's local send window or frequency cap (``cluster.send.localtime``,
+            # ``cluster.send.capping``).
             why = self.stops.why_not()
             stopped: list[tuple[str, int, int, str]] = []
-            gate = self.capping.admit if self.capping.gate is not None else None
+            gate = self._gate()
             sent = self.pool.feed(
                 self.job_id,
                 pending.operators(),
@@ -253,13 +258,27 @@ class JobRunner:
             self.progress.maybe_sample()
             self.progress.watch(self.pool)
 
+    def _gate(self) -> Gate | None:
+        """What a batch about to be handed is checked with, after the refusals: the recipients'
+        local windows, then their frequency caps (a message held by its window counts nothing)."""
+        windows = self.windows.admit if self.windows.window is not None else None
+        caps = self.capping.admit if self.capping.gate is not None else None
+        if windows is None or caps is None:
+            return windows or caps
+
+        def both(name: str, messages: list[Row], refused: list[tuple[str, int, int, str]]) -> list[Row]:
+            assert windows is not None and caps is not None
+            return caps(name, windows(name, messages, refused), refused)
+
+        return both
+
     def _say_deferred(self) -> None:
-        at = self.capping.next_due()
+        at = self.deferred.next_due()
         assert at is not None
         when = datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")
+        whys = " or ".join(self.deferred.reasons())
         self.progress.say_waiting(
-            f"{len(self.capping.deferred):,} messages wait for their recipients' frequency cap; "
-            f"the next may go at {when}"
+            f"{len(self.deferred):,} messages wait for their recipients' {whys}; the next may go at {when}"
         )
 
     def _begin(self) -> bool:

@@ -69,6 +69,7 @@ def write_config(
     links: dict[str, Any] | None = None,
     replies: dict[str, Any] | None = None,
     frequency_caps: dict[str, Any] | None = None,
+    tcell_prefixes: tuple[str, ...] = ("90532", "90533"),
 ) -> Path:
     config_dir = workdir / "configs"
     config_dir.mkdir()
@@ -83,7 +84,7 @@ def write_config(
 
     (config_dir / "operators.yaml").write_text(
         "operators:\n"
-        f"  - {{name: tcell, prefixes: ['90532', '90533'], tps: {tps}, price_per_part: 0.20,\n"
+        f"  - {{name: tcell, prefixes: {list(tcell_prefixes)}, tps: {tps}, price_per_part: 0.20,\n"
         f"      binds: [{bind('t1')}, {bind('t2')}]}}\n"
         f"  - {{name: voda, prefixes: ['90542', '90543'], tps: {tps}, concatenation: sar,\n"
         "      price_per_part: 0.15,\n"
@@ -120,6 +121,7 @@ def running_stack(
     links: dict[str, Any] | None = None,
     replies: dict[str, Any] | None = None,
     frequency_caps: dict[str, Any] | None = None,
+    tcell_prefixes: tuple[str, ...] = ("90532", "90533"),
 ) -> Iterator[Stack]:
     """Redis (its own server, or the one at *redis_url*: a cluster's), the API process (joining this
     session's Ray in a namespace of its own) and its binds to *sim*, ready once /readyz says the
@@ -143,6 +145,7 @@ def running_stack(
         links=links,
         replies=replies,
         frequency_caps=frequency_caps,
+        tcell_prefixes=tcell_prefixes,
     )
     token, _ = create_key(client, name="tests")
     read_token, _ = create_key(client, name="dashboard", scope="read")
@@ -206,7 +209,7 @@ def wait_state(http: httpx.Client, job_id: str, *states: str, timeout: float = 1
 def assert_adds_up(view: dict[str, Any]) -> None:
     c, r = view["counts"], view["receipts"]
     assert c["rows"] == c["accepted"] + c["rejected"] + c["held_out"]
-    stopped = c["opted_out"] + c["no_consent"] + c["frequency_capped"]  # ended unsent while it ran
+    stopped = c["opted_out"] + c["no_consent"] + c["frequency_capped"] + c["expired"]  # ended unsent
     assert c["accepted"] == c["pending"] + c["cancelled"] + stopped + c["submitted"]
     assert c["submitted"] == c["in_flight"] + c["acked"] + c["failed"] + c["unknown"]
     outcomes = ("delivered", "undelivered", "expired", "rejected", "deleted", "receipt_unknown")

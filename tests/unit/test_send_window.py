@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cluster.jobs.options import JobOptions
+from cluster.jobs.options import JobOptions, in_window, next_opening
+from ulak.zones import Zones
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -98,3 +99,70 @@ def test_a_window_and_its_complement_cover_every_instant_once(instant: datetime)
     night = job(send_window="22:00-02:00", window_timezone="Europe/Berlin")
     day = job(send_window="02:00-22:00", window_timezone="Europe/Berlin")
     assert night.window_open(instant) != day.window_open(instant)
+
+
+WINDOWS = ["09:00-20:00", "22:00-02:00", "00:00-24:00", "02:30-05:00", "23:59-00:01", "08:15-08:16"]
+ZONES = ["Europe/Istanbul", "Europe/Berlin", "America/New_York", "Asia/Baku", "Australia/Lord_Howe"]
+
+
+@given(
+    window=st.sampled_from(WINDOWS),
+    zone=st.sampled_from(ZONES),
+    instant=st.datetimes(
+        min_value=datetime(2020, 1, 1), max_value=datetime(2040, 1, 1), timezones=st.just(UTC)
+    ),
+)
+def test_the_next_opening_is_the_first_open_minute_from_now(
+    window: str, zone: str, instant: datetime
+) -> None:
+    """Across midnight, through DST changes (Lord Howe moves by half an hour), to 24:00: the
+    opening is open, not before now, and no minute between now and it is open."""
+    tz = ZoneInfo(zone)
+    opening = next_opening(window, tz, instant)
+    assert opening >= instant and in_window(window, tz, opening)
+    assert opening - instant < timedelta(days=2)
+    minute = instant.replace(second=0, microsecond=0)
+    if opening > instant:
+        assert not in_window(window, tz, instant)
+        while minute + timedelta(minutes=1) < opening:
+            minute += timedelta(minutes=1)
+            assert not in_window(window, tz, minute), (minute, opening)
+
+
+def test_openings_in_three_countries_and_on_the_nights_clocks_change() -> None:
+    evening = datetime(2026, 12, 5, 16, 30, tzinfo=UTC)  # Istanbul 19:30, Berlin 17:30, Baku 20:30
+    zones = Zones()
+    assert next_opening("09:00-20:00", zones.of("+905321234567"), evening) == evening
+    assert next_opening("09:00-20:00", zones.of("+4915112345678"), evening) == evening
+    baku = next_opening("09:00-20:00", zones.of("+994501234567"), evening)
+    assert baku == datetime(2026, 12, 6, 5, 0, tzinfo=UTC)  # 09:00 in Baku
+    # Berlin goes from 02:00 to 03:00 on 2026-03-29: a window from 02:30 opens at 03:30 that day.
+    spring = next_opening("02:30-05:00", BERLIN, datetime(2026, 3, 28, 12, tzinfo=UTC))
+    assert spring.astimezone(BERLIN).replace(tzinfo=None) == datetime(2026, 3, 29, 3, 30)
+    # ... and from 03:00 back to 02:00 on 2026-10-25: it opens at the first 02:30.
+    autumn = next_opening("02:30-05:00", BERLIN, datetime(2026, 10, 24, 12, tzinfo=UTC))
+    assert autumn.timestamp() == datetime(2026, 10, 25, 0, 30, tzinfo=UTC).timestamp()  # an hour that
+    # comes twice is never == to another zone's instant (PEP 495): compare the instants
+    # A window across midnight, closed at noon, opens that evening.
+    assert next_opening("22:00-02:00", BERLIN, datetime(2026, 12, 5, 11, tzinfo=UTC)) == datetime(
+        2026, 12, 5, 21, tzinfo=UTC
+    )
+
+
+def test_a_recipients_zone_comes_from_their_number() -> None:
+    zones = Zones(main={"US": "America/Chicago"}, unknown="Europe/Istanbul")
+    assert str(zones.of("905321234567")) == "Europe/Istanbul"
+    assert str(zones.of("+4915112345678")) == "Europe/Berlin"
+    assert str(zones.of("+994501234567")) == "Asia/Baku"
+    assert str(zones.of("+12125551234")) == "America/New_York"  # geographic: its area's
+    assert str(zones.of("+34612345678")) == "Europe/Madrid"  # a Spanish mobile: not the Canaries
+    assert str(zones.of("+79161234567")) == "Europe/Moscow"
+    assert str(zones.of("+999")) == "Europe/Istanbul"  # nobody's: the configured unknown_zone
+
+
+def test_recipient_windows_leave_the_job_always_open() -> None:
+    options = job(send_window="09:00-20:00", window_timezone="recipient")
+    assert options.local_windows() and options.window_open(datetime(2026, 12, 5, 23, tzinfo=UTC))
+    assert not job(send_window="09:00-20:00").local_windows()
+    with pytest.raises(ValueError, match="'recipient'"):
+        job(send_window="09:00-20:00", window_timezone="Mars/Olympus")

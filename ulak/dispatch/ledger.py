@@ -65,6 +65,7 @@ COUNTERS = (
     "stopped_opted_out",
     "stopped_no_consent",
     "stopped_frequency_capped",
+    "stopped_expired",
     "parts_stopped",
 )
 
@@ -139,7 +140,7 @@ class RowStopped:
     job: str
     row: int
     parts: int
-    reason: str  # opted_out or no_consent (ulak.refusals), frequency_capped (ulak.caps)
+    reason: str  # opted_out, no_consent (ulak.refusals), frequency_capped (ulak.caps), expired
     at_ms: int  # when it was stopped (unix ms)
 
 
