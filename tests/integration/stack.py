@@ -184,6 +184,17 @@ def campaign_csv(
     return dict(expected)
 
 
+def campaign_rows(path: Path, numbers: list[str], campaign: str) -> Path:
+    """A CSV (telefon, ad, kampanya) for *numbers*, each row naming *campaign*, so a test can tell
+    each job's messages apart in what the simulator recorded."""
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["telefon", "ad", "kampanya"])
+        for i, n in enumerate(numbers):
+            w.writerow([f"+{n}", f"Ada {i}", campaign])
+    return path
+
+
 def post_job(
     http: httpx.Client, path: Path, *, headers: dict[str, str] | None = None, **options: Any
 ) -> httpx.Response:

@@ -23,7 +23,14 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 
 from tests.helpers import SimProcess, wait_for
-from tests.integration.stack import Stack, assert_adds_up, post_job, running_stack, wait_state
+from tests.integration.stack import (
+    Stack,
+    assert_adds_up,
+    campaign_rows,
+    post_job,
+    running_stack,
+    wait_state,
+)
 from ulak.caps import BRAND, COMMERCIAL, Cap, Gate, rules_for
 from ulak.clock import set_offset
 
@@ -137,15 +144,6 @@ DAY = 86400
 TEXT = "{ad}, {kampanya} kampanyası başladı. Almak istemiyorsanız RET yazıp 4545'e gönderin"
 
 
-def _csv(path: Path, numbers: list[str], campaign: str) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["telefon", "ad", "kampanya"])
-        for i, n in enumerate(numbers):
-            w.writerow([f"+{n}", f"Ada {i}", campaign])
-    return path
-
-
 def _got(stack: Stack, campaign: str) -> Counter[str]:
     """How many messages of *campaign* each number got, by what the simulator recorded."""
     return Counter(r["dst"] for r in stack.sim.records() if f" {campaign} kampanya" in r["text"])
@@ -178,13 +176,13 @@ def test_one_message_a_day_across_jobs(ray_session: Any, tmp_path: Path) -> None
         assert http.post("/v1/consents", json={"brand": "acme", "records": records}).status_code == 201
 
         # A commercial job of acme reaches all 600 once.
-        a = _job(http, _csv(tmp_path / "a.csv", first, "Kış"), category="commercial")
+        a = _job(http, campaign_rows(tmp_path / "a.csv", first, "Kış"), category="commercial")
         assert_adds_up(wait_state(http, a, "done", timeout=120))
         assert _got(stack, "Kış") == dict.fromkeys(first, 1)
 
         # A second one to 600, 300 of them the same people: those wait for the cap (1/24h), the
         # preview said so, the rest go now.
-        b = _job(http, _csv(tmp_path / "b.csv", second, "Bahar"), category="commercial")
+        b = _job(http, campaign_rows(tmp_path / "b.csv", second, "Bahar"), category="commercial")
 
         def waits() -> dict[str, Any] | None:
             view: dict[str, Any] = http.get(f"/v1/jobs/{b}").json()
@@ -198,7 +196,7 @@ def test_one_message_a_day_across_jobs(ray_session: Any, tmp_path: Path) -> None
         assert _got(stack, "Bahar") == dict.fromkeys(set(second) - both, 1)
 
         # A transactional job (informational: not capped by default) reaches them at once.
-        t = _job(http, _csv(tmp_path / "t.csv", sorted(both)[:50], "Bilgi"))
+        t = _job(http, campaign_rows(tmp_path / "t.csv", sorted(both)[:50], "Bilgi"))
         assert_adds_up(wait_state(http, t, "done", timeout=120))
         assert http.get(f"/v1/jobs/{t}").json()["capped_at_start"] is None
         assert len(_got(stack, "Bilgi")) == 50
@@ -207,13 +205,13 @@ def test_one_message_a_day_across_jobs(ray_session: Any, tmp_path: Path) -> None
         # its validity.
         r = _job(
             http,
-            _csv(tmp_path / "r.csv", sorted(both)[:25], "Yaz"),
+            campaign_rows(tmp_path / "r.csv", sorted(both)[:25], "Yaz"),
             category="commercial",
             frequency_cap="refuse",
         )
         v = _job(
             http,
-            _csv(tmp_path / "v.csv", sorted(both)[25:50], "Güz"),
+            campaign_rows(tmp_path / "v.csv", sorted(both)[25:50], "Güz"),
             category="commercial",
             validity_minutes=60,
         )
@@ -228,10 +226,16 @@ def test_one_message_a_day_across_jobs(ray_session: Any, tmp_path: Path) -> None
         # Two jobs at once to the same 200 new people, refusing capped messages: the cap is counted
         # as they are handed, atomically, so each person gets exactly one of the two.
         e1 = _job(
-            http, _csv(tmp_path / "e1.csv", fresh, "Ekim"), category="commercial", frequency_cap="refuse"
+            http,
+            campaign_rows(tmp_path / "e1.csv", fresh, "Ekim"),
+            category="commercial",
+            frequency_cap="refuse",
         )
         e2 = _job(
-            http, _csv(tmp_path / "e2.csv", fresh, "Kasım"), category="commercial", frequency_cap="refuse"
+            http,
+            campaign_rows(tmp_path / "e2.csv", fresh, "Kasım"),
+            category="commercial",
+            frequency_cap="refuse",
         )
         views = [wait_state(http, job, "done", timeout=120) for job in (e1, e2)]
         for view in views:

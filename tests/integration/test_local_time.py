@@ -15,19 +15,17 @@ from typing import Any
 import httpx
 
 from tests.helpers import SimProcess, wait_for
-from tests.integration.stack import Stack, assert_adds_up, post_job, running_stack, wait_state
+from tests.integration.stack import (
+    Stack,
+    assert_adds_up,
+    campaign_rows,
+    post_job,
+    running_stack,
+    wait_state,
+)
 from ulak.clock import set_offset
 
 TEXT = "Merhaba {ad}, {kampanya} bugün başladı"
-
-
-def _csv(path: Path, numbers: list[str], campaign: str) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["telefon", "ad", "kampanya"])
-        for i, n in enumerate(numbers):
-            w.writerow([f"+{n}", f"Ada {i}", campaign])
-    return path
 
 
 def _got(stack: Stack, campaign: str) -> list[dict[str, Any]]:
@@ -67,20 +65,20 @@ def test_windows_in_each_recipients_time_send_at_and_midnight(ray_session: Any, 
         azerbaijan = [f"99450{i:07d}" for i in range(60)]
         local = _job(
             http,
-            _csv(tmp_path / "l.csv", turkey + germany + azerbaijan, "Yılbaşı"),
+            campaign_rows(tmp_path / "l.csv", turkey + germany + azerbaijan, "Yılbaşı"),
             send_window="09:00-20:00",
             window_timezone="recipient",
         )
         # send_at two hours ahead on the injected clock: it waits, whatever the machine's time.
         later = _job(
             http,
-            _csv(tmp_path / "s.csv", turkey[:20], "Sonra"),
+            campaign_rows(tmp_path / "s.csv", turkey[:20], "Sonra"),
             send_at=(base + timedelta(hours=2)).isoformat(),
         )
         # Baku's window opens in 12.5 h, past this job's validity of an hour: never sent.
         short = _job(
             http,
-            _csv(tmp_path / "e.csv", azerbaijan[:10], "Kısa"),
+            campaign_rows(tmp_path / "e.csv", azerbaijan[:10], "Kısa"),
             send_window="09:00-20:00",
             window_timezone="recipient",
             validity_minutes=60,
@@ -115,7 +113,7 @@ def test_windows_in_each_recipients_time_send_at_and_midnight(ray_session: Any, 
 
         # A job-level window across midnight (22:00-02:00 Istanbul) waits through the day and
         # sends once it opens.
-        night = _job(http, _csv(tmp_path / "n.csv", turkey[:15], "Gece"), send_window="22:00-02:00")
+        night = _job(http, campaign_rows(tmp_path / "n.csv", turkey[:15], "Gece"), send_window="22:00-02:00")
         wait_for(lambda: _view(http, night)["state"] == "scheduled", timeout=60, what="the night job to wait")
         opened_at = time.time()
         set_offset(stack.redis, (base + timedelta(hours=27)).timestamp() - opened_at)  # 22:30 there
