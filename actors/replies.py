@@ -1,6 +1,6 @@
 """RepliesActor: one per cluster, turns the binds' MO parts into replies (``cluster.engagement.replies``) and
-sends surveys' follow-ups (``cluster.engagement.followups``) and opt-out confirmations
-(``cluster.engagement.confirmations``)."""
+sends surveys' follow-ups (``cluster.engagement.followups``), opt-out confirmations and keyword
+answers (``cluster.engagement.confirmations``)."""
 
 from __future__ import annotations
 

@@ -50,7 +50,7 @@ MESSAGE_STATES = (
     "expired",
 )
 PART_STATES = ("total", "sent", "acked", "failed", "unknown", "stopped")
-REPLY_KINDS = ("optout", "optin", "answer", "reply")
+REPLY_KINDS = ("optout", "optin", "keyword", "answer", "reply")
 JOBS_SCANNED = 1000
 
 _BIND_GAUGES: dict[str, tuple[str, Any]] = {

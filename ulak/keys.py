@@ -176,8 +176,9 @@ MO_SEEN = f"{PREFIX}:{MO_TAG}:seen"
 """Sorted set, part digest -> unix time: parts seen lately (a part the SMSC sends again)."""
 MO_GROUP = "replies"
 OPTOUT_CONFIRMATIONS = f"{PREFIX}:{MO_TAG}:confirmations"
-"""Stream: opt-out confirmations to send (``number``, ``brand``, ``sender``, ``text``), queued by the
-replies processor, sent as jobs by ``cluster.engagement.confirmations`` and deleted then."""
+"""Stream: automatic answers to send (``number``, ``brand``, ``sender``, ``text``, ``kind``:
+``confirmation`` of an opt-out or ``keyword``), queued by the replies processor, sent as jobs by
+``cluster.engagement.confirmations`` and deleted then."""
 OPTOUT_CONFIRMATION_BATCH = f"{PREFIX}:{MO_TAG}:confirmations:batch"
 """String ``first last``: the stream ids of the confirmations being made into a job (written before
 the job is submitted, cleared after: a sender that dies tries the same batch again)."""
@@ -187,6 +188,26 @@ def optout_confirmed(brand: str | None) -> str:
     """Set: the numbers confirmed (or queued to be) on *brand*'s opt-out list (None: the global
     one), so a number gets one confirmation per opt-out; an opt-in takes it out. In the MO slot."""
     return f"{PREFIX}:{MO_TAG}:confirmed:{brand or '*'}"
+
+
+def mo_seen(digest: str) -> str:
+    """String ``entry id|received``: the first stream entry that carried a reply's part with this
+    digest (its SMSC, numbers, coding, body, concatenation), so the SMSC sending it again, its
+    answer lost, is counted once, whichever processor reads it; expires after
+    ``replies.duplicate_seconds``. In the MO slot."""
+    return f"{PREFIX}:{MO_TAG}:seen:{digest}"
+
+
+def keyword_answered(to: str, word: str, number: str) -> str:
+    """String: *number* was answered for keyword *word* (folded) sent to *to*; expires after a day,
+    so a keyword is answered once a day per number. In the MO slot."""
+    return f"{PREFIX}:{MO_TAG}:answered:{to}:{word}:{number}"
+
+
+def keyword_list(brand: str | None, name: str) -> str:
+    """Set: the numbers that joined list *name* of *brand* (None: no brand) by sending its keyword
+    (``ReplyRule.keywords``). Never expires; ``GET /v1/replies/lists/<name>`` reads it."""
+    return f"{PREFIX}:{MO_TAG}:list:{brand or '*'}:{name}"
 
 
 REPLY_KEYWORDS = f"{PREFIX}:{MO_TAG}:keywords"

@@ -35,6 +35,7 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSetti
 
 from ulak.caps import Cap, Rule, rules_for
 from ulak.redisclient import cluster_url, is_cluster
+from ulak.replies.keywords import fold
 from ulak.smpp.receipt import MessageIdFormat
 from ulak.text.alphabet import NATIONAL_LANGUAGES
 from ulak.text.plan import Concat
@@ -467,6 +468,18 @@ class WebhooksConfig(_Model):
 BRAND_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,39}$"
 
 
+class KeywordRule(_Model):
+    """A brand's own keyword: who sends it gets *reply* (once a day), and joins *list* if given."""
+
+    word: str = Field(min_length=1, max_length=40, description="the reply's first word, e.g. KATIL")
+    reply: str = Field(min_length=1, max_length=459, description="sent back, from the short code")
+    list: str | None = Field(
+        default=None,
+        pattern=BRAND_PATTERN,
+        description="a list the sender joins (GET /v1/replies/lists/<list>), e.g. vip",
+    )
+
+
 class ReplyRule(_Model):
     """What replies to one short code or number mean: the brand whose list an opt-out joins, and
     its own keywords (the defaults' when not given)."""
@@ -484,6 +497,21 @@ class ReplyRule(_Model):
         min_length=1,
         max_length=459,
         description="sent once to who opts out here (instead of the default replies.optout_confirmation)",
+    )
+    name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=60,
+        description="the brand's name as a help answer says it (default: the brand, else the short code)",
+    )
+    help_reply: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=459,
+        description="the answer to a help word here (instead of replies.help_reply)",
+    )
+    keywords: tuple[KeywordRule, ...] = Field(
+        default=(), description="this short code's own keywords, each with its answer and list"
     )
 
 
@@ -508,6 +536,18 @@ class RepliesConfig(_Model):
         max_length=459,
         description="a message sent once to a number that opts out by reply (from the short code it "
         "wrote to, e.g. 'Listemizden çıkarıldınız. Tekrar katılmak için BASLA yazın.'); none by default",
+    )
+    help_words: tuple[str, ...] = Field(
+        default=("YARDIM", "BILGI", "HELP", "INFO"),
+        description="a reply whose first word is one of these is answered with help_reply (once a day "
+        "per number and word)",
+    )
+    help_reply: str | None = Field(
+        default="{name}: Bu numaradan bilgilendirme ve kampanya mesajları alıyorsunuz. Almak "
+        "istemiyorsanız RET yazıp {to} numarasına gönderin.",
+        max_length=459,
+        description="the answer to a help word: {name} is the brand's name (the rule's name, brand, or "
+        "the short code), {to} the short code; null sends none",
     )
     concat_timeout: float = Field(
         default=300.0,
@@ -550,6 +590,23 @@ class RepliesConfig(_Model):
 
     def rule(self, to: str) -> ReplyRule | None:
         return next((r for r in self.rules if r.to == to), None)
+
+    @model_validator(mode="after")
+    def _keywords_apart(self) -> RepliesConfig:
+        """A keyword that is also an opt-out or opt-in word would never be answered (the opt-out
+        wins), and one twice for a short code would answer twice: both are refused here."""
+        for rule in (None, *self.rules):
+            optout = rule.optout_words if rule and rule.optout_words is not None else self.optout_words
+            optin = rule.optin_words if rule and rule.optin_words is not None else self.optin_words
+            taken = {fold(w) for w in (*optout, *optin)}
+            own = [k.word for k in rule.keywords] if rule else []
+            for word in (*self.help_words, *own):
+                if fold(word) in taken:
+                    where = f"rule {rule.to}" if rule else "replies"
+                    raise ValueError(f"{where}: keyword {word!r} is also an opt-out or opt-in word")
+            if len({fold(w) for w in own}) != len(own):
+                raise ValueError(f"rule {rule.to if rule else ''}: a keyword is given twice")
+        return self
 
 
 def _zone_name(name: str) -> None:

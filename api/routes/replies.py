@@ -11,9 +11,9 @@ from datetime import datetime
 from typing import Any, Literal
 
 import pyarrow as pa
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import Key, Plane, WriteKey
@@ -158,7 +158,7 @@ async def remove_optout(number: str, plane: Plane, key: WriteKey, brand: str | N
 async def list_replies(
     plane: Plane,
     key: Key,
-    kind: str | None = Query(default=None, pattern=r"^(optout|optin|answer|reply)$"),
+    kind: str | None = Query(default=None, pattern=r"^(optout|optin|keyword|answer|reply)$"),
     before: str | None = Query(default=None, pattern=r"^\d+-\d+$", description="a reply's id: older ones"),
     limit: int = Query(default=100, ge=1, le=1000),
 ) -> dict[str, Any]:
@@ -272,6 +272,10 @@ class KeywordsIn(BaseModel):
 
     optout_words: list[str] = Field(min_length=1, max_length=100)
     optin_words: list[str] = Field(default_factory=list, max_length=100)
+    help_words: list[str] | None = Field(
+        default=None, max_length=100, description="default: the configuration's"
+    )
+    help_reply: str | None = Field(default=None, max_length=459, description="default: the configuration's")
     rules: list[ReplyRule] = Field(default_factory=list, max_length=1000)
 
 
@@ -303,6 +307,11 @@ async def set_keywords(body: KeywordsIn, plane: Plane, key: WriteKey) -> dict[st
                 422, "invalid_keyword", f"{word!r} has no letter or digit to match", field="optout_words"
             )
     stored = body.model_dump(mode="json", exclude_none=True)
+    try:  # the rules as they would be in force: a keyword that is also an opt-out word, say
+        RepliesConfig.model_validate({**plane.settings.replies.model_dump(), **stored})
+    except ValidationError as exc:
+        message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise ApiError(422, "invalid_keyword", message, field="rules") from None
     await run_in_threadpool(plane.client.set, keys.REPLY_KEYWORDS, json.dumps(stored, ensure_ascii=False))
     config, _ = await run_in_threadpool(replies.keyword_config, plane.client, plane.settings.replies)
     return {"source": "api", **_keywords(config)}
@@ -313,3 +322,31 @@ async def reset_keywords(plane: Plane, key: WriteKey) -> dict[str, Any]:
     """Back to the configuration's keyword rules."""
     await run_in_threadpool(plane.client.delete, keys.REPLY_KEYWORDS)
     return {"source": "config", **_keywords(plane.settings.replies)}
+
+
+@router.get("/v1/replies/lists/{name}", responses={401: {"model": ErrorBody}, 422: {"model": ErrorBody}})
+async def keyword_list(
+    plane: Plane,
+    key: Key,
+    *,
+    name: str = Path(pattern=BRAND_PATTERN),
+    brand: str | None = Query(default=None, description="the rule's brand (default: none)"),
+    cursor: int = Query(default=0, ge=0, le=2**64 - 1, description="from the last page's next_cursor"),
+    limit: int = Query(default=1000, ge=1, le=10_000),
+) -> dict[str, Any]:
+    """One page of the numbers that joined list *name* by sending its keyword (a rule's
+    ``keywords``: ``{word: KATIL, reply: …, list: vip}``); ``next_cursor`` 0 on the last page."""
+    _brand(brand)
+
+    def page() -> dict[str, Any]:
+        list_key = keys.keyword_list(brand, name)
+        next_cursor, members = plane.client.sscan(list_key, cursor=cursor, count=limit)
+        return {
+            "list": name,
+            "brand": brand,
+            "total": plane.client.scard(list_key),
+            "items": sorted(f"+{m.decode() if isinstance(m, bytes) else m}" for m in members),
+            "next_cursor": int(next_cursor),
+        }
+
+    return await run_in_threadpool(page)

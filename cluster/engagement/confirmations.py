@@ -1,4 +1,6 @@
-"""Opt-out confirmations: one message to a number that opted out by reply, saying it is done.
+"""Automatic answers: opt-out confirmations (one message to a number that opted out by reply,
+saying it is done) and keyword answers (help words and a brand's own keywords: ``answer``, once a
+day per number and word, by a key that expires; ``ReplyRules.answer`` says what they get).
 
 The replies processor queues a confirmation (``queue``) when it applies an opt-out by reply and the
 short code has a confirmation text (``replies.optout_confirmation``, or its rule's). One script
@@ -30,10 +32,24 @@ log = structlog.get_logger("ulak.confirmations")
 
 BATCH = 5000
 
-# KEYS: the list's confirmed set, the confirmations stream. ARGV: number, brand, sender, text.
+CONFIRMATION, KEYWORD = "confirmation", "keyword"  # what an answer is (the stream's ``kind``)
+JOB_NAMES = {CONFIRMATION: "opt-out confirmations", KEYWORD: "keyword answers"}
+DAY = 86400
+
+# KEYS: the list's confirmed set, the answers stream. ARGV: number, brand, sender, text.
 _QUEUE = """
 if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('XADD', KEYS[2], '*', 'number', ARGV[1], 'brand', ARGV[2], 'sender', ARGV[3], 'text', ARGV[4])
+redis.call('XADD', KEYS[2], '*', 'number', ARGV[1], 'brand', ARGV[2], 'sender', ARGV[3], 'text', ARGV[4],
+  'kind', 'confirmation')
+return 1
+"""
+
+# KEYS: the number's answered key for the keyword, the answers stream. ARGV: number, brand, sender,
+# text, seconds until it may be answered again.
+_ANSWER = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[5]) then return 0 end
+redis.call('XADD', KEYS[2], '*', 'number', ARGV[1], 'brand', ARGV[2], 'sender', ARGV[3], 'text', ARGV[4],
+  'kind', 'keyword')
 return 1
 """
 
@@ -44,12 +60,20 @@ class Confirmations:
     def __init__(self, client: Any) -> None:
         self.client = client
         self._queue = client.register_script(_QUEUE)
+        self._answer = client.register_script(_ANSWER)
 
     def queue(self, number: str, *, brand: str | None, sender: str, text: str) -> bool:
         """Queue *text* to *number*, unless it is confirmed on this list already; whether it was."""
         set_key = keys.optout_confirmed(brand)
         args = [number, brand or "", sender, text]
         return bool(self._queue(keys=[set_key, keys.OPTOUT_CONFIRMATIONS], args=args))
+
+    def answer(self, number: str, *, brand: str | None, sender: str, keyword: str, text: str) -> bool:
+        """Queue *text*, the answer to *keyword* sent to *sender*, to *number*, unless it was
+        answered that keyword there within a day; whether it was queued."""
+        key = keys.keyword_answered(sender, keyword, number)
+        args = [number, brand or "", sender, text, DAY]
+        return bool(self._answer(keys=[key, keys.OPTOUT_CONFIRMATIONS], args=args))
 
     def unconfirm(self, number: str, *, brand: str | None) -> None:
         """*number* opted in again: its next opt-out is confirmed again."""
@@ -76,12 +100,13 @@ class ConfirmationSender:
                 return 0
             first, last = entries[0][0].decode(), entries[-1][0].decode()
             self.client.set(keys.OPTOUT_CONFIRMATION_BATCH, f"{first} {last}")
-        groups: dict[tuple[str, str, str], list[str]] = {}
+        groups: dict[tuple[str, str, str, str], list[str]] = {}
         for _, fields in entries:
-            key = (fields[b"brand"].decode(), fields[b"sender"].decode(), fields[b"text"].decode())
+            kind = fields.get(b"kind", CONFIRMATION.encode()).decode()
+            key = (kind, fields[b"brand"].decode(), fields[b"sender"].decode(), fields[b"text"].decode())
             groups.setdefault(key, []).append(fields[b"number"].decode())
-        for (brand, sender, text), numbers in sorted(groups.items()):
-            self._submit(brand or None, sender, text, numbers, f"{first}-{last}")
+        for (kind, brand, sender, text), numbers in sorted(groups.items()):
+            self._submit((kind, brand or None, sender, text), numbers, f"{first}-{last}")
         pipe = self.client.pipeline(transaction=True)  # one slot: the MO tag's
         if entries:
             pipe.xdel(stream, *[e[0] for e in entries])
@@ -89,23 +114,25 @@ class ConfirmationSender:
         pipe.execute()
         return len(entries)
 
-    def _submit(self, brand: str | None, sender: str, text: str, numbers: list[str], span: str) -> str:
+    def _submit(self, group_key: tuple[str, str | None, str, str], numbers: list[str], span: str) -> str:
+        """One job of the answers of one (kind, brand, sender, text) in the batch *span*."""
+        kind, brand, sender, text = group_key
         options = JobOptions(
             text_column="metin",
             sender=sender if sender_ok(sender) else None,
             brand=brand,
-            name="opt-out confirmations",
+            name=JOB_NAMES.get(kind, JOB_NAMES[CONFIRMATION]),
             confirms_optout=True,
         )
-        group = hashlib.sha256(f"{brand}|{sender}|{text}".encode()).hexdigest()[:16]
+        group = hashlib.sha256(f"{kind}|{brand}|{sender}|{text}".encode()).hexdigest()[:16]
         digest = hashlib.sha256(f"optout-confirmation:{span}:{group}".encode()).hexdigest()
         made, created = self.maker.submit(
             [(n, text) for n in numbers],
             options,
             name="confirmations.csv",
-            source="opt-out confirmations",
+            source=JOB_NAMES.get(kind, JOB_NAMES[CONFIRMATION]),
             digest=digest,
         )
         if created:
-            log.info("optouts.confirmations", job_id=made, rows=len(numbers), brand=brand)
+            log.info("replies.answers_sent", kind=kind, job_id=made, rows=len(numbers), brand=brand)
         return made

@@ -40,7 +40,7 @@ from ulak.consent import ONAY, RET, Consent, Consents
 from ulak.optouts import OptOuts
 from ulak.records import SurveyAsked
 from ulak.replies import survey
-from ulak.replies.keywords import Keywords, Kind, Verdict
+from ulak.replies.keywords import Keywords, Kind, Verdict, fold
 from ulak.replies.mo import MoMessage, MoPart, Reassembler
 from ulak.settings import RepliesConfig
 
@@ -82,6 +82,24 @@ redis.call('LTRIM', KEYS[3], 0, 999)
 return 'comment'
 """
 READ_COUNT = 500
+
+# KEYS: each part's seen key (keys.mo_seen). ARGV: the window (s), then each part's entry id and
+# received time. Returns per part 1 when another entry carried the same part within the window.
+_SEEN = """
+local window = tonumber(ARGV[1])
+local out = {}
+for i, key in ipairs(KEYS) do
+  local id, at = ARGV[2 * i], tonumber(ARGV[2 * i + 1])
+  local seen = redis.call('GET', key)
+  out[i] = 0
+  if seen then
+    local first, first_at = string.match(seen, '^(.-)|(.*)$')
+    if first ~= id and at - tonumber(first_at) <= window then out[i] = 1 end
+  end
+  if out[i] == 0 then redis.call('SET', key, id .. '|' .. ARGV[2 * i + 1], 'EX', math.ceil(window) + 1) end
+end
+return out
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,17 +156,21 @@ class Reply:
 
 
 class ReplyRules:
-    """The configured keywords, per short code."""
+    """The configured keywords, per short code: opt-out and opt-in words, and the words answered
+    automatically (help words, and the rule's own keywords with their answers and lists)."""
 
     def __init__(self, config: RepliesConfig) -> None:
         self.config = config
-        self._default = Keywords.of(list(config.optout_words), list(config.optin_words))
+        self._default = Keywords.of(
+            list(config.optout_words), list(config.optin_words), list(config.help_words)
+        )
         self._by_to = {
             r.to: (
                 r.brand,
                 Keywords.of(
                     list(r.optout_words if r.optout_words is not None else config.optout_words),
                     list(r.optin_words if r.optin_words is not None else config.optin_words),
+                    [*config.help_words, *(k.word for k in r.keywords)],
                 ),
             )
             for r in config.rules
@@ -156,6 +178,19 @@ class ReplyRules:
         self._confirmations = {
             r.to: r.optout_confirmation or config.optout_confirmation for r in config.rules
         }
+        self._own = {r.to: {fold(k.word): (k.reply, k.list) for k in r.keywords} for r in config.rules}
+        self._help = {
+            r.to: _help_text(r.help_reply or config.help_reply, r.name or r.brand or r.to, r.to)
+            for r in config.rules
+        }
+
+    def answer(self, to: str, keyword: str) -> tuple[str, str | None] | None:
+        """What a keyword (folded) sent to *to* gets: (the answer, the list it joins), or None."""
+        own = self._own.get(to, {}).get(keyword)
+        if own is not None:
+            return own
+        text = self._help[to] if to in self._help else _help_text(self.config.help_reply, to, to)
+        return (text, None) if text is not None else None
 
     def judge(self, to: str, text: str) -> tuple[Verdict, str | None]:
         brand, words = self._by_to.get(to, (None, self._default))
@@ -166,7 +201,12 @@ class ReplyRules:
         return self._confirmations.get(to, self.config.optout_confirmation)
 
 
-KEYWORD_FIELDS = ("optout_words", "optin_words", "rules")
+def _help_text(template: str | None, name: str, to: str) -> str | None:
+    """A help answer with the brand's *name* and the short code *to* filled in."""
+    return template.replace("{name}", name).replace("{to}", to) if template else None
+
+
+KEYWORD_FIELDS = ("optout_words", "optin_words", "help_words", "help_reply", "rules")
 
 
 def keyword_config(client: Any, config: RepliesConfig) -> tuple[RepliesConfig, bytes | None]:
@@ -194,7 +234,7 @@ class ReplyProcessor:
         self._surveys: dict[str, Survey | None] = {}
         self.normalizer = NumberNormalizer(default_region)
         self.reassembler = Reassembler(timeout=config.concat_timeout)
-        self._seen: dict[str, tuple[str, float]] = {}  # part digest -> (entry id, when): SMSC resends
+        self._seen = client.register_script(_SEEN)  # SMSC resends (``_duplicates``)
         self._held: set[str] = set()  # entry ids held by the reassembler (not acknowledged yet)
         # This consumer's pending entries are read first, from here on (a restart's leftovers: the
         # parts a processor before this one read and had not written as replies); None once done.
@@ -238,6 +278,7 @@ class ReplyProcessor:
                 entries = self._read(None, block_ms)
         done: list[tuple[MoMessage, list[object]]] = []
         duplicates: list[str] = []
+        parts: list[tuple[str, MoPart]] = []
         for entry_id, raw in entries:
             eid = entry_id.decode()
             if not raw:  # deleted before it was acknowledged
@@ -249,8 +290,11 @@ class ReplyProcessor:
                 log.error("reply.unreadable", entry=eid, error=f"{type(exc).__name__}: {exc}")
                 duplicates.append(eid)
                 continue
-            if self._duplicate(part, eid):
-                duplicates.append(eid)
+            parts.append((eid, part))
+        resent = self._duplicates(parts)
+        duplicates += sorted(resent)
+        for eid, part in parts:
+            if eid in resent:
                 continue
             whole = self.reassembler.add(part, eid)
             if whole is None:
@@ -278,31 +322,35 @@ class ReplyProcessor:
         )
         return list(answer[0][1]) if answer else []
 
-    def _duplicate(self, part: MoPart, entry_id: str) -> bool:
+    def _duplicates(self, parts: list[tuple[str, MoPart]]) -> set[str]:
+        """The entries of *parts* (entry id, part) that are the SMSC sending again a part it had sent
+        within ``duplicate_seconds`` (its answer was lost): one script a batch, over keys that
+        outlive this process (a restarted processor, or one on another node, still knows them).
+        A part read again by its own entry id (a restart's backlog) is no duplicate."""
         window = self.config.duplicate_seconds
-        if window <= 0:
-            return False
-        now = time.time()
-        if len(self._seen) > 100_000 or (self._seen and next(iter(self._seen.values()))[1] < now - window):
-            self._seen = {d: (e, t) for d, (e, t) in self._seen.items() if t >= now - window}
-        digest = hashlib.blake2b(
-            "\x1f".join(
-                (
-                    part.smsc,
-                    part.source,
-                    part.dest,
-                    str(part.data_coding),
-                    part.body.hex(),
-                    json.dumps(part.concat),
-                )
-            ).encode(),
-            digest_size=16,
-        ).hexdigest()
-        seen = self._seen.get(digest)
-        if seen is not None and seen[0] != entry_id and part.received - seen[1] <= window:
-            return True
-        self._seen[digest] = (entry_id, part.received)
-        return False
+        if window <= 0 or not parts:
+            return set()
+        digests = [
+            hashlib.blake2b(
+                "\x1f".join(
+                    (
+                        part.smsc,
+                        part.source,
+                        part.dest,
+                        str(part.data_coding),
+                        part.body.hex(),
+                        json.dumps(part.concat),
+                    )
+                ).encode(),
+                digest_size=16,
+            ).hexdigest()
+            for _, part in parts
+        ]
+        args: list[Any] = [window]
+        for eid, part in parts:
+            args += [eid, f"{part.received:.3f}"]
+        answers = self._seen(keys=[keys.mo_seen(d) for d in digests], args=args)
+        return {eid for (eid, _), dup in zip(parts, answers, strict=True) if dup}
 
     def _write(self, done: list[tuple[MoMessage, list[object]]]) -> int:
         numbers = self._numbers([m.source for m, _ in done])
@@ -341,6 +389,13 @@ class ReplyProcessor:
                 self.optouts.remove([reply.number], brand=reply.brand)
                 self.confirmations.unconfirm(reply.number, brand=reply.brand)
                 self.consents.record([Consent(reply.number, ONAY, reply.received, "mo")], brand=reply.brand)
+            elif reply.kind is Kind.KEYWORD and (answer := self.rules.answer(reply.to, reply.keyword)):
+                text, joins = answer
+                if joins is not None:
+                    self.client.sadd(keys.keyword_list(reply.brand, joins), reply.number)
+                self.confirmations.answer(
+                    reply.number, brand=reply.brand, sender=reply.to, keyword=reply.keyword, text=text
+                )
         # Webhooks queued before the reply is written: a crash between queues them again (a
         # receiver sees the delivery id twice), never loses them.
         for reply, (_, tags) in zip(replies, done, strict=True):

@@ -412,3 +412,83 @@ def test_yes_no_and_nps_surveys_count_their_answers(ray_session: Any, tmp_path: 
     assert {n for (n, t) in sent if t.startswith("Üzgünüz")} == set(scored[12:18])
     assert all(count == 1 for (n, t), count in sent.items())
     assert kinds.count("answer") == 9 + 18 and kinds.count("reply") == 1 + 2 + 2 + 1
+
+
+def test_help_words_and_a_brands_keywords_are_answered_once_a_day(ray_session: Any, tmp_path: Path) -> None:
+    sim = SimProcess(tmp_path, "--account", "test:secret", "--seed", "23")
+    vip = "ACME VIP listesine katıldınız. Çıkmak için RET yazın."
+    config = {
+        "rules": [
+            {
+                "to": "4646",
+                "brand": "acme",
+                "name": "ACME",
+                "keywords": [{"word": "KATIL", "reply": vip, "list": "vip"}],
+            }
+        ],
+        "followup_seconds": 1,
+    }
+    with (
+        running_stack(tmp_path, sim, tps=200, name="keywords", replies=config) as stack,
+        stack.client() as http,
+    ):
+
+        def mo(number: str, to: str, text: str) -> None:
+            sim.control(op="mo", system_id="test", source=number, dest=to, text=text)
+
+        mo("905327000001", "4545", "YARDIM")
+        mo("905327000002", "4646", "bilgi lütfen")
+        mo("905327000003", "4646", "Katıl")
+        mo("905327000004", "4545", "RET")
+        got = _wait_replies(http, 4)
+        mo("905327000001", "4545", "Yardım!")  # the same word again the same day: no second answer
+        mo("905327000004", "4545", "help")  # on the opt-out list, and asks: answered all the same
+        mo("905327000005", "4646", "ret katıl")  # the first word decides: an opt-out, no answer
+        got = _wait_replies(http, 7)
+        kinds = {(r["number"], r["text"]): (r["kind"], r["keyword"]) for r in got["items"]}
+        assert kinds[("905327000001", "YARDIM")] == ("keyword", "yardim")
+        assert kinds[("905327000003", "Katıl")] == ("keyword", "katil")
+        assert kinds[("905327000005", "ret katıl")][0] == "optout"
+        assert got["counts"]["keyword"] == 5
+        assert [r["number"] for r in _replies(http, kind="keyword")["items"]].count("905327000001") == 2
+
+        def answers() -> dict[str, list[tuple[str, str]]]:
+            by: dict[str, list[tuple[str, str]]] = {}
+            for r in stack.records("90532700000"):
+                by.setdefault(r["dst"], []).append((r["src"], r["text"]))
+            return by
+
+        expected = {"905327000001", "905327000002", "905327000003", "905327000004"}
+        wait_for(lambda: set(answers()) == expected, timeout=60, what="the keyword answers")
+        got_answers = answers()
+        assert got_answers["905327000001"] == [
+            (
+                "4545",
+                "4545: Bu numaradan bilgilendirme ve kampanya mesajları alıyorsunuz. Almak "
+                "istemiyorsanız RET yazıp 4545 numarasına gönderin.",
+            )
+        ]
+        assert got_answers["905327000002"] == [
+            (
+                "4646",
+                "ACME: Bu numaradan bilgilendirme ve kampanya mesajları alıyorsunuz. Almak "
+                "istemiyorsanız RET yazıp 4646 numarasına gönderin.",
+            )
+        ]
+        assert got_answers["905327000003"] == [("4646", vip)]
+        assert len(got_answers["905327000004"]) == 1
+        joined = http.get("/v1/replies/lists/vip", params={"brand": "acme"}).json()
+        assert (joined["total"], joined["items"]) == (1, ["+905327000003"])
+
+        # A keyword that is an opt-out word would never be answered: refused, nothing changes.
+        bad = http.put(
+            "/v1/replies/keywords",
+            json={
+                "optout_words": ["RET"],
+                "rules": [{"to": "4646", "keywords": [{"word": "ret", "reply": "x"}]}],
+            },
+        )
+        assert bad.status_code == 422 and bad.json()["code"] == "invalid_keyword", bad.text
+        assert http.get("/v1/replies/keywords").json()["source"] == "config"
+        metrics = http.get("/metrics").text
+        assert 'ulak_replies_total{kind="keyword"} 5' in metrics

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
+from cluster.engagement.replies import ReplyRules
 from ulak.replies.keywords import Keywords, Kind, fold
 from ulak.replies.mo import MoPart, Reassembler, decode_text, mo_part
+from ulak.settings import RepliesConfig
 from ulak.smpp.pdu import DeliverSm
 from ulak.text.alphabet import TURKISH, alphabet
 
@@ -135,3 +138,45 @@ def test_a_part_survives_its_stream_round_trip() -> None:
         _pdu(_septets("ş", TURKISH), udh=bytes((8, 4, 1, 2, 3, 2, 0x24, 1, 1))), smsc="op", received=5.5
     )
     assert MoPart.unpack({k.encode(): v.encode() for k, v in part.pack().items()}) == part
+
+
+def test_help_words_and_a_brands_own_keywords_are_answered() -> None:
+    config = RepliesConfig(
+        rules=(
+            {
+                "to": "4646",
+                "brand": "acme",
+                "name": "ACME",
+                "keywords": ({"word": "KATIL", "reply": "ACME VIP'e hoş geldiniz", "list": "vip"},),
+            },
+        )
+    )
+    rules = ReplyRules(config)
+    for text in ("yardım", "YARDIM!", "Bilgi lütfen", "help"):
+        verdict, brand = rules.judge("4646", text)
+        assert verdict.kind is Kind.KEYWORD and brand == "acme", text
+        answer = rules.answer("4646", verdict.keyword)
+        assert answer is not None and answer[1] is None
+        assert answer[0].startswith("ACME: ") and "RET yazıp 4646" in answer[0]
+    verdict, _ = rules.judge("4646", "katıl")
+    assert verdict.kind is Kind.KEYWORD and rules.answer("4646", verdict.keyword) == (
+        "ACME VIP'e hoş geldiniz",
+        "vip",
+    )
+    assert rules.judge("4545", "katıl")[0].kind is Kind.REPLY  # only where the rule is
+    help_elsewhere = rules.answer("4545", rules.judge("4545", "YARDIM")[0].keyword)
+    assert help_elsewhere is not None and help_elsewhere[0].startswith("4545: ")
+    assert rules.judge("4646", "RET yardım")[0].kind is Kind.OPT_OUT  # the first word decides
+    silent = ReplyRules(RepliesConfig(help_reply=None))
+    assert silent.answer("4545", "yardim") is None
+    with pytest.raises(ValidationError, match="also an opt-out or opt-in word"):
+        RepliesConfig(rules=({"to": "4646", "keywords": ({"word": "Dur", "reply": "x"},)},))
+    with pytest.raises(ValidationError, match="given twice"):
+        RepliesConfig(
+            rules=(
+                {
+                    "to": "4646",
+                    "keywords": ({"word": "KATIL", "reply": "x"}, {"word": "katil", "reply": "y"}),
+                },
+            )
+        )

@@ -39,6 +39,7 @@ def first_word(text: str) -> str:
 class Kind(StrEnum):
     OPT_OUT = "optout"
     OPT_IN = "optin"
+    KEYWORD = "keyword"  # a help word or a brand's own keyword: answered automatically
     ANSWER = "answer"  # a survey's answer (cluster.engagement.replies)
     REPLY = "reply"  # anything else: kept as a free reply
 
@@ -51,14 +52,20 @@ class Verdict:
 
 @dataclass(frozen=True, slots=True)
 class Keywords:
-    """Opt-out and opt-in words (any spelling: they are folded here)."""
+    """Opt-out, opt-in and answered words (help words and a brand's own: ``other``), any spelling:
+    they are folded here. An opt-out word wins over any other."""
 
     optout: frozenset[str]
     optin: frozenset[str]
+    other: frozenset[str] = frozenset()
 
     @classmethod
-    def of(cls, optout: list[str], optin: list[str]) -> Keywords:
-        return cls(frozenset(fold(w) for w in optout), frozenset(fold(w) for w in optin))
+    def of(cls, optout: list[str], optin: list[str], other: list[str] | None = None) -> Keywords:
+        return cls(
+            frozenset(fold(w) for w in optout),
+            frozenset(fold(w) for w in optin),
+            frozenset(fold(w) for w in other or ()),
+        )
 
     def classify(self, text: str) -> Verdict:
         word = first_word(text)
@@ -66,4 +73,6 @@ class Keywords:
             return Verdict(Kind.OPT_OUT, word)
         if word and word in self.optin:
             return Verdict(Kind.OPT_IN, word)
+        if word and word in self.other:
+            return Verdict(Kind.KEYWORD, word)
         return Verdict(Kind.REPLY)
