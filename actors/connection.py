@@ -6,6 +6,7 @@ the ledger and a handle to the operator's ThrottleActor, and takes work in batch
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from typing import Any
 
@@ -51,6 +52,7 @@ class SmppConnectionActor:
             fence=fence,
             inbox=keys.bind_inbox(operator.name, bind.name, ledger=operator.ledger_name),
             log_context={"operator": operator.name, "bind": bind.name},
+            replies=RedisMoStore(self._redis, keys.MO_PARTS),
         )
         self.client = BindClient(
             bind,
@@ -60,10 +62,11 @@ class SmppConnectionActor:
             record=self._record,
             inbox=self._writes.inbox,
             claim=self._writes.claim,
-            replies=RedisMoStore(self._redis, keys.MO_PARTS),
+            replies=self._writes.replies,
             refusals=functools.partial(Follower().aread, self._redis),
         )
         self._started = False
+        self._watch: asyncio.Task[None] | None = None
         self._node = ray.get_runtime_context().get_node_id()  # where the bind's connection leaves from
 
     async def start(self, bind_timeout: float = 30.0) -> dict[str, Any]:
@@ -74,6 +77,8 @@ class SmppConnectionActor:
         if not self._started:
             self._started = True
             await self.client.start()
+            # Referenced here: asyncio keeps only a weak reference to a task.
+            self._watch = asyncio.create_task(self._writes.watch(), name="fence-watch")
         if bind_timeout > 0:
             try:
                 await self.client.wait_bound(bind_timeout)
@@ -129,6 +134,8 @@ class SmppConnectionActor:
         }
 
     async def stop(self) -> dict[str, Any]:
+        if self._watch is not None:
+            self._watch.cancel()
         await self.client.stop()
         await self._redis.aclose()
         return self.client.describe()

@@ -44,6 +44,7 @@ from api.cli.demo import TEMPLATE, demo_settings, demo_stack, write_campaign  # 
 from api.client import ApiClient, ApiClientError  # noqa: E402
 from cluster.jobs.states import JobState  # noqa: E402
 from scripts.bench.bench_e2e import TreeSampler  # noqa: E402
+from ulak.settings import FrequencyCapsConfig  # noqa: E402
 
 ENDED = {JobState.DONE.value, JobState.FAILED.value, JobState.CANCELLED.value}
 
@@ -93,12 +94,23 @@ def main() -> int:
         help="while the job sends, recipients of its second half opt out by the API at this rate "
         "(each stops that row in flight: the cost of refusals checked while sending)",
     )
+    parser.add_argument(
+        "--capped",
+        action="store_true",
+        help="the job is held to a frequency cap (its brand's 1/24h, every recipient new): each "
+        "message is checked and counted in Redis as it is handed to a bind (the cost of ulak.caps)",
+    )
     args = parser.parse_args()
     sampler = TreeSampler()
     sampler.start()
     with tempfile.TemporaryDirectory(prefix="ulak-bench-product-") as tmp:
         workdir = Path(tmp)
         settings = demo_settings(tps_scale=args.tps_scale, workdir=workdir)
+        options: dict[str, str] = {"template": TEMPLATE, "name": "bench"}
+        if args.capped:
+            caps = FrequencyCapsConfig(brands={"bench": ("1/24h",)})
+            settings = settings.model_copy(update={"frequency_caps": caps})
+            options |= {"brand": "bench", "frequency_cap": "defer"}
         campaign = workdir / "kampanya.csv"
         write_campaign(campaign, args.rows, [p for op in settings.operators for p in op.prefixes])
         stack = demo_stack(settings, workdir).start()
@@ -107,7 +119,7 @@ def main() -> int:
                 cpu0 = sampler.cpu_by_process()
                 sampler.peak_rss = 0
                 t0 = time.perf_counter()
-                job = client.submit(campaign, {"template": TEMPLATE, "name": "bench"})
+                job = client.submit(campaign, options)
                 accepted_at = time.perf_counter()
                 stop_optouts = threading.Event()
                 optouts: list[int] = []
@@ -154,6 +166,7 @@ def main() -> int:
         "unknown": counts["unknown"],
         "optouts_posted": len(optouts),
         "stopped_opted_out": counts.get("opted_out", 0),
+        "frequency_capped": counts.get("frequency_capped", 0),
         "parts_sent": sent,
         "seconds_upload_to_202": round(accepted_at - t0, 2),
         "seconds_202_to_done": round(done_at - accepted_at, 1),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -16,13 +17,17 @@ import pytest
 import redis
 import redis.asyncio
 
-from tests.helpers import crash_redis
+from cluster.engagement.replies import ReplyProcessor, recent
+from tests.helpers import async_wait_for, crash_redis
 from ulak import keys
 from ulak.dispatch.fence import FencedWrites, Superseded
 from ulak.dispatch.inbox import RedisInbox
 from ulak.dispatch.ledger import Event, PartAcked, PartSent, PartUnknown, ReceiptSeen, RedisLedger
 from ulak.dispatch.sendrecord import RecordFenced, RedisSendRecord, unpack
 from ulak.redis_server import RedisServer
+from ulak.replies.mo import MoPart, RedisMoStore
+from ulak.settings import RepliesConfig
+from ulak.text.alphabet import alphabet
 
 FENCE = keys.bind_fence("op", "b1", ledger="op")
 INBOX = keys.bind_inbox("op", "b1", ledger="op")
@@ -193,3 +198,57 @@ def test_a_bind_with_nothing_to_write_gives_back_what_redis_lost_when_asked(serv
         await client.aclose()
 
     run(scenario())
+
+
+def _reply(text: str, number: str) -> MoPart:
+    septets = alphabet().to_septets(text)
+    assert septets is not None
+    return MoPart(smsc="op", source=number, dest="4545", data_coding=0, body=septets, received=time.time())
+
+
+def test_replies_redis_lost_are_written_again_and_processed_once(server: RedisServer) -> None:
+    # A reply is answered once its write is acknowledged; Redis then loses the last second. The
+    # bind's watch finds the fence behind with nothing to write, and appends the replies again:
+    # the lost one is processed, the one whose append survived (and only its fence was lost) once.
+    first, lost, survived = (
+        _reply("Merhaba", "905320000001"),
+        _reply("Kargo nerede", "905320000002"),
+        _reply("Tesekkurler", "905320000003"),
+    )
+
+    async def scenario() -> None:
+        client = redis.asyncio.Redis.from_url(server.url)
+        store = RedisMoStore(client, keys.MO_PARTS)
+        writes = FencedWrites(client, ledger="op", fence=FENCE, inbox=INBOX, replies=store)
+        assert writes.replies is not None
+        await writes.replies.append([first])
+        kept = os.path.getsize(server.aof)
+        await writes.replies.append([lost])
+        crash_redis(server, keep_bytes=kept)
+        watch = asyncio.create_task(writes.watch(every=0.05))
+        await async_wait_for(
+            lambda: writes.replayed_writes == 1, timeout=20, what="the lost reply written again"
+        )
+        # Now the reply's append survives and its fence is lost: cut between the two.
+        await store.append([survived])
+        kept = os.path.getsize(server.aof)
+        await writes.replies.append([survived])
+        crash_redis(server, keep_bytes=kept)
+        await async_wait_for(lambda: writes.replayed_writes == 2, timeout=20, what="the second replay")
+        watch.cancel()
+        await client.aclose()
+
+    run(scenario())
+    client = redis.Redis.from_url(server.url)
+    assert client.xlen(keys.MO_PARTS) == 4  # first, lost, survived twice
+    processor = ReplyProcessor(client, RepliesConfig())
+    processor.ensure_group()
+    while processor.run_once(block_ms=10):
+        pass
+    got = sorted((r["number"], r["text"]) for r in recent(client, limit=10))
+    assert got == [
+        ("905320000001", "Merhaba"),
+        ("905320000002", "Kargo nerede"),
+        ("905320000003", "Tesekkurler"),
+    ]
+    client.close()

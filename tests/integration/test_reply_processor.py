@@ -59,3 +59,20 @@ def test_a_processor_that_dies_mid_message_leaves_nothing_lost_or_doubled(redis_
     assert redis_client.xlen(keys.MO_PARTS) == 0  # every part acknowledged and deleted
     assert redis_client.sismember(keys.OPTOUT, "905321112244")
     assert recent(redis_client, limit=10, before=replies[0]["id"])[0]["id"] == replies[1]["id"]
+
+
+def test_a_resend_is_known_to_the_next_processor_too(redis_client: redis.Redis) -> None:
+    # The SMSC sends a part again when our answer was lost; the processor that read the first copy
+    # may have restarted (or another node's took over) by then: it is still counted once.
+    config = RepliesConfig()
+    first = ReplyProcessor(redis_client, config)
+    first.ensure_group()
+    part = _part("Tesekkurler ederim", source="905321119900")
+    _append(redis_client, part)
+    assert first.run_once(block_ms=10) == 1
+    second = ReplyProcessor(redis_client, config)
+    second.ensure_group()
+    _append(redis_client, part)
+    assert second.run_once(block_ms=10) == 0
+    mine = [r for r in recent(redis_client, limit=50) if r["number"] == "905321119900"]
+    assert len(mine) == 1 and counts(redis_client)["duplicate"] >= 1

@@ -6,6 +6,7 @@ it is on disk. A machine that crashes, or a ``redis-server`` whose fsync lags, l
 seconds of answered writes. For a bind those are ledger events (parts it sent, their answers, the
 receipts it applied) and inbox appends (receipts it has answered: the SMSC never sends them again).
 Lost, the ledger would not know the parts were sent, and a resumed job would send them again.
+Replies (MO) too: answered, the SMSC never sends them again.
 
 Each of the bind's writes therefore carries a fence (``keys.bind_fence``: ``generation:sequence``)
 checked and advanced in the same atomic script as the write itself, and the bind keeps what Redis
@@ -18,6 +19,14 @@ taken the bind's name: this one is superseded and writes nothing more.
 
 The fence also makes a retried write safe: a write whose answer was lost with its connection is
 tried again by the bind's next flush, and a fence already at that write's value says it was made.
+
+Replies go to the one replies stream (``keys.MO_PARTS``, in its own slot), so their write cannot
+share the fence's script: the bind appends them, then advances the fence, in that order. On one
+Redis, whose append-only file keeps a prefix of the writes, a fence that survived means the replies
+before it did; one that did not is written again with them, and the replies processor counts a
+part it already has once (the same part within ``replies.duplicate_seconds``, by a key of its own).
+On a Redis Cluster the stream's shard can lose a second that the fence's shard kept: that reply is
+lost, as before.
 
 A loss longer than the journal, or a Redis emptied, cannot be made up: it is logged
 (``ledger.writes_lost``), counted (``lost_writes``), and the bind goes on from there.
@@ -41,12 +50,14 @@ import structlog
 from ulak.dispatch.durable import SinkRevoked
 from ulak.dispatch.inbox import RedisInbox, pack_receipt
 from ulak.dispatch.ledger import Event, ReceiptSeen, RedisLedger
+from ulak.replies.mo import MoPart, MoStore
 
 log = structlog.get_logger(__name__)
 
 # AOF everysec: an fsync a second, and Redis postpones writing (not answering) for up to two more
 # seconds while one lags; five covers both with room.
 JOURNAL_SECONDS = 5.0
+WATCH_SECONDS = 1.0  # between a bind's looks at its fence while it has nothing to write
 
 _INBOX_SCRIPT = """
 local f = redis.call('GET', KEYS[1]) or ''
@@ -84,10 +95,12 @@ def parse(value: str) -> tuple[int, int]:
 
 @dataclass(frozen=True, slots=True)
 class _Write:
-    """One write as it can be made again: ledger events (with the inbox to trim), or an inbox append."""
+    """One write as it can be made again: ledger events (with the inbox to trim), an inbox append,
+    or replies appended to their stream."""
 
     events: tuple[Event, ...] = ()
     receipts: tuple[ReceiptSeen, ...] = ()
+    replies: tuple[MoPart, ...] = ()
 
 
 class FencedWrites:
@@ -103,8 +116,11 @@ class FencedWrites:
         clock: Callable[[], float] = time.monotonic,
         keep: float = JOURNAL_SECONDS,
         log_context: dict[str, str] | None = None,
+        replies: MoStore | None = None,
     ) -> None:
         self._client = client
+        self._replies = replies
+        self.replies = _FencedReplies(self) if replies is not None else None
         self._ledger = RedisLedger(client, ledger=ledger)
         self._inbox_script = client.register_script(_INBOX_SCRIPT)
         self.fence = fence
@@ -129,6 +145,10 @@ class FencedWrites:
         if receipts:
             await self._write(_Write(receipts=tuple(receipts)))
 
+    async def append_replies(self, parts: list[MoPart]) -> None:
+        if parts:
+            await self._write(_Write(replies=tuple(parts)))
+
     async def claim(self) -> None:
         """Take the bind's name now rather than at the first write: a bind calls this before it
         sends (``BindClient(claim=...)``), so that a process started later supersedes this one even
@@ -147,6 +167,21 @@ class FencedWrites:
             value = (await self._client.get(self.fence) or b"").decode()
             if value != self._value(self.sequence):
                 await self._recover(value)
+
+    async def watch(self, every: float = WATCH_SECONDS) -> None:
+        """Verify every *every* seconds, for as long as the bind lives: a bind that answered a reply
+        and then had nothing to write would otherwise find a Redis crash that lost the reply only at
+        its next write (minutes later, or never). Redis away: it looks again at the next tick."""
+        while not self.superseded:
+            await asyncio.sleep(every)
+            try:
+                await self.verify()
+            except Superseded:
+                return
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError):
+                continue  # Redis restarting: the next tick finds what it lost
+            except redis.exceptions.RedisError as exc:
+                self._log.warning("bind.verify_failed", error=f"{type(exc).__name__}: {exc}")
 
     # ------------------------------------------------------------------------------------ internals
 
@@ -175,7 +210,11 @@ class FencedWrites:
 
     async def _run(self, write: _Write, expect: str, new: str) -> None:
         try:
-            if write.receipts:
+            if write.replies:
+                assert self._replies is not None
+                await self._replies.append(list(write.replies))  # before the fence: see the docstring
+                await self._inbox_script(keys=[self.fence, self.inbox.key], args=[expect, new])
+            elif write.receipts:
                 args = [expect, new, *[pack_receipt(r) for r in write.receipts]]
                 await self._inbox_script(keys=[self.fence, self.inbox.key], args=args)
             else:
@@ -255,3 +294,13 @@ class _FencedInbox:
 
     async def unsettled(self) -> list[ReceiptSeen]:
         return await self._inbox.unsettled()
+
+
+class _FencedReplies:
+    """The replies store a bind uses: appends go through the fence (the module docstring)."""
+
+    def __init__(self, writes: FencedWrites) -> None:
+        self._writes = writes
+
+    async def append(self, parts: list[MoPart]) -> None:
+        await self._writes.append_replies(parts)
