@@ -104,18 +104,22 @@ local record = ARGV[base + #KEYS + 1] == '1'
 local out = {}
 for i, key in ipairs(KEYS) do
   local member = prefix .. ARGV[base + i]
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - keep)
-  if redis.call('ZSCORE', key, member) then
-    out[i] = 0
-  else
-    local entries = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
-    local at = 0
+  local entries = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
+  local at, known, stale = 0, false, 0
+  for j = 1, #entries, 2 do
+    if tonumber(entries[j + 1]) <= now - keep then
+      stale = stale + 1
+    elseif entries[j] == member then
+      known = true
+    end
+  end
+  if not known and #entries > 0 then
     for r = 0, nrules - 1 do
       local counts, limit, window = ARGV[6 + 3 * r], tonumber(ARGV[7 + 3 * r]), tonumber(ARGV[8 + 3 * r])
       local times = {}
       for j = 1, #entries, 2 do
         local score = tonumber(entries[j + 1])
-        if score > now - window then
+        if score > now - window and score > now - keep then
           local kind, b = string.match(entries[j], '^(%a)|([^|]*)|')
           if (counts == 'c' and kind == 'c') or (counts == 'b' and b == brand) then
             times[#times + 1] = score
@@ -127,14 +131,13 @@ for i, key in ipairs(KEYS) do
         if free > at then at = free end
       end
     end
-    if at > 0 then
-      out[i] = at
-    else
-      if record then
-        redis.call('ZADD', key, now, member)
-        redis.call('PEXPIRE', key, keep)
-      end
-      out[i] = 0
+  end
+  out[i] = at
+  if record then
+    if stale > 0 then redis.call('ZREMRANGEBYSCORE', key, '-inf', now - keep) end
+    if at == 0 and not known then
+      redis.call('ZADD', key, now, member)
+      redis.call('PEXPIRE', key, keep)
     end
   end
 end

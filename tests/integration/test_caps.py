@@ -124,7 +124,7 @@ class GateModel(RuleBasedStateMachine):
 
 def test_the_gate_is_its_model(redis_client: redis.Redis) -> None:
     GateModel.client = redis_client
-    GateModel.TestCase.settings = settings(max_examples=100, stateful_step_count=30, deadline=None)
+    GateModel.TestCase.settings = settings(max_examples=150, stateful_step_count=30, deadline=None)
     GateModel.TestCase().runTest()
 
 
@@ -256,3 +256,14 @@ def test_one_message_a_day_across_jobs(ray_session: Any, tmp_path: Path) -> None
         late = [r for r in stack.sim.records() if " Bahar kampanya" in r["text"] and r["dst"] in both]
         assert all(r["t"] >= moved_at for r in late)
         assert {row["status"] for row in _report(http, b).values()} <= {"acked"}
+
+
+def test_a_message_leaves_a_window_the_moment_it_is_that_old(redis_client: redis.Redis) -> None:
+    rules = rules_for(commercial_caps=[], brand_caps=BRAND_CAPS, brand="bolt", commercial=False)
+    gate = Gate(
+        redis_client, rules, job_id=f"j-{uuid.uuid4().hex[:6]}", brand="bolt", commercial=False, keep=LONGEST
+    )
+    t = 1_800_000_000.0
+    assert gate.admit([("905329999101", 1), ("905329999101", 2)], t) == {}  # bolt: 2/1h
+    assert gate.admit([("905329999101", 3)], t + 3599) == {0: t + 3600}
+    assert gate.admit([("905329999101", 3)], t + 3600) == {}

@@ -1,7 +1,8 @@
 """When a job may send, over SMPP with an injected clock (``jobs.clock: offset``): a send window in
 each recipient's own time (numbers in Turkey, Germany and Azerbaijan), a message its window would
-reach only past its validity (never sent: ``expired``), a job-level ``send_at``, and a job-level
-window across midnight. Judged on what the simulator recorded and when."""
+reach only past its validity (never sent: ``expired``), a job-level ``send_at``, a job-level
+window across midnight, and one that opens the night the clocks go forward. Judged on what the
+simulator recorded and when."""
 
 from __future__ import annotations
 
@@ -119,3 +120,15 @@ def test_windows_in_each_recipients_time_send_at_and_midnight(ray_session: Any, 
         set_offset(stack.redis, (base + timedelta(hours=27)).timestamp() - opened_at)  # 22:30 there
         assert_adds_up(wait_state(http, night, "done", timeout=120))
         assert len(_got(stack, "Gece")) == 15 and all(r["t"] >= opened_at for r in _got(stack, "Gece"))
+
+        # The night Berlin's clocks go from 02:00 to 03:00 (2027-03-28): a 03:00-05:00 window there
+        # opens at 01:00 UTC, half an hour of real time after 01:59:30 CET.
+        set_offset(stack.redis, datetime(2027, 3, 28, 0, 59, 30, tzinfo=UTC).timestamp() - time.time())
+        dst = campaign_rows(tmp_path / "d.csv", germany[:10], "Yaz saati")
+        spring = _job(http, dst, send_window="03:00-05:00", window_timezone="Europe/Berlin")
+        wait_for(lambda: _view(http, spring)["state"] == "scheduled", timeout=60, what="the DST job to wait")
+        opened_at = time.time()
+        set_offset(stack.redis, datetime(2027, 3, 28, 1, 0, 30, tzinfo=UTC).timestamp() - opened_at)
+        assert_adds_up(wait_state(http, spring, "done", timeout=120))
+        assert len(_got(stack, "Yaz saati")) == 10
+        assert all(r["t"] >= opened_at for r in _got(stack, "Yaz saati"))
