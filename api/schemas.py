@@ -171,8 +171,9 @@ class JobView(BaseModel):
     encodings: dict[str, int] = Field(default={}, description="accepted messages per encoding")
     capped_at_start: int | None = Field(
         default=None,
-        description="accepted rows whose recipient's frequency cap was full when the job was prepared "
-        "(they wait or are refused as the job's frequency_cap says; null: the job is not capped)",
+        description="a dry run's accepted rows whose recipient's frequency cap was full when it was "
+        "prepared (they would wait or be refused as its frequency_cap says; null: not a dry run, or "
+        "the job is not capped)",
     )
     samples: list[dict[str, Any]] = Field(
         default=[],

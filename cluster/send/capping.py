@@ -92,8 +92,8 @@ class Capping:
 
 
 def capped_now(job: Job) -> int | None:
-    """How many of the job's prepared rows their frequency cap would hold if they went now (the
-    preview's ``frequency_capped``; None: the job is not capped). Only looks: nothing is counted."""
+    """How many of the job's prepared rows their frequency cap would hold if they went now (a dry
+    run's ``frequency_capped``; None: the job is not capped). Only looks: nothing is counted."""
     capping = Capping(job, Deferred())
     if capping.gate is None:
         return None

@@ -75,7 +75,9 @@ class Handoff:
             "held_out": preview.held_out,
             "parts_total": preview.parts,
         }
-        capped = capped_now(self.job) if preview.accepted else None
+        # How many the caps would hold now: for a dry run, the preview a marketer asks for before
+        # sending (a real job would wait 14 s a million rows for a figure it then makes come true).
+        capped = capped_now(self.job) if preview.accepted and opts.dry_run else None
         fields = {
             "preview": json.dumps(
                 {**preview.as_dict(), **({"frequency_capped": capped} if capped is not None else {})}
