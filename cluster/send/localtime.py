@@ -8,6 +8,10 @@ until it opens there (``cluster.send.deferred``). A message its window would ope
 its validity (``validity_minutes`` from when it was first held) ends as ``expired``, never sent.
 Started messages (their first part sent) are finished. A window across midnight and the nights
 clocks change are the window arithmetic's (``cluster.jobs.options.next_opening``).
+
+A bind may hold minutes of a job's messages at a low cap, so when the window of a zone the job has
+handed messages to closes, the runner takes the job's queued messages back from the binds
+(``closed_since``) and checks them again as it hands them out: those of the closed zone wait.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from cluster.jobs.options import next_opening
+from cluster.jobs.options import in_window, next_opening
 from cluster.send.deferred import WINDOW, Deferred
 from cluster.send.job import Job
 from ulak.dispatch.part import OutboundPart
@@ -38,6 +42,7 @@ class LocalWindows:
         config = job.settings.jobs
         self.zones = Zones(main=config.recipient_zones, unknown=config.unknown_zone)
         self.validity = options.validity_minutes * 60 if options.validity_minutes else None
+        self._open: dict[ZoneInfo, bool] = {}  # zones handed to, and whether open at the last look
 
     def admit(self, name: str, messages: list[Row], refused: list[tuple[str, int, int, str]]) -> list[Row]:
         """The messages of *messages* whose recipient's window is open now; the others are held
@@ -60,6 +65,7 @@ class LocalWindows:
                 at = openings[zone] = next_opening(window, zone, at_now).timestamp()
             if at <= now:
                 admitted.append(message)
+                self._open[zone] = True
                 continue
             if self.validity is not None and at > self.deferred.first(first.row, now) + self.validity:
                 self.deferred.forget(first.row)
@@ -67,3 +73,16 @@ class LocalWindows:
             else:
                 self.deferred.hold(first.row, at, now=now, why=WINDOW)
         return admitted
+
+    def closed_since(self) -> bool:
+        """Whether the window of a zone this job handed messages to has closed since the last look
+        (the runner then takes its queued messages back from the binds)."""
+        if self.window is None or not self._open:
+            return False
+        now = datetime.fromtimestamp(self.job.clock.time(), UTC)
+        closed = False
+        for zone, was_open in self._open.items():
+            is_open = in_window(self.window, zone, now)
+            closed = closed or (was_open and not is_open)
+            self._open[zone] = is_open
+        return closed

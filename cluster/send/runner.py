@@ -384,6 +384,10 @@ class JobRunner:
                 self._taken_back = pause
         elif state is JobState.SCHEDULED:
             self._take_back_into(pending)
+        elif state is JobState.SENDING and self.windows.closed_since():
+            # A recipient zone's window closed: what the binds hold for it must wait (localtime).
+            self._log.info("job.local_window_closed")
+            self._take_back_into(pending)
         return state
 
     def _take_back_into(self, pending: Pending) -> None:
