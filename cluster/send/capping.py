@@ -16,14 +16,12 @@ import pyarrow.parquet as pq
 
 from cluster.send.deferred import CAP, Deferred
 from cluster.send.job import Job
+from cluster.send.rows import Row
 from ingest.collect import ACCEPTED_FILE
 from ulak.caps import Gate
-from ulak.dispatch.part import OutboundPart
 from ulak.smpp.codec import destination_of
 
 CAPPED = "frequency_capped"  # the reason a refused row ends with (its ledger's stopped_<reason>)
-
-Row = list[OutboundPart]
 
 
 class Capping:
@@ -34,12 +32,9 @@ class Capping:
         self.deferred = deferred
         options = job.options
         self.mode = options.capping()
+        commercial = options.category == "commercial"
         rules = (
-            job.settings.frequency_caps.rules(
-                brand=options.brand, commercial=options.category == "commercial"
-            )
-            if self.mode
-            else ()
+            job.settings.frequency_caps.rules(brand=options.brand, commercial=commercial) if self.mode else ()
         )
         self.gate = (
             Gate(
@@ -47,13 +42,12 @@ class Capping:
                 rules,
                 job_id=job.job_id,
                 brand=options.brand,
-                commercial=options.category == "commercial",
+                commercial=commercial,
                 keep=job.settings.frequency_caps.longest(),
             )
             if rules
             else None
         )
-        self.validity = options.validity_minutes * 60 if options.validity_minutes else None
 
     def admit(self, name: str, messages: list[Row], refused: list[tuple[str, int, int, str]]) -> list[Row]:
         """The messages of *messages* (about to be handed to a bind of operator *name*) within every
@@ -75,12 +69,8 @@ class Capping:
                 admitted.append(message)
                 continue
             row = message[0].row
-            first = self.deferred.first(row, now)
-            if self.mode == "refuse" or (self.validity is not None and at > first + self.validity):
-                self.deferred.forget(row)
+            if self.mode == "refuse" or not self.deferred.hold(row, at, now=now, why=CAP):
                 refused.append((name, row, message[0].parts, CAPPED))
-            else:
-                self.deferred.hold(row, at, now=now, why=CAP)
         return admitted
 
     def release(self, messages: Sequence[Row]) -> None:

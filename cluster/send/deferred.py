@@ -11,10 +11,12 @@ CAP, WINDOW = "frequency cap", "local send window"  # why a row waits
 
 
 class Deferred:
-    """Row -> (may go at, first held at, why), times in unix seconds."""
+    """Row -> (may go at, first held at, why), times in unix seconds. A row is held only within the
+    job's *validity_minutes*, counted from when it was first held (``hold``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, validity_minutes: int | None = None) -> None:
         self._rows: dict[int, tuple[float, float, str]] = {}
+        self.validity = validity_minutes * 60 if validity_minutes else None
         self.held = 0  # rows held so far (a row held twice counts twice)
 
     def __len__(self) -> int:
@@ -25,9 +27,16 @@ class Deferred:
         held = self._rows.get(row)
         return held[1] if held is not None else now
 
-    def hold(self, row: int, at: float, *, now: float, why: str) -> None:
-        self._rows[row] = (at, self.first(row, now), why)
+    def hold(self, row: int, at: float, *, now: float, why: str) -> bool:
+        """Hold *row* until *at*; False (and *row* no longer held) when *at* is past its validity:
+        the caller ends it unsent."""
+        first = self.first(row, now)
+        if self.validity is not None and at > first + self.validity:
+            self.forget(row)
+            return False
+        self._rows[row] = (at, first, why)
         self.held += 1
+        return True
 
     def forget(self, row: int) -> None:
         self._rows.pop(row, None)

@@ -22,13 +22,11 @@ from zoneinfo import ZoneInfo
 from cluster.jobs.options import in_window, next_opening
 from cluster.send.deferred import WINDOW, Deferred
 from cluster.send.job import Job
-from ulak.dispatch.part import OutboundPart
+from cluster.send.rows import Row
 from ulak.smpp.codec import destination_of
 from ulak.zones import Zones
 
 EXPIRED = "expired"  # the reason a row held past its validity ends with (stopped_expired)
-
-Row = list[OutboundPart]
 
 
 class LocalWindows:
@@ -41,7 +39,6 @@ class LocalWindows:
         self.window = options.send_window if options.local_windows() else None
         config = job.settings.jobs
         self.zones = Zones(main=config.recipient_zones, unknown=config.unknown_zone)
-        self.validity = options.validity_minutes * 60 if options.validity_minutes else None
         self._open: dict[ZoneInfo, bool] = {}  # zones handed to, and whether open at the last look
 
     def admit(self, name: str, messages: list[Row], refused: list[tuple[str, int, int, str]]) -> list[Row]:
@@ -67,11 +64,8 @@ class LocalWindows:
                 admitted.append(message)
                 self._open[zone] = True
                 continue
-            if self.validity is not None and at > self.deferred.first(first.row, now) + self.validity:
-                self.deferred.forget(first.row)
+            if not self.deferred.hold(first.row, at, now=now, why=WINDOW):
                 refused.append((name, first.row, first.parts, EXPIRED))
-            else:
-                self.deferred.hold(first.row, at, now=now, why=WINDOW)
         return admitted
 
     def closed_since(self) -> bool:

@@ -94,7 +94,7 @@ class JobRunner:
         self.pool = pool
         self.progress = Progress(job)
         self.stops = Stops(job)
-        self.deferred = Deferred()  # rows held back until a time of their own
+        self.deferred = Deferred(validity_minutes=self.options.validity_minutes)  # rows held till a time
         self.capping = Capping(job, self.deferred)
         self.windows = LocalWindows(job, self.deferred)
         self.rows = RowReader(job, self.progress, self.stops)

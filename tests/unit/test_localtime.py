@@ -34,7 +34,7 @@ def _message(row: int, number: str, part: int = 1) -> list[OutboundPart]:
 def _windows(clock: Clock, **options: Any) -> tuple[LocalWindows, Deferred]:
     opts = JobOptions(template="x", send_window="09:00-20:00", window_timezone="recipient", **options)
     job = Job("j", Settings(), "", None, None, opts, None, structlog.get_logger(), clock=clock)  # type: ignore[arg-type]
-    deferred = Deferred()
+    deferred = Deferred(validity_minutes=opts.validity_minutes)
     return LocalWindows(job, deferred), deferred
 
 
