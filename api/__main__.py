@@ -31,13 +31,18 @@ PURGE_INTERVAL = 3600.0
 
 
 def _purge_hourly(plane: ControlPlane) -> None:
-    """Apply ``jobs.retention_days`` now and every hour, and move the jobs' hour-old click and
-    conversion events to Parquet; a failed round is logged and tried again."""
+    """Apply ``jobs.retention_days`` now and every hour, fold the engagement since into the
+    send-time model, and move the jobs' hour-old click and conversion events to Parquet; a failed
+    round is logged and tried again."""
     while True:
         try:
             plane.purge()
         except Exception:
             log.exception("jobs.purge_failed")
+        try:  # before the events move: either way each is read once (cluster.engagement.sendtimes)
+            plane.refresh_send_times()
+        except Exception:
+            log.exception("sendtimes.refresh_failed")
         try:
             plane.compact_events()
         except Exception:

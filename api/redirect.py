@@ -48,10 +48,21 @@ TARGET_SECONDS = 60.0  # how long a job's target (or its absence) is cached in t
 class RedirectApp:
     """The ASGI app. *scanner_seconds*: a click this soon after its message reached the phone is a
     bot (``links.scanner_seconds``). *forwarded_for*: take the client address from
-    ``X-Forwarded-For`` (behind a load balancer that sets it), else from the connection."""
+    ``X-Forwarded-For`` (behind a load balancer that sets it), else from the connection.
+    *offset_clock*: stamp clicks with the runners' offset clock (``jobs.clock: offset``, tests and
+    rehearsals: ``ulak.clock``), read from Redis at most every 0.1 s."""
 
-    def __init__(self, redis_url: str, *, scanner_seconds: float = 0.0, forwarded_for: bool = False) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        *,
+        scanner_seconds: float = 0.0,
+        forwarded_for: bool = False,
+        offset_clock: bool = False,
+    ) -> None:
         self._url = redis_url
+        self._offset_clock = offset_clock
+        self._offset = (0.0, -float("inf"))  # seconds, when read (monotonic)
         self._scanner_seconds = scanner_seconds
         self._forwarded_for = forwarded_for
         self._redis: Any = None
@@ -112,14 +123,26 @@ class RedirectApp:
         if self._forwarded_for and b"x-forwarded-for" in headers:
             address = headers[b"x-forwarded-for"].decode("latin-1").split(",")[0].strip()
         bot = links.is_bot(method, agent) or await self._too_soon(job_id, row, ledger)
+        now = time.time() + await self._clock_offset()
         args = links.click_args(
             row=row,
             bot=bot,
             user_agent=agent,
             address_hash=links.address_hash(address, self._salt),
+            now=lambda: now,
         )
         await self._click(keys=links.click_keys(job_id), args=args)
         return target
+
+    async def _clock_offset(self) -> float:
+        if not self._offset_clock:
+            return 0.0
+        offset, read_at = self._offset
+        if time.monotonic() - read_at >= 0.1:
+            raw = await self._redis.get(keys.CLOCK_OFFSET)
+            offset = float(raw) if raw else 0.0
+            self._offset = (offset, time.monotonic())
+        return offset
 
     async def _too_soon(self, job_id: str, row: int, ledger: str) -> bool:
         """Whether the click comes within *scanner_seconds* of its message's delivery: carriers'
@@ -195,13 +218,14 @@ def main(argv: list[str] | None = None) -> int:
     workers = settings.links.workers or os.cpu_count() or 1
     host = args.host or settings.links.host
     port = args.port if args.port is not None else settings.links.port
+    offset = settings.jobs.clock == "offset"
     if workers == 1:
-        app: Any = _app(settings.redis.url, settings.links.scanner_seconds, args.forwarded_for)
+        app: Any = _app(settings.redis.url, settings.links.scanner_seconds, args.forwarded_for, offset)
     else:
         # Several processes on one listening socket (uvicorn's supervisor binds it, starts the
         # workers, and starts one again if it dies); each builds its app from the environment.
         os.environ[_APP_ENV] = json.dumps(
-            [settings.redis.url, settings.links.scanner_seconds, args.forwarded_for]
+            [settings.redis.url, settings.links.scanner_seconds, args.forwarded_for, offset]
         )
         app = "api.redirect:app_from_environment"
     uvicorn.run(
@@ -220,16 +244,20 @@ def main(argv: list[str] | None = None) -> int:
 _APP_ENV = "ULAK_REDIRECT_APP"  # what a worker process builds its app from (set by main)
 
 
-def _app(redis_url: str, scanner_seconds: float, forwarded_for: bool) -> RedirectApp:
-    return RedirectApp(redis_url, scanner_seconds=scanner_seconds, forwarded_for=forwarded_for)
+def _app(
+    redis_url: str, scanner_seconds: float, forwarded_for: bool, offset_clock: bool = False
+) -> RedirectApp:
+    return RedirectApp(
+        redis_url, scanner_seconds=scanner_seconds, forwarded_for=forwarded_for, offset_clock=offset_clock
+    )
 
 
 def app_from_environment() -> RedirectApp:
     """A worker's app (``uvicorn --factory``), from what :func:`main` put in the environment."""
     _die_with_parent()
     configure_logging(json=not sys.stderr.isatty())
-    redis_url, scanner_seconds, forwarded_for = json.loads(os.environ[_APP_ENV])
-    return _app(redis_url, float(scanner_seconds), bool(forwarded_for))
+    redis_url, scanner_seconds, forwarded_for, offset_clock = json.loads(os.environ[_APP_ENV])
+    return _app(redis_url, float(scanner_seconds), bool(forwarded_for), bool(offset_clock))
 
 
 if __name__ == "__main__":

@@ -175,6 +175,12 @@ class JobView(BaseModel):
         "prepared (they would wait or be refused as its frequency_cap says; null: not a dry run, or "
         "the job is not capped)",
     )
+    send_plan: dict[str, Any] | None = Field(
+        default=None,
+        description="send_time optimized: when its recipients go, planned as it was prepared: start, "
+        "horizon_hours, control_share, with_history (recipients the model knew), and hours: [{hour "
+        "(UTC), optimized, control}]",
+    )
     samples: list[dict[str, Any]] = Field(
         default=[],
         description="the first prepared messages as they will go out: row, msisdn, operator, text, "
@@ -314,3 +320,16 @@ class ConversionOut(BaseModel):
     currency: str
     held_out: bool = Field(default=False, description="its recipient was kept unsent (the holdout)")
     duplicate: bool = Field(description="this event id was counted before; this is the answer it got")
+
+
+class SendTimeModel(BaseModel):
+    events: int = Field(description="engagements folded into the model so far (clicks, replies, conversions)")
+    refreshed_at: float | None = Field(description="when it was last refreshed (unix s); null: never")
+    prefixes: int = Field(description="number prefixes with engagement (send_times.prefix_digits long)")
+    audience_hours: list[int] = Field(description="engagements at each local hour 0-23, all numbers together")
+
+
+class SendTimeRefreshed(BaseModel):
+    folded: dict[str, int] | None = Field(
+        description="clicks, conversions and replies folded now; null: another process is folding"
+    )

@@ -21,6 +21,7 @@ import structlog
 
 from cluster.engagement import events
 from cluster.engagement.conversions import Conversions
+from cluster.engagement.sendtimes import Folder
 from cluster.jobs import legacy
 from cluster.jobs.options import JobOptions, JobRefused, says_how_to_opt_out
 from cluster.jobs.record import JobRecord
@@ -30,7 +31,7 @@ from cluster.send.pool import BindMaker, BindPool
 from cluster.webhooks import checked_address
 from ingest.fetch import copy_limited, fetch
 from ingest.prepare import check_upload
-from ulak import keys, redisclient
+from ulak import keys, redisclient, sendtime
 from ulak.jobfiles import JobDir, JobFiles
 from ulak.records import IdempotentRequest
 from ulak.settings import Settings, WebhooksConfig
@@ -313,8 +314,26 @@ class ControlPlane:
                         folder = directory.decode()
                         log.warning("job.folder_left", job_id=job_id, folder=folder, error=str(exc))
             if ids:
+                Folder(self.client, self.settings).forget(ids)
                 log.info("jobs.purged", jobs=len(ids), older_than_days=days)
         return ids
+
+    def refresh_send_times(self) -> dict[str, int] | None:
+        """Fold the engagement since the last refresh into the send-time model (``ulak.sendtime``);
+        None when another process is folding right now."""
+        return Folder(self.client, self.settings).refresh()
+
+    def send_time_model(self) -> dict[str, Any]:
+        """What the send-time model holds: engagement folded, when, and the audience's hours."""
+        stats: dict[bytes, bytes] = self.client.hgetall(keys.SENDTIME_STATS)  # type: ignore[assignment]
+        priors = sendtime.Priors.read(self.client, digits=self.settings.send_times.prefix_digits)
+        refreshed = stats.get(b"refreshed")
+        return {
+            "events": int(stats.get(b"events", 0)),
+            "refreshed_at": float(refreshed) if refreshed else None,
+            "prefixes": len(priors.by_prefix),
+            "audience_hours": [int(n) for n in priors.audience.tolist()],
+        }
 
     def compact_events(self, *, older_than: float = 3600.0) -> dict[str, int]:
         """Move every job's click and conversion events older than *older_than* seconds from Redis

@@ -467,3 +467,28 @@ def webhook_queue(endpoint: str) -> str:
 def webhook_dead(endpoint: str) -> str:
     """Stream of {secret_of, body, error, at}: its deliveries that failed every attempt."""
     return f"{PREFIX}:{{wh:{endpoint}}}:dead"
+
+
+# ------------------------------------------------------------------ send-time optimisation
+
+
+def sendtime_bucket(bucket: int) -> str:
+    """Hash: each number of this bucket (``ulak.sendtime.buckets_of``) -> its 24 hourly engagement
+    counts, one byte each, in its own time zone. Never expires: the model of who engages when."""
+    return f"{PREFIX}:sendtimes:{{{bucket}}}"
+
+
+SENDTIME_PRIORS = f"{PREFIX}:{{sendtimes}}:priors"
+"""Hash: ``<prefix>:<hour>`` -> engagements of the numbers with that prefix at that local hour (the
+prior of numbers with little history). Never expires."""
+
+SENDTIME_CURSORS = f"{PREFIX}:{{sendtimes}}:cursors"
+"""Hash: ``<job id>:<kind>`` (clicks, conversions) or ``replies`` -> the last event id folded into
+the model (``cluster.engagement.sendtimes``), so each is counted once. Never expires; a job's fields
+go with the job."""
+
+SENDTIME_STATS = f"{PREFIX}:{{sendtimes}}:stats"
+"""Hash: the model's totals: ``events`` folded, ``refreshed`` (unix s of the last refresh)."""
+
+SENDTIME_LOCK = f"{PREFIX}:{{sendtimes}}:lock"
+"""String: held (with an expiry) by the one process folding engagement into the model."""

@@ -665,6 +665,26 @@ class FrequencyCapsConfig(_Model):
         )
 
 
+class SendTimesConfig(_Model):
+    """The send-time model (``ulak.sendtime``): how much a recipient's own little history is trusted
+    against what numbers like theirs do."""
+
+    prior_weight: float = Field(
+        default=4.0,
+        gt=0,
+        le=1000,
+        description="how many engagements the prior (the number's prefix, then everyone) counts as against "
+        "a recipient's own: with 4, a recipient seen engaging 4 times goes half by their own hours",
+    )
+    prefix_digits: int = Field(
+        default=5,
+        ge=1,
+        le=10,
+        description="how many leading digits (country code included) make numbers 'like' each other "
+        "(their area or operator), whose engagement is a recipient's prior",
+    )
+
+
 _ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("ulak_settings_environ", default=None)
 
 
@@ -733,6 +753,7 @@ class Settings(BaseSettings):
     replies: RepliesConfig = RepliesConfig()
     measurement: MeasurementConfig = MeasurementConfig()
     frequency_caps: FrequencyCapsConfig = FrequencyCapsConfig()
+    send_times: SendTimesConfig = SendTimesConfig()
     operators: tuple[OperatorConfig, ...] = ()
 
     @classmethod

@@ -95,7 +95,7 @@ KINDS: dict[str, tuple[Callable[[str], str], Callable[[Any], pa.Table], pa.Schem
 }
 
 
-def _after(entry_id: str) -> str:
+def next_id(entry_id: str) -> str:
     ms, _, seq = entry_id.partition("-")
     return f"{ms}-{int(seq) + 1}"
 
@@ -131,7 +131,7 @@ def compact(
                 with directory.open_output(name + ".tmp") as sink:
                     pq.write_table(table_of(entries), sink, compression="zstd")
                 directory.move(name + ".tmp", name)
-                client.xtrim(key, minid=_after(last), approximate=False)
+                client.xtrim(key, minid=next_id(last), approximate=False)
                 moved[kind] += len(entries)
     finally:
         if client.get(lock) == token.encode():
@@ -148,47 +148,58 @@ class EventsBusy(RuntimeError):
 
 
 def read(
-    client: redis.Redis, job_id: str, directory: JobDir, kind: str, *, wait: float = 30.0
+    client: redis.Redis,
+    job_id: str,
+    directory: JobDir,
+    kind: str,
+    *,
+    wait: float = 30.0,
+    after: str | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """Every entry of the job's *kind* stream in order: the moved files, then what is in Redis. The
-    job's lock is taken here (waiting up to *wait* seconds for a move under way; :class:`EventsBusy`
-    after that) and held until the entries are read, so that none moves from the stream to a file
-    already listed."""
+    """Every entry of the job's *kind* stream in order (only those after the id *after*, if given):
+    the moved files, then what is in Redis. The job's lock is taken here (waiting up to *wait*
+    seconds for a move under way; :class:`EventsBusy` after that) and held until the entries are
+    read, so that none moves from the stream to a file already listed."""
     token, lock = secrets.token_hex(8), keys.job_events_lock(job_id)
     deadline = time.monotonic() + wait
     while not client.set(lock, token, nx=True, px=LOCK_MS):
         if time.monotonic() > deadline:
             raise EventsBusy(f"job {job_id}'s events are being moved to its folder; try again in a minute")
         time.sleep(0.2)
-    return _entries(client, job_id, directory, kind, token)
+    return _entries(client, job_id, directory, kind, token, after=after)
 
 
 def _entries(
-    client: redis.Redis, job_id: str, directory: JobDir, kind: str, token: str
+    client: redis.Redis, job_id: str, directory: JobDir, kind: str, token: str, *, after: str | None
 ) -> Iterator[pa.RecordBatch]:
     key_of, table_of, schema = KINDS[kind]
     lock = keys.job_events_lock(job_id)
+    seen = id_order(after) if after is not None else (-1, -1)
     try:
         files = [n for n in directory.names(FOLDER) if n.startswith(f"{kind}-") and n.endswith(".parquet")]
-        start = "-"
+        start = next_id(after) if after is not None else "-"
         for name in sorted(
-            files, key=lambda n: _order(n[len(kind) + 1 : -len(".parquet")].replace("_", "-"))
+            files, key=lambda n: id_order(n[len(kind) + 1 : -len(".parquet")].replace("_", "-"))
         ):
             table = pq.read_table(directory.open_input(f"{FOLDER}/{name}"))
-            if table.num_rows:
-                start = _after(table.column("id")[-1].as_py())
+            if not table.num_rows or id_order(table.column("id")[-1].as_py()) <= seen:
+                continue  # read before
+            start = next_id(table.column("id")[-1].as_py())
+            if id_order(table.column("id")[0].as_py()) <= seen:
+                fresh = [id_order(i) > seen for i in table.column("id").to_pylist()]
+                table = table.filter(pa.array(fresh))
             yield from table.cast(schema).to_batches()
         while True:
             entries: Any = client.xrange(key_of(job_id), start, "+", count=50_000)
             if not entries:
                 return
             yield from table_of(entries).to_batches()
-            start = _after(entries[-1][0].decode())
+            start = next_id(entries[-1][0].decode())
     finally:
         if client.get(lock) == token.encode():
             client.delete(lock)
 
 
-def _order(entry_id: str) -> tuple[int, int]:
+def id_order(entry_id: str) -> tuple[int, int]:
     ms, _, seq = entry_id.partition("-")
     return int(ms), int(seq or 0)

@@ -256,6 +256,26 @@ class JobOptions(BaseModel):
         description="share of recipients kept unsent, to measure the campaign's lift from their "
         "conversions (reported by job_id and msisdn)",
     )
+    send_time_horizon_hours: int = Field(
+        default=24,
+        ge=1,
+        le=72,
+        description="send_time optimized: the hours from the job's start within which each recipient's "
+        "time is chosen",
+    )
+    send_time_control: float = Field(
+        default=0.1,
+        ge=0.01,
+        le=0.5,
+        description="send_time optimized: the share of recipients sent at a random hour of the horizon "
+        "instead, so that the summary measures what the chosen times add (the lift)",
+    )
+    send_time: Literal["now", "optimized"] = Field(
+        default="now",
+        description="now: as soon as the job may send; optimized: each recipient at the hour of the next "
+        "send_time_horizon_hours (inside send_window) they are most likely to engage, learned from when "
+        "they clicked, replied and converted before (ulak.sendtime), a control share at random hours",
+    )
 
     @field_validator("variants")
     @classmethod
@@ -286,6 +306,23 @@ class JobOptions(BaseModel):
         if self.survey is None:
             return None
         return self.survey.reply_to or self.sender
+
+    @field_validator("send_time")
+    @classmethod
+    def _send_time(cls, value: str, info: ValidationInfo) -> str:
+        if value != "optimized":
+            return value
+        if info.data.get("test_share") is not None:
+            raise ValueError(
+                "send_time optimized cannot be combined with test_share: the test slice would be "
+                "spread over the horizon and the winner picked before most of it is sent"
+            )
+        if any(v.send_at is not None for v in info.data.get("variants") or ()):
+            raise ValueError(
+                "send_time optimized cannot be combined with variants' send_at: each recipient's time "
+                "is chosen for them; drop the variants' times"
+            )
+        return value
 
     @field_validator("test_share")
     @classmethod

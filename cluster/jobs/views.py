@@ -85,6 +85,7 @@ def make_view(
         "rejected_reasons": preview.get("rejected", {}),
         "encodings": preview.get("encodings", {}),
         "capped_at_start": preview.get("frequency_capped"),
+        "send_plan": preview.get("send_plan"),
         "samples": preview.get("samples", []),
         "times": {
             s: iso_time(at)

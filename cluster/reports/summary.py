@@ -43,8 +43,9 @@ from cluster.jobs.record import JobRecord
 from cluster.jobs.states import JobState
 from cluster.jobs.store import JobStore
 from cluster.reports.report import report_batches
+from cluster.send.sendtimes import control_rows
 from cluster.send.winner import describe as winner_decision
-from ulak import keys
+from ulak import keys, sendtime
 from ulak.jobfiles import JobDir
 from ulak.money import from_micros, micros
 from ulak.records import read_minute_field
@@ -125,6 +126,7 @@ def summarize(
         "ab_test": _ab_test(tested) if len(tested) >= 2 else None,
         "decision": winner_decision(record.decision),
         "holdout": _holdout(view, total) if options.holdout else None,
+        "send_time": _send_time(rows, directory, options) if options.send_time == "optimized" else None,
         "survey": (
             survey_summary(client, job_id, options.survey.kind, delivered=total["delivered"])
             if options.survey is not None
@@ -188,6 +190,43 @@ def _holdout(view: Mapping[str, Any], total: Mapping[str, Any]) -> dict[str, Any
         "lift_interval_95": difference_interval([sent_converted, held_converted], [sent, held]),
         "relative_lift": round(lift / held_rate, 4) if lift is not None and held_rate else None,
         "p_value": round(p, 6) if p is not None else None,
+    }
+
+
+def _send_time(rows: _Rows, directory: JobDir, options: JobOptions) -> dict[str, Any] | None:
+    """An optimised job's lift over its random-time control group (``cluster.send.sendtimes``): per
+    delivered recipient, how much more often the optimised ones clicked and converted, with a 95 %
+    interval; in all, per operator and per variant. None: the job has no plan (yet)."""
+    plan = control_rows(directory)
+    if plan is None:
+        return None
+    planned_rows, is_control = plan
+    where, found = rows._positions(planned_rows)
+    control = np.zeros(rows.n, dtype=bool)
+    planned = np.zeros(rows.n, dtype=bool)
+    control[where] = is_control[found]
+    planned[where] = True
+    optimized = planned & ~control
+
+    def compared(mask: np.ndarray[Any, Any]) -> dict[str, Any]:
+        groups = {"optimized": rows.engaged(mask & optimized), "control": rows.engaged(mask & control)}
+        delivered = (groups["optimized"]["delivered"], groups["control"]["delivered"])
+        return {
+            **groups,
+            "clicks": sendtime.lift(
+                (groups["optimized"]["clicked"], groups["control"]["clicked"]), delivered
+            ),
+            "conversions": sendtime.lift(
+                (groups["optimized"]["converted"], groups["control"]["converted"]), delivered
+            ),
+        }
+
+    return {
+        "control_share": options.send_time_control,
+        "rate": "per delivered recipient; lift: optimized − control, with a 95 % interval",
+        **compared(np.ones(rows.n, dtype=bool)),
+        "operators": {op: compared(rows.operator.eq(op)) for op in sorted(rows.operator.distinct() - {""})},
+        "variants": {v.name: compared(rows.variant.eq(v.name)) for v in options.variants or ()},
     }
 
 
@@ -492,6 +531,16 @@ class _Rows:
             "conversion_rate": _rate(conversions, unique),
             "value": str(from_micros(value)),
             "roi": round((value - cost) / cost, 4) if cost else None,
+        }
+
+    def engaged(self, mask: np.ndarray[Any, Any]) -> dict[str, int]:
+        """Recipients, delivered, and of those delivered how many clicked and converted."""
+        delivered = mask & self.receipt.eq("delivered")
+        return {
+            "recipients": int(np.count_nonzero(mask)),
+            "delivered": int(np.count_nonzero(delivered)),
+            "clicked": int(np.count_nonzero(delivered & (self.clicks > 0))),
+            "converted": int(np.count_nonzero(delivered & (self.conversions > 0))),
         }
 
     def _delivery_time(self, delivered: np.ndarray[Any, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from cluster.jobs.record import YES, ledgers_field
 from cluster.jobs.states import InvalidTransition, JobEvent, JobState
 from cluster.send.capping import capped_now
 from cluster.send.job import Job
+from cluster.send.sendtimes import Planner
 from ingest.prepare import LinkSpec, prepare
 from ulak import keys
 
@@ -78,10 +79,13 @@ class Handoff:
         # How many the caps would hold now: for a dry run, the preview a marketer asks for before
         # sending (a real job would wait 14 s a million rows for a figure it then makes come true).
         capped = capped_now(self.job) if preview.accepted and opts.dry_run else None
+        extra: dict[str, Any] = {"frequency_capped": capped} if capped is not None else {}
+        if opts.send_time == "optimized" and preview.accepted:
+            # Each recipient's time, from the job's start (cluster.send.sendtimes)
+            start = max(self.job.clock.time(), opts.send_at.timestamp() if opts.send_at else 0.0)
+            extra["send_plan"] = Planner(self.job, start=start).plan()
         fields = {
-            "preview": json.dumps(
-                {**preview.as_dict(), **({"frequency_capped": capped} if capped is not None else {})}
-            ),
+            "preview": json.dumps({**preview.as_dict(), **extra}),
             "ledgers": ledgers_field(
                 self.job.settings.operator(op) for op in preview.operators
             ),  # its figures

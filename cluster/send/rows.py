@@ -10,7 +10,9 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -18,6 +20,7 @@ import pyarrow.parquet as pq
 from cluster.send import winner
 from cluster.send.job import Job, Pool
 from cluster.send.progress import Progress
+from cluster.send.sendtimes import planned_times
 from cluster.send.stops import Stops
 from ingest.collect import ACCEPTED_FILE
 from ulak import keys
@@ -44,6 +47,9 @@ class RowReader:
         """The job's messages as parts, per operator, a file batch at a time (in row order). Test
         then winner: the test slice first, then None while the winner is not known yet (the caller
         keeps steering and feeding), then the rest with the winner's text (``cluster.send.winner``)."""
+        if self.job.options.send_time == "optimized":
+            yield from self._planned(skip_sent=skip_sent)
+            return
         if self.job.options.test_share is None:
             yield from self._timed(skip_sent=skip_sent)
             return
@@ -73,6 +79,25 @@ class RowReader:
                 )
                 yield None
             yield from self._file(skip_sent=skip_sent, rest=None, only=set(names))
+
+    def _planned(self, *, skip_sent: bool) -> Iterator[dict[str, list[Row]] | None]:
+        """An optimised job: the rows of each planned time once it has come (``cluster.send.sendtimes``;
+        None until then, so the caller keeps steering). A time passed while the job was paused or
+        its runner away is read at once."""
+        plan = planned_times(self.job.directory)
+        times, counts = np.unique(plan, return_counts=True)
+        left = int(counts.sum())
+        for at, n in zip(times.tolist(), counts.tolist(), strict=True):
+            while self.job.clock.time() < at:
+                when = datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")
+                self.progress.say_waiting(
+                    f"send-time optimisation: {left:,} recipients wait for their hour; the next {n:,} "
+                    f"go at {when}"
+                )
+                yield None
+            self.progress.say_waiting("")
+            yield from self._file(skip_sent=skip_sent, rest=None, slot=(plan, at))
+            left -= n
 
     def _decide_now(self) -> bool:
         """Pick the winner if the decision period is over (and say when it will be, while not)."""
@@ -113,9 +138,11 @@ class RowReader:
         rest: bool | None,
         only: set[str] | None = None,
         rows: set[int] | None = None,
+        slot: tuple[np.ndarray[Any, Any], int] | None = None,
     ) -> Iterator[dict[str, list[Row]]]:
         """The rows of the rows file as parts (*rest*: only the rest, or only the test slice; None:
-        all; *only*: only these variants' rows; *rows*: only these rows)."""
+        all; *only*: only these variants' rows; *rows*: only these rows; *slot*: (each row's planned
+        time, in file order; a time): only the rows planned for that time)."""
         operators = {op.name: op for op in self.job.settings.operators}
         opts = self.job.options
         validity = relative_validity(opts.validity_minutes) if opts.validity_minutes else ""
@@ -130,8 +157,15 @@ class RowReader:
         rows_file = pq.ParquetFile(self.job.directory.open_input(ACCEPTED_FILE))
         with_variants = "variant" in rows_file.schema_arrow.names
         with_encodings = "encoding" in rows_file.schema_arrow.names  # ingest's choice, when it says
+        offset = 0
         for whole in rows_file.iter_batches(batch_size=self.job.settings.jobs.batch_rows):
             batch = whole
+            if slot is not None:
+                planned, at = slot
+                batch = whole.filter(pa.array(planned[offset : offset + whole.num_rows] == at))
+                offset += whole.num_rows
+                if not batch.num_rows:
+                    continue
             if rest is not None:
                 is_rest = pc.fill_null(pc.equal(whole.column("phase"), REST), False)
                 batch = whole.filter(is_rest if rest else pc.invert(is_rest))

@@ -15,6 +15,7 @@ recipient would otherwise get part 1 of 3 and never the rest.
 from __future__ import annotations
 
 import functools
+import itertools
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -219,17 +220,19 @@ class JobRunner:
                     continue
             if not exhausted:
                 exhausted, deciding = self._read(rows, pending, read_ahead, deciding=deciding)
+            if (exhausted or deciding) and not pending.parts and self.deferred:
+                due = self.deferred.due(self.clock.time())
+                if due:  # read again the rows whose cap or window now lets them go, then the rest
+                    rows = itertools.chain(self.rows.again(due), () if exhausted else rows)
+                    exhausted = deciding = False
+                    continue
             if deciding and not pending.parts:
                 self.progress.maybe_sample()
                 time.sleep(self.poll)
                 continue
             if exhausted and not pending.parts and self.deferred:
-                due = self.deferred.due(self.clock.time())
-                if due:  # read again the rows whose cap or window now lets them go
-                    rows, exhausted = self.rows.again(due), False
-                else:
-                    self._say_deferred()
-                    time.sleep(self.poll)
+                self._say_deferred()
+                time.sleep(self.poll)
                 continue
             if exhausted and not pending.parts:
                 handed = self._all_handed()
