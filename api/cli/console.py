@@ -94,6 +94,17 @@ def summary(view: dict[str, Any], console: Console) -> None:
     console.print(table)
     if view.get("capped_at_start"):
         console.print(f"frequency cap full when prepared: {view['capped_at_start']:,} rows")
+    plan = view.get("send_plan")
+    if plan:
+        hours = ", ".join(
+            f"{h['hour'][11:16]} {h['optimized'] + h['control']:,}"
+            for h in plan["hours"]
+            if h["optimized"] + h["control"]
+        )
+        console.print(
+            f"send times (UTC hour: recipients; {plan['control_share']:.0%} at random as the control; "
+            f"{plan['with_history']:,} with a history): {hours}"
+        )
     if view["rejected_reasons"]:
         console.print("refused: " + ", ".join(f"{k} {v:,}" for k, v in view["rejected_reasons"].items()))
     if view["error"]:

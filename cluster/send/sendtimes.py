@@ -103,6 +103,13 @@ class Planner:
         """Each number's send time, whether it is in the control group, whether it had history."""
         history = sendtime.histories(self.job.client, numbers)
         score = sendtime.scores(history, priors.of(numbers, weight=self.weight), weight=self.weight)
+        at, control = self._choose(numbers, score)
+        return at, control, np.asarray(history.any(axis=1), dtype=bool)
+
+    def _choose(
+        self, numbers: list[str], score: np.ndarray[Any, Any]
+    ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        """Each number's send time by its *score* (n, 24), and whether it is in the control group."""
         as_ints = np.asarray([int(n) for n in numbers], dtype=np.uint64)
         control = fractions(as_ints, self._seeds[0]) < self.control
         draw = fractions(as_ints, self._seeds[1])
@@ -118,12 +125,9 @@ class Planner:
             candidates = np.flatnonzero(allowed)
             zone_scores = np.where(allowed, score[idx][:, hours], -1.0)
             best = zone_scores.argmax(axis=1)  # the first of equal highs: the earliest
-            random = candidates[
-                np.minimum((draw[idx] * len(candidates)).astype(np.int64), len(candidates) - 1)
-            ]
-            at[idx] = times[np.where(control[idx], random, best)]
-        known = np.asarray(history.any(axis=1), dtype=bool)
-        return at, control, known
+            pick = np.minimum((draw[idx] * len(candidates)).astype(np.int64), len(candidates) - 1)
+            at[idx] = times[np.where(control[idx], candidates[pick], best)]
+        return at, control
 
     def _zone_slots(
         self, zone: ZoneInfo

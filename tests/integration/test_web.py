@@ -104,7 +104,17 @@ def test_a_campaign_from_upload_to_report_in_the_browser(
     page.set_input_files("#f-file", str(upload))
     page.fill("#f-template", "Merhaba {ad}, kampanyamız başladı. RET yazıp 4545'e gönderin")
     page.fill("#f-name", "web test")
+    # Optimised send times: the preview shows the plan, every accepted row in one hour or another.
+    page.check("#f-optimized")
     page.click("#preview-button")
+    page.wait_for_selector("#pv-plan", timeout=60_000)
+    cells = page.locator(
+        "#pv-plan tbody tr td:nth-child(2), #pv-plan tbody tr td:nth-child(3)"
+    ).all_inner_texts()
+    assert sum(_digits(c) for c in cells) == 600, cells
+    page.uncheck("#f-optimized")
+    page.click("#preview-button")
+    page.wait_for_selector("#preview-card:not(:has(#pv-plan))", timeout=60_000)
     card = page.wait_for_selector("#preview-card", timeout=60_000)
     dry_run = card.get_attribute("data-job")
     with stack.client() as http:
