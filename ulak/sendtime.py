@@ -41,21 +41,36 @@ HOURS = 24
 BUCKETS = 1 << 17  # hashes the numbers are kept in (about 76 numbers each at 10 M)
 _BUCKET_SEED = 0x243F6A8885A308D3
 
-# Add 1 at hour h (0-23) of each number in one bucket: ARGV = number, hour, number, hour, ...
-# A count about to pass 255 halves all 24 of that number first (old engagement fades).
+# Add 1 at hour h (0-23) of each number in one bucket: ARGV[1] = "number hour number hour ...", one
+# argument (an argument each costs the client more than the script costs Redis). A count about to
+# pass 255 halves all 24 of that number first (old engagement fades).
 _FOLD = """
 local zero = string.rep('\\0', 24)
-for i = 1, #ARGV, 2 do
-  local number, hour = ARGV[i], tonumber(ARGV[i + 1]) + 1
+local n = 0
+for number, hour in string.gmatch(ARGV[1], '(%d+) (%d+)') do
+  local h = tonumber(hour) + 1
   local old = redis.call('HGET', KEYS[1], number) or zero
   local counts = {string.byte(old, 1, 24)}
-  if counts[hour] >= 255 then
+  if counts[h] >= 255 then
     for k = 1, 24 do counts[k] = math.floor(counts[k] / 2) end
   end
-  counts[hour] = counts[hour] + 1
+  counts[h] = counts[h] + 1
   redis.call('HSET', KEYS[1], number, string.char(unpack(counts)))
+  n = n + 1
 end
-return #ARGV / 2
+return n
+"""
+
+# The 24 counts of each number (ARGV[1] = "number number ..."), concatenated; 24 zeros for a number
+# never seen.
+_READ = """
+local zero = string.rep('\\0', 24)
+local out = {}
+for number in string.gmatch(ARGV[1], '%d+') do
+  local counts = redis.call('HGET', KEYS[1], number)
+  out[#out + 1] = (counts and #counts == 24) and counts or zero
+end
+return table.concat(out)
 """
 
 
@@ -76,20 +91,9 @@ def fold(client: Any, numbers: Sequence[str], hours: Sequence[int], *, prefix_di
         return 0
     by_bucket: dict[int, list[str]] = {}
     for bucket, number, hour in zip(buckets_of(numbers).tolist(), numbers, hours, strict=True):
-        by_bucket.setdefault(bucket, []).extend((number, str(int(hour))))
+        by_bucket.setdefault(bucket, []).append(f"{number} {int(hour)}")
     priors = Counter(f"{prefix_of(n, prefix_digits)}:{int(h)}" for n, h in zip(numbers, hours, strict=True))
-    sha = client.script_load(_FOLD)
-    for attempt in (1, 2):
-        pipe = client.pipeline(transaction=False)
-        for bucket, args in by_bucket.items():
-            pipe.evalsha(sha, 1, keys.sendtime_bucket(bucket), *args)
-        try:
-            pipe.execute()
-            break
-        except redis.exceptions.NoScriptError:  # a Redis that restarted between load and call
-            if attempt == 2:
-                raise
-            sha = client.script_load(_FOLD)
+    _run(client, _FOLD, [(keys.sendtime_bucket(b), " ".join(pairs)) for b, pairs in by_bucket.items()])
     pipe = client.pipeline(transaction=False)
     for field, n in priors.items():
         pipe.hincrby(keys.SENDTIME_PRIORS, field, n)
@@ -99,21 +103,33 @@ def fold(client: Any, numbers: Sequence[str], hours: Sequence[int], *, prefix_di
 
 def histories(client: Any, numbers: Sequence[str]) -> np.ndarray[Any, Any]:
     """Each number's 24 hourly counts (zeros for a number never seen): an (n, 24) uint8 array.
-    One HMGET a bucket touched, pipelined."""
+    One script call a bucket touched, pipelined."""
     out = np.zeros((len(numbers), HOURS), dtype=np.uint8)
     if not numbers:
         return out
     by_bucket: dict[int, list[int]] = {}
     for i, bucket in enumerate(buckets_of(numbers).tolist()):
         by_bucket.setdefault(bucket, []).append(i)
-    pipe = client.pipeline(transaction=False)
-    for bucket, idx in by_bucket.items():
-        pipe.hmget(keys.sendtime_bucket(bucket), [numbers[i] for i in idx])
-    for idx, values in zip(by_bucket.values(), pipe.execute(), strict=True):
-        for i, value in zip(idx, values, strict=True):
-            if value is not None and len(value) == HOURS:
-                out[i] = np.frombuffer(value, dtype=np.uint8)
+    calls = [(keys.sendtime_bucket(b), " ".join(numbers[i] for i in idx)) for b, idx in by_bucket.items()]
+    for idx, counts in zip(by_bucket.values(), _run(client, _READ, calls), strict=True):
+        out[idx] = np.frombuffer(counts, dtype=np.uint8).reshape(len(idx), HOURS)
     return out
+
+
+def _run(client: Any, script: str, calls: list[tuple[str, str]]) -> list[Any]:
+    """*script* once for each (key, argument), pipelined; loaded again if Redis restarted."""
+    sha = client.script_load(script)
+    for attempt in (1, 2):
+        pipe = client.pipeline(transaction=False)
+        for key, arg in calls:
+            pipe.evalsha(sha, 1, key, arg)
+        try:
+            return list(pipe.execute())
+        except redis.exceptions.NoScriptError:
+            if attempt == 2:
+                raise
+            sha = client.script_load(script)
+    raise AssertionError("unreachable")
 
 
 class Priors:

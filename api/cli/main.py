@@ -183,6 +183,7 @@ def _submit(client: Any, args: argparse.Namespace, console: Console) -> int:
         "operators": ",".join(args.operators) if args.operators else None,
         "sender": args.sender,
         "send_at": args.send_at,
+        "link_url": args.link_url,
         "send_window": args.send_window,
         "window_timezone": args.timezone,
         "validity_minutes": args.validity,
@@ -633,6 +634,9 @@ def _job_parsers(sub: Any) -> None:
     p_submit.add_argument("--encoding")
     p_submit.add_argument("--operators", nargs="+", help="allowed operators (default: all)")
     p_submit.add_argument("--sender", help="sender id (up to 11 letters/digits)")
+    p_submit.add_argument(
+        "--link-url", help="the page {link} in the template leads to: each row gets its own tracked short link"
+    )
     p_submit.add_argument("--send-at", help="not before (ISO 8601 with zone)")
     p_submit.add_argument("--send-window", help="daily hours, e.g. 09:00-20:00")
     p_submit.add_argument(

@@ -30,6 +30,9 @@ from zoneinfo import ZoneInfo
 import httpx
 import numpy as np
 import redis
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from tests.helpers import ApiProcess, SimProcess, wait_for
 from tests.integration.stack import Stack, assert_adds_up, post_job, running_stack, wait_state
@@ -273,3 +276,51 @@ def test_the_model_counts_each_hour_and_fades_old_habits(redis_client: redis.Red
     own[0, 19] = 5  # more than the prior weight: their own outweighs the prior all at 10
     assert int(np.argmax(sendtime.scores(own, prior[:1], weight=weight))) == 19
     assert redis_client.hlen(keys.SENDTIME_PRIORS) >= 4
+
+
+MODEL_NUMBERS = ("905320000001", "905320000002", "905421234567", "4915112345678")
+
+
+class FoldModel(RuleBasedStateMachine):
+    """The fold script against 24 plain counters a number: +1, and all halved first when the count
+    about to grow is at 255; the prefixes' sums never halve."""
+
+    client: redis.Redis
+
+    @initialize()
+    def empty(self) -> None:
+        self.client.flushall()
+        self.counts = {n: [0] * 24 for n in MODEL_NUMBERS}
+        self.priors: Counter[tuple[str, int]] = Counter()
+
+    @rule(
+        events=st.lists(
+            st.tuples(st.sampled_from(MODEL_NUMBERS), st.integers(0, 23), st.integers(1, 200)),
+            min_size=1,
+            max_size=6,
+        )
+    )
+    def fold(self, events: list[tuple[str, int, int]]) -> None:
+        numbers = [n for n, _, times in events for _ in range(times)]
+        hours = [h for _, h, times in events for _ in range(times)]
+        sendtime.fold(self.client, numbers, hours, prefix_digits=5)
+        for number, hour in zip(numbers, hours, strict=True):
+            counts = self.counts[number]
+            if counts[hour] >= 255:
+                counts[:] = [c // 2 for c in counts]
+            counts[hour] += 1
+            self.priors[number[:5], hour] += 1
+
+    @invariant()
+    def same(self) -> None:
+        got = sendtime.histories(self.client, list(MODEL_NUMBERS))
+        assert got.tolist() == [self.counts[n] for n in MODEL_NUMBERS]
+        priors = sendtime.Priors.read(self.client, digits=5)
+        for (prefix, hour), n in self.priors.items():
+            assert priors.by_prefix[prefix][hour] == n
+
+
+def test_the_fold_is_its_model(redis_client: redis.Redis) -> None:
+    FoldModel.client = redis_client
+    FoldModel.TestCase.settings = settings(max_examples=40, stateful_step_count=12, deadline=None)
+    FoldModel.TestCase().runTest()
