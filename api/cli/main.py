@@ -635,7 +635,8 @@ def _job_parsers(sub: Any) -> None:
     p_submit.add_argument("--operators", nargs="+", help="allowed operators (default: all)")
     p_submit.add_argument("--sender", help="sender id (up to 11 letters/digits)")
     p_submit.add_argument(
-        "--link-url", help="the page {link} in the template leads to: each row gets its own tracked short link"
+        "--link-url",
+        help="the page {link} in the template leads to: each row gets its own tracked short link",
     )
     p_submit.add_argument("--send-at", help="not before (ISO 8601 with zone)")
     p_submit.add_argument("--send-window", help="daily hours, e.g. 09:00-20:00")

@@ -36,7 +36,9 @@ PREFIXES = ("90530", "90532", "90533", "90535", "90538", "90541", "90542", "9054
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--numbers", type=int, default=10_000_000)
     parser.add_argument("--events", type=int, default=2, help="engagements folded a number")
     parser.add_argument("--read", type=int, default=1_000_000, help="numbers read back as a planner does")
@@ -89,7 +91,8 @@ def main() -> int:
         f"| Redis memory | {(after - before) / n:.0f} bytes a number "
         f"({(after - before) / 2**30:.2f} GiB; rss {int(memory['used_memory_rss']) / 2**30:.2f} GiB) |"
     )
-    print(f"| read as the planner does | {len(sample):,} numbers in {read:.1f} s ({len(sample) / read:,.0f}/s) |")
+    rate = len(sample) / read
+    print(f"| read as the planner does | {len(sample):,} numbers in {read:.1f} s ({rate:,.0f}/s) |")
     print(f"| the benchmark's own peak RSS | {peak:.2f} GiB |")
     return 0
 

@@ -66,6 +66,7 @@ FAULTS_SCENARIO = Path(__file__).with_name("multinode_faults.py")
 FAULT_ROWS = 50_000
 
 
+@pytest.mark.soak  # ~170 s, the suite's slowest; the netns tests lose real machines in the suite
 def test_a_50k_job_on_three_nodes_ends_by_itself_through_every_fault(tmp_path: Path) -> None:
     """The issue's done-when: binds pinned to the egress nodes; during one 50,000-message job the
     egress node holding b1 leaves, the SMSC is killed and started again, Redis is restarted, the
