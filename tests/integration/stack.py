@@ -184,6 +184,16 @@ def campaign_csv(
     return dict(expected)
 
 
+def numbers_csv(path: Path, numbers: list[str]) -> Path:
+    """A CSV (telefon, ad) for *numbers* (E.164 digits)."""
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["telefon", "ad"])
+        for i, n in enumerate(numbers):
+            w.writerow([f"+{n}", f"Ada {i}"])
+    return path
+
+
 def campaign_rows(path: Path, numbers: list[str], campaign: str) -> Path:
     """A CSV (telefon, ad, kampanya) for *numbers*, each row naming *campaign*, so a test can tell
     each job's messages apart in what the simulator recorded."""

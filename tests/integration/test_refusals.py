@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from tests.helpers import SimProcess, wait_for
-from tests.integration.stack import Stack, assert_adds_up, post_job, running_stack, wait_state
+from tests.integration.stack import Stack, assert_adds_up, numbers_csv, post_job, running_stack, wait_state
 from ulak.consent import ONAY, RET, Consent, Consents
 from ulak.optouts import OptOuts
 from ulak.refusals import CONSENTED, NO_CONSENT, OPTED_IN, OPTED_OUT, Follower
@@ -25,15 +25,6 @@ from ulak.refusals import CONSENTED, NO_CONSENT, OPTED_IN, OPTED_OUT, Follower
 MARGIN = 2.0  # seconds from a refusal made durable to its last part possibly sent
 CONFIRMATION = "Listemizden çıkarıldınız. Tekrar katılmak için BASLA yazın."
 TEXT = "Merhaba {ad}, kampanya başladı. Almak istemiyorsanız RET yazıp 4545'e gönderin"
-
-
-def _csv(path: Path, numbers: list[str]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["telefon", "ad"])
-        for i, n in enumerate(numbers):
-            w.writerow([f"+{n}", f"Ada {i}"])
-    return path
 
 
 def _campaign(stack: Stack, prefix: str) -> list[dict[str, Any]]:
@@ -99,7 +90,7 @@ def test_refusals_stop_a_sending_a_paused_and_an_ab_job(ray_session: Any, tmp_pa
         numbers = [f"90532{i:07d}" for i in range(3000)]
         granted = [{"number": f"+{n}", "status": "ONAY"} for n in numbers]
         assert http.post("/v1/consents", json={"brand": "acme", "records": granted}).status_code == 201
-        path = _csv(tmp_path / "sending.csv", numbers)
+        path = numbers_csv(tmp_path / "sending.csv", numbers)
         # Skipping the opt-out lists is for Ulak's own confirmations: no client may ask for it.
         forged = post_job(http, path, template=TEXT, confirms_optout="true")
         assert forged.status_code == 422 and forged.json()["field"] == "confirms_optout", forged.text
@@ -132,7 +123,7 @@ def test_refusals_stop_a_sending_a_paused_and_an_ab_job(ray_session: Any, tmp_pa
         # 2. Paused: what was taken back from the binds, and the rest of the file, skip who refused
         #    while the job was paused; resumed, it sends to everyone else.
         numbers = [f"90533{i:07d}" for i in range(1200)]
-        job = post_job(http, _csv(tmp_path / "paused.csv", numbers), template=TEXT).json()["id"]
+        job = post_job(http, numbers_csv(tmp_path / "paused.csv", numbers), template=TEXT).json()["id"]
         wait_for(lambda: _submitted(http, job) >= 200, timeout=60, what="200 rows sent")
         assert http.post(f"/v1/jobs/{job}/pause").status_code == 200
         wait_state(http, job, "paused")
@@ -154,7 +145,7 @@ def test_refusals_stop_a_sending_a_paused_and_an_ab_job(ray_session: Any, tmp_pa
         variants = [{"name": "A", "template": "A: " + TEXT}, {"name": "B", "template": "B: " + TEXT}]
         options = {"variants": json.dumps(variants), "test_share": "0.3", "decide_after_minutes": "0.2"}
         job = post_job(
-            http, _csv(tmp_path / "ab.csv", numbers), template=TEXT, brand="acme", **options
+            http, numbers_csv(tmp_path / "ab.csv", numbers), template=TEXT, brand="acme", **options
         ).json()["id"]
         wait_for(
             lambda: "winner" in str(http.get(f"/v1/jobs/{job}").json()["waiting"] or ""),

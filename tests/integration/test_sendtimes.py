@@ -17,7 +17,6 @@ lift whose 95 % interval excludes zero; the no-habits one's includes it. Every i
 
 from __future__ import annotations
 
-import csv
 import random
 import re
 import time
@@ -35,7 +34,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from tests.helpers import ApiProcess, SimProcess, wait_for
-from tests.integration.stack import Stack, assert_adds_up, post_job, running_stack, wait_state
+from tests.integration.stack import Stack, assert_adds_up, numbers_csv, post_job, running_stack, wait_state
 from ulak import keys, sendtime
 from ulak.clock import set_offset
 from ulak.redis_server import free_port
@@ -55,15 +54,6 @@ def _people() -> tuple[dict[str, int], dict[str, int], dict[str, float]]:
     none = {f"90533{i:07d}": rng.randrange(9, 22) for i in range(N)}
     coins = {n: rng.random() for n in [*habits, *none]}
     return habits, none, coins
-
-
-def _csv(path: Path, numbers: list[str]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["telefon", "ad"])
-        for i, n in enumerate(numbers):
-            w.writerow([f"+{n}", f"Ada {i}"])
-    return path
 
 
 def _at(day: datetime, hour: int, minute: int = 0) -> float:
@@ -129,7 +119,7 @@ def test_optimised_times_beat_random_ones_only_where_people_have_habits(
                 set_offset(stack.redis, _at(day0, 8, 5) - time.time())
                 first = post_job(
                     http,
-                    _csv(tmp_path / "first.csv", [*habits, *none]),
+                    numbers_csv(tmp_path / "first.csv", [*habits, *none]),
                     template="Ilk {ad}: {link}",
                     link_url="https://shop.example/ilk",
                 )
@@ -156,7 +146,7 @@ def test_optimised_times_beat_random_ones_only_where_people_have_habits(
                     "send_time_control": 0.2,
                     "split_seed": "sendtimes-test",
                 }
-                dry = post_job(http, _csv(tmp_path / "h.csv", list(habits)), dry_run=True, **options)
+                dry = post_job(http, numbers_csv(tmp_path / "h.csv", list(habits)), dry_run=True, **options)
                 assert dry.status_code == 202, dry.text
                 plan = wait_state(http, dry.json()["id"], "done", timeout=120)["send_plan"]
                 assert plan["with_history"] == N and plan["horizon_hours"] == 24
@@ -170,7 +160,7 @@ def test_optimised_times_beat_random_ones_only_where_people_have_habits(
 
                 jobs = {}
                 for name, audience in (("habits", habits), ("none", none)):
-                    created = post_job(http, _csv(tmp_path / f"{name}.csv", list(audience)), **options)
+                    created = post_job(http, numbers_csv(tmp_path / f"{name}.csv", list(audience)), **options)
                     assert created.status_code == 202, created.text
                     jobs[name] = created.json()["id"]
                 for job_id in jobs.values():
