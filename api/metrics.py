@@ -111,6 +111,7 @@ class Snapshot:
     webhooks: list[dict[str, Any]] = field(default_factory=list)  # cluster.webhooks.endpoints
     ingest: dict[str, float] = field(default_factory=dict)  # keys.INGEST_STATS
     replaced: dict[tuple[str, str], int] = field(default_factory=dict)  # keys.BIND_REPLACEMENTS
+    send_times: dict[str, float] = field(default_factory=dict)  # keys.SENDTIME_STATS
 
 
 def read_snapshot(plane: ControlPlane) -> Snapshot:
@@ -130,6 +131,7 @@ def read_snapshot(plane: ControlPlane) -> Snapshot:
             parts[name] += view["parts"][name]
     raw_ingest: dict[bytes, bytes] = plane.client.hgetall(keys.INGEST_STATS)  # type: ignore[assignment]
     raw_replaced: dict[bytes, bytes] = plane.client.hgetall(keys.BIND_REPLACEMENTS)  # type: ignore[assignment]
+    raw_send_times: dict[bytes, bytes] = plane.client.hgetall(keys.SENDTIME_STATS)  # type: ignore[assignment]
     return Snapshot(
         jobs=jobs,
         messages=messages,
@@ -144,6 +146,7 @@ def read_snapshot(plane: ControlPlane) -> Snapshot:
         webhooks=webhooks.endpoints(plane.client),
         ingest={k.decode(): float(v) for k, v in raw_ingest.items()},
         replaced={read_bind_field(k): int(v) for k, v in raw_replaced.items()},
+        send_times={k.decode(): float(v) for k, v in raw_send_times.items()},
     )
 
 
@@ -184,6 +187,17 @@ def families(snap: Snapshot) -> Iterator[Metric]:
     for (op, bind), count in sorted(snap.replaced.items()):
         replaced.add_metric([op, bind], count)
     yield replaced
+    folded = CounterMetricFamily(
+        "ulak_send_time_events", "Engagements folded into the send-time model (clicks, replies, conversions)."
+    )
+    folded.add_metric([], snap.send_times.get("events", 0.0))
+    yield folded
+    refreshed = GaugeMetricFamily(
+        "ulak_send_time_refreshed_timestamp_seconds",
+        "When the send-time model was last refreshed (unix s; 0: never). It is refreshed every hour.",
+    )
+    refreshed.add_metric([], snap.send_times.get("refreshed", 0.0))
+    yield refreshed
 
 
 def _bind_families(snap: Snapshot) -> Iterator[Metric]:

@@ -5,7 +5,11 @@
 
 const I18N = {
   tr: {
-    "nav.jobs": "Kampanyalar", "nav.new": "Yeni kampanya", "nav.operators": "Operatörler", "nav.lists": "Listeler",
+    "nav.jobs": "Kampanyalar", "nav.new": "Yeni kampanya", "nav.operators": "Operatörler", "nav.lists": "Listeler", "nav.replies": "Yanıtlar",
+    "replies.title": "Gelen yanıtlar", "replies.kind": "Tür", "replies.all": "Hepsi", "replies.counts": "Şimdiye kadar",
+    "replies.list": "Anahtar kelime listesi", "replies.list_name": "Liste adı", "replies.show": "Göster",
+    "kind.optout": "Ret", "kind.optin": "Yeniden katılım", "kind.keyword": "Anahtar kelime", "kind.answer": "Anket yanıtı",
+    "kind.reply": "Serbest yanıt", "col.from": "Gönderen", "col.to": "Kısa numara", "col.keyword": "Kelime",
     "signout": "Çıkış", "signin.title": "Ulak Web Yöneticisi", "signin.key": "API anahtarı",
     "signin.go": "Giriş", "signin.hint": "Anahtar oluşturmak için: ulak keys create web",
     "jobs.title": "Kampanyalar", "jobs.empty": "Henüz kampanya yok.", "col.job": "Kampanya", "col.state": "Durum",
@@ -52,7 +56,11 @@ const I18N = {
     "yes": "evet", "no": "hayır", "none": "—", "loading": "Yükleniyor…", "error.signin": "Anahtar geçersiz.",
   },
   en: {
-    "nav.jobs": "Campaigns", "nav.new": "New campaign", "nav.operators": "Operators", "nav.lists": "Lists",
+    "nav.jobs": "Campaigns", "nav.new": "New campaign", "nav.operators": "Operators", "nav.lists": "Lists", "nav.replies": "Replies",
+    "replies.title": "Replies received", "replies.kind": "Kind", "replies.all": "All", "replies.counts": "So far",
+    "replies.list": "Keyword list", "replies.list_name": "List name", "replies.show": "Show",
+    "kind.optout": "Opt-out", "kind.optin": "Opt-in", "kind.keyword": "Keyword", "kind.answer": "Survey answer",
+    "kind.reply": "Free reply", "col.from": "From", "col.to": "Short code", "col.keyword": "Keyword",
     "signout": "Sign out", "signin.title": "Ulak web manager", "signin.key": "API key",
     "signin.go": "Sign in", "signin.hint": "To create a key: ulak keys create web",
     "jobs.title": "Campaigns", "jobs.empty": "No campaigns yet.", "col.job": "Campaign", "col.state": "State",
@@ -231,7 +239,7 @@ function route() {
   if (!key()) return signInPage(app);
   const [, page, arg] = (location.hash || "#/jobs").split("/");
   for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("active", a.getAttribute("href") === `#/${page}`);
-  const pages = { jobs: jobsPage, new: newPage, job: jobPage, operators: operatorsPage, lists: listsPage };
+  const pages = { jobs: jobsPage, new: newPage, job: jobPage, operators: operatorsPage, lists: listsPage, replies: repliesPage };
   (pages[page] || jobsPage)(app, arg && decodeURIComponent(arg));
 }
 
@@ -704,6 +712,53 @@ function listsPage(app) {
         h("div", { class: "actions" }, h("button", { type: "button", class: "secondary", onclick: look }, t("lists.lookup"))),
         lookupOut)));
   draw();
+}
+
+const REPLY_KINDS = ["optout", "optin", "keyword", "answer", "reply"];
+
+function repliesPage(app) {
+  const kind = h("select", { id: "r-kind" }, h("option", { value: "" }, t("replies.all")),
+    ...REPLY_KINDS.map((k) => h("option", { value: k }, t(`kind.${k}`))));
+  const out = h("div", { id: "replies" });
+  const listName = h("input", { type: "text", id: "r-list", placeholder: "vip" });
+  const listBrand = h("input", { type: "text", id: "r-list-brand" });
+  const listOut = h("div", { id: "r-list-out" });
+  const draw = async () => {
+    try {
+      const page = await api(`/v1/replies?limit=200${kind.value ? `&kind=${kind.value}` : ""}`);
+      put(out, h("p", { class: "muted" }, `${t("replies.counts")}: `,
+        ...REPLY_KINDS.map((k) => `${t(`kind.${k}`)} ${num(page.counts[k] || 0)}`).join(" · ")),
+        table([t("col.at"), t("col.from"), t("col.to"), t("replies.kind"), t("col.keyword"), t("col.text")],
+          page.items.map((r) => [when(new Date(r.received * 1000).toISOString()), `+${r.number}`, r.to,
+            t(`kind.${r.kind}`), r.keyword || "", r.text])));
+    } catch (error) {
+      showError(out, error);
+    }
+  };
+  const showList = async () => {
+    const name = listName.value.trim();
+    if (!name) return;
+    const brand = listBrand.value.trim();
+    try {
+      const page = await api(`/v1/replies/lists/${encodeURIComponent(name)}${brand ? `?brand=${encodeURIComponent(brand)}` : ""}`);
+      put(listOut, h("p", {}, `${t("lists.total")}: `, h("b", { id: "r-list-total" }, num(page.total))),
+        table([t("col.number")], page.items.slice(0, 500).map((n) => [n])));
+    } catch (error) {
+      showError(listOut, error);
+    }
+  };
+  kind.addEventListener("change", draw);
+  put(app, h("h1", {}, t("replies.title")),
+    h("div", { class: "card" }, h("label", { for: "r-kind" }, t("replies.kind")), kind, out),
+    h("div", { class: "card" }, h("h2", {}, t("replies.list")),
+      h("div", { class: "row" },
+        h("div", {}, h("label", { for: "r-list" }, t("replies.list_name")), listName),
+        h("div", {}, h("label", { for: "r-list-brand" }, t("lists.brand")), listBrand)),
+      h("div", { class: "actions" }, h("button", { type: "button", id: "r-list-show", onclick: showList }, t("replies.show"))),
+      listOut));
+  draw();
+  const timer = setInterval(draw, 5000);
+  onLeave(() => clearInterval(timer));
 }
 
 document.getElementById("lang").addEventListener("click", () => {

@@ -175,6 +175,17 @@ def test_a_campaign_from_upload_to_report_in_the_browser(
         if page_name == "operators":
             page.wait_for_selector("[data-operator] table")
         _shots(page, page_name)
+
+    # Replies as they come, by kind: a help word answered automatically, and a free reply.
+    stack.sim.control(op="mo", system_id="test", source="905329990001", dest="4545", text="YARDIM")
+    stack.sim.control(op="mo", system_id="test", source="905329990002", dest="4545", text="Kargom nerede?")
+    page.goto(f"{stack.api.url}/ui/#/replies")
+    page.wait_for_function("document.querySelectorAll('#replies tbody tr').length === 2", timeout=30_000)
+    page.select_option("#r-kind", "keyword")
+    page.wait_for_function("document.querySelectorAll('#replies tbody tr').length === 1", timeout=10_000)
+    row = page.locator("#replies tbody tr").first.inner_text()
+    assert "+905329990001" in row and "Anahtar kelime" in row and "YARDIM" in row, row
+    _shots(page, "replies")
     page.click("#lang")
     assert page.locator("#nav a").first.inner_text() == "Campaigns"
     assert page.evaluate("document.documentElement.lang") == "en"

@@ -49,6 +49,7 @@ def _snapshot() -> Snapshot:
         webhooks=[{"id": "ab12", "queued": 4, "dead": 1, "delivered": 20, "last_error": "HTTP 500"}],
         ingest={"jobs": 4, "rows": 40000, "accepted": 39990, "seconds": 2.5},
         replaced={("tcell", "t2"): 3},
+        send_times={"events": 1200.0, "refreshed": 1796500000.0},
     )
 
 
@@ -82,6 +83,8 @@ def test_families_carry_the_snapshot_figures() -> None:
     assert values['ulak_webhook_delivered_total{endpoint="ab12"}'] == 20
     assert values["ulak_ingest_rows_total"] == 40000 and values["ulak_ingest_seconds_total"] == 2.5
     assert values['ulak_bind_replacements_total{bind="t2",operator="tcell"}'] == 3
+    assert values["ulak_send_time_events_total"] == 1200
+    assert values["ulak_send_time_refreshed_timestamp_seconds"] == 1796500000
 
 
 def test_no_series_is_labelled_by_job() -> None:
