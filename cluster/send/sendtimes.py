@@ -34,6 +34,7 @@ from cluster.send.job import Job
 from ingest.collect import ACCEPTED_FILE
 from ulak import sendtime
 from ulak.jobfiles import JobDir
+from ulak.settings import OperatorConfig
 from ulak.variants import fractions, seed_of
 from ulak.zones import Zones
 
@@ -43,6 +44,7 @@ PLAN_SCHEMA = pa.schema(
 )
 BATCH = 1_000_000  # rows planned at a time: a batch touches most of the model's buckets, one call each
 QUARTER = 900  # every zone's hours begin at a quarter hour of UTC
+HEADROOM = 0.9  # of an operator's rate a plan fills an hour with (other jobs, retries, slow-downs)
 
 
 class Planner:
@@ -61,6 +63,7 @@ class Planner:
         config = job.settings.jobs
         self.zones = Zones(main=config.recipient_zones, unknown=config.unknown_zone)
         self.weight = job.settings.send_times.prior_weight
+        self.capacity = Capacity({op.name: _rate(op) for op in job.settings.operators}, start=start)
         self._slots: dict[
             ZoneInfo, tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any]]
         ] = {}
@@ -83,9 +86,12 @@ class Planner:
             directory.open_output(PLAN_FILE + ".tmp") as sink,
             pq.ParquetWriter(sink, PLAN_SCHEMA) as writer,
         ):
-            for batch in rows_file.iter_batches(batch_size=BATCH, columns=["row", "msisdn"]):
+            columns = ["row", "msisdn", "operator", "parts"]
+            for batch in rows_file.iter_batches(batch_size=BATCH, columns=columns):
                 numbers: list[str] = batch.column("msisdn").to_pylist()
-                at, control, has = self._batch(numbers, priors)
+                operators = np.asarray(batch.column("operator").to_pylist(), dtype=object)
+                parts = np.asarray(batch.column("parts").to_numpy(), dtype=np.int64)
+                at, control, has = self._batch(numbers, priors, operators=operators, parts=parts)
                 writer.write_table(
                     pa.table(
                         [batch.column("row"), pa.array(at), pa.array(control), pa.array(has)],
@@ -98,18 +104,29 @@ class Planner:
         return self._figures(per_slot, known)
 
     def _batch(
-        self, numbers: list[str], priors: sendtime.Priors
+        self,
+        numbers: list[str],
+        priors: sendtime.Priors,
+        *,
+        operators: np.ndarray[Any, Any],
+        parts: np.ndarray[Any, Any],
     ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any]]:
         """Each number's send time, whether it is in the control group, whether it had history."""
         history = sendtime.histories(self.job.client, numbers)
         score = sendtime.scores(history, priors.of(numbers, weight=self.weight), weight=self.weight)
-        at, control = self._choose(numbers, score)
+        at, control = self._choose(numbers, score, operators=operators, parts=parts)
         return at, control, np.asarray(history.any(axis=1), dtype=bool)
 
     def _choose(
-        self, numbers: list[str], score: np.ndarray[Any, Any]
+        self,
+        numbers: list[str],
+        score: np.ndarray[Any, Any],
+        *,
+        operators: np.ndarray[Any, Any],
+        parts: np.ndarray[Any, Any],
     ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-        """Each number's send time by its *score* (n, 24), and whether it is in the control group."""
+        """Each number's send time by its *score* (n, 24), within what its operator can send in
+        that hour (``Capacity``), and whether it is in the control group."""
         as_ints = np.asarray([int(n) for n in numbers], dtype=np.uint64)
         control = fractions(as_ints, self._seeds[0]) < self.control
         draw = fractions(as_ints, self._seeds[1])
@@ -126,7 +143,11 @@ class Planner:
             zone_scores = np.where(allowed, score[idx][:, hours], -1.0)
             best = zone_scores.argmax(axis=1)  # the first of equal highs: the earliest
             pick = np.minimum((draw[idx] * len(candidates)).astype(np.int64), len(candidates) - 1)
-            at[idx] = times[np.where(control[idx], candidates[pick], best)]
+            slot = np.where(control[idx], candidates[pick], best)
+            slot = self.capacity.fit(
+                slot, zone_scores, fixed=control[idx], times=times, operators=operators[idx], parts=parts[idx]
+            )
+            at[idx] = times[slot]
         return at, control
 
     def _zone_slots(
@@ -168,8 +189,90 @@ class Planner:
             "horizon_hours": self.horizon // 3600,
             "control_share": self.control,
             "with_history": known,
+            "over_capacity": self.capacity.over,
             "hours": [{"hour": _iso(at), **counts} for at, counts in sorted(hours.items())],
         }
+
+
+class Capacity:
+    """The parts each operator can still send in each clock hour of the horizon as the plan fills
+    it: its rate (parts a second) times the hour's seconds (the first hour's from the start on),
+    times ``HEADROOM``. An hour already full sends each next recipient at their next best hour,
+    those who would gain most from it first; one with no hour left with room goes at their best
+    anyway (late, counted in ``over``)."""
+
+    def __init__(self, rates: dict[str, float], *, start: float) -> None:
+        self.rates = rates
+        self.start = start
+        self.used: Counter[tuple[str, int]] = Counter()
+        self.over = 0
+
+    def room(self, operator: str, hour: int) -> float:
+        rate = self.rates.get(operator)
+        if rate is None:
+            return float("inf")
+        seconds = max(0.0, min(3600.0, (hour + 1) * 3600 - self.start))
+        return rate * seconds * HEADROOM - self.used[operator, hour]
+
+    def fit(
+        self,
+        slot: np.ndarray[Any, Any],
+        scores: np.ndarray[Any, Any],
+        *,
+        fixed: np.ndarray[Any, Any],
+        times: np.ndarray[Any, Any],
+        operators: np.ndarray[Any, Any],
+        parts: np.ndarray[Any, Any],
+    ) -> np.ndarray[Any, Any]:
+        """*slot* (each row's index into *times*) moved where an hour is full; *scores* (rows,
+        slots) say the next best, -1 where a slot is not allowed; *fixed* rows (the control
+        group) stay where they are and take their room first."""
+        slot = slot.copy()
+        first = slot.copy()
+        scores = scores.copy()
+        hours = times // 3600
+        names, codes = np.unique(operators.astype(str), return_inverse=True)
+        for op, hour, n in zip(
+            codes[fixed].tolist(), hours[slot[fixed]].tolist(), parts[fixed].tolist(), strict=True
+        ):
+            self.used[str(names[op]), hour] += n
+        free = ~fixed
+        while free.any():
+            rows = np.flatnonzero(free)
+            row_hours = hours[slot[rows]]
+            rows = rows[np.lexsort((-scores[rows, slot[rows]], row_hours, codes[rows]))]
+            row_codes, row_hours = codes[rows], hours[slot[rows]]
+            edges = np.flatnonzero((np.diff(row_codes) != 0) | (np.diff(row_hours) != 0)) + 1
+            spilled = []
+            for a, b in zip(np.r_[0, edges].tolist(), np.r_[edges, len(rows)].tolist(), strict=True):
+                key = (str(names[row_codes[a]]), int(row_hours[a]))
+                taken = np.cumsum(parts[rows[a:b]])
+                fits = int(np.searchsorted(taken, self.room(*key), side="right"))
+                if fits:
+                    self.used[key] += int(taken[fits - 1])
+                spilled.append(rows[a + fits : b])
+            free[:] = False
+            over = np.concatenate(spilled) if spilled else np.zeros(0, dtype=np.int64)
+            if not over.size:
+                break
+            scores[over, slot[over]] = -2.0  # tried
+            slot[over] = scores[over].argmax(axis=1)
+            stuck = over[scores[over, slot[over]] < 0]  # no allowed hour left with room
+            slot[stuck] = first[stuck]
+            for i in stuck.tolist():
+                self.used[str(names[codes[i]]), int(hours[slot[i]])] += int(parts[i])
+            self.over += int(stuck.size)
+            free[over] = True
+            free[stuck] = False
+        return slot
+
+
+def _rate(op: OperatorConfig) -> float:
+    """What an operator can send, parts a second: its account's cap, or its binds' together if less."""
+    binds = [b.tps for b in op.binds]
+    if all(tps is not None for tps in binds):
+        return min(op.tps, sum(tps for tps in binds if tps is not None))
+    return op.tps
 
 
 def planned_times(directory: JobDir) -> np.ndarray[Any, Any]:

@@ -18,13 +18,20 @@ from cluster.jobs.options import JobOptions, Variant
 from cluster.send.job import Job
 from cluster.send.sendtimes import Planner
 from ulak import sendtime
-from ulak.settings import Settings
+from ulak.settings import BindConfig, OperatorConfig, Settings
 
 
-def _planner(start: datetime, **options: Any) -> Planner:
+def _planner(start: datetime, *, tps: float | None = None, **options: Any) -> Planner:
     opts = JobOptions(template="x", send_time="optimized", split_seed="s", **options)
-    job = Job("j", Settings(), "", None, None, opts, None, structlog.get_logger())  # type: ignore[arg-type]
+    bind = BindConfig(name="t1", host="127.0.0.1", port=2775, system_id="u", password_env="P")
+    operators = (OperatorConfig(name="tcell", prefixes=("90",), tps=tps, binds=(bind,)),) if tps else ()
+    settings = Settings(operators=operators)
+    job = Job("j", settings, "", None, None, opts, None, structlog.get_logger())  # type: ignore[arg-type]
     return Planner(job, start=start.timestamp())
+
+
+def _on(n: int) -> dict[str, Any]:
+    return {"operators": np.full(n, "tcell", dtype=object), "parts": np.ones(n, dtype=np.int64)}
 
 
 def _local(planner: Planner, zone: str) -> list[tuple[str, bool]]:
@@ -84,7 +91,7 @@ def test_each_recipient_gets_their_best_allowed_hour_and_the_control_a_random_on
     best = np.asarray([(10, 14, 19, 23)[i % 4] for i in range(n)])  # 23:00 is outside the window
     history[np.arange(n), best] = 9
     score = sendtime.scores(history, np.full((n, 24), 1 / 24), weight=4.0)
-    at, control = planner._choose(numbers, score)
+    at, control = planner._choose(numbers, score, **_on(n))
     local = np.asarray([datetime.fromtimestamp(t, ZoneInfo("Europe/Istanbul")).hour for t in at.tolist()])
     chosen = ~control
     inside = best != 23
@@ -92,8 +99,33 @@ def test_each_recipient_gets_their_best_allowed_hour_and_the_control_a_random_on
     assert (local[chosen & ~inside] == 9).all()  # a best hour outside: the earliest of the equal rest
     assert 0.18 < control.mean() < 0.22
     assert set(local[control].tolist()) == set(range(9, 21))  # random over every allowed hour
-    again, control_again = planner._choose(numbers, score)
+    planner.capacity.used.clear()
+    again, control_again = planner._choose(numbers, score, **_on(n))
     assert (again == at).all() and (control_again == control).all()  # seeded: the same plan
+
+
+def test_an_hour_holds_what_the_operator_can_send_in_it_and_the_rest_go_at_their_next_best() -> None:
+    start = datetime(2027, 5, 10, 5, 20, tzinfo=UTC)  # 08:20 in Istanbul
+    planner = _planner(start, tps=1.0, send_window="09:00-21:00", send_time_control=0.1)  # 3,240 an hour
+    n = 8000
+    numbers = [f"90532{i:07d}" for i in range(n)]
+    history = np.zeros((n, 24), dtype=np.uint8)
+    history[:, 19] = 9  # everyone's best: 19:00, then 18:00 for those who also engage then
+    history[: n // 2, 18] = 3
+    score = sendtime.scores(history, np.full((n, 24), 1 / 24), weight=4.0)
+    parts = np.where(np.arange(n) % 5 == 0, 2, 1)  # a fifth of the messages are two parts
+    at, control = planner._choose(numbers, score, operators=np.full(n, "tcell", dtype=object), parts=parts)
+    istanbul = ZoneInfo("Europe/Istanbul")
+    local = np.asarray([datetime.fromtimestamp(t, istanbul).hour for t in at.tolist()])
+    per_hour = {h: int(parts[local == h].sum()) for h in set(local.tolist())}
+    assert all(9 <= h < 21 for h in per_hour), per_hour
+    assert all(used <= 3240 for used in per_hour.values()), per_hour
+    assert per_hour[19] > 3000 and per_hour[18] > 3000  # filled, the best first
+    chosen = ~control
+    spilled = chosen & (local != 19)
+    # Who moved to 18:00 are those who engage then too; the others went to the earliest with room.
+    assert (np.flatnonzero(chosen & (local == 18)) < n // 2).all()
+    assert spilled.any() and planner.capacity.over == 0
 
 
 @given(
