@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -42,6 +42,7 @@ from ulak.zones import Zones
 log = structlog.get_logger("ulak.sendtimes")
 
 LOCK_MS = 600_000
+NEWS_BATCH = 300  # jobs looked at in one pipeline
 REPLIES = "replies"  # the cursor of the replies stream
 ENGAGED = {Kind.REPLY.value, Kind.ANSWER.value, Kind.KEYWORD.value}  # replies that are engagement
 _STREAMS = {"clicks": keys.job_click_events, "conversions": keys.job_conversion_events}
@@ -70,8 +71,8 @@ class Folder:
             time.sleep(0.2)
         try:
             folded = {"clicks": 0, "conversions": 0, REPLIES: 0}
-            for job_id in self.store.ids(limit=1_000_000):
-                for kind, n in self._job(job_id).items():
+            for job_id, directory, new in self._news(self.store.ids(limit=1_000_000)):
+                for kind, n in self._job(job_id, directory, new).items():
                     folded[kind] += n
             folded[REPLIES] = self._replies()
             pipe = self.client.pipeline(transaction=False)
@@ -85,23 +86,34 @@ class Folder:
             if self.client.get(keys.SENDTIME_LOCK) == token.encode():
                 self.client.delete(keys.SENDTIME_LOCK)
 
-    def _job(self, job_id: str) -> dict[str, int]:
-        """Fold one job's new clicks and conversions (a look at each stream's last id first: a job
-        with nothing new costs one round trip)."""
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hget(keys.job(job_id), "dir")
-        pipe.hmget(keys.SENDTIME_CURSORS, [f"{job_id}:{kind}" for kind in _STREAMS])
-        directory, cursors = pipe.execute()
-        if directory is None:
-            return {}
-        new = {
-            kind: cursor.decode() if cursor else None
-            for (kind, key_of), cursor in zip(_STREAMS.items(), cursors, strict=True)
-            if _newer(_last_id(self.client, key_of(job_id)), cursor)
-        }
-        if not new:
-            return {}
-        folder = self.files.dir(directory.decode())
+    def _news(self, job_ids: list[str]) -> Iterator[tuple[str, str, dict[str, str | None]]]:
+        """The jobs with events not folded yet: (job, its folder, kind -> the last id folded),
+        found by each stream's last id against its cursor, in one pipeline a few hundred jobs."""
+        for at in range(0, len(job_ids), NEWS_BATCH):
+            chunk = job_ids[at : at + NEWS_BATCH]
+            pipe = self.client.pipeline(transaction=False)
+            for job_id in chunk:
+                pipe.hget(keys.job(job_id), "dir")
+                pipe.hmget(keys.SENDTIME_CURSORS, [f"{job_id}:{kind}" for kind in _STREAMS])
+                for key_of in _STREAMS.values():
+                    pipe.xinfo_stream(key_of(job_id))
+            answers = pipe.execute(raise_on_error=False)  # no stream yet: an error, nothing new
+            width = 2 + len(_STREAMS)
+            for i, job_id in enumerate(chunk):
+                directory, cursors, *infos = answers[i * width : (i + 1) * width]
+                if not isinstance(directory, bytes):
+                    continue
+                new = {
+                    kind: cursor.decode() if cursor else None
+                    for kind, cursor, info in zip(_STREAMS, cursors, infos, strict=True)
+                    if _newer(_last_id(info), cursor)
+                }
+                if new:
+                    yield job_id, directory.decode(), new
+
+    def _job(self, job_id: str, directory: str, new: dict[str, str | None]) -> dict[str, int]:
+        """Fold one job's new clicks and conversions (*new*: kind -> the last id folded)."""
+        folder = self.files.dir(directory)
         numbers = _Numbers(folder)
         folded: dict[str, int] = {}
         for kind, after in new.items():
@@ -182,11 +194,10 @@ class _Numbers:
         return np.where(hit, self._numbers[at], "")
 
 
-def _last_id(client: redis.Redis, key: str) -> str | None:
-    """The id of the last entry ever added to stream *key* (moved to files or not); None: none."""
-    try:
-        info: Any = client.xinfo_stream(key)
-    except redis.ResponseError:  # no such key: no events
+def _last_id(info: Any) -> str | None:
+    """The id of the last entry ever added to a stream (moved to files or not), from its XINFO
+    STREAM; None: no such stream (an error in its place)."""
+    if not isinstance(info, dict):
         return None
     last = info.get("last-generated-id")
     return last.decode() if isinstance(last, bytes) else last

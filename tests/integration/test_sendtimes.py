@@ -28,16 +28,25 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import redis
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
+from cluster.engagement import events
+from cluster.engagement.sendtimes import Folder
+from cluster.jobs.options import JobOptions
+from cluster.jobs.store import JobStore
+from ingest.collect import ACCEPTED_FILE
 from tests.helpers import ApiProcess, SimProcess, wait_for
 from tests.integration.stack import Stack, assert_adds_up, numbers_csv, post_job, running_stack, wait_state
 from ulak import keys, sendtime
 from ulak.clock import set_offset
+from ulak.jobfiles import JobFiles
 from ulak.redis_server import free_port
+from ulak.settings import Settings
 
 ISTANBUL = ZoneInfo("Europe/Istanbul")
 PHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148"
@@ -314,3 +323,47 @@ def test_the_fold_is_its_model(redis_client: redis.Redis) -> None:
     FoldModel.client = redis_client
     FoldModel.TestCase.settings = settings(max_examples=40, stateful_step_count=12, deadline=None)
     FoldModel.TestCase().runTest()
+
+
+def test_a_refresh_folds_each_engagement_once_wherever_it_is_kept(
+    redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    settings = Settings(jobs={"data_dir": str(tmp_path / "jobs")})
+    folder = JobFiles.configured(settings.jobs).new("j1")
+    pq.write_table(
+        pa.table({"row": [2, 5, 9], "msisdn": ["905320000001", "905320000002", "994501234567"]}),
+        folder.open_output(ACCEPTED_FILE),
+    )
+    JobStore(redis_client).create("j1", options=JobOptions(template="x"), source="f.csv", directory=folder)
+    istanbul_10 = datetime(
+        2027, 1, 4, 7, 15, tzinfo=ZoneInfo("UTC")
+    ).timestamp()  # 10:15 Istanbul, 11:15 Baku
+
+    def click(row: int, at: float, *, bot: bool = False) -> None:
+        fields = {"t": int(at * 1000), "row": row, "bot": int(bot), "ua": "x", "ip": "h"}
+        redis_client.xadd(keys.job_click_events("j1"), fields)  # type: ignore[arg-type]
+
+    click(2, istanbul_10)
+    click(9, istanbul_10)
+    click(5, istanbul_10, bot=True)  # a scanner: not engagement
+    redis_client.xadd(
+        keys.MO_MESSAGES,
+        {"number": "905320000002", "kind": "reply", "received": f"{istanbul_10 + 3 * 3600}", "text": "?"},
+    )
+    redis_client.xadd(keys.MO_MESSAGES, {"number": "905320000001", "kind": "optout", "received": "1"})
+    found = Folder(redis_client, settings)
+    assert found.refresh() == {"clicks": 2, "conversions": 0, "replies": 1}
+    got = sendtime.histories(redis_client, ["905320000001", "905320000002", "994501234567"])
+    assert np.flatnonzero(got[0]).tolist() == [10]  # in Istanbul's time
+    assert np.flatnonzero(got[1]).tolist() == [13]  # the reply, three hours later
+    assert np.flatnonzero(got[2]).tolist() == [11]  # in Baku's
+    assert found.refresh() == {"clicks": 0, "conversions": 0, "replies": 0}  # each once
+
+    # Moved to the job's folder as Parquet, the old ones read again from there: still once each.
+    click(5, istanbul_10 + 3600)
+    assert sum(events.compact(redis_client, "j1", folder, older_than=0).values()) == 4
+    click(2, istanbul_10 + 3600)
+    assert found.refresh() == {"clicks": 2, "conversions": 0, "replies": 0}
+    got = sendtime.histories(redis_client, ["905320000001", "905320000002"])
+    assert got[0].tolist()[10:12] == [1, 1] and got[1].tolist()[11] == 1
+    assert redis_client.hget(keys.SENDTIME_STATS, "events") == b"5"
