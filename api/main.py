@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 
 from api import errors, metrics
 from api.deps import Key
-from api.routes import conversions, health, jobs, operators, replies, sendtimes, web, webhooks
+from api.routes import conversions, health, jobs, me, operators, replies, sendtimes, web, webhooks
 from cluster.plane import ControlPlane
 from ulak import __version__
 
@@ -32,6 +32,7 @@ def create_app(plane: ControlPlane) -> FastAPI:
     app.include_router(replies.router)
     app.include_router(webhooks.router)
     app.include_router(sendtimes.router)
+    app.include_router(me.router)
     app.include_router(health.router)
     web.mount(app)
     if not docs:  # the schema only, to a key holder; the HTML pages could not send the key

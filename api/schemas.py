@@ -333,3 +333,9 @@ class SendTimeRefreshed(BaseModel):
     folded: dict[str, int] | None = Field(
         description="clicks, conversions and replies folded now; null: another process is folding"
     )
+
+
+class KeyView(BaseModel):
+    id: str
+    name: str
+    scope: str = Field(description="write: may change things; read: may only read")

@@ -5,7 +5,7 @@
 
 const I18N = {
   tr: {
-    "nav.jobs": "Kampanyalar", "nav.new": "Yeni kampanya", "nav.operators": "Operatörler", "nav.lists": "Listeler", "nav.replies": "Yanıtlar",
+    "nav.jobs": "Kampanyalar", "nav.new": "Yeni kampanya", "nav.operators": "Operatörler", "nav.lists": "Listeler", "nav.replies": "Yanıtlar", "key.read_only": "Bu anahtar yalnızca okuyabilir: kampanya başlatamaz, durduramaz, listeleri değiştiremez.",
     "replies.title": "Gelen yanıtlar", "replies.kind": "Tür", "replies.all": "Hepsi", "replies.counts": "Şimdiye kadar",
     "replies.list": "Anahtar kelime listesi", "replies.list_name": "Liste adı", "replies.show": "Göster",
     "kind.optout": "Ret", "kind.optin": "Yeniden katılım", "kind.keyword": "Anahtar kelime", "kind.answer": "Anket yanıtı",
@@ -56,7 +56,7 @@ const I18N = {
     "yes": "evet", "no": "hayır", "none": "—", "loading": "Yükleniyor…", "error.signin": "Anahtar geçersiz.",
   },
   en: {
-    "nav.jobs": "Campaigns", "nav.new": "New campaign", "nav.operators": "Operators", "nav.lists": "Lists", "nav.replies": "Replies",
+    "nav.jobs": "Campaigns", "nav.new": "New campaign", "nav.operators": "Operators", "nav.lists": "Lists", "nav.replies": "Replies", "key.read_only": "This key can only read: it cannot start, pause or cancel campaigns, or change lists.",
     "replies.title": "Replies received", "replies.kind": "Kind", "replies.all": "All", "replies.counts": "So far",
     "replies.list": "Keyword list", "replies.list_name": "List name", "replies.show": "Show",
     "kind.optout": "Opt-out", "kind.optin": "Opt-in", "kind.keyword": "Keyword", "kind.answer": "Survey answer",
@@ -154,6 +154,7 @@ const stateBadge = (s) => badge(s, t(`state.${s}`));
 // ------------------------------------------------------------------------------------------- API
 
 const key = () => sessionStorage.getItem("ulak.key");
+const writable = () => sessionStorage.getItem("ulak.scope") !== "read";  // a read-only key sees no controls
 
 class ApiError extends Error {
   constructor(status, body) {
@@ -237,6 +238,11 @@ function route() {
   translateStatic();
   const app = document.getElementById("app");
   if (!key()) return signInPage(app);
+  if (!sessionStorage.getItem("ulak.scope")) {  // signed in before the page knew keys' scopes
+    api("/v1/me").then((me) => { sessionStorage.setItem("ulak.scope", me.scope); route(); }, (error) => showError(app, error));
+    return;
+  }
+  document.querySelector("#nav a[href='#/new']").hidden = !writable();
   const [, page, arg] = (location.hash || "#/jobs").split("/");
   for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("active", a.getAttribute("href") === `#/${page}`);
   const pages = { jobs: jobsPage, new: newPage, job: jobPage, operators: operatorsPage, lists: listsPage, replies: repliesPage };
@@ -253,6 +259,7 @@ function translateStatic() {
 
 function signOut() {
   sessionStorage.removeItem("ulak.key");
+  sessionStorage.removeItem("ulak.scope");
   location.hash = "#/jobs";
   route();
 }
@@ -269,6 +276,7 @@ function signInPage(app) {
       sessionStorage.setItem("ulak.key", input.value.trim());
       try {
         await api("/v1/jobs?limit=1");
+        sessionStorage.setItem("ulak.scope", (await api("/v1/me")).scope);
         route();
       } catch (error) {
         sessionStorage.removeItem("ulak.key");
@@ -363,6 +371,7 @@ async function waitForEnd(jobId) {
 }
 
 function newPage(app) {
+  if (!writable()) return put(app, h("h1", {}, t("new.title")), h("p", { class: "muted", id: "read-only" }, t("key.read_only")));
   const form = campaignForm();
   const out = h("div", { id: "preview" });
   const previewButton = h("button", { type: "button", id: "preview-button" }, t("new.preview"));
@@ -573,10 +582,11 @@ function jobPage(app, jobId) {
     const ended = view.ended;
     put(head, h("h1", {}, view.options.name || view.id, " ", h("span", { id: "job-state", "data-state": view.state }, stateBadge(view.state))),
       h("p", { class: "muted" }, view.id, " · ", view.source || ""),
-      h("div", { class: "actions" },
+      writable() ? h("div", { class: "actions" },
         h("button", { type: "button", id: "pause", disabled: !may("pause"), onclick: act("pause") }, t("job.pause")),
         h("button", { type: "button", id: "resume", class: "secondary", disabled: !may("resume"), onclick: act("resume") }, t("job.resume")),
-        h("button", { type: "button", id: "cancel", class: "danger", disabled: !may("cancel"), onclick: act("cancel") }, t("job.cancel"))));
+        h("button", { type: "button", id: "cancel", class: "danger", disabled: !may("cancel"), onclick: act("cancel") }, t("job.cancel")))
+        : h("p", { class: "muted", id: "read-only" }, t("key.read_only")));
     const c = view.counts;
     const eta = view.eta_seconds === null ? t("none") : `${Math.ceil(view.eta_seconds).toLocaleString(locale())} s`;
     put(live, h("h2", {}, t("job.progress")), h("div", { id: "progress" }, progressBar(progressOf(view))),
@@ -664,7 +674,7 @@ function listsPage(app) {
       put(optouts, h("p", {}, `${t("lists.total")}: `, h("b", { id: "optout-total" }, num(page.total))),
         table([t("col.number"), t("col.source"), t("col.at"), ""], page.items.slice(0, 200).map((e) => [e.number, e.source,
           when(e.at ? new Date(e.at * 1000).toISOString() : null),
-          h("button", { type: "button", class: "link", onclick: () => remove(e.number) }, t("lists.remove"))])));
+          writable() ? h("button", { type: "button", class: "link", onclick: () => remove(e.number) }, t("lists.remove")) : ""])));
       put(consents, table(Object.keys(counts).filter((k) => k !== "brand"),
         [Object.entries(counts).filter(([k]) => k !== "brand").map(([, v]) => num(v))]));
     } catch (error) {
@@ -703,8 +713,8 @@ function listsPage(app) {
     h("div", { class: "card" }, h("label", { for: "l-brand" }, t("lists.brand")), brand),
     h("div", { class: "grid" },
       h("div", { class: "card" }, h("h2", {}, t("lists.optouts")),
-        h("label", { for: "l-numbers" }, t("lists.numbers")), numbers,
-        h("div", { class: "actions" }, h("button", { type: "button", id: "l-add", onclick: add }, t("lists.add")),
+        ...(writable() ? [h("label", { for: "l-numbers" }, t("lists.numbers")), numbers] : []),
+        h("div", { class: "actions" }, writable() ? h("button", { type: "button", id: "l-add", onclick: add }, t("lists.add")) : null,
           h("button", { type: "button", class: "secondary", onclick: () => download(`/v1/optouts.iys.csv${query()}`, "iys-ret.csv") }, t("lists.export"))),
         optouts),
       h("div", { class: "card" }, h("h2", {}, t("lists.consents")), consents,

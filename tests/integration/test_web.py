@@ -207,3 +207,41 @@ def test_the_pages_need_no_key_but_hold_no_data(web_stack: Stack) -> None:
     assert "default-src 'self'" in page.headers["content-security-policy"]
     assert script.status_code == 200 and "sessionStorage" in script.text
     assert data.status_code == 401
+
+
+def test_a_read_only_key_sees_no_control_it_cannot_use(
+    web_stack: Stack, browser: Any, tmp_path: Path
+) -> None:
+    stack = web_stack
+    upload = tmp_path / "okuma.xlsx"
+    _xlsx(upload, 20)
+    with stack.client() as http, upload.open("rb") as f:
+        created = http.post(
+            "/v1/jobs", files={"file": (upload.name, f)}, data={"template": "Merhaba {ad}", "dry_run": "true"}
+        )
+        assert created.status_code == 202, created.text
+        job_id = created.json()["id"]
+        assert http.get("/v1/me").json()["scope"] == "write"
+    with stack.client(stack.read_token) as http:
+        assert http.get("/v1/me").json()["scope"] == "read"
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    console = Console(page)
+    page.goto(f"{stack.api.url}/ui/")
+    page.fill("#key", stack.read_token)
+    page.click("#signin")
+    page.wait_for_selector("#nav:not([hidden])")
+    assert page.locator("#nav a[href='#/new']").is_hidden()
+    page.goto(f"{stack.api.url}/ui/#/job/{job_id}")
+    page.wait_for_selector("#job-state[data-state='done']", timeout=60_000)
+    page.wait_for_selector("#read-only")
+    assert page.locator("#pause, #resume, #cancel").count() == 0
+    page.goto(f"{stack.api.url}/ui/#/lists")
+    page.wait_for_selector("#optout-total")
+    assert page.locator("#l-add, #l-numbers, button.link").count() == 0
+    page.goto(f"{stack.api.url}/ui/#/new")
+    page.wait_for_selector("#read-only")
+    assert page.locator("#preview-button, #confirm-button, #campaign").count() == 0
+    _shots(page, "read-only")
+    context.close()
+    assert console.errors == []
