@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from cluster.send import winner
 from cluster.send.job import Job, Pool
 from cluster.send.progress import Progress
-from cluster.send.sendtimes import planned_times
+from cluster.send.sendtimes import PLAN_FILE, planned_times
 from cluster.send.stops import Stops
 from ingest.collect import ACCEPTED_FILE
 from ulak import keys
@@ -84,6 +84,10 @@ class RowReader:
         """An optimised job: the rows of each planned time once it has come (``cluster.send.sendtimes``;
         None until then, so the caller keeps steering). A time passed while the job was paused or
         its runner away is read at once."""
+        if not self.job.directory.exists(PLAN_FILE):  # prepared by a version that did not plan
+            self.job.log.warning("sendtimes.no_plan", hint="sent as soon as it may, without optimised times")
+            yield from self._timed(skip_sent=skip_sent)
+            return
         plan = planned_times(self.job.directory)
         times, counts = np.unique(plan, return_counts=True)
         left = int(counts.sum())
