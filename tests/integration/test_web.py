@@ -84,19 +84,25 @@ def _shots(page: Any, name: str) -> None:
     page.set_viewport_size({"width": 1280, "height": 800})
 
 
+def _signed_in(browser: Any, stack: Stack, token: str) -> tuple[Any, Any, Console]:
+    """A new browser context signed in with *token*: (context, page, the page's console errors)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
+    page = context.new_page()
+    console = Console(page)
+    page.goto(f"{stack.api.url}/")  # redirected to /ui/
+    page.fill("#key", token)
+    page.click("#signin")
+    page.wait_for_selector("#nav:not([hidden])")
+    return context, page, console
+
+
 def test_a_campaign_from_upload_to_report_in_the_browser(
     web_stack: Stack, browser: Any, tmp_path: Path
 ) -> None:
     stack = web_stack
     upload = tmp_path / "kampanya.xlsx"
     _xlsx(upload, 600)
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
-    page = context.new_page()
-    console = Console(page)
-    page.goto(f"{stack.api.url}/")  # redirected to /ui/
-    page.fill("#key", stack.token)
-    page.click("#signin")
-    page.wait_for_selector("#nav:not([hidden])")
+    context, page, console = _signed_in(browser, stack, stack.token)
     assert page.locator("#nav a").first.inner_text() == "Kampanyalar"  # Turkish by default
     assert page.evaluate("document.documentElement.lang") == "tr"
 
@@ -226,13 +232,7 @@ def test_a_read_only_key_sees_no_control_it_cannot_use(
         assert http.get("/v1/me").json()["scope"] == "write"
     with stack.client(stack.read_token) as http:
         assert http.get("/v1/me").json()["scope"] == "read"
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    console = Console(page)
-    page.goto(f"{stack.api.url}/ui/")
-    page.fill("#key", stack.read_token)
-    page.click("#signin")
-    page.wait_for_selector("#nav:not([hidden])")
+    context, page, console = _signed_in(browser, stack, stack.read_token)
     assert page.locator("#nav a[href='#/new']").is_hidden()
     page.goto(f"{stack.api.url}/ui/#/job/{job_id}")
     page.wait_for_selector("#job-state[data-state='done']", timeout=60_000)
