@@ -20,7 +20,7 @@ import xlsxwriter
 
 from tests.chromium import chromium_path, launch_args
 from tests.helpers import SimProcess, wait_for
-from tests.integration.stack import Stack, running_stack
+from tests.integration.stack import Stack, running_stack, wait_state
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
@@ -229,13 +229,17 @@ def test_a_read_only_key_sees_no_control_it_cannot_use(
         )
         assert created.status_code == 202, created.text
         job_id = created.json()["id"]
+        wait_state(http, job_id, "done", timeout=120)
         assert http.get("/v1/me").json()["scope"] == "write"
     with stack.client(stack.read_token) as http:
         assert http.get("/v1/me").json()["scope"] == "read"
     context, page, console = _signed_in(browser, stack, stack.read_token)
     assert page.locator("#nav a[href='#/new']").is_hidden()
     page.goto(f"{stack.api.url}/ui/#/job/{job_id}")
-    page.wait_for_selector("#job-state[data-state='done']", timeout=60_000)
+    try:
+        page.wait_for_selector("#job-state[data-state='done']", timeout=30_000)
+    except Exception as exc:  # say what the page shows instead
+        raise AssertionError(f"{page.url}: {page.inner_text('main')[:500]} {console.errors}") from exc
     page.wait_for_selector("#read-only")
     assert page.locator("#pause, #resume, #cancel").count() == 0
     page.goto(f"{stack.api.url}/ui/#/lists")
