@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 
 from api import errors, metrics
 from api.deps import Key
-from api.routes import conversions, health, jobs, me, operators, replies, sendtimes, web, webhooks
+from api.routes import campaigns, conversions, health, jobs, me, operators, replies, sendtimes, web, webhooks
 from cluster.plane import ControlPlane
 from ulak import __version__
 
@@ -27,6 +27,7 @@ def create_app(plane: ControlPlane) -> FastAPI:
     app.state.metrics = metrics.registry(plane)
     errors.install(app)
     app.include_router(jobs.router)
+    app.include_router(campaigns.router)
     app.include_router(operators.router)
     app.include_router(conversions.router)
     app.include_router(replies.router)

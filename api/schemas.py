@@ -140,6 +140,11 @@ class Conversions(BaseModel):
 class Rates(BaseModel):
     messages_per_second: float = Field(description="over the last 10 s")
     parts_per_second: float
+    operators: dict[str, float] = Field(
+        default={},
+        description="this job's parts a second per operator over the last 10 s (operators sharing "
+        "one SMSC account's ledger share a figure, named a+b)",
+    )
 
 
 class JobView(BaseModel):
@@ -167,6 +172,11 @@ class JobView(BaseModel):
     rates: Rates
     eta_seconds: float | None
     operators: dict[str, dict[str, int]] = Field(description="planned messages and parts per operator")
+    variants: dict[str, dict[str, dict[str, int]]] = Field(
+        default={},
+        description="an A/B test's planned messages and parts per variant and operator "
+        "({variant: {operator: {messages, parts}}}; test then winner: the test slice's, and 'rest')",
+    )
     rejected_reasons: dict[str, int]
     encodings: dict[str, int] = Field(default={}, description="accepted messages per encoding")
     capped_at_start: int | None = Field(
@@ -193,6 +203,37 @@ class JobView(BaseModel):
     sending_seconds: float | None = Field(
         default=None, description="how long the job has been in 'sending' in all, pauses left out"
     )
+
+
+class CampaignFigures(BaseModel):
+    sent: int | None
+    delivered: int | None
+    delivery_rate: float | None = Field(description="delivered / sent")
+    clicks: int | None = Field(description="unique clicks (people, not bots)")
+    click_rate: float | None = Field(description="unique clicks / delivered")
+    conversions: int | None
+    conversion_rate: float | None = Field(description="conversions / unique clicks")
+    value: str | None = Field(description="conversions' value, in the currency")
+    cost: str | None = Field(description="parts the SMSCs accepted × each operator's price_per_part")
+    roi: float | None = Field(description="(value − cost) / cost")
+
+
+class Campaign(CampaignFigures):
+    id: str
+    name: str | None
+    state: str
+    ended: bool
+    created: str | None
+    accepted: int
+    currency: str
+    operators: dict[str, CampaignFigures]
+    variants: dict[str, CampaignFigures]
+    nps: float | None = Field(description="a NPS survey's score, −100..100")
+    responses: int | None = Field(description="a survey's answers")
+
+
+class CampaignList(BaseModel):
+    campaigns: list[Campaign] = Field(description="newest first; previews (dry runs) are not campaigns")
 
 
 class JobList(BaseModel):

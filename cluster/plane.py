@@ -27,6 +27,7 @@ from cluster.jobs.options import JobOptions, JobRefused, says_how_to_opt_out
 from cluster.jobs.record import JobRecord
 from cluster.jobs.states import ACTIVE, InvalidTransition, JobEvent, JobState, resumed_state
 from cluster.jobs.store import JobStore
+from cluster.reports.campaigns import Campaigns
 from cluster.send.pool import BindMaker, BindPool
 from cluster.webhooks import checked_address
 from ingest.fetch import copy_limited, fetch
@@ -297,12 +298,15 @@ class ControlPlane:
 
     def purge(self, *, older_than_days: float | None = None, dry_run: bool = False) -> list[str]:
         """Delete the jobs that ended more than *older_than_days* ago (default ``jobs.retention_days``;
-        nothing when that is unset): their Redis keys and their directory with the reports. Returns
-        their ids."""
+        nothing when that is unset), and without *older_than_days* the previews (dry runs) that ended
+        more than ``jobs.preview_retention_hours`` ago: their Redis keys and their directory with the
+        reports. Returns their ids."""
         days = self.settings.jobs.retention_days if older_than_days is None else older_than_days
-        if days is None:
-            return []
-        ids = self.store.ended_before(time.time() - days * 86400)
+        ids = self.store.ended_before(time.time() - days * 86400) if days is not None else []
+        hours = self.settings.jobs.preview_retention_hours
+        if older_than_days is None and hours is not None:  # previews go sooner (after a day)
+            previews = self.store.ended_before(time.time() - hours * 3600, previews=True)
+            ids = [*ids, *sorted(set(previews) - set(ids))]
         if not dry_run:
             for job_id in ids:
                 directory = self.client.hget(keys.job(job_id), "dir")
@@ -317,6 +321,10 @@ class ControlPlane:
                 Folder(self.client, self.settings).forget(ids)
                 log.info("jobs.purged", jobs=len(ids), older_than_days=days)
         return ids
+
+    def campaigns(self, *, limit: int = 20) -> list[dict[str, Any]]:
+        """The last *limit* campaigns with their summaries' figures (``cluster.reports.campaigns``)."""
+        return Campaigns(self.store, self.settings, job_dir=self.job_dir).recent(limit=limit)
 
     def refresh_send_times(self) -> dict[str, int] | None:
         """Fold the engagement since the last refresh into the send-time model (``ulak.sendtime``);

@@ -125,6 +125,8 @@ class Preview:
     accepted: int = 0
     held_out: int = 0  # kept unsent by the job's holdout
     variants: dict[str, int] = field(default_factory=dict)  # messages per variant of an A/B test
+    # per variant, per operator: messages and parts (what each variant costs)
+    variant_operators: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
     rejected: dict[str, int] = field(default_factory=dict)
     operators: dict[str, dict[str, int]] = field(default_factory=dict)  # name -> messages, parts
     encodings: dict[str, int] = field(default_factory=dict)
@@ -192,6 +194,8 @@ class Collector:
     ) -> None:
         self.directory = directory
         self._variants: Counter[str] = Counter()
+        self._variant_parts: Counter[tuple[str, str]] = Counter()
+        self._variant_messages: Counter[tuple[str, str]] = Counter()
         self.source = source
         self.columns = columns
         self.samples = samples
@@ -323,6 +327,15 @@ class Collector:
                 if d["values"]
             }
         )
+        if sent.column(VARIANT).null_count < sent.num_rows:
+            grouped = sent.group_by([VARIANT, OPERATOR]).aggregate([(PARTS, "sum"), (PARTS, "count")])
+            columns = (VARIANT, OPERATOR, f"{PARTS}_sum", f"{PARTS}_count")
+            for variant, op, parts, messages in zip(
+                *(grouped.column(c).to_pylist() for c in columns), strict=True
+            ):
+                if variant:
+                    self._variant_parts[variant, op] += parts
+                    self._variant_messages[variant, op] += messages
         if len(preview.samples) < self.samples:
             for row in sent.slice(0, self.samples - len(preview.samples)).to_pylist():
                 preview.samples.append({name: row[column] for name, column in ACCEPTED_COLUMNS.items()})
@@ -346,6 +359,11 @@ class Collector:
         preview.parts = int(self._parts.sum())
         preview.encodings = dict(self._encodings)
         preview.variants = dict(sorted(self._variants.items()))
+        for variant, op in sorted(self._variant_messages):
+            preview.variant_operators.setdefault(variant, {})[op] = {
+                "messages": self._variant_messages[variant, op],
+                "parts": self._variant_parts[variant, op],
+            }
         return PreparedCampaign(self.source, self.columns, self.directory, self.blocks, preview)
 
     def abort(self) -> None:

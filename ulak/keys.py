@@ -304,6 +304,13 @@ def job_summary_lock(job_id: str) -> str:
     return f"{PREFIX}:job:{{{job_id}}}:summary:lock"
 
 
+def job_results(job_id: str) -> str:
+    """String: JSON of the job's results as campaigns are compared (``cluster.reports.campaigns``):
+    its summary's rates, money and per operator / variant figures, with the fingerprint of the
+    counters they were read at; read again when those moved. Deleted with the job."""
+    return f"{PREFIX}:job:{{{job_id}}}:results"
+
+
 def job_conversion_keys(job_id: str) -> list[str]:
     """The keys a job's conversions are counted in, in the order ``cluster.engagement.conversions``' script
     takes them (one slot: the job's)."""

@@ -128,19 +128,25 @@ class LinkOwner:
 
 @dataclass(frozen=True)
 class Sample:
-    """One of ``keys.job_samples``: ``t|submitted|parts_sent`` (a job's progress at unix time t)."""
+    """One of ``keys.job_samples``: ``t|submitted|parts_sent[|ledger=parts,...]`` (a job's progress
+    at unix time t, and its parts sent per ledger: per operator unless operators share a ledger;
+    samples written before the last field existed have none)."""
 
     at: float
     submitted: int
     parts_sent: int
+    ledgers: tuple[tuple[str, int], ...] = ()
 
     @classmethod
     def read(cls, value: bytes | str) -> Sample:
-        at, submitted, parts_sent = _text(value).split(SEP)
-        return cls(float(at), int(float(submitted)), int(float(parts_sent)))
+        at, submitted, parts_sent, *rest = _text(value).split(SEP)
+        items = (item.partition("=") for item in (rest[0] if rest else "").split(",") if item)
+        ledgers = tuple((name, int(n)) for name, _, n in items)
+        return cls(float(at), int(float(submitted)), int(float(parts_sent)), ledgers)
 
     def write(self) -> str:
-        return f"{self.at:.3f}{SEP}{self.submitted}{SEP}{self.parts_sent}"
+        per = ",".join(f"{name}={n}" for name, n in self.ledgers)
+        return f"{self.at:.3f}{SEP}{self.submitted}{SEP}{self.parts_sent}{SEP}{per}"
 
 
 @dataclass(frozen=True)

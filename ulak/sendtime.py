@@ -35,7 +35,7 @@ import numpy as np
 import redis
 
 from ulak import keys
-from ulak.variants import fractions
+from ulak.variants import fractions, wilson
 
 HOURS = 24
 BUCKETS = 1 << 17  # hashes the numbers are kept in (about 76 numbers each at 10 M)
@@ -198,8 +198,8 @@ def lift(
     if not n1 or not n0:
         return None
     p1, p0 = s1 / n1, s0 / n0
-    l1, u1 = _wilson(s1, n1, z)
-    l0, u0 = _wilson(s0, n0, z)
+    l1, u1 = wilson(s1, n1, z)
+    l0, u0 = wilson(s0, n0, z)
     diff = p1 - p0
     low = diff - math.sqrt((p1 - l1) ** 2 + (u0 - p0) ** 2)
     high = diff + math.sqrt((u1 - p1) ** 2 + (p0 - l0) ** 2)
@@ -211,10 +211,3 @@ def lift(
         "high": round(high, 6),
         "relative": round(diff / p0, 4) if p0 else None,
     }
-
-
-def _wilson(s: int, n: int, z: float) -> tuple[float, float]:
-    p = s / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return centre - half, centre + half

@@ -291,6 +291,13 @@ class JobsConfig(_Model):
         description="a job that ended longer ago than this is deleted with its reports (`ulak jobs "
         "purge`, and hourly by the API); null = keep jobs forever",
     )
+    preview_retention_hours: float | None = Field(
+        default=24.0,
+        gt=0,
+        description="a preview (dry run) that ended longer ago than this is deleted with its files, "
+        "hourly by the API and by `ulak jobs purge` (previews are kept apart from campaigns in the "
+        "web manager and GET /v1/jobs?kind=); null = keep them as long as jobs",
+    )
     recipient_zones: dict[str, str] = Field(
         default_factory=dict,
         description="a country's zone for a send window in the recipient's time, where the country has "

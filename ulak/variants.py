@@ -134,11 +134,28 @@ def difference_interval(
     return round(p1 - p2 - half, 6), round(p1 - p2 + half, 6)
 
 
+def wilson(s: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """The Wilson score interval (95 % by default) of a rate of *s* in *n* (n > 0): unlike the
+    Wald interval it stays inside 0..1 and is honest at 0 of 40 or 40 of 40."""
+    p = s / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def _interval(s: int, n: int) -> dict[str, float] | None:
+    if not n:
+        return None
+    low, high = wilson(s, n)
+    return {"rate": round(s / n, 6), "low": round(low, 6), "high": round(high, 6)}
+
+
 def compare(
     names: Sequence[str], successes: Sequence[int], trials: Sequence[int], *, alpha: float = 0.05
 ) -> dict[str, Any]:
-    """Which variant's rate is highest, the probability that each is the best, and whether the
-    leader's lead over the runner-up is significant at *alpha* (two-proportion z-test)."""
+    """Which variant's rate is highest, the probability that each is the best, whether the
+    leader's lead over the runner-up is significant at *alpha* (two-proportion z-test), and each
+    variant's rate with its 95 % (Wilson) interval, to draw."""
     rates = [s / n if n else None for s, n in zip(successes, trials, strict=True)]
     order = sorted(range(len(names)), key=lambda i: rates[i] or 0.0, reverse=True)
     leader, runner_up = order[0], order[1]
@@ -148,4 +165,5 @@ def compare(
         "p_value": round(p, 6) if p is not None else None,
         "significant": p is not None and p < alpha and bool(rates[leader]),
         "probability_best": dict(zip(names, probability_best(successes, trials), strict=True)),
+        "intervals_95": {name: _interval(s, n) for name, s, n in zip(names, successes, trials, strict=True)},
     }

@@ -263,14 +263,19 @@ def purge_jobs(plane: Plane, key: WriteKey, spec: PurgeRequest | None = None) ->
 def list_jobs(
     plane: Plane,
     key: Key,
+    *,
     state: JobState | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     before: Annotated[
         float | None, Query(allow_inf_nan=False, description="paging cursor from 'next'")
     ] = None,
+    kind: Annotated[
+        Literal["all", "campaigns", "previews"],
+        Query(description="campaigns: jobs that send; previews: dry runs (deleted a day after they end)"),
+    ] = "all",
 ) -> JobList:
     """Jobs, newest first."""
-    ids = plane.store.ids(state=state, limit=limit + 1, before=before)
+    ids = plane.store.ids(state=state, limit=limit + 1, before=before, kind=kind)
     page = ids[:limit]
     nxt = str(plane.store.created_at(page[-1])) if len(ids) > limit and page else None
     return JobList(jobs=[JobView.model_validate(plane.store.view(i)) for i in page], next=nxt)

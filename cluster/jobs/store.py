@@ -7,7 +7,7 @@ import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import redis
 
@@ -116,9 +116,15 @@ class JobStore:
         self.client.hset(keys.job(job_id), mapping=mapping)  # type: ignore[arg-type]
 
     def ids(
-        self, *, state: JobState | None = None, limit: int = 50, before: float | None = None
+        self,
+        *,
+        state: JobState | None = None,
+        limit: int = 50,
+        before: float | None = None,
+        kind: Literal["all", "campaigns", "previews"] = "all",
     ) -> list[str]:
-        """Job ids, newest first; *before* is the paging cursor (a creation time)."""
+        """Job ids, newest first; *before* is the paging cursor (a creation time); *kind*: campaigns
+        (jobs that send) or previews (dry runs) only."""
         high: float | str = f"({before}" if before is not None else "+inf"
         found: list[str] = []
         cursor_high = high
@@ -128,19 +134,24 @@ class JobStore:
             )
             if not batch:
                 break
+            pipe = self.client.pipeline(transaction=False)
             for raw_id, _score in batch:
-                job_id = raw_id.decode()
-                if state is None or self.client.hget(keys.job(job_id), "state") == state.value.encode():
-                    found.append(job_id)
-                    if len(found) == limit:
-                        break
+                pipe.hmget(keys.job(raw_id.decode()), ["state", "options"])
+            for (raw_id, _score), (raw_state, raw_options) in zip(batch, pipe.execute(), strict=True):
+                if state is not None and raw_state != state.value.encode():
+                    continue
+                if kind != "all" and (kind == "previews") != is_preview(raw_options):
+                    continue
+                found.append(raw_id.decode())
+                if len(found) == limit:
+                    break
             cursor_high = f"({batch[-1][1]}"
         return found
 
-    def ended_before(self, cutoff: float, *, scan: int = 500) -> list[str]:
-        """Terminal jobs that entered their final state before *cutoff* (unix seconds), oldest first.
-        Jobs are scanned in creation order, and a job ends after it is created, so the scan stops at
-        the first job created after *cutoff*."""
+    def ended_before(self, cutoff: float, *, scan: int = 500, previews: bool = False) -> list[str]:
+        """Terminal jobs that entered their final state before *cutoff* (unix seconds), oldest first;
+        *previews*: dry runs only. Jobs are scanned in creation order, and a job ends after it is
+        created, so the scan stops at the first job created after *cutoff*."""
         found: list[str] = []
         low: float | str = "-inf"
         while True:
@@ -151,11 +162,15 @@ class JobStore:
                 return found
             pipe = self.client.pipeline(transaction=False)
             for raw_id, _ in batch:
-                pipe.hmget(keys.job(raw_id.decode()), ["state", "done_at", "failed_at", "cancelled_at"])
-            for (raw_id, _), (state, *ended) in zip(batch, pipe.execute(), strict=True):
+                pipe.hmget(
+                    keys.job(raw_id.decode()), ["state", "done_at", "failed_at", "cancelled_at", "options"]
+                )
+            for (raw_id, _), (state, *ended, options) in zip(batch, pipe.execute(), strict=True):
                 at = {"done": ended[0], "failed": ended[1], "cancelled": ended[2]}.get(
                     state.decode() if state else ""
                 )
+                if previews and not is_preview(options):
+                    continue
                 if at is not None and float(at) < cutoff:
                     found.append(raw_id.decode())
             low = f"({batch[-1][1]}"
@@ -175,6 +190,7 @@ class JobStore:
         pipe.delete(keys.job_samples(job_id))
         pipe.delete(keys.job_events_lock(job_id))
         pipe.delete(keys.job_summary_lock(job_id))
+        pipe.delete(keys.job_results(job_id))
         for key in (
             *links.click_keys(job_id),
             *keys.job_conversion_keys(job_id),
@@ -223,16 +239,26 @@ class JobStore:
 
     def counters(self, job_id: str) -> dict[str, int]:
         """The job's figures: its own counters and its ledgers' counters, summed."""
+        return self.progress(job_id)[0]
+
+    def progress(self, job_id: str) -> tuple[dict[str, int], dict[str, int]]:
+        """:meth:`counters`, and the parts sent in each of the job's ledgers (its rate per operator)."""
         raw: dict[bytes, bytes] = self.client.hgetall(keys.job_counters(job_id))  # type: ignore[assignment]
-        return counters([raw, self.reader(job_id).counters()])
+        per = self.reader(job_id).per_ledger()
+        sent = {name: int(c.get(b"parts_sent", 0)) for name, c in per.items()}
+        return counters([raw, sum_counters(list(per.values()))]), sent
 
     def reader(self, job_id: str) -> LedgerReader:
         """The job's rows, parts and ledger counters, read from the ledgers its record names."""
         return LedgerReader(self.client, job_id, self.record(job_id).ledgers)
 
-    def sample(self, job_id: str, counters: dict[str, int], *, keep: int = 30) -> None:
-        """Record a progress sample (the job's runner does, about once a second) for rates and ETA."""
-        value = Sample(time.time(), counters["submitted"], counters["parts_sent"]).write()
+    def sample(
+        self, job_id: str, counters: dict[str, int], *, ledgers: dict[str, int] | None = None, keep: int = 30
+    ) -> None:
+        """Record a progress sample (the job's runner does, about once a second) for rates and ETA;
+        *ledgers*: parts sent per ledger, for the rate per operator."""
+        per = tuple(sorted((ledgers or {}).items()))
+        value = Sample(time.time(), counters["submitted"], counters["parts_sent"], per).write()
         pipe = self.client.pipeline()
         pipe.lpush(keys.job_samples(job_id), value)
         pipe.ltrim(keys.job_samples(job_id), 0, keep - 1)
@@ -253,6 +279,11 @@ class JobStore:
         ledger = LedgerReader(self.client, job_id, record.ledgers).counters()
         view = make_view(job_id, rec, [own, ledger], samples, clicks=clicks, conversions=conversions)
         return view, record
+
+
+def is_preview(options: bytes | None) -> bool:
+    """Whether a job record's ``options`` field is a dry run's (a preview: it sends nothing)."""
+    return bool(options) and bool(json.loads(options or b"{}").get("dry_run"))
 
 
 async def view_async(client: Any, job_id: str) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import astuple
 from datetime import UTC, datetime
 from typing import Any
 
@@ -63,7 +62,7 @@ def make_view(
     rec = JobRecord.from_redis(raw_rec)
     c = counters(raw_counters)
     state = rec.state
-    msgs_rate, parts_rate = _rates(raw_samples)
+    msgs_rate, parts_rate, per_ledger = _rates(raw_samples)
     pending = c["accepted"] - c["submitted"] - c["cancelled"] - stopped(c)
     parts_left = max(0, c["parts_total"] - c["parts_sent"] - c["parts_stopped"]) if pending > 0 else 0
     eta = parts_left / parts_rate if parts_rate > 0 and state is JobState.SENDING else None
@@ -79,9 +78,14 @@ def make_view(
         "waiting": rec.waiting,
         **_figures(c),
         **_engagement(c, clicks, conversions),
-        "rates": {"messages_per_second": round(msgs_rate, 1), "parts_per_second": round(parts_rate, 1)},
+        "rates": {
+            "messages_per_second": round(msgs_rate, 1),
+            "parts_per_second": round(parts_rate, 1),
+            "operators": _per_operator(per_ledger, rec.ledgers),
+        },
         "eta_seconds": round(eta, 1) if eta is not None else None,
         "operators": preview.get("operators", {}),
+        "variants": preview.get("variant_operators", {}),
         "rejected_reasons": preview.get("rejected", {}),
         "encodings": preview.get("encodings", {}),
         "capped_at_start": preview.get("frequency_capped"),
@@ -194,16 +198,29 @@ def counters(hashes: Sequence[dict[bytes, bytes] | dict[str, int]]) -> dict[str,
     return {name: found.get(name, 0) for name in (*INGEST_COUNTERS, *COUNTERS)}
 
 
-def _rates(raw: list[bytes], span: float = 10.0) -> tuple[float, float]:
-    samples = [astuple(Sample.read(s)) for s in raw]
-    if len(samples) < 2 or time.time() - samples[0][0] > 3.0:  # no fresh samples: not moving
-        return 0.0, 0.0
+def _rates(raw: list[bytes], span: float = 10.0) -> tuple[float, float, dict[str, float]]:
+    """Messages and parts a second over the last *span* seconds of samples, and parts a second per
+    ledger (zero when the samples are stale: the job is not moving)."""
+    samples = [Sample.read(s) for s in raw]
+    if len(samples) < 2 or time.time() - samples[0].at > 3.0:  # no fresh samples: not moving
+        return 0.0, 0.0, {}
     newest = samples[0]
-    oldest = next((s for s in samples if newest[0] - s[0] >= span), samples[-1])
-    dt = newest[0] - oldest[0]
+    oldest = next((s for s in samples if newest.at - s.at >= span), samples[-1])
+    dt = newest.at - oldest.at
     if dt <= 0:
-        return 0.0, 0.0
-    return (newest[1] - oldest[1]) / dt, (newest[2] - oldest[2]) / dt
+        return 0.0, 0.0, {}
+    before = dict(oldest.ledgers)
+    per = {name: max(0, n - before.get(name, 0)) / dt for name, n in newest.ledgers if name in before}
+    return (newest.submitted - oldest.submitted) / dt, (newest.parts_sent - oldest.parts_sent) / dt, per
+
+
+def _per_operator(per_ledger: dict[str, float], ledgers: dict[str, str]) -> dict[str, float]:
+    """Parts a second per operator of the job; operators that share a ledger (one SMSC account)
+    share one figure, named ``a+b``."""
+    names: dict[str, list[str]] = {}
+    for op, ledger in sorted(ledgers.items()):
+        names.setdefault(ledger, []).append(op)
+    return {"+".join(names[ledger]): round(rate, 1) for ledger, rate in per_ledger.items() if ledger in names}
 
 
 def iso_time(ts: float | str | None) -> str | None:

@@ -20,6 +20,7 @@ class Progress:
         self._last_sample = 0.0
         self._progress: tuple[int, float] = (-1, 0.0)  # parts sent when last looked, and since when
         self._counters_read: dict[str, int] = {}
+        self._per_ledger: dict[str, int] = {}  # parts sent per ledger, read with the counters
         self._counters_at = -1.0  # when _counters_read was read (monotonic; -1: never)
         self._described_at = 0.0
         self.waiting = ""
@@ -70,12 +71,14 @@ class Progress:
 
     def sample(self) -> None:
         self._last_sample = time.monotonic()
-        self.job.store.sample(self.job.job_id, self.counters(fresh=True))
+        counters = self.counters(fresh=True)
+        self.job.store.sample(self.job.job_id, counters, ledgers=self._per_ledger)
 
     def counters(self, *, fresh: bool = False) -> dict[str, int]:
         """The job's counters, read again only if *fresh* or the last read is a second old: the
         samples and the stall watch share one read a second."""
         now = time.monotonic()
         if fresh or now - self._counters_at >= 1.0:
-            self._counters_read, self._counters_at = self.job.store.counters(self.job.job_id), now
+            self._counters_read, self._per_ledger = self.job.store.progress(self.job.job_id)
+            self._counters_at = now
         return self._counters_read

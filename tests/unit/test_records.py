@@ -44,7 +44,11 @@ def test_the_layouts_as_written() -> None:
         "unknown",
     ]
     assert LinkOwner.read(b"j1|42|") == LinkOwner("j1", 42, "")
-    assert Sample.read(b"1733400000.500|10|12") == Sample(1733400000.5, 10, 12)
+    assert Sample.read(b"1733400000.500|10|12") == Sample(1733400000.5, 10, 12)  # before per-ledger
+    sample = Sample(1733400000.5, 10, 12, (("tcell", 7), ("voda", 5)))
+    assert sample.write() == "1733400000.500|10|12|tcell=7,voda=5"
+    assert Sample.read(sample.write()) == sample
+    assert Sample.read(Sample(1.0, 0, 0).write()) == Sample(1.0, 0, 0)
     assert read_minute_field(b"28890000:u") == (28890000, True)
     assert read_minute_field("28890000") == (28890000, False)
 

@@ -59,7 +59,7 @@ def test_every_key_of_a_ledger_call_is_in_its_operators_slot(
 
 @given(job=ids)
 def test_a_jobs_own_keys_share_one_slot(job: str) -> None:
-    own = [keys.job(job), keys.job_counters(job), keys.job_samples(job)]
+    own = [keys.job(job), keys.job_counters(job), keys.job_samples(job), keys.job_results(job)]
     if not job.startswith("}"):  # an empty tag hashes the whole key (the API's ids are hex)
         assert len({_slot(k) for k in own}) == 1
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,6 +16,7 @@ from ulak.variants import (
     fractions,
     probability_best,
     two_proportion_p,
+    wilson,
 )
 
 NUMBERS = np.arange(905300000000, 905300000000 + 200_000, dtype=np.uint64)
@@ -94,3 +96,14 @@ def test_a_test_slice_takes_its_share_and_the_rest_waits_for_the_winner() -> Non
     # The holdout is the same with or without a test slice: the same recipients are kept unsent.
     plain = Split(names=("A", "B"), weights=(1.0, 1.0), seed=9, holdout=0.1)
     assert np.array_equal(plain.held(plain.assign(NUMBERS)), held)
+
+
+def test_each_variant_comes_with_its_wilson_interval() -> None:
+    # Wilson 1927 / Newcombe 1998's example: 81 of 263 → 0.2553–0.3662.
+    low, high = wilson(81, 263)
+    assert (round(low, 4), round(high, 4)) == (0.2553, 0.3662)
+    found = compare(["A", "B", "C"], [81, 0, 5], [263, 40, 0])["intervals_95"]
+    assert found["A"] == {"rate": round(81 / 263, 6), "low": round(low, 6), "high": round(high, 6)}
+    assert found["B"]["rate"] == 0 and found["B"]["low"] == pytest.approx(0, abs=1e-9)
+    assert found["B"]["high"] > 0.08  # 0 of 40 is not "surely 0"
+    assert found["C"] is None  # nobody delivered: no rate to draw

@@ -429,13 +429,17 @@ class LedgerReader:
 
     def counters(self) -> dict[str, int]:
         """The ledgers' counters of the job, summed."""
-        found = self.counter_keys()
-        if not found:
+        return sum_counters(list(self.per_ledger().values()))
+
+    def per_ledger(self) -> dict[str, dict[bytes, bytes]]:
+        """Each of the job's ledgers' counters of it, as Redis returned them (one round trip)."""
+        names = sorted(set(self.ledgers.values()))
+        if not names:
             return {}
         pipe = self._client.pipeline(transaction=False)
-        for key in found:
-            pipe.hgetall(key)
-        return sum_counters(pipe.execute())
+        for name in names:
+            pipe.hgetall(keys.job_op_counters(self.job, name))
+        return dict(zip(names, pipe.execute(), strict=True))
 
     def fields(
         self, kind: str, operators: Sequence[str], names: Sequence[Sequence[str]]
