@@ -53,6 +53,28 @@ const I18N = {
     "lists.add": "Ekle", "lists.remove": "Çıkar", "lists.numbers": "Numaralar (virgül ya da satır ile)",
     "lists.consents": "İYS onay kayıtları", "lists.lookup": "Sorgula", "lists.total": "Toplam",
     "col.source": "Kaynak", "col.at": "Zaman", "lists.export": "İYS dışa aktarım (CSV)",
+    "nav.compare": "Karşılaştır", "compare.title": "Kampanyaları karşılaştır", "compare.count": "Son kampanyalar",
+    "compare.trends": "Oranların seyri (eskiden yeniye)", "compare.all": "Tümü", "compare.empty": "Henüz biten kampanya yok.",
+    "previews.title": "Önizlemeler", "previews.hint": "Önizlemeler hiçbir şey göndermez ve bittikten bir gün sonra silinir.",
+    "col.delivery_rate": "İletim", "col.click_rate": "Tıklama", "col.conversion_rate": "Dönüşüm", "col.value": "Değer",
+    "col.roi": "ROI", "col.nps": "NPS",
+    "job.curves": "Zaman içinde (toplam)", "job.rate_ops": "Bu kampanyanın operatör hızı (parça/sn)",
+    "new.frequency_cap": "Sıklık sınırı", "cap.default": "Varsayılan (ticari: beklet)", "cap.defer": "Beklet", "cap.refuse": "Gönderme",
+    "cap.off": "Kapalı", "new.schedule": "Zamanlama", "new.send_at": "En erken gönderim", "new.send_at.hint": "Tarayıcınızın saat diliminde",
+    "new.window_timezone": "Saatlerin dilimi (recipient: alıcınınki)", "new.validity": "Geçerlilik (dakika)",
+    "new.horizon": "En uygun saat için ufuk (saat)", "new.control": "Kontrol payı (%)",
+    "new.link_section": "Bağlantı ve hedefler", "new.utm": "UTM parametreleri", "new.goal_conversions": "Hedef dönüşüm",
+    "new.goal_value": "Hedef değer", "new.ab": "A/B testi ve kontrol grubu", "new.survey": "Anket",
+    "ab.variant": "Varyant", "ab.name": "Ad", "ab.weight": "Ağırlık", "ab.send_at": "Kendi gönderim zamanı",
+    "ab.template": "Kendi metni (boş: kampanyanınki)", "ab.remove": "Varyantı çıkar", "ab.add": "Varyant ekle",
+    "ab.hint": "Her varyantın kendi metni, göndericisi ya da zamanı olabilir; alıcılar ağırlıklara göre bölünür.",
+    "ab.holdout": "Kontrol grubu (%; mesaj almaz)", "ab.test_share": "Test dilimi (%; kalanına kazanan gider)",
+    "ab.decide_after": "Kazanan şu kadar sonra seçilir (dakika)", "ab.winner_by": "Kazananı belirleyen",
+    "survey.kind": "Soru tipi", "survey.none": "Anket yok", "survey.yes_no": "EVET/HAYIR", "survey.nps": "NPS (0-10)",
+    "survey.reply_to": "Yanıtların geldiği numara (boş: gönderici)", "survey.window": "Yanıt süresi (saat)",
+    "survey.followup": "Ardından gönderilecek mesaj", "survey.yes": "EVET", "survey.no": "HAYIR",
+    "survey.promoter": "destekçi (9-10)", "survey.passive": "pasif (7-8)", "survey.detractor": "eleştirmen (0-6)",
+    "preview.variants": "Varyantlara göre", "preview.rest": "kalan (kazanana)",
     "yes": "evet", "no": "hayır", "none": "—", "loading": "Yükleniyor…", "error.signin": "Anahtar geçersiz.",
   },
   en: {
@@ -104,6 +126,28 @@ const I18N = {
     "lists.add": "Add", "lists.remove": "Remove", "lists.numbers": "Numbers (comma or line separated)",
     "lists.consents": "İYS consent records", "lists.lookup": "Look up", "lists.total": "Total",
     "col.source": "Source", "col.at": "When", "lists.export": "İYS export (CSV)",
+    "nav.compare": "Compare", "compare.title": "Compare campaigns", "compare.count": "Last campaigns",
+    "compare.trends": "Rates over campaigns (oldest to newest)", "compare.all": "All", "compare.empty": "No campaigns yet.",
+    "previews.title": "Previews", "previews.hint": "Previews send nothing and are deleted a day after they end.",
+    "col.delivery_rate": "Delivery", "col.click_rate": "Clicks", "col.conversion_rate": "Conversion", "col.value": "Value",
+    "col.roi": "ROI", "col.nps": "NPS",
+    "job.curves": "Over time (cumulative)", "job.rate_ops": "This campaign's rate per operator (parts/s)",
+    "new.frequency_cap": "Frequency cap", "cap.default": "Default (commercial: defer)", "cap.defer": "Defer", "cap.refuse": "Refuse",
+    "cap.off": "Off", "new.schedule": "Schedule", "new.send_at": "Not before", "new.send_at.hint": "In your browser's time zone",
+    "new.window_timezone": "Zone of the window (recipient: each recipient's)", "new.validity": "Validity (minutes)",
+    "new.horizon": "Horizon for the best hour (hours)", "new.control": "Control share (%)",
+    "new.link_section": "Link and goals", "new.utm": "UTM parameters", "new.goal_conversions": "Goal: conversions",
+    "new.goal_value": "Goal: value", "new.ab": "A/B test and holdout", "new.survey": "Survey",
+    "ab.variant": "Variant", "ab.name": "Name", "ab.weight": "Weight", "ab.send_at": "Its own send time",
+    "ab.template": "Its own text (empty: the campaign's)", "ab.remove": "Remove variant", "ab.add": "Add variant",
+    "ab.hint": "Each variant may have its own text, sender or send time; recipients are split by weight.",
+    "ab.holdout": "Holdout (%; sent nothing)", "ab.test_share": "Test slice (%; the rest get the winner)",
+    "ab.decide_after": "Winner chosen after (minutes)", "ab.winner_by": "Winner by",
+    "survey.kind": "Question type", "survey.none": "No survey", "survey.yes_no": "YES/NO", "survey.nps": "NPS (0-10)",
+    "survey.reply_to": "Number the answers come to (empty: the sender)", "survey.window": "Answers counted for (hours)",
+    "survey.followup": "Follow-up message", "survey.yes": "YES", "survey.no": "NO",
+    "survey.promoter": "promoter (9-10)", "survey.passive": "passive (7-8)", "survey.detractor": "detractor (0-6)",
+    "preview.variants": "Per variant", "preview.rest": "rest (to the winner)",
     "yes": "yes", "no": "no", "none": "—", "loading": "Loading…", "error.signin": "The key is not valid.",
   },
 };
@@ -114,8 +158,6 @@ const locale = () => (lang === "tr" ? "tr-TR" : "en-GB");
 const num = (n) => (n === null || n === undefined ? t("none") : Number(n).toLocaleString(locale()));
 const pct = (r) => (r === null || r === undefined ? t("none") : (r * 100).toLocaleString(locale(), { maximumFractionDigits: 1 }) + " %");
 const when = (iso) => (iso ? new Date(iso).toLocaleString(locale()) : t("none"));
-const COLORS = ["#0b6bcb", "#e8710a", "#1a7f37", "#9334e6", "#c62828", "#00838f"];
-
 // h("td", {class: "num"}, "12"): an element with attributes and children (strings become text).
 function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
@@ -142,7 +184,7 @@ function svg(tag, attrs, ...children) {
 }
 
 function table(headers, rows, numeric = []) {
-  return h("div", { class: "scroll" }, h("table", {},
+  return h("div", { class: "scroll", tabindex: 0 }, h("table", {},
     h("thead", {}, h("tr", {}, headers.map((x, i) => h("th", { class: numeric.includes(i) ? "num" : null }, x)))),
     h("tbody", {}, rows.map((r) => h("tr", {}, r.map((c, i) => h("td", { class: numeric.includes(i) ? "num" : null }, c)))))));
 }
@@ -245,7 +287,7 @@ function route() {
   document.querySelector("#nav a[href='#/new']").hidden = !writable();
   const [, page, arg] = (location.hash || "#/jobs").split("/");
   for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("active", a.getAttribute("href") === `#/${page}`);
-  const pages = { jobs: jobsPage, new: newPage, job: jobPage, operators: operatorsPage, lists: listsPage, replies: repliesPage };
+  const pages = { jobs: jobsPage, compare: comparePage, new: newPage, job: jobPage, operators: operatorsPage, lists: listsPage, replies: repliesPage };
   (pages[page] || jobsPage)(app, arg && decodeURIComponent(arg));
 }
 
@@ -301,162 +343,96 @@ function progressOf(view) {
 
 function progressBar(ratio) {
   const p = Math.round(ratio * 1000) / 10;
-  return h("div", { class: "progress", role: "progressbar", "aria-valuenow": p, "aria-valuemin": 0, "aria-valuemax": 100 },
+  return h("div", { class: "progress", role: "progressbar", "aria-label": t("job.progress"), "aria-valuenow": p, "aria-valuemin": 0, "aria-valuemax": 100 },
     h("div", { style: `width:${p}%` }), h("span", {}, `${p.toLocaleString(locale())} %`));
 }
 
+const money = (x) => (x === null || x === undefined ? t("none") : Number(x).toLocaleString(locale(), { minimumFractionDigits: 2, maximumFractionDigits: 2 }));
+
+// Campaigns (with their rates, value, cost and ROI from /v1/campaigns) and, apart, the previews.
 async function jobsPage(app) {
   put(app, h("h1", {}, t("jobs.title")), h("p", { class: "muted" }, t("loading")));
+  let results = {};
+  let resultsAt = 0;
+  let gone = false; // the user went elsewhere while a read was under way: draw nothing
+  onLeave(() => { gone = true; });
   const draw = async () => {
     try {
-      const { jobs } = await api("/v1/jobs?limit=50");
-      const rows = jobs.map((j) => [
-        h("a", { href: `#/job/${encodeURIComponent(j.id)}` }, j.options.name || j.id),
-        stateBadge(j.state),
-        when(j.times.created),
-        num(j.counts.accepted),
-        pct(j.delivery_rate),
-        progressBar(progressOf(j)),
-      ]);
+      const fresh = Date.now() - resultsAt > 15000;
+      const [{ jobs }, previews, compared] = await Promise.all([
+        api("/v1/jobs?limit=50&kind=campaigns"), api("/v1/jobs?limit=20&kind=previews"),
+        fresh ? api("/v1/campaigns?limit=50") : Promise.resolve(null)]);
+      if (gone) return;
+      if (compared) {
+        results = Object.fromEntries(compared.campaigns.map((c) => [c.id, c]));
+        resultsAt = Date.now();
+      }
+      const rows = jobs.map((j) => {
+        const r = results[j.id] || {};
+        return [
+          h("a", { href: `#/job/${encodeURIComponent(j.id)}` }, j.options.name || j.id),
+          stateBadge(j.state), when(j.times.created), num(j.counts.accepted),
+          pct(r.delivery_rate ?? j.delivery_rate), pct(r.click_rate ?? j.clicks.click_rate),
+          pct(r.conversion_rate ?? j.conversions.conversion_rate), money(r.value ?? j.conversions.value), money(r.cost),
+          r.roi === null || r.roi === undefined ? t("none") : pct(r.roi), progressBar(progressOf(j)),
+        ];
+      });
       put(app, h("h1", {}, t("jobs.title")),
-        h("div", { class: "card" }, jobs.length ? table(
-          [t("col.job"), t("col.state"), t("col.created"), t("col.accepted"), t("col.delivered"), t("col.progress")],
-          rows, [3, 4]) : h("p", {}, t("jobs.empty"))));
+        h("div", { class: "card", id: "campaigns" }, jobs.length ? table(
+          [t("col.job"), t("col.state"), t("col.created"), t("col.accepted"), t("col.delivery_rate"), t("col.click_rate"),
+            t("col.conversion_rate"), t("col.value"), t("col.cost"), t("col.roi"), t("col.progress")],
+          rows, [3, 4, 5, 6, 7, 8, 9]) : h("p", {}, t("jobs.empty"))),
+        previews.jobs.length ? h("div", { class: "card", id: "previews" }, h("h2", {}, t("previews.title")),
+          h("p", { class: "muted" }, t("previews.hint")),
+          table([t("col.job"), t("col.state"), t("col.created"), t("preview.rows"), t("preview.accepted"), t("preview.parts")],
+            previews.jobs.map((j) => [h("a", { href: `#/job/${encodeURIComponent(j.id)}` }, j.options.name || j.id),
+              stateBadge(j.state), when(j.times.created), num(j.counts.rows), num(j.counts.accepted), num(j.parts.total)]), [3, 4, 5]))
+          : null);
     } catch (error) {
-      showError(app, error);
+      if (!gone) showError(app, error);
     }
   };
   await draw();
+  if (gone) return;
   const timer = setInterval(draw, 5000);
   onLeave(() => clearInterval(timer));
 }
 
-function campaignForm() {
-  const field = (name, label, input) => [h("label", { for: `f-${name}` }, label), input];
-  const text = (name, extra = {}) => h("input", { type: "text", id: `f-${name}`, name, ...extra });
-  return h("form", { class: "card", id: "campaign" },
-    ...field("file", t("new.file"), h("input", { type: "file", id: "f-file", name: "file", required: true,
-      accept: ".csv,.txt,.xlsx,.xls,.ods,.parquet" })),
-    ...field("template", t("new.template"), h("textarea", { id: "f-template", name: "template", required: true })),
-    h("p", { class: "muted" }, t("new.template.hint")),
-    h("div", { class: "row" },
-      h("div", {}, ...field("name", t("new.name"), text("name", { maxlength: 200 }))),
-      h("div", {}, ...field("sender", t("new.sender"), text("sender", { maxlength: 16 }))),
-      h("div", {}, ...field("send_window", t("new.window"), text("send_window", { placeholder: "09:00-20:00" })))),
-    h("div", { class: "row" },
-      h("div", {}, ...field("link_url", t("new.link"), text("link_url", { placeholder: "https://" }))),
-      h("div", {}, ...field("brand", t("new.brand"), text("brand")))),
-    h("label", {}, h("input", { type: "checkbox", name: "commercial", id: "f-commercial" }), " ", t("new.commercial")),
-    h("label", {}, h("input", { type: "checkbox", name: "optimized", id: "f-optimized" }), " ", t("new.optimized")));
-}
-
-function formData(form, dryRun) {
-  const data = new FormData();
-  for (const [name, value] of new FormData(form).entries()) {
-    if (name === "commercial" || name === "optimized") continue;
-    if (value instanceof File || String(value).trim() !== "") data.append(name, value);
-  }
-  if (form.elements.commercial.checked) data.append("category", "commercial");
-  if (form.elements.optimized.checked) data.append("send_time", "optimized");
-  if (dryRun) data.append("dry_run", "true");
-  return data;
-}
-
-async function waitForEnd(jobId) {
-  for (;;) {
-    const view = await api(`/v1/jobs/${encodeURIComponent(jobId)}`);
-    if (view.ended) return view;
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
-
-function newPage(app) {
-  if (!writable()) return put(app, h("h1", {}, t("new.title")), h("p", { class: "muted", id: "read-only" }, t("key.read_only")));
-  const form = campaignForm();
-  const out = h("div", { id: "preview" });
-  const previewButton = h("button", { type: "button", id: "preview-button" }, t("new.preview"));
-  const confirmButton = h("button", { type: "button", id: "confirm-button", disabled: true }, t("new.confirm"));
-  previewButton.addEventListener("click", async () => {
-    if (!form.reportValidity()) return;
-    confirmButton.disabled = true;
-    put(out, h("p", { class: "muted" }, t("new.previewing")));
+// The last N campaigns side by side, and each rate's trend over them: in all, per operator, per variant.
+async function comparePage(app) {
+  const count = h("select", { id: "c-count" }, [5, 10, 20, 50].map((n) => h("option", { value: n, selected: n === 10 }, String(n))));
+  const out = h("div", { id: "compare" });
+  const draw = async () => {
     try {
-      const created = await api("/v1/jobs", { method: "POST", body: formData(form, true) });
-      const [view, operators] = await Promise.all([waitForEnd(created.id), api("/v1/operators")]);
-      if (view.state !== "done") throw new Error((view.error && view.error.message) || view.state);
-      put(out, previewCard(view, operators));
-      confirmButton.disabled = view.counts.accepted === 0;
+      const { campaigns } = await api(`/v1/campaigns?limit=${count.value}`);
+      if (!campaigns.length) return put(out, h("p", { class: "muted" }, t("compare.empty")));
+      const oldest = [...campaigns].reverse();
+      const rates = [["delivery_rate", t("k.delivery_rate")], ["click_rate", t("k.click_rate")], ["conversion_rate", t("k.conversion_rate")]];
+      const trend = ([field, label]) => {
+        const series = { [t("compare.all")]: oldest.map((c) => c[field]) };
+        const ops = [...new Set(oldest.flatMap((c) => Object.keys(c.operators)))].sort();
+        const vars = [...new Set(oldest.flatMap((c) => Object.keys(c.variants)))].sort();
+        for (const op of ops) series[op] = oldest.map((c) => (c.operators[op] ? c.operators[op][field] : null));
+        for (const v of vars) series[`${t("k.variant")} ${v}`] = oldest.map((c) => (c.variants[v] ? c.variants[v][field] : null));
+        return h("div", { class: "card", "data-trend": field }, h("h2", {}, label),
+          lineChart(series, { percent: true, label: `${label}: ${t("compare.trends")}`, labels: oldest.map((_, i) => String(i + 1)) }));
+      };
+      put(out, h("div", { class: "card" }, table(
+        ["#", t("col.job"), t("col.state"), t("col.created"), t("k.sent"), t("col.delivery_rate"), t("col.click_rate"),
+          t("col.conversion_rate"), t("col.value"), t("col.cost"), t("col.roi"), t("col.nps")],
+        oldest.map((c, i) => [String(i + 1), h("a", { href: `#/job/${encodeURIComponent(c.id)}`, "data-campaign": c.id }, c.name || c.id),
+          stateBadge(c.state), when(c.created), num(c.sent), pct(c.delivery_rate), pct(c.click_rate), pct(c.conversion_rate),
+          money(c.value), money(c.cost), c.roi === null ? t("none") : pct(c.roi), c.nps === null ? t("none") : num(c.nps)]),
+        [0, 4, 5, 6, 7, 8, 9, 10, 11])),
+      h("h2", {}, t("compare.trends")), h("div", { class: "grid" }, rates.map(trend)));
     } catch (error) {
       showError(out, error);
     }
-  });
-  confirmButton.addEventListener("click", async () => {
-    confirmButton.disabled = true;
-    try {
-      const created = await api("/v1/jobs", { method: "POST", body: formData(form, false) });
-      location.hash = `#/job/${encodeURIComponent(created.id)}`;
-    } catch (error) {
-      confirmButton.disabled = false;
-      showError(out, error);
-    }
-  });
-  form.addEventListener("input", () => { confirmButton.disabled = true; });
-  put(app, h("h1", {}, t("new.title")), form, h("div", { class: "actions" }, previewButton, confirmButton), out);
-}
-
-function previewCard(view, operators) {
-  const prices = Object.fromEntries(operators.map((o) => [o.name, Number(o.price_per_part)]));
-  const ops = Object.entries(view.operators);
-  const cost = (op, parts) => parts * (prices[op] || 0);
-  const total = ops.reduce((s, [op, v]) => s + cost(op, v.parts), 0);
-  const money = (x) => x.toLocaleString(locale(), { minimumFractionDigits: 2, maximumFractionDigits: 4 });
-  const c = view.counts;
-  return h("div", { class: "card", id: "preview-card", "data-job": view.id },
-    h("h2", {}, t("preview.title")),
-    h("div", { class: "kpis" },
-      kpi(t("preview.rows"), h("span", { id: "pv-rows" }, num(c.rows))),
-      kpi(t("preview.accepted"), h("span", { id: "pv-accepted" }, num(c.accepted))),
-      kpi(t("preview.rejected"), h("span", { id: "pv-rejected" }, num(c.rejected))),
-      c.held_out ? kpi(t("preview.held_out"), num(c.held_out)) : null,
-      kpi(t("preview.parts"), h("span", { id: "pv-parts" }, num(view.parts.total))),
-      kpi(t("preview.cost"), h("span", { id: "pv-cost" }, money(total)))),
-    h("div", { class: "grid", style: "margin-top:1rem" },
-      h("div", {}, h("h2", {}, t("preview.operators")),
-        table([t("col.operator"), t("col.messages"), t("col.parts"), t("col.cost")],
-          ops.map(([op, v]) => [op, num(v.messages), num(v.parts), money(cost(op, v.parts))]), [1, 2, 3])),
-      h("div", {}, h("h2", {}, t("preview.reasons")),
-        Object.keys(view.rejected_reasons).length
-          ? table([t("col.reason"), t("col.count")], Object.entries(view.rejected_reasons).map(([r, n]) => [r, num(n)]), [1])
-          : h("p", { class: "muted" }, t("none")),
-        c.rejected ? h("button", { type: "button", class: "secondary",
-          onclick: () => download(`/v1/jobs/${view.id}/rejected`, `${view.id}-rejected.csv`) }, t("job.rejected")) : null)),
-    view.send_plan ? h("div", { id: "pv-plan" }, h("h2", { style: "margin-top:1rem" }, t("preview.plan")),
-      table([t("col.hour"), t("col.optimized"), t("col.control")],
-        view.send_plan.hours.filter((x) => x.optimized + x.control).map((x) => [
-          new Date(x.hour).toLocaleString(locale(), { weekday: "short", hour: "2-digit", minute: "2-digit" }),
-          num(x.optimized), num(x.control)]), [1, 2])) : null,
-    h("h2", { style: "margin-top:1rem" }, t("preview.samples")),
-    table([t("col.number"), t("col.operator"), t("col.text"), t("col.encoding"), t("col.parts")],
-      view.samples.map((s) => [s.msisdn, s.operator, h("pre", { class: "msg" }, s.text), s.encoding, num(s.parts)]), [4]));
-}
-
-function lineChart(series, { height = 200, unit = "" } = {}) {
-  const names = Object.keys(series);
-  const points = Math.max(2, ...names.map((n) => series[n].length));
-  const max = Math.max(1, ...names.flatMap((n) => series[n]));
-  const w = 600, pad = 30;
-  const x = (i) => pad + (i * (w - pad - 5)) / (points - 1);
-  const y = (v) => height - 18 - (v / max) * (height - 28);
-  const chart = svg("svg", { class: "chart", viewBox: `0 0 ${w} ${height}`, preserveAspectRatio: "none", role: "img" },
-    svg("line", { x1: pad, y1: y(0), x2: w - 5, y2: y(0), stroke: "#dde1e8" }),
-    svg("text", { x: 2, y: y(max) + 4 }, Math.round(max).toLocaleString(locale()) + unit),
-    svg("text", { x: 2, y: y(0) + 4 }, "0"),
-    names.map((n, k) => svg("polyline", {
-      fill: "none", stroke: COLORS[k % COLORS.length], "stroke-width": 2,
-      points: series[n].map((v, i) => `${x(i)},${y(v)}`).join(" "),
-    })));
-  const legend = h("div", { class: "legend" }, names.map((n, k) => h("span", {}, h("i", { style: `background:${COLORS[k % COLORS.length]}` }), n)));
-  return h("div", {}, chart, legend);
+  };
+  count.addEventListener("change", draw);
+  put(app, h("h1", {}, t("compare.title")),
+    h("div", { class: "card" }, h("label", { for: "c-count" }, t("compare.count")), count), out);
+  await draw();
 }
 
 // Parts per second per operator (a series of the last 90 reads) and per bind (the latest), from
@@ -513,13 +489,7 @@ function surveyCard(s) {
     s.nps ? kpi(t("k.promoters"), `${num(s.nps.promoters)} (${pct(s.nps.promoters_share)})`) : null,
     s.nps ? kpi(t("k.passives"), `${num(s.nps.passives)} (${pct(s.nps.passives_share)})`) : null,
     s.nps ? kpi(t("k.detractors"), `${num(s.nps.detractors)} (${pct(s.nps.detractors_share)})`) : null)];
-  if (s.nps && s.nps.distribution) {
-    const dist = s.nps.distribution;
-    const top = Math.max(1, ...Object.values(dist));
-    parts.push(table(["", "", ""], Object.entries(dist).map(([score, n]) => [score,
-      h("div", { class: "bar", style: `width:${(100 * n) / top}%;background:${score >= 9 ? "#1a7f37" : score >= 7 ? "#b35900" : "#c62828"}` }),
-      num(n)]), [2]));
-  }
+  if (s.nps && s.nps.distribution) parts.push(npsChart(s.nps));
   if (s.free_replies && s.free_replies.length) {
     parts.push(h("h2", { style: "margin-top:1rem" }, t("k.free_replies")),
       table([t("col.number"), t("col.text")], s.free_replies.slice(0, 50).map((r) => [r.number || r.source || "", r.text || ""])));
@@ -540,7 +510,8 @@ function abCard(summary) {
   return h("div", { class: "card", id: "ab" }, h("h2", {}, t("job.ab")),
     table([t("k.variant"), t("k.recipients"), t("k.delivered"), t("k.click_rate"), t("k.conversions"), t("k.conversion_rate")],
       rows, [1, 2, 3, 4, 5]),
-    verdict(ab.clicks, t("k.click_rate")), verdict(ab.conversions, t("k.conversion_rate")));
+    verdict(ab.clicks, t("k.click_rate")), intervalChart(ab.clicks, t("k.click_rate")),
+    verdict(ab.conversions, t("k.conversion_rate")), intervalChart(ab.conversions, t("k.conversion_rate")));
 }
 
 function resultsCards(summary) {
@@ -552,6 +523,7 @@ function resultsCards(summary) {
     kpi(t("k.value"), `${summary.value} ${summary.currency}`), kpi(t("k.cost"), `${summary.cost} ${summary.currency}`),
     kpi(t("k.roi"), summary.roi === null ? t("none") : pct(summary.roi)))),
   h("div", { class: "card" }, h("h2", {}, t("job.funnel")), funnel(summary))];
+  if (summary.series.points.length) cards.push(curvesChart(summary));
   if (summary.survey) cards.push(surveyCard(summary.survey));
   if (summary.ab_test) cards.push(abCard(summary));
   return cards;
@@ -561,7 +533,7 @@ function jobPage(app, jobId) {
   const path = `/v1/jobs/${encodeURIComponent(jobId)}`;
   const head = h("div");
   const live = h("div", { class: "card" });
-  const chart = h("div", { class: "card" }, h("h2", {}, t("job.throughput")));
+  const chart = h("div", { class: "card", id: "job-rates" }, h("h2", {}, t("job.rate_ops")));
   const results = h("div");
   const downloads = h("div", { class: "card" }, h("h2", {}, t("job.downloads")), h("div", { class: "actions" },
     h("button", { type: "button", class: "secondary", id: "dl-report", onclick: () => download(`${path}/report`, `${jobId}-report.csv`) }, t("job.report")),
@@ -613,13 +585,23 @@ function jobPage(app, jobId) {
       showError(results, error);
     }
   };
-  throughputSampler((series) => put(chart, h("h2", {}, t("job.throughput")), lineChart(series, { unit: "/s" })));
+  const rateSeries = {}; // this job's parts/s per operator, one point per view (the view's 10 s rate)
+  const drawRates = (view) => {
+    if (view.ended && !Object.keys(rateSeries).length) return;
+    for (const [op, rate] of Object.entries(view.rates.operators || {})) {
+      (rateSeries[op] = rateSeries[op] || []).push(rate);
+      if (rateSeries[op].length > 120) rateSeries[op].shift();
+    }
+    put(chart, h("h2", {}, t("job.rate_ops")), lineChart(rateSeries, { unit: "/s", label: t("job.rate_ops") }),
+      h("p", { class: "muted" }, Object.entries(view.rates.operators || {}).map(([op, r]) => `${op}: ${num(r)}/s`).join(" · ")));
+  };
   const controller = new AbortController();
   onLeave(() => controller.abort());
   const follow = async () => {
     try {
       await events(`${path}/events?interval=1`, (name, view) => {
         show(view);
+        drawRates(view);
         if (name === "end") {
           summaryAt = 0; // the final figures, however recent the last read
           loadSummary(view);
@@ -645,7 +627,7 @@ function operatorsPage(app) {
   const list = h("div");
   put(app, h("h1", {}, t("ops.title")), chart, list);
   throughputSampler((series, operators, bindRates) => {
-    put(chart, h("h2", {}, t("job.throughput")), lineChart(series, { unit: "/s" }));
+    put(chart, h("h2", {}, t("job.throughput")), lineChart(series, { unit: "/s", label: t("job.throughput") }));
     const rates = Object.fromEntries(Object.entries(series).map(([op, s]) => [op, s.length ? s[s.length - 1] : 0]));
     put(list, ...operators.map((o) => h("div", { class: "card", "data-operator": o.name },
       h("h2", {}, o.name, " ", badge(o.state), " ", h("span", { class: "muted" },
