@@ -251,11 +251,13 @@ class ControlPlane:
         options: JobOptions,
         idempotency_digest: str | None = None,
         fingerprint: str = "",
+        automatic: bool = False,
     ) -> tuple[str, bool]:
         """Record the job and start its actor; returns (job id, created). With an idempotency key
         already used by the same request (*fingerprint*), the earlier job is returned and this
         upload discarded; used by another request, :class:`JobRefused` (``idempotency_key_reused``):
-        the client has a bug, and nothing new is sent."""
+        the client has a bug, and nothing new is sent. *automatic*: Ulak's own messages (follow-ups,
+        confirmations), listed as jobs but not among the campaigns."""
         if idempotency_digest is not None:
             claim = IdempotentRequest(job_id, fingerprint).write()
             key = keys.idempotency(idempotency_digest)
@@ -272,7 +274,7 @@ class ControlPlane:
                         field="Idempotency-Key",
                     )
                 return earlier.job_id, False
-        self.store.create(job_id, options=options, source=source, directory=directory)
+        self.store.create(job_id, options=options, source=source, directory=directory, automatic=automatic)
         self.store.update(job_id, upload=upload, filename=filename)
         if options.webhook_url is not None:
             self.store.update(

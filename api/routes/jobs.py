@@ -271,7 +271,10 @@ def list_jobs(
     ] = None,
     kind: Annotated[
         Literal["all", "campaigns", "previews"],
-        Query(description="campaigns: jobs that send; previews: dry runs (deleted a day after they end)"),
+        Query(
+            description="campaigns: users' jobs that send (not previews, not the follow-ups, confirmations "
+            "and keyword answers Ulak sends by itself); previews: dry runs (deleted a day after they end)"
+        ),
     ] = "all",
 ) -> JobList:
     """Jobs, newest first."""

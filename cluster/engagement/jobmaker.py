@@ -48,6 +48,7 @@ class JobMaker:
             source=source,
             options=options,
             idempotency_digest=digest,
+            automatic=True,
         )
         self.made += bool(created)
         return str(made), bool(created)

@@ -55,7 +55,17 @@ class JobStore:
 
     # ---------------------------------------------------------------------------------- records
 
-    def create(self, job_id: str, *, options: JobOptions, source: str, directory: JobDir | Path) -> None:
+    def create(
+        self,
+        job_id: str,
+        *,
+        options: JobOptions,
+        source: str,
+        directory: JobDir | Path,
+        automatic: bool = False,
+    ) -> None:
+        """Record a new job; *automatic*: made by Ulak itself (survey follow-ups, opt-out
+        confirmations, keyword answers), not a campaign of a user's (``ids(kind="campaigns")``)."""
         now = _now()
         pipe = self.client.pipeline(transaction=False)  # two slots on a cluster: record, then index
         pipe.hset(
@@ -70,6 +80,7 @@ class JobStore:
                 "queued_at": now,
                 "updated_at": now,
                 "history": f"{JobState.QUEUED.value}@{now}",
+                **({"automatic": "1"} if automatic else {}),
             },
         )
         pipe.zadd(keys.JOBS, {job_id: now})
@@ -124,7 +135,8 @@ class JobStore:
         kind: Literal["all", "campaigns", "previews"] = "all",
     ) -> list[str]:
         """Job ids, newest first; *before* is the paging cursor (a creation time); *kind*: campaigns
-        (jobs that send) or previews (dry runs) only."""
+        (users' jobs that send: not previews, not the messages Ulak sends by itself) or previews
+        (dry runs) only."""
         high: float | str = f"({before}" if before is not None else "+inf"
         found: list[str] = []
         cursor_high = high
@@ -136,11 +148,13 @@ class JobStore:
                 break
             pipe = self.client.pipeline(transaction=False)
             for raw_id, _score in batch:
-                pipe.hmget(keys.job(raw_id.decode()), ["state", "options"])
-            for (raw_id, _score), (raw_state, raw_options) in zip(batch, pipe.execute(), strict=True):
+                pipe.hmget(keys.job(raw_id.decode()), ["state", "options", "automatic"])
+            for (raw_id, _score), (raw_state, raw_options, auto) in zip(batch, pipe.execute(), strict=True):
                 if state is not None and raw_state != state.value.encode():
                     continue
                 if kind != "all" and (kind == "previews") != is_preview(raw_options):
+                    continue
+                if kind == "campaigns" and auto:
                     continue
                 found.append(raw_id.decode())
                 if len(found) == limit:

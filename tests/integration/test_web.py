@@ -468,6 +468,10 @@ def test_the_comparison_page_shows_campaigns_with_their_summaries_and_no_preview
     except Exception as exc:  # say what the page shows instead
         raise AssertionError(f"{page.inner_text('main')[:800]} {console.errors}") from exc
     assert page.locator("#compare a", has_text="compare preview").count() == 0
+    automatic = page.locator(
+        "#compare a", has_text=re.compile("^(keyword answers|follow-ups of|opt-out conf)")
+    )
+    assert automatic.count() == 0  # Ulak's own messages are not campaigns
     for job_id, summary in summaries.items():
         row = page.locator("#compare tbody tr", has=page.locator(f"a[data-campaign='{job_id}']"))
         cells = row.inner_text().split("\t")
