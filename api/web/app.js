@@ -75,6 +75,11 @@ const I18N = {
     "survey.followup": "Ardından gönderilecek mesaj", "survey.yes": "EVET", "survey.no": "HAYIR",
     "survey.promoter": "destekçi (9-10)", "survey.passive": "pasif (7-8)", "survey.detractor": "eleştirmen (0-6)",
     "preview.variants": "Varyantlara göre", "preview.rest": "kalan (kazanana)",
+    "new.advanced": "Dosya, operatörler ve diğerleri", "adv.phone_column": "Numara sütunu", "adv.detected": "Boş: bulunur",
+    "adv.text_column": "Metin sütunu (şablon yerine)", "adv.text_column.hint": "Her satırın metni bu sütundan", "adv.sheet": "Sayfa (boş: ilki)",
+    "adv.encoding": "Dosya kodlaması", "adv.operators": "Yalnızca bu operatörler (virgülle)", "adv.weight": "Öncelik (aynı anda gönderen işlere karşı)",
+    "adv.split_seed": "A/B bölme tohumu", "adv.click_window": "Tıklamadan sonra dönüşüm süresi (gün)",
+    "adv.delivery_window": "İletimden sonra dönüşüm süresi (gün)", "adv.webhook": "Webhook adresi (iletim raporları)",
     "yes": "evet", "no": "hayır", "none": "—", "loading": "Yükleniyor…", "error.signin": "Anahtar geçersiz.",
   },
   en: {
@@ -148,6 +153,11 @@ const I18N = {
     "survey.followup": "Follow-up message", "survey.yes": "YES", "survey.no": "NO",
     "survey.promoter": "promoter (9-10)", "survey.passive": "passive (7-8)", "survey.detractor": "detractor (0-6)",
     "preview.variants": "Per variant", "preview.rest": "rest (to the winner)",
+    "new.advanced": "File, operators and more", "adv.phone_column": "Number column", "adv.detected": "Empty: detected",
+    "adv.text_column": "Text column (instead of a template)", "adv.text_column.hint": "Each row's text from this column", "adv.sheet": "Sheet (empty: the first)",
+    "adv.encoding": "File encoding", "adv.operators": "Only these operators (comma separated)", "adv.weight": "Priority (against jobs sending at once)",
+    "adv.split_seed": "A/B split seed", "adv.click_window": "Conversion window after a click (days)",
+    "adv.delivery_window": "Conversion window after delivery (days)", "adv.webhook": "Webhook URL (delivery reports)",
     "yes": "yes", "no": "no", "none": "—", "loading": "Loading…", "error.signin": "The key is not valid.",
   },
 };
@@ -565,7 +575,7 @@ function jobPage(app, jobId) {
       h("div", { class: "kpis", style: "margin-top:.8rem" },
         kpi(t("job.rate"), `${num(view.rates.messages_per_second)} ${t("job.msgs")}`),
         kpi(t("job.rate"), `${num(view.rates.parts_per_second)} ${t("job.parts_s")}`),
-        kpi(t("job.eta"), eta),
+        kpi(t("job.eta"), h("span", { id: "eta" }, eta)),
         ...["rows", "rejected", "pending", "in_flight", "acked", "failed", "unknown", "cancelled", "opted_out", "no_consent", "frequency_capped", "expired"].map((k) =>
           kpi(t(`k.${k}`), h("span", { id: `count-${k}` }, num(c[k])))),
         kpi(t("k.delivered"), h("span", { id: "count-delivered" }, num(view.receipts.delivered)))),

@@ -47,7 +47,7 @@ function followupBoxes(kind) {
 }
 
 function campaignForm() {
-  const variants = h("div", { id: "variants" });
+  const variants = h("div", { id: "variants", "data-field": "variants" });
   const followups = h("div", { id: "followups" });
   const surveyKind = select("survey", [["", t("survey.none")], ["yes_no", t("survey.yes_no")], ["nps", t("survey.nps")]]);
   surveyKind.addEventListener("change", () => put(followups, followupBoxes(surveyKind.value)));
@@ -55,7 +55,7 @@ function campaignForm() {
   return h("form", { id: "campaign", novalidate: true },
     h("div", { class: "card" },
       fieldBox("file", t("new.file"), h("input", { type: "file", name: "file", required: true, accept: ".csv,.txt,.xlsx,.xls,.ods,.parquet" })),
-      fieldBox("template", t("new.template"), h("textarea", { name: "template", required: true, "aria-describedby": "f-template-hint" }), t("new.template.hint")),
+      fieldBox("template", t("new.template"), h("textarea", { name: "template", "aria-describedby": "f-template-hint" }), t("new.template.hint")),
       h("div", { class: "row" },
         fieldBox("name", t("new.name"), textInput("name", { maxlength: 200 })),
         fieldBox("sender", t("new.sender"), textInput("sender", { maxlength: 16 })),
@@ -84,6 +84,21 @@ function campaignForm() {
       h("div", { class: "row" },
         fieldBox("goal_conversions", t("new.goal_conversions"), numberInput("goal_conversions", { min: 1 })),
         fieldBox("goal_value", t("new.goal_value"), numberInput("goal_value", { min: 0, step: "any" })))),
+    section("s-advanced", t("new.advanced"),
+      h("div", { class: "row" },
+        fieldBox("phone_column", t("adv.phone_column"), textInput("phone_column"), t("adv.detected")),
+        fieldBox("text_column", t("adv.text_column"), textInput("text_column"), t("adv.text_column.hint")),
+        fieldBox("sheet", t("adv.sheet"), textInput("sheet")),
+        fieldBox("encoding", t("adv.encoding"), textInput("encoding", { placeholder: "auto", list: "encodings" }))),
+      h("datalist", { id: "encodings" }, ["auto", "utf-8", "cp1254", "iso-8859-9", "utf-16"].map((e) => h("option", { value: e }))),
+      h("div", { class: "row" },
+        fieldBox("operators", t("adv.operators"), textInput("operators", { placeholder: "tcell, voda" })),
+        fieldBox("weight", t("adv.weight"), numberInput("weight", { min: 0.01, step: "any", placeholder: "1" })),
+        fieldBox("split_seed", t("adv.split_seed"), textInput("split_seed"))),
+      h("div", { class: "row" },
+        fieldBox("click_window_days", t("adv.click_window"), numberInput("click_window_days", { min: 0, step: "any" })),
+        fieldBox("delivery_window_days", t("adv.delivery_window"), numberInput("delivery_window_days", { min: 0, step: "any" })),
+        fieldBox("webhook_url", t("adv.webhook"), textInput("webhook_url", { placeholder: "https://" })))),
     section("s-ab", t("new.ab"),
       h("p", { class: "muted" }, t("ab.hint")),
       variants,
@@ -113,7 +128,9 @@ function formData(form, dryRun) {
   const file = form.querySelector("#f-file").files[0];
   if (file) data.append("file", file);
   const plain = ["template", "name", "sender", "brand", "frequency_cap", "send_window", "window_timezone", "validity_minutes",
-    "send_time_horizon_hours", "link_url", "utm", "goal_conversions", "goal_value", "decide_after_minutes"];
+    "send_time_horizon_hours", "link_url", "utm", "goal_conversions", "goal_value", "decide_after_minutes",
+    "phone_column", "text_column", "sheet", "encoding", "operators", "weight", "split_seed", "click_window_days",
+    "delivery_window_days", "webhook_url"];
   for (const name of plain) if (value(form, `f-${name}`)) data.append(name, value(form, `f-${name}`));
   if (value(form, "f-send_at")) data.append("send_at", isoOf(value(form, "f-send_at")));
   if (value(form, "f-send_time_control")) data.append("send_time_control", percentValue(value(form, "f-send_time_control")));

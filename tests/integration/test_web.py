@@ -180,7 +180,19 @@ def test_a_campaign_from_upload_to_report_in_the_browser(
         assert http.get(f"/v1/jobs/{job_id}").json()["state"] == "paused"
     _shots(page, "job-paused")
     page.click("#resume")
+    # While it sends: the time left, and this job's rate per operator adding up to its rate.
+    page.locator("#eta", has_text=re.compile(r"^[0-9.]+ s$")).wait_for(timeout=30_000)
+    with stack.client() as http:
+
+        def rates() -> dict[str, Any] | None:
+            found = http.get(f"/v1/jobs/{job_id}").json()["rates"]
+            return found if found["operators"] else None
+
+        moving = wait_for(rates, timeout=30, what="the job's rate per operator")
+    assert set(moving["operators"]) == {"tcell"}, moving
+    assert sum(moving["operators"].values()) == pytest.approx(moving["parts_per_second"], abs=0.2)
     page.wait_for_selector("#job-state[data-state='done']", timeout=120_000)
+    assert page.inner_text("#eta") == "—"
     page.wait_for_function("document.querySelector('#progress span').textContent.startsWith('100')")
     page.wait_for_selector("#funnel", timeout=30_000)
     _shots(page, "job-done")
