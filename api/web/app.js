@@ -181,9 +181,19 @@ function h(tag, attrs, ...children) {
   return el;
 }
 
-// el.replaceChildren, leaving out the absent (null: a section whose feature is off).
+const FOCUSABLE = "a[href], button, input, select, textarea, summary, [tabindex]";
+
+// el.replaceChildren, leaving out the absent (null: a section whose feature is off). A page that
+// redraws itself (the lists every few seconds) keeps the keyboard's place: the control that had
+// the focus, by its position among el's controls, has it again.
 function put(el, ...children) {
+  const active = document.activeElement;
+  const at = active && active !== el && el.contains(active) ? [...el.querySelectorAll(FOCUSABLE)].indexOf(active) : -1;
   el.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined));
+  if (at >= 0) {
+    const again = el.querySelectorAll(FOCUSABLE)[at];
+    if (again) again.focus({ preventScroll: true });
+  }
 }
 
 function svg(tag, attrs, ...children) {
