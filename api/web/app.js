@@ -26,7 +26,7 @@ const I18N = {
     "preview.reasons": "Red nedenleri", "preview.samples": "Örnek mesajlar", "preview.operators": "Operatörlere göre",
     "col.reason": "Neden", "col.count": "Adet", "col.operator": "Operatör", "col.messages": "Mesaj", "col.parts": "Parça",
     "col.cost": "Maliyet", "col.number": "Numara", "col.text": "Metin", "col.encoding": "Kodlama",
-    "job.pause": "Duraklat", "job.resume": "Sürdür", "job.cancel": "İptal et", "job.progress": "İlerleme",
+    "job.may": "Bu durumda yapılabilir", "job.ended": "Kampanya bitti: değiştirilemez, raporları aşağıda.", "job.nothing": "Şu an yapılacak bir şey yok.", "job.pause": "Duraklat", "job.resume": "Sürdür", "job.cancel": "İptal et", "job.progress": "İlerleme",
     "job.rate": "Hız", "job.eta": "Kalan süre", "job.msgs": "mesaj/sn", "job.parts_s": "parça/sn",
     "job.downloads": "Raporlar", "job.report": "Satır raporu (CSV)", "job.rejected": "Reddedilen satırlar (CSV)",
     "job.summary_csv": "Özet (CSV)", "job.counts": "Sayılar", "job.funnel": "Teslimat hunisi",
@@ -104,7 +104,7 @@ const I18N = {
     "preview.reasons": "Refused by reason", "preview.samples": "Sample messages", "preview.operators": "Per operator",
     "col.reason": "Reason", "col.count": "Count", "col.operator": "Operator", "col.messages": "Messages", "col.parts": "Parts",
     "col.cost": "Cost", "col.number": "Number", "col.text": "Text", "col.encoding": "Encoding",
-    "job.pause": "Pause", "job.resume": "Resume", "job.cancel": "Cancel", "job.progress": "Progress",
+    "job.may": "In this state you may", "job.ended": "The campaign has ended: nothing to change; its reports are below.", "job.nothing": "Nothing to do right now.", "job.pause": "Pause", "job.resume": "Resume", "job.cancel": "Cancel", "job.progress": "Progress",
     "job.rate": "Rate", "job.eta": "Time left", "job.msgs": "msgs/s", "job.parts_s": "parts/s",
     "job.downloads": "Reports", "job.report": "Row report (CSV)", "job.rejected": "Refused rows (CSV)",
     "job.summary_csv": "Summary (CSV)", "job.counts": "Counts", "job.funnel": "Delivery funnel",
@@ -577,7 +577,10 @@ function jobPage(app, jobId) {
       writable() ? h("div", { class: "actions" },
         h("button", { type: "button", id: "pause", disabled: !may("pause"), onclick: act("pause") }, t("job.pause")),
         h("button", { type: "button", id: "resume", class: "secondary", disabled: !may("resume"), onclick: act("resume") }, t("job.resume")),
-        h("button", { type: "button", id: "cancel", class: "danger", disabled: !may("cancel"), onclick: act("cancel") }, t("job.cancel")))
+        h("button", { type: "button", id: "cancel", class: "danger", disabled: !may("cancel"), onclick: act("cancel") }, t("job.cancel")),
+        h("span", { class: "muted", id: "job-actions" }, view.actions.length
+          ? `${t("job.may")}: ${view.actions.map((a) => t(`job.${a}`).toLocaleLowerCase(locale())).join(", ")}`
+          : t(ended ? "job.ended" : "job.nothing")))
         : h("p", { class: "muted", id: "read-only" }, t("key.read_only")));
     const c = view.counts;
     const eta = view.eta_seconds === null ? t("none") : `${Math.ceil(view.eta_seconds).toLocaleString(locale())} s`;

@@ -176,6 +176,8 @@ def test_a_campaign_from_upload_to_report_in_the_browser(
     wait_for(lambda: len(stack.records(PREFIX)) > 60, timeout=60, what="sending to start")
     page.click("#pause")
     page.wait_for_selector("#job-state[data-state='paused']", timeout=30_000)
+    page.locator("#job-actions", has_text="sürdür").wait_for(timeout=10_000)
+    assert page.inner_text("#job-actions") == "Bu durumda yapılabilir: sürdür, iptal et"
     with stack.client() as http:
         assert http.get(f"/v1/jobs/{job_id}").json()["state"] == "paused"
     _shots(page, "job-paused")
