@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 
 from api.errors import ApiError
 from api.keys import ApiKey, lookup_async
+from api.views import ViewCache
 from cluster.plane import ControlPlane
 
 _OPEN = ApiKey(id="-", name="auth disabled", scope="write", created=0.0)
@@ -20,6 +21,14 @@ async def get_plane(request: Request) -> ControlPlane:
 
 
 Plane = Annotated[ControlPlane, Depends(get_plane)]
+
+
+async def get_views(request: Request) -> ViewCache:
+    views: ViewCache = request.app.state.views
+    return views
+
+
+Views = Annotated[ViewCache, Depends(get_views)]
 
 
 # Recently seen tokens -> (key or None, until): saves a Redis round trip per request. A revoked key

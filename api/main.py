@@ -8,6 +8,8 @@ from fastapi.responses import JSONResponse
 from api import errors, metrics
 from api.deps import Key
 from api.routes import campaigns, conversions, health, jobs, me, operators, replies, sendtimes, web, webhooks
+from api.views import ViewCache
+from cluster.jobs.store import view_async
 from cluster.plane import ControlPlane
 from ulak import __version__
 
@@ -24,6 +26,9 @@ def create_app(plane: ControlPlane) -> FastAPI:
         "Authenticate with 'Authorization: Bearer <key>' (create a key with `ulak keys create`).",
     )
     app.state.plane = plane
+    app.state.views = ViewCache(
+        lambda job_id: view_async(plane.aclient, job_id), max_age=plane.settings.api.view_max_age
+    )
     app.state.metrics = metrics.registry(plane)
     errors.install(app)
     app.include_router(jobs.router)

@@ -364,6 +364,14 @@ class ApiConfig(_Model):
         "unset = local paths are refused (URIs with a scheme pyarrow reads are allowed)",
     )
     auth: bool = Field(default=True, description="require an API key (create one with `ulak keys create`)")
+    view_max_age: float = Field(
+        default=0.1,
+        ge=0,
+        le=5,
+        description="seconds a job's view, once read, answers other GET /v1/jobs/{id} and event-stream "
+        "asks (concurrent asks share one read; 0 = every ask reads Redis): keeps answers fast while "
+        "many poll a job that sends at full speed",
+    )
     object_stores: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="object stores jobs may name by URI, by scheme (s3, gs), each with the options of "

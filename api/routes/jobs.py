@@ -16,14 +16,13 @@ from pydantic import ValidationError
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from api.deps import Key, Plane, WriteKey
+from api.deps import Key, Plane, Views, WriteKey
 from api.errors import ApiError, validation_error
 from api.schemas import ErrorBody, JobCreated, JobList, JobUri, JobView, Links, Purged, PurgeRequest
 from cluster.engagement import events
 from cluster.jobs.options import JobOptions
 from cluster.jobs.record import JobRecord
 from cluster.jobs.states import JobState
-from cluster.jobs.store import view_async
 from cluster.plane import ControlPlane, Upload
 from cluster.reports.report import (
     REPORT_SCHEMA,
@@ -285,29 +284,33 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobView, responses=_ERRORS)
-async def get_job(job_id: str, plane: Plane, key: Key) -> dict[str, Any]:
-    """State, counts (which add up), rates over the last 10 s, ETA, per-operator plan, times."""
-    return await view_async(plane.aclient, job_id)
+async def get_job(job_id: str, views: Views, key: Key) -> dict[str, Any]:
+    """State, counts (which add up), rates over the last 10 s, ETA, per-operator plan, times. Read at
+    most ``api.view_max_age`` (0.1 s) before (asks for one job share a read: ``api.views``)."""
+    return await views.get(job_id)
 
 
 @router.post("/{job_id}/pause", response_model=JobView, responses={**_ERRORS, 409: {"model": ErrorBody}})
-def pause_job(job_id: str, plane: Plane, key: WriteKey) -> dict[str, Any]:
+def pause_job(job_id: str, plane: Plane, views: Views, key: WriteKey) -> dict[str, Any]:
     """Stop sending: answers once the binds hold none of the job's queued parts (within a poll of
     its runner; messages already started are finished); resume continues."""
     plane.pause(job_id)
+    views.forget(job_id)
     return plane.store.view(job_id)
 
 
 @router.post("/{job_id}/resume", response_model=JobView, responses={**_ERRORS, 409: {"model": ErrorBody}})
-def resume_job(job_id: str, plane: Plane, key: WriteKey) -> dict[str, Any]:
+def resume_job(job_id: str, plane: Plane, views: Views, key: WriteKey) -> dict[str, Any]:
     plane.resume(job_id)
+    views.forget(job_id)
     return plane.store.view(job_id)
 
 
 @router.post("/{job_id}/cancel", response_model=JobView, responses={**_ERRORS, 409: {"model": ErrorBody}})
-def cancel_job(job_id: str, plane: Plane, key: WriteKey) -> dict[str, Any]:
+def cancel_job(job_id: str, plane: Plane, views: Views, key: WriteKey) -> dict[str, Any]:
     """Send nothing more: what was submitted stays recorded, the rest becomes ``cancelled``."""
     plane.cancel(job_id)
+    views.forget(job_id)
     return plane.store.view(job_id)
 
 
@@ -438,7 +441,9 @@ def job_rejected(
 async def job_events(
     job_id: str,
     request: Request,
+    *,
     plane: Plane,
+    views: Views,
     key: Key,
     interval: Annotated[float, Query(ge=0.2, le=60)] = 1.0,
 ) -> StreamingResponse:
@@ -448,7 +453,7 @@ async def job_events(
 
     async def events() -> AsyncIterator[str]:
         while True:
-            view = await view_async(plane.aclient, job_id)
+            view = await views.get(job_id)
             final = JobState(view["state"]).terminal
             yield f"event: {'end' if final else 'progress'}\ndata: {json.dumps(view)}\n\n"
             if final or await request.is_disconnected():
