@@ -230,6 +230,10 @@ class Campaign(CampaignFigures):
     variants: dict[str, CampaignFigures]
     nps: float | None = Field(description="a NPS survey's score, −100..100")
     responses: int | None = Field(description="a survey's answers")
+    final: bool = Field(
+        description="the summary's figures (the job has ended); false: the running job's counters only, "
+        "without cost, ROI, operators and variants (they need every row)"
+    )
 
 
 class CampaignList(BaseModel):

@@ -18,7 +18,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": ErrorBody}}
 async def campaigns(plane: Plane, key: Key, limit: Annotated[int, Query(ge=1, le=100)] = 20) -> CampaignList:
     """The last *limit* campaigns (previews left out), newest first, each with its summary's
     figures: sent, delivered, delivery, click and conversion rates, value, cost and ROI, in total,
-    per operator and per variant, and a survey's NPS. Each job's figures are kept and read again
-    only when its counters moved (``cluster.reports.campaigns``)."""
+    per operator and per variant, and a survey's NPS. An ended job's figures are kept and read again
+    only when its counters moved; a running job's are its counters' (``final: false``: no cost, ROI,
+    operators or variants until it ends; ``cluster.reports.campaigns``)."""
     found = await run_in_threadpool(plane.campaigns, limit=limit)
     return CampaignList(campaigns=found)

@@ -1,12 +1,18 @@
 """Campaigns side by side (``GET /v1/campaigns``): each recent campaign's results as its summary
 gives them (rates, value, cost, ROI, per operator and per variant), for a marketer to compare.
 
-A summary reads every row's outcome; twenty of them per page would be twenty such reads. So each
-job's results are kept (``keys.job_results``) with a fingerprint of the counters they were read at
-(state, acked, delivered, failed, clicks, conversions, value: what a summary's figures follow). A
-page reads each job's view (a few hashes) and its kept results; only a job whose fingerprint moved
-is summarised again, and a sending job at most every ``FRESH_SECONDS``. Previews (dry runs) are
-never among them."""
+A summary reads every row's outcome; twenty of them per page would be twenty such reads, and a
+sending job's would read its ledgers while the binds write them. So:
+
+* a job that has not ended shows the figures its view has (its counters: sent, delivered, clicks,
+  conversions, value and their rates), without cost, ROI and the per operator and variant figures,
+  which need every row (``final: false``);
+* an ended job's results are kept (``keys.job_results``) with a fingerprint of the counters they were
+  read at (acked, delivered, failed, clicks, conversions, value: what a summary's figures follow;
+  people click and convert long after a job ends). A page reads each job's view (a few hashes) and
+  its kept results; only a job whose fingerprint moved is summarised again.
+
+Previews (dry runs) and the messages Ulak sends by itself are never among them."""
 
 from __future__ import annotations
 
@@ -22,22 +28,7 @@ from ulak import keys
 from ulak.jobfiles import JobDir
 from ulak.settings import Settings
 
-FRESH_SECONDS = 30.0  # a sending job's results are read again at most this often
 KEEP_SECONDS = 90 * 86400  # kept results expire (the job's own retention deletes them sooner)
-
-
-FIGURES = (
-    "sent",
-    "delivered",
-    "delivery_rate",
-    "clicks",
-    "click_rate",
-    "conversions",
-    "conversion_rate",
-    "value",
-    "cost",
-    "roi",
-)
 
 
 def figures(kpis: Mapping[str, Any]) -> dict[str, Any]:
@@ -65,6 +56,29 @@ def results(summary: Mapping[str, Any]) -> dict[str, Any]:
         "variants": {name: figures(k) for name, k in summary["variants"].items()},
         "nps": (survey.get("nps") or {}).get("nps"),
         "responses": survey.get("responses"),
+        "final": True,
+    }
+
+
+def from_view(view: Mapping[str, Any]) -> dict[str, Any]:
+    """A job's results while it runs (or when it sent nothing): its view's counters only."""
+    delivered = view["receipts"]["delivered"]
+    return {
+        "sent": view["counts"]["acked"],
+        "delivered": delivered,
+        "delivery_rate": view["delivery_rate"],
+        "clicks": view["clicks"]["unique"],
+        "click_rate": view["clicks"]["click_rate"],
+        "conversions": view["conversions"]["conversions"],
+        "conversion_rate": view["conversions"]["conversion_rate"],
+        "value": view["conversions"]["value"],
+        "cost": None,
+        "roi": None,
+        "operators": {},
+        "variants": {},
+        "nps": None,
+        "responses": None,
+        "final": False,
     }
 
 
@@ -118,13 +132,13 @@ class Campaigns:
     def results(self, job_id: str, view: Mapping[str, Any], *, now: float | None = None) -> dict[str, Any]:
         """The job's results: kept ones if still current, else from its summary (and kept)."""
         now = time.time() if now is None else now
-        if not view["counts"]["accepted"]:  # not prepared (yet), or nothing to send: nothing to read
-            return {**dict.fromkeys(FIGURES), "operators": {}, "variants": {}, "nps": None, "responses": None}
+        if not view["ended"] or not view["counts"]["accepted"]:
+            return from_view(view)
         mark = fingerprint(view)
         raw = self.store.client.get(keys.job_results(job_id))
         if raw:
             kept = json.loads(raw)
-            if kept["fingerprint"] == mark or (not view["ended"] and now - kept["at"] < FRESH_SECONDS):
+            if kept["fingerprint"] == mark:
                 return dict(kept["results"])
         found = results(summarize(self.store, self.settings, job_id, job_dir=self.job_dir, bucket=86400))
         self.store.client.set(

@@ -469,6 +469,12 @@ def test_the_comparison_page_shows_campaigns_with_their_summaries_and_no_preview
                 what="every receipt",
             )
         summaries = {j: http.get(f"/v1/jobs/{j}/summary").json() for j in made}
+        compared = {c["id"]: c for c in http.get("/v1/campaigns", params={"limit": 10}).json()["campaigns"]}
+        for job_id, summary in summaries.items():
+            c = compared[job_id]
+            assert c["final"] is True and (c["sent"], c["delivered"]) == (summary["sent"], summary["delivered"])
+            assert (c["cost"], c["roi"]) == (summary["cost"], summary["roi"])
+            assert c["operators"]["tcell"]["sent"] == summary["operators"]["tcell"]["sent"]
         listed = http.get("/v1/jobs", params={"kind": "previews"}).json()["jobs"]
         assert preview.json()["id"] in {j["id"] for j in listed}
         campaigns = http.get("/v1/jobs", params={"kind": "campaigns"}).json()["jobs"]
