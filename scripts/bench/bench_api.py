@@ -185,7 +185,7 @@ def main() -> int:
                 result["job_state_at_end"] = view["state"]
                 result["job_msgs_per_s_at_end"] = view["rates"]["messages_per_second"]
                 result["job_submitted_at_end"] = view["counts"]["submitted"]
-                if not args.idle:
+                if not args.idle and not view["ended"]:  # a job that outlived the load
                     client.steer(job_id, "cancel")
         finally:
             stack.stop()
