@@ -22,7 +22,7 @@ View = dict[str, Any]
 class ViewCache:
     """Shared, briefly kept reads of job views (the module docstring); *read* reads one."""
 
-    MAX_JOBS = 4096  # entries kept at most; older ones are dropped first
+    MAX_JOBS = 4096  # past this many jobs kept, those whose answers are too old are dropped
 
     def __init__(
         self,
