@@ -29,9 +29,10 @@ function lineChart(series, { height = 200, unit = "", label = "", labels = null,
     svg("text", { x: 2, y: y(max) + 4 }, show(max)),
     svg("text", { x: 2, y: y(0) + 4 }, percent ? "0 %" : "0"),
     labels ? labels.map((text, i) => svg("text", { x: x(i) - 4, y: height - 4 }, text)) : [],
+    // The first series (a total) last, thickest, on top: where the others coincide with it, it shows.
     names.map((n, k) => svg("polyline", {
-      fill: "none", stroke: COLORS[k % COLORS.length], "stroke-width": 2, "data-series": n, points: line(series[n]),
-    })),
+      fill: "none", stroke: COLORS[k % COLORS.length], "stroke-width": k ? 2 : 3, "data-series": n, points: line(series[n]),
+    })).reverse(),
     names.flatMap((n, k) => series[n].map((v, i) => (v === null || v === undefined ? null
       : svg("circle", { cx: x(i), cy: y(v), r: 2.5, fill: COLORS[k % COLORS.length] }))).filter(Boolean)));
   return h("div", {}, chart, legend(names));

@@ -113,3 +113,30 @@ def test_the_table_is_the_diagram() -> None:
     assert table == EDGES
     assert all(state not in sources for state in TERMINAL for sources, _ in MOVES.values())
     assert actions(S.DRAINING) == [] and actions(S.CANCELLING) == []  # the web manager offered pause
+
+
+def test_campaigns_and_previews_are_listed_apart(redis_client: redis.Redis, tmp_path: Path) -> None:
+    """``ids(kind=)``: a user's sending jobs, previews (dry runs) and Ulak's own jobs each where they
+    belong; ``ended_before(previews=True)`` (the purge after a day) finds previews only."""
+    store = JobStore(redis_client)
+    made = {}
+    for name, options, automatic in (
+        ("campaign", JobOptions(template="x"), False),
+        ("preview", JobOptions(template="x", dry_run=True), False),
+        ("followups", JobOptions(text_column="metin"), True),
+    ):
+        job_id = f"{name}-{uuid.uuid4().hex[:8]}"
+        store.create(job_id, options=options, source=name, directory=tmp_path, automatic=automatic)
+        made[name] = job_id
+    for job_id in made.values():
+        for event in (JobEvent.INGEST, JobEvent.NOTHING_TO_SEND):
+            store.transition(job_id, event)
+    mine = set(made.values())
+    assert mine & set(store.ids(kind="campaigns", limit=500)) == {made["campaign"]}
+    assert mine & set(store.ids(kind="previews", limit=500)) == {made["preview"]}
+    assert mine <= set(store.ids(limit=500))
+    later = 2e10
+    assert mine & set(store.ended_before(later, previews=True)) == {made["preview"]}
+    assert mine <= set(store.ended_before(later))
+    for job_id in mine:
+        store.delete(job_id)
