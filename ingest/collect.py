@@ -193,7 +193,6 @@ class Collector:
         rest_variants: Sequence[str] = (),
     ) -> None:
         self.directory = directory
-        self._variants: Counter[str] = Counter()
         self._variant_parts: Counter[tuple[str, str]] = Counter()
         self._variant_messages: Counter[tuple[str, str]] = Counter()
         self.source = source
@@ -320,13 +319,6 @@ class Collector:
         self._encodings.update(
             {d["values"]: d["counts"] for d in pc.value_counts(sent.column(ENCODING)).to_pylist()}
         )
-        self._variants.update(
-            {
-                d["values"]: d["counts"]
-                for d in pc.value_counts(sent.column(VARIANT)).to_pylist()
-                if d["values"]
-            }
-        )
         if sent.column(VARIANT).null_count < sent.num_rows:
             grouped = sent.group_by([VARIANT, OPERATOR]).aggregate([(PARTS, "sum"), (PARTS, "count")])
             columns = (VARIANT, OPERATOR, f"{PARTS}_sum", f"{PARTS}_count")
@@ -358,8 +350,8 @@ class Collector:
         }
         preview.parts = int(self._parts.sum())
         preview.encodings = dict(self._encodings)
-        preview.variants = dict(sorted(self._variants.items()))
         for variant, op in sorted(self._variant_messages):
+            preview.variants[variant] = preview.variants.get(variant, 0) + self._variant_messages[variant, op]
             preview.variant_operators.setdefault(variant, {})[op] = {
                 "messages": self._variant_messages[variant, op],
                 "parts": self._variant_parts[variant, op],

@@ -146,10 +146,13 @@ class JobStore:
             )
             if not batch:
                 break
-            pipe = self.client.pipeline(transaction=False)
-            for raw_id, _score in batch:
-                pipe.hmget(keys.job(raw_id.decode()), ["state", "options", "automatic"])
-            for (raw_id, _score), (raw_state, raw_options, auto) in zip(batch, pipe.execute(), strict=True):
+            fields: list[Any] = [(None, None, None)] * len(batch)
+            if state is not None or kind != "all":  # only a filter needs the records
+                pipe = self.client.pipeline(transaction=False)
+                for raw_id, _score in batch:
+                    pipe.hmget(keys.job(raw_id.decode()), ["state", "options", "automatic"])
+                fields = pipe.execute()
+            for (raw_id, _score), (raw_state, raw_options, auto) in zip(batch, fields, strict=True):
                 if state is not None and raw_state != state.value.encode():
                     continue
                 if kind != "all" and (kind == "previews") != is_preview(raw_options):
@@ -174,16 +177,15 @@ class JobStore:
             )
             if not batch:
                 return found
+            wanted = ["state", "done_at", "failed_at", "cancelled_at", *(["options"] if previews else [])]
             pipe = self.client.pipeline(transaction=False)
             for raw_id, _ in batch:
-                pipe.hmget(
-                    keys.job(raw_id.decode()), ["state", "done_at", "failed_at", "cancelled_at", "options"]
-                )
-            for (raw_id, _), (state, *ended, options) in zip(batch, pipe.execute(), strict=True):
+                pipe.hmget(keys.job(raw_id.decode()), wanted)
+            for (raw_id, _), (state, *ended) in zip(batch, pipe.execute(), strict=True):
                 at = {"done": ended[0], "failed": ended[1], "cancelled": ended[2]}.get(
                     state.decode() if state else ""
                 )
-                if previews and not is_preview(options):
+                if previews and not is_preview(ended[3]):
                     continue
                 if at is not None and float(at) < cutoff:
                     found.append(raw_id.decode())
@@ -297,7 +299,7 @@ class JobStore:
 
 def is_preview(options: bytes | None) -> bool:
     """Whether a job record's ``options`` field is a dry run's (a preview: it sends nothing)."""
-    return bool(options) and bool(json.loads(options or b"{}").get("dry_run"))
+    return bool(options and json.loads(options).get("dry_run"))
 
 
 async def view_async(client: Any, job_id: str) -> dict[str, Any]:

@@ -423,9 +423,13 @@ class LedgerReader:
         self.job = job
         self.ledgers = dict(ledgers)
 
+    def names(self) -> list[str]:
+        """The job's ledgers, each once however many of its operators share it, sorted."""
+        return sorted(set(self.ledgers.values()))
+
     def counter_keys(self) -> list[str]:
-        """The job's counter hash in each of its ledgers (each ledger once, however many operators)."""
-        return [keys.job_op_counters(self.job, name) for name in sorted(set(self.ledgers.values()))]
+        """The job's counter hash in each of its ledgers."""
+        return [keys.job_op_counters(self.job, name) for name in self.names()]
 
     def counters(self) -> dict[str, int]:
         """The ledgers' counters of the job, summed."""
@@ -433,12 +437,12 @@ class LedgerReader:
 
     def per_ledger(self) -> dict[str, dict[bytes, bytes]]:
         """Each of the job's ledgers' counters of it, as Redis returned them (one round trip)."""
-        names = sorted(set(self.ledgers.values()))
-        if not names:
+        names, found = self.names(), self.counter_keys()
+        if not found:
             return {}
         pipe = self._client.pipeline(transaction=False)
-        for name in names:
-            pipe.hgetall(keys.job_op_counters(self.job, name))
+        for key in found:
+            pipe.hgetall(key)
         return dict(zip(names, pipe.execute(), strict=True))
 
     def fields(
