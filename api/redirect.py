@@ -8,9 +8,10 @@ a link is public by nature, and an unknown, malformed or expired code, or one wh
 the same plain 404, so nothing is learnt by guessing. What counts as a click, a unique click or a
 bot is ``ulak.links``'s.
 
-A bare ASGI app, not FastAPI: it has one route, and each redirect is three Redis calls (the code's
-job and row, its first part's times for the scanner rule, the click script) plus a cached read of
-the job's target.
+A bare ASGI app, not FastAPI: it has one route. On a single Redis each redirect is one Redis call
+(``links.follow_script``: the code's owner, the scanner rule and the click in one script) plus a
+cached read of the job's target; on a Redis Cluster, whose slots keep those keys apart, three (the
+code's job and row, its first part's times, ``links.CLICK_SCRIPT``). Both record the same click.
 """
 
 from __future__ import annotations
@@ -28,11 +29,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import astuple
 from typing import Any
 
+import redis.exceptions
 import structlog
 import uvicorn
 
-from ulak import keys, links, redisclient
+from ulak import keys, links, pipelined, redisclient
 from ulak.logging import configure_logging
+from ulak.pipelined import PipelinedRedis
 from ulak.records import LinkOwner
 from ulak.settings import ConfigError, load_settings
 
@@ -50,7 +53,8 @@ class RedirectApp:
     bot (``links.scanner_seconds``). *forwarded_for*: take the client address from
     ``X-Forwarded-For`` (behind a load balancer that sets it), else from the connection.
     *offset_clock*: stamp clicks with the runners' offset clock (``jobs.clock: offset``, tests and
-    rehearsals: ``ulak.clock``), read from Redis at most every 0.1 s."""
+    rehearsals: ``ulak.clock``), read from Redis at most every 0.1 s. *one_call*: the single-Redis
+    path (default: unless *redis_url* names a cluster). *clock*: the real time (tests)."""
 
     def __init__(
         self,
@@ -59,24 +63,36 @@ class RedirectApp:
         scanner_seconds: float = 0.0,
         forwarded_for: bool = False,
         offset_clock: bool = False,
+        one_call: bool | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._url = redis_url
+        self._one_call = not redisclient.is_cluster(redis_url) if one_call is None else one_call
+        self._clock = clock
         self._offset_clock = offset_clock
         self._offset = (0.0, -float("inf"))  # seconds, when read (monotonic)
         self._scanner_seconds = scanner_seconds
         self._forwarded_for = forwarded_for
         self._redis: Any = None
         self._click: Any = None
+        self._follow_text = links.follow_script()
+        self._follow_sha = ""
+        self._pipelined: PipelinedRedis | None = None
         self._salt = b""
         self._targets: dict[str, tuple[float, str | None]] = {}
 
     async def start(self) -> None:
         self._redis = redisclient.async_client(self._url)
         self._click = self._redis.register_script(links.CLICK_SCRIPT)
+        self._follow_sha = await self._redis.script_load(self._follow_text)
+        if self._one_call and pipelined.supports(self._url):
+            self._pipelined = PipelinedRedis(self._url)
         await self._redis.set(keys.LINK_SALT, secrets.token_bytes(32), nx=True)
         self._salt = await self._redis.get(keys.LINK_SALT)
 
     async def stop(self) -> None:
+        if self._pipelined is not None:
+            await self._pipelined.close()
         if self._redis is not None:
             await self._redis.aclose()
 
@@ -110,6 +126,27 @@ class RedirectApp:
 
     async def _follow(self, code: str, method: str, scope: Scope) -> str | None:
         """The code's target, the fetch recorded; None for a code that leads nowhere (now)."""
+        headers = dict(scope["headers"])
+        agent = headers.get(b"user-agent", b"").decode("latin-1")
+        address = (scope.get("client") or ("", 0))[0]
+        if self._forwarded_for and b"x-forwarded-for" in headers:
+            address = headers[b"x-forwarded-for"].decode("latin-1").split(",")[0].strip()
+        hashed = links.address_hash(address, self._salt)
+        bot = links.is_bot(method, agent)
+        if self._one_call:
+            # The script counts the click before the target is known: a job whose codes exist has
+            # a link (``{link}`` needs ``link_url``), and the script finds no job that is gone.
+            now = self._clock()
+            args = links.follow_args(
+                bot=bot,
+                user_agent=agent,
+                address_hash=hashed,
+                scanner_seconds=self._scanner_seconds,
+                stamp=now + await self._clock_offset(),
+                now=now,
+            )
+            job_id = await self._follow_once(keys.link(code), args)
+            return None if job_id is None else await self._target(job_id.decode())
         found = await self._redis.get(keys.link(code))
         if found is None:
             return None
@@ -117,22 +154,22 @@ class RedirectApp:
         target = await self._target(job_id)
         if target is None:
             return None
-        headers = dict(scope["headers"])
-        agent = headers.get(b"user-agent", b"").decode("latin-1")
-        address = (scope.get("client") or ("", 0))[0]
-        if self._forwarded_for and b"x-forwarded-for" in headers:
-            address = headers[b"x-forwarded-for"].decode("latin-1").split(",")[0].strip()
-        bot = links.is_bot(method, agent) or await self._too_soon(job_id, row, ledger)
-        now = time.time() + await self._clock_offset()
-        args = links.click_args(
-            row=row,
-            bot=bot,
-            user_agent=agent,
-            address_hash=links.address_hash(address, self._salt),
-            now=lambda: now,
-        )
+        bot = bot or await self._too_soon(job_id, row, ledger)
+        stamp = self._clock() + await self._clock_offset()
+        args = links.click_args(row=row, bot=bot, user_agent=agent, address_hash=hashed, now=lambda: stamp)
         await self._click(keys=links.click_keys(job_id), args=args)
         return target
+
+    async def _follow_once(self, link: str, args: list[str]) -> Any:
+        """``follow_script`` by its digest, on the worker's shared pipelined connection where the URL
+        allows (``ulak.pipelined``: redis-py's pool and Script wrapper took a third of a worker's
+        CPU), loaded again if Redis forgot it (a restart, ``SCRIPT FLUSH``)."""
+        execute = self._pipelined.execute if self._pipelined is not None else self._redis.execute_command
+        try:
+            return await execute("EVALSHA", self._follow_sha, 1, link, *args)
+        except redis.exceptions.NoScriptError:
+            self._follow_sha = await self._redis.script_load(self._follow_text)
+            return await execute("EVALSHA", self._follow_sha, 1, link, *args)
 
     async def _clock_offset(self) -> float:
         if not self._offset_clock:
@@ -151,7 +188,7 @@ class RedirectApp:
             return False
         fields = await self._redis.hmget(keys.job_parts(job_id, ledger), [f"{row}:1:m", f"{row}:1:r"])
         at = links.sent_at(fields)
-        return at is not None and time.time() - at < self._scanner_seconds
+        return at is not None and self._clock() - at < self._scanner_seconds
 
     async def _target(self, job_id: str) -> str | None:
         now = time.monotonic()
@@ -185,14 +222,15 @@ class RedirectApp:
                 return
 
 
+_HEADERS = [
+    (b"content-type", b"text/plain; charset=utf-8"),
+    (b"cache-control", b"no-store"),  # every click reaches us: none is answered from a cache
+    (b"referrer-policy", b"no-referrer"),
+]
+
+
 async def _respond(send: Send, status: int, body: bytes, *, extra: list[tuple[bytes, bytes]] = []) -> None:  # noqa: B006 - never mutated
-    headers = [
-        (b"content-type", b"text/plain; charset=utf-8"),
-        (b"content-length", str(len(body)).encode()),
-        (b"cache-control", b"no-store"),  # every click reaches us: none is answered from a cache
-        (b"referrer-policy", b"no-referrer"),
-        *extra,
-    ]
+    headers = [*_HEADERS, (b"content-length", b"%d" % len(body)), *extra]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -236,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         workers=workers if workers > 1 else None,
         log_level="warning",
         access_log=False,
+        proxy_headers=False,  # the client's address is ours to read: X-Forwarded-For only if told
         lifespan="on",
     )
     return 0

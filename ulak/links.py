@@ -95,8 +95,10 @@ def is_bot(method: str, user_agent: str) -> bool:
     """A fetch that is not a person following the link: ``HEAD``, no user agent, or a known one."""
     if method == "HEAD" or not user_agent.strip():
         return True
-    agent = user_agent.lower()
-    return any(name in agent for name in BOT_AGENTS)
+    return _BOT_AGENTS.search(user_agent.lower()) is not None
+
+
+_BOT_AGENTS = re.compile("|".join(re.escape(name) for name in BOT_AGENTS))  # one scan, not 24
 
 
 def address_hash(address: str, salt: bytes) -> str:
@@ -144,28 +146,104 @@ def sent_at(part_fields: list[bytes | None]) -> float | None:
     return None
 
 
-CLICK_SCRIPT = """
-local bot = ARGV[2] == '1'
-if bot then
-  redis.call('HINCRBY', KEYS[1], 'bots', 1)
-else
-  local n = redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
-  local minute = tostring(math.floor(tonumber(ARGV[3]) / 60000) * 60)
-  redis.call('HINCRBY', KEYS[1], 'total', 1)
-  redis.call('HINCRBY', KEYS[4], minute, 1)
-  redis.call('HSET', KEYS[2], ARGV[1] .. ':l', ARGV[3])
-  if n == 1 then
-    redis.call('HINCRBY', KEYS[1], 'unique', 1)
-    redis.call('HINCRBY', KEYS[4], minute .. ':u', 1)
-    redis.call('HSET', KEYS[2], ARGV[1] .. ':t', ARGV[3])
+CLICK_STREAM_MAX = 2_000_000  # entries a job's click stream keeps (approximately: XADD MAXLEN ~)
+
+
+_CLICK = """
+local function click(K, row, bot, now, ua, ip, cap)
+  if bot == '1' then
+    redis.call('HINCRBY', K[1], 'bots', 1)
+  else
+    local n = redis.call('HINCRBY', K[2], row, 1)
+    local minute = tostring(math.floor(tonumber(now) / 60000) * 60)
+    redis.call('HINCRBY', K[1], 'total', 1)
+    redis.call('HINCRBY', K[4], minute, 1)
+    redis.call('HSET', K[2], row .. ':l', now)
+    if n == 1 then
+      redis.call('HINCRBY', K[1], 'unique', 1)
+      redis.call('HINCRBY', K[4], minute .. ':u', 1)
+      redis.call('HSET', K[2], row .. ':t', now)
+    end
   end
+  redis.call('XADD', K[3], 'MAXLEN', '~', cap, '*', 't', now, 'row', row, 'bot', bot, 'ua', ua, 'ip', ip)
 end
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', 't', ARGV[3], 'row', ARGV[1], 'bot', ARGV[2],
-  'ua', ARGV[4], 'ip', ARGV[5])
-return 1
 """
 
-CLICK_STREAM_MAX = 2_000_000  # entries a job's click stream keeps (approximately: XADD MAXLEN ~)
+CLICK_SCRIPT = _CLICK + "click(KEYS, ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])\nreturn 1\n"
+"""Records one fetch of a link: KEYS ``click_keys(job)``, ARGV ``click_args(...)``. Clicks by people
+count in the job's total, and in its unique clicks the first time a row is clicked (its time kept);
+bots apart; every fetch goes to the click stream."""
+
+_JOB, _LEDGER = "\x01", "\x02"  # where a key template takes the job's id and the ledger's name
+
+
+def _lua_string(text: str) -> str:
+    return '"' + "".join(c if c.isalnum() or c in ":{}_.-" else f"\\{ord(c)}" for c in text) + '"'
+
+
+def follow_script() -> str:
+    """One Redis call for a redirect on a single Redis (not a cluster): KEYS ``[keys.link(code)]``,
+    ARGV ``follow_args(...)``. It reads the code's owner and returns its job's id, having recorded
+    the fetch as ``CLICK_SCRIPT`` does, with the scanner rule applied (a person's fetch within
+    *scanner* ms of the row's first part reaching the phone, or else the SMSC, is a bot's); nil for a
+    code that leads nowhere: unknown, expired, or its job gone. The job's, the ledger's and the
+    clicks' keys are reached by name, not declared: a Redis Cluster has them in other slots, and
+    there the redirect takes three calls (``keys.link``, the part's times, ``CLICK_SCRIPT``).
+
+    The key names are ``ulak.keys``'s, filled in here; the part's times are the last ``|`` field of
+    ``records.Ack`` and ``records.Receipt`` (unix ms)."""
+    names = {
+        "JOB": keys.job(_JOB),
+        "PARTS": keys.job_parts(_JOB, _LEDGER),
+        "CLICKS": keys.job_clicks(_JOB),
+        "ROWS": keys.job_clicked_rows(_JOB),
+        "EVENTS": keys.job_click_events(_JOB),
+        "MINUTES": keys.job_click_minutes(_JOB),
+    }
+    declared = "".join(f"local {name} = {_lua_string(text)}\n" for name, text in names.items())
+    return (
+        _CLICK
+        + declared
+        + """
+local owner = redis.call('GET', KEYS[1])
+if not owner then return false end
+local job, row, ledger = string.match(owner, '^([^|]+)|(%d+)|([^|]*)$')
+if not job then return false end
+local function named(template)
+  local filled = string.gsub(template, '\\1', function() return job end)
+  filled = string.gsub(filled, '\\2', function() return ledger end)
+  return filled
+end
+if redis.call('EXISTS', named(JOB)) == 0 then return false end
+local bot = ARGV[2]
+local scanner = tonumber(ARGV[6])
+if bot == '0' and scanner > 0 and ledger ~= '' then
+  local times = redis.call('HMGET', named(PARTS), row .. ':1:m', row .. ':1:r')
+  local at = times[2] or times[1]
+  at = at and tonumber(string.match(at, '(%d+)$'))
+  if at and tonumber(ARGV[7]) - at < scanner then bot = '1' end
+end
+click({named(CLICKS), named(ROWS), named(EVENTS), named(MINUTES)}, row, bot, ARGV[1], ARGV[3], ARGV[4],
+  ARGV[5])
+return job
+"""
+    )
+
+
+def follow_args(
+    *, bot: bool, user_agent: str, address_hash: str, scanner_seconds: float, stamp: float, now: float
+) -> list[str]:
+    """``follow_script``'s ARGV: *stamp* the click's time (unix s, the runners' clock), *now* the
+    real time the scanner rule compares with the part's (unix s)."""
+    return [
+        str(int(stamp * 1000)),
+        "1" if bot else "0",
+        user_agent[:256],
+        address_hash,
+        str(CLICK_STREAM_MAX),
+        repr(scanner_seconds * 1000),
+        repr(now * 1000),
+    ]
 
 
 def click_args(

@@ -65,6 +65,21 @@ def test_previews_scanners_and_head_are_bots_people_are_not(method: str, agent: 
     assert links.is_bot(method, agent) is bot
 
 
+@given(
+    st.lists(
+        st.one_of(st.sampled_from(links.BOT_AGENTS), st.text(max_size=12)).map(
+            lambda t: t.upper() if len(t) % 2 else t
+        ),
+        max_size=5,
+    )
+)
+def test_one_scan_for_the_known_agents_says_what_a_scan_for_each_would(words: list[str]) -> None:
+    agent = " ".join(words) or "x"
+    assert links.is_bot("GET", agent) == (
+        not agent.strip() or any(n in agent.lower() for n in links.BOT_AGENTS)
+    )
+
+
 def test_utm_parameters_are_added_and_the_links_own_are_kept() -> None:
     utm = {"utm_source": "sms", "utm_campaign": "kasım 2026"}
     assert links.target_url("https://shop.example/p?id=7", utm) == (
