@@ -19,6 +19,14 @@ counts must equal wrk's requests.
 
     .venv/bin/python scripts/bench/bench_redirect.py --rows 20000 --idle --wrk 32 --seconds 15
     .venv/bin/python scripts/bench/bench_redirect.py --rows 300000 --wrk 32 --seconds 15
+
+``--wrk-delay MS`` paces wrk: each connection waits MS before each request (wrk's ``delay()``; wrk 4
+has no fixed rate, so the rate is what comes of it, about CONNECTIONS / (MS + latency); wrk's latency
+counts from the request's sending, after the wait). ``--baseline`` first measures the job's own
+rate for the same seconds with no load, so that what the redirects cost the job shows beside them:
+
+    .venv/bin/python scripts/bench/bench_redirect.py --rows 600000 --wrk 64 --wrk-delay 8 \\
+        --baseline --seconds 15
 """
 
 from __future__ import annotations
@@ -59,6 +67,7 @@ local codes = {}
 for line in io.lines(os.getenv("ULAK_CODES")) do codes[#codes + 1] = "/" .. line end
 local counter = 0
 local headers = {["User-Agent"] = os.getenv("ULAK_AGENT")}
+local pause = tonumber(os.getenv("ULAK_DELAY_MS") or "0")
 function init(args)
   counter = math.random(#codes)  -- threads start apart
 end
@@ -66,17 +75,26 @@ function request()
   counter = counter % #codes + 1
   return wrk.format("GET", codes[counter], headers)
 end
+if pause > 0 then
+  function delay()
+    return pause
+  end
+end
 """
 
 
-def _wrk(url: str, codes: Path, *, connections: int, seconds: float) -> dict[str, object]:
-    """wrk against *url* with a distinct code a request (see the module docstring)."""
+def _wrk(url: str, codes: Path, *, connections: int, seconds: float, pause: int = 0) -> dict[str, object]:
+    """wrk against *url* with a distinct code a request (see the module docstring); *pause* ms before
+    each request on a connection."""
     script = codes.with_suffix(".lua")
     script.write_text(WRK_SCRIPT)
-    env = {**os.environ, "ULAK_CODES": str(codes), "ULAK_AGENT": PHONE}
+    env = {**os.environ, "ULAK_CODES": str(codes), "ULAK_AGENT": PHONE, "ULAK_DELAY_MS": str(int(pause))}
     command = ["wrk", "-t2", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "-s", str(script), url]
     out = subprocess.run(command, capture_output=True, text=True, check=True, env=env).stdout
-    result: dict[str, object] = {"load": f"wrk -t2 -c{connections} -d{int(seconds)}s", "wrk_output": out}
+    load = f"wrk -t2 -c{connections} -d{int(seconds)}s" + (
+        f", {int(pause)} ms before each request" if pause else ""
+    )
+    result: dict[str, object] = {"load": load, "wrk_output": out}
     for line in out.splitlines():
         words = line.split()
         if len(words) == 2 and words[0] in ("50%", "75%", "90%", "99%"):
@@ -112,6 +130,12 @@ def main() -> int:
     parser.add_argument(
         "--wrk", type=int, metavar="CONNECTIONS", help="load from wrk on this many connections"
     )
+    parser.add_argument(
+        "--wrk-delay", type=int, default=0, metavar="MS", help="pace wrk: MS before each request"
+    )
+    parser.add_argument(
+        "--baseline", action="store_true", help="first measure the job's rate without load, as long"
+    )
     parser.add_argument("--load", nargs=2, metavar=("URL", "CODES"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.load:  # the second process
@@ -136,9 +160,21 @@ def main() -> int:
                 r = redisclient.client(stack.redis_url)
                 codes = workdir / "codes.txt"
                 codes.write_text("\n".join(_codes(r, 20_000)))
+                baseline = None
+                if args.baseline:
+                    start = client.job(job_id)["counts"]["submitted"]
+                    time.sleep(args.seconds)
+                    baseline = (client.job(job_id)["counts"]["submitted"] - start) / args.seconds
                 before = client.job(job_id)
+                began = time.monotonic()
                 if args.wrk:
-                    result = _wrk(stack.redirect_url, codes, connections=args.wrk, seconds=args.seconds)
+                    result = _wrk(
+                        stack.redirect_url,
+                        codes,
+                        connections=args.wrk,
+                        seconds=args.seconds,
+                        pause=args.wrk_delay,
+                    )
                 else:
                     env = {**os.environ, "PYTHONPATH": str(ROOT)}
                     loader = subprocess.run(
@@ -148,12 +184,16 @@ def main() -> int:
                     )  # fmt: skip
                     result = json.loads(loader.stdout)
                 view = client.job(job_id)
+                took = time.monotonic() - began
                 clicks = view["clicks"]
                 result["fetches_counted"] = sum(clicks[k] - before["clicks"][k] for k in ("total", "bots"))
                 result["clicks_counted"] = view["clicks"]["total"]
                 result["job_state_at_end"] = view["state"]
                 result["job_msgs_per_s_at_end"] = view["rates"]["messages_per_second"]
                 result["job_sent_during"] = view["counts"]["submitted"] - before["counts"]["submitted"]
+                result["job_msgs_per_s_during"] = round(int(result["job_sent_during"]) / took)
+                if baseline is not None:
+                    result["job_msgs_per_s_before_load"] = round(baseline)
                 if view["state"] == "sending":
                     client.steer(job_id, "cancel")
                 r.close()
