@@ -64,21 +64,22 @@ def report_batches(
     ledgers: Mapping[str, str],
     batch_rows: int = 10_000,
     engagement: bool = True,
-    outcomes: pa.Table | None = None,
+    outcomes: pq.ParquetFile | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """The report of *job_id* in row order (empty before the job's rows are prepared); *ledgers*: its
     operators' (``JobRecord.ledgers``). Without *engagement* the clicks and conversions columns are
     left empty (the summary reads them on their own). *outcomes*: an ended job's outcomes snapshot
     (``cluster.reports.summary.current_outcomes``), read instead of every row's ledger: a million
-    rows' ledgers took ~40 s, the snapshot's columns none (clicks and conversions are read fresh)."""
+    rows' ledgers took ~40 s, the snapshot's columns none (clicks and conversions are read fresh).
+    The snapshot is read in step with the rows file, a batch at a time: the report's memory does not
+    grow with the job."""
     if not directory.exists(ACCEPTED_FILE):
         return
     unsent = "cancelled" if state is JobState.CANCELLED else "pending"
-    at = 0
+    snapshot = _InStep(outcomes, batch_rows) if outcomes is not None else None
     for batch in pq.ParquetFile(directory.open_input(ACCEPTED_FILE)).iter_batches(batch_size=batch_rows):
         rows: list[int] = batch.column("row").to_pylist()
-        known = _from_snapshot(outcomes, at, batch) if outcomes is not None else None
-        at += batch.num_rows
+        known = _from_snapshot(snapshot.take(batch.num_rows), batch) if snapshot is not None else None
         columns = known or _from_ledgers(client, job_id, ledgers, batch, rows, unsent=unsent)
         if engagement:
             codes, clicks, first_click = _clicks(client, job_id, batch, rows)
@@ -111,10 +112,29 @@ def report_batches(
 _OUTCOME_COLUMNS = ("status", "receipt", "error", "message_ids", "acked_at", "receipt_at")
 
 
-def _from_snapshot(outcomes: pa.Table, at: int, batch: pa.RecordBatch) -> list[pa.Array] | None:
-    """The outcome columns of *batch* (rows *at* onward of the rows file) from the snapshot, which
-    holds the same rows in the same order; None if they are not the same rows (then the ledgers)."""
-    piece = outcomes.slice(at, batch.num_rows)
+class _InStep:
+    """An outcomes snapshot read alongside the rows file (the same rows in the same order): the next
+    *n* rows at a time, holding no more than a batch or two of them."""
+
+    def __init__(self, snapshot: pq.ParquetFile, batch_rows: int) -> None:
+        columns = ["row", *_OUTCOME_COLUMNS]
+        self._batches = iter(snapshot.iter_batches(batch_size=batch_rows, columns=columns))
+        self._held = snapshot.schema_arrow.empty_table().select(columns)
+
+    def take(self, n: int) -> pa.Table:
+        """The next *n* rows (fewer at the end)."""
+        while self._held.num_rows < n:
+            more = next(self._batches, None)
+            if more is None:
+                break
+            self._held = pa.concat_tables([self._held, pa.Table.from_batches([more])])
+        piece, self._held = self._held.slice(0, n), self._held.slice(n)
+        return piece
+
+
+def _from_snapshot(piece: pa.Table, batch: pa.RecordBatch) -> list[pa.Array] | None:
+    """The outcome columns of *batch* from *piece*, the snapshot's rows in step with it; None if they
+    are not the same rows (then the ledgers)."""
     if piece.num_rows != batch.num_rows or not piece.column("row").combine_chunks().equals(
         batch.column("row")
     ):

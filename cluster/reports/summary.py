@@ -334,12 +334,13 @@ def _read_outcomes(
     return pa.Table.from_batches(pieces) if pieces else _empty()
 
 
-def current_outcomes(store: JobStore, job_id: str, directory: JobDir) -> pa.Table | None:
+def current_outcomes(store: JobStore, job_id: str, directory: JobDir) -> pq.ParquetFile | None:
     """The ended job's outcomes snapshot when it is still true (no late receipt since), for the
-    report to read its rows' outcomes from instead of every row's ledger; None otherwise."""
+    report to read its rows' outcomes from, in step with its rows, instead of every row's ledger;
+    None otherwise."""
     view, record = store.view_and_record(job_id)
     if _is_current(record, _stamp(view), directory):
-        return pq.read_table(directory.open_input(SNAPSHOT))
+        return pq.ParquetFile(directory.open_input(SNAPSHOT))
     return None
 
 
