@@ -339,6 +339,15 @@ def current_outcomes(store: JobStore, job_id: str, directory: JobDir) -> pq.Parq
     report to read its rows' outcomes from, in step with its rows, instead of every row's ledger;
     None otherwise."""
     view, record = store.view_and_record(job_id)
+    if not _is_current(record, _stamp(view), directory) and store.client.exists(
+        keys.job_summary_lock(job_id)
+    ):
+        # Being taken (by the job's actor as the job ended, or a summary's first read): wait for it
+        # rather than read every row's ledger beside it, which took as long again (31-46 s for a
+        # million rows). A holder that dies lets go within LOCK_SECONDS.
+        while store.client.exists(keys.job_summary_lock(job_id)):
+            time.sleep(0.2)
+        view, record = store.view_and_record(job_id)
     if _is_current(record, _stamp(view), directory):
         return pq.ParquetFile(directory.open_input(SNAPSHOT))
     return None

@@ -9,12 +9,16 @@ import csv
 import io
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pyarrow.parquet as pq
+import pytest
 
 from tests.helpers import ApiProcess, SimProcess, wait_for
 from tests.integration.stack import post_job, running_stack, wait_state
@@ -76,7 +80,25 @@ def test_the_summary_says_exactly_what_happened(ray_session: Any, tmp_path: Path
                 stamp = stack.redis.hget(keys.job(job_id), "outcomes_stamp")
                 stack.redis.hdel(keys.job(job_id), "outcomes_stamp")
                 assert http.get(f"/v1/jobs/{job_id}/report").text == from_snapshot
-                stack.redis.hset(keys.job(job_id), "outcomes_stamp", stamp)
+                # A report asked for while the snapshot is being taken (its lock held, here by the
+                # test) waits for it rather than read every row's ledger beside it: it answers only
+                # once the lock goes, and from the snapshot then taken (marked here to tell).
+                stack.redis.set(keys.job_summary_lock(job_id), "the test", ex=60)
+                with ThreadPoolExecutor(1) as pool:
+                    waiting = pool.submit(lambda: http.get(f"/v1/jobs/{job_id}/report").text)
+                    with pytest.raises(FutureTimeout):
+                        waiting.result(timeout=1.5)
+                    snapshot = tmp_path / "jobs" / job_id / "outcomes.parquet"
+                    taken = pq.read_table(snapshot)
+                    status = ["marked" if i == 0 else v for i, v in enumerate(taken["status"].to_pylist())]
+                    pq.write_table(
+                        taken.set_column(taken.schema.get_field_index("status"), "status", [status]), snapshot
+                    )
+                    stack.redis.hset(keys.job(job_id), "outcomes_stamp", stamp)
+                    stack.redis.delete(keys.job_summary_lock(job_id))
+                    marked = list(csv.DictReader(io.StringIO(waiting.result(timeout=60))))
+                assert marked[0]["status"] == "marked" and len(marked) == from_snapshot.count("\n") - 1
+                pq.write_table(taken, snapshot)
                 report = list(csv.DictReader(io.StringIO(from_snapshot)))
                 before = http.get(f"/v1/jobs/{job_id}/summary").json()
             delivered = [r for r in report if r["receipt"] == "delivered"]
