@@ -155,11 +155,14 @@ def _from_ledgers(
     parts: list[int] = batch.column("parts").to_pylist()
     operators: list[str] = batch.column("operator").to_pylist()
     ledger = LedgerReader(client, job_id, ledgers)
-    row_values = ledger.fields("rows", operators, [(str(r), f"{r}:o", f"{r}:x") for r in rows])
+    row_values = ledger.fields("rows", operators, [(b"%d" % r, b"%d:o" % r, b"%d:x" % r) for r in rows])
     part_values = ledger.fields(
         "parts",
         operators,
-        [[f"{r}:{p}:{x}" for p in range(1, n + 1) for x in "mer"] for r, n in zip(rows, parts, strict=True)],
+        [
+            [b"%d:%d:%s" % (r, p, x) for p in range(1, n + 1) for x in (b"m", b"e", b"r")]
+            for r, n in zip(rows, parts, strict=True)
+        ],
     )
     found = [
         _row_outcome(n, row, fields, unsent=unsent)
@@ -175,6 +178,8 @@ def _from_ledgers(
         pa.array(receipt_at, pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
     ]
 
+
+_ACKED = PartState.ACKED.encode()
 
 _RowOutcome = tuple[str, str | None, str | None, str | None, int | None, int | None]
 
@@ -192,16 +197,17 @@ def _row_outcome(n: int, row: list[bytes | None], mine: list[bytes | None], *, u
             "expired": f"not sent ({when}): the recipient's send window opens only past its validity",
         }.get(stopped.reason, f"stopped at {when}: the recipient refused while the job ran")
         return stopped.reason, None, why, None, None, None
-    if outcome is None and n == 1 and state_raw == PartState.ACKED.encode() and mine[2] is not None:
+    receipts = [Receipt.read(r) if r is not None else None for r in mine[2::3]]  # each read once
+    if outcome is None and n == 1 and state_raw == _ACKED and receipts[0] is not None:
         # a single-part row's outcome is its receipt's (the ledger keeps no field for it)
-        derived = outcome_of(Receipt.read(mine[2]).status)
+        derived = outcome_of(receipts[0].status)
         outcome = derived.encode() if derived is not None else None
     row_ids: list[str] = []
     failed: str | None = None
     negative: str | None = None
     acked: int | None = None
     received: int | None = None
-    for m, e, r in zip(mine[0::3], mine[1::3], mine[2::3], strict=True):
+    for m, e, got in zip(mine[0::3], mine[1::3], receipts, strict=True):
         if m is not None:
             ack = Ack.read(m)
             row_ids.append(ack.message_id)
@@ -209,8 +215,7 @@ def _row_outcome(n: int, row: list[bytes | None], mine: list[bytes | None], *, u
         if e is not None and failed is None:
             code = int(e)
             failed = f"0x{code:08X} {status_name(code)}"
-        if r is not None:
-            got = Receipt.read(r)
+        if got is not None:
             received = max(received or 0, got.at_ms)
             if not got.delivered and negative is None:
                 negative = f"{got.status} err:{got.error}"

@@ -446,11 +446,12 @@ class LedgerReader:
         return dict(zip(names, pipe.execute(), strict=True))
 
     def fields(
-        self, kind: str, operators: Sequence[str], names: Sequence[Sequence[str]]
+        self, kind: str, operators: Sequence[str], names: Sequence[Sequence[str | bytes]]
     ) -> list[list[bytes | None]]:
         """For each row, the values of its fields *names[i]* in the job's *kind* hash (``rows`` or
         ``parts``) of its operator *operators[i]*'s ledger, in order: one HMGET per ledger, one
-        round trip."""
+        round trip. Names given as bytes skip redis-py's encoding (a million rows' report: a
+        quarter of its reading)."""
         key = keys.job_rows if kind == "rows" else keys.job_parts
         by_op: dict[str, list[int]] = {}
         for i, op in enumerate(operators):
