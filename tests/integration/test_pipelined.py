@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections import deque
 from pathlib import Path
 
 import pytest
 import redis
 import redis.exceptions
 
-from ulak.pipelined import PipelinedRedis, supports
+from ulak.pipelined import PipelinedRedis, _Protocol, supports
 from ulak.redis_server import RedisServer
 
 
@@ -108,3 +109,19 @@ def test_a_lost_or_stopped_redis_fails_what_was_in_flight_and_comes_back(tmp_pat
         ]
     finally:
         server.stop()
+
+
+def test_a_command_on_a_connection_lost_while_connecting_fails_at_once() -> None:
+    """Not left waiting for an answer that cannot come (the connection went during AUTH/SELECT)."""
+
+    async def run() -> list[object]:
+        protocol = _Protocol(deque())
+        protocol.connection_lost(ConnectionResetError())
+        connection = PipelinedRedis("redis://127.0.0.1:1/0")
+        answers: list[object] = await asyncio.gather(
+            connection._send(protocol, ("PING",)), return_exceptions=True
+        )
+        return answers
+
+    [answer] = asyncio.run(run())
+    assert isinstance(answer, redis.exceptions.ConnectionError)
