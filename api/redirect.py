@@ -84,9 +84,10 @@ class RedirectApp:
     async def start(self) -> None:
         self._redis = redisclient.async_client(self._url)
         self._click = self._redis.register_script(links.CLICK_SCRIPT)
-        self._follow_sha = await self._redis.script_load(self._follow_text)
-        if self._one_call and pipelined.supports(self._url):
-            self._pipelined = PipelinedRedis(self._url)
+        if self._one_call:  # a cluster's path never calls it
+            self._follow_sha = await self._redis.script_load(self._follow_text)
+            if pipelined.supports(self._url):
+                self._pipelined = PipelinedRedis(self._url)
         await self._redis.set(keys.LINK_SALT, secrets.token_bytes(32), nx=True)
         self._salt = await self._redis.get(keys.LINK_SALT)
 

@@ -215,7 +215,7 @@ local function named(template)
   return filled
 end
 if redis.call('EXISTS', named(JOB)) == 0 then return false end
-local bot = ARGV[2]
+local bot = ARGV[1]
 local scanner = tonumber(ARGV[6])
 if bot == '0' and scanner > 0 and ledger ~= '' then
   local times = redis.call('HMGET', named(PARTS), row .. ':1:m', row .. ':1:r')
@@ -223,7 +223,7 @@ if bot == '0' and scanner > 0 and ledger ~= '' then
   at = at and tonumber(string.match(at, '(%d+)$'))
   if at and tonumber(ARGV[7]) - at < scanner then bot = '1' end
 end
-click({named(CLICKS), named(ROWS), named(EVENTS), named(MINUTES)}, row, bot, ARGV[1], ARGV[3], ARGV[4],
+click({named(CLICKS), named(ROWS), named(EVENTS), named(MINUTES)}, row, bot, ARGV[2], ARGV[3], ARGV[4],
   ARGV[5])
 return job
 """
@@ -233,14 +233,11 @@ return job
 def follow_args(
     *, bot: bool, user_agent: str, address_hash: str, scanner_seconds: float, stamp: float, now: float
 ) -> list[str]:
-    """``follow_script``'s ARGV: *stamp* the click's time (unix s, the runners' clock), *now* the
-    real time the scanner rule compares with the part's (unix s)."""
+    """``follow_script``'s ARGV: ``click_args``' without the row (the script reads it from the code's
+    owner), then the scanner's ms and *now*, the real time the scanner rule compares with the part's
+    (unix s; *stamp*, the click's time, is on the runners' clock)."""
     return [
-        str(int(stamp * 1000)),
-        "1" if bot else "0",
-        user_agent[:256],
-        address_hash,
-        str(CLICK_STREAM_MAX),
+        *_fetch_args(bot=bot, user_agent=user_agent, address_hash=address_hash, stamp=stamp),
         repr(scanner_seconds * 1000),
         repr(now * 1000),
     ]
@@ -249,10 +246,15 @@ def follow_args(
 def click_args(
     *, row: int, bot: bool, user_agent: str, address_hash: str, now: Callable[[], float] = time.time
 ) -> list[str]:
+    return [str(row), *_fetch_args(bot=bot, user_agent=user_agent, address_hash=address_hash, stamp=now())]
+
+
+def _fetch_args(*, bot: bool, user_agent: str, address_hash: str, stamp: float) -> list[str]:
+    """What the click body records of a fetch: bot or not, its time (unix ms), the user agent (cut
+    to 256 characters), the address's hash, and how long the click stream is kept."""
     return [
-        str(row),
         "1" if bot else "0",
-        str(int(now() * 1000)),
+        str(int(stamp * 1000)),
         user_agent[:256],
         address_hash,
         str(CLICK_STREAM_MAX),

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api.redirect import RedirectApp
+from tests.helpers import FakeClock
 from ulak import keys
 from ulak.records import Ack, LinkOwner, Receipt
 from ulak.redis_server import RedisServer
@@ -26,14 +27,6 @@ PHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.
 AGENTS = (PHONE, "facebookexternalhit/1.1", "", "WhatsApp/2.23")
 START = 1_800_000_000.0
 SCANNER = 2.0  # seconds; part times on whole seconds and the clock on eighths: no rounding apart
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _setup(client: redis.Redis, rows: list[tuple[str, int, str, str]]) -> None:
@@ -90,13 +83,13 @@ async def _fetch(app: RedirectApp, method: str, path: str, agent: str, address: 
 async def _run(
     url: str, one_call: bool, fetches: list[tuple[int, str, int, str, int]], codes: list[str]
 ) -> list[tuple[int, str]]:
-    clock = Clock()
+    clock = FakeClock(START)
     app = RedirectApp(url, scanner_seconds=SCANNER, one_call=one_call, clock=clock)
     await app.start()
     try:
         answers = []
         for index, method, agent, address, eighths in fetches:
-            clock.now += eighths / 8
+            clock.advance(eighths / 8)
             answers.append(await _fetch(app, method, f"/{codes[index]}", AGENTS[agent], address))
         return answers
     finally:
@@ -183,7 +176,7 @@ def test_a_redis_that_forgot_the_script_is_given_it_again(
     _setup(redis_client, [("Code00000", 3, "tcell", "")])
 
     async def run() -> list[tuple[int, str]]:
-        app = RedirectApp(redis_server.url, scanner_seconds=SCANNER, one_call=True, clock=Clock())
+        app = RedirectApp(redis_server.url, scanner_seconds=SCANNER, one_call=True, clock=FakeClock(START))
         await app.start()
         try:
             first = await _fetch(app, "GET", "/Code00000", PHONE, "a")
