@@ -61,8 +61,8 @@ def _answer(future: asyncio.Future[Any], reply: Any) -> None:
 
 
 class _Protocol(asyncio.Protocol):
-    def __init__(self, waiting: deque[tuple[asyncio.Future[Any], float]]) -> None:
-        self.waiting = waiting
+    def __init__(self) -> None:
+        self.waiting: deque[tuple[asyncio.Future[Any], float]] = deque()  # sent, unanswered, and when
         self.transport: asyncio.Transport | None = None
         self.reader = hiredis.Reader(replyError=redis.exceptions.ResponseError)
         self.lost = False
@@ -133,15 +133,12 @@ class PipelinedRedis:
             if self._protocol is not None and not self._protocol.lost:
                 return self._protocol  # another task connected while this one waited
             loop = asyncio.get_running_loop()
-            waiting: deque[tuple[asyncio.Future[Any], float]] = deque()
             options = self._options
             protocol = None
             try:
                 async with asyncio.timeout(self._connect_timeout):
                     if options.get("connection_class") is UnixDomainSocketConnection:
-                        _, protocol = await loop.create_unix_connection(
-                            lambda: _Protocol(waiting), options["path"]
-                        )
+                        _, protocol = await loop.create_unix_connection(_Protocol, options["path"])
                     else:
                         tls = (
                             ssl.create_default_context()
@@ -149,7 +146,7 @@ class PipelinedRedis:
                             else None
                         )
                         _, protocol = await loop.create_connection(
-                            lambda: _Protocol(waiting),
+                            _Protocol,
                             options.get("host", "localhost"),
                             options.get("port", 6379),
                             ssl=tls,

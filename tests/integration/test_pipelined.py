@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections import deque
 from pathlib import Path
 
 import pytest
@@ -115,7 +114,7 @@ def test_a_command_on_a_connection_lost_while_connecting_fails_at_once() -> None
     """Not left waiting for an answer that cannot come (the connection went during AUTH/SELECT)."""
 
     async def run() -> list[object]:
-        protocol = _Protocol(deque())
+        protocol = _Protocol()
         protocol.connection_lost(ConnectionResetError())
         connection = PipelinedRedis("redis://127.0.0.1:1/0")
         answers: list[object] = await asyncio.gather(
