@@ -25,7 +25,7 @@ has no fixed rate, so the rate is what comes of it, about CONNECTIONS / (MS + la
 counts from the request's sending, after the wait). ``--baseline`` first measures the job's own
 rate for the same seconds with no load, so that what the redirects cost the job shows beside them:
 
-    .venv/bin/python scripts/bench/bench_redirect.py --rows 600000 --wrk 64 --wrk-delay 8 \\
+    .venv/bin/python scripts/bench/bench_redirect.py --rows 600000 --wrk 48 --wrk-delay 5 \\
         --baseline --seconds 15
 """
 
@@ -88,7 +88,7 @@ def _wrk(url: str, codes: Path, *, connections: int, seconds: float, pause: int 
     each request on a connection."""
     script = codes.with_suffix(".lua")
     script.write_text(WRK_SCRIPT)
-    env = {**os.environ, "ULAK_CODES": str(codes), "ULAK_AGENT": PHONE, "ULAK_DELAY_MS": str(int(pause))}
+    env = {**os.environ, "ULAK_CODES": str(codes), "ULAK_AGENT": PHONE, "ULAK_DELAY_MS": str(pause)}
     command = ["wrk", "-t2", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "-s", str(script), url]
     out = subprocess.run(command, capture_output=True, text=True, check=True, env=env).stdout
     load = f"wrk -t2 -c{connections} -d{int(seconds)}s" + (
