@@ -172,7 +172,13 @@ def test_conversions_are_counted_once_and_only_within_the_windows(ray_session: A
                 )
                 assert readonly.status_code == 403
 
-                view = http.get(f"/v1/jobs/{job_id}").json()
+                # A view may be up to api.view_max_age old (asks share a read): wait for the clicks to
+                # show in it; the figures are checked exactly below.
+                view = wait_for(
+                    lambda: (v := http.get(f"/v1/jobs/{job_id}").json())["clicks"]["unique"] >= 6 and v,
+                    timeout=10,
+                    what="the clicks in the job's view",
+                )
                 final = list(csv.DictReader(io.StringIO(http.get(f"/v1/jobs/{job_id}/report").text)))
 
                 # The event streams, read back whole; then moved to Parquet in the job's folder (as
