@@ -187,7 +187,9 @@ class RedirectApp:
         scanners fetch a link as the message arrives, people later. One HMGET in the ledger's slot."""
         if not self._scanner_seconds or not ledger:
             return False
-        fields = await self._redis.hmget(keys.job_parts(job_id, ledger), [f"{row}:1:m", f"{row}:1:r"])
+        fields = await self._redis.hmget(
+            keys.job_parts(job_id, ledger, keys.row_bucket(row)), [f"{row}:1:m", f"{row}:1:r"]
+        )
         at = links.sent_at(fields)
         return at is not None and self._clock() - at < self._scanner_seconds
 

@@ -17,6 +17,7 @@ from typing import Any
 import redis
 from pydantic import SecretStr
 
+from ulak import keys
 from ulak.redis_server import RedisServer, free_port
 from ulak.settings import BindConfig, OperatorConfig, RayConfig, RedisConfig, Settings
 from ulak.smpp.pdu import (
@@ -94,6 +95,16 @@ def tcell_and_voda(
             binds=tuple(bind(f"v{i}") for i in range(1, voda_binds + 1)),
         ),
     ]
+
+
+def ledger_hash(client: redis.Redis, kind: str, job: str, ledger: str) -> dict[bytes, bytes]:
+    """Every field of *job*'s ``rows`` or ``parts`` in *ledger*, its buckets (``keys.row_bucket``)
+    merged: what a test reads as one hash."""
+    key = keys.job_rows if kind == "rows" else keys.job_parts
+    found: dict[bytes, bytes] = {}
+    for name in client.scan_iter(match=key(job, ledger, "*"), count=1000):
+        found.update(client.hgetall(name))  # type: ignore[arg-type]
+    return found
 
 
 def wait_for(

@@ -42,26 +42,54 @@ def job_op_counters(job_id: str, ledger: str) -> str:
     return f"{PREFIX}:{tag(ledger)}:job:{job_id}:counters"
 
 
-def job_rows(job_id: str, ledger: str) -> str:
-    """Hash: per row that goes to an operator of *ledger*, its state (``<row>``); for a multi-part
-    row also parts acknowledged (``<row>:a``), parts delivered (``<row>:d``), its first negative
-    receipt (``<row>:n``) and its outcome (``<row>:o``; a single-part row's outcome is its part's receipt in
-    :func:`job_parts`). Kept as long as the job."""
+ROWS_A_BUCKET = 10
+"""Rows a ledger hash keeps together (rows ``10b`` to ``10b + 9`` in bucket ``b``): a hash of a few
+dozen short fields is stored as one compact list (Redis's ziplist/listpack, under
+``hash-max-*-entries``, 128 and up), ~110 bytes a single-part row for its state, ack and receipt,
+where one hash of a job's million rows is a hash table: ~370 (BENCHMARKS.md, "10 million rows").
+Ten, so that the Lua ledger script finds a row's bucket by dropping its last decimal digit, with no
+arithmetic on Lua's doubles."""
+
+
+def row_bucket(row: int) -> int:
+    """The bucket of *row* in :func:`job_rows` and :func:`job_parts` (rows are 1-based, so row 0's
+    bucket holds rows 1 to 9)."""
+    return row // ROWS_A_BUCKET
+
+
+def job_rows(job_id: str, ledger: str, bucket: int | str) -> str:
+    """Hash: per row of *bucket* (:func:`row_bucket`) that goes to an operator of *ledger*, its state
+    (``<row>``); for a multi-part row also parts acknowledged (``<row>:a``), parts delivered
+    (``<row>:d``), its first negative receipt (``<row>:n``) and its outcome (``<row>:o``; a single-part
+    row's outcome is its part's receipt in :func:`job_parts`); a stopped row's reason (``<row>:x``).
+    Kept as long as the job."""
+    return f"{PREFIX}:{tag(ledger)}:job:{job_id}:rows:{bucket}"
+
+
+def job_parts(job_id: str, ledger: str, bucket: int | str) -> str:
+    """Hash: per part (``<row>:<part>``) of the rows of *bucket* (:func:`row_bucket`) that go to
+    *ledger*'s operators, its submit state (s, a, f, u); for the report, its message id and ack time
+    (``<row>:<part>:m`` = ``id|unix_ms``), failure status (``<row>:<part>:e``) and receipt
+    (``<row>:<part>:r`` = ``status|error|unix_ms``). Kept as long as the job."""
+    return f"{PREFIX}:{tag(ledger)}:job:{job_id}:parts:{bucket}"
+
+
+def job_rows_flat(job_id: str, ledger: str) -> str:
+    """Hash: a job's rows as one hash, the layout before buckets (``LAYOUT`` ``2``); read only to move
+    them into :func:`job_rows` (``cluster.jobs.legacy``)."""
     return f"{PREFIX}:{tag(ledger)}:job:{job_id}:rows"
 
 
-def job_parts(job_id: str, ledger: str) -> str:
-    """Hash: per part (``<row>:<part>``) of the rows that go to *ledger*'s operators, its submit
-    state (s, a, f, u); for the report, its message id and ack time (``<row>:<part>:m`` =
-    ``id|unix_ms``), failure status (``<row>:<part>:e``) and receipt (``<row>:<part>:r`` =
-    ``status|error|unix_ms``). Kept as long as the job."""
+def job_parts_flat(job_id: str, ledger: str) -> str:
+    """Hash: a job's parts as one hash, before buckets; see :func:`job_rows_flat`."""
     return f"{PREFIX}:{tag(ledger)}:job:{job_id}:parts"
 
 
 def ledger_templates(ledger: str) -> tuple[str, str, str]:
     """:func:`job_op_counters`, :func:`job_rows` and :func:`job_parts` of *ledger* with ``%s`` for
-    the job id: the Lua ledger script handles events of many jobs in one call."""
-    return job_op_counters("%s", ledger), job_rows("%s", ledger), job_parts("%s", ledger)
+    the job id and the bucket left off (the Lua ledger script handles events of many jobs in one
+    call, and appends each row's bucket: its decimal digits but the last, ``0`` for rows 1 to 9)."""
+    return job_op_counters("%s", ledger), job_rows("%s", ledger, ""), job_parts("%s", ledger, "")
 
 
 def message_id_prefix(ledger: str) -> str:
@@ -216,9 +244,10 @@ REPLY_KEYWORDS = f"{PREFIX}:{MO_TAG}:keywords"
 
 
 LAYOUT = f"{PREFIX}:layout"
-"""String: the key layout this Redis holds, ``2`` (hash-tagged, this module's) once the jobs an
-older Ulak left are moved into it (``cluster.jobs.legacy``); the control plane then skips the move at
-start. Never expires."""
+"""String: the key layout this Redis holds, ``3`` (hash-tagged, rows and parts in buckets: this
+module's) once the jobs an older Ulak left are moved into it (``cluster.jobs.legacy``; ``2``: tagged,
+one rows and one parts hash a job and ledger); the control plane then skips the move at start. Never
+expires."""
 
 
 INGEST_STATS = f"{PREFIX}:stats:ingest"

@@ -174,7 +174,8 @@ CLICK_SCRIPT = _CLICK + "click(KEYS, ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 count in the job's total, and in its unique clicks the first time a row is clicked (its time kept);
 bots apart; every fetch goes to the click stream."""
 
-_JOB, _LEDGER = "\x01", "\x02"  # where a key template takes the job's id and the ledger's name
+# Where a key template takes the job's id, the ledger's name and the row's bucket (keys.row_bucket).
+_JOB, _LEDGER, _BUCKET = "\x01", "\x02", "\x03"
 
 
 def _lua_string(text: str) -> str:
@@ -194,7 +195,7 @@ def follow_script() -> str:
     ``records.Ack`` and ``records.Receipt`` (unix ms)."""
     names = {
         "JOB": keys.job(_JOB),
-        "PARTS": keys.job_parts(_JOB, _LEDGER),
+        "PARTS": keys.job_parts(_JOB, _LEDGER, _BUCKET),
         "CLICKS": keys.job_clicks(_JOB),
         "ROWS": keys.job_clicked_rows(_JOB),
         "EVENTS": keys.job_click_events(_JOB),
@@ -209,9 +210,12 @@ local owner = redis.call('GET', KEYS[1])
 if not owner then return false end
 local job, row, ledger = string.match(owner, '^([^|]+)|(%d+)|([^|]*)$')
 if not job then return false end
+local bucket = string.sub(row, 1, -2)
+if bucket == '' then bucket = '0' end
 local function named(template)
   local filled = string.gsub(template, '\\1', function() return job end)
   filled = string.gsub(filled, '\\2', function() return ledger end)
+  filled = string.gsub(filled, '\\3', function() return bucket end)
   return filled
 end
 if redis.call('EXISTS', named(JOB)) == 0 then return false end

@@ -15,15 +15,22 @@ For each such job:
 Receipts that arrive later for messages of legacy jobs find no message id (the old map is not
 moved) and are counted as held until they expire. Only a single Redis can hold the old layout
 (clusters were not supported), so the renames never cross slots.
+
+Then, from layout ``2`` to ``3``: every job's rows and parts hashes, one each a ledger, are split
+into buckets of ten rows (``keys.row_bucket``), which Redis stores compactly. The split copies every
+field as it is, so a job that was running resumes where it was; it happens when the control plane
+starts, before it starts any job's runner.
 """
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import redis
 import structlog
 
+from cluster.jobs.record import JobRecord
 from cluster.jobs.states import ACTIVE
 from cluster.jobs.store import JobStore
 from ulak import keys
@@ -32,7 +39,9 @@ log = structlog.get_logger("ulak.legacy")
 
 LEDGER = "legacy"
 _OLD_CURSOR = f"{keys.PREFIX}:webhooks:cursor"
-LAYOUT = b"2"  # keys.LAYOUT once moved: a start after the first reads one key, not every job's
+LAYOUT = b"3"  # keys.LAYOUT once moved: a start after the first reads one key, not every job's
+_TAGGED = b"2"  # the hash-tagged layout, before the rows and parts were split into buckets
+_SPLIT = 2_000  # fields read and written a round trip while splitting
 
 
 def _old(job_id: str, suffix: str = "") -> str:
@@ -42,8 +51,17 @@ def _old(job_id: str, suffix: str = "") -> str:
 def migrate(client: redis.Redis) -> list[str]:
     """Move every legacy job into the current layout; returns their ids (none the second time: the
     layout marker says it is done, and nothing is looked at again)."""
-    if client.get(keys.LAYOUT) == LAYOUT:
+    layout = client.get(keys.LAYOUT)
+    if layout == LAYOUT:
         return []
+    moved = [] if layout == _TAGGED else _tag(client)
+    _split(client)
+    client.set(keys.LAYOUT, LAYOUT)
+    return moved
+
+
+def _tag(client: redis.Redis) -> list[str]:
+    """Layout 1 to 2: jobs under ``ulak:job:<id>`` moved to their tagged keys; their ids."""
     moved: list[str] = []
     store = JobStore(client)
     ids = [raw.decode() for raw in client.zrange(keys.JOBS, 0, -1)]  # type: ignore[union-attr]
@@ -61,8 +79,8 @@ def migrate(client: redis.Redis) -> list[str]:
             (_old(job_id), keys.job(job_id)),
             (_old(job_id, ":counters"), keys.job_counters(job_id)),
             (_old(job_id, ":samples"), keys.job_samples(job_id)),
-            (_old(job_id, ":rows"), keys.job_rows(job_id, LEDGER)),
-            (_old(job_id, ":parts"), keys.job_parts(job_id, LEDGER)),
+            (_old(job_id, ":rows"), keys.job_rows_flat(job_id, LEDGER)),
+            (_old(job_id, ":parts"), keys.job_parts_flat(job_id, LEDGER)),
         ):
             if client.exists(old):
                 client.rename(old, new)
@@ -84,5 +102,39 @@ def migrate(client: redis.Redis) -> list[str]:
         client.delete(_OLD_CURSOR)
     if moved:
         log.warning("jobs.migrated", jobs=len(moved), ledger=LEDGER)
-    client.set(keys.LAYOUT, LAYOUT)
     return moved
+
+
+def _split(client: redis.Redis) -> None:
+    """Layout 2 to 3: each job's rows and parts hash in each of its ledgers split into its buckets
+    of ten rows (``keys.row_bucket``), field for field; the whole hash is deleted once copied, so a
+    start that stops halfway copies again what it had copied (the same values)."""
+    ids = [raw.decode() for raw in client.zrange(keys.JOBS, 0, -1)]  # type: ignore[union-attr]
+    split = 0
+    for job_id in ids:
+        raw: dict[bytes, bytes] = client.hgetall(keys.job(job_id))  # type: ignore[assignment]
+        for ledger in sorted(set(JobRecord.from_redis(raw).ledgers.values())):
+            for flat, bucketed in (
+                (keys.job_rows_flat(job_id, ledger), keys.job_rows),
+                (keys.job_parts_flat(job_id, ledger), keys.job_parts),
+            ):
+                if not client.exists(flat):
+                    continue
+                cursor = 0
+                while True:
+                    answer: Any = client.hscan(flat, cursor, count=_SPLIT)
+                    cursor, fields = answer[0], dict[bytes, bytes](answer[1])
+                    by_bucket: dict[int, dict[bytes, bytes]] = {}
+                    for name, value in fields.items():
+                        row = int(name.partition(b":")[0])
+                        by_bucket.setdefault(keys.row_bucket(row), {})[name] = value
+                    pipe = client.pipeline(transaction=False)
+                    for bucket, mapping in by_bucket.items():
+                        pipe.hset(bucketed(job_id, ledger, bucket), mapping=mapping)  # type: ignore[arg-type]
+                    pipe.execute()
+                    if cursor == 0:
+                        break
+                client.delete(flat)
+                split += 1
+    if split:
+        log.warning("ledgers.split", hashes=split)

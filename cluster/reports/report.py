@@ -155,10 +155,11 @@ def _from_ledgers(
     parts: list[int] = batch.column("parts").to_pylist()
     operators: list[str] = batch.column("operator").to_pylist()
     ledger = LedgerReader(client, job_id, ledgers)
-    row_values = ledger.fields("rows", operators, [(b"%d" % r, b"%d:o" % r, b"%d:x" % r) for r in rows])
+    row_values = ledger.fields("rows", operators, rows, [(b"%d" % r, b"%d:o" % r, b"%d:x" % r) for r in rows])
     part_values = ledger.fields(
         "parts",
         operators,
+        rows,
         [
             [b"%d:%d:%s" % (r, p, x) for p in range(1, n + 1) for x in (b"m", b"e", b"r")]
             for r, n in zip(rows, parts, strict=True)

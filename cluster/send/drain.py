@@ -121,7 +121,7 @@ class Drain:
             if cancelled:
                 rows: list[int] = batch.column("row").to_pylist()
                 ops: list[str] = batch.column("operator").to_pylist()
-                row_states = reader.fields("rows", ops, [[str(r)] for r in rows])
+                row_states = reader.fields("rows", ops, rows, [[str(r)] for r in rows])
                 sent = PartState.SENT.encode()
                 started = {r for r, v in zip(rows, row_states, strict=True) if v[0] == sent}
             for (op, row, part, parts), value in states:

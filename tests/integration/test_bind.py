@@ -12,7 +12,7 @@ import pytest
 import redis
 import redis.asyncio
 
-from tests.helpers import SimProcess
+from tests.helpers import SimProcess, ledger_hash
 from tests.integration.binds import (
     TEXTS,
     campaign,
@@ -118,9 +118,7 @@ def test_dropped_connections_at_most_once(
     assert c.get("unknown", 0) > 0
     record = record_keys(sim)
     assert max(record.values()) == 1  # at-most-once: nothing sent twice
-    acked_rows = {
-        k.decode() for k, v in redis_client.hgetall(keys.job_rows("job1", "op")).items() if v == b"a"
-    }
+    acked_rows = {k.decode() for k, v in ledger_hash(redis_client, "rows", "job1", "op").items() if v == b"a"}
     assert len(acked_rows) == c["acked"]
     assert (
         len(record) - c["acked"] <= c["unknown"]
@@ -271,7 +269,10 @@ def test_a_bind_that_dies_leaves_every_part_the_smsc_got_accounted_for(
         await bind.start()
         bind.enqueue(parts)
         # Under way, some of it written, and parts in flight when it dies.
-        while await client.hlen(keys.job_rows("job1", "op")) < 300 or not bind.in_flight:
+        while (
+            int(await client.hget(keys.job_op_counters("job1", "op"), "submitted") or 0) < 300
+            or not bind.in_flight
+        ):
             await asyncio.sleep(0.001)
         # Death: no more writes, the connection gone, no reconnecting; what it held in memory is lost.
         dead.set()
@@ -288,7 +289,7 @@ def test_a_bind_that_dies_leaves_every_part_the_smsc_got_accounted_for(
     lost = read_record(redis_client, key)
     assert lost  # it died with parts on the way
     RedisLedger(redis_client, ledger="op").apply(list(lost))
-    rows = redis_client.hgetall(keys.job_rows("job1", "op"))
+    rows = ledger_hash(redis_client, "rows", "job1", "op")
     states = {int(k): v.decode() for k, v in rows.items() if b":" not in k}
     at_smsc = {int(r["dst"][5:]) for r in sim.records()}
     assert len(at_smsc) < len(parts)  # it really died before the end

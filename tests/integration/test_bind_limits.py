@@ -11,7 +11,7 @@ import pytest
 import redis
 import redis.asyncio
 
-from tests.helpers import SimProcess, sim_bind
+from tests.helpers import SimProcess, ledger_hash, sim_bind
 from tests.integration.binds import campaign, record_keys
 from ulak import keys
 from ulak.dispatch.bind import BindClient, OutboundPart
@@ -140,8 +140,9 @@ def test_parts_throttled_then_withdrawn_go_back_unsent(
 
     bind = asyncio.run(run())
     assert bind.stats.throttled >= 10
-    ledger = {k.decode() for k in redis_client.hkeys(keys.job_parts("job1", "op")) if k.count(b":") == 1}
-    states = {v for k, v in redis_client.hgetall(keys.job_parts("job1", "op")).items() if k.count(b":") == 1}
+    fields = ledger_hash(redis_client, "parts", "job1", "op")
+    ledger = {k.decode() for k in fields if k.count(b":") == 1}
+    states = {v for k, v in fields.items() if k.count(b":") == 1}
     at_smsc = {r["dst"] for r in sim.records()}
     back = {f"90532{p.row:07d}" for p in withdrawn}
     assert withdrawn and len(back) == len(withdrawn)  # nothing taken back twice

@@ -13,8 +13,7 @@ import redis
 
 from actors.local import Cluster
 from scripts.bench.campaign import run_campaign
-from tests.helpers import SimProcess, settings_for, sim_bind, tcell_and_voda, wait_for
-from ulak import keys
+from tests.helpers import SimProcess, ledger_hash, settings_for, sim_bind, tcell_and_voda, wait_for
 from ulak.redis_server import RedisServer
 from ulak.settings import BindConfig, OperatorConfig, Settings
 
@@ -130,7 +129,7 @@ def test_broken_binds_lose_nothing_and_repeat_nothing(
     chaos.join()
     assert not errors, errors
     ledgers = {op.ledger_name for op in settings.operators}  # one: both bind to the same account
-    fields = {k: v for name in ledgers for k, v in client.hgetall(keys.job_rows("chaos", name)).items()}
+    fields = {k: v for name in ledgers for k, v in ledger_hash(client, "rows", "chaos", name).items()}
     states = {int(k): v.decode() for k, v in fields.items() if k.isdigit()}
     client.close()
     stats = sim.stats()

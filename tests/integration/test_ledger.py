@@ -8,6 +8,7 @@ import redis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import ledger_hash
 from ulak import keys
 from ulak.dispatch.ledger import (
     COUNTERS,
@@ -161,7 +162,7 @@ def test_redis_ledger_matches_the_model(redis_server_url: str, seed: int, rows: 
     stats = {k.decode(): int(v) for k, v in client.hgetall(keys.receipt_stats(OP)).items()}
     assert stats.get("held", 0) == model.receipt_stats["held"]
     assert stats.get("matched_late", 0) == model.receipt_stats["matched_late"]
-    states = client.hgetall(keys.job_rows(JOB, OP))
+    states = ledger_hash(client, "rows", JOB, OP)
     for (job, row), r in model.rows.items():
         if r["state"] is not None:
             assert states[str(row).encode()] == r["state"].encode(), (job, row)
@@ -178,7 +179,7 @@ def test_what_the_ledger_script_stores_reads_back_through_the_codecs(redis_clien
     ledger = RedisLedger(redis_client, ledger=OP)
     ledger.apply([PartSent("codec", 4, 1, 1), PartAcked("codec", 4, 1, 1, "smsc", "id|with|bars")])
     ledger.apply([ReceiptSeen("smsc", "id|with|bars", "UNDELIV", "011")])
-    fields = redis_client.hmget(keys.job_parts("codec", OP), ["4:1", "4:1:m", "4:1:r"])
+    fields = redis_client.hmget(keys.job_parts("codec", OP, 0), ["4:1", "4:1:m", "4:1:r"])
     assert PartState.read(fields[0]) is PartState.ACKED
     ack, receipt = Ack.read(fields[1]), Receipt.read(fields[2])
     assert ack.message_id == "id|with|bars" and ack.at_ms > 1_700_000_000_000

@@ -8,6 +8,7 @@ import redis
 
 from cluster.jobs import legacy
 from cluster.jobs.store import JobStore
+from tests.helpers import ledger_hash
 from ulak import keys
 
 
@@ -55,7 +56,10 @@ def test_legacy_jobs_move_into_the_tagged_layout_once(redis_client: redis.Redis)
     assert done["state"] == "done"
     assert (done["counts"]["accepted"], done["counts"]["acked"], done["receipts"]["delivered"]) == (3, 3, 2)
     reader = store.reader("old1")
-    assert reader.fields("parts", ["voda", "tcell"], [["1:1:m"], ["1:1"]]) == [[b"ab|1700000000000"], [b"a"]]
+    assert reader.fields("parts", ["voda", "tcell"], [1, 1], [["1:1:m"], ["1:1"]]) == [
+        [b"ab|1700000000000"],
+        [b"a"],
+    ]
     assert not redis_client.exists("ulak:job:old1", "ulak:job:old1:rows", "ulak:job:old1:counters")
 
     stopped = store.view("old2")  # it was running: resuming it could send a part twice
@@ -64,3 +68,60 @@ def test_legacy_jobs_move_into_the_tagged_layout_once(redis_client: redis.Redis)
 
     store.delete("old1", ledgers=["tcell", "voda"])
     assert not [k for k in redis_client.scan_iter() if b"old1" in k]
+
+
+def test_a_tagged_layout_s_rows_and_parts_are_split_into_buckets_field_for_field(
+    redis_client: redis.Redis,
+) -> None:
+    """Layout 2 kept one rows and one parts hash a job and ledger; 3 keeps ten rows a hash. Every field
+    moves as it is, a running job keeps running, and forgetting the job leaves none of its buckets."""
+    redis_client.flushall()
+    redis_client.set(keys.LAYOUT, "2")
+    store = JobStore(redis_client)
+    rows = 125
+    redis_client.hset(
+        keys.job("j2"),
+        mapping={
+            "id": "j2",
+            "state": "sending",
+            "options": json.dumps({"text_column": "text"}),
+            "history": "queued@1 sending@2",
+            "ledgers": "tcell:tcell,voda:acct",
+            "created_at": "1",
+        },
+    )
+    redis_client.zadd(keys.JOBS, {"j2": 1})
+    redis_client.hset(keys.job_counters("j2"), mapping={"rows": rows, "accepted": rows})
+    flat = {
+        "tcell": (
+            {b"%d" % r: b"a" for r in range(1, 64)},
+            {b"%d:1:m" % r: b"id%d|1700000000000" % r for r in range(1, 64)},
+        ),
+        "acct": (
+            {b"%d" % r: b"s" for r in range(64, rows + 1)},
+            {b"%d:1" % r: b"s" for r in range(64, rows + 1)},
+        ),
+    }
+    for ledger, (row_fields, part_fields) in flat.items():
+        redis_client.hset(keys.job_rows_flat("j2", ledger), mapping=row_fields)  # type: ignore[arg-type]
+        redis_client.hset(keys.job_parts_flat("j2", ledger), mapping=part_fields)  # type: ignore[arg-type]
+
+    assert legacy.migrate(redis_client) == []  # no job needed moving out of the untagged layout
+    assert redis_client.get(keys.LAYOUT) == legacy.LAYOUT
+    for ledger, (row_fields, part_fields) in flat.items():
+        assert not redis_client.exists(keys.job_rows_flat("j2", ledger), keys.job_parts_flat("j2", ledger))
+        assert ledger_hash(redis_client, "rows", "j2", ledger) == row_fields
+        assert ledger_hash(redis_client, "parts", "j2", ledger) == part_fields
+        for name in row_fields:  # each row in its own bucket
+            bucket = keys.row_bucket(int(name))
+            assert redis_client.hget(keys.job_rows("j2", ledger, bucket), name) == row_fields[name]
+    assert store.view("j2")["state"] == "sending"  # nothing about it changed but where its fields are
+    reader = store.reader("j2")
+    assert reader.fields("rows", ["tcell", "voda", "voda"], [9, 10, 125], [["9"], ["10"], ["125"]]) == [
+        [b"a"],
+        [None],  # row 10 went to tcell, not to voda's ledger
+        [b"s"],
+    ]
+
+    store.delete("j2", ledgers=["tcell", "voda", "acct"])
+    assert not [k for k in redis_client.scan_iter() if b"j2" in k]

@@ -39,10 +39,14 @@ def _setup(client: redis.Redis, rows: list[tuple[str, int, str, str]]) -> None:
         client.set(keys.link(code), LinkOwner(job, row, ledger).write())
         at_ms = int(START * 1000) + 1000 * (row % 5)
         if "m" in times:
-            client.hset(keys.job_parts(job, ledger or "x"), f"{row}:1:m", Ack(f"id|{row}", at_ms).write())
+            client.hset(
+                keys.job_parts(job, ledger or "x", keys.row_bucket(row)),
+                f"{row}:1:m",
+                Ack(f"id|{row}", at_ms).write(),
+            )
         if "r" in times:
             client.hset(
-                keys.job_parts(job, ledger or "x"),
+                keys.job_parts(job, ledger or "x", keys.row_bucket(row)),
                 f"{row}:1:r",
                 Receipt("DELIVRD", "000", at_ms + 500).write(),
             )

@@ -11,7 +11,7 @@
 -- (a string.format here costs ~1 µs); x3 is the id as the report shows it (A) or 'status|error' (R),
 -- whose status comes alone in the job's place. For a failure (F), x1 is the status. For a row
 -- stopped (X: its recipient refused before it was sent), x1 is the reason and x2 the time (unix ms).
--- Besides the rules, the parts hash keeps what the row-level report shows: per part the message id
+-- Besides the rules, the parts hashes (a bucket of ten rows each: keys.row_bucket) keep what the row-level report shows: per part the message id
 -- and ack time ('<row>:<part>:m' = 'id as the SMSC wrote it|unix_ms'), the failure status
 -- ('<row>:<part>:e'), and the receipt ('<row>:<part>:r' = 'status|error|unix_ms'). The rows hash
 -- keeps each row's state ('<row>') and, for a multi-part row, its outcome once decided ('<row>:o';
@@ -74,15 +74,19 @@ local function bump(key, field)
   fields[field] = (fields[field] or 0) + 1
 end
 
--- Each job's counters, rows and parts keys, formatted once per batch (a batch is mostly one job).
+-- Each job's counters key and its rows and parts keys' stems, formatted once per batch (a batch is
+-- mostly one job). A row's rows and parts hashes are its bucket's (keys.row_bucket: ten rows a hash,
+-- stored compactly): the stem and the row's decimal digits but the last ('0' for rows 1 to 9).
 local job_keys = {}
-local function keys_of(job)
+local function keys_of(job, row)
   local k = job_keys[job]
   if not k then
     k = {string.format(ctpl, job), string.format(rtpl, job), string.format(ptpl, job)}
     job_keys[job] = k
   end
-  return k[1], k[2], k[3]
+  local b = string.sub(row, 1, -2)
+  if b == '' then b = '0' end
+  return k[1], k[2] .. b, k[3] .. b
 end
 
 local hooked = {}
@@ -107,7 +111,7 @@ local function settle(job, rk, row, parts, o, n, d)
   -- A single-part row's outcome is its part's receipt (kept in the parts hash; the report reads it
   -- from there): only a multi-part row needs its own field.
   if parts ~= 1 then redis.call('HSET', rk, row .. ':o', out) end
-  bump((keys_of(job)), out)
+  bump((keys_of(job, row)), out)
   if has_hook(job) then
     redis.call('XADD', outbox, 'MAXLEN', '~', 1000000, '*', 'job', job, 'row', row, 'outcome', out)
   end
@@ -147,7 +151,7 @@ end
 -- single-part row known to be acked (its state and outcome need no read: the part's first final
 -- receipt is the row's first, and an acked row stays acked).
 local function apply_receipt(job, row, part, parts, status, value, acked_ms, row_acked)
-  local ck, rk, pk = keys_of(job)
+  local ck, rk, pk = keys_of(job, row)
   bump(ck, 'receipts')
   local out = outcome_of(status)
   if out == false then return end
@@ -218,7 +222,7 @@ for i = 1, #batch, 8 do
     end
   elseif kind == 'X' then
     -- Stopped before any part was sent (its recipient refused: ulak/refusals.py): final.
-    local ck, rk, pk = keys_of(job)
+    local ck, rk, pk = keys_of(job, row)
     if redis.call('HSETNX', rk, row, 'x') == 1 then
       redis.call('HSET', rk, row .. ':x', x1 .. '|' .. x2)
       for p = 1, parts do redis.call('HSET', pk, row .. ':' .. p, 'x') end
@@ -226,7 +230,7 @@ for i = 1, #batch, 8 do
       increments[ck]['parts_stopped'] = (increments[ck]['parts_stopped'] or 0) + parts
     end
   else
-    local ck, rk, pk = keys_of(job)
+    local ck, rk, pk = keys_of(job, row)
     local field = row .. ':' .. part
     local state, row_acked
     -- A single-part row has a row field exactly when its part has a part field (every event sets
@@ -327,7 +331,7 @@ for i = 1, #batch, 8 do
 end
 
 for job, n in pairs(fresh_acks) do  -- each was parts_sent, submitted, parts_acked and acked
-  local ck = keys_of(job)
+  local ck = job_keys[job][1]
   local fields = increments[ck]
   if not fields then fields = {}; increments[ck] = fields end
   for _, name in ipairs(FRESH_ACK_COUNTERS) do fields[name] = (fields[name] or 0) + n end

@@ -446,34 +446,46 @@ class LedgerReader:
         return dict(zip(names, pipe.execute(), strict=True))
 
     def fields(
-        self, kind: str, operators: Sequence[str], names: Sequence[Sequence[str | bytes]]
+        self,
+        kind: str,
+        operators: Sequence[str],
+        rows: Sequence[int],
+        names: Sequence[Sequence[str | bytes]],
     ) -> list[list[bytes | None]]:
-        """For each row, the values of its fields *names[i]* in the job's *kind* hash (``rows`` or
-        ``parts``) of its operator *operators[i]*'s ledger, in order: one HMGET per ledger, one
-        round trip. Names given as bytes skip redis-py's encoding (a million rows' report: a
-        quarter of its reading)."""
+        """For each row *rows[i]*, the values of its fields *names[i]* in the job's *kind* hash
+        (``rows`` or ``parts``) of its operator *operators[i]*'s ledger, in order: one HMGET per
+        bucket of rows (``keys.row_bucket``), one round trip. Names given as bytes skip redis-py's
+        encoding (a million rows' report: a quarter of its reading)."""
         key = keys.job_rows if kind == "rows" else keys.job_parts
-        by_op: dict[str, list[int]] = {}
-        for i, op in enumerate(operators):
+        by_key: dict[tuple[str, int], list[int]] = {}
+        for i, (op, row) in enumerate(zip(operators, rows, strict=True)):
             if names[i]:
-                by_op.setdefault(self.ledgers.get(op, op), []).append(i)
+                by_key.setdefault((self.ledgers.get(op, op), keys.row_bucket(row)), []).append(i)
         out: list[list[bytes | None]] = [[] for _ in operators]
-        if not by_op:
+        if not by_key:
             return out
         pipe = self._client.pipeline(transaction=False)
-        for op, rows in by_op.items():
-            pipe.hmget(key(self.job, op), [f for i in rows for f in names[i]])
-        for rows, values in zip(by_op.values(), pipe.execute(), strict=True):
+        for (ledger, bucket), held in by_key.items():
+            pipe.hmget(key(self.job, ledger, bucket), [f for i in held for f in names[i]])
+        for held, values in zip(by_key.values(), pipe.execute(), strict=True):
             found = iter(values)
-            for i in rows:
+            for i in held:
                 out[i] = [next(found) for _ in names[i]]
         return out
 
-    def ledger_keys(self, extra: Sequence[str] = ()) -> list[str]:
-        """Every key of the job in its ledgers and in *extra* ledgers (to delete them)."""
+    def ledger_keys(self, rows: int, extra: Sequence[str] = ()) -> list[str]:
+        """Every key of the job in its ledgers (to delete them), for a job of *rows* rows (numbered
+        1 to *rows*: its rows and parts buckets), and its counters in *extra* ledgers too."""
         names = sorted({*self.ledgers.values(), *extra})
+        buckets = range(keys.row_bucket(rows) + 1)
         return [
-            key(self.job, n) for n in names for key in (keys.job_op_counters, keys.job_rows, keys.job_parts)
+            *(keys.job_op_counters(self.job, n) for n in names),
+            *(
+                key(self.job, n, b)
+                for n in sorted(set(self.ledgers.values()))
+                for b in buckets
+                for key in (keys.job_rows, keys.job_parts)
+            ),
         ]
 
 
