@@ -18,6 +18,7 @@ import redis
 from pydantic import SecretStr
 
 from ulak import keys
+from ulak.dispatch.ledger import MESSAGE_TTL
 from ulak.redis_server import RedisServer, free_port
 from ulak.settings import BindConfig, OperatorConfig, RayConfig, RedisConfig, Settings
 from ulak.smpp.pdu import (
@@ -105,6 +106,19 @@ def ledger_hash(client: redis.Redis, kind: str, job: str, ledger: str) -> dict[b
     for name in client.scan_iter(match=key(job, ledger, "*"), count=1000):
         found.update(client.hgetall(name))  # type: ignore[arg-type]
     return found
+
+
+def message_id_key(client: redis.Redis, ledger: str, smsc: str, message_id: str) -> tuple[str, bytes] | None:
+    """The map's hash that keeps *message_id* of *smsc* in *ledger* (``keys.message_ids``: this
+    period's or the one before), and its value; None if neither has it."""
+    field = keys.message_id_field(smsc, message_id)
+    period = keys.message_id_period(time.time(), MESSAGE_TTL)
+    for p in (period + 1, period, period - 1):
+        key = keys.message_ids(ledger, p, keys.message_id_bucket(field))
+        value = client.hget(key, field)
+        if value is not None:
+            return key, value  # type: ignore[return-value]
+    return None
 
 
 def wait_for(

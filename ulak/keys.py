@@ -6,6 +6,8 @@ a key string by hand; Lua scripts receive these names (or the templates below) a
 
 from __future__ import annotations
 
+import zlib
+
 PREFIX = "ulak"
 
 
@@ -92,28 +94,54 @@ def ledger_templates(ledger: str) -> tuple[str, str, str]:
     return job_op_counters("%s", ledger), job_rows("%s", ledger, ""), job_parts("%s", ledger, "")
 
 
-def message_id_prefix(ledger: str) -> str:
-    """What :func:`message_id` keys of *ledger* start with; the ledger script turns one into its
-    early receipt's key by swapping it for :func:`early_receipt_prefix`."""
-    return f"{PREFIX}:{tag(ledger)}:msg:"
+MESSAGE_ID_BUCKETS = 1 << 16
+"""Hashes a ledger's message-id map is spread over, per period (:func:`message_ids`): tens of ids a
+hash at millions of messages a period, which Redis stores as compact lists (~95 bytes an id, where a
+string key of its own with a TTL took ~215: BENCHMARKS.md, "10 million rows")."""
+
+
+def message_ids_prefix(ledger: str) -> str:
+    """What :func:`message_ids` keys of *ledger* start with (the ledger script appends the period and
+    the bucket)."""
+    return f"{PREFIX}:{tag(ledger)}:msgs:"
+
+
+def message_ids(ledger: str, period: int, bucket: int | str) -> str:
+    """Hash: the message ids of *ledger* acknowledged in *period* (:func:`message_id_period`) whose
+    :func:`message_id_bucket` is *bucket*: per :func:`message_id_field`, ``job|row|part|parts|acked_ms[|a]``
+    (``records.MessageOwner``; ``a``: a single-part row acked then, so its receipt settles it without
+    reading the row). Written when the submit_sm_resp arrives; a receipt looks in its period's and the
+    one before. Expires at the end of the period after its own: an id stays matchable for at least the
+    map's TTL (``RedisLedger.message_ttl``: the validity period plus a day), at most twice it.
+    Receipts come back on any bind of the account that sent, so the map is its ledger's."""
+    return f"{message_ids_prefix(ledger)}{period}:{bucket}"
+
+
+def message_id_field(smsc: str, normalized_id: str) -> str:
+    """An id's field in :func:`message_ids`, and its early receipt's key's end: ids are unique only per
+    SMSC."""
+    return f"{smsc}:{normalized_id}"
+
+
+def message_id_bucket(field: str) -> int:
+    """Which of the :data:`MESSAGE_ID_BUCKETS` hashes keeps *field*: its CRC-32's low bits."""
+    return zlib.crc32(field.encode()) & (MESSAGE_ID_BUCKETS - 1)
+
+
+def message_id_period(unix_s: float, ttl: int) -> int:
+    """The period of the message-id map at *unix_s*, for a map kept *ttl* seconds (the ledger script
+    reads Redis's clock for it)."""
+    return int(unix_s // ttl)
 
 
 def early_receipt_prefix(ledger: str) -> str:
     return f"{PREFIX}:{tag(ledger)}:early:"
 
 
-def message_id(ledger: str, smsc: str, normalized_id: str) -> str:
-    """String ``job|row|part|parts|acked_ms[|a]``: which part an SMSC message id belongs to (``a``: a
-    single-part row that was acked then, so its receipt settles it without reading the row). Written
-    when the submit_sm_resp arrives; expires after the validity period plus a day (receipts cannot
-    come later). Receipts come back on any bind of the account that sent, so the map is its ledger's."""
-    return f"{message_id_prefix(ledger)}{smsc}:{normalized_id}"
-
-
 def early_receipt(ledger: str, smsc: str, normalized_id: str) -> str:
     """String ``status|error``: a receipt that arrived before its submit_sm_resp was recorded. Matched
     (and deleted) when the id is recorded; expires with the message-id map's TTL."""
-    return f"{early_receipt_prefix(ledger)}{smsc}:{normalized_id}"
+    return f"{early_receipt_prefix(ledger)}{message_id_field(smsc, normalized_id)}"
 
 
 def early_receipts_held(ledger: str) -> str:

@@ -42,6 +42,7 @@ from cluster.jobs.states import TERMINAL, JobState
 from ingest.collect import ACCEPTED_FILE, HOLDOUT_FILE
 from ingest.numbers import NumberNormalizer, as_uint64
 from ulak import keys, links
+from ulak.dispatch.ledger import MESSAGE_TTL
 from ulak.jobfiles import JobDir
 from ulak.money import from_micros, micros
 from ulak.quoting import quoted
@@ -343,19 +344,28 @@ class Conversions:
         operators = [o for o in self.settings.operators if operator is None or o.name == operator]
         if not operators:
             raise ConversionRefused(f"no operator named {quoted(operator or '', 40)}", field="operator")
-        candidates = {  # the id as each bind that may have sent it writes it: key -> ledger
-            keys.message_id(
+        fields = {  # the id as each bind that may have sent it writes it: (ledger, field)
+            (
                 op.ledger_name,
-                f"{bind.host}:{bind.port}/{bind.system_id}",
-                normalize_message_id(raw, bind.resp_id_format),
-            ): op.ledger_name
+                keys.message_id_field(
+                    f"{bind.host}:{bind.port}/{bind.system_id}",
+                    normalize_message_id(raw, bind.resp_id_format),
+                ),
+            )
             for op in operators
             for bind in op.binds
         }
+        # The map's period by this clock; the one after too, should Redis's clock be past its turn.
+        period = keys.message_id_period(time.time(), MESSAGE_TTL)
+        candidates = [
+            (ledger, keys.message_ids(ledger, p, keys.message_id_bucket(field)), field)
+            for ledger, field in sorted(fields)
+            for p in (period + 1, period, period - 1)
+        ]
         pipe = self.client.pipeline(transaction=False)
-        for key in candidates:
-            pipe.get(key)
-        for ledger, value in zip(candidates.values(), pipe.execute(), strict=True):
+        for _, key, field in candidates:
+            pipe.hget(key, field)
+        for (ledger, _, _), value in zip(candidates, pipe.execute(), strict=True):
             if value is not None:
                 sent = MessageOwner.read(value)
                 return Recipient(sent.job_id, sent.row, ledger)

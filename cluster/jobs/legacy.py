@@ -17,14 +17,16 @@ moved) and are counted as held until they expire. Only a single Redis can hold t
 (clusters were not supported), so the renames never cross slots.
 
 Then, from layout ``2`` to ``3``: every job's rows and parts hashes, one each a ledger, are split
-into buckets of ten rows (``keys.row_bucket``), which Redis stores compactly. The split copies every
-field as it is, so a job that was running resumes where it was; it happens when the control plane
-starts, before it starts any job's runner.
+into buckets of ten rows (``keys.row_bucket``), and the message ids, a string key each, go into the
+map's hashes (``keys.message_ids``), both of which Redis stores compactly. Every field is copied as
+it is, so a job that was running resumes where it was, and a receipt still to come finds its
+message; it happens when the control plane starts, before it starts any job's runner.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import redis
@@ -34,6 +36,7 @@ from cluster.jobs.record import JobRecord
 from cluster.jobs.states import ACTIVE
 from cluster.jobs.store import JobStore
 from ulak import keys
+from ulak.dispatch.ledger import MESSAGE_TTL
 
 log = structlog.get_logger("ulak.legacy")
 
@@ -56,6 +59,7 @@ def migrate(client: redis.Redis) -> list[str]:
         return []
     moved = [] if layout == _TAGGED else _tag(client)
     _split(client)
+    _gather_message_ids(client)
     client.set(keys.LAYOUT, LAYOUT)
     return moved
 
@@ -138,3 +142,38 @@ def _split(client: redis.Redis) -> None:
                 split += 1
     if split:
         log.warning("ledgers.split", hashes=split)
+
+
+def _gather_message_ids(client: redis.Redis) -> None:
+    """Layout 2 to 3: each message id's string key (``ulak:{ledger}:msg:<smsc>:<id>``) moved into the
+    map's hash of this period and its bucket (``keys.message_ids``). Its TTL becomes the period's,
+    which is at least as long."""
+    period = keys.message_id_period(time.time(), MESSAGE_TTL)
+    moved = 0
+    batch: list[bytes] = []
+    for key in client.scan_iter(match=f"{keys.PREFIX}:{{*}}:msg:*", count=_SPLIT):
+        batch.append(key)
+        if len(batch) >= _SPLIT:
+            moved += _move_ids(client, batch, period)
+            batch = []
+    moved += _move_ids(client, batch, period)
+    if moved:
+        log.warning("message_ids.gathered", ids=moved)
+
+
+def _move_ids(client: redis.Redis, old: list[bytes], period: int) -> int:
+    """*old* message-id keys into the map's hashes of *period*; how many."""
+    pipe = client.pipeline(transaction=False)  # one key a command: a cluster's slots differ
+    for key in old:
+        pipe.get(key)
+    values: list[bytes | None] = pipe.execute()
+    pipe = client.pipeline(transaction=False)
+    for key, value in zip(old, values, strict=True):
+        ledger, _, field = key.decode()[len(keys.PREFIX) + 2 :].partition("}:msg:")
+        if value is not None:  # else it expired meanwhile
+            ids = keys.message_ids(ledger, period, keys.message_id_bucket(field))
+            pipe.hset(ids, field, value)
+            pipe.expireat(ids, (period + 2) * MESSAGE_TTL)
+        pipe.delete(key)
+    pipe.execute()
+    return len(old)

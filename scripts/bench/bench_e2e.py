@@ -63,9 +63,13 @@ class TreeSampler(threading.Thread):
     def __init__(self) -> None:
         super().__init__(daemon=True)
         self.peak_rss = 0
+        self.peak_rss_by_kind: dict[str, int] = {}  # kind -> the highest RSS its processes summed to
+        self.timeline: list[tuple[float, dict[str, int]]] = []  # (seconds, RSS by kind) every 5 s
         self.stop = threading.Event()
         self._cpu: dict[int, tuple[str, float]] = {}  # pid -> (kind, CPU seconds as last seen)
         self._lock = threading.Lock()
+        self._t0 = time.monotonic()
+        self._samples = 0
 
     def tree(self) -> list[psutil.Process]:
         me = psutil.Process()
@@ -78,14 +82,29 @@ class TreeSampler(threading.Thread):
 
     def sample(self) -> None:
         total = 0
+        by_kind: dict[str, int] = {}
         for p in self.tree():
             with contextlib.suppress(psutil.Error):
-                total += p.memory_info().rss
+                rss = p.memory_info().rss
                 t = p.cpu_times()
                 kind = self._kind(p)
+                total += rss
+                by_kind[kind] = by_kind.get(kind, 0) + rss
                 with self._lock:
                     self._cpu[p.pid] = (kind, t.user + t.system)
-        self.peak_rss = max(self.peak_rss, total)
+        with self._lock:
+            self.peak_rss = max(self.peak_rss, total)
+            for kind, rss in by_kind.items():
+                self.peak_rss_by_kind[kind] = max(self.peak_rss_by_kind.get(kind, 0), rss)
+            if self._samples % 10 == 0:
+                self.timeline.append((time.monotonic() - self._t0, by_kind))
+            self._samples += 1
+
+    def reset_peaks(self) -> None:
+        """Forget the peaks so far (the stack's start): what follows is the job's."""
+        with self._lock:
+            self.peak_rss = 0
+            self.peak_rss_by_kind = {}
 
     @staticmethod
     def _kind(p: psutil.Process) -> str:

@@ -49,6 +49,17 @@ from ulak.settings import FrequencyCapsConfig  # noqa: E402
 ENDED = {JobState.DONE.value, JobState.FAILED.value, JobState.CANCELLED.value}
 
 
+def write_timeline(path: Path, timeline: list[tuple[float, dict[str, int]]]) -> None:
+    """RSS by kind of process over time, one row every 5 s, MiB."""
+    kinds = sorted({kind for _, by_kind in timeline for kind in by_kind})
+    with path.open("w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["seconds", *kinds, "total"])
+        for at, by_kind in timeline:
+            mib = [round(by_kind.get(kind, 0) / 2**20) for kind in kinds]
+            out.writerow([round(at), *mib, round(sum(by_kind.values()) / 2**20)])
+
+
 def follow(client: ApiClient, job_id: str, *, poll: float) -> dict[str, object]:
     """Poll the job as a client does until it ends; returns its last view."""
     while True:
@@ -100,6 +111,11 @@ def main() -> int:
         help="the job is held to a frequency cap (its brand's 1/24h, every recipient new): each "
         "message is checked and counted in Redis as it is handed to a bind (the cost of ulak.caps)",
     )
+    parser.add_argument(
+        "--rss-csv",
+        type=Path,
+        help="write the RSS of each kind of process every 5 s (MiB) to this CSV: what grows with the job",
+    )
     args = parser.parse_args()
     sampler = TreeSampler()
     sampler.start()
@@ -117,7 +133,7 @@ def main() -> int:
         try:
             with ApiClient(stack.api_url, stack.token) as client:
                 cpu0 = sampler.cpu_by_process()
-                sampler.peak_rss = 0
+                sampler.reset_peaks()
                 t0 = time.perf_counter()
                 job = client.submit(campaign, options)
                 accepted_at = time.perf_counter()
@@ -135,7 +151,7 @@ def main() -> int:
                 done_at = time.perf_counter()
                 stop_optouts.set()
                 cpu1 = sampler.cpu_by_process()
-                peak = sampler.peak_rss
+                peak, peak_by_kind = sampler.peak_rss, dict(sampler.peak_rss_by_kind)
                 t = time.perf_counter()
                 client.download(job["id"], workdir / "report.csv")
                 report_s = time.perf_counter() - t
@@ -146,6 +162,7 @@ def main() -> int:
                 t = time.perf_counter()
                 client.download(job["id"], workdir / "report-again.csv")
                 report_again_s = time.perf_counter() - t
+                peak_all = sampler.peak_rss
         finally:
             stack.stop()
     sampler.stop.set()
@@ -184,10 +201,14 @@ def main() -> int:
         else None,
         "cpu_seconds_by_process": by_kind,
         "stack_peak_rss_mib": round(peak / 2**20),
+        "peak_rss_mib_by_process": {k: round(v / 2**20) for k, v in sorted(peak_by_kind.items())},
+        "stack_peak_rss_mib_with_report_and_summary": round(peak_all / 2**20),
         "command": "python scripts/bench/bench_product.py " + " ".join(sys.argv[1:]),
         "machine": f"{psutil.cpu_count()} cpu, {round(psutil.virtual_memory().total / 2**30)} GiB, "
         f"python {platform.python_version()}",
     }
+    if args.rss_csv:
+        write_timeline(args.rss_csv, sampler.timeline)
     print(json.dumps(result, indent=2))
     return 0 if view["state"] == JobState.DONE.value else 1
 

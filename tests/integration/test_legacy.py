@@ -8,8 +8,9 @@ import redis
 
 from cluster.jobs import legacy
 from cluster.jobs.store import JobStore
-from tests.helpers import ledger_hash
+from tests.helpers import ledger_hash, message_id_key
 from ulak import keys
+from ulak.dispatch.ledger import ReceiptSeen, RedisLedger
 
 
 def _old_job(client: redis.Redis, job_id: str, state: str) -> None:
@@ -106,6 +107,9 @@ def test_a_tagged_layout_s_rows_and_parts_are_split_into_buckets_field_for_field
         redis_client.hset(keys.job_rows_flat("j2", ledger), mapping=row_fields)  # type: ignore[arg-type]
         redis_client.hset(keys.job_parts_flat("j2", ledger), mapping=part_fields)  # type: ignore[arg-type]
 
+    redis_client.set("ulak:{tcell}:msg:smsc1:42", "j2|9|1|1|1700000000000|a", ex=3600)  # row 9's id
+    redis_client.set("ulak:{acct}:msg:smsc2:42", "j2|70|1|1|1700000000000", ex=3600)
+
     assert legacy.migrate(redis_client) == []  # no job needed moving out of the untagged layout
     assert redis_client.get(keys.LAYOUT) == legacy.LAYOUT
     for ledger, (row_fields, part_fields) in flat.items():
@@ -122,6 +126,12 @@ def test_a_tagged_layout_s_rows_and_parts_are_split_into_buckets_field_for_field
         [None],  # row 10 went to tcell, not to voda's ledger
         [b"s"],
     ]
+
+    assert not [k for k in redis_client.scan_iter() if b":msg:" in k]
+    found = message_id_key(redis_client, "acct", "smsc2", "42")
+    assert found is not None and found[1] == b"j2|70|1|1|1700000000000"
+    RedisLedger(redis_client, ledger="tcell").apply([ReceiptSeen("smsc1", "42", "DELIVRD")])
+    assert redis_client.hget(keys.job_op_counters("j2", "tcell"), "delivered") == b"1"  # its receipt found it
 
     store.delete("j2", ledgers=["tcell", "voda", "acct"])
     assert not [k for k in redis_client.scan_iter() if b"j2" in k]

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from redis.crc import key_slot
 
 from ulak import keys
-from ulak.dispatch.ledger import PartAcked, ReceiptSeen, RedisLedger, _pack
+from ulak.dispatch.ledger import PartAcked, ReceiptSeen, RedisLedger
 from ulak.redisclient import _cluster_options, cluster_url, is_cluster
 from ulak.settings import BindConfig, OperatorConfig, RedisConfig, Settings
 
@@ -47,14 +47,18 @@ def test_every_key_of_a_ledger_call_is_in_its_operators_slot(
         *map(str, args[8:14]),
     ]
     prefix, early = str(args[3]), str(args[4])
-    named += [prefix + f"{smsc}:{mid}", early + f"{smsc}:{mid}", keys.message_id(operator, smsc, mid)]
+    field = keys.message_id_field(smsc, mid)
+    bucket = keys.message_id_bucket(field)
+    named += [prefix + f"20000:{bucket}", early + field, keys.message_ids(operator, 20000, bucket)]
     named += [
         keys.bind_records(bind, bind, ledger=operator),
         keys.bind_sends(bind, bind, "a", ledger=operator),
     ]
     slot = _slot(keys.receipt_stats(operator))
     assert {_slot(k) for k in named if k.startswith("ulak:")} == {slot}
-    assert _pack(events, prefix)  # the ids go in as keys built from the same prefix
+    assert prefix + "20000:1" == keys.message_ids(
+        operator, 20000, 1
+    )  # the script's map keys are the module's
 
 
 @given(job=ids)

@@ -1,15 +1,16 @@
 -- The job ledger's rules (see ledger.py), applied atomically to one batch of events.
--- ARGV: counters/rows/parts key templates, the message-id and early-receipt key prefixes,
+-- ARGV: counters/rows/parts key templates, the message-id map's and early receipts' key prefixes,
 -- receipt-stats key, message TTL, the batch (8), the webhook jobs set (9), the webhook outbox stream
 -- (10), the receipt latency histogram (11), the early receipts held per SMSC (12) and the bind's
 -- inbox (13, '' for none: see ulak/dispatch/inbox.py), whose head loses one entry per receipt applied
 -- here, so that a receipt is never both applied and still waiting there. The batch is one
--- MessagePack array, 8 values per event: kind, job, row, part, parts, x1, x2, x3 (row, part and parts
+-- MessagePack array, 9 values per event: kind, job, row, part, parts, x1, x2, x3, x4 (row, part and parts
 -- as decimal strings: Lua numbers are doubles, and turning one into a string goes through printf's
 -- float formatting, which was a tenth of this script's time when they came as integers). For an ack
--- (A) and a receipt (R), x1 is the SMSC identity and x2 the message id's key, built by the caller
--- (a string.format here costs ~1 µs); x3 is the id as the report shows it (A) or 'status|error' (R),
--- whose status comes alone in the job's place. For a failure (F), x1 is the status. For a row
+-- (A) and a receipt (R), x1 is the SMSC identity, x2 the message id's field in the map and x4 its
+-- bucket (keys.message_id_field, keys.message_id_bucket: built by the caller, a string.format here
+-- costs ~1 µs); x3 is the id as the report shows it (A) or 'status|error' (R), whose status comes
+-- alone in the job's place. For a failure (F), x1 is the status. For a row
 -- stopped (X: its recipient refused before it was sent), x1 is the reason and x2 the time (unix ms).
 -- Besides the rules, the parts hashes (a bucket of ten rows each: keys.row_bucket) keep what the row-level report shows: per part the message id
 -- and ack time ('<row>:<part>:m' = 'id as the SMSC wrote it|unix_ms'), the failure status
@@ -29,6 +30,7 @@
 -- message, but the Lua that tracked the fields cost as much again: BENCHMARKS.md, fourth session.)
 local ctpl, rtpl, ptpl, mprefix, eprefix, stats = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local ttl = ARGV[7]  -- a string: redis.call would format a number through printf's float path
+local ttl_n = tonumber(ttl)
 -- Jobs with a receipt webhook (a set), and the outbox stream their final row outcomes go to.
 local hooks, outbox = ARGV[9], ARGV[10]
 -- Receipt latency histogram (a hash of bucket counts, upper bounds in seconds).
@@ -62,6 +64,15 @@ do
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   now_s = t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))
+end
+-- The message-id map (keys.message_ids): a hash a period and bucket. An ack writes to this period's;
+-- a receipt looks in this period's and the one before; a period's hashes expire at the end of the
+-- next, so an id stays matchable for a TTL at least.
+local ids_now, ids_before, ids_expire
+do
+  local period = math.floor(tonumber(string.sub(now_s, 1, -4)) / ttl_n)
+  ids_now, ids_before = mprefix .. period .. ':', mprefix .. (period - 1) .. ':'
+  ids_expire = tostring((period + 2) * ttl_n)
 end
 local BUCKET_NAMES = {}
 for i, le in ipairs(LATENCY_BUCKETS) do BUCKET_NAMES[i] = tostring(le) end
@@ -189,12 +200,12 @@ local function apply_receipt(job, row, part, parts, status, value, acked_ms, row
   if v[1] == 'a' then settle(job, rk, row, parts, v[2], v[3], v[4]) end
 end
 
-local function early_key(mk) return eprefix .. string.sub(mk, #mprefix + 1) end
+local function early_key(field) return eprefix .. field end
 local batch = cmsgpack.unpack(ARGV[8])
 local fresh_acks = {}  -- job -> single-part rows acked with nothing written before
 local FRESH_ACK_COUNTERS = {'parts_sent', 'submitted', 'parts_acked', 'acked'}
 local count = 0
-for i = 1, #batch, 8 do
+for i = 1, #batch, 9 do
   count = count + 1
   local kind, job, row, part, parts_s = batch[i], batch[i + 1], batch[i + 2], batch[i + 3], batch[i + 4]
   local parts = tonumber(parts_s)
@@ -202,7 +213,8 @@ for i = 1, #batch, 8 do
   if kind == 'R' then
     received = received + 1
     local smsc, id, value, status = x1, x2, x3, job
-    local target = redis.call('GET', id)
+    local bucket = batch[i + 8]
+    local target = redis.call('HGET', ids_now .. bucket, id) or redis.call('HGET', ids_before .. bucket, id)
     if target then
       -- 'job|row|part|parts|acked_ms|a' (see keys.message_id; older ids lack the last two)
       local j, r, p, n, ms, acked = string.match(target, '^(.-)|(%d+)|(%d+)|(%d+)|?(%d*)|?(a?)$')
@@ -312,9 +324,10 @@ for i = 1, #batch, 8 do
       end
       if kind == 'A' then
         local smsc, id = x1, x2
-        redis.call('SET', id,
-                   job .. '|' .. row .. '|' .. part .. '|' .. parts_s .. '|' .. now_s .. (row_acked and '|a' or ''),
-                   'EX', ttl)
+        local ids = ids_now .. batch[i + 8]
+        redis.call('HSET', ids, id,
+                   job .. '|' .. row .. '|' .. part .. '|' .. parts_s .. '|' .. now_s .. (row_acked and '|a' or ''))
+        redis.call('EXPIREAT', ids, ids_expire)
         if may_hold(smsc) then
           local ek = early_key(id)
           local held = redis.call('GET', ek)

@@ -308,36 +308,40 @@ def coalesce(events: list[Event]) -> list[Event]:
     return kept
 
 
-def _pack(events: list[Event], msg: str) -> bytes:
-    """One batch as a single MessagePack array, 8 values per event: Lua's cmsgpack decodes it in C
+def _pack(events: list[Event]) -> bytes:
+    """One batch as a single MessagePack array, 9 values per event: Lua's cmsgpack decodes it in C
     (splitting a delimited string with Lua patterns cost ~4 µs per event, as much as the rules), and
-    one argument instead of 8 per event keeps redis-py's command packing off the bind's CPU. Row, part
-    and parts go as decimal strings, and message ids as their keys (*msg*: the operator's prefix; see
-    ledger.lua)."""
+    one argument instead of 9 per event keeps redis-py's command packing off the bind's CPU. Row, part
+    and parts go as decimal strings, and message ids as their fields and buckets in the map
+    (``keys.message_ids``; see ledger.lua)."""
     flat: list[object] = []
     for e in events:
         if isinstance(e, ReceiptSeen):
-            key = f"{msg}{e.smsc}:{e.message_id}"
-            flat += ("R", e.status, "0", "0", "0", e.smsc, key, f"{e.status}|{e.error}")
+            field = keys.message_id_field(e.smsc, e.message_id)
+            bucket = str(keys.message_id_bucket(field))
+            flat += ("R", e.status, "0", "0", "0", e.smsc, field, f"{e.status}|{e.error}", bucket)
             continue
         if isinstance(e, RowStopped):
-            flat += ("X", e.job, str(e.row), "1", str(e.parts), e.reason, str(e.at_ms), "")
+            flat += ("X", e.job, str(e.row), "1", str(e.parts), e.reason, str(e.at_ms), "", "")
             continue
         row, part, parts = str(e.row), str(e.part), str(e.parts)
         if isinstance(e, PartAcked):
-            key = f"{msg}{e.smsc}:{e.message_id}"
-            flat += ("A", e.job, row, part, parts, e.smsc, key, e.raw_id or e.message_id)
+            field = keys.message_id_field(e.smsc, e.message_id)
+            bucket = str(keys.message_id_bucket(field))
+            flat += ("A", e.job, row, part, parts, e.smsc, field, e.raw_id or e.message_id, bucket)
         elif isinstance(e, PartSent):
-            flat += ("S", e.job, row, part, parts, "", "", "")
+            flat += ("S", e.job, row, part, parts, "", "", "", "")
         elif isinstance(e, PartFailed):
-            flat += ("F", e.job, row, part, parts, str(e.status), "", "")
+            flat += ("F", e.job, row, part, parts, str(e.status), "", "", "")
         elif isinstance(e, PartReturned):
-            flat += ("T", e.job, row, part, parts, "", "", "")
+            flat += ("T", e.job, row, part, parts, "", "", "", "")
 
         else:
-            flat += ("U", e.job, row, part, parts, "", "", "")
+            flat += ("U", e.job, row, part, parts, "", "", "", "")
     return msgpack.packb(flat)  # type: ignore[no-any-return]
 
+
+MESSAGE_TTL = 3 * 86400  # how long a message id stays matchable, at least: the validity period plus a day
 
 # Events per script call: ~2.5 ms of Redis. 128 left the API's p99 where 64 had it and sent 9 % more;
 # 256 raised the p99 by half (BENCHMARKS.md, third and fourth sessions of 2026-11-28).
@@ -356,17 +360,16 @@ class RedisLedger:
     validity period plus a margin.
     """
 
-    def __init__(self, client: Any, *, ledger: str, message_ttl: int = 3 * 86400) -> None:
+    def __init__(self, client: Any, *, ledger: str, message_ttl: int = MESSAGE_TTL) -> None:
         self._client = client
         self._script = client.register_script(_SCRIPT)
         self.ledger = ledger
         self.message_ttl = message_ttl
-        self._prefix = keys.message_id_prefix(ledger)
         # The script names its keys from arguments; one in KEYS routes the call to the slot's node.
         self._route = [keys.receipt_stats(ledger)]
         self._fixed = (
             *keys.ledger_templates(ledger),
-            self._prefix,
+            keys.message_ids_prefix(ledger),
             keys.early_receipt_prefix(ledger),
             keys.receipt_stats(ledger),
             message_ttl,
@@ -381,7 +384,7 @@ class RedisLedger:
     def _args(
         self, events: list[Event], inbox: str = "", fence: tuple[str, str, str] | None = None
     ) -> list[str | int | bytes]:
-        return [*self._fixed, _pack(events, self._prefix), *self._hooks, inbox, *(fence or ())]
+        return [*self._fixed, _pack(events), *self._hooks, inbox, *(fence or ())]
 
     def apply(self, events: list[Event]) -> None:
         if events:
