@@ -55,6 +55,7 @@ from ulak.variants import compare, difference_interval, two_proportion_p
 SNAPSHOT = "outcomes.parquet"
 ENGAGEMENT = "engagement.parquet"
 LOCK_SECONDS = 30  # a snapshot's lock, renewed at each batch of rows (keys.job_summary_lock)
+SNAPSHOT_WAIT = 20.0  # seconds a report waits for a snapshot being taken before it reads the ledgers
 BUCKETS = (60, 300, 900, 3600, 86400)  # seconds a time-series point may span
 _COLUMNS = (
     "row",
@@ -334,18 +335,25 @@ def _read_outcomes(
     return pa.Table.from_batches(pieces) if pieces else _empty()
 
 
-def current_outcomes(store: JobStore, job_id: str, directory: JobDir) -> pq.ParquetFile | None:
+def current_outcomes(
+    store: JobStore, job_id: str, directory: JobDir, *, wait: float = SNAPSHOT_WAIT
+) -> pq.ParquetFile | None:
     """The ended job's outcomes snapshot when it is still true (no late receipt since), for the
     report to read its rows' outcomes from, in step with its rows, instead of every row's ledger;
-    None otherwise."""
+    None otherwise. While one is being taken, waits for it up to *wait* seconds."""
     view, record = store.view_and_record(job_id)
     if not _is_current(record, _stamp(view), directory) and store.client.exists(
         keys.job_summary_lock(job_id)
     ):
         # Being taken (by the job's actor as the job ended, or a summary's first read): wait for it
-        # rather than read every row's ledger beside it, which took as long again (31-46 s for a
-        # million rows). A holder that dies lets go within LOCK_SECONDS.
+        # rather than read every row's ledger beside it, which takes as long again (~16 s a million
+        # rows). Not past *wait*: a large job's takes minutes, and a client waiting for the answer's
+        # first byte gives up (the ledgers' report streams from its first batch). A holder that dies
+        # lets go within LOCK_SECONDS.
+        deadline = time.monotonic() + wait
         while store.client.exists(keys.job_summary_lock(job_id)):
+            if time.monotonic() > deadline:
+                return None
             time.sleep(0.2)
         view, record = store.view_and_record(job_id)
     if _is_current(record, _stamp(view), directory):

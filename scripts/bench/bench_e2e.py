@@ -116,7 +116,8 @@ class TreeSampler(threading.Thread):
         if p.pid == psutil.Process().pid:
             return "driver"
         if cmd.startswith("ray::"):
-            return cmd.split()[0]  # ray::SmppConnectionActor, ray::ThrottleActor, ray::IDLE
+            # ray::SmppConnectionActor, ray::IDLE; a call in progress shows as ray::ThrottleActor.exchange
+            return cmd.split()[0].split(".")[0]
         if "-m api.redirect" in cmd:
             return "redirect"
         if "-m api" in cmd:
