@@ -27,7 +27,7 @@ import json
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -272,29 +272,52 @@ def _outcomes(
     as the snapshot when nothing but a late receipt can change them any more)."""
     if not record.prepared:
         return _empty()
+    if _snapshot(store, job_id, record, view, directory):
+        return _read_snapshot(directory)
+    return _read_outcomes(store, job_id, record, directory, JobState(view["state"]))
+
+
+def _snapshot(
+    store: JobStore, job_id: str, record: JobRecord, view: Mapping[str, Any], directory: JobDir
+) -> bool:
+    """Make the prepared job's outcomes snapshot true if it is not (read from the ledgers); False
+    while its outcomes may still change (running, or receipts awaited): then there is none."""
     stamp = _stamp(view)
     if _is_current(record, stamp, directory):
-        return _read_snapshot(directory)
+        return True
     state = JobState(view["state"])
     if not (state.terminal and view["receipts"]["awaiting"] == 0):
-        return _read_outcomes(store, job_id, record, directory, state)  # still changing: no snapshot
+        return False
     # One process reads the ledgers for the snapshot (the job's actor as it ends, or the first
     # reader); another waits for it rather than read every row again beside it.
     lock, token = keys.job_summary_lock(job_id), secrets.token_hex(8)
     while not store.client.set(lock, token, nx=True, ex=LOCK_SECONDS):
         time.sleep(0.2)
         if _is_current(store.record(job_id), stamp, directory):
-            return _read_snapshot(directory)
+            return True
     try:
-        table = _read_outcomes(store, job_id, record, directory, state, lock=lock)
-        with directory.open_output(SNAPSHOT + ".tmp") as sink:
-            pq.write_table(table, sink, compression="zstd")
-        directory.move(SNAPSHOT + ".tmp", SNAPSHOT)
+        _write_snapshot(store, job_id, record, directory, state, lock=lock)
         store.update(job_id, outcomes_stamp=stamp)
-        return table
+        return True
     finally:
         if store.client.get(lock) == token.encode():
             store.client.delete(lock)
+
+
+def _write_snapshot(
+    store: JobStore, job_id: str, record: JobRecord, directory: JobDir, state: JobState, *, lock: str
+) -> None:
+    """The rows' outcomes from the ledgers, written to the snapshot a batch at a time (the process
+    that takes it holds one batch, not the job: 10M rows' outcomes are ~1 GiB in memory), keeping
+    *lock* while it reads."""
+    with (
+        directory.open_output(SNAPSHOT + ".tmp") as sink,
+        pq.ParquetWriter(sink, _SLIM, compression="zstd") as writer,
+    ):
+        for batch in _from_ledgers(store, job_id, record, directory, state):
+            writer.write_batch(batch)
+            store.client.expire(lock, LOCK_SECONDS)  # a holder that dies lets go within it
+    directory.move(SNAPSHOT + ".tmp", SNAPSHOT)
 
 
 def _is_current(record: JobRecord, stamp: str, directory: JobDir) -> bool:
@@ -308,16 +331,17 @@ def _read_snapshot(directory: JobDir) -> pa.Table:
 
 
 def _read_outcomes(
-    store: JobStore,
-    job_id: str,
-    record: JobRecord,
-    directory: JobDir,
-    state: JobState,
-    *,
-    lock: str | None = None,
+    store: JobStore, job_id: str, record: JobRecord, directory: JobDir, state: JobState
 ) -> pa.Table:
-    """The rows' outcomes from the ledgers (a million rows: seconds), keeping *lock* while it reads
-    (a holder that dies keeps the others waiting no longer than ``LOCK_SECONDS``)."""
+    """The rows' outcomes from the ledgers, in memory (a million rows: seconds)."""
+    pieces = list(_from_ledgers(store, job_id, record, directory, state))
+    return pa.Table.from_batches(pieces) if pieces else _empty()
+
+
+def _from_ledgers(
+    store: JobStore, job_id: str, record: JobRecord, directory: JobDir, state: JobState
+) -> Iterator[pa.RecordBatch]:
+    """The rows' outcomes from the ledgers, in row order, as the summary keeps them (``_SLIM``)."""
     batches = report_batches(
         store.client,
         job_id,
@@ -327,12 +351,7 @@ def _read_outcomes(
         batch_rows=20_000,
         engagement=False,
     )
-    pieces = []
-    for batch in batches:
-        pieces.append(_slim(batch))
-        if lock is not None:
-            store.client.expire(lock, LOCK_SECONDS)
-    return pa.Table.from_batches(pieces) if pieces else _empty()
+    return (_slim(batch) for batch in batches)
 
 
 def current_outcomes(
@@ -365,7 +384,8 @@ def warm(store: JobStore, job_id: str, directory: JobDir) -> None:
     """Take an ended job's snapshots now (what its first summary read would otherwise do), so that
     the first read is as quick as the next: the job's actor calls this as the job ends."""
     view, record = store.view_and_record(job_id)
-    _outcomes(store, job_id, record, view, directory)
+    if record.prepared:
+        _snapshot(store, job_id, record, view, directory)
     _engagement(store, job_id, record, view, directory)
 
 
