@@ -456,9 +456,10 @@ class LedgerReader:
         names: Sequence[Sequence[str | bytes]],
     ) -> list[list[bytes | None]]:
         """For each row *rows[i]*, the values of its fields *names[i]* in the job's *kind* hash
-        (``rows`` or ``parts``) of its operator *operators[i]*'s ledger, in order: one HMGET per
-        bucket of rows (``keys.row_bucket``), one round trip. Names given as bytes skip redis-py's
-        encoding (a million rows' report: a quarter of its reading)."""
+        (``rows`` or ``parts``) of its operator *operators[i]*'s ledger, in order: one HGETALL per
+        bucket of rows (``keys.row_bucket``), one round trip. A bucket's every field, not just those
+        named: sending the names cost more than the fields not asked for (200k rows' report fields
+        in 1.42 s, against 1.79 by HMGET and 2.26 by a script making the HMGETs)."""
         key = keys.job_rows if kind == "rows" else keys.job_parts
         by_key: dict[tuple[str, int], list[int]] = {}
         for i, (op, row) in enumerate(zip(operators, rows, strict=True)):
@@ -468,12 +469,12 @@ class LedgerReader:
         if not by_key:
             return out
         pipe = self._client.pipeline(transaction=False)
-        for (ledger, bucket), held in by_key.items():
-            pipe.hmget(key(self.job, ledger, bucket), [f for i in held for f in names[i]])
+        for ledger, bucket in by_key:
+            pipe.hgetall(key(self.job, ledger, bucket))
+        values: dict[bytes, bytes]
         for held, values in zip(by_key.values(), pipe.execute(), strict=True):
-            found = iter(values)
             for i in held:
-                out[i] = [next(found) for _ in names[i]]
+                out[i] = [values.get(f if isinstance(f, bytes) else f.encode()) for f in names[i]]
         return out
 
     def ledger_keys(self, rows: int, extra: Sequence[str] = ()) -> list[str]:
