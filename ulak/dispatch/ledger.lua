@@ -4,18 +4,18 @@
 -- (10), the receipt latency histogram (11), the early receipts held per SMSC (12) and the bind's
 -- inbox (13, '' for none: see ulak/dispatch/inbox.py), whose head loses one entry per receipt applied
 -- here, so that a receipt is never both applied and still waiting there. The batch is one
--- MessagePack array, 9 values per event: kind, job, row, part, parts, x1, x2, x3, x4 (row, part and parts
--- as decimal strings: Lua numbers are doubles, and turning one into a string goes through printf's
+-- MessagePack array, 9 values per event: kind, job, row, part, parts, x1, x2, x3, x4 (row, part and
+-- parts as decimal strings: Lua numbers are doubles, and turning one into a string goes through printf's
 -- float formatting, which was a tenth of this script's time when they came as integers). For an ack
 -- (A) and a receipt (R), x1 is the SMSC identity, x2 the message id's field in the map and x4 its
 -- bucket (keys.message_id_field, keys.message_id_bucket: built by the caller, a string.format here
 -- costs ~1 µs); x3 is the id as the report shows it (A) or 'status|error' (R), whose status comes
--- alone in the job's place. For a failure (F), x1 is the status. For a row
--- stopped (X: its recipient refused before it was sent), x1 is the reason and x2 the time (unix ms).
--- Besides the rules, the parts hashes (a bucket of ten rows each: keys.row_bucket) keep what the row-level report shows: per part the message id
--- and ack time ('<row>:<part>:m' = 'id as the SMSC wrote it|unix_ms'), the failure status
--- ('<row>:<part>:e'), and the receipt ('<row>:<part>:r' = 'status|error|unix_ms'). The rows hash
--- keeps each row's state ('<row>') and, for a multi-part row, its outcome once decided ('<row>:o';
+-- alone in the job's place. For a failure (F), x1 is the status. For a row stopped (X: its
+-- recipient refused before it was sent), x1 is the reason and x2 the time (unix ms).
+-- Besides the rules, the parts hashes (ten rows each: keys.row_bucket) keep what the row-level
+-- report shows: per part the message id and ack time ('<row>:<part>:m' = 'id as the SMSC wrote
+-- it|unix_ms'), the failure status ('<row>:<part>:e'), and the receipt ('<row>:<part>:r' =
+-- 'status|error|unix_ms'). The rows hashes keep each row's state ('<row>') and, for a multi-part row, its outcome once decided ('<row>:o';
 -- a single-part row's outcome is its part's receipt); a stopped row's reason ('<row>:x' =
 -- 'reason|unix_ms').
 --
@@ -216,7 +216,7 @@ for i = 1, #batch, 9 do
     local bucket = batch[i + 8]
     local target = redis.call('HGET', ids_now .. bucket, id) or redis.call('HGET', ids_before .. bucket, id)
     if target then
-      -- 'job|row|part|parts|acked_ms|a' (see keys.message_id; older ids lack the last two)
+      -- 'job|row|part|parts|acked_ms|a' (see keys.message_ids; older ids lack the last two)
       local j, r, p, n, ms, acked = string.match(target, '^(.-)|(%d+)|(%d+)|(%d+)|?(%d*)|?(a?)$')
       apply_receipt(j, r, p, tonumber(n), status, value, tonumber(ms), acked == 'a')
     else
