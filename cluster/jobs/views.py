@@ -179,7 +179,8 @@ def _history(entries: list[tuple[str, float]]) -> dict[str, Any]:
     """Every entry into a state in order, and how long the job has been sending in all (``times``
     keeps only the last entry into each: after a pause nobody could tell how long it sent)."""
     sending = 0.0
-    for (state, at), (_, until) in zip(entries, [*entries[1:], ("", time.time())], strict=True):
+    ends = [at for _, at in entries[1:]] + ([time.time()] if entries else [])  # each entry's end
+    for (state, at), until in zip(entries, ends, strict=True):
         if state == JobState.SENDING.value:
             sending += until - at
     return {
