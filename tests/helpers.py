@@ -112,9 +112,7 @@ def message_id_key(client: redis.Redis, ledger: str, smsc: str, message_id: str)
     """The map's hash that keeps *message_id* of *smsc* in *ledger* (``keys.message_ids``: this
     period's or the one before), and its value; None if neither has it."""
     field = keys.message_id_field(smsc, message_id)
-    period = keys.message_id_period(time.time(), MESSAGE_TTL)
-    for p in (period + 1, period, period - 1):
-        key = keys.message_ids(ledger, p, keys.message_id_bucket(field))
+    for key in keys.message_ids_near(ledger, field, time.time(), MESSAGE_TTL):
         value = client.hget(key, field)
         if value is not None:
             return key, value  # type: ignore[return-value]

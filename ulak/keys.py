@@ -134,6 +134,14 @@ def message_id_period(unix_s: float, ttl: int) -> int:
     return int(unix_s // ttl)
 
 
+def message_ids_near(ledger: str, field: str, unix_s: float, ttl: int) -> list[str]:
+    """The :func:`message_ids` hashes that may keep *field* at *unix_s* by a clock other than
+    Redis's: its period's, the one before (where the ledger script also looks), and the one after,
+    should Redis's clock be past the turn of the period."""
+    period, bucket = message_id_period(unix_s, ttl), message_id_bucket(field)
+    return [message_ids(ledger, p, bucket) for p in (period + 1, period, period - 1)]
+
+
 def early_receipt_prefix(ledger: str) -> str:
     return f"{PREFIX}:{tag(ledger)}:early:"
 

@@ -355,12 +355,11 @@ class Conversions:
             for op in operators
             for bind in op.binds
         }
-        # The map's period by this clock; the one after too, should Redis's clock be past its turn.
-        period = keys.message_id_period(time.time(), MESSAGE_TTL)
+        now = time.time()
         candidates = [
-            (ledger, keys.message_ids(ledger, p, keys.message_id_bucket(field)), field)
+            (ledger, key, field)
             for ledger, field in sorted(fields)
-            for p in (period + 1, period, period - 1)
+            for key in keys.message_ids_near(ledger, field, now, MESSAGE_TTL)
         ]
         pipe = self.client.pipeline(transaction=False)
         for _, key, field in candidates:

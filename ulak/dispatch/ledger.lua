@@ -99,6 +99,8 @@ local function keys_of(job, row)
   if b == '' then b = '0' end
   return k[1], k[2] .. b, k[3] .. b
 end
+-- A job's counters key, where only it is wanted (formatted by keys_of, called first for the job).
+local function counters_of(job) return job_keys[job][1] end
 
 local hooked = {}
 local function has_hook(job)
@@ -122,7 +124,7 @@ local function settle(job, rk, row, parts, o, n, d)
   -- A single-part row's outcome is its part's receipt (kept in the parts hash; the report reads it
   -- from there): only a multi-part row needs its own field.
   if parts ~= 1 then redis.call('HSET', rk, row .. ':o', out) end
-  bump((keys_of(job, row)), out)
+  bump(counters_of(job), out)
   if has_hook(job) then
     redis.call('XADD', outbox, 'MAXLEN', '~', 1000000, '*', 'job', job, 'row', row, 'outcome', out)
   end
@@ -344,7 +346,7 @@ for i = 1, #batch, 9 do
 end
 
 for job, n in pairs(fresh_acks) do  -- each was parts_sent, submitted, parts_acked and acked
-  local ck = job_keys[job][1]
+  local ck = counters_of(job)
   local fields = increments[ck]
   if not fields then fields = {}; increments[ck] = fields end
   for _, name in ipairs(FRESH_ACK_COUNTERS) do fields[name] = (fields[name] or 0) + n end

@@ -317,8 +317,7 @@ def _pack(events: list[Event]) -> bytes:
     flat: list[object] = []
     for e in events:
         if isinstance(e, ReceiptSeen):
-            field = keys.message_id_field(e.smsc, e.message_id)
-            bucket = str(keys.message_id_bucket(field))
+            field, bucket = _in_map(e.smsc, e.message_id)
             flat += ("R", e.status, "0", "0", "0", e.smsc, field, f"{e.status}|{e.error}", bucket)
             continue
         if isinstance(e, RowStopped):
@@ -326,8 +325,7 @@ def _pack(events: list[Event]) -> bytes:
             continue
         row, part, parts = str(e.row), str(e.part), str(e.parts)
         if isinstance(e, PartAcked):
-            field = keys.message_id_field(e.smsc, e.message_id)
-            bucket = str(keys.message_id_bucket(field))
+            field, bucket = _in_map(e.smsc, e.message_id)
             flat += ("A", e.job, row, part, parts, e.smsc, field, e.raw_id or e.message_id, bucket)
         elif isinstance(e, PartSent):
             flat += ("S", e.job, row, part, parts, "", "", "", "")
@@ -339,6 +337,12 @@ def _pack(events: list[Event]) -> bytes:
         else:
             flat += ("U", e.job, row, part, parts, "", "", "", "")
     return msgpack.packb(flat)  # type: ignore[no-any-return]
+
+
+def _in_map(smsc: str, message_id: str) -> tuple[str, str]:
+    """A message id's field in the map and its bucket, as the ledger script takes them."""
+    field = keys.message_id_field(smsc, message_id)
+    return field, str(keys.message_id_bucket(field))
 
 
 MESSAGE_TTL = 3 * 86400  # how long a message id stays matchable, at least: the validity period plus a day
@@ -486,7 +490,7 @@ class LedgerReader:
             *(keys.job_op_counters(self.job, n) for n in names),
             *(
                 key(self.job, n, b)
-                for n in sorted(set(self.ledgers.values()))
+                for n in self.names()
                 for b in buckets
                 for key in (keys.job_rows, keys.job_parts)
             ),
