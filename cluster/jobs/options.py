@@ -490,8 +490,8 @@ def in_window(window: str, zone: ZoneInfo, now: datetime) -> bool:
 
 def next_opening(window: str, zone: ZoneInfo, now: datetime) -> datetime:
     """When the daily *window* in *zone* is next open: *now* if it is open. A start the clocks skip
-    that day (02:30 when they go from 02:00 to 03:00) comes as far past the gap as it was into it
-    (03:30), as zoneinfo reads a wall time that does not exist."""
+    that day (02:30 when they go from 02:00 to 03:00) opens as the clocks jump (03:00): the first
+    wall time past the start, as ``in_window`` reads it."""
     if in_window(window, zone, now):
         return now
     start, _ = window_minutes(window)
@@ -499,8 +499,25 @@ def next_opening(window: str, zone: ZoneInfo, now: datetime) -> datetime:
     for days in range(3):
         day = local.date() + timedelta(days=days)
         naive = datetime(day.year, day.month, day.day, start // 60, start % 60)
-        opening = naive.replace(tzinfo=zone)
-        opening = opening.astimezone(UTC).astimezone(zone)  # a skipped wall time moves past the gap
+        opening = _first_instant_from(naive, zone)
         if opening > now:
             return opening
     raise AssertionError(f"window {window} never opens")  # a start comes every day
+
+
+def _first_instant_from(wall: datetime, zone: ZoneInfo) -> datetime:
+    """The first instant whose wall time in *zone* is *wall* or later. For a wall time the clocks
+    skip, that is the jump: zoneinfo would read 02:30 in a 02:00 -> 03:00 gap as 03:30 (fold 0)
+    or 01:30 (fold 1), and the jump lies between the two instants."""
+    early = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
+    late = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    if early >= late:  # the wall time exists (once, or twice at a fall back: the first)
+        return min(early, late).astimezone(zone)
+    low, high = int(early.timestamp()), int(late.timestamp())  # wall time: before at low, past at high
+    while high - low > 1:
+        middle = (low + high) // 2
+        if datetime.fromtimestamp(middle, zone).replace(tzinfo=None) >= wall:
+            high = middle
+        else:
+            low = middle
+    return datetime.fromtimestamp(high, zone)

@@ -136,9 +136,18 @@ def test_openings_in_three_countries_and_on_the_nights_clocks_change() -> None:
     assert next_opening("09:00-20:00", zones.of("+4915112345678"), evening) == evening
     baku = next_opening("09:00-20:00", zones.of("+994501234567"), evening)
     assert baku == datetime(2026, 12, 6, 5, 0, tzinfo=UTC)  # 09:00 in Baku
-    # Berlin goes from 02:00 to 03:00 on 2026-03-29: a window from 02:30 opens at 03:30 that day.
+    # Berlin goes from 02:00 to 03:00 on 2026-03-29: a window from 02:30 opens as the clocks jump,
+    # at 03:00, when the wall time is past 02:30 (found by the test above, in New York's 2027 jump).
     spring = next_opening("02:30-05:00", BERLIN, datetime(2026, 3, 28, 12, tzinfo=UTC))
-    assert spring.astimezone(BERLIN).replace(tzinfo=None) == datetime(2026, 3, 29, 3, 30)
+    assert spring.astimezone(BERLIN).replace(tzinfo=None) == datetime(2026, 3, 29, 3, 0)
+    assert spring == datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
+    new_york = ZoneInfo("America/New_York")
+    jump = next_opening("02:30-05:00", new_york, datetime(2027, 3, 14, 6, 59, tzinfo=UTC))
+    assert jump == datetime(2027, 3, 14, 7, 0, tzinfo=UTC)  # 01:59 EST, then 03:00 EDT
+    # Lord Howe moves by half an hour (02:00 -> 02:30) on 2026-10-04: 02:15 opens at the jump.
+    lord_howe = ZoneInfo("Australia/Lord_Howe")
+    half = next_opening("02:15-05:00", lord_howe, datetime(2026, 10, 3, 12, tzinfo=UTC))
+    assert half.replace(tzinfo=None) == datetime(2026, 10, 4, 2, 30)
     # ... and from 03:00 back to 02:00 on 2026-10-25: it opens at the first 02:30.
     autumn = next_opening("02:30-05:00", BERLIN, datetime(2026, 10, 24, 12, tzinfo=UTC))
     assert autumn.timestamp() == datetime(2026, 10, 25, 0, 30, tzinfo=UTC).timestamp()  # an hour that
