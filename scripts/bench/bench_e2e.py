@@ -64,7 +64,12 @@ class TreeSampler(threading.Thread):
         super().__init__(daemon=True)
         self.peak_rss = 0
         self.peak_rss_by_kind: dict[str, int] = {}  # kind -> the highest RSS its processes summed to
-        self.timeline: list[tuple[float, dict[str, int]]] = []  # (seconds, RSS by kind) every 5 s
+        # PSS: a shared page counted once over the processes mapping it. Summed RSS counts each Ray
+        # worker's shared libraries (~95 MiB) and every object-store page it touched again and again.
+        self.peak_pss = 0
+        self.peak_pss_by_kind: dict[str, int] = {}
+        # (seconds, RSS by kind, PSS by kind) every 5 s
+        self.timeline: list[tuple[float, dict[str, int], dict[str, int]]] = []
         self.stop = threading.Event()
         self._cpu: dict[int, tuple[str, float]] = {}  # pid -> (kind, CPU seconds as last seen)
         self._lock = threading.Lock()
@@ -81,30 +86,40 @@ class TreeSampler(threading.Thread):
             time.sleep(0.5)
 
     def sample(self) -> None:
-        total = 0
+        total = total_pss = 0
         by_kind: dict[str, int] = {}
+        pss_by_kind: dict[str, int] = {}
+        with_pss = self._samples % 2 == 0  # smaps_rollup walks page tables: every second sample
         for p in self.tree():
             with contextlib.suppress(psutil.Error):
                 rss = p.memory_info().rss
+                pss = p.memory_full_info().pss if with_pss else 0
                 t = p.cpu_times()
                 kind = self._kind(p)
                 total += rss
+                total_pss += pss
                 by_kind[kind] = by_kind.get(kind, 0) + rss
+                pss_by_kind[kind] = pss_by_kind.get(kind, 0) + pss
                 with self._lock:
                     self._cpu[p.pid] = (kind, t.user + t.system)
         with self._lock:
             self.peak_rss = max(self.peak_rss, total)
             for kind, rss in by_kind.items():
                 self.peak_rss_by_kind[kind] = max(self.peak_rss_by_kind.get(kind, 0), rss)
+            if with_pss:
+                self.peak_pss = max(self.peak_pss, total_pss)
+                for kind, pss in pss_by_kind.items():
+                    self.peak_pss_by_kind[kind] = max(self.peak_pss_by_kind.get(kind, 0), pss)
             if self._samples % 10 == 0:
-                self.timeline.append((time.monotonic() - self._t0, by_kind))
+                self.timeline.append((time.monotonic() - self._t0, by_kind, pss_by_kind))
             self._samples += 1
 
     def reset_peaks(self) -> None:
         """Forget the peaks so far (the stack's start): what follows is the job's."""
         with self._lock:
-            self.peak_rss = 0
+            self.peak_rss = self.peak_pss = 0
             self.peak_rss_by_kind = {}
+            self.peak_pss_by_kind = {}
 
     @staticmethod
     def _kind(p: psutil.Process) -> str:
@@ -186,6 +201,7 @@ def main() -> int:
         "stack_cpu_seconds": round(cpu, 1),
         "cpu_seconds_by_process": by_kind,
         "stack_peak_rss_mib": round(sampler.peak_rss / 2**20),
+        "stack_peak_pss_mib": round(sampler.peak_pss / 2**20),
         "leases": throttle["leases"],
         "redis_calls_per_message": redis_calls,
         "machine": f"{psutil.cpu_count()} cpu, {round(psutil.virtual_memory().total / 2**30)} GiB, "

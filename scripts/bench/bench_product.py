@@ -14,7 +14,8 @@ It reports:
   row-level report right after ``done``, the first ``GET /summary`` of the finished job, and the
   report again (by then the outcomes snapshot exists, and the report reads no ledger);
 * ``stack_cpu_us_per_part`` (all processes: API, Ray, the job's and binds' actors, Redis, the
-  simulator; and without the simulator), CPU seconds by process, and the summed peak RSS of them.
+  simulator; and without the simulator), CPU seconds by process, and the summed peak RSS and PSS of
+  them (PSS counts a page shared by processes, such as a library or Ray's object store, once).
 
 Caps are lifted with ``--tps-scale`` (1000 by default: the operators' 400–1,000/s become 400k–1M/s, so
 the machine is the limit).
@@ -49,15 +50,22 @@ from ulak.settings import FrequencyCapsConfig  # noqa: E402
 ENDED = {JobState.DONE.value, JobState.FAILED.value, JobState.CANCELLED.value}
 
 
-def write_timeline(path: Path, timeline: list[tuple[float, dict[str, int]]]) -> None:
-    """RSS by kind of process over time, one row every 5 s, MiB."""
-    kinds = sorted({kind for _, by_kind in timeline for kind in by_kind})
+def write_timeline(path: Path, timeline: list[tuple[float, dict[str, int], dict[str, int]]]) -> None:
+    """RSS, then PSS, by kind of process over time, one row every 5 s, MiB."""
+    kinds = sorted({kind for _, by_kind, _ in timeline for kind in by_kind})
     with path.open("w", newline="") as f:
         out = csv.writer(f)
-        out.writerow(["seconds", *kinds, "total"])
-        for at, by_kind in timeline:
-            mib = [round(by_kind.get(kind, 0) / 2**20) for kind in kinds]
-            out.writerow([round(at), *mib, round(sum(by_kind.values()) / 2**20)])
+        out.writerow(["seconds", *kinds, "total", *(f"pss {kind}" for kind in kinds), "pss total"])
+        for at, rss, pss in timeline:
+            out.writerow(
+                [
+                    round(at),
+                    *(round(rss.get(kind, 0) / 2**20) for kind in kinds),
+                    round(sum(rss.values()) / 2**20),
+                    *(round(pss.get(kind, 0) / 2**20) for kind in kinds),
+                    round(sum(pss.values()) / 2**20),
+                ]
+            )
 
 
 def follow(client: ApiClient, job_id: str, *, poll: float) -> dict[str, object]:
@@ -152,6 +160,7 @@ def main() -> int:
                 stop_optouts.set()
                 cpu1 = sampler.cpu_by_process()
                 peak, peak_by_kind = sampler.peak_rss, dict(sampler.peak_rss_by_kind)
+                peak_pss, peak_pss_by_kind = sampler.peak_pss, dict(sampler.peak_pss_by_kind)
                 t = time.perf_counter()
                 client.download(job["id"], workdir / "report.csv")
                 report_s = time.perf_counter() - t
@@ -162,7 +171,7 @@ def main() -> int:
                 t = time.perf_counter()
                 client.download(job["id"], workdir / "report-again.csv")
                 report_again_s = time.perf_counter() - t
-                peak_all = sampler.peak_rss
+                peak_all, peak_pss_all = sampler.peak_rss, sampler.peak_pss
         finally:
             stack.stop()
     sampler.stop.set()
@@ -203,6 +212,10 @@ def main() -> int:
         "stack_peak_rss_mib": round(peak / 2**20),
         "peak_rss_mib_by_process": {k: round(v / 2**20) for k, v in sorted(peak_by_kind.items())},
         "stack_peak_rss_mib_with_report_and_summary": round(peak_all / 2**20),
+        # PSS: shared pages (libraries, Ray's object store) counted once, not in every process
+        "stack_peak_pss_mib": round(peak_pss / 2**20),
+        "peak_pss_mib_by_process": {k: round(v / 2**20) for k, v in sorted(peak_pss_by_kind.items())},
+        "stack_peak_pss_mib_with_report_and_summary": round(peak_pss_all / 2**20),
         "command": "python scripts/bench/bench_product.py " + " ".join(sys.argv[1:]),
         "machine": f"{psutil.cpu_count()} cpu, {round(psutil.virtual_memory().total / 2**30)} GiB, "
         f"python {platform.python_version()}",
