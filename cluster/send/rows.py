@@ -202,8 +202,15 @@ class RowReader:
                     stops.append((op_name, row, n, refused[i]))
                     continue
                 op = operators[op_name]
-                message = plans.plan(text, op, row=row, encoding=encoding)
-                pdus = senders.get(variant, bodies).parts(message, destination=msisdn, bind=op.binds[0])
+                encoder = senders.get(variant, bodies)
+                one = None
+                if n == 1 and encoding is not None:  # ingest found one part: no plan needed
+                    one = encoder.one_part(text, op, encoding=encoding, destination=msisdn, bind=op.binds[0])
+                if one is not None:
+                    pdus = [one]
+                else:
+                    message = plans.plan(text, op, row=row, encoding=encoding)
+                    pdus = encoder.parts(message, destination=msisdn, bind=op.binds[0])
                 items = [
                     outbound_part(job_id, row, i, len(pdus), pdu)
                     for i, pdu in enumerate(pdus, 1)

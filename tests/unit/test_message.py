@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from ulak.dispatch.message import PlanCache, SubmitBodies, plan_for, submit_pdus
 from ulak.settings import BindConfig, OperatorConfig
 from ulak.smpp.codec import preencode
-from ulak.text.plan import Concat
+from ulak.text.plan import Concat, encoding_named
 
 TEXTS = [
     "Kampanya: tum urunlerde %20 indirim",
@@ -115,3 +115,61 @@ def test_a_plan_in_the_encoding_ingest_chose_is_the_plan_it_would_choose(text: s
     assert PlanCache().plan(text, plain, row=0, encoding=chosen.encoding.name) == plan_for(
         text, plain, reference=0
     )
+
+
+ENCODING_NAMES = [
+    "gsm7",
+    "ucs2",
+    "gsm7+turkish-shift",
+    "gsm7+turkish-locking",
+    "gsm7+turkish-locking+turkish-shift",
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.text(st.sampled_from("abcXYZ09 %€{}[]~|^\\şğıİçöüŞĞÇÖÜжя😀é"), max_size=200),
+    st.sampled_from(list(Concat)),
+    st.booleans(),
+    st.booleans(),
+    st.sampled_from([None, *ENCODING_NAMES]),
+    st.from_regex(r"\A[0-9]{1,20}\Z") | st.sampled_from(["+905321234567", "9" * 21, "9053 21"]),
+)
+# a part's edges: full, and one unit over (GSM, Turkish single shift, UCS-2; an escape is two septets)
+@example("x" * 160, Concat.UDH8, False, True, None, "905321234567")
+@example("x" * 161, Concat.UDH8, False, True, "gsm7", "905321234567")
+@example("x" * 159 + "€", Concat.UDH8, True, True, "gsm7", "905321234567")
+@example("ğ" * 155, Concat.UDH16, True, True, None, "905321234567")
+@example("ğ" * 156, Concat.SAR, False, True, "gsm7+turkish-shift", "905321234567")
+@example("ж" * 70, Concat.UDH8, False, False, None, "905321234567")
+@example("ж" * 71, Concat.UDH8, False, False, "ucs2", "905321234567")
+def test_a_one_part_text_unplanned_is_the_bytes_of_its_plan(
+    text: str, concat: Concat, packed: bool, national: bool, name: str | None, number: str
+) -> None:
+    """``SubmitBodies.one_part`` (the runner's path for a row ingest found one part, without planning
+    it) gives the bytes the planned text gives, in the encoding ingest named; it gives way (None)
+    only where the plan is not one part in that encoding, or has no frame: never other bytes, and
+    for a text that is one part in the encoding ingest would choose, never None."""
+    op = operator(concat).model_copy(
+        update={"packed_gsm": packed, "national_languages": ("turkish",) if national else ()}
+    )
+    bind = op.binds[0]
+    chosen = plan_for(text, op, reference=0)
+    name = chosen.encoding.name if name is None else name
+    bodies = SubmitBodies(source_addr="MARKA", validity_period=VALIDITY)
+    fast = bodies.one_part(text, op, encoding=name, destination=number, bind=bind)
+    encoding = encoding_named(name, op.languages)
+    try:
+        planned = plan_for(text, op, reference=0, encoding=encoding) if encoding is not None else None
+    except ValueError:  # the encoding cannot represent the text
+        planned = None
+    if fast is not None:
+        assert planned is not None and planned.parts == 1
+        pdus = submit_pdus(
+            planned, destination=number, bind=bind, source_addr="MARKA", validity_period=VALIDITY
+        )
+        assert [fast] == [preencode(p) for p in pdus]
+    elif (
+        planned is not None and planned.encoding == chosen.encoding and number.isdigit() and len(number) < 21
+    ):
+        assert planned.parts > 1 or concat is Concat.PAYLOAD

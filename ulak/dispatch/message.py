@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+import functools
 
 from ulak.settings import BindConfig, OperatorConfig
 from ulak.smpp.codec import preencode, short_message_ends, split_at_destination
 from ulak.smpp.pdu import EncodedSubmitSm, SubmitSm, encoded_submit_sm
-from ulak.text.plan import Encoding, MessagePlan, MessageTooLong, encoding_named, plan
+from ulak.text.plan import (
+    GSM7,
+    UCS2,
+    Concat,
+    Encoding,
+    MessagePlan,
+    MessageTooLong,
+    OnePart,
+    Segment,
+    encoding_named,
+    one_part,
+    plan,
+)
 
 
 def submit_pdus(
@@ -62,6 +74,13 @@ def plan_for(
         packed=operator.packed_gsm,
         encoding=encoding,
     )
+
+
+@functools.cache
+def _layout(encoding: str, languages: tuple[int, ...], concat: Concat, packed: bool) -> OnePart | None:
+    """The one-part layout of the encoding named *encoding*, if the operator's languages allow it."""
+    known = encoding_named(encoding, languages)
+    return None if known is None else one_part(known, concat=concat, packed=packed)
 
 
 def relative_validity(minutes: int) -> str:
@@ -130,9 +149,10 @@ class SubmitBodies:
         self.limit = limit
         # by (message, bind) identity; the entry holds both, so neither id is reused while cached
         self._cut: dict[tuple[int, int], tuple[MessagePlan, BindConfig, list[tuple[bytes, bytes]]]] = {}
-        # One-part messages by (bind identity, data_coding, esm_class): the body around the number
-        # and the short message, which is all that differs between personalised texts.
-        self._frames: dict[tuple[int, int, int], tuple[BindConfig, bytes, bytes]] = {}
+        # One-part messages by (bind identity, data_coding, esm_class): the bind (kept, so its id is
+        # not reused) and the body around the number and the short message, which is all that
+        # differs between personalised texts (None: the bind adds fields after the short message).
+        self._frames: dict[tuple[int, int, int], tuple[BindConfig, tuple[bytes, bytes] | None]] = {}
 
     def parts(self, message: MessagePlan, *, destination: str, bind: BindConfig) -> list[EncodedSubmitSm]:
         if not (destination.isascii() and destination.isdigit() and len(destination) < 21):
@@ -155,6 +175,23 @@ class SubmitBodies:
         number = destination.encode("ascii") + b"\0"
         return [encoded_submit_sm(head + number + tail) for head, tail in entry[2]]
 
+    def one_part(
+        self, text: str, operator: OperatorConfig, *, encoding: str, destination: str, bind: BindConfig
+    ) -> EncodedSubmitSm | None:
+        """The part of a text that ingest found fits one part in *encoding* (its name), without
+        planning the text: a personalised campaign's every row has a text of its own, and planning
+        each (``PlanCache.plan``) cost the job's runner more than all else it does for a row. The
+        same bytes as :meth:`parts` of the planned text (a test holds them to it); None where that
+        is not sure (the encoding no longer allowed, the text not fitting, a payload TLV), and the
+        caller plans."""
+        layout = _layout(encoding, operator.languages, operator.concatenation, operator.packed_gsm)
+        if layout is None or not (destination.isascii() and destination.isdigit() and len(destination) < 21):
+            return None
+        data = layout.data(text)
+        if data is None or len(data) > 254:
+            return None
+        return self._body(bind, layout.encoding.data_coding, layout.esm_class, destination, data)
+
     def _one_part(self, message: MessagePlan, destination: str, bind: BindConfig) -> EncodedSubmitSm | None:
         """A one-part message's body from the frame of its kind: a campaign whose every text is
         personalised plans each row anew, and encoding a ``SubmitSm`` per row cost more than the
@@ -163,16 +200,26 @@ class SubmitBodies:
         data = segment.data
         if segment.in_payload or segment.sar is not None or len(data) > 254:
             return None
-        key = (id(bind), message.data_coding, segment.esm_class)
-        frame = self._frames.get(key)
-        if frame is None:
-            empty = replace(message, segments=(replace(segment, data=b""),))
+        return self._body(bind, message.data_coding, segment.esm_class, destination, data)
+
+    def _body(
+        self, bind: BindConfig, data_coding: int, esm_class: int, destination: str, data: bytes
+    ) -> EncodedSubmitSm | None:
+        """A one-part submit_sm from the frame of its kind (*data*: its short message), or None if
+        the short message is not the body's last field (the bind adds TLVs)."""
+        key = (id(bind), data_coding, esm_class)
+        entry = self._frames.get(key)
+        if entry is None:
+            encoding = UCS2 if data_coding == UCS2.data_coding else GSM7  # only data_coding is read
+            empty = MessagePlan(encoding, 1, 0, (Segment(b"", esm_class),))
             head, tail = split_at_destination(self._pdus(empty, "", bind)[0])
             ends = short_message_ends(head + b"\0" + tail, start=0)
-            if ends is None or len(head) + 1 + len(tail) != ends[3] + 6:  # sm_length last: no TLV
-                return None
-            frame = self._frames[key] = (bind, head, tail[:-1])
-        _, head, middle = frame
+            last = ends is not None and len(head) + 1 + len(tail) == ends[3] + 6  # sm_length last
+            entry = self._frames[key] = (bind, (head, tail[:-1]) if last else None)
+        frame = entry[1]
+        if frame is None:
+            return None
+        head, middle = frame
         return encoded_submit_sm(
             head + destination.encode("ascii") + b"\0" + middle + bytes((len(data),)) + data
         )

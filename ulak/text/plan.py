@@ -328,6 +328,45 @@ def _segments(
     return segments
 
 
+@dataclass(frozen=True, slots=True)
+class OnePart:
+    """What :func:`plan` makes of any text that fits one part in *encoding* (concatenation not
+    ``PAYLOAD``), kept to encode a personalised campaign's texts without planning each: its
+    ``short_message`` is ``udh`` and the text's units, and ``esm_class`` is the same for all."""
+
+    encoding: Encoding
+    capacity: int  # septets or UTF-16 units that fit one part beside the UDH
+    udh: bytes
+    esm_class: int
+    packed: bool
+
+    def data(self, text: str) -> bytes | None:
+        """*text*'s ``short_message``, exactly as ``plan(text, encoding=...)`` gives it; None when
+        the encoding cannot represent it or it needs more than one part."""
+        if self.encoding.ucs2:
+            units = text.encode("utf-16-be")
+            if len(units) // 2 > self.capacity:
+                return None
+            return self.udh + units
+        septets = alphabet(self.encoding.locking, self.encoding.single_shift).to_septets(text)
+        if septets is None or len(septets) > self.capacity:
+            return None
+        if not self.packed:
+            return self.udh + septets
+        return self.udh + _user_data(septets, self.udh, ucs2=False, packed=True)
+
+
+@cache
+def one_part(encoding: Encoding, *, concat: Concat, packed: bool) -> OnePart | None:
+    """How one-part texts in *encoding* are laid out (None for ``Concat.PAYLOAD``, whose text goes in
+    a TLV); the twin of :func:`_segments`' first branch, held to it by a test."""
+    if concat is Concat.PAYLOAD:
+        return None
+    ies = encoding.language_ies()
+    udh = bytes((len(ies),)) + ies if ies else b""
+    return OnePart(encoding, _capacity(encoding, _udh_len(ies)), udh, ESM_CLASS_UDHI if udh else 0, packed)
+
+
 def _user_data(units: bytes, udh: bytes, *, ucs2: bool, packed: bool) -> bytes:
     if ucs2 or not packed:
         return units
