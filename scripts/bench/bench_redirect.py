@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import platform
 import subprocess
 import sys
@@ -146,6 +147,8 @@ def main() -> int:
         )  # fmt: skip
         print(json.dumps(result))
         return 0
+    if args.wrk and shutil.which("wrk") is None:  # before a stack is started for nothing
+        parser.error("--wrk needs wrk on PATH: apt-get install wrk (Debian's package)")
     with tempfile.TemporaryDirectory(prefix="ulak-bench-redirect-") as tmp:
         workdir = Path(tmp)
         stack, campaign = bench_stack(workdir, rows=args.rows, tps_scale=args.tps_scale)
