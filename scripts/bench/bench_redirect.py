@@ -34,8 +34,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
