@@ -102,6 +102,42 @@ class _Write:
     receipts: tuple[ReceiptSeen, ...] = ()
     replies: tuple[MoPart, ...] = ()
 
+    def __bool__(self) -> bool:
+        return bool(self.events or self.receipts or self.replies)
+
+    def without(self, done: _Write) -> _Write:
+        """This write less what *done* (held by Redis already) wrote, item for item."""
+        return _Write(
+            events=_less(self.events, done.events),
+            receipts=_less(self.receipts, done.receipts),
+            replies=_less(self.replies, done.replies),
+        )
+
+    def common(self, other: _Write) -> _Write:
+        """What this write and *other* both hold."""
+        return _Write(
+            events=_less(self.events, _less(self.events, other.events)),
+            receipts=_less(self.receipts, _less(self.receipts, other.receipts)),
+            replies=_less(self.replies, _less(self.replies, other.replies)),
+        )
+
+
+def _less(items: tuple[Any, ...], gone: tuple[Any, ...]) -> tuple[Any, ...]:
+    """*items* less one of each in *gone* (equal, not identical: events are unhashable dataclasses
+    and a retried write is built anew; a rare path, after a lost answer)."""
+    if not gone:
+        return items
+    left = list(gone)
+    kept = []
+    for item in items:
+        for i, other in enumerate(left):
+            if other == item:
+                del left[i]
+                break
+        else:
+            kept.append(item)
+    return tuple(kept)
+
 
 class FencedWrites:
     """The bind's ledger sink (:meth:`apply`) and inbox store (:attr:`inbox`), fenced (module docstring)."""
@@ -134,6 +170,11 @@ class FencedWrites:
         self.lost_writes = 0  # writes Redis lost that the journal no longer held
         self.replayed_writes = 0
         self.superseded = False
+        # Writes tried since the last step the fence took whose answer never came (the connection
+        # lost): Redis holds one of them or none. One step past ours is then that one, not another
+        # process (which takes a new generation): a restarted Redis made a bind give up its name.
+        self._doubts: list[_Write] = []
+        self._done: _Write | None = None  # a write in doubt that Redis holds, not to be made twice
         self._log = log.bind(**(log_context or {}))
 
     async def apply(self, events: list[Event]) -> None:
@@ -194,19 +235,45 @@ class FencedWrites:
                 raise Superseded(f"{self.fence}: another process holds this bind now")
             if not self.generation:
                 await self._take()
+            if self._done is not None:
+                write, self._done = write.without(self._done), None
+                if not write:
+                    return
             while True:
                 try:
                     await self._run(write, self._value(self.sequence), self._value(self.sequence + 1))
                     break
                 except FenceMoved as moved:
-                    if moved.value == self._value(self.sequence + 1):
+                    if moved.value != self._value(self.sequence + 1):
+                        await self._recover(moved.value)
+                    elif not self._doubts:
                         break  # it was written, and the answer lost with the connection: not twice
-                    await self._recover(moved.value)
-            self.sequence += 1
-            now = self._clock()
-            self._journal.append((self.sequence, now, write))
-            while self._journal and now - self._journal[0][1] > self._keep:
-                self._journal.popleft()
+                    else:  # one of the writes in doubt is the step: this one goes on from it
+                        write = write.without(self._held())
+                        if not write:
+                            return
+                except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError):
+                    self._doubts.append(write)  # it may have reached Redis
+                    raise
+            self._step(write)
+
+    def _step(self, write: _Write) -> None:
+        """The fence took one step, with *write*."""
+        self._doubts.clear()
+        self.sequence += 1
+        now = self._clock()
+        self._journal.append((self.sequence, now, write))
+        while self._journal and now - self._journal[0][1] > self._keep:
+            self._journal.popleft()
+
+    def _held(self) -> _Write:
+        """The fence is one step past ours and writes were in doubt: one of them made the step.
+        What they all hold is surely in Redis; the step is taken with it."""
+        held = self._doubts[0]
+        for other in self._doubts[1:]:
+            held = held.common(other)
+        self._step(held)
+        return held
 
     async def _run(self, write: _Write, expect: str, new: str) -> None:
         try:
@@ -247,6 +314,9 @@ class FencedWrites:
     async def _recover(self, value: str) -> None:
         """Redis's fence says *value*: write again what it lost, or stop if the name is taken."""
         generation, sequence = parse(value)
+        if self._doubts and value == self._value(self.sequence + 1):
+            self._done = self._held()  # a write whose answer was lost: the retry leaves it out
+            return
         if generation > self.generation or (generation == self.generation and sequence > self.sequence):
             self.superseded = True
             self._log.error("bind.superseded", fence=value, ours=self._value(self.sequence))
