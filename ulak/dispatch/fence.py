@@ -17,8 +17,13 @@ again, in order, before its next one. A fence of an older generation means the b
 was lost too (it writes everything since, again). A newer generation means another process has
 taken the bind's name: this one is superseded and writes nothing more.
 
-The fence also makes a retried write safe: a write whose answer was lost with its connection is
-tried again by the bind's next flush, and a fence already at that write's value says it was made.
+The fence also makes a retried write safe. A write whose answer was lost with its connection
+(Redis restarting under it) may or may not be in Redis; the bind keeps it as in doubt and tries
+its events again at its next flush, with whatever came since. A fence one step past the bind's
+then means a write in doubt made that step (another process would have taken a new generation):
+the bind takes the step with what every write in doubt holds, and the retry writes only the rest.
+Taking that step for another process made a bind give up its name after a Redis restart, and
+taking it for the retry lost what the retry added (both found by the chaos test).
 
 Replies go to the one replies stream (``keys.MO_PARTS``, in its own slot), so their write cannot
 share the fence's script: the bind appends them, then advances the fence, in that order. On one
