@@ -198,17 +198,23 @@ class AnswerLost(redis.asyncio.Redis):
         return answer
 
 
+async def lost_answer(server: RedisServer, job: str) -> tuple[AnswerLost, FencedWrites]:
+    """A bind's writes after rows 0-1 written and rows 2-3 written with the answer lost."""
+    client = AnswerLost.from_url(server.url)
+    writes = FencedWrites(client, ledger="op", fence=FENCE, inbox=INBOX)
+    await writes.apply(sent(job, range(2)))
+    client.lose_next = True
+    with pytest.raises(redis.exceptions.ConnectionError):
+        await writes.apply(sent(job, range(2, 4)))  # done in Redis, the answer lost
+    return client, writes
+
+
 def test_a_write_whose_answer_was_lost_does_not_make_the_bind_give_up_its_name(server: RedisServer) -> None:
     # Seen in the chaos test: a Redis restart lost a write's answer; the bind's fence watch then read
     # the fence one step past its own and took it for another process holding the bind: the bind
     # stopped for good, and the job's runner failed at its next withdraw.
     async def scenario() -> None:
-        client = AnswerLost.from_url(server.url)
-        writes = FencedWrites(client, ledger="op", fence=FENCE, inbox=INBOX)
-        await writes.apply(sent("d", range(2)))
-        client.lose_next = True
-        with pytest.raises(redis.exceptions.ConnectionError):
-            await writes.apply(sent("d", range(2, 4)))  # done in Redis, the answer lost
+        client, writes = await lost_answer(server, "d")
         await writes.verify()
         assert not writes.superseded and writes.sequence == 2
         # The writer tries its events again with those that came since, in one write: only what
@@ -224,12 +230,7 @@ def test_a_retry_with_more_than_the_write_whose_answer_was_lost_writes_the_rest(
     # The retry is not the same write: the writer put the events back and took them again with the
     # ones that came since. Taking the fence's step for the retry's lost everything it added.
     async def scenario() -> None:
-        client = AnswerLost.from_url(server.url)
-        writes = FencedWrites(client, ledger="op", fence=FENCE, inbox=INBOX)
-        await writes.apply(sent("m", range(2)))
-        client.lose_next = True
-        with pytest.raises(redis.exceptions.ConnectionError):
-            await writes.apply(sent("m", range(2, 4)))
+        client, writes = await lost_answer(server, "m")
         await writes.apply(sent("m", range(2, 7)))
         assert counters(server, "m")["acked"] == 7 and counters(server, "m")["parts_sent"] == 7
         assert (await client.get(FENCE)) == b"1:3" and writes.sequence == 3
