@@ -240,23 +240,18 @@ class FencedWrites:
                 raise Superseded(f"{self.fence}: another process holds this bind now")
             if not self.generation:
                 await self._take()
-            if self._done is not None:
-                write, self._done = write.without(self._done), None
-                if not write:
-                    return
             while True:
+                if self._done is not None:  # a write in doubt made the fence's last step
+                    write, self._done = write.without(self._done), None
+                    if not write:
+                        return
                 try:
                     await self._run(write, self._value(self.sequence), self._value(self.sequence + 1))
                     break
                 except FenceMoved as moved:
-                    if moved.value != self._value(self.sequence + 1):
-                        await self._recover(moved.value)
-                    elif not self._doubts:
+                    if moved.value == self._value(self.sequence + 1) and not self._doubts:
                         break  # it was written, and the answer lost with the connection: not twice
-                    else:  # one of the writes in doubt is the step: this one goes on from it
-                        write = write.without(self._held())
-                        if not write:
-                            return
+                    await self._recover(moved.value)
                 except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError):
                     self._doubts.append(write)  # it may have reached Redis
                     raise
@@ -320,7 +315,7 @@ class FencedWrites:
         """Redis's fence says *value*: write again what it lost, or stop if the name is taken."""
         generation, sequence = parse(value)
         if self._doubts and value == self._value(self.sequence + 1):
-            self._done = self._held()  # a write whose answer was lost: the retry leaves it out
+            self._done = self._held()  # a write in doubt made the step: the next write leaves it out
             return
         if generation > self.generation or (generation == self.generation and sequence > self.sequence):
             self.superseded = True
