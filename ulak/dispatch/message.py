@@ -83,6 +83,12 @@ def _layout(encoding: str, languages: tuple[int, ...], concat: Concat, packed: b
     return None if known is None else one_part(known, concat=concat, packed=packed)
 
 
+def _plain_number(destination: str) -> bool:
+    """A destination the frames take as it is: digits, short enough (the codec checks, or refuses,
+    any other)."""
+    return destination.isascii() and destination.isdigit() and len(destination) < 21
+
+
 def relative_validity(minutes: int) -> str:
     """SMPP 3.4 relative time (section 7.1.1, ``YYMMDDhhmmss000R``) for *minutes* from submission."""
     days, rest = divmod(minutes, 24 * 60)
@@ -155,7 +161,7 @@ class SubmitBodies:
         self._frames: dict[tuple[int, int, int], tuple[BindConfig, tuple[bytes, bytes] | None]] = {}
 
     def parts(self, message: MessagePlan, *, destination: str, bind: BindConfig) -> list[EncodedSubmitSm]:
-        if not (destination.isascii() and destination.isdigit() and len(destination) < 21):
+        if not _plain_number(destination):
             # what the codec checks (or rejects) for other destinations: let it
             return [preencode(p) for p in self._pdus(message, destination, bind)]
         if len(message.segments) == 1:
@@ -185,7 +191,7 @@ class SubmitBodies:
         is not sure (the encoding no longer allowed, the text not fitting, a payload TLV), and the
         caller plans."""
         layout = _layout(encoding, operator.languages, operator.concatenation, operator.packed_gsm)
-        if layout is None or not (destination.isascii() and destination.isdigit() and len(destination) < 21):
+        if layout is None or not _plain_number(destination):
             return None
         data = layout.data(text)
         if data is None or len(data) > 254:

@@ -343,17 +343,14 @@ class OnePart:
     def data(self, text: str) -> bytes | None:
         """*text*'s ``short_message``, exactly as ``plan(text, encoding=...)`` gives it; None when
         the encoding cannot represent it or it needs more than one part."""
-        if self.encoding.ucs2:
-            units = text.encode("utf-16-be")
-            if len(units) // 2 > self.capacity:
-                return None
-            return self.udh + units
-        septets = alphabet(self.encoding.locking, self.encoding.single_shift).to_septets(text)
-        if septets is None or len(septets) > self.capacity:
+        ucs2 = self.encoding.ucs2
+        if ucs2:
+            units: bytes | None = text.encode("utf-16-be")
+        else:
+            units = alphabet(self.encoding.locking, self.encoding.single_shift).to_septets(text)
+        if units is None or (len(units) // 2 if ucs2 else len(units)) > self.capacity:
             return None
-        if not self.packed:
-            return self.udh + septets
-        return self.udh + _user_data(septets, self.udh, ucs2=False, packed=True)
+        return self.udh + _user_data(units, self.udh, ucs2=ucs2, packed=self.packed)
 
 
 @cache
