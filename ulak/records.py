@@ -57,8 +57,13 @@ class Ack:
 
     @classmethod
     def read(cls, value: bytes | str) -> Ack:
+        return cls(*cls.unpack(value))
+
+    @staticmethod
+    def unpack(value: bytes | str) -> tuple[str, int]:
+        """(message id, at ms) without building an ``Ack`` (a report reads millions)."""
         message_id, _, ms = _text(value).rpartition(SEP)  # an id may hold "|": the time never does
-        return cls(message_id, int(ms))
+        return message_id, int(ms)
 
     def write(self) -> str:
         return f"{self.message_id}{SEP}{self.at_ms}"
@@ -78,8 +83,13 @@ class Receipt:
 
     @classmethod
     def read(cls, value: bytes | str) -> Receipt:
+        return cls(*cls.unpack(value))
+
+    @staticmethod
+    def unpack(value: bytes | str) -> tuple[str, str, int]:
+        """(status, error, at ms) without building a ``Receipt`` (a report reads millions)."""
         status, error, ms = _text(value).split(SEP)
-        return cls(status, error, int(ms))
+        return status, error, int(ms)
 
     def write(self) -> str:
         return SEP.join((self.status, self.error, str(self.at_ms)))

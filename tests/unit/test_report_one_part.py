@@ -1,0 +1,104 @@
+"""A one-part row's outcome read straight from its bucket hashes
+(``cluster.reports.report._one_part_outcome``) is what the general reading (``_row_outcome``) finds,
+whatever the ledger holds for it; where it declines (a stopped row, a state it does not know) the
+general reading answers."""
+
+from __future__ import annotations
+
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from cluster.reports.report import _one_part_outcome, _row_outcome
+
+_MS = st.integers(0, 2**41)
+_STATUS = st.sampled_from(
+    ["DELIVRD", "UNDELIV", "EXPIRED", "REJECTD", "DELETED", "UNKNOWN", "ACCEPTD", "ENROUTE", "odd"]
+)
+
+
+def _optional(values: st.SearchStrategy[bytes]) -> st.SearchStrategy[bytes | None]:
+    return st.none() | values
+
+
+_ACK = st.builds(
+    lambda i, ms: b"%s|%d" % (i.encode(), ms),
+    st.text("0123456789abcdefABCDEF-|", max_size=20),  # an id may hold "|", or be empty
+    _MS,
+)
+_RECEIPT = st.builds(
+    lambda s, e, ms: b"%s|%s|%d" % (s.encode(), e.encode(), ms),
+    _STATUS,
+    st.text("0123456789", min_size=0, max_size=3),
+    _MS,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    row=st.integers(1, 10**8),
+    state=_optional(st.sampled_from([b"s", b"a", b"f", b"u", b"x", b"?"])),
+    outcome=_optional(st.sampled_from([b"delivered", b"undelivered", b"expired"])),
+    stopped=_optional(st.sampled_from([b"opted_out|1765000000000", b"frequency_capped|0", b"expired|5"])),
+    ack=_optional(_ACK),
+    fault=_optional(st.integers(0, 2**32 - 1).map(lambda c: b"%d" % c)),
+    receipt=_optional(_RECEIPT),
+    unsent=st.sampled_from(["pending", "cancelled"]),
+)
+@example(  # acked and delivered: the common row
+    row=10,
+    state=b"a",
+    outcome=None,
+    stopped=None,
+    ack=b"abc|1",
+    fault=None,
+    receipt=b"DELIVRD|000|2",
+    unsent="pending",
+)
+@example(  # failed, with a negative receipt too: the failure is the error shown
+    row=7,
+    state=b"f",
+    outcome=None,
+    stopped=None,
+    ack=None,
+    fault=b"88",
+    receipt=b"UNDELIV|001|2",
+    unsent="pending",
+)
+@example(  # an empty id: no ids shown
+    row=3,
+    state=b"a",
+    outcome=None,
+    stopped=None,
+    ack=b"|5",
+    fault=None,
+    receipt=None,
+    unsent="pending",
+)
+def test_a_one_part_row_read_straight_is_what_the_general_reading_finds(
+    row: int,
+    state: bytes | None,
+    outcome: bytes | None,
+    stopped: bytes | None,
+    ack: bytes | None,
+    fault: bytes | None,
+    receipt: bytes | None,
+    unsent: str,
+) -> None:
+    key = b"%d" % row
+    rows = {
+        k: v for k, v in {key: state, key + b":o": outcome, key + b":x": stopped}.items() if v is not None
+    }
+    parts = {
+        k: v
+        for k, v in {key + b":1:m": ack, key + b":1:e": fault, key + b":1:r": receipt}.items()
+        if v is not None
+    }
+    # Other rows of the bucket, which neither reading may take for this one's.
+    rows[key + b"1"] = b"f"
+    parts[b"%d:1:m" % (row + 1)] = b"other|9"
+    straight = _one_part_outcome(key, state, rows, parts, unsent=unsent)
+    if stopped is not None or state == b"?":
+        assert straight is None
+        return
+    general = _row_outcome(1, [state, outcome, stopped], [ack, fault, receipt], unsent=unsent)
+    assert straight == general
