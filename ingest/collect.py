@@ -148,7 +148,7 @@ class PreparedCampaign:
     preview: Preview
 
     def _file(self, name: str) -> pq.ParquetFile:
-        return pq.ParquetFile(self.directory.open_input(name))
+        return self.directory.parquet(name)
 
     def accepted(self, batch_rows: int = 65_536) -> Iterator[pa.Table]:
         """Rows to send, in file order, with the columns of :data:`ACCEPTED_SCHEMA`."""

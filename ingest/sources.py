@@ -49,6 +49,7 @@ from ingest.errors import (
     UnsupportedFormat,
 )
 from ingest.pacing import Pacing
+from ulak.jobfiles import parquet_file
 from ulak.quoting import clipped, listed, quoted
 
 ROW = "__row"
@@ -529,7 +530,7 @@ def _csv_errors(source: Source) -> Iterator[None]:
 
 
 def _read_parquet(source: Source) -> Iterator[pa.Table]:
-    for batch in pq.ParquetFile(source.path).iter_batches(batch_size=BLOCK_ROWS):
+    for batch in parquet_file(source.path).iter_batches(batch_size=BLOCK_ROWS):
         table = pa.Table.from_batches([batch])
         yield pa.table({n: _as_text(table.column(n)) for n in table.column_names})
 

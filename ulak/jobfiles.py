@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 
 from ulak.objectstore import filesystem, scheme_of
 from ulak.redis_server import default_state_dir
@@ -107,6 +108,13 @@ class JobDir:
         """A random-access file (what ``pyarrow.parquet.ParquetFile`` reads)."""
         return self.fs.open_input_file(self.file(name))
 
+    def parquet(self, name: str) -> pq.ParquetFile:
+        """The Parquet file *name*, to read a batch at a time in file order. Without pyarrow's
+        pre-buffering (its default), whose cache of what it read ahead is kept until the file is
+        closed (apache/arrow#39808): reading a 10M-row rows file through held ~200 MiB more at the
+        end than at the start, in the job's actor as it sends."""
+        return parquet_file(self.open_input(name))
+
     def open_output(self, name: str) -> pa.NativeFile:
         """A new file; it exists, whole, once the stream is closed."""
         return self.fs.open_output_stream(self.file(name))
@@ -181,3 +189,9 @@ class JobDir:
 def of(directory: JobDir | Path) -> JobDir:
     """*directory* as a :class:`JobDir` (a local path is made into one, created if missing)."""
     return directory if isinstance(directory, JobDir) else JobDir.local_dir(Path(directory))
+
+
+def parquet_file(source: str | pa.NativeFile) -> pq.ParquetFile:
+    """*source* as a Parquet file read a batch at a time whose memory does not grow with the file
+    (:meth:`JobDir.parquet`): no pre-buffering."""
+    return pq.ParquetFile(source, pre_buffer=False)

@@ -77,7 +77,7 @@ def report_batches(
         return
     unsent = "cancelled" if state is JobState.CANCELLED else "pending"
     snapshot = _InStep(outcomes, batch_rows) if outcomes is not None else None
-    for batch in pq.ParquetFile(directory.open_input(ACCEPTED_FILE)).iter_batches(batch_size=batch_rows):
+    for batch in directory.parquet(ACCEPTED_FILE).iter_batches(batch_size=batch_rows):
         rows: list[int] = batch.column("row").to_pylist()
         known = _from_snapshot(snapshot.take(batch.num_rows), batch) if snapshot is not None else None
         columns = known or _from_ledgers(client, job_id, ledgers, batch, rows, unsent=unsent)
@@ -320,13 +320,13 @@ def _conversions(client: redis.Redis, job_id: str, rows: list[int]) -> tuple[pa.
 def rejected_batches(directory: JobDir) -> Iterator[pa.RecordBatch]:
     """The rejected-rows report (row, reason, detail, the row's original values), in row order."""
     if directory.exists(REJECTED_FILE):
-        yield from pq.ParquetFile(directory.open_input(REJECTED_FILE)).iter_batches(batch_size=10_000)
+        yield from directory.parquet(REJECTED_FILE).iter_batches(batch_size=10_000)
 
 
 def rejected_schema(directory: JobDir) -> pa.Schema | None:
     if not directory.exists(REJECTED_FILE):
         return None
-    return pq.ParquetFile(directory.open_input(REJECTED_FILE)).schema_arrow
+    return directory.parquet(REJECTED_FILE).schema_arrow
 
 
 class _Sink(io.RawIOBase):

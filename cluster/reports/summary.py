@@ -376,7 +376,7 @@ def current_outcomes(
             time.sleep(0.2)
         view, record = store.view_and_record(job_id)
     if _is_current(record, _stamp(view), directory):
-        return pq.ParquetFile(directory.open_input(SNAPSHOT))
+        return directory.parquet(SNAPSHOT)
     return None
 
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import pyarrow.parquet as pq
-
 from cluster.send.deferred import CAP, Deferred
 from cluster.send.job import Job
 from cluster.send.rows import Row
@@ -87,7 +85,7 @@ def capped_now(job: Job) -> int | None:
     capping = Capping(job, Deferred())
     if capping.gate is None:
         return None
-    rows_file = pq.ParquetFile(job.directory.open_input(ACCEPTED_FILE))
+    rows_file = job.directory.parquet(ACCEPTED_FILE)
     capped = 0
     now = job.clock.time()
     for batch in rows_file.iter_batches(batch_size=5000, columns=["msisdn", "row"]):

@@ -6,8 +6,6 @@ from __future__ import annotations
 import contextlib
 import time
 
-import pyarrow.parquet as pq
-
 from cluster.jobs.states import InvalidTransition, JobEvent, JobState
 from cluster.jobs.views import RECEIPT_OUTCOMES, stopped
 from cluster.reports.summary import warm
@@ -112,7 +110,7 @@ class Drain:
             return 0
         lost: dict[str, list[Event]] = {}  # per operator: each has its own ledger
         never = 0
-        rows_file = pq.ParquetFile(self.job.directory.open_input(ACCEPTED_FILE))
+        rows_file = self.job.directory.parquet(ACCEPTED_FILE)
         columns = ["row", "parts", "operator"]
         reader = self.job.reader()
         for batch in rows_file.iter_batches(batch_size=self.job.settings.jobs.batch_rows, columns=columns):

@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from cluster.send import winner
 from cluster.send.job import Job, Pool
@@ -158,7 +157,7 @@ class RowReader:
             for v in opts.variants or ()
             if v.sender is not None
         }
-        rows_file = pq.ParquetFile(self.job.directory.open_input(ACCEPTED_FILE))
+        rows_file = self.job.directory.parquet(ACCEPTED_FILE)
         with_variants = "variant" in rows_file.schema_arrow.names
         with_encodings = "encoding" in rows_file.schema_arrow.names  # ingest's choice, when it says
         offset = 0
@@ -250,7 +249,7 @@ class RowReader:
         assert since is not None  # set just above
         asked = SurveyAsked(self.job.job_id, float(since), survey.window_hours * 3600, survey.kind)
         value = asked.write(since=since)
-        rows_file = pq.ParquetFile(self.job.directory.open_input(ACCEPTED_FILE))
+        rows_file = self.job.directory.parquet(ACCEPTED_FILE)
         key = keys.survey_index(reply_to)
         for batch in rows_file.iter_batches(batch_size=10_000, columns=["msisdn"]):
             numbers = batch.column("msisdn").to_pylist()

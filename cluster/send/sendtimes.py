@@ -79,7 +79,7 @@ class Planner:
             )
         priors = sendtime.Priors.read(self.job.client, digits=self.job.settings.send_times.prefix_digits)
         directory = self.job.directory
-        rows_file = pq.ParquetFile(directory.open_input(ACCEPTED_FILE))
+        rows_file = directory.parquet(ACCEPTED_FILE)
         per_slot: Counter[tuple[int, bool]] = Counter()
         known = 0
         with (

@@ -88,9 +88,7 @@ class _RestRows:
     """``rest.parquet`` read in step with the rest rows of ``accepted.parquet`` (the same order)."""
 
     def __init__(self, directory: JobDir) -> None:
-        self._batches: Iterator[pa.RecordBatch] = pq.ParquetFile(
-            directory.open_input(REST_FILE)
-        ).iter_batches(batch_size=50_000)
+        self._batches: Iterator[pa.RecordBatch] = directory.parquet(REST_FILE).iter_batches(batch_size=50_000)
         self._buffer = pa.table({"row": pa.array([], pa.int64())})
         self._at = 0
 
@@ -112,7 +110,7 @@ class _RestRows:
 def rewrite(directory: JobDir, winner: str) -> int:
     """Give every rest row of ``accepted.parquet`` *winner*'s text, parts, encoding and name; returns
     how many parts the rest has now less the parts it was counted with (the first variant's)."""
-    source = pq.ParquetFile(directory.open_input(ACCEPTED_FILE))
+    source = directory.parquet(ACCEPTED_FILE)
     rest = _RestRows(directory)
     delta = 0
     with (

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 import pytest
 
 from ulak.jobfiles import JobDir, JobFiles
@@ -68,3 +71,23 @@ def test_data_dir_may_be_a_path_or_a_uri(tmp_path: Path) -> None:
     assert (jobs.data_dir, jobs.storage) == ("s3://b/p", {"region": "eu-central-1"})
     (tmp_path / "ulak.yaml").write_text(f"jobs: {{data_dir: '{tmp_path}'}}\n")
     assert load_settings(tmp_path, environ={}).jobs.data_dir == str(tmp_path)
+
+
+def test_reading_a_job_file_through_holds_no_more_than_a_row_group(tmp_path: Path) -> None:
+    """pyarrow's default pre-buffering reads ahead and keeps what it read until the file is closed
+    (apache/arrow#39808): a job's actor reading its rows file held ~200 MiB more at 10M rows than at
+    the start. Read as a job file is, it holds about the row group it is in, whatever the file."""
+    folder = JobDir.local_dir(tmp_path / "j1")
+    groups, rows = 60, 2_000
+    with pq.ParquetWriter(folder.file("rows.parquet"), pa.schema([("text", pa.string())])) as writer:
+        for _ in range(groups):
+            texts = [random.randbytes(50).hex() for _ in range(rows)]  # as personalised: no compression
+            writer.write_table(pa.table({"text": texts}), row_group_size=rows)
+    before = pa.total_allocated_bytes()
+    held, read = 0, 0
+    for batch in folder.parquet("rows.parquet").iter_batches(batch_size=500):
+        held = max(held, pa.total_allocated_bytes() - before)
+        read += batch.num_rows
+    assert read == groups * rows
+    one_group = rows * 104  # its texts and their offsets, decoded
+    assert held < 4 * one_group  # pre-buffered: the whole file (~60 groups) from the first batch
