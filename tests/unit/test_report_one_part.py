@@ -33,6 +33,22 @@ _RECEIPT = st.builds(
 )
 
 
+def _sent(
+    state: bytes, *, ack: bytes | None = None, fault: bytes | None = None, receipt: bytes | None = None
+) -> dict[str, object]:
+    """An explicit example: a row in *state*, neither stopped nor with an outcome of its own."""
+    return {
+        "row": 10,
+        "state": state,
+        "outcome": None,
+        "stopped": None,
+        "ack": ack,
+        "fault": fault,
+        "receipt": receipt,
+        "unsent": "pending",
+    }
+
+
 @settings(max_examples=400, deadline=None)
 @given(
     row=st.integers(1, 10**8),
@@ -44,36 +60,11 @@ _RECEIPT = st.builds(
     receipt=_optional(_RECEIPT),
     unsent=st.sampled_from(["pending", "cancelled"]),
 )
-@example(  # acked and delivered: the common row
-    row=10,
-    state=b"a",
-    outcome=None,
-    stopped=None,
-    ack=b"abc|1",
-    fault=None,
-    receipt=b"DELIVRD|000|2",
-    unsent="pending",
-)
-@example(  # failed, with a negative receipt too: the failure is the error shown
-    row=7,
-    state=b"f",
-    outcome=None,
-    stopped=None,
-    ack=None,
-    fault=b"88",
-    receipt=b"UNDELIV|001|2",
-    unsent="pending",
-)
-@example(  # an empty id: no ids shown
-    row=3,
-    state=b"a",
-    outcome=None,
-    stopped=None,
-    ack=b"|5",
-    fault=None,
-    receipt=None,
-    unsent="pending",
-)
+@example(**_sent(b"a", ack=b"abc|1", receipt=b"DELIVRD|000|2"))  # acked and delivered: the common row
+@example(
+    **_sent(b"f", fault=b"88", receipt=b"UNDELIV|001|2")
+)  # a failure and a negative receipt: the failure shown
+@example(**_sent(b"a", ack=b"|5"))  # an empty id: no ids shown
 def test_a_one_part_row_read_straight_is_what_the_general_reading_finds(
     row: int,
     state: bytes | None,
