@@ -351,16 +351,22 @@ def job_report(
     if not record.prepared:
         raise _unprepared(job_id, record)
     directory = plane.job_dir(record)
-    batches = report_batches(
-        plane.client,
-        job_id,
-        directory,
-        state=record.state,
-        ledgers=record.ledgers,
-        batch_rows=20_000,
-        outcomes=current_outcomes(plane.store, job_id, directory) if record.state.terminal else None,
-    )
-    return _stream(batches, REPORT_SCHEMA, format, f"{job_id}-report")
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        # Right after a large job ends its outcomes snapshot is still being taken: waited for in
+        # the body, once the answer's headers and a CSV's header line are out (SNAPSHOT_WAIT).
+        outcomes = current_outcomes(plane.store, job_id, directory) if record.state.terminal else None
+        yield from report_batches(
+            plane.client,
+            job_id,
+            directory,
+            state=record.state,
+            ledgers=record.ledgers,
+            batch_rows=20_000,
+            outcomes=outcomes,
+        )
+
+    return _stream(batches(), REPORT_SCHEMA, format, f"{job_id}-report")
 
 
 @router.get(

@@ -348,21 +348,19 @@ class _Sink(io.RawIOBase):
 
 
 def as_csv(batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> Iterator[bytes]:
-    """CSV bytes, a batch at a time, with one header line (even when there are no rows); cells a
+    """CSV bytes: the header line first, before the first batch is asked for (a client has its
+    first bytes while the rows are still being gathered), then a batch at a time; cells a
     spreadsheet would run as formulas are quoted (``ingest.formulas``)."""
-    first = True
+    buffer = io.BytesIO()
+    pacsv.write_csv(schema.empty_table(), buffer)
+    yield buffer.getvalue()
     for batch in batches:
         buffer = io.BytesIO()
         pacsv.write_csv(
             neutralised(pa.Table.from_batches([batch], schema)),
             buffer,
-            pacsv.WriteOptions(include_header=first),
+            pacsv.WriteOptions(include_header=False),
         )
-        first = False
-        yield buffer.getvalue()
-    if first:
-        buffer = io.BytesIO()
-        pacsv.write_csv(schema.empty_table(), buffer)
         yield buffer.getvalue()
 
 

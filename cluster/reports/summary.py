@@ -55,7 +55,10 @@ from ulak.variants import compare, difference_interval, two_proportion_p
 SNAPSHOT = "outcomes.parquet"
 ENGAGEMENT = "engagement.parquet"
 LOCK_SECONDS = 30  # a snapshot's lock, renewed at each batch of rows (keys.job_summary_lock)
-SNAPSHOT_WAIT = 20.0  # seconds a report waits for a snapshot being taken before it reads the ledgers
+# Seconds a report waits for a snapshot being taken before it reads the ledgers: it waits in its
+# answer's body, its headers (and a CSV's header line) already sent, so this is a gap between two
+# reads for the client, kept under the 60 s a proxy allows one by default (nginx's proxy_read_timeout).
+SNAPSHOT_WAIT = 45.0
 BUCKETS = (60, 300, 900, 3600, 86400)  # seconds a time-series point may span
 _COLUMNS = (
     "row",
@@ -365,10 +368,10 @@ def current_outcomes(
         keys.job_summary_lock(job_id)
     ):
         # Being taken (by the job's actor as the job ended, or a summary's first read): wait for it
-        # rather than read every row's ledger beside it, which takes as long again (~16 s a million
-        # rows). Not past *wait*: a large job's takes minutes, and a client waiting for the answer's
-        # first byte gives up (the ledgers' report streams from its first batch). A holder that dies
-        # lets go within LOCK_SECONDS.
+        # rather than read every row's ledger beside it, which takes as long again (~6 s a million
+        # rows). Not past *wait*: a 10M-row job's takes a minute or more, and a client or proxy
+        # waiting for its next bytes gives up (the ledgers' report streams from its first batch). A
+        # holder that dies lets go within LOCK_SECONDS.
         deadline = time.monotonic() + wait
         while store.client.exists(keys.job_summary_lock(job_id)):
             if time.monotonic() > deadline:

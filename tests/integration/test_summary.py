@@ -91,6 +91,11 @@ def test_the_summary_says_exactly_what_happened(ray_session: Any, tmp_path: Path
                     waiting = pool.submit(lambda: http.get(f"/v1/jobs/{job_id}/report").text)
                     with pytest.raises(FutureTimeout):
                         waiting.result(timeout=1.5)
+                    # It waits in its body: its client has the answer and the header line meanwhile
+                    # (a 10M-row job's snapshot takes a minute; a proxy gives up on a silent 60 s).
+                    with http.stream("GET", f"/v1/jobs/{job_id}/report") as early:
+                        assert early.status_code == 200
+                        assert next(early.iter_lines()).startswith('"row","msisdn","operator"')
                     snapshot = tmp_path / "jobs" / job_id / "outcomes.parquet"
                     taken = pq.read_table(snapshot)
                     status = ["marked" if i == 0 else v for i, v in enumerate(taken["status"].to_pylist())]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -55,3 +56,20 @@ def test_the_csv_stream_is_escaped_and_reads_back_as_written_plus_the_quote() ->
         io.BytesIO(text), convert_options=pacsv.ConvertOptions(column_types={"detail": pa.string()})
     )
     assert back.column("detail").to_pylist() == ["'=1+1", "+90532", "ok"]
+
+
+def test_the_csv_stream_sends_its_header_line_before_asking_for_rows() -> None:
+    """A report right after a large job ends waits for the rows' outcomes in its body: its client
+    has the header line meanwhile, and the lines put together are one CSV with one header."""
+    schema = pa.schema([("row", pa.int64()), ("detail", pa.string())])
+    asked: list[int] = []
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for i in range(2):
+            asked.append(i)
+            yield pa.record_batch([pa.array([i]), pa.array([f"row {i}"])], schema=schema)
+
+    stream = as_csv(batches(), schema)
+    assert next(stream) == b'"row","detail"\n' and asked == []
+    assert b"".join(stream) == b'0,"row 0"\n1,"row 1"\n' and asked == [0, 1]
+    assert b"".join(as_csv(iter([]), schema)) == b'"row","detail"\n'
