@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import redis
@@ -357,11 +358,24 @@ def as_csv(batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> Iterator[byt
     for batch in batches:
         buffer = io.BytesIO()
         pacsv.write_csv(
-            neutralised(pa.Table.from_batches([batch], schema)),
+            _utc_as_text(neutralised(pa.Table.from_batches([batch], schema))),
             buffer,
             pacsv.WriteOptions(include_header=False),
         )
         yield buffer.getvalue()
+
+
+def _utc_as_text(table: pa.Table) -> pa.Table:
+    """*table* with its UTC times as the text the CSV writer makes of them (``2026-12-06
+    10:00:00.123Z``), made without a time-zone lookup a cell: the writer's own took ~1 µs a cell,
+    80 % of writing a report (its two times: 0.4 s of 0.5 a 200k rows). Text cells come out quoted,
+    which changes no value read back."""
+    for at, field in enumerate(table.schema):
+        if pa.types.is_timestamp(field.type) and field.type.tz == "UTC":
+            naive = table.column(at).cast(pa.timestamp(field.type.unit))
+            text = pc.binary_join_element_wise(naive.cast(pa.string()), pa.scalar("Z"), "")
+            table = table.set_column(at, field.name, text)
+    return table
 
 
 def as_parquet(batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> Iterator[bytes]:
