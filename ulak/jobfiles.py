@@ -131,6 +131,20 @@ class JobDir:
             return []
         return [info.base_name for info in found if info.type == pafs.FileType.File]
 
+    def folders(self, folder: str) -> list[str]:
+        """The folders in *folder* of the job's folder (none when it does not exist)."""
+        try:
+            found = self.fs.get_file_info(pafs.FileSelector(self.file(folder), allow_not_found=True))
+        except FileNotFoundError:
+            return []
+        return [info.base_name for info in found if info.type == pafs.FileType.Directory]
+
+    def delete_folder(self, folder: str) -> None:
+        """*folder* of the job's folder and everything in it (nothing when it is gone already)."""
+        with contextlib.suppress(FileNotFoundError):
+            if self.fs.get_file_info(self.file(folder)).type != pafs.FileType.NotFound:
+                self.fs.delete_dir(self.file(folder))
+
     def move(self, source: str, dest: str) -> None:
         self.fs.move(self.file(source), self.file(dest))
 

@@ -32,7 +32,8 @@ from cluster.reports.report import (
     rejected_schema,
     report_batches,
 )
-from cluster.reports.summary import BUCKETS, current_outcomes, summarize
+from cluster.reports.snapshot import current_outcomes
+from cluster.reports.summary import BUCKETS, summarize
 from cluster.reports.summary import as_csv as summary_csv
 from ingest.errors import FileTooLarge
 
@@ -353,8 +354,8 @@ def job_report(
     directory = plane.job_dir(record)
 
     def batches() -> Iterator[pa.RecordBatch]:
-        # Right after a large job ends its outcomes snapshot is still being taken: waited for in
-        # the body, once the answer's headers and a CSV's header line are out (SNAPSHOT_WAIT).
+        # Right after a large job ends its outcomes snapshot is still being taken: followed chunk
+        # by chunk in the body, once the answer's headers and a CSV's header line are out.
         outcomes = current_outcomes(plane.store, job_id, directory) if record.state.terminal else None
         yield from report_batches(
             plane.client,

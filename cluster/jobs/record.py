@@ -157,5 +157,10 @@ class JobRecord:
         return self._text("outcomes_stamp")
 
     @property
+    def outcomes_files(self) -> str | None:
+        """The outcomes snapshot named (``cluster.reports.snapshot``): its token and chunks."""
+        return self._text("outcomes_files")
+
+    @property
     def engagement_stamp(self) -> str | None:
         return self._text("engagement_stamp")

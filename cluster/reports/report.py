@@ -65,19 +65,20 @@ def report_batches(
     ledgers: Mapping[str, str],
     batch_rows: int = 10_000,
     engagement: bool = True,
-    outcomes: pq.ParquetFile | None = None,
+    outcomes: Iterator[pa.RecordBatch] | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """The report of *job_id* in row order (empty before the job's rows are prepared); *ledgers*: its
     operators' (``JobRecord.ledgers``). Without *engagement* the clicks and conversions columns are
     left empty (the summary reads them on their own). *outcomes*: an ended job's outcomes snapshot
-    (``cluster.reports.summary.current_outcomes``), read instead of every row's ledger: a million
+    (``cluster.reports.snapshot.current_outcomes``: ``row`` and :data:`OUTCOME_COLUMNS` in row
+    order; where it stops short, the ledgers answer), read instead of every row's ledger: a million
     rows' ledgers took ~40 s, the snapshot's columns none (clicks and conversions are read fresh).
     The snapshot is read in step with the rows file, a batch at a time: the report's memory does not
     grow with the job."""
     if not directory.exists(ACCEPTED_FILE):
         return
     unsent = "cancelled" if state is JobState.CANCELLED else "pending"
-    snapshot = _InStep(outcomes, batch_rows) if outcomes is not None else None
+    snapshot = _InStep(outcomes) if outcomes is not None else None
     for batch in directory.parquet(ACCEPTED_FILE).iter_batches(batch_size=batch_rows):
         rows: list[int] = batch.column("row").to_pylist()
         known = _from_snapshot(snapshot.take(batch.num_rows), batch) if snapshot is not None else None
@@ -110,17 +111,17 @@ def report_batches(
         )
 
 
-_OUTCOME_COLUMNS = ("status", "receipt", "error", "message_ids", "acked_at", "receipt_at")
+OUTCOME_COLUMNS = ("status", "receipt", "error", "message_ids", "acked_at", "receipt_at")
+_IN_STEP = pa.schema([REPORT_SCHEMA.field(name) for name in ("row", *OUTCOME_COLUMNS)])
 
 
 class _InStep:
     """An outcomes snapshot read alongside the rows file (the same rows in the same order): the next
     *n* rows at a time, holding no more than a batch or two of them."""
 
-    def __init__(self, snapshot: pq.ParquetFile, batch_rows: int) -> None:
-        columns = ["row", *_OUTCOME_COLUMNS]
-        self._batches = iter(snapshot.iter_batches(batch_size=batch_rows, columns=columns))
-        self._held = snapshot.schema_arrow.empty_table().select(columns)
+    def __init__(self, batches: Iterator[pa.RecordBatch]) -> None:
+        self._batches = batches
+        self._held = _IN_STEP.empty_table()
 
     def take(self, n: int) -> pa.Table:
         """The next *n* rows (fewer at the end)."""
@@ -128,7 +129,8 @@ class _InStep:
             more = next(self._batches, None)
             if more is None:
                 break
-            self._held = pa.concat_tables([self._held, pa.Table.from_batches([more])])
+            more_table = pa.Table.from_batches([more]).select(_IN_STEP.names).cast(_IN_STEP)
+            self._held = pa.concat_tables([self._held, more_table])
         piece, self._held = self._held.slice(0, n), self._held.slice(n)
         return piece
 
@@ -140,7 +142,7 @@ def _from_snapshot(piece: pa.Table, batch: pa.RecordBatch) -> list[pa.Array] | N
         batch.column("row")
     ):
         return None
-    return [piece.column(name).combine_chunks() for name in _OUTCOME_COLUMNS]
+    return [piece.column(name).combine_chunks() for name in OUTCOME_COLUMNS]
 
 
 def _from_ledgers(

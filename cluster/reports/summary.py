@@ -3,9 +3,9 @@
 The figures come from three places, each read once:
 
 * the rows' outcomes (status, receipt, error, times, parts the SMSC took) are the row-level report's
-  (``cluster.reports.report``). A job that has ended with every receipt in keeps them as a snapshot,
-  ``outcomes.parquet`` in its folder, stamped with the ledger counters it was taken at: a late
-  receipt changes the counters, and the next summary takes a new snapshot;
+  (``cluster.reports.report``). A job that has ended with every receipt in keeps them as a snapshot
+  in its folder (``cluster.reports.snapshot``), stamped with the ledger counters it was taken at: a
+  late receipt changes the counters, and the next summary takes a new snapshot;
 * each row's clicks and conversions are read from the job's per-row hashes
   (``keys.job_clicked_rows``, ``keys.job_converted_rows``): one HGETALL each. An ended job keeps
   them as a snapshot too, ``engagement.parquet``, stamped with the job's click and conversion
@@ -24,10 +24,9 @@ from __future__ import annotations
 
 import io
 import json
-import secrets
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,7 +41,7 @@ from cluster.jobs.options import JobOptions
 from cluster.jobs.record import JobRecord
 from cluster.jobs.states import JobState
 from cluster.jobs.store import JobStore
-from cluster.reports.report import report_batches
+from cluster.reports import snapshot
 from cluster.send.sendtimes import control_rows
 from cluster.send.winner import describe as winner_decision
 from ulak import keys, sendtime
@@ -52,28 +51,8 @@ from ulak.records import read_minute_field
 from ulak.settings import Settings
 from ulak.variants import compare, difference_interval, two_proportion_p
 
-SNAPSHOT = "outcomes.parquet"
 ENGAGEMENT = "engagement.parquet"
-LOCK_SECONDS = 30  # a snapshot's lock, renewed at each batch of rows (keys.job_summary_lock)
-# Seconds a report waits for a snapshot being taken before it reads the ledgers: it waits in its
-# answer's body, its headers (and a CSV's header line) already sent, so this is a gap between two
-# reads for the client, kept under the 60 s a proxy allows one by default (nginx's proxy_read_timeout).
-SNAPSHOT_WAIT = 45.0
 BUCKETS = (60, 300, 900, 3600, 86400)  # seconds a time-series point may span
-_COLUMNS = (
-    "row",
-    "operator",
-    "variant",
-    "phase",
-    "parts",
-    "status",
-    "receipt",
-    "error",
-    "acked_at",
-    "receipt_at",
-    "message_ids",
-)
-_STAMPED = ("acked", "failed", "unknown", "cancelled", "receipts", "receipts_duplicate")
 
 
 def summarize(
@@ -260,127 +239,18 @@ def _goal(options: JobOptions, conversions: int, value: int) -> dict[str, Any] |
 # ---------------------------------------------------------------------------------- the rows
 
 
-def _stamp(view: Mapping[str, Any]) -> str:
-    counts, receipts = view["counts"], view["receipts"]
-    values = [counts["acked"], counts["failed"], counts["unknown"], counts["cancelled"]]
-    values += [counts["opted_out"], counts["no_consent"], counts["frequency_capped"], counts["expired"]]
-    values += [receipts["received"], receipts["duplicates"]]
-    return f"v5|{view['state']}|" + "|".join(map(str, values))  # v5: and rows capped
-
-
 def _outcomes(
     store: JobStore, job_id: str, record: JobRecord, view: Mapping[str, Any], directory: JobDir
 ) -> pa.Table:
     """The rows' outcomes: the snapshot when it is still true, else read from the ledgers (and kept
     as the snapshot when nothing but a late receipt can change them any more)."""
     if not record.prepared:
-        return _empty()
-    if _snapshot(store, job_id, record, view, directory):
-        return _read_snapshot(directory)
-    return _read_outcomes(store, job_id, record, directory, JobState(view["state"]))
-
-
-def _snapshot(
-    store: JobStore, job_id: str, record: JobRecord, view: Mapping[str, Any], directory: JobDir
-) -> bool:
-    """Make the prepared job's outcomes snapshot true if it is not (read from the ledgers); False
-    while its outcomes may still change (running, or receipts awaited): then there is none."""
-    stamp = _stamp(view)
-    if _is_current(record, stamp, directory):
-        return True
-    state = JobState(view["state"])
-    if not (state.terminal and view["receipts"]["awaiting"] == 0):
-        return False
-    # One process reads the ledgers for the snapshot (the job's actor as it ends, or the first
-    # reader); another waits for it rather than read every row again beside it.
-    lock, token = keys.job_summary_lock(job_id), secrets.token_hex(8)
-    while not store.client.set(lock, token, nx=True, ex=LOCK_SECONDS):
-        time.sleep(0.2)
-        if _is_current(store.record(job_id), stamp, directory):
-            return True
-    try:
-        _write_snapshot(store, job_id, record, directory, state, lock=lock)
-        store.update(job_id, outcomes_stamp=stamp)
-        return True
-    finally:
-        if store.client.get(lock) == token.encode():
-            store.client.delete(lock)
-
-
-def _write_snapshot(
-    store: JobStore, job_id: str, record: JobRecord, directory: JobDir, state: JobState, *, lock: str
-) -> None:
-    """The rows' outcomes from the ledgers, written to the snapshot a batch at a time (the process
-    that takes it holds one batch, not the job: 10M rows' outcomes are ~1 GiB in memory), keeping
-    *lock* while it reads."""
-    with (
-        directory.open_output(SNAPSHOT + ".tmp") as sink,
-        pq.ParquetWriter(sink, _SLIM, compression="zstd") as writer,
-    ):
-        for batch in _from_ledgers(store, job_id, record, directory, state):
-            writer.write_batch(batch)
-            store.client.expire(lock, LOCK_SECONDS)  # a holder that dies lets go within it
-    directory.move(SNAPSHOT + ".tmp", SNAPSHOT)
-
-
-def _is_current(record: JobRecord, stamp: str, directory: JobDir) -> bool:
-    """Whether the job's outcomes snapshot was taken at *stamp* (the ledger counters now)."""
-    return record.outcomes_stamp == stamp and directory.exists(SNAPSHOT)
-
-
-def _read_snapshot(directory: JobDir) -> pa.Table:
-    """The snapshot's columns the summary uses (the message ids are the report's)."""
-    return pq.read_table(directory.open_input(SNAPSHOT), columns=_SUMMARY_COLUMNS)
-
-
-def _read_outcomes(
-    store: JobStore, job_id: str, record: JobRecord, directory: JobDir, state: JobState
-) -> pa.Table:
-    """The rows' outcomes from the ledgers, in memory (a million rows: seconds)."""
-    pieces = list(_from_ledgers(store, job_id, record, directory, state))
-    return pa.Table.from_batches(pieces) if pieces else _empty()
-
-
-def _from_ledgers(
-    store: JobStore, job_id: str, record: JobRecord, directory: JobDir, state: JobState
-) -> Iterator[pa.RecordBatch]:
-    """The rows' outcomes from the ledgers, in row order, as the summary keeps them (``_SLIM``)."""
-    batches = report_batches(
-        store.client,
-        job_id,
-        directory,
-        state=state,
-        ledgers=record.ledgers,
-        batch_rows=20_000,
-        engagement=False,
-    )
-    return (_slim(batch) for batch in batches)
-
-
-def current_outcomes(
-    store: JobStore, job_id: str, directory: JobDir, *, wait: float = SNAPSHOT_WAIT
-) -> pq.ParquetFile | None:
-    """The ended job's outcomes snapshot when it is still true (no late receipt since), for the
-    report to read its rows' outcomes from, in step with its rows, instead of every row's ledger;
-    None otherwise. While one is being taken, waits for it up to *wait* seconds."""
-    view, record = store.view_and_record(job_id)
-    if not _is_current(record, _stamp(view), directory) and store.client.exists(
-        keys.job_summary_lock(job_id)
-    ):
-        # Being taken (by the job's actor as the job ended, or a summary's first read): wait for it
-        # rather than read every row's ledger beside it, which takes as long again (~6 s a million
-        # rows). Not past *wait*: a 10M-row job's takes a minute or more, and a client or proxy
-        # waiting for its next bytes gives up (the ledgers' report streams from its first batch). A
-        # holder that dies lets go within LOCK_SECONDS.
-        deadline = time.monotonic() + wait
-        while store.client.exists(keys.job_summary_lock(job_id)):
-            if time.monotonic() > deadline:
-                return None
-            time.sleep(0.2)
-        view, record = store.view_and_record(job_id)
-    if _is_current(record, _stamp(view), directory):
-        return directory.parquet(SNAPSHOT)
-    return None
+        return snapshot.SLIM.empty_table().select(snapshot.SUMMARY_COLUMNS)
+    if snapshot.ensure(store, job_id, record, view, directory):
+        return snapshot.read(directory, store.record(job_id))
+    pieces = list(snapshot.from_ledgers(store, job_id, record, directory, JobState(view["state"])))
+    table = pa.Table.from_batches(pieces) if pieces else snapshot.SLIM.empty_table()
+    return table.select(snapshot.SUMMARY_COLUMNS)
 
 
 def warm(store: JobStore, job_id: str, directory: JobDir) -> None:
@@ -388,7 +258,7 @@ def warm(store: JobStore, job_id: str, directory: JobDir) -> None:
     the first read is as quick as the next: the job's actor calls this as the job ends."""
     view, record = store.view_and_record(job_id)
     if record.prepared:
-        _snapshot(store, job_id, record, view, directory)
+        snapshot.ensure(store, job_id, record, view, directory)
     _engagement(store, job_id, record, view, directory)
 
 
@@ -442,39 +312,6 @@ def _counts(raw: dict[bytes, bytes], suffix: bytes | None) -> tuple[np.ndarray[A
         extra = np.array(fields, dtype=np.bytes_).astype(np.int64)[: len(names)]
     order = np.argsort(rows, kind="stable")
     return rows[order], counts[order], extra[order]
-
-
-_SLIM = pa.schema(
-    [
-        ("row", pa.int64()),
-        ("operator", pa.string()),
-        ("variant", pa.string()),
-        ("phase", pa.string()),
-        ("parts", pa.int32()),
-        ("parts_acked", pa.int32()),
-        ("status", pa.string()),
-        ("receipt", pa.string()),
-        ("error", pa.string()),
-        ("acked_at", pa.timestamp("ms", tz="UTC")),
-        ("receipt_at", pa.timestamp("ms", tz="UTC")),
-        ("message_ids", pa.string()),  # for the report (``report_batches(outcomes=...)``)
-    ]
-)
-
-
-_SUMMARY_COLUMNS = [f.name for f in _SLIM if f.name != "message_ids"]
-
-
-def _empty() -> pa.Table:
-    return _SLIM.empty_table()
-
-
-def _slim(batch: pa.RecordBatch) -> pa.RecordBatch:
-    ids = batch.column("message_ids")
-    acked = pc.if_else(pc.is_null(ids), 0, pc.add(pc.count_substring(ids, " "), 1))
-    columns = {name: batch.column(name) for name in _COLUMNS}
-    columns["parts_acked"] = pc.cast(acked, pa.int32())
-    return pa.RecordBatch.from_arrays([columns[f.name] for f in _SLIM], schema=_SLIM)
 
 
 class _Coded:

@@ -28,6 +28,7 @@ from tests.integration.stack import (
     running_stack,
     wait_state,
 )
+from ulak import keys
 from ulak.jobfiles import JobFiles
 
 BUCKET = "ulak-jobs"
@@ -125,8 +126,16 @@ def test_a_campaign_whose_files_live_in_s3(ray_session: Any, s3: dict[str, Any],
             # their jobs, the refused upload left no folder, nothing was half-written.
             folders = {p.partition("/")[0] for p in _objects(s3, "campaigns")}
             assert folders == {job_id, named.json()["id"]}
-            kept = {"accepted.parquet", "rejected.parquet", "outcomes.parquet", "engagement.parquet"}
-            wait_for(lambda: _objects(s3, f"campaigns/{job_id}") == kept, timeout=30, what="the snapshots")
+            kept = {"accepted.parquet", "rejected.parquet", "engagement.parquet"}
+
+            def snapshots_taken() -> bool:
+                named = stack.redis.hget(keys.job(job_id), "outcomes_files")
+                if named is None:
+                    return False
+                token, _ = named.decode().split()  # 600 rows: one chunk
+                return _objects(s3, f"campaigns/{job_id}") == {*kept, f"outcomes/{token}/00000.parquet"}
+
+            wait_for(snapshots_taken, timeout=30, what="the snapshots")
             assert not (tmp_path / "jobs").exists()
 
             def purged() -> bool:

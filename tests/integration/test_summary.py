@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from cluster.jobs.store import JobStore
-from cluster.reports.summary import current_outcomes
+from cluster.reports.snapshot import current_outcomes
 from tests.helpers import ApiProcess, SimProcess, wait_for
 from tests.integration.stack import post_job, running_stack, wait_state
 from ulak import keys
@@ -39,6 +40,20 @@ def _file(path: Path) -> None:
         for prefix in ("905329", "905429"):  # tcell's, then voda's
             for i in range(ROWS):
                 w.writerow([f"+{prefix}{i:06d}", f"Ada {i}"])
+
+
+def _marked(table: pa.Table, at: int) -> pa.Table:
+    """*table* with the status of its row *at* (a position, or -1: the last) "marked"."""
+    status = table["status"].to_pylist()
+    status[at] = "marked"
+    return table.set_column(table.schema.get_field_index("status"), "status", [status])
+
+
+def _chunk(folder: Path, index: int, table: pa.Table) -> None:
+    """A snapshot's chunk, written whole (as its taker does)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, folder / f"{index:05d}.tmp")
+    (folder / f"{index:05d}.tmp").rename(folder / f"{index:05d}.parquet")
 
 
 def test_the_summary_says_exactly_what_happened(ray_session: Any, tmp_path: Path) -> None:
@@ -83,36 +98,56 @@ def test_the_summary_says_exactly_what_happened(ray_session: Any, tmp_path: Path
                 stamp = stack.redis.hget(keys.job(job_id), "outcomes_stamp")
                 stack.redis.hdel(keys.job(job_id), "outcomes_stamp")
                 assert http.get(f"/v1/jobs/{job_id}/report").text == from_snapshot
-                # A report asked for while the snapshot is being taken (its lock held, here by the
-                # test) waits for it rather than read every row's ledger beside it: it answers only
-                # once the lock goes, and from the snapshot then taken (marked here to tell).
-                stack.redis.set(keys.job_summary_lock(job_id), "the test", ex=60)
+                # A report asked for while a snapshot is being taken (its lock held, here by the
+                # test, with the token naming its folder) follows it: it reads each chunk as it is
+                # written rather than every row's ledger beside it, and ends once the snapshot is
+                # named (its rows marked here to tell where they came from).
+                folder = tmp_path / "jobs" / job_id / "outcomes"
+                files = stack.redis.hget(keys.job(job_id), "outcomes_files").decode()
+                token, chunks = files.split()
+                taken = pa.concat_tables(
+                    [pq.read_table(folder / token / f"{i:05d}.parquet") for i in range(int(chunks))]
+                )
+                assert taken.num_rows == 2 * ROWS
+                first, rest = _marked(taken.slice(0, 1000), 0), _marked(taken.slice(1000), -1)
+                stack.redis.set(keys.job_summary_lock(job_id), "following", ex=60)
+                _chunk(folder / "following", 0, first)
+                with ThreadPoolExecutor(1) as pool:
+                    waiting = pool.submit(lambda: http.get(f"/v1/jobs/{job_id}/report").text)
+                    with pytest.raises(FutureTimeout):
+                        waiting.result(timeout=1.5)  # its next chunk is not there yet
+                    # It waits in its body: its client has the answer and the header line meanwhile
+                    # (then a batch of rows as soon as the chunks hold it).
+                    with http.stream("GET", f"/v1/jobs/{job_id}/report") as early:
+                        assert early.status_code == 200
+                        assert next(early.iter_lines()).startswith('"row","msisdn","operator"')
+                    _chunk(folder / "following", 1, rest)
+                    stack.redis.hset(
+                        keys.job(job_id), mapping={"outcomes_stamp": stamp, "outcomes_files": "following 2"}
+                    )
+                    stack.redis.delete(keys.job_summary_lock(job_id))
+                    marked = list(csv.DictReader(io.StringIO(waiting.result(timeout=60))))
+                assert [marked[0]["status"], marked[-1]["status"]] == ["marked", "marked"]
+                assert len(marked) == 2 * ROWS
+                assert [r["status"] for r in marked[1:-1]] == taken["status"].to_pylist()[1:-1]
+                stack.redis.hset(keys.job(job_id), "outcomes_files", files)
+                # A taker that dies (its lock let go, no snapshot named): what it wrote is read, the
+                # rest from the ledgers.
+                stack.redis.hdel(keys.job(job_id), "outcomes_stamp")
+                stack.redis.set(keys.job_summary_lock(job_id), "dying", ex=60)
+                _chunk(folder / "dying", 0, first)
                 with ThreadPoolExecutor(1) as pool:
                     waiting = pool.submit(lambda: http.get(f"/v1/jobs/{job_id}/report").text)
                     with pytest.raises(FutureTimeout):
                         waiting.result(timeout=1.5)
-                    # It waits in its body: its client has the answer and the header line meanwhile
-                    # (a 10M-row job's snapshot takes a minute; a proxy gives up on a silent 60 s).
-                    with http.stream("GET", f"/v1/jobs/{job_id}/report") as early:
-                        assert early.status_code == 200
-                        assert next(early.iter_lines()).startswith('"row","msisdn","operator"')
-                    snapshot = tmp_path / "jobs" / job_id / "outcomes.parquet"
-                    taken = pq.read_table(snapshot)
-                    status = ["marked" if i == 0 else v for i, v in enumerate(taken["status"].to_pylist())]
-                    pq.write_table(
-                        taken.set_column(taken.schema.get_field_index("status"), "status", [status]), snapshot
-                    )
-                    stack.redis.hset(keys.job(job_id), "outcomes_stamp", stamp)
                     stack.redis.delete(keys.job_summary_lock(job_id))
-                    marked = list(csv.DictReader(io.StringIO(waiting.result(timeout=60))))
-                assert marked[0]["status"] == "marked" and len(marked) == from_snapshot.count("\n") - 1
-                pq.write_table(taken, snapshot)
-                # Not for ever: a 10M-row job's snapshot takes minutes, and a client waiting for the
-                # first byte gives up; past its wait the report reads the ledgers (which stream).
-                stack.redis.set(keys.job_summary_lock(job_id), "the test", ex=60)
-                stack.redis.hdel(keys.job(job_id), "outcomes_stamp")
+                    half = waiting.result(timeout=60)
+                assert half.replace('"marked"', '"acked"', 1) == from_snapshot
+                # Nor for ever: a report waits for a chunk up to its wait, then reads the ledgers.
+                stack.redis.set(keys.job_summary_lock(job_id), "stuck", ex=60)
                 directory = JobDir.local_dir(tmp_path / "jobs" / job_id)
-                assert current_outcomes(JobStore(stack.redis), job_id, directory, wait=0.5) is None
+                follower = current_outcomes(JobStore(stack.redis), job_id, directory, wait=0.5)
+                assert follower is not None and list(follower) == []
                 stack.redis.delete(keys.job_summary_lock(job_id))
                 assert http.get(f"/v1/jobs/{job_id}/report").text == from_snapshot
                 report = list(csv.DictReader(io.StringIO(from_snapshot)))
