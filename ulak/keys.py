@@ -467,9 +467,10 @@ def bind_inbox(operator: str, bind: str, *, ledger: str) -> str:
 
 
 def bind_fence(operator: str, bind: str, *, ledger: str) -> str:
-    """String ``generation:sequence``: the last ledger or inbox write of the process holding the
-    bind's name (``ulak.dispatch.fence``), set in the same script as the write. Read to find the
-    writes a Redis that lost its last seconds lost. No expiry (one short string a bind)."""
+    """String ``generation:sequence[:try]``: the last ledger or inbox write of the process holding the
+    bind's name (``ulak.dispatch.fence``), set in the same script as the write, with the number of
+    the try that made it (a write whose answer was lost is known by it). Read to find the writes a
+    Redis that lost its last seconds lost. No expiry (one short string a bind)."""
     return f"{PREFIX}:{tag(ledger)}:bind:{operator}:{bind}:fence"
 
 

@@ -21,9 +21,9 @@ import redis.asyncio
 from cluster.engagement.replies import ReplyProcessor, recent
 from tests.helpers import async_wait_for, crash_redis
 from ulak import keys
-from ulak.dispatch.fence import FencedWrites, Superseded
+from ulak.dispatch.fence import FencedWrites, Superseded, parse
 from ulak.dispatch.inbox import RedisInbox
-from ulak.dispatch.ledger import Event, PartAcked, PartSent, PartUnknown, ReceiptSeen, RedisLedger
+from ulak.dispatch.ledger import Event, PartAcked, PartSent, PartUnknown, ReceiptSeen
 from ulak.dispatch.sendrecord import RecordFenced, RedisSendRecord, unpack
 from ulak.redis_server import RedisServer
 from ulak.replies.mo import MoPart, RedisMoStore
@@ -81,7 +81,7 @@ def test_writes_redis_lost_are_written_again_by_the_bind_in_order(server: RedisS
         assert counters(server, "j")["acked"] == 30
         left = await RedisInbox(client, INBOX).unsettled()
         assert left == [ReceiptSeen("s", "m3", "DELIVRD")]
-        assert (await client.get(FENCE)) == b"1:5"
+        assert parse((await client.get(FENCE)).decode()) == (1, 5)
         await client.aclose()
 
     run(scenario())
@@ -133,7 +133,7 @@ def test_a_process_whose_bind_name_was_taken_writes_nothing_more(server: RedisSe
             await old.apply(sent("m", range(4, 6)))
         with pytest.raises(Superseded):
             await old.inbox.append([ReceiptSeen("s", "m1", "DELIVRD")])
-        assert counters(server, "m")["acked"] == 4 and (await client.get(FENCE)) == b"2:1"
+        assert counters(server, "m")["acked"] == 4 and parse((await client.get(FENCE)).decode()) == (2, 1)
         assert await RedisInbox(client, INBOX).unsettled() == []
         await client.aclose()
 
@@ -168,17 +168,17 @@ def test_a_process_whose_bind_name_was_taken_stages_nothing_more(server: RedisSe
 
 def test_a_write_whose_answer_was_lost_is_not_made_twice_when_tried_again(server: RedisServer) -> None:
     async def scenario() -> None:
-        client = redis.asyncio.Redis.from_url(server.url)
+        client = AnswerLost.from_url(server.url)
         writes = FencedWrites(client, ledger="op", fence=FENCE, inbox=INBOX)
         await writes.apply(sent("n", range(3)))
-        # The next write reaches Redis, and its answer is lost with the connection: made by hand
-        # here as the bind's write makes it, with the fence moving from 1:1 to 1:2.
-        events = sent("n", range(3, 6))
-        await RedisLedger(client, ledger="op").apply_async(events, inbox=INBOX, fence=(FENCE, "1:1", "1:2"))
-        await writes.apply(events)  # the bind's next flush tries it again
+        # The next write reaches Redis, and its answer is lost with the connection: redis-py sends
+        # the same call again, which finds the fence where that call moved it.
+        client.twice_next = True
+        await writes.apply(sent("n", range(3, 6)))
         assert counters(server, "n")["acked"] == 6 and writes.sequence == 2
         await writes.apply(sent("n", range(6, 7)))
-        assert counters(server, "n")["acked"] == 7 and (await client.get(FENCE)) == b"1:3"
+        assert counters(server, "n")["acked"] == 7 and parse((await client.get(FENCE)).decode()) == (1, 3)
+        assert not writes.superseded
         await client.aclose()
 
     run(scenario())
@@ -186,11 +186,20 @@ def test_a_write_whose_answer_was_lost_is_not_made_twice_when_tried_again(server
 
 class AnswerLost(redis.asyncio.Redis):
     """A client whose next script call reaches Redis and is done there, and whose answer is then
-    lost, as when Redis restarts between the two (the connection closes under the reply)."""
+    lost, as when Redis restarts between the two (the connection closes under the reply); or
+    that never reaches it; or that is sent again."""
 
     lose_next = False
+    fail_next = False  # the next script call never reaches Redis
+    twice_next = False  # the next script call is done in Redis, then sent again
 
     async def evalsha(self, *args: Any, **kwargs: Any) -> Any:
+        if self.fail_next:
+            self.fail_next = False
+            raise redis.exceptions.ConnectionError("Error 111 connecting to Redis. Connection refused.")
+        if self.twice_next:  # as redis-py's retry does when the connection closed under the answer
+            self.twice_next = False
+            await super().evalsha(*args, **kwargs)
         answer = await super().evalsha(*args, **kwargs)
         if self.lose_next:
             self.lose_next = False
@@ -220,7 +229,7 @@ def test_a_write_whose_answer_was_lost_does_not_make_the_bind_give_up_its_name(s
         # The writer tries its events again with those that came since, in one write: only what
         # Redis does not hold yet is written.
         await writes.apply(sent("d", range(2, 6)))
-        assert counters(server, "d")["acked"] == 6 and (await client.get(FENCE)) == b"1:3"
+        assert counters(server, "d")["acked"] == 6 and parse((await client.get(FENCE)).decode()) == (1, 3)
         await client.aclose()
 
     run(scenario())
@@ -233,13 +242,60 @@ def test_a_retry_with_more_than_the_write_whose_answer_was_lost_writes_the_rest(
         client, writes = await lost_answer(server, "m")
         await writes.apply(sent("m", range(2, 7)))
         assert counters(server, "m")["acked"] == 7 and counters(server, "m")["parts_sent"] == 7
-        assert (await client.get(FENCE)) == b"1:3" and writes.sequence == 3
+        assert parse((await client.get(FENCE)).decode()) == (1, 3) and writes.sequence == 3
         # Two tries in doubt, the second longer: what both hold is surely written.
         client.lose_next = True
         with pytest.raises(redis.exceptions.ConnectionError):
             await writes.apply(sent("m", range(7, 9)))
         await writes.apply(sent("m", range(7, 10)))
         assert counters(server, "m")["acked"] == 10 and writes.sequence == 5
+        await client.aclose()
+
+    run(scenario())
+
+
+def test_two_lost_answers_in_a_row_write_nothing_twice(server: RedisServer) -> None:
+    # Two tries in doubt: the first never reached Redis, the second (with what came since) was done
+    # there and its answer lost. The fence names the try that made its step, so the third try writes
+    # only what the second did not hold. Taking the step with what both tries held wrote the second
+    # one's extra receipt again: counted twice.
+    async def scenario() -> None:
+        client = AnswerLost.from_url(server.url)
+        writes = FencedWrites(client, ledger="op", fence=FENCE, inbox=INBOX)
+        await writes.apply(sent("r", range(4)))
+        receipts: list[Event] = [ReceiptSeen("s", f"m{r}", "DELIVRD") for r in range(4)]
+        client.fail_next = True
+        with pytest.raises(redis.exceptions.ConnectionError):
+            await writes.apply(receipts[:1])
+        client.lose_next = True
+        with pytest.raises(redis.exceptions.ConnectionError):
+            await writes.apply(receipts[:3])
+        await writes.apply(receipts)
+        found = counters(server, "r")
+        assert found["receipts"] == 4 and found["delivered"] == 4 and "receipts_duplicate" not in found
+        assert writes.sequence == 3 and not writes.superseded
+        await client.aclose()
+
+    run(scenario())
+
+
+def test_a_write_in_doubt_found_by_another_kind_of_write_is_not_made_again(server: RedisServer) -> None:
+    # The flusher's ledger events and the inbox's receipts share the fence: the inbox's next append
+    # can be the write that finds the flusher's lost answer written. The flusher's retry then leaves
+    # out what Redis holds, as it would had it found that itself.
+    async def scenario() -> None:
+        client = AnswerLost.from_url(server.url)
+        writes = FencedWrites(client, ledger="op", fence=FENCE, inbox=INBOX)
+        await writes.apply(sent("k", range(3)))
+        receipts: list[Event] = [ReceiptSeen("s", f"m{r}", "DELIVRD") for r in range(3)]
+        client.lose_next = True
+        with pytest.raises(redis.exceptions.ConnectionError):
+            await writes.apply(receipts[:2])
+        await writes.inbox.append([ReceiptSeen("s", "m9", "DELIVRD")])
+        await writes.apply(receipts)
+        found = counters(server, "k")
+        assert found["receipts"] == 3 and "receipts_duplicate" not in found
+        assert writes.sequence == 4 and not writes.superseded
         await client.aclose()
 
     run(scenario())

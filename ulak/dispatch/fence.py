@@ -19,11 +19,13 @@ taken the bind's name: this one is superseded and writes nothing more.
 
 The fence also makes a retried write safe. A write whose answer was lost with its connection
 (Redis restarting under it) may or may not be in Redis; the bind keeps it as in doubt and tries
-its events again at its next flush, with whatever came since. A fence one step past the bind's
-then means a write in doubt made that step (another process would have taken a new generation):
-the bind takes the step with what every write in doubt holds, and the retry writes only the rest.
+its events again at its next flush, with whatever came since. Each try moves the fence to a value
+of its own (``generation:sequence:try``), so a fence one step past the bind's names the try that
+made the step: the bind takes the step with that write, and the retry writes only the rest.
 Taking that step for another process made a bind give up its name after a Redis restart, and
-taking it for the retry lost what the retry added (both found by the chaos test).
+taking it for the retry lost what the retry added (both found by the chaos test); taking it with
+what every try in doubt held, before tries were named, wrote again what a longer try had written
+(a receipt counted twice, after two lost answers in a row).
 
 Replies go to the one replies stream (``keys.MO_PARTS``, in its own slot), so their write cannot
 share the fence's script: the bind appends them, then advances the fence, in that order. On one
@@ -91,11 +93,18 @@ def _fence_moved(exc: redis.exceptions.ResponseError) -> FenceMoved | None:
 
 
 def parse(value: str) -> tuple[int, int]:
-    """``generation:sequence`` as two ints; an absent fence is ``(0, 0)``."""
+    """``generation:sequence`` (and a try's number, ignored) as two ints; an absent fence is ``(0, 0)``."""
     if not value:
         return 0, 0
-    generation, _, sequence = value.partition(":")
+    generation, sequence, *_ = value.split(":")
     return int(generation), int(sequence)
+
+
+def _try_of(value: str) -> int:
+    """The number of the try that moved the fence to *value* (0: a step no try names: a takeover
+    or a replay)."""
+    parts = value.split(":")
+    return int(parts[2]) if len(parts) > 2 else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,14 +125,6 @@ class _Write:
             events=_less(self.events, done.events),
             receipts=_less(self.receipts, done.receipts),
             replies=_less(self.replies, done.replies),
-        )
-
-    def common(self, other: _Write) -> _Write:
-        """What this write and *other* both hold."""
-        return _Write(
-            events=_less(self.events, _less(self.events, other.events)),
-            receipts=_less(self.receipts, _less(self.receipts, other.receipts)),
-            replies=_less(self.replies, _less(self.replies, other.replies)),
         )
 
 
@@ -171,14 +172,17 @@ class FencedWrites:
         self._lock = asyncio.Lock()
         self.generation = 0  # 0: not taken yet (the first write takes it)
         self.sequence = 0
+        self._at = ""  # the fence's value as this process last moved it (what its next write expects)
+        self._tries = 0  # the last try's number (each try moves the fence to a value of its own)
         self._journal: deque[tuple[int, float, _Write]] = deque()  # (sequence, acked at, write)
         self.lost_writes = 0  # writes Redis lost that the journal no longer held
         self.replayed_writes = 0
         self.superseded = False
         # Writes tried since the last step the fence took whose answer never came (the connection
-        # lost): Redis holds one of them or none. One step past ours is then that one, not another
-        # process (which takes a new generation): a restarted Redis made a bind give up its name.
-        self._doubts: list[_Write] = []
+        # lost), by the number of their try: Redis holds one of them or none, and a fence one step
+        # past ours names which (another process takes a new generation: a restarted Redis made a
+        # bind give up its name when this was taken for one).
+        self._doubts: dict[int, _Write] = {}
         self._done: _Write | None = None  # a write in doubt that Redis holds, not to be made twice
         self._log = log.bind(**(log_context or {}))
 
@@ -211,7 +215,7 @@ class FencedWrites:
             if not self.generation or self.superseded:
                 return
             value = (await self._client.get(self.fence) or b"").decode()
-            if value != self._value(self.sequence):
+            if value != self._at:
                 await self._recover(value)
 
     async def watch(self, every: float = WATCH_SECONDS) -> None:
@@ -231,8 +235,8 @@ class FencedWrites:
 
     # ------------------------------------------------------------------------------------ internals
 
-    def _value(self, sequence: int, generation: int | None = None) -> str:
-        return f"{self.generation if generation is None else generation}:{sequence}"
+    def _value(self, sequence: int, attempt: int = 0) -> str:
+        return f"{self.generation}:{sequence}:{attempt}" if attempt else f"{self.generation}:{sequence}"
 
     async def _write(self, write: _Write) -> None:
         async with self._lock:
@@ -242,38 +246,35 @@ class FencedWrites:
                 await self._take()
             while True:
                 if self._done is not None:  # a write in doubt made the fence's last step
-                    write, self._done = write.without(self._done), None
+                    # Not this one's again; what this one does not hold (another kind of write's:
+                    # the flusher's events, the inbox's receipts) waits for the retry that does.
+                    done = self._done
+                    write, self._done = write.without(done), done.without(write) or None
                     if not write:
                         return
+                self._tries += 1
+                attempt, new = self._tries, self._value(self.sequence + 1, self._tries)
                 try:
-                    await self._run(write, self._value(self.sequence), self._value(self.sequence + 1))
+                    await self._run(write, self._at, new)
                     break
                 except FenceMoved as moved:
-                    if moved.value == self._value(self.sequence + 1) and not self._doubts:
+                    if moved.value == new:
                         break  # it was written, and the answer lost with the connection: not twice
                     await self._recover(moved.value)
                 except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError):
-                    self._doubts.append(write)  # it may have reached Redis
+                    self._doubts[attempt] = write  # it may have reached Redis
                     raise
-            self._step(write)
+            self._step(write, new)
 
-    def _step(self, write: _Write) -> None:
-        """The fence took one step, with *write*."""
+    def _step(self, write: _Write, value: str) -> None:
+        """The fence took one step, with *write*, to *value*."""
         self._doubts.clear()
         self.sequence += 1
+        self._at = value
         now = self._clock()
         self._journal.append((self.sequence, now, write))
         while self._journal and now - self._journal[0][1] > self._keep:
             self._journal.popleft()
-
-    def _held(self) -> _Write:
-        """The fence is one step past ours and writes were in doubt: one of them made the step.
-        What they all hold is surely in Redis; the step is taken with it."""
-        held = self._doubts[0]
-        for other in self._doubts[1:]:
-            held = held.common(other)
-        self._step(held)
-        return held
 
     async def _run(self, write: _Write, expect: str, new: str) -> None:
         try:
@@ -307,6 +308,7 @@ class FencedWrites:
                     raise
                 continue
             self.generation, self.sequence = generation, 0
+            self._at = self._value(0)
             self._journal.clear()
             self._log.info("bind.fence_taken", generation=generation)
             return
@@ -314,13 +316,16 @@ class FencedWrites:
     async def _recover(self, value: str) -> None:
         """Redis's fence says *value*: write again what it lost, or stop if the name is taken."""
         generation, sequence = parse(value)
-        if self._doubts and value == self._value(self.sequence + 1):
-            self._done = self._held()  # a write in doubt made the step: the next write leaves it out
+        made = self._doubts.get(_try_of(value))
+        if made is not None and (generation, sequence) == (self.generation, self.sequence + 1):
+            self._step(made, value)  # a write in doubt made the step: the next write leaves it out
+            self._done = made
             return
         if generation > self.generation or (generation == self.generation and sequence > self.sequence):
             self.superseded = True
             self._log.error("bind.superseded", fence=value, ours=self._value(self.sequence))
             raise Superseded(f"{self.fence} says {value}: another process holds this bind now")
+        start = value
         if generation < self.generation:  # our takeover is lost too: everything since, and it
             since = 0
             takeover: str | None = value
@@ -340,11 +345,15 @@ class FencedWrites:
             )
             # What the journal has still goes (the ledger takes events in any order), from where
             # its oldest left the fence.
-            await self._client.set(self.fence, self._value(kept[0][0] - 1 if kept else self.sequence))
+            start = self._value(kept[0][0] - 1 if kept else self.sequence)
+            await self._client.set(self.fence, start)
         elif takeover is not None:
-            await self._inbox_script(keys=[self.fence, self.inbox.key], args=[takeover, self._value(0)])
+            start = self._value(0)
+            await self._inbox_script(keys=[self.fence, self.inbox.key], args=[takeover, start])
         for seq, write in kept:
-            await self._run(write, self._value(seq - 1), self._value(seq))
+            await self._run(write, start, self._value(seq))
+            start = self._value(seq)
+        self._at = start
         self.replayed_writes += len(kept)
         self._log.warning(
             "ledger.writes_replayed", writes=len(kept), fence=value, ours=self._value(self.sequence)
