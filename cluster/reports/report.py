@@ -228,18 +228,26 @@ def _one_part_outcome(
     if ack is not None:
         message_id, acked = Ack.unpack(ack)
         ids = message_id or None
-    error: str | None = None
-    if fault is not None:
-        code = int(fault)
-        error = f"0x{code:08X} {status_name(code)}"
+    error = _failure_text(fault) if fault is not None else None
     received: int | None = None
     if got is not None:
         said, err, received = Receipt.unpack(got)
         if receipt is None and state == _ACKED:
             receipt = outcome_of(said)
         if error is None and said != DELIVERED:
-            error = f"{said} err:{err}"
+            error = _negative_text(said, err)
     return status, receipt, error, ids, acked, received
+
+
+def _failure_text(raw: bytes) -> str:
+    """A failed part's error as the report shows it: its SMPP status, in hex and by name."""
+    code = int(raw)
+    return f"0x{code:08X} {status_name(code)}"
+
+
+def _negative_text(status: str, error: str) -> str:
+    """A negative receipt's error as the report shows it: its stat and err fields."""
+    return f"{status} err:{error}"
 
 
 def _row_outcome(n: int, row: list[bytes | None], mine: list[bytes | None], *, unsent: str) -> _RowOutcome:
@@ -271,12 +279,11 @@ def _row_outcome(n: int, row: list[bytes | None], mine: list[bytes | None], *, u
             row_ids.append(ack.message_id)
             acked = max(acked or 0, ack.at_ms)
         if e is not None and failed is None:
-            code = int(e)
-            failed = f"0x{code:08X} {status_name(code)}"
+            failed = _failure_text(e)
         if got is not None:
             received = max(received or 0, got.at_ms)
             if not got.delivered and negative is None:
-                negative = f"{got.status} err:{got.error}"
+                negative = _negative_text(got.status, got.error)
     receipt = outcome.decode() if outcome is not None else None
     return status, receipt, failed or negative, " ".join(row_ids) or None, acked, received
 
