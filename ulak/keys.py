@@ -94,10 +94,16 @@ def ledger_templates(ledger: str) -> tuple[str, str, str]:
     return job_op_counters("%s", ledger), job_rows("%s", ledger, ""), job_parts("%s", ledger, "")
 
 
-MESSAGE_ID_BUCKETS = 1 << 16
+MESSAGE_ID_BUCKETS = 1 << 17
 """Hashes a ledger's message-id map is spread over, per period (:func:`message_ids`): tens of ids a
-hash at millions of messages a period, which Redis stores as compact lists (~95 bytes an id, where a
-string key of its own with a TTL took ~215: BENCHMARKS.md, "10 million rows")."""
+hash at millions of messages a period, which Redis stores as compact lists (~74 bytes an id, where a
+string key of its own with a TTL took ~215: BENCHMARKS.md, "10 million rows"), as long as a hash
+keeps fewer than ``hash-max-ziplist-entries`` (128 by default): up to 16M ids a period. With 2¹⁶
+buckets, 10M ids made ~152 a hash, and Redis made each a hash table: ~142 bytes an id."""
+LEGACY_MESSAGE_ID_BUCKETS = 1 << 16
+"""The buckets of maps written before there were :data:`MESSAGE_ID_BUCKETS`: an id acked then is in
+the bucket of its CRC's low 16 bits, where a receipt that finds it nowhere else looks (the ledger
+script, :func:`message_ids_near`), for as long as such a map lives (twice its TTL at most)."""
 
 
 def message_ids_prefix(ledger: str) -> str:
@@ -137,9 +143,11 @@ def message_id_period(unix_s: float, ttl: int) -> int:
 def message_ids_near(ledger: str, field: str, unix_s: float, ttl: int) -> list[str]:
     """The :func:`message_ids` hashes that may keep *field* at *unix_s* by a clock other than
     Redis's: its period's, the one before (where the ledger script also looks), and the one after,
-    should Redis's clock be past the turn of the period."""
+    should Redis's clock be past the turn of the period; then the same of its legacy bucket
+    (:data:`LEGACY_MESSAGE_ID_BUCKETS`) when that is another."""
     period, bucket = message_id_period(unix_s, ttl), message_id_bucket(field)
-    return [message_ids(ledger, p, bucket) for p in (period + 1, period, period - 1)]
+    buckets = [bucket] if bucket < LEGACY_MESSAGE_ID_BUCKETS else [bucket, bucket - LEGACY_MESSAGE_ID_BUCKETS]
+    return [message_ids(ledger, p, b) for b in buckets for p in (period + 1, period, period - 1)]
 
 
 def early_receipt_prefix(ledger: str) -> str:

@@ -50,6 +50,29 @@ def test_single_part_happy_path(redis_client: redis.Redis) -> None:
     assert found is not None and redis_client.ttl(found[0]) > MESSAGE_TTL - 5  # at least the map's TTL
 
 
+def test_an_id_acked_when_the_map_had_fewer_buckets_is_found_by_receipts(redis_client: redis.Redis) -> None:
+    # Receipts come days after their acks, so a map written by an older Ulak (2^16 buckets) is still
+    # read after an upgrade: an id whose bucket moved is looked for where it was.
+    mid = next(m for m in (f"m{i}" for i in range(100)) if _bucket(m) >= keys.LEGACY_MESSAGE_ID_BUCKETS)
+    ledger = RedisLedger(redis_client, ledger=OP)
+    ledger.apply([PartSent(JOB, 5, 1, 1), PartAcked(JOB, 5, 1, 1, "smsc", mid)])
+    found = message_id_key(redis_client, OP, "smsc", mid)
+    assert found is not None
+    key, value = found
+    legacy = key.rsplit(":", 1)[0] + f":{_bucket(mid) - keys.LEGACY_MESSAGE_ID_BUCKETS}"
+    field = keys.message_id_field("smsc", mid)
+    redis_client.hdel(key, field)
+    redis_client.hset(legacy, field, value)
+    assert message_id_key(redis_client, OP, "smsc", mid) == (legacy, value)  # as a conversion looks
+    ledger.apply([ReceiptSeen("smsc", mid, "DELIVRD")])
+    assert counters(ledger)["delivered"] == 1
+    assert redis_client.hget(keys.receipt_stats(OP), "held") is None
+
+
+def _bucket(message_id: str) -> int:
+    return keys.message_id_bucket(keys.message_id_field("smsc", message_id))
+
+
 def test_receipt_before_its_ack_is_held_then_matched(redis_client: redis.Redis) -> None:
     ledger = RedisLedger(redis_client, ledger=OP)
     ledger.apply([PartSent(JOB, 7, 1, 1), ReceiptSeen("smsc", "ab", "DELIVRD")])

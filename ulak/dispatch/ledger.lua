@@ -217,6 +217,15 @@ for i = 1, #batch, 9 do
     local smsc, id, value, status = x1, x2, x3, job
     local bucket = batch[i + 8]
     local target = redis.call('HGET', ids_now .. bucket, id) or redis.call('HGET', ids_before .. bucket, id)
+    if not target then
+      -- Acked before the map had 2^17 buckets: in the bucket of its CRC's low 16 bits
+      -- (keys.LEGACY_MESSAGE_ID_BUCKETS). Only a receipt found nowhere else pays for the look.
+      local b = tonumber(bucket)
+      if b >= 65536 then
+        local legacy = string.format('%d', b - 65536)
+        target = redis.call('HGET', ids_now .. legacy, id) or redis.call('HGET', ids_before .. legacy, id)
+      end
+    end
     if target then
       -- 'job|row|part|parts|acked_ms|a' (see keys.message_ids; older ids lack the last two)
       local j, r, p, n, ms, acked = string.match(target, '^(.-)|(%d+)|(%d+)|(%d+)|?(%d*)|?(a?)$')
