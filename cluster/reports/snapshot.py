@@ -185,40 +185,62 @@ def _write(
     """The rows' outcomes from the ledgers, written in chunks a batch at a time (the process that
     takes it holds one batch, not the job: 10M rows' outcomes are ~1 GiB in memory), keeping *lock*
     while it reads; returns the number of chunks."""
-    directory.make_folder(f"{FOLDER}/{token}")
-    chunks = 0
-    writer: pq.ParquetWriter | None = None
-    sink: pa.NativeFile | None = None
-    held = 0
-
-    def close() -> None:
-        nonlocal writer, sink, chunks, held
-        assert writer is not None and sink is not None
-        writer.close()
-        sink.close()
-        directory.move(_chunk(token, chunks) + ".tmp", _chunk(token, chunks))  # whole, or not there
-        writer, sink, held, chunks = None, None, 0, chunks + 1
-
+    chunks = _Chunks(directory, token)
     try:
         for batch in from_ledgers(store, job_id, record, directory, state):
-            if writer is None:
-                sink = directory.open_output(_chunk(token, chunks) + ".tmp")
-                writer = pq.ParquetWriter(sink, SLIM, compression="zstd")
-            writer.write_batch(batch)
-            held += batch.num_rows
-            if held >= CHUNK_ROWS:
-                close()
+            chunks.write(batch)
             store.client.expire(lock, LOCK_SECONDS)  # a holder that dies lets go within it
-        if writer is not None:
-            close()
+        chunks.close()
     except BaseException:
-        if writer is not None and sink is not None:
-            with contextlib.suppress(Exception):
-                writer.close()
-                sink.close()
-        directory.delete_folder(f"{FOLDER}/{token}")
+        chunks.abandon()
         raise
-    return chunks
+    return chunks.written
+
+
+class _Chunks:
+    """Snapshot *token*'s chunks as they are written, each whole (under a temporary name, then its
+    own) before the next is begun: a follower finds a chunk complete or not at all."""
+
+    def __init__(self, directory: JobDir, token: str) -> None:
+        self._directory = directory
+        self._token = token
+        self._sink: pa.NativeFile | None = None
+        self._writer: pq.ParquetWriter | None = None
+        self._held = 0
+        self.written = 0
+        directory.make_folder(f"{FOLDER}/{token}")
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        if self._writer is None:
+            self._sink = self._directory.open_output(self._name() + ".tmp")
+            self._writer = pq.ParquetWriter(self._sink, SLIM, compression="zstd")
+        self._writer.write_batch(batch)
+        self._held += batch.num_rows
+        if self._held >= CHUNK_ROWS:
+            self.close()
+
+    def close(self) -> None:
+        """The chunk being written, done (nothing when none is)."""
+        if self._writer is None or self._sink is None:
+            return
+        self._writer.close()
+        self._sink.close()
+        self._directory.move(self._name() + ".tmp", self._name())
+        self._writer, self._sink, self._held = None, None, 0
+        self.written += 1
+
+    def abandon(self) -> None:
+        """The snapshot given up: its folder removed (quietly: the error that stopped it is the one
+        its taker raises)."""
+        with contextlib.suppress(Exception):
+            if self._writer is not None and self._sink is not None:
+                self._writer.close()
+                self._sink.close()
+        with contextlib.suppress(OSError):
+            self._directory.delete_folder(f"{FOLDER}/{self._token}")
+
+    def _name(self) -> str:
+        return _chunk(self._token, self.written)
 
 
 def _remove_others(directory: JobDir, token: str) -> None:
