@@ -125,19 +125,20 @@ class JobDir:
 
     def names(self, folder: str) -> list[str]:
         """The files in *folder* of the job's folder (none when it does not exist)."""
-        try:
-            found = self.fs.get_file_info(pafs.FileSelector(self.file(folder), allow_not_found=True))
-        except FileNotFoundError:
-            return []
-        return [info.base_name for info in found if info.type == pafs.FileType.File]
+        return [info.base_name for info in self._listing(folder) if info.type == pafs.FileType.File]
 
     def folders(self, folder: str) -> list[str]:
         """The folders in *folder* of the job's folder (none when it does not exist)."""
+        return [info.base_name for info in self._listing(folder) if info.type == pafs.FileType.Directory]
+
+    def _listing(self, folder: str) -> list[pafs.FileInfo]:
         try:
-            found = self.fs.get_file_info(pafs.FileSelector(self.file(folder), allow_not_found=True))
+            found: list[pafs.FileInfo] = self.fs.get_file_info(
+                pafs.FileSelector(self.file(folder), allow_not_found=True)
+            )
         except FileNotFoundError:
             return []
-        return [info.base_name for info in found if info.type == pafs.FileType.Directory]
+        return found
 
     def delete_folder(self, folder: str) -> None:
         """*folder* of the job's folder and everything in it (nothing when it is gone already)."""

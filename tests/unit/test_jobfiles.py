@@ -91,3 +91,19 @@ def test_reading_a_job_file_through_holds_no_more_than_a_row_group(tmp_path: Pat
     assert read == groups * rows
     one_group = rows * 104  # its texts and their offsets, decoded
     assert held < 4 * one_group  # pre-buffered: the whole file (~60 groups) from the first batch
+
+
+def test_a_folder_in_a_job_folder_is_listed_and_removed_with_its_files(tmp_path: Path) -> None:
+    # The outcomes snapshot keeps each of its takes in a folder of its own (cluster.reports.snapshot).
+    folder = JobDir.local_dir(tmp_path / "j1")
+    assert folder.folders("outcomes") == [] and folder.names("outcomes") == []
+    for token in ("a", "b"):
+        folder.make_folder(f"outcomes/{token}")
+        with folder.open_output(f"outcomes/{token}/00000.parquet") as sink:
+            sink.write(b"x")
+    with folder.open_output("outcomes/stray") as sink:
+        sink.write(b"y")
+    assert sorted(folder.folders("outcomes")) == ["a", "b"] and folder.names("outcomes") == ["stray"]
+    folder.delete_folder("outcomes/a")
+    folder.delete_folder("outcomes/a")  # gone already: nothing
+    assert folder.folders("outcomes") == ["b"] and folder.names("outcomes/b") == ["00000.parquet"]
