@@ -142,15 +142,28 @@ def is_current(record: JobRecord, now: str) -> bool:
     return record.outcomes_stamp == now and _files(record) is not None
 
 
-def read(directory: JobDir, record: JobRecord) -> pa.Table:
-    """The current snapshot's columns the summary uses (the message ids are the report's)."""
-    files = _files(record)
-    assert files is not None, "read only a current snapshot"
-    token, chunks = files
-    pieces = [
-        pq.read_table(directory.open_input(_chunk(token, i)), columns=SUMMARY_COLUMNS) for i in range(chunks)
-    ]
-    return pa.concat_tables(pieces) if pieces else SLIM.empty_table().select(SUMMARY_COLUMNS)
+def read(store: JobStore, job_id: str, directory: JobDir) -> pa.Table | None:
+    """The snapshot the job's record names, the columns the summary uses (the message ids are the
+    report's); None if there is none, or it is gone. A newer one, taken since the record was read,
+    removes it: then the record is read again. One gone otherwise (its files deleted by hand, say)
+    is forgotten, so that the next summary takes it again."""
+    for _ in range(2):
+        files = _files(store.record(job_id))
+        if files is None:
+            return None
+        token, chunks = files
+        try:
+            pieces = [
+                pq.read_table(directory.open_input(_chunk(token, i)), columns=SUMMARY_COLUMNS)
+                for i in range(chunks)
+            ]
+        except FileNotFoundError:
+            continue
+        return pa.concat_tables(pieces) if pieces else SLIM.empty_table().select(SUMMARY_COLUMNS)
+    log.warning("summary.snapshot_gone", job_id=job_id, snapshot=token)
+    if _files(store.record(job_id)) == files:
+        store.client.hdel(keys.job(job_id), "outcomes_files")
+    return None
 
 
 def current_outcomes(

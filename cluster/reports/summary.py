@@ -247,7 +247,9 @@ def _outcomes(
     if not record.prepared:
         return snapshot.SLIM.empty_table().select(snapshot.SUMMARY_COLUMNS)
     if snapshot.ensure(store, job_id, record, view, directory):
-        return snapshot.read(directory, store.record(job_id))
+        kept = snapshot.read(store, job_id, directory)
+        if kept is not None:
+            return kept
     pieces = list(snapshot.from_ledgers(store, job_id, record, directory, JobState(view["state"])))
     table = pa.Table.from_batches(pieces) if pieces else snapshot.SLIM.empty_table()
     return table.select(snapshot.SUMMARY_COLUMNS)
