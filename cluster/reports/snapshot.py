@@ -36,7 +36,7 @@ import structlog
 from cluster.jobs.record import JobRecord
 from cluster.jobs.states import JobState
 from cluster.jobs.store import JobStore
-from cluster.reports.report import OUTCOME_COLUMNS, report_batches
+from cluster.reports.report import OUTCOME_COLUMNS, REPORT_SCHEMA, report_batches
 from ulak import keys
 from ulak.jobfiles import JobDir
 
@@ -53,25 +53,19 @@ LOCK_SECONDS = 30  # a snapshot's lock, renewed at each batch of rows (keys.job_
 # (nginx's proxy_read_timeout). A chunk normally comes in about a second.
 SNAPSHOT_WAIT = 45.0
 
+# The report's outcome of a row as the snapshot keeps it: the report's own columns, of its types (it
+# reads them back beside its rows: report._InStep), with parts_acked for the summary's cost.
 SLIM = pa.schema(
     [
-        ("row", pa.int64()),
-        ("operator", pa.string()),
-        ("variant", pa.string()),
-        ("phase", pa.string()),
-        ("parts", pa.int32()),
-        ("parts_acked", pa.int32()),
-        ("status", pa.string()),
-        ("receipt", pa.string()),
-        ("error", pa.string()),
-        ("acked_at", pa.timestamp("ms", tz="UTC")),
-        ("receipt_at", pa.timestamp("ms", tz="UTC")),
-        ("message_ids", pa.string()),  # for the report (``report_batches(outcomes=...)``)
+        *(REPORT_SCHEMA.field(name) for name in ("row", "operator", "variant", "phase", "parts")),
+        pa.field("parts_acked", pa.int32()),
+        *(REPORT_SCHEMA.field(name) for name in ("status", "receipt", "error", "acked_at", "receipt_at")),
+        REPORT_SCHEMA.field("message_ids"),  # for the report alone
     ]
 )
-SUMMARY_COLUMNS = [f.name for f in SLIM if f.name != "message_ids"]
+SUMMARY_COLUMNS = [name for name in SLIM.names if name != "message_ids"]
 _REPORT_COLUMNS = ["row", *OUTCOME_COLUMNS]
-_FROM_REPORT = ("row", "operator", "variant", "phase", "parts", *OUTCOME_COLUMNS)
+_FROM_REPORT = [name for name in SLIM.names if name != "parts_acked"]
 
 
 def stamp(view: Mapping[str, Any]) -> str:
@@ -288,7 +282,7 @@ def _read_chunk(directory: JobDir, name: str) -> Generator[pa.RecordBatch, None,
         parquet = directory.parquet(name)
         with contextlib.closing(parquet):
             yield from parquet.iter_batches(batch_size=BATCH_ROWS, columns=_REPORT_COLUMNS)
-    except (FileNotFoundError, OSError) as exc:
+    except OSError as exc:  # FileNotFoundError among them
         log.info("report.snapshot_gone", chunk=name, error=str(exc))
         return False
     return True
