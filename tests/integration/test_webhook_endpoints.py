@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import httpx
 import redis
@@ -46,10 +47,20 @@ def test_a_down_endpoint_holds_up_only_itself_and_its_dead_letters_replay(redis_
         wait_for(lambda: len(healthy.accepted) == 20, timeout=10, what="the healthy endpoint")
         assert healthy.accepted == [f"j-up/{i}" for i in range(20)]
         assert down.accepted == []
+
         # The failing one's head goes to the dead letters after 4 attempts; the rest follow in order.
-        wait_for(lambda: len(down.accepted) == 19, timeout=20, what="the rest of the failing endpoint")
+        def down_endpoint() -> dict[str, Any]:
+            [found] = [e for e in webhooks.endpoints(redis_client) if e["url"] == down.url]
+            return found
+
+        # A receiver records a delivery before the deliverer takes it off the queue: wait for both.
+        wait_for(
+            lambda: len(down.accepted) == 19 and down_endpoint()["queued"] == 0,
+            timeout=20,
+            what="the rest of the failing endpoint",
+        )
         assert down.accepted == [f"j-down/{i}" for i in range(1, 20)]
-        [endpoint] = [e for e in webhooks.endpoints(redis_client) if e["url"] == down.url]
+        endpoint = down_endpoint()
         assert (endpoint["queued"], endpoint["dead"], endpoint["last_error"]) == (0, 1, "HTTP 503")
         [dead] = webhooks.dead_letters(redis_client, endpoint["id"])
         assert (dead["delivery"], dead["error"]) == ("j-down/0", "HTTP 503")
