@@ -25,8 +25,8 @@ from __future__ import annotations
 import contextlib
 import secrets
 import time
-from collections.abc import Generator, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Generator, Iterator, Mapping
+from typing import Any, Protocol, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -64,6 +64,7 @@ SLIM = pa.schema(
     ]
 )
 SUMMARY_COLUMNS = [name for name in SLIM.names if name != "message_ids"]
+F = TypeVar("F", bound="Folder")
 _REPORT_COLUMNS = ["row", *OUTCOME_COLUMNS]
 _FROM_REPORT = [name for name in SLIM.names if name != "parts_acked"]
 
@@ -136,24 +137,30 @@ def is_current(record: JobRecord, now: str) -> bool:
     return record.outcomes_stamp == now and _files(record) is not None
 
 
-def read(store: JobStore, job_id: str, directory: JobDir) -> pa.Table | None:
-    """The snapshot the job's record names, the columns the summary uses (the message ids are the
-    report's); None if there is none, or it is gone. A newer one, taken since the record was read,
-    removes it: then the record is read again. One gone otherwise (its files deleted by hand, say)
-    is forgotten, so that the next summary takes it again."""
+class Folder(Protocol):
+    """What takes a snapshot's chunks one at a time (``cluster.reports.tally.Fold``)."""
+
+    def add(self, table: pa.Table) -> None: ...
+
+
+def fold(store: JobStore, job_id: str, directory: JobDir, start: Callable[[], F]) -> F | None:
+    """The snapshot the job's record names, its chunks (the columns the summary uses: the message
+    ids are the report's) added one at a time to a folder *start* makes; None if there is none, or
+    it is gone. A newer one, taken since the record was read, removes it: then the record is read
+    again and the folding starts over. One gone otherwise (its files deleted by hand, say) is
+    forgotten, so that the next summary takes it again."""
     for _ in range(2):
         files = _files(store.record(job_id))
         if files is None:
             return None
         token, chunks = files
+        folder = start()
         try:
-            pieces = [
-                pq.read_table(directory.open_input(_chunk(token, i)), columns=SUMMARY_COLUMNS)
-                for i in range(chunks)
-            ]
+            for i in range(chunks):
+                folder.add(pq.read_table(directory.open_input(_chunk(token, i)), columns=SUMMARY_COLUMNS))
         except FileNotFoundError:
             continue
-        return pa.concat_tables(pieces) if pieces else SLIM.empty_table().select(SUMMARY_COLUMNS)
+        return folder
     log.warning("summary.snapshot_gone", job_id=job_id, snapshot=token)
     if _files(store.record(job_id)) == files:
         store.client.hdel(keys.job(job_id), "outcomes_files")

@@ -32,7 +32,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -42,9 +41,11 @@ from cluster.jobs.record import JobRecord
 from cluster.jobs.states import JobState
 from cluster.jobs.store import JobStore
 from cluster.reports import snapshot
+from cluster.reports.tally import Fold, Joined
+from cluster.reports.tally import rate as _rate
 from cluster.send.sendtimes import control_rows
 from cluster.send.winner import describe as winner_decision
-from ulak import keys, sendtime
+from ulak import keys
 from ulak.jobfiles import JobDir
 from ulak.money import from_micros, micros
 from ulak.records import read_minute_field
@@ -72,11 +73,12 @@ def summarize(
     view, record = store.view_and_record(job_id)
     directory = job_dir(record)
     options = record.options
-    rows = _Rows(_outcomes(store, job_id, record, view, directory))
-    rows.attach(_engagement(store, job_id, record, view, directory))
+    fold = _fold(store, job_id, record, view, directory, bucket=bucket)
     prices = {op.name: micros(op.price_per_part) for op in settings.operators}
-    total = rows.kpis(np.ones(rows.n, dtype=bool), prices)
-    operators, variants, tested = _groups(rows, options, prices)
+    total = fold.total.kpis(prices, iso=_iso)
+    operators = {name: fold.operators[name].kpis(prices, iso=_iso) for name in sorted(fold.operators)}
+    variants = {name: tally.kpis(prices, iso=_iso) for name, tally in fold.variants.items()}
+    tested = {name: tally.kpis(prices, iso=_iso) for name, tally in fold.tested.items()}
     conversions = view["conversions"]
     summary: dict[str, Any] = {
         "job_id": job_id,
@@ -103,13 +105,13 @@ def summarize(
             "click": _or(options.click_window_days, settings.measurement.click_window_days),
             "delivery": _or(options.delivery_window_days, settings.measurement.delivery_window_days),
         },
-        "goal": _goal(options, total["conversions"], int(rows.value.sum())),
+        "goal": _goal(options, total["conversions"], fold.total.value),
         "operators": operators,
         "variants": variants,
         "ab_test": _ab_test(tested) if len(tested) >= 2 else None,
         "decision": winner_decision(record.decision),
         "holdout": _holdout(view, total) if options.holdout else None,
-        "send_time": _send_time(rows, directory, options) if options.send_time == "optimized" else None,
+        "send_time": _send_time(fold, options) if options.send_time == "optimized" else None,
         "survey": (
             survey_summary(client, job_id, options.survey.kind, delivered=total["delivered"])
             if options.survey is not None
@@ -117,30 +119,14 @@ def summarize(
         ),
         "series": {
             "bucket_seconds": bucket,
-            "points": rows.series(
-                bucket,
+            "points": _series(
+                fold,
                 clicks=client.hgetall(keys.job_click_minutes(job_id)),  # type: ignore[arg-type]
                 conversions=client.hgetall(keys.job_conversion_minutes(job_id)),  # type: ignore[arg-type]
             ),
         },
     }
     return summary
-
-
-def _groups(
-    rows: _Rows, options: JobOptions, prices: Mapping[str, int]
-) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """The figures per operator, per variant, and per variant as the A/B test compares them (test
-    then winner: on the test slice alone, since the rest all got one)."""
-    operators = {
-        op: rows.kpis(rows.operator.eq(op), prices) for op in sorted(rows.operator.distinct() - {""})
-    }
-    names = [v.name for v in options.variants or ()]
-    variants = {name: rows.kpis(rows.variant.eq(name), prices) for name in names}
-    tested = variants
-    if options.test_share is not None:
-        tested = {name: rows.kpis(rows.variant.eq(name) & ~rows.phase.eq("rest"), prices) for name in names}
-    return operators, variants, tested
 
 
 def _ab_test(variants: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -176,40 +162,16 @@ def _holdout(view: Mapping[str, Any], total: Mapping[str, Any]) -> dict[str, Any
     }
 
 
-def _send_time(rows: _Rows, directory: JobDir, options: JobOptions) -> dict[str, Any] | None:
+def _send_time(fold: Fold, options: JobOptions) -> dict[str, Any] | None:
     """An optimised job's lift over its random-time control group (``cluster.send.sendtimes``): per
     delivered recipient, how much more often the optimised ones clicked and converted, with a 95 %
     interval; in all, per operator and per variant. None: the job has no plan (yet)."""
-    plan = control_rows(directory)
-    if plan is None:
+    if fold.plan is None:
         return None
-    planned_rows, is_control = plan
-    where, found = rows._positions(planned_rows)
-    control = np.zeros(rows.n, dtype=bool)
-    planned = np.zeros(rows.n, dtype=bool)
-    control[where] = is_control[found]
-    planned[where] = True
-    optimized = planned & ~control
-
-    def compared(mask: np.ndarray[Any, Any]) -> dict[str, Any]:
-        groups = {"optimized": rows.engaged(mask & optimized), "control": rows.engaged(mask & control)}
-        delivered = (groups["optimized"]["delivered"], groups["control"]["delivered"])
-        return {
-            **groups,
-            "clicks": sendtime.lift(
-                (groups["optimized"]["clicked"], groups["control"]["clicked"]), delivered
-            ),
-            "conversions": sendtime.lift(
-                (groups["optimized"]["converted"], groups["control"]["converted"]), delivered
-            ),
-        }
-
     return {
         "control_share": options.send_time_control,
         "rate": "per delivered recipient; lift: optimized − control, with a 95 % interval",
-        **compared(np.ones(rows.n, dtype=bool)),
-        "operators": {op: compared(rows.operator.eq(op)) for op in sorted(rows.operator.distinct() - {""})},
-        "variants": {v.name: compared(rows.variant.eq(v.name)) for v in options.variants or ()},
+        **fold.send_time(),
     }
 
 
@@ -239,20 +201,46 @@ def _goal(options: JobOptions, conversions: int, value: int) -> dict[str, Any] |
 # ---------------------------------------------------------------------------------- the rows
 
 
-def _outcomes(
-    store: JobStore, job_id: str, record: JobRecord, view: Mapping[str, Any], directory: JobDir
-) -> pa.Table:
-    """The rows' outcomes: the snapshot when it is still true, else read from the ledgers (and kept
-    as the snapshot when nothing but a late receipt can change them any more)."""
+def _fold(
+    store: JobStore,
+    job_id: str,
+    record: JobRecord,
+    view: Mapping[str, Any],
+    directory: JobDir,
+    *,
+    bucket: int,
+) -> Fold:
+    """The rows' outcomes folded a chunk at a time (``cluster.reports.tally``): the snapshot's when it
+    is still true, else the ledgers' (kept as the snapshot when nothing but a late receipt can change
+    them any more)."""
+    engagement = _engagement(store, job_id, record, view, directory)
+    plan = control_rows(directory) if record.options.send_time == "optimized" else None
+
+    def start() -> Fold:
+        return Fold(
+            variants=[v.name for v in record.options.variants or ()],
+            tested=record.options.test_share is not None,
+            engagement=Joined(
+                np.asarray(engagement.column("row").to_numpy(), dtype=np.int64),
+                {
+                    name: np.asarray(engagement.column(name).to_numpy(), dtype=np.int64)
+                    for name in ("clicks", "conversions", "value")
+                },
+            ),
+            plan=Joined(plan[0], {"control": plan[1]}) if plan is not None else None,
+            bucket=bucket,
+        )
+
     if not record.prepared:
-        return snapshot.SLIM.empty_table().select(snapshot.SUMMARY_COLUMNS)
+        return start()
     if snapshot.ensure(store, job_id, record, view, directory):
-        kept = snapshot.read(store, job_id, directory)
+        kept = snapshot.fold(store, job_id, directory, start)
         if kept is not None:
             return kept
-    pieces = list(snapshot.from_ledgers(store, job_id, record, directory, JobState(view["state"])))
-    table = pa.Table.from_batches(pieces) if pieces else snapshot.SLIM.empty_table()
-    return table.select(snapshot.SUMMARY_COLUMNS)
+    fold = start()
+    for batch in snapshot.from_ledgers(store, job_id, record, directory, JobState(view["state"])):
+        fold.add(pa.Table.from_batches([batch]).select(snapshot.SUMMARY_COLUMNS))
+    return fold
 
 
 def warm(store: JobStore, job_id: str, directory: JobDir) -> None:
@@ -316,184 +304,26 @@ def _counts(raw: dict[bytes, bytes], suffix: bytes | None) -> tuple[np.ndarray[A
     return rows[order], counts[order], extra[order]
 
 
-class _Coded:
-    """A string column as dictionary codes (null: the empty string): comparing a million rows to a
-    value is one integer comparison, not a million string ones."""
-
-    def __init__(self, column: pa.ChunkedArray) -> None:
-        encoded = pc.dictionary_encode(pc.fill_null(column, "").combine_chunks())
-        self.names: list[str] = encoded.dictionary.to_pylist()
-        self.codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int32)
-        self._index = {name: i for i, name in enumerate(self.names)}
-
-    def eq(self, value: str) -> np.ndarray[Any, Any]:
-        code = self._index.get(value)
-        return self.codes == code if code is not None else np.zeros(len(self.codes), dtype=bool)
-
-    def isin(self, values: list[str]) -> np.ndarray[Any, Any]:
-        return np.isin(self.codes, [self._index[v] for v in values if v in self._index])
-
-    def distinct(self) -> set[str]:
-        return {self.names[c] for c in np.unique(self.codes).tolist()}
-
-    def values(self, mask: np.ndarray[Any, Any]) -> list[str]:
-        return [self.names[c] for c in self.codes[mask].tolist()]
-
-
-class _Rows:
-    """The job's rows as numpy columns, with each row's clicks and conversions joined by row."""
-
-    def __init__(self, table: pa.Table) -> None:
-        self.n = table.num_rows
-        self.row = np.asarray(table.column("row").to_numpy(), dtype=np.int64)
-        self.operator = _Coded(table.column("operator"))
-        self.variant = _Coded(table.column("variant"))
-        self.phase = _Coded(table.column("phase"))
-        self.parts = np.asarray(table.column("parts").to_numpy(), dtype=np.int64)
-        self.parts_acked = np.asarray(table.column("parts_acked").to_numpy(), dtype=np.int64)
-        self.status = _Coded(table.column("status"))
-        self.receipt = _Coded(table.column("receipt"))
-        self.error = _Coded(table.column("error"))
-        self.acked_at = _ms(table.column("acked_at"))
-        self.receipt_at = _ms(table.column("receipt_at"))
-        self._order = np.argsort(self.row, kind="stable")
-        self.clicks = np.zeros(self.n, dtype=np.int64)
-        self.conversions = np.zeros(self.n, dtype=np.int64)
-        self.value = np.zeros(self.n, dtype=np.int64)
-
-    def _positions(self, rows: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-        """Where each of *rows* is in the table, and which of them are in it at all."""
-        if not self.n:
-            return np.zeros(0, dtype=np.int64), np.zeros(len(rows), dtype=bool)
-        at = np.searchsorted(self.row, rows, sorter=self._order)
-        at = np.minimum(at, self.n - 1)
-        found = self.row[self._order[at]] == rows
-        return self._order[at[found]], found
-
-    def attach(self, engagement: pa.Table) -> None:
-        """Join each row's clicks, conversions and value (``_engagement``) by row."""
-        rows = np.asarray(engagement.column("row").to_numpy(), dtype=np.int64)
-        where, found = self._positions(rows)
-        for name in ("clicks", "conversions", "value"):
-            values = np.asarray(engagement.column(name).to_numpy(), dtype=np.int64)
-            getattr(self, name)[where] = values[found]
-
-    def kpis(self, mask: np.ndarray[Any, Any], prices: Mapping[str, int]) -> dict[str, Any]:
-        sent = int(np.count_nonzero(mask & self.status.eq("acked")))
-        delivered_mask = mask & self.receipt.eq("delivered")
-        delivered = int(np.count_nonzero(delivered_mask))
-        per_operator = np.bincount(
-            self.operator.codes[mask], weights=self.parts_acked[mask], minlength=len(self.operator.names)
-        )
-        cost = sum(
-            int(parts) * prices.get(name, 0)
-            for name, parts in zip(self.operator.names, per_operator.tolist(), strict=True)
-        )
-        unique = int(np.count_nonzero(mask & (self.clicks > 0)))
-        conversions = int(self.conversions[mask].sum())
-        value = int(self.value[mask].sum())
-        return {
-            "recipients": int(np.count_nonzero(mask)),
-            "sent": sent,
-            "failed": int(np.count_nonzero(mask & self.status.eq("failed"))),
-            "unknown": int(np.count_nonzero(mask & self.status.eq("unknown"))),
-            "delivered": delivered,
-            "delivery_rate": _rate(delivered, sent),
-            "delivery_time": self._delivery_time(delivered_mask),
-            "failed_by_reason": self._reasons(mask),
-            "parts": int(self.parts[mask].sum()),
-            "parts_sent": int(self.parts_acked[mask].sum()),
-            "cost": str(from_micros(cost)),
-            "clicks": {"unique": unique, "total": int(self.clicks[mask].sum())},
-            "click_rate": _rate(unique, delivered),
-            "conversions": conversions,
-            "converters": int(np.count_nonzero(mask & (self.conversions > 0))),
-            "conversion_rate": _rate(conversions, unique),
-            "value": str(from_micros(value)),
-            "roi": round((value - cost) / cost, 4) if cost else None,
+def _series(
+    fold: Fold, *, clicks: dict[bytes, bytes], conversions: dict[bytes, bytes]
+) -> list[dict[str, Any]]:
+    """Per bucket with anything in it: rows sent (acked), delivered, clicks (all and first of a row),
+    conversions and their value."""
+    points = {start: Counter(counts) for start, counts in fold.points.items()}
+    for raw, names in ((clicks, ("clicks", "unique_clicks")), (conversions, ("conversions", "value"))):
+        for field, count in raw.items():  # already per minute: a few thousand fields at most
+            minute, second_kind = read_minute_field(field)
+            start = minute // fold.bucket * fold.bucket
+            points.setdefault(start, Counter())[names[1] if second_kind else names[0]] += int(count)
+    counted = ("sent", "delivered", "clicks", "unique_clicks", "conversions")
+    return [
+        {
+            "at": _iso(start * 1000),
+            **{n: counts[n] for n in counted},
+            "value": str(from_micros(counts["value"])),
         }
-
-    def engaged(self, mask: np.ndarray[Any, Any]) -> dict[str, int]:
-        """Recipients, delivered, and of those delivered how many clicked and converted."""
-        delivered = mask & self.receipt.eq("delivered")
-        return {
-            "recipients": int(np.count_nonzero(mask)),
-            "delivered": int(np.count_nonzero(delivered)),
-            "clicked": int(np.count_nonzero(delivered & (self.clicks > 0))),
-            "converted": int(np.count_nonzero(delivered & (self.conversions > 0))),
-        }
-
-    def _delivery_time(self, delivered: np.ndarray[Any, Any]) -> dict[str, Any]:
-        """Seconds from the SMSC's acceptance (its submit_sm_resp) to the delivery receipt, and when
-        the last delivery came."""
-        both = delivered & (self.acked_at >= 0) & (self.receipt_at >= 0)
-        took = (self.receipt_at[both] - self.acked_at[both]).clip(min=0) / 1000
-        if not took.size:
-            return {"p50_seconds": None, "p90_seconds": None, "completed_at": None}
-        p50, p90 = np.percentile(took, [50, 90])
-        return {
-            "p50_seconds": round(float(p50), 3),
-            "p90_seconds": round(float(p90), 3),
-            "completed_at": _iso(float(self.receipt_at[both].max())),
-        }
-
-    def _reasons(self, mask: np.ndarray[Any, Any]) -> dict[str, int]:
-        """Why rows were not delivered: the SMSC's error for a refused submit (``ESME_RINVDSTADR``),
-        the receipt's outcome for a negative one, ``unknown`` for a submit never answered."""
-        found: Counter[str] = Counter()
-        failed = mask & self.status.eq("failed")
-        for error in self.error.values(failed):
-            found[error.partition(" ")[2] or error or "failed"] += 1
-        negative = mask & self.status.eq("acked") & ~self.receipt.isin(["", "delivered"])
-        for outcome in self.receipt.values(negative):
-            found[outcome] += 1
-        unknown = int(np.count_nonzero(mask & self.status.eq("unknown")))
-        if unknown:
-            found["unknown"] += unknown
-        return dict(found.most_common())
-
-    def series(
-        self, bucket: int, *, clicks: dict[bytes, bytes], conversions: dict[bytes, bytes]
-    ) -> list[dict[str, Any]]:
-        """Per *bucket* seconds with anything in it: rows sent (acked), delivered, clicks (all and
-        first of a row), conversions and their value."""
-        points: dict[int, Counter[str]] = {}
-
-        def add(at_s: np.ndarray[Any, Any], name: str) -> None:
-            if not at_s.size:
-                return
-            uniq, sums = np.unique(at_s // bucket * bucket, return_counts=True)
-            for start, total in zip(uniq.tolist(), sums.tolist(), strict=True):
-                points.setdefault(int(start), Counter())[name] += int(total)
-
-        sent = self.status.eq("acked") & (self.acked_at >= 0)
-        add(self.acked_at[sent] // 1000, "sent")
-        delivered = self.receipt.eq("delivered") & (self.receipt_at >= 0)
-        add(self.receipt_at[delivered] // 1000, "delivered")
-        for raw, names in ((clicks, ("clicks", "unique_clicks")), (conversions, ("conversions", "value"))):
-            for field, count in raw.items():  # already per minute: a few thousand fields at most
-                minute, second_kind = read_minute_field(field)
-                start = minute // bucket * bucket
-                points.setdefault(start, Counter())[names[1] if second_kind else names[0]] += int(count)
-        counted = ("sent", "delivered", "clicks", "unique_clicks", "conversions")
-        return [
-            {
-                "at": _iso(start * 1000),
-                **{n: counts[n] for n in counted},
-                "value": str(from_micros(counts["value"])),
-            }
-            for start, counts in sorted(points.items())
-        ]
-
-
-def _ms(column: pa.ChunkedArray) -> np.ndarray[Any, Any]:
-    """Timestamps as unix ms, -1 where there is none."""
-    ints = pc.fill_null(pc.cast(column, pa.int64()), -1)
-    return np.asarray(ints.to_numpy(), dtype=np.int64)
-
-
-def _rate(part: int, whole: int) -> float | None:
-    return round(part / whole, 4) if whole else None
+        for start, counts in sorted(points.items())
+    ]
 
 
 def _iso(ms: float) -> str:
