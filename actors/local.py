@@ -11,6 +11,7 @@ import ray
 from actors.factories import RayBinds
 from cluster.send.pool import BindPool
 from ulak.redis_server import RedisServer, default_state_dir
+from ulak.runtime import RAY_WORKER_POOL
 from ulak.settings import Settings
 
 
@@ -45,6 +46,8 @@ class Cluster:
                 num_cpus=self.settings.ray.num_cpus,
                 include_dashboard=False,
                 log_to_driver=False,
+                # a Ray of our own takes our worker pool's settings; a cluster has them from its nodes
+                _system_config=None if self.settings.ray.address else dict(RAY_WORKER_POOL),
             )
             self._started_ray = True
         if binds:

@@ -43,6 +43,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote, urlsplit
 
+from ulak.runtime import ray_worker_pool_env
+
 if TYPE_CHECKING:
     from ulak.redis_server import RedisServer
 
@@ -255,7 +257,7 @@ def run_worker(
     resources: str | None,
     object_store_memory: int | None = None,
 ) -> int:
-    env = node_environment(env_file, os.environ)
+    env = {**node_environment(env_file, os.environ), **ray_worker_pool_env()}
     address = node_ip(ip, env)
     command = worker_command(
         env,
@@ -315,7 +317,7 @@ def run_head(
     object_store_memory: int | None = None,
 ) -> int:
     """Redis (when the URL names this node), the Ray head and the control plane, until a signal."""
-    env = {**node_environment(env_file, os.environ), **HEALTH_CHECKS}
+    env = {**node_environment(env_file, os.environ), **HEALTH_CHECKS, **ray_worker_pool_env()}
     address = node_ip(ip, env)
     _, port = split_address(env["ULAK_RAY__ADDRESS"])
     env["ULAK_RAY__ADDRESS"] = f"{address}:{port}"

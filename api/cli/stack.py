@@ -28,6 +28,7 @@ import yaml
 from api.keys import create_key, list_keys, lookup
 from ulak import redisclient
 from ulak.redis_server import RedisServer, default_state_dir
+from ulak.runtime import RAY_WORKER_POOL
 from ulak.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -191,6 +192,8 @@ class LocalStack:
                 namespace=self.settings.ray.namespace,
                 include_dashboard=False,
                 log_to_driver=False,
+                # a Ray of our own takes our worker pool's settings; a cluster has them from its nodes
+                _system_config=None if self.settings.ray.address else dict(RAY_WORKER_POOL),
             )
             self._started_ray = True
         self.token = self._first_key()

@@ -11,6 +11,7 @@ import redis
 
 from tests.helpers import SimProcess
 from ulak.redis_server import RedisServer
+from ulak.runtime import RAY_WORKER_POOL
 
 
 @pytest.fixture(scope="session")
@@ -49,6 +50,7 @@ def ray_session() -> Iterator[Any]:
         include_dashboard=False,
         namespace="ulak-tests",
         log_to_driver=False,
+        _system_config=dict(RAY_WORKER_POOL),  # as a Ray of the product's own (actors.local)
     )
     yield ray
     ray.shutdown()
