@@ -38,13 +38,15 @@ def paused_gc() -> Iterator[None]:
 
 
 # Ray's worker pool. Ray keeps as many idle task workers as the node has CPUs, for ever: after a
-# job's ingest its file readers and block preparers idled at ~500 MiB PSS together for the whole
-# send (bench_product.py, 1M rows: the stack's summed peak PSS 3.06-3.09 GiB, 2.69 GiB with these).
-# Here an idle task worker ends after 10 s; the next ingest starts new ones (~1 s, alongside its
-# read). Actors are not task workers: a bind or a job's actor is never ended for being idle.
+# job's ingest its file reader and block preparers idled at ~450 MiB PSS together for the whole send
+# (bench_product.py, 1M rows: the stack's summed peak PSS 3.07-3.10 GiB, 2.72 without them). What
+# they hold is mostly what they loaded (handing freed memory back to the system gave ~50 MiB), so
+# here an idle task worker ends. Not at once: the next ingest starts new ones, a few seconds on a
+# busy machine (10 s made the test suite, a job after another, 90 s slower), so after 30 s idle.
+# Actors are not task workers: a bind or a job's actor is never ended for being idle.
 RAY_WORKER_POOL: dict[str, int] = {
     "num_workers_soft_limit": 0,
-    "idle_worker_killing_time_threshold_ms": 10_000,
+    "idle_worker_killing_time_threshold_ms": 30_000,
 }
 
 
