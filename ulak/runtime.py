@@ -42,7 +42,7 @@ def paused_gc() -> Iterator[None]:
 # (bench_product.py, 1M rows: the stack's summed peak PSS 3.07-3.10 GiB, 2.72 without them). What
 # they hold is mostly what they loaded (handing freed memory back to the system gave ~50 MiB), so
 # here an idle task worker ends. Not at once: the next ingest starts new ones, a few seconds on a
-# busy machine (10 s made the test suite, a job after another, 90 s slower), so after 30 s idle.
+# busy machine (with 10 s, the test suite's jobs, one after another, paid ~30 s more), so after 30 s.
 # Actors are not task workers: a bind or a job's actor is never ended for being idle.
 RAY_WORKER_POOL: dict[str, int] = {
     "num_workers_soft_limit": 0,
