@@ -213,21 +213,23 @@ def _fold(
     """The rows' outcomes folded a chunk at a time (``cluster.reports.tally``): the snapshot's when it
     is still true, else the ledgers' (kept as the snapshot when nothing but a late receipt can change
     them any more)."""
-    engagement = _engagement(store, job_id, record, view, directory)
-    plan = control_rows(directory) if record.options.send_time == "optimized" else None
+    table = _engagement(store, job_id, record, view, directory)
+    engagement = Joined(
+        np.asarray(table.column("row").to_numpy(), dtype=np.int64),
+        {
+            name: np.asarray(table.column(name).to_numpy(), dtype=np.int64)
+            for name in ("clicks", "conversions", "value")
+        },
+    )
+    found = control_rows(directory) if record.options.send_time == "optimized" else None
+    plan = Joined(found[0], {"control": found[1]}) if found is not None else None
 
-    def start() -> Fold:
+    def start() -> Fold:  # once more if the snapshot is replaced under the fold: the joins are kept
         return Fold(
             variants=[v.name for v in record.options.variants or ()],
             tested=record.options.test_share is not None,
-            engagement=Joined(
-                np.asarray(engagement.column("row").to_numpy(), dtype=np.int64),
-                {
-                    name: np.asarray(engagement.column(name).to_numpy(), dtype=np.int64)
-                    for name in ("clicks", "conversions", "value")
-                },
-            ),
-            plan=Joined(plan[0], {"control": plan[1]}) if plan is not None else None,
+            engagement=engagement,
+            plan=plan,
             bucket=bucket,
         )
 

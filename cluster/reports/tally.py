@@ -101,9 +101,9 @@ class Chunk:
         self.delivered = self.receipt.eq("delivered")
         self.timed = self.delivered & (self.acked_at >= 0) & (self.receipt_at >= 0)
         self.planned = self.control = np.zeros(self.n, dtype=bool)
-        if plan is not None:
-            self.planned = plan.at(self.row)[1]
-            self.control = plan.column("control", self.row, default=False)
+        if plan is not None and len(plan.rows):
+            at, self.planned = plan.at(self.row)
+            self.control = self.planned & plan.columns["control"][at]
 
 
 class Took:
