@@ -187,9 +187,8 @@ class RedirectApp:
         scanners fetch a link as the message arrives, people later. One HMGET in the ledger's slot."""
         if not self._scanner_seconds or not ledger:
             return False
-        fields = await self._redis.hmget(
-            keys.job_parts(job_id, ledger, keys.row_bucket(row)), [f"{row}:1:m", f"{row}:1:r"]
-        )
+        bucket, field = keys.job_bucket(job_id, ledger, keys.row_bucket(row)), keys.row_field(row)
+        fields = await self._redis.hmget(bucket, [f"{field}:1:m", f"{field}:1:r"])
         at = links.sent_at(fields)
         return at is not None and self._clock() - at < self._scanner_seconds
 

@@ -99,12 +99,17 @@ def tcell_and_voda(
 
 
 def ledger_hash(client: redis.Redis, kind: str, job: str, ledger: str) -> dict[bytes, bytes]:
-    """Every field of *job*'s ``rows`` or ``parts`` in *ledger*, its buckets (``keys.row_bucket``)
-    merged: what a test reads as one hash."""
-    key = keys.job_rows if kind == "rows" else keys.job_parts
+    """Every field of *job*'s rows (``<row>``, ``<row>:o``, ...) or parts (``<row>:<part>``,
+    ``<row>:<part>:m``, ...) in *ledger*, named by the whole row number: its buckets
+    (``keys.job_bucket``) merged, what a test reads as one hash."""
     found: dict[bytes, bytes] = {}
-    for name in client.scan_iter(match=key(job, ledger, "*"), count=1000):
-        found.update(client.hgetall(name))  # type: ignore[arg-type]
+    stem = keys.job_bucket(job, ledger, "")
+    for name in client.scan_iter(match=stem + "*", count=1000):
+        bucket = int(name.decode()[len(stem) :])
+        for field, value in client.hgetall(name).items():  # type: ignore[union-attr]
+            digit, colon, rest = field.partition(b":")
+            if (kind == "parts") == rest[:1].isdigit():
+                found[b"%d%s%s" % (bucket * keys.ROWS_A_BUCKET + int(digit), colon, rest)] = value
     return found
 
 

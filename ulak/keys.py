@@ -46,39 +46,54 @@ def job_op_counters(job_id: str, ledger: str) -> str:
 
 ROWS_A_BUCKET = 10
 """Rows a ledger hash keeps together (rows ``10b`` to ``10b + 9`` in bucket ``b``): a hash of a few
-dozen short fields is stored as one compact list (Redis's ziplist/listpack, under
-``hash-max-*-entries``, 128 and up), ~110 bytes a single-part row for its state, ack and receipt,
-where one hash of a job's million rows is a hash table: ~370 (BENCHMARKS.md, "10 million rows").
-Ten, so that the Lua ledger script finds a row's bucket by dropping its last decimal digit, with no
-arithmetic on Lua's doubles."""
+dozen short fields is stored as one compact list (Redis's listpack or ziplist, under
+``hash-max-listpack-entries``, 512 by default), where one hash of a job's million rows is a hash
+table: ~370 bytes a single-part row against ~110 in buckets of ten rows (BENCHMARKS.md, "10 million
+rows"). Ten, so that the Lua ledger script finds a row's bucket by dropping its last decimal digit,
+with no arithmetic on Lua's doubles, and a bucket stays a compact list for rows of up to ~35 parts
+(a single-part row has four fields, each further part three)."""
 
 
 def row_bucket(row: int) -> int:
-    """The bucket of *row* in :func:`job_rows` and :func:`job_parts` (rows are 1-based, so row 0's
-    bucket holds rows 1 to 9)."""
+    """The bucket of *row* in :func:`job_bucket` (rows are 1-based, so row 0's bucket holds rows 1
+    to 9)."""
     return row // ROWS_A_BUCKET
 
 
-def job_rows(job_id: str, ledger: str, bucket: int | str) -> str:
-    """Hash: per row of *bucket* (:func:`row_bucket`) that goes to an operator of *ledger*, its state
-    (``<row>``); for a multi-part row also parts acknowledged (``<row>:a``), parts delivered
-    (``<row>:d``), its first negative receipt (``<row>:n``) and its outcome (``<row>:o``; a single-part
-    row's outcome is its part's receipt in :func:`job_parts`); a stopped row's reason (``<row>:x``).
+def row_field(row: int) -> str:
+    """What *row*'s fields in its :func:`job_bucket` hash start with: its last decimal digit (the
+    bucket names the rest)."""
+    return str(row % ROWS_A_BUCKET)
+
+
+def job_bucket(job_id: str, ledger: str, bucket: int | str) -> str:
+    """Hash: the rows of *bucket* (:func:`row_bucket`) that go to an operator of *ledger*, each
+    named by :func:`row_field` (``<r>`` below). Per row its state (``<r>``: s, a, f, u, x); for a
+    multi-part row also parts acknowledged (``<r>:a``), parts delivered (``<r>:d``), its first
+    negative receipt (``<r>:n``) and its outcome (``<r>:o``; a single-part row's outcome is its
+    part's receipt); a stopped row's reason (``<r>:x``). Per part (``<r>:<part>``) its submit state
+    (s, a, f, u, x); for the report, its message id and ack time (``<r>:<part>:m`` = ``id|unix_ms``),
+    failure status (``<r>:<part>:e``) and receipt (``<r>:<part>:r`` = ``status|error|unix_ms``).
+    One hash for all of a row, its field names short: ~60 bytes a single-part row less than the
+    rows and parts hashes of layout ``3`` (BENCHMARKS.md, "The ledger in one hash a bucket").
     Kept as long as the job."""
+    return f"{PREFIX}:{tag(ledger)}:job:{job_id}:b:{bucket}"
+
+
+def job_rows_split(job_id: str, ledger: str, bucket: int | str) -> str:
+    """Hash: layout ``3``'s rows of *bucket*, fields named by the whole row number (``<row>``,
+    ``<row>:o``, ...); read only to move them into :func:`job_bucket` (``cluster.jobs.legacy``)."""
     return f"{PREFIX}:{tag(ledger)}:job:{job_id}:rows:{bucket}"
 
 
-def job_parts(job_id: str, ledger: str, bucket: int | str) -> str:
-    """Hash: per part (``<row>:<part>``) of the rows of *bucket* (:func:`row_bucket`) that go to
-    *ledger*'s operators, its submit state (s, a, f, u); for the report, its message id and ack time
-    (``<row>:<part>:m`` = ``id|unix_ms``), failure status (``<row>:<part>:e``) and receipt
-    (``<row>:<part>:r`` = ``status|error|unix_ms``). Kept as long as the job."""
+def job_parts_split(job_id: str, ledger: str, bucket: int | str) -> str:
+    """Hash: layout ``3``'s parts of *bucket* (``<row>:<part>``, ...); see :func:`job_rows_split`."""
     return f"{PREFIX}:{tag(ledger)}:job:{job_id}:parts:{bucket}"
 
 
 def job_rows_flat(job_id: str, ledger: str) -> str:
     """Hash: a job's rows as one hash, the layout before buckets (``LAYOUT`` ``2``); read only to move
-    them into :func:`job_rows` (``cluster.jobs.legacy``)."""
+    them into :func:`job_bucket` (``cluster.jobs.legacy``)."""
     return f"{PREFIX}:{tag(ledger)}:job:{job_id}:rows"
 
 
@@ -87,11 +102,11 @@ def job_parts_flat(job_id: str, ledger: str) -> str:
     return f"{PREFIX}:{tag(ledger)}:job:{job_id}:parts"
 
 
-def ledger_templates(ledger: str) -> tuple[str, str, str]:
-    """:func:`job_op_counters`, :func:`job_rows` and :func:`job_parts` of *ledger* with ``%s`` for
-    the job id and the bucket left off (the Lua ledger script handles events of many jobs in one
-    call, and appends each row's bucket: its decimal digits but the last, ``0`` for rows 1 to 9)."""
-    return job_op_counters("%s", ledger), job_rows("%s", ledger, ""), job_parts("%s", ledger, "")
+def ledger_templates(ledger: str) -> tuple[str, str]:
+    """:func:`job_op_counters` and :func:`job_bucket` of *ledger* with ``%s`` for the job id and the
+    bucket left off (the Lua ledger script handles events of many jobs in one call, and appends each
+    row's bucket: its decimal digits but the last, ``0`` for rows 1 to 9)."""
+    return job_op_counters("%s", ledger), job_bucket("%s", ledger, "")
 
 
 MESSAGE_ID_BUCKETS = 1 << 17
@@ -288,9 +303,10 @@ REPLY_KEYWORDS = f"{PREFIX}:{MO_TAG}:keywords"
 
 
 LAYOUT = f"{PREFIX}:layout"
-"""String: the key layout this Redis holds, ``3`` (hash-tagged, rows and parts in buckets: this
-module's) once the jobs an older Ulak left are moved into it (``cluster.jobs.legacy``; ``2``: tagged,
-one rows and one parts hash a job and ledger); the control plane then skips the move at start. Never
+"""String: the key layout this Redis holds, ``4`` (hash-tagged, a row's every field in its bucket's
+hash: this module's) once the jobs an older Ulak left are moved into it (``cluster.jobs.legacy``;
+``3``: a rows and a parts hash a bucket, fields named by the whole row number; ``2``: tagged, one rows
+and one parts hash a job and ledger); the control plane then skips the move at start. Never
 expires."""
 
 

@@ -137,7 +137,7 @@ def reserve(
 
 def sent_at(part_fields: list[bytes | None]) -> float | None:
     """When a row's first part reached the phone, or at least the SMSC: its receipt's time, else its
-    ack's (unix s), from the part's ``m`` and ``r`` fields (``keys.job_parts``); None: not sent."""
+    ack's (unix s), from the part's ``m`` and ``r`` fields (``keys.job_bucket``); None: not sent."""
     acked, receipt = part_fields
     if receipt is not None:
         return Receipt.read(receipt).at
@@ -195,7 +195,7 @@ def follow_script() -> str:
     ``records.Ack`` and ``records.Receipt`` (unix ms)."""
     names = {
         "JOB": keys.job(_JOB),
-        "PARTS": keys.job_parts(_JOB, _LEDGER, _BUCKET),
+        "BUCKET": keys.job_bucket(_JOB, _LEDGER, _BUCKET),
         "CLICKS": keys.job_clicks(_JOB),
         "ROWS": keys.job_clicked_rows(_JOB),
         "EVENTS": keys.job_click_events(_JOB),
@@ -210,7 +210,7 @@ local owner = redis.call('GET', KEYS[1])
 if not owner then return false end
 local job, row, ledger = string.match(owner, '^([^|]+)|(%d+)|([^|]*)$')
 if not job then return false end
-local bucket = string.sub(row, 1, -2)
+local bucket, field = string.sub(row, 1, -2), string.sub(row, -1)  -- keys.row_bucket, keys.row_field
 if bucket == '' then bucket = '0' end
 local function named(template)
   local filled = string.gsub(template, '\\1', function() return job end)
@@ -222,7 +222,7 @@ if redis.call('EXISTS', named(JOB)) == 0 then return false end
 local bot = ARGV[1]
 local scanner = tonumber(ARGV[6])
 if bot == '0' and scanner > 0 and ledger ~= '' then
-  local times = redis.call('HMGET', named(PARTS), row .. ':1:m', row .. ':1:r')
+  local times = redis.call('HMGET', named(BUCKET), field .. ':1:m', field .. ':1:r')
   local at = times[2] or times[1]
   at = at and tonumber(string.match(at, '(%d+)$'))
   if at and tonumber(ARGV[7]) - at < scanner then bot = '1' end

@@ -19,8 +19,8 @@ def _text(value: bytes | str) -> str:
 
 
 class PartState(StrEnum):
-    """A part's submit state in ``keys.job_parts`` (``<row>:<part>``), and a row's in ``keys.job_rows``
-    (its first part's). One letter each: a million parts are a million fields."""
+    """A part's submit state in ``keys.job_bucket`` (``<r>:<part>``), and a row's (``<r>``: its first
+    part's). One letter each: a million parts are a million fields."""
 
     SENT = "s"  # handed to the SMSC, no answer yet
     ACKED = "a"  # submit_sm_resp ESME_ROK
@@ -49,7 +49,7 @@ _STATUS = {
 
 @dataclass(frozen=True)
 class Ack:
-    """A part's ``<row>:<part>:m`` in ``keys.job_parts``: ``id|unix_ms`` (the SMSC's message id, and
+    """A part's ``<r>:<part>:m`` in ``keys.job_bucket``: ``id|unix_ms`` (the SMSC's message id, and
     when its submit_sm_resp came). Written by the ledger script."""
 
     message_id: str
@@ -74,7 +74,7 @@ DELIVERED = "DELIVRD"
 
 @dataclass(frozen=True)
 class Receipt:
-    """A part's ``<row>:<part>:r`` in ``keys.job_parts``: ``status|error|unix_ms`` (the receipt's
+    """A part's ``<r>:<part>:r`` in ``keys.job_bucket``: ``status|error|unix_ms`` (the receipt's
     stat and err fields, and when it came). Written by the ledger script."""
 
     status: str
@@ -220,7 +220,7 @@ class IdempotentRequest:
 
 @dataclass(frozen=True, slots=True)
 class Stopped:
-    """A stopped row's ``<row>:x`` in ``keys.job_rows``: ``reason|unix_ms`` (written by ledger.lua)."""
+    """A stopped row's ``<r>:x`` in ``keys.job_bucket``: ``reason|unix_ms`` (written by ledger.lua)."""
 
     reason: str  # opted_out, no_consent (ulak.refusals), frequency_capped (ulak.caps), expired
     at_ms: int

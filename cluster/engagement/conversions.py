@@ -417,7 +417,8 @@ class Conversions:
         pipe = self.client.pipeline(transaction=False)
         pipe.hmget(keys.job_clicked_rows(who.job_id), [f"{row}:t", f"{row}:l"])
         if who.ledger:
-            pipe.hget(keys.job_parts(who.job_id, who.ledger, keys.row_bucket(row)), f"{row}:1:r")
+            bucket = keys.job_bucket(who.job_id, who.ledger, keys.row_bucket(row))
+            pipe.hget(bucket, f"{keys.row_field(row)}:1:r")
         first, last, *receipt = [
             v for group in pipe.execute() for v in (group if isinstance(group, list) else [group])
         ]

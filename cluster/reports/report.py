@@ -154,34 +154,21 @@ def _from_ledgers(
     *,
     unsent: str,
 ) -> list[pa.Array]:
-    """The outcome columns of *batch* from its rows' ledger fields: one HGETALL a bucket of rows of
-    the parts hashes, pipelined, then of the rows hashes those do not answer for."""
+    """The outcome columns of *batch* from its rows' ledger fields: one HGETALL a bucket of rows,
+    pipelined."""
     parts: list[int] = batch.column("parts").to_pylist()
     operators: list[str] = batch.column("operator").to_pylist()
-    ledger = LedgerReader(client, job_id, ledgers)
-    part_hashes = ledger.hashes("parts", operators, rows)
-    # A one-part row whose part was sent has its part's state, and nothing else, in the rows hash
-    # (the ledger script sets both; tests/integration/test_ledger.py holds it to that): only the
-    # other rows' rows hashes are read, half the reads of a campaign of one-part texts.
-    states: list[bytes | None] = [
-        its.get(b"%d:1" % r) if n == 1 else None for r, n, its in zip(rows, parts, part_hashes, strict=True)
-    ]
-    wanted = [i for i, state in enumerate(states) if state not in _SENT]
-    row_hashes: list[Mapping[bytes, bytes]] = [{}] * len(rows)
-    for i, fetched in zip(
-        wanted, ledger.hashes("rows", [operators[i] for i in wanted], [rows[i] for i in wanted]), strict=True
-    ):
-        row_hashes[i] = fetched
+    buckets = LedgerReader(client, job_id, ledgers).hashes(operators, rows)
     found: list[_RowOutcome] = []
-    for r, n, state, mine, its in zip(rows, parts, states, row_hashes, part_hashes, strict=True):
-        key = b"%d" % r
+    for r, n, its in zip(rows, parts, buckets, strict=True):
+        key = b"%d" % (r % keys.ROWS_A_BUCKET)  # keys.row_field
         got = None
         if n == 1:
-            got = _one_part_outcome(key, state if state in _SENT else mine.get(key), mine, its, unsent=unsent)
+            got = _one_part_outcome(key, its.get(key), its, unsent=unsent)
         if got is None:
             got = _row_outcome(
                 n,
-                [mine.get(key), mine.get(key + b":o"), mine.get(key + b":x")],
+                [its.get(key), its.get(key + b":o"), its.get(key + b":x")],
                 [its.get(b"%s:%d:%s" % (key, p, x)) for p in range(1, n + 1) for x in (b"m", b"e", b"r")],
                 unsent=unsent,
             )
@@ -202,27 +189,21 @@ _ACKED = PartState.ACKED.encode()
 _RowOutcome = tuple[str, str | None, str | None, str | None, int | None, int | None]
 
 _STATUS_OF = {state.encode(): state.status for state in PartState}
-_SENT = frozenset(state.encode() for state in PartState if state is not PartState.STOPPED)
 
 
 def _one_part_outcome(
-    key: bytes,
-    state: bytes | None,
-    row: Mapping[bytes, bytes],
-    parts: Mapping[bytes, bytes],
-    *,
-    unsent: str,
+    key: bytes, state: bytes | None, row: Mapping[bytes, bytes], *, unsent: str
 ) -> _RowOutcome | None:
-    """What :func:`_row_outcome` finds for the one-part row *key* (its number) in *state*, read from
-    its bucket's *row* and *parts* hashes without building a record a field: a report, and the
-    snapshot a job takes as it ends, read every row (10M rows: ~250 s through ``_row_outcome``).
-    None for a row it leaves to ``_row_outcome``: stopped unsent, or a state it does not know."""
+    """What :func:`_row_outcome` finds for the one-part row *key* (``keys.row_field``) in *state*,
+    read from its bucket's hash *row* without building a record a field: a report, and the snapshot
+    a job takes as it ends, read every row (10M rows: ~250 s through ``_row_outcome``). None for a
+    row it leaves to ``_row_outcome``: stopped unsent, or a state it does not know."""
     status = unsent if state is None else _STATUS_OF.get(state)
     if status is None or key + b":x" in row:
         return None
     outcome = row.get(key + b":o")
     receipt = outcome.decode() if outcome is not None else None
-    ack, fault, got = parts.get(key + b":1:m"), parts.get(key + b":1:e"), parts.get(key + b":1:r")
+    ack, fault, got = row.get(key + b":1:m"), row.get(key + b":1:e"), row.get(key + b":1:r")
     ids: str | None = None
     acked: int | None = None
     if ack is not None:

@@ -13,6 +13,7 @@ from cluster.send.job import Job, Pool
 from cluster.send.progress import Progress
 from cluster.send.rows import RowReader
 from ingest.collect import ACCEPTED_FILE
+from ulak import keys
 from ulak.dispatch.ledger import Event, PartUnknown, RedisLedger
 from ulak.records import PartState
 
@@ -119,7 +120,7 @@ class Drain:
             if cancelled:
                 rows: list[int] = batch.column("row").to_pylist()
                 ops: list[str] = batch.column("operator").to_pylist()
-                row_states = reader.fields("rows", ops, rows, [[str(r)] for r in rows])
+                row_states = reader.fields(ops, rows, [[keys.row_field(r)] for r in rows])
                 sent = PartState.SENT.encode()
                 started = {r for r, v in zip(rows, row_states, strict=True) if v[0] == sent}
             for (op, row, part, parts), value in states:

@@ -230,8 +230,10 @@ class RowReader:
         rows: list[int] = batch.column("row").to_pylist()
         counts: list[int] = batch.column("parts").to_pylist()
         ops: list[str] = batch.column("operator").to_pylist()
-        names = [[f"{r}:{p}" for p in range(1, n + 1)] for r, n in zip(rows, counts, strict=True)]
-        values = self.job.reader().fields("parts", ops, rows, names)
+        names = [
+            [f"{keys.row_field(r)}:{p}" for p in range(1, n + 1)] for r, n in zip(rows, counts, strict=True)
+        ]
+        values = self.job.reader().fields(ops, rows, names)
         return [
             ((op, row, part, n), value)
             for op, row, n, found in zip(ops, rows, counts, values, strict=True)

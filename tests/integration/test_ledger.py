@@ -191,8 +191,8 @@ def test_redis_ledger_matches_the_model(redis_server_url: str, seed: int, rows: 
     for (job, row), r in model.rows.items():
         if r["state"] is not None:
             assert states[str(row).encode()] == r["state"].encode(), (job, row)
-    # What a report reads of a one-part row from its parts hash alone (cluster.reports.report): a
-    # part state but stopped is its row's, and such a row has no stop or outcome field.
+    # What a report reads of a one-part row (cluster.reports.report): a part state but stopped is
+    # its row's, and such a row has no stop or outcome field.
     part_states = ledger_hash(client, "parts", JOB, OP)
     for row in {e.row for e in history if getattr(e, "parts", None) == 1}:
         state = part_states.get(b"%d:1" % row)
@@ -212,7 +212,7 @@ def test_what_the_ledger_script_stores_reads_back_through_the_codecs(redis_clien
     ledger = RedisLedger(redis_client, ledger=OP)
     ledger.apply([PartSent("codec", 4, 1, 1), PartAcked("codec", 4, 1, 1, "smsc", "id|with|bars")])
     ledger.apply([ReceiptSeen("smsc", "id|with|bars", "UNDELIV", "011")])
-    fields = redis_client.hmget(keys.job_parts("codec", OP, 0), ["4:1", "4:1:m", "4:1:r"])
+    fields = redis_client.hmget(keys.job_bucket("codec", OP, 0), ["4:1", "4:1:m", "4:1:r"])
     assert PartState.read(fields[0]) is PartState.ACKED
     ack, receipt = Ack.read(fields[1]), Receipt.read(fields[2])
     assert ack.message_id == "id|with|bars" and ack.at_ms > 1_700_000_000_000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import redis
 
@@ -10,7 +11,7 @@ from cluster.jobs import legacy
 from cluster.jobs.store import JobStore
 from tests.helpers import ledger_hash, message_id_key
 from ulak import keys
-from ulak.dispatch.ledger import ReceiptSeen, RedisLedger
+from ulak.dispatch.ledger import MESSAGE_TTL, PartAcked, ReceiptSeen, RedisLedger
 
 
 def _old_job(client: redis.Redis, job_id: str, state: str) -> None:
@@ -57,7 +58,7 @@ def test_legacy_jobs_move_into_the_tagged_layout_once(redis_client: redis.Redis)
     assert done["state"] == "done"
     assert (done["counts"]["accepted"], done["counts"]["acked"], done["receipts"]["delivered"]) == (3, 3, 2)
     reader = store.reader("old1")
-    assert reader.fields("parts", ["voda", "tcell"], [1, 1], [["1:1:m"], ["1:1"]]) == [
+    assert reader.fields(["voda", "tcell"], [1, 1], [["1:1:m"], ["1:1"]]) == [
         [b"ab|1700000000000"],
         [b"a"],
     ]
@@ -74,8 +75,9 @@ def test_legacy_jobs_move_into_the_tagged_layout_once(redis_client: redis.Redis)
 def test_a_tagged_layout_s_rows_and_parts_are_split_into_buckets_field_for_field(
     redis_client: redis.Redis,
 ) -> None:
-    """Layout 2 kept one rows and one parts hash a job and ledger; 3 keeps ten rows a hash. Every field
-    moves as it is, a running job keeps running, and forgetting the job leaves none of its buckets."""
+    """Layout 2 kept one rows and one parts hash a job and ledger; 3 and 4 keep ten rows a hash. Every
+    field moves as it is, a running job keeps running, and forgetting the job leaves none of its
+    buckets."""
     redis_client.flushall()
     redis_client.set(keys.LAYOUT, "2")
     store = JobStore(redis_client)
@@ -118,10 +120,11 @@ def test_a_tagged_layout_s_rows_and_parts_are_split_into_buckets_field_for_field
         assert ledger_hash(redis_client, "parts", "j2", ledger) == part_fields
         for name in row_fields:  # each row in its own bucket
             bucket = keys.row_bucket(int(name))
-            assert redis_client.hget(keys.job_rows("j2", ledger, bucket), name) == row_fields[name]
+            digit = keys.row_field(int(name))
+            assert redis_client.hget(keys.job_bucket("j2", ledger, bucket), digit) == row_fields[name]
     assert store.view("j2")["state"] == "sending"  # nothing about it changed but where its fields are
     reader = store.reader("j2")
-    assert reader.fields("rows", ["tcell", "voda", "voda"], [9, 10, 125], [["9"], ["10"], ["125"]]) == [
+    assert reader.fields(["tcell", "voda", "voda"], [9, 10, 125], [["9"], ["0"], ["5"]]) == [
         [b"a"],
         [None],  # row 10 went to tcell, not to voda's ledger
         [b"s"],
@@ -135,3 +138,74 @@ def test_a_tagged_layout_s_rows_and_parts_are_split_into_buckets_field_for_field
 
     store.delete("j2", ledgers=["tcell", "voda", "acct"])
     assert not [k for k in redis_client.scan_iter() if b"j2" in k]
+
+
+def test_layout_3_s_rows_and_parts_hashes_become_one_hash_a_bucket(redis_client: redis.Redis) -> None:
+    """Layout 3 kept a rows and a parts hash a bucket, fields named by the whole row number; 4 keeps
+    one, named by the row's last digit. Every value moves as it is: the report reads the same rows,
+    a receipt still to come settles its row, and a start that stopped halfway copies again."""
+    redis_client.flushall()
+    redis_client.set(keys.LAYOUT, "3")
+    store = JobStore(redis_client)
+    redis_client.hset(
+        keys.job("j3"),
+        mapping={
+            "id": "j3",
+            "state": "sending",
+            "options": json.dumps({"text_column": "text"}),
+            "history": "queued@1 sending@2",
+            "ledgers": "tcell:tcell",
+            "created_at": "1",
+        },
+    )
+    redis_client.zadd(keys.JOBS, {"j3": 1})
+    redis_client.hset(keys.job_counters("j3"), mapping={"rows": 23, "accepted": 23})
+    rows = {  # per row: its rows fields and its parts fields, as layout 3 named them
+        7: ({"7": "a"}, {"7:1": "a", "7:1:m": "m7|1700000000000", "7:1:r": "DELIVRD|000|1700000001000"}),
+        12: (
+            {"12": "a", "12:a": "2", "12:d": "1"},
+            {"12:1": "a", "12:1:m": "m12a|1700000000000", "12:1:r": "DELIVRD|000|1700000002000"}
+            | {"12:2": "a", "12:2:m": "m12b|1700000000000"},
+        ),
+        13: ({"13": "x", "13:x": "opted_out|1700000000500"}, {"13:1": "x"}),
+        20: ({"20": "f"}, {"20:1": "f", "20:1:e": "11"}),
+    }
+    for row, (row_fields, part_fields) in rows.items():
+        bucket = keys.row_bucket(row)
+        redis_client.hset(keys.job_rows_split("j3", "tcell", bucket), mapping=row_fields)  # type: ignore[arg-type]
+        redis_client.hset(keys.job_parts_split("j3", "tcell", bucket), mapping=part_fields)  # type: ignore[arg-type]
+    # A start that stopped halfway: bucket 1 was copied, its old hashes not yet deleted.
+    redis_client.hset(keys.job_bucket("j3", "tcell", 1), mapping={"2": "a", "2:a": "2", "2:d": "1"})
+    redis_client.hset(keys.job_rows_split("j3", "tcell", 1), "12", "a")
+
+    assert legacy.migrate(redis_client) == []
+    assert redis_client.get(keys.LAYOUT) == legacy.LAYOUT
+    assert not [k for k in redis_client.scan_iter() if b":rows:" in k or b":parts:" in k]
+    assert ledger_hash(redis_client, "rows", "j3", "tcell") == {
+        k.encode(): v.encode() for row_fields, _ in rows.values() for k, v in row_fields.items()
+    }
+    assert ledger_hash(redis_client, "parts", "j3", "tcell") == {
+        k.encode(): v.encode() for _, part_fields in rows.values() for k, v in part_fields.items()
+    }
+    assert redis_client.hgetall(keys.job_bucket("j3", "tcell", 0)) == {
+        b"7": b"a",
+        b"7:1": b"a",
+        b"7:1:m": b"m7|1700000000000",
+        b"7:1:r": b"DELIVRD|000|1700000001000",
+    }
+    assert store.view("j3")["state"] == "sending"
+    # Row 12's second part's receipt, still to come, settles the row where it now is.
+    ledger = RedisLedger(redis_client, ledger="tcell")
+    ledger.apply([PartAcked("j3", 21, 1, 1, "smsc", "m21")])
+    assert ledger_hash(redis_client, "rows", "j3", "tcell")[b"21"] == b"a"
+    message = keys.message_id_field("smsc", "m12b")
+    period = keys.message_id_period(time.time(), MESSAGE_TTL)
+    redis_client.hset(
+        keys.message_ids("tcell", period, keys.message_id_bucket(message)), message, "j3|12|2|2|1700000000000"
+    )
+    ledger.apply([ReceiptSeen("smsc", "m12b", "DELIVRD")])
+    assert redis_client.hget(keys.job_bucket("j3", "tcell", 1), "2:o") == b"delivered"
+    assert redis_client.hget(keys.job_op_counters("j3", "tcell"), "delivered") == b"1"
+
+    store.delete("j3", ledgers=["tcell"])
+    assert not [k for k in redis_client.scan_iter() if b"j3" in k]

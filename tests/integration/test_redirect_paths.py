@@ -40,14 +40,14 @@ def _setup(client: redis.Redis, rows: list[tuple[str, int, str, str]]) -> None:
         at_ms = int(START * 1000) + 1000 * (row % 5)
         if "m" in times:
             client.hset(
-                keys.job_parts(job, ledger or "x", keys.row_bucket(row)),
-                f"{row}:1:m",
+                keys.job_bucket(job, ledger or "x", keys.row_bucket(row)),
+                f"{keys.row_field(row)}:1:m",
                 Ack(f"id|{row}", at_ms).write(),
             )
         if "r" in times:
             client.hset(
-                keys.job_parts(job, ledger or "x", keys.row_bucket(row)),
-                f"{row}:1:r",
+                keys.job_bucket(job, ledger or "x", keys.row_bucket(row)),
+                f"{keys.row_field(row)}:1:r",
                 Receipt("DELIVRD", "000", at_ms + 500).write(),
             )
 

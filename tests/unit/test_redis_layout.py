@@ -40,13 +40,13 @@ def test_every_key_of_a_ledger_call_is_in_its_operators_slot(
     events = [PartAcked(job, 1, 1, 1, smsc, mid) for job in jobs] + [ReceiptSeen(smsc, mid, "DELIVRD")]
     inbox, fence = keys.bind_inbox(bind, bind, ledger=operator), keys.bind_fence(bind, bind, ledger=operator)
     args = ledger._args(events, inbox, (fence, "1:1", "1:2"))
-    templates = [str(a) for a in args[:3]]
+    templates = [str(a) for a in args[:2]]
     named = [
         *(t % job for t in templates for job in jobs),
-        *(str(a) for a in args[3:6]),
-        *map(str, args[8:14]),
+        *(str(a) for a in args[2:5]),
+        *map(str, args[7:13]),
     ]
-    prefix, early = str(args[3]), str(args[4])
+    prefix, early = str(args[2]), str(args[3])
     field = keys.message_id_field(smsc, mid)
     bucket = keys.message_id_bucket(field)
     named += [prefix + f"20000:{bucket}", early + field, keys.message_ids(operator, 20000, bucket)]

@@ -1,4 +1,4 @@
-"""A one-part row's outcome read straight from its bucket hashes
+"""A one-part row's outcome read straight from its bucket's hash
 (``cluster.reports.report._one_part_outcome``) is what the general reading (``_row_outcome``) finds,
 whatever the ledger holds for it; where it declines (a stopped row, a state it does not know) the
 general reading answers."""
@@ -75,19 +75,21 @@ def test_a_one_part_row_read_straight_is_what_the_general_reading_finds(
     receipt: bytes | None,
     unsent: str,
 ) -> None:
-    key = b"%d" % row
-    rows = {
-        k: v for k, v in {key: state, key + b":o": outcome, key + b":x": stopped}.items() if v is not None
+    key = b"%d" % (row % 10)  # keys.row_field
+    fields = {
+        key: state,
+        key + b":o": outcome,
+        key + b":x": stopped,
+        key + b":1": state,
+        key + b":1:m": ack,
+        key + b":1:e": fault,
+        key + b":1:r": receipt,
     }
-    parts = {
-        k: v
-        for k, v in {key + b":1:m": ack, key + b":1:e": fault, key + b":1:r": receipt}.items()
-        if v is not None
-    }
+    bucket = {k: v for k, v in fields.items() if v is not None}
     # Other rows of the bucket, which neither reading may take for this one's.
-    rows[key + b"1"] = b"f"
-    parts[b"%d:1:m" % (row + 1)] = b"other|9"
-    straight = _one_part_outcome(key, state, rows, parts, unsent=unsent)
+    other = b"%d" % ((row + 1) % 10)
+    bucket |= {other: b"f", other + b":1:m": b"other|9", other + b":o": b"expired"}
+    straight = _one_part_outcome(key, state, bucket, unsent=unsent)
     if stopped is not None or state == b"?":
         assert straight is None
         return

@@ -1,9 +1,10 @@
 -- The job ledger's rules (see ledger.py), applied atomically to one batch of events.
--- ARGV: counters/rows/parts key templates, the message-id map's and early receipts' key prefixes,
--- receipt-stats key, message TTL, the batch (8), the webhook jobs set (9), the webhook outbox stream
--- (10), the receipt latency histogram (11), the early receipts held per SMSC (12) and the bind's
--- inbox (13, '' for none: see ulak/dispatch/inbox.py), whose head loses one entry per receipt applied
--- here, so that a receipt is never both applied and still waiting there. The batch is one
+-- ARGV: the counters and bucket key templates (keys.ledger_templates), the message-id map's and early
+-- receipts' key prefixes, receipt-stats key, message TTL, the batch (7), the webhook jobs set (8), the
+-- webhook outbox stream (9), the receipt latency histogram (10), the early receipts held per SMSC
+-- (11), the bind's inbox (12, '' for none: see ulak/dispatch/inbox.py), whose head loses one entry
+-- per receipt applied here, so that a receipt is never both applied and still waiting there, and the
+-- bind's fence, where it must be and where it goes (13 to 15, none without one). The batch is one
 -- MessagePack array, 9 values per event: kind, job, row, part, parts, x1, x2, x3, x4 (row, part and
 -- parts as decimal strings: Lua numbers are doubles, and turning one into a string goes through printf's
 -- float formatting, which was a tenth of this script's time when they came as integers). For an ack
@@ -12,12 +13,13 @@
 -- costs ~1 µs); x3 is the id as the report shows it (A) or 'status|error' (R), whose status comes
 -- alone in the job's place. For a failure (F), x1 is the status. For a row stopped (X: its
 -- recipient refused before it was sent), x1 is the reason and x2 the time (unix ms).
--- Besides the rules, the parts hashes (ten rows each: keys.row_bucket) keep what the row-level
--- report shows: per part the message id and ack time ('<row>:<part>:m' = 'id as the SMSC wrote
--- it|unix_ms'), the failure status ('<row>:<part>:e'), and the receipt ('<row>:<part>:r' =
--- 'status|error|unix_ms'). The rows hashes keep each row's state ('<row>') and, for a multi-part row, its outcome once decided ('<row>:o';
--- a single-part row's outcome is its part's receipt); a stopped row's reason ('<row>:x' =
--- 'reason|unix_ms').
+-- A job's rows are kept in bucket hashes of ten rows (keys.job_bucket), where a row is named by its
+-- last decimal digit (keys.row_field: '<r>' below). Besides the rules, they keep what the row-level
+-- report shows: per part its state ('<r>:<part>'), the message id and ack time ('<r>:<part>:m' = 'id
+-- as the SMSC wrote it|unix_ms'), the failure status ('<r>:<part>:e'), and the receipt
+-- ('<r>:<part>:r' = 'status|error|unix_ms'); each row's state ('<r>') and, for a multi-part row, its
+-- outcome once decided ('<r>:o'; a single-part row's outcome is its part's receipt); a stopped row's
+-- reason ('<r>:x' = 'reason|unix_ms').
 --
 -- Cost: Redis runs this script alone, so every redis.call here delays every other client (the API's
 -- reads too). Counter increments are therefore summed in Lua and written once per batch, the clock is
@@ -28,25 +30,25 @@
 -- string.format and string.match cost ~1 µs each here, so message-id keys come built. (Reading and
 -- writing the hashes a batch at a time, one HMGET and one HSET per hash, cut the calls to two a
 -- message, but the Lua that tracked the fields cost as much again: BENCHMARKS.md, fourth session.)
-local ctpl, rtpl, ptpl, mprefix, eprefix, stats = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local ttl = ARGV[7]  -- a string: redis.call would format a number through printf's float path
+local ctpl, btpl, mprefix, eprefix, stats = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local ttl = ARGV[6]  -- a string: redis.call would format a number through printf's float path
 local ttl_n = tonumber(ttl)
 -- Jobs with a receipt webhook (a set), and the outbox stream their final row outcomes go to.
-local hooks, outbox = ARGV[9], ARGV[10]
+local hooks, outbox = ARGV[8], ARGV[9]
 -- Receipt latency histogram (a hash of bucket counts, upper bounds in seconds).
-local latency = ARGV[11]
+local latency = ARGV[10]
 local LATENCY_BUCKETS = {1, 5, 15, 60, 300, 1800, 3600, 21600, 86400}
 -- Early receipts that may be held, per SMSC (a hash): an ack looks for one only while its SMSC has any.
-local held_key = ARGV[12]
-local inbox = ARGV[13] or ''
+local held_key = ARGV[11]
+local inbox = ARGV[12] or ''
 local received = 0
 -- The bind's fence (ulak.dispatch.fence): written only if it is where the bind left it, and moved on
 -- in the same call, so that the writes Redis lost are the ones the fence says, and no others.
-local fence = ARGV[14] or ''
+local fence = ARGV[13] or ''
 if fence ~= '' then
   local at = redis.call('GET', fence) or ''
-  if at ~= ARGV[15] then return redis.error_reply('FENCE ' .. at) end
-  redis.call('SET', fence, ARGV[16])
+  if at ~= ARGV[14] then return redis.error_reply('FENCE ' .. at) end
+  redis.call('SET', fence, ARGV[15])
 end
 
 local OUTCOME = {DELIVRD = 'delivered', UNDELIV = 'undelivered', EXPIRED = 'expired',
@@ -85,19 +87,20 @@ local function bump(key, field)
   fields[field] = (fields[field] or 0) + 1
 end
 
--- Each job's counters key and its rows and parts keys' stems, formatted once per batch (a batch is
--- mostly one job). A row's rows and parts hashes are its bucket's (keys.row_bucket: ten rows a hash,
--- stored compactly): the stem and the row's decimal digits but the last ('0' for rows 1 to 9).
+-- Each job's counters key and its bucket keys' stem, formatted once per batch (a batch is mostly
+-- one job). A row's hash is its bucket's (keys.row_bucket: ten rows a hash, stored compactly): the
+-- stem and the row's decimal digits but the last ('0' for rows 1 to 9); its fields' names start with
+-- that last digit (keys.row_field).
 local job_keys = {}
 local function keys_of(job, row)
   local k = job_keys[job]
   if not k then
-    k = {string.format(ctpl, job), string.format(rtpl, job), string.format(ptpl, job)}
+    k = {string.format(ctpl, job), string.format(btpl, job)}
     job_keys[job] = k
   end
   local b = string.sub(row, 1, -2)
   if b == '' then b = '0' end
-  return k[1], k[2] .. b, k[3] .. b
+  return k[1], k[2] .. b, string.sub(row, -1)
 end
 -- A job's counters key, where only it is wanted (formatted by keys_of, called first for the job).
 local function counters_of(job) return job_keys[job][1] end
@@ -113,17 +116,18 @@ local function has_hook(job)
   return h
 end
 
--- An acked row's outcome, once its receipts decide it: o, n, d are its ':o', ':n', ':d' fields.
-local function settle(job, rk, row, parts, o, n, d)
+-- An acked row's outcome, once its receipts decide it: o, n, d are its ':o', ':n', ':d' fields (of
+-- bk, where f names it).
+local function settle(job, bk, f, row, parts, o, n, d)
   if o then return end
   local out = n
   if not out then
     if tonumber(d or '0') ~= parts then return end
     out = 'delivered'
   end
-  -- A single-part row's outcome is its part's receipt (kept in the parts hash; the report reads it
+  -- A single-part row's outcome is its part's receipt (kept in the bucket hash; the report reads it
   -- from there): only a multi-part row needs its own field.
-  if parts ~= 1 then redis.call('HSET', rk, row .. ':o', out) end
+  if parts ~= 1 then redis.call('HSET', bk, f .. ':o', out) end
   bump(counters_of(job), out)
   if has_hook(job) then
     redis.call('XADD', outbox, 'MAXLEN', '~', 1000000, '*', 'job', job, 'row', row, 'outcome', out)
@@ -140,14 +144,14 @@ local function may_hold(smsc)
   return h
 end
 
-local function finish(job, rk, row, parts)
-  local v = redis.call('HMGET', rk, row .. ':o', row .. ':n', row .. ':d')
-  settle(job, rk, row, parts, v[1], v[2], v[3])
+local function finish(job, bk, f, row, parts)
+  local v = redis.call('HMGET', bk, f .. ':o', f .. ':n', f .. ':d')
+  settle(job, bk, f, row, parts, v[1], v[2], v[3])
 end
 
 -- Marks the row sent; returns its state when that is known without a read ('s' if newly sent).
-local function mark_sent(ck, rk, row)
-  if redis.call('HSETNX', rk, row, 's') == 1 then
+local function mark_sent(ck, bk, f)
+  if redis.call('HSETNX', bk, f, 's') == 1 then
     bump(ck, 'submitted')
     return 's'
   end
@@ -164,11 +168,11 @@ end
 -- single-part row known to be acked (its state and outcome need no read: the part's first final
 -- receipt is the row's first, and an acked row stays acked).
 local function apply_receipt(job, row, part, parts, status, value, acked_ms, row_acked)
-  local ck, rk, pk = keys_of(job, row)
+  local ck, bk, f = keys_of(job, row)
   bump(ck, 'receipts')
   local out = outcome_of(status)
   if out == false then return end
-  if redis.call('HSETNX', pk, row .. ':' .. part .. ':r', value .. '|' .. now_s) == 0 then
+  if redis.call('HSETNX', bk, f .. ':' .. part .. ':r', value .. '|' .. now_s) == 0 then
     bump(ck, 'receipts_duplicate')
     return
   end
@@ -186,24 +190,24 @@ local function apply_receipt(job, row, part, parts, status, value, acked_ms, row
     -- A single part's receipt decides its row: the row was acked (or failed, or lost) before its
     -- message id could match, so there is nothing to keep for later.
     if row_acked then
-      settle(job, rk, row, parts, nil, out ~= 'delivered' and out or nil, 1)
+      settle(job, bk, f, row, parts, nil, out ~= 'delivered' and out or nil, 1)
       return
     end
-    local v = redis.call('HMGET', rk, row, row .. ':o')
-    if v[1] == 'a' then settle(job, rk, row, parts, v[2], out ~= 'delivered' and out or nil, 1) end
+    local v = redis.call('HMGET', bk, f, f .. ':o')
+    if v[1] == 'a' then settle(job, bk, f, row, parts, v[2], out ~= 'delivered' and out or nil, 1) end
     return
   end
   if out == 'delivered' then
-    redis.call('HINCRBY', rk, row .. ':d', '1')
+    redis.call('HINCRBY', bk, f .. ':d', '1')
   else
-    redis.call('HSETNX', rk, row .. ':n', out)
+    redis.call('HSETNX', bk, f .. ':n', out)
   end
-  local v = redis.call('HMGET', rk, row, row .. ':o', row .. ':n', row .. ':d')
-  if v[1] == 'a' then settle(job, rk, row, parts, v[2], v[3], v[4]) end
+  local v = redis.call('HMGET', bk, f, f .. ':o', f .. ':n', f .. ':d')
+  if v[1] == 'a' then settle(job, bk, f, row, parts, v[2], v[3], v[4]) end
 end
 
 local function early_key(field) return eprefix .. field end
-local batch = cmsgpack.unpack(ARGV[8])
+local batch = cmsgpack.unpack(ARGV[7])
 local fresh_acks = {}  -- job -> single-part rows acked with nothing written before
 local FRESH_ACK_COUNTERS = {'parts_sent', 'submitted', 'parts_acked', 'acked'}
 local count = 0
@@ -245,43 +249,43 @@ for i = 1, #batch, 9 do
     end
   elseif kind == 'X' then
     -- Stopped before any part was sent (its recipient refused: ulak/refusals.py): final.
-    local ck, rk, pk = keys_of(job, row)
-    if redis.call('HSETNX', rk, row, 'x') == 1 then
-      redis.call('HSET', rk, row .. ':x', x1 .. '|' .. x2)
-      for p = 1, parts do redis.call('HSET', pk, row .. ':' .. p, 'x') end
+    local ck, bk, f = keys_of(job, row)
+    if redis.call('HSETNX', bk, f, 'x') == 1 then
+      redis.call('HSET', bk, f .. ':x', x1 .. '|' .. x2)
+      for p = 1, parts do redis.call('HSET', bk, f .. ':' .. p, 'x') end
       bump(ck, 'stopped_' .. x1)
       increments[ck]['parts_stopped'] = (increments[ck]['parts_stopped'] or 0) + parts
     end
   else
-    local ck, rk, pk = keys_of(job, row)
-    local field = row .. ':' .. part
+    local ck, bk, f = keys_of(job, row)
+    local field = f .. ':' .. part
     local state, row_acked
     -- A single-part row has a row field exactly when its part has a part field (every event sets
     -- both), so the common case, its ack in the write that also had its send, tries the row first.
-    local fresh = kind == 'A' and parts == 1 and redis.call('HSETNX', rk, row, 'a') == 1
-    if not fresh then state = redis.call('HGET', pk, field) end
+    local fresh = kind == 'A' and parts == 1 and redis.call('HSETNX', bk, f, 'a') == 1
+    if not fresh then state = redis.call('HGET', bk, field) end
     if kind == 'S' then
       if not state then
-        redis.call('HSET', pk, field, 's')
+        redis.call('HSET', bk, field, 's')
         bump(ck, 'parts_sent')
       end
-      mark_sent(ck, rk, row)
+      mark_sent(ck, bk, f)
     elseif kind == 'T' then
       -- Returned (throttled): not at the SMSC, so its send is forgotten, and its row's when no other
       -- part of it was sent. Rare (a throttled bind), so the siblings are read one by one.
       if state == 's' then
-        redis.call('HDEL', pk, field)
+        redis.call('HDEL', bk, field)
         increments[ck] = increments[ck] or {}
         increments[ck]['parts_sent'] = (increments[ck]['parts_sent'] or 0) - 1
         local alone = true
         for p = 1, parts do
-          if p ~= tonumber(part) and redis.call('HEXISTS', pk, row .. ':' .. p) == 1 then
+          if p ~= tonumber(part) and redis.call('HEXISTS', bk, f .. ':' .. p) == 1 then
             alone = false
             break
           end
         end
-        if alone and redis.call('HGET', rk, row) == 's' then
-          redis.call('HDEL', rk, row)
+        if alone and redis.call('HGET', bk, f) == 's' then
+          redis.call('HDEL', bk, f)
           increments[ck]['submitted'] = (increments[ck]['submitted'] or 0) - 1
         end
       end
@@ -293,45 +297,45 @@ for i = 1, #batch, 9 do
       if fresh then
         -- The row goes straight to acked (what mark_sent then the branch below would do, in one call).
         row_acked = true
-        redis.call('HSET', pk, field, 'a', field .. ':m', shown)
+        redis.call('HSET', bk, field, 'a', field .. ':m', shown)
         fresh_acks[job] = (fresh_acks[job] or 0) + 1
       elseif (not state) or state == 's' then
         local row_state
         if not state then
           bump(ck, 'parts_sent')
-          row_state = mark_sent(ck, rk, row)
+          row_state = mark_sent(ck, bk, f)
         end
         if kind == 'A' then
-          redis.call('HSET', pk, field, 'a', field .. ':m', shown)
+          redis.call('HSET', bk, field, 'a', field .. ':m', shown)
           bump(ck, 'parts_acked')
           local acked = 1
-          if parts ~= 1 then acked = redis.call('HINCRBY', rk, row .. ':a', '1') end
+          if parts ~= 1 then acked = redis.call('HINCRBY', bk, f .. ':a', '1') end
           if acked == parts then
-            row_state = row_state or redis.call('HGET', rk, row)
+            row_state = row_state or redis.call('HGET', bk, f)
             if row_state == 's' then
-              redis.call('HSET', rk, row, 'a')
+              redis.call('HSET', bk, f, 'a')
               row_acked = parts == 1
               bump(ck, 'acked')
               -- A single-part row can have no receipt yet: its id is recorded only below.
-              if parts ~= 1 then finish(job, rk, row, parts) end
+              if parts ~= 1 then finish(job, bk, f, row, parts) end
             end
           end
         else
           local terminal = (kind == 'F') and 'f' or 'u'
           if kind == 'F' then
-            redis.call('HSET', pk, field, terminal, field .. ':e', x1)
+            redis.call('HSET', bk, field, terminal, field .. ':e', x1)
           else
-            redis.call('HSET', pk, field, terminal)
+            redis.call('HSET', bk, field, terminal)
           end
           bump(ck, (kind == 'F') and 'parts_failed' or 'parts_unknown')
-          row_state = row_state or redis.call('HGET', rk, row)
+          row_state = row_state or redis.call('HGET', bk, f)
           if row_state == 's' then
-            redis.call('HSET', rk, row, terminal)
+            redis.call('HSET', bk, f, terminal)
             bump(ck, (kind == 'F') and 'failed' or 'unknown')
           end
         end
       elseif kind == 'A' then
-        redis.call('HSET', pk, field .. ':m', shown)
+        redis.call('HSET', bk, field .. ':m', shown)
       end
       if kind == 'A' then
         local smsc, id = x1, x2

@@ -454,28 +454,26 @@ class LedgerReader:
 
     def fields(
         self,
-        kind: str,
         operators: Sequence[str],
         rows: Sequence[int],
         names: Sequence[Sequence[str | bytes]],
     ) -> list[list[bytes | None]]:
-        """For each row *rows[i]*, the values of its fields *names[i]* in the job's *kind* hash
-        (``rows`` or ``parts``) of its operator *operators[i]*'s ledger, in order (:meth:`hashes`)."""
+        """For each row *rows[i]*, the values of its fields *names[i]* (named as ``keys.job_bucket``
+        names them: ``keys.row_field`` first) in the job's bucket hash of its operator
+        *operators[i]*'s ledger, in order (:meth:`hashes`)."""
         wanted = [i for i, n in enumerate(names) if n]
-        found = self.hashes(kind, [operators[i] for i in wanted], [rows[i] for i in wanted])
+        found = self.hashes([operators[i] for i in wanted], [rows[i] for i in wanted])
         out: list[list[bytes | None]] = [[] for _ in operators]
         for i, values in zip(wanted, found, strict=True):
             out[i] = [values.get(f if isinstance(f, bytes) else f.encode()) for f in names[i]]
         return out
 
-    def hashes(self, kind: str, operators: Sequence[str], rows: Sequence[int]) -> list[dict[bytes, bytes]]:
-        """For each row *rows[i]*, the job's *kind* hash (``rows`` or ``parts``) of its bucket
-        (``keys.row_bucket``) in its operator *operators[i]*'s ledger, as Redis returned it (rows
-        of one bucket share the dict; fields as ``ulak.keys`` names them): one HGETALL per bucket,
-        one round trip. A bucket's every field, not just those wanted: sending the names cost more
-        than the fields not asked for (200k rows' report fields in 1.42 s, against 1.79 by HMGET
-        and 2.26 by a script making the HMGETs)."""
-        key = keys.job_rows if kind == "rows" else keys.job_parts
+    def hashes(self, operators: Sequence[str], rows: Sequence[int]) -> list[dict[bytes, bytes]]:
+        """For each row *rows[i]*, the job's hash of its bucket (``keys.job_bucket``) in its operator
+        *operators[i]*'s ledger, as Redis returned it (rows of one bucket share the dict; fields as
+        ``ulak.keys`` names them): one HGETALL per bucket, one round trip. A bucket's every field,
+        not just those wanted: sending the names cost more than the fields not asked for (200k rows'
+        report fields in 1.42 s, against 1.79 by HMGET and 2.26 by a script making the HMGETs)."""
         at: dict[tuple[str, int], int] = {}
         where = [
             at.setdefault((self.ledgers.get(op, op), keys.row_bucket(row)), len(at))
@@ -485,23 +483,18 @@ class LedgerReader:
             return []
         pipe = self._client.pipeline(transaction=False)
         for ledger, bucket in at:
-            pipe.hgetall(key(self.job, ledger, bucket))
+            pipe.hgetall(keys.job_bucket(self.job, ledger, bucket))
         found: list[dict[bytes, bytes]] = pipe.execute()
         return [found[w] for w in where]
 
     def ledger_keys(self, rows: int, extra: Sequence[str] = ()) -> list[str]:
         """Every key of the job in its ledgers (to delete them), for a job of *rows* rows (numbered
-        1 to *rows*: its rows and parts buckets), and its counters in *extra* ledgers too."""
+        1 to *rows*: its buckets), and its counters in *extra* ledgers too."""
         names = sorted({*self.ledgers.values(), *extra})
         buckets = range(keys.row_bucket(rows) + 1)
         return [
             *(keys.job_op_counters(self.job, n) for n in names),
-            *(
-                key(self.job, n, b)
-                for n in self.names()
-                for b in buckets
-                for key in (keys.job_rows, keys.job_parts)
-            ),
+            *(keys.job_bucket(self.job, n, b) for n in self.names() for b in buckets),
         ]
 
 
