@@ -14,13 +14,16 @@ recipient would otherwise get part 1 of 3 and never the rest.
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import itertools
 import time
 from collections.abc import Iterator
+from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
 
+import pyarrow as pa
 import structlog
 
 from cluster.jobs.record import YES
@@ -133,6 +136,7 @@ class JobRunner:
                 try:
                     if not self.store.record(self.job_id).prepared:
                         self.handoff.ingest(state)
+                        _hand_back_memory()
                     elif state is JobState.DRAINING:
                         self.drain.drain()
                     else:
@@ -410,3 +414,14 @@ class JobRunner:
         self.store.transition(self.job_id, JobEvent.CANCELLED)
         self.progress.sample()
         self._log.info("job.cancelled", cancelled=cancelled, submitted=counters["submitted"])
+
+
+def _hand_back_memory() -> None:
+    """Give the operating system back what this process freed but its allocators keep, once a job's
+    ingest ends: Arrow's memory pool's unused pages and the C heap's free ones (glibc's
+    ``malloc_trim``; nothing where there is no glibc). The de-duplication runs and the blocks the
+    ingest collected are gone by then, but the allocators held their high-water mark for the whole
+    send (the job's actor ~200 MiB larger at 10M rows than at 1M)."""
+    pa.default_memory_pool().release_unused()
+    with suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
