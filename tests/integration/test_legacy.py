@@ -39,6 +39,23 @@ def _old_job(client: redis.Redis, job_id: str, state: str) -> None:
     client.hset(f"ulak:job:{job_id}:parts", mapping={"1:1": "a", "1:1:m": "ab|1700000000000"})
 
 
+def _sending_job(client: redis.Redis, job_id: str, *, ledgers: str, rows: int) -> None:
+    """A job of the tagged layout that was sending, its rows going to *ledgers* (``op:ledger,...``)."""
+    client.hset(
+        keys.job(job_id),
+        mapping={
+            "id": job_id,
+            "state": "sending",
+            "options": json.dumps({"text_column": "text"}),
+            "history": "queued@1 sending@2",
+            "ledgers": ledgers,
+            "created_at": "1",
+        },
+    )
+    client.zadd(keys.JOBS, {job_id: 1})
+    client.hset(keys.job_counters(job_id), mapping={"rows": rows, "accepted": rows})
+
+
 def test_legacy_jobs_move_into_the_tagged_layout_once(redis_client: redis.Redis) -> None:
     redis_client.flushall()
     _old_job(redis_client, "old1", "done")
@@ -82,19 +99,7 @@ def test_a_tagged_layout_s_rows_and_parts_are_split_into_buckets_field_for_field
     redis_client.set(keys.LAYOUT, "2")
     store = JobStore(redis_client)
     rows = 125
-    redis_client.hset(
-        keys.job("j2"),
-        mapping={
-            "id": "j2",
-            "state": "sending",
-            "options": json.dumps({"text_column": "text"}),
-            "history": "queued@1 sending@2",
-            "ledgers": "tcell:tcell,voda:acct",
-            "created_at": "1",
-        },
-    )
-    redis_client.zadd(keys.JOBS, {"j2": 1})
-    redis_client.hset(keys.job_counters("j2"), mapping={"rows": rows, "accepted": rows})
+    _sending_job(redis_client, "j2", ledgers="tcell:tcell,voda:acct", rows=rows)
     flat = {
         "tcell": (
             {b"%d" % r: b"a" for r in range(1, 64)},
@@ -147,19 +152,7 @@ def test_layout_3_s_rows_and_parts_hashes_become_one_hash_a_bucket(redis_client:
     redis_client.flushall()
     redis_client.set(keys.LAYOUT, "3")
     store = JobStore(redis_client)
-    redis_client.hset(
-        keys.job("j3"),
-        mapping={
-            "id": "j3",
-            "state": "sending",
-            "options": json.dumps({"text_column": "text"}),
-            "history": "queued@1 sending@2",
-            "ledgers": "tcell:tcell",
-            "created_at": "1",
-        },
-    )
-    redis_client.zadd(keys.JOBS, {"j3": 1})
-    redis_client.hset(keys.job_counters("j3"), mapping={"rows": 23, "accepted": 23})
+    _sending_job(redis_client, "j3", ledgers="tcell:tcell", rows=23)
     rows = {  # per row: its rows fields and its parts fields, as layout 3 named them
         7: ({"7": "a"}, {"7:1": "a", "7:1:m": "m7|1700000000000", "7:1:r": "DELIVRD|000|1700000001000"}),
         12: (
