@@ -44,25 +44,32 @@ def job_op_counters(job_id: str, ledger: str) -> str:
     return f"{PREFIX}:{tag(ledger)}:job:{job_id}:counters"
 
 
-ROWS_A_BUCKET = 10
-"""Rows a ledger hash keeps together (rows ``10b`` to ``10b + 9`` in bucket ``b``): a hash of a few
+ROWS_A_BUCKET = 20
+"""Rows a ledger hash keeps together (rows ``20b`` to ``20b + 19`` in bucket ``b``): a hash of a few
 dozen short fields is stored as one compact list (Redis's listpack or ziplist, under
 ``hash-max-listpack-entries``, 512 by default), where one hash of a job's million rows is a hash
 table: ~370 bytes a single-part row against ~110 in buckets of ten rows (BENCHMARKS.md, "10 million
-rows"). Ten, so that the Lua ledger script finds a row's bucket by dropping its last decimal digit,
-with no arithmetic on Lua's doubles, and a bucket stays a compact list for rows of up to ~35 parts
-(a single-part row has four fields, each further part three)."""
+rows"). Twenty rather than ten: each bucket's key costs ~150 bytes whatever it holds, and a
+campaign's rows are spread over its operators' ledgers (three: ~6.7 rows of a ledger a key, not
+~3.4), ~20 bytes a row less (BENCHMARKS.md, "The ledger in one hash a bucket"). Not more: a bucket
+stays a compact list while a ledger's rows in it have up to 512 fields, which twenty rows of one
+operator reach at eight parts each (a single-part row has four fields, each further part three).
+The Lua scripts find a row's bucket and field by arithmetic on its number (exact: rows are far
+below 2^53)."""
+
+ROWS_A_SPLIT_BUCKET = 10
+"""Rows a bucket of layout ``3`` held (:func:`job_rows_split`): its bucket was the row's decimal digits
+but the last; read only to move them (``cluster.jobs.legacy``)."""
 
 
 def row_bucket(row: int) -> int:
-    """The bucket of *row* in :func:`job_bucket` (rows are 1-based, so row 0's bucket holds rows 1
-    to 9)."""
+    """The bucket of *row* in :func:`job_bucket` (rows are 1-based, so bucket 0 holds rows 1 to 19)."""
     return row // ROWS_A_BUCKET
 
 
 def row_field(row: int) -> str:
-    """What *row*'s fields in its :func:`job_bucket` hash start with: its last decimal digit (the
-    bucket names the rest)."""
+    """What *row*'s fields in its :func:`job_bucket` hash start with: its place in its bucket, 0 to
+    19 (the bucket names the rest)."""
     return str(row % ROWS_A_BUCKET)
 
 
@@ -74,15 +81,17 @@ def job_bucket(job_id: str, ledger: str, bucket: int | str) -> str:
     part's receipt); a stopped row's reason (``<r>:x``). Per part (``<r>:<part>``) its submit state
     (s, a, f, u, x); for the report, its message id and ack time (``<r>:<part>:m`` = ``id|unix_ms``),
     failure status (``<r>:<part>:e``) and receipt (``<r>:<part>:r`` = ``status|error|unix_ms``).
-    One hash for all of a row, its field names short: ~60 bytes a single-part row less than the
-    rows and parts hashes of layout ``3`` (BENCHMARKS.md, "The ledger in one hash a bucket").
+    One hash for all of a row, its field names short, twice the rows a key: ~80 bytes a single-part
+    row less than the rows and parts hashes of layout ``3`` (BENCHMARKS.md, "The ledger in one hash
+    a bucket").
     Kept as long as the job."""
     return f"{PREFIX}:{tag(ledger)}:job:{job_id}:b:{bucket}"
 
 
 def job_rows_split(job_id: str, ledger: str, bucket: int | str) -> str:
-    """Hash: layout ``3``'s rows of *bucket*, fields named by the whole row number (``<row>``,
-    ``<row>:o``, ...); read only to move them into :func:`job_bucket` (``cluster.jobs.legacy``)."""
+    """Hash: layout ``3``'s rows of *bucket* (the row's number over :data:`ROWS_A_SPLIT_BUCKET`),
+    fields named by the whole row number (``<row>``, ``<row>:o``, ...); read only to move them into
+    :func:`job_bucket` (``cluster.jobs.legacy``)."""
     return f"{PREFIX}:{tag(ledger)}:job:{job_id}:rows:{bucket}"
 
 
@@ -105,7 +114,7 @@ def job_parts_flat(job_id: str, ledger: str) -> str:
 def ledger_templates(ledger: str) -> tuple[str, str]:
     """:func:`job_op_counters` and :func:`job_bucket` of *ledger* with ``%s`` for the job id and the
     bucket left off (the Lua ledger script handles events of many jobs in one call, and appends each
-    row's bucket: its decimal digits but the last, ``0`` for rows 1 to 9)."""
+    row's :func:`row_bucket`)."""
     return job_op_counters("%s", ledger), job_bucket("%s", ledger, "")
 
 

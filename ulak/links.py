@@ -202,6 +202,7 @@ def follow_script() -> str:
         "MINUTES": keys.job_click_minutes(_JOB),
     }
     declared = "".join(f"local {name} = {_lua_string(text)}\n" for name, text in names.items())
+    declared += f"local ROWS_A_BUCKET = {keys.ROWS_A_BUCKET}\n"
     return (
         _CLICK
         + declared
@@ -210,8 +211,10 @@ local owner = redis.call('GET', KEYS[1])
 if not owner then return false end
 local job, row, ledger = string.match(owner, '^([^|]+)|(%d+)|([^|]*)$')
 if not job then return false end
-local bucket, field = string.sub(row, 1, -2), string.sub(row, -1)  -- keys.row_bucket, keys.row_field
-if bucket == '' then bucket = '0' end
+local n = tonumber(row)  -- keys.row_bucket and keys.row_field
+local bucket = math.floor(n / ROWS_A_BUCKET)
+local field = tostring(n - bucket * ROWS_A_BUCKET)
+bucket = tostring(bucket)
 local function named(template)
   local filled = string.gsub(template, '\\1', function() return job end)
   filled = string.gsub(filled, '\\2', function() return ledger end)

@@ -17,15 +17,16 @@ moved) and are counted as held until they expire. Only a single Redis can hold t
 (clusters were not supported), so the renames never cross slots.
 
 Then, from layout ``2`` to ``3``: every job's rows and parts hashes, one each a ledger, are split
-into buckets of ten rows (``keys.row_bucket``), and the message ids, a string key each, go into the
+into buckets of ten rows (``keys.ROWS_A_SPLIT_BUCKET``), and the message ids, a string key each, go into the
 map's hashes (``keys.message_ids``), both of which Redis stores compactly. Every field is copied as
 it is, so a job that was running resumes where it was, and a receipt still to come finds its
 message; it happens when the control plane starts, before it starts any job's runner.
 
-Then, from layout ``3`` to ``4``: each bucket's rows and parts hashes become one (``keys.job_bucket``),
-each field renamed from the whole row number to its last digit (``keys.row_field``): ``825782:1:m``
-becomes ``2:1:m`` in bucket ``82578``. Values are copied as they are, so here too a running job
-resumes where it was; a 10M-row job's three million hashes take a minute or two, once.
+Then, from layout ``3`` to ``4``: each job's rows and parts hashes of a bucket of ten rows become
+the one hash of its bucket of twenty (``keys.job_bucket``), each field renamed from the whole row
+number to the row's place in its bucket (``keys.row_field``): ``825782:1:m`` becomes ``2:1:m`` in
+bucket ``41289``. Values are copied as they are, so here too a running job resumes where it was; a
+10M-row job's three million hashes take a minute or two, once.
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ def _tag(client: redis.Redis) -> list[str]:
 
 def _split(client: redis.Redis) -> None:
     """Layout 2 to 3: each job's rows and parts hash in each of its ledgers split into its buckets
-    of ten rows (``keys.row_bucket``), field for field; the whole hash is deleted once copied, so a
+    of ten rows (``keys.ROWS_A_SPLIT_BUCKET``), field for field; the whole hash is deleted once copied, so a
     start that stops halfway copies again what it had copied (the same values)."""
     ids = [raw.decode() for raw in client.zrange(keys.JOBS, 0, -1)]  # type: ignore[union-attr]
     split = 0
@@ -139,7 +140,7 @@ def _split(client: redis.Redis) -> None:
                     by_bucket: dict[int, dict[bytes, bytes]] = {}
                     for name, value in fields.items():
                         row = int(name.partition(b":")[0])
-                        by_bucket.setdefault(keys.row_bucket(row), {})[name] = value
+                        by_bucket.setdefault(row // keys.ROWS_A_SPLIT_BUCKET, {})[name] = value
                     pipe = client.pipeline(transaction=False)
                     for bucket, mapping in by_bucket.items():
                         pipe.hset(bucketed(job_id, ledger, bucket), mapping=mapping)  # type: ignore[arg-type]
@@ -153,16 +154,18 @@ def _split(client: redis.Redis) -> None:
 
 
 def _merge(client: redis.Redis) -> None:
-    """Layout 3 to 4: each bucket's rows and parts hash of each job and ledger made one hash
-    (``keys.job_bucket``), its fields named by the row's last digit; the two are deleted once copied,
-    so a start that stops halfway copies again what it had copied (the same values)."""
+    """Layout 3 to 4: each job's rows and parts hashes of each ledger's buckets of ten rows copied
+    into its buckets of twenty (``keys.job_bucket``), fields named by the row's place in its bucket;
+    the old hashes are deleted once copied, so a start that stops halfway copies again what it had
+    copied (the same values)."""
     ids = [raw.decode() for raw in client.zrange(keys.JOBS, 0, -1)]  # type: ignore[union-attr]
     merged = 0
     for job_id in ids:
         raw: dict[bytes, bytes] = client.hgetall(keys.job(job_id))  # type: ignore[assignment]
         rows = int(client.hget(keys.job_counters(job_id), "rows") or 0)
         ledgers = sorted(set(JobRecord.from_redis(raw).ledgers.values()))
-        wanted = [(ledger, b) for ledger in ledgers for b in range(keys.row_bucket(rows) + 1)]
+        old = range(rows // keys.ROWS_A_SPLIT_BUCKET + 1)
+        wanted = [(ledger, b) for ledger in ledgers for b in old]
         for start in range(0, len(wanted), _SPLIT // 4):
             chunk = wanted[start : start + _SPLIT // 4]
             pipe = client.pipeline(transaction=False)
@@ -170,25 +173,24 @@ def _merge(client: redis.Redis) -> None:
                 pipe.hgetall(keys.job_rows_split(job_id, ledger, bucket))
                 pipe.hgetall(keys.job_parts_split(job_id, ledger, bucket))
             found: list[dict[bytes, bytes]] = pipe.execute()
+            into: dict[tuple[str, int], dict[bytes, bytes]] = {}
+            for i, (ledger, _) in enumerate(chunk):
+                for name, value in {**found[2 * i], **found[2 * i + 1]}.items():
+                    row, colon, rest = name.partition(b":")
+                    number = int(row)
+                    short = keys.row_field(number).encode() + colon + rest
+                    into.setdefault((ledger, keys.row_bucket(number)), {})[short] = value
             pipe = client.pipeline(transaction=False)  # one key a command: a cluster's slots differ
+            for (ledger, bucket), mapping in into.items():
+                pipe.hset(keys.job_bucket(job_id, ledger, bucket), mapping=mapping)  # type: ignore[arg-type]
             for i, (ledger, bucket) in enumerate(chunk):
-                fields = {**found[2 * i], **found[2 * i + 1]}
-                if not fields:
-                    continue
-                renamed = {_short(name): value for name, value in fields.items()}
-                pipe.hset(keys.job_bucket(job_id, ledger, bucket), mapping=renamed)  # type: ignore[arg-type]
-                pipe.delete(keys.job_rows_split(job_id, ledger, bucket))
-                pipe.delete(keys.job_parts_split(job_id, ledger, bucket))
-                merged += 1
+                if found[2 * i] or found[2 * i + 1]:
+                    pipe.delete(keys.job_rows_split(job_id, ledger, bucket))
+                    pipe.delete(keys.job_parts_split(job_id, ledger, bucket))
+                    merged += 1
             pipe.execute()
     if merged:
         log.warning("ledgers.merged", buckets=merged)
-
-
-def _short(name: bytes) -> bytes:
-    """A layout-3 field name (``<row>[:...]``) as layout 4 names it (``keys.row_field``)."""
-    row, colon, rest = name.partition(b":")
-    return keys.row_field(int(row)).encode() + colon + rest
 
 
 def _gather_message_ids(client: redis.Redis) -> None:

@@ -92,7 +92,7 @@ def test_legacy_jobs_move_into_the_tagged_layout_once(redis_client: redis.Redis)
 def test_a_tagged_layout_s_rows_and_parts_are_split_into_buckets_field_for_field(
     redis_client: redis.Redis,
 ) -> None:
-    """Layout 2 kept one rows and one parts hash a job and ledger; 3 and 4 keep ten rows a hash. Every
+    """Layout 2 kept one rows and one parts hash a job and ledger; 3 and 4 keep buckets of rows. Every
     field moves as it is, a running job keeps running, and forgetting the job leaves none of its
     buckets."""
     redis_client.flushall()
@@ -129,7 +129,8 @@ def test_a_tagged_layout_s_rows_and_parts_are_split_into_buckets_field_for_field
             assert redis_client.hget(keys.job_bucket("j2", ledger, bucket), digit) == row_fields[name]
     assert store.view("j2")["state"] == "sending"  # nothing about it changed but where its fields are
     reader = store.reader("j2")
-    assert reader.fields(["tcell", "voda", "voda"], [9, 10, 125], [["9"], ["0"], ["5"]]) == [
+    named = [[keys.row_field(r)] for r in (9, 10, 125)]
+    assert reader.fields(["tcell", "voda", "voda"], [9, 10, 125], named) == [
         [b"a"],
         [None],  # row 10 went to tcell, not to voda's ledger
         [b"s"],
@@ -147,8 +148,9 @@ def test_a_tagged_layout_s_rows_and_parts_are_split_into_buckets_field_for_field
 
 def test_layout_3_s_rows_and_parts_hashes_become_one_hash_a_bucket(redis_client: redis.Redis) -> None:
     """Layout 3 kept a rows and a parts hash a bucket, fields named by the whole row number; 4 keeps
-    one, named by the row's last digit. Every value moves as it is: the report reads the same rows,
-    a receipt still to come settles its row, and a start that stopped halfway copies again."""
+    a bucket of twenty rows, named by the row's place in it. Every value moves as it is: the report
+    reads the same rows, a receipt still to come settles its row, and a start that stopped halfway
+    copies again."""
     redis_client.flushall()
     redis_client.set(keys.LAYOUT, "3")
     store = JobStore(redis_client)
@@ -164,12 +166,12 @@ def test_layout_3_s_rows_and_parts_hashes_become_one_hash_a_bucket(redis_client:
         20: ({"20": "f"}, {"20:1": "f", "20:1:e": "11"}),
     }
     for row, (row_fields, part_fields) in rows.items():
-        bucket = keys.row_bucket(row)
+        bucket = row // keys.ROWS_A_SPLIT_BUCKET
         redis_client.hset(keys.job_rows_split("j3", "tcell", bucket), mapping=row_fields)  # type: ignore[arg-type]
         redis_client.hset(keys.job_parts_split("j3", "tcell", bucket), mapping=part_fields)  # type: ignore[arg-type]
-    # A start that stopped halfway: bucket 1 was copied, its old hashes not yet deleted.
-    redis_client.hset(keys.job_bucket("j3", "tcell", 1), mapping={"2": "a", "2:a": "2", "2:d": "1"})
-    redis_client.hset(keys.job_rows_split("j3", "tcell", 1), "12", "a")
+    # A start that stopped halfway: row 12 was copied, its old hashes not yet deleted.
+    twelve, at = keys.job_bucket("j3", "tcell", keys.row_bucket(12)), keys.row_field(12)
+    redis_client.hset(twelve, mapping={at: "a", f"{at}:a": "2", f"{at}:d": "1"})
 
     assert legacy.migrate(redis_client) == []
     assert redis_client.get(keys.LAYOUT) == legacy.LAYOUT
@@ -180,11 +182,16 @@ def test_layout_3_s_rows_and_parts_hashes_become_one_hash_a_bucket(redis_client:
     assert ledger_hash(redis_client, "parts", "j3", "tcell") == {
         k.encode(): v.encode() for _, part_fields in rows.values() for k, v in part_fields.items()
     }
-    assert redis_client.hgetall(keys.job_bucket("j3", "tcell", 0)) == {
-        b"7": b"a",
-        b"7:1": b"a",
-        b"7:1:m": b"m7|1700000000000",
-        b"7:1:r": b"DELIVRD|000|1700000001000",
+    seven = keys.row_field(7).encode()
+    assert {
+        k: v
+        for k, v in redis_client.hgetall(keys.job_bucket("j3", "tcell", keys.row_bucket(7))).items()
+        if k.partition(b":")[0] == seven
+    } == {
+        seven: b"a",
+        seven + b":1": b"a",
+        seven + b":1:m": b"m7|1700000000000",
+        seven + b":1:r": b"DELIVRD|000|1700000001000",
     }
     assert store.view("j3")["state"] == "sending"
     # Row 12's second part's receipt, still to come, settles the row where it now is.
@@ -197,7 +204,7 @@ def test_layout_3_s_rows_and_parts_hashes_become_one_hash_a_bucket(redis_client:
         keys.message_ids("tcell", period, keys.message_id_bucket(message)), message, "j3|12|2|2|1700000000000"
     )
     ledger.apply([ReceiptSeen("smsc", "m12b", "DELIVRD")])
-    assert redis_client.hget(keys.job_bucket("j3", "tcell", 1), "2:o") == b"delivered"
+    assert redis_client.hget(twelve, f"{at}:o") == b"delivered"
     assert redis_client.hget(keys.job_op_counters("j3", "tcell"), "delivered") == b"1"
 
     store.delete("j3", ledgers=["tcell"])

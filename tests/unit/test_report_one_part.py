@@ -9,6 +9,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from cluster.reports.report import _one_part_outcome, _row_outcome
+from ulak import keys
 
 _MS = st.integers(0, 2**41)
 _STATUS = st.sampled_from(
@@ -75,7 +76,7 @@ def test_a_one_part_row_read_straight_is_what_the_general_reading_finds(
     receipt: bytes | None,
     unsent: str,
 ) -> None:
-    key = b"%d" % (row % 10)  # keys.row_field
+    key = keys.row_field(row).encode()
     fields = {
         key: state,
         key + b":o": outcome,
@@ -87,7 +88,7 @@ def test_a_one_part_row_read_straight_is_what_the_general_reading_finds(
     }
     bucket = {k: v for k, v in fields.items() if v is not None}
     # Other rows of the bucket, which neither reading may take for this one's.
-    other = b"%d" % ((row + 1) % 10)
+    other = keys.row_field(row + 1).encode()
     bucket |= {other: b"f", other + b":1:m": b"other|9", other + b":o": b"expired"}
     straight = _one_part_outcome(key, state, bucket, unsent=unsent)
     if stopped is not None or state == b"?":
