@@ -81,7 +81,7 @@ def job_bucket(job_id: str, ledger: str, bucket: int | str) -> str:
     part's receipt); a stopped row's reason (``<r>:x``). Per part (``<r>:<part>``) its submit state
     (s, a, f, u, x); for the report, its message id and ack time (``<r>:<part>:m`` = ``id|unix_ms``),
     failure status (``<r>:<part>:e``) and receipt (``<r>:<part>:r`` = ``status|error|unix_ms``).
-    One hash for all of a row, its field names short, twice the rows a key: ~80 bytes a single-part
+    One hash for all of a row, its field names short, twice the rows a key: ~90 bytes a single-part
     row less than the rows and parts hashes of layout ``3`` (BENCHMARKS.md, "The ledger in one hash
     a bucket").
     Kept as long as the job."""
