@@ -73,6 +73,17 @@ def row_field(row: int) -> str:
     return str(row % ROWS_A_BUCKET)
 
 
+ROW_PLACE_LUA = f"""local function row_place(row)  -- keys.row_bucket, keys.row_field of a decimal string
+  local n = tonumber(row)
+  local b = math.floor(n / {ROWS_A_BUCKET})
+  return tostring(b), tostring(n - b * {ROWS_A_BUCKET})
+end
+"""
+"""Lua, put ahead of the scripts that name a row's bucket hash (the ledger's, the redirect's):
+:func:`row_bucket` and :func:`row_field` by arithmetic on the row's number (exact on Lua's doubles
+far beyond any row count)."""
+
+
 def job_bucket(job_id: str, ledger: str, bucket: int | str) -> str:
     """Hash: the rows of *bucket* (:func:`row_bucket`) that go to an operator of *ledger*, each
     named by :func:`row_field` (``<r>`` below). Per row its state (``<r>``: s, a, f, u, x); for a

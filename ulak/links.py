@@ -202,7 +202,7 @@ def follow_script() -> str:
         "MINUTES": keys.job_click_minutes(_JOB),
     }
     declared = "".join(f"local {name} = {_lua_string(text)}\n" for name, text in names.items())
-    declared += f"local ROWS_A_BUCKET = {keys.ROWS_A_BUCKET}\n"
+    declared += keys.ROW_PLACE_LUA
     return (
         _CLICK
         + declared
@@ -211,10 +211,7 @@ local owner = redis.call('GET', KEYS[1])
 if not owner then return false end
 local job, row, ledger = string.match(owner, '^([^|]+)|(%d+)|([^|]*)$')
 if not job then return false end
-local n = tonumber(row)  -- keys.row_bucket and keys.row_field
-local bucket = math.floor(n / ROWS_A_BUCKET)
-local field = tostring(n - bucket * ROWS_A_BUCKET)
-bucket = tostring(bucket)
+local bucket, field = row_place(row)
 local function named(template)
   local filled = string.gsub(template, '\\1', function() return job end)
   filled = string.gsub(filled, '\\2', function() return ledger end)

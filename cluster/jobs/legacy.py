@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import redis
@@ -118,15 +119,21 @@ def _tag(client: redis.Redis) -> list[str]:
     return moved
 
 
+def _jobs_and_ledgers(client: redis.Redis) -> Iterator[tuple[str, list[str]]]:
+    """Each job Redis lists, with the ledgers its record names (sorted, once each)."""
+    ids = [raw.decode() for raw in client.zrange(keys.JOBS, 0, -1)]  # type: ignore[union-attr]
+    for job_id in ids:
+        raw: dict[bytes, bytes] = client.hgetall(keys.job(job_id))  # type: ignore[assignment]
+        yield job_id, sorted(set(JobRecord.from_redis(raw).ledgers.values()))
+
+
 def _split(client: redis.Redis) -> None:
     """Layout 2 to 3: each job's rows and parts hash in each of its ledgers split into its buckets
     of ten rows (``keys.ROWS_A_SPLIT_BUCKET``), field for field; the whole hash is deleted once copied, so a
     start that stops halfway copies again what it had copied (the same values)."""
-    ids = [raw.decode() for raw in client.zrange(keys.JOBS, 0, -1)]  # type: ignore[union-attr]
     split = 0
-    for job_id in ids:
-        raw: dict[bytes, bytes] = client.hgetall(keys.job(job_id))  # type: ignore[assignment]
-        for ledger in sorted(set(JobRecord.from_redis(raw).ledgers.values())):
+    for job_id, ledgers in _jobs_and_ledgers(client):
+        for ledger in ledgers:
             for flat, bucketed in (
                 (keys.job_rows_flat(job_id, ledger), keys.job_rows_split),
                 (keys.job_parts_flat(job_id, ledger), keys.job_parts_split),
@@ -158,12 +165,9 @@ def _merge(client: redis.Redis) -> None:
     into its buckets of twenty (``keys.job_bucket``), fields named by the row's place in its bucket;
     the old hashes are deleted once copied, so a start that stops halfway copies again what it had
     copied (the same values)."""
-    ids = [raw.decode() for raw in client.zrange(keys.JOBS, 0, -1)]  # type: ignore[union-attr]
     merged = 0
-    for job_id in ids:
-        raw: dict[bytes, bytes] = client.hgetall(keys.job(job_id))  # type: ignore[assignment]
+    for job_id, ledgers in _jobs_and_ledgers(client):
         rows = int(client.hget(keys.job_counters(job_id), "rows") or 0)
-        ledgers = sorted(set(JobRecord.from_redis(raw).ledgers.values()))
         old = range(rows // keys.ROWS_A_SPLIT_BUCKET + 1)
         wanted = [(ledger, b) for ledger in ledgers for b in old]
         for start in range(0, len(wanted), _SPLIT // 4):

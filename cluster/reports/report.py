@@ -161,7 +161,7 @@ def _from_ledgers(
     buckets = LedgerReader(client, job_id, ledgers).hashes(operators, rows)
     found: list[_RowOutcome] = []
     for r, n, its in zip(rows, parts, buckets, strict=True):
-        key = b"%d" % (r % keys.ROWS_A_BUCKET)  # keys.row_field
+        key = keys.row_field(r).encode()
         got = None
         if n == 1:
             got = _one_part_outcome(key, its.get(key), its, unsent=unsent)

@@ -89,23 +89,17 @@ end
 
 -- Each job's counters key and its bucket keys' stem, formatted once per batch (a batch is mostly
 -- one job). A row's hash is its bucket's (keys.row_bucket: twenty rows a hash, stored compactly), its
--- fields' names start with its place there (keys.row_field): both by arithmetic on the row's number
--- (exact on Lua's doubles far beyond any row count; ~0.4 µs a row more than cutting its decimal
--- string, which gave buckets of ten).
--- ROWS_A_BUCKET is keys.ROWS_A_BUCKET, declared by ledger.py ahead of this script.
+-- fields' names start with its place there (keys.row_field): both by row_place (keys.ROW_PLACE_LUA,
+-- put ahead of this script by ledger.py: ~0.4 µs a row more than cutting its decimal string, which
+-- gave buckets of ten).
 local job_keys = {}
-local function place(row)
-  local n = tonumber(row)
-  local b = math.floor(n / ROWS_A_BUCKET)
-  return tostring(b), tostring(n - b * ROWS_A_BUCKET)
-end
 local function keys_of(job, row)
   local k = job_keys[job]
   if not k then
     k = {string.format(ctpl, job), string.format(btpl, job)}
     job_keys[job] = k
   end
-  local b, f = place(row)
+  local b, f = row_place(row)
   return k[1], k[2] .. b, f
 end
 -- A job's counters key, where only it is wanted (formatted by keys_of, called first for the job).

@@ -283,9 +283,7 @@ class MemoryLedger:
         self.counters[job][r["outcome"]] += 1
 
 
-_SCRIPT = f"local ROWS_A_BUCKET = {keys.ROWS_A_BUCKET}\n" + (
-    Path(__file__).with_name("ledger.lua")
-).read_text(encoding="utf-8")
+_SCRIPT = keys.ROW_PLACE_LUA + (Path(__file__).with_name("ledger.lua")).read_text(encoding="utf-8")
 
 
 def coalesce(events: list[Event]) -> list[Event]:
