@@ -36,7 +36,9 @@ INBOX = keys.bind_inbox("op", "b1", ledger="op")
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[RedisServer]:
-    with RedisServer(tmp_path / "redis", appendonly=True) as running:
+    # Every write in the file before its reply: with "everysec" Redis may hold a write back while a
+    # background fsync runs (on a busy machine), and the file's size read after a reply comes short.
+    with RedisServer(tmp_path / "redis", appendonly=True, appendfsync="always") as running:
         yield running
 
 
