@@ -116,9 +116,8 @@ def ledger_hash(client: redis.Redis, kind: str, job: str, ledger: str) -> dict[b
 def message_id_key(client: redis.Redis, ledger: str, smsc: str, message_id: str) -> tuple[str, bytes] | None:
     """The map's hash that keeps *message_id* of *smsc* in *ledger* (``keys.message_ids``: this
     period's or the one before), and its value; None if neither has it."""
-    field = keys.message_id_field(smsc, message_id)
-    for key in keys.message_ids_near(ledger, field, time.time(), MESSAGE_TTL):
-        value = client.hget(key, field)
+    for key, _ in keys.message_ids_near(ledger, smsc, message_id, time.time(), MESSAGE_TTL):
+        value = client.hget(key, message_id)
         if value is not None:
             return key, value  # type: ignore[return-value]
     return None

@@ -130,43 +130,51 @@ def ledger_templates(ledger: str) -> tuple[str, str]:
 
 
 MESSAGE_ID_BUCKETS = 1 << 17
-"""Hashes a ledger's message-id map is spread over, per period (:func:`message_ids`): tens of ids a
-hash at millions of messages a period, which Redis stores as compact lists (~74 bytes an id, where a
-string key of its own with a TTL took ~215: BENCHMARKS.md, "10 million rows"), as long as a hash
-keeps fewer than ``hash-max-ziplist-entries`` (128 by default): up to 16M ids a period. With 2¹⁶
-buckets, 10M ids made ~152 a hash, and Redis made each a hash table: ~142 bytes an id."""
-LEGACY_MESSAGE_ID_BUCKETS = 1 << 16
-"""The buckets of maps written before there were :data:`MESSAGE_ID_BUCKETS`: an id acked then is in
-the bucket of its CRC's low 16 bits, where a receipt that finds it nowhere else looks (the ledger
-script, :func:`message_ids_near`), for as long as such a map lives (twice its TTL at most)."""
+"""Hashes a ledger's message-id map is spread over, per period and SMSC (:func:`message_ids`): tens
+of ids a hash at millions of messages a period, which Redis stores as compact lists (a string key of
+its own with a TTL took ~215 bytes an id: BENCHMARKS.md, "10 million rows"), as long as a hash keeps
+fewer than ``hash-max-listpack-entries`` / 2 ids (512 entries by default in Redis 6.2 and 7): up to
+~30M ids a period. With 2¹⁶ buckets and 128 entries, 10M ids made ~152 a hash, and Redis made each
+a hash table: ~142 bytes an id."""
 
 
 def message_ids_prefix(ledger: str) -> str:
-    """What :func:`message_ids` keys of *ledger* start with (the ledger script appends the period and
-    the bucket)."""
-    return f"{PREFIX}:{tag(ledger)}:msgs:"
+    """What :func:`message_ids` keys of *ledger* start with (the ledger script appends the period,
+    the SMSC and the bucket)."""
+    return f"{PREFIX}:{tag(ledger)}:ids:"
 
 
-def message_ids(ledger: str, period: int, bucket: int | str) -> str:
-    """Hash: the message ids of *ledger* acknowledged in *period* (:func:`message_id_period`) whose
-    :func:`message_id_bucket` is *bucket*: per :func:`message_id_field`, ``job|row|part|parts|acked_ms[|a]``
-    (``records.MessageOwner``; ``a``: a single-part row acked then, so its receipt settles it without
-    reading the row). Written when the submit_sm_resp arrives; a receipt looks in its period's and the
-    one before. Expires at the end of the period after its own: an id stays matchable for at least the
-    map's TTL (``RedisLedger.message_ttl``: the validity period plus a day), at most twice it.
-    Receipts come back on any bind of the account that sent, so the map is its ledger's."""
-    return f"{message_ids_prefix(ledger)}{period}:{bucket}"
+def message_ids(ledger: str, period: int, smsc: str, bucket: int | str) -> str:
+    """Hash: the message ids that *smsc* (a bind's SMSC identity: ids are unique only per SMSC) gave
+    parts of *ledger* acknowledged in *period* (:func:`message_id_period`), whose
+    :func:`message_id_bucket` is *bucket*. Field: the id as normalised; value: ``job|row|ms`` for a
+    single-part row, ``|a`` appended when the row was acked then (its receipt settles it without
+    reading the row), ``job|row|ms|part|parts`` for a part of a longer one, where ``ms`` is when the
+    part was acked, in milliseconds since the period began (``period * ttl``; empty when not known:
+    ids moved from layout 4 without one); read by ``records.MessageOwner``. The SMSC is in the key,
+    not in each field, and the time short: ~30 bytes an id less than layout 4's ``smsc:id`` fields
+    and ``job|row|part|parts|unix_ms`` values. Written when the submit_sm_resp arrives; a receipt
+    looks in its period's and the one before. Expires at the end of the period after its own: an id
+    stays matchable for at least the map's TTL (``RedisLedger.message_ttl``: the validity period plus
+    a day), at most twice it. Receipts come back on any bind of the account that sent, so the map is
+    its ledger's."""
+    return f"{message_ids_prefix(ledger)}{period}:{message_ids_suffix(smsc, bucket)}"
+
+
+def message_ids_suffix(smsc: str, bucket: int | str) -> str:
+    """The end of a :func:`message_ids` key after its period: the ledger script takes it built."""
+    return f"{smsc}:{bucket}"
 
 
 def message_id_field(smsc: str, normalized_id: str) -> str:
-    """An id's field in :func:`message_ids`, and its early receipt's key's end: ids are unique only per
-    SMSC."""
+    """An id as ``smsc:id``: its early receipt's key's end (:func:`early_receipt`), and its field in
+    the map before layout 5 (``cluster.jobs.legacy``)."""
     return f"{smsc}:{normalized_id}"
 
 
-def message_id_bucket(field: str) -> int:
-    """Which of the :data:`MESSAGE_ID_BUCKETS` hashes keeps *field*: its CRC-32's low bits."""
-    return zlib.crc32(field.encode()) & (MESSAGE_ID_BUCKETS - 1)
+def message_id_bucket(normalized_id: str) -> int:
+    """Which of the :data:`MESSAGE_ID_BUCKETS` hashes keeps an id: its CRC-32's low bits."""
+    return zlib.crc32(normalized_id.encode()) & (MESSAGE_ID_BUCKETS - 1)
 
 
 def message_id_period(unix_s: float, ttl: int) -> int:
@@ -175,14 +183,14 @@ def message_id_period(unix_s: float, ttl: int) -> int:
     return int(unix_s // ttl)
 
 
-def message_ids_near(ledger: str, field: str, unix_s: float, ttl: int) -> list[str]:
-    """The :func:`message_ids` hashes that may keep *field* at *unix_s* by a clock other than
-    Redis's: its period's, the one before (where the ledger script also looks), and the one after,
-    should Redis's clock be past the turn of the period; then the same of its legacy bucket
-    (:data:`LEGACY_MESSAGE_ID_BUCKETS`) when that is another."""
-    period, bucket = message_id_period(unix_s, ttl), message_id_bucket(field)
-    buckets = [bucket] if bucket < LEGACY_MESSAGE_ID_BUCKETS else [bucket, bucket - LEGACY_MESSAGE_ID_BUCKETS]
-    return [message_ids(ledger, p, b) for b in buckets for p in (period + 1, period, period - 1)]
+def message_ids_near(
+    ledger: str, smsc: str, normalized_id: str, unix_s: float, ttl: int
+) -> list[tuple[str, int]]:
+    """The :func:`message_ids` hashes that may keep an id at *unix_s* by a clock other than Redis's,
+    each with its period: its period's, the one before (where the ledger script also looks), and the
+    one after, should Redis's clock be past the turn of the period."""
+    period, bucket = message_id_period(unix_s, ttl), message_id_bucket(normalized_id)
+    return [(message_ids(ledger, p, smsc, bucket), p) for p in (period + 1, period, period - 1)]
 
 
 def early_receipt_prefix(ledger: str) -> str:

@@ -106,8 +106,8 @@ class Receipt:
 
 @dataclass(frozen=True)
 class MessageOwner:
-    """``keys.message_id``'s value: ``job|row|part|parts|acked_ms[|a]``, whose part an SMSC message id
-    is. Written by the ledger script; read to attribute a conversion named by message id."""
+    """A value of ``keys.message_ids`` (``job|row|ms...``): whose row an SMSC message id is. Written
+    by the ledger script; read to attribute a conversion named by message id."""
 
     job_id: str
     row: int

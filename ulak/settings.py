@@ -94,6 +94,12 @@ class BindConfig(_Model):
     resp_id_format: MessageIdFormat = MessageIdFormat.AUTO
     receipt_id_format: MessageIdFormat = MessageIdFormat.AUTO
 
+    @property
+    def smsc(self) -> str:
+        """The SMSC this bind logs in to, ``host:port/system_id``: message ids are unique only per
+        SMSC, so the ledger keeps them under it (``keys.message_ids``)."""
+        return f"{self.host}:{self.port}/{self.system_id}"
+
 
 @cache
 def _language_codes(names: tuple[str, ...]) -> tuple[int, ...]:

@@ -344,22 +344,16 @@ class Conversions:
         operators = [o for o in self.settings.operators if operator is None or o.name == operator]
         if not operators:
             raise ConversionRefused(f"no operator named {quoted(operator or '', 40)}", field="operator")
-        fields = {  # the id as each bind that may have sent it writes it: (ledger, field)
-            (
-                op.ledger_name,
-                keys.message_id_field(
-                    f"{bind.host}:{bind.port}/{bind.system_id}",
-                    normalize_message_id(raw, bind.resp_id_format),
-                ),
-            )
+        ids = {  # the id as each bind that may have sent it writes it: (ledger, SMSC, id)
+            (op.ledger_name, bind.smsc, normalize_message_id(raw, bind.resp_id_format))
             for op in operators
             for bind in op.binds
         }
         now = time.time()
         candidates = [
             (ledger, key, field)
-            for ledger, field in sorted(fields)
-            for key in keys.message_ids_near(ledger, field, now, MESSAGE_TTL)
+            for ledger, smsc, field in sorted(ids)
+            for key, _ in keys.message_ids_near(ledger, smsc, field, now, MESSAGE_TTL)
         ]
         pipe = self.client.pipeline(transaction=False)
         for _, key, field in candidates:

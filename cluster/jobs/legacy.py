@@ -27,6 +27,12 @@ the one hash of its bucket of twenty (``keys.job_bucket``), each field renamed f
 number to the row's place in its bucket (``keys.row_field``): ``825782:1:m`` becomes ``2:1:m`` in
 bucket ``41289``. Values are copied as they are, so here too a running job resumes where it was; a
 10M-row job's three million hashes take a minute or two, once.
+
+Then, from layout ``4`` to ``5``: the message-id map's hashes (``ulak:{ledger}:msgs:<period>:<bucket>``,
+fields ``smsc:id``, values ``job|row|part|parts|unix_ms[|a]``) become the hashes of their SMSC
+(``keys.message_ids``: the id alone as the field, ``job|row|ms[|a]`` or ``job|row|ms|part|parts``
+as the value, the time since the period began), in the same period, so a receipt still to come finds
+its message and measures its latency as before.
 """
 
 from __future__ import annotations
@@ -49,9 +55,10 @@ log = structlog.get_logger("ulak.legacy")
 
 LEDGER = "legacy"
 _OLD_CURSOR = f"{keys.PREFIX}:webhooks:cursor"
-LAYOUT = b"4"  # keys.LAYOUT once moved: a start after the first reads one key, not every job's
+LAYOUT = b"5"  # keys.LAYOUT once moved: a start after the first reads one key, not every job's
 _TAGGED = b"2"  # the hash-tagged layout, before the rows and parts were split into buckets
 _SPLIT_BUCKETS = b"3"  # rows and parts in buckets of ten rows, two hashes each, whole row numbers
+_BUCKETS = b"4"  # a row in one hash a bucket of twenty; message ids under ``smsc:id`` fields
 _SPLIT = 2_000  # fields read and written a round trip while splitting
 
 
@@ -65,11 +72,13 @@ def migrate(client: redis.Redis) -> list[str]:
     layout = client.get(keys.LAYOUT)
     if layout == LAYOUT:
         return []
-    moved = [] if layout in (_TAGGED, _SPLIT_BUCKETS) else _tag(client)
-    if layout != _SPLIT_BUCKETS:
+    moved = [] if layout in (_TAGGED, _SPLIT_BUCKETS, _BUCKETS) else _tag(client)
+    if layout not in (_SPLIT_BUCKETS, _BUCKETS):
         _split(client)
         _gather_message_ids(client)
-    _merge(client)
+    if layout != _BUCKETS:
+        _merge(client)
+    _regroup_message_ids(client)
     client.set(keys.LAYOUT, LAYOUT)
     return moved
 
@@ -224,9 +233,63 @@ def _move_ids(client: redis.Redis, old: list[bytes], period: int) -> int:
     for key, value in zip(old, values, strict=True):
         ledger, _, field = key.decode()[len(keys.PREFIX) + 2 :].partition("}:msg:")
         if value is not None:  # else it expired meanwhile
-            ids = keys.message_ids(ledger, period, keys.message_id_bucket(field))
-            pipe.hset(ids, field, value)
-            pipe.expireat(ids, (period + 2) * MESSAGE_TTL)
+            _put_message_id(pipe, ledger, period, field, value)
         pipe.delete(key)
     pipe.execute()
     return len(old)
+
+
+def _regroup_message_ids(client: redis.Redis) -> None:
+    """Layout 4 to 5: each hash of the message-id map (``ulak:{ledger}:msgs:<period>:<bucket>``)
+    copied into its SMSCs' hashes of the same period (``keys.message_ids``), then deleted: a start
+    that stops halfway copies again what it had copied (the same values)."""
+    moved = 0
+    batch: list[bytes] = []
+    for key in client.scan_iter(match=f"{keys.PREFIX}:{{*}}:msgs:*", count=_SPLIT):
+        batch.append(key)
+        if len(batch) >= _SPLIT // 10:
+            moved += _regroup(client, batch)
+            batch = []
+    moved += _regroup(client, batch)
+    if moved:
+        log.warning("message_ids.regrouped", ids=moved)
+
+
+def _regroup(client: redis.Redis, old: list[bytes]) -> int:
+    """*old* map hashes into the current layout's; how many ids."""
+    pipe = client.pipeline(transaction=False)
+    for key in old:
+        pipe.hgetall(key)
+    found: list[dict[bytes, bytes]] = pipe.execute()
+    pipe = client.pipeline(transaction=False)  # one key a command: a cluster's slots differ
+    ids = 0
+    for key, fields in zip(old, found, strict=True):
+        ledger, _, rest = key.decode()[len(keys.PREFIX) + 2 :].partition("}:msgs:")
+        period = int(rest.partition(":")[0])
+        for field, value in fields.items():
+            _put_message_id(pipe, ledger, period, field.decode(), value)
+            ids += 1
+        pipe.delete(key)
+    pipe.execute()
+    return ids
+
+
+def _put_message_id(pipe: Any, ledger: str, period: int, field: str, value: bytes) -> None:
+    """An id kept as ``smsc:id`` with ``job|row|part|parts[|unix_ms[|a]]`` (layouts 2 to 4), written
+    as layout 5 keeps it in *period*'s map (``keys.message_ids``)."""
+    # The SMSC is host:port/system_id; the id follows the first colon after the slash.
+    at = field.find(":", field.find("/") + 1)
+    if at < 0:
+        log.warning("message_id.unreadable", ledger=ledger, field=field)
+        return
+    smsc, normalized = field[:at], field[at + 1 :]
+    job, row, part, parts, *more = value.decode().split("|")
+    since = int(more[0]) - period * MESSAGE_TTL * 1000 if more and more[0].isdigit() else -1
+    owner = f"{job}|{row}|{since if since >= 0 else ''}"
+    if (part, parts) != ("1", "1"):
+        owner += f"|{part}|{parts}"
+    elif more[1:] == ["a"]:
+        owner += "|a"
+    ids = keys.message_ids(ledger, period, smsc, keys.message_id_bucket(normalized))
+    pipe.hset(ids, normalized, owner)
+    pipe.expireat(ids, (period + 2) * MESSAGE_TTL)

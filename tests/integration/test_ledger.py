@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 
 import redis
 from hypothesis import given, settings
@@ -43,34 +44,16 @@ def model_counters(model: MemoryLedger, job: str = JOB) -> dict[str, int]:
 def test_single_part_happy_path(redis_client: redis.Redis) -> None:
     ledger = RedisLedger(redis_client, ledger=OP)
     ledger.apply([PartSent(JOB, 1, 1, 1), PartAcked(JOB, 1, 1, 1, "smsc", "42")])
+    found = message_id_key(redis_client, OP, "smsc", "42")
+    assert found is not None and redis_client.ttl(found[0]) > MESSAGE_TTL - 5  # at least the map's TTL
+    job, row, since, acked = found[1].decode().split("|")  # the ack's time since the period began
+    begun = keys.message_id_period(time.time(), MESSAGE_TTL) * MESSAGE_TTL * 1000
+    assert (job, row, acked) == (JOB, "1", "a") and abs(begun + int(since) - time.time() * 1000) < 60_000
     ledger.apply([ReceiptSeen("smsc", "42", "DELIVRD")])
     c = counters(ledger)
     assert (c["submitted"], c["acked"], c["delivered"], c["receipts"]) == (1, 1, 1, 1)
-    found = message_id_key(redis_client, OP, "smsc", "42")
-    assert found is not None and redis_client.ttl(found[0]) > MESSAGE_TTL - 5  # at least the map's TTL
-
-
-def test_an_id_acked_when_the_map_had_fewer_buckets_is_found_by_receipts(redis_client: redis.Redis) -> None:
-    # Receipts come days after their acks, so a map written by an older Ulak (2^16 buckets) is still
-    # read after an upgrade: an id whose bucket moved is looked for where it was.
-    mid = next(m for m in (f"m{i}" for i in range(100)) if _bucket(m) >= keys.LEGACY_MESSAGE_ID_BUCKETS)
-    ledger = RedisLedger(redis_client, ledger=OP)
-    ledger.apply([PartSent(JOB, 5, 1, 1), PartAcked(JOB, 5, 1, 1, "smsc", mid)])
-    found = message_id_key(redis_client, OP, "smsc", mid)
-    assert found is not None
-    key, value = found
-    legacy = key.rsplit(":", 1)[0] + f":{_bucket(mid) - keys.LEGACY_MESSAGE_ID_BUCKETS}"
-    field = keys.message_id_field("smsc", mid)
-    redis_client.hdel(key, field)
-    redis_client.hset(legacy, field, value)
-    assert message_id_key(redis_client, OP, "smsc", mid) == (legacy, value)  # as a conversion looks
-    ledger.apply([ReceiptSeen("smsc", mid, "DELIVRD")])
-    assert counters(ledger)["delivered"] == 1
-    assert redis_client.hget(keys.receipt_stats(OP), "held") is None
-
-
-def _bucket(message_id: str) -> int:
-    return keys.message_id_bucket(keys.message_id_field("smsc", message_id))
+    latency = redis_client.hgetall(keys.receipt_latency(OP))  # measured from its ack: seconds, not days
+    assert sum(int(v) for k, v in latency.items() if k != b"sum") == 1 and float(latency.get(b"sum", 0)) < 60
 
 
 def test_receipt_before_its_ack_is_held_then_matched(redis_client: redis.Redis) -> None:

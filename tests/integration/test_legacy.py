@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import zlib
 
 import redis
 
@@ -138,7 +139,7 @@ def test_a_tagged_layout_s_rows_and_parts_are_split_into_buckets_field_for_field
 
     assert not [k for k in redis_client.scan_iter() if b":msg:" in k]
     found = message_id_key(redis_client, "acct", "smsc2", "42")
-    assert found is not None and found[1] == b"j2|70|1|1|1700000000000"
+    assert found is not None and found[1] == b"j2|70|"  # acked before this period: its time unknown
     RedisLedger(redis_client, ledger="tcell").apply([ReceiptSeen("smsc1", "42", "DELIVRD")])
     assert redis_client.hget(keys.job_op_counters("j2", "tcell"), "delivered") == b"1"  # its receipt found it
 
@@ -198,10 +199,9 @@ def test_layout_3_s_rows_and_parts_hashes_become_one_hash_a_bucket(redis_client:
     ledger = RedisLedger(redis_client, ledger="tcell")
     ledger.apply([PartAcked("j3", 21, 1, 1, "smsc", "m21")])
     assert ledger_hash(redis_client, "rows", "j3", "tcell")[b"21"] == b"a"
-    message = keys.message_id_field("smsc", "m12b")
     period = keys.message_id_period(time.time(), MESSAGE_TTL)
     redis_client.hset(
-        keys.message_ids("tcell", period, keys.message_id_bucket(message)), message, "j3|12|2|2|1700000000000"
+        keys.message_ids("tcell", period, "smsc", keys.message_id_bucket("m12b")), "m12b", "j3|12|5|2|2"
     )
     ledger.apply([ReceiptSeen("smsc", "m12b", "DELIVRD")])
     assert redis_client.hget(twelve, f"{at}:o") == b"delivered"
@@ -209,3 +209,62 @@ def test_layout_3_s_rows_and_parts_hashes_become_one_hash_a_bucket(redis_client:
 
     store.delete("j3", ledgers=["tcell"])
     assert not [k for k in redis_client.scan_iter() if b"j3" in k]
+
+
+def test_layout_4_s_message_ids_move_under_their_smsc_and_receipts_still_find_them(
+    redis_client: redis.Redis,
+) -> None:
+    """Layout 4 kept an id as ``smsc:id`` in its period's bucket with ``job|row|part|parts|unix_ms[|a]``;
+    5 keeps it under its SMSC with the time since its period began. Receipts that come after the move
+    settle their rows and measure their latency from the ack, as before."""
+    redis_client.flushall()
+    redis_client.set(keys.LAYOUT, "4")
+    _sending_job(redis_client, "j5", ledgers="tcell:tcell", rows=40)
+    smsc = "127.0.0.1:2775/tcell"
+    now_ms = int(time.time() * 1000)
+    period = keys.message_id_period(now_ms / 1000, MESSAGE_TTL)
+    begun = period * MESSAGE_TTL * 1000
+    acked = max(begun, now_ms - 5000)
+    old = {  # (period, field): value, as layout 4's ledger script wrote them
+        (period, f"{smsc}:m7"): f"j5|7|1|1|{acked}|a",  # a single-part row acked with it
+        (period, f"{smsc}:m12b"): f"j5|12|2|2|{acked}",  # a two-part row's second part
+        (period - 1, "smsc:m30"): f"j5|30|1|1|{begun - 1000}",  # last period; an SMSC named without a slash
+        (period, f"{smsc}:m31"): "j5|31|1|1",  # from before acks were timed
+    }
+    for (p, field), value in old.items():
+        redis_client.hset(f"ulak:{{tcell}}:msgs:{p}:{zlib.crc32(field.encode()) & 0xFFFF}", field, value)
+    for row, fields in {7: ["", ":1"], 12: ["", ":1", ":2"], 30: ["", ":1"], 31: ["", ":1"]}.items():
+        place = keys.row_field(row)
+        mapping = {place + f: "a" for f in fields} | ({place + ":d": "1"} if row == 12 else {})
+        redis_client.hset(keys.job_bucket("j5", "tcell", keys.row_bucket(row)), mapping=mapping)  # type: ignore[arg-type]
+
+    assert legacy.migrate(redis_client) == []
+    assert redis_client.get(keys.LAYOUT) == legacy.LAYOUT
+    assert not [k for k in redis_client.scan_iter() if b":msgs:" in k]
+    since = acked - begun
+    for found_smsc, mid, value in (
+        (smsc, "m7", f"j5|7|{since}|a"),
+        (smsc, "m12b", f"j5|12|{since}|2|2"),
+        ("smsc", "m30", f"j5|30|{MESSAGE_TTL * 1000 - 1000}"),
+        (smsc, "m31", "j5|31|"),
+    ):
+        found = message_id_key(redis_client, "tcell", found_smsc, mid)
+        assert found is not None and found[1] == value.encode(), mid
+        assert 0 < redis_client.ttl(found[0]) <= 2 * MESSAGE_TTL
+
+    RedisLedger(redis_client, ledger="tcell").apply(
+        [
+            ReceiptSeen(s, m, "DELIVRD")
+            for s, m in ((smsc, "m7"), (smsc, "m12b"), ("smsc", "m30"), (smsc, "m31"))
+        ]
+    )
+    counters = redis_client.hgetall(keys.job_op_counters("j5", "tcell"))
+    assert (counters[b"delivered"], counters[b"receipts"]) == (b"4", b"4")
+    assert redis_client.hget(
+        keys.job_bucket("j5", "tcell", keys.row_bucket(12)), keys.row_field(12) + ":o"
+    ) == (b"delivered")
+    assert redis_client.hget(keys.receipt_stats("tcell"), "held") is None  # every one was found
+    latency = redis_client.hgetall(keys.receipt_latency("tcell"))
+    # Three acks had a time: ~5 s, ~5 s and over a period ago (m31's has none).
+    assert sum(int(v) for k, v in latency.items() if k != b"sum") == 3
+    assert 10 <= float(latency[b"sum"]) - (now_ms - begun + 1000) / 1000 < 60

@@ -47,18 +47,19 @@ def test_every_key_of_a_ledger_call_is_in_its_operators_slot(
         *map(str, args[7:13]),
     ]
     prefix, early = str(args[2]), str(args[3])
-    field = keys.message_id_field(smsc, mid)
-    bucket = keys.message_id_bucket(field)
-    named += [prefix + f"20000:{bucket}", early + field, keys.message_ids(operator, 20000, bucket)]
+    bucket = keys.message_id_bucket(mid)
+    suffix = keys.message_ids_suffix(smsc, bucket)
+    named += [prefix + f"20000:{suffix}", early + keys.message_id_field(smsc, mid)]
+    named += [keys.message_ids(operator, 20000, smsc, bucket), keys.early_receipt(operator, smsc, mid)]
     named += [
         keys.bind_records(bind, bind, ledger=operator),
         keys.bind_sends(bind, bind, "a", ledger=operator),
     ]
     slot = _slot(keys.receipt_stats(operator))
     assert {_slot(k) for k in named if k.startswith("ulak:")} == {slot}
-    assert prefix + "20000:1" == keys.message_ids(
-        operator, 20000, 1
-    )  # the script's map keys are the module's
+    # the script's keys are the module's
+    assert prefix + f"20000:{suffix}" == keys.message_ids(operator, 20000, smsc, bucket)
+    assert early + keys.message_id_field(smsc, mid) == keys.early_receipt(operator, smsc, mid)
 
 
 @given(job=ids)

@@ -8,10 +8,10 @@
 -- MessagePack array, 9 values per event: kind, job, row, part, parts, x1, x2, x3, x4 (row, part and
 -- parts as decimal strings: Lua numbers are doubles, and turning one into a string goes through printf's
 -- float formatting, which was a tenth of this script's time when they came as integers). For an ack
--- (A) and a receipt (R), x1 is the SMSC identity, x2 the message id's field in the map and x4 its
--- bucket (keys.message_id_field, keys.message_id_bucket: built by the caller, a string.format here
--- costs ~1 µs); x3 is the id as the report shows it (A) or 'status|error' (R), whose status comes
--- alone in the job's place. For a failure (F), x1 is the status. For a row stopped (X: its
+-- (A) and a receipt (R), x1 is the SMSC identity, x2 the message id (normalised: its field in the
+-- map) and x4 the end of its map key after the period (keys.message_ids_suffix: the SMSC and the
+-- bucket, built by the caller, a string.format here costs ~1 µs); x3 is the id as the report shows
+-- it (A) or 'status|error' (R), whose status comes alone in the job's place. For a failure (F), x1 is the status. For a row stopped (X: its
 -- recipient refused before it was sent), x1 is the reason and x2 the time (unix ms).
 -- A job's rows are kept in bucket hashes of twenty rows (keys.job_bucket), where a row is named by
 -- its place in its bucket (keys.row_field: '<r>' below). Besides the rules, they keep what the row-level
@@ -67,14 +67,18 @@ do
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   now_s = t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))
 end
--- The message-id map (keys.message_ids): a hash a period and bucket. An ack writes to this period's;
--- a receipt looks in this period's and the one before; a period's hashes expire at the end of the
--- next, so an id stays matchable for a TTL at least.
-local ids_now, ids_before, ids_expire
+-- The message-id map (keys.message_ids): a hash a period, SMSC and bucket. An ack writes to this
+-- period's; a receipt looks in this period's and the one before; a period's hashes expire at the end
+-- of the next, so an id stays matchable for a TTL at least. The ack's time is kept in milliseconds
+-- since its period began (9 digits where unix ms take 13), formatted once per batch.
+local ids_now, ids_before, ids_expire, base_now, base_before, acked_in_period
 do
   local period = math.floor(tonumber(string.sub(now_s, 1, -4)) / ttl_n)
   ids_now, ids_before = mprefix .. period .. ':', mprefix .. (period - 1) .. ':'
   ids_expire = tostring((period + 2) * ttl_n)
+  base_now = period * ttl_n * 1000
+  base_before = base_now - ttl_n * 1000
+  acked_in_period = string.format('%d', now - base_now)
 end
 local BUCKET_NAMES = {}
 for i, le in ipairs(LATENCY_BUCKETS) do BUCKET_NAMES[i] = tostring(le) end
@@ -206,7 +210,7 @@ local function apply_receipt(job, row, part, parts, status, value, acked_ms, row
   if v[1] == 'a' then settle(job, bk, f, row, parts, v[2], v[3], v[4]) end
 end
 
-local function early_key(field) return eprefix .. field end
+local function early_key(smsc, id) return eprefix .. smsc .. ':' .. id end  -- keys.early_receipt
 local batch = cmsgpack.unpack(ARGV[7])
 local fresh_acks = {}  -- job -> single-part rows acked with nothing written before
 local FRESH_ACK_COUNTERS = {'parts_sent', 'submitted', 'parts_acked', 'acked'}
@@ -219,23 +223,25 @@ for i = 1, #batch, 9 do
   if kind == 'R' then
     received = received + 1
     local smsc, id, value, status = x1, x2, x3, job
-    local bucket = batch[i + 8]
-    local target = redis.call('HGET', ids_now .. bucket, id) or redis.call('HGET', ids_before .. bucket, id)
+    local suffix = batch[i + 8]
+    local base = base_now
+    local target = redis.call('HGET', ids_now .. suffix, id)
     if not target then
-      -- Acked before the map had 2^17 buckets: in the bucket of its CRC's low 16 bits
-      -- (keys.LEGACY_MESSAGE_ID_BUCKETS). Only a receipt found nowhere else pays for the look.
-      local b = tonumber(bucket)
-      if b >= 65536 then
-        local legacy = string.format('%d', b - 65536)
-        target = redis.call('HGET', ids_now .. legacy, id) or redis.call('HGET', ids_before .. legacy, id)
-      end
+      base = base_before
+      target = redis.call('HGET', ids_before .. suffix, id)
     end
     if target then
-      -- 'job|row|part|parts|acked_ms|a' (see keys.message_ids; older ids lack the last two)
-      local j, r, p, n, ms, acked = string.match(target, '^(.-)|(%d+)|(%d+)|(%d+)|?(%d*)|?(a?)$')
-      apply_receipt(j, r, p, tonumber(n), status, value, tonumber(ms), acked == 'a')
+      -- 'job|row|ms', 'job|row|ms|a' or 'job|row|ms|part|parts' (keys.message_ids)
+      local j, r, ms, rest = string.match(target, '^(.-)|(%d+)|(%d*)(.*)$')
+      local p, n = '1', 1
+      if rest ~= '' and rest ~= '|a' then
+        local ps, ns = string.match(rest, '^|(%d+)|(%d+)$')
+        p, n = ps, tonumber(ns)
+      end
+      ms = tonumber(ms)
+      apply_receipt(j, r, p, n, status, value, ms and base + ms, rest == '|a')
     else
-      local ek = early_key(id)
+      local ek = early_key(smsc, id)
       local exists = redis.call('EXISTS', ek)
       if exists == 0 or outcome_of(status) ~= false then
         if exists == 0 then
@@ -340,11 +346,16 @@ for i = 1, #batch, 9 do
       if kind == 'A' then
         local smsc, id = x1, x2
         local ids = ids_now .. batch[i + 8]
-        redis.call('HSET', ids, id,
-                   job .. '|' .. row .. '|' .. part .. '|' .. parts_s .. '|' .. now_s .. (row_acked and '|a' or ''))
+        local owner = job .. '|' .. row .. '|' .. acked_in_period
+        if parts ~= 1 then
+          owner = owner .. '|' .. part .. '|' .. parts_s
+        elseif row_acked then
+          owner = owner .. '|a'
+        end
+        redis.call('HSET', ids, id, owner)
         redis.call('EXPIREAT', ids, ids_expire)
         if may_hold(smsc) then
-          local ek = early_key(id)
+          local ek = early_key(smsc, id)
           local held = redis.call('GET', ek)
           if held then
             redis.call('DEL', ek)

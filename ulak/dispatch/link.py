@@ -121,7 +121,7 @@ class BindLink:
         claim: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.bind = bind
-        self.smsc = f"{bind.host}:{bind.port}/{bind.system_id}"
+        self.smsc = bind.smsc
         self.state = BindState.CONNECTING
         self.stats = stats
         self.session: Session | None = None
