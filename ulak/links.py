@@ -24,17 +24,18 @@ import os
 import re
 import time
 from collections.abc import Callable
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
-import numpy as np
-import pyarrow as pa
 
 from ulak import keys
 from ulak.records import Ack, LinkOwner, Receipt
 
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+
 ALPHABET = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_ALPHABET = np.frombuffer(ALPHABET, dtype=np.uint8)
 _UNBIASED = 248  # 4 × 62: a byte below it, taken mod 62, is uniform over the alphabet
 CODE = re.compile(rb"[0-9A-Za-z]{8,32}")
 LINK_FIELD = "link"  # the template placeholder, {link}
@@ -70,14 +71,24 @@ BOT_AGENTS = (
 
 def new_codes(n: int, length: int, *, randbytes: Callable[[int], bytes] = os.urandom) -> pa.Array:
     """*n* random codes of *length* base62 characters, as one Arrow string array (no per-row Python)."""
+    import numpy as np  # noqa: PLC0415 - numpy and pyarrow only where codes are made, not in every process
+    import pyarrow as pa  # noqa: PLC0415
+
     need = n * length
     drawn = np.empty(0, dtype=np.uint8)
     while drawn.size < need:  # about 3 % of bytes are dropped to keep every character equally likely
         more = np.frombuffer(randbytes(int((need - drawn.size) * 1.04) + 16), dtype=np.uint8)
         drawn = np.concatenate([drawn, more[more < _UNBIASED]])
-    chars = _ALPHABET[drawn[:need] % 62]
+    chars = _alphabet()[drawn[:need] % 62]
     offsets = np.arange(0, need + 1, length, dtype=np.int32)
     return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(chars.tobytes()))
+
+
+@cache
+def _alphabet() -> np.ndarray[Any, Any]:
+    import numpy as np  # noqa: PLC0415
+
+    return np.frombuffer(ALPHABET, dtype=np.uint8)
 
 
 def target_url(url: str, utm: dict[str, str] | None) -> str:
@@ -132,6 +143,8 @@ def reserve(
             fresh = new_codes(len(todo), length).to_pylist()
             for i, code in zip(todo, fresh, strict=True):
                 codes[i] = code
+    import pyarrow as pa  # noqa: PLC0415
+
     return pa.array(codes, pa.string())
 
 

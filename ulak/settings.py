@@ -347,9 +347,9 @@ class JobsConfig(_Model):
 
     @model_validator(mode="after")
     def _storage(self) -> JobsConfig:
-        from ulak.objectstore import filesystem  # noqa: PLC0415 - pyarrow.fs, only when the config names one
-
         if self.data_dir is not None:
+            from ulak.objectstore import filesystem  # noqa: PLC0415 - pyarrow.fs, only when the config names one
+
             try:
                 filesystem(self.data_dir, self.storage)
             except (TypeError, ValueError) as exc:
@@ -392,6 +392,8 @@ class ApiConfig(_Model):
     @field_validator("object_stores")
     @classmethod
     def _stores(cls, stores: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        if not stores:  # the default: pyarrow is not loaded in every process that reads settings
+            return stores
         from ulak.objectstore import object_store  # noqa: PLC0415 - pyarrow.fs, only when stores are configured
 
         for scheme, options in stores.items():
