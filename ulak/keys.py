@@ -151,14 +151,23 @@ def message_ids(ledger: str, period: int, smsc: str, bucket: int | str) -> str:
     single-part row, ``|a`` appended when the row was acked then (its receipt settles it without
     reading the row), ``job|row|ms|part|parts`` for a part of a longer one, where ``ms`` is when the
     part was acked, in milliseconds since the period began (``period * ttl``; empty when not known:
-    ids moved from layout 4 without one); read by ``records.MessageOwner``. The SMSC is in the key,
-    not in each field, and the time short: ~30 bytes an id less than layout 4's ``smsc:id`` fields
-    and ``job|row|part|parts|unix_ms`` values. Written when the submit_sm_resp arrives; a receipt
+    ids moved from layout 4 without one), and ``job`` the job's number (:func:`message_id_jobs`);
+    read by ``records.MessageOwner``. The SMSC is in the key, not in each field, the job a number
+    and the time short: ~45 bytes an id less than layout 4's ``smsc:id`` fields and
+    ``job|row|part|parts|unix_ms`` values. Written when the submit_sm_resp arrives; a receipt
     looks in its period's and the one before. Expires at the end of the period after its own: an id
     stays matchable for at least the map's TTL (``RedisLedger.message_ttl``: the validity period plus
     a day), at most twice it. Receipts come back on any bind of the account that sent, so the map is
     its ledger's."""
     return f"{message_ids_prefix(ledger)}{period}:{message_ids_suffix(smsc, bucket)}"
+
+
+def message_id_jobs(ledger: str) -> str:
+    """Hash: the numbers *ledger*'s message-id map names jobs by in its values: ``<job id>`` →
+    ``<n>``, ``#<n>`` → ``<job id>``, and ``#`` → the last number given (a job id in every value
+    took 19 bytes, its number takes a few). Given by the ledger script at a job's first ack in a
+    call, kept as long as the map's newest hashes."""
+    return f"{message_ids_prefix(ledger)}jobs"
 
 
 def message_ids_suffix(smsc: str, bucket: int | str) -> str:
@@ -212,7 +221,8 @@ def early_receipts_held(ledger: str) -> str:
 
 
 def receipt_stats(ledger: str) -> str:
-    """Hash: *ledger*'s receipts held early, matched late, and those that matched nothing yet. Never
+    """Hash: *ledger*'s receipts held early (``held``), matched late (``matched_late``), and found in
+    the map under a job number nothing names any more (``unowned``: keys deleted by hand). Never
     expires."""
     return f"{PREFIX}:{tag(ledger)}:receipts:stats"
 

@@ -106,16 +106,17 @@ class Receipt:
 
 @dataclass(frozen=True)
 class MessageOwner:
-    """A value of ``keys.message_ids`` (``job|row|ms...``): whose row an SMSC message id is. Written
-    by the ledger script; read to attribute a conversion named by message id."""
+    """A value of ``keys.message_ids`` (``job|row|ms...``): whose row an SMSC message id is, the job
+    by its number in the ledger (``keys.message_id_jobs``). Written by the ledger script; read to
+    attribute a conversion named by message id."""
 
-    job_id: str
+    job_number: int
     row: int
 
     @classmethod
     def read(cls, value: bytes | str) -> MessageOwner:
-        job_id, row = _text(value).split(SEP)[:2]
-        return cls(job_id, int(row))
+        job, row = _text(value).split(SEP)[:2]
+        return cls(int(job), int(row))
 
 
 @dataclass(frozen=True)

@@ -361,7 +361,9 @@ class Conversions:
         for (ledger, _, _), value in zip(candidates, pipe.execute(), strict=True):
             if value is not None:
                 sent = MessageOwner.read(value)
-                return Recipient(sent.job_id, sent.row, ledger)
+                job = self.client.hget(keys.message_id_jobs(ledger), f"#{sent.job_number}")
+                if isinstance(job, bytes):
+                    return Recipient(job.decode(), sent.row, ledger)
         raise ConversionRefused(
             f"no message {quoted(raw, 40)} is known (a message id is kept until a day after its "
             "validity period); name the recipient by link_code, or job_id and msisdn",

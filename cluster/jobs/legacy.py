@@ -31,7 +31,8 @@ bucket ``41289``. Values are copied as they are, so here too a running job resum
 Then, from layout ``4`` to ``5``: the message-id map's hashes (``ulak:{ledger}:msgs:<period>:<bucket>``,
 fields ``smsc:id``, values ``job|row|part|parts|unix_ms[|a]``) become the hashes of their SMSC
 (``keys.message_ids``: the id alone as the field, ``job|row|ms[|a]`` or ``job|row|ms|part|parts``
-as the value, the time since the period began), in the same period, so a receipt still to come finds
+as the value, the job by its number in the ledger and the time since the period began), in the same
+period, so a receipt still to come finds
 its message and measures its latency as before.
 """
 
@@ -230,10 +231,11 @@ def _move_ids(client: redis.Redis, old: list[bytes], period: int) -> int:
         pipe.get(key)
     values: list[bytes | None] = pipe.execute()
     pipe = client.pipeline(transaction=False)
+    numbers = _JobNumbers(client)
     for key, value in zip(old, values, strict=True):
         ledger, _, field = key.decode()[len(keys.PREFIX) + 2 :].partition("}:msg:")
         if value is not None:  # else it expired meanwhile
-            _put_message_id(pipe, ledger, period, field, value)
+            _put_message_id(pipe, numbers, ledger, period=period, field=field, value=value)
         pipe.delete(key)
     pipe.execute()
     return len(old)
@@ -245,17 +247,18 @@ def _regroup_message_ids(client: redis.Redis) -> None:
     that stops halfway copies again what it had copied (the same values)."""
     moved = 0
     batch: list[bytes] = []
+    numbers = _JobNumbers(client)
     for key in client.scan_iter(match=f"{keys.PREFIX}:{{*}}:msgs:*", count=_SPLIT):
         batch.append(key)
         if len(batch) >= _SPLIT // 10:
-            moved += _regroup(client, batch)
+            moved += _regroup(client, numbers, batch)
             batch = []
-    moved += _regroup(client, batch)
+    moved += _regroup(client, numbers, batch)
     if moved:
         log.warning("message_ids.regrouped", ids=moved)
 
 
-def _regroup(client: redis.Redis, old: list[bytes]) -> int:
+def _regroup(client: redis.Redis, numbers: _JobNumbers, old: list[bytes]) -> int:
     """*old* map hashes into the current layout's; how many ids."""
     pipe = client.pipeline(transaction=False)
     for key in old:
@@ -267,14 +270,39 @@ def _regroup(client: redis.Redis, old: list[bytes]) -> int:
         ledger, _, rest = key.decode()[len(keys.PREFIX) + 2 :].partition("}:msgs:")
         period = int(rest.partition(":")[0])
         for field, value in fields.items():
-            _put_message_id(pipe, ledger, period, field.decode(), value)
+            _put_message_id(pipe, numbers, ledger, period=period, field=field.decode(), value=value)
             ids += 1
         pipe.delete(key)
     pipe.execute()
     return ids
 
 
-def _put_message_id(pipe: Any, ledger: str, period: int, field: str, value: bytes) -> None:
+class _JobNumbers:
+    """The numbers a ledger's map names jobs by (``keys.message_id_jobs``), given as the ledger
+    script gives them, each looked up once."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self.known: dict[tuple[str, str], str] = {}
+
+    def number(self, ledger: str, job: str) -> str:
+        if (ledger, job) not in self.known:
+            key = keys.message_id_jobs(ledger)
+            found = self.client.hget(key, job)
+            if isinstance(found, bytes):
+                number = found.decode()
+            else:
+                number = str(self.client.hincrby(key, "#", 1))
+                self.client.hset(key, mapping={job: number, f"#{number}": job})
+            period = keys.message_id_period(time.time(), MESSAGE_TTL)  # as long as the newest ids
+            self.client.expireat(key, (period + 2) * MESSAGE_TTL)
+            self.known[(ledger, job)] = number
+        return self.known[(ledger, job)]
+
+
+def _put_message_id(
+    pipe: Any, numbers: _JobNumbers, ledger: str, *, period: int, field: str, value: bytes
+) -> None:
     """An id kept as ``smsc:id`` with ``job|row|part|parts[|unix_ms[|a]]`` (layouts 2 to 4), written
     as layout 5 keeps it in *period*'s map (``keys.message_ids``)."""
     # The SMSC is host:port/system_id; the id follows the first colon after the slash.
@@ -285,7 +313,7 @@ def _put_message_id(pipe: Any, ledger: str, period: int, field: str, value: byte
     smsc, normalized = field[:at], field[at + 1 :]
     job, row, part, parts, *more = value.decode().split("|")
     since = int(more[0]) - period * MESSAGE_TTL * 1000 if more and more[0].isdigit() else -1
-    owner = f"{job}|{row}|{since if since >= 0 else ''}"
+    owner = f"{numbers.number(ledger, job)}|{row}|{since if since >= 0 else ''}"
     if (part, parts) != ("1", "1"):
         owner += f"|{part}|{parts}"
     elif more[1:] == ["a"]:

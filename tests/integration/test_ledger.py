@@ -46,9 +46,12 @@ def test_single_part_happy_path(redis_client: redis.Redis) -> None:
     ledger.apply([PartSent(JOB, 1, 1, 1), PartAcked(JOB, 1, 1, 1, "smsc", "42")])
     found = message_id_key(redis_client, OP, "smsc", "42")
     assert found is not None and redis_client.ttl(found[0]) > MESSAGE_TTL - 5  # at least the map's TTL
-    job, row, since, acked = found[1].decode().split("|")  # the ack's time since the period began
+    number, row, since, acked = found[1].decode().split("|")  # the ack's time since the period began
     begun = keys.message_id_period(time.time(), MESSAGE_TTL) * MESSAGE_TTL * 1000
-    assert (job, row, acked) == (JOB, "1", "a") and abs(begun + int(since) - time.time() * 1000) < 60_000
+    assert (row, acked) == ("1", "a") and abs(begun + int(since) - time.time() * 1000) < 60_000
+    numbers = keys.message_id_jobs(OP)  # the job by its number, kept as long as the ids
+    assert redis_client.hmget(numbers, [JOB, f"#{number}"]) == [number.encode(), JOB.encode()]
+    assert redis_client.ttl(numbers) >= redis_client.ttl(found[0])
     ledger.apply([ReceiptSeen("smsc", "42", "DELIVRD")])
     c = counters(ledger)
     assert (c["submitted"], c["acked"], c["delivered"], c["receipts"]) == (1, 1, 1, 1)
@@ -204,4 +207,5 @@ def test_what_the_ledger_script_stores_reads_back_through_the_codecs(redis_clien
     found = message_id_key(redis_client, OP, "smsc", "id|with|bars")
     assert found is not None
     owner = MessageOwner.read(found[1])
-    assert (owner.job_id, owner.row) == ("codec", 4)
+    assert owner.row == 4
+    assert redis_client.hget(keys.message_id_jobs(OP), f"#{owner.job_number}") == b"codec"

@@ -139,7 +139,8 @@ def test_a_tagged_layout_s_rows_and_parts_are_split_into_buckets_field_for_field
 
     assert not [k for k in redis_client.scan_iter() if b":msg:" in k]
     found = message_id_key(redis_client, "acct", "smsc2", "42")
-    assert found is not None and found[1] == b"j2|70|"  # acked before this period: its time unknown
+    assert found is not None and found[1] == b"1|70|"  # acked before this period: its time unknown
+    assert redis_client.hget(keys.message_id_jobs("acct"), "#1") == b"j2"
     RedisLedger(redis_client, ledger="tcell").apply([ReceiptSeen("smsc1", "42", "DELIVRD")])
     assert redis_client.hget(keys.job_op_counters("j2", "tcell"), "delivered") == b"1"  # its receipt found it
 
@@ -200,8 +201,11 @@ def test_layout_3_s_rows_and_parts_hashes_become_one_hash_a_bucket(redis_client:
     ledger.apply([PartAcked("j3", 21, 1, 1, "smsc", "m21")])
     assert ledger_hash(redis_client, "rows", "j3", "tcell")[b"21"] == b"a"
     period = keys.message_id_period(time.time(), MESSAGE_TTL)
+    number = redis_client.hget(keys.message_id_jobs("tcell"), "j3")  # given at row 21's ack
     redis_client.hset(
-        keys.message_ids("tcell", period, "smsc", keys.message_id_bucket("m12b")), "m12b", "j3|12|5|2|2"
+        keys.message_ids("tcell", period, "smsc", keys.message_id_bucket("m12b")),
+        "m12b",
+        b"%s|12|5|2|2" % number,
     )
     ledger.apply([ReceiptSeen("smsc", "m12b", "DELIVRD")])
     assert redis_client.hget(twelve, f"{at}:o") == b"delivered"
@@ -242,11 +246,12 @@ def test_layout_4_s_message_ids_move_under_their_smsc_and_receipts_still_find_th
     assert redis_client.get(keys.LAYOUT) == legacy.LAYOUT
     assert not [k for k in redis_client.scan_iter() if b":msgs:" in k]
     since = acked - begun
+    assert redis_client.hmget(keys.message_id_jobs("tcell"), ["j5", "#1"]) == [b"1", b"j5"]  # j5 is job 1
     for found_smsc, mid, value in (
-        (smsc, "m7", f"j5|7|{since}|a"),
-        (smsc, "m12b", f"j5|12|{since}|2|2"),
-        ("smsc", "m30", f"j5|30|{MESSAGE_TTL * 1000 - 1000}"),
-        (smsc, "m31", "j5|31|"),
+        (smsc, "m7", f"1|7|{since}|a"),
+        (smsc, "m12b", f"1|12|{since}|2|2"),
+        ("smsc", "m30", f"1|30|{MESSAGE_TTL * 1000 - 1000}"),
+        (smsc, "m31", "1|31|"),
     ):
         found = message_id_key(redis_client, "tcell", found_smsc, mid)
         assert found is not None and found[1] == value.encode(), mid

@@ -51,6 +51,7 @@ def test_every_key_of_a_ledger_call_is_in_its_operators_slot(
     suffix = keys.message_ids_suffix(smsc, bucket)
     named += [prefix + f"20000:{suffix}", early + keys.message_id_field(smsc, mid)]
     named += [keys.message_ids(operator, 20000, smsc, bucket), keys.early_receipt(operator, smsc, mid)]
+    named += [keys.message_id_jobs(operator)]
     named += [
         keys.bind_records(bind, bind, ledger=operator),
         keys.bind_sends(bind, bind, "a", ledger=operator),
@@ -60,6 +61,7 @@ def test_every_key_of_a_ledger_call_is_in_its_operators_slot(
     # the script's keys are the module's
     assert prefix + f"20000:{suffix}" == keys.message_ids(operator, 20000, smsc, bucket)
     assert early + keys.message_id_field(smsc, mid) == keys.early_receipt(operator, smsc, mid)
+    assert prefix + "jobs" == keys.message_id_jobs(operator)
 
 
 @given(job=ids)

@@ -80,6 +80,30 @@ do
   base_before = base_now - ttl_n * 1000
   acked_in_period = string.format('%d', now - base_now)
 end
+-- The numbers the map names jobs by (keys.message_id_jobs: mprefix .. 'jobs'), each looked up or given
+-- once a call.
+local numbers_key = mprefix .. 'jobs'
+local numbered, named = {}, {}
+local function number_of(job)
+  local n = numbered[job]
+  if n then return n end
+  n = redis.call('HGET', numbers_key, job)
+  if not n then
+    n = tostring(redis.call('HINCRBY', numbers_key, '#', 1))
+    redis.call('HSET', numbers_key, job, n, '#' .. n, job)
+  end
+  redis.call('EXPIREAT', numbers_key, ids_expire)  -- as long as the newest ids that name it
+  numbered[job], named[n] = n, job
+  return n
+end
+local function job_numbered(n)
+  local job = named[n]
+  if job == nil then
+    job = redis.call('HGET', numbers_key, '#' .. n) or false
+    named[n] = job
+  end
+  return job
+end
 local BUCKET_NAMES = {}
 for i, le in ipairs(LATENCY_BUCKETS) do BUCKET_NAMES[i] = tostring(le) end
 
@@ -231,15 +255,20 @@ for i = 1, #batch, 9 do
       target = redis.call('HGET', ids_before .. suffix, id)
     end
     if target then
-      -- 'job|row|ms', 'job|row|ms|a' or 'job|row|ms|part|parts' (keys.message_ids)
-      local j, r, ms, rest = string.match(target, '^(.-)|(%d+)|(%d*)(.*)$')
+      -- 'job|row|ms', 'job|row|ms|a' or 'job|row|ms|part|parts', the job by its number (keys.message_ids)
+      local j, r, ms, rest = string.match(target, '^(%d+)|(%d+)|(%d*)(.*)$')
       local p, n = '1', 1
       if rest ~= '' and rest ~= '|a' then
         local ps, ns = string.match(rest, '^|(%d+)|(%d+)$')
         p, n = ps, tonumber(ns)
       end
       ms = tonumber(ms)
-      apply_receipt(j, r, p, n, status, value, ms and base + ms, rest == '|a')
+      local job_id = job_numbered(j)
+      if job_id then
+        apply_receipt(job_id, r, p, n, status, value, ms and base + ms, rest == '|a')
+      else  -- its number's name lost with a Redis that lost its last writes: nothing to settle
+        bump(stats, 'unowned')
+      end
     else
       local ek = early_key(smsc, id)
       local exists = redis.call('EXISTS', ek)
@@ -346,7 +375,7 @@ for i = 1, #batch, 9 do
       if kind == 'A' then
         local smsc, id = x1, x2
         local ids = ids_now .. batch[i + 8]
-        local owner = job .. '|' .. row .. '|' .. acked_in_period
+        local owner = number_of(job) .. '|' .. row .. '|' .. acked_in_period
         if parts ~= 1 then
           owner = owner .. '|' .. part .. '|' .. parts_s
         elseif row_acked then
