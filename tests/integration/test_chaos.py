@@ -52,7 +52,11 @@ def records_of(stack: Stack, prefixes: tuple[str, ...]) -> list[dict[str, Any]]:
     return [r for r in stack.sim.records() if r["dst"].startswith(prefixes)]
 
 
-@pytest.mark.parametrize(("seed", "cancel"), [(1, False), (2, False), (3, True)])
+@pytest.mark.parametrize(
+    ("seed", "cancel"),
+    # Seed 2 (~48 s: another order of the same faults) runs with the soaks, to keep the suite near 20 min.
+    [(1, False), pytest.param(2, False, marks=pytest.mark.soak), (3, True)],
+)
 def test_a_job_under_chaos_ends_by_itself_with_every_row_accounted_for(
     chaos_stack: Stack, seed: int, cancel: bool
 ) -> None:
