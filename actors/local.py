@@ -11,7 +11,7 @@ import ray
 from actors.factories import RayBinds
 from cluster.send.pool import BindPool
 from ulak.redis_server import RedisServer, default_state_dir
-from ulak.runtime import RAY_WORKER_POOL
+from ulak.runtime import ray_init_args
 from ulak.settings import Settings
 
 
@@ -39,16 +39,7 @@ class Cluster:
             self._redis = RedisServer.embedded(self.settings.redis, Path(data_dir)).start()
             self.redis_url = self._redis.url
         if not ray.is_initialized():
-            ray.init(
-                # Unset means a Ray of our own: not a cluster some earlier `ray start` on this
-                # machine left its address for (Ray's default joins that one).
-                address=self.settings.ray.address or "local",
-                num_cpus=self.settings.ray.num_cpus,
-                include_dashboard=False,
-                log_to_driver=False,
-                # a Ray of our own takes our worker pool's settings; a cluster has them from its nodes
-                _system_config=None if self.settings.ray.address else dict(RAY_WORKER_POOL),
-            )
+            ray.init(**ray_init_args(self.settings.ray))
             self._started_ray = True
         if binds:
             # Not detached: they end with this process (the namespace is this stack's own).

@@ -5,6 +5,10 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ulak.settings import RayConfig
 
 # Collect the youngest generation every 50,000 net allocations instead of Python's 700.
 _THRESHOLDS = (50_000, 50, 100)
@@ -54,3 +58,19 @@ def ray_worker_pool_env() -> dict[str, str]:
     """:data:`RAY_WORKER_POOL` as the environment ``ray start`` reads it (``RAY_<name>``), for nodes
     started by command; a Ray started by ``ray.init`` takes it as ``_system_config``."""
     return {f"RAY_{name}": str(value) for name, value in RAY_WORKER_POOL.items()}
+
+
+def ray_init_args(config: RayConfig, *, namespace: str | None = None) -> dict[str, Any]:
+    """``ray.init``'s arguments for a process that starts Ulak (the local stack, ``ulak up``): joins
+    ``ray.address`` when it is set, else starts a Ray of its own, with our worker pool's settings."""
+    return {
+        # Unset means a Ray of our own: not a cluster some earlier `ray start` on this machine left
+        # its address for (Ray's default joins that one).
+        "address": config.address or "local",
+        "num_cpus": config.num_cpus,
+        "namespace": namespace,
+        "include_dashboard": False,
+        "log_to_driver": False,
+        # a Ray of our own takes our worker pool's settings; a cluster has them from its nodes
+        "_system_config": None if config.address else dict(RAY_WORKER_POOL),
+    }
