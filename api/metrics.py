@@ -107,6 +107,7 @@ class Snapshot:
     bind_tps: dict[tuple[str, str], float] = field(default_factory=dict)  # (operator, bind) -> its cap
     throttles: dict[str, dict[str, Any]] = field(default_factory=dict)  # operator -> described throttle
     latency: dict[str, float] = field(default_factory=dict)  # bucket "le" or "sum" -> count or seconds
+    receipts: dict[str, int] = field(default_factory=dict)  # keys.receipt_stats, ledgers summed
     replies: dict[str, int] = field(default_factory=dict)  # cluster.engagement.replies.counts
     webhooks: list[dict[str, Any]] = field(default_factory=list)  # cluster.webhooks.endpoints
     ingest: dict[str, float] = field(default_factory=dict)  # keys.INGEST_STATS
@@ -142,6 +143,7 @@ def read_snapshot(plane: ControlPlane) -> Snapshot:
         },
         throttles=plane.throttles(),
         latency=plane.receipt_latency(),
+        receipts=plane.receipt_stats(),
         replies=replies.counts(plane.client),
         webhooks=webhooks.endpoints(plane.client),
         ingest={k.decode(): float(v) for k, v in raw_ingest.items()},
@@ -168,6 +170,15 @@ def families(snap: Snapshot) -> Iterator[Metric]:
     yield from _bind_families(snap)
     yield from _throttle_families(snap)
     yield _latency(snap.latency)
+    for key, doc in (
+        ("held", "Receipts that came before their submit_sm_resp was recorded, held to be matched."),
+        ("matched_late", "Receipts held early and matched when their submit_sm_resp was recorded."),
+        (
+            "unowned",
+            "Receipts whose message id names a job number nothing names (keys deleted by hand): not applied.",
+        ),
+    ):
+        yield _counter(f"ulak_receipts_{key}_total", doc, [], [((), snap.receipts.get(key, 0))])
     yield from _reply_families(snap.replies)
     yield from _webhook_families(snap.webhooks)
     for name, key, doc in (

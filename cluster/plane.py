@@ -146,6 +146,18 @@ class ControlPlane:
                 total[k.decode()] = total.get(k.decode(), 0.0) + float(v)
         return total
 
+    def receipt_stats(self) -> dict[str, int]:
+        """Receipts held early, matched late and found unowned (``keys.receipt_stats``), summed
+        over the ledgers."""
+        pipe = self.client.pipeline(transaction=False)
+        for name in self.settings.ledgers():
+            pipe.hgetall(keys.receipt_stats(name))
+        total: dict[str, int] = {}
+        for raw in pipe.execute():
+            for k, v in raw.items():
+                total[k.decode()] = total.get(k.decode(), 0) + int(v)
+        return total
+
     # ------------------------------------------------------------------------------------- jobs
 
     def check_upload(self, path: Path, options: JobOptions, *, filename: str) -> None:

@@ -45,6 +45,7 @@ def _snapshot() -> Snapshot:
         bind_tps={("tcell", "t1"): 100.0, ("tcell", "t2"): 100.0},
         throttles={"tcell": {"rate": 200.0, "leases": 50, "waits": 9}},
         latency={"1": 900.0, "5": 150.0, "+Inf": 50.0, "sum": 2000.0},
+        receipts={"held": 5, "matched_late": 4, "unowned": 1},
         replies={"optout": 2, "reply": 3, "parts": 6},
         webhooks=[{"id": "ab12", "queued": 4, "dead": 1, "delivered": 20, "last_error": "HTTP 500"}],
         ingest={"jobs": 4, "rows": 40000, "accepted": 39990, "seconds": 2.5},
@@ -75,6 +76,8 @@ def test_families_carry_the_snapshot_figures() -> None:
     assert values['ulak_receipt_latency_seconds_bucket{le="+Inf"}'] == 1100
     assert values["ulak_receipt_latency_seconds_count"] == 1100
     assert values["ulak_receipt_latency_seconds_sum"] == 2000
+    assert (values["ulak_receipts_held_total"], values["ulak_receipts_matched_late_total"]) == (5, 4)
+    assert values["ulak_receipts_unowned_total"] == 1
     assert values['ulak_active_parts{state="sent"}'] == 100
     assert (
         values['ulak_replies_total{kind="optout"}'] == 2 and values['ulak_replies_total{kind="answer"}'] == 0
