@@ -32,15 +32,14 @@ Then, from layout ``4`` to ``5``: the message-id map's hashes (``ulak:{ledger}:m
 fields ``smsc:id``, values ``job|row|part|parts|unix_ms[|a]``) become the hashes of their SMSC
 (``keys.message_ids``: the id alone as the field, ``job|row|ms[|a]`` or ``job|row|ms|part|parts``
 as the value, the job by its number in the ledger and the time since the period began), in the same
-period, so a receipt still to come finds
-its message and measures its latency as before.
+period, so a receipt still to come finds its message and measures its latency as before.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import redis
@@ -212,26 +211,33 @@ def _gather_message_ids(client: redis.Redis) -> None:
     map's hash of this period and its bucket (``keys.message_ids``). Its TTL becomes the period's,
     which is at least as long."""
     period = keys.message_id_period(time.time(), MESSAGE_TTL)
-    moved = 0
-    batch: list[bytes] = []
-    for key in client.scan_iter(match=f"{keys.PREFIX}:{{*}}:msg:*", count=_SPLIT):
-        batch.append(key)
-        if len(batch) >= _SPLIT:
-            moved += _move_ids(client, batch, period)
-            batch = []
-    moved += _move_ids(client, batch, period)
+    numbers = _JobNumbers(client)
+    moved = _scanned(
+        client, f"{keys.PREFIX}:{{*}}:msg:*", _SPLIT, lambda old: _move_ids(client, numbers, old, period)
+    )
     if moved:
         log.warning("message_ids.gathered", ids=moved)
 
 
-def _move_ids(client: redis.Redis, old: list[bytes], period: int) -> int:
+def _scanned(client: redis.Redis, pattern: str, size: int, move: Callable[[list[bytes]], int]) -> int:
+    """*move* each batch of *size* keys matching *pattern* (it deletes them); the sum of its counts."""
+    moved = 0
+    batch: list[bytes] = []
+    for key in client.scan_iter(match=pattern, count=_SPLIT):
+        batch.append(key)
+        if len(batch) >= size:
+            moved += move(batch)
+            batch = []
+    return moved + move(batch)
+
+
+def _move_ids(client: redis.Redis, numbers: _JobNumbers, old: list[bytes], period: int) -> int:
     """*old* message-id keys into the map's hashes of *period*; how many."""
     pipe = client.pipeline(transaction=False)  # one key a command: a cluster's slots differ
     for key in old:
         pipe.get(key)
     values: list[bytes | None] = pipe.execute()
     pipe = client.pipeline(transaction=False)
-    numbers = _JobNumbers(client)
     for key, value in zip(old, values, strict=True):
         ledger, _, field = key.decode()[len(keys.PREFIX) + 2 :].partition("}:msg:")
         if value is not None:  # else it expired meanwhile
@@ -245,15 +251,10 @@ def _regroup_message_ids(client: redis.Redis) -> None:
     """Layout 4 to 5: each hash of the message-id map (``ulak:{ledger}:msgs:<period>:<bucket>``)
     copied into its SMSCs' hashes of the same period (``keys.message_ids``), then deleted: a start
     that stops halfway copies again what it had copied (the same values)."""
-    moved = 0
-    batch: list[bytes] = []
     numbers = _JobNumbers(client)
-    for key in client.scan_iter(match=f"{keys.PREFIX}:{{*}}:msgs:*", count=_SPLIT):
-        batch.append(key)
-        if len(batch) >= _SPLIT // 10:
-            moved += _regroup(client, numbers, batch)
-            batch = []
-    moved += _regroup(client, numbers, batch)
+    moved = _scanned(
+        client, f"{keys.PREFIX}:{{*}}:msgs:*", _SPLIT // 10, lambda old: _regroup(client, numbers, old)
+    )
     if moved:
         log.warning("message_ids.regrouped", ids=moved)
 

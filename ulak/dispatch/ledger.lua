@@ -266,7 +266,7 @@ for i = 1, #batch, 9 do
       local job_id = job_numbered(j)
       if job_id then
         apply_receipt(job_id, r, p, n, status, value, ms and base + ms, rest == '|a')
-      else  -- its number's name lost with a Redis that lost its last writes: nothing to settle
+      else  -- the number's name deleted by hand (both are written in one call): nothing to settle
         bump(stats, 'unowned')
       end
     else
