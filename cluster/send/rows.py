@@ -189,12 +189,25 @@ class RowReader:
             # Refused since ingest (ulak.refusals): stopped here, unless a part of it was sent.
             refused = self.stops.refused(numbers)
             stops: list[tuple[str, int, int, str]] = []
-            for i, row, msisdn, op_name, text, encoding, variant, n in zip(
+            op_names: list[str] = batch.column("operator").to_pylist()
+            texts: list[str] = batch.column("text").to_pylist()
+            counts: list[int] = batch.column("parts").to_pylist()
+            # The one-part GSM texts' septets, for the whole batch at once (SubmitBodies.septets_of)
+            septets = SubmitBodies.septets_of(
+                texts,
+                [operators[name] for name in op_names],
+                [e if n == 1 else None for e, n in zip(encodings, counts, strict=True)],
+            )
+            for i, row, msisdn, op_name, text, encoding, variant, n, units in zip(
                 range(batch.num_rows),
-                *(batch.column(c).to_pylist() for c in ("row", "msisdn", "operator", "text")),
+                batch.column("row").to_pylist(),
+                numbers,
+                op_names,
+                texts,
                 encodings,
                 variants,
-                batch.column("parts").to_pylist(),
+                counts,
+                septets,
                 strict=True,
             ):
                 if i in refused and (sent is None or not any((row, p) in sent for p in range(1, n + 1))):
@@ -204,7 +217,9 @@ class RowReader:
                 encoder = senders.get(variant, bodies)
                 one = None
                 if n == 1 and encoding is not None:  # ingest found one part: no plan needed
-                    one = encoder.one_part(text, op, encoding=encoding, destination=msisdn, bind=op.binds[0])
+                    one = encoder.one_part(
+                        text, op, encoding=encoding, destination=msisdn, bind=op.binds[0], septets=units
+                    )
                 if one is not None:
                     pdus = [one]
                 else:

@@ -114,6 +114,18 @@ def test_matches_gsmcodecs(text: str) -> None:
     assert alphabet(0, TURKISH).decode(ours) == text
 
 
+@given(
+    st.lists(st.text(st.sampled_from("aZ0 @$_`\x1b\x0c€{}[]~|^\\şğıİçÇöüŞĞжé😀\uffff\ufffe\x7f"), max_size=40)),
+    st.sampled_from([(0, 0), (0, TURKISH), (TURKISH, TURKISH), (TURKISH, 0), (0, 2), (3, 3)]),
+)
+def test_many_texts_at_once_are_the_septets_of_each(texts: list[str], tables: tuple[int, int]) -> None:
+    """``to_septets_many`` (the runner's batch path) gives each text exactly what ``to_septets``
+    gives it: the septets, or None for a character the alphabet lacks (U+FFFF, which separates the
+    texts inside, one beyond the BMP, an ASCII one GSM has not)."""
+    table = alphabet(*tables)
+    assert table.to_septets_many(texts) == [table.to_septets(text) for text in texts]
+
+
 @given(st.binary(max_size=200).map(lambda b: bytes(x & 0x7F for x in b)), st.integers(0, 6))
 def test_packing_round_trips(septets: bytes, fill: int) -> None:
     if septets.endswith(b"\r"):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 
 from ulak.settings import BindConfig, OperatorConfig
 from ulak.smpp.codec import preencode, short_message_ends, split_at_destination
 from ulak.smpp.pdu import EncodedSubmitSm, SubmitSm, encoded_submit_sm
+from ulak.text.alphabet import Alphabet
 from ulak.text.plan import (
     GSM7,
     UCS2,
@@ -182,7 +184,14 @@ class SubmitBodies:
         return [encoded_submit_sm(head + number + tail) for head, tail in entry[2]]
 
     def one_part(
-        self, text: str, operator: OperatorConfig, *, encoding: str, destination: str, bind: BindConfig
+        self,
+        text: str,
+        operator: OperatorConfig,
+        *,
+        encoding: str,
+        destination: str,
+        bind: BindConfig,
+        septets: bytes | None = None,
     ) -> EncodedSubmitSm | None:
         """The part of a text that ingest found fits one part in *encoding* (its name), without
         planning the text: a personalised campaign's every row has a text of its own, and planning
@@ -193,10 +202,32 @@ class SubmitBodies:
         layout = _layout(encoding, operator.languages, operator.concatenation, operator.packed_gsm)
         if layout is None or not _plain_number(destination):
             return None
-        data = layout.data(text)
+        data = layout.data(text, septets=septets)
         if data is None or len(data) > 254:
             return None
         return self._body(bind, layout.encoding.data_coding, layout.esm_class, destination, data)
+
+    @staticmethod
+    def septets_of(
+        texts: Sequence[str], operators: Sequence[OperatorConfig], encodings: Sequence[str | None]
+    ) -> list[bytes | None]:
+        """For :meth:`one_part`'s *septets*: each text's septets, worked out for a whole batch at once
+        (``Alphabet.to_septets_many``), for the texts ingest found fit one part in a GSM encoding
+        (*encodings*: its choice, None for a text it did not say of); None for the others (UCS-2,
+        more parts, an encoding the operator no longer allows, a character the alphabet lacks)."""
+        rows: dict[int, tuple[Alphabet, list[int]]] = {}  # by the alphabet's identity (one a pair)
+        for i, (operator, encoding) in enumerate(zip(operators, encodings, strict=True)):
+            if encoding is None:
+                continue
+            layout = _layout(encoding, operator.languages, operator.concatenation, operator.packed_gsm)
+            gsm = None if layout is None else layout.alphabet
+            if gsm is not None:
+                rows.setdefault(id(gsm), (gsm, []))[1].append(i)
+        out: list[bytes | None] = [None] * len(texts)
+        for gsm, indices in rows.values():
+            for i, septets in zip(indices, gsm.to_septets_many([texts[i] for i in indices]), strict=True):
+                out[i] = septets
+        return out
 
     def _one_part(self, message: MessagePlan, destination: str, bind: BindConfig) -> EncodedSubmitSm | None:
         """A one-part message's body from the frame of its kind: a campaign whose every text is

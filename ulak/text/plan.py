@@ -36,6 +36,7 @@ from ulak.text.alphabet import (
     ESCAPE,
     LANGUAGE_NAMES,
     TURKISH,
+    Alphabet,
     alphabet,
     pack_septets,
 )
@@ -340,12 +341,20 @@ class OnePart:
     esm_class: int
     packed: bool
 
-    def data(self, text: str) -> bytes | None:
+    @property
+    def alphabet(self) -> Alphabet | None:
+        """The GSM alphabet of the encoding (None: UCS-2)."""
+        return None if self.encoding.ucs2 else alphabet(self.encoding.locking, self.encoding.single_shift)
+
+    def data(self, text: str, *, septets: bytes | None = None) -> bytes | None:
         """*text*'s ``short_message``, exactly as ``plan(text, encoding=...)`` gives it; None when
-        the encoding cannot represent it or it needs more than one part."""
+        the encoding cannot represent it or it needs more than one part. *septets*: the text's, from
+        :meth:`Alphabet.to_septets_many` of this layout's :attr:`alphabet`, if worked out already."""
         ucs2 = self.encoding.ucs2
         if ucs2:
             units: bytes | None = text.encode("utf-16-be")
+        elif septets is not None:
+            units = septets
         else:
             units = alphabet(self.encoding.locking, self.encoding.single_shift).to_septets(text)
         if units is None or (len(units) // 2 if ucs2 else len(units)) > self.capacity:
