@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from typing import Any, cast
 from urllib.parse import quote, unquote, urlsplit
 
+import hiredis
 import redis
 import redis.asyncio
 import redis.asyncio.cluster
@@ -125,3 +126,38 @@ def async_client(url: str, *, retries: int = RETRIES, **options: Any) -> redis.a
         cluster = redis.asyncio.cluster.RedisCluster(startup_nodes=startup, retry=retry, **extra, **options)
         return cast(redis.asyncio.Redis, cluster)
     return redis.asyncio.Redis.from_url(url, retry=retry, **options)
+
+
+def read_many(client: redis.Redis, commands: list[tuple[Any, ...]]) -> list[Any]:
+    """The answers to *commands*, read-only ones with many arguments each (SMISMEMBER of a batch's
+    ten thousand numbers), sent together in one round trip as a pipeline would.
+
+    redis-py packs every argument in Python (type checks, then ``str.encode``): ~1–2 µs a number,
+    more than Redis takes to answer for it, on the job's runner's path for every row. Here hiredis
+    packs each command in C and the pipeline goes on a connection of *client*'s pool, ~0.2 µs a
+    number. A Redis Cluster client (whose commands go to each key's shard) goes the usual way.
+
+    Only for commands that may run twice: a connection lost on the way, the commands are sent again
+    through the client (with its retries)."""
+    if not isinstance(client, redis.Redis):  # RedisCluster: its own pipeline routes by slot
+        return _pipelined(client, commands)
+    pool = client.connection_pool
+    connection: Any = pool.get_connection()
+    try:
+        connection.send_packed_command([hiredis.pack_command(command) for command in commands])
+        return [connection.read_response() for _ in commands]
+    except _ERRORS:
+        connection.disconnect()
+        return _pipelined(client, commands)
+    except BaseException:
+        connection.disconnect()  # an error answered: the answers after it are still to be read
+        raise
+    finally:
+        pool.release(connection)
+
+
+def _pipelined(client: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
+    pipe = client.pipeline(transaction=False)
+    for command in commands:
+        pipe.execute_command(*command)
+    return cast(list[Any], pipe.execute())

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from itertools import compress
 from typing import Any
 
-from ulak import keys
+from ulak import keys, redisclient
 
 OPTED_OUT, NO_CONSENT = "opted_out", "no_consent"
 KINDS = (OPTED_OUT, NO_CONSENT)  # refusals: they stop rows
@@ -259,12 +259,10 @@ class RowCheck:
         """Index in *numbers* -> reason, for each number refused now."""
         if not numbers or not (self.lists or self.scope.commercial):
             return {}
-        pipe = self.client.pipeline(transaction=False)
-        for key in self.lists:
-            pipe.smismember(key, list(numbers))
+        commands = [("SMISMEMBER", key, *numbers) for key in self.lists]
         if self.scope.commercial:
-            pipe.smismember(keys.consent_granted(self.scope.brand), list(numbers))
-        answers = pipe.execute()
+            commands.append(("SMISMEMBER", keys.consent_granted(self.scope.brand), *numbers))
+        answers = redisclient.read_many(self.client, commands)  # packed in C: a batch's numbers
         # Selected in C (itertools.compress): almost every answer is "no", and a Python loop over
         # every number of every batch was a second of the runner's CPU a million rows.
         out: dict[int, str] = {}

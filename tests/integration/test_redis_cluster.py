@@ -35,7 +35,10 @@ from tests.integration.stack import (
     wait_state,
 )
 from ulak import keys, redisclient
+from ulak.consent import ONAY, Consent, Consents
+from ulak.optouts import OptOuts
 from ulak.redis_server import RedisServer
+from ulak.refusals import NO_CONSENT, OPTED_OUT, RowCheck, Scope
 
 PASSWORD = "cluster-test"
 
@@ -324,3 +327,16 @@ def test_a_job_outlives_its_record_losing_the_last_seconds(
     rows = list(csv.DictReader(io.StringIO(report)))
     assert len(rows) == c["accepted"] and not {r["status"] for r in rows} - {"acked", "unknown"}
     assert_report_agrees(rows, records, {"cut": cut})
+
+
+def test_a_batch_is_checked_against_the_lists_on_their_shards(cluster: list[RedisServer]) -> None:
+    """``RowCheck`` on a cluster (whose lists live on different shards): the commands go through the
+    cluster client's own pipeline, with the same answers as on one Redis."""
+    client = redisclient.client(_url(cluster))
+    numbers = [f"90532222{i:04d}" for i in range(500)]
+    OptOuts(client).add(numbers[:2], brand=None, source="api")
+    OptOuts(client).add(numbers[5:6], brand="acme", source="api")
+    Consents(client).record([Consent(n, ONAY, 1.0, "x") for n in numbers[:400]], brand="acme")
+    got = RowCheck(client, Scope(brand="acme", commercial=True)).refused(numbers)
+    assert got == {0: OPTED_OUT, 1: OPTED_OUT, 5: OPTED_OUT, **dict.fromkeys(range(400, 500), NO_CONSENT)}
+    client.close()

@@ -20,7 +20,7 @@ from tests.helpers import SimProcess, wait_for
 from tests.integration.stack import Stack, assert_adds_up, numbers_csv, post_job, running_stack, wait_state
 from ulak.consent import ONAY, RET, Consent, Consents
 from ulak.optouts import OptOuts
-from ulak.refusals import CONSENTED, NO_CONSENT, OPTED_IN, OPTED_OUT, Follower
+from ulak.refusals import CONSENTED, NO_CONSENT, OPTED_IN, OPTED_OUT, Follower, RowCheck, Scope
 
 MARGIN = 2.0  # seconds from a refusal made durable to its last part possibly sent
 CONFIRMATION = "Listemizden çıkarıldınız. Tekrar katılmak için BASLA yazın."
@@ -210,3 +210,27 @@ def test_a_reader_keeps_only_the_refusals_that_still_stand(redis_client: Any) ->
     follower = Follower()
     follower.read(redis_client)
     assert follower.read(redis_client) == []  # read once
+
+
+def test_a_batch_is_checked_against_every_list_that_stops_its_scope(redis_client: Any) -> None:
+    """``RowCheck`` (the runner's check of each batch it reads): a global opt-out stops every job, a
+    brand's only that brand's, and a commercial job's rows stop unless their consent is ONAY (the
+    opt-out the reason given first); what the lists do not name is not stopped."""
+    optouts, consents = OptOuts(redis_client), Consents(redis_client)
+    numbers = [f"90532111{i:04d}" for i in range(2_000)]
+    optouts.add(numbers[10:12], brand=None, source="api")
+    optouts.add(numbers[20:22], brand="acme", source="mo")
+    consents.record([Consent(n, ONAY, 1.0, "x") for n in numbers[:1_000]], brand="acme")
+    consents.record([Consent(numbers[11], RET, 2.0, "x")], brand="acme")
+    informational = RowCheck(redis_client, Scope(brand="acme"))
+    assert informational.refused(numbers) == {10: OPTED_OUT, 11: OPTED_OUT, 20: OPTED_OUT, 21: OPTED_OUT}
+    assert RowCheck(redis_client, Scope(brand="other")).refused(numbers) == {10: OPTED_OUT, 11: OPTED_OUT}
+    commercial = RowCheck(redis_client, Scope(brand="acme", commercial=True)).refused(numbers)
+    assert commercial == {
+        10: OPTED_OUT,
+        11: OPTED_OUT,
+        20: OPTED_OUT,
+        21: OPTED_OUT,
+        **dict.fromkeys(range(1_000, 2_000), NO_CONSENT),
+    }
+    assert RowCheck(redis_client, Scope(brand="acme", optouts=False)).refused(numbers) == {}
