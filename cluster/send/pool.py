@@ -25,6 +25,7 @@ from typing import Any
 
 import ray
 
+from cluster.send.backlog import Backlogs
 from cluster.send.keeper import BindKeeper, BindMaker
 from cluster.send.refs import (
     ACTOR_LOST,
@@ -75,7 +76,7 @@ class BindPool:
         self.namespace = namespace
         self.max_backlog = settings.jobs.max_backlog if max_backlog is None else max_backlog
         self._client = redisclient.client(redis_url)
-        self._backlog: dict[BindRef, int] = {}
+        self._backlogs = Backlogs(self.max_backlog)
         self._turns = itertools.count()
         self.roster = BindRoster(settings, namespace=namespace)
         self.keeper = BindKeeper(
@@ -143,7 +144,8 @@ class BindPool:
     ) -> int:
         """One round: to every bind of *operators* with room, a batch from ``take(operator)`` (an empty
         batch: nothing more for it now); the binds over ``max_backlog`` are asked how far they got
-        instead. Returns how many batches went out (none: every bind is full, let them drain).
+        instead, when they may be under it again (``cluster.send.backlog``). Returns how many batches
+        went out (none: every bind is full, let them drain).
 
         One round trip for all of it: a round of one bind per operator, waiting for its answer,
         starved the binds (at ~45 ms an actor call on a busy machine a bind ran its queue dry
@@ -152,19 +154,23 @@ class BindPool:
         handles = self.roster.handles()
         calls: list[tuple[BindRef, Any]] = []
         polls: list[tuple[BindRef, Any]] = []
+        backlogs = self._backlogs
         for name in operators:
             refs = self.roster.binds_of(name)
             for k in range(len(refs)):
                 ref = refs[(turn + k) % len(refs)]
-                if self._backlog.get(ref, 0) > self.max_backlog:
-                    polls.append((ref, handles[ref].backlog.remote()))
+                if backlogs.full(ref):  # asked how far it got when it may be under the limit again
+                    if backlogs.due(ref):
+                        polls.append((ref, handles[ref].backlog.remote()))
                     continue
                 chunk = take(name)
                 if chunk:
                     calls.append((ref, handles[ref].enqueue.remote(pack_parts(chunk), weight, scope)))
-        answers = calls + polls
-        for (ref, _), queued in zip(answers, self._get(answers), strict=True):
-            self._backlog[ref] = queued
+        answers = self._get(calls + polls)
+        for (ref, _), queued in zip(calls, answers, strict=False):
+            backlogs.fed(ref, queued)
+        for (ref, _), queued in zip(polls, answers[len(calls) :], strict=True):
+            backlogs.answered(ref, queued)
         return len(calls)
 
     def enqueue(self, ref: BindRef, parts: list[OutboundPart], *, weight: float = 1.0) -> None:
@@ -192,7 +198,7 @@ class BindPool:
 
     def _forget(self, ref: BindRef) -> None:
         """*ref* was made again: its backlog was the old process's."""
-        self._backlog.pop(ref, None)
+        self._backlogs.forget(ref)
 
     # ------------------------------------------------------------ the roster's and the keeper's
 
