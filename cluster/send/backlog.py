@@ -1,12 +1,12 @@
 """How much each bind holds for the runners, as it last said, and when to ask a full one again.
 
 A bind holding more than ``max_backlog`` parts is not fed; a runner asks it how far it got instead
-(``BindPool.feed``). Asked at every round of the runner's loop (every ~20 ms while every bind is
-full), those questions were most of the actor calls a sending job made: ~130 a second for four
-binds against ~15 batches, each call CPU in the runner's process and in the bind's. A full bind is
-asked again when, at the pace it went between its last two answers, it will be back under the
-limit: its queue never runs dry (it is still over the limit when asked), and it is asked a few times
-a second at most instead of fifty.
+(``BindPool.feed``). It was asked at every round of the runner's loop (every ~20 ms while every bind
+is full), each question an actor call costing CPU in the runner's process and in the bind's. A full
+bind is now asked again when, at the pace it went between its last two answers, it will be back at
+the limit: its queue does not run dry (it is still at the limit when asked), and it is asked a few
+times a second at most instead of fifty (a 1M-row product bench: 150 questions instead of 452,
+beside 2,048 batches).
 """
 
 from __future__ import annotations
