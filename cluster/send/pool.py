@@ -167,7 +167,7 @@ class BindPool:
                 if chunk:
                     calls.append((ref, handles[ref].enqueue.remote(pack_parts(chunk), weight, scope)))
         answers = self._get(calls + polls)
-        for (ref, _), queued in zip(calls, answers, strict=False):
+        for (ref, _), queued in zip(calls, answers[: len(calls)], strict=True):
             backlogs.fed(ref, queued)
         for (ref, _), queued in zip(polls, answers[len(calls) :], strict=True):
             backlogs.answered(ref, queued)

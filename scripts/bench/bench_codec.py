@@ -39,16 +39,8 @@ class _Seq:
         return self.sequence
 
 
-def measure(name: str, fn: Callable[[], object], seconds: float) -> None:
-    timer = timeit.Timer(fn)
-    n, t = timer.autorange()
-    number = max(1, int(n * seconds / max(t, 1e-9)))
-    best = min(timer.repeat(repeat=5, number=number)) / number
-    print(f"{name:<52} {1 / best:>12,.0f} ops/s {best * 1e6:>9.2f} µs")
-
-
-def measure_each(name: str, fn: Callable[[], object], items: int, seconds: float) -> None:
-    """:func:`measure` of a call that does *items* things: the figures are per item."""
+def measure(name: str, fn: Callable[[], object], seconds: float, *, items: int = 1) -> None:
+    """Print *fn*'s best time; per item for a call that does *items* things."""
     timer = timeit.Timer(fn)
     n, t = timer.autorange()
     number = max(1, int(n * seconds / max(t, 1e-9)))
@@ -123,9 +115,8 @@ def main() -> int:
     measure("ulak GSM+Turkish shift encode (95 chars)", lambda: tr.to_septets(TEXT_TR), s)
     # A runner's batch of personalised texts (one a row), encoded together: the time is per text.
     batch = [TEXT_TR.replace("Ab3", f"{i:05d}") for i in range(10_000)]
-    measure_each(
-        "ulak GSM+Turkish shift encode, 10,000 at once", lambda: tr.to_septets_many(batch), len(batch), s
-    )
+    many = "ulak GSM+Turkish shift encode, 10,000 at once"
+    measure(many, lambda: tr.to_septets_many(batch), s, items=len(batch))
     measure(
         "gsmcodecs GSM+Turkish shift encode (95 chars)", lambda: codecs.encode(TEXT_TR, "gsm23.038_0_1"), s
     )
